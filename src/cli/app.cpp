@@ -1,0 +1,96 @@
+#include "cli/app.hpp"
+
+#include <cctype>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/command.hpp"
+#include "cli/common.hpp"
+#include "core/error.hpp"
+#include "core/safe_file.hpp"
+
+namespace bsp::cli {
+
+namespace {
+
+std::string lower_first(std::string s) {
+  if (!s.empty() && !(s.size() > 1 && std::isupper(static_cast<unsigned char>(s[1]))))
+    s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+// The subcommand named on the command line, for the error prefix.
+std::string subcommand_in(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (!a.empty() && a[0] == '-') continue;
+    for (const auto& c : commands())
+      if (a == c.name) return a;
+    return "";
+  }
+  return "";
+}
+
+std::string prefix(const std::string& sub) { return sub.empty() ? "bsp" : "bsp " + sub; }
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  install_cleanup_handlers();
+  set_command_line(argc, argv);
+
+  CLI::App app{"bsp: structured weight sparsity for convolutional networks, from pruning to an AIE2 program",
+               "bsp"};
+  app.set_version_flag("--version", std::string("bsp ") + BSP_VERSION);
+  app.require_subcommand(1);
+  app.footer("Run 'bsp SUBCOMMAND --help' for a subcommand's options; 'man bsp' for the whole pipeline.");
+
+  Runner chosen;
+  for (const auto& c : commands()) {
+    CLI::App* sub = app.add_subcommand(c.name, c.summary);
+    Runner r = c.setup(*sub);
+    sub->callback([r, &chosen] { chosen = r; });
+  }
+
+  const std::string sub = subcommand_in(argc, argv);
+  try {
+    // An unknown first word is a subcommand the user meant.
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (!a.empty() && a[0] == '-') continue;
+      if (sub.empty()) throw UsageError("unknown subcommand '" + a + "' (see 'bsp --help')");
+      break;
+    }
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+      return app.exit(e);
+    } catch (const CLI::RequiredError& e) {
+      if (sub.empty()) throw UsageError("a subcommand is required (see 'bsp --help')");
+      throw UsageError(lower_first(e.what()));
+    } catch (const CLI::ParseError& e) {
+      throw UsageError(lower_first(e.what()));
+    }
+    if (chosen) chosen();
+    std::fflush(stdout);
+    return kExitOk;
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s\n", prefix(sub).c_str(), e.what());
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: out of memory\n", prefix(sub).c_str());
+    return kExitRuntime;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: internal error: %s\n", prefix(sub).c_str(), e.what());
+    return kExitRuntime;
+  }
+}
+
+}  // namespace bsp::cli

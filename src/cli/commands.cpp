@@ -1,0 +1,14 @@
+#include "cli/command.hpp"
+
+namespace bsp::cli {
+
+// Every subcommand, in pipeline order.
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"init", "create a model from the built-in zoo", setup_init},
+      {"info", "describe a model file: layers, shapes, parameters, MACs, sparsity, history", setup_info},
+  };
+  return table;
+}
+
+}  // namespace bsp::cli

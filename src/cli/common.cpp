@@ -1,0 +1,79 @@
+#include "cli/common.hpp"
+
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "core/model_io.hpp"
+#include "core/safe_file.hpp"
+
+namespace bsp::cli {
+
+namespace {
+std::string g_command_line;
+
+std::string shell_quote(const std::string& a) {
+  if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
+                        std::string::npos)
+    return a;
+  std::string q = "'";
+  for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+void set_command_line(int argc, char** argv) {
+  g_command_line = "bsp";
+  for (int i = 1; i < argc; ++i) g_command_line += " " + shell_quote(argv[i]);
+}
+
+const std::string& command_line() { return g_command_line; }
+
+void add_output_options(CLI::App& sub, OutputOptions& o) {
+  sub.add_option("-o,--output", o.path, "output model file ('-' for stdout)")->type_name("FILE");
+  sub.add_flag("--in-place", o.in_place, "allow the output to be the input (alone: overwrite the input, atomically)");
+}
+
+std::string resolve_output(const std::string& input, const OutputOptions& o) {
+  if (o.path.empty()) {
+    if (!o.in_place) fail_usage("no output file: give -o FILE (or --in-place to replace the input)");
+    if (input == "-") fail_usage("--in-place needs an input file, not stdin");
+    return input;
+  }
+  if (!o.in_place && (o.path == input || same_file(o.path, input)))
+    fail_usage("output '{}' is the input file: use --in-place to overwrite it", o.path);
+  return o.path;
+}
+
+Model read_model(const std::string& arg) {
+  InputFile in(arg);
+  return load_model(in.path(), in.display());
+}
+
+void write_model(Model& m, const std::string& out) {
+  m.history.push_back(command_line());
+  OutputFile f(out);
+  try {
+    save_model(m, f.temp_path());
+  } catch (const Error& e) {
+    throw Error(fmt::format("cannot write '{}': {}", out == "-" ? "<stdout>" : out, e.what()), e.exit_code());
+  }
+  f.commit();
+}
+
+std::string with_commas(int64_t v) {
+  std::string s = std::to_string(v < 0 ? -v : v), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return v < 0 ? "-" + out : out;
+}
+
+void print_json(const Json& j) {
+  std::string s = j.dump(2);
+  s += '\n';
+  std::fwrite(s.data(), 1, s.size(), stdout);
+}
+
+}  // namespace bsp::cli

@@ -1,0 +1,41 @@
+// What the subcommands share: reading and writing model arguments, the
+// output options, the command line recorded in a file's history, printing.
+#pragma once
+
+#include <string>
+
+#include "core/json.hpp"
+#include "core/model.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace bsp::cli {
+
+void set_command_line(int argc, char** argv);
+// The command line as typed ("bsp prune m.h5 --density 0.5 -o p.h5"), shell-quoted.
+const std::string& command_line();
+
+// -o/--output and --in-place for a stage that turns one model into another.
+struct OutputOptions {
+  std::string path;
+  bool in_place = false;
+};
+void add_output_options(CLI::App& sub, OutputOptions& o);
+// The output path for `input`: refuses an output that is the input unless
+// --in-place (which alone means "write back to the input").
+std::string resolve_output(const std::string& input, const OutputOptions& o);
+
+// Reads a model argument: a path, or "-" for stdin.
+Model read_model(const std::string& arg);
+// Appends this command line to the model's history and writes it atomically
+// to `out` (a path, or "-" for stdout).
+void write_model(Model& m, const std::string& out);
+
+// "25,557,032"
+std::string with_commas(int64_t v);
+// Prints JSON on stdout, pretty, with a final newline.
+void print_json(const Json& j);
+
+}  // namespace bsp::cli

@@ -1,0 +1,336 @@
+#include "core/h5.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+namespace bsp::h5 {
+
+void Handle::reset() {
+  if (id_ < 0) return;
+  switch (H5Iget_type(id_)) {
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    default: break;
+  }
+  id_ = -1;
+}
+
+void quiet() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+namespace {
+
+Handle check(hid_t id, const std::string& what) {
+  if (id < 0) fail("{}", what);
+  return Handle(id);
+}
+void check_status(herr_t s, const std::string& what) {
+  if (s < 0) fail("{}", what);
+}
+
+// Object creation without modification times, so that the same model gives a
+// byte-identical file.
+Handle untimed_dcpl() {
+  Handle p = check(H5Pcreate(H5P_DATASET_CREATE), "cannot create a property list");
+  H5Pset_obj_track_times(p, 0);
+  return p;
+}
+Handle untimed_gcpl() {
+  Handle p = check(H5Pcreate(H5P_GROUP_CREATE), "cannot create a property list");
+  H5Pset_obj_track_times(p, 0);
+  return p;
+}
+
+Handle vlen_string_type() {
+  Handle t = check(H5Tcopy(H5T_C_S1), "cannot create a string type");
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+template <typename T>
+struct H5Type;
+template <> struct H5Type<float> { static hid_t mem() { return H5T_NATIVE_FLOAT; } static hid_t file() { return H5T_IEEE_F32LE; } };
+template <> struct H5Type<double> { static hid_t mem() { return H5T_NATIVE_DOUBLE; } static hid_t file() { return H5T_IEEE_F64LE; } };
+template <> struct H5Type<int8_t> { static hid_t mem() { return H5T_NATIVE_INT8; } static hid_t file() { return H5T_STD_I8LE; } };
+template <> struct H5Type<uint8_t> { static hid_t mem() { return H5T_NATIVE_UINT8; } static hid_t file() { return H5T_STD_U8LE; } };
+template <> struct H5Type<int16_t> { static hid_t mem() { return H5T_NATIVE_INT16; } static hid_t file() { return H5T_STD_I16LE; } };
+template <> struct H5Type<uint16_t> { static hid_t mem() { return H5T_NATIVE_UINT16; } static hid_t file() { return H5T_STD_U16LE; } };
+template <> struct H5Type<int32_t> { static hid_t mem() { return H5T_NATIVE_INT32; } static hid_t file() { return H5T_STD_I32LE; } };
+template <> struct H5Type<uint32_t> { static hid_t mem() { return H5T_NATIVE_UINT32; } static hid_t file() { return H5T_STD_U32LE; } };
+template <> struct H5Type<int64_t> { static hid_t mem() { return H5T_NATIVE_INT64; } static hid_t file() { return H5T_STD_I64LE; } };
+
+Handle simple_space(const Shape& shape) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  if (dims.empty()) return check(H5Screate(H5S_SCALAR), "cannot create a dataspace");
+  return check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "cannot create a dataspace");
+}
+
+Shape space_shape(hid_t space) {
+  int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0) fail("cannot read a dataspace");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return Shape(dims.begin(), dims.end());
+}
+
+}  // namespace
+
+bool is_hdf5(const std::string& path) {
+  quiet();
+  htri_t r = H5Fis_hdf5(path.c_str());
+  if (r < 0) fail("cannot read the file");
+  return r > 0;
+}
+
+Handle create_file(const std::string& path) {
+  quiet();
+  return check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "cannot create the HDF5 file");
+}
+
+Handle open_file_readonly(const std::string& path) {
+  quiet();
+  return check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "truncated or corrupt HDF5 file");
+}
+
+void flush(hid_t file) { check_status(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush the HDF5 file"); }
+
+bool exists(hid_t parent, const std::string& name) {
+  htri_t r = H5Lexists(parent, name.c_str(), H5P_DEFAULT);
+  if (r < 0) fail("cannot look up '{}'", name);
+  return r > 0;
+}
+
+Handle create_group(hid_t parent, const std::string& name) {
+  Handle gcpl = untimed_gcpl();
+  return check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT),
+               fmt::format("cannot create group '{}'", name));
+}
+
+Handle open_group(hid_t parent, const std::string& name) {
+  if (!exists(parent, name)) fail("missing group '{}'", name);
+  return check(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open group '{}'", name));
+}
+
+std::vector<std::string> children(hid_t group) {
+  std::vector<std::string> names;
+  auto cb = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+    return 0;
+  };
+  hsize_t idx = 0;
+  check_status(H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, &names), "cannot list a group");
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool has_attr(hid_t obj, const std::string& name) {
+  htri_t r = H5Aexists(obj, name.c_str());
+  if (r < 0) fail("cannot look up attribute '{}'", name);
+  return r > 0;
+}
+
+std::vector<std::string> attr_names(hid_t obj) {
+  std::vector<std::string> names;
+  auto cb = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+    return 0;
+  };
+  hsize_t idx = 0;
+  check_status(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, &names), "cannot list attributes");
+  return names;
+}
+
+namespace {
+template <typename T>
+void write_numeric_attr(hid_t obj, const std::string& name, const T* data, const Shape& shape) {
+  Handle space = simple_space(shape);
+  Handle a = check(H5Acreate2(obj, name.c_str(), H5Type<T>::file(), space, H5P_DEFAULT, H5P_DEFAULT),
+                   fmt::format("cannot create attribute '{}'", name));
+  check_status(H5Awrite(a, H5Type<T>::mem(), data), fmt::format("cannot write attribute '{}'", name));
+}
+}  // namespace
+
+void write_attr(hid_t obj, const std::string& name, const AttrValue& v) {
+  if (auto* i = std::get_if<int64_t>(&v)) {
+    write_numeric_attr<int64_t>(obj, name, i, {});
+  } else if (auto* d = std::get_if<double>(&v)) {
+    write_numeric_attr<double>(obj, name, d, {});
+  } else if (auto* s = std::get_if<std::string>(&v)) {
+    Handle t = vlen_string_type();
+    Handle space = check(H5Screate(H5S_SCALAR), "cannot create a dataspace");
+    Handle a = check(H5Acreate2(obj, name.c_str(), t, space, H5P_DEFAULT, H5P_DEFAULT),
+                     fmt::format("cannot create attribute '{}'", name));
+    const char* p = s->c_str();
+    check_status(H5Awrite(a, t, &p), fmt::format("cannot write attribute '{}'", name));
+  } else if (auto* iv = std::get_if<std::vector<int64_t>>(&v)) {
+    write_numeric_attr<int64_t>(obj, name, iv->data(), {static_cast<int64_t>(iv->size())});
+  } else if (auto* dv = std::get_if<std::vector<double>>(&v)) {
+    write_numeric_attr<double>(obj, name, dv->data(), {static_cast<int64_t>(dv->size())});
+  }
+}
+
+AttrValue read_attr(hid_t obj, const std::string& name) {
+  if (!has_attr(obj, name)) fail("missing attribute '{}'", name);
+  Handle a = check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), fmt::format("cannot open attribute '{}'", name));
+  Handle type = check(H5Aget_type(a), "cannot read an attribute type");
+  Handle space = check(H5Aget_space(a), "cannot read an attribute dataspace");
+  bool scalar = H5Sget_simple_extent_type(space) == H5S_SCALAR;
+  Shape shape = scalar ? Shape{} : space_shape(space);
+  if (shape.size() > 1) fail("attribute '{}' has rank {}", name, shape.size());
+  size_t n = scalar ? 1 : static_cast<size_t>(shape[0]);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: {
+      std::vector<int64_t> v(n);
+      if (n) check_status(H5Aread(a, H5T_NATIVE_INT64, v.data()), fmt::format("cannot read attribute '{}'", name));
+      if (scalar) return v[0];
+      return v;
+    }
+    case H5T_FLOAT: {
+      std::vector<double> v(n);
+      if (n) check_status(H5Aread(a, H5T_NATIVE_DOUBLE, v.data()), fmt::format("cannot read attribute '{}'", name));
+      if (scalar) return v[0];
+      return v;
+    }
+    case H5T_STRING: {
+      if (!scalar) fail("attribute '{}' is a list of strings", name);
+      auto v = read_attr_strings(obj, name);
+      return v.at(0);
+    }
+    default:
+      fail("attribute '{}' has an unsupported type", name);
+  }
+}
+
+void write_attr_strings(hid_t obj, const std::string& name, const std::vector<std::string>& v) {
+  Handle t = vlen_string_type();
+  Handle space = simple_space({static_cast<int64_t>(v.size())});
+  Handle a = check(H5Acreate2(obj, name.c_str(), t, space, H5P_DEFAULT, H5P_DEFAULT),
+                   fmt::format("cannot create attribute '{}'", name));
+  std::vector<const char*> ptrs;
+  for (auto& s : v) ptrs.push_back(s.c_str());
+  if (!v.empty()) check_status(H5Awrite(a, t, ptrs.data()), fmt::format("cannot write attribute '{}'", name));
+}
+
+std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name) {
+  Handle a = check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), fmt::format("cannot open attribute '{}'", name));
+  Handle ftype = check(H5Aget_type(a), "cannot read an attribute type");
+  if (H5Tget_class(ftype) != H5T_STRING) fail("attribute '{}' is not a string", name);
+  Handle space = check(H5Aget_space(a), "cannot read an attribute dataspace");
+  hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (n < 0) fail("cannot read attribute '{}'", name);
+  std::vector<std::string> out;
+  if (n == 0) return out;
+  if (H5Tis_variable_str(ftype) > 0) {
+    Handle t = vlen_string_type();
+    std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+    check_status(H5Aread(a, t, ptrs.data()), fmt::format("cannot read attribute '{}'", name));
+    for (char* p : ptrs) out.emplace_back(p ? p : "");
+    H5Dvlen_reclaim(t, space, H5P_DEFAULT, ptrs.data());
+  } else {
+    size_t len = H5Tget_size(ftype);
+    std::vector<char> buf(len * static_cast<size_t>(n) + 1, '\0');
+    Handle t = check(H5Tcopy(H5T_C_S1), "cannot create a string type");
+    H5Tset_size(t, len);
+    check_status(H5Aread(a, t, buf.data()), fmt::format("cannot read attribute '{}'", name));
+    for (hssize_t i = 0; i < n; ++i) {
+      const char* s = buf.data() + static_cast<size_t>(i) * len;
+      out.emplace_back(s, strnlen(s, len));
+    }
+  }
+  return out;
+}
+
+template <typename T>
+void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress) {
+  Handle space = simple_space(a.shape());
+  Handle dcpl = untimed_dcpl();
+  if (compress && a.size() > 0 && a.rank() > 0) {
+    // Chunks of about 256 KiB along the first axis.
+    std::vector<hsize_t> chunk(a.shape().begin(), a.shape().end());
+    size_t row = a.size() / static_cast<size_t>(a.dim(0));
+    chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk[0], (256 * 1024) / std::max<size_t>(1, row * sizeof(T))));
+    H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_deflate(dcpl, 1);
+  }
+  Handle d = check(H5Dcreate2(parent, name.c_str(), H5Type<T>::file(), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                   fmt::format("cannot create dataset '{}'", name));
+  if (a.size())
+    check_status(H5Dwrite(d, H5Type<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.data()),
+                 fmt::format("cannot write dataset '{}'", name));
+}
+
+Shape dataset_shape(hid_t parent, const std::string& name) {
+  if (!exists(parent, name)) fail("missing dataset '{}'", name);
+  Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+  Handle space = check(H5Dget_space(d), "cannot read a dataspace");
+  return space_shape(space);
+}
+
+template <typename T>
+Array<T> read_array(hid_t parent, const std::string& name) {
+  if (!exists(parent, name)) fail("missing dataset '{}'", name);
+  Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+  Handle ftype = check(H5Dget_type(d), "cannot read a dataset type");
+  H5T_class_t cls = H5Tget_class(ftype);
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT) fail("dataset '{}' is not numeric", name);
+  Handle space = check(H5Dget_space(d), "cannot read a dataspace");
+  Array<T> a(space_shape(space));
+  if (a.size())
+    check_status(H5Dread(d, H5Type<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.data()),
+                 fmt::format("cannot read dataset '{}' (truncated or corrupt file?)", name));
+  return a;
+}
+
+#define BSP_H5_INSTANTIATE(T)                                                          \
+  template void write_array<T>(hid_t, const std::string&, const Array<T>&, bool); \
+  template Array<T> read_array<T>(hid_t, const std::string&);
+BSP_H5_INSTANTIATE(float)
+BSP_H5_INSTANTIATE(double)
+BSP_H5_INSTANTIATE(int8_t)
+BSP_H5_INSTANTIATE(uint8_t)
+BSP_H5_INSTANTIATE(int16_t)
+BSP_H5_INSTANTIATE(uint16_t)
+BSP_H5_INSTANTIATE(int32_t)
+BSP_H5_INSTANTIATE(uint32_t)
+BSP_H5_INSTANTIATE(int64_t)
+#undef BSP_H5_INSTANTIATE
+
+void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& v) {
+  Handle t = vlen_string_type();
+  Handle space = simple_space({static_cast<int64_t>(v.size())});
+  Handle dcpl = untimed_dcpl();
+  Handle d = check(H5Dcreate2(parent, name.c_str(), t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                   fmt::format("cannot create dataset '{}'", name));
+  std::vector<const char*> ptrs;
+  for (auto& s : v) ptrs.push_back(s.c_str());
+  if (!v.empty())
+    check_status(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), fmt::format("cannot write dataset '{}'", name));
+}
+
+std::vector<std::string> read_strings(hid_t parent, const std::string& name) {
+  if (!exists(parent, name)) fail("missing dataset '{}'", name);
+  Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+  Handle ftype = check(H5Dget_type(d), "cannot read a dataset type");
+  if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0)
+    fail("dataset '{}' is not a list of strings", name);
+  Handle space = check(H5Dget_space(d), "cannot read a dataspace");
+  hssize_t n = H5Sget_simple_extent_npoints(space);
+  std::vector<std::string> out;
+  if (n <= 0) return out;
+  Handle t = vlen_string_type();
+  std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+  check_status(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), fmt::format("cannot read dataset '{}'", name));
+  for (char* p : ptrs) out.emplace_back(p ? p : "");
+  H5Dvlen_reclaim(t, space, H5P_DEFAULT, ptrs.data());
+  return out;
+}
+
+}  // namespace bsp::h5

@@ -1,0 +1,77 @@
+// Thin RAII wrappers over the HDF5 C API, used by the model file reader and
+// writer. Every failure throws bsp::Error with a short lowercase reason; the
+// caller adds which file it was.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <hdf5.h>
+
+#include "core/model.hpp"
+#include "core/tensor.hpp"
+
+namespace bsp::h5 {
+
+// Owns one HDF5 identifier and closes it with the matching H5?close.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  ~Handle() { reset(); }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : id_(o.id_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      o.id_ = -1;
+    }
+    return *this;
+  }
+  hid_t get() const { return id_; }
+  operator hid_t() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset();
+
+ private:
+  hid_t id_ = -1;
+};
+
+// Silences HDF5's own error printing (bsp reports errors itself). Idempotent.
+void quiet();
+
+// Returns 1 for an HDF5 file, 0 for another file; throws if unreadable.
+bool is_hdf5(const std::string& path);
+Handle create_file(const std::string& path);
+Handle open_file_readonly(const std::string& path);
+void flush(hid_t file);
+
+bool exists(hid_t parent, const std::string& name);
+Handle create_group(hid_t parent, const std::string& name);
+Handle open_group(hid_t parent, const std::string& name);
+std::vector<std::string> children(hid_t group);  // link names, sorted
+
+// Attributes: scalar int64 / double / string, 1-D int64 / double / string lists.
+bool has_attr(hid_t obj, const std::string& name);
+std::vector<std::string> attr_names(hid_t obj);
+void write_attr(hid_t obj, const std::string& name, const AttrValue& v);
+AttrValue read_attr(hid_t obj, const std::string& name);
+void write_attr_strings(hid_t obj, const std::string& name, const std::vector<std::string>& v);
+std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name);
+
+// Datasets of numbers; the element type follows T (float, double, int8_t,
+// uint8_t, int16_t, uint16_t, int32_t, uint32_t, int64_t). `compress` turns on
+// chunked deflate storage (for masks and other compressible arrays).
+template <typename T>
+void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress = false);
+template <typename T>
+Array<T> read_array(hid_t parent, const std::string& name);
+Shape dataset_shape(hid_t parent, const std::string& name);
+
+void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& v);
+std::vector<std::string> read_strings(hid_t parent, const std::string& name);
+
+}  // namespace bsp::h5

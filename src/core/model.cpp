@@ -1,0 +1,190 @@
+#include "core/model.hpp"
+
+#include <array>
+#include <set>
+#include <utility>
+
+#include "core/shapes.hpp"
+
+namespace bsp {
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(s[i]);
+  }
+  return out + "]";
+}
+
+namespace {
+constexpr std::array<std::pair<Op, const char*>, 12> kOpNames{{
+    {Op::Input, "input"},
+    {Op::Conv2d, "conv2d"},
+    {Op::Dense, "dense"},
+    {Op::BatchNorm, "batchnorm"},
+    {Op::Relu, "relu"},
+    {Op::MaxPool, "maxpool"},
+    {Op::AvgPool, "avgpool"},
+    {Op::GlobalAvgPool, "global_avgpool"},
+    {Op::Add, "add"},
+    {Op::Concat, "concat"},
+    {Op::Flatten, "flatten"},
+    {Op::Softmax, "softmax"},
+}};
+}  // namespace
+
+const char* op_name(Op op) {
+  for (auto& [o, n] : kOpNames)
+    if (o == op) return n;
+  return "?";
+}
+
+std::optional<Op> op_from_name(std::string_view name) {
+  for (auto& [o, n] : kOpNames)
+    if (name == n) return o;
+  return std::nullopt;
+}
+
+bool op_has_weight(Op op) { return op == Op::Conv2d || op == Op::Dense; }
+
+// ---- attributes ----
+
+namespace {
+template <typename T>
+const T* attr_as(const std::map<std::string, AttrValue>& m, const std::string& key) {
+  auto it = m.find(key);
+  if (it == m.end()) return nullptr;
+  const T* v = std::get_if<T>(&it->second);
+  if (!v) fail("attribute '{}' has the wrong type", key);
+  return v;
+}
+}  // namespace
+
+int64_t Attrs::get_int(const std::string& key, std::optional<int64_t> def) const {
+  if (auto* v = attr_as<int64_t>(m_, key)) return *v;
+  if (def) return *def;
+  fail("missing attribute '{}'", key);
+}
+double Attrs::get_double(const std::string& key, std::optional<double> def) const {
+  auto it = m_.find(key);
+  if (it != m_.end()) {
+    if (auto* d = std::get_if<double>(&it->second)) return *d;
+    if (auto* i = std::get_if<int64_t>(&it->second)) return static_cast<double>(*i);
+    fail("attribute '{}' has the wrong type", key);
+  }
+  if (def) return *def;
+  fail("missing attribute '{}'", key);
+}
+std::string Attrs::get_string(const std::string& key, std::optional<std::string> def) const {
+  if (auto* v = attr_as<std::string>(m_, key)) return *v;
+  if (def) return *def;
+  fail("missing attribute '{}'", key);
+}
+std::vector<int64_t> Attrs::get_ints(const std::string& key, std::optional<std::vector<int64_t>> def) const {
+  auto it = m_.find(key);
+  if (it != m_.end()) {
+    if (auto* v = std::get_if<std::vector<int64_t>>(&it->second)) return *v;
+    if (auto* i = std::get_if<int64_t>(&it->second)) return {*i};
+    fail("attribute '{}' has the wrong type", key);
+  }
+  if (def) return *def;
+  fail("missing attribute '{}'", key);
+}
+
+// ---- nodes and models ----
+
+const Tensor& Node::param(const std::string& p) const {
+  auto it = params.find(p);
+  if (it == params.end()) fail("node '{}': missing parameter '{}'", name, p);
+  return it->second;
+}
+Tensor& Node::param(const std::string& p) {
+  auto it = params.find(p);
+  if (it == params.end()) fail("node '{}': missing parameter '{}'", name, p);
+  return it->second;
+}
+
+const Node* Model::find(std::string_view name) const {
+  for (const Node& n : nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+Node* Model::find(std::string_view name) {
+  for (Node& n : nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+size_t Model::index_of(std::string_view name) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].name == name) return i;
+  fail("no node named '{}'", name);
+}
+const Node& Model::input() const {
+  if (nodes.empty() || nodes[0].op != Op::Input) fail("model has no input node");
+  return nodes[0];
+}
+Shape Model::input_shape() const { return input().attrs.get_ints("shape"); }
+
+namespace {
+// Parameters each op must have (and may have).
+void check_params(const Node& n) {
+  std::set<std::string> required, optional;
+  switch (n.op) {
+    case Op::Conv2d:
+    case Op::Dense:
+      required = {"weight"};
+      optional = {"bias"};
+      break;
+    case Op::BatchNorm:
+      required = {"gamma", "beta", "mean", "var"};
+      break;
+    default:
+      break;
+  }
+  for (const auto& r : required)
+    if (!n.has_param(r)) fail("node '{}': {} needs parameter '{}'", n.name, op_name(n.op), r);
+  for (const auto& [k, t] : n.params) {
+    (void)t;
+    if (!required.count(k) && !optional.count(k))
+      fail("node '{}': unexpected parameter '{}' for {}", n.name, k, op_name(n.op));
+  }
+  if (n.mask) {
+    if (!op_has_weight(n.op)) fail("node '{}': only conv2d and dense layers can carry a mask", n.name);
+    const Tensor& w = n.param("weight");
+    const Mask& m = *n.mask;
+    if (m.is_block()) {
+      int64_t cin = w.shape().back();
+      Shape want{(w.dim(0) + m.block_rows - 1) / m.block_rows, (cin + m.block_cols - 1) / m.block_cols};
+      if (m.bits.shape() != want)
+        fail("node '{}': block mask has shape {}, expected {}", n.name, shape_str(m.bits.shape()), shape_str(want));
+    } else if (m.bits.shape() != w.shape()) {
+      fail("node '{}': mask has shape {}, weight {}", n.name, shape_str(m.bits.shape()), shape_str(w.shape()));
+    }
+  }
+}
+}  // namespace
+
+void Model::validate() const {
+  if (nodes.empty()) fail("model has no nodes");
+  if (nodes[0].op != Op::Input) fail("the first node must be the input");
+  std::set<std::string_view> seen;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = nodes[i];
+    if (n.name.empty()) fail("node {} has an empty name", i);
+    if (n.name.find('/') != std::string::npos) fail("node name '{}' contains '/'", n.name);
+    if (!seen.insert(n.name).second) fail("two nodes are named '{}'", n.name);
+    if (i > 0 && n.op == Op::Input) fail("node '{}': only the first node can be an input", n.name);
+    check_params(n);
+  }
+  infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+}
+
+int64_t trainable_params(const Node& n) {
+  int64_t total = 0;
+  for (const auto& [k, t] : n.params)
+    if (k != "mean" && k != "var") total += static_cast<int64_t>(t.size());
+  return total;
+}
+
+}  // namespace bsp

@@ -1,0 +1,102 @@
+// The model graph: nodes in topological order, each with its op, input names,
+// attributes and parameters. This is what every bsp stage reads and writes
+// (file format: man/bsp-format.5).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace bsp {
+
+enum class Op {
+  Input,          // attrs: shape [H, W, C]
+  Conv2d,         // params: weight OHWI [Cout, kh, kw, Cin/groups], bias [Cout]?
+                  // attrs: stride [sh, sw], pad [top, left, bottom, right],
+                  //        dilation [dh, dw], groups
+  Dense,          // params: weight [out, in], bias [out]?
+  BatchNorm,      // params: gamma, beta, mean, var [C]; attrs: eps
+  Relu,
+  MaxPool,        // attrs: kernel [kh, kw], stride [sh, sw], pad [t, l, b, r]
+  AvgPool,        // as MaxPool, plus count_include_pad (0/1)
+  GlobalAvgPool,  // [H, W, C] -> [C]
+  Add,            // two or more inputs of equal shape
+  Concat,         // along channels (the last axis)
+  Flatten,        // [H, W, C] -> [H*W*C] in NHWC order
+  Softmax,        // over the last axis
+};
+
+const char* op_name(Op op);
+std::optional<Op> op_from_name(std::string_view name);
+bool op_has_weight(Op op);  // conv2d, dense: the layers that can be pruned
+
+using AttrValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
+
+class Attrs {
+ public:
+  void set(const std::string& key, AttrValue v) { m_[key] = std::move(v); }
+  bool has(const std::string& key) const { return m_.count(key) != 0; }
+  int64_t get_int(const std::string& key, std::optional<int64_t> def = {}) const;
+  double get_double(const std::string& key, std::optional<double> def = {}) const;
+  std::string get_string(const std::string& key, std::optional<std::string> def = {}) const;
+  std::vector<int64_t> get_ints(const std::string& key, std::optional<std::vector<int64_t>> def = {}) const;
+  const std::map<std::string, AttrValue>& all() const { return m_; }
+
+ private:
+  std::map<std::string, AttrValue> m_;
+};
+
+// A layer's sparsity mask. `bits` holds 1 for kept, 0 for pruned, either one
+// per weight element (granularity "element", same shape as the weight) or one
+// per block (granularity "block", shape [ceil(Cout/R), ceil(Cin/C)] where a
+// block covers R output x kh x kw x C input weights of a conv, R x C of a
+// dense layer).
+struct Mask {
+  std::string pattern;   // e.g. "block:8x8", "nm:2:4", "tw:128", "unstructured"
+  double density = 1.0;  // achieved fraction of weights kept
+  int64_t block_rows = 0, block_cols = 0;  // 0 for an element mask
+  Array<uint8_t> bits;
+
+  bool is_block() const { return block_rows > 0; }
+};
+
+struct Node {
+  std::string name;
+  Op op = Op::Input;
+  std::vector<std::string> inputs;
+  Attrs attrs;
+  std::map<std::string, Tensor> params;  // "weight", "bias", "gamma", "beta", "mean", "var"
+  std::optional<Mask> mask;
+
+  bool has_param(const std::string& p) const { return params.count(p) != 0; }
+  const Tensor& param(const std::string& p) const;
+  Tensor& param(const std::string& p);
+};
+
+struct Model {
+  std::string arch;                  // e.g. "resnet50"; free text for imported models
+  std::vector<Node> nodes;           // topological order; nodes[0] is the input
+  std::vector<std::string> history;  // command lines that made the file, oldest first
+
+  const Node* find(std::string_view name) const;
+  Node* find(std::string_view name);
+  size_t index_of(std::string_view name) const;  // throws if missing
+  const Node& input() const;
+  Shape input_shape() const;  // [H, W, C]
+
+  // Checks names, input order, op attributes and parameter shapes; throws
+  // bsp::Error naming the node on the first problem.
+  void validate() const;
+};
+
+// Trainable parameter count of a node (BN running statistics not counted),
+// the convention torchvision's parameter counts use.
+int64_t trainable_params(const Node& n);
+
+}  // namespace bsp

@@ -1,0 +1,132 @@
+#include "core/model_io.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/h5.hpp"
+
+// File layout (man/bsp-format.5):
+//   /                         attrs format="bsp", format_version=[major, minor],
+//                             producer="bsp X.Y.Z", arch
+//   /graph/order              string[n]: node names in topological order
+//   /graph/nodes/<name>       group; attrs op, inputs (string[]), op attributes;
+//                             float32 parameter datasets; optional uint8 "mask"
+//                             with attrs pattern, density, block=[R, C]
+//   /history                  string[]: command lines, oldest first
+//   /compact /schedule /program   reserved for later stages
+
+namespace bsp {
+
+namespace {
+
+const char* kReservedNodeAttrs[] = {"op", "inputs"};
+
+void save_node(hid_t nodes, const Node& n) {
+  h5::Handle g = h5::create_group(nodes, n.name);
+  h5::write_attr(g, "op", std::string(op_name(n.op)));
+  h5::write_attr_strings(g, "inputs", n.inputs);
+  for (const auto& [k, v] : n.attrs.all()) h5::write_attr(g, k, v);
+  for (const auto& [k, t] : n.params) h5::write_array(g, k, t);
+  if (n.mask) {
+    const Mask& m = *n.mask;
+    h5::write_array(g, "mask", m.bits, /*compress=*/true);
+    h5::Handle d(H5Dopen2(g, "mask", H5P_DEFAULT));
+    h5::write_attr(d, "pattern", m.pattern);
+    h5::write_attr(d, "density", m.density);
+    if (m.is_block()) h5::write_attr(d, "block", std::vector<int64_t>{m.block_rows, m.block_cols});
+  }
+}
+
+Node load_node(hid_t nodes, const std::string& name) {
+  if (!h5::exists(nodes, name)) fail("node '{}' is listed in /graph/order but missing", name);
+  h5::Handle g = h5::open_group(nodes, name);
+  Node n;
+  n.name = name;
+  std::string op = std::get<std::string>(h5::read_attr(g, "op"));
+  auto parsed = op_from_name(op);
+  if (!parsed) fail("node '{}': unknown op '{}'", name, op);
+  n.op = *parsed;
+  n.inputs = h5::read_attr_strings(g, "inputs");
+  for (const auto& a : h5::attr_names(g)) {
+    bool reserved = false;
+    for (const char* r : kReservedNodeAttrs) reserved |= a == r;
+    if (!reserved) n.attrs.set(a, h5::read_attr(g, a));
+  }
+  for (const auto& c : h5::children(g)) {
+    if (c == "mask") {
+      Mask m;
+      m.bits = h5::read_array<uint8_t>(g, "mask");
+      h5::Handle d(H5Dopen2(g, "mask", H5P_DEFAULT));
+      m.pattern = std::get<std::string>(h5::read_attr(d, "pattern"));
+      m.density = std::get<double>(h5::read_attr(d, "density"));
+      if (h5::has_attr(d, "block")) {
+        auto b = std::get<std::vector<int64_t>>(h5::read_attr(d, "block"));
+        if (b.size() != 2 || b[0] < 1 || b[1] < 1) fail("node '{}': bad mask block size", name);
+        m.block_rows = b[0];
+        m.block_cols = b[1];
+      }
+      n.mask = std::move(m);
+    } else {
+      n.params.emplace(c, h5::read_array<float>(g, c));
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+Model load_model(const std::string& path, const std::string& display) {
+  try {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) fail("{}", errno_message(errno));
+    if (S_ISDIR(st.st_mode)) fail("is a directory");
+    if (access(path.c_str(), R_OK) != 0) fail("{}", errno_message(errno));
+    if (!h5::is_hdf5(path)) fail("not an HDF5 file");
+    h5::Handle f = h5::open_file_readonly(path);
+    if (!h5::has_attr(f, "format")) fail("not a bsp model file (no 'format' attribute)");
+    auto format = h5::read_attr(f, "format");
+    if (!std::holds_alternative<std::string>(format) || std::get<std::string>(format) != kFormatName)
+      fail("not a bsp model file");
+    auto version = h5::read_attr(f, "format_version");
+    auto* v = std::get_if<std::vector<int64_t>>(&version);
+    if (!v || v->size() != 2) fail("bad 'format_version' attribute");
+    if ((*v)[0] > kFormatMajor)
+      fail("format version {}.{} is newer than this bsp reads ({}.x); upgrade bsp", (*v)[0], (*v)[1], kFormatMajor);
+    if ((*v)[0] < 1) fail("unknown format version {}.{}", (*v)[0], (*v)[1]);
+
+    Model m;
+    if (h5::has_attr(f, "arch")) m.arch = std::get<std::string>(h5::read_attr(f, "arch"));
+    h5::Handle graph = h5::open_group(f, "graph");
+    auto order = h5::read_strings(graph, "order");
+    h5::Handle nodes = h5::open_group(graph, "nodes");
+    m.nodes.reserve(order.size());
+    for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
+    if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
+    m.validate();
+    return m;
+  } catch (const Error& e) {
+    throw Error(fmt::format("cannot read '{}': {}", display, e.what()), e.exit_code());
+  }
+}
+
+void save_model(const Model& m, const std::string& path) {
+  m.validate();
+  h5::Handle f = h5::create_file(path);
+  h5::write_attr(f, "format", std::string(kFormatName));
+  h5::write_attr(f, "format_version", std::vector<int64_t>{kFormatMajor, kFormatMinor});
+  h5::write_attr(f, "producer", std::string("bsp ") + BSP_VERSION);
+  h5::write_attr(f, "arch", m.arch);
+  h5::Handle graph = h5::create_group(f, "graph");
+  std::vector<std::string> order;
+  for (const Node& n : m.nodes) order.push_back(n.name);
+  h5::write_strings(graph, "order", order);
+  h5::Handle nodes = h5::create_group(graph, "nodes");
+  for (const Node& n : m.nodes) save_node(nodes, n);
+  h5::write_strings(f, "history", m.history);
+  h5::flush(f);
+}
+
+}  // namespace bsp

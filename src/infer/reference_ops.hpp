@@ -1,0 +1,37 @@
+// Reference implementations of every op, NHWC float32, OpenMP-parallel over
+// output positions. They are the correctness oracle that the fast kernels,
+// the trainer and the AIE2 simulator are checked against: plain loops, no
+// cleverness beyond a vectorisable inner dot product.
+#pragma once
+
+#include <vector>
+
+#include "core/shapes.hpp"
+#include "core/tensor.hpp"
+
+namespace bsp::ref {
+
+// x [N, H, W, C], w OHWI [Cout, kh, kw, C/groups], bias [Cout] or null
+// -> [N, Ho, Wo, Cout]. Geometry from conv_geom() on x's [H, W, C].
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvGeom& g);
+// x [N, F], w [O, F], bias [O] or null -> [N, O].
+Tensor dense(const Tensor& x, const Tensor& w, const Tensor* bias);
+// Inference-mode batch norm over the last axis: gamma * (x - mean) / sqrt(var + eps) + beta.
+Tensor batchnorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean, const Tensor& var,
+                 double eps);
+Tensor relu(const Tensor& x);
+// Padding never wins a max; avg divides by the window size including padding
+// when count_include_pad, else by the number of real elements.
+Tensor maxpool(const Tensor& x, const WindowGeom& g);
+Tensor avgpool(const Tensor& x, const WindowGeom& g, bool count_include_pad);
+// [N, H, W, C] -> [N, C]
+Tensor global_avgpool(const Tensor& x);
+Tensor add(const std::vector<const Tensor*>& xs);
+// Along the last axis.
+Tensor concat(const std::vector<const Tensor*>& xs);
+// [N, ...] -> [N, prod(...)], NHWC order.
+Tensor flatten(const Tensor& x);
+// Over the last axis, max-subtracted.
+Tensor softmax(const Tensor& x);
+
+}  // namespace bsp::ref

@@ -1,0 +1,67 @@
+#include <catch2/catch.hpp>
+
+#include "core/shapes.hpp"
+#include "zoo/builder.hpp"
+
+using namespace bsp;
+
+TEST_CASE("shape inference of windows: stride, padding, dilation") {
+  GraphBuilder b("t", 9, 9, 4);
+  GraphBuilder::ConvSpec s{8, 3, 3, 2, {1, 1, 1, 1}, 1, true};
+  auto c = b.conv("c", "input", s);
+  CHECK(b.shape(c) == Shape{5, 5, 8});
+  GraphBuilder::ConvSpec asym{8, 1, 7, 1, {0, 3, 0, 3}, 1, false};
+  CHECK(b.shape(b.conv("a", "input", asym)) == Shape{9, 9, 8});
+  CHECK(b.shape(b.maxpool("p", "input", 3, 2)) == Shape{4, 4, 4});
+  CHECK(b.shape(b.maxpool("p1", "input", 3, 2, 1)) == Shape{5, 5, 4});
+  CHECK(b.shape(b.global_avgpool("g", c)) == Shape{8});
+  CHECK(b.shape(b.flatten("f", c)) == Shape{200});
+  CHECK(b.shape(b.concat("cat", {"input", "a"})) == Shape{9, 9, 12});
+  Model m = b.finish();
+  auto shapes = infer_shapes(m);
+  CHECK(shapes.size() == m.nodes.size());
+  CHECK(shapes[1] == Shape{5, 5, 8});
+}
+
+TEST_CASE("validation names the node at fault") {
+  GraphBuilder b("t", 8, 8, 4);
+  b.conv("c", "input", GraphBuilder::square(8, 3, 1, 1));
+  Model m = b.finish();
+  SECTION("weight with wrong input channels") {
+    m.nodes[1].params["weight"] = Tensor({8, 3, 3, 5});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'c'"));
+  }
+  SECTION("unknown input") {
+    m.nodes[1].inputs = {"nope"};
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'nope'"));
+  }
+  SECTION("duplicate names") {
+    m.nodes[1].name = "input";
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("two nodes are named 'input'"));
+  }
+  SECTION("mask of the wrong shape") {
+    Mask mk;
+    mk.pattern = "block:8x8";
+    mk.block_rows = 8;
+    mk.block_cols = 8;
+    mk.bits = Array<uint8_t>({2, 2});
+    m.nodes[1].mask = std::move(mk);
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("block mask has shape [2, 2], expected [1, 1]"));
+  }
+  SECTION("a window larger than the input") {
+    m.nodes[1].params["weight"] = Tensor({8, 11, 11, 4});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("larger than the padded input"));
+  }
+  SECTION("add of mismatched shapes") {
+    GraphBuilder b2("t", 8, 8, 4);
+    b2.conv("c", "input", GraphBuilder::square(8, 3, 1, 1));
+    CHECK_THROWS_WITH(b2.add("a", {"input", "c"}), Catch::Contains("add inputs differ in shape"));
+  }
+}
+
+TEST_CASE("op names round trip") {
+  for (Op op : {Op::Input, Op::Conv2d, Op::Dense, Op::BatchNorm, Op::Relu, Op::MaxPool, Op::AvgPool,
+                Op::GlobalAvgPool, Op::Add, Op::Concat, Op::Flatten, Op::Softmax})
+    CHECK(op_from_name(op_name(op)) == op);
+  CHECK_FALSE(op_from_name("conv3d"));
+}
