@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include <omp.h>
+
 #include <CLI/CLI.hpp>
 
 #include "core/model_io.hpp"
@@ -43,6 +45,16 @@ std::string resolve_output(const std::string& input, const OutputOptions& o) {
   if (!o.in_place && (o.path == input || same_file(o.path, input)))
     fail_usage("output '{}' is the input file: use --in-place to overwrite it", o.path);
   return o.path;
+}
+
+void add_threads_option(CLI::App& sub, int& threads) {
+  sub.add_option("--threads", threads, "worker threads (default: every core)")
+      ->type_name("N")
+      ->check(CLI::NonNegativeNumber);
+}
+
+void apply_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
 }
 
 Model read_model(const std::string& arg) {

@@ -27,6 +27,11 @@ void add_output_options(CLI::App& sub, OutputOptions& o);
 // --in-place (which alone means "write back to the input").
 std::string resolve_output(const std::string& input, const OutputOptions& o);
 
+// --threads N for a subcommand that computes; 0 (the default) means every
+// core. apply_threads() sets OpenMP's thread count from it.
+void add_threads_option(CLI::App& sub, int& threads);
+void apply_threads(int threads);
+
 // Reads a model argument: a path, or "-" for stdin.
 Model read_model(const std::string& arg);
 // Appends this command line to the model's history and writes it atomically

@@ -1,0 +1,19 @@
+// Masks as the rest of bsp uses them: expanded to one bit per weight and
+// applied to a layer's weights. The patterns that choose masks live beside
+// this file (see bsp-prune(1)); the stored form is described in model.hpp.
+#pragma once
+
+#include "core/model.hpp"
+
+namespace bsp {
+
+// The layer's mask with one entry per weight element (same shape as the
+// weight): a block mask is broadcast over its R x kh x kw x C (conv) or R x C
+// (dense) block. A layer without a mask gets all ones.
+Array<uint8_t> element_mask(const Node& n);
+
+// Zeroes every weight the mask prunes. Returns the number of nonzero weights
+// that were zeroed (0 when the weights already respected the mask).
+int64_t apply_mask(Node& n);
+
+}  // namespace bsp
