@@ -12,6 +12,30 @@ for s in $(awk '/^Subcommands:/{on=1;next} on&&/^  [a-z]/{print $1} on&&/^[A-Za-
   out_has "^Usage: .*bsp $s"
 done
 
+# --help and the man page agree: every long option of `bsp SUB --help` is in
+# man/bsp-SUB.1, and every option in the page's OPTIONS section is in --help.
+for s in $(awk '/^Subcommands:/{on=1;next} on&&/^  [a-z]/{print $1} on&&/^[A-Za-z]/{on=0}' <("$BSP" --help)); do
+  page="$MAN_DIR/bsp-$s.1"
+  CHECKS=$((CHECKS + 1))
+  [ -f "$page" ] || { fail "no man page for '$s'"; continue; }
+  help_opts=$("$BSP" "$s" --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+  man_opts=$(awk '/^\.SH OPTIONS/{on=1;next} /^\.SH/{on=0} on&&/^\.(B|BI|BR|TP)/' "$page" | sed 's/\\-/-/g' |
+    grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+  for o in $help_opts; do
+    CHECKS=$((CHECKS + 1))
+    sed 's/\\-/-/g' "$page" | grep -q -- "$o" || fail "bsp $s: option $o is in --help but not in $page"
+  done
+  for o in $man_opts; do
+    CHECKS=$((CHECKS + 1))
+    echo "$help_opts" | grep -qx -- "$o" || fail "bsp $s: option $o is in $page but not in --help"
+  done
+done
+# The overview page lists every subcommand.
+for s in $(awk '/^Subcommands:/{on=1;next} on&&/^  [a-z]/{print $1} on&&/^[A-Za-z]/{on=0}' <("$BSP" --help)); do
+  CHECKS=$((CHECKS + 1))
+  grep -q "^\.B $s\$" "$MAN_DIR/bsp.1" || fail "man/bsp.1 does not list '$s'"
+done
+
 ok "$BSP" --version
 out_has '^bsp [0-9]+\.[0-9]+\.[0-9]+$'
 
