@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "compact/compact.hpp"
 #include "core/model_io.hpp"
 #include "core/stats.hpp"
 
@@ -23,6 +24,29 @@ Json shape_json(const Shape& s) {
   return a;
 }
 
+// Weight bytes of a conv2d/dense layer: dense fp32 and as compacted (the
+// same when the model is not compacted).
+struct Bytes {
+  int64_t dense = 0, compact = 0;
+  double ratio() const { return compact ? static_cast<double>(dense) / static_cast<double>(compact) : 0.0; }
+};
+
+Bytes total_bytes(const Model& m) {
+  Bytes t;
+  for (const Node& n : m.nodes) {
+    if (!op_has_weight(n.op)) continue;
+    auto b = compact::layer_bytes(m, n.name);
+    t.dense += b.dense;
+    t.compact += b.compact;
+  }
+  return t;
+}
+
+const char* layer_format(const Model& m, const std::string& name) {
+  const compact::CompactLayer* l = m.compact ? m.compact->layer(name) : nullptr;
+  return l ? compact::format_name(l->format) : nullptr;
+}
+
 Json to_json(const Model& m, const ModelStats& s, bool weighted_only) {
   Json j = Json::object();
   j["arch"] = m.arch;
@@ -39,6 +63,18 @@ Json to_json(const Model& m, const ModelStats& s, bool weighted_only) {
     e["macs"] = l.macs;
     e["density"] = l.density ? Json(*l.density) : Json();
     e["pattern"] = l.pattern ? Json(*l.pattern) : Json();
+    const char* format = layer_format(m, l.name);
+    e["format"] = format ? Json(format) : Json();
+    if (op_has_weight(l.op)) {
+      auto b = compact::layer_bytes(m, l.name);
+      e["dense_bytes"] = b.dense;
+      e["compact_bytes"] = b.compact;
+      e["compact_ratio"] = Bytes{b.dense, b.compact}.ratio();
+    } else {
+      e["dense_bytes"] = Json();
+      e["compact_bytes"] = Json();
+      e["compact_ratio"] = Json();
+    }
     layers.push_back(std::move(e));
   }
   j["layers"] = std::move(layers);
@@ -48,6 +84,18 @@ Json to_json(const Model& m, const ModelStats& s, bool weighted_only) {
   t["nonzero_params"] = s.nonzero_params;
   t["bytes"] = s.bytes;
   j["totals"] = std::move(t);
+  const Bytes tb = total_bytes(m);
+  if (m.compact) {
+    Json c = Json::object();
+    c["dtype"] = compact::dtype_name(m.compact->dtype);
+    c["dense_bytes"] = tb.dense;
+    c["compact_bytes"] = tb.compact;
+    c["ratio"] = tb.ratio();
+    j["compact"] = std::move(c);
+  } else {
+    j["compact"] = Json();
+  }
+  j["compact_dropped"] = m.compact_dropped.empty() ? Json() : Json(m.compact_dropped);
   Json h = Json::array();
   for (const auto& line : m.history) h.push_back(line);
   j["history"] = std::move(h);
@@ -58,18 +106,39 @@ void print_table(const Model& m, const ModelStats& s, bool weighted_only) {
   std::printf("arch: %s   input: %s\n\n", m.arch.c_str(), shape_str(m.input_shape()).c_str());
   size_t w = 4;
   for (const auto& l : s.layers) w = std::max(w, l.name.size());
-  std::printf("%-*s  %-14s  %-16s  %12s  %15s  %7s  %s\n", static_cast<int>(w), "name", "op", "output", "params",
-              "MACs", "density", "pattern");
+  size_t pw = 7;
+  for (const auto& l : s.layers) pw = std::max(pw, l.pattern ? l.pattern->size() : 1);
+  // The byte columns appear for a compacted model.
+  const bool c = m.compact != nullptr;
+  std::printf("%-*s  %-14s  %-16s  %12s  %15s  %7s  %-*s", static_cast<int>(w), "name", "op", "output", "params",
+              "MACs", "density", static_cast<int>(c ? pw : 0), "pattern");
+  if (c) std::printf("  %-6s  %12s  %12s  %6s", "format", "dense B", "compact B", "ratio");
+  std::printf("\n");
   for (const auto& l : s.layers) {
     if (weighted_only && !op_has_weight(l.op)) continue;
     std::string density = l.density ? fmt::format("{:.4f}", *l.density) : "-";
-    std::printf("%-*s  %-14s  %-16s  %12s  %15s  %7s  %s\n", static_cast<int>(w), l.name.c_str(), op_name(l.op),
-                shape_str(l.output_shape).c_str(), l.params ? with_commas(l.params).c_str() : "-",
-                l.macs ? with_commas(l.macs).c_str() : "-", density.c_str(), l.pattern ? l.pattern->c_str() : "-");
+    std::string line = fmt::format("{:<{}}  {:<14}  {:<16}  {:>12}  {:>15}  {:>7}  {:<{}}", l.name, w, op_name(l.op),
+                                   shape_str(l.output_shape), l.params ? with_commas(l.params) : "-",
+                                   l.macs ? with_commas(l.macs) : "-", density, l.pattern ? *l.pattern : "-",
+                                   c ? pw : 0);
+    if (c && op_has_weight(l.op)) {
+      auto b = compact::layer_bytes(m, l.name);
+      line += fmt::format("  {:<6}  {:>12}  {:>12}  {:>6.2f}", layer_format(m, l.name), with_commas(b.dense),
+                          with_commas(b.compact), Bytes{b.dense, b.compact}.ratio());
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::printf("%s\n", line.c_str());
   }
   std::printf("\ntotal: %s params (%s nonzero), %s MACs per image, %s parameter bytes\n",
               with_commas(s.params).c_str(), with_commas(s.nonzero_params).c_str(), with_commas(s.macs).c_str(),
               with_commas(s.bytes).c_str());
+  if (c) {
+    const Bytes tb = total_bytes(m);
+    std::printf("compact (%s): weights %s -> %s bytes (%.2fx)\n", compact::dtype_name(m.compact->dtype),
+                with_commas(tb.dense).c_str(), with_commas(tb.compact).c_str(), tb.ratio());
+  } else if (!m.compact_dropped.empty()) {
+    std::printf("compact: ignored: %s\n", m.compact_dropped.c_str());
+  }
   std::printf("\nhistory:\n");
   if (m.history.empty()) std::printf("  (none)\n");
   for (const auto& h : m.history) std::printf("  %s\n", h.c_str());

@@ -30,5 +30,6 @@ const std::vector<Command>& commands();
 
 Runner setup_init(CLI::App& sub);
 Runner setup_info(CLI::App& sub);
+Runner setup_compact(CLI::App& sub);
 
 }  // namespace bsp::cli

@@ -42,7 +42,8 @@ std::string resolve_output(const std::string& input, const OutputOptions& o) {
     if (input == "-") fail_usage("--in-place needs an input file, not stdin");
     return input;
   }
-  if (!o.in_place && (o.path == input || same_file(o.path, input)))
+  // stdin and stdout are never the same file.
+  if (!o.in_place && o.path != "-" && (o.path == input || same_file(o.path, input)))
     fail_usage("output '{}' is the input file: use --in-place to overwrite it", o.path);
   return o.path;
 }

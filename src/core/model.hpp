@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,10 @@
 #include "core/tensor.hpp"
 
 namespace bsp {
+
+namespace compact {
+struct CompactModel;  // src/compact/compact.hpp: the /compact group of a file
+}
 
 enum class Op {
   Input,          // attrs: shape [H, W, C]
@@ -83,6 +88,11 @@ struct Model {
   std::string arch;                  // e.g. "resnet50"; free text for imported models
   std::vector<Node> nodes;           // topological order; nodes[0] is the input
   std::vector<std::string> history;  // command lines that made the file, oldest first
+  // The compact weights written by `bsp compact` (/compact), or null. Loading
+  // drops a /compact group made from other weights than the graph now holds
+  // (a later stage changed them) and says why in compact_dropped.
+  std::shared_ptr<const compact::CompactModel> compact;
+  std::string compact_dropped;
 
   const Node* find(std::string_view name) const;
   Node* find(std::string_view name);
@@ -94,6 +104,10 @@ struct Model {
   // bsp::Error naming the node on the first problem.
   void validate() const;
 };
+
+// A 64-bit fingerprint of the graph: node names, ops, inputs, attributes,
+// parameters and masks (not the history, the arch or the compact weights).
+uint64_t content_hash(const Model& m);
 
 // Trainable parameter count of a node (BN running statistics not counted),
 // the convention torchvision's parameter counts use.

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "compact/compact.hpp"
 #include "core/h5.hpp"
 
 // File layout (man/bsp-format.5):
@@ -16,7 +17,8 @@
 //                             float32 parameter datasets; optional uint8 "mask"
 //                             with attrs pattern, density, block=[R, C]
 //   /history                  string[]: command lines, oldest first
-//   /compact /schedule /program   reserved for later stages
+//   /compact                  compact weights (src/compact/compact_io.cpp)
+//   /schedule /program        reserved for later stages
 
 namespace bsp {
 
@@ -106,6 +108,7 @@ Model load_model(const std::string& path, const std::string& display) {
     for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
     if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
     m.validate();
+    m.compact = compact::load_compact(m, f.get(), &m.compact_dropped);
     return m;
   } catch (const Error& e) {
     throw Error(fmt::format("cannot read '{}': {}", display, e.what()), e.exit_code());
@@ -126,6 +129,7 @@ void save_model(const Model& m, const std::string& path) {
   h5::Handle nodes = h5::create_group(graph, "nodes");
   for (const Node& n : m.nodes) save_node(nodes, n);
   h5::write_strings(f, "history", m.history);
+  if (m.compact) compact::save_compact(m, *m.compact, f.get());
   h5::flush(f);
 }
 

@@ -1,0 +1,78 @@
+#include "compact/compact.hpp"
+
+#include "sparsity/mask.hpp"
+
+namespace bsp::compact {
+
+Format layer_format(const Node& n, const std::optional<Format>& forced) {
+  if (!forced || !n.mask) return auto_format(n);
+  spec_for(n, *forced);  // throws when the layer cannot take it
+  return *forced;
+}
+
+CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tensor* calib) {
+  CompactModel c;
+  c.dtype = opt.dtype;
+  c.source_hash = content_hash(m);
+  if (opt.dtype == DType::I8) {
+    if (!calib) fail("int8 needs calibration images");
+    c.int8 = q8::quantize(m, *calib, q8::QuantOptions{opt.pow2});
+  }
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const Node& n = m.nodes[i];
+    if (!op_has_weight(n.op)) continue;
+    const Format f = layer_format(n, opt.format);
+    const CompressSpec spec = spec_for(n, f);
+    Array<uint8_t> keep;
+    if (n.mask) keep = element_mask(n);
+    const uint8_t* k = n.mask ? keep.data() : nullptr;
+    const Tensor& w = n.param("weight");
+    try {
+      switch (opt.dtype) {
+        case DType::F32:
+          c.layers.emplace(n.name, compress(w.data(), w.shape(), k, spec));
+          break;
+        case DType::BF16: {
+          std::vector<uint16_t> b(w.size());
+          for (size_t j = 0; j < w.size(); ++j) b[j] = to_bf16(w[j]);
+          c.layers.emplace(n.name, compress(b.data(), w.shape(), k, spec));
+          break;
+        }
+        case DType::I8:
+          c.layers.emplace(n.name, compress(c.int8->nodes[i].weight.data(), w.shape(), k, spec));
+          break;
+      }
+    } catch (const Error& e) {
+      fail("layer '{}': {}", n.name, e.what());
+    }
+  }
+  return c;
+}
+
+Tensor expand_weight(const CompactModel& c, const std::string& name) {
+  const CompactLayer* l = c.layer(name);
+  if (!l) fail("layer '{}' has no compact weights", name);
+  Tensor t(l->weight_shape);
+  if (l->dtype == DType::F32) {
+    auto w = expand<float>(*l);
+    std::copy(w.begin(), w.end(), t.data());
+  } else if (l->dtype == DType::BF16) {
+    auto w = expand<uint16_t>(*l);
+    for (size_t i = 0; i < w.size(); ++i) t[i] = from_bf16(w[i]);
+  } else {
+    fail("layer '{}' is int8: its weights are quantised and folded, not the graph's", name);
+  }
+  return t;
+}
+
+LayerBytes layer_bytes(const Model& m, const std::string& name) {
+  LayerBytes b;
+  const Node* n = m.find(name);
+  if (!n || !op_has_weight(n->op)) return b;
+  b.dense = static_cast<int64_t>(n->param("weight").size() * sizeof(float));
+  const CompactLayer* l = m.compact ? m.compact->layer(name) : nullptr;
+  b.compact = l ? l->bytes() : b.dense;
+  return b;
+}
+
+}  // namespace bsp::compact

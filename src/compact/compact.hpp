@@ -1,0 +1,61 @@
+// A compacted model: every conv2d/dense layer's weights in a compact form
+// (weights.hpp), in fp32, bf16 or int8; for int8 also the integer program
+// (int8.hpp). Stored in a model file's /compact group (man/bsp-format.5).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "compact/int8.hpp"
+#include "compact/weights.hpp"
+#include "core/model.hpp"
+
+namespace bsp::compact {
+
+struct CompactModel {
+  DType dtype = DType::F32;
+  uint64_t source_hash = 0;                  // content_hash() of the graph it was made from
+  std::map<std::string, CompactLayer> layers;  // one per conv2d/dense node
+  // dtype int8: the quantised program. Its Conv/Dense nodes' `weight` arrays
+  // are the expanded int8 values of `layers` (kept in memory for the
+  // reference; the file stores only the compact form).
+  std::optional<q8::QModel> int8;
+
+  const CompactLayer* layer(const std::string& name) const {
+    auto it = layers.find(name);
+    return it == layers.end() ? nullptr : &it->second;
+  }
+};
+
+struct CompactOptions {
+  std::optional<Format> format;  // nullopt: auto per layer (auto_format)
+  DType dtype = DType::F32;
+  bool pow2 = false;             // int8: power-of-two scales
+};
+
+// The format a layer gets: auto, or the forced one for every pruned layer
+// (layers without a mask stay dense). Throws when a pruned layer cannot take
+// the forced format (nm without an N:M pattern).
+Format layer_format(const Node& n, const std::optional<Format>& forced);
+
+// Compacts every conv2d/dense layer. For int8, `calib` [N, H, W, C] gives the
+// activation scales (required then).
+CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tensor* calib = nullptr);
+
+// The fp32 weight of layer `name` expanded from the compact form (bf16 widened).
+// Not for int8 models (their weights are the quantised, folded ones).
+Tensor expand_weight(const CompactModel& c, const std::string& name);
+
+// Dense bytes (the graph's fp32 weight) and compact bytes of a layer.
+struct LayerBytes {
+  int64_t dense = 0, compact = 0;
+};
+LayerBytes layer_bytes(const Model& m, const std::string& name);
+
+// Read and write the /compact group of an open file. load returns nullptr
+// (and says why in *dropped) when the group was made from other weights.
+void save_compact(const Model& m, const CompactModel& c, int64_t file_id);
+std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file_id, std::string* dropped);
+
+}  // namespace bsp::compact

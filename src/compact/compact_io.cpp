@@ -1,0 +1,294 @@
+// The /compact group of a model file (layout: man/bsp-format.5, COMPACT).
+#include <cinttypes>
+#include <cstdio>
+
+#include "compact/compact.hpp"
+#include "core/h5.hpp"
+
+namespace bsp::compact {
+
+namespace {
+
+template <typename T>
+void put(hid_t g, const char* name, const std::vector<T>& v) {
+  Array<T> a({static_cast<int64_t>(v.size())});
+  std::copy(v.begin(), v.end(), a.data());
+  h5::write_array(g, name, a);
+}
+
+template <typename T>
+std::vector<T> get(hid_t g, const char* name) {
+  Array<T> a = h5::read_array<T>(g, name);
+  if (a.rank() != 1) fail("dataset '{}' is not one-dimensional", name);
+  return std::vector<T>(a.begin(), a.end());
+}
+
+int64_t get_int(hid_t g, const char* name) {
+  auto v = h5::read_attr(g, name);
+  if (auto* i = std::get_if<int64_t>(&v)) return *i;
+  fail("attribute '{}' is not an integer", name);
+}
+
+std::vector<int64_t> get_ints(hid_t g, const char* name) {
+  auto v = h5::read_attr(g, name);
+  if (auto* i = std::get_if<std::vector<int64_t>>(&v)) return *i;
+  if (auto* i = std::get_if<int64_t>(&v)) return {*i};
+  fail("attribute '{}' is not a list of integers", name);
+}
+
+double get_double(hid_t g, const char* name) {
+  auto v = h5::read_attr(g, name);
+  if (auto* d = std::get_if<double>(&v)) return *d;
+  fail("attribute '{}' is not a number", name);
+}
+
+std::string get_string(hid_t g, const char* name) {
+  auto v = h5::read_attr(g, name);
+  if (auto* s = std::get_if<std::string>(&v)) return *s;
+  fail("attribute '{}' is not a string", name);
+}
+
+std::vector<int64_t> mults(const std::vector<q8::Requant>& r) {
+  std::vector<int64_t> v;
+  for (auto x : r) v.push_back(x.mult);
+  return v;
+}
+std::vector<int64_t> shifts(const std::vector<q8::Requant>& r) {
+  std::vector<int64_t> v;
+  for (auto x : r) v.push_back(x.shift);
+  return v;
+}
+std::vector<q8::Requant> requants(const std::vector<int64_t>& m, const std::vector<int64_t>& s) {
+  if (m.size() != s.size()) fail("requantisation multipliers and shifts differ in length");
+  std::vector<q8::Requant> r;
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (m[i] < 0 || m[i] > INT32_MAX || s[i] < 0 || s[i] > 62) fail("bad requantisation ({}, {})", m[i], s[i]);
+    r.push_back({static_cast<int32_t>(m[i]), static_cast<int32_t>(s[i])});
+  }
+  return r;
+}
+
+void save_layer(hid_t parent, const std::string& name, const CompactLayer& l) {
+  h5::Handle g = h5::create_group(parent, name);
+  h5::write_attr(g, "format", std::string(format_name(l.format)));
+  h5::write_attr(g, "weight_shape", std::vector<int64_t>(l.weight_shape));
+  // fp32 dense layers keep their weights in the graph only.
+  if (!(l.format == Format::Dense && l.dtype == DType::F32))
+    std::visit([&](const auto& v) { put(g, "values", v); }, l.values);
+  switch (l.format) {
+    case Format::Dense: break;
+    case Format::Bsr:
+      h5::write_attr(g, "block", std::vector<int64_t>{l.R, l.C});
+      put(g, "row_ptr", l.row_ptr);
+      put(g, "col_idx", l.col_idx);
+      break;
+    case Format::NM:
+      h5::write_attr(g, "nm", std::vector<int64_t>{l.N, l.M});
+      put(g, "index", l.nm_index);
+      break;
+    case Format::TW:
+      h5::write_attr(g, "tile_width", l.G);
+      put(g, "tile_row_ptr", l.tile_row_ptr);
+      put(g, "tile_rows", l.tile_rows);
+      put(g, "tile_col_ptr", l.tile_col_ptr);
+      put(g, "tile_cols", l.tile_cols);
+      break;
+  }
+}
+
+CompactLayer load_layer(hid_t parent, const std::string& name, DType dtype, const Node& n) {
+  h5::Handle g = h5::open_group(parent, name);
+  CompactLayer l;
+  l.dtype = dtype;
+  auto f = format_from_name(get_string(g, "format"));
+  if (!f) fail("unknown format '{}'", get_string(g, "format"));
+  l.format = *f;
+  l.weight_shape = get_ints(g, "weight_shape");
+  if (l.weight_shape != n.param("weight").shape())
+    fail("weight shape {} differs from the graph's {}", shape_str(l.weight_shape), shape_str(n.param("weight").shape()));
+  if (l.format == Format::Dense && dtype == DType::F32) {
+    const Tensor& w = n.param("weight");
+    l.values = std::vector<float>(w.begin(), w.end());
+  } else if (dtype == DType::F32) {
+    l.values = get<float>(g, "values");
+  } else if (dtype == DType::BF16) {
+    l.values = get<uint16_t>(g, "values");
+  } else {
+    l.values = get<int8_t>(g, "values");
+  }
+  switch (l.format) {
+    case Format::Dense: break;
+    case Format::Bsr: {
+      auto b = get_ints(g, "block");
+      if (b.size() != 2) fail("bad block attribute");
+      l.R = b[0], l.C = b[1];
+      l.row_ptr = get<int32_t>(g, "row_ptr");
+      l.col_idx = get<int32_t>(g, "col_idx");
+      break;
+    }
+    case Format::NM: {
+      auto nm = get_ints(g, "nm");
+      if (nm.size() != 2) fail("bad nm attribute");
+      l.N = nm[0], l.M = nm[1];
+      l.nm_index = get<uint8_t>(g, "index");
+      break;
+    }
+    case Format::TW:
+      l.G = get_int(g, "tile_width");
+      l.tile_row_ptr = get<int32_t>(g, "tile_row_ptr");
+      l.tile_rows = get<int32_t>(g, "tile_rows");
+      l.tile_col_ptr = get<int32_t>(g, "tile_col_ptr");
+      l.tile_cols = get<int32_t>(g, "tile_cols");
+      break;
+  }
+  l.check();
+  return l;
+}
+
+void save_qnode(hid_t parent, const std::string& name, const q8::QNode& q) {
+  h5::Handle g = h5::create_group(parent, name);
+  h5::write_attr(g, "kind", std::string(q8::kind_name(q.kind)));
+  h5::write_attr(g, "scale", q.scale);
+  h5::write_attr(g, "clamp", std::vector<int64_t>{q.lo, q.hi});
+  if (q.kind == q8::Kind::Identity) h5::write_attr(g, "fused_into", q.fused_into);
+  if (q.has_weight()) {
+    h5::write_array(g, "bias", q.bias);
+    put(g, "w_scale", q.w_scale);
+    std::vector<int32_t> m, s;
+    for (auto r : q.rq) m.push_back(r.mult), s.push_back(r.shift);
+    put(g, "rq_mult", m);
+    put(g, "rq_shift", s);
+    if (q.kind == q8::Kind::Affine) h5::write_array(g, "weight", q.weight);
+  }
+  if (q.kind == q8::Kind::Add) {
+    h5::write_attr(g, "in_mult", std::vector<int64_t>(q.in_mult.begin(), q.in_mult.end()));
+    h5::write_attr(g, "in_shift", int64_t{q.in_shift});
+  }
+  if (q.kind == q8::Kind::Concat) {
+    h5::write_attr(g, "in_rq_mult", mults(q.in_rq));
+    h5::write_attr(g, "in_rq_shift", shifts(q.in_rq));
+  }
+  if (!q.count_rq.empty()) {
+    h5::write_attr(g, "count_rq_mult", mults(q.count_rq));
+    h5::write_attr(g, "count_rq_shift", shifts(q.count_rq));
+  }
+}
+
+q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const CompactLayer* layer) {
+  h5::Handle g = h5::open_group(parent, name);
+  q8::QNode q;
+  const std::string kind = get_string(g, "kind");
+  bool found = false;
+  for (int k = 0; k <= static_cast<int>(q8::Kind::Softmax) && !found; ++k)
+    if (kind == q8::kind_name(static_cast<q8::Kind>(k))) q.kind = static_cast<q8::Kind>(k), found = true;
+  if (!found) fail("unknown int8 kind '{}'", kind);
+  q.scale = get_double(g, "scale");
+  if (!(q.scale > 0)) fail("scale {} is not positive", q.scale);
+  auto c = get_ints(g, "clamp");
+  if (c.size() != 2 || c[0] < -128 || c[1] > 127 || c[0] > c[1]) fail("bad clamp range");
+  q.lo = static_cast<int32_t>(c[0]), q.hi = static_cast<int32_t>(c[1]);
+  if (q.kind == q8::Kind::Identity) q.fused_into = get_string(g, "fused_into");
+  if (q.has_weight()) {
+    q.bias = h5::read_array<int32_t>(g, "bias");
+    q.w_scale = get<double>(g, "w_scale");
+    auto m = get<int32_t>(g, "rq_mult"), s = get<int32_t>(g, "rq_shift");
+    q.rq = requants(std::vector<int64_t>(m.begin(), m.end()), std::vector<int64_t>(s.begin(), s.end()));
+    if (q.kind == q8::Kind::Affine) {
+      q.weight = h5::read_array<int8_t>(g, "weight");
+    } else {
+      if (!layer || layer->dtype != DType::I8) fail("no int8 weights for the layer");
+      auto w = expand<int8_t>(*layer);
+      q.weight = Array<int8_t>(layer->weight_shape);
+      std::copy(w.begin(), w.end(), q.weight.data());
+    }
+    const size_t O = static_cast<size_t>(q.weight.dim(0));
+    if (q.bias.size() != O || q.w_scale.size() != O || q.rq.size() != O)
+      fail("per-channel arrays do not match {} output channels", O);
+  }
+  if (q.kind == q8::Kind::Add) {
+    for (auto v : get_ints(g, "in_mult")) {
+      if (v < 0 || v > INT32_MAX) fail("bad add multiplier {}", v);
+      q.in_mult.push_back(static_cast<int32_t>(v));
+    }
+    const int64_t s = get_int(g, "in_shift");
+    if (s < 0 || s > 62) fail("bad add shift {}", s);
+    q.in_shift = static_cast<int32_t>(s);
+    if (q.in_mult.size() != n.inputs.size()) fail("add multipliers do not match the inputs");
+  }
+  if (q.kind == q8::Kind::Concat) {
+    q.in_rq = requants(get_ints(g, "in_rq_mult"), get_ints(g, "in_rq_shift"));
+    if (q.in_rq.size() != n.inputs.size()) fail("concat requantisations do not match the inputs");
+  }
+  if (h5::has_attr(g, "count_rq_mult")) q.count_rq = requants(get_ints(g, "count_rq_mult"), get_ints(g, "count_rq_shift"));
+  if ((q.kind == q8::Kind::AvgPool || q.kind == q8::Kind::GlobalAvgPool) && q.count_rq.empty())
+    fail("pool without divisor requantisations");
+  return q;
+}
+
+std::string hex(uint64_t v) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016" PRIx64, v);
+  return b;
+}
+
+}  // namespace
+
+void save_compact(const Model& m, const CompactModel& c, int64_t file) {
+  h5::Handle root = h5::create_group(file, "compact");
+  h5::write_attr(root, "dtype", std::string(dtype_name(c.dtype)));
+  h5::write_attr(root, "source_hash", hex(c.source_hash));
+  h5::Handle layers = h5::create_group(root, "layers");
+  for (const auto& [name, l] : c.layers) save_layer(layers, name, l);
+  if (c.int8) {
+    h5::write_attr(root, "pow2", int64_t{c.int8->pow2});
+    h5::Handle q = h5::create_group(root, "int8");
+    if (c.int8->nodes.size() != m.nodes.size()) fail("internal: the int8 program does not match the graph");
+    for (size_t i = 0; i < m.nodes.size(); ++i) save_qnode(q, m.nodes[i].name, c.int8->nodes[i]);
+  }
+}
+
+std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file, std::string* dropped) {
+  if (!h5::exists(file, "compact")) return nullptr;
+  try {
+    h5::Handle root = h5::open_group(file, "compact");
+    auto c = std::make_shared<CompactModel>();
+    auto dt = dtype_from_name(get_string(root, "dtype"));
+    if (!dt) fail("unknown dtype '{}'", get_string(root, "dtype"));
+    c->dtype = *dt;
+    const std::string hash = get_string(root, "source_hash");
+    c->source_hash = std::strtoull(hash.c_str(), nullptr, 16);
+    if (hex(content_hash(m)) != hash) {
+      if (dropped) *dropped = "the compact weights were made from other weights (the model changed after bsp compact)";
+      return nullptr;
+    }
+    h5::Handle layers = h5::open_group(root, "layers");
+    for (const Node& n : m.nodes) {
+      if (!op_has_weight(n.op)) continue;
+      if (!h5::exists(layers, n.name)) fail("layer '{}' is missing", n.name);
+      try {
+        c->layers.emplace(n.name, load_layer(layers, n.name, c->dtype, n));
+      } catch (const Error& e) {
+        fail("layer '{}': {}", n.name, e.what());
+      }
+    }
+    if (c->dtype == DType::I8) {
+      h5::Handle q = h5::open_group(root, "int8");
+      q8::QModel qm;
+      qm.pow2 = get_int(root, "pow2") != 0;
+      for (const Node& n : m.nodes) {
+        if (!h5::exists(q, n.name)) fail("int8 node '{}' is missing", n.name);
+        try {
+          qm.nodes.push_back(load_qnode(q, n.name, n, c->layer(n.name)));
+        } catch (const Error& e) {
+          fail("int8 node '{}': {}", n.name, e.what());
+        }
+      }
+      c->int8 = std::move(qm);
+    }
+    return c;
+  } catch (const Error& e) {
+    throw Error(fmt::format("/compact: {}", e.what()), e.exit_code());
+  }
+}
+
+}  // namespace bsp::compact

@@ -1,0 +1,292 @@
+// Quantisation: folding, weight and activation scales, requantisation
+// parameters (the rules are stated in int8.hpp).
+#include "compact/int8.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+
+#include "core/shapes.hpp"
+#include "infer/reference_forward.hpp"
+
+namespace bsp::q8 {
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Input: return "input";
+    case Kind::Identity: return "identity";
+    case Kind::Conv: return "conv2d";
+    case Kind::Dense: return "dense";
+    case Kind::Affine: return "affine";
+    case Kind::Relu: return "relu";
+    case Kind::MaxPool: return "maxpool";
+    case Kind::AvgPool: return "avgpool";
+    case Kind::GlobalAvgPool: return "global_avgpool";
+    case Kind::Add: return "add";
+    case Kind::Concat: return "concat";
+    case Kind::Flatten: return "flatten";
+    case Kind::Softmax: return "softmax";
+  }
+  return "?";
+}
+
+Requant make_requant(double real) {
+  if (!(real > 0) || !std::isfinite(real)) fail("internal: requantisation factor {} is not positive", real);
+  int e = 0;
+  const double f = std::frexp(real, &e);  // real = f * 2^e, f in [0.5, 1)
+  if (f == 0.5) {                         // an exact power of two, 2^(e-1)
+    const int k = e - 1;
+    if (k > 30) fail("requantisation factor {} is too large", real);
+    if (k >= 0) return {static_cast<int32_t>(int64_t{1} << k), 0};
+    if (-k > 62) return {0, 62};
+    return {1, -k};
+  }
+  int64_t mult = std::llround(std::ldexp(f, 31));
+  if (mult == (int64_t{1} << 31)) {
+    mult >>= 1;
+    ++e;
+  }
+  int shift = 31 - e;
+  if (shift < 0) fail("requantisation factor {} is too large", real);
+  if (shift > 62) return {static_cast<int32_t>(std::llround(std::ldexp(real, 62))), 62};
+  return {static_cast<int32_t>(mult), shift};
+}
+
+double quant_scale(double max_abs, bool pow2) {
+  if (!(max_abs > 0) || !std::isfinite(max_abs)) return 1.0;
+  const double s = max_abs / 127.0;
+  return pow2 ? std::exp2(std::ceil(std::log2(s))) : s;
+}
+
+int8_t quantize_value(float x, double scale) {
+  const double v = std::nearbyint(static_cast<double>(x) / scale);
+  if (std::isnan(v)) return 0;
+  return static_cast<int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+FoldedLayer fold_batchnorm(const Node& layer, const Node* bn) {
+  const Tensor& w = layer.param("weight");
+  const int64_t O = w.dim(0), K = static_cast<int64_t>(w.size()) / O;
+  FoldedLayer f{w.clone(), Tensor({O})};
+  if (layer.has_param("bias")) f.bias = layer.param("bias").clone();
+  if (!bn) return f;
+  const double eps = bn->attrs.get_double("eps", 1e-5);
+  for (int64_t o = 0; o < O; ++o) {
+    const size_t c = static_cast<size_t>(o);
+    const double g = bn->param("gamma")[c] / std::sqrt(static_cast<double>(bn->param("var")[c]) + eps);
+    for (int64_t k = 0; k < K; ++k) f.weight[static_cast<size_t>(o * K + k)] *= static_cast<float>(g);
+    f.bias[c] = static_cast<float>((f.bias[c] - bn->param("mean")[c]) * g + bn->param("beta")[c]);
+  }
+  return f;
+}
+
+const Node* folded_batchnorm(const Model& m, const QModel& q, size_t i) {
+  for (size_t j = i + 1; j < m.nodes.size(); ++j)
+    if (m.nodes[j].op == Op::BatchNorm && q.nodes[j].kind == Kind::Identity && q.nodes[j].fused_into == m.nodes[i].name)
+      return &m.nodes[j];
+  return nullptr;
+}
+
+namespace {
+
+int32_t saturate_i32(double v) {
+  if (std::isnan(v)) return 0;
+  return static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0));
+}
+
+// Per-output-channel quantisation of folded weights; fills weight, bias,
+// w_scale and rq of q given the input and output scales.
+void quantize_weights(const std::string& name, const Tensor& w, const Tensor& b, double s_in, bool pow2, QNode& q) {
+  const int64_t O = w.dim(0), K = static_cast<int64_t>(w.size()) / O;
+  // |acc| <= K * 128 * 127 + |bias| must stay an int32.
+  if (static_cast<double>(K) * 128 * 127 > 2147483647.0 / 2)
+    fail("layer '{}': {} inputs per output overflow an int32 accumulator", name, K);
+  q.weight = Array<int8_t>(w.shape());
+  q.bias = Array<int32_t>({O});
+  q.w_scale.resize(static_cast<size_t>(O));
+  q.rq.resize(static_cast<size_t>(O));
+  for (int64_t o = 0; o < O; ++o) {
+    const float* wr = w.data() + o * K;
+    double mx = 0;
+    for (int64_t k = 0; k < K; ++k) mx = std::max(mx, static_cast<double>(std::abs(wr[k])));
+    const double s = quant_scale(mx, pow2);
+    q.w_scale[static_cast<size_t>(o)] = s;
+    for (int64_t k = 0; k < K; ++k) {
+      const double v = std::nearbyint(static_cast<double>(wr[k]) / s);
+      q.weight[static_cast<size_t>(o * K + k)] = static_cast<int8_t>(std::clamp(v, -127.0, 127.0));
+    }
+    const double bias_bound = 2147483647.0 / 2;
+    q.bias[static_cast<size_t>(o)] = saturate_i32(std::clamp(std::nearbyint(b[static_cast<size_t>(o)] / (s_in * s)),
+                                                             -bias_bound, bias_bound));
+    q.rq[static_cast<size_t>(o)] = make_requant(s_in * s / q.scale);
+  }
+}
+
+}  // namespace
+
+QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch) {
+  const size_t count = m.nodes.size();
+  const auto shapes = infer_shapes(m);
+  std::unordered_map<std::string, size_t> index;
+  std::vector<int> consumers(count, 0);
+  for (size_t i = 0; i < count; ++i) {
+    index[m.nodes[i].name] = i;
+    for (const auto& s : m.nodes[i].inputs) consumers[index.at(s)]++;
+  }
+  auto in = [&](size_t i, size_t k = 0) { return index.at(m.nodes[i].inputs.at(k)); };
+
+  QModel q;
+  q.pow2 = opt.pow2;
+  q.nodes.resize(count);
+  // live[i]: the node whose computation produces tensor i (i itself unless folded).
+  std::vector<size_t> live(count);
+  // chain_end[p]: the last node fused into live node p (its tensor is the one calibrated).
+  std::vector<size_t> chain_end(count);
+  for (size_t i = 0; i < count; ++i) {
+    const Node& n = m.nodes[i];
+    QNode& qn = q.nodes[i];
+    live[i] = chain_end[i] = i;
+    switch (n.op) {
+      case Op::Input: qn.kind = Kind::Input; break;
+      case Op::Conv2d: qn.kind = Kind::Conv; break;
+      case Op::Dense: qn.kind = Kind::Dense; break;
+      case Op::BatchNorm: {
+        const size_t p = in(i);
+        const Op pop = m.nodes[p].op;
+        if ((pop == Op::Conv2d || pop == Op::Dense) && consumers[p] == 1 && live[p] == p) {
+          qn.kind = Kind::Identity;
+          live[i] = p;
+          chain_end[p] = i;
+        } else {
+          qn.kind = Kind::Affine;
+        }
+        break;
+      }
+      case Op::Relu: {
+        const size_t p = in(i), P = live[p];
+        const Kind pk = q.nodes[P].kind;
+        const bool fusable = pk == Kind::Conv || pk == Kind::Dense || pk == Kind::Affine || pk == Kind::Add;
+        // p must be the end of P's chain so far and feed only this relu (a
+        // folded batchnorm's conv already feeds only the batchnorm).
+        const bool single = fusable && chain_end[P] == p && consumers[p] == 1;
+        if (single) {
+          qn.kind = Kind::Identity;
+          live[i] = P;
+          chain_end[P] = i;
+          q.nodes[P].lo = 0;
+        } else {
+          qn.kind = Kind::Relu;
+        }
+        break;
+      }
+      case Op::MaxPool: qn.kind = Kind::MaxPool; break;
+      case Op::AvgPool: qn.kind = Kind::AvgPool; break;
+      case Op::GlobalAvgPool: qn.kind = Kind::GlobalAvgPool; break;
+      case Op::Add: qn.kind = Kind::Add; break;
+      case Op::Concat: qn.kind = Kind::Concat; break;
+      case Op::Flatten: qn.kind = Kind::Flatten; break;
+      case Op::Softmax:
+        if (i + 1 != count) fail("node '{}': int8 models take a softmax only as the last node", n.name);
+        qn.kind = Kind::Softmax;
+        break;
+    }
+    if (qn.kind == Kind::Identity) qn.fused_into = m.nodes[live[i]].name;
+  }
+
+  // Calibration: the largest magnitude of every tensor over the images.
+  if (calib.rank() != 4 || calib.dim(0) < 1) fail("calibration data must hold at least one image");
+  std::vector<double> maxabs(count, 0.0);
+  const int64_t N = calib.dim(0), per = static_cast<int64_t>(calib.size()) / N;
+  for (int64_t b0 = 0; b0 < N; b0 += batch) {
+    const int64_t nb = std::min(batch, N - b0);
+    Shape s = calib.shape();
+    s[0] = nb;
+    Tensor x(s);
+    std::copy(calib.data() + b0 * per, calib.data() + (b0 + nb) * per, x.data());
+    reference_forward(m, x, [&](size_t i, const Tensor& t) {
+      double mx = 0;
+      for (float v : t) mx = std::max(mx, static_cast<double>(std::abs(v)));
+      maxabs[i] = std::max(maxabs[i], mx);
+    });
+  }
+
+  // Scales in node order: calibrated for computed tensors, inherited for the rest.
+  auto scale_of = [&](size_t i, size_t k = 0) { return q.nodes[in(i, k)].scale; };
+  for (size_t i = 0; i < count; ++i) {
+    const Node& n = m.nodes[i];
+    QNode& qn = q.nodes[i];
+    switch (qn.kind) {
+      case Kind::Input:
+      case Kind::Conv:
+      case Kind::Dense:
+      case Kind::Affine:
+      case Kind::Add:
+        qn.scale = quant_scale(maxabs[chain_end[i]], opt.pow2);
+        break;
+      case Kind::Identity:
+        qn.scale = q.nodes[live[i]].scale;
+        break;
+      case Kind::Relu:
+      case Kind::MaxPool:
+      case Kind::AvgPool:
+      case Kind::GlobalAvgPool:
+      case Kind::Flatten:
+      case Kind::Softmax:
+        qn.scale = scale_of(i);
+        break;
+      case Kind::Concat: {
+        double s = 0;
+        for (size_t k = 0; k < n.inputs.size(); ++k) s = std::max(s, scale_of(i, k));
+        qn.scale = s;
+        break;
+      }
+    }
+    // Integer parameters.
+    if (qn.kind == Kind::Conv || qn.kind == Kind::Dense) {
+      const Node* bn = nullptr;
+      for (size_t j = i + 1; j < count && !bn; ++j)
+        if (m.nodes[j].op == Op::BatchNorm && live[j] == i) bn = &m.nodes[j];
+      FoldedLayer f = fold_batchnorm(n, bn);
+      quantize_weights(n.name, f.weight, f.bias, scale_of(i), opt.pow2, qn);
+    } else if (qn.kind == Kind::Affine) {
+      const int64_t C = static_cast<int64_t>(n.param("gamma").size());
+      const double eps = n.attrs.get_double("eps", 1e-5);
+      Tensor w({C, 1}), b({C});
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t k = static_cast<size_t>(c);
+        const double g = n.param("gamma")[k] / std::sqrt(static_cast<double>(n.param("var")[k]) + eps);
+        w[k] = static_cast<float>(g);
+        b[k] = static_cast<float>(n.param("beta")[k] - n.param("mean")[k] * g);
+      }
+      quantize_weights(n.name, w, b, scale_of(i), opt.pow2, qn);
+      qn.weight.reshape({C});
+    } else if (qn.kind == Kind::Add) {
+      // One shift for all inputs: the largest that keeps every multiplier
+      // below 2^31 (with pow2 scales: the smallest that makes them integers).
+      std::vector<double> r;
+      for (size_t k = 0; k < n.inputs.size(); ++k) r.push_back(scale_of(i, k) / qn.scale);
+      int shift = 62;
+      for (double v : r) shift = std::min(shift, 30 - static_cast<int>(std::floor(std::log2(v))));
+      if (opt.pow2) {
+        int need = 0;
+        for (double v : r) need = std::max(need, -static_cast<int>(std::lround(std::log2(v))));
+        shift = std::min(shift, need);
+      }
+      shift = std::clamp(shift, 0, 62);
+      qn.in_shift = shift;
+      for (double v : r) qn.in_mult.push_back(static_cast<int32_t>(std::llround(std::ldexp(v, shift))));
+    } else if (qn.kind == Kind::Concat) {
+      for (size_t k = 0; k < n.inputs.size(); ++k) qn.in_rq.push_back(make_requant(scale_of(i, k) / qn.scale));
+    } else if (qn.kind == Kind::AvgPool) {
+      const auto k = n.attrs.get_ints("kernel");
+      for (int64_t c = 1; c <= k.at(0) * k.at(1); ++c) qn.count_rq.push_back(make_requant(1.0 / static_cast<double>(c)));
+    } else if (qn.kind == Kind::GlobalAvgPool) {
+      const Shape& s = shapes[in(i)];
+      qn.count_rq.push_back(make_requant(1.0 / static_cast<double>(s.at(0) * s.at(1))));
+    }
+  }
+  return q;
+}
+
+}  // namespace bsp::q8

@@ -1,0 +1,164 @@
+// The int8 inference semantics of bsp: one definition that the int8 reference
+// forward (below), the int8 CPU kernels and the AIE2 simulator all reproduce
+// bit for bit. man/bsp-format.5 (section INT8 SEMANTICS) states the same rules.
+//
+// Tensors. Every activation tensor is int8, symmetric, one scale per tensor:
+// real value = q * scale, q in [-128, 127], zero is q = 0 (so zero padding is
+// q = 0). Weights are int8 in [-127, 127] with one scale per output channel.
+// The model input is quantised once (quantize_value); the model output is
+// dequantised (q * scale) unless the last node is a softmax, which runs in
+// float on the dequantised logits.
+//
+// Integer arithmetic. Conv2d and dense accumulate in int32:
+//     acc[o] = bias_q[o] + sum_k x_q[k] * w_q[o][k]
+// and requantise per output channel with an integer multiplier and shift:
+//     y_q[o] = clamp(rescale(acc[o], rq[o]), lo, hi)
+//     rescale(a, {m, s}) = (a * m + (s > 0 ? 2^(s-1) : 0)) >> s   (int64, arithmetic shift)
+// i.e. round half up. lo = 0 when a ReLU is fused, else -128; hi = 127.
+//
+// Folding (decided once, when the model is quantised; see QNode::kind):
+//   - a batchnorm whose input is a conv2d/dense with no other consumer is folded
+//     into that layer's weights and bias (W' = W * g, b' = (b - mean) * g + beta,
+//     g = gamma / sqrt(var + eps)) before the weights are quantised;
+//   - a relu whose input tensor has no other consumer and is produced by a
+//     conv2d, dense, affine or add is fused as lo = 0;
+//   - folded nodes become Identity: their output is their input tensor.
+// Other ops:
+//   affine (a batchnorm that cannot be folded) = a per-channel 1x1 conv:
+//     y = clamp(rescale(x_q * w_q[c] + bias_q[c], rq[c]), lo, hi);
+//   relu: max(q, 0); maxpool: max over the real elements of the window;
+//   flatten: the same bytes; all three keep the input's scale.
+//   avgpool / global_avgpool: s = int32 sum of the window's real elements,
+//     y = clamp(rescale(s, count_rq[n-1]), -128, 127), n the divisor (window
+//     size with count_include_pad, else the number of real elements); the
+//     output keeps the input's scale, so count_rq[n-1] encodes 1/n.
+//   add: y = clamp((sum_i x_i * in_mult[i] + 2^(in_shift-1)) >> in_shift, lo, hi)
+//     with one shift for all inputs (int64).
+//   concat: each input rescaled to the output scale: clamp(rescale(x_i, in_rq[i]), -128, 127).
+//   softmax: float softmax of the dequantised input (only as the last node).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/model.hpp"
+
+namespace bsp::q8 {
+
+// ---- The integer primitives (normative) ----
+
+struct Requant {
+  int32_t mult = 1;   // >= 0
+  int32_t shift = 0;  // 0..62
+};
+
+inline int64_t rescale(int64_t acc, Requant r) {
+  const int64_t round = r.shift > 0 ? (int64_t{1} << (r.shift - 1)) : 0;
+  return (acc * r.mult + round) >> r.shift;
+}
+
+inline int32_t clamp(int64_t v, int32_t lo, int32_t hi) {
+  return static_cast<int32_t>(v < lo ? lo : v > hi ? hi : v);
+}
+
+inline int8_t requantize(int64_t acc, Requant r, int32_t lo, int32_t hi) {
+  return static_cast<int8_t>(clamp(rescale(acc, r), lo, hi));
+}
+
+// The multiplier and shift that represent a positive real factor:
+// real = mult * 2^-shift with mult in [2^30, 2^31) when possible (an exact
+// power of two gives mult = 2^k, k >= 0, instead). Factors below 2^-62 give
+// mult 0 (everything rounds to 0); factors of 2^31 or more are refused.
+Requant make_requant(double real);
+
+// The scale of a tensor whose largest magnitude is max_abs: max_abs / 127,
+// or with pow2 the smallest power of two >= max_abs / 127; 1 when max_abs is 0.
+double quant_scale(double max_abs, bool pow2);
+
+// q = clamp(round_half_even(x / scale), -128, 127), computed in double.
+int8_t quantize_value(float x, double scale);
+
+// ---- The quantised model ----
+
+enum class Kind {
+  Input,          // quantises the float input with `scale`
+  Identity,       // folded (batchnorm) or fused (relu): output = its input tensor
+  Conv,           // weight OHWI int8, bias int32, rq per output channel
+  Dense,          // weight [out, in] int8, bias int32, rq per output
+  Affine,         // an unfolded batchnorm: weight [C] int8, bias int32, rq per channel
+  Relu,
+  MaxPool,
+  AvgPool,
+  GlobalAvgPool,
+  Add,
+  Concat,
+  Flatten,
+  Softmax,        // float output
+};
+const char* kind_name(Kind k);
+
+struct QNode {
+  Kind kind = Kind::Identity;
+  double scale = 1.0;            // output scale (unused for Softmax)
+  int32_t lo = -128, hi = 127;   // output clamp; lo = 0 with a fused ReLU
+  std::string fused_into;        // Identity: the node this one was folded/fused into
+  // Conv, Dense, Affine
+  Array<int8_t> weight;          // the dense int8 weights (OHWI, [out, in], or [C])
+  Array<int32_t> bias;           // [Cout]
+  std::vector<double> w_scale;   // [Cout]
+  std::vector<Requant> rq;       // [Cout]: s_in * w_scale[o] / scale
+  // Add
+  std::vector<int32_t> in_mult;  // per input
+  int32_t in_shift = 0;
+  // Concat
+  std::vector<Requant> in_rq;    // per input
+  // AvgPool (one per possible divisor 1..kh*kw) and GlobalAvgPool (one: H*W)
+  std::vector<Requant> count_rq;
+
+  bool has_weight() const { return kind == Kind::Conv || kind == Kind::Dense || kind == Kind::Affine; }
+};
+
+// One QNode per graph node, same order as Model::nodes.
+struct QModel {
+  bool pow2 = false;
+  std::vector<QNode> nodes;
+};
+
+struct QuantOptions {
+  bool pow2 = false;  // power-of-two scales for weights and activations
+};
+
+// Quantises a model: folds batchnorms and relus, quantises weights per output
+// channel, and takes activation scales from the largest magnitude each tensor
+// reaches over the calibration images `calib` [N, H, W, C] (fp32 reference
+// forward, batches of at most `batch` images).
+QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch = 16);
+
+// The folded fp32 weights and bias of a conv2d/dense node (batchnorm folded
+// when the QModel folds it): what quantize() quantises. `bn` may be null.
+struct FoldedLayer {
+  Tensor weight;  // same shape as the node's weight
+  Tensor bias;    // [Cout]
+};
+FoldedLayer fold_batchnorm(const Node& layer, const Node* bn);
+
+// The batchnorm node folded into weighted node `i`, or nullptr.
+const Node* folded_batchnorm(const Model& m, const QModel& q, size_t i);
+
+// ---- The int8 reference forward (scalar; the oracle) ----
+
+// Quantises a float input [N, H, W, C] with the Input node's scale.
+Array<int8_t> quantize_input(const Tensor& x, double scale);
+
+// Applies one non-Identity, non-Input, non-Softmax node to its int8 inputs.
+Array<int8_t> reference_node(const Node& n, const QNode& q, const std::vector<const Array<int8_t>*>& in);
+
+// Runs the int8 program on input [N, H, W, C] and returns the dequantised
+// output (softmax applied in float when the model ends with one). `observe`
+// sees every node's int8 output (Identity nodes alias their input).
+Tensor reference_forward(const Model& m, const QModel& q, const Tensor& input,
+                         const std::function<void(size_t node, const Array<int8_t>& out)>& observe = {});
+
+}  // namespace bsp::q8

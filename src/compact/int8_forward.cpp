@@ -1,0 +1,240 @@
+// The int8 reference forward: plain scalar loops over the rules of int8.hpp.
+// This is the oracle the int8 kernels and the AIE2 simulator must match bit
+// for bit, so it favours obviousness over speed (OpenMP over output rows only).
+#include <memory>
+#include <unordered_map>
+
+#include "compact/int8.hpp"
+#include "core/shapes.hpp"
+#include "infer/reference_ops.hpp"
+
+namespace bsp::q8 {
+
+namespace {
+
+using Q = Array<int8_t>;
+
+Shape without_batch(const Shape& s) { return Shape(s.begin() + 1, s.end()); }
+
+Q conv(const Node& n, const QNode& q, const Q& x) {
+  const ConvGeom g = conv_geom(n, without_batch(x.shape()));
+  const int64_t N = x.dim(0), cpg = g.cin_per_group(), opg = g.cout_per_group();
+  Q y({N, g.Ho, g.Wo, g.Cout});
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t oh = 0; oh < g.Ho; ++oh)
+      for (int64_t ow = 0; ow < g.Wo; ++ow)
+        for (int64_t co = 0; co < g.Cout; ++co) {
+          const int64_t grp = co / opg;
+          int32_t acc = q.bias[static_cast<size_t>(co)];
+          for (int64_t i = 0; i < g.kh; ++i) {
+            const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            for (int64_t j = 0; j < g.kw; ++j) {
+              const int64_t iw = ow * g.sw - g.pl + j * g.dw;
+              if (iw < 0 || iw >= g.W) continue;
+              const int8_t* xp = x.data() + ((b * g.H + ih) * g.W + iw) * g.C + grp * cpg;
+              const int8_t* wp = q.weight.data() + ((co * g.kh + i) * g.kw + j) * cpg;
+              for (int64_t c = 0; c < cpg; ++c) acc += int32_t{xp[c]} * int32_t{wp[c]};
+            }
+          }
+          y[static_cast<size_t>(((b * g.Ho + oh) * g.Wo + ow) * g.Cout + co)] =
+              requantize(acc, q.rq[static_cast<size_t>(co)], q.lo, q.hi);
+        }
+  return y;
+}
+
+Q dense(const QNode& q, const Q& x) {
+  const int64_t N = x.dim(0), F = x.dim(1), O = q.weight.dim(0);
+  if (q.weight.dim(1) != F) fail("dense: weight takes {} inputs, input has {}", q.weight.dim(1), F);
+  Q y({N, O});
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t o = 0; o < O; ++o) {
+      int32_t acc = q.bias[static_cast<size_t>(o)];
+      for (int64_t f = 0; f < F; ++f) acc += int32_t{x[static_cast<size_t>(b * F + f)]} * q.weight[static_cast<size_t>(o * F + f)];
+      y[static_cast<size_t>(b * O + o)] = requantize(acc, q.rq[static_cast<size_t>(o)], q.lo, q.hi);
+    }
+  return y;
+}
+
+Q affine(const QNode& q, const Q& x) {
+  const int64_t C = x.shape().back(), rows = static_cast<int64_t>(x.size()) / C;
+  Q y(x.shape());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < C; ++c) {
+      const size_t i = static_cast<size_t>(r * C + c), k = static_cast<size_t>(c);
+      const int32_t acc = int32_t{x[i]} * q.weight[k] + q.bias[k];
+      y[i] = requantize(acc, q.rq[k], q.lo, q.hi);
+    }
+  return y;
+}
+
+Q relu(const Q& x) {
+  Q y(x.shape());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] > 0 ? x[i] : int8_t{0};
+  return y;
+}
+
+// Max or divisor-rescaled sum over each window's real elements.
+Q pool(const Node& n, const QNode& q, const Q& x, bool is_max) {
+  const WindowGeom g = pool_geom(n, without_batch(x.shape()));
+  const bool include_pad = n.attrs.get_int("count_include_pad", 1) != 0;
+  const int64_t N = x.dim(0);
+  Q y({N, g.Ho, g.Wo, g.C});
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t oh = 0; oh < g.Ho; ++oh)
+      for (int64_t ow = 0; ow < g.Wo; ++ow)
+        for (int64_t c = 0; c < g.C; ++c) {
+          int32_t mx = -128, sum = 0, real = 0;
+          for (int64_t i = 0; i < g.kh; ++i) {
+            const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            for (int64_t j = 0; j < g.kw; ++j) {
+              const int64_t iw = ow * g.sw - g.pl + j * g.dw;
+              if (iw < 0 || iw >= g.W) continue;
+              const int32_t v = x[static_cast<size_t>(((b * g.H + ih) * g.W + iw) * g.C + c)];
+              mx = std::max(mx, v);
+              sum += v;
+              ++real;
+            }
+          }
+          int8_t out;
+          if (is_max) {
+            out = static_cast<int8_t>(mx);
+          } else {
+            // A window of padding only (possible with count_include_pad) sums to 0.
+            const int64_t div = include_pad ? g.kh * g.kw : std::max<int64_t>(real, 1);
+            out = requantize(sum, q.count_rq.at(static_cast<size_t>(div - 1)), -128, 127);
+          }
+          y[static_cast<size_t>(((b * g.Ho + oh) * g.Wo + ow) * g.C + c)] = out;
+        }
+  return y;
+}
+
+Q global_avgpool(const QNode& q, const Q& x) {
+  const int64_t N = x.dim(0), HW = x.dim(1) * x.dim(2), C = x.dim(3);
+  Q y({N, C});
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      int32_t sum = 0;
+      for (int64_t p = 0; p < HW; ++p) sum += x[static_cast<size_t>((b * HW + p) * C + c)];
+      y[static_cast<size_t>(b * C + c)] = requantize(sum, q.count_rq.at(0), -128, 127);
+    }
+  return y;
+}
+
+Q add(const QNode& q, const std::vector<const Q*>& in) {
+  Q y(in.at(0)->shape());
+  const int64_t round = q.in_shift > 0 ? (int64_t{1} << (q.in_shift - 1)) : 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    int64_t acc = round;
+    for (size_t k = 0; k < in.size(); ++k) acc += int64_t{(*in[k])[i]} * q.in_mult[k];
+    y[i] = static_cast<int8_t>(clamp(acc >> q.in_shift, q.lo, q.hi));
+  }
+  return y;
+}
+
+Q concat(const QNode& q, const std::vector<const Q*>& in) {
+  Shape s = in.at(0)->shape();
+  int64_t C = 0;
+  for (const Q* t : in) C += t->shape().back();
+  s.back() = C;
+  Q y(s);
+  const int64_t rows = static_cast<int64_t>(y.size()) / C;
+  int64_t off = 0;
+  for (size_t k = 0; k < in.size(); ++k) {
+    const int64_t Ck = in[k]->shape().back();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < Ck; ++c)
+        y[static_cast<size_t>(r * C + off + c)] = requantize((*in[k])[static_cast<size_t>(r * Ck + c)], q.in_rq[k], -128, 127);
+    off += Ck;
+  }
+  return y;
+}
+
+Q flatten(const Q& x) {
+  Q y = x.clone();
+  y.reshape({x.dim(0), static_cast<int64_t>(x.size()) / x.dim(0)});
+  return y;
+}
+
+}  // namespace
+
+Array<int8_t> quantize_input(const Tensor& x, double scale) {
+  Array<int8_t> q(x.shape());
+  for (size_t i = 0; i < x.size(); ++i) q[i] = quantize_value(x[i], scale);
+  return q;
+}
+
+Array<int8_t> reference_node(const Node& n, const QNode& q, const std::vector<const Array<int8_t>*>& in) {
+  switch (q.kind) {
+    case Kind::Conv: return conv(n, q, *in.at(0));
+    case Kind::Dense: return dense(q, *in.at(0));
+    case Kind::Affine: return affine(q, *in.at(0));
+    case Kind::Relu: return relu(*in.at(0));
+    case Kind::MaxPool: return pool(n, q, *in.at(0), true);
+    case Kind::AvgPool: return pool(n, q, *in.at(0), false);
+    case Kind::GlobalAvgPool: return global_avgpool(q, *in.at(0));
+    case Kind::Add: return add(q, in);
+    case Kind::Concat: return concat(q, in);
+    case Kind::Flatten: return flatten(*in.at(0));
+    case Kind::Input:
+    case Kind::Identity:
+    case Kind::Softmax:
+      break;
+  }
+  fail("internal: node '{}' ({}) is not an int8 computation", n.name, kind_name(q.kind));
+}
+
+Tensor reference_forward(const Model& m, const QModel& q, const Tensor& input,
+                         const std::function<void(size_t, const Array<int8_t>&)>& observe) {
+  const Shape want = m.input_shape();
+  if (input.rank() != 4 || without_batch(input.shape()) != want)
+    fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(input.shape()), want[0], want[1], want[2]);
+  if (q.nodes.size() != m.nodes.size()) fail("internal: the int8 program does not match the graph");
+  const size_t count = m.nodes.size();
+  std::unordered_map<std::string, size_t> index;
+  std::vector<size_t> last_use(count, 0);
+  for (size_t i = 0; i < count; ++i) {
+    index[m.nodes[i].name] = i;
+    for (const auto& src : m.nodes[i].inputs) last_use[index.at(src)] = i;
+  }
+  last_use[count - 1] = count;
+  // Identity nodes share their input's buffer.
+  std::vector<std::shared_ptr<Q>> out(count);
+  Tensor result;
+  for (size_t i = 0; i < count; ++i) {
+    const Node& n = m.nodes[i];
+    const QNode& qn = q.nodes[i];
+    std::vector<const Q*> ins;
+    for (const auto& src : n.inputs) ins.push_back(out[index.at(src)].get());
+    if (qn.kind == Kind::Input) {
+      out[i] = std::make_shared<Q>(quantize_input(input, qn.scale));
+    } else if (qn.kind == Kind::Identity) {
+      out[i] = out[index.at(n.inputs.at(0))];
+    } else if (qn.kind == Kind::Softmax) {
+      const Q& x = *ins.at(0);
+      const double s = q.nodes[index.at(n.inputs[0])].scale;
+      Tensor f(x.shape());
+      for (size_t k = 0; k < x.size(); ++k) f[k] = static_cast<float>(x[k] * s);
+      result = ref::softmax(f);
+    } else {
+      out[i] = std::make_shared<Q>(reference_node(n, qn, ins));
+    }
+    if (observe && out[i]) observe(i, *out[i]);
+    for (const auto& src : n.inputs) {
+      const size_t j = index.at(src);
+      if (last_use[j] == i) out[j].reset();
+    }
+  }
+  if (q.nodes[count - 1].kind != Kind::Softmax) {
+    const Q& y = *out[count - 1];
+    result = Tensor(y.shape());
+    for (size_t k = 0; k < y.size(); ++k) result[k] = static_cast<float>(y[k] * q.nodes[count - 1].scale);
+  }
+  return result;
+}
+
+}  // namespace bsp::q8

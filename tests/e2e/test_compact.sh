@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bsp compact: formats chosen per layer, int8, info's byte columns, failures.
+source "$E2E_LIB"
+
+"$MAKE_PRUNED_H5" fmnist-resnet block:8x8 0.5 b.h5 || fail "make_pruned_h5 block"
+"$MAKE_PRUNED_H5" fmnist-resnet nm:2:4 0.5 n.h5 || fail "make_pruned_h5 nm"
+"$MAKE_PRUNED_H5" fmnist-cnn tw:16 0.5 t.h5 || fail "make_pruned_h5 tw"
+
+# auto: bsr for the block-pruned layers, dense for the first conv.
+ok "$BSP" compact b.h5 -o bc.h5
+ok "$BSP" info --weighted bc.h5
+out_has '^stem\.conv .* dense +1,152 +1,152 +1\.00$'
+out_has '^stage2\.0\.a\.conv .*block:8x8 +bsr +'
+out_has '^compact \(fp32\): weights '
+ok "$BSP" info --json bc.h5
+cp "$WORK/.out" bc.json
+CHECKS=$((CHECKS + 1))
+python3 - bc.json <<'PY' || fail "info JSON of a compacted model"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["compact"]
+assert c["dtype"] == "fp32" and c["compact_bytes"] < c["dense_bytes"], c
+assert abs(c["ratio"] - c["dense_bytes"] / c["compact_bytes"]) < 1e-9
+assert d["compact_dropped"] is None
+for l in d["layers"]:
+    if l["op"] in ("conv2d", "dense"):
+        assert l["format"] in ("bsr", "dense"), l
+        if l["pattern"] == "block:8x8":
+            assert l["format"] == "bsr"
+            # about half the blocks plus the index arrays
+            assert 1.1 < l["compact_ratio"] < 3.5, l
+    else:
+        assert l["format"] is None and l["dense_bytes"] is None, l
+assert d["history"][-1] == "bsp compact b.h5 -o bc.h5", d["history"]
+PY
+# The other stages still read the graph; an uncompacted model has no compact part.
+ok "$BSP" info --json b.h5
+cp "$WORK/.out" b.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get b.json "d['compact']")" = "None" ] || fail "uncompacted model reports a compact part"
+
+# nm and tw layers.
+ok "$BSP" compact n.h5 -o nc.h5
+ok "$BSP" info --weighted nc.h5
+out_has '^stage2\.0\.a\.conv .*nm:2:4 +nm +'
+ok "$BSP" compact t.h5 -o tc.h5
+ok "$BSP" info --weighted tc.h5
+out_has '^conv2\.conv .*tw:16 +tw +'
+# Forced formats apply to the pruned layers.
+ok "$BSP" compact b.h5 --format tw -o bt.h5
+ok "$BSP" info --weighted bt.h5
+out_has '^stage2\.0\.a\.conv .* tw +'
+out_has '^stem\.conv .* dense +'
+ok "$BSP" compact b.h5 --format dense --dtype bf16 -o bd.h5
+ok "$BSP" info --weighted bd.h5
+out_has '^stage3\.1\.b\.conv .* dense +589,824 +294,912 +2\.00$'
+
+# int8 (synthetic calibration warns), power-of-two scales, a pipe.
+CHECKS=$((CHECKS + 1))
+"$BSP" compact b.h5 --dtype int8 --pow2 --calib-images 4 -o q.h5 2>q.err || fail "int8 compact failed: $(cat q.err)"
+grep -q "^bsp compact: warning: no calibration data" q.err || fail "no synthetic-calibration warning: $(cat q.err)"
+ok "$BSP" info q.h5
+out_has '^compact \(int8\): weights '
+CHECKS=$((CHECKS + 1))
+"$BSP" compact - --dtype int8 --calib-images 2 -o - <b.h5 2>/dev/null | "$BSP" info - | grep -q '^compact (int8)' ||
+  fail "compact through a pipe"
+# Compacting again replaces the compact part.
+ok "$BSP" compact q.h5 -o q2.h5
+ok "$BSP" info q2.h5
+out_has '^compact \(fp32\)'
+ok "$BSP" compact bc.h5 --in-place
+no_temp_files .
+
+# Failures: one line, exit code, no output.
+err 1 compact "layer 'stage1\.0\.a\.conv'.*not N:M-pruned" "$BSP" compact b.h5 --format nm -o x.h5
+no_file x.h5
+err 2 compact "unknown --format 'csr'" "$BSP" compact b.h5 --format csr -o x.h5
+err 2 compact "unknown --dtype 'fp8'" "$BSP" compact b.h5 --dtype fp8 -o x.h5
+err 2 compact "--pow2 needs --dtype int8" "$BSP" compact b.h5 --pow2 -o x.h5
+err 2 compact "--calib-images must be at least 1" "$BSP" compact b.h5 --dtype int8 --calib-images 0 -o x.h5
+err 2 compact "no output file" "$BSP" compact b.h5
+err 2 compact "is the input file" "$BSP" compact b.h5 -o b.h5
+err 1 compact "cannot read 'missing\.h5'" "$BSP" compact missing.h5 -o x.h5
+echo junk >junk.h5
+err 1 compact "cannot read 'junk\.h5': not an HDF5 file" "$BSP" compact junk.h5 -o x.h5
+err 2 compact "model is required" "$BSP" compact
+no_file x.h5
+no_temp_files .
+
+finish

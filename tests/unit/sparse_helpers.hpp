@@ -1,0 +1,102 @@
+// Masks for the compact and kernel tests, built directly (random structure,
+// not scores): block masks, N:M by magnitude, tile-wise and unstructured.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/model.hpp"
+#include "core/rng.hpp"
+#include "sparsity/mask.hpp"
+#include "test_helpers.hpp"
+
+namespace bsp::test {
+
+// Keeps each R x C block with probability `density` (0 and 1 give empty and
+// full layers); zeroes the rest of the weights.
+inline void block_prune(Node& n, int64_t R, int64_t C, double density, uint64_t seed) {
+  const Tensor& w = n.param("weight");
+  const int64_t O = w.dim(0), I = w.shape().back();
+  Mask m;
+  m.pattern = "block:" + std::to_string(R) + "x" + std::to_string(C);
+  m.block_rows = R, m.block_cols = C;
+  m.bits = Array<uint8_t>({(O + R - 1) / R, (I + C - 1) / C});
+  Rng rng(seed);
+  for (auto& b : m.bits) b = rng.uniform() < density;
+  n.mask = std::move(m);
+  apply_mask(n);
+  const Array<uint8_t> e = element_mask(n);
+  int64_t kept = 0;
+  for (auto v : e) kept += v;
+  n.mask->density = static_cast<double>(kept) / static_cast<double>(e.size());
+}
+
+// N largest magnitudes of every M consecutive input channels.
+inline void nm_prune(Node& n, int64_t N, int64_t M) {
+  Tensor& w = n.param("weight");
+  Mask m;
+  m.pattern = "nm:" + std::to_string(N) + ":" + std::to_string(M);
+  m.bits = Array<uint8_t>(w.shape());
+  for (size_t g = 0; g < w.size(); g += static_cast<size_t>(M)) {
+    std::vector<size_t> idx;
+    for (size_t j = 0; j < static_cast<size_t>(M); ++j) idx.push_back(g + j);
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return std::abs(w[a]) > std::abs(w[b]); });
+    for (int64_t j = 0; j < N; ++j) m.bits[idx[static_cast<size_t>(j)]] = 1;
+  }
+  m.density = static_cast<double>(N) / static_cast<double>(M);
+  n.mask = std::move(m);
+  apply_mask(n);
+}
+
+// Tile-wise: keeps output channels with probability col_density, cuts them
+// into tiles of G and keeps each k row of a tile with probability row_density.
+inline void tw_prune(Node& n, int64_t G, double col_density, double row_density, uint64_t seed) {
+  Tensor& w = n.param("weight");
+  const int64_t O = w.dim(0), K = static_cast<int64_t>(w.size()) / O;
+  Mask m;
+  m.pattern = "tw:" + std::to_string(G);
+  m.bits = Array<uint8_t>(w.shape());
+  Rng rng(seed);
+  std::vector<int64_t> cols;
+  for (int64_t o = 0; o < O; ++o)
+    if (rng.uniform() < col_density) cols.push_back(o);
+  int64_t kept = 0;
+  for (size_t t = 0; t < cols.size(); t += static_cast<size_t>(G))
+    for (int64_t k = 0; k < K; ++k) {
+      if (rng.uniform() >= row_density) continue;
+      for (size_t j = t; j < std::min(cols.size(), t + static_cast<size_t>(G)); ++j, ++kept)
+        m.bits[static_cast<size_t>(cols[j] * K + k)] = 1;
+    }
+  m.density = static_cast<double>(kept) / static_cast<double>(w.size());
+  n.mask = std::move(m);
+  apply_mask(n);
+}
+
+inline void unstructured_prune(Node& n, double density, uint64_t seed) {
+  Tensor& w = n.param("weight");
+  Mask m;
+  m.pattern = "unstructured";
+  m.bits = Array<uint8_t>(w.shape());
+  Rng rng(seed);
+  for (auto& b : m.bits) b = rng.uniform() < density;
+  m.density = density;
+  n.mask = std::move(m);
+  apply_mask(n);
+}
+
+// Non-trivial batchnorm statistics so that folding is exercised.
+inline void randomise_batchnorms(Model& m, uint64_t seed) {
+  Rng rng(seed);
+  for (Node& n : m.nodes) {
+    if (n.op != Op::BatchNorm) continue;
+    for (size_t c = 0; c < n.param("gamma").size(); ++c) {
+      n.param("gamma")[c] = static_cast<float>(0.5 + rng.uniform());
+      n.param("beta")[c] = static_cast<float>(rng.uniform() - 0.5);
+      n.param("mean")[c] = static_cast<float>(0.2 * (rng.uniform() - 0.5));
+      n.param("var")[c] = static_cast<float>(0.5 + rng.uniform());
+    }
+  }
+}
+
+}  // namespace bsp::test

@@ -1,0 +1,184 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "compact/compact.hpp"
+#include "core/model_io.hpp"
+#include "infer/reference_forward.hpp"
+#include "sparse_helpers.hpp"
+#include "zoo/builder.hpp"
+#include "zoo/zoo.hpp"
+
+using namespace bsp;
+
+TEST_CASE("requantisation: round half up, saturate, golden values") {
+  using q8::Requant;
+  CHECK(q8::rescale(5, Requant{1, 1}) == 3);
+  CHECK(q8::rescale(-5, Requant{1, 1}) == -2);
+  CHECK(q8::rescale(-6, Requant{1, 1}) == -3);
+  CHECK(q8::rescale(7, Requant{3, 0}) == 21);
+  CHECK(q8::requantize(1000, Requant{1, 2}, -128, 127) == 127);
+  CHECK(q8::requantize(-1000, Requant{1, 2}, -128, 127) == -128);
+  CHECK(q8::requantize(-1000, Requant{1, 2}, 0, 127) == 0);
+
+  auto r = q8::make_requant(0.5);
+  CHECK((r.mult == 1 && r.shift == 1));
+  r = q8::make_requant(4.0);
+  CHECK((r.mult == 4 && r.shift == 0));
+  r = q8::make_requant(3.0);
+  CHECK((r.mult == 1610612736 && r.shift == 29));
+  r = q8::make_requant(0.1);
+  CHECK(r.mult >= (1 << 30));
+  CHECK(std::ldexp(static_cast<double>(r.mult), -r.shift) == Approx(0.1).epsilon(1e-9));
+  r = q8::make_requant(1e-30);
+  CHECK((r.mult == 0 && r.shift == 62));
+  CHECK_THROWS(q8::make_requant(0.0));
+
+  CHECK(q8::quant_scale(127.0, false) == 1.0);
+  CHECK(q8::quant_scale(100.0, true) == 1.0);
+  CHECK(q8::quant_scale(130.0, true) == 2.0);
+  CHECK(q8::quant_scale(0.0, false) == 1.0);
+  CHECK(q8::quantize_value(2.5f, 1.0) == 2);  // half to even
+  CHECK(q8::quantize_value(3.5f, 1.0) == 4);
+  CHECK(q8::quantize_value(-1000.f, 1.0) == -128);
+  CHECK(q8::quantize_value(std::nanf(""), 1.0) == 0);
+}
+
+TEST_CASE("int8 conv golden: int32 accumulation, bias, per-channel requantisation, fused relu") {
+  GraphBuilder b("t", 1, 2, 2);
+  b.conv("c", "input", GraphBuilder::ConvSpec{2, 1, 2, 1, {0, 0, 0, 0}, 1, false});
+  Model m = b.finish();
+  q8::QNode q;
+  q.kind = q8::Kind::Conv;
+  q.weight = Array<int8_t>({2, 1, 2, 2}, std::vector<int8_t>{1, 2, 3, 4, -1, -1, -1, -1});
+  q.bias = Array<int32_t>({2}, std::vector<int32_t>{10, 0});
+  q.rq = {{1, 2}, {1, 0}};
+  q.lo = 0;
+  Array<int8_t> x({1, 1, 2, 2}, std::vector<int8_t>{5, -6, 7, 8});
+  auto y = q8::reference_node(m.nodes[1], q, {&x});
+  // o0: 10 + 5 - 12 + 21 + 32 = 56 -> (56 + 2) >> 2 = 14; o1: -14 -> relu 0.
+  REQUIRE(y.shape() == Shape{1, 1, 1, 2});
+  CHECK(y[0] == 14);
+  CHECK(y[1] == 0);
+}
+
+namespace {
+
+Tensor images(int64_t n, const Model& m, uint64_t seed) {
+  Shape s = m.input_shape();
+  return test::random_tensor({n, s[0], s[1], s[2]}, seed);
+}
+
+// Relative error of the int8 output against the fp32 reference, over the
+// output's range.
+double relative_error(const Model& m, const q8::QModel& q, const Tensor& x) {
+  Tensor ref = reference_forward(m, x);
+  Tensor got = q8::reference_forward(m, q, x);
+  REQUIRE(got.shape() == ref.shape());
+  double range = 0, err = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    range = std::max(range, static_cast<double>(std::abs(ref[i])));
+    err = std::max(err, static_cast<double>(std::abs(ref[i] - got[i])));
+  }
+  return err / range;
+}
+
+}  // namespace
+
+TEST_CASE("int8 forward tracks the fp32 reference on the fmnist nets") {
+  for (const char* arch : {"fmnist-cnn", "fmnist-resnet"}) {
+    Model m = find_arch(arch).build(10);
+    init_weights(m, 1);
+    test::randomise_batchnorms(m, 2);
+    for (Node& n : m.nodes)
+      if (n.op == Op::Conv2d && n.name != "conv1.conv" && n.name != "stem.conv") test::block_prune(n, 8, 8, 0.5, 7);
+    Tensor calib = images(16, m, 3);
+    for (bool pow2 : {false, true}) {
+      q8::QModel q = q8::quantize(m, calib, q8::QuantOptions{pow2});
+      // Every batchnorm here follows a conv: all folded; every relu fused.
+      for (size_t i = 0; i < m.nodes.size(); ++i) {
+        if (m.nodes[i].op == Op::BatchNorm || m.nodes[i].op == Op::Relu)
+          CHECK(q.nodes[i].kind == q8::Kind::Identity);
+        if (pow2 && q.nodes[i].kind != q8::Kind::Identity) {
+          int e;
+          CHECK(std::frexp(q.nodes[i].scale, &e) == 0.5);
+        }
+      }
+      INFO(arch << (pow2 ? " pow2" : ""));
+      const double err = relative_error(m, q, images(4, m, 9));
+      CHECK(err < (pow2 ? 0.12 : 0.06));
+    }
+  }
+}
+
+TEST_CASE("unfoldable batchnorms become affine nodes, shared relus stay") {
+  GraphBuilder b("t", 6, 6, 8);
+  std::string c = b.conv("c", "input", GraphBuilder::square(8, 3, 1, 1));
+  std::string bn = b.batchnorm("bn", c);
+  std::string r = b.relu("r", bn);
+  std::string bn2 = b.batchnorm("bn2", r);  // input is a relu: affine
+  std::string sum = b.add("sum", {bn2, c});  // c has two consumers: bn not foldable
+  b.relu("r2", sum);
+  Model m = b.finish();
+  init_weights(m, 3);
+  test::randomise_batchnorms(m, 4);
+  q8::QModel q = q8::quantize(m, images(8, m, 1), {});
+  CHECK(q.nodes[2].kind == q8::Kind::Affine);    // bn: the conv feeds the add too
+  CHECK(q.nodes[3].kind == q8::Kind::Identity);  // relu fused into the affine
+  CHECK(q.nodes[2].lo == 0);
+  CHECK(q.nodes[4].kind == q8::Kind::Affine);
+  CHECK(q.nodes[6].kind == q8::Kind::Identity);  // relu after the add
+  CHECK(q.nodes[5].lo == 0);
+  CHECK(relative_error(m, q, images(2, m, 5)) < 0.06);
+}
+
+TEST_CASE("pools, concat and softmax in int8") {
+  GraphBuilder b("t", 9, 9, 8);
+  std::string c = b.relu("r", b.conv("c", "input", GraphBuilder::square(16, 3, 1, 1, true)));
+  std::string a = b.avgpool("ap", c, 3, 2, 1, false);
+  std::string mp = b.maxpool("mp", c, 3, 2, 1);
+  std::string cat = b.concat("cat", {a, mp});
+  std::string g = b.global_avgpool("gap", cat);
+  b.softmax("sm", b.dense("fc", g, 5));
+  Model m = b.finish();
+  init_weights(m, 5);
+  q8::QModel q = q8::quantize(m, images(8, m, 1), {});
+  Tensor x = images(3, m, 2);
+  Tensor ref = reference_forward(m, x), got = q8::reference_forward(m, q, x);
+  for (size_t i = 0; i < ref.size(); ++i) CHECK(got[i] == Approx(ref[i]).margin(0.03));
+}
+
+TEST_CASE("int8 compaction stores the program; a reloaded model runs bit-identically") {
+  test::TempDir dir;
+  Model m = build_fmnist_resnet(10);
+  init_weights(m, 5);
+  test::randomise_batchnorms(m, 6);
+  for (Node& n : m.nodes)
+    if (n.op == Op::Conv2d && n.name != "stem.conv") test::block_prune(n, 8, 8, 0.5, 3);
+  Tensor calib = images(8, m, 1);
+  compact::CompactOptions o;
+  o.dtype = compact::DType::I8;
+  m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
+  save_model(m, dir.file("q.h5"));
+  Model back = load_model(dir.file("q.h5"), "q.h5");
+  REQUIRE(back.compact);
+  REQUIRE(back.compact->int8);
+  const auto& q0 = *m.compact->int8;
+  const auto& q1 = *back.compact->int8;
+  for (size_t i = 0; i < q0.nodes.size(); ++i) {
+    CHECK(q0.nodes[i].kind == q1.nodes[i].kind);
+    CHECK(q0.nodes[i].scale == q1.nodes[i].scale);
+    if (q0.nodes[i].has_weight())
+      CHECK(std::equal(q0.nodes[i].weight.begin(), q0.nodes[i].weight.end(), q1.nodes[i].weight.begin()));
+  }
+  CHECK(back.compact->layer("stage2.0.a.conv")->format == compact::Format::Bsr);
+  CHECK(back.compact->layer("stage2.0.a.conv")->dtype == compact::DType::I8);
+  Tensor x = images(2, m, 7);
+  std::vector<Array<int8_t>> outs0, outs1;
+  Tensor y0 = q8::reference_forward(m, q0, x, [&](size_t, const Array<int8_t>& t) { outs0.push_back(t.clone()); });
+  Tensor y1 = q8::reference_forward(back, q1, x, [&](size_t, const Array<int8_t>& t) { outs1.push_back(t.clone()); });
+  REQUIRE(outs0.size() == outs1.size());
+  for (size_t i = 0; i < outs0.size(); ++i)
+    CHECK(std::equal(outs0[i].begin(), outs0[i].end(), outs1[i].begin()));
+  CHECK(std::equal(y0.begin(), y0.end(), y1.begin()));
+}
