@@ -1,0 +1,98 @@
+// Block-sparse fp32 convolution and dense layers on NHWC activations, with
+// 8 x 8 blocks (8 output x 8 input channels) spanning the kernel window, the
+// bsr layout of compact/weights.hpp. A dense layer is the same kernel with
+// every block present: that is bsp's dense fast path.
+//
+// How it runs. The output is computed in tiles of up to P "virtual pixels"
+// times one block row (8 output channels). The input is repacked (only when
+// needed: padding, stride, channels not a multiple of 8) into phase planes,
+// one per (row, column) stride phase, each [Hq, Wq, Cp] with Cp = Cin rounded
+// up to 8 and the padding already in place. In a phase plane every kernel tap
+// is a constant offset, so the P pixels of a tile, v = oh * Wq + ow, read
+// their inputs at x + v * Cp + tap_off[t] + 8 * block_column: an affine
+// address whatever the stride. Columns ow >= Wo are computed and dropped.
+// For each kept block and tap the kernel loads the block's weights as four
+// 16-lane vectors (lanes = 8 output channels x 2 input channels) and
+// accumulates x[v][c, c+1] (one 64-bit broadcast) times them into one
+// accumulator per pixel; the two input-channel halves are summed at the end.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "compact/weights.hpp"
+#include "core/shapes.hpp"
+#include "kernels/aligned.hpp"
+#include "kernels/isa.hpp"
+
+namespace bsp::kernels {
+
+using compact::WeightGeom;
+
+// One call of the micro-kernel: npix (<= kTileF32) virtual pixels x one block row.
+struct TileF32 {
+  const float* x;           // input at the tile's first virtual pixel, block column 0
+  int64_t ldx;              // floats between consecutive virtual pixels
+  const int64_t* tap_off;   // [ntaps] offset of each tap (floats)
+  int ntaps;
+  const int32_t* cols;      // [nblk] block columns of this block row
+  int nblk;
+  const float* w;           // this block row's packed blocks: [nblk][ntaps][4][8][2]
+  float* const* y;          // [npix] output pointers at this block row's first channel (null: drop)
+  const float* const* z;    // [npix] residual pointers (same channels) or null
+  const float* bias;        // [8]
+  int co_valid;             // output channels of this block row (8, fewer in the last)
+  bool relu;
+  int npix;
+};
+constexpr int kTileF32 = 24;  // the largest npix any ISA takes
+
+using TileFnF32 = void (*)(const TileF32&);
+TileFnF32 tile_f32_scalar();
+TileFnF32 tile_f32_avx2();
+TileFnF32 tile_f32_avx512();
+TileFnF32 tile_f32(Isa isa);
+int tile_pixels_f32(Isa isa);  // the tile size the ISA's kernel prefers
+
+// Packed weights: the structure of a bsr layer (8x8 blocks) and each block's
+// values reordered to the kernel's lanes, one 64-float group per tap:
+// group[q * 16 + co * 2 + h] = W[co, y, x, ci = 2q + h].
+struct PackedF32 {
+  WeightGeom geom;
+  std::vector<int32_t> row_ptr, col_idx;
+  AlignedVector<float> w;
+  AlignedVector<float> bias;  // [rows * 8], zero beyond O
+  int64_t rows() const { return static_cast<int64_t>(row_ptr.size()) - 1; }
+  int64_t nnz_blocks() const { return static_cast<int64_t>(col_idx.size()); }
+};
+
+// From dense weights w [O, kh, kw, I] (already scaled by a folded batchnorm)
+// and the block structure to keep (row_ptr/col_idx of an 8x8 bsr; empty
+// vectors: every block). scale (per output channel) and bias may be null.
+PackedF32 pack_f32(const float* w, const WeightGeom& g, const std::vector<int32_t>& row_ptr,
+                   const std::vector<int32_t>& col_idx, const float* bias);
+
+// A conv2d (groups = 1) or dense layer prepared for the kernel. Dense layers
+// are 1x1 convolutions over a 1x1 image.
+class ConvF32 {
+ public:
+  ConvF32(const ConvGeom& g, PackedF32 w);
+  // x [N, H, W, C] with pixel stride ldx -> y [N, Ho, Wo, Cout] with pixel
+  // stride ldy (y may be a channel slice of a wider tensor); z, when not
+  // null, is added before the relu (same layout as y, stride ldz).
+  void run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
+           bool relu) const;
+  const ConvGeom& geom() const { return g_; }
+  const PackedF32& weights() const { return w_; }
+  // Multiply-accumulates per image that the kernel performs on kept blocks.
+  int64_t kept_macs() const;
+
+ private:
+  ConvGeom g_;
+  PackedF32 w_;
+  bool direct_ = false;   // no repacking: the input is one phase plane as it is
+  int64_t Cp_ = 0, Hq_ = 0, Wq_ = 0, plane_ = 0;  // packed planes (phase_plan.hpp)
+  std::vector<int64_t> tap_off_;  // packed: floats from an image's first plane; direct: pixels
+};
+
+}  // namespace bsp::kernels

@@ -1,0 +1,67 @@
+// The fp32 block-sparse micro-kernel, AVX2 + FMA (compiled with -mavx2 -mfma).
+// Lanes: 4 output channels x 2 input channels, two accumulators per pixel.
+#include <immintrin.h>
+
+#include <array>
+#include <utility>
+
+#include "kernels/conv_f32.hpp"
+
+namespace bsp::kernels {
+
+namespace {
+
+inline __m256 bcast_pair(const float* p) {
+  return _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castsi128_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+}
+
+template <int P>
+void tile(const TileF32& a) {
+  __m256 lo[P], hi[P];
+  for (int j = 0; j < P; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
+  const float* w = a.w;
+  const int64_t ldx = a.ldx;
+  for (int b = 0; b < a.nblk; ++b) {
+    const float* xb = a.x + a.cols[b] * 8;
+    for (int t = 0; t < a.ntaps; ++t) {
+      const float* xp = xb + a.tap_off[t];
+      for (int q = 0; q < 4; ++q, w += 16) {
+        const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);
+        for (int j = 0; j < P; ++j) {
+          const __m256 xv = bcast_pair(xp + j * ldx + 2 * q);
+          lo[j] = _mm256_fmadd_ps(xv, w0, lo[j]);
+          hi[j] = _mm256_fmadd_ps(xv, w1, hi[j]);
+        }
+      }
+    }
+  }
+  alignas(32) int maskv[8];
+  for (int i = 0; i < 8; ++i) maskv[i] = i < a.co_valid ? -1 : 0;
+  const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
+  const __m256 bias = _mm256_maskload_ps(a.bias, m);
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  for (int j = 0; j < P; ++j) {
+    if (!a.y[j]) continue;
+    // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
+    __m256 s = _mm256_add_ps(_mm256_permutevar8x32_ps(_mm256_hadd_ps(lo[j], hi[j]), order), bias);
+    if (a.z && a.z[j]) s = _mm256_add_ps(s, _mm256_maskload_ps(a.z[j], m));
+    if (a.relu) s = _mm256_max_ps(s, _mm256_setzero_ps());
+    _mm256_maskstore_ps(a.y[j], m, s);
+  }
+}
+
+template <int... Ps>
+constexpr auto make_table(std::integer_sequence<int, Ps...>) {
+  return std::array<TileFnF32, sizeof...(Ps)>{&tile<Ps + 1>...};
+}
+
+void dispatch(const TileF32& a) {
+  static constexpr auto table = make_table(std::make_integer_sequence<int, 6>{});
+  table[a.npix - 1](a);
+}
+
+}  // namespace
+
+TileFnF32 tile_f32_avx2() { return &dispatch; }
+
+}  // namespace bsp::kernels

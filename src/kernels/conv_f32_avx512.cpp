@@ -1,0 +1,74 @@
+// The fp32 block-sparse micro-kernel, AVX-512 (this file alone is compiled
+// with -mavx512f -mavx512vl -mavx512dq ...). Lanes: 8 output channels x 2
+// input channels; one accumulator per pixel (see conv_f32.hpp).
+#include <immintrin.h>
+
+#include <array>
+#include <utility>
+
+#include "kernels/conv_f32.hpp"
+
+namespace bsp::kernels {
+
+namespace {
+
+inline __m512 bcast_pair(const float* p) {
+  return _mm512_castpd_ps(_mm512_broadcastsd_pd(_mm_castsi128_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+}
+
+// Sums the input-channel halves of two pixels' accumulators:
+// -> [pixel a: co 0..7 | pixel b: co 0..7].
+inline __m512 reduce_pair(__m512 a, __m512 b) {
+  const __m512 even = _mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512 odd = _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  const __m512i idx = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+  return _mm512_permutexvar_ps(idx, _mm512_add_ps(even, odd));
+}
+
+template <int P>
+void tile(const TileF32& a) {
+  __m512 acc[P];
+  for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();
+  const float* w = a.w;
+  const int64_t ldx = a.ldx;
+  for (int b = 0; b < a.nblk; ++b) {
+    const float* xb = a.x + a.cols[b] * 8;
+    for (int t = 0; t < a.ntaps; ++t) {
+      const float* xp = xb + a.tap_off[t];
+      for (int q = 0; q < 4; ++q, w += 16) {
+        const __m512 wv = _mm512_load_ps(w);
+        for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(bcast_pair(xp + j * ldx + 2 * q), wv, acc[j]);
+      }
+    }
+  }
+  const __mmask8 m = static_cast<__mmask8>((1u << a.co_valid) - 1);
+  const __m512 bias = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(m, a.bias));
+  for (int j = 0; j < P; j += 2) {
+    const bool two = j + 1 < P;
+    __m512 s = _mm512_add_ps(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_ps()), bias);
+    if (a.z) {
+      const __m256 z0 = a.z[j] ? _mm256_maskz_loadu_ps(m, a.z[j]) : _mm256_setzero_ps();
+      const __m256 z1 = two && a.z[j + 1] ? _mm256_maskz_loadu_ps(m, a.z[j + 1]) : _mm256_setzero_ps();
+      s = _mm512_add_ps(s, _mm512_insertf32x8(_mm512_castps256_ps512(z0), z1, 1));
+    }
+    if (a.relu) s = _mm512_max_ps(s, _mm512_setzero_ps());
+    if (a.y[j]) _mm256_mask_storeu_ps(a.y[j], m, _mm512_castps512_ps256(s));
+    if (two && a.y[j + 1]) _mm256_mask_storeu_ps(a.y[j + 1], m, _mm512_extractf32x8_ps(s, 1));
+  }
+}
+
+template <int... Ps>
+constexpr auto make_table(std::integer_sequence<int, Ps...>) {
+  return std::array<TileFnF32, sizeof...(Ps)>{&tile<Ps + 1>...};
+}
+
+void dispatch(const TileF32& a) {
+  static constexpr auto table = make_table(std::make_integer_sequence<int, kTileF32>{});
+  table[a.npix - 1](a);
+}
+
+}  // namespace
+
+TileFnF32 tile_f32_avx512() { return &dispatch; }
+
+}  // namespace bsp::kernels

@@ -1,0 +1,102 @@
+#include "kernels/conv_i8.hpp"
+
+#include <algorithm>
+
+#include "kernels/phase_plan.hpp"
+
+namespace bsp::kernels {
+
+namespace {
+TileFnI8 tile_i8(Isa isa) { return isa == Isa::Avx512 ? tile_i8_avx512() : tile_i8_scalar(); }
+}  // namespace
+
+ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& row_ptr,
+               const std::vector<int32_t>& col_idx, const int32_t* bias, const std::vector<q8::Requant>& rq,
+               int32_t lo, int32_t hi)
+    : g_(g), lo_(lo), hi_(hi) {
+  if (g.groups != 1) fail("internal: the int8 kernel takes groups = 1");
+  const int64_t O = g.Cout, I = g.C, taps = g.kh * g.kw;
+  const int64_t rows = (O + 7) / 8, cols = (I + 7) / 8;
+  if (row_ptr.empty()) {
+    for (int64_t r = 0; r <= rows; ++r) row_ptr_.push_back(static_cast<int32_t>(r * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) col_idx_.push_back(static_cast<int32_t>(c));
+  } else {
+    row_ptr_ = row_ptr;
+    col_idx_ = col_idx;
+  }
+  // Blocks [nnzb][taps][8 co][8 ci], zero beyond O and I; the sums feed the
+  // correction of the unsigned input.
+  w_.assign(col_idx_.size() * static_cast<size_t>(taps * 64), 0);
+  std::vector<int64_t> sum(static_cast<size_t>(rows * 8), 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int32_t j = row_ptr_[r]; j < row_ptr_[r + 1]; ++j) {
+      int8_t* dst = w_.data() + static_cast<size_t>(j) * static_cast<size_t>(taps * 64);
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t co = 0; co < 8; ++co)
+          for (int64_t ci = 0; ci < 8; ++ci) {
+            const int64_t o = r * 8 + co, i = col_idx_[j] * 8 + ci;
+            if (o >= O || i >= I) continue;
+            const int8_t v = w[(o * taps + t) * I + i];
+            dst[(t * 8 + co) * 8 + ci] = v;
+            sum[static_cast<size_t>(o)] += v;
+          }
+    }
+  bias_.assign(static_cast<size_t>(rows * 8), 0);
+  mult_.assign(static_cast<size_t>(rows * 8), 0);
+  shift_.assign(static_cast<size_t>(rows * 8), 0);
+  for (int64_t o = 0; o < O; ++o) {
+    const size_t k = static_cast<size_t>(o);
+    bias_[k] = static_cast<int32_t>(bias[o] - 128 * sum[k]);
+    mult_[k] = rq[k].mult;
+    shift_[k] = rq[k].shift;
+  }
+  const PhasePlan pp(g_);
+  Cp_ = pp.Cp, Hq_ = pp.Hq, Wq_ = pp.Wq, plane_ = pp.plane;
+  for (int64_t t : pp.tap_pixel) tap_off_.push_back(t * Cp_);
+}
+
+void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
+  const TileFnI8 fn = tile_i8(active_isa());
+  const int P = active_isa() == Isa::Avx512 ? kTileI8 : 8;
+  const int64_t rows = static_cast<int64_t>(row_ptr_.size()) - 1;
+  const PhasePlan pp(g_);
+  const int64_t img = pp.image_elems();
+  AlignedVector<uint8_t> packed(static_cast<size_t>(N * img), 128);  // 128: the zero of q + 128
+  pp.pack(g_, x, g_.C, N, packed.data(), [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); });
+
+  const int64_t V = g_.Ho * Wq_;
+  const int64_t tiles = (V + P - 1) / P;
+  const int64_t items = N * tiles * rows;
+  const int ntaps = static_cast<int>(tap_off_.size());
+#pragma omp parallel for schedule(dynamic, 2)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t r = it % rows, tile = (it / rows) % tiles, n = it / (rows * tiles);
+    const int64_t v0 = tile * P;
+    const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
+    int8_t* yp[kTileI8];
+    for (int j = 0; j < npix; ++j) {
+      const int64_t v = v0 + j, oh = v / Wq_, ow = v % Wq_;
+      yp[j] = ow < g_.Wo ? y + ((n * g_.Ho + oh) * g_.Wo + ow) * g_.Cout + r * 8 : nullptr;
+    }
+    TileI8 a;
+    a.x = packed.data() + n * img + v0 * Cp_;
+    a.ldx = Cp_;
+    a.tap_off = tap_off_.data();
+    a.ntaps = ntaps;
+    a.cols = col_idx_.data() + row_ptr_[r];
+    a.nblk = row_ptr_[r + 1] - row_ptr_[r];
+    a.w = w_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
+    a.y = yp;
+    a.bias = bias_.data() + r * 8;
+    a.mult = mult_.data() + r * 8;
+    a.shift = shift_.data() + r * 8;
+    a.lo = lo_;
+    a.hi = hi_;
+    a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
+    a.npix = npix;
+    fn(a);
+  }
+}
+
+}  // namespace bsp::kernels

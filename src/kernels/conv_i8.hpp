@@ -1,0 +1,68 @@
+// Block-sparse int8 convolution and dense layers (NHWC), computing exactly
+// the int8 semantics of compact/int8.hpp: int32 accumulation, bias,
+// per-output-channel requantisation (64-bit multiply, round half up, shift),
+// clamp to [lo, hi]. The same tiling as conv_f32.hpp: phase planes, virtual
+// pixels, one block row of 8 output channels per call.
+//
+// The input is packed as unsigned bytes u = q + 128 (q XOR 0x80), padding
+// included (u = 128 is q = 0), because VNNI's vpdpbusd multiplies unsigned by
+// signed bytes; the kernel subtracts 128 * sum(w[o]) per output channel.
+// Lanes of one 512-bit accumulator: 8 output channels x 2 groups of 4 input
+// channels, so a block's 8 x 8 int8 weights at one tap are a single vector in
+// the compact bsr layout ([co][ci], row-major): no repacking.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "compact/int8.hpp"
+#include "compact/weights.hpp"
+#include "core/shapes.hpp"
+#include "kernels/aligned.hpp"
+#include "kernels/isa.hpp"
+
+namespace bsp::kernels {
+
+struct TileI8 {
+  const uint8_t* x;        // packed input at the tile's first virtual pixel
+  int64_t ldx;             // bytes between virtual pixels
+  const int64_t* tap_off;  // [ntaps] bytes
+  int ntaps;
+  const int32_t* cols;     // [nblk]
+  int nblk;
+  const int8_t* w;         // [nblk][ntaps][8 co][8 ci]
+  int8_t* const* y;        // [npix] output pointers at this block row (null: drop)
+  const int32_t* bias;     // [8] bias - 128 * sum(w) per output channel
+  const int32_t* mult;     // [8]
+  const int32_t* shift;    // [8]
+  int32_t lo, hi;
+  int co_valid;
+  int npix;
+};
+constexpr int kTileI8 = 24;
+
+using TileFnI8 = void (*)(const TileI8&);
+TileFnI8 tile_i8_scalar();
+TileFnI8 tile_i8_avx512();  // needs AVX-512 VNNI
+
+class ConvI8 {
+ public:
+  // w: dense int8 weights [O, kh, kw, I]; row_ptr/col_idx: the 8x8 blocks to
+  // keep (empty: all); bias and rq per output channel (q8::QNode).
+  ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& row_ptr, const std::vector<int32_t>& col_idx,
+         const int32_t* bias, const std::vector<q8::Requant>& rq, int32_t lo, int32_t hi);
+  // x [N, H, W, C] int8 -> y [N, Ho, Wo, Cout] int8.
+  void run(const int8_t* x, int64_t N, int8_t* y) const;
+  int64_t nnz_blocks() const { return static_cast<int64_t>(col_idx_.size()); }
+
+ private:
+  ConvGeom g_;
+  std::vector<int32_t> row_ptr_, col_idx_;
+  AlignedVector<int8_t> w_;
+  std::vector<int32_t> bias_, mult_, shift_;  // [rows * 8]
+  int32_t lo_, hi_;
+  int64_t Cp_ = 0, Hq_ = 0, Wq_ = 0, plane_ = 0;
+  std::vector<int64_t> tap_off_;  // bytes from an image's first plane
+};
+
+}  // namespace bsp::kernels

@@ -1,0 +1,112 @@
+#include "kernels/int8_runner.hpp"
+
+#include <chrono>
+#include <unordered_map>
+
+#include "infer/reference_ops.hpp"
+#include "kernels/block_cover.hpp"
+
+namespace bsp::kernels {
+
+Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), q_(*c.int8) {
+  const auto shapes = infer_shapes(m);
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < m.nodes.size(); ++i) index[m.nodes[i].name] = i;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const Node& n = m.nodes[i];
+    const q8::QNode& qn = q_.nodes[i];
+    if (qn.kind == q8::Kind::Identity) continue;  // aliases its input: no step
+    Step s;
+    s.node = i;
+    for (const auto& src : n.inputs) s.in.push_back(index.at(src));
+    StepInfo info;
+    info.name = n.name;
+    info.op = n.op;
+    info.kernel = "ref-int8";
+    for (size_t j = i + 1; j < m.nodes.size(); ++j)
+      if (q_.nodes[j].kind == q8::Kind::Identity && q_.nodes[j].fused_into == n.name) info.fused.push_back(m.nodes[j].name);
+    const bool conv_like = (qn.kind == q8::Kind::Conv && n.attrs.get_int("groups", 1) == 1) || qn.kind == q8::Kind::Dense;
+    if (conv_like) {
+      if (qn.kind == q8::Kind::Conv) {
+        s.geom = conv_geom(n, shapes[s.in[0]]);
+      } else {
+        s.dense_layer = true;
+        s.geom.H = s.geom.W = s.geom.Ho = s.geom.Wo = 1;
+        s.geom.C = qn.weight.dim(1);
+        s.geom.Cout = qn.weight.dim(0);
+      }
+      const ConvGeom& g = s.geom;
+      info.macs = g.Ho * g.Wo * g.Cout * g.kh * g.kw * g.C;
+      const compact::CompactLayer* l = c.layer(n.name);
+      const compact::WeightGeom wg = compact::weight_geom(qn.weight.shape());
+      std::vector<int32_t> rp, ci;
+      if (l && l->format == compact::Format::Bsr && l->R == 8 && l->C == 8) {
+        rp = l->row_ptr, ci = l->col_idx;
+        info.kernel = "int8-bsr";
+      } else if (l && l->format != compact::Format::Dense) {
+        cover_8x8(qn.weight.data(), wg, rp, ci);
+        info.kernel = std::string("int8-") + compact::format_name(l->format) + "-as-bsr";
+      } else {
+        info.kernel = "int8-dense";
+      }
+      s.conv = std::make_unique<ConvI8>(g, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
+    }
+    steps_.push_back(std::move(s));
+    infos_.push_back(std::move(info));
+  }
+  // Slots are indexed by the node whose computation owns the tensor.
+  last_use_.assign(m.nodes.size(), 0);
+  for (size_t k = 0; k < steps_.size(); ++k)
+    for (size_t& src : steps_[k].in) {
+      while (q_.nodes[src].kind == q8::Kind::Identity) src = index.at(m.nodes[src].inputs.at(0));
+      last_use_[src] = k;
+    }
+  final_ = m.nodes.size() - 1;
+  while (q_.nodes[final_].kind == q8::Kind::Identity) final_ = index.at(m.nodes[final_].inputs.at(0));
+  last_use_[final_] = steps_.size();
+}
+
+Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
+  const Shape want = m_.input_shape();
+  if (x.rank() != 4 || Shape(x.shape().begin() + 1, x.shape().end()) != want)
+    fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(x.shape()), want[0], want[1], want[2]);
+  const int64_t N = x.dim(0);
+  std::vector<Array<int8_t>> slot(m_.nodes.size());
+  Tensor result;
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Step& s = steps_[k];
+    const Node& n = m_.nodes[s.node];
+    const q8::QNode& qn = q_.nodes[s.node];
+    if (qn.kind == q8::Kind::Input) {
+      slot[s.node] = q8::quantize_input(x, qn.scale);
+    } else if (s.conv) {
+      const ConvGeom& g = s.geom;
+      Array<int8_t> y = s.dense_layer ? Array<int8_t>({N, g.Cout}) : Array<int8_t>({N, g.Ho, g.Wo, g.Cout});
+      s.conv->run(slot[s.in[0]].data(), N, y.data());
+      slot[s.node] = std::move(y);
+    } else if (qn.kind == q8::Kind::Softmax) {
+      const Array<int8_t>& in = slot[s.in[0]];
+      const double sc = q_.nodes[s.in[0]].scale;
+      Tensor f(in.shape());
+      for (size_t i = 0; i < in.size(); ++i) f[i] = static_cast<float>(in[i] * sc);
+      result = ref::softmax(f);
+    } else {
+      std::vector<const Array<int8_t>*> ins;
+      for (size_t src : s.in) ins.push_back(&slot[src]);
+      slot[s.node] = q8::reference_node(n, qn, ins);
+    }
+    for (size_t src : s.in)
+      if (last_use_[src] == k) slot[src] = Array<int8_t>();
+    if (on_step) on_step(k, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const size_t last = final_;
+  if (q_.nodes[last].kind != q8::Kind::Softmax) {
+    const Array<int8_t>& y = slot[last];
+    result = Tensor(y.shape());
+    for (size_t i = 0; i < y.size(); ++i) result[i] = static_cast<float>(y[i] * q_.nodes[last].scale);
+  }
+  return result;
+}
+
+}  // namespace bsp::kernels

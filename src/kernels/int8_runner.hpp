@@ -1,0 +1,40 @@
+// The int8 program of a compacted int8 model on the fast kernels: conv2d and
+// dense layers on the VNNI block-sparse kernel (bsr 8x8 layers skip their
+// pruned blocks; other forms run on the 8x8 blocks covering their nonzero
+// int8 weights), every other op with the scalar int8 reference. The result is
+// bit-identical to q8::reference_forward.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "compact/compact.hpp"
+#include "kernels/conv_i8.hpp"
+#include "kernels/runner.hpp"
+
+namespace bsp::kernels {
+
+class Int8Runner {
+ public:
+  Int8Runner(const Model& m, const compact::CompactModel& c);
+  const std::vector<StepInfo>& steps() const { return infos_; }
+  Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const;
+
+ private:
+  struct Step {
+    size_t node;
+    std::vector<size_t> in;
+    std::unique_ptr<ConvI8> conv;
+    ConvGeom geom;
+    bool dense_layer = false;
+  };
+  const Model& m_;
+  const q8::QModel& q_;
+  std::vector<Step> steps_;
+  std::vector<StepInfo> infos_;
+  std::vector<size_t> last_use_;
+  size_t final_ = 0;  // the slot holding the model's output
+};
+
+}  // namespace bsp::kernels

@@ -1,0 +1,68 @@
+// The input layout the conv kernels read (conv_f32.hpp): per image sh*sw
+// phase planes [Hq, Wq, Cp], plane (a, b) holding padded-input rows a, a+sh,
+// ... and columns b, b+sw, ...; padding and the channels beyond C already
+// filled in. Every tap is then a constant offset from a virtual pixel
+// v = oh * Wq + ow.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/shapes.hpp"
+
+namespace bsp::kernels {
+
+struct PhasePlan {
+  int64_t Cp = 0, Hq = 0, Wq = 0;
+  int64_t plane = 0;               // pixels per plane, slack for the last row's garbage columns included
+  int64_t phases = 1;
+  std::vector<int64_t> tap_pixel;  // per tap (y*kw + x): pixel offset from an image's first plane
+
+  explicit PhasePlan(const ConvGeom& g) {
+    Cp = (g.C + 7) / 8 * 8;
+    const int64_t Hp = g.H + g.pt + g.pb, Wp = g.W + g.pl + g.pr;
+    Hq = (Hp + g.sh - 1) / g.sh, Wq = (Wp + g.sw - 1) / g.sw;
+    phases = g.sh * g.sw;
+    int64_t max_off = 0;
+    std::vector<int64_t> phase;
+    for (int64_t y = 0; y < g.kh; ++y)
+      for (int64_t x = 0; x < g.kw; ++x) {
+        const int64_t a = (y * g.dh) % g.sh, oy = (y * g.dh) / g.sh;
+        const int64_t b = (x * g.dw) % g.sw, ox = (x * g.dw) / g.sw;
+        max_off = std::max(max_off, oy * Wq + ox);
+        tap_pixel.push_back(oy * Wq + ox);
+        phase.push_back(a * g.sw + b);
+      }
+    plane = std::max(Hq * Wq, g.Ho * Wq + max_off) + 1;
+    for (size_t t = 0; t < tap_pixel.size(); ++t) tap_pixel[t] += phase[t] * plane;
+  }
+  int64_t image_elems() const { return phases * plane * Cp; }
+
+  // Fills out [N][phases][plane][Cp] (sized N * image_elems(), pre-filled
+  // with the padding value) from x [N, H, W, C] (pixel stride ldx), each
+  // element through f.
+  template <typename T, typename U, typename F>
+  void pack(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f) const {
+    const int64_t img = image_elems();
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t ph = 0; ph < phases; ++ph)
+        for (int64_t iq = 0; iq < Hq; ++iq) {
+          const int64_t a = ph / g.sw, b = ph % g.sw;
+          const int64_t ih = iq * g.sh + a - g.pt;
+          if (ih < 0 || ih >= g.H) continue;
+          U* dst = out + n * img + (ph * plane + iq * Wq) * Cp;
+          for (int64_t jq = 0; jq < Wq; ++jq) {
+            const int64_t iw = jq * g.sw + b - g.pl;
+            if (iw < 0 || iw >= g.W) continue;
+            const T* src = x + ((n * g.H + ih) * g.W + iw) * ldx;
+            U* d = dst + jq * Cp;
+            for (int64_t c = 0; c < g.C; ++c) d[c] = f(src[c]);
+          }
+        }
+  }
+};
+
+}  // namespace bsp::kernels

@@ -1,0 +1,237 @@
+#include "kernels/runner.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <unordered_map>
+
+#include "compact/compact.hpp"
+#include "core/shapes.hpp"
+#include "infer/reference_forward.hpp"
+#include "kernels/block_cover.hpp"
+#include "kernels/conv_blas.hpp"
+#include "kernels/conv_f32.hpp"
+#include "kernels/int8_runner.hpp"
+#include "kernels/sparse_f32.hpp"
+
+namespace bsp::kernels {
+
+const char* path_name(Path p) {
+  switch (p) {
+    case Path::Auto: return "auto";
+    case Path::Dense: return "dense";
+    case Path::Blas: return "blas";
+  }
+  return "?";
+}
+
+namespace {
+
+// An fp32 step. Conv-like steps own one of conv / blas / nm / tw; other
+// steps run the graph node with the reference op.
+struct Step {
+  StepInfo info;
+  size_t node = 0;                 // the main graph node
+  size_t out = 0;                  // the slot written: the last node of the fused chain
+  std::vector<size_t> in;          // slots read
+  int64_t residual = -1;           // slot added before the relu, or -1
+  bool relu = false;
+  ConvGeom geom;                   // conv-like steps (dense layers: a 1x1 conv on 1x1 images)
+  bool is_dense_layer = false;
+  std::unique_ptr<ConvF32> conv;
+  std::unique_ptr<ConvBlas> blas;
+  std::unique_ptr<SparseConvF32> sparse;  // nm / tw
+};
+
+Shape without_batch(const Shape& s) { return Shape(s.begin() + 1, s.end()); }
+
+// The layer's weights and bias with the batchnorm folded in (fp32).
+struct Folded {
+  std::vector<float> w, b;
+};
+
+Folded fold(const Node& layer, const Node* bn, const Tensor& weight) {
+  const int64_t O = weight.dim(0), K = static_cast<int64_t>(weight.size()) / O;
+  Folded f;
+  f.w.assign(weight.begin(), weight.end());
+  f.b.assign(static_cast<size_t>(O), 0.0f);
+  if (layer.has_param("bias")) std::copy(layer.param("bias").begin(), layer.param("bias").end(), f.b.begin());
+  if (!bn) return f;
+  const double eps = bn->attrs.get_double("eps", 1e-5);
+  for (int64_t o = 0; o < O; ++o) {
+    const size_t c = static_cast<size_t>(o);
+    const double g = bn->param("gamma")[c] / std::sqrt(static_cast<double>(bn->param("var")[c]) + eps);
+    for (int64_t k = 0; k < K; ++k) f.w[static_cast<size_t>(o * K + k)] *= static_cast<float>(g);
+    f.b[c] = static_cast<float>((f.b[c] - bn->param("mean")[c]) * g + bn->param("beta")[c]);
+  }
+  return f;
+}
+
+}  // namespace
+
+struct Runner::Impl {
+  const Model& m;
+  Path path;
+  std::vector<Step> steps;
+  std::vector<StepInfo> infos;
+  std::vector<size_t> last_use;  // per slot: the last step reading it
+  std::unique_ptr<Int8Runner> int8;
+
+  Impl(const Model& model, Path p) : m(model), path(p) {
+    if (p == Path::Auto && m.compact && m.compact->dtype == compact::DType::I8) {
+      int8 = std::make_unique<Int8Runner>(m, *m.compact);
+      return;
+    }
+    build();
+  }
+
+  void build() {
+    const size_t count = m.nodes.size();
+    const auto shapes = infer_shapes(m);
+    std::unordered_map<std::string, size_t> index;
+    std::vector<std::vector<size_t>> consumers(count);
+    for (size_t i = 0; i < count; ++i) {
+      index[m.nodes[i].name] = i;
+      for (const auto& s : m.nodes[i].inputs) consumers[index.at(s)].push_back(i);
+    }
+    auto sole = [&](size_t i) -> const Node* {
+      return consumers[i].size() == 1 ? &m.nodes[consumers[i][0]] : nullptr;
+    };
+    std::vector<bool> done(count, false);
+    for (size_t i = 0; i < count; ++i) {
+      if (done[i]) continue;
+      const Node& n = m.nodes[i];
+      Step s;
+      s.node = s.out = i;
+      s.info.name = n.name;
+      s.info.op = n.op;
+      for (const auto& src : n.inputs) s.in.push_back(index.at(src));
+      const bool conv_like = (n.op == Op::Conv2d && n.attrs.get_int("groups", 1) == 1) || n.op == Op::Dense;
+      if (conv_like) {
+        const Shape in = shapes[s.in.at(0)];
+        const Node* bn = nullptr;
+        if (const Node* c = sole(i); c && c->op == Op::BatchNorm) {
+          bn = c;
+          s.out = index.at(c->name);
+          s.info.fused.push_back(c->name);
+        }
+        if (const Node* c = sole(s.out); c && c->op == Op::Add && c->inputs.size() == 2) {
+          const size_t other = index.at(c->inputs[0]) == s.out ? index.at(c->inputs[1]) : index.at(c->inputs[0]);
+          if (other < i && other != s.out) {
+            s.residual = static_cast<int64_t>(other);
+            s.out = index.at(c->name);
+            s.info.fused.push_back(c->name);
+          }
+        }
+        if (const Node* c = sole(s.out); c && c->op == Op::Relu) {
+          s.relu = true;
+          s.out = index.at(c->name);
+          s.info.fused.push_back(c->name);
+        }
+        for (const auto& f : s.info.fused) done[index.at(f)] = true;
+        prepare_layer(s, n, bn, in);
+      } else {
+        s.info.kernel = "ref";
+      }
+      done[i] = true;
+      steps.push_back(std::move(s));
+    }
+    last_use.assign(count, 0);
+    for (size_t k = 0; k < steps.size(); ++k) {
+      for (size_t src : steps[k].in) last_use[src] = k;
+      if (steps[k].residual >= 0) last_use[static_cast<size_t>(steps[k].residual)] = k;
+    }
+    last_use[count - 1] = steps.size();  // the last node is always a step's output
+    for (const Step& s : steps) infos.push_back(s.info);
+  }
+
+  void prepare_layer(Step& s, const Node& n, const Node* bn, const Shape& in) {
+    if (n.op == Op::Conv2d) {
+      s.geom = conv_geom(n, in);
+    } else {
+      const Tensor& w = n.param("weight");
+      s.is_dense_layer = true;
+      s.geom.H = s.geom.W = s.geom.Ho = s.geom.Wo = 1;
+      s.geom.C = w.dim(1);
+      s.geom.Cout = w.dim(0);
+    }
+    const ConvGeom& g = s.geom;
+    s.info.macs = g.Ho * g.Wo * g.Cout * g.kh * g.kw * g.C;
+    const compact::CompactLayer* cl =
+        path == Path::Auto && m.compact ? m.compact->layer(n.name) : nullptr;
+    // The fp32 weights: the graph's, or the compact form's (bf16 widened).
+    Tensor weight = cl && cl->dtype == compact::DType::BF16 ? compact::expand_weight(*m.compact, n.name)
+                                                             : n.param("weight").clone();
+    Folded f = fold(n, bn, weight);
+    const compact::WeightGeom wg = compact::weight_geom(n.param("weight").shape());
+    if (path == Path::Blas) {
+      s.blas = std::make_unique<ConvBlas>(g, f.w.data(), f.b.data());
+      s.info.kernel = "blas";
+      return;
+    }
+    if (cl && cl->format == compact::Format::Bsr) {
+      std::vector<int32_t> rp = cl->row_ptr, ci = cl->col_idx;
+      if (cl->R != 8 || cl->C != 8) cover_8x8(f.w.data(), wg, rp, ci);
+      s.conv = std::make_unique<ConvF32>(g, pack_f32(f.w.data(), wg, rp, ci, f.b.data()));
+      s.info.kernel = "bsr";
+      return;
+    }
+    if (cl && (cl->format == compact::Format::NM || cl->format == compact::Format::TW)) {
+      s.sparse = std::make_unique<SparseConvF32>(g, *cl, f.w.data(), f.b.data());
+      s.info.kernel = compact::format_name(cl->format);
+      return;
+    }
+    s.conv = std::make_unique<ConvF32>(g, pack_f32(f.w.data(), wg, {}, {}, f.b.data()));
+    s.info.kernel = "dense";
+  }
+
+  Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
+    if (int8) return int8->forward(x, on_step);
+    const Shape want = m.input_shape();
+    if (x.rank() != 4 || without_batch(x.shape()) != want)
+      fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(x.shape()), want[0], want[1], want[2]);
+    const int64_t N = x.dim(0);
+    std::vector<Tensor> slot(m.nodes.size());
+    for (size_t k = 0; k < steps.size(); ++k) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Step& s = steps[k];
+      const Node& n = m.nodes[s.node];
+      if (s.conv || s.blas || s.sparse) {
+        const Tensor& xin = slot[s.in[0]];
+        const ConvGeom& g = s.geom;
+        Tensor y = s.is_dense_layer ? Tensor({N, g.Cout}) : Tensor({N, g.Ho, g.Wo, g.Cout});
+        const float* z = s.residual >= 0 ? slot[static_cast<size_t>(s.residual)].data() : nullptr;
+        if (s.conv)
+          s.conv->run(xin.data(), g.C, N, y.data(), g.Cout, z, g.Cout, s.relu);
+        else if (s.blas)
+          s.blas->run(xin.data(), N, y.data(), z, s.relu);
+        else
+          s.sparse->run(xin.data(), N, y.data(), z, s.relu);
+        slot[s.out] = std::move(y);
+      } else if (n.op == Op::Input) {
+        slot[s.out] = x.clone();
+      } else {
+        std::vector<const Tensor*> ins;
+        for (size_t src : s.in) ins.push_back(&slot[src]);
+        slot[s.out] = reference_node(n, ins);
+      }
+      for (size_t src : s.in)
+        if (last_use[src] == k) slot[src] = Tensor();
+      if (s.residual >= 0 && last_use[static_cast<size_t>(s.residual)] == k) slot[static_cast<size_t>(s.residual)] = Tensor();
+      if (on_step)
+        on_step(k, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return std::move(slot[m.nodes.size() - 1]);
+  }
+};
+
+Runner::Runner(const Model& m, Path path) : impl_(std::make_unique<Impl>(m, path)) {}
+Runner::~Runner() = default;
+bool Runner::is_int8() const { return impl_->int8 != nullptr; }
+const std::vector<StepInfo>& Runner::steps() const { return impl_->int8 ? impl_->int8->steps() : impl_->infos; }
+Tensor Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
+  return impl_->forward(x, on_step);
+}
+
+Tensor fast_forward(const Model& m, const Tensor& x) { return Runner(m).forward(x); }
+
+}  // namespace bsp::kernels

@@ -1,0 +1,62 @@
+// Running a whole model with the fast CPU kernels: the library entry point
+// behind bsp eval and bsp bench.
+//
+// A compacted model runs its compact forms: bsr layers on the block-sparse
+// kernel, nm and tw layers on theirs, dense layers on the dense kernel; an
+// int8 model runs the int8 program (bit-identical to q8::reference_forward).
+// A model that is not compacted runs every layer on the dense kernel (bsp's
+// dense path). Path::Blas runs every convolution and dense layer through
+// OpenBLAS instead (the baseline of bsp bench). fp32 steps fold a batchnorm
+// into the layer before it and fuse a following residual add and relu into
+// the layer's epilogue, so results match the reference forward to rounding.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/model.hpp"
+
+namespace bsp::kernels {
+
+enum class Path {
+  Auto,   // the compact forms when the model has them, else Dense
+  Dense,  // bsp's dense kernel for every layer, fp32 (compact data ignored)
+  Blas,   // OpenBLAS (im2col + sgemm) for every layer, fp32
+};
+const char* path_name(Path p);
+
+// One executed step: a graph node and the nodes fused into it.
+struct StepInfo {
+  std::string name;        // the main graph node
+  Op op;
+  std::vector<std::string> fused;  // batchnorm / add / relu folded into it
+  std::string kernel;      // "bsr", "dense", "nm", "tw", "blas", "int8-bsr", ..., "ref" for other ops
+  int64_t macs = 0;        // dense multiply-accumulates per image (conv2d/dense)
+};
+
+class Runner {
+ public:
+  // The model must outlive the runner (parameters of non-conv ops are read
+  // from it). Preparing packs every layer's weights.
+  explicit Runner(const Model& m, Path path = Path::Auto);
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  bool is_int8() const;
+  const std::vector<StepInfo>& steps() const;
+  // x [N, H, W, C] -> the last node's output. `on_step(i, ms)`, when given,
+  // is called after step i with its wall time.
+  Tensor forward(const Tensor& x, const std::function<void(size_t step, double ms)>& on_step = {}) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runner(m).forward(x): the fast forward of a whole model.
+Tensor fast_forward(const Model& m, const Tensor& x);
+
+}  // namespace bsp::kernels

@@ -1,0 +1,72 @@
+// fp32 kernels for the nm and tw compact forms (conv2d and dense, NHWC).
+//
+// Both work on a transposed im2col tile: for 16 consecutive output pixels
+// and a chunk of KC reduction indices k = (y*kw + x)*I + i, xt[k][16] holds
+// the input each pixel multiplies with weight k (zero in the padding), so one
+// 16-lane vector load serves one weight for 16 pixels.
+//   nm: every output channel has its own list of kept (k, value) pairs, in
+//       ascending k; each pair is one load and one FMA with the broadcast value.
+//   tw: per tile, the gathered rows are shared by the tile's n_t output
+//       channels: one load of xt[row] feeds n_t FMAs (the packed matrix row).
+// Accumulators live in a per-thread [O][16] buffer that starts at the bias;
+// the epilogue transposes it back to NHWC and adds the residual and relu.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "compact/weights.hpp"
+#include "core/shapes.hpp"
+#include "kernels/aligned.hpp"
+#include "kernels/isa.hpp"
+
+namespace bsp::kernels {
+
+constexpr int kSparseChunk = 256;  // KC: reduction indices per xt chunk (16 KiB)
+
+// Kept weights as runs of (k, value) for the nm kernel, or tw tiles; indices
+// are relative to the chunk they fall in.
+struct SparseRowsF32 {
+  // nm: per output channel o and chunk c, entries [ptr[o*chunks + c], ptr[o*chunks + c + 1])
+  std::vector<int64_t> ptr;
+  std::vector<int32_t> k;  // k - c * KC
+  AlignedVector<float> v;
+};
+
+struct SparseTileF32 {
+  std::vector<int32_t> cols;   // output channels
+  std::vector<int32_t> rows;   // k indices, ascending
+  std::vector<int32_t> chunk_ptr;  // [chunks + 1] into rows
+  AlignedVector<float> v;      // [rows.size()][cols.size()] row-major
+};
+
+// The per-ISA inner loops (one 16-pixel tile, one xt chunk).
+struct SparseKernelsF32 {
+  // acc[o][16] += sum over entries of v * xt[k]
+  void (*rows)(const float* xt, const SparseRowsF32& w, int64_t chunks, int64_t chunk, int64_t O, float* acc);
+  // acc[cols[j]][16] += sum over the tile's rows in this chunk of v[i][j] * xt[rows[i] - base]
+  void (*tile)(const float* xt, const SparseTileF32& t, int64_t chunk, float* acc);
+};
+SparseKernelsF32 sparse_f32_scalar();
+SparseKernelsF32 sparse_f32_avx2();
+SparseKernelsF32 sparse_f32_avx512();
+
+class SparseConvF32 {
+ public:
+  // w: the folded dense fp32 weights [O, kh, kw, I]; the layer gives the
+  // structure (nm or tw). bias [O] or null.
+  SparseConvF32(const ConvGeom& g, const compact::CompactLayer& layer, const float* w, const float* bias);
+  // x [N, H, W, C] (dense layers: [N, C] with H = W = 1) -> y [N, Ho, Wo, O];
+  // z (like y) added before the relu.
+  void run(const float* x, int64_t N, float* y, const float* z, bool relu) const;
+
+ private:
+  ConvGeom g_;
+  compact::Format format_;
+  int64_t K_ = 0, chunks_ = 0;
+  SparseRowsF32 rows_;
+  std::vector<SparseTileF32> tiles_;
+  std::vector<float> bias_;
+};
+
+}  // namespace bsp::kernels

@@ -1,0 +1,120 @@
+// Acceptance benchmark of the block-sparse fp32 kernel: every distinct conv
+// shape of ResNet-50 (the first conv excepted: it stays dense), batch 1 and 8,
+// OpenBLAS dense (im2col + sgemm) against bsp's kernel at block:8x8 density
+// 1 (bsp's dense path), 0.5 and 0.25. Medians over repetitions, all
+// variants of a shape measured back to back.
+// Usage: bench_conv [--reps R] [--threads T] [--batch B]... > conv.csv
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compact/weights.hpp"
+#include "core/shapes.hpp"
+#include "kernels/conv_blas.hpp"
+#include "kernels/conv_f32.hpp"
+#include "../unit/sparse_helpers.hpp"
+#include "zoo/zoo.hpp"
+
+using namespace bsp;
+
+namespace {
+
+template <typename F>
+double median_ms(int reps, F&& f) {
+  f();  // warm up
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 7, threads = 0;
+  std::vector<int64_t> batches;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batches.push_back(std::atoll(argv[++i]));
+    else {
+      std::fprintf(stderr, "usage: bench_conv [--reps R] [--threads T] [--batch B]...\n");
+      return 2;
+    }
+  }
+  if (batches.empty()) batches = {1, 8};
+  if (threads > 0) omp_set_num_threads(threads);
+  kernels::set_blas_threads(omp_get_max_threads());
+
+  Model m = build_resnet50(1000);
+  const auto shapes = infer_shapes(m);
+  std::set<std::string> seen;
+  std::printf("layer,batch,H,W,Cin,Cout,k,stride,gflop,blas_ms,dense_ms,sparse50_ms,sparse25_ms,"
+              "blas_gflops,dense_gflops,speedup_dense,speedup50,speedup25\n");
+  std::map<int64_t, std::vector<double>> s50, s25, sd;
+  bool first = true;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    Node& n = m.nodes[i];
+    if (n.op != Op::Conv2d) continue;
+    if (first) {
+      first = false;
+      continue;
+    }
+    const Shape& in = shapes[m.index_of(n.inputs[0])];
+    const ConvGeom g = conv_geom(n, in);
+    const std::string key = fmt::format("{}x{}x{}-{}-{}x{}-s{}", g.H, g.W, g.C, g.Cout, g.kh, g.kw, g.sh);
+    if (!seen.insert(key).second) continue;
+    n.param("weight") = test::random_tensor(n.param("weight").shape(), i, 0.05);
+    const Tensor w0 = n.param("weight").clone();
+    for (int64_t B : batches) {
+      Tensor x = test::random_tensor({B, g.H, g.W, g.C}, 7);
+      Tensor y({B, g.Ho, g.Wo, g.Cout});
+      const double gflop = 2.0 * static_cast<double>(B * g.Ho * g.Wo * g.Cout * g.kh * g.kw * g.C) * 1e-9;
+      kernels::ConvBlas blas(g, w0.data(), nullptr);
+      const double t_blas = median_ms(reps, [&] { blas.run(x.data(), B, y.data(), nullptr, false); });
+      double t[3];
+      const double dens[3] = {1.0, 0.5, 0.25};
+      for (int d = 0; d < 3; ++d) {
+        n.param("weight") = w0.clone();
+        test::block_prune(n, 8, 8, dens[d], 100 + i);
+        const Tensor& w = n.param("weight");
+        auto l = compact::compress(w.data(), w.shape(), element_mask(n).data(),
+                                   compact::spec_for(n, compact::Format::Bsr));
+        kernels::ConvF32 conv(g, kernels::pack_f32(w.data(), l.geom(), l.row_ptr, l.col_idx, nullptr));
+        t[d] = median_ms(reps, [&] { conv.run(x.data(), g.C, B, y.data(), g.Cout, nullptr, 0, false); });
+      }
+      std::printf("%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f,%.3f,%.3f,%.3f\n", n.name.c_str(),
+                  static_cast<long>(B), static_cast<long>(g.H), static_cast<long>(g.W), static_cast<long>(g.C),
+                  static_cast<long>(g.Cout), static_cast<long>(g.kh), static_cast<long>(g.sh), gflop, t_blas, t[0], t[1],
+                  t[2], gflop / t_blas * 1e3, gflop / t[0] * 1e3, t_blas / t[0], t_blas / t[1], t_blas / t[2]);
+      std::fflush(stdout);
+      sd[B].push_back(t_blas / t[0]);
+      s50[B].push_back(t_blas / t[1]);
+      s25[B].push_back(t_blas / t[2]);
+    }
+  }
+  for (int64_t B : batches)
+    std::fprintf(stderr,
+                 "batch %ld: median speedup over OpenBLAS: bsp dense %.2fx, block:8x8 d=0.5 %.2fx, d=0.25 %.2fx "
+                 "(%zu shapes)\n",
+                 static_cast<long>(B), median(sd[B]), median(s50[B]), median(s25[B]), s50[B].size());
+  return 0;
+}

@@ -1,0 +1,141 @@
+#include <catch2/catch.hpp>
+
+#include "compact/weights.hpp"
+#include "infer/reference_ops.hpp"
+#include "kernels/conv_f32.hpp"
+#include "kernels/sparse_f32.hpp"
+#include "sparse_helpers.hpp"
+#include "zoo/builder.hpp"
+
+using namespace bsp;
+using namespace bsp::kernels;
+
+namespace {
+
+struct Case {
+  int64_t N, H, W, C, Cout, k, stride, pad;
+  double density;
+  int64_t dil = 1;
+  int64_t kw = 0;  // 0: square kernel
+};
+
+// Runs one conv through the fp32 kernel on every ISA this CPU has and
+// compares with the reference (bias, residual and relu included).
+void check_conv(const Case& c, uint64_t seed) {
+  GraphBuilder b("t", c.H, c.W, c.C);
+  const int64_t kw = c.kw ? c.kw : c.k;
+  GraphBuilder::ConvSpec spec{c.Cout, c.k, kw, c.stride, {c.pad, c.kw ? 0 : c.pad, c.pad, c.kw ? 0 : c.pad}, 1, true};
+  b.conv("conv", "input", spec);
+  Model m = b.finish();
+  Node& n = m.nodes[1];
+  if (c.dil != 1) n.attrs.set("dilation", std::vector<int64_t>{c.dil, c.dil});
+  n.param("weight") = test::random_tensor({c.Cout, c.k, kw, c.C}, seed, 0.2);
+  n.param("bias") = test::random_tensor({c.Cout}, seed + 1);
+  test::block_prune(n, 8, 8, c.density, seed + 2);
+  const Tensor& w = n.param("weight");
+  compact::CompactLayer l = compact::compress(w.data(), w.shape(), element_mask(n).data(),
+                                              compact::spec_for(n, compact::Format::Bsr));
+  const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
+  Tensor x = test::random_tensor({c.N, c.H, c.W, c.C}, seed + 3);
+  Tensor ref = ref::conv2d(x, w, &n.param("bias"), g);
+  Tensor z = test::random_tensor(ref.shape(), seed + 4);
+  Tensor ref_res_relu = ref.clone();
+  for (size_t i = 0; i < ref.size(); ++i) ref_res_relu[i] = std::max(0.0f, ref[i] + z[i]);
+
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+    set_isa(isa);
+    INFO("isa " << isa_name(isa) << " N" << c.N << " " << c.H << "x" << c.W << "x" << c.C << " -> " << c.Cout << " k"
+                << c.k << " s" << c.stride << " p" << c.pad << " d" << c.density);
+    for (bool sparse : {true, false}) {
+      PackedF32 p = sparse ? pack_f32(w.data(), l.geom(), l.row_ptr, l.col_idx, n.param("bias").data())
+                           : pack_f32(w.data(), l.geom(), {}, {}, n.param("bias").data());
+      ConvF32 conv(g, std::move(p));
+      Tensor y(ref.shape());
+      conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, false);
+      CHECK(test::max_abs_diff(y, ref) < 1e-4f);
+      Tensor y2(ref.shape());
+      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, z.data(), c.Cout, true);
+      CHECK(test::max_abs_diff(y2, ref_res_relu) < 1e-4f);
+    }
+  }
+  set_isa(detect_isa());
+}
+
+}  // namespace
+
+TEST_CASE("fp32 bsr conv matches the reference on edge shapes") {
+  const Case cases[] = {
+      {1, 7, 7, 16, 16, 3, 1, 1, 0.5},     // batch 1, padding
+      {2, 9, 11, 24, 40, 3, 2, 1, 0.5},    // stride 2, odd sizes
+      {1, 8, 8, 13, 11, 3, 1, 1, 0.6},     // channels not multiples of 8
+      {3, 6, 6, 32, 24, 1, 1, 0, 0.5},     // 1x1: the direct path, batch flattened
+      {2, 10, 10, 16, 16, 1, 2, 0, 0.5},   // 1x1 stride 2
+      {1, 5, 5, 8, 8, 3, 1, 1, 0.0},       // fully empty layer: bias only
+      {1, 5, 5, 16, 16, 3, 1, 1, 1.0},     // fully dense
+      {1, 12, 12, 8, 16, 7, 2, 3, 1.0},    // a stem-like 7x7 stride 2
+      {2, 9, 9, 16, 8, 3, 1, 0, 0.7},      // no padding, kw > 1
+      {1, 6, 9, 16, 16, 3, 1, 0, 0.5, 2},  // dilation
+      {1, 8, 8, 16, 16, 5, 1, 2, 0.3},     // empty block rows likely
+      {1, 3, 3, 8, 64, 3, 1, 1, 0.5},      // tiny image, more channels than pixels
+      {2, 6, 5, 16, 8, 3, 1, 0, 0.5, 1, 1},  // 3x1 kernel: the direct path with row taps
+      {1, 6, 5, 16, 8, 1, 1, 0, 0.5, 1, 3},  // 1x3 kernel
+  };
+  uint64_t seed = 1;
+  for (const Case& c : cases) check_conv(c, seed += 10);
+}
+
+namespace {
+
+// nm and tw layers through SparseConvF32 against the reference conv.
+void check_sparse(const Case& c, compact::Format f, uint64_t seed) {
+  GraphBuilder b("t", c.H, c.W, c.C);
+  b.conv("conv", "input", GraphBuilder::square(c.Cout, c.k, c.stride, c.pad, true));
+  Model m = b.finish();
+  Node& n = m.nodes[1];
+  n.param("weight") = test::random_tensor({c.Cout, c.k, c.k, c.C}, seed, 0.2);
+  n.param("bias") = test::random_tensor({c.Cout}, seed + 1);
+  if (f == compact::Format::NM)
+    test::nm_prune(n, 2, 4);
+  else
+    test::tw_prune(n, 8, c.density, c.density, seed + 2);
+  const Tensor& w = n.param("weight");
+  compact::CompactLayer l = compact::compress(w.data(), w.shape(), element_mask(n).data(), compact::spec_for(n, f));
+  const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
+  Tensor x = test::random_tensor({c.N, c.H, c.W, c.C}, seed + 3);
+  Tensor ref = ref::conv2d(x, w, &n.param("bias"), g);
+  Tensor z = test::random_tensor(ref.shape(), seed + 4);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+    set_isa(isa);
+    INFO(compact::format_name(f) << " isa " << isa_name(isa) << " " << c.H << "x" << c.W << "x" << c.C << " -> "
+                                 << c.Cout << " k" << c.k << " s" << c.stride);
+    SparseConvF32 conv(g, l, w.data(), n.param("bias").data());
+    Tensor y(ref.shape());
+    conv.run(x.data(), c.N, y.data(), nullptr, false);
+    CHECK(test::max_abs_diff(y, ref) < 1e-4f);
+    conv.run(x.data(), c.N, y.data(), z.data(), true);
+    float worst = 0;
+    for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::abs(y[i] - std::max(0.0f, ref[i] + z[i])));
+    CHECK(worst < 1e-4f);
+  }
+  set_isa(detect_isa());
+}
+
+}  // namespace
+
+TEST_CASE("fp32 nm and tw kernels match the reference") {
+  const Case cases[] = {
+      {1, 7, 7, 16, 24, 3, 1, 1, 0.6},   // batch 1, padding
+      {2, 9, 11, 32, 20, 3, 2, 1, 0.5},  // stride 2, odd sizes, Cout not a multiple of 8
+      {3, 5, 5, 64, 40, 1, 1, 0, 0.7},   // 1x1, K crosses no chunk
+      {1, 6, 6, 96, 16, 3, 1, 1, 0.5},   // K = 864: several chunks
+      {1, 4, 4, 8, 8, 3, 1, 1, 0.0},     // tw: nothing kept (bias only)
+      {1, 4, 4, 8, 8, 3, 1, 1, 1.0},     // tw: everything kept
+  };
+  uint64_t seed = 500;
+  for (const Case& c : cases) {
+    if (c.C % 4 == 0) check_sparse(c, compact::Format::NM, seed += 10);
+    check_sparse(c, compact::Format::TW, seed += 10);
+  }
+}

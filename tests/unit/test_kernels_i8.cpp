@@ -1,0 +1,82 @@
+#include <catch2/catch.hpp>
+
+#include "compact/int8.hpp"
+#include "compact/weights.hpp"
+#include "kernels/conv_i8.hpp"
+#include "sparse_helpers.hpp"
+#include "zoo/builder.hpp"
+
+using namespace bsp;
+using namespace bsp::kernels;
+
+namespace {
+
+struct Case {
+  int64_t N, H, W, C, Cout, k, stride, pad;
+  double density;
+};
+
+Array<int8_t> random_i8(Shape s, uint64_t seed, int lo = -128, int hi = 127) {
+  Array<int8_t> a(std::move(s));
+  Rng r(seed);
+  for (auto& v : a) v = static_cast<int8_t>(lo + static_cast<int>(r.below(static_cast<uint64_t>(hi - lo + 1))));
+  return a;
+}
+
+// The int8 kernel must equal the int8 reference conv exactly.
+void check(const Case& c, uint64_t seed) {
+  GraphBuilder b("t", c.H, c.W, c.C);
+  b.conv("conv", "input", GraphBuilder::square(c.Cout, c.k, c.stride, c.pad));
+  Model m = b.finish();
+  Node& n = m.nodes[1];
+  // Block structure from a float mask, int8 values within it.
+  n.param("weight") = test::random_tensor({c.Cout, c.k, c.k, c.C}, seed);
+  test::block_prune(n, 8, 8, c.density, seed + 1);
+  Array<uint8_t> keep = element_mask(n);
+  q8::QNode q;
+  q.kind = q8::Kind::Conv;
+  q.weight = random_i8(n.param("weight").shape(), seed + 2, -127, 127);
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (!keep[i]) q.weight[i] = 0;
+  q.bias = Array<int32_t>({c.Cout});
+  Rng r(seed + 3);
+  for (auto& v : q.bias) v = static_cast<int32_t>(r.below(20001)) - 10000;
+  for (int64_t o = 0; o < c.Cout; ++o)
+    q.rq.push_back(q8::make_requant(std::ldexp(0.5 + r.uniform(), -static_cast<int>(8 + r.below(8)))));
+  q.rq[0] = {1, 0};  // a shift of 0: no rounding term
+  q.lo = c.density > 0.55 ? 0 : -128;
+  compact::CompactLayer l = compact::compress(q.weight.data(), q.weight.shape(), keep.data(),
+                                              compact::spec_for(n, compact::Format::Bsr));
+  const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
+  Array<int8_t> x = random_i8({c.N, c.H, c.W, c.C}, seed + 4);
+  Array<int8_t> ref = q8::reference_node(n, q, {&x});
+  for (Isa isa : {Isa::Scalar, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+    set_isa(isa);
+    INFO("isa " << isa_name(isa) << " N" << c.N << " " << c.H << "x" << c.W << "x" << c.C << " -> " << c.Cout << " k"
+                << c.k << " s" << c.stride << " d" << c.density);
+    for (bool sparse : {true, false}) {
+      ConvI8 conv(g, q.weight.data(), sparse ? l.row_ptr : std::vector<int32_t>{},
+                  sparse ? l.col_idx : std::vector<int32_t>{}, q.bias.data(), q.rq, q.lo, q.hi);
+      Array<int8_t> y(ref.shape());
+      conv.run(x.data(), c.N, y.data());
+      size_t diff = 0;
+      for (size_t i = 0; i < y.size(); ++i) diff += y[i] != ref[i];
+      CHECK(diff == 0);
+    }
+  }
+  set_isa(detect_isa());
+}
+
+}  // namespace
+
+TEST_CASE("int8 bsr conv is bit-exact with the int8 reference") {
+  const Case cases[] = {
+      {1, 7, 7, 16, 16, 3, 1, 1, 0.5},   {2, 9, 11, 24, 40, 3, 2, 1, 0.5}, {1, 8, 8, 13, 11, 3, 1, 1, 0.6},
+      {3, 6, 6, 32, 24, 1, 1, 0, 0.5},   {2, 10, 10, 16, 16, 1, 2, 0, 0.5}, {1, 5, 5, 8, 8, 3, 1, 1, 0.0},
+      {1, 5, 5, 16, 16, 3, 1, 1, 1.0},   {1, 12, 12, 3, 16, 7, 2, 3, 1.0},  {2, 9, 9, 16, 8, 3, 1, 0, 0.7},
+      {1, 8, 8, 64, 64, 5, 1, 2, 0.3},   {1, 3, 3, 256, 72, 3, 1, 1, 0.9},
+  };
+  uint64_t seed = 1;
+  for (const Case& c : cases) check(c, seed += 10);
+}

@@ -1,0 +1,139 @@
+#include <catch2/catch.hpp>
+
+#include "compact/compact.hpp"
+#include "infer/reference_forward.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/runner.hpp"
+#include "sparse_helpers.hpp"
+#include "zoo/builder.hpp"
+#include "zoo/zoo.hpp"
+
+using namespace bsp;
+using namespace bsp::kernels;
+
+namespace {
+
+// A net with every op the runner handles: residual adds (fused and not),
+// concat, pools, an unfoldable batchnorm, dense layers and a softmax.
+Model mixed_net() {
+  GraphBuilder b("mixed", 12, 12, 3);
+  std::string x = b.relu("stem.relu", b.batchnorm("stem.bn", b.conv("stem", "input", GraphBuilder::square(16, 3, 1, 1))));
+  std::string a = b.relu("a.relu", b.batchnorm("a.bn", b.conv("a", x, GraphBuilder::square(16, 3, 1, 1))));
+  std::string a2 = b.batchnorm("a2.bn", b.conv("a2", a, GraphBuilder::square(16, 3, 1, 1)));
+  x = b.relu("res.relu", b.add("res", {a2, x}));
+  std::string p = b.maxpool("pool", x, 3, 2, 1);
+  std::string c1 = b.relu("c1.relu", b.conv("c1", p, GraphBuilder::square(24, 1, 1, 0, true)));
+  std::string c2 = b.conv("c2", p, GraphBuilder::square(16, 3, 1, 1, true));
+  std::string ap = b.avgpool("ap", p, 3, 1, 1, false);
+  std::string cat = b.concat("cat", {c1, c2, ap});
+  std::string bn = b.batchnorm("cat.bn", cat);  // follows a concat: not foldable
+  std::string g = b.global_avgpool("gap", b.relu("cat.relu", bn));
+  std::string f = b.relu("fc1.relu", b.dense("fc1", g, 20));
+  b.softmax("prob", b.dense("fc2", f, 10));
+  return b.finish();
+}
+
+void prune_all(Model& m, int variant) {
+  int i = variant;
+  for (Node& n : m.nodes) {
+    if (!op_has_weight(n.op) || n.name == "stem" || n.name == "stem.conv" || n.name == "conv1.conv") continue;
+    switch (i++ % 3) {
+      case 0: test::block_prune(n, 8, 8, 0.5, static_cast<uint64_t>(i)); break;
+      case 1:
+        if (n.param("weight").shape().back() % 4 == 0) test::nm_prune(n, 2, 4);
+        break;
+      default: test::tw_prune(n, 8, 0.8, 0.6, static_cast<uint64_t>(i)); break;
+    }
+  }
+}
+
+Tensor images(const Model& m, int64_t n, uint64_t seed) {
+  Shape s = m.input_shape();
+  return test::random_tensor({n, s[0], s[1], s[2]}, seed);
+}
+
+float rel_err(const Tensor& a, const Tensor& b) {
+  float range = 1e-6f;
+  for (float v : b) range = std::max(range, std::abs(v));
+  return test::max_abs_diff(a, b) / range;
+}
+
+}  // namespace
+
+TEST_CASE("the fp32 runner matches the reference forward on every path and ISA") {
+  for (int arch = 0; arch < 3; ++arch) {
+    Model m = arch == 0 ? mixed_net() : find_arch(arch == 1 ? "fmnist-resnet" : "fmnist-cnn").build(10);
+    init_weights(m, 3);
+    test::randomise_batchnorms(m, 4);
+    prune_all(m, arch);
+    m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, {}));
+    const Tensor x = images(m, 3, 5);
+    const Tensor ref = reference_forward(m, x);
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+      set_isa(isa);
+      for (Path p : {Path::Auto, Path::Dense, Path::Blas}) {
+        Runner r(m, p);
+        INFO(m.arch << " " << isa_name(isa) << " " << path_name(p));
+        CHECK(rel_err(r.forward(x), ref) < 2e-5f);
+        if (p == Path::Auto) {
+          int sparse = 0;
+          for (const auto& s : r.steps()) sparse += s.kernel == "bsr" || s.kernel == "nm" || s.kernel == "tw";
+          CHECK(sparse >= 2);
+        }
+      }
+    }
+    set_isa(detect_isa());
+  }
+}
+
+TEST_CASE("the runner fuses batchnorm, residual add and relu into the layer") {
+  Model m = mixed_net();
+  init_weights(m, 1);
+  Runner r(m, Path::Dense);
+  bool found = false;
+  for (const auto& s : r.steps())
+    if (s.name == "a2") {
+      found = true;
+      CHECK(s.fused == std::vector<std::string>{"a2.bn", "res", "res.relu"});
+      CHECK(s.kernel == "dense");
+    }
+  CHECK(found);
+  // A batchnorm after a concat stays a step of its own.
+  bool bn_step = false;
+  for (const auto& s : r.steps()) bn_step |= s.name == "cat.bn" && s.kernel == "ref";
+  CHECK(bn_step);
+}
+
+TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
+  for (int arch = 0; arch < 2; ++arch) {
+    Model m = arch == 0 ? mixed_net() : build_fmnist_resnet(10);
+    init_weights(m, 7);
+    test::randomise_batchnorms(m, 8);
+    prune_all(m, arch);
+    const Tensor calib = images(m, 8, 1);
+    compact::CompactOptions o;
+    o.dtype = compact::DType::I8;
+    m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
+    const Tensor x = images(m, 2, 9);
+    const Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
+    for (Isa isa : {Isa::Scalar, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+      set_isa(isa);
+      Runner r(m);
+      REQUIRE(r.is_int8());
+      const Tensor y = r.forward(x);
+      INFO(m.arch << " " << isa_name(isa));
+      REQUIRE(y.shape() == ref.shape());
+      CHECK(std::equal(y.begin(), y.end(), ref.begin()));
+    }
+    set_isa(detect_isa());
+  }
+}
+
+TEST_CASE("the runner refuses an input of the wrong shape") {
+  Model m = build_fmnist_cnn(10);
+  init_weights(m, 1);
+  Runner r(m);
+  CHECK_THROWS_WITH(r.forward(Tensor({1, 28, 27, 1})), Catch::Contains("the model takes [N, 28, 28, 1]"));
+}
