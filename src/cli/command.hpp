@@ -31,5 +31,6 @@ const std::vector<Command>& commands();
 Runner setup_init(CLI::App& sub);
 Runner setup_info(CLI::App& sub);
 Runner setup_compact(CLI::App& sub);
+Runner setup_bench(CLI::App& sub);
 
 }  // namespace bsp::cli

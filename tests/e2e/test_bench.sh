@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bsp bench: the table, the JSON schema, sparse and int8 models, failures.
+# (Timings are never asserted, only that they exist and are consistent.)
+source "$E2E_LIB"
+
+"$MAKE_PRUNED_H5" fmnist-resnet block:8x8 0.5 b.h5 || fail "make_pruned_h5"
+ok "$BSP" compact b.h5 -o c.h5
+ok "$BSP" bench c.h5 --reps 2 --threads 2
+out_has '^model: c\.h5 \(fmnist-resnet\) +batch 1, 2 threads, 2 repetitions'
+out_has '^cpu: .* load average'
+out_has '^layer +op +kernel +MACs +dense ms +sparse ms +speedup'
+out_has '^stage2\.0\.a\.conv +conv2d +bsr +[0-9,]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x'
+out_has '^total: dense [0-9.]+ ms .* speedup [0-9.]+x$'
+
+ok "$BSP" bench c.h5 --reps 2 --batch 3 --json
+cp "$WORK/.out" c.json
+CHECKS=$((CHECKS + 1))
+python3 - c.json <<'PY' || fail "bench JSON schema"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["batch"] == 3 and d["reps"] == 2 and d["baseline"] == "blas" and d["compact"] == "fp32", d
+names = [l["name"] for l in d["layers"]]
+assert "stage2.0.a.conv" in names and "fc" in names, names
+for l in d["layers"]:
+    assert set(l) >= {"name", "dense_ms", "sparse_ms", "speedup"}, l
+    assert l["dense_ms"] >= 0 and l["sparse_ms"] >= 0, l
+    if l["op"] == "conv2d":
+        assert l["dense_kernel"] == "blas" and l["sparse_kernel"] in ("bsr", "dense"), l
+        assert abs(l["speedup"] - l["dense_ms"] / l["sparse_ms"]) < 1e-9 * max(1, l["speedup"]), l
+t = d["total"]
+assert set(t) >= {"dense_ms", "sparse_ms", "speedup"}, t
+assert abs(t["speedup"] - t["dense_ms"] / t["sparse_ms"]) < 1e-9, t
+assert t["macs"] == 66057984, t
+PY
+
+# bsp's dense kernel as the baseline; an uncompacted model; an int8 model.
+ok "$BSP" bench c.h5 --reps 1 --baseline dense --json
+cp "$WORK/.out" d.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get d.json "d['layers'][2]['dense_kernel']")" = "dense" ] || fail "--baseline dense: $(json_get d.json "d['layers'][2]")"
+ok "$BSP" bench b.h5 --reps 1
+out_has '^dense: OpenBLAS .* sparse: not compacted'
+"$BSP" compact b.h5 --dtype int8 --calib-images 2 -o q.h5 2>/dev/null || fail "int8 compact"
+ok "$BSP" bench q.h5 --reps 1 --json
+cp "$WORK/.out" q.json
+CHECKS=$((CHECKS + 1))
+python3 - q.json <<'PY' || fail "int8 bench"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["compact"] == "int8"
+k = {l["name"]: l["sparse_kernel"] for l in d["layers"]}
+assert k["stage2.0.a.conv"] == "int8-bsr", k
+# the int8 program does not fuse the residual add: it is a step of its own
+assert k["stage1.0.add"] == "ref-int8" and d["layers"][[l["name"] for l in d["layers"]].index("stage1.0.add")]["dense_ms"] is None
+PY
+# The kernels can be lowered for comparisons.
+CHECKS=$((CHECKS + 1))
+BSP_ISA=scalar "$BSP" bench c.h5 --reps 1 | grep -q '^model: .* scalar kernels' || fail "BSP_ISA=scalar"
+
+err 2 bench "--batch must be at least 1" "$BSP" bench c.h5 --batch 0
+err 2 bench "--reps must be at least 1" "$BSP" bench c.h5 --reps 0
+err 2 bench "unknown --baseline 'mkl'" "$BSP" bench c.h5 --baseline mkl
+err 2 bench "model is required" "$BSP" bench
+err 1 bench "cannot read 'nope\.h5'" "$BSP" bench nope.h5
+echo junk >junk.h5
+err 1 bench "cannot read 'junk\.h5': not an HDF5 file" "$BSP" bench junk.h5
+no_temp_files .
+
+finish
