@@ -55,22 +55,30 @@ ConvF32::ConvF32(const ConvGeom& g, PackedF32 w) : g_(g), w_(std::move(w)) {
   if (w_.geom.O != g_.Cout || w_.geom.I != g_.C || w_.geom.kh != g_.kh || w_.geom.kw != g_.kw)
     fail("internal: packed weights do not match the convolution");
   const bool no_pad = g_.pt == 0 && g_.pl == 0 && g_.pb == 0 && g_.pr == 0;
-  direct_ = g_.sh == 1 && g_.sw == 1 && no_pad && g_.C % 8 == 0 && g_.kw == 1;
-  Cp_ = (g_.C + 7) / 8 * 8;
+  // Reading NHWC directly (no packing pass) for the channel counts the
+  // kernels are compiled for; larger strides would also pile a tile's rows
+  // into a few L1 sets.
+  direct_ = g_.sh == 1 && g_.sw == 1 && no_pad && g_.kw == 1 && direct_stride(g_.C);
   if (direct_) {
-    Hq_ = g_.H, Wq_ = g_.W;
+    Wq_ = g_.W;
     for (int64_t y = 0; y < g_.kh; ++y) tap_off_.push_back(y * g_.dh * g_.W);  // pixels; run() scales by ldx
   } else {
     const PhasePlan pp(g_);
-    Hq_ = pp.Hq, Wq_ = pp.Wq, plane_ = pp.plane;
-    for (int64_t t : pp.tap_pixel) tap_off_.push_back(t * Cp_);
+    Wq_ = pp.Wq;
+    for (size_t t = 0; t < pp.tap_pixel.size(); ++t) tap_off_.push_back(pp.tap_elems(t));
   }
+  // Keep whichever is larger cache-resident across the inner loop: a block
+  // row's weights (rows outer) or a tile's input (tiles outer).
+  const int64_t weight_bytes = w_.nnz_blocks() * g_.kh * g_.kw * 64 * 4;
+  const int64_t input_bytes = g_.H * g_.W * g_.C * 4;
+  rows_outer_ = weight_bytes > input_bytes;
 }
 
 int64_t ConvF32::kept_macs() const { return w_.nnz_blocks() * 64 * g_.kh * g_.kw * g_.Ho * g_.Wo; }
 
 void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
                   bool relu) const {
+  if (direct_ && ldx != g_.C) fail("internal: a direct convolution needs a dense NHWC input");
   const Isa isa = active_isa();
   const TileFnF32 fn = tile_f32(isa);
   const int P = tile_pixels_f32(isa);
@@ -78,7 +86,7 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
 
   // The input as the kernel reads it: one image's planes start `img` floats apart.
   const float* xin = x;
-  int64_t img = 0, pix_stride = ldx;
+  int64_t img = 0, pix_stride = ldx, block_stride = 8;
   AlignedVector<float> packed;
   if (direct_) {
     img = g_.H * g_.W * ldx;
@@ -86,7 +94,8 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     const PhasePlan pp(g_);
     img = pp.image_elems();
     packed.assign(static_cast<size_t>(N * img), 0.0f);
-    pix_stride = Cp_;
+    pix_stride = 8;
+    block_stride = pp.block_elems();
     pp.pack(g_, x, ldx, N, packed.data(), [](float v) { return v; });
     xin = packed.data();
   }
@@ -104,7 +113,12 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
 
 #pragma omp parallel for schedule(dynamic, 2)
   for (int64_t it = 0; it < items; ++it) {
-    const int64_t r = it % rows, tile = (it / rows) % tiles, n = it / (rows * tiles);
+    int64_t r, tile;
+    const int64_t n = it / (rows * tiles), rt = it % (rows * tiles);
+    if (rows_outer_)
+      r = rt / tiles, tile = rt % tiles;
+    else
+      r = rt % rows, tile = rt / rows;
     const int64_t v0 = tile * P;
     const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
     float* yp[kTileF32];
@@ -124,6 +138,7 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     TileF32 a;
     a.x = xin + n * img + v0 * pix_stride;
     a.ldx = pix_stride;
+    a.ldb = block_stride;
     a.tap_off = taps.data();
     a.ntaps = ntaps;
     a.cols = w_.col_idx.data() + w_.row_ptr[r];

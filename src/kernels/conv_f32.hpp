@@ -4,12 +4,12 @@
 // every block present: that is bsp's dense fast path.
 //
 // How it runs. The output is computed in tiles of up to P "virtual pixels"
-// times one block row (8 output channels). The input is repacked (only when
-// needed: padding, stride, channels not a multiple of 8) into phase planes,
-// one per (row, column) stride phase, each [Hq, Wq, Cp] with Cp = Cin rounded
-// up to 8 and the padding already in place. In a phase plane every kernel tap
-// is a constant offset, so the P pixels of a tile, v = oh * Wq + ow, read
-// their inputs at x + v * Cp + tap_off[t] + 8 * block_column: an affine
+// times one block row (8 output channels). The input is repacked into phase
+// planes (phase_plan.hpp: one per stride phase, padding in place, 8 channels
+// per block contiguous), except 1x1-row layers with stride 1, no padding and
+// few channels, which read the NHWC input as it is. In a phase plane every
+// kernel tap is a constant offset, so the P pixels of a tile, v = oh * Wq +
+// ow, read their inputs at x + v * ldx + tap_off[t] + block * ldb: an affine
 // address whatever the stride. Columns ow >= Wo are computed and dropped.
 // For each kept block and tap the kernel loads the block's weights as four
 // 16-lane vectors (lanes = 8 output channels x 2 input channels) and
@@ -31,8 +31,9 @@ using compact::WeightGeom;
 
 // One call of the micro-kernel: npix (<= kTileF32) virtual pixels x one block row.
 struct TileF32 {
-  const float* x;           // input at the tile's first virtual pixel, block column 0
-  int64_t ldx;              // floats between consecutive virtual pixels
+  const float* x;           // input at the tile's first virtual pixel, block 0
+  int64_t ldx;              // floats between consecutive virtual pixels: one of kStrides
+  int64_t ldb;              // floats between consecutive 8-channel blocks
   const int64_t* tap_off;   // [ntaps] offset of each tap (floats)
   int ntaps;
   const int32_t* cols;      // [nblk] block columns of this block row
@@ -46,6 +47,9 @@ struct TileF32 {
   int npix;
 };
 constexpr int kTileF32 = 24;  // the largest npix any ISA takes
+// The pixel strides the vector kernels are compiled for: 8 (the packed
+// layout) and the NHWC channel counts read directly.
+constexpr bool direct_stride(int64_t c) { return c == 64 || c == 128 || c == 256; }
 
 using TileFnF32 = void (*)(const TileF32&);
 TileFnF32 tile_f32_scalar();
@@ -90,8 +94,9 @@ class ConvF32 {
  private:
   ConvGeom g_;
   PackedF32 w_;
-  bool direct_ = false;   // no repacking: the input is one phase plane as it is
-  int64_t Cp_ = 0, Hq_ = 0, Wq_ = 0, plane_ = 0;  // packed planes (phase_plan.hpp)
+  bool direct_ = false;   // no repacking: the NHWC input is read as it is
+  int64_t Wq_ = 0;        // virtual pixels per output row
+  bool rows_outer_ = false;  // iterate block rows outside tiles (weights larger than the input)
   std::vector<int64_t> tap_off_;  // packed: floats from an image's first plane; direct: pixels
 };
 

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <array>
+#include <cstring>
 #include <utility>
 
 #include "kernels/conv_f32.hpp"
@@ -12,21 +13,26 @@ namespace bsp::kernels {
 namespace {
 
 inline __m256 bcast_pair(const float* p) {
-  return _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castsi128_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+  double d;
+  std::memcpy(&d, p, sizeof d);
+  return _mm256_castpd_ps(_mm256_set1_pd(d));
 }
 
-template <int P>
+template <int P, int LDX>
 void tile(const TileF32& a) {
   __m256 lo[P], hi[P];
+#pragma GCC unroll 32
   for (int j = 0; j < P; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
   const float* w = a.w;
-  const int64_t ldx = a.ldx;
+  constexpr int64_t ldx = LDX;
   for (int b = 0; b < a.nblk; ++b) {
-    const float* xb = a.x + a.cols[b] * 8;
+    const float* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t) {
       const float* xp = xb + a.tap_off[t];
+#pragma GCC unroll 4
       for (int q = 0; q < 4; ++q, w += 16) {
         const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);
+#pragma GCC unroll 32
         for (int j = 0; j < P; ++j) {
           const __m256 xv = bcast_pair(xp + j * ldx + 2 * q);
           lo[j] = _mm256_fmadd_ps(xv, w0, lo[j]);
@@ -40,6 +46,7 @@ void tile(const TileF32& a) {
   const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
   const __m256 bias = _mm256_maskload_ps(a.bias, m);
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+#pragma GCC unroll 8
   for (int j = 0; j < P; ++j) {
     if (!a.y[j]) continue;
     // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
@@ -50,14 +57,19 @@ void tile(const TileF32& a) {
   }
 }
 
-template <int... Ps>
+template <int LDX, int... Ps>
 constexpr auto make_table(std::integer_sequence<int, Ps...>) {
-  return std::array<TileFnF32, sizeof...(Ps)>{&tile<Ps + 1>...};
+  return std::array<TileFnF32, sizeof...(Ps)>{&tile<Ps + 1, LDX>...};
 }
 
 void dispatch(const TileF32& a) {
-  static constexpr auto table = make_table(std::make_integer_sequence<int, 6>{});
-  table[a.npix - 1](a);
+  using Seq = std::make_integer_sequence<int, 6>;
+  static constexpr auto t8 = make_table<8>(Seq{});
+  static constexpr auto t64 = make_table<64>(Seq{});
+  static constexpr auto t128 = make_table<128>(Seq{});
+  static constexpr auto t256 = make_table<256>(Seq{});
+  const auto& t = a.ldx == 8 ? t8 : a.ldx == 64 ? t64 : a.ldx == 128 ? t128 : t256;
+  t[a.npix - 1](a);
 }
 
 }  // namespace

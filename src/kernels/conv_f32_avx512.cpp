@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <array>
+#include <cstring>
 #include <utility>
 
 #include "kernels/conv_f32.hpp"
@@ -12,8 +13,11 @@ namespace bsp::kernels {
 
 namespace {
 
+// Two consecutive floats broadcast to every 64-bit lane (one vbroadcastsd from memory).
 inline __m512 bcast_pair(const float* p) {
-  return _mm512_castpd_ps(_mm512_broadcastsd_pd(_mm_castsi128_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+  double d;
+  std::memcpy(&d, p, sizeof d);
+  return _mm512_castpd_ps(_mm512_set1_pd(d));
 }
 
 // Sums the input-channel halves of two pixels' accumulators:
@@ -25,24 +29,30 @@ inline __m512 reduce_pair(__m512 a, __m512 b) {
   return _mm512_permutexvar_ps(idx, _mm512_add_ps(even, odd));
 }
 
-template <int P>
+// LDX, the pixel stride, is a compile-time constant (kStrides) so that every
+// broadcast of the unrolled tile is one load with an immediate offset.
+template <int P, int LDX>
 void tile(const TileF32& a) {
   __m512 acc[P];
+#pragma GCC unroll 32
   for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();
   const float* w = a.w;
-  const int64_t ldx = a.ldx;
+  constexpr int64_t ldx = LDX;
   for (int b = 0; b < a.nblk; ++b) {
-    const float* xb = a.x + a.cols[b] * 8;
+    const float* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t) {
       const float* xp = xb + a.tap_off[t];
+#pragma GCC unroll 4
       for (int q = 0; q < 4; ++q, w += 16) {
         const __m512 wv = _mm512_load_ps(w);
+#pragma GCC unroll 32
         for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(bcast_pair(xp + j * ldx + 2 * q), wv, acc[j]);
       }
     }
   }
   const __mmask8 m = static_cast<__mmask8>((1u << a.co_valid) - 1);
   const __m512 bias = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(m, a.bias));
+#pragma GCC unroll 16
   for (int j = 0; j < P; j += 2) {
     const bool two = j + 1 < P;
     __m512 s = _mm512_add_ps(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_ps()), bias);
@@ -57,14 +67,19 @@ void tile(const TileF32& a) {
   }
 }
 
-template <int... Ps>
+template <int LDX, int... Ps>
 constexpr auto make_table(std::integer_sequence<int, Ps...>) {
-  return std::array<TileFnF32, sizeof...(Ps)>{&tile<Ps + 1>...};
+  return std::array<TileFnF32, sizeof...(Ps)>{&tile<Ps + 1, LDX>...};
 }
 
 void dispatch(const TileF32& a) {
-  static constexpr auto table = make_table(std::make_integer_sequence<int, kTileF32>{});
-  table[a.npix - 1](a);
+  using Seq = std::make_integer_sequence<int, kTileF32>;
+  static constexpr auto t8 = make_table<8>(Seq{});
+  static constexpr auto t64 = make_table<64>(Seq{});
+  static constexpr auto t128 = make_table<128>(Seq{});
+  static constexpr auto t256 = make_table<256>(Seq{});
+  const auto& t = a.ldx == 8 ? t8 : a.ldx == 64 ? t64 : a.ldx == 128 ? t128 : t256;
+  t[a.npix - 1](a);
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ void tile(const TileF32& a) {
   float acc[kTileF32][8] = {};
   const float* w = a.w;
   for (int b = 0; b < a.nblk; ++b) {
-    const float* xb = a.x + a.cols[b] * 8;
+    const float* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
       const float* xp = xb + a.tap_off[t];
       for (int j = 0; j < a.npix; ++j)

@@ -52,8 +52,9 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     shift_[k] = rq[k].shift;
   }
   const PhasePlan pp(g_);
-  Cp_ = pp.Cp, Hq_ = pp.Hq, Wq_ = pp.Wq, plane_ = pp.plane;
-  for (int64_t t : pp.tap_pixel) tap_off_.push_back(t * Cp_);
+  Wq_ = pp.Wq;
+  for (size_t t = 0; t < pp.tap_pixel.size(); ++t) tap_off_.push_back(pp.tap_elems(t));
+  rows_outer_ = nnz_blocks() * taps * 64 > g.H * g.W * g.C;  // see ConvF32
 }
 
 void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
@@ -71,7 +72,12 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
   const int ntaps = static_cast<int>(tap_off_.size());
 #pragma omp parallel for schedule(dynamic, 2)
   for (int64_t it = 0; it < items; ++it) {
-    const int64_t r = it % rows, tile = (it / rows) % tiles, n = it / (rows * tiles);
+    int64_t r, tile;
+    const int64_t n = it / (rows * tiles), rt = it % (rows * tiles);
+    if (rows_outer_)
+      r = rt / tiles, tile = rt % tiles;
+    else
+      r = rt % rows, tile = rt / rows;
     const int64_t v0 = tile * P;
     const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
     int8_t* yp[kTileI8];
@@ -80,8 +86,9 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
       yp[j] = ow < g_.Wo ? y + ((n * g_.Ho + oh) * g_.Wo + ow) * g_.Cout + r * 8 : nullptr;
     }
     TileI8 a;
-    a.x = packed.data() + n * img + v0 * Cp_;
-    a.ldx = Cp_;
+    a.x = packed.data() + n * img + v0 * 8;
+    a.ldx = 8;
+    a.ldb = pp.block_elems();
     a.tap_off = tap_off_.data();
     a.ntaps = ntaps;
     a.cols = col_idx_.data() + row_ptr_[r];

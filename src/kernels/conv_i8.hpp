@@ -26,6 +26,7 @@ namespace bsp::kernels {
 struct TileI8 {
   const uint8_t* x;        // packed input at the tile's first virtual pixel
   int64_t ldx;             // bytes between virtual pixels
+  int64_t ldb;             // bytes between 8-channel blocks
   const int64_t* tap_off;  // [ntaps] bytes
   int ntaps;
   const int32_t* cols;     // [nblk]
@@ -61,7 +62,8 @@ class ConvI8 {
   AlignedVector<int8_t> w_;
   std::vector<int32_t> bias_, mult_, shift_;  // [rows * 8]
   int32_t lo_, hi_;
-  int64_t Cp_ = 0, Hq_ = 0, Wq_ = 0, plane_ = 0;
+  int64_t Wq_ = 0;
+  bool rows_outer_ = false;
   std::vector<int64_t> tap_off_;  // bytes from an image's first plane
 };
 

@@ -44,15 +44,17 @@ inline void requant_store(__m256i acc, const Requant8& r, int8_t* y, __mmask8 m)
 template <int P>
 void tile(const TileI8& a) {
   __m512i acc[P];
+#pragma GCC unroll 32
   for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_si512();
   const int8_t* w = a.w;
-  const int64_t ldx = a.ldx;
+  constexpr int64_t ldx = 8;  // the packed layout (conv_i8.cpp)
   for (int b = 0; b < a.nblk; ++b) {
-    const uint8_t* xb = a.x + a.cols[b] * 8;
+    const uint8_t* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
       const uint8_t* xp = xb + a.tap_off[t];
       const __m512i wv = _mm512_load_si512(w);
-      for (int j = 0; j < P; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], bcast8(xp + j * ldx), wv);
+    #pragma GCC unroll 32
+  for (int j = 0; j < P; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], bcast8(xp + j * ldx), wv);
     }
   }
   const __mmask8 m = static_cast<__mmask8>((1u << a.co_valid) - 1);
@@ -65,6 +67,7 @@ void tile(const TileI8& a) {
   r.lo = _mm512_set1_epi64(a.lo);
   r.hi = _mm512_set1_epi64(a.hi);
   const __m512i bias = _mm512_broadcast_i64x4(_mm256_maskz_loadu_epi32(m, a.bias));
+#pragma GCC unroll 16
   for (int j = 0; j < P; j += 2) {
     const bool two = j + 1 < P;
     const __m512i s = _mm512_add_epi32(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_si512()), bias);

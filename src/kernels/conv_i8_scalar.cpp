@@ -10,7 +10,7 @@ void tile(const TileI8& a) {
   int32_t acc[kTileI8][8] = {};
   const int8_t* w = a.w;
   for (int b = 0; b < a.nblk; ++b) {
-    const uint8_t* xb = a.x + a.cols[b] * 8;
+    const uint8_t* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
       const uint8_t* xp = xb + a.tap_off[t];
       for (int j = 0; j < a.npix; ++j)

@@ -5,6 +5,7 @@
 
 #include "infer/reference_ops.hpp"
 #include "kernels/block_cover.hpp"
+#include "kernels/width_fold.hpp"
 
 namespace bsp::kernels {
 
@@ -49,7 +50,12 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
       } else {
         info.kernel = "int8-dense";
       }
-      s.conv = std::make_unique<ConvI8>(g, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
+      if (rp.empty() && width_fold_pays(g)) {
+        s.width_fold = true;
+        s.conv = std::make_unique<ConvI8>(width_folded(g), qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
+      } else {
+        s.conv = std::make_unique<ConvI8>(g, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
+      }
     }
     steps_.push_back(std::move(s));
     infos_.push_back(std::move(info));
@@ -83,7 +89,13 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
     } else if (s.conv) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? Array<int8_t>({N, g.Cout}) : Array<int8_t>({N, g.Ho, g.Wo, g.Cout});
-      s.conv->run(slot[s.in[0]].data(), N, y.data());
+      if (s.width_fold) {
+        Array<int8_t> folded({N, g.H, g.Wo, g.kw * g.C});
+        width_im2col(g, slot[s.in[0]].data(), N, folded.data());
+        s.conv->run(folded.data(), N, y.data());
+      } else {
+        s.conv->run(slot[s.in[0]].data(), N, y.data());
+      }
       slot[s.node] = std::move(y);
     } else if (qn.kind == q8::Kind::Softmax) {
       const Array<int8_t>& in = slot[s.in[0]];

@@ -28,6 +28,7 @@ class Int8Runner {
     std::unique_ptr<ConvI8> conv;
     ConvGeom geom;
     bool dense_layer = false;
+    bool width_fold = false;  // the stem: conv on the width-folded input
   };
   const Model& m_;
   const q8::QModel& q_;

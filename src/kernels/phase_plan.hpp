@@ -1,8 +1,10 @@
-// The input layout the conv kernels read (conv_f32.hpp): per image sh*sw
-// phase planes [Hq, Wq, Cp], plane (a, b) holding padded-input rows a, a+sh,
-// ... and columns b, b+sw, ...; padding and the channels beyond C already
-// filled in. Every tap is then a constant offset from a virtual pixel
-// v = oh * Wq + ow.
+// The input layout the conv kernels read (conv_f32.hpp): per image and
+// 8-channel block, sh*sw phase planes of [Hq, Wq] pixels x 8 channels
+// ([Cp/8][phases][plane][8]); plane (a, b) holds the padded input's rows a,
+// a+sh, ... and columns b, b+sw, ...; padding and the channels beyond C are
+// already filled in. Every tap is then a constant offset from a virtual
+// pixel v = oh * Wq + ow, and the 8 channels of a block for consecutive
+// pixels are contiguous (a tile's loads stay in a few cache lines whatever C).
 #pragma once
 
 #include <algorithm>
@@ -38,30 +40,33 @@ struct PhasePlan {
     plane = std::max(Hq * Wq, g.Ho * Wq + max_off) + 1;
     for (size_t t = 0; t < tap_pixel.size(); ++t) tap_pixel[t] += phase[t] * plane;
   }
-  int64_t image_elems() const { return phases * plane * Cp; }
+  int64_t block_elems() const { return phases * plane * 8; }  // between channel blocks
+  int64_t image_elems() const { return Cp / 8 * block_elems(); }
+  int64_t tap_elems(size_t t) const { return tap_pixel[t] * 8; }
 
-  // Fills out [N][phases][plane][Cp] (sized N * image_elems(), pre-filled
-  // with the padding value) from x [N, H, W, C] (pixel stride ldx), each
-  // element through f.
+  // Fills out (N * image_elems() elements, pre-filled with the padding
+  // value) from x [N, H, W, C] (pixel stride ldx), each element through f.
   template <typename T, typename U, typename F>
   void pack(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f) const {
-    const int64_t img = image_elems();
-#pragma omp parallel for collapse(3) schedule(static)
+    const int64_t img = image_elems(), blocks = Cp / 8;
+#pragma omp parallel for collapse(4) schedule(static)
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t ph = 0; ph < phases; ++ph)
-        for (int64_t iq = 0; iq < Hq; ++iq) {
-          const int64_t a = ph / g.sw, b = ph % g.sw;
-          const int64_t ih = iq * g.sh + a - g.pt;
-          if (ih < 0 || ih >= g.H) continue;
-          U* dst = out + n * img + (ph * plane + iq * Wq) * Cp;
-          for (int64_t jq = 0; jq < Wq; ++jq) {
-            const int64_t iw = jq * g.sw + b - g.pl;
-            if (iw < 0 || iw >= g.W) continue;
-            const T* src = x + ((n * g.H + ih) * g.W + iw) * ldx;
-            U* d = dst + jq * Cp;
-            for (int64_t c = 0; c < g.C; ++c) d[c] = f(src[c]);
+      for (int64_t cb = 0; cb < blocks; ++cb)
+        for (int64_t ph = 0; ph < phases; ++ph)
+          for (int64_t iq = 0; iq < Hq; ++iq) {
+            const int64_t a = ph / g.sw, b = ph % g.sw;
+            const int64_t ih = iq * g.sh + a - g.pt;
+            if (ih < 0 || ih >= g.H) continue;
+            const int64_t c0 = cb * 8, nc = std::min<int64_t>(8, g.C - c0);
+            U* dst = out + n * img + cb * block_elems() + (ph * plane + iq * Wq) * 8;
+            for (int64_t jq = 0; jq < Wq; ++jq) {
+              const int64_t iw = jq * g.sw + b - g.pl;
+              if (iw < 0 || iw >= g.W) continue;
+              const T* src = x + ((n * g.H + ih) * g.W + iw) * ldx + c0;
+              U* d = dst + jq * 8;
+              for (int64_t c = 0; c < nc; ++c) d[c] = f(src[c]);
+            }
           }
-        }
   }
 };
 

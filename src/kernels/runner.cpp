@@ -12,6 +12,7 @@
 #include "kernels/conv_f32.hpp"
 #include "kernels/int8_runner.hpp"
 #include "kernels/sparse_f32.hpp"
+#include "kernels/width_fold.hpp"
 
 namespace bsp::kernels {
 
@@ -37,6 +38,7 @@ struct Step {
   bool relu = false;
   ConvGeom geom;                   // conv-like steps (dense layers: a 1x1 conv on 1x1 images)
   bool is_dense_layer = false;
+  bool width_fold = false;         // conv runs on the width-folded input (width_fold.hpp)
   std::unique_ptr<ConvF32> conv;
   std::unique_ptr<ConvBlas> blas;
   std::unique_ptr<SparseConvF32> sparse;  // nm / tw
@@ -180,7 +182,13 @@ struct Runner::Impl {
       s.info.kernel = compact::format_name(cl->format);
       return;
     }
-    s.conv = std::make_unique<ConvF32>(g, pack_f32(f.w.data(), wg, {}, {}, f.b.data()));
+    if (width_fold_pays(g)) {
+      const ConvGeom fg = width_folded(g);
+      s.width_fold = true;
+      s.conv = std::make_unique<ConvF32>(fg, pack_f32(f.w.data(), {g.Cout, g.kh, 1, fg.C}, {}, {}, f.b.data()));
+    } else {
+      s.conv = std::make_unique<ConvF32>(g, pack_f32(f.w.data(), wg, {}, {}, f.b.data()));
+    }
     s.info.kernel = "dense";
   }
 
@@ -200,7 +208,11 @@ struct Runner::Impl {
         const ConvGeom& g = s.geom;
         Tensor y = s.is_dense_layer ? Tensor({N, g.Cout}) : Tensor({N, g.Ho, g.Wo, g.Cout});
         const float* z = s.residual >= 0 ? slot[static_cast<size_t>(s.residual)].data() : nullptr;
-        if (s.conv)
+        if (s.conv && s.width_fold) {
+          Tensor folded({N, g.H, g.Wo, g.kw * g.C});
+          width_im2col(g, xin.data(), N, folded.data());
+          s.conv->run(folded.data(), g.kw * g.C, N, y.data(), g.Cout, z, g.Cout, s.relu);
+        } else if (s.conv)
           s.conv->run(xin.data(), g.C, N, y.data(), g.Cout, z, g.Cout, s.relu);
         else if (s.blas)
           s.blas->run(xin.data(), N, y.data(), z, s.relu);
