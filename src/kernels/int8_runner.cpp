@@ -5,6 +5,7 @@
 
 #include "infer/reference_ops.hpp"
 #include "kernels/block_cover.hpp"
+#include "kernels/ops_i8.hpp"
 #include "kernels/width_fold.hpp"
 
 namespace bsp::kernels {
@@ -23,7 +24,9 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
     StepInfo info;
     info.name = n.name;
     info.op = n.op;
-    info.kernel = "ref-int8";
+    info.kernel = qn.kind == q8::Kind::Add || qn.kind == q8::Kind::MaxPool || qn.kind == q8::Kind::GlobalAvgPool
+                      ? "int8"
+                      : "ref-int8";
     for (size_t j = i + 1; j < m.nodes.size(); ++j)
       if (q_.nodes[j].kind == q8::Kind::Identity && q_.nodes[j].fused_into == n.name) info.fused.push_back(m.nodes[j].name);
     const bool conv_like = (qn.kind == q8::Kind::Conv && n.attrs.get_int("groups", 1) == 1) || qn.kind == q8::Kind::Dense;
@@ -103,6 +106,25 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       Tensor f(in.shape());
       for (size_t i = 0; i < in.size(); ++i) f[i] = static_cast<float>(in[i] * sc);
       result = ref::softmax(f);
+    } else if (qn.kind == q8::Kind::Add || qn.kind == q8::Kind::MaxPool || qn.kind == q8::Kind::GlobalAvgPool) {
+      const OpsI8 ops = ops_i8(active_isa());
+      const Array<int8_t>& x0 = slot[s.in[0]];
+      Array<int8_t> y;
+      if (qn.kind == q8::Kind::Add) {
+        y = Array<int8_t>(x0.shape());
+        std::vector<const int8_t*> xs;
+        for (size_t src : s.in) xs.push_back(slot[src].data());
+        ops.add(xs.data(), qn.in_mult.data(), static_cast<int>(xs.size()), qn.in_shift, qn.lo, qn.hi, y.data(),
+                static_cast<int64_t>(y.size()));
+      } else if (qn.kind == q8::Kind::MaxPool) {
+        const WindowGeom g = pool_geom(n, Shape(x0.shape().begin() + 1, x0.shape().end()));
+        y = Array<int8_t>({N, g.Ho, g.Wo, g.C});
+        ops.maxpool(x0.data(), N, g, y.data());
+      } else {
+        y = Array<int8_t>({N, x0.dim(3)});
+        ops.global_avgpool(x0.data(), N, x0.dim(1) * x0.dim(2), x0.dim(3), qn.count_rq.at(0), y.data());
+      }
+      slot[s.node] = std::move(y);
     } else {
       std::vector<const Array<int8_t>*> ins;
       for (size_t src : s.in) ins.push_back(&slot[src]);

@@ -51,7 +51,7 @@ assert d["compact"] == "int8"
 k = {l["name"]: l["sparse_kernel"] for l in d["layers"]}
 assert k["stage2.0.a.conv"] == "int8-bsr", k
 # the int8 program does not fuse the residual add: it is a step of its own
-assert k["stage1.0.add"] == "ref-int8" and d["layers"][[l["name"] for l in d["layers"]].index("stage1.0.add")]["dense_ms"] is None
+assert k["stage1.0.add"] == "int8" and d["layers"][[l["name"] for l in d["layers"]].index("stage1.0.add")]["dense_ms"] is None
 PY
 # The kernels can be lowered for comparisons.
 CHECKS=$((CHECKS + 1))

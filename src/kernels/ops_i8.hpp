@@ -1,0 +1,28 @@
+// The int8 element-wise and pooling ops of the int8 runner, exactly the
+// rules of compact/int8.hpp (the int8 reference computes the same bits):
+// vectorised loops compiled per ISA (AVX-512 and baseline), OpenMP over rows.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "compact/int8.hpp"
+#include "core/shapes.hpp"
+#include "kernels/isa.hpp"
+
+namespace bsp::kernels {
+
+struct OpsI8 {
+  // y[i] = clamp((sum_k x_k[i] * mult[k] + 2^(shift-1)) >> shift, lo, hi), i < n
+  void (*add)(const int8_t* const* x, const int32_t* mult, int nin, int32_t shift, int32_t lo, int32_t hi, int8_t* y,
+              int64_t n);
+  // max over the real elements of each window; x [N, H, W, C] -> y [N, Ho, Wo, C]
+  void (*maxpool)(const int8_t* x, int64_t N, const WindowGeom& g, int8_t* y);
+  // y[n][c] = clamp(rescale(sum_p x[n][p][c], rq), -128, 127)
+  void (*global_avgpool)(const int8_t* x, int64_t N, int64_t HW, int64_t C, q8::Requant rq, int8_t* y);
+};
+OpsI8 ops_i8_generic();
+OpsI8 ops_i8_avx512();
+inline OpsI8 ops_i8(Isa isa) { return isa == Isa::Avx512 ? ops_i8_avx512() : ops_i8_generic(); }
+
+}  // namespace bsp::kernels

@@ -1,0 +1,9 @@
+// int8 ops for CPUs without AVX-512 (baseline x86-64).
+#include <algorithm>
+
+#include "kernels/ops_i8.hpp"
+
+namespace bsp::kernels {
+#include "kernels/ops_i8_impl.inc"
+OpsI8 ops_i8_generic() { return {&add_impl, &maxpool_impl, &gap_impl}; }
+}  // namespace bsp::kernels
