@@ -204,11 +204,15 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
     s[0] = nb;
     Tensor x(s);
     std::copy(calib.data() + b0 * per, calib.data() + (b0 + nb) * per, x.data());
-    reference_forward(m, x, [&](size_t i, const Tensor& t) {
+    auto observe = [&](size_t i, const Tensor& t) {
       double mx = 0;
       for (float v : t) mx = std::max(mx, static_cast<double>(std::abs(v)));
       maxabs[i] = std::max(maxabs[i], mx);
-    });
+    };
+    if (opt.forward)
+      opt.forward(x, observe);
+    else
+      reference_forward(m, x, observe);
   }
 
   // Scales in node order: calibrated for computed tensors, inherited for the rest.

@@ -126,8 +126,15 @@ struct QModel {
   std::vector<QNode> nodes;
 };
 
+// Runs the fp32 model on a batch and shows `observe` the output of every
+// node whose tensor the int8 program keeps (the ends of fused chains; other
+// nodes may be shown too).
+using CalibForward =
+    std::function<void(const Tensor& batch, const std::function<void(size_t node, const Tensor& out)>& observe)>;
+
 struct QuantOptions {
-  bool pow2 = false;  // power-of-two scales for weights and activations
+  bool pow2 = false;    // power-of-two scales for weights and activations
+  CalibForward forward;  // empty: the reference forward (exact, slow)
 };
 
 // Quantises a model: folds batchnorms and relus, quantises weights per output

@@ -78,7 +78,9 @@ struct Runner::Impl {
   std::vector<size_t> last_use;  // per slot: the last step reading it
   std::unique_ptr<Int8Runner> int8;
 
-  Impl(const Model& model, Path p) : m(model), path(p) {
+  bool fuse_add = true;
+
+  Impl(const Model& model, Path p, bool fuse) : m(model), path(p), fuse_add(fuse) {
     if (p == Path::Auto && m.compact && m.compact->dtype == compact::DType::I8) {
       int8 = std::make_unique<Int8Runner>(m, *m.compact);
       return;
@@ -116,7 +118,7 @@ struct Runner::Impl {
           s.out = index.at(c->name);
           s.info.fused.push_back(c->name);
         }
-        if (const Node* c = sole(s.out); c && c->op == Op::Add && c->inputs.size() == 2) {
+        if (const Node* c = sole(s.out); fuse_add && c && c->op == Op::Add && c->inputs.size() == 2) {
           const size_t other = index.at(c->inputs[0]) == s.out ? index.at(c->inputs[1]) : index.at(c->inputs[0]);
           if (other < i && other != s.out) {
             s.residual = static_cast<int64_t>(other);
@@ -192,7 +194,8 @@ struct Runner::Impl {
     s.info.kernel = "dense";
   }
 
-  Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
+  Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step,
+                 const std::function<void(size_t, const Tensor&)>& on_output) const {
     if (int8) return int8->forward(x, on_step);
     const Shape want = m.input_shape();
     if (x.rank() != 4 || without_batch(x.shape()) != want)
@@ -226,6 +229,7 @@ struct Runner::Impl {
         for (size_t src : s.in) ins.push_back(&slot[src]);
         slot[s.out] = reference_node(n, ins);
       }
+      if (on_output) on_output(s.out, slot[s.out]);
       for (size_t src : s.in)
         if (last_use[src] == k) slot[src] = Tensor();
       if (s.residual >= 0 && last_use[static_cast<size_t>(s.residual)] == k) slot[static_cast<size_t>(s.residual)] = Tensor();
@@ -236,12 +240,13 @@ struct Runner::Impl {
   }
 };
 
-Runner::Runner(const Model& m, Path path) : impl_(std::make_unique<Impl>(m, path)) {}
+Runner::Runner(const Model& m, Path path, bool fuse_add) : impl_(std::make_unique<Impl>(m, path, fuse_add)) {}
 Runner::~Runner() = default;
 bool Runner::is_int8() const { return impl_->int8 != nullptr; }
 const std::vector<StepInfo>& Runner::steps() const { return impl_->int8 ? impl_->int8->steps() : impl_->infos; }
-Tensor Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
-  return impl_->forward(x, on_step);
+Tensor Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step,
+                       const std::function<void(size_t, const Tensor&)>& on_output) const {
+  return impl_->forward(x, on_step, on_output);
 }
 
 Tensor fast_forward(const Model& m, const Tensor& x) { return Runner(m).forward(x); }

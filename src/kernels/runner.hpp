@@ -9,6 +9,8 @@
 // OpenBLAS instead (the baseline of bsp bench). fp32 steps fold a batchnorm
 // into the layer before it and fuse a following residual add and relu into
 // the layer's epilogue, so results match the reference forward to rounding.
+// With fuse_add = false the add stays a step of its own: then the step
+// outputs are exactly the tensors the int8 program keeps (int8 calibration).
 #pragma once
 
 #include <functional>
@@ -40,7 +42,7 @@ class Runner {
  public:
   // The model must outlive the runner (parameters of non-conv ops are read
   // from it). Preparing packs every layer's weights.
-  explicit Runner(const Model& m, Path path = Path::Auto);
+  explicit Runner(const Model& m, Path path = Path::Auto, bool fuse_add = true);
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
@@ -48,8 +50,10 @@ class Runner {
   bool is_int8() const;
   const std::vector<StepInfo>& steps() const;
   // x [N, H, W, C] -> the last node's output. `on_step(i, ms)`, when given,
-  // is called after step i with its wall time.
-  Tensor forward(const Tensor& x, const std::function<void(size_t step, double ms)>& on_step = {}) const;
+  // is called after step i with its wall time; `on_output(node, t)` sees the
+  // tensor each fp32 step produces (node: the last node of its fused chain).
+  Tensor forward(const Tensor& x, const std::function<void(size_t step, double ms)>& on_step = {},
+                 const std::function<void(size_t node, const Tensor& out)>& on_output = {}) const;
 
  private:
   struct Impl;

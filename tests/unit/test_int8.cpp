@@ -94,7 +94,9 @@ TEST_CASE("int8 forward tracks the fp32 reference on the fmnist nets") {
       if (n.op == Op::Conv2d && n.name != "conv1.conv" && n.name != "stem.conv") test::block_prune(n, 8, 8, 0.5, 7);
     Tensor calib = images(16, m, 3);
     for (bool pow2 : {false, true}) {
-      q8::QModel q = q8::quantize(m, calib, q8::QuantOptions{pow2});
+      q8::QuantOptions qo;
+      qo.pow2 = pow2;
+      q8::QModel q = q8::quantize(m, calib, qo);
       // Every batchnorm here follows a conv: all folded; every relu fused.
       for (size_t i = 0; i < m.nodes.size(); ++i) {
         if (m.nodes[i].op == Op::BatchNorm || m.nodes[i].op == Op::Relu)
@@ -181,4 +183,21 @@ TEST_CASE("int8 compaction stores the program; a reloaded model runs bit-identic
   for (size_t i = 0; i < outs0.size(); ++i)
     CHECK(std::equal(outs0[i].begin(), outs0[i].end(), outs1[i].begin()));
   CHECK(std::equal(y0.begin(), y0.end(), y1.begin()));
+}
+
+TEST_CASE("calibrating on the fast kernels sees every int8 tensor the reference sees") {
+  Model m = build_fmnist_resnet(10);
+  init_weights(m, 11);
+  test::randomise_batchnorms(m, 12);
+  const Tensor calib = images(6, m, 13);
+  const q8::QModel ref = q8::quantize(m, calib, {});
+  compact::CompactOptions o;
+  o.dtype = compact::DType::I8;
+  const compact::CompactModel c = compact::compact_model(m, o, &calib);
+  REQUIRE(c.int8->nodes.size() == ref.nodes.size());
+  for (size_t i = 0; i < ref.nodes.size(); ++i) {
+    INFO(m.nodes[i].name);
+    CHECK(c.int8->nodes[i].kind == ref.nodes[i].kind);
+    CHECK(c.int8->nodes[i].scale == Approx(ref.nodes[i].scale).epsilon(1e-5));
+  }
 }
