@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -75,6 +77,14 @@ void run_bench(const BenchOptions& o) {
     base = kernels::Path::Dense;
   else
     fail_usage("unknown --baseline '{}' (blas, dense)", o.baseline);
+  // With OpenBLAS in the same process, idle OpenMP threads that spin (libgomp's
+  // default) steal the cores OpenBLAS's own threads run on: run with
+  // OMP_WAIT_POLICY=passive (re-executing once) unless the user chose.
+  if (base == kernels::Path::Blas && !std::getenv("OMP_WAIT_POLICY") && raw_argv()) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", raw_argv());
+    fail("cannot re-execute bsp with OMP_WAIT_POLICY=passive: {}", errno_message(errno));
+  }
   apply_threads(o.threads);
   const int threads = omp_get_max_threads();
   kernels::set_blas_threads(threads);
@@ -146,6 +156,8 @@ void run_bench(const BenchOptions& o) {
     j["compact"] = m.compact ? Json(compact::dtype_name(m.compact->dtype)) : Json();
     j["load_before"] = load_before;
     j["load_after"] = load_after;
+    const char* wait = std::getenv("OMP_WAIT_POLICY");
+    j["omp_wait_policy"] = wait ? Json(wait) : Json();
     Json layers = Json::array();
     for (const Row& r : rows) {
       Json e = Json::object();

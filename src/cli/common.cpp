@@ -13,6 +13,7 @@ namespace bsp::cli {
 
 namespace {
 std::string g_command_line;
+char** g_argv = nullptr;
 
 std::string shell_quote(const std::string& a) {
   if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
@@ -24,7 +25,10 @@ std::string shell_quote(const std::string& a) {
 }
 }  // namespace
 
+char** raw_argv() { return g_argv; }
+
 void set_command_line(int argc, char** argv) {
+  g_argv = argv;
   g_command_line = "bsp";
   for (int i = 1; i < argc; ++i) g_command_line += " " + shell_quote(argv[i]);
 }

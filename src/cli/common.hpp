@@ -14,6 +14,9 @@ class App;
 namespace bsp::cli {
 
 void set_command_line(int argc, char** argv);
+// The argument vector as main() received it (for a subcommand that must
+// re-execute itself with a changed environment).
+char** raw_argv();
 // The command line as typed ("bsp prune m.h5 --density 0.5 -o p.h5"), shell-quoted.
 const std::string& command_line();
 

@@ -5,6 +5,7 @@
 // variants of a shape measured back to back.
 // Usage: bench_conv [--reps R] [--threads T] [--batch B]... > conv.csv
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -49,6 +50,13 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenBLAS's threads and OpenMP's share the cores: idle OpenMP threads must
+  // not spin while OpenBLAS runs (see bsp-bench(1), ENVIRONMENT).
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    return 1;
+  }
   int reps = 7, threads = 0;
   std::vector<int64_t> batches;
   for (int i = 1; i < argc; ++i) {
