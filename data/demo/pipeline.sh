@@ -12,9 +12,16 @@ step() {
 step "$BSP" init --list
 step "$BSP" init --arch fmnist-cnn --seed 1 -o m0.h5
 step "$BSP" info m0.h5
+step "$BSP" prune m0.h5 --pattern block:8x8 --density 0.5 -o m2.h5
+step "$BSP" info --weighted m2.h5
 step "$BSP" compact m0.h5 --dtype int8 -o m0q.h5
 step "$BSP" info --weighted m0q.h5
 step "$BSP" bench m0q.h5 --reps 3
 step "$BSP" init --arch resnet50 -o resnet50.h5
 step "$BSP" info --weighted resnet50.h5
+# Compare patterns at density 0.5 (in memory: --dry-run), summary lines only.
+for p in block:8x8 nm:2:4 tw:128 unstructured; do
+  echo "+ $BSP prune resnet50.h5 --pattern $p --density 0.5 --dry-run | tail -n 1"
+  "$BSP" prune resnet50.h5 --pattern "$p" --density 0.5 --dry-run | tail -n 1
+done
 echo "demo finished: files in $(pwd)"

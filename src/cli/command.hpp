@@ -32,5 +32,6 @@ Runner setup_init(CLI::App& sub);
 Runner setup_info(CLI::App& sub);
 Runner setup_compact(CLI::App& sub);
 Runner setup_bench(CLI::App& sub);
+Runner setup_prune(CLI::App& sub);
 
 }  // namespace bsp::cli

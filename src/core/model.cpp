@@ -127,6 +127,31 @@ const Node& Model::input() const {
 Shape Model::input_shape() const { return input().attrs.get_ints("shape"); }
 
 namespace {
+// A tile-wise mask's structure (model.hpp): column_tile [N] in -1..tiles-1
+// with tiles numbered in order of their first column, tile_rows [tiles, K],
+// and every kept bit inside a kept row of its column's tile.
+void validate_tiles(const Node& n, const Tensor& w, const Mask& m) {
+  if (m.is_block()) fail("node '{}': a block mask cannot have tiles", n.name);
+  const int64_t cols = w.dim(0), k = static_cast<int64_t>(w.size()) / cols;
+  if (m.column_tile.shape() != Shape{cols})
+    fail("node '{}': mask_column_tile has shape {}, expected [{}]", n.name, shape_str(m.column_tile.shape()), cols);
+  if (m.tile_rows.rank() != 2 || m.tile_rows.dim(1) != k)
+    fail("node '{}': mask_tile_rows has shape {}, expected [tiles, {}]", n.name, shape_str(m.tile_rows.shape()), k);
+  int64_t next = 0;  // tiles appear in increasing order of their first column
+  for (int64_t c = 0; c < cols; ++c) {
+    const int32_t t = m.column_tile[static_cast<size_t>(c)];
+    if (t < -1 || t >= m.tiles() || t > next)
+      fail("node '{}': mask_column_tile[{}] = {} is not a valid tile", n.name, c, t);
+    if (t == next) ++next;
+    const uint8_t* bits = m.bits.data() + c * k;
+    const uint8_t* rows = t >= 0 ? m.tile_rows.data() + t * k : nullptr;
+    for (int64_t r = 0; r < k; ++r)
+      if (bits[r] && (!rows || !rows[r]))
+        fail("node '{}': mask keeps weight ({}, {}) outside the rows of its tile", n.name, c, r);
+  }
+  if (next != m.tiles()) fail("node '{}': mask_tile_rows has {} tiles but only {} are used", n.name, m.tiles(), next);
+}
+
 // Parameters each op must have (and may have).
 void check_params(const Node& n) {
   std::set<std::string> required, optional;
@@ -161,6 +186,8 @@ void check_params(const Node& n) {
     } else if (m.bits.shape() != w.shape()) {
       fail("node '{}': mask has shape {}, weight {}", n.name, shape_str(m.bits.shape()), shape_str(w.shape()));
     }
+    if (!(m.density >= 0.0 && m.density <= 1.0)) fail("node '{}': mask density {} is not in [0, 1]", n.name, m.density);
+    if (m.is_tiled() || !m.tile_rows.empty()) validate_tiles(n, w, m);
   }
 }
 }  // namespace

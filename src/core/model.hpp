@@ -62,13 +62,29 @@ class Attrs {
 // per block (granularity "block", shape [ceil(Cout/R), ceil(Cin/C)] where a
 // block covers R output x kh x kw x C input weights of a conv, R x C of a
 // dense layer).
+//
+// Tile-wise masks (patterns "tw:G", "tvw:G") are element masks that also
+// record their tile structure, over the weight seen as B[K, N] with
+// K = kh*kw*Cin (the weight's row for output channel n is B[:, n]) and
+// N = Cout: the kept output channels are split into tiles, each with the set
+// of rows of B it keeps. Every kept bit lies in a kept row of its column's
+// tile; for tvw the 2:4 groups are 4 consecutive kept rows of a tile, in
+// order, for each of its columns.
 struct Mask {
   std::string pattern;   // e.g. "block:8x8", "nm:2:4", "tw:128", "unstructured"
   double density = 1.0;  // achieved fraction of weights kept
   int64_t block_rows = 0, block_cols = 0;  // 0 for an element mask
   Array<uint8_t> bits;
 
+  // Tile-wise masks only (empty otherwise):
+  Array<int32_t> column_tile;  // [N]: the tile of each output channel, -1 = channel pruned;
+                               // a tile's columns are in increasing n, tiles numbered in order
+                               // of their first column
+  Array<uint8_t> tile_rows;    // [tiles, K]: 1 = row k of B kept in that tile
+
   bool is_block() const { return block_rows > 0; }
+  bool is_tiled() const { return !column_tile.empty(); }
+  int64_t tiles() const { return tile_rows.empty() ? 0 : tile_rows.dim(0); }
 };
 
 struct Node {

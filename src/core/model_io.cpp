@@ -15,7 +15,8 @@
 //   /graph/order              string[n]: node names in topological order
 //   /graph/nodes/<name>       group; attrs op, inputs (string[]), op attributes;
 //                             float32 parameter datasets; optional uint8 "mask"
-//                             with attrs pattern, density, block=[R, C]
+//                             with attrs pattern, density, block=[R, C]; tile-wise
+//                             masks add int32 "mask_column_tile", uint8 "mask_tile_rows"
 //   /history                  string[]: command lines, oldest first
 //   /compact                  compact weights (src/compact/compact_io.cpp)
 //   /schedule /program        reserved for later stages
@@ -39,6 +40,10 @@ void save_node(hid_t nodes, const Node& n) {
     h5::write_attr(d, "pattern", m.pattern);
     h5::write_attr(d, "density", m.density);
     if (m.is_block()) h5::write_attr(d, "block", std::vector<int64_t>{m.block_rows, m.block_cols});
+    if (m.is_tiled()) {
+      h5::write_array(g, "mask_column_tile", m.column_tile, /*compress=*/true);
+      h5::write_array(g, "mask_tile_rows", m.tile_rows, /*compress=*/true);
+    }
   }
 }
 
@@ -70,7 +75,15 @@ Node load_node(hid_t nodes, const std::string& name) {
         m.block_rows = b[0];
         m.block_cols = b[1];
       }
+      if (h5::exists(g, "mask_column_tile") != h5::exists(g, "mask_tile_rows"))
+        fail("node '{}': a tile-wise mask needs both mask_column_tile and mask_tile_rows", name);
+      if (h5::exists(g, "mask_column_tile")) {
+        m.column_tile = h5::read_array<int32_t>(g, "mask_column_tile");
+        m.tile_rows = h5::read_array<uint8_t>(g, "mask_tile_rows");
+      }
       n.mask = std::move(m);
+    } else if (c == "mask_column_tile" || c == "mask_tile_rows") {
+      if (!h5::exists(g, "mask")) fail("node '{}': {} without a mask", name, c);
     } else {
       n.params.emplace(c, h5::read_array<float>(g, c));
     }

@@ -15,7 +15,7 @@ Array<uint8_t> element_mask(const Node& n) {
   const int64_t cout = w.dim(0), cin = w.shape().back();
   const int64_t k = static_cast<int64_t>(w.size()) / (cout * cin);
   const int64_t bcols = m.bits.dim(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (e.size() > (1u << 16)) schedule(static)
   for (int64_t o = 0; o < cout; ++o) {
     const uint8_t* brow = m.bits.data() + (o / m.block_rows) * bcols;
     for (int64_t kk = 0; kk < k; ++kk) {
@@ -32,7 +32,7 @@ int64_t apply_mask(Node& n) {
   Array<uint8_t> e = element_mask(n);
   int64_t changed = 0;
   const int64_t size = static_cast<int64_t>(w.size());
-#pragma omp parallel for reduction(+ : changed) schedule(static)
+#pragma omp parallel for if (size > (1 << 16)) reduction(+ : changed) schedule(static)
   for (int64_t i = 0; i < size; ++i)
     if (!e[static_cast<size_t>(i)] && w[static_cast<size_t>(i)] != 0.0f) {
       w[static_cast<size_t>(i)] = 0.0f;

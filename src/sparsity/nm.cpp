@@ -1,0 +1,94 @@
+#include "sparsity/nm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace bsp {
+
+namespace {
+
+constexpr int64_t kLanes = 16;  // inner positions handled together (vectorised ranking)
+
+// Ranks the r <= m entries of one group at `lanes` inner positions: entry j
+// is kept when it is a candidate and fewer than n entries beat it (a larger
+// magnitude, or an equal one at a lower index). s[j * kLanes + l] are the
+// scores (-1 for non-candidates).
+inline void rank_group(const float* s, int64_t r, int64_t lanes, int64_t n, uint8_t* kept /*[r * kLanes]*/) {
+  for (int64_t j = 0; j < r; ++j) {
+    int32_t rank[kLanes] = {};
+    for (int64_t k = 0; k < r; ++k) {
+      if (k == j) continue;
+      const bool before = k < j;
+      for (int64_t l = 0; l < lanes; ++l) {
+        const float a = s[k * kLanes + l], b = s[j * kLanes + l];
+        rank[l] += (a > b) | (before & (a == b));
+      }
+    }
+    for (int64_t l = 0; l < lanes; ++l) kept[j * kLanes + l] = s[j * kLanes + l] >= 0 && rank[l] < n;
+  }
+}
+
+}  // namespace
+
+void nm_mask(const float* w, int64_t outer, int64_t len, int64_t inner, int64_t n, int64_t m, const uint8_t* keep,
+             uint8_t* out) {
+  const int64_t groups = (len + m - 1) / m;
+  const int64_t work = outer * groups;
+  if (inner == 1) {
+    // Groups are contiguous (the Cin case): rank each group on its own.
+#pragma omp parallel for if (outer * len > (1 << 16)) schedule(static)
+    for (int64_t g = 0; g < work; ++g) {
+      const int64_t o = g / groups, start = (g % groups) * m;
+      const int64_t r = std::min(m, len - start);
+      const int64_t base = o * len + start;
+      for (int64_t j = 0; j < r; ++j) {
+        const float sj = keep && !keep[base + j] ? -1.0f : std::fabs(w[base + j]);
+        int64_t rank = 0;
+        for (int64_t k = 0; k < r && rank < n; ++k) {
+          if (k == j) continue;
+          const float sk = keep && !keep[base + k] ? -1.0f : std::fabs(w[base + k]);
+          rank += sk > sj || (sk == sj && k < j);
+        }
+        out[base + j] = sj >= 0 && rank < n;
+      }
+    }
+    return;
+  }
+  // Strided groups (e.g. along Cout): rank kLanes inner positions at once.
+  const int64_t lane_blocks = (inner + kLanes - 1) / kLanes;
+#pragma omp parallel if (outer * len * inner > (1 << 16))
+  {
+    std::vector<float> s(static_cast<size_t>(m * kLanes));
+    std::vector<uint8_t> kept(static_cast<size_t>(m * kLanes));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < work * lane_blocks; ++t) {
+      const int64_t g = t / lane_blocks, i0 = (t % lane_blocks) * kLanes;
+      const int64_t o = g / groups, start = (g % groups) * m;
+      const int64_t r = std::min(m, len - start), lanes = std::min(kLanes, inner - i0);
+      for (int64_t j = 0; j < r; ++j) {
+        const int64_t base = (o * len + start + j) * inner + i0;
+        for (int64_t l = 0; l < lanes; ++l)
+          s[static_cast<size_t>(j * kLanes + l)] = keep && !keep[base + l] ? -1.0f : std::fabs(w[base + l]);
+      }
+      rank_group(s.data(), r, lanes, n, kept.data());
+      for (int64_t j = 0; j < r; ++j) {
+        const int64_t base = (o * len + start + j) * inner + i0;
+        for (int64_t l = 0; l < lanes; ++l) out[base + l] = kept[static_cast<size_t>(j * kLanes + l)];
+      }
+    }
+  }
+}
+
+Array<uint8_t> nm_mask(const Tensor& w, size_t axis, int64_t n, int64_t m, const uint8_t* keep) {
+  if (axis >= w.rank()) fail("internal: nm_mask axis {} of a rank-{} tensor", axis, w.rank());
+  if (n < 1 || m < 1 || n > m) fail("internal: nm_mask with N = {}, M = {}", n, m);
+  int64_t outer = 1, inner = 1;
+  for (size_t d = 0; d < axis; ++d) outer *= w.dim(d);
+  for (size_t d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
+  Array<uint8_t> out(w.shape());
+  nm_mask(w.data(), outer, w.dim(axis), inner, n, m, keep, out.data());
+  return out;
+}
+
+}  // namespace bsp
