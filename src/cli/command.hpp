@@ -33,5 +33,7 @@ Runner setup_info(CLI::App& sub);
 Runner setup_compact(CLI::App& sub);
 Runner setup_bench(CLI::App& sub);
 Runner setup_prune(CLI::App& sub);
+Runner setup_finetune(CLI::App& sub);
+Runner setup_eval(CLI::App& sub);
 
 }  // namespace bsp::cli

@@ -8,6 +8,8 @@ const std::vector<Command>& commands() {
       {"init", "create a model from the built-in zoo", setup_init},
       {"info", "describe a model file: layers, shapes, parameters, MACs, sparsity, history", setup_info},
       {"prune", "prune to a sparsity pattern: blocks, N:M, tile-wise, unstructured, channels", setup_prune},
+      {"finetune", "train a model on a data set (from scratch or fine-tuning), holding its masks", setup_finetune},
+      {"eval", "test accuracy, loss and images/s of a model on a data set", setup_eval},
       {"compact", "store the weights in compact sparse forms (bsr, nm, tw), in fp32, bf16 or int8", setup_compact},
       {"bench", "time a model on the dense baseline and on its sparse kernels, per layer and in total", setup_bench},
   };

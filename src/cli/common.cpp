@@ -67,11 +67,14 @@ Model read_model(const std::string& arg) {
   return load_model(in.path(), in.display());
 }
 
-void write_model(Model& m, const std::string& out) {
+void write_model(Model& m, const std::string& out) { write_model(m, out, {}); }
+
+void write_model(Model& m, const std::string& out, const std::function<void(const std::string& temp)>& extra) {
   m.history.push_back(command_line());
   OutputFile f(out);
   try {
     save_model(m, f.temp_path());
+    if (extra) extra(f.temp_path());
   } catch (const Error& e) {
     throw Error(fmt::format("cannot write '{}': {}", out == "-" ? "<stdout>" : out, e.what()), e.exit_code());
   }

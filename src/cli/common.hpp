@@ -2,6 +2,7 @@
 // output options, the command line recorded in a file's history, printing.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "core/json.hpp"
@@ -40,6 +41,9 @@ Model read_model(const std::string& arg);
 // Appends this command line to the model's history and writes it atomically
 // to `out` (a path, or "-" for stdout).
 void write_model(Model& m, const std::string& out);
+// The same, calling `extra` on the finished temporary file before it is
+// renamed into place (to add groups such as a checkpoint's /train).
+void write_model(Model& m, const std::string& out, const std::function<void(const std::string& temp)>& extra);
 
 // "25,557,032"
 std::string with_commas(int64_t v);

@@ -100,6 +100,11 @@ Handle open_file_readonly(const std::string& path) {
   return check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "truncated or corrupt HDF5 file");
 }
 
+Handle open_file_readwrite(const std::string& path) {
+  quiet();
+  return check(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), "cannot open the HDF5 file for writing");
+}
+
 void flush(hid_t file) { check_status(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush the HDF5 file"); }
 
 bool exists(hid_t parent, const std::string& name) {

@@ -47,6 +47,7 @@ void quiet();
 bool is_hdf5(const std::string& path);
 Handle create_file(const std::string& path);
 Handle open_file_readonly(const std::string& path);
+Handle open_file_readwrite(const std::string& path);  // to add groups to a file just written
 void flush(hid_t file);
 
 bool exists(hid_t parent, const std::string& name);

@@ -52,6 +52,13 @@ extern "C" void cleanup_on_signal(int sig) {
   raise(sig);
 }
 
+volatile sig_atomic_t g_latched = 0;
+
+extern "C" void latch_signal(int sig) {
+  if (g_latched) cleanup_on_signal(sig);  // second signal: give up now
+  g_latched = sig;
+}
+
 std::string temp_dir() {
   const char* t = std::getenv("TMPDIR");
   return (t && *t) ? t : "/tmp";
@@ -97,6 +104,18 @@ void install_cleanup_handlers() {
   sigemptyset(&sa.sa_mask);
   for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
 }
+
+SignalLatch::SignalLatch() {
+  g_latched = 0;
+  struct sigaction sa {};
+  sa.sa_handler = latch_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int s : {SIGINT, SIGTERM}) sigaction(s, &sa, nullptr);
+}
+
+SignalLatch::~SignalLatch() { install_cleanup_handlers(); }
+
+int SignalLatch::signal() const { return g_latched; }
 
 OutputFile::OutputFile(std::string target) : target_(std::move(target)) {
   if (target_.empty()) fail_usage("empty output path");

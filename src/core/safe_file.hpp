@@ -52,4 +52,16 @@ bool same_file(const std::string& a, const std::string& b);
 // temporary files before the process ends (exit 130 / 143 / 129).
 void install_cleanup_handlers();
 
+// For long work that can stop cleanly (bsp finetune saves a checkpoint):
+// while a SignalLatch lives, the first SIGINT or SIGTERM only records the
+// signal; a second one ends the process as install_cleanup_handlers() does.
+class SignalLatch {
+ public:
+  SignalLatch();
+  ~SignalLatch();  // back to the cleanup handlers
+  SignalLatch(const SignalLatch&) = delete;
+  SignalLatch& operator=(const SignalLatch&) = delete;
+  int signal() const;  // the signal received, 0 if none
+};
+
 }  // namespace bsp

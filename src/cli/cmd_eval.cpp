@@ -1,0 +1,70 @@
+// bsp eval: test accuracy, loss and speed of a model on a data set
+// (man/bsp-eval.1).
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/command.hpp"
+#include "cli/common.hpp"
+#include "data/dataset.hpp"
+#include "train/evaluate.hpp"
+#include "train/model_data.hpp"
+
+namespace bsp::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string input, data;
+  int64_t batch = 256;
+  int64_t limit = 0;
+  int threads = 0;
+  bool json = false;
+};
+
+void run_eval(const EvalOptions& o) {
+  if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
+  if (o.batch < 1) fail_usage("--batch must be at least 1");
+  apply_threads(o.threads);
+  Model m = read_model(o.input);
+  DataSet data = load_data(o.data, DataPart::Evaluation);
+  ImageSet& s = *data.test;
+  if (o.limit > 0) s.limit(o.limit);
+  train::check_data_fits(m, o.input, s, data.name, "test");
+  auto nm = train::model_normalization(m);
+  const Normalization norm = nm ? *nm : channel_stats(s);
+  auto predictor = train::make_predictor(m, std::min(o.batch, s.n));
+  const train::EvalResult r = train::evaluate(*predictor, s, norm);
+  if (o.json) {
+    Json j = Json::object();
+    j["accuracy"] = r.accuracy;
+    j["loss"] = r.loss;
+    j["images_per_s"] = r.images_per_s();
+    j["n"] = r.n;
+    j["correct"] = static_cast<int64_t>(r.accuracy * static_cast<double>(r.n) + 0.5);
+    j["seconds"] = r.seconds;
+    j["data"] = data.name;
+    j["engine"] = predictor->name();
+    print_json(j);
+    return;
+  }
+  std::printf("accuracy %.4f (%lld of %lld)  loss %.4f  %.0f images/s  [%s]\n", r.accuracy,
+              static_cast<long long>(r.accuracy * static_cast<double>(r.n) + 0.5), static_cast<long long>(r.n), r.loss,
+              r.images_per_s(), predictor->name());
+}
+
+}  // namespace
+
+Runner setup_eval(CLI::App& sub) {
+  auto o = std::make_shared<EvalOptions>();
+  sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
+  sub.add_option("--data", o->data, "fashion-mnist, a directory of IDX files, or an HDF5 data file (bsp-format(5))")
+      ->type_name("D");
+  sub.add_option("--batch", o->batch, "images per forward pass (default 256)")->type_name("N");
+  sub.add_option("--limit", o->limit, "evaluate only the first N images")->type_name("N");
+  add_threads_option(sub, o->threads);
+  sub.add_flag("--json", o->json, "print {\"accuracy\", \"loss\", \"images_per_s\", \"n\", ...} as JSON");
+  return [o] { run_eval(*o); };
+}
+
+}  // namespace bsp::cli

@@ -1,0 +1,244 @@
+// bsp finetune: train a model on a data set, from scratch or from its
+// current weights, holding its sparsity masks (man/bsp-finetune.1).
+#include <omp.h>
+#include <sys/stat.h>
+
+#include <csignal>
+
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/command.hpp"
+#include "cli/common.hpp"
+#include "cli/train_report.hpp"
+#include "core/model_io.hpp"
+#include "core/safe_file.hpp"
+#include "data/dataset.hpp"
+#include "train/checkpoint.hpp"
+#include "train/model_data.hpp"
+#include "train/trainer.hpp"
+
+namespace bsp::cli {
+
+namespace {
+
+struct FinetuneOptions {
+  std::string input, data;
+  OutputOptions out;
+  int64_t epochs = 0;  // 0: 8 from scratch, 3 otherwise
+  int64_t batch = 128;
+  double lr = 0;  // 0: 0.1 from scratch, 0.02 otherwise
+  std::string schedule = "onecycle";
+  double momentum = 0.9;
+  bool no_nesterov = false;
+  double weight_decay = 5e-4;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool no_augment = false;
+  int64_t crop_pad = 2;
+  int64_t limit = 0;
+  std::string checkpoint, log;
+  bool resume = false, quiet = false;
+};
+
+bool file_exists(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0;
+}
+
+// The settings a checkpoint must share with the command that resumes it.
+Json run_config(const FinetuneOptions& o, const train::TrainConfig& c, uint64_t digest) {
+  Json j = Json::object();
+  j["input_digest"] = fmt::format("{:016x}", digest);
+  j["data"] = o.data;
+  j["limit"] = o.limit;
+  j["epochs"] = c.epochs;
+  j["batch"] = c.batch;
+  j["lr"] = c.sgd.lr;
+  j["schedule"] = train::schedule_name(c.sgd.schedule);
+  j["momentum"] = c.sgd.momentum;
+  j["nesterov"] = c.sgd.nesterov;
+  j["weight_decay"] = c.sgd.weight_decay;
+  j["seed"] = static_cast<int64_t>(c.seed);
+  j["crop_pad"] = c.aug.pad;
+  j["flip"] = c.aug.flip;
+  return j;
+}
+
+// Names the first setting that differs, for the resume error.
+std::string first_difference(const Json& want, const Json& got) {
+  for (const auto& [k, v] : want.as_object()) {
+    const Json* g = got.is_object() ? got.find(k) : nullptr;
+    if (!g) return fmt::format("it has no '{}'", k);
+    if (g->dump() != v.dump())
+      return k == "input_digest" ? std::string("it was started from another model")
+                                 : fmt::format("it was made with {} {}, not {}", k, g->dump(), v.dump());
+  }
+  return "its settings differ";
+}
+
+void run_finetune(const FinetuneOptions& o) {
+  if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
+  const std::string out = resolve_output(o.input, o.out);
+  const std::string ckpath = !o.checkpoint.empty() ? o.checkpoint : (out == "-" ? "" : out);
+  if (o.resume && ckpath.empty()) fail_usage("--resume needs a checkpoint: give --checkpoint FILE when the output is stdout");
+  if (o.batch < 1) fail_usage("--batch must be at least 1");
+  if (o.epochs < 0) fail_usage("--epochs must be at least 1");
+  if (!(o.lr >= 0) || !(o.momentum >= 0 && o.momentum < 1) || !(o.weight_decay >= 0))
+    fail_usage("--lr and --weight-decay must be non-negative, --momentum in [0, 1)");
+  if (o.crop_pad < 0) fail_usage("--crop-pad must be non-negative");
+  const train::Schedule schedule = train::schedule_from_name(o.schedule);
+  apply_threads(o.threads);
+
+  Model m = read_model(o.input);
+  const bool scratch = train::never_trained(m);
+  const uint64_t digest = train::weights_digest(m);
+
+  train::TrainConfig cfg;
+  cfg.epochs = o.epochs > 0 ? o.epochs : (scratch ? 8 : 3);
+  cfg.batch = o.batch;
+  cfg.sgd.lr = o.lr > 0 ? o.lr : (scratch ? 0.1 : 0.02);
+  cfg.sgd.schedule = schedule;
+  cfg.sgd.momentum = o.momentum;
+  cfg.sgd.nesterov = !o.no_nesterov;
+  cfg.sgd.weight_decay = o.weight_decay;
+  cfg.seed = o.seed;
+  cfg.aug.pad = o.no_augment ? 0 : o.crop_pad;
+  cfg.aug.flip = !o.no_augment;
+  const Json config = run_config(o, cfg, digest);
+
+  // The checkpoint to resume from, checked before the data is read.
+  std::optional<train::Checkpoint> ck;
+  if (o.resume) {
+    if (!file_exists(ckpath)) fail("cannot resume: no checkpoint '{}'", ckpath);
+    Model cm = read_model(ckpath);
+    ck = train::read_train_group(ckpath, ckpath);
+    if (!ck) fail("cannot resume: '{}' holds no training state", ckpath);
+    Json got;
+    try {
+      got = Json::parse(ck->config);
+    } catch (const Error&) {
+      fail("cannot resume: the training state of '{}' is damaged", ckpath);
+    }
+    if (got.dump() != config.dump())
+      fail("cannot resume from '{}': {}", ckpath, first_difference(config, got));
+    m = std::move(cm);
+  }
+
+  DataSet data = load_data(o.data, DataPart::Training);
+  if (o.limit > 0) {
+    data.train->limit(o.limit);
+    if (data.test) data.test->limit(o.limit);
+  }
+  train::check_data_fits(m, o.input, *data.train, data.name, "training");
+  if (data.test) train::check_data_fits(m, o.input, *data.test, data.name, "test");
+
+  // The model keeps the normalisation it was first trained with.
+  Normalization norm;
+  if (auto nm = train::model_normalization(m))
+    norm = *nm;
+  else
+    norm = channel_stats(*data.train);
+  train::set_model_normalization(m, norm);
+
+  FILE* lines = o.quiet ? nullptr : (out == "-" ? stderr : stdout);
+  TrainReport report(lines, o.log);
+
+  if (ck && ck->state.complete) {
+    report.note(fmt::format("'{}': training is already complete ({} epochs)", ckpath, cfg.epochs));
+    if (out != ckpath) write_model(m, out);
+    return;
+  }
+
+  train::Trainer trainer(m, *data.train, data.test ? &*data.test : nullptr, norm, cfg);
+  if (ck) train::restore_checkpoint(trainer, *ck, ckpath);
+
+  // A checkpoint is the model plus /train; the command line goes into the
+  // history of each write and is taken out again for the next one.
+  const int64_t threads = omp_get_max_threads();
+  int64_t saved_epoch = -1;
+  bool saved_any = false;
+  auto save = [&](const std::string& path, const train::TrainState& s, bool with_momentum) {
+    write_model(m, path, [&](const std::string& temp) {
+      train::write_train_group(temp, s, config.dump(), threads, with_momentum ? &trainer.params() : nullptr, {});
+    });
+    m.history.pop_back();
+    saved_epoch = s.epoch;
+    saved_any = true;
+  };
+
+  SignalLatch latch;
+  train::TrainHooks hooks;
+  hooks.progress = [&](const train::Progress& p) { report.progress(p); };
+  hooks.epoch_done = [&](const train::EpochRecord& r) { report.epoch(r); };
+  hooks.stop_requested = [&] { return latch.signal(); };
+  hooks.checkpoint = [&](const train::TrainState& s) {
+    if (s.complete) return;  // the final write below
+    if (!ckpath.empty()) save(ckpath, s, true);
+  };
+  try {
+    trainer.run(hooks);
+  } catch (const train::Interrupted& i) {
+    report.clear_bar();
+    const int code = i.signal == SIGTERM ? kExitSigterm : kExitSigint;
+    const train::TrainState& s = trainer.state();
+    if (ckpath.empty())
+      throw Error(fmt::format("interrupted at epoch {} step {}: nothing saved (no checkpoint file)", s.epoch + 1, s.step), code);
+    throw Error(fmt::format("interrupted at epoch {} step {}: checkpoint saved to '{}' (continue with --resume)",
+                            s.epoch + 1, s.step, ckpath),
+                code);
+  } catch (const Error& e) {
+    report.clear_bar();
+    std::string kept = saved_any ? fmt::format("; '{}' keeps the checkpoint of epoch {}", ckpath, saved_epoch)
+                                 : std::string("; nothing was written");
+    throw Error(std::string(e.what()) + kept, e.exit_code());
+  }
+  if (trainer.net().profiling()) std::fprintf(stderr, "%s", trainer.net().profile_report().c_str());
+  train::TrainState done;
+  done.epoch = cfg.epochs;
+  done.complete = true;
+  // The finished model: /train only records that it is complete.
+  write_model(m, out, [&](const std::string& temp) {
+    train::write_train_group(temp, done, config.dump(), threads, nullptr, {});
+  });
+  if (!o.checkpoint.empty() && o.checkpoint != out) {
+    m.history.pop_back();
+    save(o.checkpoint, done, false);
+  }
+}
+
+}  // namespace
+
+Runner setup_finetune(CLI::App& sub) {
+  auto o = std::make_shared<FinetuneOptions>();
+  sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
+  sub.add_option("--data", o->data, "fashion-mnist, a directory of IDX files, or an HDF5 data file (bsp-format(5))")
+      ->type_name("D");
+  add_output_options(sub, o->out);
+  sub.add_option("--epochs", o->epochs, "epochs (default: 8 for a never-trained model, else 3)")->type_name("N");
+  sub.add_option("--batch", o->batch, "images per step (default 128)")->type_name("N");
+  sub.add_option("--lr", o->lr, "peak learning rate (default: 0.1 for a never-trained model, else 0.02)")
+      ->type_name("X");
+  sub.add_option("--schedule", o->schedule, "learning rate schedule: onecycle (default), cosine, step, constant")
+      ->type_name("S");
+  sub.add_option("--momentum", o->momentum, "SGD momentum (default 0.9; onecycle cycles it by +-0.05)")
+      ->type_name("M");
+  sub.add_flag("--no-nesterov", o->no_nesterov, "plain momentum instead of Nesterov's");
+  sub.add_option("--weight-decay", o->weight_decay, "L2 weight decay on every parameter (default 5e-4)")
+      ->type_name("W");
+  sub.add_option("--seed", o->seed, "seed of the shuffle and the augmentation (default 0)")->type_name("N");
+  add_threads_option(sub, o->threads);
+  sub.add_flag("--no-augment", o->no_augment, "train on the images as they are (no random crop, no flip)");
+  sub.add_option("--crop-pad", o->crop_pad, "random crop: shift by up to N pixels, zeros shifted in (default 2)")
+      ->type_name("N");
+  sub.add_option("--limit", o->limit, "use only the first N training and N test images")->type_name("N");
+  sub.add_option("--checkpoint", o->checkpoint, "checkpoint file (default: the output file)")->type_name("FILE");
+  sub.add_flag("--resume", o->resume, "continue from the checkpoint");
+  sub.add_option("--log", o->log, "append one record per epoch: CSV if FILE ends in .csv, else JSON lines")
+      ->type_name("FILE");
+  sub.add_flag("-q,--quiet", o->quiet, "no epoch lines");
+  return [o] { run_finetune(*o); };
+}
+
+}  // namespace bsp::cli

@@ -1,0 +1,87 @@
+#include "data/dataset.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.hpp"
+
+namespace bsp {
+
+void ImageSet::limit(int64_t count) {
+  if (count < 0 || count >= n) return;
+  const size_t per = static_cast<size_t>(image_size());
+  auto shrink = [&](auto& a, Shape s, size_t keep) {
+    using A = std::remove_reference_t<decltype(a)>;
+    A b(std::move(s));
+    if (keep) std::memcpy(b.data(), a.data(), keep * sizeof(*a.data()));
+    a = std::move(b);
+  };
+  if (!u8.empty()) shrink(u8, {count, h, w, c}, static_cast<size_t>(count) * per);
+  if (!f32.empty()) shrink(f32, {count, h, w, c}, static_cast<size_t>(count) * per);
+  shrink(labels, {count}, static_cast<size_t>(count));
+  n = count;
+}
+
+namespace {
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool exists(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0;
+}
+
+// "<dir>/<stem>" with or without ".gz"; the .gz name when neither exists (for the message).
+std::string idx_file(const std::string& dir, const std::string& stem) {
+  std::string plain = dir + "/" + stem;
+  if (!exists(plain + ".gz") && exists(plain)) return plain;
+  return plain + ".gz";
+}
+
+DataSet read_idx_dir(const std::string& dir, const std::string& name, DataPart part) {
+  DataSet ds;
+  ds.name = name;
+  const std::string train_img = idx_file(dir, "train-images-idx3-ubyte");
+  const std::string test_img = idx_file(dir, "t10k-images-idx3-ubyte");
+  if (!exists(train_img) && !exists(test_img)) {
+    if (name == "fashion-mnist")
+      fail("cannot read data 'fashion-mnist': no IDX files in '{}' (install Debian's dataset-fashion-mnist)", dir);
+    fail("cannot read data '{}': no IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz])", dir);
+  }
+  if (part == DataPart::Training) {
+    ds.train = read_idx(train_img, idx_file(dir, "train-labels-idx1-ubyte"));
+    if (exists(test_img)) ds.test = read_idx(test_img, idx_file(dir, "t10k-labels-idx1-ubyte"));
+  } else {
+    ds.test = read_idx(test_img, idx_file(dir, "t10k-labels-idx1-ubyte"));
+  }
+  return ds;
+}
+
+}  // namespace
+
+DataSet load_data(const std::string& spec, DataPart part) {
+  if (spec.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
+  DataSet ds;
+  if (spec == "fashion-mnist") {
+    ds = read_idx_dir(kFashionMnistDir, spec, part);
+  } else if (is_dir(spec)) {
+    ds = read_idx_dir(spec, spec, part);
+  } else if (exists(spec)) {
+    ds = read_h5_data(spec, part);
+  } else {
+    fail("cannot read data '{}': {} (expected fashion-mnist, a directory of IDX files or an HDF5 data file)", spec,
+         errno_message(ENOENT));
+  }
+  for (ImageSet* s : {ds.train ? &*ds.train : nullptr, ds.test ? &*ds.test : nullptr})
+    if (s && s->n == 0) fail("data '{}' holds no images", ds.name);
+  if (ds.train && ds.test && (ds.train->h != ds.test->h || ds.train->w != ds.test->w || ds.train->c != ds.test->c))
+    fail("data '{}': training images are {}x{}x{} but test images {}x{}x{}", ds.name, ds.train->h, ds.train->w,
+         ds.train->c, ds.test->h, ds.test->w, ds.test->c);
+  return ds;
+}
+
+}  // namespace bsp

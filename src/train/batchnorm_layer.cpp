@@ -1,0 +1,167 @@
+// batchnorm forward / backward over channel rows x [C, M], M = n * H * W
+// (net.hpp), optionally fused with the relu that follows it (the Net fuses
+// a batchnorm whose only consumer is a relu: one pass over the data less in
+// each direction). Training mode normalises with the batch statistics and
+// updates the running statistics as PyTorch does (momentum 0.1, unbiased
+// variance); eval mode uses the running statistics (the model's "mean" and
+// "var").
+#include <cmath>
+
+#include "train/layers.hpp"
+
+namespace bsp::train {
+
+namespace {
+
+constexpr double kMomentum = 0.1;  // PyTorch's BatchNorm2d default
+constexpr int64_t kChunk = 2048;   // float partial sums, then double
+
+// sum(x - k) and sum((x - k)^2) over n floats: k, a value near the mean,
+// keeps the variance free of cancellation; float lanes per chunk (vectorised)
+// are added up in double.
+void shifted_sums(const float* x, int64_t n, float k, double& s1, double& s2) {
+  s1 = s2 = 0;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t c1 = std::min(n, c0 + kChunk);
+    float a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t p = c0; p < c1; ++p) {
+      const float d = x[p] - k;
+      a += d;
+      b += d * d;
+    }
+    s1 += a;
+    s2 += b;
+  }
+}
+
+class BatchNormLayer : public Layer {
+ public:
+  BatchNormLayer(const LayerArgs& a, bool relu) : relu_(relu) {
+    node = a.node;
+    mnode_ = a.node;
+    in = a.in;
+    out = a.out;
+    C_ = out->C;
+    eps_ = node->attrs.get_double("eps", 1e-5);
+    if (a.training) {
+      gamma_ = add_param(a, "gamma", true);
+      beta_ = add_param(a, "beta", true);
+    }
+    mean_.assign(static_cast<size_t>(C_), 0.0f);
+    invstd_.assign(static_cast<size_t>(C_), 0.0f);
+  }
+
+  void forward(const Ctx& c) override {
+    const int64_t M = out->plane(c.n);
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+    const float* gamma = node->param("gamma").data();
+    const float* beta = node->param("beta").data();
+    float* rmean = mnode_->param("mean").data();  // running statistics, updated in training mode
+    float* rvar = mnode_->param("var").data();
+    mode_ = c.mode;
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C_; ++ch) {
+      const float* xc = x + ch * M;
+      float mean, invstd;
+      if (c.mode == Mode::Train) {
+        const float k = xc[0];
+        double s1, s2;
+        shifted_sums(xc, M, k, s1, s2);
+        const double d = s1 / static_cast<double>(M);
+        const double m = k + d;
+        const double var = std::max(0.0, s2 / static_cast<double>(M) - d * d);
+        mean = static_cast<float>(m);
+        invstd = static_cast<float>(1.0 / std::sqrt(var + eps_));
+        const double unbiased = M > 1 ? var * static_cast<double>(M) / static_cast<double>(M - 1) : var;
+        rmean[ch] = static_cast<float>((1.0 - kMomentum) * rmean[ch] + kMomentum * m);
+        rvar[ch] = static_cast<float>((1.0 - kMomentum) * rvar[ch] + kMomentum * unbiased);
+      } else {
+        mean = rmean[ch];
+        invstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(rvar[ch]) + eps_));
+      }
+      mean_[static_cast<size_t>(ch)] = mean;
+      invstd_[static_cast<size_t>(ch)] = invstd;
+      const float sc = gamma[ch] * invstd, sh = beta[ch] - mean * sc;
+      float* yc = y + ch * M;
+      if (relu_) {
+#pragma omp simd
+        for (int64_t p = 0; p < M; ++p) yc[p] = std::max(xc[p] * sc + sh, 0.0f);
+      } else {
+#pragma omp simd
+        for (int64_t p = 0; p < M; ++p) yc[p] = xc[p] * sc + sh;
+      }
+    }
+  }
+
+  // g = dy (fused relu: dy where y > 0, else 0); xhat = (x - mean) * invstd
+  // Train:  dbeta = sum g,  dgamma = sum g * xhat,
+  //         dx = gamma * invstd * (g - dbeta / M - xhat * dgamma / M)
+  // Eval:   dx = gamma * invstd * g (the statistics are constants)
+  void backward(const Ctx& c) override {
+    const int64_t M = out->plane(c.n);
+    const float* x = in[0]->act.data();
+    const float* y = out->act.data();
+    const float* dy = out->grad.data();
+    const float* gamma = node->param("gamma").data();
+    float* dgamma = gamma_->grad.data();
+    float* dbeta = beta_->grad.data();
+    Value* xin = in[0];
+    float* dx = xin->grad.empty() ? nullptr : xin->grad.data();
+    const bool add = in_add[0], relu = relu_;
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C_; ++ch) {
+      const float* xc = x + ch * M;
+      const float* yc = y + ch * M;
+      const float* dyc = dy + ch * M;
+      const float mean = mean_[static_cast<size_t>(ch)], invstd = invstd_[static_cast<size_t>(ch)];
+      // sum g and sum g * (x - mean), chunked as in shifted_sums
+      double sg = 0, sgx = 0;
+      for (int64_t c0 = 0; c0 < M; c0 += kChunk) {
+        const int64_t c1 = std::min(M, c0 + kChunk);
+        float a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+        for (int64_t p = c0; p < c1; ++p) {
+          const float g = relu && !(yc[p] > 0.0f) ? 0.0f : dyc[p];
+          a += g;
+          b += g * (xc[p] - mean);
+        }
+        sg += a;
+        sgx += b;
+      }
+      const double sgxhat = sgx * invstd;
+      dgamma[ch] = static_cast<float>(sgxhat);
+      dbeta[ch] = static_cast<float>(sg);
+      if (!dx) continue;
+      float* dxc = dx + ch * M;
+      const float k = gamma[ch] * invstd;
+      const bool train = mode_ == Mode::Train;
+      const float a = train ? static_cast<float>(sg / static_cast<double>(M)) : 0.0f;
+      const float b = train ? static_cast<float>(sgxhat / static_cast<double>(M)) * invstd : 0.0f;
+#pragma omp simd
+      for (int64_t p = 0; p < M; ++p) {
+        const float g = relu && !(yc[p] > 0.0f) ? 0.0f : dyc[p];
+        const float v = k * (g - a - (xc[p] - mean) * b);
+        dxc[p] = add ? dxc[p] + v : v;
+      }
+    }
+  }
+
+ private:
+  bool relu_ = false;
+  Node* mnode_ = nullptr;
+  int64_t C_ = 0;
+  double eps_ = 1e-5;
+  Param* gamma_ = nullptr;
+  Param* beta_ = nullptr;
+  Mode mode_ = Mode::Train;
+  std::vector<float> mean_, invstd_;  // [C] of the last forward
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_batchnorm(const LayerArgs& a) { return std::make_unique<BatchNormLayer>(a, false); }
+std::unique_ptr<Layer> make_batchnorm_relu(const LayerArgs& a) { return std::make_unique<BatchNormLayer>(a, true); }
+
+}  // namespace bsp::train

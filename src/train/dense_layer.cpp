@@ -1,0 +1,148 @@
+// dense forward / backward on feature-major vectors x [F, n] (net.hpp):
+//   y [O, n] = W [O, F] . x + b      igemm8, rows = output blocks
+//   dx [F, n] = W^T . dy              igemm8, rows = input blocks
+//   dW [O, F] = dy . x^T              rowdot8 over the batch
+// Zero 8x8 weight blocks are left out of all three (plan.hpp).
+#include <algorithm>
+
+#include "train/layers.hpp"
+#include "train/plan.hpp"
+
+namespace bsp::train {
+
+namespace {
+
+class DenseLayer : public Layer {
+ public:
+  explicit DenseLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+    const Tensor& w = node->param("weight");
+    O_ = w.dim(0);
+    F_ = w.dim(1);
+    if (in[0]->C * in[0]->H * in[0]->W != F_ || in[0]->H * in[0]->W != 1)
+      fail("node '{}': dense input must be a vector of {} features", node->name, F_);
+    training_ = a.training;
+    if (training_) {
+      w_ = add_param(a, "weight", true);
+      if (node->has_param("bias")) b_ = add_param(a, "bias", true);
+    }
+    rebuild_keep();
+  }
+
+  void set_dual(const DualMask* d) {
+    dual_ = d;
+    mask_changed();
+  }
+
+  void mask_changed() override {
+    rebuild_keep();
+    if (n_ > 0) build_plans();
+    weights_changed();
+  }
+
+  void batch_changed(int64_t n) override {
+    if (n == n_) return;
+    n_ = n;
+    build_plans();
+    weights_changed();
+  }
+
+  void weights_changed() override {
+    if (n_ <= 0) return;
+    const float* W = node->param("weight").data();
+    fwd_.pack(W, dual_ ? dual_->fwd.data() : nullptr);
+    if (training_) dgr_.pack(W, dual_ ? dual_->bwd.data() : nullptr);
+  }
+
+  void forward(const Ctx& c) override {
+    const int64_t n = c.n, nb = fwd_.blocks();
+    const KernelSet& k = *c.k;
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+    const float* bias = node->has_param("bias") ? node->param("bias").data() : nullptr;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t rb = 0; rb < nb; ++rb) {
+      k.igemm8(fwd_.block_A(rb), fwd_.block_off(rb), fwd_.block_T(rb), x, n, y + rb * 8 * n, n, false);
+      if (bias)
+        for (int64_t o = rb * 8; o < std::min(O_, rb * 8 + 8); ++o)
+          for (int64_t j = 0; j < n; ++j) y[o * n + j] += bias[o];
+    }
+  }
+
+  void backward(const Ctx& c) override {
+    const int64_t n = c.n;
+    const KernelSet& k = *c.k;
+    const float* x = in[0]->act.data();
+    const float* dy = out->grad.data();
+    // dW, one row block per task: each writes its own rows.
+    float* dw = w_->grad.data();
+    const int64_t nb = fwd_.blocks();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t rb = 0; rb < nb; ++rb) {
+      std::fill(dw + rb * 8 * F_, dw + std::min(O_, rb * 8 + 8) * F_, 0.0f);
+      k.rowdot8(dy + rb * 8 * n, n, static_cast<int>(fwd_.block_rows(rb)), fwd_.block_off(rb), fwd_.block_kidx(rb),
+                fwd_.block_T(rb), x, n, dw + rb * 8 * F_, F_);
+    }
+    if (b_) {
+      float* db = b_->grad.data();
+      for (int64_t o = 0; o < O_; ++o) {
+        double s = 0;
+        for (int64_t j = 0; j < n; ++j) s += dy[o * n + j];
+        db[o] = static_cast<float>(s);
+      }
+    }
+    Value* xin = in[0];
+    if (xin->grad.empty()) return;
+    float* dx = xin->grad.data();
+    const bool add = in_add[0];
+    const int64_t db_n = dgr_.blocks();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t rb = 0; rb < db_n; ++rb)  // rows past F are buffer padding: harmless to write
+      k.igemm8(dgr_.block_A(rb), dgr_.block_off(rb), dgr_.block_T(rb), dy, n, dx + rb * 8 * n, n, add);
+  }
+
+ private:
+  void rebuild_keep() {
+    Array<uint8_t> m = held_mask(*node);
+    keep_ = (!m.empty() && !dual_) ? block_keep(m.data(), O_, 1, F_) : block_keep_all(O_, F_);
+  }
+
+  void build_plans() {
+    const int64_t n = n_, ob = (O_ + 7) / 8, ib = (F_ + 7) / 8;
+    fwd_.reset(O_, F_);
+    for (int64_t rb = 0; rb < ob; ++rb) {
+      for (int64_t b = 0; b < ib; ++b) {
+        if (!keep_(rb, b)) continue;
+        for (int64_t i = b * 8; i < std::min(F_, b * 8 + 8); ++i) fwd_.add(i, i * n);
+      }
+      fwd_.end_block();
+    }
+    if (!training_) return;
+    dgr_.reset(F_, 1);
+    for (int64_t rb = 0; rb < ib; ++rb) {
+      for (int64_t b = 0; b < ob; ++b) {
+        if (!keep_(b, rb)) continue;
+        for (int64_t o = b * 8; o < std::min(O_, b * 8 + 8); ++o) dgr_.add(o * F_, o * n);
+      }
+      dgr_.end_block();
+    }
+  }
+
+  int64_t O_ = 0, F_ = 0, n_ = -1;
+  bool training_ = false;
+  Param* w_ = nullptr;
+  Param* b_ = nullptr;
+  const DualMask* dual_ = nullptr;
+  BlockKeep keep_;
+  PassPlan fwd_, dgr_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_dense(const LayerArgs& a) { return std::make_unique<DenseLayer>(a); }
+
+void set_dense_dual_mask(Layer* l, const DualMask* d) { static_cast<DenseLayer*>(l)->set_dual(d); }
+
+}  // namespace bsp::train

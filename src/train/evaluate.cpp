@@ -1,0 +1,109 @@
+#include "train/evaluate.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "train/loss.hpp"
+#include "train/net.hpp"
+
+namespace bsp::train {
+
+namespace {
+
+// The trainer's network in eval mode, on a private copy of the model.
+class NetPredictor : public Predictor {
+ public:
+  NetPredictor(const Model& m, int64_t max_batch) : model_(copy(m)) {
+    NetOptions o;
+    o.max_batch = max_batch;
+    o.training = false;
+    net_ = std::make_unique<Net>(model_, o);
+    name_ = std::string("trainer-net (") + net_->kernels().name + ")";
+    max_batch_ = max_batch;
+  }
+  const char* name() const override { return name_.c_str(); }
+  int64_t max_batch() const override { return max_batch_; }
+  int64_t classes() const override { return net_->classes(); }
+  void run(const float* x, int64_t n, float* logits) override {
+    Value& in = net_->input();
+    const int64_t C = in.C, hw = in.H * in.W;
+    float* cm = in.act.data();
+    // [n, H, W, C] -> [C, n, H, W]
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < hw; ++p)
+        for (int64_t c = 0; c < C; ++c) cm[(c * n + j) * hw + p] = x[(j * hw + p) * C + c];
+    net_->forward(n, Mode::Eval);
+    const Value& out = net_->output();
+    const int64_t K = out.C;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t k = 0; k < K; ++k) logits[j * K + k] = out.act[static_cast<size_t>(k * n + j)];
+  }
+
+ private:
+  static Model copy(const Model& m) {
+    Model c;
+    c.arch = m.arch;
+    c.history = m.history;
+    for (const Node& n : m.nodes) {
+      Node d;
+      d.name = n.name;
+      d.op = n.op;
+      d.inputs = n.inputs;
+      d.attrs = n.attrs;
+      for (const auto& [k, t] : n.params) d.params.emplace(k, t.clone());
+      if (n.mask) {
+        Mask mk;
+        mk.pattern = n.mask->pattern;
+        mk.density = n.mask->density;
+        mk.block_rows = n.mask->block_rows;
+        mk.block_cols = n.mask->block_cols;
+        mk.bits = n.mask->bits.clone();
+        d.mask = std::move(mk);
+      }
+      c.nodes.push_back(std::move(d));
+    }
+    return c;
+  }
+  Model model_;
+  std::unique_ptr<Net> net_;
+  std::string name_;
+  int64_t max_batch_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Predictor> make_predictor(const Model& m, int64_t max_batch) {
+  return std::make_unique<NetPredictor>(m, max_batch);
+}
+
+EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm) {
+  const int64_t B = p.max_batch(), K = p.classes();
+  Tensor x({B, s.h, s.w, s.c});
+  std::vector<float> logits(static_cast<size_t>(B * K)), lt(static_cast<size_t>(B * K));
+  std::vector<int64_t> idx(static_cast<size_t>(B));
+  EvalResult r;
+  double loss = 0;
+  int64_t correct = 0;
+  for (int64_t i0 = 0; i0 < s.n; i0 += B) {
+    const int64_t n = std::min(B, s.n - i0);
+    std::iota(idx.begin(), idx.begin() + n, i0);
+    assemble_batch(s, idx.data(), n, norm, Augmentation{}, 0, x.data(), BatchLayout::NHWC);
+    const auto t0 = std::chrono::steady_clock::now();
+    p.run(x.data(), n, logits.data());
+    r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // [n, K] -> [K, n] for the loss
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t k = 0; k < K; ++k) lt[static_cast<size_t>(k * n + j)] = logits[static_cast<size_t>(j * K + k)];
+    LossSum ls = softmax_xent(lt.data(), K, n, s.labels.data() + i0, nullptr);
+    loss += ls.loss;
+    correct += ls.correct;
+  }
+  r.n = s.n;
+  r.loss = s.n ? loss / static_cast<double>(s.n) : 0;
+  r.accuracy = s.n ? static_cast<double>(correct) / static_cast<double>(s.n) : 0;
+  return r;
+}
+
+}  // namespace bsp::train

@@ -1,0 +1,40 @@
+// Inference for bsp eval: the one place that chooses the forward pass used
+// to evaluate a model (make_predictor), and the evaluation loop over a data set.
+#pragma once
+
+#include <memory>
+
+#include "core/model.hpp"
+#include "data/batch.hpp"
+#include "data/dataset.hpp"
+
+namespace bsp::train {
+
+// Runs a model on batches of normalised images. Layout-neutral on purpose:
+// NHWC in (the model file's convention), [n, classes] logits out.
+class Predictor {
+ public:
+  virtual ~Predictor() = default;
+  virtual const char* name() const = 0;  // what runs: "trainer-net (avx512)", ...
+  virtual int64_t max_batch() const = 0;
+  virtual int64_t classes() const = 0;
+  // x [n, H, W, C] -> logits [n, classes], n <= max_batch().
+  virtual void run(const float* x, int64_t n, float* logits) = 0;
+};
+
+// The forward pass bsp eval uses. Today: the trainer's network in eval mode
+// (batchnorm with running statistics), with block-sparse skipping of zero
+// 8x8 blocks. The compact-model kernels plug in here.
+std::unique_ptr<Predictor> make_predictor(const Model& m, int64_t max_batch);
+
+struct EvalResult {
+  int64_t n = 0;
+  double loss = 0;      // mean softmax cross-entropy
+  double accuracy = 0;  // in [0, 1]
+  double seconds = 0;   // inference time (batches assembled outside it)
+  double images_per_s() const { return seconds > 0 ? static_cast<double>(n) / seconds : 0; }
+};
+
+EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm);
+
+}  // namespace bsp::train

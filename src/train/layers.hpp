@@ -1,0 +1,41 @@
+// The trainer's layers, one per model op (net.hpp has the layout). Each
+// factory binds a node to its input and output values and appends the
+// node's trainable tensors to `params` (whose capacity the caller reserved,
+// so Param pointers stay valid).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "train/net.hpp"
+
+namespace bsp::train {
+
+struct LayerArgs {
+  Node* node;
+  std::vector<Value*> in;
+  Value* out;
+  std::vector<Param>* params;
+  bool training;
+};
+
+std::unique_ptr<Layer> make_conv(const LayerArgs& a);
+std::unique_ptr<Layer> make_dense(const LayerArgs& a);
+std::unique_ptr<Layer> make_batchnorm(const LayerArgs& a);
+// batchnorm followed by relu in one layer: `out` is the relu's value.
+std::unique_ptr<Layer> make_batchnorm_relu(const LayerArgs& a);
+std::unique_ptr<Layer> make_relu(const LayerArgs& a);
+std::unique_ptr<Layer> make_pool(const LayerArgs& a);  // maxpool, avgpool
+std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a);
+std::unique_ptr<Layer> make_add(const LayerArgs& a);
+std::unique_ptr<Layer> make_concat(const LayerArgs& a);
+std::unique_ptr<Layer> make_flatten(const LayerArgs& a);
+
+// Element mask of a node for the trainer: empty when the node has none.
+Array<uint8_t> held_mask(const Node& n);
+// Registers node.params[key] as a trainable parameter and returns it.
+Param* add_param(const LayerArgs& a, const std::string& key, bool decay);
+// dst = src (add: dst += src) over n floats, parallel.
+void store(float* dst, const float* src, int64_t n, bool add);
+
+}  // namespace bsp::train

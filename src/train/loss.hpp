@@ -1,0 +1,16 @@
+// Softmax cross-entropy on feature-major logits [K, n] (net.hpp).
+#pragma once
+
+#include <cstdint>
+
+namespace bsp::train {
+
+struct LossSum {
+  double loss = 0;      // sum over the batch of -log softmax(logits)[label]
+  int64_t correct = 0;  // argmax == label
+};
+
+// grad (nullable) receives d(mean loss)/d(logits) = (softmax - onehot) / n, [K, n].
+LossSum softmax_xent(const float* logits, int64_t K, int64_t n, const int64_t* labels, float* grad);
+
+}  // namespace bsp::train

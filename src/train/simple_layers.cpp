@@ -1,0 +1,353 @@
+// relu, max/avg pooling, global average pooling, add, concat and flatten on
+// channel-major activations (net.hpp), and the layers' shared helpers.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "core/shapes.hpp"
+#include "sparsity/mask.hpp"
+#include "train/layers.hpp"
+
+namespace bsp::train {
+
+Array<uint8_t> held_mask(const Node& n) {
+  if (!n.mask) return {};
+  return element_mask(n);
+}
+
+Param* add_param(const LayerArgs& a, const std::string& key, bool decay) {
+  std::vector<Param>& ps = *a.params;
+  if (ps.size() == ps.capacity()) fail("internal: parameter list capacity exceeded");
+  Param p;
+  p.name = a.node->name + "." + key;
+  p.node = a.node;
+  p.key = key;
+  p.value = &a.node->param(key);
+  p.grad = Tensor(p.value->shape());
+  p.momentum = Tensor(p.value->shape());
+  p.decay = decay;
+  ps.push_back(std::move(p));
+  return &ps.back();
+}
+
+void store(float* dst, const float* src, int64_t n, bool add) {
+  if (add) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  } else {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+  }
+}
+
+namespace {
+
+// ---- relu: y = max(x, 0); dx = dy where y > 0 ----
+class ReluLayer : public Layer {
+ public:
+  explicit ReluLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+  }
+  void forward(const Ctx& c) override {
+    const int64_t n = out->C * out->plane(c.n);
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  }
+  void backward(const Ctx& c) override {
+    if (in[0]->grad.empty()) return;
+    const int64_t n = out->C * out->plane(c.n);
+    const float* y = out->act.data();
+    const float* dy = out->grad.data();
+    float* dx = in[0]->grad.data();
+    const bool add = in_add[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = y[i] > 0.0f ? dy[i] : 0.0f;
+      dx[i] = add ? dx[i] + v : v;
+    }
+  }
+};
+
+// ---- maxpool / avgpool over each [H, W] plane of x [C, n, H, W] ----
+class PoolLayer : public Layer {
+ public:
+  explicit PoolLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+    g_ = pool_geom(*node, Shape{in[0]->H, in[0]->W, in[0]->C});
+    max_ = node->op == Op::MaxPool;
+    include_pad_ = !max_ && node->attrs.get_int("count_include_pad", 1) != 0;
+    max2x2_ = max_ && g_.kh == 2 && g_.kw == 2 && g_.sh == 2 && g_.sw == 2 && g_.pt == 0 && g_.pl == 0 &&
+              g_.pb == 0 && g_.pr == 0 && g_.dh == 1 && g_.dw == 1;
+  }
+  void forward(const Ctx& c) override {
+    if (max2x2_) return forward_max2x2(c);
+    const int64_t planes = out->C * c.n, H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo;
+    if (max_) argmax_.resize(static_cast<size_t>(planes * Ho * Wo));
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const float* xp = x + pl * H * W;
+      float* yp = y + pl * Ho * Wo;
+      for (int64_t ho = 0; ho < Ho; ++ho)
+        for (int64_t wo = 0; wo < Wo; ++wo) {
+          const int64_t h0 = ho * g_.sh - g_.pt, w0 = wo * g_.sw - g_.pl;
+          const int64_t ha = std::max<int64_t>(h0, 0), hb = std::min(h0 + g_.kh, H);
+          const int64_t wa = std::max<int64_t>(w0, 0), wb = std::min(w0 + g_.kw, W);
+          if (max_) {
+            float m = -std::numeric_limits<float>::infinity();
+            int32_t at = static_cast<int32_t>(ha * W + wa);
+            for (int64_t h = ha; h < hb; ++h)
+              for (int64_t w = wa; w < wb; ++w)
+                if (xp[h * W + w] > m) {
+                  m = xp[h * W + w];
+                  at = static_cast<int32_t>(h * W + w);
+                }
+            yp[ho * Wo + wo] = m;
+            if (!argmax_.empty()) argmax_[static_cast<size_t>((pl * Ho + ho) * Wo + wo)] = at;
+          } else {
+            float s = 0;
+            for (int64_t h = ha; h < hb; ++h)
+              for (int64_t w = wa; w < wb; ++w) s += xp[h * W + w];
+            yp[ho * Wo + wo] = s / divisor(h0, w0, ha, hb, wa, wb);
+          }
+        }
+    }
+  }
+  void backward(const Ctx& c) override {
+    if (in[0]->grad.empty()) return;
+    if (max2x2_) return backward_max2x2(c);
+    const int64_t planes = out->C * c.n, H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo;
+    const float* dy = out->grad.data();
+    float* dx = in[0]->grad.data();
+    const bool add = in_add[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      float* dxp = dx + pl * H * W;
+      const float* dyp = dy + pl * Ho * Wo;
+      if (!add) std::fill(dxp, dxp + H * W, 0.0f);
+      for (int64_t ho = 0; ho < Ho; ++ho)
+        for (int64_t wo = 0; wo < Wo; ++wo) {
+          const float g = dyp[ho * Wo + wo];
+          if (max_) {
+            dxp[argmax_[static_cast<size_t>((pl * Ho + ho) * Wo + wo)]] += g;
+            continue;
+          }
+          const int64_t h0 = ho * g_.sh - g_.pt, w0 = wo * g_.sw - g_.pl;
+          const int64_t ha = std::max<int64_t>(h0, 0), hb = std::min(h0 + g_.kh, H);
+          const int64_t wa = std::max<int64_t>(w0, 0), wb = std::min(w0 + g_.kw, W);
+          const float v = g / divisor(h0, w0, ha, hb, wa, wb);
+          for (int64_t h = ha; h < hb; ++h)
+            for (int64_t w = wa; w < wb; ++w) dxp[h * W + w] += v;
+        }
+    }
+  }
+
+ private:
+  // avgpool: the window size clipped to the padded map (count_include_pad)
+  // or to the real pixels.
+  float divisor(int64_t h0, int64_t w0, int64_t ha, int64_t hb, int64_t wa, int64_t wb) const {
+    if (!include_pad_) return static_cast<float>(std::max<int64_t>(1, (hb - ha) * (wb - wa)));
+    const int64_t he = std::min(h0 + g_.kh, g_.H + g_.pb), we = std::min(w0 + g_.kw, g_.W + g_.pr);
+    return static_cast<float>((he - h0) * (we - w0));
+  }
+  // 2x2 stride 2 max pooling, the common case: no index kept; backward
+  // routes the gradient to the first element equal to the maximum, which is
+  // the one forward picked.
+  void forward_max2x2(const Ctx& c) {
+    const int64_t rows = out->C * c.n * g_.Ho, W = g_.W, Wo = g_.Wo, H = g_.H, Ho = g_.Ho;
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t pl = r / Ho, ho = r % Ho;
+      const float* a = x + (pl * H + 2 * ho) * W;
+      const float* b = a + W;
+      float* yr = y + r * Wo;
+      for (int64_t wo = 0; wo < Wo; ++wo) {
+        float m = a[2 * wo];
+        m = a[2 * wo + 1] > m ? a[2 * wo + 1] : m;
+        m = b[2 * wo] > m ? b[2 * wo] : m;
+        m = b[2 * wo + 1] > m ? b[2 * wo + 1] : m;
+        yr[wo] = m;
+      }
+    }
+  }
+  void backward_max2x2(const Ctx& c) {
+    const int64_t rows = out->C * c.n * g_.Ho, W = g_.W, Wo = g_.Wo, H = g_.H, Ho = g_.Ho;
+    const float* x = in[0]->act.data();
+    const float* y = out->act.data();
+    const float* dy = out->grad.data();
+    float* dx = in[0]->grad.data();
+    const bool add = in_add[0];
+    if (!add && H != 2 * Ho) {
+      // An odd last row is never a maximum.
+      for (int64_t pl = 0; pl < out->C * c.n; ++pl) std::fill(dx + (pl * H + H - 1) * W, dx + (pl * H + H) * W, 0.0f);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t pl = r / Ho, ho = r % Ho;
+      const float* a = x + (pl * H + 2 * ho) * W;
+      const float* b = a + W;
+      float* da = dx + (pl * H + 2 * ho) * W;
+      float* db = da + W;
+      if (!add) {
+        std::fill(da, da + W, 0.0f);
+        std::fill(db, db + W, 0.0f);
+      }
+      const float* yr = y + r * Wo;
+      const float* gr = dy + r * Wo;
+      for (int64_t wo = 0; wo < Wo; ++wo) {
+        const float m = yr[wo], g = gr[wo];
+        if (a[2 * wo] == m)
+          da[2 * wo] += g;
+        else if (a[2 * wo + 1] == m)
+          da[2 * wo + 1] += g;
+        else if (b[2 * wo] == m)
+          db[2 * wo] += g;
+        else
+          db[2 * wo + 1] += g;
+      }
+    }
+  }
+
+  WindowGeom g_;
+  bool max_ = true, include_pad_ = true, max2x2_ = false;
+  std::vector<int32_t> argmax_;  // [C * n, Ho, Wo]: index in the input plane
+};
+
+// ---- global average pool: x [C, n, H, W] -> y [C, n] ----
+class GlobalAvgPoolLayer : public Layer {
+ public:
+  explicit GlobalAvgPoolLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+  }
+  void forward(const Ctx& c) override {
+    const int64_t rows = out->C * c.n, hw = in[0]->H * in[0]->W;
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      float s = 0;
+      for (int64_t p = 0; p < hw; ++p) s += x[r * hw + p];
+      y[r] = s / static_cast<float>(hw);
+    }
+  }
+  void backward(const Ctx& c) override {
+    if (in[0]->grad.empty()) return;
+    const int64_t rows = out->C * c.n, hw = in[0]->H * in[0]->W;
+    const float* dy = out->grad.data();
+    float* dx = in[0]->grad.data();
+    const bool add = in_add[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float v = dy[r] / static_cast<float>(hw);
+      for (int64_t p = 0; p < hw; ++p) dx[r * hw + p] = add ? dx[r * hw + p] + v : v;
+    }
+  }
+};
+
+// ---- add: y = sum x_i; dx_i = dy ----
+class AddLayer : public Layer {
+ public:
+  explicit AddLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+  }
+  void forward(const Ctx& c) override {
+    const int64_t n = out->C * out->plane(c.n);
+    float* y = out->act.data();
+    store(y, in[0]->act.data(), n, false);
+    for (size_t i = 1; i < in.size(); ++i) store(y, in[i]->act.data(), n, true);
+  }
+  void backward(const Ctx& c) override {
+    const int64_t n = out->C * out->plane(c.n);
+    for (size_t i = 0; i < in.size(); ++i)
+      if (!in[i]->grad.empty()) store(in[i]->grad.data(), out->grad.data(), n, in_add[i]);
+  }
+};
+
+// ---- concat along channels: the inputs' rows one after the other ----
+class ConcatLayer : public Layer {
+ public:
+  explicit ConcatLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+  }
+  void forward(const Ctx& c) override {
+    const int64_t plane = out->plane(c.n);
+    int64_t row = 0;
+    for (Value* x : in) {
+      store(out->act.data() + row * plane, x->act.data(), x->C * plane, false);
+      row += x->C;
+    }
+  }
+  void backward(const Ctx& c) override {
+    const int64_t plane = out->plane(c.n);
+    int64_t row = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (!in[i]->grad.empty()) store(in[i]->grad.data(), out->grad.data() + row * plane, in[i]->C * plane, in_add[i]);
+      row += in[i]->C;
+    }
+  }
+};
+
+// ---- flatten: x [C, n, H, W] -> y [H * W * C, n], feature (h * W + w) * C + c (HWC order) ----
+class FlattenLayer : public Layer {
+ public:
+  explicit FlattenLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+  }
+  void forward(const Ctx& c) override {
+    const Value* x = in[0];
+    const int64_t n = c.n, C = x->C, hw = x->H * x->W;
+    const float* src = x->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < hw; ++p)
+      for (int64_t ch = 0; ch < C; ++ch) {
+        float* yr = y + (p * C + ch) * n;
+        const float* xr = src + ch * n * hw + p;
+        for (int64_t j = 0; j < n; ++j) yr[j] = xr[j * hw];
+      }
+  }
+  void backward(const Ctx& c) override {
+    Value* x = in[0];
+    if (x->grad.empty()) return;
+    const int64_t n = c.n, C = x->C, hw = x->H * x->W;
+    const float* dy = out->grad.data();
+    float* dx = x->grad.data();
+    const bool add = in_add[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C; ++ch)
+      for (int64_t j = 0; j < n; ++j) {
+        float* d = dx + (ch * n + j) * hw;
+        for (int64_t p = 0; p < hw; ++p) {
+          const float v = dy[(p * C + ch) * n + j];
+          d[p] = add ? d[p] + v : v;
+        }
+      }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_relu(const LayerArgs& a) { return std::make_unique<ReluLayer>(a); }
+std::unique_ptr<Layer> make_pool(const LayerArgs& a) { return std::make_unique<PoolLayer>(a); }
+std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a) { return std::make_unique<GlobalAvgPoolLayer>(a); }
+std::unique_ptr<Layer> make_add(const LayerArgs& a) { return std::make_unique<AddLayer>(a); }
+std::unique_ptr<Layer> make_concat(const LayerArgs& a) { return std::make_unique<ConcatLayer>(a); }
+std::unique_ptr<Layer> make_flatten(const LayerArgs& a) { return std::make_unique<FlattenLayer>(a); }
+
+}  // namespace bsp::train

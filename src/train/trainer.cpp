@@ -1,0 +1,161 @@
+#include "train/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "core/rng.hpp"
+#include "sparsity/mask.hpp"
+#include "train/loss.hpp"
+
+namespace bsp::train {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Augmentation draws of one batch: a function of (seed, epoch, step) only.
+uint64_t batch_key(uint64_t seed, int64_t epoch, int64_t step) {
+  return mix64(mix64(seed ^ 0x417567ULL) ^ (static_cast<uint64_t>(epoch) << 32 | static_cast<uint64_t>(step)));
+}
+}  // namespace
+
+Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const Normalization& norm,
+                 const TrainConfig& cfg)
+    : model_(m), train_(train), test_(test), norm_(norm), cfg_(cfg) {
+  if (cfg_.epochs < 1) fail_usage("--epochs must be at least 1");
+  if (cfg_.batch < 1) fail_usage("--batch must be at least 1");
+  // The last incomplete batch of an epoch is dropped (as the PyTorch recipe
+  // does), unless the data holds less than one batch.
+  batch_n_ = std::min(cfg_.batch, train.n);
+  steps_per_epoch_ = train.n / batch_n_;
+  cfg_.sgd.total_steps = cfg_.epochs * steps_per_epoch_;
+  // Pruned weights are zero before the first step.
+  for (Node& n : model_.nodes)
+    if (n.mask) apply_mask(n);
+  NetOptions o;
+  o.max_batch = batch_n_;
+  o.training = true;
+  net_ = std::make_unique<Net>(model_, o);
+  labels_.resize(static_cast<size_t>(batch_n_));
+  refresh_rules();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::refresh_rules() {
+  std::vector<Param>& ps = net_->params();
+  held_.clear();
+  held_.resize(ps.size());
+  rules_.assign(ps.size(), ParamRule{});
+  for (size_t i = 0; i < ps.size(); ++i) {
+    if (ps[i].key != "weight" || !ps[i].node->mask) continue;
+    held_[i] = element_mask(*ps[i].node);
+    rules_[i].hold = held_[i].data();
+  }
+}
+
+void Trainer::weights_restored() {
+  for (Node& n : model_.nodes)
+    if (n.mask) apply_mask(n);
+  refresh_rules();
+  net_->masks_changed();
+}
+
+void Trainer::test(double& loss, double& acc) {
+  const ImageSet& s = *test_;
+  const int64_t B = batch_n_, K = net_->classes();
+  std::vector<int64_t> idx(static_cast<size_t>(B));
+  double lsum = 0;
+  int64_t correct = 0;
+  for (int64_t i0 = 0; i0 < s.n; i0 += B) {
+    const int64_t n = std::min(B, s.n - i0);
+    for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(j)] = i0 + j;
+    assemble_batch(s, idx.data(), n, norm_, Augmentation{}, 0, net_->input().act.data());
+    net_->forward(n, Mode::Eval);
+    LossSum ls = softmax_xent(net_->output().act.data(), K, n, s.labels.data() + i0, nullptr);
+    lsum += ls.loss;
+    correct += ls.correct;
+  }
+  loss = lsum / static_cast<double>(s.n);
+  acc = static_cast<double>(correct) / static_cast<double>(s.n);
+}
+
+void Trainer::run(const TrainHooks& hooks) {
+  const int64_t K = net_->classes(), spe = steps_per_epoch_, epochs = cfg_.epochs;
+  const int64_t total_steps = epochs * spe;
+  double lr = 0;
+  for (int64_t epoch = state_.epoch; epoch < epochs; ++epoch) {
+    const std::vector<int64_t> order = shuffled_order(train_.n, cfg_.seed, epoch);
+    const double seconds_before = state_.seconds;
+    const int64_t first_step = state_.step;
+    auto t_epoch = Clock::now();
+    for (int64_t step = state_.step; step < spe; ++step) {
+      const int64_t* idx = order.data() + step * batch_n_;
+      const int64_t n = batch_n_;
+      for (int64_t j = 0; j < n; ++j) labels_[static_cast<size_t>(j)] = train_.labels[static_cast<size_t>(idx[j])];
+      assemble_batch(train_, idx, n, norm_, cfg_.aug, batch_key(cfg_.seed, epoch, step), net_->input().act.data());
+      net_->forward(n, Mode::Train);
+      Value& out = net_->output();
+      LossSum ls = softmax_xent(out.act.data(), K, n, labels_.data(), out.grad.data());
+      if (!std::isfinite(ls.loss))
+        fail("training diverged: the loss is {} at epoch {} step {} (try a lower --lr)",
+             std::isnan(ls.loss) ? "nan" : "infinite", epoch + 1, step + 1);
+      net_->backward();
+      const int64_t global = epoch * spe + step;
+      const StepHyper h = hyper_at(cfg_.sgd, global);
+      lr = h.lr;
+      sgd_step(net_->params(), rules_, cfg_.sgd, h);
+      net_->weights_changed();
+
+      state_.step = step + 1;
+      state_.loss_sum += ls.loss;
+      state_.correct += ls.correct;
+      state_.seen += n;
+      const double elapsed = seconds_before + since(t_epoch);
+      state_.seconds = elapsed;
+      if (hooks.progress) {
+        Progress p;
+        p.epoch = epoch + 1;
+        p.epochs = epochs;
+        p.step = step + 1;
+        p.steps = spe;
+        p.loss = state_.loss_sum / static_cast<double>(state_.seen);
+        const double run_s = elapsed - seconds_before;
+        const int64_t done_here = step + 1 - first_step;
+        p.images_per_s = run_s > 0 ? static_cast<double>(done_here * n) / run_s : 0;
+        const double per_step = done_here > 0 ? run_s / static_cast<double>(done_here) : 0;
+        p.eta_s = per_step * static_cast<double>(total_steps - (global + 1));
+        hooks.progress(p);
+      }
+      if (hooks.stop_requested) {
+        if (int sig = hooks.stop_requested()) {
+          if (hooks.checkpoint) hooks.checkpoint(state_);
+          throw Interrupted{sig};
+        }
+      }
+    }
+    EpochRecord r;
+    r.epoch = epoch + 1;
+    r.epochs = epochs;
+    r.lr = lr;
+    r.loss = state_.seen ? state_.loss_sum / static_cast<double>(state_.seen) : 0;
+    r.train_acc = state_.seen ? static_cast<double>(state_.correct) / static_cast<double>(state_.seen) : 0;
+    r.seconds = state_.seconds;
+    r.images_per_s = r.seconds > 0 ? static_cast<double>(state_.seen) / r.seconds : 0;
+    if (test_ && cfg_.test_each_epoch) {
+      r.has_test = true;
+      test(r.test_loss, r.test_acc);
+    }
+    state_ = TrainState{};
+    state_.epoch = epoch + 1;
+    state_.complete = state_.epoch == epochs;
+    if (hooks.checkpoint) hooks.checkpoint(state_);
+    if (hooks.epoch_done) hooks.epoch_done(r);
+    if (!state_.complete && hooks.stop_requested) {
+      if (int sig = hooks.stop_requested()) throw Interrupted{sig};
+    }
+  }
+  state_.complete = true;
+}
+
+}  // namespace bsp::train

@@ -1,0 +1,112 @@
+// The training loop of bsp finetune: shuffled, augmented batches through the
+// Net, softmax cross-entropy, SGD on the schedule, masks held (or raised
+// gradually, or BDWP), a test evaluation and a checkpoint after every epoch.
+// Everything that touches files or the terminal is a hook, so the CLI owns
+// the output and the library stays testable.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/model.hpp"
+#include "data/batch.hpp"
+#include "data/dataset.hpp"
+#include "train/net.hpp"
+#include "train/optimizer.hpp"
+
+namespace bsp::train {
+
+struct TrainConfig {
+  int64_t epochs = 1;
+  int64_t batch = 128;
+  SgdConfig sgd;  // total_steps is filled in by the Trainer
+  uint64_t seed = 0;
+  Augmentation aug;
+  bool test_each_epoch = true;
+};
+
+// Where training stands: what a checkpoint holds besides the model and the
+// optimizer's momentum. Steps are optimizer steps (batches).
+struct TrainState {
+  int64_t epoch = 0;  // completed epochs
+  int64_t step = 0;   // completed steps of the epoch in progress
+  // Sums over the completed steps of the epoch in progress.
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  double seconds = 0;
+  bool complete = false;
+};
+
+struct EpochRecord {
+  int64_t epoch = 0, epochs = 0;  // 1-based
+  double lr = 0;                  // of the epoch's last step
+  double loss = 0, train_acc = 0;
+  bool has_test = false;
+  double test_loss = 0, test_acc = 0;
+  double seconds = 0;  // training time of the epoch (no test evaluation, no checkpoint)
+  double images_per_s = 0;
+};
+
+struct Progress {
+  int64_t epoch = 0, epochs = 0;  // 1-based epoch
+  int64_t step = 0, steps = 0;    // steps done in this epoch, of
+  double loss = 0;                // mean over the epoch so far
+  double images_per_s = 0;
+  double eta_s = 0;  // to the end of training
+};
+
+struct TrainHooks {
+  std::function<void(const Progress&)> progress;         // after every step
+  std::function<void(const EpochRecord&)> epoch_done;    // after every epoch
+  std::function<void(const TrainState&)> checkpoint;     // save now (end of epoch, or interrupted)
+  std::function<int()> stop_requested;                   // a signal number, 0 to go on
+};
+
+// Training was stopped by a signal after a checkpoint was saved.
+struct Interrupted {
+  int signal;
+};
+
+class Trainer {
+ public:
+  // `m` is trained in place. `test` may be null.
+  Trainer(Model& m, const ImageSet& train, const ImageSet* test, const Normalization& norm, const TrainConfig& cfg);
+  ~Trainer();
+
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  int64_t batch_images() const { return batch_n_; }
+  TrainState& state() { return state_; }
+  std::vector<Param>& params() { return net_->params(); }
+  Net& net() { return *net_; }
+  const TrainConfig& config() const { return cfg_; }
+
+  // After restoring weights / momentum from a checkpoint.
+  void weights_restored();
+
+  // Trains from state() to the end. Throws bsp::Error when the loss stops
+  // being finite, Interrupted when stop_requested() fired (after checkpoint()).
+  void run(const TrainHooks& hooks);
+
+  // Test-set loss and accuracy in eval mode (batchnorm running statistics).
+  void test(double& loss, double& acc);
+
+ private:
+  void refresh_rules();
+
+  Model& model_;
+  const ImageSet& train_;
+  const ImageSet* test_;
+  Normalization norm_;
+  TrainConfig cfg_;
+  std::unique_ptr<Net> net_;
+  int64_t batch_n_ = 0, steps_per_epoch_ = 0;
+  TrainState state_;
+  std::vector<Array<uint8_t>> held_;  // per param: element mask of a masked weight (else empty)
+  std::vector<ParamRule> rules_;
+  std::vector<int64_t> labels_;
+};
+
+}  // namespace bsp::train

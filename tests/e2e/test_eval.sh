@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# bsp eval: the text and JSON reports, data without a split, failures.
+source "$E2E_LIB"
+
+ok "$BSP" init --arch fmnist-cnn -o m0.h5
+"$MAKE_DATA_H5" d.h5 128 28 28 1 10 || fail "make_data_h5"
+ok "$BSP" finetune m0.h5 --data d.h5 --epochs 2 --batch 32 -o m1.h5 -q
+
+ok "$BSP" eval m1.h5 --data d.h5
+out_has '^accuracy [01]\.[0-9]{4} \([0-9]+ of 32\)  loss [0-9.]+  [0-9]+ images/s  \[.+\]$'
+ok "$BSP" eval m1.h5 --data d.h5 --json --batch 7 --threads 1
+cp "$WORK/.out" e.json
+CHECKS=$((CHECKS + 1))
+python3 - e.json <<'PY' || fail "JSON: $(cat e.json)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert set(d) >= {"accuracy", "loss", "images_per_s", "n"}, d
+assert 0 <= d["accuracy"] <= 1 and d["n"] == 32 and d["images_per_s"] > 0 and d["loss"] > 0, d
+assert abs(d["correct"] - d["accuracy"] * d["n"]) < 1e-6, d
+PY
+# The batch size does not change the numbers (the last batch is partial).
+ok "$BSP" eval m1.h5 --data d.h5 --json
+cp "$WORK/.out" e2.json
+CHECKS=$((CHECKS + 1))
+python3 -c "import json; a=json.load(open('e.json')); b=json.load(open('e2.json')); assert a['correct']==b['correct'] and abs(a['loss']-b['loss'])<1e-5, (a, b)" ||
+  fail "batch size changed the result"
+
+# A file without a split is evaluated whole; float32 images; stdin.
+"$MAKE_DATA_H5" flat.h5 40 28 28 1 10 flat
+ok "$BSP" eval m1.h5 --data flat.h5 --json
+cp "$WORK/.out" f.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get f.json "d['n']")" = 40 ] || fail "flat file: $(cat f.json)"
+"$MAKE_DATA_H5" fl.h5 40 28 28 1 10 float
+ok "$BSP" eval - --data fl.h5 --limit 5 <m1.h5
+out_has '\(([0-9]) of 5\)'
+
+# Fashion-MNIST's test set (the Debian package).
+ok "$BSP" eval m1.h5 --data fashion-mnist --limit 300 --json
+cp "$WORK/.out" fm.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get fm.json "d['n']")" = 300 ] || fail "fashion-mnist: $(cat fm.json)"
+
+# Failures.
+err 1 eval "cannot read data 'nope': no such file or directory" "$BSP" eval m1.h5 --data nope
+"$MAKE_DATA_H5" d8.h5 32 8 8 3 10
+err 1 eval "data 'd8.h5' does not fit model 'm1.h5': test images are 8x8x3 \(HxWxC\) but the model takes 28x28x1" \
+  "$BSP" eval m1.h5 --data d8.h5
+"$MAKE_DATA_H5" bad.h5 32 28 28 1 10 badlabel
+err 1 eval "label 12 of test image 7 is out of range: model 'm1.h5' has 10 classes" "$BSP" eval m1.h5 --data bad.h5
+"$MAKE_DATA_H5" tr.h5 32 28 28 1 10 split
+err 2 eval "--data is required" "$BSP" eval m1.h5
+err 2 eval "--batch must be at least 1" "$BSP" eval m1.h5 --data d.h5 --batch 0
+err 1 eval "cannot read 'm9.h5'" "$BSP" eval m9.h5 --data d.h5
+
+finish

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# bsp finetune: training runs, held masks, checkpoints, resume, signals,
+# logs, and every failure the issue lists (missing data, wrong image size,
+# label out of range, a diverging loss).
+source "$E2E_LIB"
+
+ok "$BSP" init --arch fmnist-cnn -o m0.h5
+"$MAKE_DATA_H5" d28.h5 256 28 28 1 10 || fail "make_data_h5"
+
+# A short run on a synthetic HDF5 data file: one line per epoch on stdout.
+ok "$BSP" finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --threads 2 -o m1.h5 --log log.jsonl
+out_has '^epoch 1/2  lr [0-9.]+  loss [0-9.]+  train [0-9.]+%  test [0-9.]+% \(loss [0-9.]+\)  [0-9.]+ s  [0-9]+ img/s$'
+out_has '^epoch 2/2 '
+CHECKS=$((CHECKS + 1))
+[ "$(wc -l <log.jsonl)" = 2 ] || fail "log.jsonl: $(cat log.jsonl)"
+python3 - log.jsonl <<'PY' || fail "JSON lines log"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["epoch"] for r in recs] == [1, 2], recs
+for r in recs:
+    assert set(r) >= {"epoch", "lr", "loss", "train_acc", "test_acc", "seconds"}, r
+    assert 0 <= r["train_acc"] <= 1 and 0 <= r["test_acc"] <= 1, r
+PY
+# The output is a model with the normalisation, a history and a complete /train.
+ok "$BSP" info --json m1.h5
+cp "$WORK/.out" m1.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get m1.json "d['history'][-1]")" = "bsp finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --threads 2 -o m1.h5 --log log.jsonl" ] ||
+  fail "history: $(json_get m1.json "d['history']")"
+
+# The same command and thread count give the same weights (eval loss to the last digit).
+ok "$BSP" finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --threads 2 -o m1b.h5 -q
+CHECKS=$((CHECKS + 1))
+[ -s "$WORK/.out" ] && fail "--quiet printed: $(cat "$WORK/.out")"
+ok "$BSP" eval m1.h5 --data d28.h5 --json
+cp "$WORK/.out" e1.json
+ok "$BSP" eval m1b.h5 --data d28.h5 --json
+cp "$WORK/.out" e1b.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get e1.json "repr(d['loss'])")" = "$(json_get e1b.json "repr(d['loss'])")" ] || fail "same seed, different models"
+
+# CSV log with a header; a run from stdin to stdout.
+ok "$BSP" finetune m1.h5 --data d28.h5 --epochs 1 --batch 64 --lr 0.01 --no-augment -o m2.h5 --log log.csv
+CHECKS=$((CHECKS + 1))
+head -1 log.csv | grep -q '^epoch,epochs,lr,loss,train_acc,test_loss,test_acc,seconds,images_per_s$' || fail "CSV header: $(cat log.csv)"
+CHECKS=$((CHECKS + 1))
+"$BSP" finetune - --data d28.h5 --epochs 1 --batch 64 -o - <m1.h5 2>err.txt >piped.h5 || fail "stdin to stdout: $(cat err.txt)"
+grep -q '^epoch 1/1 ' err.txt || fail "epoch line not on stderr when the model goes to stdout: $(cat err.txt)"
+ok "$BSP" info piped.h5
+
+# Held masks: a block mask survives training, its pruned weights stay zero.
+if "$BSP" --help | grep -q '^  prune '; then
+  ok "$BSP" prune m1.h5 --pattern block:8x8 --density 0.5 -o p.h5
+  ok "$BSP" finetune p.h5 --data d28.h5 --epochs 1 --batch 32 -o p1.h5
+  ok "$BSP" info --json p1.h5
+  cp "$WORK/.out" p1.json
+  CHECKS=$((CHECKS + 1))
+  python3 - p1.json <<'PY' || fail "masks after finetune: $(cat p1.json | head -c 600)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+masked = [l for l in d["layers"] if l.get("pattern") == "block:8x8"]
+assert masked, "no masked layer left"
+for l in masked:
+    assert abs(l["density"] - 0.5) < 0.05, l
+PY
+fi
+
+# Checkpoints and resume: interrupt with SIGINT in the second epoch, resume,
+# and get the weights of an uninterrupted run.
+ok "$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o full.h5 -q
+"$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o ck.h5 >run.txt 2>run.err &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q '^epoch 1/3' run.txt 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+code=$?
+CHECKS=$((CHECKS + 1))
+if [ "$code" -eq 0 ]; then
+  echo "note: training finished before the interrupt; interrupt check skipped" >&2
+else
+  [ "$code" -eq 130 ] || fail "interrupted finetune exited $code, expected 130 ($(cat run.err))"
+  grep -Eq "^bsp finetune: interrupted at epoch [0-9]+ step [0-9]+: checkpoint saved to 'ck.h5' \(continue with --resume\)$" run.err ||
+    fail "interrupt message: $(cat run.err)"
+  no_temp_files .
+  ok "$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o ck.h5 --resume
+  ok "$BSP" eval full.h5 --data fashion-mnist --limit 500 --json
+  cp "$WORK/.out" full.json
+  ok "$BSP" eval ck.h5 --data fashion-mnist --limit 500 --json
+  cp "$WORK/.out" ck.json
+  CHECKS=$((CHECKS + 1))
+  [ "$(json_get full.json "repr(d['loss'])")" = "$(json_get ck.json "repr(d['loss'])")" ] ||
+    fail "resumed run differs: $(json_get full.json "d['loss']") vs $(json_get ck.json "d['loss']")"
+  # Resuming a finished run does nothing.
+  ok "$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o ck.h5 --resume
+  out_has "already complete"
+fi
+
+# SIGTERM: exit 143, a separate --checkpoint file.
+"$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 -o t.h5 --checkpoint t.ck.h5 >run.txt 2>run.err &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q '^epoch 1/3' run.txt 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+code=$?
+CHECKS=$((CHECKS + 1))
+if [ "$code" -ne 0 ]; then
+  [ "$code" -eq 143 ] || fail "terminated finetune exited $code, expected 143 ($(cat run.err))"
+  no_file t.h5
+  CHECKS=$((CHECKS + 1))
+  [ -s t.ck.h5 ] || fail "no checkpoint t.ck.h5"
+fi
+
+# Resume failures.
+err 1 finetune "cannot resume: no checkpoint 'none.h5'" "$BSP" finetune m0.h5 --data d28.h5 -o none.h5 --resume
+err 1 finetune "cannot resume: 'm0.h5' holds no training state" "$BSP" finetune m1.h5 --data d28.h5 -o x.h5 --checkpoint m0.h5 --resume
+err 1 finetune "cannot resume from 'm1.h5': it was made with epochs 2, not 3" \
+  "$BSP" finetune m0.h5 --data d28.h5 --epochs 3 --batch 32 --threads 2 -o m1.h5 --log log.jsonl --resume --in-place
+err 2 finetune "--resume needs a checkpoint" "$BSP" finetune m0.h5 --data d28.h5 -o - --resume
+
+# Bad inputs: one line, the right code, nothing written.
+err 1 finetune "cannot read data 'nope.h5': no such file or directory" "$BSP" finetune m0.h5 --data nope.h5 -o x.h5
+err 1 finetune "no IDX files" "$BSP" finetune m0.h5 --data . -o x.h5
+"$MAKE_DATA_H5" d8.h5 64 8 8 1 10
+err 1 finetune "data 'd8.h5' does not fit model 'm0.h5': training images are 8x8x1 \(HxWxC\) but the model takes 28x28x1" \
+  "$BSP" finetune m0.h5 --data d8.h5 -o x.h5
+"$MAKE_DATA_H5" dbad.h5 64 28 28 1 10 badlabel
+err 1 finetune "data 'dbad.h5': label 12 of test image 15 is out of range: model 'm0.h5' has 10 classes \(0\.\.9\)" \
+  "$BSP" finetune m0.h5 --data dbad.h5 -o x.h5
+"$MAKE_DATA_H5" dnan.h5 64 28 28 1 10 nan
+err 1 finetune "cannot read 'dnan.h5': dataset 'train/images': image 0 has a non-finite pixel" \
+  "$BSP" finetune m0.h5 --data dnan.h5 -o x.h5
+"$MAKE_PLAIN_H5" plain.h5
+err 1 finetune "cannot read 'plain.h5': not a data file" "$BSP" finetune m0.h5 --data plain.h5 -o x.h5
+err 2 finetune "--data is required" "$BSP" finetune m0.h5 -o x.h5
+err 2 finetune "no output file" "$BSP" finetune m0.h5 --data d28.h5
+err 2 finetune "unknown schedule 'linear'" "$BSP" finetune m0.h5 --data d28.h5 --schedule linear -o x.h5
+err 2 finetune "--batch must be at least 1" "$BSP" finetune m0.h5 --data d28.h5 --batch 0 -o x.h5
+err 1 finetune "cannot read 'missing.h5'" "$BSP" finetune missing.h5 --data d28.h5 -o x.h5
+err 1 finetune "cannot open log 'nodir/l.csv'" "$BSP" finetune m0.h5 --data d28.h5 --log nodir/l.csv -o x.h5
+no_file x.h5
+
+# A diverging loss stops with a clear error and leaves the existing file alone.
+cp m1.h5 keep.h5
+err 1 finetune "training diverged: the loss is (nan|infinite) at epoch 1 step [0-9]+ \(try a lower --lr\); nothing was written" \
+  "$BSP" finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --lr 1e30 --schedule constant -o keep.h5
+CHECKS=$((CHECKS + 1))
+cmp -s keep.h5 m1.h5 || fail "a diverged run changed keep.h5"
+no_temp_files .
+
+finish

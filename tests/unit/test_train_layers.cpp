@@ -1,0 +1,239 @@
+// The trainer's layers: forward against the reference ops (eval mode) and
+// backward against central finite differences, op by op. Tolerances: the
+// analytic and numeric derivatives of L = sum(out * R) agree to 2e-2
+// relative (float forward passes, eps 1e-2, 1e-3 near kinks).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+
+#include "infer/reference_forward.hpp"
+#include "train/net.hpp"
+#include "train_helpers.hpp"
+
+using namespace bsp;
+using namespace bsp::train;
+
+namespace {
+
+struct Case {
+  std::string what;
+  Model m;
+  int64_t n = 2;
+  double eps = 1e-2;
+};
+
+Tensor net_forward(Net& net, const Tensor& x, int64_t n, Mode mode) {
+  test::to_channel_major(x, net.input());
+  net.forward(n, mode);
+  return test::from_channel_major(net.output(), n, net.output().act.data());
+}
+
+// L = sum over the output rows of out * R (R fixed, channel-major).
+double loss_of(Net& net, int64_t n, Mode mode, const std::vector<float>& R) {
+  net.forward(n, mode);
+  const Value& o = net.output();
+  double s = 0;
+  for (size_t i = 0; i < R.size(); ++i) s += static_cast<double>(o.act[i]) * R[i];
+  return s;
+}
+
+void check_case(Case& c, Mode mode) {
+  INFO(c.what << (mode == Mode::Train ? " (train mode)" : " (eval mode)"));
+  Model& m = c.m;
+  test::randomize(m, 7);
+  const Shape in = m.input_shape();
+  const int64_t n = c.n;
+  Tensor x = test::random_tensor({n, in[0], in[1], in[2]}, 21);
+
+  NetOptions o;
+  o.max_batch = n;
+  o.input_grad = true;
+  Net net(m, o);
+
+  if (mode == Mode::Eval) {
+    // Forward: the reference ops on NHWC.
+    Tensor want = reference_forward(m, x);
+    Tensor got = net_forward(net, x, n, Mode::Eval);
+    REQUIRE(got.shape() == want.shape());
+    float scale = 1;
+    for (float v : want) scale = std::max(scale, std::abs(v));
+    CHECK(test::max_abs_diff(got, want) <= 1e-4f * scale);
+  }
+
+  // Backward: gradient of L w.r.t. the input and every parameter.
+  Value& out = net.output();
+  const size_t used = static_cast<size_t>(out.C * out.plane(n));
+  Tensor r = test::random_tensor({static_cast<int64_t>(used)}, 33);
+  std::vector<float> R(r.begin(), r.end());
+  test::to_channel_major(x, net.input());
+  loss_of(net, n, mode, R);
+  std::copy(R.begin(), R.end(), out.grad.data());
+  net.backward();
+
+  auto numeric = [&](float* p, bool weights) {
+    const float v = *p;
+    *p = v + static_cast<float>(c.eps);
+    if (weights) net.weights_changed();
+    const double lp = loss_of(net, n, mode, R);
+    *p = v - static_cast<float>(c.eps);
+    if (weights) net.weights_changed();
+    const double lm = loss_of(net, n, mode, R);
+    *p = v;
+    if (weights) net.weights_changed();
+    return (lp - lm) / (2 * c.eps);
+  };
+
+  Value& xin = net.input();
+  const int64_t xs = xin.C * xin.plane(n);
+  for (int64_t i = 0; i < xs; i += std::max<int64_t>(1, xs / 25)) {
+    const double a = xin.grad[static_cast<size_t>(i)];
+    const double num = numeric(xin.act.data() + i, false);
+    INFO("input element " << i << ": analytic " << a << " numeric " << num);
+    CHECK(test::rel_err(a, num) < 2e-2f);
+  }
+  for (Param& p : net.params()) {
+    const int64_t ps = static_cast<int64_t>(p.value->size());
+    for (int64_t i = 0; i < ps; i += std::max<int64_t>(1, ps / 20)) {
+      const double a = p.grad[static_cast<size_t>(i)];
+      const double num = numeric(p.value->data() + i, true);
+      INFO(p.name << " element " << i << ": analytic " << a << " numeric " << num);
+      CHECK(test::rel_err(a, num) < 2e-2f);
+    }
+  }
+}
+
+using G = GraphBuilder;
+
+Case conv_case(const std::string& what, int64_t H, int64_t W, int64_t C, G::ConvSpec spec,
+               std::vector<int64_t> dilation = {1, 1}) {
+  G b("t", H, W, C);
+  b.conv("c", "input", spec);
+  Case c{what, b.finish()};
+  c.m.find("c")->attrs.set("dilation", dilation);
+  c.m.validate();
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d forward and gradients, fast and generic paths") {
+  std::vector<Case> cases;
+  cases.push_back(conv_case("3x3 stride 1 pad 1, 16 -> 12 channels, bias", 6, 5, 16, G::square(12, 3, 1, 1, true)));
+  cases.push_back(conv_case("3x3 stride 2 pad 1", 7, 6, 8, G::square(8, 3, 2, 1)));
+  cases.push_back(conv_case("1x1 stride 1 pad 0", 4, 4, 8, G::square(16, 1, 1, 0, true)));
+  cases.push_back(conv_case("1x1 stride 2", 6, 6, 8, G::square(8, 1, 2, 0)));
+  cases.push_back(conv_case("5x5 pad 2, 3 input channels", 6, 7, 3, G::square(8, 5, 1, 2)));
+  cases.push_back(conv_case("3x3 dilation 2 pad 2", 7, 7, 8, G::square(8, 3, 1, 2), {2, 2}));
+  cases.push_back(conv_case("1x3 asymmetric padding", 5, 6, 8, G::ConvSpec{8, 1, 3, 1, {0, 1, 0, 1}}));
+  cases.push_back(conv_case("3x1 no padding (valid)", 6, 5, 8, G::ConvSpec{9, 3, 1, 1, {0, 0, 0, 0}}));
+  cases.push_back(conv_case("grouped, 2 groups", 5, 5, 8, G::ConvSpec{12, 3, 3, 1, {1, 1, 1, 1}, 2, true}));
+  cases.push_back(conv_case("depthwise", 5, 5, 8, G::ConvSpec{8, 3, 3, 1, {1, 1, 1, 1}, 8}));
+  cases.push_back(conv_case("7x7 stride 2 pad 3", 9, 9, 3, G::square(8, 7, 2, 3)));
+  for (Case& c : cases) {
+    check_case(c, Mode::Eval);
+  }
+}
+
+TEST_CASE("dense, batchnorm, relu and the shape ops: forward and gradients") {
+  std::vector<Case> cases;
+  {
+    G b("t", 3, 3, 4);
+    b.dense("fc", b.flatten("f", "input"), 10);
+    cases.push_back({"flatten + dense with bias", b.finish()});
+  }
+  {
+    G b("t", 4, 3, 5);
+    b.batchnorm("bn", "input");
+    cases.push_back({"batchnorm", b.finish(), 3});
+  }
+  {
+    G b("t", 4, 4, 3);
+    b.relu("r", b.conv("c", "input", G::square(8, 3, 1, 1)));
+    cases.push_back({"conv + relu", b.finish(), 2, 1e-3});
+  }
+  {
+    G b("t", 7, 6, 3);
+    b.maxpool("p", "input", 3, 2, 1);
+    cases.push_back({"maxpool 3x3 stride 2 pad 1", b.finish(), 2, 1e-3});
+  }
+  {
+    G b("t", 6, 6, 3);
+    b.maxpool("p", "input", 2, 2);
+    cases.push_back({"maxpool 2x2", b.finish(), 2, 1e-3});
+  }
+  {
+    G b("t", 7, 6, 3);
+    b.avgpool("p", "input", 3, 2, 1, true);
+    cases.push_back({"avgpool 3x3 stride 2 pad 1, padding counted", b.finish()});
+  }
+  {
+    G b("t", 7, 6, 3);
+    b.avgpool("p", "input", 3, 2, 1, false);
+    cases.push_back({"avgpool 3x3 stride 2 pad 1, padding not counted", b.finish()});
+  }
+  {
+    G b("t", 5, 4, 6);
+    b.global_avgpool("g", "input");
+    cases.push_back({"global average pool", b.finish()});
+  }
+  {
+    G b("t", 4, 4, 8);
+    auto c = b.conv("c", "input", G::square(8, 3, 1, 1));
+    auto r = b.relu("r", c);
+    b.add("a", {c, r, "input"});
+    cases.push_back({"add (a value used three times)", b.finish(), 2, 1e-3});
+  }
+  {
+    G b("t", 4, 4, 3);
+    auto c = b.conv("c", "input", G::square(5, 1, 1, 0));
+    b.concat("cat", {c, "input", c});
+    cases.push_back({"concat", b.finish()});
+  }
+  for (Case& c : cases) check_case(c, Mode::Eval);
+}
+
+TEST_CASE("train-mode batchnorm: batch statistics and their gradient") {
+  G b("t", 4, 3, 5);
+  b.batchnorm("bn", b.conv("c", "input", G::square(8, 3, 1, 1)));
+  Case c{"conv + batchnorm (batch statistics)", b.finish(), 3};
+  check_case(c, Mode::Train);
+
+  // The normalised output has mean beta and variance gamma^2 per channel.
+  Model& m = c.m;
+  NetOptions o;
+  o.max_batch = 4;
+  Net net(m, o);
+  Tensor x = test::random_tensor({4, 4, 3, 5}, 3, 2.0);
+  test::to_channel_major(x, net.input());
+  const Tensor before_mean = m.find("bn")->param("mean").clone();
+  net.forward(4, Mode::Train);
+  const Value& out = net.output();
+  const int64_t M = out.plane(4);
+  const Node& bn = *m.find("bn");
+  for (int64_t ch = 0; ch < 8; ++ch) {
+    double s = 0, s2 = 0;
+    for (int64_t p = 0; p < M; ++p) s += out.act[static_cast<size_t>(ch * M + p)];
+    const double mean = s / static_cast<double>(M);
+    for (int64_t p = 0; p < M; ++p) s2 += std::pow(out.act[static_cast<size_t>(ch * M + p)] - mean, 2);
+    CHECK(mean == Approx(bn.param("beta")[static_cast<size_t>(ch)]).margin(1e-4));
+    CHECK(s2 / static_cast<double>(M) == Approx(std::pow(bn.param("gamma")[static_cast<size_t>(ch)], 2)).epsilon(1e-3));
+  }
+  // The running mean moved by momentum 0.1 towards the batch mean.
+  CHECK(test::max_abs_diff(before_mean, m.find("bn")->param("mean")) > 0.0f);
+}
+
+TEST_CASE("a whole fmnist-resnet: trainer forward equals the reference forward") {
+  Model m = build_fmnist_resnet(10);
+  test::randomize(m, 3);
+  NetOptions o;
+  o.max_batch = 3;
+  o.training = false;
+  Net net(m, o);
+  Tensor x = test::random_tensor({3, 28, 28, 1}, 4);
+  Tensor want = reference_forward(m, x);
+  Tensor got = net_forward(net, x, 3, Mode::Eval);
+  float scale = 1;
+  for (float v : want) scale = std::max(scale, std::abs(v));
+  CHECK(test::max_abs_diff(got, want) <= 1e-4f * scale);
+}
