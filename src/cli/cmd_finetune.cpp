@@ -93,7 +93,7 @@ void run_finetune(const FinetuneOptions& o) {
 
   Model m = read_model(o.input);
   const bool scratch = train::never_trained(m);
-  const uint64_t digest = train::weights_digest(m);
+  const uint64_t digest = content_hash(m);
 
   train::TrainConfig cfg;
   cfg.epochs = o.epochs > 0 ? o.epochs : (scratch ? 8 : 3);
@@ -141,6 +141,7 @@ void run_finetune(const FinetuneOptions& o) {
   else
     norm = channel_stats(*data.train);
   train::set_model_normalization(m, norm);
+  m.compact = nullptr;  // compact weights would no longer match the trained ones
 
   FILE* lines = o.quiet ? nullptr : (out == "-" ? stderr : stdout);
   TrainReport report(lines, o.log);

@@ -2,8 +2,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 
+#include "core/shapes.hpp"
+
+#include "kernels/runner.hpp"
 #include "train/loss.hpp"
 #include "train/net.hpp"
 
@@ -72,9 +76,46 @@ class NetPredictor : public Predictor {
   int64_t max_batch_ = 0;
 };
 
+// The fast CPU kernels of src/kernels (compact forms when the model has
+// them, int8 included). A final softmax's probabilities become log
+// probabilities, which the loss takes as logits.
+class RunnerPredictor : public Predictor {
+ public:
+  RunnerPredictor(const Model& m, int64_t max_batch) : m_(m), runner_(m) {
+    max_batch_ = max_batch;
+    const std::vector<Shape> shapes = infer_shapes(m);
+    classes_ = shapes.back().at(0);
+    softmax_ = m.nodes.back().op == Op::Softmax;
+    name_ = std::string("kernels runner (") + (runner_.is_int8() ? "int8" : "fp32") + ")";
+  }
+  const char* name() const override { return name_.c_str(); }
+  int64_t max_batch() const override { return max_batch_; }
+  int64_t classes() const override { return classes_; }
+  void run(const float* x, int64_t n, float* logits) override {
+    const Shape in = m_.input_shape();
+    Tensor xt({n, in[0], in[1], in[2]});
+    std::copy(x, x + xt.size(), xt.data());
+    Tensor y = runner_.forward(xt);
+    for (size_t i = 0; i < y.size(); ++i) logits[i] = softmax_ ? std::log(std::max(y[i], 1e-30f)) : y[i];
+  }
+
+ private:
+  const Model& m_;
+  kernels::Runner runner_;
+  int64_t max_batch_ = 0, classes_ = 0;
+  bool softmax_ = false;
+  std::string name_;
+};
+
 }  // namespace
 
 std::unique_ptr<Predictor> make_predictor(const Model& m, int64_t max_batch) {
+  // A compacted model runs its compact kernels; a plain one the trainer's
+  // network (which skips zero 8x8 blocks of masked layers).
+  // BSP_EVAL_ENGINE=net|runner overrides the choice (comparisons).
+  const char* e = std::getenv("BSP_EVAL_ENGINE");
+  const std::string engine = e ? e : (m.compact ? "runner" : "net");
+  if (engine == "runner") return std::make_unique<RunnerPredictor>(m, max_batch);
   return std::make_unique<NetPredictor>(m, max_batch);
 }
 

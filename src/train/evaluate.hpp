@@ -22,9 +22,11 @@ class Predictor {
   virtual void run(const float* x, int64_t n, float* logits) = 0;
 };
 
-// The forward pass bsp eval uses. Today: the trainer's network in eval mode
-// (batchnorm with running statistics), with block-sparse skipping of zero
-// 8x8 blocks. The compact-model kernels plug in here.
+// The forward pass bsp eval uses: for a compacted model (bsp compact) the
+// kernels runner of src/kernels (its compact forms, int8 included); for any
+// other model the trainer's network in eval mode (batchnorm with running
+// statistics), which skips the zero 8x8 blocks of masked layers.
+// `m` must outlive the predictor.
 std::unique_ptr<Predictor> make_predictor(const Model& m, int64_t max_batch);
 
 struct EvalResult {

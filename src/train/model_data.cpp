@@ -56,24 +56,4 @@ bool never_trained(const Model& m) {
   return true;
 }
 
-uint64_t weights_digest(const Model& m) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  auto feed = [&](const void* p, size_t n) {
-    const auto* b = static_cast<const unsigned char*>(p);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= b[i];
-      h *= 0x100000001b3ULL;
-    }
-  };
-  for (const Node& n : m.nodes) {
-    feed(n.name.data(), n.name.size());
-    for (const auto& [k, t] : n.params) {
-      feed(k.data(), k.size());
-      feed(t.data(), t.size() * sizeof(float));
-    }
-    if (n.mask) feed(n.mask->bits.data(), n.mask->bits.size());
-  }
-  return h;
-}
-
 }  // namespace bsp::train

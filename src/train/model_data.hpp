@@ -28,8 +28,4 @@ void check_data_fits(const Model& m, const std::string& model_name, const ImageS
 // zoo's random initialisation.
 bool never_trained(const Model& m);
 
-// FNV-1a over every parameter and mask in node order: identifies the model a
-// checkpoint was started from.
-uint64_t weights_digest(const Model& m);
-
 }  // namespace bsp::train

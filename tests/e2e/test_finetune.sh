@@ -67,11 +67,13 @@ fi
 
 # Checkpoints and resume: interrupt with SIGINT in the second epoch, resume,
 # and get the weights of an uninterrupted run.
-ok "$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o full.h5 -q
-"$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o ck.h5 >run.txt 2>run.err &
+"$MAKE_DATA_H5" d1k.h5 512 28 28 1 10
+RUN=(--data d1k.h5 --batch 32 --epochs 4 --threads 1)
+ok "$BSP" finetune m0.h5 "${RUN[@]}" -o full.h5 -q
+"$BSP" finetune m0.h5 "${RUN[@]}" -o ck.h5 >run.txt 2>run.err &
 pid=$!
 for _ in $(seq 1 600); do
-  grep -q '^epoch 1/3' run.txt 2>/dev/null && break
+  grep -q '^epoch 1/4' run.txt 2>/dev/null && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.05
 done
@@ -86,24 +88,24 @@ else
   grep -Eq "^bsp finetune: interrupted at epoch [0-9]+ step [0-9]+: checkpoint saved to 'ck.h5' \(continue with --resume\)$" run.err ||
     fail "interrupt message: $(cat run.err)"
   no_temp_files .
-  ok "$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o ck.h5 --resume
-  ok "$BSP" eval full.h5 --data fashion-mnist --limit 500 --json
+  ok "$BSP" finetune m0.h5 "${RUN[@]}" -o ck.h5 --resume
+  ok "$BSP" eval full.h5 --data d1k.h5 --json
   cp "$WORK/.out" full.json
-  ok "$BSP" eval ck.h5 --data fashion-mnist --limit 500 --json
+  ok "$BSP" eval ck.h5 --data d1k.h5 --json
   cp "$WORK/.out" ck.json
   CHECKS=$((CHECKS + 1))
   [ "$(json_get full.json "repr(d['loss'])")" = "$(json_get ck.json "repr(d['loss'])")" ] ||
     fail "resumed run differs: $(json_get full.json "d['loss']") vs $(json_get ck.json "d['loss']")"
   # Resuming a finished run does nothing.
-  ok "$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 --threads 2 -o ck.h5 --resume
+  ok "$BSP" finetune m0.h5 "${RUN[@]}" -o ck.h5 --resume
   out_has "already complete"
 fi
 
 # SIGTERM: exit 143, a separate --checkpoint file.
-"$BSP" finetune m0.h5 --data fashion-mnist --limit 1536 --epochs 3 -o t.h5 --checkpoint t.ck.h5 >run.txt 2>run.err &
+"$BSP" finetune m0.h5 "${RUN[@]}" -o t.h5 --checkpoint t.ck.h5 >run.txt 2>run.err &
 pid=$!
 for _ in $(seq 1 600); do
-  grep -q '^epoch 1/3' run.txt 2>/dev/null && break
+  grep -q '^epoch 1/4' run.txt 2>/dev/null && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.05
 done
