@@ -17,6 +17,7 @@
 #include "data/dataset.hpp"
 #include "train/checkpoint.hpp"
 #include "train/model_data.hpp"
+#include "sparsity/pattern.hpp"
 #include "train/trainer.hpp"
 
 namespace bsp::cli {
@@ -40,6 +41,12 @@ struct FinetuneOptions {
   int64_t limit = 0;
   std::string checkpoint, log;
   bool resume = false, quiet = false;
+  // sparsity during training
+  bool gradual = false, bdwp = false;
+  std::string pattern;
+  double to = 0;
+  int64_t prune_every = 100;
+  double prune_end = 0.75;
 };
 
 bool file_exists(const std::string& p) {
@@ -63,6 +70,15 @@ Json run_config(const FinetuneOptions& o, const train::TrainConfig& c, uint64_t 
   j["seed"] = static_cast<int64_t>(c.seed);
   j["crop_pad"] = c.aug.pad;
   j["flip"] = c.aug.flip;
+  j["bdwp"] = c.bdwp;
+  if (c.gradual) {
+    Json g = Json::object();
+    g["pattern"] = c.gradual->pattern.str();
+    g["to"] = c.gradual->to;
+    g["every"] = c.gradual->every;
+    g["end"] = c.gradual->end;
+    j["gradual"] = std::move(g);
+  }
   return j;
 }
 
@@ -89,6 +105,13 @@ void run_finetune(const FinetuneOptions& o) {
     fail_usage("--lr and --weight-decay must be non-negative, --momentum in [0, 1)");
   if (o.crop_pad < 0) fail_usage("--crop-pad must be non-negative");
   const train::Schedule schedule = train::schedule_from_name(o.schedule);
+  if (!o.gradual && (!o.pattern.empty() || o.to > 0))
+    fail_usage("--pattern and --to go with --gradual (to prune once, use bsp prune)");
+  if (o.gradual && (o.pattern.empty() || !(o.to > 0)))
+    fail_usage("--gradual needs --pattern P and --to D (the final density)");
+  if (o.gradual && o.bdwp) fail_usage("--gradual and --bdwp do not go together");
+  std::optional<train::GradualConfig> gradual;
+  if (o.gradual) gradual = train::GradualConfig{parse_pattern(o.pattern), o.to, o.prune_every, o.prune_end};
   apply_threads(o.threads);
 
   Model m = read_model(o.input);
@@ -106,6 +129,8 @@ void run_finetune(const FinetuneOptions& o) {
   cfg.seed = o.seed;
   cfg.aug.pad = o.no_augment ? 0 : o.crop_pad;
   cfg.aug.flip = !o.no_augment;
+  cfg.gradual = gradual;
+  cfg.bdwp = o.bdwp;
   const Json config = run_config(o, cfg, digest);
 
   // The checkpoint to resume from, checked before the data is read.
@@ -161,9 +186,15 @@ void run_finetune(const FinetuneOptions& o) {
   int64_t saved_epoch = -1;
   bool saved_any = false;
   auto save = [&](const std::string& path, const train::TrainState& s, bool with_momentum) {
+    // BDWP: the file holds the masked weights, /train/dense the dense ones.
+    std::map<std::string, Tensor> dense = trainer.begin_export();
+    std::map<std::string, const Tensor*> dense_ptrs;
+    for (const auto& [k, t] : dense) dense_ptrs[k] = &t;
     write_model(m, path, [&](const std::string& temp) {
-      train::write_train_group(temp, s, config.dump(), threads, with_momentum ? &trainer.params() : nullptr, {});
+      train::write_train_group(temp, s, config.dump(), threads, with_momentum ? &trainer.params() : nullptr,
+                               with_momentum ? dense_ptrs : std::map<std::string, const Tensor*>{});
     });
+    trainer.end_export(dense);
     m.history.pop_back();
     saved_epoch = s.epoch;
     saved_any = true;
@@ -199,13 +230,17 @@ void run_finetune(const FinetuneOptions& o) {
   train::TrainState done;
   done.epoch = cfg.epochs;
   done.complete = true;
-  // The finished model: /train only records that it is complete.
+  // The finished model (BDWP: masked with its last forward masks); /train
+  // only records that it is complete.
+  std::map<std::string, Tensor> dense = trainer.begin_export();
   write_model(m, out, [&](const std::string& temp) {
     train::write_train_group(temp, done, config.dump(), threads, nullptr, {});
   });
   if (!o.checkpoint.empty() && o.checkpoint != out) {
     m.history.pop_back();
-    save(o.checkpoint, done, false);
+    write_model(m, o.checkpoint, [&](const std::string& temp) {
+      train::write_train_group(temp, done, config.dump(), threads, nullptr, {});
+    });
   }
 }
 
@@ -239,6 +274,16 @@ Runner setup_finetune(CLI::App& sub) {
   sub.add_option("--log", o->log, "append one record per epoch: CSV if FILE ends in .csv, else JSON lines")
       ->type_name("FILE");
   sub.add_flag("-q,--quiet", o->quiet, "no epoch lines");
+  sub.add_flag("--gradual", o->gradual, "raise sparsity during training (Zhu & Gupta's cubic schedule)");
+  sub.add_option("--pattern", o->pattern, "with --gradual: the sparsity pattern, as bsp prune names it")
+      ->type_name("P");
+  sub.add_option("--to", o->to, "with --gradual: the final density of every pruned layer")->type_name("D");
+  sub.add_option("--prune-every", o->prune_every, "with --gradual: steps between pruning events (default 100)")
+      ->type_name("K");
+  sub.add_option("--prune-end", o->prune_end,
+                 "with --gradual: fraction of the training steps by which --to is reached (default 0.75)")
+      ->type_name("F");
+  sub.add_flag("--bdwp", o->bdwp, "nm:N:M layers: bi-directional weight pruning with SR-STE (see the manual)");
   return [o] { run_finetune(*o); };
 }
 

@@ -81,8 +81,9 @@ void TrainReport::note(const std::string& line) {
 void TrainReport::epoch(const train::EpochRecord& r) {
   if (lines_) {
     std::string test = r.has_test ? fmt::format("  test {:.2f}% (loss {:.4f})", 100 * r.test_acc, r.test_loss) : "";
-    note(fmt::format("epoch {}/{}  lr {:.5f}  loss {:.4f}  train {:.2f}%{}  {:.1f} s  {:.0f} img/s", r.epoch,
-                     r.epochs, r.lr, r.loss, 100 * r.train_acc, test, r.seconds, r.images_per_s));
+    std::string density = r.density >= 0 ? fmt::format("  density {:.4f}", r.density) : "";
+    note(fmt::format("epoch {}/{}  lr {:.5f}  loss {:.4f}  train {:.2f}%{}{}  {:.1f} s  {:.0f} img/s", r.epoch,
+                     r.epochs, r.lr, r.loss, 100 * r.train_acc, test, density, r.seconds, r.images_per_s));
   }
   if (!log_) return;
   if (csv_) {
@@ -101,6 +102,7 @@ void TrainReport::epoch(const train::EpochRecord& r) {
     j["test_acc"] = r.has_test ? Json(r.test_acc) : Json();
     j["seconds"] = r.seconds;
     j["images_per_s"] = r.images_per_s;
+    if (r.density >= 0) j["density"] = r.density;
     std::fprintf(log_, "%s\n", j.dump().c_str());
   }
   std::fflush(log_);

@@ -36,6 +36,7 @@ void restore_checkpoint(Trainer& t, Checkpoint& c, const std::string& display) {
     p.momentum = std::move(it->second);
   }
   t.state() = c.state;
+  t.restore_dense(c.dense);
   t.weights_restored();
 }
 

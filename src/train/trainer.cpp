@@ -37,6 +37,8 @@ Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const No
   o.training = true;
   net_ = std::make_unique<Net>(model_, o);
   labels_.resize(static_cast<size_t>(batch_n_));
+  if (cfg_.bdwp) bdwp_ = std::make_unique<Bdwp>(model_);
+  if (cfg_.gradual) gradual_ = std::make_unique<GradualPruner>(model_, *cfg_.gradual, cfg_.sgd.total_steps);
   refresh_rules();
 }
 
@@ -52,11 +54,32 @@ void Trainer::refresh_rules() {
     held_[i] = element_mask(*ps[i].node);
     rules_[i].hold = held_[i].data();
   }
+  if (bdwp_) bdwp_->attach(*net_, rules_, ps);
+}
+
+std::map<std::string, Tensor> Trainer::begin_export() {
+  if (!bdwp_) return {};
+  return bdwp_->export_masked();
+}
+
+void Trainer::end_export(std::map<std::string, Tensor>& dense) {
+  if (bdwp_) bdwp_->restore_dense(dense);
+}
+
+void Trainer::restore_dense(std::map<std::string, Tensor>& dense) {
+  if (!bdwp_) {
+    if (!dense.empty()) fail("the checkpoint holds BDWP weights but this run does not use --bdwp");
+    return;
+  }
+  bdwp_->restore_dense(dense);
+  bdwp_->update_masks();
+  net_->weights_changed();
 }
 
 void Trainer::weights_restored() {
+  // BDWP layers keep dense weights; their stored masks are informative only.
   for (Node& n : model_.nodes)
-    if (n.mask) apply_mask(n);
+    if (n.mask && !(bdwp_ && bdwp_->contains(&n))) apply_mask(n);
   refresh_rules();
   net_->masks_changed();
 }
@@ -105,7 +128,13 @@ void Trainer::run(const TrainHooks& hooks) {
       const StepHyper h = hyper_at(cfg_.sgd, global);
       lr = h.lr;
       sgd_step(net_->params(), rules_, cfg_.sgd, h);
-      net_->weights_changed();
+      if (bdwp_) bdwp_->update_masks();
+      if (gradual_ && gradual_->after_step(global + 1)) {
+        refresh_rules();
+        net_->masks_changed();  // new block lists (and a repack)
+      } else {
+        net_->weights_changed();
+      }
 
       state_.step = step + 1;
       state_.loss_sum += ls.loss;
@@ -142,6 +171,7 @@ void Trainer::run(const TrainHooks& hooks) {
     r.train_acc = state_.seen ? static_cast<double>(state_.correct) / static_cast<double>(state_.seen) : 0;
     r.seconds = state_.seconds;
     r.images_per_s = r.seconds > 0 ? static_cast<double>(state_.seen) / r.seconds : 0;
+    if (gradual_) r.density = gradual_->density();
     if (test_ && cfg_.test_each_epoch) {
       r.has_test = true;
       test(r.test_loss, r.test_acc);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "data/dataset.hpp"
 #include "train/net.hpp"
 #include "train/optimizer.hpp"
+#include "train/sparsity_schedule.hpp"
 
 namespace bsp::train {
 
@@ -26,6 +28,8 @@ struct TrainConfig {
   uint64_t seed = 0;
   Augmentation aug;
   bool test_each_epoch = true;
+  std::optional<GradualConfig> gradual;  // raise sparsity during training
+  bool bdwp = false;                     // BDWP + SR-STE on the nm:N:M layers
 };
 
 // Where training stands: what a checkpoint holds besides the model and the
@@ -48,6 +52,7 @@ struct EpochRecord {
   double test_loss = 0, test_acc = 0;
   double seconds = 0;  // training time of the epoch (no test evaluation, no checkpoint)
   double images_per_s = 0;
+  double density = -1;  // gradual pruning: kept fraction of the pruned layers' weights (else -1)
 };
 
 struct Progress {
@@ -86,6 +91,15 @@ class Trainer {
   // After restoring weights / momentum from a checkpoint.
   void weights_restored();
 
+  // BDWP: for a file write, the model's weights masked (and its nm masks set
+  // to the current forward masks); the dense weights are returned for the
+  // checkpoint's /train/dense and restored by end_export(). Without BDWP:
+  // nothing to do, an empty map.
+  std::map<std::string, Tensor> begin_export();
+  void end_export(std::map<std::string, Tensor>& dense);
+  // BDWP: replaces the weights with a checkpoint's dense ones.
+  void restore_dense(std::map<std::string, Tensor>& dense);
+
   // Trains from state() to the end. Throws bsp::Error when the loss stops
   // being finite, Interrupted when stop_requested() fired (after checkpoint()).
   void run(const TrainHooks& hooks);
@@ -107,6 +121,8 @@ class Trainer {
   std::vector<Array<uint8_t>> held_;  // per param: element mask of a masked weight (else empty)
   std::vector<ParamRule> rules_;
   std::vector<int64_t> labels_;
+  std::unique_ptr<GradualPruner> gradual_;
+  std::unique_ptr<Bdwp> bdwp_;
 };
 
 }  // namespace bsp::train

@@ -6,6 +6,7 @@ source "$E2E_LIB"
 
 ok "$BSP" init --arch fmnist-cnn -o m0.h5
 "$MAKE_DATA_H5" d28.h5 256 28 28 1 10 || fail "make_data_h5"
+"$MAKE_DATA_H5" d1k.h5 512 28 28 1 10
 
 # A short run on a synthetic HDF5 data file: one line per epoch on stdout.
 ok "$BSP" finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --threads 2 -o m1.h5 --log log.jsonl
@@ -65,9 +66,48 @@ for l in masked:
 PY
 fi
 
+# Gradual pruning and BDWP.
+if "$BSP" --help | grep -q '^  prune '; then
+  ok "$BSP" finetune m1.h5 --data d1k.h5 --batch 32 --epochs 2 --threads 1 --gradual --pattern block:8x8 --to 0.5 \
+    --prune-every 5 -o g.h5
+  out_has '^epoch 2/2 .* density 0\.5[0-9]*  '
+  ok "$BSP" info --json g.h5
+  cp "$WORK/.out" g.json
+  CHECKS=$((CHECKS + 1))
+  python3 - g.json <<'PY' || fail "gradual masks: $(head -c 600 g.json)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+w = [l for l in d["layers"] if l["op"] in ("conv2d", "dense")]
+assert w[0]["pattern"] is None, w[0]
+for l in w[1:]:
+    assert l["pattern"] == "block:8x8" and abs(l["density"] - 0.5) < 0.1, l
+PY
+  ok "$BSP" prune m1.h5 --pattern nm:2:8 -o n.h5
+  ok "$BSP" finetune n.h5 --data d1k.h5 --batch 32 --epochs 1 --threads 1 --bdwp -o n1.h5
+  ok "$BSP" info --json n1.h5
+  cp "$WORK/.out" n1.json
+  CHECKS=$((CHECKS + 1))
+  python3 - n1.json <<'PY' || fail "bdwp masks: $(head -c 600 n1.json)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+w = [l for l in d["layers"] if l["op"] in ("conv2d", "dense")]
+for l in w[1:]:
+    assert l["pattern"] == "nm:2:8" and abs(l["density"] - 0.25) < 1e-9, l
+PY
+  err 2 finetune "--bdwp needs a model with nm:N:M masks" "$BSP" finetune m1.h5 --data d1k.h5 --bdwp -o x.h5
+  err 2 finetune "--gradual needs a pattern whose density can change step by step; nm:2:4 fixes it at 0.5" \
+    "$BSP" finetune m1.h5 --data d1k.h5 --gradual --pattern nm:2:4 --to 0.5 -o x.h5
+fi
+err 2 finetune "--gradual needs --pattern P and --to D" "$BSP" finetune m1.h5 --data d1k.h5 --gradual --to 0.5 -o x.h5
+err 2 finetune "--pattern and --to go with --gradual" "$BSP" finetune m1.h5 --data d1k.h5 --pattern block:8x8 -o x.h5
+err 2 finetune "--to 1.5 is not in \(0, 1\]" "$BSP" finetune m1.h5 --data d1k.h5 --gradual --pattern block:8x8 --to 1.5 -o x.h5
+err 2 finetune "unknown pattern|pattern" "$BSP" finetune m1.h5 --data d1k.h5 --gradual --pattern blob --to 0.5 -o x.h5
+err 2 finetune "--gradual and --bdwp do not go together" \
+  "$BSP" finetune m1.h5 --data d1k.h5 --gradual --pattern block:8x8 --to 0.5 --bdwp -o x.h5
+no_file x.h5
+
 # Checkpoints and resume: interrupt with SIGINT in the second epoch, resume,
 # and get the weights of an uninterrupted run.
-"$MAKE_DATA_H5" d1k.h5 512 28 28 1 10
 RUN=(--data d1k.h5 --batch 32 --epochs 4 --threads 1)
 ok "$BSP" finetune m0.h5 "${RUN[@]}" -o full.h5 -q
 "$BSP" finetune m0.h5 "${RUN[@]}" -o ck.h5 >run.txt 2>run.err &

@@ -7,6 +7,8 @@
 #include "core/model_io.hpp"
 #include "data_helpers.hpp"
 #include "sparsity/mask.hpp"
+#include "sparsity/nm.hpp"
+#include "sparsity/prune.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/trainer.hpp"
@@ -174,4 +176,193 @@ TEST_CASE("resuming from a checkpoint ends bit-identical to an uninterrupted run
     t.run({});
     CHECK(all_weights(r) == want);
   }
+}
+
+TEST_CASE("gradual pruning follows the cubic schedule and masks only shrink") {
+  ImageSet train = test::blob_set(256, 1);
+  Model m = small_cnn(3);
+  TrainConfig cfg = small_config(4);  // 8 steps per epoch, 32 in all
+  GradualConfig g;
+  g.pattern = parse_pattern("block:8x8");
+  g.to = 0.5;
+  g.every = 4;
+  g.end = 0.75;  // the target at step 24
+  cfg.gradual = g;
+  Trainer t(m, train, nullptr, channel_stats(train), cfg);
+  std::vector<double> density;
+  std::vector<Array<uint8_t>> masks;
+  TrainHooks h;
+  h.epoch_done = [&](const EpochRecord& r) {
+    density.push_back(m.find("fc1")->mask->density);  // 64 blocks: fine steps
+    masks.push_back(element_mask(*m.find("fc1")));
+    CHECK(r.density > 0);
+  };
+  t.run(h);
+  REQUIRE(density.size() == 4);
+  // d(t) = 0.5 + 0.5 * (1 - t / 24)^3, at the last pruning step before each epoch end.
+  auto d = [](double t) { return 0.5 + 0.5 * std::pow(1 - std::min(t, 24.0) / 24.0, 3); };
+  CHECK(density[0] == Approx(d(8)).margin(1.0 / 64));
+  CHECK(density[1] == Approx(d(16)).margin(1.0 / 64));
+  CHECK(density[2] == Approx(0.5).margin(1.0 / 64));
+  CHECK(density[3] == Approx(0.5).margin(1.0 / 64));
+  for (size_t e = 1; e < masks.size(); ++e)
+    for (size_t i = 0; i < masks[e].size(); ++i)
+      if (masks[e][i]) REQUIRE(masks[e - 1][i]);  // kept now => kept before
+  for (const char* name : {"c2", "fc1"}) {
+    const Node& n = *m.find(name);
+    REQUIRE(n.mask);
+    CHECK(n.mask->pattern == "block:8x8");
+    Array<uint8_t> e = element_mask(n);
+    for (size_t i = 0; i < e.size(); ++i)
+      if (!e[i]) REQUIRE(n.param("weight")[i] == 0.0f);
+  }
+  CHECK(!m.find("c1")->mask);  // the first convolution stays dense
+
+  // A pattern that fixes its density cannot be raised gradually.
+  GradualConfig bad = g;
+  bad.pattern = parse_pattern("nm:2:4");
+  TrainConfig c2 = small_config(1);
+  c2.gradual = bad;
+  Model m2 = small_cnn(3);
+  CHECK_THROWS_AS(Trainer(m2, train, nullptr, channel_stats(train), c2), UsageError);
+}
+
+namespace {
+// c2 and fc1 pruned to nm:2:8 by the prune library.
+void nm_prune(Model& m) {
+  for (const char* name : {"c2", "fc1"}) prune_layer(*m.find(name), parse_pattern("nm:2:8"), 0.25);
+}
+
+bool respects_nm(const Tensor& w, int64_t n, int64_t mm) {
+  const int64_t cin = w.shape().back(), rows = static_cast<int64_t>(w.size()) / cin;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < cin; g += mm) {
+      int64_t nz = 0;
+      for (int64_t c = g; c < std::min(cin, g + mm); ++c) nz += w[static_cast<size_t>(r * cin + c)] != 0.0f;
+      if (nz > n) return false;
+    }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("BDWP: forward with the Cin mask, data gradient with the Cout mask, dense weight gradient") {
+  auto build = [] {
+    GraphBuilder b("one", 5, 5, 16);
+    b.conv("c", "input", GraphBuilder::square(16, 3, 1, 1));
+    return b.finish();
+  };
+  Model m = build();
+  test::randomize(m, 5);
+  Node& n = *m.find("c");
+  const Tensor dense = n.param("weight").clone();
+  DualMask dm;
+  dm.fwd = nm_mask(dense, 3, 2, 8);
+  dm.bwd = nm_mask(dense, 0, 2, 8);
+  auto masked = [&](const Array<uint8_t>& mk) {
+    Model c = build();
+    Tensor& w = c.find("c")->param("weight");
+    for (size_t i = 0; i < w.size(); ++i) w[i] = mk[i] ? dense[i] : 0.0f;
+    return c;
+  };
+  Model mf = masked(dm.fwd), mb = masked(dm.bwd);
+
+  NetOptions o;
+  o.max_batch = 2;
+  o.input_grad = true;
+  Net a(m, o), f(mf, o), bw(mb, o);
+  a.set_dual_mask(&n, &dm);
+  Tensor x = test::random_tensor({2, 5, 5, 16}, 8);
+  Tensor dy = test::random_tensor({static_cast<int64_t>(a.output().act.size())}, 9);
+  for (Net* net : {&a, &f, &bw}) {
+    test::to_channel_major(x, net->input());
+    net->forward(2, Mode::Train);
+    std::copy(dy.begin(), dy.end(), net->output().grad.data());
+    net->backward();
+  }
+  const size_t used = static_cast<size_t>(16 * 2 * 25);
+  auto diff = [&](const float* p, const float* q, size_t count) {
+    float d = 0;
+    for (size_t i = 0; i < count; ++i) d = std::max(d, std::abs(p[i] - q[i]));
+    return d;
+  };
+  CHECK(diff(a.output().act.data(), f.output().act.data(), used) < 1e-5f);        // forward: W * fwd mask
+  CHECK(diff(a.input().grad.data(), bw.input().grad.data(), used) < 1e-5f);       // data gradient: W * bwd mask
+  const Param* ga = a.find_param("c.weight");
+  const Param* gf = f.find_param("c.weight");
+  CHECK(diff(ga->grad.data(), gf->grad.data(), ga->grad.size()) < 1e-4f);        // weight gradient: dense
+  int64_t pruned_with_grad = 0;
+  for (size_t i = 0; i < dm.fwd.size(); ++i) pruned_with_grad += !dm.fwd[i] && ga->grad[i] != 0.0f;
+  CHECK(pruned_with_grad > 0);
+}
+
+TEST_CASE("BDWP training keeps N:M in the written model and resumes bit-identically") {
+  ImageSet train = test::blob_set(200, 1);
+  const Normalization nm = channel_stats(train);
+  TrainConfig cfg = small_config(2);
+  cfg.bdwp = true;
+
+  Model ref = small_cnn(6);
+  nm_prune(ref);
+  std::map<std::string, Tensor> dense_end;
+  {
+    Trainer t(ref, train, nullptr, nm, cfg);
+    t.run({});
+    dense_end = t.begin_export();  // the final model: masked weights, updated masks
+  }
+  for (const char* name : {"c2", "fc1"}) {
+    const Node& n = *ref.find(name);
+    REQUIRE(n.mask);
+    CHECK(n.mask->pattern == "nm:2:8");
+    CHECK(n.mask->density == Approx(0.25));
+    CHECK(respects_nm(n.param("weight"), 2, 8));
+    // The dense weights behind it kept learning where the forward mask prunes.
+    CHECK(!respects_nm(dense_end.at(name), 2, 8));
+  }
+  const std::vector<float> want = all_weights(ref);
+
+  test::TempDir d;
+  const std::string path = d.file("ck.h5");
+  Model m = small_cnn(6);
+  nm_prune(m);
+  {
+    Trainer t(m, train, nullptr, nm, cfg);
+    int64_t steps = 0;
+    TrainHooks h;
+    h.progress = [&](const Progress&) { ++steps; };
+    h.stop_requested = [&] { return steps >= 9 ? 2 : 0; };
+    h.checkpoint = [&](const TrainState& s) {
+      if (steps < 9) return;
+      std::map<std::string, Tensor> dense = t.begin_export();
+      std::map<std::string, const Tensor*> ptrs;
+      for (const auto& [k, v] : dense) ptrs[k] = &v;
+      save_model(m, path);
+      write_train_group(path, s, "{}", 1, &t.params(), ptrs);
+      t.end_export(dense);
+    };
+    CHECK_THROWS_AS(t.run(h), Interrupted);
+  }
+  Model r = load_model(path, path);
+  for (const char* name : {"c2", "fc1"}) CHECK(respects_nm(r.find(name)->param("weight"), 2, 8));
+  std::optional<Checkpoint> ck = read_train_group(path, path);
+  REQUIRE(ck);
+  CHECK(ck->dense.size() == 2);
+  Trainer t(r, train, nullptr, nm, cfg);
+  restore_checkpoint(t, *ck, path);
+  t.run({});
+  t.begin_export();
+  CHECK(all_weights(r) == want);
+}
+
+TEST_CASE("a diverging loss stops training after the last good checkpoint") {
+  ImageSet train = test::blob_set(128, 1);
+  Model m = small_cnn(1);
+  Trainer t(m, train, nullptr, channel_stats(train), small_config(3));
+  std::vector<int64_t> saved;
+  TrainHooks h;
+  h.checkpoint = [&](const TrainState& s) { saved.push_back(s.epoch); };
+  h.epoch_done = [&](const EpochRecord& r) {
+    if (r.epoch == 1) m.find("fc2")->param("weight")[0] = std::nanf("");  // poison epoch 2
+  };
+  CHECK_THROWS_WITH(t.run(h), Catch::Contains("training diverged: the loss is nan at epoch 2 step"));
+  CHECK(saved == std::vector<int64_t>{1});
 }

@@ -1,0 +1,141 @@
+#include "train/sparsity_schedule.hpp"
+
+#include <cmath>
+
+#include "sparsity/mask.hpp"
+#include "sparsity/nm.hpp"
+#include "sparsity/prune.hpp"
+
+namespace bsp::train {
+
+// ---- gradual pruning ----
+
+GradualPruner::GradualPruner(Model& m, const GradualConfig& c, int64_t total_steps) : c_(c) {
+  if (c.pattern.implied_density())
+    fail_usage("--gradual needs a pattern whose density can change step by step; {} fixes it at {}",
+               c.pattern.str(), *c.pattern.implied_density());
+  if (!(c.to > 0.0 && c.to <= 1.0)) fail_usage("--to {} is not in (0, 1]", c.to);
+  if (c.to > c.pattern.max_density())
+    fail_usage("--to {} is above {}, the most {} keeps", c.to, c.pattern.max_density(), c.pattern.str());
+  if (c.every < 1) fail_usage("--prune-every must be at least 1");
+  if (!(c.end > 0.0 && c.end <= 1.0)) fail_usage("--prune-end {} is not in (0, 1]", c.end);
+  for (size_t i : select_layers(m, false, std::nullopt, std::nullopt)) {
+    Node& n = m.nodes[i];
+    layers_.push_back(&n);
+    start_.push_back(n.mask ? n.mask->density : 1.0);
+  }
+  t1_ = std::max<int64_t>(1, static_cast<int64_t>(std::llround(c.end * static_cast<double>(total_steps))));
+}
+
+bool GradualPruner::after_step(int64_t done) {
+  if (done > t1_ || (done % c_.every != 0 && done != t1_)) return false;
+  const double p = std::min(1.0, static_cast<double>(done) / static_cast<double>(t1_));
+  const double f = std::pow(1.0 - p, 3.0);
+  std::vector<std::pair<Node*, double>> want;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const double d0 = start_[i];
+    const double d = std::min(d0, c_.to + (d0 - c_.to) * f);
+    const double now = layers_[i]->mask ? layers_[i]->mask->density : 1.0;
+    if (d < now - 1e-12) want.emplace_back(layers_[i], d);
+  }
+  if (want.empty()) return false;
+  PruneSettings s;
+  s.pattern = c_.pattern;
+  prune_nodes(want, s);
+  return true;
+}
+
+double GradualPruner::density() const {
+  double kept = 0, total = 0;
+  for (const Node* n : layers_) {
+    const double w = static_cast<double>(n->param("weight").size());
+    kept += (n->mask ? n->mask->density : 1.0) * w;
+    total += w;
+  }
+  return total > 0 ? kept / total : 1.0;
+}
+
+// ---- BDWP ----
+
+namespace {
+// The weight as [outer, len, inner] for N:M groups along Cin (forward) or
+// Cout (data gradient). Conv OHWI [Cout, kh, kw, Cin]; dense [out, in].
+void views(const Tensor& w, int64_t& cout, int64_t& cin, int64_t& taps) {
+  cout = w.dim(0);
+  cin = w.shape().back();
+  taps = static_cast<int64_t>(w.size()) / (cout * cin);
+}
+}  // namespace
+
+Bdwp::Bdwp(Model& m) {
+  for (Node& n : m.nodes) {
+    if (!op_has_weight(n.op) || !n.mask) continue;
+    auto fam = family_of(n.mask->pattern);
+    if (!fam || *fam != PatternFamily::NM) continue;
+    const Pattern p = parse_pattern(n.mask->pattern);
+    Layer l{&n, p.n, p.m, p.str(), {}};
+    const Shape& s = n.param("weight").shape();
+    l.masks.fwd = Array<uint8_t>(s);
+    l.masks.bwd = Array<uint8_t>(s);
+    layers_.push_back(std::move(l));
+  }
+  if (layers_.empty())
+    fail_usage("--bdwp needs a model with nm:N:M masks (e.g. bsp prune --pattern nm:2:8)");
+  update_masks();
+}
+
+bool Bdwp::contains(const Node* n) const {
+  for (const Layer& l : layers_)
+    if (l.node == n) return true;
+  return false;
+}
+
+void Bdwp::update_masks() {
+  for (Layer& l : layers_) {
+    const Tensor& w = l.node->param("weight");
+    int64_t cout, cin, taps;
+    views(w, cout, cin, taps);
+    nm_mask(w.data(), cout * taps, cin, 1, l.n, l.m, nullptr, l.masks.fwd.data());  // along Cin
+    nm_mask(w.data(), 1, cout, taps * cin, l.n, l.m, nullptr, l.masks.bwd.data());  // along Cout
+  }
+}
+
+void Bdwp::attach(Net& net, std::vector<ParamRule>& rules, const std::vector<Param>& params) const {
+  for (const Layer& l : layers_) {
+    net.set_dual_mask(l.node, &l.masks);
+    for (size_t i = 0; i < params.size(); ++i)
+      if (params[i].node == l.node && params[i].key == "weight") {
+        rules[i].hold = nullptr;
+        rules[i].srste = l.masks.fwd.data();
+      }
+  }
+}
+
+std::map<std::string, Tensor> Bdwp::export_masked() {
+  std::map<std::string, Tensor> dense;
+  for (Layer& l : layers_) {
+    Tensor& w = l.node->param("weight");
+    dense.emplace(l.node->name, w.clone());
+    int64_t kept = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (!l.masks.fwd[i]) w[i] = 0.0f;
+      kept += l.masks.fwd[i];
+    }
+    Mask mk;
+    mk.pattern = l.pattern;
+    mk.bits = l.masks.fwd.clone();
+    mk.density = static_cast<double>(kept) / static_cast<double>(w.size());
+    l.node->mask = std::move(mk);
+  }
+  return dense;
+}
+
+void Bdwp::restore_dense(std::map<std::string, Tensor>& dense) {
+  for (Layer& l : layers_) {
+    auto it = dense.find(l.node->name);
+    if (it == dense.end()) fail("internal: no dense weights for '{}'", l.node->name);
+    l.node->param("weight") = std::move(it->second);
+  }
+}
+
+}  // namespace bsp::train
