@@ -13,7 +13,9 @@ namespace bsp {
 Array<uint8_t> element_mask(const Node& n);
 
 // Zeroes every weight the mask prunes. Returns the number of nonzero weights
-// that were zeroed (0 when the weights already respected the mask).
-int64_t apply_mask(Node& n);
+// that were zeroed (0 when the weights already respected the mask). With
+// `kept_sq`, also gives the sum of squares of the weights afterwards (summed
+// in a fixed order: the same for any thread count).
+int64_t apply_mask(Node& n, double* kept_sq = nullptr);
 
 }  // namespace bsp

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 namespace bsp {
@@ -33,25 +35,43 @@ inline void rank_group(const float* s, int64_t r, int64_t lanes, int64_t n, uint
 
 void nm_mask(const float* w, int64_t outer, int64_t len, int64_t inner, int64_t n, int64_t m, const uint8_t* keep,
              uint8_t* out) {
+  if (n < 1 || m < 1 || n > m || m > 256) fail("internal: nm_mask with N = {}, M = {} (1 <= N <= M <= 256)", n, m);
   const int64_t groups = (len + m - 1) / m;
   const int64_t work = outer * groups;
   if (inner == 1) {
-    // Groups are contiguous (the Cin case): rank each group on its own.
+    // Groups are contiguous (the Cin case). Top-N by repeated arg-max (the
+    // first maximum: equal magnitudes keep the lower index), or, when N is
+    // more than half the group, dropping the r - N smallest (the last
+    // minimum): O(min(N, M - N) * M) per group.
 #pragma omp parallel for if (outer * len > (1 << 16)) schedule(static)
     for (int64_t g = 0; g < work; ++g) {
+      float s[256];
+      uint8_t kept[256];
       const int64_t o = g / groups, start = (g % groups) * m;
-      const int64_t r = std::min(m, len - start);
+      const size_t r = static_cast<size_t>(std::clamp<int64_t>(len - start, 1, std::min<int64_t>(m, 256)));
       const int64_t base = o * len + start;
-      for (int64_t j = 0; j < r; ++j) {
-        const float sj = keep && !keep[base + j] ? -1.0f : std::fabs(w[base + j]);
-        int64_t rank = 0;
-        for (int64_t k = 0; k < r && rank < n; ++k) {
-          if (k == j) continue;
-          const float sk = keep && !keep[base + k] ? -1.0f : std::fabs(w[base + k]);
-          rank += sk > sj || (sk == sj && k < j);
+      for (size_t j = 0; j < r; ++j) s[j] = keep && !keep[base + j] ? -1.0f : std::fabs(w[base + j]);
+      const size_t nk = std::min(static_cast<size_t>(n), r);
+      if (2 * nk <= r) {
+        std::memset(kept, 0, r);
+        for (size_t t = 0; t < nk; ++t) {
+          size_t best = 0;
+          float bs = -2.0f;  // below every score (-1 for non-candidates)
+          for (size_t j = 0; j < r; ++j)
+            if (!kept[j] && s[j] > bs) best = j, bs = s[j];
+          kept[best] = 1;
         }
-        out[base + j] = sj >= 0 && rank < n;
+      } else {
+        std::memset(kept, 1, r);
+        for (size_t t = 0; t < r - nk; ++t) {
+          size_t worst = 0;
+          float ws = std::numeric_limits<float>::infinity();
+          for (size_t j = 0; j < r; ++j)
+            if (kept[j] && s[j] <= ws) worst = j, ws = s[j];
+          kept[worst] = 0;
+        }
       }
+      for (size_t j = 0; j < r; ++j) out[base + j] = kept[j] && s[j] >= 0;
     }
     return;
   }
@@ -82,7 +102,6 @@ void nm_mask(const float* w, int64_t outer, int64_t len, int64_t inner, int64_t 
 
 Array<uint8_t> nm_mask(const Tensor& w, size_t axis, int64_t n, int64_t m, const uint8_t* keep) {
   if (axis >= w.rank()) fail("internal: nm_mask axis {} of a rank-{} tensor", axis, w.rank());
-  if (n < 1 || m < 1 || n > m) fail("internal: nm_mask with N = {}, M = {}", n, m);
   int64_t outer = 1, inner = 1;
   for (size_t d = 0; d < axis; ++d) outer *= w.dim(d);
   for (size_t d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);

@@ -19,7 +19,7 @@ namespace bsp {
 // The tensor `w` viewed as [outer, len, inner] (row-major); groups run along
 // `len`. `keep` (same layout, may be null) restricts the choice: an entry with
 // keep = 0 is never kept, so the result is a subset of `keep`. `out` gets 1
-// for kept, 0 for pruned.
+// for kept, 0 for pruned. 1 <= N <= M <= 256.
 void nm_mask(const float* w, int64_t outer, int64_t len, int64_t inner, int64_t n, int64_t m, const uint8_t* keep,
              uint8_t* out);
 

@@ -77,34 +77,35 @@ int64_t select_top(std::vector<S>& spans, const SelectOptions& o) {
   for (int s = 0; s < static_cast<int>(spans.size()); ++s)
     for (int64_t b = 0; b < spans[s].size(); b += kChunk) chunks.push_back({s, b, std::min(b + kChunk, spans[s].size())});
   const int64_t nchunks = static_cast<int64_t>(chunks.size());
-  int64_t units = 0, total = 0;
+  int64_t units = 0;
   for (const auto& s : spans) units += s.size();
-#pragma omp parallel for if (units > kSmall) reduction(+ : total) schedule(dynamic)
-  for (int64_t c = 0; c < nchunks; ++c) {
-    const S& sp = spans[chunks[c].span];
-    for (int64_t i = chunks[c].begin; i < chunks[c].end; ++i)
-      if (sp.score(i) >= 0) total += sp.weight(i);
-  }
   // Everything fits: keep every candidate.
-  if (static_cast<double>(total) <= o.target) {
+  auto keep_all = [&] {
 #pragma omp parallel for if (units > kSmall) schedule(dynamic)
     for (int64_t c = 0; c < nchunks; ++c) {
       S& sp = spans[chunks[c].span];
       for (int64_t i = chunks[c].begin; i < chunks[c].end; ++i) sp.set(i, sp.score(i) >= 0);
     }
-    return total;
-  }
+  };
 
   if (units <= kSmall) {
     // Few units: sort (score desc, then span and index) and walk.
     std::vector<std::tuple<float, int, int64_t>> order;
     order.reserve(static_cast<size_t>(units));
+    int64_t total = 0;
     for (int s = 0; s < static_cast<int>(spans.size()); ++s)
       for (int64_t i = 0; i < spans[s].size(); ++i) {
         float sc = spans[s].score(i);
         spans[s].set(i, false);
-        if (sc >= 0) order.emplace_back(sc > 0 ? sc : 0.0f, s, i);
+        if (sc >= 0) {
+          order.emplace_back(sc > 0 ? sc : 0.0f, s, i);
+          total += spans[s].weight(i);
+        }
       }
+    if (static_cast<double>(total) <= o.target) {
+      keep_all();
+      return total;
+    }
     std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
       if (std::get<0>(a) != std::get<0>(b)) return std::get<0>(a) > std::get<0>(b);
       return std::tie(std::get<1>(a), std::get<2>(a)) < std::tie(std::get<1>(b), std::get<2>(b));
@@ -127,6 +128,7 @@ int64_t select_top(std::vector<S>& spans, const SelectOptions& o) {
 
   // Radix select on the 32-bit keys: the high 16 bits, then the low 16 bits
   // inside the bin where the target falls, give the boundary key exactly.
+  // The first histogram also gives the candidates' total weight.
   double acc = 0;
   uint32_t boundary = 0;
   for (int pass = 0; pass < 2; ++pass) {
@@ -150,6 +152,14 @@ int64_t select_top(std::vector<S>& spans, const SelectOptions& o) {
       }
 #pragma omp critical
       for (size_t b = 0; b < hist.size(); ++b) hist[b] += local[b];
+    }
+    if (pass == 0) {
+      int64_t total = 0;
+      for (int64_t h : hist) total += h;
+      if (static_cast<double>(total) <= o.target) {
+        keep_all();
+        return total;
+      }
     }
     const int bin = find_bin(hist, o.target, acc);
     boundary = pass == 0 ? static_cast<uint32_t>(bin) : (high << 16) | static_cast<uint32_t>(bin);

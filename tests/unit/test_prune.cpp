@@ -555,8 +555,15 @@ TEST_CASE("layer selection: first conv, regexes, density files") {
   CHECK_THROWS_WITH(plan_layers(m, o, Scope::Layer, warn), Catch::Contains("--density is required"));
   o.density = 2.0;
   CHECK_THROWS_WITH(plan_layers(m, o, Scope::Layer, warn), Catch::Contains("--density 2 is not in (0, 1]"));
-  CHECK(effective_scope(PruneOptions{parse_pattern("tw")}) == Scope::Global);
-  CHECK(effective_scope(PruneOptions{parse_pattern("block")}) == Scope::Layer);
+  PruneOptions tw;
+  tw.pattern = parse_pattern("tw");
+  CHECK(effective_scope(tw) == Scope::Global);
+  tw.density_file = {{"c", 0.5}};
+  CHECK(effective_scope(tw) == Scope::Layer);  // a density file implies layer scope
+  tw.scope = Scope::Global;
+  CHECK(effective_scope(tw) == Scope::Global);
+  PruneOptions block;
+  CHECK(effective_scope(block) == Scope::Layer);
 }
 
 TEST_CASE("zoo models: every pattern, both scopes, deterministic, thread-independent, file round trip") {
