@@ -12,23 +12,29 @@ namespace {
 
 constexpr int64_t kLanes = 16;  // inner positions handled together (vectorised ranking)
 
-// Ranks the r <= m entries of one group at `lanes` inner positions: entry j
-// is kept when it is a candidate and fewer than n entries beat it (a larger
-// magnitude, or an equal one at a lower index). s[j * kLanes + l] are the
-// scores (-1 for non-candidates).
-inline void rank_group(const float* s, int64_t r, int64_t lanes, int64_t n, uint8_t* kept /*[r * kLanes]*/) {
-  for (int64_t j = 0; j < r; ++j) {
-    int32_t rank[kLanes] = {};
-    for (int64_t k = 0; k < r; ++k) {
-      if (k == j) continue;
-      const bool before = k < j;
-      for (int64_t l = 0; l < lanes; ++l) {
-        const float a = s[k * kLanes + l], b = s[j * kLanes + l];
-        rank[l] += (a > b) | (before & (a == b));
+// Keeps the n best of the r <= m entries of one group at kLanes inner
+// positions at once: s[j * kLanes + l] are the scores (-1 for
+// non-candidates). Repeated arg-max (first maximum: equal magnitudes keep the
+// lower index) or, when n is more than half of r, repeated arg-min dropping
+// (last minimum); each step runs across the lanes, so it vectorises.
+inline void select_group(const float* s, int64_t r, int64_t n, uint8_t* kept /*[r * kLanes]*/) {
+  const int64_t nk = std::min(n, r);
+  const bool pick = 2 * nk <= r;
+  std::memset(kept, pick ? 0 : 1, static_cast<size_t>(r * kLanes));
+  for (int64_t t = 0; t < (pick ? nk : r - nk); ++t) {
+    float bs[kLanes];
+    int32_t bj[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) bs[l] = pick ? -2.0f : std::numeric_limits<float>::infinity(), bj[l] = 0;
+    for (int64_t j = 0; j < r; ++j)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const float v = s[j * kLanes + l];
+        const bool better = pick ? (!kept[j * kLanes + l] && v > bs[l]) : (kept[j * kLanes + l] && v <= bs[l]);
+        bs[l] = better ? v : bs[l];
+        bj[l] = better ? static_cast<int32_t>(j) : bj[l];
       }
-    }
-    for (int64_t l = 0; l < lanes; ++l) kept[j * kLanes + l] = s[j * kLanes + l] >= 0 && rank[l] < n;
+    for (int64_t l = 0; l < kLanes; ++l) kept[bj[l] * kLanes + l] = pick;
   }
+  for (int64_t i = 0; i < r * kLanes; ++i) kept[i] = kept[i] && s[i] >= 0;
 }
 
 }  // namespace
@@ -79,7 +85,7 @@ void nm_mask(const float* w, int64_t outer, int64_t len, int64_t inner, int64_t 
   const int64_t lane_blocks = (inner + kLanes - 1) / kLanes;
 #pragma omp parallel if (outer * len * inner > (1 << 16))
   {
-    std::vector<float> s(static_cast<size_t>(m * kLanes));
+    std::vector<float> s(static_cast<size_t>(m * kLanes), -1.0f);
     std::vector<uint8_t> kept(static_cast<size_t>(m * kLanes));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < work * lane_blocks; ++t) {
@@ -91,7 +97,7 @@ void nm_mask(const float* w, int64_t outer, int64_t len, int64_t inner, int64_t 
         for (int64_t l = 0; l < lanes; ++l)
           s[static_cast<size_t>(j * kLanes + l)] = keep && !keep[base + l] ? -1.0f : std::fabs(w[base + l]);
       }
-      rank_group(s.data(), r, lanes, n, kept.data());
+      select_group(s.data(), r, n, kept.data());
       for (int64_t j = 0; j < r; ++j) {
         const int64_t base = (o * len + start + j) * inner + i0;
         for (int64_t l = 0; l < lanes; ++l) out[base + l] = kept[static_cast<size_t>(j * kLanes + l)];
