@@ -6,9 +6,6 @@
 
 namespace bsp::kernels {
 
-namespace {
-TileFnI8 tile_i8(Isa isa) { return isa == Isa::Avx512 ? tile_i8_avx512() : tile_i8_scalar(); }
-}  // namespace
 
 ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& row_ptr,
                const std::vector<int32_t>& col_idx, const int32_t* bias, const std::vector<q8::Requant>& rq,
@@ -25,20 +22,25 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     row_ptr_ = row_ptr;
     col_idx_ = col_idx;
   }
+  wide_ = active_isa() == Isa::Avx2;
   // Blocks [nnzb][taps][8 co][8 ci], zero beyond O and I; the sums feed the
-  // correction of the unsigned input.
-  w_.assign(col_idx_.size() * static_cast<size_t>(taps * 64), 0);
+  // correction of the unsigned input. The AVX2 layout: [nnzb][taps][4][8][2].
+  (wide_ ? w16_.assign(col_idx_.size() * static_cast<size_t>(taps * 64), 0)
+         : w_.assign(col_idx_.size() * static_cast<size_t>(taps * 64), 0));
   std::vector<int64_t> sum(static_cast<size_t>(rows * 8), 0);
   for (int64_t r = 0; r < rows; ++r)
     for (int32_t j = row_ptr_[r]; j < row_ptr_[r + 1]; ++j) {
-      int8_t* dst = w_.data() + static_cast<size_t>(j) * static_cast<size_t>(taps * 64);
+      int8_t* dst = wide_ ? nullptr : w_.data() + static_cast<size_t>(j) * static_cast<size_t>(taps * 64);
       for (int64_t t = 0; t < taps; ++t)
         for (int64_t co = 0; co < 8; ++co)
           for (int64_t ci = 0; ci < 8; ++ci) {
             const int64_t o = r * 8 + co, i = col_idx_[j] * 8 + ci;
             if (o >= O || i >= I) continue;
             const int8_t v = w[(o * taps + t) * I + i];
-            dst[(t * 8 + co) * 8 + ci] = v;
+            if (wide_)
+              w16_[static_cast<size_t>((j * taps + t) * 64 + (ci / 2) * 16 + co * 2 + ci % 2)] = v;
+            else
+              dst[(t * 8 + co) * 8 + ci] = v;
             sum[static_cast<size_t>(o)] += v;
           }
     }
@@ -47,7 +49,7 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
   shift_.assign(static_cast<size_t>(rows * 8), 0);
   for (int64_t o = 0; o < O; ++o) {
     const size_t k = static_cast<size_t>(o);
-    bias_[k] = static_cast<int32_t>(bias[o] - 128 * sum[k]);
+    bias_[k] = static_cast<int32_t>(wide_ ? bias[o] : bias[o] - 128 * sum[k]);
     mult_[k] = rq[k].mult;
     shift_[k] = rq[k].shift;
   }
@@ -58,13 +60,21 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
 }
 
 void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
-  const TileFnI8 fn = tile_i8(active_isa());
-  const int P = active_isa() == Isa::Avx512 ? kTileI8 : 8;
+  const bool vnni = !wide_ && active_isa() == Isa::Avx512;
+  const TileFnI8 fn = wide_ ? tile_i8_avx2() : vnni ? tile_i8_avx512() : tile_i8_scalar();
+  const int P = wide_ ? kTileI8Avx2 : vnni ? kTileI8 : 8;
   const int64_t rows = static_cast<int64_t>(row_ptr_.size()) - 1;
   const PhasePlan pp(g_);
   const int64_t img = pp.image_elems();
-  AlignedVector<uint8_t> packed(static_cast<size_t>(N * img), 128);  // 128: the zero of q + 128
-  pp.pack(g_, x, g_.C, N, packed.data(), [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); });
+  AlignedVector<uint8_t> packed;
+  AlignedVector<int16_t> packed16;
+  if (wide_) {
+    packed16.assign(static_cast<size_t>(N * img), 0);
+    pp.pack(g_, x, g_.C, N, packed16.data(), [](int8_t v) { return static_cast<int16_t>(v); });
+  } else {
+    packed.assign(static_cast<size_t>(N * img), 128);  // 128: the zero of q + 128
+    pp.pack(g_, x, g_.C, N, packed.data(), [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); });
+  }
 
   const int64_t V = g_.Ho * Wq_;
   const int64_t tiles = (V + P - 1) / P;
@@ -86,14 +96,16 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
       yp[j] = ow < g_.Wo ? y + ((n * g_.Ho + oh) * g_.Wo + ow) * g_.Cout + r * 8 : nullptr;
     }
     TileI8 a;
-    a.x = packed.data() + n * img + v0 * 8;
+    // Element offsets are the same in both layouts; the AVX2 kernel reads int16.
+    a.x = wide_ ? reinterpret_cast<const uint8_t*>(packed16.data() + n * img + v0 * 8) : packed.data() + n * img + v0 * 8;
     a.ldx = 8;
     a.ldb = pp.block_elems();
     a.tap_off = tap_off_.data();
     a.ntaps = ntaps;
     a.cols = col_idx_.data() + row_ptr_[r];
     a.nblk = row_ptr_[r + 1] - row_ptr_[r];
-    a.w = w_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
+    a.w = wide_ ? reinterpret_cast<const int8_t*>(w16_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64))
+                : w_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
     a.y = yp;
     a.bias = bias_.data() + r * 8;
     a.mult = mult_.data() + r * 8;

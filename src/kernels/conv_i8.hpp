@@ -45,6 +45,12 @@ constexpr int kTileI8 = 24;
 using TileFnI8 = void (*)(const TileI8&);
 TileFnI8 tile_i8_scalar();
 TileFnI8 tile_i8_avx512();  // needs AVX-512 VNNI
+// AVX2 has no u8 x s8 dot product that cannot saturate, so its kernel reads
+// another layout: x and w point to int16 (input q as it is, padding 0;
+// weights per tap [4 ci pairs][8 co][2]) and the bias is uncorrected;
+// vpmaddwd sums each pair exactly in int32.
+TileFnI8 tile_i8_avx2();
+constexpr int kTileI8Avx2 = 10;
 
 class ConvI8 {
  public:
@@ -59,7 +65,9 @@ class ConvI8 {
  private:
   ConvGeom g_;
   std::vector<int32_t> row_ptr_, col_idx_;
-  AlignedVector<int8_t> w_;
+  bool wide_ = false;          // the AVX2 (int16) layout, chosen when constructed on AVX2
+  AlignedVector<int8_t> w_;    // VNNI / scalar layout
+  AlignedVector<int16_t> w16_;  // AVX2 layout
   std::vector<int32_t> bias_, mult_, shift_;  // [rows * 8]
   int32_t lo_, hi_;
   int64_t Wq_ = 0;

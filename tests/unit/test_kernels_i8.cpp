@@ -50,7 +50,7 @@ void check(const Case& c, uint64_t seed) {
   const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
   Array<int8_t> x = random_i8({c.N, c.H, c.W, c.C}, seed + 4);
   Array<int8_t> ref = q8::reference_node(n, q, {&x});
-  for (Isa isa : {Isa::Scalar, Isa::Avx512}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
     set_isa(isa);
     INFO("isa " << isa_name(isa) << " N" << c.N << " " << c.H << "x" << c.W << "x" << c.C << " -> " << c.Cout << " k"

@@ -117,7 +117,7 @@ TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
     m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
     const Tensor x = images(m, 2, 9);
     const Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
-    for (Isa isa : {Isa::Scalar, Isa::Avx512}) {
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
       if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
       set_isa(isa);
       Runner r(m);
