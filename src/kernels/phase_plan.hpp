@@ -48,25 +48,28 @@ struct PhasePlan {
   // value) from x [N, H, W, C] (pixel stride ldx), each element through f.
   template <typename T, typename U, typename F>
   void pack(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f) const {
-    const int64_t img = image_elems(), blocks = Cp / 8;
-#pragma omp parallel for collapse(4) schedule(static)
+    const int64_t img = image_elems(), blocks = Cp / 8, bstride = block_elems();
+    // One padded-input row per iteration: each source pixel is read once,
+    // contiguously, and its channels scattered to the block planes.
+#pragma omp parallel for collapse(3) schedule(static)
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t cb = 0; cb < blocks; ++cb)
-        for (int64_t ph = 0; ph < phases; ++ph)
-          for (int64_t iq = 0; iq < Hq; ++iq) {
-            const int64_t a = ph / g.sw, b = ph % g.sw;
-            const int64_t ih = iq * g.sh + a - g.pt;
-            if (ih < 0 || ih >= g.H) continue;
-            const int64_t c0 = cb * 8, nc = std::min<int64_t>(8, g.C - c0);
-            U* dst = out + n * img + cb * block_elems() + (ph * plane + iq * Wq) * 8;
-            for (int64_t jq = 0; jq < Wq; ++jq) {
-              const int64_t iw = jq * g.sw + b - g.pl;
-              if (iw < 0 || iw >= g.W) continue;
-              const T* src = x + ((n * g.H + ih) * g.W + iw) * ldx + c0;
-              U* d = dst + jq * 8;
-              for (int64_t c = 0; c < nc; ++c) d[c] = f(src[c]);
+      for (int64_t ph = 0; ph < phases; ++ph)
+        for (int64_t iq = 0; iq < Hq; ++iq) {
+          const int64_t a = ph / g.sw, b = ph % g.sw;
+          const int64_t ih = iq * g.sh + a - g.pt;
+          if (ih < 0 || ih >= g.H) continue;
+          U* dst = out + n * img + (ph * plane + iq * Wq) * 8;
+          for (int64_t jq = 0; jq < Wq; ++jq) {
+            const int64_t iw = jq * g.sw + b - g.pl;
+            if (iw < 0 || iw >= g.W) continue;
+            const T* src = x + ((n * g.H + ih) * g.W + iw) * ldx;
+            for (int64_t cb = 0; cb < blocks; ++cb) {
+              U* d = dst + cb * bstride + jq * 8;
+              const int64_t c0 = cb * 8, nc = std::min<int64_t>(8, g.C - c0);
+              for (int64_t c = 0; c < nc; ++c) d[c] = f(src[c0 + c]);
             }
           }
+        }
   }
 };
 
