@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <map>
 #include <set>
 #include <string>
@@ -27,19 +29,6 @@
 using namespace bsp;
 
 namespace {
-
-template <typename F>
-double median_ms(int reps, F&& f) {
-  f();  // warm up
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -97,18 +86,31 @@ int main(int argc, char** argv) {
       Tensor y({B, g.Ho, g.Wo, g.Cout});
       const double gflop = 2.0 * static_cast<double>(B * g.Ho * g.Wo * g.Cout * g.kh * g.kw * g.C) * 1e-9;
       kernels::ConvBlas blas(g, w0.data(), nullptr);
-      const double t_blas = median_ms(reps, [&] { blas.run(x.data(), B, y.data(), nullptr, false); });
-      double t[3];
+      // The four variants of a shape alternate within every repetition, so
+      // that they share the machine's noise.
       const double dens[3] = {1.0, 0.5, 0.25};
+      std::vector<std::unique_ptr<kernels::ConvF32>> convs;
       for (int d = 0; d < 3; ++d) {
         n.param("weight") = w0.clone();
         test::block_prune(n, 8, 8, dens[d], 100 + i);
         const Tensor& w = n.param("weight");
         auto l = compact::compress(w.data(), w.shape(), element_mask(n).data(),
                                    compact::spec_for(n, compact::Format::Bsr));
-        kernels::ConvF32 conv(g, kernels::pack_f32(w.data(), l.geom(), l.row_ptr, l.col_idx, nullptr));
-        t[d] = median_ms(reps, [&] { conv.run(x.data(), g.C, B, y.data(), g.Cout, nullptr, 0, false); });
+        convs.push_back(std::make_unique<kernels::ConvF32>(
+            g, kernels::pack_f32(w.data(), l.geom(), l.row_ptr, l.col_idx, nullptr)));
       }
+      std::vector<std::function<void()>> runs = {[&] { blas.run(x.data(), B, y.data(), nullptr, false); }};
+      for (auto& c : convs) runs.push_back([&, cp = c.get()] { cp->run(x.data(), g.C, B, y.data(), g.Cout, nullptr, 0, false); });
+      std::vector<std::vector<double>> times(runs.size());
+      for (auto& r : runs) r();  // warm up
+      for (int rep = 0; rep < reps; ++rep)
+        for (size_t k = 0; k < runs.size(); ++k) {
+          auto t0 = std::chrono::steady_clock::now();
+          runs[k]();
+          times[k].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+      const double t_blas = median(times[0]);
+      const double t[3] = {median(times[1]), median(times[2]), median(times[3])};
       std::printf("%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f,%.3f,%.3f,%.3f\n", n.name.c_str(),
                   static_cast<long>(B), static_cast<long>(g.H), static_cast<long>(g.W), static_cast<long>(g.C),
                   static_cast<long>(g.Cout), static_cast<long>(g.kh), static_cast<long>(g.sh), gflop, t_blas, t[0], t[1],

@@ -80,3 +80,20 @@ TEST_CASE("int8 bsr conv is bit-exact with the int8 reference") {
   uint64_t seed = 1;
   for (const Case& c : cases) check(c, seed += 10);
 }
+
+TEST_CASE("int8 kernel on random shapes") {
+  Rng r(77);
+  for (int i = 0; i < 12; ++i) {
+    Case c;
+    c.N = 1 + static_cast<int64_t>(r.below(3));
+    c.H = 3 + static_cast<int64_t>(r.below(10));
+    c.W = 3 + static_cast<int64_t>(r.below(10));
+    c.C = 1 + static_cast<int64_t>(r.below(40));
+    c.Cout = 1 + static_cast<int64_t>(r.below(40));
+    c.k = 1 + 2 * static_cast<int64_t>(r.below(2));
+    c.stride = 1 + static_cast<int64_t>(r.below(2));
+    c.pad = static_cast<int64_t>(r.below(static_cast<uint64_t>(c.k / 2 + 1)));
+    c.density = r.uniform();
+    check(c, 3000 + static_cast<uint64_t>(i));
+  }
+}
