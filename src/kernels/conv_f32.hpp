@@ -32,7 +32,7 @@ using compact::WeightGeom;
 // One call of the micro-kernel: npix (<= kTileF32) virtual pixels x one block row.
 struct TileF32 {
   const float* x;           // input at the tile's first virtual pixel, block 0
-  int64_t ldx;              // floats between consecutive virtual pixels: one of kStrides
+  int64_t ldx;              // floats between consecutive virtual pixels (8, or C when direct)
   int64_t ldb;              // floats between consecutive 8-channel blocks
   const int64_t* tap_off;   // [ntaps] offset of each tap (floats)
   int ntaps;

@@ -29,15 +29,16 @@ inline __m512 reduce_pair(__m512 a, __m512 b) {
   return _mm512_permutexvar_ps(idx, _mm512_add_ps(even, odd));
 }
 
-// LDX, the pixel stride, is a compile-time constant (kStrides) so that every
-// broadcast of the unrolled tile is one load with an immediate offset.
+// LDX, the pixel stride, is a compile-time constant so that every broadcast
+// of the unrolled tile is one load with an immediate offset (LDX = 0: the
+// runtime a.ldx, slower address arithmetic).
 template <int P, int LDX>
 void tile(const TileF32& a) {
   __m512 acc[P];
 #pragma GCC unroll 32
   for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();
   const float* w = a.w;
-  constexpr int64_t ldx = LDX;
+  const int64_t ldx = LDX ? LDX : a.ldx;
   for (int b = 0; b < a.nblk; ++b) {
     const float* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t) {
@@ -72,14 +73,20 @@ constexpr auto make_table(std::integer_sequence<int, Ps...>) {
   return std::array<TileFnF32, sizeof...(Ps)>{&tile<Ps + 1, LDX>...};
 }
 
+// Every tile size for the packed layout (ldx = 8); the NHWC strides only
+// for full tiles, a layer's last partial tile taking the runtime stride
+// (fewer instantiations to compile).
 void dispatch(const TileF32& a) {
   using Seq = std::make_integer_sequence<int, kTileF32>;
-  static constexpr auto t8 = make_table<8>(Seq{});
-  static constexpr auto t64 = make_table<64>(Seq{});
-  static constexpr auto t128 = make_table<128>(Seq{});
-  static constexpr auto t256 = make_table<256>(Seq{});
-  const auto& t = a.ldx == 8 ? t8 : a.ldx == 64 ? t64 : a.ldx == 128 ? t128 : t256;
-  t[a.npix - 1](a);
+  static constexpr auto packed = make_table<8>(Seq{});
+  static constexpr auto any = make_table<0>(Seq{});
+  constexpr int P = kTileF32;
+  if (a.ldx == 8) return packed[a.npix - 1](a);
+  if (a.npix < P) return any[a.npix - 1](a);
+  if (a.ldx == 64) return tile<P, 64>(a);
+  if (a.ldx == 128) return tile<P, 128>(a);
+  if (a.ldx == 256) return tile<P, 256>(a);
+  any[P - 1](a);
 }
 
 }  // namespace
