@@ -87,16 +87,18 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   // The input as the kernel reads it: one image's planes start `img` floats apart.
   const float* xin = x;
   int64_t img = 0, pix_stride = ldx, block_stride = 8;
-  AlignedVector<float> packed;
+  // Packing scratch, reused across calls (every element is rewritten);
+  // thread_local, so only this thread may name it (xin below).
+  static thread_local AlignedVector<float> packed;
   if (direct_) {
     img = g_.H * g_.W * ldx;
   } else {
     const PhasePlan pp(g_);
     img = pp.image_elems();
-    packed.assign(static_cast<size_t>(N * img), 0.0f);
+    if (packed.size() < static_cast<size_t>(N * img)) packed.resize(static_cast<size_t>(N * img));
     pix_stride = 8;
     block_stride = pp.block_elems();
-    pp.pack(g_, x, ldx, N, packed.data(), [](float v) { return v; });
+    pp.pack(g_, x, ldx, N, packed.data(), [](float v) { return v; }, 0.0f);
     xin = packed.data();
   }
 

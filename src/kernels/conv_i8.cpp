@@ -66,15 +66,21 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
   const int64_t rows = static_cast<int64_t>(row_ptr_.size()) - 1;
   const PhasePlan pp(g_);
   const int64_t img = pp.image_elems();
-  AlignedVector<uint8_t> packed;
-  AlignedVector<int16_t> packed16;
+  // Packing scratch, reused across calls (every element is rewritten).
+  static thread_local AlignedVector<uint8_t> packed;
+  static thread_local AlignedVector<int16_t> packed16;
+  const size_t need = static_cast<size_t>(N * img);
   if (wide_) {
-    packed16.assign(static_cast<size_t>(N * img), 0);
-    pp.pack(g_, x, g_.C, N, packed16.data(), [](int8_t v) { return static_cast<int16_t>(v); });
+    if (packed16.size() < need) packed16.resize(need);
+    pp.pack(g_, x, g_.C, N, packed16.data(), [](int8_t v) { return static_cast<int16_t>(v); }, int16_t{0});
   } else {
-    packed.assign(static_cast<size_t>(N * img), 128);  // 128: the zero of q + 128
-    pp.pack(g_, x, g_.C, N, packed.data(), [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); });
+    if (packed.size() < need) packed.resize(need);
+    // 128 is the zero of q + 128.
+    pp.pack(g_, x, g_.C, N, packed.data(), [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, uint8_t{128});
   }
+  // (thread_local: take the pointers here, not inside the parallel loop)
+  const uint8_t* xu8 = packed.data();
+  const int16_t* x16 = packed16.data();
 
   const int64_t V = g_.Ho * Wq_;
   const int64_t tiles = (V + P - 1) / P;
@@ -97,7 +103,7 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
     }
     TileI8 a;
     // Element offsets are the same in both layouts; the AVX2 kernel reads int16.
-    a.x = wide_ ? reinterpret_cast<const uint8_t*>(packed16.data() + n * img + v0 * 8) : packed.data() + n * img + v0 * 8;
+    a.x = wide_ ? reinterpret_cast<const uint8_t*>(x16 + n * img + v0 * 8) : xu8 + n * img + v0 * 8;
     a.ldx = 8;
     a.ldb = pp.block_elems();
     a.tap_off = tap_off_.data();

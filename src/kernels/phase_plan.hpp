@@ -19,14 +19,17 @@ namespace bsp::kernels {
 struct PhasePlan {
   int64_t Cp = 0, Hq = 0, Wq = 0;
   int64_t plane = 0;               // pixels per plane, slack for the last row's garbage columns included
-  int64_t phases = 1;
+  int64_t phases = 1;              // planes stored per block: the phases some tap reads
   std::vector<int64_t> tap_pixel;  // per tap (y*kw + x): pixel offset from an image's first plane
+  std::vector<int64_t> phase_ab;   // per stored plane: its phase a * sw + b
 
   explicit PhasePlan(const ConvGeom& g) {
     Cp = (g.C + 7) / 8 * 8;
     const int64_t Hp = g.H + g.pt + g.pb, Wp = g.W + g.pl + g.pr;
     Hq = (Hp + g.sh - 1) / g.sh, Wq = (Wp + g.sw - 1) / g.sw;
-    phases = g.sh * g.sw;
+    // Only the phases some tap reads are stored (a 1x1 stride-2 layer needs
+    // one plane of four).
+    std::vector<int64_t> slot(static_cast<size_t>(g.sh * g.sw), -1);
     int64_t max_off = 0;
     std::vector<int64_t> phase;
     for (int64_t y = 0; y < g.kh; ++y)
@@ -35,8 +38,14 @@ struct PhasePlan {
         const int64_t b = (x * g.dw) % g.sw, ox = (x * g.dw) / g.sw;
         max_off = std::max(max_off, oy * Wq + ox);
         tap_pixel.push_back(oy * Wq + ox);
-        phase.push_back(a * g.sw + b);
+        int64_t& sl = slot[static_cast<size_t>(a * g.sw + b)];
+        if (sl < 0) {
+          sl = static_cast<int64_t>(phase_ab.size());
+          phase_ab.push_back(a * g.sw + b);
+        }
+        phase.push_back(sl);
       }
+    phases = static_cast<int64_t>(phase_ab.size());
     plane = std::max(Hq * Wq, g.Ho * Wq + max_off) + 1;
     for (size_t t = 0; t < tap_pixel.size(); ++t) tap_pixel[t] += phase[t] * plane;
   }
@@ -44,29 +53,32 @@ struct PhasePlan {
   int64_t image_elems() const { return Cp / 8 * block_elems(); }
   int64_t tap_elems(size_t t) const { return tap_pixel[t] * 8; }
 
-  // Fills out (N * image_elems() elements, pre-filled with the padding
-  // value) from x [N, H, W, C] (pixel stride ldx), each element through f.
+  // Writes every element of out (N * image_elems()) from x [N, H, W, C]
+  // (pixel stride ldx), each input element through f, `pad` everywhere else
+  // (padding, channels beyond C, the slack after each plane).
   template <typename T, typename U, typename F>
-  void pack(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f) const {
+  void pack(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f, U pad) const {
     const int64_t img = image_elems(), blocks = Cp / 8, bstride = block_elems();
-    // One padded-input row per iteration: each source pixel is read once,
-    // contiguously, and its channels scattered to the block planes.
+    // One plane row per iteration (rows past Hq: the slack); each source
+    // pixel is read once, contiguously, and scattered to the block planes.
+    const int64_t rows = (plane + Wq - 1) / Wq;
 #pragma omp parallel for collapse(3) schedule(static)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t ph = 0; ph < phases; ++ph)
-        for (int64_t iq = 0; iq < Hq; ++iq) {
-          const int64_t a = ph / g.sw, b = ph % g.sw;
+        for (int64_t iq = 0; iq < rows; ++iq) {
+          const int64_t a = phase_ab[static_cast<size_t>(ph)] / g.sw, b = phase_ab[static_cast<size_t>(ph)] % g.sw;
           const int64_t ih = iq * g.sh + a - g.pt;
-          if (ih < 0 || ih >= g.H) continue;
+          const int64_t width = std::min(Wq, plane - iq * Wq);
           U* dst = out + n * img + (ph * plane + iq * Wq) * 8;
-          for (int64_t jq = 0; jq < Wq; ++jq) {
+          const bool row_in = iq < Hq && ih >= 0 && ih < g.H;
+          for (int64_t jq = 0; jq < width; ++jq) {
             const int64_t iw = jq * g.sw + b - g.pl;
-            if (iw < 0 || iw >= g.W) continue;
-            const T* src = x + ((n * g.H + ih) * g.W + iw) * ldx;
+            const T* src = row_in && iw >= 0 && iw < g.W ? x + ((n * g.H + ih) * g.W + iw) * ldx : nullptr;
             for (int64_t cb = 0; cb < blocks; ++cb) {
               U* d = dst + cb * bstride + jq * 8;
-              const int64_t c0 = cb * 8, nc = std::min<int64_t>(8, g.C - c0);
+              const int64_t c0 = cb * 8, nc = src ? std::min<int64_t>(8, g.C - c0) : 0;
               for (int64_t c = 0; c < nc; ++c) d[c] = f(src[c0 + c]);
+              for (int64_t c = nc; c < 8; ++c) d[c] = pad;
             }
           }
         }

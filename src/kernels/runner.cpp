@@ -77,6 +77,26 @@ struct Runner::Impl {
   std::vector<StepInfo> infos;
   std::vector<size_t> last_use;  // per slot: the last step reading it
   std::unique_ptr<Int8Runner> int8;
+  // Freed activations, reused for outputs of the same size in this and later
+  // forward passes: no page faults or zeroing of fresh buffers (the kernels
+  // write every output element).
+  mutable std::vector<Tensor> pool;
+
+  Tensor take(Shape s) const {
+    const size_t n = static_cast<size_t>(shape_numel(s));
+    for (size_t i = 0; i < pool.size(); ++i)
+      if (pool[i].size() == n) {
+        Tensor t = std::move(pool[i]);
+        pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(i));
+        t.reshape(std::move(s));
+        return t;
+      }
+    return Tensor(std::move(s));
+  }
+  void give(Tensor& t) const {
+    if (!t.empty()) pool.push_back(std::move(t));
+    t = Tensor();
+  }
 
   bool fuse_add = true;
 
@@ -209,12 +229,13 @@ struct Runner::Impl {
       if (s.conv || s.blas || s.sparse) {
         const Tensor& xin = slot[s.in[0]];
         const ConvGeom& g = s.geom;
-        Tensor y = s.is_dense_layer ? Tensor({N, g.Cout}) : Tensor({N, g.Ho, g.Wo, g.Cout});
+        Tensor y = s.is_dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
         const float* z = s.residual >= 0 ? slot[static_cast<size_t>(s.residual)].data() : nullptr;
         if (s.conv && s.width_fold) {
-          Tensor folded({N, g.H, g.Wo, g.kw * g.C});
+          Tensor folded = take({N, g.H, g.Wo, g.kw * g.C});
           width_im2col(g, xin.data(), N, folded.data());
           s.conv->run(folded.data(), g.kw * g.C, N, y.data(), g.Cout, z, g.Cout, s.relu);
+          give(folded);
         } else if (s.conv)
           s.conv->run(xin.data(), g.C, N, y.data(), g.Cout, z, g.Cout, s.relu);
         else if (s.blas)
@@ -223,7 +244,8 @@ struct Runner::Impl {
           s.sparse->run(xin.data(), N, y.data(), z, s.relu);
         slot[s.out] = std::move(y);
       } else if (n.op == Op::Input) {
-        slot[s.out] = x.clone();
+        slot[s.out] = take(x.shape());
+        std::copy(x.begin(), x.end(), slot[s.out].begin());
       } else {
         std::vector<const Tensor*> ins;
         for (size_t src : s.in) ins.push_back(&slot[src]);
@@ -231,8 +253,8 @@ struct Runner::Impl {
       }
       if (on_output) on_output(s.out, slot[s.out]);
       for (size_t src : s.in)
-        if (last_use[src] == k) slot[src] = Tensor();
-      if (s.residual >= 0 && last_use[static_cast<size_t>(s.residual)] == k) slot[static_cast<size_t>(s.residual)] = Tensor();
+        if (last_use[src] == k) give(slot[src]);
+      if (s.residual >= 0 && last_use[static_cast<size_t>(s.residual)] == k) give(slot[static_cast<size_t>(s.residual)]);
       if (on_step)
         on_step(k, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }

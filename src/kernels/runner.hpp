@@ -49,7 +49,8 @@ class Runner {
 
   bool is_int8() const;
   const std::vector<StepInfo>& steps() const;
-  // x [N, H, W, C] -> the last node's output. `on_step(i, ms)`, when given,
+  // x [N, H, W, C] -> the last node's output. Not for concurrent calls on one
+  // runner (it keeps its activation buffers between passes). `on_step(i, ms)`, when given,
   // is called after step i with its wall time; `on_output(node, t)` sees the
   // tensor each fp32 step produces (node: the last node of its fused chain).
   Tensor forward(const Tensor& x, const std::function<void(size_t step, double ms)>& on_step = {},
