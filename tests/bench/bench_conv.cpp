@@ -23,6 +23,7 @@
 #include "core/shapes.hpp"
 #include "kernels/conv_blas.hpp"
 #include "kernels/conv_f32.hpp"
+#include "kernels/conv_i8.hpp"
 #include "../unit/sparse_helpers.hpp"
 #include "zoo/zoo.hpp"
 
@@ -64,9 +65,9 @@ int main(int argc, char** argv) {
   Model m = build_resnet50(1000);
   const auto shapes = infer_shapes(m);
   std::set<std::string> seen;
-  std::printf("layer,batch,H,W,Cin,Cout,k,stride,gflop,blas_ms,dense_ms,sparse50_ms,sparse25_ms,"
-              "blas_gflops,dense_gflops,speedup_dense,speedup50,speedup25\n");
-  std::map<int64_t, std::vector<double>> s50, s25, sd;
+  std::printf("layer,batch,H,W,Cin,Cout,k,stride,gflop,blas_ms,dense_ms,sparse50_ms,sparse25_ms,int8_sparse50_ms,"
+              "blas_gflops,dense_gflops,speedup_dense,speedup50,speedup25,fp32_over_int8_sparse50\n");
+  std::map<int64_t, std::vector<double>> s50, s25, sd, si8;
   bool first = true;
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     Node& n = m.nodes[i];
@@ -99,8 +100,20 @@ int main(int argc, char** argv) {
         convs.push_back(std::make_unique<kernels::ConvF32>(
             g, kernels::pack_f32(w.data(), l.geom(), l.row_ptr, l.col_idx, nullptr)));
       }
+      // int8 at density 0.5: the same blocks, random int8 values.
+      n.param("weight") = w0.clone();
+      test::block_prune(n, 8, 8, 0.5, 100 + i);
+      Array<int8_t> wq(w0.shape()), xq({B, g.H, g.W, g.C}), yq({B, g.Ho, g.Wo, g.Cout});
+      for (size_t k = 0; k < wq.size(); ++k) wq[k] = n.param("weight")[k] == 0.0f ? 0 : static_cast<int8_t>(k % 200 - 100);
+      for (size_t k = 0; k < xq.size(); ++k) xq[k] = static_cast<int8_t>(k % 251 - 125);
+      auto lq = compact::compress(wq.data(), wq.shape(), element_mask(n).data(),
+                                  compact::spec_for(n, compact::Format::Bsr));
+      std::vector<int32_t> bias_q(static_cast<size_t>(g.Cout), 0);
+      std::vector<q8::Requant> rq(static_cast<size_t>(g.Cout), q8::make_requant(1.0 / 4096));
+      kernels::ConvI8 conv8(g, wq.data(), lq.row_ptr, lq.col_idx, bias_q.data(), rq, -128, 127);
       std::vector<std::function<void()>> runs = {[&] { blas.run(x.data(), B, y.data(), nullptr, false); }};
       for (auto& c : convs) runs.push_back([&, cp = c.get()] { cp->run(x.data(), g.C, B, y.data(), g.Cout, nullptr, 0, false); });
+      runs.push_back([&] { conv8.run(xq.data(), B, yq.data()); });
       std::vector<std::vector<double>> times(runs.size());
       for (auto& r : runs) r();  // warm up
       for (int rep = 0; rep < reps; ++rep)
@@ -111,20 +124,23 @@ int main(int argc, char** argv) {
         }
       const double t_blas = median(times[0]);
       const double t[3] = {median(times[1]), median(times[2]), median(times[3])};
-      std::printf("%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f,%.3f,%.3f,%.3f\n", n.name.c_str(),
+      const double t_i8 = median(times[4]);
+      std::printf("%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f\n", n.name.c_str(),
                   static_cast<long>(B), static_cast<long>(g.H), static_cast<long>(g.W), static_cast<long>(g.C),
                   static_cast<long>(g.Cout), static_cast<long>(g.kh), static_cast<long>(g.sh), gflop, t_blas, t[0], t[1],
-                  t[2], gflop / t_blas * 1e3, gflop / t[0] * 1e3, t_blas / t[0], t_blas / t[1], t_blas / t[2]);
+                  t[2], t_i8, gflop / t_blas * 1e3, gflop / t[0] * 1e3, t_blas / t[0], t_blas / t[1], t_blas / t[2],
+                  t[1] / t_i8);
       std::fflush(stdout);
       sd[B].push_back(t_blas / t[0]);
       s50[B].push_back(t_blas / t[1]);
       s25[B].push_back(t_blas / t[2]);
+      si8[B].push_back(t[1] / t_i8);
     }
   }
   for (int64_t B : batches)
     std::fprintf(stderr,
                  "batch %ld: median speedup over OpenBLAS: bsp dense %.2fx, block:8x8 d=0.5 %.2fx, d=0.25 %.2fx "
-                 "(%zu shapes)\n",
-                 static_cast<long>(B), median(sd[B]), median(s50[B]), median(s25[B]), s50[B].size());
+                 "(%zu shapes); int8 block-sparse d=0.5 %.2fx faster than fp32 block-sparse\n",
+                 static_cast<long>(B), median(sd[B]), median(s50[B]), median(s25[B]), s50[B].size(), median(si8[B]));
   return 0;
 }
