@@ -14,9 +14,11 @@ step "$BSP" init --arch fmnist-cnn --seed 1 -o m0.h5
 step "$BSP" info m0.h5
 step "$BSP" prune m0.h5 --pattern block:8x8 --density 0.5 -o m2.h5
 step "$BSP" info --weighted m2.h5
-step "$BSP" compact m0.h5 --dtype int8 -o m0q.h5
-step "$BSP" info --weighted m0q.h5
-step "$BSP" bench m0q.h5 --reps 3
+step "$BSP" compact m2.h5 -o m3.h5
+step "$BSP" info --weighted m3.h5
+step "$BSP" bench m3.h5 --reps 3
+step "$BSP" compact m2.h5 --dtype int8 -o m3q.h5
+step "$BSP" bench m3q.h5 --reps 3 --baseline dense
 step "$BSP" init --arch resnet50 -o resnet50.h5
 step "$BSP" info --weighted resnet50.h5
 # Compare patterns at density 0.5 (in memory: --dry-run), summary lines only.

@@ -196,6 +196,11 @@ CompressSpec spec_for(const Node& n, Format format) {
         long gw = 0;
         if (std::sscanf(pattern.c_str() + pattern.find(':') + 1, "%ld", &gw) == 1 && gw > 0) s.G = gw;
       }
+      if (n.mask && n.mask->is_tiled()) {
+        s.column_tile = n.mask->column_tile.data();
+        s.tile_rows = n.mask->tile_rows.data();
+        s.tiles = n.mask->tiles();
+      }
       break;
   }
   return s;
@@ -279,6 +284,31 @@ CompactLayer compress_nm(const T* w, const WeightGeom& g, Kept<T> kept, int64_t 
   return l;
 }
 
+// The tiles bsp prune recorded: tile t gathers the rows tile_rows[t] keeps
+// and scatters to the columns column_tile assigns it, in increasing order.
+template <typename T>
+CompactLayer compress_tw_tiled(const T* w, const WeightGeom& g, const CompressSpec& s) {
+  CompactLayer l;
+  l.G = s.G;
+  const int64_t K = g.K();
+  std::vector<T> vals;
+  l.tile_row_ptr.push_back(0);
+  l.tile_col_ptr.push_back(0);
+  for (int64_t t = 0; t < s.tiles; ++t) {
+    const size_t c0 = l.tile_cols.size(), r0 = l.tile_rows.size();
+    for (int64_t o = 0; o < g.O; ++o)
+      if (s.column_tile[o] == t) l.tile_cols.push_back(static_cast<int32_t>(o));
+    for (int64_t k = 0; k < K; ++k)
+      if (s.tile_rows[t * K + k]) l.tile_rows.push_back(static_cast<int32_t>(k));
+    for (size_t i = r0; i < l.tile_rows.size(); ++i)
+      for (size_t j = c0; j < l.tile_cols.size(); ++j) vals.push_back(w[l.tile_cols[j] * K + l.tile_rows[i]]);
+    l.tile_row_ptr.push_back(static_cast<int32_t>(l.tile_rows.size()));
+    l.tile_col_ptr.push_back(static_cast<int32_t>(l.tile_cols.size()));
+  }
+  l.values = std::move(vals);
+  return l;
+}
+
 template <typename T>
 CompactLayer compress_tw(const T* w, const WeightGeom& g, Kept<T> kept, int64_t G) {
   CompactLayer l;
@@ -336,7 +366,7 @@ CompactLayer compress(const T* w, const Shape& shape, const uint8_t* keep, const
       break;
     case Format::TW:
       if (spec.G < 1) fail("tw tile width {}", spec.G);
-      l = compress_tw(w, g, kept, spec.G);
+      l = spec.column_tile ? compress_tw_tiled(w, g, spec) : compress_tw(w, g, kept, spec.G);
       break;
   }
   l.format = spec.format;

@@ -107,10 +107,15 @@ struct CompressSpec {
   int64_t R = 8, C = 8;  // bsr block (taken from a block mask when there is one)
   int64_t N = 0, M = 0;  // nm
   int64_t G = 128;       // tw tile width
+  // tw: the tile structure recorded by bsp prune (Mask::column_tile [O],
+  // Mask::tile_rows [tiles, K]); null: tiles cut from the kept columns.
+  const int32_t* column_tile = nullptr;
+  const uint8_t* tile_rows = nullptr;
+  int64_t tiles = 0;
 };
 
-// The spec for node `n` in `format` (block size, N:M, tile width from the
-// mask's pattern). Throws bsp::Error when the layer cannot take the format
+// The spec for node `n` in `format` (block size, N:M, tile width and tile
+// structure from the mask; the spec points into n's mask). Throws bsp::Error when the layer cannot take the format
 // (nm without an N:M pattern or with I % M != 0, ...).
 CompressSpec spec_for(const Node& n, Format format);
 

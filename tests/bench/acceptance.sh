@@ -28,13 +28,7 @@ log "isa: $(grep -o -m1 'avx512_vnni' /proc/cpuinfo || echo 'no avx512_vnni')"
 
 # The models: ResNet-50 (He init), pruned block:8x8 d=0.5 (first conv dense).
 [ -f r50.h5 ] || "$BSP" init --arch resnet50 -o r50.h5
-if [ ! -f r50p.h5 ]; then
-  if "$BSP" prune --help >/dev/null 2>&1; then
-    "$BSP" prune r50.h5 --pattern block:8x8 --density 0.5 -o r50p.h5
-  else
-    "$BUILD/tests/make_pruned_h5" resnet50 block:8x8 0.5 r50p.h5
-  fi
-fi
+[ -f r50p.h5 ] || "$BSP" prune r50.h5 --pattern block:8x8 --density 0.5 -o r50p.h5
 [ -f r50c.h5 ] || "$BSP" compact r50p.h5 -o r50c.h5
 [ -f r50q.h5 ] || "$BSP" compact r50p.h5 --dtype int8 -o r50q.h5 2>/dev/null
 

@@ -3,7 +3,8 @@
 # (Timings are never asserted, only that they exist and are consistent.)
 source "$E2E_LIB"
 
-"$MAKE_PRUNED_H5" fmnist-resnet block:8x8 0.5 b.h5 || fail "make_pruned_h5"
+ok "$BSP" init --arch fmnist-resnet -o r.h5
+ok "$BSP" prune r.h5 --pattern block:8x8 --density 0.5 -o b.h5
 ok "$BSP" compact b.h5 -o c.h5
 ok "$BSP" bench c.h5 --reps 2 --threads 2
 out_has '^model: c\.h5 \(fmnist-resnet\) +batch 1, 2 threads, 2 repetitions'

@@ -2,9 +2,11 @@
 # bsp compact: formats chosen per layer, int8, info's byte columns, failures.
 source "$E2E_LIB"
 
-"$MAKE_PRUNED_H5" fmnist-resnet block:8x8 0.5 b.h5 || fail "make_pruned_h5 block"
-"$MAKE_PRUNED_H5" fmnist-resnet nm:2:4 0.5 n.h5 || fail "make_pruned_h5 nm"
-"$MAKE_PRUNED_H5" fmnist-cnn tw:16 0.5 t.h5 || fail "make_pruned_h5 tw"
+ok "$BSP" init --arch fmnist-resnet -o r.h5
+ok "$BSP" init --arch fmnist-cnn -o k.h5
+ok "$BSP" prune r.h5 --pattern block:8x8 --density 0.5 -o b.h5
+ok "$BSP" prune r.h5 --pattern nm:2:4 -o n.h5
+ok "$BSP" prune k.h5 --pattern tw:16 --density 0.5 -o t.h5
 
 # auto: bsr for the block-pruned layers, dense for the first conv.
 ok "$BSP" compact b.h5 -o bc.h5
@@ -31,7 +33,8 @@ for l in d["layers"]:
             assert 1.1 < l["compact_ratio"] < 3.5, l
     else:
         assert l["format"] is None and l["dense_bytes"] is None, l
-assert d["history"][-1] == "bsp compact b.h5 -o bc.h5", d["history"]
+assert d["history"][-2:] == ["bsp prune r.h5 --pattern block:8x8 --density 0.5 -o b.h5",
+                             "bsp compact b.h5 -o bc.h5"], d["history"]
 PY
 # The other stages still read the graph; an uncompacted model has no compact part.
 ok "$BSP" info --json b.h5

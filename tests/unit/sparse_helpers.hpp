@@ -1,5 +1,7 @@
-// Masks for the compact and kernel tests, built directly (random structure,
-// not scores): block masks, N:M by magnitude, tile-wise and unstructured.
+// Masks for the compact and kernel tests. Block and unstructured masks are
+// built directly with random structure (any density, 0 and 1 included: the
+// kernels' edge cases); N:M and tile-wise masks come from bsp prune's API,
+// with directly built all-or-nothing tile masks for the edge cases it refuses.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include "core/model.hpp"
 #include "core/rng.hpp"
 #include "sparsity/mask.hpp"
+#include "sparsity/prune.hpp"
 #include "test_helpers.hpp"
 
 namespace bsp::test {
@@ -32,26 +35,27 @@ inline void block_prune(Node& n, int64_t R, int64_t C, double density, uint64_t 
   n.mask->density = static_cast<double>(kept) / static_cast<double>(e.size());
 }
 
-// N largest magnitudes of every M consecutive input channels.
+// N largest magnitudes of every M consecutive input channels (bsp prune).
 inline void nm_prune(Node& n, int64_t N, int64_t M) {
-  Tensor& w = n.param("weight");
-  Mask m;
-  m.pattern = "nm:" + std::to_string(N) + ":" + std::to_string(M);
-  m.bits = Array<uint8_t>(w.shape());
-  for (size_t g = 0; g < w.size(); g += static_cast<size_t>(M)) {
-    std::vector<size_t> idx;
-    for (size_t j = 0; j < static_cast<size_t>(M); ++j) idx.push_back(g + j);
-    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return std::abs(w[a]) > std::abs(w[b]); });
-    for (int64_t j = 0; j < N; ++j) m.bits[idx[static_cast<size_t>(j)]] = 1;
-  }
-  m.density = static_cast<double>(N) / static_cast<double>(M);
-  n.mask = std::move(m);
-  apply_mask(n);
+  n.mask.reset();
+  Pattern p;
+  p.family = PatternFamily::NM;
+  p.n = N, p.m = M;
+  prune_layer(n, p, static_cast<double>(N) / static_cast<double>(M));
 }
 
-// Tile-wise: keeps output channels with probability col_density, cuts them
-// into tiles of G and keeps each k row of a tile with probability row_density.
+// Tile-wise at density col_density * row_density with tiles of G (bsp
+// prune); at density 0 or 1 a directly built mask without tile structure.
 inline void tw_prune(Node& n, int64_t G, double col_density, double row_density, uint64_t seed) {
+  const double d = col_density * row_density;
+  if (d > 0 && d < 1) {
+    n.mask.reset();
+    Pattern p;
+    p.family = PatternFamily::TW;
+    p.tile = G;
+    prune_layer(n, p, d);
+    return;
+  }
   Tensor& w = n.param("weight");
   const int64_t O = w.dim(0), K = static_cast<int64_t>(w.size()) / O;
   Mask m;

@@ -4,6 +4,7 @@
 
 #include "compact/compact.hpp"
 #include "core/model_io.hpp"
+#include "sparsity/prune.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
@@ -126,7 +127,9 @@ TEST_CASE("tw tiles gather rows and scatter columns") {
   CompactLayer l = compress(w.data(), w.shape(), element_mask(n).data(), spec_for(n, Format::TW));
   CHECK(l.G == 16);
   for (int64_t t = 0; t + 1 < l.tiles(); ++t) CHECK(l.tile_col_ptr[t + 1] - l.tile_col_ptr[t] == 16);
-  // Fully pruned and unpruned layers.
+  // Fully pruned and unpruned layers (a mask without tile structure).
+  n.mask->column_tile = Array<int32_t>();
+  n.mask->tile_rows = Array<uint8_t>();
   n.mask->bits.fill(0);
   apply_mask(n);
   check_roundtrip(n, Format::TW);
@@ -226,4 +229,31 @@ TEST_CASE("bf16 compaction halves the value bytes") {
   Tensor w = expand_weight(c, "c");
   const Tensor& orig = m.nodes[1].param("weight");
   for (size_t i = 0; i < w.size(); ++i) CHECK(w[i] == Approx(orig[i]).epsilon(1.0 / 128));
+}
+
+TEST_CASE("layers pruned by bsp prune's patterns compact and expand bitwise") {
+  for (const char* pat : {"block:8x8", "block:4x2", "nm:2:4", "nm:2:8", "tw:16", "tvw:8", "channel", "unstructured"}) {
+    Model m = one_conv(40, 3, 24, 17);
+    Node& n = m.nodes[1];
+    const Pattern p = parse_pattern(pat);
+    prune_layer(n, p, p.implied_density().value_or(0.4));
+    INFO(pat);
+    const Format f = auto_format(n);
+    CHECK(f == (p.family == PatternFamily::Block                                  ? Format::Bsr
+                : p.family == PatternFamily::NM                                   ? Format::NM
+                : p.family == PatternFamily::Unstructured                         ? Format::Dense
+                                                                                  : Format::TW));
+    check_roundtrip(n, f);
+    if (n.mask->is_tiled()) {
+      const Tensor& w = n.param("weight");
+      CompactLayer l = compress(w.data(), w.shape(), element_mask(n).data(), spec_for(n, Format::TW));
+      CHECK(l.tiles() == n.mask->tiles());
+      // The tiles are the mask's: a tile keeps exactly the rows the mask says.
+      for (int64_t t = 0; t < l.tiles(); ++t) {
+        int64_t rows = 0;
+        for (int64_t k = 0; k < 3 * 3 * 24; ++k) rows += n.mask->tile_rows[static_cast<size_t>(t * 216 + k)];
+        CHECK(l.tile_row_ptr[t + 1] - l.tile_row_ptr[t] == rows);
+      }
+    }
+  }
 }
