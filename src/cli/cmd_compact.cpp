@@ -22,7 +22,7 @@ struct CompactCliOptions {
   std::string dtype = "fp32";
   bool pow2 = false;
   std::string calib;
-  int64_t calib_images = 64;
+  int64_t calib_images = 128;
   int threads = 0;
 };
 
@@ -39,6 +39,7 @@ void run_compact(const CompactCliOptions& o) {
   opt.pow2 = o.pow2;
   if (opt.dtype != compact::DType::I8) {
     if (o.pow2) fail_usage("--pow2 needs --dtype int8");
+    if (!o.calib.empty()) fail_usage("--calib needs --dtype int8");
   }
   if (o.calib_images < 1) fail_usage("--calib-images must be at least 1");
   const std::string out = resolve_output(o.input, o.out);
@@ -77,7 +78,10 @@ Runner setup_compact(CLI::App& sub) {
       ->type_name("F");
   sub.add_option("--dtype", o->dtype, "fp32 (default), bf16 or int8")->type_name("T");
   sub.add_flag("--pow2", o->pow2, "int8: power-of-two weight and activation scales");
-  sub.add_option("--calib-images", o->calib_images, "int8: how many calibration images (default 64)")
+  sub.add_option("--calib", o->calib,
+                 "int8: calibration images: fashion-mnist, a directory of IDX files or an HDF5 data file")
+      ->type_name("DATA");
+  sub.add_option("--calib-images", o->calib_images, "int8: how many calibration images (default 128)")
       ->type_name("N");
   add_threads_option(sub, o->threads);
   return [o] { run_compact(*o); };

@@ -61,12 +61,21 @@ out_has '^stage3\.1\.b\.conv .* dense +589,824 +294,912 +2\.00$'
 # int8 (synthetic calibration warns), power-of-two scales, a pipe.
 CHECKS=$((CHECKS + 1))
 "$BSP" compact b.h5 --dtype int8 --pow2 --calib-images 4 -o q.h5 2>q.err || fail "int8 compact failed: $(cat q.err)"
-grep -q "^bsp compact: warning: no calibration data" q.err || fail "no synthetic-calibration warning: $(cat q.err)"
+grep -q "^bsp compact: warning: no --calib data" q.err || fail "no synthetic-calibration warning: $(cat q.err)"
 ok "$BSP" info q.h5
 out_has '^compact \(int8\): weights '
 CHECKS=$((CHECKS + 1))
 "$BSP" compact - --dtype int8 --calib-images 2 -o - <b.h5 2>/dev/null | "$BSP" info - | grep -q '^compact (int8)' ||
   fail "compact through a pipe"
+# Calibration on real data (an HDF5 data file): no warning.
+"$MAKE_DATA_H5" d.h5 64 28 28 1 10 || fail "make_data_h5"
+CHECKS=$((CHECKS + 1))
+"$BSP" compact b.h5 --dtype int8 --calib d.h5 --calib-images 16 -o qd.h5 2>qd.err || fail "--calib d.h5: $(cat qd.err)"
+[ -s qd.err ] && fail "calibration on data warned: $(cat qd.err)"
+"$MAKE_DATA_H5" rgb.h5 8 32 32 3 10 || fail "make_data_h5 rgb"
+err 1 compact "rgb\.h5" "$BSP" compact b.h5 --dtype int8 --calib rgb.h5 -o x.h5
+err 1 compact "cannot read data 'nope\.h5'" "$BSP" compact b.h5 --dtype int8 --calib nope.h5 -o x.h5
+err 2 compact "--calib needs --dtype int8" "$BSP" compact b.h5 --calib d.h5 -o x.h5
 # Compacting again replaces the compact part.
 ok "$BSP" compact q.h5 -o q2.h5
 ok "$BSP" info q2.h5
