@@ -1,4 +1,5 @@
 // bsp prune: prune a model to a sparsity pattern (man/bsp-prune.1).
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <memory>
@@ -93,9 +94,13 @@ void print_report(std::FILE* f, const PruneResult& r, const PruneOptions& o, Sco
   std::string target = o.density ? fixed4(*o.density)
                        : o.pattern.implied_density() ? fixed4(*o.pattern.implied_density())
                                                       : std::string("per layer");
-  std::fprintf(f, "\n%s, %s scope: %s of %s weights kept in %zu layers, density %s (target %s), L2 norm kept %s\n",
+  const auto pruned = std::count_if(r.layers.begin(), r.layers.end(), [](const auto& l) { return l.pruned; });
+  const auto left = static_cast<long>(r.layers.size()) - pruned;
+  std::string layers = fmt::format("{} layers", pruned);
+  if (left) layers += fmt::format(" ({} left as {} was)", left, left == 1 ? "it" : "they");
+  std::fprintf(f, "\n%s, %s scope: %s of %s weights kept in %s, density %s (target %s), L2 norm kept %s\n",
                o.pattern.str().c_str(), scope_name(scope), with_commas(r.kept).c_str(), with_commas(r.weights).c_str(),
-               r.layers.size(), fixed4(r.density).c_str(), target.c_str(), fixed4(r.l2_kept).c_str());
+               layers.c_str(), fixed4(r.density).c_str(), target.c_str(), fixed4(r.l2_kept).c_str());
 }
 
 void run_prune(const PruneCliOptions& c) {

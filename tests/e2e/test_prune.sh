@@ -130,6 +130,9 @@ ok "$BSP" prune m.h5 -p nm:2:4 --include-first -o pn.h5
 CHECKS=$((CHECKS + 1))
 grep -q "^bsp prune: warning: layer 'conv1\.conv' left as it was: 1 input channels are not a multiple of M = 4" \
   "$WORK/.err" || fail "nm warning: $(cat "$WORK/.err")"
+ok "$BSP" prune m.h5 -p nm:2:4 --include-first -n
+out_has 'kept in 5 layers \(1 left as it was\), density'
+out_has "^conv1\\.conv +conv2d +- +0\\.5000 +1\\.0000 +1\\.0000 +- +input channels \\(1\\) not a multiple of 4: left as it was$"
 
 # stdin and stdout; the report moves to stderr.
 CHECKS=$((CHECKS + 1))
@@ -149,7 +152,7 @@ for bad in \
   "2|--density 0 is not in \(0, 1\]|-d 0" \
   "2|--density 1\.5 is not in \(0, 1\]|-d 1.5" \
   "2|--density -0\.5 is not in|-d -0.5" \
-  "2|density|-d abc" \
+  "2|could not convert: --density = abc|-d abc" \
   "2|unknown pattern 'bloc:8x8' \(expected block:RxC|-p bloc:8x8 -d 0.5" \
   "2|bad pattern 'nm:4:2': N \(4\) is larger than M \(2\)|-p nm:4:2" \
   "2|bad pattern 'block:0x8': block rows must be at least 1|-p block:0x8 -d 0.5" \
