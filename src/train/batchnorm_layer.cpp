@@ -35,13 +35,10 @@ void shifted_sums(const float* x, int64_t n, float k, double& s1, double& s2) {
   }
 }
 
-class BatchNormLayer : public Layer {
+class BatchNormLayer : public BoundLayer {
  public:
-  BatchNormLayer(const LayerArgs& a, bool relu) : relu_(relu) {
-    node = a.node;
+  BatchNormLayer(const LayerArgs& a, bool relu) : BoundLayer(a), relu_(relu) {
     mnode_ = a.node;
-    in = a.in;
-    out = a.out;
     C_ = out->C;
     eps_ = node->attrs.get_double("eps", 1e-5);
     if (a.training) {

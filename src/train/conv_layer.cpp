@@ -38,12 +38,9 @@ namespace {
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
-class ConvLayer : public Layer {
+class ConvLayer : public BoundLayer {
  public:
-  explicit ConvLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
+  explicit ConvLayer(const LayerArgs& a) : BoundLayer(a) {
     Value* x = in[0];
     g_ = conv_geom(*a.node, Shape{x->H, x->W, x->C});
     G_ = g_.groups;
@@ -51,7 +48,7 @@ class ConvLayer : public Layer {
     cout_g_ = g_.cout_per_group();
     taps_ = g_.kh * g_.kw;
     K_ = taps_ * cin_g_;
-    fast_ = g_.sh == 1 && g_.sw == 1 && G_ == 1;
+    fast_ = g_.sh == 1 && g_.sw == 1 && G_ == 1 && a.conv_path == ConvPath::Auto;
     if (fast_) {
       Pt_ = std::max(g_.pt, g_.pb);
       Pl_ = std::max(g_.pl, g_.pr);

@@ -1,9 +1,10 @@
 // dense forward / backward on feature-major vectors x [F, n] (net.hpp):
 //   y [O, n] = W [O, F] . x + b      igemm8, rows = output blocks
 //   dx [F, n] = W^T . dy              igemm8, rows = input blocks
-//   dW [O, F] = dy . x^T              rowdot8 over the batch
+//   dW [O, F] = dy . x^T              igemm8 over x^T, K = the batch
 // Zero 8x8 weight blocks are left out of all three (plan.hpp).
 #include <algorithm>
+#include <vector>
 
 #include "train/layers.hpp"
 #include "train/plan.hpp"
@@ -12,12 +13,9 @@ namespace bsp::train {
 
 namespace {
 
-class DenseLayer : public Layer {
+class DenseLayer : public BoundLayer {
  public:
-  explicit DenseLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
+  explicit DenseLayer(const LayerArgs& a) : BoundLayer(a) {
     const Tensor& w = node->param("weight");
     O_ = w.dim(0);
     F_ = w.dim(1);
@@ -76,14 +74,45 @@ class DenseLayer : public Layer {
     const KernelSet& k = *c.k;
     const float* x = in[0]->act.data();
     const float* dy = out->grad.data();
-    // dW, one row block per task: each writes its own rows.
+    // dW [O, F] = dy [O, n] . x^T as igemm8 with K = the batch: per output
+    // block, A[t][r] = dy[(rb * 8 + r) * n + t] and B = x^T [n, F] (rows t * F),
+    // over the runs of kept input blocks only. (rowdot8 over positions would
+    // spend as much on reducing its lanes as on multiplying for n = 128.)
     float* dw = w_->grad.data();
-    const int64_t nb = fwd_.blocks();
+    float* xt = c.scratch->get(0, static_cast<size_t>(n * F_));
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < F_; ++i) xt[j * F_ + i] = x[i * n + j];
+    if (static_cast<int64_t>(toff_.size()) != n) {
+      toff_.resize(static_cast<size_t>(n));
+      for (int64_t t = 0; t < n; ++t) toff_[static_cast<size_t>(t)] = t * F_;
+    }
+    const int64_t nb = fwd_.blocks(), ib = keep_.ib;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t rb = 0; rb < nb; ++rb) {
-      std::fill(dw + rb * 8 * F_, dw + std::min(O_, rb * 8 + 8) * F_, 0.0f);
-      k.rowdot8(dy + rb * 8 * n, n, static_cast<int>(fwd_.block_rows(rb)), fwd_.block_off(rb), fwd_.block_kidx(rb),
-                fwd_.block_T(rb), x, n, dw + rb * 8 * F_, F_);
+      const int64_t rows = fwd_.block_rows(rb);
+      std::vector<float> a(static_cast<size_t>(n * 8), 0.0f), tmp;
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r) a[static_cast<size_t>(t * 8 + r)] = dy[(rb * 8 + r) * n + t];
+      float* d = dw + rb * 8 * F_;
+      std::fill(d, d + rows * F_, 0.0f);
+      for (int64_t b0 = 0; b0 < ib;) {
+        if (!keep_(rb, b0)) {
+          ++b0;
+          continue;
+        }
+        int64_t b1 = b0;
+        while (b1 < ib && keep_(rb, b1)) ++b1;
+        const int64_t p0 = b0 * 8, P = std::min(F_, b1 * 8) - p0;
+        if (rows == 8) {
+          k.igemm8(a.data(), toff_.data(), n, xt + p0, P, d + p0, F_, false);
+        } else {
+          tmp.resize(static_cast<size_t>(8 * P));
+          k.igemm8(a.data(), toff_.data(), n, xt + p0, P, tmp.data(), P, false);
+          for (int64_t r = 0; r < rows; ++r) std::copy(tmp.begin() + r * P, tmp.begin() + (r + 1) * P, d + r * F_ + p0);
+        }
+        b0 = b1;
+      }
     }
     if (b_) {
       float* db = b_->grad.data();
@@ -137,6 +166,7 @@ class DenseLayer : public Layer {
   const DualMask* dual_ = nullptr;
   BlockKeep keep_;
   PassPlan fwd_, dgr_;
+  std::vector<int64_t> toff_;  // [n]: t * F, the rows of x^T
 };
 
 }  // namespace

@@ -17,6 +17,17 @@ struct LayerArgs {
   Value* out;
   std::vector<Param>* params;
   bool training;
+  ConvPath conv_path = ConvPath::Auto;
+};
+
+// A Layer bound to its node and values.
+class BoundLayer : public Layer {
+ public:
+  explicit BoundLayer(const LayerArgs& a) {
+    node = a.node;
+    in = a.in;
+    out = a.out;
+  }
 };
 
 std::unique_ptr<Layer> make_conv(const LayerArgs& a);

@@ -67,7 +67,7 @@ Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::ker
   for (size_t i = 1; i < count; ++i) {
     if (fused[i]) continue;
     Node& nd = m.nodes[i];
-    LayerArgs a{&nd, {}, values_[i].get(), &params_, opt.training};
+    LayerArgs a{&nd, {}, values_[i].get(), &params_, opt.training, opt.conv_path};
     for (const auto& name : nd.inputs) a.in.push_back(by_name.at(name));
     std::unique_ptr<Layer> l;
     switch (nd.op) {

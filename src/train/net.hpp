@@ -84,8 +84,14 @@ class Layer {
   Value* out = nullptr;
 };
 
+// How a stride-1 convolution runs (conv_layer.cpp): Auto takes the flat
+// shared-padding layout where it applies; Im2col forces the im2col path
+// (benchmarks compare them).
+enum class ConvPath { Auto, Im2col };
+
 struct NetOptions {
   int64_t max_batch = 128;
+  ConvPath conv_path = ConvPath::Auto;
   bool input_grad = false;  // also compute the gradient of the input (tests)
   bool training = true;     // allocate gradients and parameters
 };

@@ -42,13 +42,9 @@ void store(float* dst, const float* src, int64_t n, bool add) {
 namespace {
 
 // ---- relu: y = max(x, 0); dx = dy where y > 0 ----
-class ReluLayer : public Layer {
+class ReluLayer : public BoundLayer {
  public:
-  explicit ReluLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
-  }
+  explicit ReluLayer(const LayerArgs& a) : BoundLayer(a) {}
   void forward(const Ctx& c) override {
     const int64_t n = out->C * out->plane(c.n);
     const float* x = in[0]->act.data();
@@ -72,12 +68,9 @@ class ReluLayer : public Layer {
 };
 
 // ---- maxpool / avgpool over each [H, W] plane of x [C, n, H, W] ----
-class PoolLayer : public Layer {
+class PoolLayer : public BoundLayer {
  public:
-  explicit PoolLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
+  explicit PoolLayer(const LayerArgs& a) : BoundLayer(a) {
     g_ = pool_geom(*node, Shape{in[0]->H, in[0]->W, in[0]->C});
     max_ = node->op == Op::MaxPool;
     include_pad_ = !max_ && node->attrs.get_int("count_include_pad", 1) != 0;
@@ -222,13 +215,9 @@ class PoolLayer : public Layer {
 };
 
 // ---- global average pool: x [C, n, H, W] -> y [C, n] ----
-class GlobalAvgPoolLayer : public Layer {
+class GlobalAvgPoolLayer : public BoundLayer {
  public:
-  explicit GlobalAvgPoolLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
-  }
+  explicit GlobalAvgPoolLayer(const LayerArgs& a) : BoundLayer(a) {}
   void forward(const Ctx& c) override {
     const int64_t rows = out->C * c.n, hw = in[0]->H * in[0]->W;
     const float* x = in[0]->act.data();
@@ -255,13 +244,9 @@ class GlobalAvgPoolLayer : public Layer {
 };
 
 // ---- add: y = sum x_i; dx_i = dy ----
-class AddLayer : public Layer {
+class AddLayer : public BoundLayer {
  public:
-  explicit AddLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
-  }
+  explicit AddLayer(const LayerArgs& a) : BoundLayer(a) {}
   void forward(const Ctx& c) override {
     const int64_t n = out->C * out->plane(c.n);
     float* y = out->act.data();
@@ -276,13 +261,9 @@ class AddLayer : public Layer {
 };
 
 // ---- concat along channels: the inputs' rows one after the other ----
-class ConcatLayer : public Layer {
+class ConcatLayer : public BoundLayer {
  public:
-  explicit ConcatLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
-  }
+  explicit ConcatLayer(const LayerArgs& a) : BoundLayer(a) {}
   void forward(const Ctx& c) override {
     const int64_t plane = out->plane(c.n);
     int64_t row = 0;
@@ -302,13 +283,9 @@ class ConcatLayer : public Layer {
 };
 
 // ---- flatten: x [C, n, H, W] -> y [H * W * C, n], feature (h * W + w) * C + c (HWC order) ----
-class FlattenLayer : public Layer {
+class FlattenLayer : public BoundLayer {
  public:
-  explicit FlattenLayer(const LayerArgs& a) {
-    node = a.node;
-    in = a.in;
-    out = a.out;
-  }
+  explicit FlattenLayer(const LayerArgs& a) : BoundLayer(a) {}
   void forward(const Ctx& c) override {
     const Value* x = in[0];
     const int64_t n = c.n, C = x->C, hw = x->H * x->W;

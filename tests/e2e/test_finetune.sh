@@ -109,16 +109,24 @@ no_file x.h5
 # Checkpoints and resume: interrupt with SIGINT in the second epoch, resume,
 # and get the weights of an uninterrupted run.
 RUN=(--data d1k.h5 --batch 32 --epochs 4 --threads 1)
+# interrupt_in_epoch2 SIGNAL CMD...: runs CMD in the background (stdout in
+# run.txt, stderr in run.err), sends SIGNAL once epoch 1 is reported and
+# returns CMD's exit status.
+interrupt_in_epoch2() {
+  local sig=$1
+  shift
+  "$@" >run.txt 2>run.err &
+  local pid=$!
+  for _ in $(seq 1 600); do
+    grep -q '^epoch 1/' run.txt 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -"$sig" "$pid" 2>/dev/null
+  wait "$pid"
+}
 ok "$BSP" finetune m0.h5 "${RUN[@]}" -o full.h5 -q
-"$BSP" finetune m0.h5 "${RUN[@]}" -o ck.h5 >run.txt 2>run.err &
-pid=$!
-for _ in $(seq 1 600); do
-  grep -q '^epoch 1/4' run.txt 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.05
-done
-kill -INT "$pid" 2>/dev/null
-wait "$pid"
+interrupt_in_epoch2 INT "$BSP" finetune m0.h5 "${RUN[@]}" -o ck.h5
 code=$?
 CHECKS=$((CHECKS + 1))
 if [ "$code" -eq 0 ]; then
@@ -142,15 +150,7 @@ else
 fi
 
 # SIGTERM: exit 143, a separate --checkpoint file.
-"$BSP" finetune m0.h5 "${RUN[@]}" -o t.h5 --checkpoint t.ck.h5 >run.txt 2>run.err &
-pid=$!
-for _ in $(seq 1 600); do
-  grep -q '^epoch 1/4' run.txt 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.05
-done
-kill -TERM "$pid" 2>/dev/null
-wait "$pid"
+interrupt_in_epoch2 TERM "$BSP" finetune m0.h5 "${RUN[@]}" -o t.h5 --checkpoint t.ck.h5
 code=$?
 CHECKS=$((CHECKS + 1))
 if [ "$code" -ne 0 ]; then

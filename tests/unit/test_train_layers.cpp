@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "infer/reference_forward.hpp"
+#include "sparsity/mask.hpp"
 #include "train/net.hpp"
 #include "train_helpers.hpp"
 
@@ -236,4 +237,75 @@ TEST_CASE("a whole fmnist-resnet: trainer forward equals the reference forward")
   float scale = 1;
   for (float v : want) scale = std::max(scale, std::abs(v));
   CHECK(test::max_abs_diff(got, want) <= 1e-4f * scale);
+}
+
+TEST_CASE("skipping zero 8x8 blocks gives the dense results on the kept weights") {
+  for (bool im2col : {false, true}) {
+    INFO((im2col ? "im2col path" : "flat path"));
+    auto build = [] {
+      G b("t", 6, 6, 16);
+      auto c = b.conv("c", "input", G::square(24, 3, 1, 1));
+      b.dense("fc", b.flatten("f", c), 20);
+      return b.finish();
+    };
+    Model masked = build();
+    test::randomize(masked, 4);
+    // Block masks: conv 24 x 16 channels = 3 x 2 blocks, dense 20 x 864 = 3 x 108.
+    Node& c = *masked.find("c");
+    Mask mc;
+    mc.pattern = "block:8x8";
+    mc.block_rows = mc.block_cols = 8;
+    mc.bits = Array<uint8_t>({3, 2}, {1, 0, 0, 1, 1, 1});
+    c.mask = std::move(mc);
+    Node& fc = *masked.find("fc");
+    Mask mf;
+    mf.pattern = "block:8x8";
+    mf.block_rows = mf.block_cols = 8;
+    mf.bits = Array<uint8_t>({3, 108});
+    for (size_t i = 0; i < mf.bits.size(); ++i) mf.bits[i] = (i * 7) % 3 != 0;
+    fc.mask = std::move(mf);
+    apply_mask(c);
+    apply_mask(fc);
+    Model plain = build();
+    for (const char* name : {"c", "fc"})
+      for (auto& [k, t] : plain.find(name)->params) t = masked.find(name)->param(k).clone();
+
+    NetOptions o;
+    o.max_batch = 3;
+    o.input_grad = true;
+    o.conv_path = im2col ? ConvPath::Im2col : ConvPath::Auto;
+    Net a(masked, o), b(plain, o);
+    Tensor x = test::random_tensor({3, 6, 6, 16}, 5);
+    Tensor dy = test::random_tensor({static_cast<int64_t>(a.output().act.size())}, 6);
+    for (Net* n : {&a, &b}) {
+      test::to_channel_major(x, n->input());
+      n->forward(3, Mode::Train);
+      std::copy(dy.begin(), dy.end(), n->output().grad.data());
+      n->backward();
+    }
+    auto max_diff = [](const float* p, const float* q, size_t count) {
+      float d = 0;
+      for (size_t i = 0; i < count; ++i) d = std::max(d, std::abs(p[i] - q[i]));
+      return d;
+    };
+    CHECK(max_diff(a.output().act.data(), b.output().act.data(), 20 * 3) < 1e-4f);
+    CHECK(max_diff(a.input().grad.data(), b.input().grad.data(), 16 * 3 * 36) < 1e-4f);
+    for (const char* name : {"c.weight", "fc.weight"}) {
+      const Param* pa = a.find_param(name);
+      const Param* pb = b.find_param(name);
+      Array<uint8_t> e = element_mask(*pa->node);
+      float d = 0;
+      int64_t kept = 0;
+      for (size_t i = 0; i < e.size(); ++i)
+        if (e[i]) {
+          d = std::max(d, std::abs(pa->grad[i] - pb->grad[i]));
+          ++kept;
+        } else {
+          REQUIRE(pa->grad[i] == 0.0f);  // skipped blocks get no gradient
+        }
+      INFO(name);
+      CHECK(kept > 0);
+      CHECK(d < 1e-3f);
+    }
+  }
 }
