@@ -27,9 +27,9 @@ namespace {
 struct FinetuneOptions {
   std::string input, data;
   OutputOptions out;
-  int64_t epochs = 0;  // 0: 8 from scratch, 3 otherwise
+  std::optional<int64_t> epochs;  // default: 8 from scratch, 3 otherwise
   int64_t batch = 128;
-  double lr = 0;  // 0: 0.1 from scratch, 0.02 otherwise
+  std::optional<double> lr;  // default: 0.1 from scratch, 0.02 otherwise
   std::string schedule = "onecycle";
   double momentum = 0.9;
   bool no_nesterov = false;
@@ -100,9 +100,10 @@ void run_finetune(const FinetuneOptions& o) {
   const std::string ckpath = !o.checkpoint.empty() ? o.checkpoint : (out == "-" ? "" : out);
   if (o.resume && ckpath.empty()) fail_usage("--resume needs a checkpoint: give --checkpoint FILE when the output is stdout");
   if (o.batch < 1) fail_usage("--batch must be at least 1");
-  if (o.epochs < 0) fail_usage("--epochs must be at least 1");
-  if (!(o.lr >= 0) || !(o.momentum >= 0 && o.momentum < 1) || !(o.weight_decay >= 0))
-    fail_usage("--lr and --weight-decay must be non-negative, --momentum in [0, 1)");
+  if (o.epochs && *o.epochs < 1) fail_usage("--epochs must be at least 1");
+  if (o.lr && !(*o.lr > 0)) fail_usage("--lr must be positive");
+  if (!(o.momentum >= 0 && o.momentum < 1)) fail_usage("--momentum must be in [0, 1)");
+  if (!(o.weight_decay >= 0)) fail_usage("--weight-decay must be non-negative");
   if (o.crop_pad < 0) fail_usage("--crop-pad must be non-negative");
   const train::Schedule schedule = train::schedule_from_name(o.schedule);
   if (!o.gradual && (!o.pattern.empty() || o.to > 0))
@@ -119,9 +120,9 @@ void run_finetune(const FinetuneOptions& o) {
   const uint64_t digest = content_hash(m);
 
   train::TrainConfig cfg;
-  cfg.epochs = o.epochs > 0 ? o.epochs : (scratch ? 8 : 3);
+  cfg.epochs = o.epochs ? *o.epochs : (scratch ? 8 : 3);
   cfg.batch = o.batch;
-  cfg.sgd.lr = o.lr > 0 ? o.lr : (scratch ? 0.1 : 0.02);
+  cfg.sgd.lr = o.lr ? *o.lr : (scratch ? 0.1 : 0.02);
   cfg.sgd.schedule = schedule;
   cfg.sgd.momentum = o.momentum;
   cfg.sgd.nesterov = !o.no_nesterov;

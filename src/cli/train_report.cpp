@@ -82,7 +82,7 @@ void TrainReport::epoch(const train::EpochRecord& r) {
   if (lines_) {
     std::string test = r.has_test ? fmt::format("  test {:.2f}% (loss {:.4f})", 100 * r.test_acc, r.test_loss) : "";
     std::string density = r.density >= 0 ? fmt::format("  density {:.4f}", r.density) : "";
-    note(fmt::format("epoch {}/{}  lr {:.5f}  loss {:.4f}  train {:.2f}%{}{}  {:.1f} s  {:.0f} img/s", r.epoch,
+    note(fmt::format("epoch {}/{}  lr {:.4g}  loss {:.4f}  train {:.2f}%{}{}  {:.1f} s  {:.0f} img/s", r.epoch,
                      r.epochs, r.lr, r.loss, 100 * r.train_acc, test, density, r.seconds, r.images_per_s));
   }
   if (!log_) return;

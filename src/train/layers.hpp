@@ -39,6 +39,8 @@ std::unique_ptr<Layer> make_relu(const LayerArgs& a);
 std::unique_ptr<Layer> make_pool(const LayerArgs& a);  // maxpool, avgpool
 std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a);
 std::unique_ptr<Layer> make_add(const LayerArgs& a);
+// add followed by relu in one layer: `out` is the relu's value.
+std::unique_ptr<Layer> make_add_relu(const LayerArgs& a);
 std::unique_ptr<Layer> make_concat(const LayerArgs& a);
 std::unique_ptr<Layer> make_flatten(const LayerArgs& a);
 

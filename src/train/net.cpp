@@ -58,7 +58,8 @@ Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::ker
     values_.push_back(std::move(v));
   }
 
-  // Consumers of each value, to fuse a batchnorm into the relu that alone reads it.
+  // Consumers of each value, to fuse a batchnorm or an add with the relu that
+  // alone reads it.
   std::map<std::string, std::vector<size_t>> consumers;
   for (size_t i = 1; i < count; ++i)
     for (const auto& name : m.nodes[i].inputs) consumers[name].push_back(i);
@@ -73,25 +74,28 @@ Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::ker
     switch (nd.op) {
       case Op::Conv2d: l = make_conv(a); break;
       case Op::Dense: l = make_dense(a); break;
-      case Op::BatchNorm: {
+      case Op::BatchNorm:
+      case Op::Add: {
+        // A batchnorm or add whose only consumer is a relu runs with it.
         const std::vector<size_t>& cs = consumers[nd.name];
-        if (cs.size() == 1 && m.nodes[cs[0]].op == Op::Relu) {
-          // The relu's value is the output; the batchnorm's own is never used.
+        const bool fuse = cs.size() == 1 && m.nodes[cs[0]].op == Op::Relu;
+        if (fuse) {
+          // The relu's value is the output; this node's own is never used.
           fused[cs[0]] = true;
           a.out = values_[cs[0]].get();
           values_[i]->act = Tensor();
           values_[i]->grad = Tensor();
-          l = make_batchnorm_relu(a);
-        } else {
-          l = make_batchnorm(a);
         }
+        if (nd.op == Op::BatchNorm)
+          l = fuse ? make_batchnorm_relu(a) : make_batchnorm(a);
+        else
+          l = fuse ? make_add_relu(a) : make_add(a);
         break;
       }
       case Op::Relu: l = make_relu(a); break;
       case Op::MaxPool:
       case Op::AvgPool: l = make_pool(a); break;
       case Op::GlobalAvgPool: l = make_global_avgpool(a); break;
-      case Op::Add: l = make_add(a); break;
       case Op::Concat: l = make_concat(a); break;
       case Op::Flatten: l = make_flatten(a); break;
       default: fail("node '{}': op '{}' cannot be trained", nd.name, op_name(nd.op));

@@ -243,21 +243,47 @@ class GlobalAvgPoolLayer : public BoundLayer {
   }
 };
 
-// ---- add: y = sum x_i; dx_i = dy ----
+// ---- add: y = sum x_i; dx_i = dy (fused with a following relu: y = max(sum, 0), dx_i = dy where y > 0) ----
 class AddLayer : public BoundLayer {
  public:
-  explicit AddLayer(const LayerArgs& a) : BoundLayer(a) {}
+  AddLayer(const LayerArgs& a, bool relu) : BoundLayer(a), relu_(relu) {}
   void forward(const Ctx& c) override {
     const int64_t n = out->C * out->plane(c.n);
     float* y = out->act.data();
-    store(y, in[0]->act.data(), n, false);
-    for (size_t i = 1; i < in.size(); ++i) store(y, in[i]->act.data(), n, true);
+    const size_t k = in.size();
+    const float* x0 = in[0]->act.data();
+    const float* x1 = k > 1 ? in[1]->act.data() : nullptr;
+    const bool relu = relu_;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float v = x0[i] + (x1 ? x1[i] : 0.0f);
+      for (size_t j = 2; j < k; ++j) v += in[j]->act[static_cast<size_t>(i)];
+      y[i] = relu && v < 0.0f ? 0.0f : v;
+    }
   }
   void backward(const Ctx& c) override {
     const int64_t n = out->C * out->plane(c.n);
-    for (size_t i = 0; i < in.size(); ++i)
-      if (!in[i]->grad.empty()) store(in[i]->grad.data(), out->grad.data(), n, in_add[i]);
+    const float* dy = out->grad.data();
+    if (!relu_) {
+      for (size_t i = 0; i < in.size(); ++i)
+        if (!in[i]->grad.empty()) store(in[i]->grad.data(), dy, n, in_add[i]);
+      return;
+    }
+    const float* y = out->act.data();
+    for (size_t j = 0; j < in.size(); ++j) {
+      if (in[j]->grad.empty()) continue;
+      float* dx = in[j]->grad.data();
+      const bool add = in_add[j];
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = y[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = add ? dx[i] + g : g;
+      }
+    }
   }
+
+ private:
+  bool relu_ = false;
 };
 
 // ---- concat along channels: the inputs' rows one after the other ----
@@ -323,7 +349,8 @@ class FlattenLayer : public BoundLayer {
 std::unique_ptr<Layer> make_relu(const LayerArgs& a) { return std::make_unique<ReluLayer>(a); }
 std::unique_ptr<Layer> make_pool(const LayerArgs& a) { return std::make_unique<PoolLayer>(a); }
 std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a) { return std::make_unique<GlobalAvgPoolLayer>(a); }
-std::unique_ptr<Layer> make_add(const LayerArgs& a) { return std::make_unique<AddLayer>(a); }
+std::unique_ptr<Layer> make_add(const LayerArgs& a) { return std::make_unique<AddLayer>(a, false); }
+std::unique_ptr<Layer> make_add_relu(const LayerArgs& a) { return std::make_unique<AddLayer>(a, true); }
 std::unique_ptr<Layer> make_concat(const LayerArgs& a) { return std::make_unique<ConcatLayer>(a); }
 std::unique_ptr<Layer> make_flatten(const LayerArgs& a) { return std::make_unique<FlattenLayer>(a); }
 

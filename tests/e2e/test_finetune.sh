@@ -10,7 +10,7 @@ ok "$BSP" init --arch fmnist-cnn -o m0.h5
 
 # A short run on a synthetic HDF5 data file: one line per epoch on stdout.
 ok "$BSP" finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --threads 2 -o m1.h5 --log log.jsonl
-out_has '^epoch 1/2  lr [0-9.]+  loss [0-9.]+  train [0-9.]+%  test [0-9.]+% \(loss [0-9.]+\)  [0-9.]+ s  [0-9]+ img/s$'
+out_has '^epoch 1/2  lr [0-9.e+-]+  loss [0-9.]+  train [0-9.]+%  test [0-9.]+% \(loss [0-9.]+\)  [0-9.]+ s  [0-9]+ img/s$'
 out_has '^epoch 2/2 '
 CHECKS=$((CHECKS + 1))
 [ "$(wc -l <log.jsonl)" = 2 ] || fail "log.jsonl: $(cat log.jsonl)"
@@ -48,6 +48,13 @@ CHECKS=$((CHECKS + 1))
 "$BSP" finetune - --data d28.h5 --epochs 1 --batch 64 -o - <m1.h5 2>err.txt >piped.h5 || fail "stdin to stdout: $(cat err.txt)"
 grep -q '^epoch 1/1 ' err.txt || fail "epoch line not on stderr when the model goes to stdout: $(cat err.txt)"
 ok "$BSP" info piped.h5
+
+# On a terminal, a progress bar (batch, loss, images/s, ETA) on stderr.
+if command -v script >/dev/null 2>&1; then
+  CHECKS=$((CHECKS + 1))
+  script -qec "$BSP finetune m0.h5 --data d28.h5 --epochs 1 --batch 32 --threads 1 -o tty.h5" /dev/null >tty.out 2>&1
+  grep -Eq 'epoch 1/1 \[#+\] 8/8 loss [0-9.]+ [0-9]+ img/s ETA 0:00' tty.out || fail "no progress bar: $(cat -v tty.out | head -c 400)"
+fi
 
 # Held masks: a block mask survives training, its pruned weights stay zero.
 if "$BSP" --help | grep -q '^  prune '; then

@@ -186,6 +186,12 @@ TEST_CASE("dense, batchnorm, relu and the shape ops: forward and gradients") {
     cases.push_back({"add (a value used three times)", b.finish(), 2, 1e-3});
   }
   {
+    G b("t", 4, 4, 8);
+    auto c = b.conv("c", "input", G::square(8, 3, 1, 1));
+    b.relu("r", b.add("a", {c, "input"}));
+    cases.push_back({"add + relu (fused)", b.finish(), 2, 1e-3});
+  }
+  {
     G b("t", 4, 4, 3);
     auto c = b.conv("c", "input", G::square(5, 1, 1, 0));
     b.concat("cat", {c, "input", c});
