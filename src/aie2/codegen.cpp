@@ -1,0 +1,735 @@
+#include "aie2/codegen.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "aie2/loops.hpp"
+#include "core/error.hpp"
+
+namespace bsp::aie2 {
+
+namespace {
+
+int32_t i32(int64_t v, const char* what) {
+  if (v < INT32_MIN || v > INT32_MAX) fail("the program does not fit the ISA: {} = {} exceeds 32 bits", what, v);
+  return static_cast<int32_t>(v);
+}
+
+struct QKey {
+  QKind kind;
+  int32_t tile, channel;
+  bool operator<(const QKey& o) const {
+    return std::tie(kind, tile, channel) < std::tie(o.kind, o.tile, o.channel);
+  }
+};
+
+struct QBuild {
+  std::vector<Instr> flat;
+  std::vector<size_t> units;
+  std::vector<std::string> streams;
+};
+
+// A tile of work: output rows/columns (possibly empty) and its input window.
+struct TileGeom {
+  int64_t oy0 = 0, ox0 = 0, oh = 0, ow = 0;
+  int64_t iy0 = 0, ix0 = 0, ih = 0, iw = 0;  // unclipped input window
+  int64_t cy0 = 0, cy1 = 0, cx0 = 0, cx1 = 0;  // clipped to the input
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;
+  bool empty() const { return oh <= 0 || ow <= 0; }
+};
+
+class Gen {
+ public:
+  Gen(const Schedule& S, size_t si)
+      : S_(S), si_(si), st_(S.graph.stages[si]), p_(S.stages[si]), hw_(S.hw), es_(dtype_bytes(S.dtype)) {}
+
+  StageProg run() {
+    prog_.index = static_cast<int32_t>(si_);
+    prog_.name = st_.name;
+    declare();
+    create_streams();
+    iterate();
+    assemble();
+    return std::move(prog_);
+  }
+
+ private:
+  // ---- declarations ----
+
+  int32_t add_buf(BufDecl d) {
+    d.id = static_cast<int32_t>(prog_.bufs.size());
+    prog_.bufs.push_back(std::move(d));
+    return prog_.bufs.back().id;
+  }
+
+  bool conv() const { return st_.kind == StageKind::Conv; }
+  int64_t cores() const { return p_.d.ps * p_.d.pc; }
+  int64_t co_max() const {
+    int64_t m = 0;
+    for (size_t g = 1; g < p_.d.cbounds.size(); ++g) m = std::max(m, p_.d.cbounds[g] - p_.d.cbounds[g - 1]);
+    return m;
+  }
+  int64_t cin_tile() const { return conv() ? std::min(p_.d.ci_t, st_.Cin) : co_max(); }
+
+  // A DDR view of a storage: [H][W][C] or, flat, [1][1][H*W*C].
+  int32_t ddr_buf(int storage, bool flat) {
+    auto key = std::make_pair(storage, flat);
+    auto it = ddr_bufs_.find(key);
+    if (it != ddr_bufs_.end()) return it->second;
+    const Storage& s = S_.graph.storages[static_cast<size_t>(storage)];
+    const StoragePlan& sp = S_.storages[static_cast<size_t>(storage)];
+    BufDecl d;
+    d.mem = Mem::DDR;
+    d.addr = sp.ddr_addr;
+    d.rows = i32(flat ? 1 : s.H, "rows");
+    d.cols = i32(flat ? 1 : s.W, "cols");
+    d.pitch = i32(flat ? s.elements() : s.C, "pitch");
+    d.elem_bytes = i32(es_, "element");
+    d.slot_bytes = i32(s.elements() * es_, "buffer size");
+    d.name = "ddr:" + s.name;
+    int32_t id = add_buf(d);
+    ddr_bufs_[key] = id;
+    return id;
+  }
+
+  // The memtile bands of a resident storage, for reading or writing.
+  const std::vector<int32_t>& band_bufs(int storage, bool flat, bool write) {
+    auto key = std::make_tuple(storage, flat, write);
+    auto it = bands_.find(key);
+    if (it != bands_.end()) return it->second;
+    const Storage& s = S_.graph.storages[static_cast<size_t>(storage)];
+    const StoragePlan& sp = S_.storages[static_cast<size_t>(storage)];
+    std::vector<int32_t> ids;
+    for (int64_t m = 0; m < hw_.cols; ++m) {
+      int64_t y0 = m * sp.band_rows, y1 = std::min(s.H, (m + 1) * sp.band_rows);
+      if (y0 >= y1) break;
+      BufDecl d;
+      d.mem = Mem::Memtile;
+      d.tile = i32(m, "tile");
+      d.addr = sp.memtile_addr;
+      d.rows = i32(flat ? 1 : y1 - y0, "rows");
+      d.cols = i32(flat ? 1 : s.W, "cols");
+      d.pitch = i32(flat ? (y1 - y0) * s.W * s.C : s.C, "pitch");
+      d.elem_bytes = i32(es_, "element");
+      d.slot_bytes = i32((y1 - y0) * s.W * s.C * es_, "buffer size");
+      if (write) {
+        d.free_init = 63;
+        d.flags = kBufShared;
+      } else {
+        d.full_init = 63;
+      }
+      d.name = "band" + std::to_string(m) + ":" + s.name;
+      ids.push_back(add_buf(d));
+    }
+    return bands_[key] = ids;
+  }
+
+  BufDecl core_decl(const Buffer& b, int32_t family, int64_t tile, int64_t count, int64_t stride, int64_t rows,
+                    int64_t cols, int64_t pitch, int64_t elem) {
+    BufDecl d;
+    d.mem = Mem::Core;
+    d.tile = i32(tile, "tile");
+    d.tile_count = i32(count, "tiles");
+    d.tile_stride = i32(stride, "tile stride");
+    d.addr = b.addr;
+    d.slot_bytes = i32(b.slot_bytes, "slot");
+    d.slots = i32(b.slots, "slots");
+    d.rows = i32(rows, "rows"), d.cols = i32(cols, "cols"), d.pitch = i32(pitch, "pitch");
+    d.elem_bytes = i32(elem, "element");
+    d.family = family;
+    d.free_init = b.slots > 1 ? 2 : 0;
+    d.name = b.name;
+    return d;
+  }
+
+  const Buffer& staging(int64_t m, const std::string& name) const {
+    for (const Buffer& b : p_.memtile[static_cast<size_t>(m)])
+      if (b.name == name) return b;
+    fail("internal: no memtile buffer '{}' in memtile {}", name, m);
+  }
+
+  int32_t mt_buf(int64_t m, const std::string& name, int64_t rows, int64_t cols, int64_t pitch, bool linear) {
+    const Buffer& b = staging(m, name);
+    BufDecl d;
+    d.mem = Mem::Memtile;
+    d.tile = i32(m, "tile");
+    d.addr = b.addr;
+    d.slot_bytes = i32(b.slot_bytes, "slot");
+    d.slots = i32(b.slots, "slots");
+    if (linear) {
+      d.flags = kBufLinear;
+      d.elem_bytes = 1;
+    } else {
+      d.rows = i32(rows, "rows"), d.cols = i32(cols, "cols"), d.pitch = i32(pitch, "pitch");
+      d.elem_bytes = i32(es_, "element");
+    }
+    d.free_init = b.slots > 1 ? 2 : 1;
+    d.name = name;
+    return add_buf(d);
+  }
+
+  void declare() {
+    const Decision& d = p_.d;
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
+    // Core buffers.
+    core_in_.assign(static_cast<size_t>(n_in), {});
+    for (int64_t b = 0; b < n_in; ++b) {
+      const Buffer& cb = p_.core_in[static_cast<size_t>(b)];
+      if (st_.channelwise()) {
+        for (int64_t i = 0; i < cores(); ++i) {
+          BufDecl x = core_decl(cb, static_cast<int32_t>(kFamIn0 + b), i, 1, 1, p_.ih, p_.iw, cin_tile(), es_);
+          x.name = cb.name + ".c" + std::to_string(i);
+          core_in_[static_cast<size_t>(b)].push_back(add_buf(x));
+        }
+      } else {
+        for (int64_t s = 0; s < d.ps; ++s) {
+          BufDecl x = core_decl(cb, static_cast<int32_t>(kFamIn0 + b), core_index(d, s, 0), d.pc, 1, p_.ih, p_.iw,
+                                cin_tile(), es_);
+          x.name = cb.name + ".s" + std::to_string(s);
+          core_in_[static_cast<size_t>(b)].push_back(add_buf(x));
+        }
+      }
+    }
+    if (conv()) {
+      for (int64_t q = 0; q < d.pc; ++q) {
+        BufDecl x = core_decl(p_.core_w, kFamW, q, d.ps, d.pc, 0, 0, 0, 1);
+        x.flags = kBufLinear;
+        x.name = "w.q" + std::to_string(q);
+        core_w_.push_back(add_buf(x));
+      }
+    }
+    for (int64_t i = 0; i < cores(); ++i) {
+      BufDecl x = core_decl(p_.core_out, kFamOut, i, 1, 1, d.th, d.tw, co_max(), es_);
+      x.name = "out.c" + std::to_string(i);
+      core_out_.push_back(add_buf(x));
+      if (st_.add) {
+        BufDecl a = core_decl(p_.core_add, kFamAdd, i, 1, 1, d.th, d.tw, co_max(), es_);
+        a.name = "add.c" + std::to_string(i);
+        core_add_.push_back(add_buf(a));
+      }
+      if (conv() && p_.K > 1) {
+        BufDecl a = core_decl(p_.core_acc, kFamAcc, i, 1, 1, d.th, d.tw, co_max(), kAccBytes);
+        a.flags = kBufPrivate;
+        a.free_init = 0;
+        a.name = "acc.c" + std::to_string(i);
+        add_buf(a);
+      }
+    }
+    // DDR views and resident bands.
+    for (int64_t b = 0; b < n_in; ++b) {
+      const View& v = st_.in[static_cast<size_t>(b)];
+      if (placed_ddr(v.storage))
+        in_src_.push_back(ddr_buf(v.storage, v.flat));
+      else
+        in_src_.push_back(-1);
+    }
+    if (st_.add && placed_ddr(st_.add->storage)) add_src_ = ddr_buf(st_.add->storage, false);
+    if (placed_ddr(st_.out.storage)) out_dst_ = ddr_buf(st_.out.storage, false);
+    if (conv()) {
+      int64_t lo = -1, hi = -1;
+      for (const auto& part : p_.chunks)
+        for (const Chunk& ch : part) {
+          if (ch.bytes == 0) continue;
+          if (lo < 0 || ch.ddr_addr < lo) lo = ch.ddr_addr;
+          hi = std::max(hi, ch.ddr_addr + ch.bytes);
+        }
+      if (lo < 0) lo = hi = 0;
+      BufDecl w;
+      w.mem = Mem::DDR;
+      w.addr = lo;
+      w.slot_bytes = i32(hi - lo, "weights");
+      w.flags = kBufLinear;
+      w.name = "ddr:weights";
+      w_ddr_base_ = lo;
+      w_ddr_ = add_buf(w);
+    }
+    // Memtile staging.
+    const int64_t cin = cin_tile();
+    in_stage_.assign(static_cast<size_t>(n_in), {});
+    for (int64_t b = 0; b < n_in; ++b) {
+      if (in_src_[static_cast<size_t>(b)] < 0) continue;
+      std::string nm = p_.core_in[static_cast<size_t>(b)].name;
+      if (st_.channelwise()) {
+        for (int64_t i = 0; i < cores(); ++i)
+          in_stage_[static_cast<size_t>(b)].push_back(
+              mt_buf(core_col(hw_, i), nm + ".c" + std::to_string(i), p_.ih, p_.iw, cin, false));
+      } else {
+        for (int64_t s = 0; s < d.ps; ++s)
+          in_stage_[static_cast<size_t>(b)].push_back(
+              mt_buf(core_col(hw_, core_index(d, s, 0)), nm + ".s" + std::to_string(s), p_.ih, p_.iw, cin, false));
+      }
+    }
+    if (conv())
+      for (int64_t q = 0; q < d.pc; ++q) w_stage_.push_back(mt_buf(q % hw_.cols, "w.q" + std::to_string(q), 0, 0, 0, true));
+    if (st_.add && add_src_ >= 0)
+      for (int64_t i = 0; i < cores(); ++i)
+        add_stage_.push_back(mt_buf(core_col(hw_, i), "add.c" + std::to_string(i), d.th, d.tw, co_max(), false));
+    if (out_dst_ >= 0)
+      for (int64_t i = 0; i < cores(); ++i)
+        out_stage_.push_back(mt_buf(core_col(hw_, i), "out.c" + std::to_string(i), d.th, d.tw, co_max(), false));
+    // The kernel.
+    KernelDecl k;
+    k.id = 0;
+    switch (st_.kind) {
+      case StageKind::Conv: k.kind = KKind::Conv; break;
+      case StageKind::Pool: k.kind = st_.pool_max ? KKind::MaxPool : KKind::AvgPool; break;
+      case StageKind::Eltwise: k.kind = KKind::Eltwise; break;
+      case StageKind::Softmax: k.kind = KKind::Softmax; break;
+    }
+    k.kh = i32(st_.kh, "kh"), k.kw = i32(st_.kw, "kw"), k.sh = i32(st_.sh, "sh"), k.sw = i32(st_.sw, "sw");
+    k.dh = i32(st_.dh, "dh"), k.dw = i32(st_.dw, "dw");
+    k.in_buf = kFamIn0;
+    k.n_in = i32(n_in, "inputs");
+    k.w_buf = conv() ? kFamW : -1;
+    k.out_buf = kFamOut;
+    k.add_buf = st_.add ? kFamAdd : -1;
+    k.acc_buf = conv() && p_.K > 1 ? kFamAcc : -1;
+    k.flags = (st_.relu ? kKRelu : 0) | (conv() && !S_.occupancy[si_].dense() ? kKSparse : 0) |
+              (st_.add ? kKAdd : 0) | (st_.count_include_pad ? kKIncludePad : 0);
+    prog_.kernels.push_back(k);
+  }
+
+  bool placed_ddr(int storage) const { return S_.storages[static_cast<size_t>(storage)].place == Place::DDR; }
+
+  // ---- streams ----
+
+  QKey new_stream(QKind kind, int64_t tile, const std::string& label) {
+    int64_t channels = 1;
+    switch (kind) {
+      case QKind::ShimMM2S: channels = hw_.shim_mm2s; break;
+      case QKind::ShimS2MM: channels = hw_.shim_s2mm; break;
+      case QKind::MemtileMM2S: channels = hw_.memtile_mm2s; break;
+      default: channels = 1;
+    }
+    int& n = stream_count_[{kind, static_cast<int32_t>(tile)}];
+    QKey k{kind, static_cast<int32_t>(tile), static_cast<int32_t>(n % channels)};
+    ++n;
+    qs_[k].streams.push_back(label);
+    return k;
+  }
+
+  void emit(const QKey& k, const Instr& in) { qs_[k].flat.push_back(in); }
+
+  void unit() {
+    for (auto& [k, q] : qs_) q.units.push_back(q.flat.size());
+  }
+
+  void create_streams() {
+    const Decision& d = p_.d;
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
+    for (int64_t i = 0; i < cores(); ++i) {
+      core_q_.push_back(new_stream(QKind::Core, i, "kernel"));
+      core_out_q_.push_back(new_stream(QKind::CoreMM2S, i, "out"));
+    }
+    const int64_t n_fm = st_.channelwise() ? cores() : d.ps;
+    fm_q_.assign(static_cast<size_t>(n_in), {});
+    ld_q_.assign(static_cast<size_t>(n_in), {});
+    for (int64_t b = 0; b < n_in; ++b)
+      for (int64_t f = 0; f < n_fm; ++f) {
+        const int64_t m = core_col(hw_, st_.channelwise() ? f : core_index(d, f, 0));
+        std::string tag = "in" + std::to_string(b) + (st_.channelwise() ? ".c" : ".s") + std::to_string(f);
+        fm_q_[static_cast<size_t>(b)].push_back(new_stream(QKind::MemtileMM2S, m, "LOADFM " + tag));
+        if (in_src_[static_cast<size_t>(b)] >= 0)
+          ld_q_[static_cast<size_t>(b)].push_back(new_stream(QKind::ShimMM2S, m, "LOAD " + tag));
+      }
+    if (conv())
+      for (int64_t q = 0; q < d.pc; ++q) {
+        const int64_t m = q % hw_.cols;
+        ldw_q_.push_back(new_stream(QKind::ShimMM2S, m, "LOADW w.q" + std::to_string(q)));
+        wm_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADWM w.q" + std::to_string(q)));
+      }
+    if (st_.add)
+      for (int64_t i = 0; i < cores(); ++i) {
+        const int64_t m = core_col(hw_, i);
+        am_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADFM add.c" + std::to_string(i)));
+        if (add_src_ >= 0) lda_q_.push_back(new_stream(QKind::ShimMM2S, m, "LOAD add.c" + std::to_string(i)));
+      }
+    if (out_dst_ >= 0)
+      for (int64_t i = 0; i < cores(); ++i)
+        wr_q_.push_back(new_stream(QKind::ShimS2MM, core_col(hw_, i), "WRITE out.c" + std::to_string(i)));
+  }
+
+  // ---- instructions ----
+
+  static Instr acq(int32_t buf, int64_t slot, int lock, int value, int mode, int member) {
+    return make(Opc::Acq, {buf, static_cast<int32_t>(slot), lock, value, mode, member});
+  }
+  static Instr rel(int32_t buf, int64_t slot, int lock, int value, int mode, int member) {
+    return make(Opc::Rel, {buf, static_cast<int32_t>(slot), lock, value, mode, member});
+  }
+  static constexpr int kFree = 0, kFull = 1, kRead = 0, kWrite = 1, kAll = -1;
+
+  static Instr box(Opc op, int32_t src, int64_t sslot, int64_t sy, int64_t sx, int64_t sc, int64_t h, int64_t w,
+                   int64_t n, int32_t dst, int64_t dslot, int64_t dy, int64_t dx, int64_t dc, int32_t pad, int member) {
+    return make(op, {src, i32(sslot, "slot"), i32(sy, "y"), i32(sx, "x"), i32(sc, "c"), i32(h, "h"), i32(w, "w"),
+                     i32(n, "n"), dst, i32(dslot, "slot"), i32(dy, "y"), i32(dx, "x"), i32(dc, "c"), pad, member});
+  }
+
+  TileGeom tile(int64_t s, int64_t t) const {
+    const Decision& d = p_.d;
+    const Rect& r = p_.rects[static_cast<size_t>(s)];
+    TileGeom g;
+    const int64_t u = t / p_.tx, v = t % p_.tx;
+    g.oy0 = r.y0 + u * d.th;
+    g.ox0 = r.x0 + v * d.tw;
+    g.oh = std::max<int64_t>(0, std::min(r.y1, g.oy0 + d.th) - g.oy0);
+    g.ow = std::max<int64_t>(0, std::min(r.x1, g.ox0 + d.tw) - g.ox0);
+    if (g.empty()) {
+      g.oh = g.ow = 0;
+      return g;
+    }
+    const bool window = st_.kind == StageKind::Conv || st_.kind == StageKind::Pool;
+    if (window) {
+      g.iy0 = g.oy0 * st_.sh - st_.pt;
+      g.ix0 = g.ox0 * st_.sw - st_.pl;
+      g.ih = st_.ih(g.oh);
+      g.iw = st_.iw(g.ow);
+    } else {
+      g.iy0 = g.oy0, g.ix0 = g.ox0, g.ih = g.oh, g.iw = g.ow;
+    }
+    g.cy0 = std::max<int64_t>(0, g.iy0);
+    g.cy1 = std::min(st_.H, g.iy0 + g.ih);
+    g.cx0 = std::max<int64_t>(0, g.ix0);
+    g.cx1 = std::min(st_.W, g.ix0 + g.iw);
+    g.pt = g.cy0 - g.iy0;
+    g.pb = g.iy0 + g.ih - g.cy1;
+    g.pl = g.cx0 - g.ix0;
+    g.pr = g.ix0 + g.iw - g.cx1;
+    if (g.pt > 255 || g.pb > 255 || g.pl > 255 || g.pr > 255) fail("layer '{}': padding over 255 is not supported", st_.name);
+    return g;
+  }
+
+  // Emits the transfers that fill core input `dst` (slot) with the window
+  // of view `v` at tile g, channels [c0, c0 + n) of the view, from resident
+  // bands (when the storage is resident) or from a staging slot.
+  void fm_from_bands(const QKey& q, const View& v, const TileGeom& g, int64_t c0, int64_t n, int32_t dst,
+                     int64_t dslot, int member) {
+    if (g.empty() || n == 0) return;
+    const Storage& s = S_.graph.storages[static_cast<size_t>(v.storage)];
+    const StoragePlan& sp = S_.storages[static_cast<size_t>(v.storage)];
+    const auto& bands = band_bufs(v.storage, v.flat, false);
+    if (v.flat) {
+      const int64_t be = sp.band_rows * s.W * s.C;
+      const int64_t f0 = v.c0 + c0, f1 = f0 + n;
+      for (size_t m = 0; m < bands.size(); ++m) {
+        int64_t a = std::max(f0, static_cast<int64_t>(m) * be), b = std::min(f1, static_cast<int64_t>(m + 1) * be);
+        if (a >= b) continue;
+        emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
+        emit(q, box(Opc::LoadFM, bands[m], 0, 0, 0, a - static_cast<int64_t>(m) * be, 1, 1, b - a, dst, dslot, 0, 0,
+                    a - f0, 0, member));
+        emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
+      }
+      return;
+    }
+    bool first = true;
+    for (size_t m = 0; m < bands.size(); ++m) {
+      const int64_t y0 = static_cast<int64_t>(m) * sp.band_rows, y1 = std::min(s.H, y0 + sp.band_rows);
+      const int64_t a = std::max(g.cy0, y0), b = std::min(g.cy1, y1);
+      if (a >= b) continue;
+      const bool last = b == g.cy1;
+      const int64_t top = first ? g.pt : 0, bottom = last ? g.pb : 0;
+      const int64_t h = (b - a) + top + bottom;
+      const int64_t dy = first ? 0 : a - g.iy0;
+      emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
+      emit(q, box(Opc::LoadFM, bands[m], 0, a - y0, g.cx0, v.c0 + c0, h, g.iw, n, dst, dslot, dy, 0, 0,
+                  pack_pad(top, g.pl, bottom, g.pr), member));
+      emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
+      first = false;
+    }
+  }
+
+  // Output tile of core i to resident bands.
+  void out_to_bands(const QKey& q, int32_t src, int64_t sslot, const TileGeom& g, int64_t co0, int64_t co) {
+    if (g.empty() || co == 0) return;
+    const View& v = st_.out;
+    const Storage& s = S_.graph.storages[static_cast<size_t>(v.storage)];
+    const StoragePlan& sp = S_.storages[static_cast<size_t>(v.storage)];
+    const auto& bands = band_bufs(v.storage, false, true);
+    for (size_t m = 0; m < bands.size(); ++m) {
+      const int64_t y0 = static_cast<int64_t>(m) * sp.band_rows, y1 = std::min(s.H, y0 + sp.band_rows);
+      const int64_t a = std::max(g.oy0, y0), b = std::min(g.oy0 + g.oh, y1);
+      if (a >= b) continue;
+      emit(q, acq(bands[m], 0, kFree, 1, kWrite, kAll));
+      emit(q, box(Opc::WriteFM, src, sslot, a - g.oy0, 0, 0, b - a, g.ow, co, bands[m], 0, a - y0, g.ox0, v.c0 + co0, 0,
+                  kAll));
+      emit(q, rel(bands[m], 0, kFree, 1, kWrite, kAll));
+    }
+  }
+
+  void iterate() {
+    const Decision& d = p_.d;
+    const int64_t T = p_.T, J = p_.J, K = p_.K;
+    const bool orderA = d.order == 'A';
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
+    const int64_t n_fm = st_.channelwise() ? cores() : d.ps;
+    const int32_t kernel = 0;
+
+    // Prologue: resident weights are loaded once.
+    unit();
+    if (conv() && d.w_resident) {
+      for (int64_t q = 0; q < d.pc; ++q) {
+        const QKey& lq = ldw_q_[static_cast<size_t>(q)];
+        const int32_t wb = w_stage_[static_cast<size_t>(q)];
+        emit(lq, acq(wb, 0, kFree, 1, kWrite, kAll));
+        int64_t off = 0;
+        for (const Chunk& ch : p_.chunks[static_cast<size_t>(q)]) {
+          emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.ddr_addr - w_ddr_base_, "offset"), i32(ch.bytes, "bytes"), wb, 0,
+                                     i32(off, "offset"), kAll}));
+          off += ch.bytes;
+        }
+        emit(lq, rel(wb, 0, kFull, 1, kWrite, kAll));
+        emit(wm_q_[static_cast<size_t>(q)], acq(wb, 0, kFull, 1, kRead, kAll));
+      }
+    }
+    int64_t fm_n = 0, w_n = 0, out_n = 0;
+    for (int64_t it = 0; it < T * J * K; ++it) {
+      unit();
+      int64_t t, j, k;
+      if (orderA) {
+        t = it / (J * K), j = (it / K) % J, k = it % K;
+      } else {
+        j = it / (T * K), t = (it / K) % T, k = it % K;
+      }
+      const bool fm_load = st_.channelwise() || st_.kind == StageKind::Softmax || !(orderA && K == 1) || j == 0;
+      const bool fm_rel = st_.channelwise() || st_.kind == StageKind::Softmax || !(orderA && K == 1) || j == J - 1;
+      const bool w_load = conv() && (!(d.order == 'B' && K == 1) || t == 0);
+      const bool w_rel = conv() && (!(d.order == 'B' && K == 1) || t == T - 1);
+      const bool first = k == 0, last = k == K - 1;
+      const int64_t fm_slot = (fm_load ? fm_n : fm_n - 1) % 2;
+      const int64_t w_slot = (w_load ? w_n : w_n - 1) % 2;
+      const int64_t out_slot = out_n % 2;
+      const int64_t ci0 = k * d.ci_t, ci = conv() ? std::min(st_.Cin, ci0 + d.ci_t) - ci0 : 0;
+
+      // Per core: the kernel program and its output channel.
+      for (int64_t s = 0; s < d.ps; ++s) {
+        const TileGeom g = tile(s, t);
+        for (int64_t q = 0; q < d.pc; ++q) {
+          const int64_t i = core_index(d, s, q);
+          const int64_t co0 = d.cbounds[static_cast<size_t>(q * J + j)], co1 = d.cbounds[static_cast<size_t>(q * J + j + 1)];
+          const int64_t co = co1 - co0;
+          const QKey& cq = core_q_[static_cast<size_t>(i)];
+          const int in_member = st_.channelwise() ? 0 : static_cast<int>(q);
+          const int32_t in_fam_idx = static_cast<int32_t>(st_.channelwise() ? i : s);
+          if (fm_load)
+            for (int64_t b = 0; b < n_in; ++b)
+              emit(cq, acq(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, kFull, 1, kRead,
+                           in_member));
+          if (w_load) emit(cq, acq(core_w_[static_cast<size_t>(q)], w_slot, kFull, 1, kRead, static_cast<int>(s)));
+          if (last) {
+            emit(cq, acq(core_out_[static_cast<size_t>(i)], out_slot, kFree, 1, kWrite, 0));
+            if (st_.add) emit(cq, acq(core_add_[static_cast<size_t>(i)], out_slot, kFull, 1, kRead, 0));
+          }
+          const int64_t nnz = conv() ? p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * K + k)].nnz : 0;
+          const bool pool = st_.kind == StageKind::Pool;
+          emit(cq, make(Opc::Comp, {kernel, static_cast<int32_t>(fm_slot), static_cast<int32_t>(w_slot),
+                                    static_cast<int32_t>(out_slot), static_cast<int32_t>(out_slot), i32(g.oh, "oh"),
+                                    i32(g.ow, "ow"), i32(g.empty() ? 0 : co, "co"), i32(conv() ? ci : co, "ci"),
+                                    i32(nnz, "nnz"), (first ? kCFirst : 0) | (last ? kCLast : 0),
+                                    i32(pool ? g.pt : 0, "pad"), i32(pool ? g.pl : 0, "pad"), i32(pool ? g.pb : 0, "pad"),
+                                    i32(pool ? g.pr : 0, "pad")}));
+          if (last) {
+            emit(cq, rel(core_out_[static_cast<size_t>(i)], out_slot, kFull, 1, kWrite, 0));
+            if (st_.add) emit(cq, rel(core_add_[static_cast<size_t>(i)], out_slot, kFree, 1, kRead, 0));
+          }
+          if (fm_rel)
+            for (int64_t b = 0; b < n_in; ++b)
+              emit(cq, rel(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, kFree, 1, kRead,
+                           in_member));
+          if (w_rel) emit(cq, rel(core_w_[static_cast<size_t>(q)], w_slot, kFree, 1, kRead, static_cast<int>(s)));
+
+          // The output path.
+          if (last) {
+            const QKey& oq = core_out_q_[static_cast<size_t>(i)];
+            const int32_t ob = core_out_[static_cast<size_t>(i)];
+            emit(oq, acq(ob, out_slot, kFull, 1, kRead, 0));
+            const int64_t n = g.empty() ? 0 : co;
+            if (out_dst_ >= 0) {
+              const int32_t sb = out_stage_[static_cast<size_t>(i)];
+              emit(oq, acq(sb, out_slot, kFree, 1, kWrite, kAll));
+              emit(oq, box(Opc::WriteFM, ob, out_slot, 0, 0, 0, g.oh, g.ow, n, sb, out_slot, 0, 0, 0, 0, kAll));
+              emit(oq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
+              const QKey& wq = wr_q_[static_cast<size_t>(i)];
+              emit(wq, acq(sb, out_slot, kFull, 1, kRead, kAll));
+              emit(wq, box(Opc::Write, sb, out_slot, 0, 0, 0, g.oh, g.ow, n, out_dst_, 0, g.oy0, g.ox0,
+                           st_.out.c0 + co0, 0, kAll));
+              emit(wq, rel(sb, out_slot, kFree, 1, kRead, kAll));
+            } else {
+              out_to_bands(oq, ob, out_slot, g, co0, n);
+            }
+            emit(oq, rel(ob, out_slot, kFree, 1, kRead, 0));
+            // The residual operand.
+            if (st_.add) {
+              const QKey& aq = am_q_[static_cast<size_t>(i)];
+              const int32_t cb = core_add_[static_cast<size_t>(i)];
+              if (add_src_ >= 0) {
+                const int32_t sb = add_stage_[static_cast<size_t>(i)];
+                const QKey& lq = lda_q_[static_cast<size_t>(i)];
+                emit(lq, acq(sb, out_slot, kFree, 1, kWrite, kAll));
+                emit(lq, box(Opc::Load, add_src_, 0, g.oy0, g.ox0, st_.add->c0 + co0, g.oh, g.ow, n, sb, out_slot, 0,
+                             0, 0, 0, kAll));
+                emit(lq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
+                emit(aq, acq(sb, out_slot, kFull, 1, kRead, kAll));
+                emit(aq, acq(cb, out_slot, kFree, 1, kWrite, kAll));
+                emit(aq, box(Opc::LoadFM, sb, out_slot, 0, 0, 0, g.oh, g.ow, n, cb, out_slot, 0, 0, 0, 0, kAll));
+                emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
+                emit(aq, rel(sb, out_slot, kFree, 1, kRead, kAll));
+              } else {
+                emit(aq, acq(cb, out_slot, kFree, 1, kWrite, kAll));
+                TileGeom ag = g;  // the operand has the output's geometry, no window or padding
+                ag.iy0 = ag.cy0 = g.oy0, ag.cy1 = g.oy0 + g.oh, ag.ix0 = ag.cx0 = g.ox0, ag.cx1 = g.ox0 + g.ow;
+                ag.ih = g.oh, ag.iw = g.ow, ag.pt = ag.pb = ag.pl = ag.pr = 0;
+                fm_from_bands(aq, *st_.add, ag, co0, n, cb, out_slot, kAll);
+                emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
+              }
+            }
+          }
+        }
+      }
+
+      // Inputs: one stream per rectangle (broadcast to its pc cores) or, for
+      // channelwise stages, per core.
+      if (fm_load) {
+        for (int64_t b = 0; b < n_in; ++b) {
+          const View& v = st_.in[static_cast<size_t>(b)];
+          for (int64_t f = 0; f < n_fm; ++f) {
+            const int64_t s = st_.channelwise() ? f / d.pc : f;
+            const TileGeom g = tile(s, t);
+            int64_t c0, n;
+            if (st_.channelwise() || st_.kind == StageKind::Softmax) {
+              const int64_t q = st_.channelwise() ? f % d.pc : 0;
+              c0 = d.cbounds[static_cast<size_t>(q * J + j)];
+              n = d.cbounds[static_cast<size_t>(q * J + j + 1)] - c0;
+            } else {
+              c0 = ci0;
+              n = ci;
+            }
+            if (g.empty()) n = 0;
+            const int32_t cb = core_in_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+            const QKey& fq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+            if (in_src_[static_cast<size_t>(b)] >= 0) {
+              const int32_t sb = in_stage_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+              const QKey& lq = ld_q_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+              const int64_t ch = g.cy1 - g.cy0, cw = g.cx1 - g.cx0;
+              emit(lq, acq(sb, fm_slot, kFree, 1, kWrite, kAll));
+              if (v.flat)
+                emit(lq, box(Opc::Load, in_src_[static_cast<size_t>(b)], 0, 0, 0, v.c0 + c0, 1, 1, n, sb, fm_slot, 0, 0,
+                             0, 0, kAll));
+              else
+                emit(lq, box(Opc::Load, in_src_[static_cast<size_t>(b)], 0, g.cy0, g.cx0, v.c0 + c0, n ? ch : 0, cw, n,
+                             sb, fm_slot, 0, 0, 0, 0, kAll));
+              emit(lq, rel(sb, fm_slot, kFull, 1, kWrite, kAll));
+              emit(fq, acq(sb, fm_slot, kFull, 1, kRead, kAll));
+              emit(fq, acq(cb, fm_slot, kFree, 1, kWrite, kAll));
+              if (v.flat)
+                emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, 1, 1, n, cb, fm_slot, 0, 0, 0, 0, kAll));
+              else
+                emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, n ? g.ih : 0, g.iw, n, cb, fm_slot, 0, 0, 0,
+                             pack_pad(g.pt, g.pl, g.pb, g.pr), kAll));
+              emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
+              emit(fq, rel(sb, fm_slot, kFree, 1, kRead, kAll));
+            } else {
+              emit(fq, acq(cb, fm_slot, kFree, 1, kWrite, kAll));
+              fm_from_bands(fq, v, g, c0, n, cb, fm_slot, kAll);
+              emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
+            }
+          }
+        }
+      }
+      // Weights: one stream per channel part, broadcast to its ps cores.
+      if (w_load) {
+        for (int64_t q = 0; q < d.pc; ++q) {
+          const Chunk& ch = p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * K + k)];
+          const int32_t cb = core_w_[static_cast<size_t>(q)];
+          const int32_t sb = w_stage_[static_cast<size_t>(q)];
+          const QKey& wq = wm_q_[static_cast<size_t>(q)];
+          if (d.w_resident) {
+            int64_t off = 0;
+            for (int64_t c = 0; c < j * K + k; ++c) off += p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(c)].bytes;
+            emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
+            emit(wq, make(Opc::LoadWM, {sb, 0, i32(off, "offset"), i32(ch.bytes, "bytes"), cb, static_cast<int32_t>(w_slot),
+                                        0, kAll}));
+            emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
+          } else {
+            const QKey& lq = ldw_q_[static_cast<size_t>(q)];
+            emit(lq, acq(sb, w_slot, kFree, 1, kWrite, kAll));
+            emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ : 0, "offset"),
+                                       i32(ch.bytes, "bytes"), sb, static_cast<int32_t>(w_slot), 0, kAll}));
+            emit(lq, rel(sb, w_slot, kFull, 1, kWrite, kAll));
+            emit(wq, acq(sb, w_slot, kFull, 1, kRead, kAll));
+            emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
+            emit(wq, make(Opc::LoadWM, {sb, static_cast<int32_t>(w_slot), 0, i32(ch.bytes, "bytes"), cb,
+                                        static_cast<int32_t>(w_slot), 0, kAll}));
+            emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
+            emit(wq, rel(sb, w_slot, kFree, 1, kRead, kAll));
+          }
+        }
+      }
+      if (fm_load) ++fm_n;
+      if (w_load) ++w_n;
+      if (last) ++out_n;
+    }
+    // Epilogue.
+    unit();
+    if (conv() && d.w_resident)
+      for (int64_t q = 0; q < d.pc; ++q)
+        emit(wm_q_[static_cast<size_t>(q)], rel(w_stage_[static_cast<size_t>(q)], 0, kFull, 1, kRead, kAll));
+  }
+
+  void assemble() {
+    const int64_t JK = p_.J * p_.K;
+    std::set<size_t> per;
+    for (int64_t x : {int64_t(1), int64_t(2), int64_t(4), p_.K, 2 * p_.K, JK, 2 * JK, p_.T * p_.K, 2 * p_.T * p_.K})
+      if (x > 0 && x < 100000) per.insert(static_cast<size_t>(x));
+    std::vector<size_t> periods(per.rbegin(), per.rend());
+    for (auto& [k, q] : qs_) {
+      QueueProg qp;
+      qp.kind = k.kind;
+      qp.tile = k.tile;
+      qp.channel = k.channel;
+      for (size_t i = 0; i < q.streams.size(); ++i) qp.label += (i ? ", " : "") + q.streams[i];
+      qp.code = compress_loops(q.flat, q.units, periods);
+      if (!qp.code.empty()) prog_.queues.push_back(std::move(qp));
+    }
+  }
+
+  const Schedule& S_;
+  size_t si_;
+  const Stage& st_;
+  const StagePlan& p_;
+  const Hardware& hw_;
+  int64_t es_;
+  StageProg prog_;
+  std::map<std::pair<int, bool>, int32_t> ddr_bufs_;
+  std::map<std::tuple<int, bool, bool>, std::vector<int32_t>> bands_;
+  std::vector<std::vector<int32_t>> core_in_, in_stage_;
+  std::vector<int32_t> core_w_, core_out_, core_add_, w_stage_, add_stage_, out_stage_, in_src_;
+  int32_t add_src_ = -1, out_dst_ = -1, w_ddr_ = -1;
+  int64_t w_ddr_base_ = 0;
+  std::map<QKey, QBuild> qs_;
+  std::map<std::pair<QKind, int32_t>, int> stream_count_;
+  std::vector<QKey> core_q_, core_out_q_, ldw_q_, wm_q_, am_q_, lda_q_, wr_q_;
+  std::vector<std::vector<QKey>> fm_q_, ld_q_;
+};
+
+}  // namespace
+
+Program generate_program(const Schedule& S) {
+  Program p;
+  p.hw = S.hw;
+  p.dtype = S.dtype;
+  p.ddr_bytes = S.ddr_bytes;
+  p.ddr_const_bytes = S.ddr_const_bytes;
+  p.fingerprint = S.fingerprint;
+  const Storage& in = S.graph.storages[static_cast<size_t>(S.graph.input_storage)];
+  const Storage& out = S.graph.storages[static_cast<size_t>(S.graph.output_storage)];
+  p.input_addr = S.storages[static_cast<size_t>(S.graph.input_storage)].ddr_addr;
+  p.output_addr = S.storages[static_cast<size_t>(S.graph.output_storage)].ddr_addr;
+  p.input_shape = {in.H, in.W, in.C};
+  p.output_shape = {out.H, out.W, out.C};
+  for (size_t s = 0; s < S.graph.stages.size(); ++s) p.stages.push_back(Gen(S, s).run());
+  return p;
+}
+
+}  // namespace bsp::aie2

@@ -1,0 +1,581 @@
+#include "aie2/executor.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <queue>
+#include <unordered_map>
+
+#include "aie2/kernels.hpp"
+#include "aie2/loops.hpp"
+#include "aie2/plan.hpp"
+#include "core/error.hpp"
+
+namespace bsp::aie2 {
+
+const char* instr_class_name(int c) {
+  static const char* names[] = {"LOAD", "LOADW", "LOADFM", "LOADWM", "COMP", "WRITEFM", "WRITE"};
+  return c >= 0 && c < kClsCount ? names[c] : "?";
+}
+
+Machine::Machine(const Hardware& hw, int64_t ddr_bytes)
+    : ddr(static_cast<size_t>(ddr_bytes), 0),
+      memtile(static_cast<size_t>(hw.cols), std::vector<uint8_t>(static_cast<size_t>(hw.memtile_memory), 0)),
+      core(static_cast<size_t>(hw.cores()), std::vector<uint8_t>(static_cast<size_t>(hw.core_memory), 0)) {}
+
+namespace {
+
+constexpr int kRead = 0, kWrite = 1;
+constexpr int kMaxLock = 63;  // AIE-ML locks hold 6-bit values
+
+struct Win {
+  int q, mode;
+};
+
+struct BufState {
+  const BufDecl* d = nullptr;
+  std::vector<int> locks;             // [member * 2 + lock]
+  std::vector<std::vector<Win>> win;  // [member * slots + slot]
+  std::vector<std::vector<uint8_t>> written;  // shared buffers: bytes written this stage, per member
+};
+
+struct QState {
+  const QueueProg* prog = nullptr;
+  LoopCursor cur{nullptr};
+  double t = 0;
+  int state = 0;  // 0 ready, 1 blocked, 2 done
+  double ddr_busy = 0;
+  size_t record = 0;
+  Instr blocked_on;
+};
+
+int opc_class(Opc o) {
+  switch (o) {
+    case Opc::Load: return kClsLoad;
+    case Opc::LoadW: return kClsLoadW;
+    case Opc::LoadFM: return kClsLoadFM;
+    case Opc::LoadWM: return kClsLoadWM;
+    case Opc::Comp: return kClsComp;
+    case Opc::WriteFM: return kClsWriteFM;
+    case Opc::Write: return kClsWrite;
+    default: return -1;
+  }
+}
+
+bool is_ddr_op(Opc o) { return o == Opc::Load || o == Opc::LoadW || o == Opc::Write; }
+
+class Runner {
+ public:
+  Runner(const Program& p, const StageProg& s, Machine* m) : p_(p), s_(s), m_(m), hw_(p.hw) {}
+
+  StageTiming run() {
+    setup();
+    std::priority_queue<std::pair<double, int>, std::vector<std::pair<double, int>>, std::greater<>> heap;
+    for (size_t q = 0; q < qs_.size(); ++q) heap.push({0.0, static_cast<int>(q)});
+    while (!heap.empty()) {
+      auto [t, q] = heap.top();
+      heap.pop();
+      QState& qs = qs_[static_cast<size_t>(q)];
+      if (qs.state != 0 || qs.t != t) continue;
+      now_ = t;
+      step(q);
+      for (int w : woken_) {
+        QState& ws = qs_[static_cast<size_t>(w)];
+        ws.state = 0;
+        ws.t = std::max(ws.t, now_);
+        heap.push({ws.t, w});
+      }
+      woken_.clear();
+      if (qs.state == 0) heap.push({qs.t, q});
+    }
+    std::string stuck;
+    int n = 0;
+    for (const QState& qs : qs_) {
+      if (qs.state == 2) continue;
+      if (n++ < 3)
+        stuck += fmt::format("{}{} waits at record {} ({} {})", stuck.empty() ? "" : "; ", qs.prog->name(), qs.record,
+                             opc_name(qs.blocked_on.op), describe_lock(qs.blocked_on));
+    }
+    if (n) fail("stage {} '{}': deadlock: {}{}", s_.index, s_.name, stuck, n > 3 ? fmt::format(" (and {} more)", n - 3) : "");
+    for (const QState& qs : qs_) timing_.onchip_s = std::max(timing_.onchip_s, qs.t);
+    if (!hw_.ddr_overlap) {
+      double in = 0, out = 0;
+      for (const QState& qs : qs_) {
+        if (qs.prog->kind == QKind::ShimMM2S) in = std::max(in, qs.ddr_busy);
+        if (qs.prog->kind == QKind::ShimS2MM) out = std::max(out, qs.ddr_busy);
+      }
+      timing_.ddr_s = in + out;
+    }
+    timing_.seconds = timing_.onchip_s + timing_.ddr_s;
+    return timing_;
+  }
+
+ private:
+  [[noreturn]] void error(int q, size_t record, Opc op, const std::string& what) const {
+    fail("stage {} '{}', queue {}, record {} ({}): {}", s_.index, s_.name, qs_[static_cast<size_t>(q)].prog->name(),
+         record, opc_name(op), what);
+  }
+
+  std::string describe_lock(const Instr& in) const {
+    if (in.op != Opc::Acq) return "";
+    int32_t b = in.a[0];
+    if (b < 0 || static_cast<size_t>(b) >= s_.bufs.size()) return "";
+    return fmt::format("{}[{}].{} {}", s_.bufs[static_cast<size_t>(b)].name, in.a[1], in.a[2] ? "full" : "free",
+                       in.a[3]);
+  }
+
+  int64_t memory_size(Mem mem) const {
+    return mem == Mem::DDR ? p_.ddr_bytes : mem == Mem::Memtile ? hw_.memtile_memory : hw_.core_memory;
+  }
+
+  void setup() {
+    const std::string where = fmt::format("stage {} '{}'", s_.index, s_.name);
+    bufs_.resize(s_.bufs.size());
+    std::vector<int> core_locks(static_cast<size_t>(hw_.cores()), 0), mt_locks(static_cast<size_t>(hw_.cols), 0);
+    struct Span {
+      int64_t lo, hi;
+      int32_t buf;
+    };
+    std::unordered_map<int64_t, std::vector<Span>> spans;  // (mem, tile) -> spans
+    for (size_t i = 0; i < s_.bufs.size(); ++i) {
+      const BufDecl& d = s_.bufs[i];
+      BufState& b = bufs_[i];
+      b.d = &d;
+      const int64_t size = static_cast<int64_t>(d.slot_bytes) * d.slots;
+      if (d.addr < 0 || d.addr + size > memory_size(d.mem))
+        fail("{}: buffer '{}' [{}, {}) lies outside the {} bytes of its memory", where, d.name, d.addr, d.addr + size,
+             memory_size(d.mem));
+      if (!(d.flags & kBufLinear) && d.slot_elems() * d.elem_bytes > d.slot_bytes)
+        fail("{}: buffer '{}': its [{}][{}][{}] layout is larger than its slot", where, d.name, d.rows, d.cols, d.pitch);
+      if (d.mem == Mem::Core) {
+        const int64_t last = d.tile + static_cast<int64_t>(d.tile_count - 1) * d.tile_stride;
+        if (d.tile < 0 || last >= hw_.cores() || d.tile_stride < 1)
+          fail("{}: buffer '{}' names cores outside the array", where, d.name);
+        if (d.addr < hw_.core_reserved) fail("{}: buffer '{}' overlaps the reserved core memory", where, d.name);
+      } else if (d.mem == Mem::Memtile) {
+        if (d.tile < 0 || d.tile >= hw_.cols || d.tile_count != 1)
+          fail("{}: buffer '{}' names a memtile outside the array", where, d.name);
+      }
+      const bool locked = d.mem != Mem::DDR && !(d.flags & kBufPrivate);
+      if (locked) {
+        if (d.free_init < 0 || d.free_init > kMaxLock || d.full_init < 0 || d.full_init > kMaxLock)
+          fail("{}: buffer '{}': lock values must be 0..{}", where, d.name, kMaxLock);
+        b.locks.resize(static_cast<size_t>(d.tile_count) * 2);
+        for (int32_t mbr = 0; mbr < d.tile_count; ++mbr) {
+          b.locks[static_cast<size_t>(mbr) * 2] = d.free_init;
+          b.locks[static_cast<size_t>(mbr) * 2 + 1] = d.full_init;
+          const int64_t tile = d.tile + static_cast<int64_t>(mbr) * d.tile_stride;
+          if (d.mem == Mem::Core)
+            core_locks[static_cast<size_t>(tile)] += 2;
+          else
+            mt_locks[static_cast<size_t>(tile)] += 2;
+        }
+        b.win.resize(static_cast<size_t>(d.tile_count) * static_cast<size_t>(d.slots));
+        if ((d.flags & kBufShared) && m_) b.written.assign(static_cast<size_t>(d.tile_count), std::vector<uint8_t>(static_cast<size_t>(size), 0));
+      }
+      if (d.mem != Mem::DDR)
+        for (int32_t mbr = 0; mbr < d.tile_count; ++mbr) {
+          const int64_t tile = d.tile + static_cast<int64_t>(mbr) * d.tile_stride;
+          spans[(static_cast<int64_t>(d.mem) << 32) | tile].push_back({d.addr, d.addr + size, static_cast<int32_t>(i)});
+        }
+      if (d.mem == Mem::Core && d.family != 255) {
+        if (fam_.size() <= static_cast<size_t>(d.family)) fam_.resize(static_cast<size_t>(d.family) + 1);
+        auto& f = fam_[static_cast<size_t>(d.family)];
+        f.resize(static_cast<size_t>(hw_.cores()), {-1, -1});
+        for (int32_t mbr = 0; mbr < d.tile_count; ++mbr) {
+          const int64_t tile = d.tile + static_cast<int64_t>(mbr) * d.tile_stride;
+          if (f[static_cast<size_t>(tile)].first >= 0)
+            fail("{}: core {} has two buffers of family {}", where, tile, d.family);
+          f[static_cast<size_t>(tile)] = {static_cast<int32_t>(i), mbr};
+        }
+      }
+    }
+    for (int64_t c = 0; c < hw_.cores(); ++c)
+      if (core_locks[static_cast<size_t>(c)] > hw_.core_locks)
+        fail("{}: core {} needs {} locks, it has {}", where, c, core_locks[static_cast<size_t>(c)], hw_.core_locks);
+    for (int64_t c = 0; c < hw_.cols; ++c)
+      if (mt_locks[static_cast<size_t>(c)] > hw_.memtile_locks)
+        fail("{}: memtile {} needs {} locks, it has {}", where, c, mt_locks[static_cast<size_t>(c)], hw_.memtile_locks);
+    for (auto& [key, v] : spans) {
+      std::sort(v.begin(), v.end(), [](const Span& a, const Span& b) { return a.lo < b.lo; });
+      for (size_t i = 1; i < v.size(); ++i)
+        if (v[i].lo < v[i - 1].hi)
+          fail("{}: buffers '{}' and '{}' overlap", where, s_.bufs[static_cast<size_t>(v[i - 1].buf)].name,
+               s_.bufs[static_cast<size_t>(v[i].buf)].name);
+    }
+    for (const KernelDecl& k : s_.kernels) (void)k;
+    qs_.resize(s_.queues.size());
+    for (size_t q = 0; q < s_.queues.size(); ++q) {
+      const QueueProg& qp = s_.queues[q];
+      qs_[q].prog = &qp;
+      qs_[q].cur = LoopCursor(&qp.code);
+      const int64_t limit = qp.kind == QKind::Core || qp.kind == QKind::CoreMM2S ? hw_.cores() : hw_.cols;
+      if (qp.tile < 0 || qp.tile >= limit) fail("{}: queue {} is outside the array", where, qp.name());
+    }
+  }
+
+  // ---- helpers ----
+
+  const BufState& buf(int q, size_t rec, Opc op, int32_t b) const {
+    if (b < 0 || static_cast<size_t>(b) >= bufs_.size()) error(q, rec, op, fmt::format("no buffer {}", b));
+    return bufs_[static_cast<size_t>(b)];
+  }
+  BufState& buf_mut(int q, size_t rec, Opc op, int32_t b) { return const_cast<BufState&>(buf(q, rec, op, b)); }
+
+  std::vector<int32_t> members(int q, size_t rec, Opc op, const BufDecl& d, int32_t member) const {
+    if (member == -1) {
+      std::vector<int32_t> all(static_cast<size_t>(d.tile_count));
+      for (int32_t i = 0; i < d.tile_count; ++i) all[static_cast<size_t>(i)] = i;
+      return all;
+    }
+    if (member < 0 || member >= d.tile_count)
+      error(q, rec, op, fmt::format("buffer '{}' has no member {}", d.name, member));
+    return {member};
+  }
+
+  uint8_t* memory(const BufDecl& d, int32_t member) {
+    if (!m_) return nullptr;
+    const int64_t tile = d.tile + static_cast<int64_t>(member) * d.tile_stride;
+    switch (d.mem) {
+      case Mem::DDR: return m_->ddr.data();
+      case Mem::Memtile: return m_->memtile[static_cast<size_t>(tile)].data();
+      case Mem::Core: return m_->core[static_cast<size_t>(tile)].data();
+    }
+    return nullptr;
+  }
+
+  bool holds(const BufState& b, int32_t member, int32_t slot, int q, bool need_write) const {
+    if (b.d->mem == Mem::DDR) return true;
+    if (b.d->flags & kBufPrivate) return true;  // ownership checked by the caller
+    for (const Win& w : b.win[static_cast<size_t>(member) * static_cast<size_t>(b.d->slots) + static_cast<size_t>(slot)])
+      if (w.q == q && (!need_write || w.mode == kWrite)) return true;
+    return false;
+  }
+
+  void need_window(int q, size_t rec, Opc op, const BufState& b, int32_t member, int32_t slot, bool write) const {
+    if (slot < 0 || slot >= b.d->slots) error(q, rec, op, fmt::format("buffer '{}' has no slot {}", b.d->name, slot));
+    if (!holds(b, member, slot, q, write))
+      error(q, rec, op,
+            fmt::format("{} buffer '{}' slot {} without holding its lock for {}", write ? "writes" : "reads", b.d->name,
+                        slot, write ? "writing" : "reading"));
+  }
+
+  // ---- locks ----
+
+  bool acquire(int q, size_t rec, const Instr& in) {
+    const int32_t b = in.a[0], slot = in.a[1], lock = in.a[2], value = in.a[3], mode = in.a[4];
+    BufState& bs = buf_mut(q, rec, in.op, b);
+    const BufDecl& d = *bs.d;
+    if (d.mem == Mem::DDR || (d.flags & kBufPrivate)) error(q, rec, in.op, fmt::format("buffer '{}' has no locks", d.name));
+    if (lock != 0 && lock != 1) error(q, rec, in.op, "lock must be 0 (free) or 1 (full)");
+    if (value < 1 || value > kMaxLock) error(q, rec, in.op, fmt::format("lock value {} out of range", value));
+    if (slot < 0 || slot >= d.slots) error(q, rec, in.op, fmt::format("buffer '{}' has no slot {}", d.name, slot));
+    if (mode != kRead && mode != kWrite) error(q, rec, in.op, "mode must be 0 (read) or 1 (write)");
+    const auto ms = members(q, rec, in.op, d, in.a[5]);
+    for (int32_t mbr : ms)
+      if (bs.locks[static_cast<size_t>(mbr) * 2 + static_cast<size_t>(lock)] < value) {
+        waiters_[key(b, mbr, lock)].push_back(q);
+        return false;
+      }
+    for (int32_t mbr : ms) {
+      bs.locks[static_cast<size_t>(mbr) * 2 + static_cast<size_t>(lock)] -= value;
+      auto& ws = bs.win[static_cast<size_t>(mbr) * static_cast<size_t>(d.slots) + static_cast<size_t>(slot)];
+      const bool shared = (d.flags & kBufShared) != 0;
+      for (const Win& w : ws) {
+        if (w.q == q) continue;
+        if (mode == kWrite && !(shared && w.mode == kWrite))
+          error(q, rec, in.op,
+                fmt::format("buffer '{}' slot {} overwritten while in use: {} holds it for {}", d.name, slot,
+                            qs_[static_cast<size_t>(w.q)].prog->name(), w.mode == kWrite ? "writing" : "reading"));
+        if (mode == kRead && w.mode == kWrite && !shared)
+          error(q, rec, in.op,
+                fmt::format("buffer '{}' slot {} read while {} writes it", d.name, slot,
+                            qs_[static_cast<size_t>(w.q)].prog->name()));
+      }
+      ws.push_back({q, mode});
+    }
+    return true;
+  }
+
+  void release(int q, size_t rec, const Instr& in) {
+    const int32_t b = in.a[0], slot = in.a[1], lock = in.a[2], value = in.a[3], mode = in.a[4];
+    BufState& bs = buf_mut(q, rec, in.op, b);
+    const BufDecl& d = *bs.d;
+    if (d.mem == Mem::DDR || (d.flags & kBufPrivate)) error(q, rec, in.op, fmt::format("buffer '{}' has no locks", d.name));
+    if (lock != 0 && lock != 1) error(q, rec, in.op, "lock must be 0 (free) or 1 (full)");
+    if (value < 1 || value > kMaxLock) error(q, rec, in.op, fmt::format("lock value {} out of range", value));
+    if (slot < 0 || slot >= d.slots) error(q, rec, in.op, fmt::format("buffer '{}' has no slot {}", d.name, slot));
+    for (int32_t mbr : members(q, rec, in.op, d, in.a[5])) {
+      auto& ws = bs.win[static_cast<size_t>(mbr) * static_cast<size_t>(d.slots) + static_cast<size_t>(slot)];
+      auto it = std::find_if(ws.begin(), ws.end(), [&](const Win& w) { return w.q == q && w.mode == mode; });
+      if (it == ws.end())
+        error(q, rec, in.op,
+              fmt::format("releases buffer '{}' slot {} ({}) without having acquired it", d.name, slot,
+                          mode == kWrite ? "write" : "read"));
+      ws.erase(it);
+      int& v = bs.locks[static_cast<size_t>(mbr) * 2 + static_cast<size_t>(lock)];
+      v += value;
+      if (v > kMaxLock) error(q, rec, in.op, fmt::format("lock of buffer '{}' overflows ({})", d.name, v));
+      auto wit = waiters_.find(key(b, mbr, lock));
+      if (wit != waiters_.end()) {
+        for (int w : wit->second) woken_.push_back(w);
+        waiters_.erase(wit);
+      }
+    }
+  }
+
+  static int64_t key(int32_t b, int32_t member, int32_t lock) {
+    return (static_cast<int64_t>(b) << 24) | (static_cast<int64_t>(member) << 1) | lock;
+  }
+
+  // ---- transfers ----
+
+  // Bounds of a box access at (y, x, c) of h x w x n in buffer d.
+  void box_bounds(int q, size_t rec, Opc op, const BufDecl& d, int64_t y, int64_t x, int64_t c, int64_t h, int64_t w,
+                  int64_t n, const char* side) const {
+    if (h == 0 || w == 0 || n == 0) return;
+    if (d.flags & kBufLinear) error(q, rec, op, fmt::format("buffer '{}' holds raw bytes, not a feature map", d.name));
+    bool ok;
+    if (h == 1 && w == 1)
+      ok = y >= 0 && x >= 0 && c >= 0 && y < d.rows && x < d.cols && (y * d.cols + x) * d.pitch + c + n <= d.slot_elems();
+    else
+      ok = y >= 0 && x >= 0 && c >= 0 && y + h <= d.rows && x + w <= d.cols && c + n <= d.pitch;
+    if (!ok)
+      error(q, rec, op,
+            fmt::format("out-of-range address: {} box ({},{},{}) of {}x{}x{} is outside buffer '{}' [{}][{}][{}]", side,
+                        y, x, c, h, w, n, d.name, d.rows, d.cols, d.pitch));
+  }
+
+  double transfer(int q, size_t rec, const Instr& in) {
+    const auto& a = in.a;
+    const bool linear = in.op == Opc::LoadW || in.op == Opc::LoadWM;
+    const int32_t src = a[0], sslot = a[1];
+    const int32_t dst = linear ? a[4] : a[8], dslot = linear ? a[5] : a[9], dmember = linear ? a[7] : a[14];
+    BufState& sb = buf_mut(q, rec, in.op, src);
+    BufState& db = buf_mut(q, rec, in.op, dst);
+    const BufDecl& sd = *sb.d;
+    const BufDecl& dd = *db.d;
+    // Which memories each instruction connects.
+    Mem want_src = Mem::DDR, want_dst = Mem::Memtile;
+    switch (in.op) {
+      case Opc::Load: case Opc::LoadW: want_src = Mem::DDR, want_dst = Mem::Memtile; break;
+      case Opc::LoadFM: case Opc::LoadWM: want_src = Mem::Memtile, want_dst = Mem::Core; break;
+      case Opc::WriteFM: want_src = Mem::Core, want_dst = Mem::Memtile; break;
+      case Opc::Write: want_src = Mem::Memtile, want_dst = Mem::DDR; break;
+      default: break;
+    }
+    if (sd.mem != want_src || dd.mem != want_dst)
+      error(q, rec, in.op, fmt::format("moves '{}' to '{}': wrong memories for this instruction", sd.name, dd.name));
+    const QKind qk = qs_[static_cast<size_t>(q)].prog->kind;
+    const bool right_queue = ((in.op == Opc::Load || in.op == Opc::LoadW) && qk == QKind::ShimMM2S) ||
+                             ((in.op == Opc::LoadFM || in.op == Opc::LoadWM) && qk == QKind::MemtileMM2S) ||
+                             (in.op == Opc::WriteFM && qk == QKind::CoreMM2S) || (in.op == Opc::Write && qk == QKind::ShimS2MM);
+    if (!right_queue) error(q, rec, in.op, fmt::format("not an instruction for a {} queue", qkind_name(qk)));
+    if (sd.tile_count != 1) error(q, rec, in.op, fmt::format("source '{}' is a group buffer", sd.name));
+    need_window(q, rec, in.op, sb, 0, sslot, false);
+    const auto dms = members(q, rec, in.op, dd, dmember);
+    for (int32_t mbr : dms) need_window(q, rec, in.op, db, mbr, dslot, true);
+    int64_t bytes;
+    if (linear) {
+      const int64_t soff = a[2], n = a[3], doff = a[6];
+      if (n < 0 || soff < 0 || doff < 0 || soff + n > sd.slot_bytes || doff + n > dd.slot_bytes)
+        error(q, rec, in.op,
+              fmt::format("out-of-range address: {} bytes from '{}'+{} to '{}'+{} (slots of {} and {} bytes)", n, sd.name,
+                          soff, dd.name, doff, sd.slot_bytes, dd.slot_bytes));
+      bytes = n;
+      if (m_ && n > 0) {
+        const uint8_t* s = memory(sd, 0) + sd.addr + static_cast<int64_t>(sslot) * sd.slot_bytes + soff;
+        for (int32_t mbr : dms) {
+          uint8_t* d = memory(dd, mbr) + dd.addr + static_cast<int64_t>(dslot) * dd.slot_bytes + doff;
+          std::memcpy(d, s, static_cast<size_t>(n));
+        }
+      }
+    } else {
+      const int64_t sy = a[2], sx = a[3], sc = a[4], h = a[5], w = a[6], n = a[7], dy = a[10], dx = a[11], dc = a[12];
+      const int64_t pt = pad_part(a[13], 0), pl = pad_part(a[13], 1), pb = pad_part(a[13], 2), pr = pad_part(a[13], 3);
+      if (h < 0 || w < 0 || n < 0) error(q, rec, in.op, "negative box size");
+      if (a[13] && in.op != Opc::LoadFM) error(q, rec, in.op, "only LOADFM pads");
+      const int64_t hi = h - pt - pb, wi = w - pl - pr;
+      if (h && w && n && (hi < 0 || wi < 0)) error(q, rec, in.op, "padding larger than the box");
+      if (sd.elem_bytes != dd.elem_bytes) error(q, rec, in.op, "source and destination element sizes differ");
+      box_bounds(q, rec, in.op, sd, sy, sx, sc, hi, wi, n, "source");
+      box_bounds(q, rec, in.op, dd, dy, dx, dc, h, w, n, "destination");
+      const int64_t E = sd.elem_bytes;
+      bytes = h * w * n * E;
+      if (m_ && bytes > 0) {
+        const uint8_t* sbase = memory(sd, 0) + sd.addr + static_cast<int64_t>(sslot) * sd.slot_bytes;
+        for (int32_t mbr : dms) {
+          uint8_t* dbase = memory(dd, mbr) + dd.addr + static_cast<int64_t>(dslot) * dd.slot_bytes;
+          std::vector<uint8_t>* wr = (dd.flags & kBufShared) && !db.written.empty() ? &db.written[static_cast<size_t>(mbr)] : nullptr;
+          for (int64_t y = 0; y < h; ++y)
+            for (int64_t x = 0; x < w; ++x) {
+              const int64_t doff = (((dy + y) * dd.cols + dx + x) * dd.pitch + dc) * E;
+              uint8_t* dp = dbase + doff;
+              const bool pad = y < pt || y >= h - pb || x < pl || x >= w - pr;
+              if (pad) {
+                std::memset(dp, 0, static_cast<size_t>(n * E));
+              } else {
+                const uint8_t* sp = sbase + (((sy + y - pt) * sd.cols + sx + x - pl) * sd.pitch + sc) * E;
+                std::memcpy(dp, sp, static_cast<size_t>(n * E));
+              }
+              if (wr) {
+                uint8_t* flag = wr->data() + static_cast<int64_t>(dslot) * dd.slot_bytes + doff;
+                for (int64_t i = 0; i < n * E; ++i) {
+                  if (flag[i])
+                    error(q, rec, in.op, fmt::format("buffer '{}' overwritten: these bytes were already written in this stage", dd.name));
+                  flag[i] = 1;
+                }
+              }
+            }
+        }
+      }
+    }
+    const double bw = is_ddr_op(in.op) ? hw_.ddr_channel_gbps : hw_.stream_gbps;
+    double d = bytes > 0 ? static_cast<double>(bytes) / (bw * 1e9) + static_cast<double>(hw_.dma_overhead_cycles) / (hw_.clock_ghz * 1e9) : 0.0;
+    ClassStats& cs = timing_.cls[static_cast<size_t>(opc_class(in.op))];
+    cs.busy_s += d;
+    cs.bytes += bytes;
+    ++cs.count;
+    if (is_ddr_op(in.op) && !hw_.ddr_overlap) {
+      qs_[static_cast<size_t>(q)].ddr_busy += d;
+      return 0.0;
+    }
+    return d;
+  }
+
+  // ---- compute ----
+
+  double comp(int q, size_t rec, const Instr& in) {
+    const QState& qs = qs_[static_cast<size_t>(q)];
+    if (qs.prog->kind != QKind::Core) error(q, rec, in.op, "COMP runs on a core queue only");
+    const auto& a = in.a;
+    if (a[0] < 0 || static_cast<size_t>(a[0]) >= s_.kernels.size()) error(q, rec, in.op, fmt::format("no kernel {}", a[0]));
+    const KernelDecl& k = s_.kernels[static_cast<size_t>(a[0])];
+    const int64_t core = qs.prog->tile;
+    const int64_t oh = a[5], ow = a[6], co = a[7], ci = a[8], nnz = a[9];
+    const int32_t flags = a[10];
+    if (oh < 0 || ow < 0 || co < 0 || ci < 0 || nnz < 0) error(q, rec, in.op, "negative operand");
+    auto mine = [&](int32_t family, const char* what) -> std::pair<const BufState*, int32_t> {
+      if (family < 0 || static_cast<size_t>(family) >= fam_.size() || fam_[static_cast<size_t>(family)].empty() ||
+          fam_[static_cast<size_t>(family)][static_cast<size_t>(core)].first < 0)
+        error(q, rec, in.op, fmt::format("core {} has no {} buffer", core, what));
+      auto [b, mbr] = fam_[static_cast<size_t>(family)][static_cast<size_t>(core)];
+      return {&bufs_[static_cast<size_t>(b)], mbr};
+    };
+    const bool last = (flags & kCLast) != 0;
+    KernelCall c;
+    c.k = &k;
+    c.dtype = p_.dtype;
+    c.oh = oh, c.ow = ow, c.co = co, c.ci = ci, c.nnz = nnz, c.flags = flags;
+    c.pt = a[11], c.pl = a[12], c.pb = a[13], c.pr = a[14];
+    const bool work = oh > 0 && ow > 0 && co > 0;
+    for (int32_t b = 0; b < k.n_in; ++b) {
+      auto [bs, mbr] = mine(k.in_buf + b, "input");
+      need_window(q, rec, in.op, *bs, mbr, a[1], false);
+      if (m_) c.in[b] = memory(*bs->d, mbr) + bs->d->addr + static_cast<int64_t>(a[1]) * bs->d->slot_bytes;
+      c.in_l = Layout{bs->d->rows, bs->d->cols, bs->d->pitch};
+    }
+    if (k.w_buf >= 0) {
+      auto [bs, mbr] = mine(k.w_buf, "weight");
+      need_window(q, rec, in.op, *bs, mbr, a[2], false);
+      if (m_) c.w = memory(*bs->d, mbr) + bs->d->addr + static_cast<int64_t>(a[2]) * bs->d->slot_bytes;
+      c.w_bytes = bs->d->slot_bytes;
+    }
+    {
+      auto [bs, mbr] = mine(k.out_buf, "output");
+      if (last) need_window(q, rec, in.op, *bs, mbr, a[3], true);
+      if (m_) c.out = memory(*bs->d, mbr) + bs->d->addr + static_cast<int64_t>(a[3]) * bs->d->slot_bytes;
+      c.out_l = Layout{bs->d->rows, bs->d->cols, bs->d->pitch};
+    }
+    if (k.add_buf >= 0 && last) {
+      auto [bs, mbr] = mine(k.add_buf, "residual");
+      need_window(q, rec, in.op, *bs, mbr, a[4], false);
+      if (m_) c.add = memory(*bs->d, mbr) + bs->d->addr + static_cast<int64_t>(a[4]) * bs->d->slot_bytes;
+    }
+    if (k.acc_buf >= 0) {
+      auto [bs, mbr] = mine(k.acc_buf, "accumulator");
+      if (m_) c.acc = memory(*bs->d, mbr) + bs->d->addr;
+      if (bs->d->slot_elems() < c.out_l.rows * c.out_l.cols * c.out_l.pitch)
+        error(q, rec, in.op, "the accumulator is smaller than the output tile");
+    }
+    if (m_ && work) {
+      try {
+        run_kernel(c);
+      } catch (const Error& e) {
+        error(q, rec, in.op, e.what());
+      }
+    }
+    const int64_t cycles = work ? comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz) : 0;
+    const double d = static_cast<double>(cycles) / (hw_.clock_ghz * 1e9);
+    ClassStats& cs = timing_.cls[kClsComp];
+    cs.busy_s += d;
+    ++cs.count;
+    if (work && k.kind == KKind::Conv) {
+      const int64_t pos = (oh * ow + hw_.vec_positions - 1) / hw_.vec_positions * hw_.vec_positions;
+      cs.macs += pos * nnz * kBlock * kBlock * k.kh * k.kw;
+    }
+    return d;
+  }
+
+  // Runs queue q from its current time until it blocks, finishes or spends time.
+  void step(int q) {
+    QState& qs = qs_[static_cast<size_t>(q)];
+    Instr in;
+    size_t rec = 0;
+    for (;;) {
+      bool more;
+      try {
+        more = qs.cur.peek(in, rec);
+      } catch (const Error& e) {
+        fail("stage {} '{}', queue {}: {}", s_.index, s_.name, qs.prog->name(), e.what());
+      }
+      if (!more) {
+        qs.state = 2;
+        return;
+      }
+      qs.record = rec;
+      if (in.op == Opc::Acq) {
+        if (!acquire(q, rec, in)) {
+          qs.state = 1;
+          qs.blocked_on = in;
+          return;
+        }
+        qs.cur.next(in, rec);
+        ++timing_.executed;
+        continue;
+      }
+      qs.cur.next(in, rec);
+      ++timing_.executed;
+      double d = 0;
+      switch (in.op) {
+        case Opc::Rel: release(q, rec, in); break;
+        case Opc::Comp: d = comp(q, rec, in); break;
+        case Opc::Load: case Opc::LoadW: case Opc::LoadFM: case Opc::LoadWM: case Opc::WriteFM: case Opc::Write:
+          d = transfer(q, rec, in);
+          break;
+        default: error(q, rec, in.op, "not an executable instruction");
+      }
+      if (d > 0) {
+        qs.t += d;
+        return;
+      }
+    }
+  }
+
+  const Program& p_;
+  const StageProg& s_;
+  Machine* m_;
+  const Hardware& hw_;
+  std::vector<BufState> bufs_;
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> fam_;  // [family][core] -> (buffer, member)
+  std::vector<QState> qs_;
+  std::unordered_map<int64_t, std::vector<int>> waiters_;
+  std::vector<int> woken_;
+  double now_ = 0;
+  StageTiming timing_;
+};
+
+}  // namespace
+
+StageTiming run_stage(const Program& p, const StageProg& s, Machine* m) { return Runner(p, s, m).run(); }
+
+}  // namespace bsp::aie2

@@ -1,0 +1,218 @@
+#include "aie2/kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "aie2/schedule.hpp"
+#include "core/error.hpp"
+
+namespace bsp::aie2 {
+
+namespace {
+
+int64_t in_rows(const KernelDecl& k, int64_t oh) { return (oh - 1) * k.sh + (k.kh - 1) * k.dh + 1; }
+int64_t in_cols(const KernelDecl& k, int64_t ow) { return (ow - 1) * k.sw + (k.kw - 1) * k.dw + 1; }
+
+void check_fits(const char* what, const Layout& l, int64_t rows, int64_t cols, int64_t ch) {
+  if (rows > l.rows || cols > l.cols || ch > l.pitch)
+    fail("{} of {}x{}x{} does not fit its buffer [{}][{}][{}]", what, rows, cols, ch, l.rows, l.cols, l.pitch);
+}
+
+// fp32 convolution over one chunk of output channels and one pass of input
+// channels: acc[y][x][o] += sum over blocks, window, channels.
+void conv_fp32(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  const int64_t oh = c.oh, ow = c.ow, co = c.co, ci = c.ci;
+  const int64_t KHW = k.kh * k.kw;
+  const bool sparse = (k.flags & kKSparse) != 0;
+  const int64_t nbr = (co + kBlock - 1) / kBlock, nbc = (ci + kBlock - 1) / kBlock;
+  check_fits("input tile", c.in_l, in_rows(k, oh), in_cols(k, ow), ci);
+  check_fits("output tile", c.out_l, oh, ow, co);
+  // The chunk: parameters, then (sparse) counts and indices, then blocks.
+  const int64_t pbytes = (co * param_bytes_per_channel(c.dtype) + 3) / 4 * 4;
+  const uint16_t* cnt = nullptr;
+  const uint16_t* idx = nullptr;
+  int64_t off = pbytes;
+  if (sparse) {
+    if (off + 2 * nbr > c.w_bytes) fail("weight chunk header runs past its buffer");
+    cnt = reinterpret_cast<const uint16_t*>(c.w + off);
+    int64_t total = 0;
+    for (int64_t r = 0; r < nbr; ++r) total += cnt[r];
+    if (total != c.nnz) fail("weight chunk holds {} blocks, the instruction says {}", total, c.nnz);
+    idx = cnt + nbr;
+    for (int64_t e = 0; e < total; ++e)
+      if (idx[e] >= nbc) fail("weight chunk block index {} is past the {} input blocks", idx[e], nbc);
+    off += (2 * nbr + 2 * total + 3) / 4 * 4;
+  } else if (c.nnz != nbr * nbc) {
+    fail("dense weight chunk of {}x{} blocks, the instruction says {}", nbr, nbc, c.nnz);
+  }
+  const int64_t blk_elems = kBlock * KHW * kBlock;
+  if (off + c.nnz * blk_elems * 4 > c.w_bytes) fail("weight chunk of {} blocks runs past its buffer", c.nnz);
+  const float* params = reinterpret_cast<const float*>(c.w);
+  const float* blocks = reinterpret_cast<const float*>(c.w + off);
+  const float* in = reinterpret_cast<const float*>(c.in[0]);
+  const int64_t IW = c.in_l.cols, CI = c.in_l.pitch;
+  const bool first = (c.flags & kCFirst) != 0, last = (c.flags & kCLast) != 0;
+  // Partial sums: the accumulator buffer across passes, else a local array.
+  std::vector<float> local;
+  float* acc;
+  int64_t acc_w, acc_c;
+  if (c.acc) {
+    acc = reinterpret_cast<float*>(c.acc);
+    acc_w = c.out_l.cols;
+    acc_c = c.out_l.pitch;
+  } else {
+    if (!first || !last) fail("a multi-pass convolution needs an accumulator buffer");
+    local.assign(static_cast<size_t>(oh * ow * co), 0.0f);
+    acc = local.data();
+    acc_w = ow;
+    acc_c = co;
+  }
+  if (first && c.acc)
+    for (int64_t y = 0; y < oh; ++y)
+      for (int64_t x = 0; x < ow; ++x) std::fill_n(acc + (y * acc_w + x) * acc_c, co, 0.0f);
+  // Block row start offsets (for the parallel loop).
+  std::vector<int64_t> row_start(static_cast<size_t>(nbr) + 1, 0);
+  for (int64_t r = 0; r < nbr; ++r) row_start[static_cast<size_t>(r) + 1] = row_start[static_cast<size_t>(r)] + (sparse ? cnt[r] : nbc);
+  const int64_t work = oh * ow * c.nnz * KHW * 64;
+#pragma omp parallel for collapse(2) schedule(static) if (work > (1 << 21))
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      float* a = acc + (y * acc_w + x) * acc_c;
+      for (int64_t r = 0; r < nbr; ++r) {
+        float s[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t e = row_start[static_cast<size_t>(r)]; e < row_start[static_cast<size_t>(r) + 1]; ++e) {
+          const int64_t bc = sparse ? idx[e] : e - row_start[static_cast<size_t>(r)];
+          const int64_t valid = std::min<int64_t>(kBlock, ci - bc * kBlock);
+          const float* W = blocks + e * blk_elems;
+          for (int64_t ky = 0; ky < k.kh; ++ky)
+            for (int64_t kx = 0; kx < k.kw; ++kx) {
+              const float* ip = in + ((y * k.sh + ky * k.dh) * IW + (x * k.sw + kx * k.dw)) * CI + bc * kBlock;
+              const float* wp = W + (ky * k.kw + kx) * kBlock;
+              for (int64_t o = 0; o < kBlock; ++o) {
+                const float* wo = wp + o * KHW * kBlock;
+                float t = 0;
+                for (int64_t i = 0; i < valid; ++i) t += ip[i] * wo[i];
+                s[o] += t;
+              }
+            }
+        }
+        const int64_t n = std::min<int64_t>(kBlock, co - r * kBlock);
+        for (int64_t o = 0; o < n; ++o) a[r * kBlock + o] += s[o];
+      }
+    }
+  if (!last) return;
+  float* out = reinterpret_cast<float*>(c.out);
+  const float* add = reinterpret_cast<const float*>(c.add);
+  const bool relu = (k.flags & kKRelu) != 0, has_add = (k.flags & kKAdd) != 0;
+  if (has_add && !add) fail("the kernel adds a residual operand but none is given");
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      const float* a = acc + (y * acc_w + x) * acc_c;
+      float* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
+      const float* r = has_add ? add + (y * c.out_l.cols + x) * c.out_l.pitch : nullptr;
+      for (int64_t ch = 0; ch < co; ++ch) {
+        const float* p = params + 3 * ch;
+        float v = (a[ch] + p[0]) * p[1] + p[2];
+        if (r) v += r[ch];
+        if (relu) v = std::max(v, 0.0f);
+        o[ch] = v;
+      }
+    }
+}
+
+void pool_fp32(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  const int64_t ih = in_rows(k, c.oh), iw = in_cols(k, c.ow);
+  check_fits("input tile", c.in_l, ih, iw, c.co);
+  check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
+  const float* in = reinterpret_cast<const float*>(c.in[0]);
+  float* out = reinterpret_cast<float*>(c.out);
+  const bool maxp = k.kind == KKind::MaxPool;
+  const bool include_pad = (k.flags & kKIncludePad) != 0;
+  for (int64_t y = 0; y < c.oh; ++y)
+    for (int64_t x = 0; x < c.ow; ++x) {
+      float* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
+      for (int64_t ch = 0; ch < c.co; ++ch) o[ch] = maxp ? -std::numeric_limits<float>::infinity() : 0.0f;
+      int64_t count = 0;
+      for (int64_t ky = 0; ky < k.kh; ++ky) {
+        const int64_t r = y * k.sh + ky * k.dh;
+        for (int64_t kx = 0; kx < k.kw; ++kx) {
+          const int64_t q = x * k.sw + kx * k.dw;
+          const bool real = r >= c.pt && r < ih - c.pb && q >= c.pl && q < iw - c.pr;
+          if (include_pad || real) ++count;
+          if (!real) continue;
+          const float* ip = in + (r * c.in_l.cols + q) * c.in_l.pitch;
+          if (maxp)
+            for (int64_t ch = 0; ch < c.co; ++ch) o[ch] = std::max(o[ch], ip[ch]);
+          else
+            for (int64_t ch = 0; ch < c.co; ++ch) o[ch] += ip[ch];
+        }
+      }
+      if (!maxp) {
+        const float inv = count > 0 ? 1.0f / static_cast<float>(count) : 0.0f;
+        for (int64_t ch = 0; ch < c.co; ++ch) o[ch] *= inv;
+      }
+      if (k.flags & kKRelu)
+        for (int64_t ch = 0; ch < c.co; ++ch) o[ch] = std::max(o[ch], 0.0f);
+    }
+}
+
+void eltwise_fp32(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  check_fits("input tile", c.in_l, c.oh, c.ow, c.co);
+  check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
+  float* out = reinterpret_cast<float*>(c.out);
+  for (int64_t y = 0; y < c.oh; ++y)
+    for (int64_t x = 0; x < c.ow; ++x) {
+      float* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
+      for (int64_t ch = 0; ch < c.co; ++ch) {
+        float v = 0;
+        for (int32_t b = 0; b < k.n_in; ++b)
+          v += reinterpret_cast<const float*>(c.in[b])[(y * c.in_l.cols + x) * c.in_l.pitch + ch];
+        if (k.flags & kKRelu) v = std::max(v, 0.0f);
+        o[ch] = v;
+      }
+    }
+}
+
+void softmax_fp32(const KernelCall& c) {
+  check_fits("input tile", c.in_l, c.oh, c.ow, c.co);
+  check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
+  const float* in = reinterpret_cast<const float*>(c.in[0]);
+  float* out = reinterpret_cast<float*>(c.out);
+  for (int64_t y = 0; y < c.oh; ++y)
+    for (int64_t x = 0; x < c.ow; ++x) {
+      const float* ip = in + (y * c.in_l.cols + x) * c.in_l.pitch;
+      float* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
+      float m = -std::numeric_limits<float>::infinity();
+      for (int64_t ch = 0; ch < c.co; ++ch) m = std::max(m, ip[ch]);
+      double sum = 0;
+      for (int64_t ch = 0; ch < c.co; ++ch) {
+        o[ch] = std::exp(ip[ch] - m);
+        sum += o[ch];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t ch = 0; ch < c.co; ++ch) o[ch] *= inv;
+    }
+}
+
+}  // namespace
+
+void run_kernel(const KernelCall& c) {
+  if (c.oh <= 0 || c.ow <= 0 || c.co <= 0) return;
+  if (c.dtype != DType::FP32) fail("the simulator runs fp32 and int8 programs, not {}", dtype_name(c.dtype));
+  switch (c.k->kind) {
+    case KKind::Conv: return conv_fp32(c);
+    case KKind::MaxPool:
+    case KKind::AvgPool: return pool_fp32(c);
+    case KKind::Eltwise: return eltwise_fp32(c);
+    case KKind::Softmax: return softmax_fp32(c);
+  }
+  fail("unknown kernel kind");
+}
+
+}  // namespace bsp::aie2

@@ -1,0 +1,376 @@
+#include "aie2/lower.hpp"
+
+#include <map>
+
+#include "core/error.hpp"
+#include "core/shapes.hpp"
+
+namespace bsp::aie2 {
+
+const char* stage_kind_name(StageKind k) {
+  switch (k) {
+    case StageKind::Conv: return "conv";
+    case StageKind::Pool: return "pool";
+    case StageKind::Eltwise: return "eltwise";
+    case StageKind::Softmax: return "softmax";
+  }
+  return "?";
+}
+
+int64_t Stage::macs() const {
+  if (kind != StageKind::Conv) return 0;
+  return Ho * Wo * Cout * kh * kw * Cin;
+}
+
+namespace {
+
+// [H, W, C] of a node's value; vectors [F] are [1, 1, F].
+void hwc(const Shape& s, int64_t& H, int64_t& W, int64_t& C) {
+  if (s.size() == 3) {
+    H = s[0], W = s[1], C = s[2];
+  } else if (s.size() == 1) {
+    H = 1, W = 1, C = s[0];
+  } else {
+    fail("internal: unexpected value rank {}", s.size());
+  }
+}
+
+class Lowerer {
+ public:
+  explicit Lowerer(const Model& m) : m_(m), shapes_(infer_shapes(m)) {
+    const size_t n = m.nodes.size();
+    consumers_.resize(n);
+    for (size_t i = 0; i < n; ++i)
+      for (const auto& src : m.nodes[i].inputs) consumers_[m.index_of(src)].push_back(i);
+    fused_.assign(n, false);
+    value_.resize(n);
+    has_value_.assign(n, false);
+    slot_.resize(n);
+  }
+
+  Lowered run() {
+    place_concats();
+    for (size_t i = 0; i < m_.nodes.size(); ++i) {
+      if (fused_[i]) continue;
+      visit(i);
+    }
+    const size_t last = m_.nodes.size() - 1;
+    if (!has_value_[last]) fail("internal: the output node has no value");
+    const View& o = value_[last];
+    if (o.c0 != 0 || o.C * o.H * o.W != L_.storages[o.storage].elements())
+      fail("node '{}': the network output is part of a concat, which the AIE2 back end cannot return",
+           m_.nodes[last].name);
+    L_.output_storage = o.storage;
+    L_.storages[o.storage].is_output = true;
+    // Lifetimes.
+    for (size_t s = 0; s < L_.stages.size(); ++s) {
+      Stage& st = L_.stages[s];
+      auto use = [&](const View& v) {
+        Storage& sto = L_.storages[v.storage];
+        sto.last_stage = std::max(sto.last_stage, static_cast<int>(s));
+      };
+      for (const View& v : st.in) use(v);
+      if (st.add) use(*st.add);
+      Storage& out = L_.storages[st.out.storage];
+      if (out.first_stage < 0 || out.first_stage > static_cast<int>(s)) out.first_stage = static_cast<int>(s);
+      out.last_stage = std::max(out.last_stage, static_cast<int>(s));
+    }
+    L_.storages[L_.output_storage].last_stage = static_cast<int>(L_.stages.size());
+    return std::move(L_);
+  }
+
+ private:
+  struct Slot {  // where a node's value must be written: a channel slice of a concat storage
+    bool placed = false;
+    int storage = -1;
+    int64_t c0 = 0;
+  };
+
+  int new_storage(const std::string& name, const Shape& s) {
+    Storage st;
+    st.name = name;
+    hwc(s, st.H, st.W, st.C);
+    L_.storages.push_back(st);
+    return static_cast<int>(L_.storages.size()) - 1;
+  }
+
+  View full_view(int storage) const {
+    const Storage& s = L_.storages[storage];
+    return View{storage, s.H, s.W, s.C, 0, false};
+  }
+
+  // The view a stage producing node i's value writes to.
+  View output_view(size_t i) {
+    const Slot& p = slot_[i];
+    int64_t H, W, C;
+    hwc(shapes_[i], H, W, C);
+    if (p.placed) return View{p.storage, H, W, C, p.c0, false};
+    return full_view(new_storage(m_.nodes[i].name, shapes_[i]));
+  }
+
+  const View& input_value(size_t consumer, size_t k) {
+    size_t j = m_.index_of(m_.nodes[consumer].inputs.at(k));
+    if (!has_value_[j]) fail("internal: node '{}' has no value for '{}'", m_.nodes[j].name, m_.nodes[consumer].name);
+    return value_[j];
+  }
+
+  void set_value(size_t i, const View& v) {
+    value_[i] = v;
+    has_value_[i] = true;
+  }
+
+  // Every concat input that can be, is written in place into its slice of the
+  // outermost concat's storage. Inputs that cannot (the network input, a value
+  // with other consumers) are copied in by an eltwise stage.
+  void place_concats() {
+    for (size_t i = m_.nodes.size(); i-- > 0;) {
+      const Node& n = m_.nodes[i];
+      if (n.op != Op::Concat) continue;
+      Slot base = slot_[i];
+      if (!base.placed) {
+        base.placed = true;
+        base.storage = new_storage(n.name, shapes_[i]);
+        base.c0 = 0;
+        slot_[i] = base;
+      }
+      int64_t off = 0;
+      for (const auto& src : n.inputs) {
+        size_t j = m_.index_of(src);
+        int64_t H, W, C;
+        hwc(shapes_[j], H, W, C);
+        bool only_here = consumers_[j].size() == 1;
+        Op op = m_.nodes[j].op;
+        if (only_here && op != Op::Input && op != Op::Flatten && !slot_[j].placed) {
+          slot_[j] = Slot{true, base.storage, base.c0 + off};
+        } else {
+          copies_[i].push_back({j, off});
+        }
+        off += C;
+      }
+    }
+  }
+
+  void visit(size_t i) {
+    const Node& n = m_.nodes[i];
+    switch (n.op) {
+      case Op::Input: {
+        int s = new_storage(n.name, shapes_[i]);
+        L_.storages[s].is_input = true;
+        L_.input_storage = s;
+        set_value(i, full_view(s));
+        return;
+      }
+      case Op::Conv2d:
+      case Op::Dense:
+        return conv_stage(i);
+      case Op::MaxPool:
+      case Op::AvgPool:
+      case Op::GlobalAvgPool:
+        return pool_stage(i);
+      case Op::Add:
+      case Op::Relu:
+        return eltwise_stage(i);
+      case Op::BatchNorm:
+        fail("node '{}': a batchnorm that does not directly follow a conv2d or dense layer is not supported by "
+             "the AIE2 back end",
+             n.name);
+      case Op::Concat:
+        return concat(i);
+      case Op::Flatten:
+        return flatten(i);
+      case Op::Softmax:
+        return softmax_stage(i);
+    }
+  }
+
+  void geometry(Stage& st, const View& in, size_t i) {
+    st.H = in.H, st.W = in.W, st.Cin = in.C;
+    int64_t H, W, C;
+    hwc(shapes_[i], H, W, C);
+    st.Ho = H, st.Wo = W, st.Cout = C;
+  }
+
+  void conv_stage(size_t i) {
+    const Node& n = m_.nodes[i];
+    Stage st;
+    st.kind = StageKind::Conv;
+    st.name = n.name;
+    st.nodes.push_back(n.name);
+    st.conv_node = static_cast<int>(i);
+    View in = input_value(i, 0);
+    if (n.op == Op::Dense) {
+      if (in.H != 1 || in.W != 1) fail("internal: dense input is not a vector");
+      st.in.push_back(in);
+      geometry(st, in, i);
+    } else {
+      if (in.flat) fail("node '{}': a convolution of a flattened value is not supported", n.name);
+      ConvGeom g = conv_geom(n, {in.H, in.W, in.C});
+      if (g.groups != 1)
+        fail("node '{}': grouped convolutions (groups = {}) are not supported by the AIE2 back end", n.name,
+             g.groups);
+      st.in.push_back(in);
+      geometry(st, in, i);
+      st.kh = g.kh, st.kw = g.kw, st.sh = g.sh, st.sw = g.sw, st.dh = g.dh, st.dw = g.dw;
+      st.pt = g.pt, st.pl = g.pl, st.pb = g.pb, st.pr = g.pr;
+    }
+    // Fold the chain that follows: batchnorm, then a residual add whose other
+    // operand already exists, then relu, each the only consumer of the value
+    // before it.
+    size_t cur = i;
+    const size_t last = m_.nodes.size() - 1;
+    while (cur != last && consumers_[cur].size() == 1 && !slot_[cur].placed) {
+      size_t j = consumers_[cur][0];
+      const Node& c = m_.nodes[j];
+      if (c.op == Op::BatchNorm && st.bn_node < 0 && !st.add && !st.relu) {
+        st.bn_node = static_cast<int>(j);
+      } else if (c.op == Op::Add && !st.add && !st.relu && c.inputs.size() == 2) {
+        size_t a = m_.index_of(c.inputs[0]), b = m_.index_of(c.inputs[1]);
+        size_t other = a == cur ? b : a;
+        if (a == b || other >= i || !has_value_[other]) break;
+        const View& ov = value_[other];
+        if (ov.flat || ov.H != st.Ho || ov.W != st.Wo || ov.C != st.Cout) break;
+        st.add = ov;
+      } else if (c.op == Op::Relu && !st.relu) {
+        st.relu = true;
+      } else {
+        break;
+      }
+      st.nodes.push_back(c.name);
+      fused_[j] = true;
+      cur = j;
+    }
+    st.out = output_view(cur);
+    set_value(cur, st.out);
+    L_.stages.push_back(std::move(st));
+  }
+
+  void pool_stage(size_t i) {
+    const Node& n = m_.nodes[i];
+    Stage st;
+    st.kind = StageKind::Pool;
+    st.name = n.name;
+    st.nodes.push_back(n.name);
+    View in = input_value(i, 0);
+    if (in.flat) fail("node '{}': pooling a flattened value is not supported", n.name);
+    st.in.push_back(in);
+    geometry(st, in, i);
+    if (n.op == Op::GlobalAvgPool) {
+      st.kh = in.H, st.kw = in.W;
+      st.pool_max = false;
+      st.count_include_pad = true;
+    } else {
+      WindowGeom g = pool_geom(n, {in.H, in.W, in.C});
+      st.kh = g.kh, st.kw = g.kw, st.sh = g.sh, st.sw = g.sw, st.dh = g.dh, st.dw = g.dw;
+      st.pt = g.pt, st.pl = g.pl, st.pb = g.pb, st.pr = g.pr;
+      st.pool_max = n.op == Op::MaxPool;
+      st.count_include_pad = n.op == Op::AvgPool && n.attrs.get_int("count_include_pad", 1) != 0;
+    }
+    st.out = output_view(i);
+    set_value(i, st.out);
+    L_.stages.push_back(std::move(st));
+  }
+
+  void eltwise_stage(size_t i) {
+    const Node& n = m_.nodes[i];
+    Stage st;
+    st.kind = StageKind::Eltwise;
+    st.name = n.name;
+    st.nodes.push_back(n.name);
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      View v = input_value(i, k);
+      st.in.push_back(v);
+    }
+    geometry(st, st.in[0], i);
+    for (const View& v : st.in)
+      if (v.H != st.Ho || v.W != st.Wo || v.C != st.Cout)
+        fail("node '{}': elementwise inputs of different shapes are not supported", n.name);
+    size_t cur = i;
+    if (n.op == Op::Relu) {
+      st.relu = true;
+    } else if (cur != m_.nodes.size() - 1 && consumers_[cur].size() == 1 && !slot_[cur].placed) {
+      size_t j = consumers_[cur][0];
+      if (m_.nodes[j].op == Op::Relu) {
+        st.relu = true;
+        st.nodes.push_back(m_.nodes[j].name);
+        fused_[j] = true;
+        cur = j;
+      }
+    }
+    st.out = output_view(cur);
+    set_value(cur, st.out);
+    L_.stages.push_back(std::move(st));
+  }
+
+  // A copy stage: an eltwise stage with one input and no relu.
+  void copy_stage(const std::string& name, const View& from, const View& to) {
+    Stage st;
+    st.kind = StageKind::Eltwise;
+    st.name = name;
+    st.in.push_back(from);
+    st.H = from.H, st.W = from.W, st.Cin = from.C;
+    st.Ho = to.H, st.Wo = to.W, st.Cout = to.C;
+    st.out = to;
+    L_.stages.push_back(std::move(st));
+  }
+
+  void concat(size_t i) {
+    const Node& n = m_.nodes[i];
+    const Slot& p = slot_[i];
+    int64_t H, W, C;
+    hwc(shapes_[i], H, W, C);
+    View v{p.storage, H, W, C, p.c0, false};
+    for (const auto& [j, off] : copies_[i]) {
+      const View& from = value_[j];
+      if (from.flat) fail("node '{}': concatenating a flattened value is not supported", n.name);
+      copy_stage(n.name + ".copy." + m_.nodes[j].name, from, View{p.storage, from.H, from.W, from.C, p.c0 + off});
+    }
+    set_value(i, v);
+  }
+
+  void flatten(size_t i) {
+    const Node& n = m_.nodes[i];
+    View in = input_value(i, 0);
+    const Storage& s = L_.storages[in.storage];
+    if (in.c0 != 0 || in.C != s.C) {
+      // A slice of a concat is not contiguous: copy it out first.
+      View to = full_view(new_storage(n.name, {in.H, in.W, in.C}));
+      copy_stage(n.name + ".copy", in, to);
+      in = to;
+    }
+    const Storage& t = L_.storages[in.storage];
+    set_value(i, View{in.storage, 1, 1, t.elements(), 0, true});
+  }
+
+  void softmax_stage(size_t i) {
+    const Node& n = m_.nodes[i];
+    Stage st;
+    st.kind = StageKind::Softmax;
+    st.name = n.name;
+    st.nodes.push_back(n.name);
+    View in = input_value(i, 0);
+    st.in.push_back(in);
+    geometry(st, in, i);
+    st.out = output_view(i);
+    set_value(i, st.out);
+    L_.stages.push_back(std::move(st));
+  }
+
+  const Model& m_;
+  std::vector<Shape> shapes_;
+  std::vector<std::vector<size_t>> consumers_;
+  std::vector<bool> fused_;
+  std::vector<View> value_;
+  std::vector<bool> has_value_;
+  std::vector<Slot> slot_;
+  std::map<size_t, std::vector<std::pair<size_t, int64_t>>> copies_;
+  Lowered L_;
+};
+
+}  // namespace
+
+Lowered lower(const Model& m) {
+  m.input();
+  return Lowerer(m).run();
+}
+
+}  // namespace bsp::aie2

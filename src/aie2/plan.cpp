@@ -1,0 +1,433 @@
+#include "aie2/plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.hpp"
+
+namespace bsp::aie2 {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t align64(int64_t x) { return (x + 63) & ~int64_t(63); }
+
+// Per block row (8 output channels) its work weight.
+std::vector<int64_t> row_weights(const PlanContext& c) {
+  const int64_t nb = ceil_div(c.st.Cout, kBlock);
+  std::vector<int64_t> w(static_cast<size_t>(nb), 1);
+  if (c.st.kind == StageKind::Conv && !c.occ.dense())
+    for (int64_t b = 0; b < nb; ++b) w[static_cast<size_t>(b)] = c.occ.row_nnz[static_cast<size_t>(b)];
+  else if (c.st.kind == StageKind::Conv)
+    for (int64_t b = 0; b < nb; ++b) w[static_cast<size_t>(b)] = c.occ.cols;
+  return w;
+}
+
+// Splits w[0..n) into `parts` contiguous non-empty groups (parts <= n)
+// minimising the largest sum; returns parts + 1 boundaries (indices into w).
+std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t parts) {
+  const int64_t n = static_cast<int64_t>(w.size());
+  parts = std::max<int64_t>(1, std::min(parts, n));
+  int64_t lo = 0, hi = 0;
+  for (int64_t x : w) {
+    lo = std::max(lo, x);
+    hi += x;
+  }
+  // Greedy: fill each group up to `cap` while leaving enough items for the
+  // remaining groups; feasible when all items are placed.
+  auto fill = [&](int64_t cap, std::vector<int64_t>* bounds) {
+    int64_t i = 0;
+    if (bounds) bounds->assign(1, 0);
+    for (int64_t g = 0; g < parts; ++g) {
+      const int64_t left_groups = parts - g - 1;
+      int64_t sum = 0;
+      int64_t start = i;
+      while (i < n - left_groups && (i == start || sum + w[static_cast<size_t>(i)] <= cap)) {
+        sum += w[static_cast<size_t>(i)];
+        ++i;
+        if (sum > cap) break;
+      }
+      if (sum > cap) return false;
+      if (bounds) bounds->push_back(i);
+    }
+    return i == n;
+  };
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (fill(mid, nullptr))
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  std::vector<int64_t> b;
+  if (!fill(lo, &b)) fail("internal: linear partition failed");
+  return b;
+}
+
+}  // namespace
+
+std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J) {
+  const Stage& st = c.st;
+  if (st.kind == StageKind::Softmax) return {0, st.Cout};
+  std::vector<int64_t> w = row_weights(c);
+  const int64_t nb = static_cast<int64_t>(w.size());
+  const int64_t groups = pc * J;
+  std::vector<int64_t> b;
+  if (groups <= nb) {
+    b = linear_partition(w, groups);
+  } else {
+    // More groups than block rows: one row each, the rest empty (cores idle
+    // in those iterations). Spread the empty groups over the parts.
+    b.assign(1, 0);
+    for (int64_t g = 0; g < groups; ++g) b.push_back(std::min(nb, (g + 1) * nb / groups));
+  }
+  std::vector<int64_t> out;
+  out.reserve(b.size());
+  for (int64_t x : b) out.push_back(std::min(st.Cout, x * kBlock));
+  return out;
+}
+
+bool spatial_grid(int64_t Ho, int64_t Wo, int64_t ps, int64_t& ny, int64_t& nx) {
+  int64_t best = -1;
+  for (int64_t x = 1; x <= ps; ++x) {
+    if (ps % x) continue;
+    int64_t y = ps / x;
+    if (x > Wo || y > Ho) continue;
+    int64_t area = ceil_div(Ho, y) * ceil_div(Wo, x);
+    // Ties: the wider split (output width across columns).
+    if (best < 0 || area < best || (area == best && x > nx)) {
+      best = area;
+      ny = y;
+      nx = x;
+    }
+  }
+  return best >= 0;
+}
+
+namespace {
+// kind: 0 conv, 1 pool, 2 eltwise, 3 softmax.
+int64_t cycles_of(const Hardware& hw, DType t, int kind, int64_t kh, int64_t kw, int64_t n_in, int64_t positions,
+                  int64_t channels, int64_t cin, int64_t nnz) {
+  if (positions <= 0 || channels <= 0) return 0;
+  const double eff = hw.compute_efficiency;
+  double cycles = 0;
+  if (kind == 0) {
+    const int64_t pos = ceil_div(positions, hw.vec_positions) * hw.vec_positions;
+    double macs;
+    if (cin < hw.vec_cin) {
+      // Few input channels (a first layer): the kernel packs the window's
+      // columns into the reduction dimension.
+      int64_t k = kh * ceil_div(kw * cin, hw.vec_cin) * hw.vec_cin;
+      macs = static_cast<double>(pos) * static_cast<double>(ceil_div(channels, hw.vec_cout) * hw.vec_cout) * k;
+    } else {
+      macs = static_cast<double>(pos) * static_cast<double>(nnz) * kBlock * kBlock * kh * kw;
+    }
+    cycles = macs / (static_cast<double>(hw.macs_per_cycle(t)) * eff);
+  } else {
+    const double es = static_cast<double>(dtype_bytes(t));
+    double elems = static_cast<double>(positions) * static_cast<double>(channels);
+    if (kind == 1)
+      elems *= static_cast<double>(kh * kw);
+    else if (kind == 2)
+      elems *= static_cast<double>(std::max<int64_t>(1, n_in));
+    else
+      elems *= 8;  // softmax: max, exp, sum and scale per element
+    cycles = elems * es / (static_cast<double>(hw.vec_bytes_per_cycle) * eff);
+  }
+  return static_cast<int64_t>(std::ceil(cycles)) + hw.kernel_overhead_cycles;
+}
+}  // namespace
+
+int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positions, int64_t channels, int64_t cin,
+                    int64_t nnz) {
+  int kind = st.kind == StageKind::Conv ? 0 : st.kind == StageKind::Pool ? 1 : st.kind == StageKind::Eltwise ? 2 : 3;
+  return cycles_of(hw, t, kind, st.kh, st.kw, static_cast<int64_t>(st.in.size()), positions, channels, cin, nnz);
+}
+
+int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
+                    int64_t nnz) {
+  int kind = k.kind == KKind::Conv ? 0 : (k.kind == KKind::MaxPool || k.kind == KKind::AvgPool) ? 1
+             : k.kind == KKind::Eltwise ? 2 : 3;
+  return cycles_of(hw, t, kind, k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
+}
+
+bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
+  const Hardware& hw = c.hw;
+  const Stage& st = c.st;
+  const Decision& d = p.d;
+  const int64_t es = dtype_bytes(c.dtype);
+  auto no = [&](std::string msg) {
+    if (why) *why = std::move(msg);
+    return false;
+  };
+  if (d.ps < 1 || d.pc < 1 || d.ps * d.pc > hw.cores()) return no("more parts than cores");
+  if (d.ny * d.nx != d.ps || d.ny > st.Ho || d.nx > st.Wo) return no("bad spatial grid");
+  if (d.cbounds.size() < 2 || (d.cbounds.size() - 1) % static_cast<size_t>(d.pc) != 0)
+    return no("bad channel boundaries");
+  if (d.cbounds.front() != 0 || d.cbounds.back() != st.Cout) return no("channel boundaries do not cover the output");
+  for (size_t g = 1; g < d.cbounds.size(); ++g) {
+    if (d.cbounds[g] < d.cbounds[g - 1]) return no("channel boundaries decrease");
+    if (d.cbounds[g - 1] % kBlock && d.cbounds[g - 1] != st.Cout) return no("channel boundary not a multiple of 8");
+  }
+  if (d.th < 1 || d.tw < 1) return no("empty tile");
+  const bool conv = st.kind == StageKind::Conv;
+  if (conv && (d.ci_t < 1 || (d.ci_t % kBlock && d.ci_t < st.Cin))) return no("bad input-channel pass");
+
+  // Rectangles and tiles.
+  p.rects.clear();
+  for (int64_t s = 0; s < d.ps; ++s) {
+    int64_t a = s / d.nx, b = s % d.nx;
+    p.rects.push_back(Rect{split_at(st.Ho, d.ny, a), split_at(st.Ho, d.ny, a + 1), split_at(st.Wo, d.nx, b),
+                           split_at(st.Wo, d.nx, b + 1)});
+  }
+  p.rh = ceil_div(st.Ho, d.ny);
+  p.rw = ceil_div(st.Wo, d.nx);
+  if (d.th > p.rh || d.tw > p.rw) return no("tile larger than the rectangle");
+  p.ty = ceil_div(p.rh, d.th);
+  p.tx = ceil_div(p.rw, d.tw);
+  p.T = p.ty * p.tx;
+  p.J = static_cast<int64_t>(d.cbounds.size() - 1) / d.pc;
+  p.K = conv ? ceil_div(st.Cin, d.ci_t) : 1;
+  const bool window = conv || st.kind == StageKind::Pool;
+  p.ih = window ? st.ih(d.th) : d.th;
+  p.iw = window ? st.iw(d.tw) : d.tw;
+  int64_t co_max = 0;
+  for (size_t g = 1; g < d.cbounds.size(); ++g) co_max = std::max(co_max, d.cbounds[g] - d.cbounds[g - 1]);
+  if (co_max == 0) return no("no output channels");
+  const int64_t cin_tile = conv ? std::min(d.ci_t, st.Cin) : co_max;
+
+  // Weight chunks.
+  p.chunks.assign(static_cast<size_t>(conv ? d.pc : 0), {});
+  p.chunk_max = 0;
+  if (conv) {
+    const bool sparse = !c.occ.dense();
+    for (int64_t q = 0; q < d.pc; ++q) {
+      auto& list = p.chunks[static_cast<size_t>(q)];
+      for (int64_t j = 0; j < p.J; ++j) {
+        int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
+        for (int64_t k = 0; k < p.K; ++k) {
+          Chunk ch;
+          ch.co0 = co0, ch.co1 = co1;
+          ch.ci0 = k * d.ci_t, ch.ci1 = std::min(st.Cin, (k + 1) * d.ci_t);
+          if (co1 > co0) {
+            const int64_t r0 = co0 / kBlock, r1 = ceil_div(co1, kBlock);
+            const int64_t b0 = ch.ci0 / kBlock, b1 = ceil_div(ch.ci1, kBlock);
+            ch.nnz = c.occ.count(r0, r1, b0, b1);
+            ch.bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, ch.nnz, st.kh, st.kw);
+          }
+          p.chunk_max = std::max(p.chunk_max, ch.bytes);
+          list.push_back(ch);
+        }
+      }
+    }
+  }
+
+  // Core memory: the same layout in every core.
+  const int64_t core_top = hw.core_memory;
+  int64_t at = align64(hw.core_reserved);
+  auto alloc = [&](Buffer& b, std::string name, int64_t slot, int64_t slots) {
+    b.name = std::move(name);
+    b.slot_bytes = align64(slot);
+    b.slots = slots;
+    b.addr = at;
+    at += b.bytes();
+  };
+  const size_t n_in = st.in.size();
+  p.core_in.assign(n_in, Buffer{});
+  for (size_t k = 0; k < n_in; ++k)
+    alloc(p.core_in[k], n_in == 1 ? "in" : "in" + std::to_string(k), p.ih * p.iw * cin_tile * es, 2);
+  const int64_t out_tile = d.th * d.tw * co_max * es;
+  p.core_w = Buffer{};
+  if (conv) alloc(p.core_w, "w", p.chunk_max, 2);
+  alloc(p.core_out, "out", out_tile, 2);
+  p.core_add = Buffer{};
+  if (st.add) alloc(p.core_add, "add", out_tile, 2);
+  p.core_acc = Buffer{};
+  if (conv && p.K > 1) alloc(p.core_acc, "acc", d.th * d.tw * co_max * kAccBytes, 1);
+  p.core_used = at;
+  if (at > core_top) return no("core memory");
+  const int64_t core_lock_users = static_cast<int64_t>(n_in) + (conv ? 1 : 0) + 1 + (st.add ? 1 : 0);
+  if (2 * core_lock_users > hw.core_locks) return no("core locks");
+
+  // Memtile staging buffers, per memtile, allocated downwards from the top.
+  const int64_t cols = hw.cols;
+  p.memtile.assign(static_cast<size_t>(cols), {});
+  std::vector<int64_t> used(static_cast<size_t>(cols), 0);
+  auto stage_buf = [&](int64_t m, std::string name, int64_t slot, int64_t slots) {
+    Buffer b;
+    b.name = std::move(name);
+    b.slot_bytes = align64(slot);
+    b.slots = slots;
+    used[static_cast<size_t>(m)] += b.bytes();
+    b.addr = hw.memtile_memory - used[static_cast<size_t>(m)];
+    p.memtile[static_cast<size_t>(m)].push_back(b);
+  };
+  const int64_t in_tile = p.ih * p.iw * cin_tile * es;
+  for (size_t k = 0; k < n_in; ++k) {
+    if (c.in_place[k] != Place::DDR) continue;
+    std::string nm = n_in == 1 ? "in" : "in" + std::to_string(k);
+    if (st.channelwise()) {
+      for (int64_t i = 0; i < d.ps * d.pc; ++i) stage_buf(core_col(hw, i), nm + ".c" + std::to_string(i), in_tile, 2);
+    } else {
+      for (int64_t s = 0; s < d.ps; ++s)
+        stage_buf(core_col(hw, core_index(d, s, 0)), nm + ".s" + std::to_string(s), in_tile, 2);
+    }
+  }
+  if (conv) {
+    for (int64_t q = 0; q < d.pc; ++q) {
+      int64_t m = q % cols;
+      if (d.w_resident) {
+        int64_t total = 0;
+        for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) total += ch.bytes;
+        stage_buf(m, "w.q" + std::to_string(q), std::max<int64_t>(total, 64), 1);
+      } else {
+        stage_buf(m, "w.q" + std::to_string(q), p.chunk_max, 2);
+      }
+    }
+  }
+  if (st.add && c.add_place == Place::DDR)
+    for (int64_t i = 0; i < d.ps * d.pc; ++i) stage_buf(core_col(hw, i), "add.c" + std::to_string(i), out_tile, 2);
+  if (c.out_place == Place::DDR)
+    for (int64_t i = 0; i < d.ps * d.pc; ++i) stage_buf(core_col(hw, i), "out.c" + std::to_string(i), out_tile, 2);
+  p.memtile_used.assign(static_cast<size_t>(cols), 0);
+  for (int64_t m = 0; m < cols; ++m) {
+    p.memtile_used[static_cast<size_t>(m)] = used[static_cast<size_t>(m)] + (hw.memtile_memory - c.memtile_free);
+    if (used[static_cast<size_t>(m)] > c.memtile_free) return no("memtile memory");
+    if (2 * static_cast<int64_t>(p.memtile[static_cast<size_t>(m)].size()) > hw.memtile_locks / 2)
+      return no("memtile locks");
+  }
+
+  // Work per core and balance.
+  const int64_t cores = d.ps * d.pc;
+  p.core_macs.assign(static_cast<size_t>(cores), 0);
+  for (int64_t s = 0; s < d.ps; ++s) {
+    const int64_t pos = p.rects[static_cast<size_t>(s)].h() * p.rects[static_cast<size_t>(s)].w();
+    for (int64_t q = 0; q < d.pc; ++q) {
+      int64_t per_pos = 0;
+      const int64_t c0 = d.cbounds[static_cast<size_t>(q * p.J)], c1 = d.cbounds[static_cast<size_t>((q + 1) * p.J)];
+      if (conv) {
+        for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) per_pos += ch.nnz * kBlock * kBlock * st.kh * st.kw;
+        if (c.occ.dense()) per_pos = (c1 - c0) * st.Cin * st.kh * st.kw;
+      } else {
+        per_pos = (c1 - c0) * st.kh * st.kw;
+      }
+      p.core_macs[static_cast<size_t>(core_index(d, s, q))] = pos * per_pos;
+    }
+  }
+  int64_t mx = 0;
+  double sum = 0;
+  for (int64_t w : p.core_macs) {
+    mx = std::max(mx, w);
+    sum += static_cast<double>(w);
+  }
+  p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
+
+  // Traffic and the analytic time. Tiles come in up to four sizes (full and
+  // edge rows x full and edge columns); the largest rectangle sets the pace.
+  const double ghz = hw.clock_ghz;
+  const int64_t rh = p.rh, rw = p.rw;
+  struct TileSize {
+    int64_t h, w, count;
+  };
+  std::vector<TileSize> sizes;
+  {
+    std::vector<std::pair<int64_t, int64_t>> rows{{d.th, rh / d.th}}, colsz{{d.tw, rw / d.tw}};
+    if (rh % d.th) rows.push_back({rh % d.th, 1});
+    if (rw % d.tw) colsz.push_back({rw % d.tw, 1});
+    for (auto [a, na] : rows)
+      for (auto [b, nb] : colsz)
+        if (na * nb > 0) sizes.push_back({a, b, na * nb});
+  }
+  // Compute: lockstep over the channel chunks, so per chunk index j the
+  // slowest part counts.
+  // Per chunk index j: the largest part's stored blocks and channels.
+  std::vector<int64_t> worst_nnz(static_cast<size_t>(p.J), 0), worst_ch(static_cast<size_t>(p.J), 0);
+  for (int64_t j = 0; j < p.J; ++j)
+    for (int64_t q = 0; q < d.pc; ++q) {
+      const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
+      int64_t nnz = 0;
+      if (conv)
+        for (int64_t k = 0; k < p.K; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
+      worst_nnz[static_cast<size_t>(j)] = std::max(worst_nnz[static_cast<size_t>(j)], nnz);
+      worst_ch[static_cast<size_t>(j)] = std::max(worst_ch[static_cast<size_t>(j)], co1 - co0);
+    }
+  double comp = 0;
+  for (const auto& ts : sizes) {
+    double per_tile = 0;
+    for (int64_t j = 0; j < p.J; ++j) {
+      const int64_t ch = worst_ch[static_cast<size_t>(j)];
+      if (ch == 0) continue;
+      per_tile += static_cast<double>(comp_cycles(hw, c.dtype, st, ts.h * ts.w, ch, conv ? st.Cin : ch,
+                                                  worst_nnz[static_cast<size_t>(j)]) +
+                                      (p.K - 1) * hw.kernel_overhead_cycles);
+    }
+    comp += per_tile * static_cast<double>(ts.count);
+  }
+  const double t_comp = comp / (ghz * 1e9);
+  const double dma = static_cast<double>(hw.dma_overhead_cycles) / (ghz * 1e9);
+  // Loads into a core.
+  const bool in_reuse = d.order == 'A' && p.K == 1;  // input tile kept across chunks
+  const bool w_reuse = d.order == 'B' && p.K == 1;   // weight chunk kept across tiles
+  const double n_fm = in_reuse ? static_cast<double>(p.T) : static_cast<double>(p.T * p.J * p.K);
+  const double n_w = w_reuse ? static_cast<double>(p.J) : static_cast<double>(p.T * p.J * p.K);
+  const double fm_bytes = static_cast<double>(in_tile) * static_cast<double>(n_in);
+  double w_avg = 0;
+  if (conv) {
+    double tot = 0;
+    for (int64_t q = 0; q < d.pc; ++q)
+      for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) tot += static_cast<double>(ch.bytes);
+    w_avg = tot / static_cast<double>(d.pc * p.J * p.K);
+  }
+  const double n_out = static_cast<double>(p.T * p.J);
+  const double t_fm = n_fm * (hw.stream_seconds(fm_bytes) + dma) * (st.channelwise() ? 1.0 : 1.0);
+  const double t_w = n_w * (hw.stream_seconds(w_avg) + dma);
+  const double t_out = n_out * (hw.stream_seconds(static_cast<double>(out_tile)) + dma);
+  const double t_add = st.add ? n_out * (hw.stream_seconds(static_cast<double>(out_tile)) + dma) : 0;
+  // Memtile send channels: one per stream (input of a rectangle, or per core
+  // for channelwise stages; weights of a part; residual operand per core).
+  const double sends_per_memtile =
+      static_cast<double>((st.channelwise() ? cores : d.ps) + (conv ? d.pc : 0) + (st.add ? cores : 0)) /
+      static_cast<double>(cols);
+  const double chan_share = std::max(1.0, sends_per_memtile / static_cast<double>(hw.memtile_mm2s));
+  double t_fm_q = t_fm + (st.add ? t_add : 0);  // the residual operand shares the input's channel
+  double t_onchip = std::max({t_comp, t_fm_q * chan_share, t_w * chan_share, t_out});
+  // DDR traffic, per memtile and channel.
+  int64_t n_ddr_in = 0;
+  for (Place pl : c.in_place) n_ddr_in += pl == Place::DDR;
+  const double in_total = n_fm * static_cast<double>(in_tile) * static_cast<double>(n_ddr_in) *
+                          static_cast<double>(st.channelwise() ? cores : d.ps);
+  double w_total = 0;
+  if (conv) {
+    double part_total = 0;
+    for (int64_t q = 0; q < d.pc; ++q)
+      for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) part_total += static_cast<double>(ch.bytes);
+    w_total = d.w_resident ? part_total : n_w * w_avg * static_cast<double>(d.pc);
+  }
+  const double add_total = (st.add && c.add_place == Place::DDR)
+                               ? static_cast<double>(st.Ho * st.Wo * st.Cout * es) *
+                                     (static_cast<double>(p.T * d.th * d.tw * d.ps) / static_cast<double>(st.Ho * st.Wo))
+                               : 0.0;
+  const double out_total = c.out_place == Place::DDR ? static_cast<double>(st.Ho * st.Wo * st.Cout * es) : 0.0;
+  p.ddr_read = static_cast<int64_t>(in_total + add_total);
+  p.ddr_weights = static_cast<int64_t>(w_total);
+  p.ddr_write = static_cast<int64_t>(out_total);
+  p.stream_bytes = static_cast<int64_t>(n_fm * fm_bytes * static_cast<double>(st.channelwise() ? cores : d.ps) +
+                                        n_w * w_avg * static_cast<double>(d.pc) + n_out * out_tile * cores);
+  const double used_cols = static_cast<double>(std::min<int64_t>(cols, std::max<int64_t>(1, (cores + hw.rows - 1) / hw.rows)));
+  const double ddr_in_bw = static_cast<double>(hw.shim_mm2s) * used_cols;
+  const double ddr_out_bw = static_cast<double>(hw.shim_s2mm) * used_cols;
+  const double t_ddr_in = hw.ddr_seconds((in_total + add_total) / ddr_in_bw) +
+                          hw.ddr_seconds(w_total / std::min<double>(ddr_in_bw, static_cast<double>(std::min<int64_t>(d.pc, cols))));
+  const double t_ddr_out = hw.ddr_seconds(out_total / ddr_out_bw);
+  // Pipeline fill: the first input and weight loads, the last write.
+  const double fill = hw.stream_seconds(fm_bytes + w_avg + static_cast<double>(out_tile)) +
+                      (c.in_place[0] == Place::DDR ? hw.ddr_seconds(static_cast<double>(in_tile)) : 0.0) +
+                      (d.w_resident ? hw.ddr_seconds(w_total / static_cast<double>(std::max<int64_t>(1, d.pc))) : 0.0);
+  if (hw.ddr_overlap)
+    p.est_seconds = std::max({t_onchip, t_ddr_in, t_ddr_out}) + fill;
+  else
+    p.est_seconds = t_onchip + t_ddr_in + t_ddr_out + fill;
+  return true;
+}
+
+}  // namespace bsp::aie2

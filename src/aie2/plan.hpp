@@ -1,0 +1,48 @@
+// Internals of the scheduler: deriving a StagePlan from a Decision (buffers,
+// weight chunks, work per core) and its analytic cost, which the search
+// minimises. The estimator (estimate.hpp) later times the generated program
+// itself; this model only ranks candidates.
+#pragma once
+
+#include <vector>
+
+#include "aie2/isa.hpp"
+#include "aie2/schedule.hpp"
+
+namespace bsp::aie2 {
+
+struct PlanContext {
+  const Hardware& hw;
+  DType dtype;
+  const Stage& st;
+  const Occupancy& occ;         // conv only
+  std::vector<Place> in_place;  // per stage input
+  Place out_place, add_place;
+  int64_t memtile_free;  // memtile bytes not taken by resident activations during the stage
+};
+
+// Output-channel boundaries for pc parts of J chunks each: pc * J contiguous
+// groups of 8-channel block rows with balanced work (stored blocks for a
+// sparse conv, channels otherwise). Returns pc * J + 1 boundaries.
+std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J);
+
+// Fills every derived field of `p` from p.d. Returns false (with `why`) when
+// the plan does not fit core or memtile memory or the locks.
+bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr);
+
+// The padded multiply-accumulates (what the vector unit really executes) and
+// the cycles of one COMP with these operands. nnz: stored 8x8 blocks (conv).
+int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positions, int64_t channels, int64_t cin,
+                    int64_t nnz);
+// The same from a kernel declaration (what the estimator sees).
+int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
+                    int64_t nnz);
+
+// Spatial grid for ps parts: ny x nx minimising the largest rectangle; false
+// when no factorisation fits the output.
+bool spatial_grid(int64_t Ho, int64_t Wo, int64_t ps, int64_t& ny, int64_t& nx);
+
+// [a * n / parts, (a + 1) * n / parts): the even split used for rectangles.
+inline int64_t split_at(int64_t n, int64_t parts, int64_t a) { return a * n / parts; }
+
+}  // namespace bsp::aie2

@@ -1,0 +1,400 @@
+#include "aie2/schedule.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "aie2/plan.hpp"
+#include "core/error.hpp"
+#include "core/rng.hpp"
+
+namespace bsp::aie2 {
+
+namespace {
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t align(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+}  // namespace
+
+int64_t param_bytes_per_channel(DType) { return 12; }
+
+int64_t chunk_bytes(DType t, bool sparse, int64_t channels, int64_t block_rows, int64_t nnz, int64_t kh, int64_t kw) {
+  int64_t bytes = align(channels * param_bytes_per_channel(t), 4);
+  if (sparse) bytes += align(2 * block_rows + 2 * nnz, 4);
+  bytes += nnz * kBlock * kBlock * kh * kw * dtype_bytes(t);
+  return align(bytes, 4);
+}
+
+Occupancy block_occupancy(const Node& n) {
+  const Tensor& w = n.param("weight");
+  const int64_t cout = w.dim(0), cin = w.shape().back();
+  const int64_t k = static_cast<int64_t>(w.size()) / (cout * cin);
+  Occupancy o;
+  o.rows = ceil_div(cout, kBlock);
+  o.cols = ceil_div(cin, kBlock);
+  o.bits.assign(static_cast<size_t>(o.rows * o.cols), 0);
+  if (n.mask && n.mask->is_block() && n.mask->block_rows == kBlock && n.mask->block_cols == kBlock) {
+    for (size_t i = 0; i < o.bits.size(); ++i) o.bits[i] = n.mask->bits[i] ? 1 : 0;
+  } else {
+    // Any other pattern: a block is stored when any of its weights is nonzero.
+    for (int64_t oc = 0; oc < cout; ++oc)
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const float* row = w.data() + (oc * k + kk) * cin;
+        uint8_t* b = o.bits.data() + (oc / kBlock) * o.cols;
+        for (int64_t c = 0; c < cin; ++c)
+          if (row[c] != 0.0f) b[c / kBlock] = 1;
+      }
+  }
+  o.row_nnz.assign(static_cast<size_t>(o.rows), 0);
+  o.prefix.assign(static_cast<size_t>((o.rows + 1) * (o.cols + 1)), 0);
+  for (int64_t r = 0; r < o.rows; ++r)
+    for (int64_t c = 0; c < o.cols; ++c) {
+      int64_t v = o.at(r, c);
+      o.row_nnz[static_cast<size_t>(r)] += v;
+      o.nnz += v;
+      o.prefix[static_cast<size_t>((r + 1) * (o.cols + 1) + c + 1)] =
+          v + o.prefix[static_cast<size_t>(r * (o.cols + 1) + c + 1)] +
+          o.prefix[static_cast<size_t>((r + 1) * (o.cols + 1) + c)] - o.prefix[static_cast<size_t>(r * (o.cols + 1) + c)];
+    }
+  return o;
+}
+
+uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& occ, DType t) {
+  uint64_t h = mix64(0x5ced01e + static_cast<uint64_t>(t));
+  auto add = [&](int64_t v) { h = mix64(h ^ static_cast<uint64_t>(v)); };
+  for (size_t s = 0; s < g.stages.size(); ++s) {
+    const Stage& st = g.stages[s];
+    add(static_cast<int64_t>(st.kind));
+    add(static_cast<int64_t>(hash_name(st.name)));
+    for (int64_t v : {st.H, st.W, st.Cin, st.Ho, st.Wo, st.Cout, st.kh, st.kw, st.sh, st.sw, st.dh, st.dw, st.pt,
+                      st.pl, st.pb, st.pr, static_cast<int64_t>(st.relu), static_cast<int64_t>(st.add.has_value())})
+      add(v);
+    const Occupancy& o = occ[s];
+    add(o.rows);
+    add(o.cols);
+    for (size_t i = 0; i < o.bits.size(); i += 64) {
+      uint64_t word = 0;
+      for (size_t b = 0; b < 64 && i + b < o.bits.size(); ++b) word |= static_cast<uint64_t>(o.bits[i + b]) << b;
+      h = mix64(h ^ word);
+    }
+  }
+  for (const Storage& s : g.storages) {
+    add(s.H);
+    add(s.W);
+    add(s.C);
+  }
+  return h;
+}
+
+namespace {
+
+// Distinct values of ceil(n / k) for k = 1..n, largest first, at most `most`
+// of them (spread over the range).
+std::vector<int64_t> tile_options(int64_t n, size_t most) {
+  std::vector<int64_t> v;
+  for (int64_t k = 1; k <= n; ++k) {
+    int64_t x = ceil_div(n, k);
+    if (v.empty() || v.back() != x) v.push_back(x);
+  }
+  if (v.size() <= most) return v;
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < most; ++i) out.push_back(v[i * (v.size() - 1) / (most - 1)]);
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// 1, 2, 4, ... up to n, and n itself.
+std::vector<int64_t> geometric(int64_t n) {
+  std::vector<int64_t> v;
+  for (int64_t x = 1; x < n; x *= 2) v.push_back(x);
+  v.push_back(n);
+  return v;
+}
+
+int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t th, int64_t tw) {
+  const Stage& st = c.st;
+  const int64_t es = dtype_bytes(c.dtype);
+  const bool conv = st.kind == StageKind::Conv;
+  const bool window = conv || st.kind == StageKind::Pool;
+  int64_t co_max = 0;
+  for (size_t g = 1; g < base.d.cbounds.size(); ++g) co_max = std::max(co_max, base.d.cbounds[g] - base.d.cbounds[g - 1]);
+  const int64_t cin = conv ? std::min(base.d.ci_t, st.Cin) : co_max;
+  const int64_t ih = window ? st.ih(th) : th, iw = window ? st.iw(tw) : tw;
+  int64_t n = align(c.hw.core_reserved, 64);
+  n += static_cast<int64_t>(st.in.size()) * 2 * align(ih * iw * cin * es, 64);
+  if (conv) n += 2 * align(base.chunk_max, 64);
+  const int64_t out = 2 * align(th * tw * co_max * es, 64);
+  n += out * (st.add ? 2 : 1);
+  if (conv && base.K > 1) n += align(th * tw * co_max * kAccBytes, 64);
+  return n;
+}
+
+// The best plan for one stage, or false when nothing fits.
+bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why) {
+  const Hardware& hw = c.hw;
+  const Stage& st = c.st;
+  const int64_t N = hw.cores();
+  const int64_t positions = st.Ho * st.Wo;
+  const bool conv = st.kind == StageKind::Conv;
+  const int64_t groups = st.kind == StageKind::Softmax ? 1 : ceil_div(st.Cout, kBlock);
+  std::set<int64_t> ps_set;
+  for (int64_t d = 1; d <= N; ++d)
+    if (N % d == 0 && d <= positions) ps_set.insert(d);
+  ps_set.insert(std::min(N, positions));
+  for (int64_t pc = 1; pc <= std::min(N, groups); pc *= 2) ps_set.insert(std::max<int64_t>(1, std::min(positions, N / pc)));
+  double best_t = std::numeric_limits<double>::infinity();
+  bool found = false;
+  why = "nothing fits";
+  if (fixed) {
+    ps_set.clear();
+    ps_set.insert(std::max<int64_t>(1, std::min(hw.cols, positions)));
+  }
+  for (int64_t ps : ps_set) {
+    int64_t pc = st.kind == StageKind::Softmax ? 1 : std::min(N / ps, groups);
+    if (fixed && st.kind != StageKind::Softmax) pc = std::min(hw.rows, groups);
+    Decision d;
+    d.ps = ps;
+    d.pc = pc;
+    if (!spatial_grid(st.Ho, st.Wo, ps, d.ny, d.nx)) continue;
+    const int64_t rh = ceil_div(st.Ho, d.ny), rw = ceil_div(st.Wo, d.nx);
+    const int64_t Jmax = std::max<int64_t>(1, ceil_div(groups, pc));
+    const int64_t kb = ceil_div(st.Cin, kBlock);
+    std::vector<int64_t> Ks = conv && st.Cin > kBlock ? geometric(kb) : std::vector<int64_t>{1};
+    for (int64_t J : geometric(Jmax)) {
+      if (st.kind == StageKind::Softmax && J > 1) break;
+      d.cbounds = balanced_groups(c, pc, J);
+      int ks_after_fit = 0;
+      int64_t last_ci = -1;
+      for (int64_t K : Ks) {
+        if (ks_after_fit >= 2) break;
+        d.ci_t = conv ? (st.Cin <= kBlock ? st.Cin : kBlock * ceil_div(kb, K)) : 0;
+        if (d.ci_t == last_ci) continue;
+        last_ci = d.ci_t;
+        d.th = d.tw = 1;
+        d.order = 'A';
+        d.w_resident = false;
+        StagePlan probe;
+        probe.d = d;
+        std::string w;
+        if (!derive_plan(c, probe, &w)) {
+          why = w;
+          continue;
+        }
+        ++ks_after_fit;
+        // Largest tiles that fit the core: for each tile height, the widest.
+        const int64_t budget = hw.core_memory;
+        std::vector<std::pair<int64_t, int64_t>> tiles;
+        for (int64_t th : tile_options(rh, 10)) {
+          for (int64_t tw : tile_options(rw, 16)) {
+            if (core_bytes_needed(c, probe, th, tw) <= budget) {
+              tiles.push_back({th, tw});
+              break;
+            }
+          }
+        }
+        std::sort(tiles.begin(), tiles.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
+        if (tiles.size() > 3) tiles.resize(3);
+        for (auto [th, tw] : tiles)
+          for (char order : {'A', 'B'})
+            for (bool wres : {false, true}) {
+              if (wres && !conv) continue;
+              StagePlan p;
+              p.d = probe.d;
+              p.d.th = th, p.d.tw = tw, p.d.order = order, p.d.w_resident = wres;
+              // A smaller tile may still fit the memtile when this one does not.
+              int64_t shrink = 0;
+              while (!derive_plan(c, p, &w) && shrink < 12) {
+                ++shrink;
+                if (p.d.tw > 1)
+                  p.d.tw = (p.d.tw + 1) / 2;
+                else if (p.d.th > 1)
+                  p.d.th = (p.d.th + 1) / 2;
+                else
+                  break;
+              }
+              if (!derive_plan(c, p, &w)) {
+                why = w;
+                continue;
+              }
+              if (p.est_seconds < best_t) {
+                best_t = p.est_seconds;
+                best = std::move(p);
+                found = true;
+              }
+            }
+      }
+    }
+  }
+  return found;
+}
+
+PlanContext context(const Schedule& S, size_t s, int64_t memtile_free) {
+  const Stage& st = S.graph.stages[s];
+  PlanContext c{S.hw, S.dtype, st, S.occupancy[s], {}, Place::DDR, Place::DDR, memtile_free};
+  for (const View& v : st.in) c.in_place.push_back(S.storages[static_cast<size_t>(v.storage)].place);
+  c.out_place = S.storages[static_cast<size_t>(st.out.storage)].place;
+  if (st.add) c.add_place = S.storages[static_cast<size_t>(st.add->storage)].place;
+  return c;
+}
+
+bool live_at(const Storage& s, int stage) { return s.first_stage <= stage && stage <= s.last_stage; }
+
+// Bytes of the resident area in use (its top address) during `stage`.
+int64_t resident_top(const Schedule& S, int stage) {
+  int64_t top = 0;
+  for (size_t i = 0; i < S.storages.size(); ++i) {
+    const StoragePlan& p = S.storages[i];
+    if (p.place == Place::Memtile && live_at(S.graph.storages[i], stage)) top = std::max(top, p.memtile_addr + p.band_bytes);
+  }
+  return top;
+}
+
+// First-fit placement of intervals [lo, hi] (stage lifetimes) into an address
+// range: returns the lowest aligned address where `bytes` does not collide
+// with a placed block alive at the same time, or -1 past `limit`.
+struct Placed {
+  int64_t addr, bytes;
+  int lo, hi;
+};
+int64_t first_fit(const std::vector<Placed>& placed, int64_t bytes, int lo, int hi, int64_t limit) {
+  std::vector<std::pair<int64_t, int64_t>> busy;
+  for (const Placed& p : placed)
+    if (!(p.hi < lo || hi < p.lo)) busy.push_back({p.addr, p.addr + p.bytes});
+  std::sort(busy.begin(), busy.end());
+  int64_t at = 0;
+  for (auto [a, b] : busy) {
+    if (at + bytes <= a) break;
+    at = std::max(at, align(b, 64));
+  }
+  if (limit >= 0 && at + bytes > limit) return -1;
+  return at;
+}
+
+// Keeps activations in the memtiles: each resident storage is cut into row
+// bands over the memtiles; the resident area is the lower `fraction` of the
+// memtile, the rest stays for the stages' staging buffers.
+void plan_residency(Schedule& S, const std::vector<bool>& forbid, double fraction) {
+  const int64_t es = dtype_bytes(S.dtype);
+  const int64_t cols = S.hw.cols;
+  const int64_t limit = static_cast<int64_t>(static_cast<double>(S.hw.memtile_memory) * fraction) / 64 * 64;
+  std::vector<Placed> placed;
+  for (size_t i = 0; i < S.graph.storages.size(); ++i) {
+    const Storage& s = S.graph.storages[i];
+    StoragePlan& p = S.storages[i];
+    p = StoragePlan{};
+    if (s.is_input || s.is_output || forbid[i]) continue;
+    const int64_t band_rows = ceil_div(s.H, cols);
+    const int64_t bytes = align(band_rows * s.W * s.C * es, 64);
+    int64_t at = first_fit(placed, bytes, s.first_stage, s.last_stage, limit);
+    if (at < 0) continue;
+    placed.push_back({at, bytes, s.first_stage, s.last_stage});
+    p.place = Place::Memtile;
+    p.band_rows = band_rows;
+    p.memtile_addr = at;
+    p.band_bytes = bytes;
+  }
+}
+
+// DDR: the weights image from address 0 in stage order, then the activations
+// that are not resident, placed by lifetime.
+void layout_ddr(Schedule& S) {
+  int64_t at = 0;
+  for (StagePlan& p : S.stages)
+    for (auto& part : p.chunks)
+      for (Chunk& ch : part) {
+        ch.ddr_addr = at;
+        at = align(at + ch.bytes, 64);
+      }
+  S.ddr_const_bytes = at;
+  const int64_t es = dtype_bytes(S.dtype);
+  const int n_stages = static_cast<int>(S.graph.stages.size());
+  std::vector<Placed> placed;
+  int64_t top = 0;
+  for (size_t i = 0; i < S.graph.storages.size(); ++i) {
+    const Storage& s = S.graph.storages[i];
+    StoragePlan& p = S.storages[i];
+    if (p.place != Place::DDR) continue;
+    const int64_t bytes = align(s.elements() * es, 64);
+    int lo = s.is_input ? -1 : s.first_stage, hi = s.is_output ? n_stages : s.last_stage;
+    int64_t a = first_fit(placed, bytes, lo, hi, -1);
+    placed.push_back({a, bytes, lo, hi});
+    p.ddr_addr = S.ddr_const_bytes + a;
+    top = std::max(top, a + bytes);
+  }
+  S.ddr_bytes = S.ddr_const_bytes + top;
+}
+
+Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype) {
+  Schedule S;
+  S.hw = hw;
+  S.dtype = dtype;
+  S.graph = lower(m);
+  S.occupancy.resize(S.graph.stages.size());
+  for (size_t s = 0; s < S.graph.stages.size(); ++s) {
+    const Stage& st = S.graph.stages[s];
+    if (st.kind == StageKind::Conv) S.occupancy[s] = block_occupancy(m.nodes[static_cast<size_t>(st.conv_node)]);
+  }
+  S.storages.assign(S.graph.storages.size(), StoragePlan{});
+  S.fingerprint = schedule_fingerprint(S.graph, S.occupancy, dtype);
+  return S;
+}
+
+}  // namespace
+
+Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const ScheduleOptions& opt) {
+  Schedule S = base_schedule(m, hw, dtype);
+  const size_t n = S.graph.stages.size();
+  std::vector<bool> forbid(S.graph.storages.size(), !opt.resident);
+  for (int attempt = 0;; ++attempt) {
+    plan_residency(S, forbid, getenv("RESFRAC") ? atof(getenv("RESFRAC")) : 0.5);
+    S.stages.assign(n, StagePlan{});
+    int bad = -1;
+    std::string why;
+    for (size_t s = 0; s < n; ++s) {
+      PlanContext c = context(S, s, hw.memtile_memory - resident_top(S, static_cast<int>(s)));
+      if (!choose_plan(c, opt.fixed_mapping, S.stages[s], why)) {
+        bad = static_cast<int>(s);
+        break;
+      }
+    }
+    if (bad < 0) break;
+    // Spill the resident activations alive at the failing stage and retry.
+    bool spilled = false;
+    for (size_t i = 0; i < S.graph.storages.size(); ++i)
+      if (S.storages[i].place == Place::Memtile && live_at(S.graph.storages[i], bad)) {
+        forbid[i] = true;
+        spilled = true;
+      }
+    if (!spilled)
+      fail("layer '{}' cannot be scheduled on {}: {} (its smallest tile does not fit)",
+           S.graph.stages[static_cast<size_t>(bad)].name, hw.name, why);
+  }
+  layout_ddr(S);
+  return S;
+}
+
+Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const std::vector<Decision>& decisions,
+                          const std::vector<StoragePlan>& storages, uint64_t fingerprint) {
+  Schedule S = base_schedule(m, hw, dtype);
+  if (S.fingerprint != fingerprint)
+    fail("the schedule does not match the model (its layers or masks changed since 'bsp schedule'): schedule again");
+  if (decisions.size() != S.graph.stages.size() || storages.size() != S.graph.storages.size())
+    fail("the schedule does not match the model: schedule again");
+  S.storages = storages;
+  S.stages.assign(decisions.size(), StagePlan{});
+  for (size_t s = 0; s < decisions.size(); ++s) {
+    PlanContext c = context(S, s, hw.memtile_memory - resident_top(S, static_cast<int>(s)));
+    S.stages[s].d = decisions[s];
+    std::string why;
+    if (!derive_plan(c, S.stages[s], &why))
+      fail("the stored schedule of layer '{}' is invalid: {}", S.graph.stages[s].name, why);
+  }
+  const std::vector<StoragePlan> saved = S.storages;
+  layout_ddr(S);
+  for (size_t i = 0; i < saved.size(); ++i)
+    if (saved[i].place == Place::DDR && saved[i].ddr_addr != S.storages[i].ddr_addr)
+      fail("the stored schedule's DDR layout is inconsistent: schedule again");
+  return S;
+}
+
+}  // namespace bsp::aie2

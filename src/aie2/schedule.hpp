@@ -1,0 +1,164 @@
+// The AIE2 schedule: for every stage, how the work splits across the cores,
+// the per-core subvolumes (tiles) and loop order, the buffers in core and
+// memtile memory, where every activation lives (DDR, or resident in the
+// memtiles), and the DDR layout of the weights in the order the cores consume
+// them. `bsp schedule` computes it, stores the decisions in the /schedule
+// group (man/bsp-format.5), and every later stage re-derives the rest from
+// those decisions with derive_plan().
+//
+// Work split of a stage over the R x C cores: the output positions are cut
+// into ps = ny x nx rectangles (output width across columns first), the
+// output channels into pc contiguous parts balanced by nonzero 8x8 weight
+// blocks; core number s * pc + q (column-major: core index i sits at column
+// i / R, row i % R) computes rectangle s for channel part q. Activations of
+// rectangle s are broadcast to its pc cores, the weights of part q to its ps
+// cores. Input channels are split into K passes only when a tile with all of
+// them does not fit: the partial sums stay in the core's accumulator.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aie2/hardware.hpp"
+#include "aie2/lower.hpp"
+#include "core/model.hpp"
+
+namespace bsp::aie2 {
+
+constexpr int64_t kBlock = 8;  // weight blocks are 8 output x 8 input channels
+
+// Which 8x8 blocks of a conv/dense weight hold a nonzero: [ceil(Cout/8), ceil(Cin/8)].
+// From the block:8x8 mask when there is one, else from the weights themselves.
+struct Occupancy {
+  int64_t rows = 0, cols = 0;
+  std::vector<uint8_t> bits;      // rows x cols
+  std::vector<int64_t> row_nnz;   // nonzero blocks per block row
+  std::vector<int64_t> prefix;    // (rows + 1) x (cols + 1) 2-D prefix sums of bits
+  int64_t nnz = 0;
+  bool dense() const { return nnz == rows * cols; }
+  bool at(int64_t r, int64_t c) const { return bits[static_cast<size_t>(r * cols + c)] != 0; }
+  // Stored blocks in block rows [r0, r1) x block columns [c0, c1).
+  int64_t count(int64_t r0, int64_t r1, int64_t c0, int64_t c1) const {
+    auto P = [&](int64_t r, int64_t c) { return prefix[static_cast<size_t>(r * (cols + 1) + c)]; };
+    return P(r1, c1) - P(r0, c1) - P(r1, c0) + P(r0, c0);
+  }
+};
+Occupancy block_occupancy(const Node& n);
+
+enum class Place { DDR, Memtile };
+
+// Where an activation storage lives. Resident storages are cut into row bands,
+// band m (rows [m * band_rows, (m + 1) * band_rows)) in memtile m at offset
+// memtile_addr.
+struct StoragePlan {
+  Place place = Place::DDR;
+  int64_t ddr_addr = -1;
+  int64_t band_rows = 0;
+  int64_t memtile_addr = -1;
+  int64_t band_bytes = 0;
+};
+
+struct Rect {
+  int64_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;  // output rows [y0, y1), columns [x0, x1)
+  int64_t h() const { return y1 - y0; }
+  int64_t w() const { return x1 - x0; }
+};
+
+// The choices `bsp schedule` makes for one stage (what /schedule stores).
+struct Decision {
+  int64_t ps = 1, pc = 1;  // spatial parts x channel parts
+  int64_t ny = 1, nx = 1;  // spatial grid, ps = ny * nx
+  int64_t th = 1, tw = 1;  // output tile rows x columns per core
+  int64_t co_t = 8;        // output channels per tile (a multiple of 8 unless it covers the part)
+  int64_t ci_t = 8;        // input channels per pass (conv); = co_t for channelwise stages
+  char order = 'A';        // 'A': tiles outer, channel chunks inner; 'B': channel chunks outer
+  bool w_resident = false; // the weights of a part stay in the memtile for the whole stage
+  std::vector<int64_t> cbounds;  // pc + 1 output channel boundaries
+};
+
+// One weight chunk: output channels [co0, co1) x input channels [ci0, ci1) of
+// one channel part, packed (man/bsp-isa.7) at ddr_addr.
+struct Chunk {
+  int64_t co0 = 0, co1 = 0, ci0 = 0, ci1 = 0;
+  int64_t nnz = 0;    // 8x8 blocks stored
+  int64_t bytes = 0;  // packed size
+  int64_t ddr_addr = 0;
+};
+
+// A buffer in core or memtile memory.
+struct Buffer {
+  std::string name;
+  int64_t addr = 0;
+  int64_t slot_bytes = 0;
+  int64_t slots = 1;
+  int64_t bytes() const { return slot_bytes * slots; }
+};
+
+// Everything derived from a Decision: what codegen emits and the estimator
+// and `bsp schedule --json` report.
+struct StagePlan {
+  Decision d;
+  int64_t rh = 0, rw = 0;  // largest rectangle
+  int64_t ty = 0, tx = 0, T = 0, J = 0, K = 0;  // tile rows, tile columns, tiles (ty*tx), channel chunks, input passes
+  int64_t ih = 0, iw = 0;  // input tile rows x columns (largest)
+  std::vector<Rect> rects;                 // [ps]
+  std::vector<std::vector<Chunk>> chunks;  // conv: [pc][j * K + k]
+  int64_t chunk_max = 0;                   // largest chunk of any part
+  // Core memory (the same in every core): inputs (one per stage input), weights,
+  // output, residual operand, accumulator.
+  std::vector<Buffer> core_in;
+  Buffer core_w, core_out, core_add, core_acc;
+  int64_t core_used = 0;
+  // Memtile memory, per memtile: the staging buffers of this stage (resident
+  // activations are placed by the StoragePlans).
+  std::vector<std::vector<Buffer>> memtile;  // [cols]
+  std::vector<int64_t> memtile_used;         // [cols] including resident activations
+  // Work balance: per core, the MACs it performs (sparse: only stored blocks).
+  std::vector<int64_t> core_macs;  // [ps * pc]
+  double imbalance = 1.0;          // max / mean over the cores that work
+  // Traffic the plan causes (bytes) and its analytic time estimate.
+  int64_t ddr_read = 0, ddr_weights = 0, ddr_write = 0, stream_bytes = 0;
+  double est_seconds = 0;
+};
+
+struct Schedule {
+  Hardware hw;
+  DType dtype = DType::FP32;
+  Lowered graph;
+  std::vector<Occupancy> occupancy;  // per stage (conv stages only, else empty)
+  std::vector<StoragePlan> storages;
+  std::vector<StagePlan> stages;
+  int64_t ddr_const_bytes = 0;  // weights image at DDR address 0
+  int64_t ddr_bytes = 0;        // weights + activations
+  uint64_t fingerprint = 0;     // of the graph and the block occupancy
+};
+
+struct ScheduleOptions {
+  bool resident = true;        // keep activations in the memtiles when they fit
+  bool fixed_mapping = false;  // the paper's split: output width across columns, channels across rows
+};
+
+// Schedules every stage; never fails for lack of memory (it splits further
+// and spills activations to DDR), only for graphs lower() refuses or kernels
+// whose smallest tile does not fit a core.
+Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const ScheduleOptions& opt = {});
+
+// Rebuilds a schedule from stored decisions (the hardware, dtype, decisions
+// and storage plans), checking them against the model.
+Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const std::vector<Decision>& decisions,
+                          const std::vector<StoragePlan>& storages, uint64_t fingerprint);
+
+// Bytes of per-channel epilogue parameters in a weight chunk.
+int64_t param_bytes_per_channel(DType t);
+// Packed size of a weight chunk (man/bsp-isa.7).
+int64_t chunk_bytes(DType t, bool sparse, int64_t channels, int64_t block_rows, int64_t nnz, int64_t kh, int64_t kw);
+
+// The core index of (spatial part s, channel part q) and its position.
+inline int64_t core_index(const Decision& d, int64_t s, int64_t q) { return s * d.pc + q; }
+inline int64_t core_col(const Hardware& hw, int64_t i) { return i / hw.rows; }
+inline int64_t core_row(const Hardware& hw, int64_t i) { return i % hw.rows; }
+
+uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& occ, DType t);
+
+}  // namespace bsp::aie2

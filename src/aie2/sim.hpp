@@ -1,0 +1,25 @@
+// bsp sim: runs a program functionally on a simulated array and returns the
+// network output, to compare with the reference forward pass.
+#pragma once
+
+#include <vector>
+
+#include "aie2/executor.hpp"
+#include "aie2/isa.hpp"
+#include "core/tensor.hpp"
+
+namespace bsp::aie2 {
+
+struct SimRun {
+  Tensor output;                   // [N, ...] the output storage's elements per image
+  std::vector<StageTiming> stages; // of the last image
+  int64_t executed = 0;            // instructions, all images
+};
+
+// input: [N, H, W, C] fp32 (the program's input shape). `const_image`: the
+// DDR constants (weights) from build_const_image / the file's /program.
+// `progress` (may be null) is called after every stage.
+SimRun simulate(const Program& p, const std::vector<uint8_t>& const_image, const Tensor& input,
+                void (*progress)(size_t stage, size_t stages, void* ctx) = nullptr, void* ctx = nullptr);
+
+}  // namespace bsp::aie2
