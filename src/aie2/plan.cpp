@@ -322,9 +322,14 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   }
   p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
 
-  // Traffic and the analytic time. Tiles come in up to four sizes (full and
-  // edge rows x full and edge columns); the largest rectangle sets the pace.
+  // The analytic time: the busiest queue of every kind as the executor will
+  // see it (streams are spread over the channels the way codegen does), plus
+  // the latency of the first iteration. Tiles come in up to four sizes (full
+  // and edge rows x full and edge columns); the largest rectangle sets the pace.
   const double ghz = hw.clock_ghz;
+  const double ovh = static_cast<double>(hw.dma_overhead_cycles) / (ghz * 1e9);
+  auto stream_s = [&](double bytes, double n) { return bytes > 0 ? hw.stream_seconds(bytes) + n * ovh : 0.0; };
+  auto ddr_s = [&](double bytes, double n) { return bytes > 0 ? hw.ddr_seconds(bytes) + n * ovh : 0.0; };
   const int64_t rh = p.rh, rw = p.rw;
   struct TileSize {
     int64_t h, w, count;
@@ -340,7 +345,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   }
   // Compute: lockstep over the channel chunks, so per chunk index j the
   // slowest part counts.
-  // Per chunk index j: the largest part's stored blocks and channels.
   std::vector<int64_t> worst_nnz(static_cast<size_t>(p.J), 0), worst_ch(static_cast<size_t>(p.J), 0);
   for (int64_t j = 0; j < p.J; ++j)
     for (int64_t q = 0; q < d.pc; ++q) {
@@ -351,80 +355,109 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
       worst_nnz[static_cast<size_t>(j)] = std::max(worst_nnz[static_cast<size_t>(j)], nnz);
       worst_ch[static_cast<size_t>(j)] = std::max(worst_ch[static_cast<size_t>(j)], co1 - co0);
     }
-  double comp = 0;
+  double comp = 0, in_tiles = 0, first_comp = 0;
   for (const auto& ts : sizes) {
     double per_tile = 0;
     for (int64_t j = 0; j < p.J; ++j) {
       const int64_t ch = worst_ch[static_cast<size_t>(j)];
       if (ch == 0) continue;
-      per_tile += static_cast<double>(comp_cycles(hw, c.dtype, st, ts.h * ts.w, ch, conv ? st.Cin : ch,
-                                                  worst_nnz[static_cast<size_t>(j)]) +
-                                      (p.K - 1) * hw.kernel_overhead_cycles);
+      double cyc = static_cast<double>(comp_cycles(hw, c.dtype, st, ts.h * ts.w, ch, conv ? st.Cin : ch,
+                                                   worst_nnz[static_cast<size_t>(j)]) +
+                                       (p.K - 1) * hw.kernel_overhead_cycles);
+      per_tile += cyc;
+      if (first_comp == 0) first_comp = cyc / static_cast<double>(p.K);
     }
     comp += per_tile * static_cast<double>(ts.count);
+    in_tiles += static_cast<double>(ts.count * (window ? st.ih(ts.h) * st.iw(ts.w) : ts.h * ts.w) * cin_tile * es);
   }
   const double t_comp = comp / (ghz * 1e9);
-  const double dma = static_cast<double>(hw.dma_overhead_cycles) / (ghz * 1e9);
-  // Loads into a core.
-  const bool in_reuse = d.order == 'A' && p.K == 1;  // input tile kept across chunks
-  const bool w_reuse = d.order == 'B' && p.K == 1;   // weight chunk kept across tiles
-  const double n_fm = in_reuse ? static_cast<double>(p.T) : static_cast<double>(p.T * p.J * p.K);
+  const bool in_reuse = conv && d.order == 'A' && p.K == 1;  // input tile kept across chunks
+  const bool w_reuse = d.order == 'B' && p.K == 1;           // weight chunk kept across tiles
+  const double fm_mult = in_reuse ? 1.0 : static_cast<double>(p.J * p.K);
+  const double n_fm = static_cast<double>(p.T) * fm_mult;
+  const double fm_bytes = in_tiles * fm_mult;  // per stream and input
+  std::vector<double> part_bytes(static_cast<size_t>(d.pc), 0.0);
+  for (int64_t q = 0; q < d.pc && conv; ++q)
+    for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) part_bytes[static_cast<size_t>(q)] += static_cast<double>(ch.bytes);
   const double n_w = w_reuse ? static_cast<double>(p.J) : static_cast<double>(p.T * p.J * p.K);
-  const double fm_bytes = static_cast<double>(in_tile) * static_cast<double>(n_in);
-  double w_avg = 0;
-  if (conv) {
-    double tot = 0;
-    for (int64_t q = 0; q < d.pc; ++q)
-      for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) tot += static_cast<double>(ch.bytes);
-    w_avg = tot / static_cast<double>(d.pc * p.J * p.K);
-  }
+  const double w_mult = w_reuse ? 1.0 : static_cast<double>(p.T);
+  const double out_bytes = static_cast<double>(rh * rw * co_max * es) * static_cast<double>(p.J) /
+                           static_cast<double>(std::max<int64_t>(1, p.J));  // per core: its positions x its channels
+  const double part_ch = static_cast<double>(co_max * p.J);
+  const double core_out = static_cast<double>(rh * rw) * part_ch * static_cast<double>(es);
+  (void)out_bytes;
   const double n_out = static_cast<double>(p.T * p.J);
-  const double t_fm = n_fm * (hw.stream_seconds(fm_bytes) + dma) * (st.channelwise() ? 1.0 : 1.0);
-  const double t_w = n_w * (hw.stream_seconds(w_avg) + dma);
-  const double t_out = n_out * (hw.stream_seconds(static_cast<double>(out_tile)) + dma);
-  const double t_add = st.add ? n_out * (hw.stream_seconds(static_cast<double>(out_tile)) + dma) : 0;
-  // Memtile send channels: one per stream (input of a rectangle, or per core
-  // for channelwise stages; weights of a part; residual operand per core).
-  const double sends_per_memtile =
-      static_cast<double>((st.channelwise() ? cores : d.ps) + (conv ? d.pc : 0) + (st.add ? cores : 0)) /
-      static_cast<double>(cols);
-  const double chan_share = std::max(1.0, sends_per_memtile / static_cast<double>(hw.memtile_mm2s));
-  double t_fm_q = t_fm + (st.add ? t_add : 0);  // the residual operand shares the input's channel
-  double t_onchip = std::max({t_comp, t_fm_q * chan_share, t_w * chan_share, t_out});
-  // DDR traffic, per memtile and channel.
-  int64_t n_ddr_in = 0;
-  for (Place pl : c.in_place) n_ddr_in += pl == Place::DDR;
-  const double in_total = n_fm * static_cast<double>(in_tile) * static_cast<double>(n_ddr_in) *
-                          static_cast<double>(st.channelwise() ? cores : d.ps);
-  double w_total = 0;
-  if (conv) {
-    double part_total = 0;
-    for (int64_t q = 0; q < d.pc; ++q)
-      for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) part_total += static_cast<double>(ch.bytes);
-    w_total = d.w_resident ? part_total : n_w * w_avg * static_cast<double>(d.pc);
+  double t_in = stream_s(fm_bytes * static_cast<double>(n_in), n_fm * static_cast<double>(n_in));
+  double wmax = 0;
+  for (double b : part_bytes) wmax = std::max(wmax, b);
+  double t_wport = stream_s(wmax * w_mult, n_w);
+  double t_outport = stream_s(core_out, n_out);
+  if (st.add) t_in += stream_s(core_out, n_out);
+  // Channels: the streams of every memtile and shim tile, dealt round-robin
+  // over its channels in codegen's order.
+  std::vector<std::vector<double>> mt(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(hw.memtile_mm2s), 0.0));
+  std::vector<std::vector<double>> sh(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(hw.shim_mm2s), 0.0));
+  std::vector<std::vector<double>> so(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(hw.shim_s2mm), 0.0));
+  std::vector<int64_t> mt_n(static_cast<size_t>(cols), 0), sh_n(static_cast<size_t>(cols), 0), so_n(static_cast<size_t>(cols), 0);
+  auto deal = [](std::vector<double>& ch, int64_t& n, double sec) {
+    ch[static_cast<size_t>(n % static_cast<int64_t>(ch.size()))] += sec;
+    ++n;
+  };
+  const int64_t n_fm_streams = st.channelwise() ? cores : d.ps;
+  double ddr_in_total = 0, w_total = 0, add_total = 0, out_total = 0;
+  for (size_t b = 0; b < n_in; ++b)
+    for (int64_t f = 0; f < n_fm_streams; ++f) {
+      const int64_t m = core_col(hw, st.channelwise() ? f : core_index(d, f, 0));
+      deal(mt[static_cast<size_t>(m)], mt_n[static_cast<size_t>(m)], stream_s(fm_bytes, n_fm));
+      if (c.in_place[b] == Place::DDR) {
+        deal(sh[static_cast<size_t>(m)], sh_n[static_cast<size_t>(m)], ddr_s(fm_bytes, n_fm));
+        ddr_in_total += fm_bytes;
+      }
+    }
+  for (int64_t q = 0; q < d.pc && conv; ++q) {
+    const int64_t m = q % cols;
+    const double wb = part_bytes[static_cast<size_t>(q)];
+    deal(sh[static_cast<size_t>(m)], sh_n[static_cast<size_t>(m)], d.w_resident ? ddr_s(wb, static_cast<double>(p.J * p.K)) : ddr_s(wb * w_mult, n_w));
+    deal(mt[static_cast<size_t>(m)], mt_n[static_cast<size_t>(m)], stream_s(wb * w_mult, n_w));
+    w_total += d.w_resident ? wb : wb * w_mult;
   }
-  const double add_total = (st.add && c.add_place == Place::DDR)
-                               ? static_cast<double>(st.Ho * st.Wo * st.Cout * es) *
-                                     (static_cast<double>(p.T * d.th * d.tw * d.ps) / static_cast<double>(st.Ho * st.Wo))
-                               : 0.0;
-  const double out_total = c.out_place == Place::DDR ? static_cast<double>(st.Ho * st.Wo * st.Cout * es) : 0.0;
-  p.ddr_read = static_cast<int64_t>(in_total + add_total);
+  if (st.add)
+    for (int64_t i = 0; i < cores; ++i) {
+      const int64_t m = core_col(hw, i);
+      deal(mt[static_cast<size_t>(m)], mt_n[static_cast<size_t>(m)], stream_s(core_out, n_out));
+      if (c.add_place == Place::DDR) {
+        deal(sh[static_cast<size_t>(m)], sh_n[static_cast<size_t>(m)], ddr_s(core_out, n_out));
+        add_total += core_out;
+      }
+    }
+  if (c.out_place == Place::DDR)
+    for (int64_t i = 0; i < cores; ++i) {
+      const int64_t m = core_col(hw, i);
+      deal(so[static_cast<size_t>(m)], so_n[static_cast<size_t>(m)], ddr_s(core_out, n_out));
+      out_total += core_out;
+    }
+  double t_mt = 0, t_ddr_in = 0, t_ddr_out = 0;
+  for (int64_t m = 0; m < cols; ++m) {
+    for (double x : mt[static_cast<size_t>(m)]) t_mt = std::max(t_mt, x);
+    for (double x : sh[static_cast<size_t>(m)]) t_ddr_in = std::max(t_ddr_in, x);
+    for (double x : so[static_cast<size_t>(m)]) t_ddr_out = std::max(t_ddr_out, x);
+  }
+  p.ddr_read = static_cast<int64_t>(ddr_in_total * static_cast<double>(n_in) + add_total);
   p.ddr_weights = static_cast<int64_t>(w_total);
   p.ddr_write = static_cast<int64_t>(out_total);
-  p.stream_bytes = static_cast<int64_t>(n_fm * fm_bytes * static_cast<double>(st.channelwise() ? cores : d.ps) +
-                                        n_w * w_avg * static_cast<double>(d.pc) + n_out * out_tile * cores);
-  const double used_cols = static_cast<double>(std::min<int64_t>(cols, std::max<int64_t>(1, (cores + hw.rows - 1) / hw.rows)));
-  const double ddr_in_bw = static_cast<double>(hw.shim_mm2s) * used_cols;
-  const double ddr_out_bw = static_cast<double>(hw.shim_s2mm) * used_cols;
-  const double t_ddr_in = hw.ddr_seconds((in_total + add_total) / ddr_in_bw) +
-                          hw.ddr_seconds(w_total / std::min<double>(ddr_in_bw, static_cast<double>(std::min<int64_t>(d.pc, cols))));
-  const double t_ddr_out = hw.ddr_seconds(out_total / ddr_out_bw);
-  // Pipeline fill: the first input and weight loads, the last write.
-  const double fill = hw.stream_seconds(fm_bytes + w_avg + static_cast<double>(out_tile)) +
-                      (c.in_place[0] == Place::DDR ? hw.ddr_seconds(static_cast<double>(in_tile)) : 0.0) +
-                      (d.w_resident ? hw.ddr_seconds(w_total / static_cast<double>(std::max<int64_t>(1, d.pc))) : 0.0);
+  p.stream_bytes = static_cast<int64_t>(fm_bytes * static_cast<double>(n_fm_streams * static_cast<int64_t>(n_in)) +
+                                        wmax * w_mult * static_cast<double>(d.pc) + core_out * static_cast<double>(cores));
+  const double t_onchip = std::max({t_comp, t_in, t_wport, t_outport, t_mt});
+  // The first iteration cannot overlap: its loads, one COMP, its write.
+  const double in_tile_bytes = static_cast<double>(p.ih * p.iw * cin_tile * es);
+  const double out_tile_bytes = static_cast<double>(d.th * d.tw * co_max * es);
+  double fill = stream_s(in_tile_bytes, 1) + stream_s(static_cast<double>(p.chunk_max), 1) + first_comp / (ghz * 1e9) +
+                stream_s(out_tile_bytes, 1);
+  double fill_ddr = (c.in_place[0] == Place::DDR ? ddr_s(in_tile_bytes, 1) : 0.0) +
+                    (d.w_resident ? ddr_s(wmax, 1) : ddr_s(static_cast<double>(p.chunk_max), 1)) +
+                    (c.out_place == Place::DDR ? ddr_s(out_tile_bytes, 1) : 0.0);
   if (hw.ddr_overlap)
-    p.est_seconds = std::max({t_onchip, t_ddr_in, t_ddr_out}) + fill;
+    p.est_seconds = std::max({t_onchip, t_ddr_in, t_ddr_out}) + fill + fill_ddr;
   else
     p.est_seconds = t_onchip + t_ddr_in + t_ddr_out + fill;
   return true;

@@ -129,7 +129,12 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
   return n;
 }
 
-// The best plan for one stage, or false when nothing fits.
+// The best plan for one stage, or false when nothing fits. For every split
+// of the cores (spatial parts x channel parts) it finds the fewest channel
+// chunks J and input passes K that fit, tries those and the next finer ones,
+// with tiles from the largest that fits down to an eighth of it (smaller
+// tiles pipeline better), both loop orders and, for convolutions, weights
+// streamed or resident in the memtile; the analytic time decides.
 bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why) {
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
@@ -142,12 +147,26 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     if (N % d == 0 && d <= positions) ps_set.insert(d);
   ps_set.insert(std::min(N, positions));
   for (int64_t pc = 1; pc <= std::min(N, groups); pc *= 2) ps_set.insert(std::max<int64_t>(1, std::min(positions, N / pc)));
-  double best_t = std::numeric_limits<double>::infinity();
-  bool found = false;
-  why = "nothing fits";
   if (fixed) {
     ps_set.clear();
     ps_set.insert(std::max<int64_t>(1, std::min(hw.cols, positions)));
+  }
+  double best_t = std::numeric_limits<double>::infinity();
+  bool found = false;
+  why = "nothing fits";
+  const int64_t kb = ceil_div(st.Cin, kBlock);
+  std::vector<int64_t> ci_options;  // input channels per pass, largest first
+  if (conv) {
+    if (st.Cin <= kBlock) {
+      ci_options.push_back(st.Cin);
+    } else {
+      for (int64_t K : geometric(kb)) {
+        int64_t ci = kBlock * ceil_div(kb, K);
+        if (ci_options.empty() || ci_options.back() != ci) ci_options.push_back(ci);
+      }
+    }
+  } else {
+    ci_options.push_back(0);
   }
   for (int64_t ps : ps_set) {
     int64_t pc = st.kind == StageKind::Softmax ? 1 : std::min(N / ps, groups);
@@ -158,18 +177,15 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     if (!spatial_grid(st.Ho, st.Wo, ps, d.ny, d.nx)) continue;
     const int64_t rh = ceil_div(st.Ho, d.ny), rw = ceil_div(st.Wo, d.nx);
     const int64_t Jmax = std::max<int64_t>(1, ceil_div(groups, pc));
-    const int64_t kb = ceil_div(st.Cin, kBlock);
-    std::vector<int64_t> Ks = conv && st.Cin > kBlock ? geometric(kb) : std::vector<int64_t>{1};
+    // The feasible (J, input pass) pairs worth trying.
+    std::vector<std::pair<StagePlan, int>> combos;  // probe plan, index into ci_options
+    int feasible_js = 0;
     for (int64_t J : geometric(Jmax)) {
-      if (st.kind == StageKind::Softmax && J > 1) break;
+      if (feasible_js >= 3) break;
       d.cbounds = balanced_groups(c, pc, J);
-      int ks_after_fit = 0;
-      int64_t last_ci = -1;
-      for (int64_t K : Ks) {
-        if (ks_after_fit >= 2) break;
-        d.ci_t = conv ? (st.Cin <= kBlock ? st.Cin : kBlock * ceil_div(kb, K)) : 0;
-        if (d.ci_t == last_ci) continue;
-        last_ci = d.ci_t;
+      int fits = 0;
+      for (size_t ki = 0; ki < ci_options.size() && fits < 2; ++ki) {
+        d.ci_t = ci_options[ki];
         d.th = d.tw = 1;
         d.order = 'A';
         d.w_resident = false;
@@ -180,48 +196,64 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
           why = w;
           continue;
         }
-        ++ks_after_fit;
-        // Largest tiles that fit the core: for each tile height, the widest.
-        const int64_t budget = hw.core_memory;
-        std::vector<std::pair<int64_t, int64_t>> tiles;
-        for (int64_t th : tile_options(rh, 10)) {
-          for (int64_t tw : tile_options(rw, 16)) {
-            if (core_bytes_needed(c, probe, th, tw) <= budget) {
-              tiles.push_back({th, tw});
-              break;
+        ++fits;
+        combos.push_back({std::move(probe), static_cast<int>(ki)});
+      }
+      if (fits) ++feasible_js;
+    }
+    for (auto& [probe, ki] : combos) {
+      (void)ki;
+      // Tiles: for each height the widest that fits the core; then four
+      // sizes from the largest down.
+      std::vector<std::pair<int64_t, int64_t>> fit;
+      for (int64_t th : tile_options(rh, 10))
+        for (int64_t tw : tile_options(rw, 16))
+          if (core_bytes_needed(c, probe, th, tw) <= hw.core_memory) {
+            fit.push_back({th, tw});
+            break;
+          }
+      if (fit.empty()) continue;
+      std::sort(fit.begin(), fit.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
+      std::vector<std::pair<int64_t, int64_t>> tiles;
+      const int64_t top = fit.front().first * fit.front().second;
+      for (int64_t target : {top, top / 2, top / 4, top / 8}) {
+        if (target < 1) break;
+        // The fitting tile with the area closest to the target, halving the
+        // width of the largest when nothing is close.
+        std::pair<int64_t, int64_t> pick = fit.front();
+        int64_t err = std::numeric_limits<int64_t>::max();
+        for (auto t : fit) {
+          int64_t e = std::llabs(t.first * t.second - target);
+          if (e < err) err = e, pick = t;
+        }
+        if (pick.first * pick.second > 2 * target && pick.second > 1) {
+          int64_t f = ceil_div(pick.first * pick.second, target);
+          pick.second = std::max<int64_t>(1, ceil_div(pick.second, f));
+        }
+        if (std::find(tiles.begin(), tiles.end(), pick) == tiles.end()) tiles.push_back(pick);
+      }
+      for (auto [th, tw] : tiles) {
+        const int64_t T = ceil_div(rh, th) * ceil_div(rw, tw);
+        const int64_t J = probe.J;
+        for (char order : {'A', 'B'}) {
+          if (order == 'B' && (J == 1 || T == 1)) continue;  // the same loop as 'A'
+          for (bool wres : {false, true}) {
+            if (wres && (!conv || (order == 'B' && probe.K == 1))) continue;  // nothing to reuse
+            StagePlan p;
+            p.d = probe.d;
+            p.d.th = th, p.d.tw = tw, p.d.order = order, p.d.w_resident = wres;
+            std::string w;
+            if (!derive_plan(c, p, &w)) {
+              why = w;
+              continue;
+            }
+            if (p.est_seconds < best_t) {
+              best_t = p.est_seconds;
+              best = std::move(p);
+              found = true;
             }
           }
         }
-        std::sort(tiles.begin(), tiles.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
-        if (tiles.size() > 3) tiles.resize(3);
-        for (auto [th, tw] : tiles)
-          for (char order : {'A', 'B'})
-            for (bool wres : {false, true}) {
-              if (wres && !conv) continue;
-              StagePlan p;
-              p.d = probe.d;
-              p.d.th = th, p.d.tw = tw, p.d.order = order, p.d.w_resident = wres;
-              // A smaller tile may still fit the memtile when this one does not.
-              int64_t shrink = 0;
-              while (!derive_plan(c, p, &w) && shrink < 12) {
-                ++shrink;
-                if (p.d.tw > 1)
-                  p.d.tw = (p.d.tw + 1) / 2;
-                else if (p.d.th > 1)
-                  p.d.th = (p.d.th + 1) / 2;
-                else
-                  break;
-              }
-              if (!derive_plan(c, p, &w)) {
-                why = w;
-                continue;
-              }
-              if (p.est_seconds < best_t) {
-                best_t = p.est_seconds;
-                best = std::move(p);
-                found = true;
-              }
-            }
       }
     }
   }
