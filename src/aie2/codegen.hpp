@@ -27,8 +27,10 @@ Program generate_program(const Schedule& S);
 
 // The weight image at DDR address 0 (S.ddr_const_bytes bytes): every chunk
 // packed at its ddr_addr. Needs the model's weights (fp32 models: the float
-// weights; int8: the compacted ones).
-std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m);
+// weights; int8: the quantised program of /compact). For int8 it also fills
+// the kernels' constants of `prog` (the program generated from S), which a
+// program needs to run.
+std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Program* prog = nullptr);
 
 // Epilogue parameters of one output channel of a conv stage (fp32/bf16):
 // y = (acc + bias) * scale + shift, then the residual add and relu.

@@ -44,6 +44,7 @@ struct QState {
   double t = 0;
   int state = 0;  // 0 ready, 1 blocked, 2 done
   double ddr_busy = 0;
+  std::array<double, kClsCount> busy{};
   size_t record = 0;
   Instr blocked_on;
 };
@@ -96,7 +97,11 @@ class Runner {
                              opc_name(qs.blocked_on.op), describe_lock(qs.blocked_on));
     }
     if (n) fail("stage {} '{}': deadlock: {}{}", s_.index, s_.name, stuck, n > 3 ? fmt::format(" (and {} more)", n - 3) : "");
-    for (const QState& qs : qs_) timing_.onchip_s = std::max(timing_.onchip_s, qs.t);
+    for (const QState& qs : qs_) {
+      timing_.onchip_s = std::max(timing_.onchip_s, qs.t);
+      for (int c = 0; c < kClsCount; ++c)
+        timing_.queue_max[static_cast<size_t>(c)] = std::max(timing_.queue_max[static_cast<size_t>(c)], qs.busy[static_cast<size_t>(c)]);
+    }
     if (!hw_.ddr_overlap) {
       double in = 0, out = 0;
       for (const QState& qs : qs_) {
@@ -435,6 +440,7 @@ class Runner {
     cs.busy_s += d;
     cs.bytes += bytes;
     ++cs.count;
+    qs_[static_cast<size_t>(q)].busy[static_cast<size_t>(opc_class(in.op))] += d;
     if (is_ddr_op(in.op) && !hw_.ddr_overlap) {
       qs_[static_cast<size_t>(q)].ddr_busy += d;
       return 0.0;
@@ -509,6 +515,7 @@ class Runner {
     ClassStats& cs = timing_.cls[kClsComp];
     cs.busy_s += d;
     ++cs.count;
+    qs_[static_cast<size_t>(q)].busy[kClsComp] += d;
     if (work && k.kind == KKind::Conv) {
       const int64_t pos = (oh * ow + hw_.vec_positions - 1) / hw_.vec_positions * hw_.vec_positions;
       cs.macs += pos * nnz * kBlock * kBlock * k.kh * k.kw;

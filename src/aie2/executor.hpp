@@ -35,6 +35,10 @@ struct StageTiming {
   double onchip_s = 0;    // the overlapped part (everything when DDR overlaps)
   double ddr_s = 0;       // non-overlapped DDR time (hw.ddr_overlap = false), else 0
   std::array<ClassStats, kClsCount> cls{};
+  // Per class, the busiest single queue's time in it: what the stage would
+  // take for that class alone. Their sum over classes is the time without
+  // any overlap.
+  std::array<double, kClsCount> queue_max{};
   int64_t executed = 0;   // instructions, loops expanded
 };
 

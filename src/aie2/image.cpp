@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "aie2/codegen.hpp"
+#include "compact/compact.hpp"
+#include "compact/int8.hpp"
 #include "core/error.hpp"
 
 namespace bsp::aie2 {
@@ -29,9 +31,91 @@ std::vector<ChannelParams> conv_params(const Stage& st, const Model& m) {
   return p;
 }
 
-std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m) {
-  if (S.dtype != DType::FP32)
-    fail("building a {} weight image is not supported yet (fp32 models only)", dtype_name(S.dtype));
+namespace {
+
+// The int8 constants of a stage's kernel (layouts in man/bsp-isa.7), checked
+// against how the int8 program folded the graph.
+std::vector<int32_t> int8_consts(const Stage& st, const q8::QModel& q) {
+  auto node = [&](int i) -> const q8::QNode& { return q.nodes.at(static_cast<size_t>(i)); };
+  auto mismatch = [&](const char* what) {
+    fail("layer '{}': the int8 program {} differently from the AIE2 lowering", st.name, what);
+  };
+  std::vector<int32_t> c;
+  auto posts = [&] {
+    c.push_back(static_cast<int32_t>(st.concat_path.size()));
+    for (auto [cn, k] : st.concat_path) {
+      const q8::QNode& qc = node(cn);
+      if (qc.kind != q8::Kind::Concat || static_cast<size_t>(k) >= qc.in_rq.size()) mismatch("concatenates");
+      c.push_back(qc.in_rq[static_cast<size_t>(k)].mult);
+      c.push_back(qc.in_rq[static_cast<size_t>(k)].shift);
+    }
+  };
+  switch (st.kind) {
+    case StageKind::Conv: {
+      const q8::QNode& qc = node(st.conv_node);
+      if (qc.kind != q8::Kind::Conv && qc.kind != q8::Kind::Dense) mismatch("computes");
+      if (st.bn_node >= 0 && node(st.bn_node).kind != q8::Kind::Identity) mismatch("folds the batchnorm");
+      c.push_back(qc.lo);
+      c.push_back(qc.hi);
+      if (st.add_node >= 0) {
+        const q8::QNode& qa = node(st.add_node);
+        if (qa.kind != q8::Kind::Add || qa.in_mult.size() != 2) mismatch("adds");
+        if (st.relu && qa.lo != 0) mismatch("fuses the relu");
+        c.insert(c.end(), {1, qa.in_mult[static_cast<size_t>(st.add_self)], qa.in_mult[static_cast<size_t>(1 - st.add_self)],
+                           qa.in_shift, qa.lo, qa.hi});
+      } else {
+        if (st.relu && qc.lo != 0) mismatch("fuses the relu");
+        c.insert(c.end(), {0, 0, 0, 0, -128, 127});
+      }
+      break;
+    }
+    case StageKind::Pool: {
+      const q8::QNode& qp = node(st.out_node);
+      if (qp.kind == q8::Kind::MaxPool) break;
+      if (qp.kind != q8::Kind::AvgPool && qp.kind != q8::Kind::GlobalAvgPool) mismatch("pools");
+      c.push_back(qp.kind == q8::Kind::GlobalAvgPool ? static_cast<int32_t>(st.kh * st.kw) : 1);
+      c.push_back(static_cast<int32_t>(qp.count_rq.size()));
+      for (auto r : qp.count_rq) c.insert(c.end(), {r.mult, r.shift});
+      break;
+    }
+    case StageKind::Eltwise: {
+      const int32_t n = static_cast<int32_t>(st.in.size());
+      if (st.add_node >= 0) {
+        const q8::QNode& qa = node(st.add_node);
+        if (qa.kind != q8::Kind::Add || static_cast<int32_t>(qa.in_mult.size()) != n) mismatch("adds");
+        c.insert(c.end(), {0, n});
+        for (int32_t v : qa.in_mult) c.push_back(v);
+        c.insert(c.end(), {qa.in_shift, qa.lo, qa.hi});
+      } else {
+        if (n != 1) mismatch("combines");
+        c.insert(c.end(), {st.relu ? 1 : 2, 1, 1, 0, -128, 127});
+      }
+      break;
+    }
+    case StageKind::Softmax:
+      fail("layer '{}': int8 programs cannot run a softmax on the array", st.name);
+  }
+  posts();
+  return c;
+}
+
+}  // namespace
+
+std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Program* prog) {
+  if (S.dtype == DType::BF16) fail("bf16 programs can be scheduled and estimated, not built into a DDR image yet");
+  const bool int8 = S.dtype == DType::Int8;
+  const q8::QModel* q = nullptr;
+  if (int8) {
+    if (!(m.compact && m.compact->int8))
+      fail("the schedule is for int8 but the model has no int8 weights: run 'bsp compact --dtype int8' first");
+    q = &*m.compact->int8;
+    if (q->nodes.size() != m.nodes.size()) fail("internal: the int8 program does not match the graph");
+    if (prog) {
+      if (prog->stages.size() != S.graph.stages.size()) fail("internal: the program does not match the schedule");
+      for (size_t s = 0; s < S.graph.stages.size(); ++s)
+        for (KernelDecl& k : prog->stages[s].kernels) k.consts = int8_consts(S.graph.stages[s], *q);
+    }
+  }
   std::vector<uint8_t> img(static_cast<size_t>(S.ddr_const_bytes), 0);
   for (size_t s = 0; s < S.graph.stages.size(); ++s) {
     const Stage& st = S.graph.stages[s];
@@ -43,17 +127,27 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m) {
     const Tensor& w = node.param("weight");
     const int64_t KHW = st.kh * st.kw;
     if (static_cast<int64_t>(w.size()) != st.Cout * KHW * st.Cin) fail("layer '{}': weight size mismatch", st.name);
-    const std::vector<ChannelParams> prm = conv_params(st, m);
+    const q8::QNode* qn = int8 ? &q->nodes[static_cast<size_t>(st.conv_node)] : nullptr;
+    if (qn && static_cast<int64_t>(qn->weight.size()) != st.Cout * KHW * st.Cin)
+      fail("layer '{}': the int8 weight has the wrong size", st.name);
+    const std::vector<ChannelParams> prm = int8 ? std::vector<ChannelParams>() : conv_params(st, m);
     for (const auto& part : p.chunks)
       for (const Chunk& ch : part) {
         if (ch.bytes == 0) continue;
         uint8_t* base = img.data() + ch.ddr_addr;
         uint8_t* at = base;
         for (int64_t c = ch.co0; c < ch.co1; ++c) {
-          const ChannelParams& cp = prm[static_cast<size_t>(c)];
-          float v[3] = {cp.bias, cp.scale, cp.shift};
-          std::memcpy(at, v, sizeof v);
-          at += sizeof v;
+          if (int8) {
+            const size_t o = static_cast<size_t>(c);
+            int32_t v[3] = {qn->bias[o], qn->rq[o].mult, qn->rq[o].shift};
+            std::memcpy(at, v, sizeof v);
+            at += sizeof v;
+          } else {
+            const ChannelParams& cp = prm[static_cast<size_t>(c)];
+            float v[3] = {cp.bias, cp.scale, cp.shift};
+            std::memcpy(at, v, sizeof v);
+            at += sizeof v;
+          }
         }
         const int64_t r0 = ch.co0 / kBlock, r1 = (ch.co1 + kBlock - 1) / kBlock;
         const int64_t b0 = ch.ci0 / kBlock, b1 = (ch.ci1 + kBlock - 1) / kBlock;
@@ -72,26 +166,30 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m) {
           }
           at += ((2 * (r1 - r0) + 2 * n) + 3) / 4 * 4;
         }
-        float* data = reinterpret_cast<float*>(at);
+        const int64_t es = int8 ? 1 : 4;
         int64_t blk = 0;
         for (int64_t r = r0; r < r1; ++r)
           for (int64_t b = b0; b < b1; ++b) {
             if (sparse && !occ.at(r, b)) continue;
-            float* out = data + blk * kBlock * KHW * kBlock;
+            const int64_t start = blk * kBlock * KHW * kBlock;
             for (int64_t o = 0; o < kBlock; ++o) {
               const int64_t oc = r * kBlock + o;
               for (int64_t kk = 0; kk < KHW; ++kk)
                 for (int64_t i = 0; i < kBlock; ++i) {
                   const int64_t ic = b * kBlock + i;
-                  float v = 0;
-                  if (oc < ch.co1 && ic < ch.ci1) v = w[static_cast<size_t>((oc * KHW + kk) * st.Cin + ic)];
-                  out[(o * KHW + kk) * kBlock + i] = v;
+                  const bool real = oc < ch.co1 && ic < ch.ci1;
+                  const size_t src = static_cast<size_t>((oc * KHW + kk) * st.Cin + ic);
+                  const int64_t dst = start + (o * KHW + kk) * kBlock + i;
+                  if (int8)
+                    reinterpret_cast<int8_t*>(at)[dst] = real ? qn->weight[src] : int8_t{0};
+                  else
+                    reinterpret_cast<float*>(at)[dst] = real ? w[src] : 0.0f;
                 }
             }
             ++blk;
           }
         if (blk != ch.nnz) fail("internal: layer '{}': packed {} blocks, expected {}", st.name, blk, ch.nnz);
-        const int64_t used = (at - base) + blk * kBlock * KHW * kBlock * 4;
+        const int64_t used = (at - base) + blk * kBlock * KHW * kBlock * es;
         if (used > ch.bytes) fail("internal: layer '{}': chunk overflows its {} bytes", st.name, ch.bytes);
       }
   }

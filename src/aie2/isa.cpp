@@ -12,6 +12,7 @@
 //           rows, cols, pitch, elem_bytes, free_init, full_init, flags | family << 8 | name << 16
 //   Kdef    id, kind, kh, kw, sh, sw, dh, dw, in_buf, n_in, w_buf, out_buf,
 //           add_buf, acc_buf, flags
+//   Kparam  kernel, n, then n (at most 13) of the kernel's int8 constants
 //   Queue   kind, tile, channel, records, label
 //   Acq/Rel buf, slot, lock (0 free, 1 full), value, mode (0 read, 1 write), member (-1: every tile)
 //   Loop    count, body (instructions, Stride records not counted)
@@ -30,6 +31,7 @@ const char* opc_name(Opc o) {
     case Opc::Stage: return "stage";
     case Opc::Buf: return "buf";
     case Opc::Kdef: return "kernel";
+    case Opc::Kparam: return "kparam";
     case Opc::Queue: return "queue";
     case Opc::End: return "end";
     case Opc::Acq: return "acq";
@@ -154,6 +156,12 @@ std::vector<int32_t> encode_program(const Program& p, std::vector<std::string>& 
           make(Opc::Kdef, {k.id, static_cast<int32_t>(k.kind), k.kh, k.kw, k.sh, k.sw, k.dh, k.dw, k.in_buf, k.n_in,
                            k.w_buf, k.out_buf, k.add_buf, k.acc_buf, k.flags})
               .a);
+    for (const KernelDecl& k : s.kernels)
+      for (size_t i = 0; i < k.consts.size(); i += 13) {
+        Instr r = make(Opc::Kparam, {k.id, static_cast<int32_t>(std::min<size_t>(13, k.consts.size() - i))});
+        for (size_t j = 0; j < 13 && i + j < k.consts.size(); ++j) r.a[2 + j] = k.consts[i + j];
+        put(w, Opc::Kparam, r.a);
+      }
     for (const QueueProg& q : s.queues) {
       put(w, Opc::Queue,
           make(Opc::Queue, {static_cast<int32_t>(q.kind), q.tile, q.channel, static_cast<int32_t>(q.code.size()),
@@ -224,6 +232,13 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
       if (d.id != k) fail("program: stage '{}': kernel {} declared as {}", s.name, k, d.id);
       if (d.n_in < 1 || d.n_in > 4) fail("program: stage '{}': kernel {} has {} inputs", s.name, k, d.n_in);
       s.kernels.push_back(d);
+    }
+    while (i < n && static_cast<Opc>(words[i * R]) == Opc::Kparam) {
+      rec(i++, in);
+      if (in.a[0] < 0 || in.a[0] >= nk || in.a[1] < 0 || in.a[1] > 13)
+        fail("program: stage '{}': bad kernel constants", s.name);
+      auto& c = s.kernels[static_cast<size_t>(in.a[0])].consts;
+      for (int32_t j = 0; j < in.a[1]; ++j) c.push_back(in.a[static_cast<size_t>(2 + j)]);
     }
     for (int32_t q = 0; q < nq; ++q) {
       if (i >= n) fail("program: truncated");
@@ -338,6 +353,11 @@ std::string program_asm(const Program& p) {
                        kkind_name(k.kind), k.kh, k.kw, k.sh, k.sw, k.dh, k.dw, bn(k.in_buf),
                        k.n_in > 1 ? fmt::format("(x{})", k.n_in) : "", bn(k.w_buf), bn(k.out_buf), bn(k.add_buf),
                        bn(k.acc_buf), fl);
+      if (!k.consts.empty()) {
+        o += "    ; int8 constants:";
+        for (int32_t v : k.consts) o += fmt::format(" {}", v);
+        o += "\n";
+      }
     }
     for (const QueueProg& q : s.queues) {
       o += fmt::format("  queue {} ; {}\n", q.name(), q.label);

@@ -22,6 +22,7 @@ enum class Opc : int32_t {
   Stage = 1,    // stage header: index, buffers, kernels, queues, name
   Buf = 2,      // buffer declaration
   Kdef = 3,     // kernel declaration
+  Kparam = 6,   // constants of the kernel declared before (int8 rescaling)
   Queue = 4,    // queue header: kind, tile, channel, records
   End = 5,      // end of program
   Acq = 8,      // acquire a lock
@@ -90,6 +91,7 @@ struct KernelDecl {
   int32_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
   int32_t in_buf = -1, n_in = 1, w_buf = -1, out_buf = -1, add_buf = -1, acc_buf = -1;
   int32_t flags = 0;
+  std::vector<int32_t> consts;  // int8: clamps, residual and concat rescaling (man/bsp-isa.7)
 };
 
 struct QueueProg {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "aie2/schedule.hpp"
+#include "compact/int8.hpp"
 #include "core/error.hpp"
 
 namespace bsp::aie2 {
@@ -200,10 +201,242 @@ void softmax_fp32(const KernelCall& c) {
     }
 }
 
+// ---- int8 (the semantics of compact/int8.hpp, through its primitives) ----
+
+// Reads the kernel's int8 constants in order.
+class Consts {
+ public:
+  explicit Consts(const KernelDecl& k) : v_(k.consts) {}
+  int32_t next() {
+    if (i_ >= v_.size()) fail("the kernel's int8 constants are missing or short");
+    return v_[i_++];
+  }
+  q8::Requant requant() {
+    q8::Requant r;
+    r.mult = next();
+    r.shift = next();
+    if (r.mult < 0 || r.shift < 0 || r.shift > 62) fail("bad int8 rescale constants");
+    return r;
+  }
+  std::vector<q8::Requant> posts() {
+    const int32_t n = next();
+    if (n < 0 || n > 8) fail("bad int8 constants");
+    std::vector<q8::Requant> p;
+    for (int32_t i = 0; i < n; ++i) p.push_back(requant());
+    return p;
+  }
+
+ private:
+  const std::vector<int32_t>& v_;
+  size_t i_ = 0;
+};
+
+// The rescaling of a value written into a concat slice (one per concat).
+int8_t post(int32_t y, const std::vector<q8::Requant>& p) {
+  for (const q8::Requant& r : p) y = q8::requantize(y, r, -128, 127);
+  return static_cast<int8_t>(y);
+}
+
+void conv_int8(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  Consts kc(k);
+  const int32_t lo = kc.next(), hi = kc.next(), has_add = kc.next();
+  const int32_t m_self = kc.next(), m_other = kc.next(), a_shift = kc.next(), a_lo = kc.next(), a_hi = kc.next();
+  const std::vector<q8::Requant> posts = kc.posts();
+  const int64_t oh = c.oh, ow = c.ow, co = c.co, ci = c.ci;
+  const int64_t KHW = k.kh * k.kw;
+  const bool sparse = (k.flags & kKSparse) != 0;
+  const int64_t nbr = (co + kBlock - 1) / kBlock, nbc = (ci + kBlock - 1) / kBlock;
+  check_fits("input tile", c.in_l, in_rows(k, oh), in_cols(k, ow), ci);
+  check_fits("output tile", c.out_l, oh, ow, co);
+  const int64_t pbytes = (co * param_bytes_per_channel(c.dtype) + 3) / 4 * 4;
+  const uint16_t* cnt = nullptr;
+  const uint16_t* idx = nullptr;
+  int64_t off = pbytes;
+  if (sparse) {
+    if (off + 2 * nbr > c.w_bytes) fail("weight chunk header runs past its buffer");
+    cnt = reinterpret_cast<const uint16_t*>(c.w + off);
+    int64_t total = 0;
+    for (int64_t r = 0; r < nbr; ++r) total += cnt[r];
+    if (total != c.nnz) fail("weight chunk holds {} blocks, the instruction says {}", total, c.nnz);
+    idx = cnt + nbr;
+    for (int64_t e = 0; e < total; ++e)
+      if (idx[e] >= nbc) fail("weight chunk block index {} is past the {} input blocks", idx[e], nbc);
+    off += (2 * nbr + 2 * total + 3) / 4 * 4;
+  } else if (c.nnz != nbr * nbc) {
+    fail("dense weight chunk of {}x{} blocks, the instruction says {}", nbr, nbc, c.nnz);
+  }
+  const int64_t blk = kBlock * KHW * kBlock;
+  if (off + c.nnz * blk > c.w_bytes) fail("weight chunk of {} blocks runs past its buffer", c.nnz);
+  const int32_t* params = reinterpret_cast<const int32_t*>(c.w);
+  const int8_t* blocks = reinterpret_cast<const int8_t*>(c.w + off);
+  const int8_t* in = reinterpret_cast<const int8_t*>(c.in[0]);
+  const int64_t IW = c.in_l.cols, CI = c.in_l.pitch;
+  const bool first = (c.flags & kCFirst) != 0, last = (c.flags & kCLast) != 0;
+  std::vector<int32_t> local;
+  int32_t* acc;
+  int64_t acc_w, acc_c;
+  if (c.acc) {
+    acc = reinterpret_cast<int32_t*>(c.acc);
+    acc_w = c.out_l.cols;
+    acc_c = c.out_l.pitch;
+  } else {
+    if (!first || !last) fail("a multi-pass convolution needs an accumulator buffer");
+    local.assign(static_cast<size_t>(oh * ow * co), 0);
+    acc = local.data();
+    acc_w = ow;
+    acc_c = co;
+  }
+  if (first && c.acc)
+    for (int64_t y = 0; y < oh; ++y)
+      for (int64_t x = 0; x < ow; ++x) std::fill_n(acc + (y * acc_w + x) * acc_c, co, 0);
+  std::vector<int64_t> row_start(static_cast<size_t>(nbr) + 1, 0);
+  for (int64_t r = 0; r < nbr; ++r) row_start[static_cast<size_t>(r) + 1] = row_start[static_cast<size_t>(r)] + (sparse ? cnt[r] : nbc);
+  const int64_t work = oh * ow * c.nnz * KHW * 64;
+#pragma omp parallel for collapse(2) schedule(static) if (work > (1 << 21))
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      int32_t* a = acc + (y * acc_w + x) * acc_c;
+      for (int64_t r = 0; r < nbr; ++r) {
+        int32_t s8[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t e = row_start[static_cast<size_t>(r)]; e < row_start[static_cast<size_t>(r) + 1]; ++e) {
+          const int64_t bc = sparse ? idx[e] : e - row_start[static_cast<size_t>(r)];
+          const int64_t valid = std::min<int64_t>(kBlock, ci - bc * kBlock);
+          const int8_t* W = blocks + e * blk;
+          for (int64_t ky = 0; ky < k.kh; ++ky)
+            for (int64_t kx = 0; kx < k.kw; ++kx) {
+              const int8_t* ip = in + ((y * k.sh + ky * k.dh) * IW + (x * k.sw + kx * k.dw)) * CI + bc * kBlock;
+              const int8_t* wp = W + (ky * k.kw + kx) * kBlock;
+              for (int64_t o = 0; o < kBlock; ++o) {
+                const int8_t* wo = wp + o * KHW * kBlock;
+                int32_t t = 0;
+                for (int64_t i = 0; i < valid; ++i) t += int32_t{ip[i]} * int32_t{wo[i]};
+                s8[o] += t;
+              }
+            }
+        }
+        const int64_t n = std::min<int64_t>(kBlock, co - r * kBlock);
+        for (int64_t o = 0; o < n; ++o) a[r * kBlock + o] += s8[o];
+      }
+    }
+  if (!last) return;
+  int8_t* out = reinterpret_cast<int8_t*>(c.out);
+  const int8_t* add = reinterpret_cast<const int8_t*>(c.add);
+  if (has_add && !add) fail("the kernel adds a residual operand but none is given");
+  const int64_t round = a_shift > 0 ? (int64_t{1} << (a_shift - 1)) : 0;
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      const int32_t* a = acc + (y * acc_w + x) * acc_c;
+      int8_t* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
+      const int8_t* rr = has_add ? add + (y * c.out_l.cols + x) * c.out_l.pitch : nullptr;
+      for (int64_t ch = 0; ch < co; ++ch) {
+        const int32_t* p = params + 3 * ch;
+        const q8::Requant rq{p[1], p[2]};
+        int32_t v = q8::requantize(int64_t{a[ch]} + p[0], rq, lo, hi);
+        if (rr) {
+          const int64_t s = round + int64_t{v} * m_self + int64_t{rr[ch]} * m_other;
+          v = q8::clamp(s >> a_shift, a_lo, a_hi);
+        }
+        o[ch] = post(v, posts);
+      }
+    }
+}
+
+void pool_int8(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  Consts kc(k);
+  const bool maxp = k.kind == KKind::MaxPool;
+  int32_t first_div = 1;
+  std::vector<q8::Requant> table;
+  if (!maxp) {
+    first_div = kc.next();
+    const int32_t n = kc.next();
+    if (first_div < 1 || n < 1 || n > 4096) fail("bad average-pool constants");
+    for (int32_t i = 0; i < n; ++i) table.push_back(kc.requant());
+  }
+  const std::vector<q8::Requant> posts = kc.posts();
+  const int64_t ih = in_rows(k, c.oh), iw = in_cols(k, c.ow);
+  check_fits("input tile", c.in_l, ih, iw, c.co);
+  check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
+  const int8_t* in = reinterpret_cast<const int8_t*>(c.in[0]);
+  int8_t* out = reinterpret_cast<int8_t*>(c.out);
+  const bool include_pad = (k.flags & kKIncludePad) != 0;
+  std::vector<int32_t> acc(static_cast<size_t>(c.co));
+  for (int64_t y = 0; y < c.oh; ++y)
+    for (int64_t x = 0; x < c.ow; ++x) {
+      int8_t* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
+      std::fill(acc.begin(), acc.end(), maxp ? -128 : 0);
+      int64_t real = 0;
+      for (int64_t ky = 0; ky < k.kh; ++ky) {
+        const int64_t r = y * k.sh + ky * k.dh;
+        for (int64_t kx = 0; kx < k.kw; ++kx) {
+          const int64_t q = x * k.sw + kx * k.dw;
+          if (!(r >= c.pt && r < ih - c.pb && q >= c.pl && q < iw - c.pr)) continue;
+          ++real;
+          const int8_t* ip = in + (r * c.in_l.cols + q) * c.in_l.pitch;
+          for (int64_t ch = 0; ch < c.co; ++ch)
+            acc[static_cast<size_t>(ch)] = maxp ? std::max<int32_t>(acc[static_cast<size_t>(ch)], ip[ch])
+                                                : acc[static_cast<size_t>(ch)] + ip[ch];
+        }
+      }
+      if (maxp) {
+        for (int64_t ch = 0; ch < c.co; ++ch) o[ch] = post(acc[static_cast<size_t>(ch)], posts);
+        continue;
+      }
+      const int64_t div = include_pad ? k.kh * k.kw : std::max<int64_t>(real, 1);
+      const int64_t t = div - first_div;
+      if (t < 0 || t >= static_cast<int64_t>(table.size())) fail("no rescale constant for a window of {}", div);
+      for (int64_t ch = 0; ch < c.co; ++ch)
+        o[ch] = post(q8::requantize(acc[static_cast<size_t>(ch)], table[static_cast<size_t>(t)], -128, 127), posts);
+    }
+}
+
+void eltwise_int8(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  Consts kc(k);
+  const int32_t op = kc.next(), n_in = kc.next();
+  if (n_in != k.n_in || op < 0 || op > 2) fail("bad elementwise constants");
+  std::vector<int64_t> mult;
+  for (int32_t b = 0; b < n_in; ++b) mult.push_back(kc.next());
+  const int32_t shift = kc.next(), lo = kc.next(), hi = kc.next();
+  if (shift < 0 || shift > 62) fail("bad elementwise shift");
+  const std::vector<q8::Requant> posts = kc.posts();
+  check_fits("input tile", c.in_l, c.oh, c.ow, c.co);
+  check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
+  int8_t* out = reinterpret_cast<int8_t*>(c.out);
+  const int64_t round = shift > 0 ? (int64_t{1} << (shift - 1)) : 0;
+  for (int64_t y = 0; y < c.oh; ++y)
+    for (int64_t x = 0; x < c.ow; ++x) {
+      int8_t* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
+      for (int64_t ch = 0; ch < c.co; ++ch) {
+        const int64_t at = (y * c.in_l.cols + x) * c.in_l.pitch + ch;
+        int32_t v;
+        if (op == 0) {
+          int64_t s = round;
+          for (int32_t b = 0; b < n_in; ++b) s += int64_t{reinterpret_cast<const int8_t*>(c.in[b])[at]} * mult[static_cast<size_t>(b)];
+          v = q8::clamp(s >> shift, lo, hi);
+        } else {
+          v = reinterpret_cast<const int8_t*>(c.in[0])[at];
+          if (op == 1) v = std::max(v, 0);
+        }
+        o[ch] = post(v, posts);
+      }
+    }
+}
+
 }  // namespace
 
 void run_kernel(const KernelCall& c) {
   if (c.oh <= 0 || c.ow <= 0 || c.co <= 0) return;
+  if (c.dtype == DType::Int8) {
+    switch (c.k->kind) {
+      case KKind::Conv: return conv_int8(c);
+      case KKind::MaxPool:
+      case KKind::AvgPool: return pool_int8(c);
+      case KKind::Eltwise: return eltwise_int8(c);
+      case KKind::Softmax: fail("int8 programs have no softmax kernel (the host applies a final softmax)");
+    }
+  }
   if (c.dtype != DType::FP32) fail("the simulator runs fp32 and int8 programs, not {}", dtype_name(c.dtype));
   switch (c.k->kind) {
     case KKind::Conv: return conv_fp32(c);

@@ -84,7 +84,19 @@ class Lowerer {
     bool placed = false;
     int storage = -1;
     int64_t c0 = 0;
+    int parent = -1, input = 0;  // the concat node it is input `input` of (-1: a root concat)
   };
+
+  // The concats a value written at slot_[i] passes through, innermost first.
+  std::vector<std::pair<int, int>> concat_path(size_t i) const {
+    std::vector<std::pair<int, int>> path;
+    for (int j = static_cast<int>(i); j >= 0 && slot_[static_cast<size_t>(j)].parent >= 0;) {
+      const Slot& s = slot_[static_cast<size_t>(j)];
+      path.push_back({s.parent, s.input});
+      j = s.parent;
+    }
+    return path;
+  }
 
   int new_storage(const std::string& name, const Shape& s) {
     Storage st;
@@ -134,6 +146,7 @@ class Lowerer {
         slot_[i] = base;
       }
       int64_t off = 0;
+      int input = 0;
       for (const auto& src : n.inputs) {
         size_t j = m_.index_of(src);
         int64_t H, W, C;
@@ -141,11 +154,12 @@ class Lowerer {
         bool only_here = consumers_[j].size() == 1;
         Op op = m_.nodes[j].op;
         if (only_here && op != Op::Input && op != Op::Flatten && !slot_[j].placed) {
-          slot_[j] = Slot{true, base.storage, base.c0 + off};
+          slot_[j] = Slot{true, base.storage, base.c0 + off, static_cast<int>(i), input};
         } else {
-          copies_[i].push_back({j, off});
+          copies_[i].push_back({j, off, input});
         }
         off += C;
+        ++input;
       }
     }
   }
@@ -230,6 +244,8 @@ class Lowerer {
         const View& ov = value_[other];
         if (ov.flat || ov.H != st.Ho || ov.W != st.Wo || ov.C != st.Cout) break;
         st.add = ov;
+        st.add_node = static_cast<int>(j);
+        st.add_self = a == cur ? 0 : 1;
       } else if (c.op == Op::Relu && !st.relu) {
         st.relu = true;
       } else {
@@ -239,7 +255,14 @@ class Lowerer {
       fused_[j] = true;
       cur = j;
     }
+    finish(st, cur);
+  }
+
+  // The stage's output: where node `cur`'s value goes.
+  void finish(Stage& st, size_t cur) {
     st.out = output_view(cur);
+    st.out_node = static_cast<int>(cur);
+    st.concat_path = concat_path(cur);
     set_value(cur, st.out);
     L_.stages.push_back(std::move(st));
   }
@@ -265,9 +288,7 @@ class Lowerer {
       st.pool_max = n.op == Op::MaxPool;
       st.count_include_pad = n.op == Op::AvgPool && n.attrs.get_int("count_include_pad", 1) != 0;
     }
-    st.out = output_view(i);
-    set_value(i, st.out);
-    L_.stages.push_back(std::move(st));
+    finish(st, i);
   }
 
   void eltwise_stage(size_t i) {
@@ -285,6 +306,7 @@ class Lowerer {
       if (v.H != st.Ho || v.W != st.Wo || v.C != st.Cout)
         fail("node '{}': elementwise inputs of different shapes are not supported", n.name);
     size_t cur = i;
+    if (n.op == Op::Add) st.add_node = static_cast<int>(i);
     if (n.op == Op::Relu) {
       st.relu = true;
     } else if (cur != m_.nodes.size() - 1 && consumers_[cur].size() == 1 && !slot_[cur].placed) {
@@ -296,9 +318,7 @@ class Lowerer {
         cur = j;
       }
     }
-    st.out = output_view(cur);
-    set_value(cur, st.out);
-    L_.stages.push_back(std::move(st));
+    finish(st, cur);
   }
 
   // A copy stage: an eltwise stage with one input and no relu.
@@ -319,10 +339,13 @@ class Lowerer {
     int64_t H, W, C;
     hwc(shapes_[i], H, W, C);
     View v{p.storage, H, W, C, p.c0, false};
-    for (const auto& [j, off] : copies_[i]) {
-      const View& from = value_[j];
+    for (const Copy& cp : copies_[i]) {
+      const View& from = value_[cp.node];
       if (from.flat) fail("node '{}': concatenating a flattened value is not supported", n.name);
-      copy_stage(n.name + ".copy." + m_.nodes[j].name, from, View{p.storage, from.H, from.W, from.C, p.c0 + off});
+      copy_stage(n.name + ".copy." + m_.nodes[cp.node].name, from, View{p.storage, from.H, from.W, from.C, p.c0 + cp.off});
+      auto path = concat_path(i);
+      path.insert(path.begin(), {static_cast<int>(i), cp.input});
+      L_.stages.back().concat_path = path;
     }
     set_value(i, v);
   }
@@ -350,9 +373,7 @@ class Lowerer {
     View in = input_value(i, 0);
     st.in.push_back(in);
     geometry(st, in, i);
-    st.out = output_view(i);
-    set_value(i, st.out);
-    L_.stages.push_back(std::move(st));
+    finish(st, i);
   }
 
   const Model& m_;
@@ -362,7 +383,12 @@ class Lowerer {
   std::vector<View> value_;
   std::vector<bool> has_value_;
   std::vector<Slot> slot_;
-  std::map<size_t, std::vector<std::pair<size_t, int64_t>>> copies_;
+  struct Copy {
+    size_t node;
+    int64_t off;
+    int input;
+  };
+  std::map<size_t, std::vector<Copy>> copies_;
   Lowered L_;
 };
 

@@ -55,6 +55,13 @@ struct Stage {
 
   // Conv: the weighted node, and the batchnorm folded into it (-1: none).
   int conv_node = -1, bn_node = -1;
+  // The add node folded into a conv, or an eltwise stage's add (-1: none);
+  // for a folded add, which of its inputs is the conv's value.
+  int add_node = -1, add_self = 0;
+  // The node whose value the stage produces (its last fused node), and the
+  // concats that value is a slice of, innermost first: (concat node, input).
+  int out_node = -1;
+  std::vector<std::pair<int, int>> concat_path;
   bool relu = false;
   // Pool.
   bool pool_max = false;

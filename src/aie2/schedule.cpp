@@ -356,7 +356,17 @@ void layout_ddr(Schedule& S) {
   S.ddr_bytes = S.ddr_const_bytes + top;
 }
 
-Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype) {
+Occupancy dense_occupancy(const Node& n) {
+  Occupancy o = block_occupancy(n);
+  std::fill(o.bits.begin(), o.bits.end(), 1);
+  for (int64_t r = 0; r < o.rows; ++r) o.row_nnz[static_cast<size_t>(r)] = o.cols;
+  o.nnz = o.rows * o.cols;
+  for (int64_t r = 0; r <= o.rows; ++r)
+    for (int64_t c = 0; c <= o.cols; ++c) o.prefix[static_cast<size_t>(r * (o.cols + 1) + c)] = r * c;
+  return o;
+}
+
+Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype, bool dense = false) {
   Schedule S;
   S.hw = hw;
   S.dtype = dtype;
@@ -364,7 +374,10 @@ Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype) {
   S.occupancy.resize(S.graph.stages.size());
   for (size_t s = 0; s < S.graph.stages.size(); ++s) {
     const Stage& st = S.graph.stages[s];
-    if (st.kind == StageKind::Conv) S.occupancy[s] = block_occupancy(m.nodes[static_cast<size_t>(st.conv_node)]);
+    if (st.kind == StageKind::Conv) {
+      const Node& n = m.nodes[static_cast<size_t>(st.conv_node)];
+      S.occupancy[s] = dense ? dense_occupancy(n) : block_occupancy(n);
+    }
   }
   S.storages.assign(S.graph.storages.size(), StoragePlan{});
   S.fingerprint = schedule_fingerprint(S.graph, S.occupancy, dtype);
@@ -374,7 +387,7 @@ Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype) {
 }  // namespace
 
 Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const ScheduleOptions& opt) {
-  Schedule S = base_schedule(m, hw, dtype);
+  Schedule S = base_schedule(m, hw, dtype, opt.dense);
   const size_t n = S.graph.stages.size();
   std::vector<bool> forbid(S.graph.storages.size(), !opt.resident);
   for (int attempt = 0;; ++attempt) {

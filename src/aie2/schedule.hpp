@@ -132,11 +132,13 @@ struct Schedule {
   int64_t ddr_const_bytes = 0;  // weights image at DDR address 0
   int64_t ddr_bytes = 0;        // weights + activations
   uint64_t fingerprint = 0;     // of the graph and the block occupancy
+  uint64_t source_hash = 0;     // model_hash() (store.hpp) of the model it was made for
 };
 
 struct ScheduleOptions {
   bool resident = true;        // keep activations in the memtiles when they fit
   bool fixed_mapping = false;  // the paper's split: output width across columns, channels across rows
+  bool dense = false;          // store every weight block (the dense counterpart, for comparisons)
 };
 
 // Schedules every stage; never fails for lack of memory (it splits further

@@ -6,6 +6,7 @@
 
 #include "aie2/executor.hpp"
 #include "aie2/isa.hpp"
+#include "core/model.hpp"
 #include "core/tensor.hpp"
 
 namespace bsp::aie2 {
@@ -17,9 +18,11 @@ struct SimRun {
 };
 
 // input: [N, H, W, C] fp32 (the program's input shape). `const_image`: the
-// DDR constants (weights) from build_const_image / the file's /program.
+// DDR constants (weights) from build_const_image / the file's /program. For
+// int8 programs the host quantises the input and dequantises the output with
+// the scales of `m`'s int8 program (/compact), as q8::reference_forward does.
 // `progress` (may be null) is called after every stage.
-SimRun simulate(const Program& p, const std::vector<uint8_t>& const_image, const Tensor& input,
+SimRun simulate(const Program& p, const std::vector<uint8_t>& const_image, const Tensor& input, const Model& m,
                 void (*progress)(size_t stage, size_t stages, void* ctx) = nullptr, void* ctx = nullptr);
 
 }  // namespace bsp::aie2

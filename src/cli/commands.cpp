@@ -12,6 +12,10 @@ const std::vector<Command>& commands() {
       {"eval", "test accuracy, loss and images/s of a model on a data set", setup_eval},
       {"compact", "store the weights in compact sparse forms (bsr, nm, tw), in fp32, bf16 or int8", setup_compact},
       {"bench", "time a model on the dense baseline and on its sparse kernels, per layer and in total", setup_bench},
+      {"schedule", "plan a model for an AIE2 array: work split, tiles, buffers, DDR layout, balance", setup_schedule},
+      {"codegen", "generate the AIE2 program (instruction streams and weight image) of a scheduled model", setup_codegen},
+      {"sim", "run the AIE2 program on a simulated array and compare with the reference forward", setup_sim},
+      {"estimate", "time the AIE2 program per layer, per instruction class and in total", setup_estimate},
   };
   return table;
 }

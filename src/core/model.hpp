@@ -19,6 +19,10 @@ namespace bsp {
 namespace compact {
 struct CompactModel;  // src/compact/compact.hpp: the /compact group of a file
 }
+namespace aie2 {
+struct Schedule;     // src/aie2/schedule.hpp: the /schedule group of a file
+struct ProgramFile;  // src/aie2/store.hpp: the /program group of a file
+}
 
 enum class Op {
   Input,          // attrs: shape [H, W, C]
@@ -109,6 +113,12 @@ struct Model {
   // (a later stage changed them) and says why in compact_dropped.
   std::shared_ptr<const compact::CompactModel> compact;
   std::string compact_dropped;
+  // The AIE2 schedule (/schedule, bsp schedule) and program (/program, bsp
+  // codegen), or null; like /compact, dropped on load (with the reason in
+  // aie2_dropped) when made from other weights or masks.
+  std::shared_ptr<const aie2::Schedule> schedule;
+  std::shared_ptr<const aie2::ProgramFile> program;
+  std::string aie2_dropped;
 
   const Node* find(std::string_view name) const;
   Node* find(std::string_view name);

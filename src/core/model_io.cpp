@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "aie2/store.hpp"
 #include "compact/compact.hpp"
 #include "core/h5.hpp"
 
@@ -19,7 +20,7 @@
 //                             masks add int32 "mask_column_tile", uint8 "mask_tile_rows"
 //   /history                  string[]: command lines, oldest first
 //   /compact                  compact weights (src/compact/compact_io.cpp)
-//   /schedule /program        reserved for later stages
+//   /schedule /program        AIE2 schedule and program (src/aie2/store.cpp)
 
 namespace bsp {
 
@@ -122,6 +123,8 @@ Model load_model(const std::string& path, const std::string& display) {
     if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
     m.validate();
     m.compact = compact::load_compact(m, f.get(), &m.compact_dropped);
+    m.schedule = aie2::load_schedule(m, f.get(), &m.aie2_dropped);
+    m.program = aie2::load_program(m, f.get(), &m.aie2_dropped);
     return m;
   } catch (const Error& e) {
     throw Error(fmt::format("cannot read '{}': {}", display, e.what()), e.exit_code());
@@ -143,6 +146,8 @@ void save_model(const Model& m, const std::string& path) {
   for (const Node& n : m.nodes) save_node(nodes, n);
   h5::write_strings(f, "history", m.history);
   if (m.compact) compact::save_compact(m, *m.compact, f.get());
+  if (m.schedule) aie2::save_schedule(m, *m.schedule, f.get());
+  if (m.program) aie2::save_program(*m.program, f.get());
   h5::flush(f);
 }
 

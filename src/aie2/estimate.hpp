@@ -1,0 +1,47 @@
+// bsp estimate: the time of a generated program on its target, from the
+// executor's timing (executor.hpp): per layer, per instruction class and in
+// total, with transfers and compute overlapping as double buffering allows.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "aie2/executor.hpp"
+#include "aie2/isa.hpp"
+#include "aie2/schedule.hpp"
+#include "core/json.hpp"
+
+namespace bsp::aie2 {
+
+struct LayerEstimate {
+  std::string name, kind;
+  double seconds = 0;   // the stage's time
+  double ddr_s = 0;     // non-overlapped DDR time (--model paper), included in seconds
+  double serial_s = 0;  // the sum over classes of the busiest queue: the time without overlap
+  std::array<ClassStats, kClsCount> cls{};
+  std::array<double, kClsCount> queue_max{};
+  int64_t executed = 0;
+  int64_t macs = 0;       // dense multiply-accumulates of the layer (0 for non-conv stages)
+  int64_t cores = 0;      // cores the schedule uses (0 when unknown)
+  double imbalance = 0;   // max / mean core work from the schedule (0 when unknown)
+  std::string bound;      // the class whose busiest queue takes longest (or "ddr")
+};
+
+struct Estimate {
+  std::string target;
+  std::string dtype;
+  bool paper = false;
+  double total_s = 0;
+  std::vector<LayerEstimate> layers;
+  std::array<ClassStats, kClsCount> cls{};
+  int64_t executed = 0;
+};
+
+// Times every stage. `s` (may be null) adds the schedule's per-layer
+// figures (cores, imbalance, MACs); it must be the schedule `p` came from.
+Estimate estimate_program(const Program& p, const Schedule* s, bool paper);
+
+Json estimate_json(const Estimate& e);
+
+}  // namespace bsp::aie2

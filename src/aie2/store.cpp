@@ -1,0 +1,397 @@
+#include "aie2/store.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "compact/compact.hpp"
+#include "core/h5.hpp"
+#include "core/rng.hpp"
+
+namespace bsp::aie2 {
+
+namespace {
+
+constexpr int64_t kVersion = 1;
+
+std::string hex(uint64_t v) {
+  char b[20];
+  std::snprintf(b, sizeof b, "%016" PRIx64, v);
+  return b;
+}
+uint64_t unhex(const std::string& s) {
+  if (s.size() != 16) fail("bad hash '{}'", s);
+  return std::strtoull(s.c_str(), nullptr, 16);
+}
+
+int64_t get_int(hid_t g, const char* name) {
+  auto v = h5::read_attr(g, name);
+  if (auto* i = std::get_if<int64_t>(&v)) return *i;
+  fail("attribute '{}' is not an integer", name);
+}
+std::vector<int64_t> get_ints(hid_t g, const char* name) {
+  auto v = h5::read_attr(g, name);
+  if (auto* i = std::get_if<std::vector<int64_t>>(&v)) return *i;
+  if (auto* i = std::get_if<int64_t>(&v)) return {*i};
+  fail("attribute '{}' is not a list of integers", name);
+}
+std::string get_string(hid_t g, const char* name) {
+  auto v = h5::read_attr(g, name);
+  if (auto* s = std::get_if<std::string>(&v)) return *s;
+  fail("attribute '{}' is not a string", name);
+}
+
+const char* place_name(Place p) { return p == Place::DDR ? "ddr" : "memtile"; }
+
+std::vector<std::string> buffer_list(const std::vector<Buffer>& bs) {
+  std::vector<std::string> v;
+  for (const Buffer& b : bs) v.push_back(fmt::format("{}@{}+{}x{}", b.name, b.addr, b.slots, b.slot_bytes));
+  return v;
+}
+
+std::vector<Buffer> core_buffers(const StagePlan& p) {
+  std::vector<Buffer> v = p.core_in;
+  for (const Buffer* b : {&p.core_w, &p.core_out, &p.core_add, &p.core_acc})
+    if (b->slot_bytes > 0) v.push_back(*b);
+  return v;
+}
+
+}  // namespace
+
+DType model_dtype(const Model& m) {
+  if (m.compact) {
+    if (m.compact->dtype == compact::DType::I8) return DType::Int8;
+    if (m.compact->dtype == compact::DType::BF16) return DType::BF16;
+  }
+  return DType::FP32;
+}
+
+uint64_t model_hash(const Model& m, DType dtype) {
+  uint64_t h = mix64(content_hash(m) ^ (0xa1e2ULL + static_cast<uint64_t>(dtype)));
+  if (dtype == DType::Int8 && m.compact && m.compact->int8) {
+    const q8::QModel& q = *m.compact->int8;
+    auto add = [&](uint64_t v) { h = mix64(h ^ v) + 0x9e3779b97f4a7c15ULL; };
+    for (const q8::QNode& n : q.nodes) {
+      add(static_cast<uint64_t>(n.kind));
+      uint64_t s;
+      std::memcpy(&s, &n.scale, 8);
+      add(s);
+      add(static_cast<uint64_t>(n.lo) ^ (static_cast<uint64_t>(n.hi) << 32));
+      for (size_t i = 0; i < n.weight.size(); ++i) add(static_cast<uint64_t>(static_cast<uint8_t>(n.weight[i])) + i * 257);
+      for (size_t i = 0; i < n.bias.size(); ++i) add(static_cast<uint64_t>(static_cast<uint32_t>(n.bias[i])));
+      for (auto r : n.rq) add(static_cast<uint64_t>(r.mult) ^ (static_cast<uint64_t>(r.shift) << 40));
+      for (auto r : n.in_rq) add(static_cast<uint64_t>(r.mult) ^ (static_cast<uint64_t>(r.shift) << 40));
+      for (auto r : n.count_rq) add(static_cast<uint64_t>(r.mult) ^ (static_cast<uint64_t>(r.shift) << 40));
+      for (auto v : n.in_mult) add(static_cast<uint64_t>(static_cast<uint32_t>(v)));
+      add(static_cast<uint64_t>(n.in_shift));
+    }
+  } else if (dtype == DType::Int8) {
+    h = mix64(h ^ 0x1708);  // planned as int8 without int8 weights
+  }
+  return h;
+}
+
+void save_schedule(const Model& m, const Schedule& s, int64_t file_id) {
+  h5::Handle g = h5::create_group(file_id, "schedule");
+  h5::write_attr(g, "version", kVersion);
+  h5::write_attr(g, "target", s.hw.name);
+  h5::write_attr(g, "hardware", hardware_to_json(s.hw).dump());
+  h5::write_attr(g, "dtype", std::string(dtype_name(s.dtype)));
+  h5::write_attr(g, "source_hash", hex(s.source_hash));
+  (void)m;
+  h5::write_attr(g, "fingerprint", hex(s.fingerprint));
+  h5::write_attr(g, "ddr_bytes", s.ddr_bytes);
+  h5::write_attr(g, "ddr_const_bytes", s.ddr_const_bytes);
+  // Storages.
+  {
+    const size_t n = s.graph.storages.size();
+    std::vector<std::string> names;
+    Array<int64_t> t({static_cast<int64_t>(n), 8});
+    for (size_t i = 0; i < n; ++i) {
+      const Storage& st = s.graph.storages[i];
+      const StoragePlan& p = s.storages[i];
+      names.push_back(st.name);
+      int64_t row[8] = {st.H, st.W, st.C, p.place == Place::DDR ? 0 : 1, p.ddr_addr, p.band_rows, p.memtile_addr, p.band_bytes};
+      for (int k = 0; k < 8; ++k) t[i * 8 + static_cast<size_t>(k)] = row[k];
+    }
+    h5::write_strings(g, "storage_names", names);
+    h5::write_array(g, "storages", t);
+  }
+  h5::Handle stages = h5::create_group(g, "stages");
+  for (size_t i = 0; i < s.stages.size(); ++i) {
+    const Stage& st = s.graph.stages[i];
+    const StagePlan& p = s.stages[i];
+    h5::Handle sg = h5::create_group(stages, fmt::format("{:04d}", i));
+    h5::write_attr(sg, "name", st.name);
+    h5::write_attr(sg, "kind", std::string(stage_kind_name(st.kind)));
+    h5::write_attr_strings(sg, "nodes", st.nodes.empty() ? std::vector<std::string>{st.name} : st.nodes);
+    h5::write_attr(sg, "split", std::vector<int64_t>{p.d.ps, p.d.pc, p.d.ny, p.d.nx});
+    h5::write_attr(sg, "tile", std::vector<int64_t>{p.d.th, p.d.tw, p.d.ci_t});
+    h5::write_attr(sg, "order", std::string(1, p.d.order));
+    h5::write_attr(sg, "weights_resident", static_cast<int64_t>(p.d.w_resident));
+    h5::write_attr(sg, "channel_bounds", p.d.cbounds);
+    // Derived, for readers (bsp schedule --json has the same).
+    h5::write_attr(sg, "loops", std::vector<int64_t>{p.T, p.J, p.K});
+    h5::write_attr(sg, "imbalance", p.imbalance);
+    h5::write_attr(sg, "est_seconds", p.est_seconds);
+    h5::write_attr(sg, "core_used", p.core_used);
+    h5::write_attr(sg, "memtile_used", p.memtile_used);
+    h5::write_attr(sg, "ddr_traffic", std::vector<int64_t>{p.ddr_read, p.ddr_weights, p.ddr_write});
+    h5::write_attr_strings(sg, "core_buffers", buffer_list(core_buffers(p)));
+    std::vector<std::string> mt;
+    for (size_t m2 = 0; m2 < p.memtile.size(); ++m2)
+      for (const std::string& b : buffer_list(p.memtile[m2])) mt.push_back(fmt::format("{}:{}", m2, b));
+    h5::write_attr_strings(sg, "memtile_buffers", mt);
+    if (!p.chunks.empty()) {
+      int64_t n = 0;
+      for (const auto& part : p.chunks) n += static_cast<int64_t>(part.size());
+      Array<int64_t> t({n, 8});
+      size_t r = 0;
+      for (size_t q = 0; q < p.chunks.size(); ++q)
+        for (const Chunk& c : p.chunks[q]) {
+          int64_t row[8] = {static_cast<int64_t>(q), c.co0, c.co1, c.ci0, c.ci1, c.nnz, c.bytes, c.ddr_addr};
+          for (int k = 0; k < 8; ++k) t[r * 8 + static_cast<size_t>(k)] = row[k];
+          ++r;
+        }
+      h5::write_array(sg, "weight_chunks", t, /*compress=*/true);
+    }
+  }
+}
+
+std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id, std::string* dropped) {
+  if (!h5::exists(file_id, "schedule")) return nullptr;
+  h5::Handle g = h5::open_group(file_id, "schedule");
+  try {
+    if (get_int(g, "version") != kVersion) fail("unknown /schedule version");
+    const DType dtype = dtype_from_name(get_string(g, "dtype"));
+    const uint64_t src = unhex(get_string(g, "source_hash"));
+    if (src != model_hash(m, dtype)) {
+      if (dropped) *dropped = "the stored schedule was made for other weights or masks: it was dropped";
+      return nullptr;
+    }
+    Hardware hw = hardware_from_json(Json::parse(get_string(g, "hardware")), "/schedule");
+    const uint64_t fp = unhex(get_string(g, "fingerprint"));
+    Array<int64_t> t = h5::read_array<int64_t>(g, "storages");
+    if (t.rank() != 2 || t.dim(1) != 8) fail("bad /schedule/storages");
+    std::vector<StoragePlan> sp(static_cast<size_t>(t.dim(0)));
+    for (size_t i = 0; i < sp.size(); ++i) {
+      const int64_t* r = t.data() + i * 8;
+      sp[i].place = r[3] ? Place::Memtile : Place::DDR;
+      sp[i].ddr_addr = r[4];
+      sp[i].band_rows = r[5];
+      sp[i].memtile_addr = r[6];
+      sp[i].band_bytes = r[7];
+    }
+    h5::Handle stages = h5::open_group(g, "stages");
+    std::vector<std::string> names = h5::children(stages);
+    std::vector<Decision> ds;
+    for (const std::string& n : names) {
+      h5::Handle sg = h5::open_group(stages, n);
+      Decision d;
+      auto split = get_ints(sg, "split"), tile = get_ints(sg, "tile");
+      if (split.size() != 4 || tile.size() != 3) fail("bad stage '{}'", n);
+      d.ps = split[0], d.pc = split[1], d.ny = split[2], d.nx = split[3];
+      d.th = tile[0], d.tw = tile[1], d.ci_t = tile[2];
+      std::string order = get_string(sg, "order");
+      if (order != "A" && order != "B") fail("bad loop order '{}'", order);
+      d.order = order[0];
+      d.w_resident = get_int(sg, "weights_resident") != 0;
+      d.cbounds = get_ints(sg, "channel_bounds");
+      ds.push_back(d);
+    }
+    auto out = std::make_shared<Schedule>(rebuild_schedule(m, hw, dtype, ds, sp, fp));
+    out->source_hash = src;
+    return out;
+  } catch (const Error& e) {
+    throw Error(fmt::format("/schedule: {}", e.what()));
+  }
+}
+
+void save_program(const ProgramFile& pf, int64_t file_id) {
+  const Program& p = pf.program;
+  h5::Handle g = h5::create_group(file_id, "program");
+  h5::write_attr(g, "version", kVersion);
+  h5::write_attr(g, "target", p.hw.name);
+  h5::write_attr(g, "hardware", hardware_to_json(p.hw).dump());
+  h5::write_attr(g, "dtype", std::string(dtype_name(p.dtype)));
+  h5::write_attr(g, "source_hash", hex(pf.source_hash));
+  h5::write_attr(g, "fingerprint", hex(p.fingerprint));
+  h5::write_attr(g, "ddr_bytes", p.ddr_bytes);
+  h5::write_attr(g, "ddr_const_bytes", p.ddr_const_bytes);
+  h5::write_attr(g, "input_addr", p.input_addr);
+  h5::write_attr(g, "output_addr", p.output_addr);
+  h5::write_attr(g, "input_shape", p.input_shape);
+  h5::write_attr(g, "output_shape", p.output_shape);
+  std::vector<std::string> names;
+  std::vector<int32_t> words = encode_program(p, names);
+  Array<int32_t> code({static_cast<int64_t>(words.size())});
+  std::copy(words.begin(), words.end(), code.data());
+  h5::write_array(g, "code", code, /*compress=*/true);
+  h5::write_strings(g, "names", names);
+  if (!pf.const_image.empty()) {
+    Array<uint8_t> img({static_cast<int64_t>(pf.const_image.size())});
+    std::copy(pf.const_image.begin(), pf.const_image.end(), img.data());
+    h5::write_array(g, "ddr_image", img, /*compress=*/true);
+  }
+}
+
+std::shared_ptr<const ProgramFile> load_program(const Model& m, int64_t file_id, std::string* dropped) {
+  if (!h5::exists(file_id, "program")) return nullptr;
+  h5::Handle g = h5::open_group(file_id, "program");
+  try {
+    if (get_int(g, "version") != kVersion) fail("unknown /program version");
+    auto pf = std::make_shared<ProgramFile>();
+    Program& p = pf->program;
+    p.dtype = dtype_from_name(get_string(g, "dtype"));
+    pf->source_hash = unhex(get_string(g, "source_hash"));
+    if (pf->source_hash != model_hash(m, p.dtype)) {
+      if (dropped) *dropped = "the stored program was generated for other weights or masks: it was dropped";
+      return nullptr;
+    }
+    p.hw = hardware_from_json(Json::parse(get_string(g, "hardware")), "/program");
+    p.fingerprint = unhex(get_string(g, "fingerprint"));
+    p.ddr_bytes = get_int(g, "ddr_bytes");
+    p.ddr_const_bytes = get_int(g, "ddr_const_bytes");
+    p.input_addr = get_int(g, "input_addr");
+    p.output_addr = get_int(g, "output_addr");
+    p.input_shape = get_ints(g, "input_shape");
+    p.output_shape = get_ints(g, "output_shape");
+    if (p.input_shape.size() != 3 || p.output_shape.size() != 3) fail("bad input or output shape");
+    Array<int32_t> code = h5::read_array<int32_t>(g, "code");
+    std::vector<int32_t> words(code.begin(), code.end());
+    decode_program(words, h5::read_strings(g, "names"), p);
+    if (h5::exists(g, "ddr_image")) {
+      Array<uint8_t> img = h5::read_array<uint8_t>(g, "ddr_image");
+      pf->const_image.assign(img.begin(), img.end());
+    }
+    return pf;
+  } catch (const Error& e) {
+    throw Error(fmt::format("/program: {}", e.what()));
+  }
+}
+
+Json schedule_json(const Schedule& s) {
+  Json j = Json::object();
+  j["target"] = s.hw.name;
+  j["hardware"] = hardware_to_json(s.hw);
+  j["dtype"] = dtype_name(s.dtype);
+  j["ddr_bytes"] = s.ddr_bytes;
+  j["ddr_weight_bytes"] = s.ddr_const_bytes;
+  Json stages = Json::array();
+  double total = 0;
+  for (size_t i = 0; i < s.stages.size(); ++i) {
+    const Stage& st = s.graph.stages[i];
+    const StagePlan& p = s.stages[i];
+    total += p.est_seconds;
+    Json e = Json::object();
+    e["name"] = st.name;
+    e["kind"] = stage_kind_name(st.kind);
+    Json nodes = Json::array();
+    for (const auto& n : st.nodes) nodes.push_back(n);
+    e["nodes"] = std::move(nodes);
+    e["output_shape"] = Json(Json::Array{Json(st.Ho), Json(st.Wo), Json(st.Cout)});
+    Json split = Json::object();
+    split["spatial_parts"] = p.d.ps;
+    split["channel_parts"] = p.d.pc;
+    split["grid"] = Json(Json::Array{Json(p.d.ny), Json(p.d.nx)});
+    split["cores"] = p.d.ps * p.d.pc;
+    e["split"] = std::move(split);
+    Json tile = Json::object();
+    tile["rows"] = p.d.th;
+    tile["cols"] = p.d.tw;
+    int64_t co = 0;
+    for (size_t g = 1; g < p.d.cbounds.size(); ++g) co = std::max(co, p.d.cbounds[g] - p.d.cbounds[g - 1]);
+    tile["out_channels"] = co;
+    tile["in_channels"] = st.kind == StageKind::Conv ? std::min(p.d.ci_t, st.Cin) : co;
+    tile["input_rows"] = p.ih;
+    tile["input_cols"] = p.iw;
+    e["tile"] = std::move(tile);
+    Json loops = Json::object();
+    loops["order"] = p.d.order == 'A' ? "tiles-outer" : "chunks-outer";
+    loops["tiles"] = p.T;
+    loops["chunks"] = p.J;
+    loops["input_passes"] = p.K;
+    e["loops"] = std::move(loops);
+    e["weights_resident"] = p.d.w_resident;
+    auto place = [&](int storage) { return place_name(s.storages[static_cast<size_t>(storage)].place); };
+    Json in = Json::array();
+    for (const View& v : st.in) in.push_back(place(v.storage));
+    e["inputs"] = std::move(in);
+    e["residual"] = st.add ? Json(place(st.add->storage)) : Json();
+    e["output"] = place(st.out.storage);
+    e["imbalance"] = p.imbalance;
+    if (st.kind == StageKind::Conv) {
+      const Occupancy& o = s.occupancy[i];
+      e["blocks"] = o.rows * o.cols;
+      e["stored_blocks"] = o.nnz;
+      int64_t wb = 0, nch = 0;
+      for (const auto& part : p.chunks)
+        for (const Chunk& c : part) wb += c.bytes, ++nch;
+      e["weight_bytes"] = wb;
+      e["weight_chunks"] = nch;
+    }
+    Json core = Json::object();
+    core["used"] = p.core_used;
+    Json bufs = Json::array();
+    for (const Buffer& b : core_buffers(p)) {
+      Json x = Json::object();
+      x["name"] = b.name;
+      x["addr"] = b.addr;
+      x["slots"] = b.slots;
+      x["slot_bytes"] = b.slot_bytes;
+      x["banks"] = Json(Json::Array{Json(b.addr / (s.hw.core_memory / s.hw.core_banks)),
+                                    Json((b.addr + b.bytes() - 1) / (s.hw.core_memory / s.hw.core_banks))});
+      bufs.push_back(std::move(x));
+    }
+    core["buffers"] = std::move(bufs);
+    e["core_memory"] = std::move(core);
+    Json mts = Json::array();
+    for (size_t m = 0; m < p.memtile.size(); ++m) {
+      if (p.memtile[m].empty() && p.memtile_used[m] == 0) continue;
+      Json x = Json::object();
+      x["memtile"] = static_cast<int64_t>(m);
+      x["used"] = p.memtile_used[m];
+      Json bufs2 = Json::array();
+      for (const Buffer& b : p.memtile[m]) {
+        Json y = Json::object();
+        y["name"] = b.name;
+        y["addr"] = b.addr;
+        y["slots"] = b.slots;
+        y["slot_bytes"] = b.slot_bytes;
+        bufs2.push_back(std::move(y));
+      }
+      x["buffers"] = std::move(bufs2);
+      mts.push_back(std::move(x));
+    }
+    e["memtiles"] = std::move(mts);
+    Json ddr = Json::object();
+    ddr["read"] = p.ddr_read;
+    ddr["weights"] = p.ddr_weights;
+    ddr["write"] = p.ddr_write;
+    e["ddr_traffic"] = std::move(ddr);
+    e["est_s"] = p.est_seconds;
+    stages.push_back(std::move(e));
+  }
+  j["stages"] = std::move(stages);
+  j["est_total_s"] = total;
+  Json sto = Json::array();
+  for (size_t i = 0; i < s.graph.storages.size(); ++i) {
+    const Storage& st = s.graph.storages[i];
+    const StoragePlan& p = s.storages[i];
+    Json x = Json::object();
+    x["name"] = st.name;
+    x["shape"] = Json(Json::Array{Json(st.H), Json(st.W), Json(st.C)});
+    x["place"] = place_name(p.place);
+    if (p.place == Place::DDR) {
+      x["ddr_addr"] = p.ddr_addr;
+    } else {
+      x["memtile_addr"] = p.memtile_addr;
+      x["band_rows"] = p.band_rows;
+      x["band_bytes"] = p.band_bytes;
+    }
+    sto.push_back(std::move(x));
+  }
+  j["activations"] = std::move(sto);
+  return j;
+}
+
+}  // namespace bsp::aie2

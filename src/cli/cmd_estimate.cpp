@@ -1,0 +1,172 @@
+// bsp estimate: the time of a model's AIE2 program, per layer, per
+// instruction class and in total (man/bsp-estimate.1).
+#include <cstdio>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "aie2/codegen.hpp"
+#include "aie2/estimate.hpp"
+#include "aie2/store.hpp"
+#include "cli/command.hpp"
+#include "cli/common.hpp"
+
+namespace bsp::cli {
+
+namespace {
+struct EstimateCliOptions {
+  std::string input;
+  std::string target;
+  std::string dtype;
+  std::string model = "default";
+  std::string compare;
+  bool json = false;
+  bool csv = false;
+};
+
+struct Timed {
+  aie2::Program program;
+  std::shared_ptr<const aie2::Schedule> schedule;  // may be null (a stored program alone)
+  aie2::Estimate est;
+};
+
+// The program to time: the stored one (re-timed under the paper's assumptions
+// with --model paper), or one scheduled and generated in memory.
+Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, bool dense) {
+  Timed t;
+  const bool stored = m.program && o.target.empty() && o.dtype.empty();
+  if (stored && !dense) {
+    t.program = m.program->program;
+    if (m.schedule && m.schedule->fingerprint == t.program.fingerprint &&
+        m.schedule->stages.size() == t.program.stages.size())
+      t.schedule = m.schedule;
+  } else {
+    aie2::Hardware hw;
+    aie2::DType dtype;
+    if (stored) {  // the dense counterpart of a stored program: same target and dtype
+      hw = m.program->program.hw;
+      dtype = m.program->program.dtype;
+    } else {
+      if (!o.target.empty())
+        hw = aie2::load_target(o.target);
+      else if (m.schedule)
+        hw = m.schedule->hw;
+      else
+        hw = aie2::load_target("aie2:4x4");
+      dtype = !o.dtype.empty() ? aie2::dtype_from_name(o.dtype) : m.schedule ? m.schedule->dtype : aie2::model_dtype(m);
+      if (paper) aie2::apply_paper_model(hw);
+    }
+    if (!stored && !dense && !paper && o.target.empty() && o.dtype.empty() && m.schedule) {
+      t.schedule = m.schedule;
+    } else {
+      aie2::ScheduleOptions opt;
+      opt.dense = dense;
+      t.schedule = std::make_shared<aie2::Schedule>(aie2::make_schedule(m, hw, dtype, opt));
+    }
+    t.program = aie2::generate_program(*t.schedule);
+  }
+  if (paper && stored) aie2::apply_paper_model(t.program.hw);
+  t.est = aie2::estimate_program(t.program, t.schedule.get(), paper);
+  return t;
+}
+
+void print_table(const aie2::Estimate& e, const aie2::Estimate* dense, const aie2::Hardware& hw) {
+  std::printf("target %s: %ld rows x %ld columns at %.2f GHz, %s, %s model%s\n\n", e.target.c_str(),
+              static_cast<long>(hw.rows), static_cast<long>(hw.cols), hw.clock_ghz, e.dtype.c_str(),
+              e.paper ? "the paper's" : "the default", e.paper ? " (1 GHz, efficiency 1, DDR not overlapped)" : "");
+  size_t w = 5;
+  for (const auto& l : e.layers) w = std::max(w, l.name.size());
+  std::printf("%-*s  %-7s  %5s  %5s  %10s  %s%-7s  %7s\n", static_cast<int>(w), "layer", "kind", "cores", "imbal",
+              "time(us)", dense ? " dense(us)  " : "", "bound", "overlap");
+  for (size_t i = 0; i < e.layers.size(); ++i) {
+    const auto& l = e.layers[i];
+    std::string d;
+    if (dense && i < dense->layers.size()) d = fmt::format(" {:9.1f}  ", dense->layers[i].seconds * 1e6);
+    std::printf("%-*s  %-7s  %5ld  %5.2f  %10.1f  %s%-7s  %6.2fx\n", static_cast<int>(w), l.name.c_str(), l.kind.c_str(),
+                static_cast<long>(l.cores), l.imbalance, l.seconds * 1e6, d.c_str(), l.bound.c_str(),
+                l.seconds > 0 ? l.serial_s / l.seconds : 1.0);
+  }
+  std::printf("\ntotal %.3f ms", e.total_s * 1e3);
+  if (dense) std::printf(" (dense %.3f ms, speedup %.2fx)", dense->total_s * 1e3, dense->total_s / e.total_s);
+  std::printf("; %s instructions executed\n\n", with_commas(e.executed).c_str());
+  std::printf("%-8s %12s %14s %12s\n", "class", "count", "busy(ms)", "bytes/MACs");
+  for (int c = 0; c < aie2::kClsCount; ++c) {
+    const auto& s = e.cls[static_cast<size_t>(c)];
+    std::printf("%-8s %12s %14.3f %12s\n", aie2::instr_class_name(c), with_commas(s.count).c_str(), s.busy_s * 1e3,
+                with_commas(c == aie2::kClsComp ? s.macs : s.bytes).c_str());
+  }
+  std::printf("(busy: summed over the queues; transfers and compute overlap, so the total is less)\n");
+}
+
+void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense) {
+  std::printf("layer,kind,cores,imbalance,time_s,%sddr_s,serial_s,bound", dense ? "dense_time_s," : "");
+  for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%s_busy_s", aie2::instr_class_name(c));
+  std::printf("\n");
+  for (size_t i = 0; i < e.layers.size(); ++i) {
+    const auto& l = e.layers[i];
+    std::printf("%s,%s,%ld,%.4f,%.9g,", l.name.c_str(), l.kind.c_str(), static_cast<long>(l.cores), l.imbalance,
+                l.seconds);
+    if (dense) std::printf("%.9g,", i < dense->layers.size() ? dense->layers[i].seconds : 0.0);
+    std::printf("%.9g,%.9g,%s", l.ddr_s, l.serial_s, l.bound.c_str());
+    for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%.9g", l.cls[static_cast<size_t>(c)].busy_s);
+    std::printf("\n");
+  }
+  std::printf("total,,,,%.9g,", e.total_s);
+  if (dense) std::printf("%.9g,", dense->total_s);
+  std::printf(",,");
+  for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%.9g", e.cls[static_cast<size_t>(c)].busy_s);
+  std::printf("\n");
+}
+
+void run_estimate(const EstimateCliOptions& o) {
+  if (o.json && o.csv) fail_usage("give --json or --csv, not both");
+  if (o.model != "default" && o.model != "paper") fail_usage("unknown --model '{}' (default, paper)", o.model);
+  if (!o.compare.empty() && o.compare != "dense") fail_usage("unknown --compare '{}' (dense)", o.compare);
+  if (!o.dtype.empty()) aie2::dtype_from_name(o.dtype);
+  if (!o.target.empty()) aie2::load_target(o.target);  // a bad target is a usage error before reading the model
+  const bool paper = o.model == "paper";
+  Model m = read_model(o.input);
+  Timed t = timed_program(m, o, paper, false);
+  std::unique_ptr<Timed> d;
+  if (!o.compare.empty()) d = std::make_unique<Timed>(timed_program(m, o, paper, true));
+  if (o.json) {
+    Json j = aie2::estimate_json(t.est);
+    if (d) {
+      j["dense_total_s"] = d->est.total_s;
+      j["speedup"] = t.est.total_s > 0 ? d->est.total_s / t.est.total_s : 1.0;
+      Json dl = Json::array();
+      for (const auto& l : d->est.layers) {
+        Json x = Json::object();
+        x["name"] = l.name;
+        x["time_s"] = l.seconds;
+        dl.push_back(std::move(x));
+      }
+      j["dense_layers"] = std::move(dl);
+    }
+    print_json(j);
+  } else if (o.csv) {
+    print_csv(t.est, d ? &d->est : nullptr);
+  } else {
+    print_table(t.est, d ? &d->est : nullptr, t.program.hw);
+  }
+}
+}  // namespace
+
+Runner setup_estimate(CLI::App& sub) {
+  auto o = std::make_shared<EstimateCliOptions>();
+  sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
+  sub.add_option("--target", o->target,
+                 "schedule for this array instead of timing the stored program (default: the stored target, else aie2:4x4)")
+      ->type_name("T");
+  sub.add_option("--dtype", o->dtype, "schedule for this data type: int8, bf16, fp32")->type_name("T");
+  sub.add_option("--model", o->model,
+                 "cost assumptions: default (the target's description) or paper (1 GHz, efficiency 1, 4 GB/s "
+                 "channels, DDR not overlapped)")
+      ->type_name("M");
+  sub.add_option("--compare", o->compare, "dense: also time the model with every weight block stored")->type_name("dense");
+  sub.add_flag("--json", o->json, "print JSON (schema in bsp-estimate(1))");
+  sub.add_flag("--csv", o->csv, "print CSV: one row per layer and a total row");
+  return [o] { run_estimate(*o); };
+}
+
+}  // namespace bsp::cli
