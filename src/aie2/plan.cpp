@@ -23,8 +23,8 @@ std::vector<int64_t> row_weights(const PlanContext& c) {
   return w;
 }
 
-// Splits w[0..n) into `parts` contiguous non-empty groups (parts <= n)
-// minimising the largest sum; returns parts + 1 boundaries (indices into w).
+}  // namespace
+
 std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t parts) {
   const int64_t n = static_cast<int64_t>(w.size());
   parts = std::max<int64_t>(1, std::min(parts, n));
@@ -63,8 +63,6 @@ std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t par
   if (!fill(lo, &b)) fail("internal: linear partition failed");
   return b;
 }
-
-}  // namespace
 
 std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J) {
   const Stage& st = c.st;
@@ -293,7 +291,9 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   for (int64_t m = 0; m < cols; ++m) {
     p.memtile_used[static_cast<size_t>(m)] = used[static_cast<size_t>(m)] + (hw.memtile_memory - c.memtile_free);
     if (used[static_cast<size_t>(m)] > c.memtile_free) return no("memtile memory");
-    if (2 * static_cast<int64_t>(p.memtile[static_cast<size_t>(m)].size()) > hw.memtile_locks / 2)
+    // Two locks per staging buffer, and two for each band of up to three
+    // resident activations the stage reads or writes in this memtile.
+    if (2 * static_cast<int64_t>(p.memtile[static_cast<size_t>(m)].size()) + 6 > hw.memtile_locks)
       return no("memtile locks");
   }
 

@@ -26,6 +26,10 @@ struct PlanContext {
 // sparse conv, channels otherwise). Returns pc * J + 1 boundaries.
 std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J);
 
+// Splits w into `parts` contiguous non-empty groups (parts <= w.size())
+// minimising the largest sum; returns parts + 1 boundaries into w.
+std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t parts);
+
 // Fills every derived field of `p` from p.d. Returns false (with `why`) when
 // the plan does not fit core or memtile memory or the locks.
 bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr);

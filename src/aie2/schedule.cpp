@@ -135,10 +135,9 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
 // with tiles from the largest that fits down to an eighth of it (smaller
 // tiles pipeline better), both loop orders and, for convolutions, weights
 // streamed or resident in the memtile; the analytic time decides.
-bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why) {
+bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why, int64_t N) {
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
-  const int64_t N = hw.cores();
   const int64_t positions = st.Ho * st.Wo;
   const bool conv = st.kind == StageKind::Conv;
   const int64_t groups = st.kind == StageKind::Softmax ? 1 : ceil_div(st.Cout, kBlock);
@@ -397,7 +396,12 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
     std::string why;
     for (size_t s = 0; s < n; ++s) {
       PlanContext c = context(S, s, hw.memtile_memory - resident_top(S, static_cast<int>(s)));
-      if (!choose_plan(c, opt.fixed_mapping, S.stages[s], why)) {
+      // Fewer cores when nothing fits all of them (too many streams for the
+      // locks and channels): halve until something does.
+      bool ok = false;
+      for (int64_t cores = hw.cores(); cores >= 1 && !ok; cores /= 2)
+        ok = choose_plan(c, opt.fixed_mapping, S.stages[s], why, cores);
+      if (!ok) {
         bad = static_cast<int>(s);
         break;
       }

@@ -160,8 +160,12 @@ void save_schedule(const Model& m, const Schedule& s, int64_t file_id) {
 std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id, std::string* dropped) {
   if (!h5::exists(file_id, "schedule")) return nullptr;
   h5::Handle g = h5::open_group(file_id, "schedule");
+  // A group of another version (or of another tool) is not ours to read.
+  if (!h5::has_attr(g, "version") || get_int(g, "version") != kVersion) {
+    if (dropped) *dropped = "the /schedule group is of another version: ignored";
+    return nullptr;
+  }
   try {
-    if (get_int(g, "version") != kVersion) fail("unknown /schedule version");
     const DType dtype = dtype_from_name(get_string(g, "dtype"));
     const uint64_t src = unhex(get_string(g, "source_hash"));
     if (src != model_hash(m, dtype)) {
@@ -237,8 +241,11 @@ void save_program(const ProgramFile& pf, int64_t file_id) {
 std::shared_ptr<const ProgramFile> load_program(const Model& m, int64_t file_id, std::string* dropped) {
   if (!h5::exists(file_id, "program")) return nullptr;
   h5::Handle g = h5::open_group(file_id, "program");
+  if (!h5::has_attr(g, "version") || get_int(g, "version") != kVersion) {
+    if (dropped) *dropped = "the /program group is of another version: ignored";
+    return nullptr;
+  }
   try {
-    if (get_int(g, "version") != kVersion) fail("unknown /program version");
     auto pf = std::make_shared<ProgramFile>();
     Program& p = pf->program;
     p.dtype = dtype_from_name(get_string(g, "dtype"));

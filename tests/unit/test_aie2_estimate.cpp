@@ -1,0 +1,79 @@
+// The AIE2 estimator: the total is the sum of the layers, sparsity and more
+// cores pay, the paper's assumptions add the DDR time, and the scheduler's
+// analytic model agrees with the timed program.
+#include <catch2/catch.hpp>
+
+#include "aie2/estimate.hpp"
+#include "aie2_helpers.hpp"
+
+using namespace bsp;
+using namespace bsp::aie2;
+
+namespace {
+Estimate estimate(const Model& m, Hardware hw, DType dt, bool paper = false, bool dense = false) {
+  if (paper) apply_paper_model(hw);
+  ScheduleOptions o;
+  o.dense = dense;
+  Schedule S = make_schedule(m, hw, dt, o);
+  return estimate_program(generate_program(S), &S, paper);
+}
+}  // namespace
+
+TEST_CASE("the total is the sum of the layers and the classes add up", "[aie2][estimate]") {
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  Estimate e = estimate(m, load_target("aie2:4x4"), DType::Int8);
+  double sum = 0;
+  int64_t exec = 0;
+  for (const auto& l : e.layers) {
+    sum += l.seconds;
+    exec += l.executed;
+    CHECK(l.seconds > 0);
+    CHECK(l.serial_s >= l.seconds * 0.999);  // overlap only ever saves time
+    CHECK(l.cores > 0);
+  }
+  CHECK(e.total_s == Approx(sum));
+  CHECK(e.executed == exec);
+  CHECK(e.cls[kClsComp].macs > 0);
+  Json j = estimate_json(e);
+  CHECK(j.at("target").as_string() == "aie2-4x4");
+  CHECK(j.at("layers").size() == e.layers.size());
+}
+
+TEST_CASE("sparsity and more cores make a network faster", "[aie2][estimate]") {
+  Model dense = test::aie2_model("fmnist-resnet");
+  Model sparse = test::aie2_model("fmnist-resnet", 0.5);
+  for (const char* t : {"aie2:2x2", "aie2:4x4"}) {
+    INFO(t);
+    const Hardware hw = load_target(t);
+    const double d = estimate(dense, hw, DType::Int8).total_s;
+    const double s = estimate(sparse, hw, DType::Int8).total_s;
+    CHECK(s < d);
+    // The dense counterpart of the sparse model is the dense model's schedule.
+    CHECK(estimate(sparse, hw, DType::Int8, false, true).total_s == Approx(d).epsilon(1e-9));
+  }
+  const double small = estimate(dense, load_target("aie2:2x2"), DType::Int8).total_s;
+  const double large = estimate(dense, load_target("aie2:4x4"), DType::Int8).total_s;
+  CHECK(large < small);
+}
+
+TEST_CASE("the paper's assumptions add the DDR time; the analytic model agrees", "[aie2][estimate]") {
+  Model m = test::aie2_model("fmnist-cnn", 0.5);
+  Hardware hw = load_target("aie2:2x2");
+  apply_paper_model(hw);
+  Schedule S = make_schedule(m, hw, DType::Int8);
+  Program p = generate_program(S);
+  Estimate paper = estimate_program(p, &S, true);
+  double ddr = 0;
+  for (const auto& l : paper.layers) ddr += l.ddr_s;
+  CHECK(ddr > 0);
+  // The same program with DDR overlapped is never slower.
+  p.hw.ddr_overlap = true;
+  Estimate overlapped = estimate_program(p, &S, false);
+  CHECK(overlapped.total_s <= paper.total_s);
+  // Per stage, the scheduler's analytic time is within a factor of 2 of the timed program.
+  for (size_t i = 0; i < S.stages.size(); ++i) {
+    INFO(S.graph.stages[i].name);
+    CHECK(S.stages[i].est_seconds < 2.0 * paper.layers[i].seconds);
+    CHECK(S.stages[i].est_seconds > 0.5 * paper.layers[i].seconds);
+  }
+}

@@ -1,0 +1,192 @@
+// The AIE2 scheduler: balanced channel partitions, plans that fit the memories,
+// weight chunks that cover exactly the stored blocks, DDR layouts without
+// collisions, every zoo network on small and large arrays, and stored
+// decisions that rebuild the same schedule.
+#include <catch2/catch.hpp>
+
+#include <functional>
+
+#include "aie2/plan.hpp"
+#include "aie2/schedule.hpp"
+#include "aie2_helpers.hpp"
+
+using namespace bsp;
+using namespace bsp::aie2;
+
+namespace {
+
+int64_t max_group(const std::vector<int64_t>& w, const std::vector<int64_t>& b) {
+  int64_t m = 0;
+  for (size_t g = 1; g < b.size(); ++g) {
+    int64_t s = 0;
+    for (int64_t i = b[g - 1]; i < b[g]; ++i) s += w[static_cast<size_t>(i)];
+    m = std::max(m, s);
+  }
+  return m;
+}
+
+// The best largest group over every way of cutting w into `parts` non-empty runs.
+int64_t brute(const std::vector<int64_t>& w, int64_t parts) {
+  const int64_t n = static_cast<int64_t>(w.size());
+  int64_t best = INT64_MAX;
+  std::vector<int64_t> b{0};
+  std::function<void(int64_t, int64_t)> rec = [&](int64_t at, int64_t left) {
+    if (left == 1) {
+      b.push_back(n);
+      best = std::min(best, max_group(w, b));
+      b.pop_back();
+      return;
+    }
+    for (int64_t e = at + 1; e <= n - (left - 1); ++e) {
+      b.push_back(e);
+      rec(e, left - 1);
+      b.pop_back();
+    }
+  };
+  rec(0, parts);
+  return best;
+}
+
+// Every invariant a schedule must satisfy.
+void check_schedule(const Schedule& S) {
+  const Hardware& hw = S.hw;
+  REQUIRE(S.stages.size() == S.graph.stages.size());
+  struct Span {
+    int64_t lo, hi;
+  };
+  std::vector<Span> chunks;
+  for (size_t i = 0; i < S.stages.size(); ++i) {
+    const Stage& st = S.graph.stages[i];
+    const StagePlan& p = S.stages[i];
+    INFO("stage " << st.name);
+    CHECK(p.d.ps * p.d.pc <= hw.cores());
+    CHECK(p.core_used <= hw.core_memory);
+    for (int64_t u : p.memtile_used) CHECK(u <= hw.memtile_memory);
+    REQUIRE(p.d.cbounds.front() == 0);
+    REQUIRE(p.d.cbounds.back() == st.Cout);
+    CHECK(p.imbalance >= 1.0 - 1e-9);
+    CHECK(p.est_seconds > 0);
+    // The rectangles cover the output exactly once.
+    int64_t area = 0;
+    for (const Rect& r : p.rects) area += r.h() * r.w();
+    CHECK(area == st.Ho * st.Wo);
+    if (st.kind == StageKind::Conv) {
+      int64_t nnz = 0;
+      for (const auto& part : p.chunks)
+        for (const Chunk& c : part) {
+          nnz += c.nnz;
+          if (c.bytes) chunks.push_back({c.ddr_addr, c.ddr_addr + c.bytes});
+          CHECK(c.bytes <= p.chunk_max);
+        }
+      CHECK(nnz == S.occupancy[i].nnz);  // every stored block travels exactly once
+    }
+  }
+  std::sort(chunks.begin(), chunks.end(), [](Span a, Span b) { return a.lo < b.lo; });
+  for (size_t i = 1; i < chunks.size(); ++i) CHECK(chunks[i].lo >= chunks[i - 1].hi);
+  if (!chunks.empty()) CHECK(chunks.back().hi <= S.ddr_const_bytes);
+  // DDR activations alive at the same time do not overlap.
+  const auto& sto = S.graph.storages;
+  for (size_t a = 0; a < sto.size(); ++a)
+    for (size_t b = a + 1; b < sto.size(); ++b) {
+      const StoragePlan &pa = S.storages[a], &pb = S.storages[b];
+      if (pa.place != Place::DDR || pb.place != Place::DDR) continue;
+      const int la = sto[a].is_input ? -1 : sto[a].first_stage, ha = sto[a].last_stage;
+      const int lb = sto[b].is_input ? -1 : sto[b].first_stage, hb = sto[b].last_stage;
+      if (ha < lb || hb < la) continue;
+      const int64_t ea = pa.ddr_addr + sto[a].elements() * dtype_bytes(S.dtype);
+      const int64_t eb = pb.ddr_addr + sto[b].elements() * dtype_bytes(S.dtype);
+      CHECK((ea <= pb.ddr_addr || eb <= pa.ddr_addr));
+      CHECK(pa.ddr_addr >= S.ddr_const_bytes);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("linear partitions are optimal", "[aie2][schedule]") {
+  Rng rng(5);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int64_t n = 1 + static_cast<int64_t>(rng.below(9));
+    std::vector<int64_t> w(static_cast<size_t>(n));
+    for (auto& x : w) x = static_cast<int64_t>(rng.below(20));
+    const int64_t parts = 1 + static_cast<int64_t>(rng.below(static_cast<uint64_t>(n)));
+    auto b = linear_partition(w, parts);
+    REQUIRE(b.size() == static_cast<size_t>(parts + 1));
+    for (size_t g = 1; g < b.size(); ++g) CHECK(b[g] > b[g - 1]);  // non-empty
+    CHECK(b.back() == n);
+    CHECK(max_group(w, b) == brute(w, parts));
+  }
+}
+
+TEST_CASE("channel groups follow the stored blocks, not the channel count", "[aie2][schedule]") {
+  Model m = test::aie2_model("fmnist-cnn");
+  // conv3 (32 -> 64): the first 4 block rows keep every block, the last 4 one each.
+  Node& n = *m.find("conv3.conv");
+  Mask mk;
+  mk.pattern = "block:8x8";
+  mk.block_rows = mk.block_cols = 8;
+  mk.bits = Array<uint8_t>({8, 4});
+  for (int64_t r = 0; r < 8; ++r)
+    for (int64_t c = 0; c < 4; ++c) mk.bits[static_cast<size_t>(r * 4 + c)] = r < 4 || c == 0;
+  mk.density = 20.0 / 32.0;
+  n.mask = std::move(mk);
+  apply_mask(n);
+  Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::FP32);
+  size_t i = 0;
+  while (S.graph.stages[i].name != "conv3.conv") ++i;
+  const Hardware hw = S.hw;
+  PlanContext c{hw, DType::FP32, S.graph.stages[i], S.occupancy[i], {Place::DDR}, Place::DDR, Place::DDR, hw.memtile_memory};
+  auto b = balanced_groups(c, 2, 1);
+  REQUIRE(b.size() == 3);
+  // Even channel halves would give 16 and 4 blocks; balanced: 12 and 8 (rows 0-2 | 3-7).
+  CHECK(b[1] == 24);
+}
+
+TEST_CASE("small networks schedule within the memories on every kind of array", "[aie2][schedule]") {
+  for (const char* arch : {"fmnist-cnn", "fmnist-resnet"})
+    for (double density : {1.0, 0.5})
+      for (const char* target : {"aie2:1x1", "aie2:2x2", "aie2:3x5", "aie2:8x8", "npu1", "aie2:8x2"})
+        for (DType dt : {DType::FP32, DType::Int8}) {
+          INFO(arch << " " << density << " " << target << " " << dtype_name(dt));
+          Model m = test::aie2_model(arch, density);
+          check_schedule(make_schedule(m, load_target(target), dt));
+          ScheduleOptions o;
+          o.resident = false;
+          Schedule S = make_schedule(m, load_target(target), dt, o);
+          for (const StoragePlan& p : S.storages) CHECK(p.place == Place::DDR);
+          check_schedule(S);
+        }
+}
+
+TEST_CASE("every layer of the paper's networks schedules on small and large arrays", "[aie2][schedule]") {
+  for (const char* arch : {"resnet50", "inception_v3", "vgg16"}) {
+    const ArchInfo& a = find_arch(arch);
+    Model m = a.build(a.default_classes);
+    for (Node& n : m.nodes)
+      if (op_has_weight(n.op)) n.param("weight").fill(1.0f);
+    for (const char* target : {"aie2:2x2", "aie2:8x8"}) {
+      INFO(arch << " " << target);
+      check_schedule(make_schedule(m, load_target(target), DType::Int8));
+    }
+  }
+}
+
+TEST_CASE("stored decisions rebuild the same schedule; other masks are refused", "[aie2][schedule]") {
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  Schedule S = make_schedule(m, load_target("aie2:3x3"), DType::FP32);
+  std::vector<Decision> ds;
+  for (const auto& p : S.stages) ds.push_back(p.d);
+  Schedule R = rebuild_schedule(m, S.hw, S.dtype, ds, S.storages, S.fingerprint);
+  REQUIRE(R.stages.size() == S.stages.size());
+  for (size_t i = 0; i < S.stages.size(); ++i) {
+    CHECK(R.stages[i].est_seconds == S.stages[i].est_seconds);
+    CHECK(R.stages[i].core_used == S.stages[i].core_used);
+    CHECK(R.stages[i].chunk_max == S.stages[i].chunk_max);
+  }
+  CHECK(R.ddr_bytes == S.ddr_bytes);
+  Model other = test::aie2_model("fmnist-resnet", 0.5, 2);  // other masks
+  CHECK_THROWS_WITH(rebuild_schedule(other, S.hw, S.dtype, ds, S.storages, S.fingerprint),
+                    Catch::Contains("does not match the model"));
+  // A decision that no longer fits is refused, not trusted.
+  ds[1].th = 1000;
+  CHECK_THROWS(rebuild_schedule(m, S.hw, S.dtype, ds, S.storages, S.fingerprint));
+}

@@ -1,0 +1,128 @@
+// The AIE2 simulator: programs for the small networks reproduce the fp32
+// reference on every kind of array and the int8 reference bit for bit; and
+// broken programs are caught and named.
+#include <catch2/catch.hpp>
+
+#include "aie2_helpers.hpp"
+#include "aie2/executor.hpp"
+
+using namespace bsp;
+using namespace bsp::aie2;
+
+// (The full matrix, both networks at every paper size, dense and sparse,
+// fp32 and int8, is tests/bench/aie2_sim_matrix.sh.)
+namespace {
+struct Case {
+  const char* arch;
+  double density;
+  const char* target;
+};
+}  // namespace
+
+TEST_CASE("fp32 programs match the reference forward", "[aie2][sim]") {
+  for (const Case& k : {Case{"fmnist-cnn", 1.0, "aie2:1x1"}, Case{"fmnist-cnn", 0.5, "aie2:2x2"},
+                        Case{"fmnist-cnn", 1.0, "aie2:8x8"}, Case{"fmnist-resnet", 0.5, "aie2:3x3"},
+                        Case{"fmnist-resnet", 1.0, "aie2:4x4"}, Case{"fmnist-resnet", 0.5, "aie2:2x8"}}) {
+    INFO(k.arch << " density " << k.density << " " << k.target);
+    Model m = test::aie2_model(k.arch, k.density);
+    auto r = test::run_pipeline(m, k.target);
+    CHECK(r.max_diff <= 1e-5 * r.max_ref);
+    CHECK(r.sim_seconds > 0);
+  }
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  auto r = test::run_pipeline(m, "aie2:3x2", /*resident=*/false);
+  CHECK(r.max_diff <= 1e-5 * r.max_ref);
+}
+
+TEST_CASE("int8 programs are bit-exact with the int8 reference", "[aie2][sim]") {
+  for (const Case& k : {Case{"fmnist-cnn", 0.5, "aie2:1x1"}, Case{"fmnist-cnn", 1.0, "aie2:4x4"},
+                        Case{"fmnist-resnet", 0.5, "aie2:2x2"}, Case{"fmnist-resnet", 1.0, "aie2:3x5"}}) {
+    INFO(k.arch << " density " << k.density << " " << k.target);
+    Model m = test::aie2_model(k.arch, k.density);
+    test::make_int8(m);
+    auto r = test::run_pipeline(m, k.target);
+    CHECK(r.max_diff == 0.0);
+  }
+}
+
+namespace {
+
+// The first record of `op` in a queue of `kind` (any queue when kind < 0) of
+// stage s; for acq/rel with mode >= 0 only that access mode.
+Instr* find_record(Program& p, size_t s, Opc op, int kind = -1, int mode = -1) {
+  for (QueueProg& q : p.stages[s].queues) {
+    if (kind >= 0 && static_cast<int>(q.kind) != kind) continue;
+    for (Instr& in : q.code)
+      if (in.op == op && (mode < 0 || in.a[4] == mode)) return &in;
+  }
+  return nullptr;
+}
+
+std::string run_error(const Program& p, const std::vector<uint8_t>& img, const Model& m) {
+  const Shape s = m.input_shape();
+  Tensor x = test::random_tensor({1, s[0], s[1], s[2]}, 1);
+  try {
+    simulate(p, img, x, m);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("broken programs are errors that name the stage, queue and instruction", "[aie2][sim]") {
+  Model m = test::aie2_model("fmnist-cnn");
+  ScheduleOptions o;
+  o.resident = false;
+  Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::FP32, o);
+  const Program good = generate_program(S);
+  const std::vector<uint8_t> img = build_const_image(S, m);
+  REQUIRE(run_error(good, img, m).empty());
+
+  SECTION("an out-of-range address") {
+    Program p = good;
+    Instr* in = find_record(p, 1, Opc::LoadFM);
+    REQUIRE(in);
+    in->a[10] += 1000;  // destination row
+    const std::string e = run_error(p, img, m);
+    CHECK_THAT(e, Catch::Contains("stage 1 'conv2.conv'") && Catch::Contains("(LOADFM)") &&
+                      Catch::Contains("out-of-range address"));
+  }
+  SECTION("a buffer overwritten while in use") {
+    Program p = good;
+    // A third free credit lets the producer refill a slot the core still reads.
+    for (BufDecl& b : p.stages[0].bufs)
+      if (b.mem == Mem::Core && b.name.rfind("in", 0) == 0) b.free_init = 3;
+    const std::string e = run_error(p, img, m);
+    CHECK_THAT(e, Catch::Contains("stage 0 'conv1.conv'") && Catch::Contains("overwritten while in use"));
+  }
+  SECTION("an access without the lock") {
+    Program p = good;
+    Instr* in = find_record(p, 2, Opc::Acq, static_cast<int>(QKind::CoreMM2S), 1);
+    REQUIRE(in);
+    in->a[4] = 0;  // the output queue acquires the staging buffer for reading, then writes it
+    const std::string e = run_error(p, img, m);
+    CHECK_THAT(e, Catch::Contains("stage 2") && Catch::Contains("without holding its lock"));
+  }
+  SECTION("a deadlock") {
+    Program p = good;
+    Instr* in = find_record(p, 3, Opc::Rel, static_cast<int>(QKind::Core));
+    REQUIRE(in);
+    in->op = Opc::Acq;  // the core waits for a lock nobody releases
+    const std::string e = run_error(p, img, m);
+    CHECK_THAT(e, Catch::Contains("stage 3") && Catch::Contains("deadlock") && Catch::Contains("waits at record"));
+  }
+  SECTION("a weight chunk that disagrees with the instruction") {
+    Program p = good;
+    Instr* in = find_record(p, 1, Opc::Comp);
+    REQUIRE(in);
+    in->a[9] += 1;  // nnz
+    const std::string e = run_error(p, img, m);
+    CHECK_THAT(e, Catch::Contains("(COMP)") && Catch::Contains("blocks"));
+  }
+  SECTION("a wrong weight image") {
+    std::vector<uint8_t> short_img(img.begin(), img.end() - 4);
+    CHECK_THAT(run_error(good, short_img, m), Catch::Contains("weight image"));
+  }
+}
