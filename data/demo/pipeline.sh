@@ -28,6 +28,11 @@ step "$BSP" bench m4.h5 --reps 3
 step "$BSP" compact m3.h5 --dtype int8 --calib fashion-mnist -o m4q.h5
 step "$BSP" eval m4q.h5 --data fashion-mnist
 step "$BSP" bench m4q.h5 --reps 3 --baseline dense
+step "$BSP" schedule m4q.h5 --target aie2:4x4 -o m5.h5 --table
+step "$BSP" codegen m5.h5 -o m6.h5 --asm m6.s
+step "$BSP" sim m6.h5 --images 2
+step "$BSP" estimate m6.h5 --compare dense
+step "$BSP" estimate m4q.h5 --target npu1 --model paper --csv
 step "$BSP" init --arch resnet50 -o resnet50.h5
 step "$BSP" info --weighted resnet50.h5
 # Compare patterns at density 0.5 (in memory: --dry-run), summary lines only.
@@ -35,4 +40,6 @@ for p in block:8x8 nm:2:4 tw:128 unstructured; do
   echo "+ $BSP prune resnet50.h5 --pattern $p --density 0.5 --dry-run | tail -n 1"
   "$BSP" prune resnet50.h5 --pattern "$p" --density 0.5 --dry-run | tail -n 1
 done
+step "$BSP" prune resnet50.h5 --pattern block:8x8 --density 0.5 -o resnet50p.h5
+step "$BSP" estimate resnet50p.h5 --target aie2:4x4 --dtype int8 --model paper --compare dense
 echo "demo finished: files in $(pwd)"

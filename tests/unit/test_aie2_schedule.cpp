@@ -7,6 +7,8 @@
 #include <functional>
 
 #include "aie2/plan.hpp"
+#include "aie2/store.hpp"
+#include "core/model_io.hpp"
 #include "aie2/schedule.hpp"
 #include "aie2_helpers.hpp"
 
@@ -189,4 +191,34 @@ TEST_CASE("stored decisions rebuild the same schedule; other masks are refused",
   // A decision that no longer fits is refused, not trusted.
   ds[1].th = 1000;
   CHECK_THROWS(rebuild_schedule(m, S.hw, S.dtype, ds, S.storages, S.fingerprint));
+}
+
+TEST_CASE("the schedule and program go through a file and are dropped when the weights change", "[aie2][schedule]") {
+  test::TempDir d;
+  Model m = test::aie2_model("fmnist-cnn", 0.5);
+  auto s = std::make_shared<Schedule>(make_schedule(m, load_target("aie2:2x2"), DType::FP32));
+  s->source_hash = model_hash(m, DType::FP32);
+  auto pf = std::make_shared<ProgramFile>();
+  pf->program = generate_program(*s);
+  pf->const_image = build_const_image(*s, m, &pf->program);
+  pf->source_hash = s->source_hash;
+  m.schedule = s;
+  m.program = pf;
+  save_model(m, d.file("p.h5"));
+  Model r = load_model(d.file("p.h5"), "p.h5");
+  REQUIRE(r.schedule);
+  REQUIRE(r.program);
+  CHECK(r.aie2_dropped.empty());
+  CHECK(r.schedule->stages.size() == s->stages.size());
+  CHECK(r.schedule->ddr_bytes == s->ddr_bytes);
+  CHECK(r.program->const_image == pf->const_image);
+  CHECK(r.program->program.stages.size() == pf->program.stages.size());
+  // A later stage that changes a weight writes the stale groups back; the
+  // next reader drops them and says why.
+  r.nodes[1].param("weight")[0] += 1.0f;
+  save_model(r, d.file("q.h5"));
+  Model q = load_model(d.file("q.h5"), "q.h5");
+  CHECK_FALSE(q.schedule);
+  CHECK_FALSE(q.program);
+  CHECK_THAT(q.aie2_dropped, Catch::Contains("other weights or masks"));
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bsp estimate: the table, JSON and CSV, the dense comparison, the paper's
+# model, scheduling in memory, and failures.
+source "$E2E_LIB"
+
+"$MAKE_PRUNED_H5" fmnist-resnet block:8x8 0.5 p.h5 || fail "make_pruned_h5"
+ok "$BSP" schedule p.h5 --target aie2:4x4 --dtype int8 -o s.h5
+ok "$BSP" codegen s.h5 -o c.h5 --no-image
+
+ok "$BSP" estimate c.h5
+out_has '^target aie2-4x4: 4 rows x 4 columns at 1\.00 GHz, int8, the default model$'
+out_has '^layer +kind +cores +imbal +time\(us\) +bound +overlap$'
+out_has '^stem\.conv +conv +[0-9]+ +[0-9.]+ +[0-9.]+ +[A-Z]+ +[0-9.]+x$'
+out_has '^total [0-9.]+ ms; [0-9,]+ instructions executed$'
+out_has '^COMP +[0-9,]+ +[0-9.]+ +[0-9,]+$'
+
+ok "$BSP" estimate c.h5 --json --compare dense
+cp "$WORK/.out" e.json
+CHECKS=$((CHECKS + 1))
+python3 - e.json <<'PY' || fail "estimate JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["target"] == "aie2-4x4" and d["model"] == "default" and d["dtype"] == "int8"
+assert abs(d["total_s"] - sum(l["time_s"] for l in d["layers"])) < 1e-12
+assert all({"name", "time_s", "bound", "classes", "imbalance", "cores"} <= set(l) for l in d["layers"])
+assert d["dense_total_s"] > d["total_s"] and abs(d["speedup"] - d["dense_total_s"] / d["total_s"]) < 1e-12
+assert len(d["dense_layers"]) == len(d["layers"])
+assert set(d["classes"]) == {"LOAD", "LOADW", "LOADFM", "LOADWM", "COMP", "WRITEFM", "WRITE"}
+assert d["classes"]["COMP"]["macs"] > 0
+PY
+
+# The paper's assumptions: DDR not overlapped, so some stage has DDR time.
+ok "$BSP" estimate c.h5 --model paper --json
+cp "$WORK/.out" paper.json
+CHECKS=$((CHECKS + 1))
+python3 - paper.json e.json <<'PY' || fail "paper model"
+import json, sys
+p, d = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert p["model"] == "paper" and p["target"] == "aie2-4x4+paper"
+assert sum(l["ddr_s"] for l in p["layers"]) > 0
+assert all(l["ddr_s"] == 0 for l in d["layers"])
+PY
+
+# Scheduling in memory: a model without a program, another target.
+ok "$BSP" estimate p.h5 --target aie2:2x2 --dtype int8 --csv --compare dense
+out_has '^layer,kind,cores,imbalance,time_s,dense_time_s,ddr_s,serial_s,bound,LOAD_busy_s,'
+out_has '^stem\.conv,conv,[0-9]+,'
+out_has '^total,,,,[0-9.e-]+,[0-9.e-]+,'
+ok "$BSP" init --arch fmnist-cnn -o m.h5
+ok "$BSP" estimate m.h5 --json --compare dense
+cp "$WORK/.out" m.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get m.json "d['target'], float(d['speedup'])")" = "aie2-4x4 1.0" ] || fail "dense model: default target, speedup 1"
+
+# Failures.
+err 2 estimate "give --json or --csv, not both" "$BSP" estimate c.h5 --json --csv
+err 2 estimate "unknown --model 'fast'" "$BSP" estimate c.h5 --model fast
+err 2 estimate "unknown --compare 'sparse'" "$BSP" estimate c.h5 --compare sparse
+err 2 estimate "unknown target 'nosuch'" "$BSP" estimate c.h5 --target nosuch
+err 2 estimate "unknown data type 'fp8'" "$BSP" estimate c.h5 --dtype fp8
+err 1 estimate "cannot read 'missing\.h5'" "$BSP" estimate missing.h5
+
+finish
