@@ -2,7 +2,8 @@
 # bsp codegen: the program in the file, the assembly, and failures.
 source "$E2E_LIB"
 
-"$MAKE_PRUNED_H5" fmnist-cnn block:8x8 0.5 p.h5 || fail "make_pruned_h5"
+ok "$BSP" init --arch fmnist-cnn -o dense.h5
+ok "$BSP" prune dense.h5 --pattern block:8x8 --density 0.5 -o p.h5
 ok "$BSP" schedule p.h5 --target aie2:2x2 -o s.h5
 ok "$BSP" codegen s.h5 -o c.h5 --asm c.s
 CHECKS=$((CHECKS + 1))

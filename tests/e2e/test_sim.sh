@@ -3,7 +3,8 @@
 # the JSON report, and failures.
 source "$E2E_LIB"
 
-"$MAKE_PRUNED_H5" fmnist-resnet block:8x8 0.5 p.h5 || fail "make_pruned_h5"
+ok "$BSP" init --arch fmnist-resnet -o dense.h5
+ok "$BSP" prune dense.h5 --pattern block:8x8 --density 0.5 -o p.h5
 ok "$BSP" schedule p.h5 --target aie2:3x3 -o s.h5
 ok "$BSP" codegen s.h5 -o c.h5
 ok "$BSP" sim c.h5
