@@ -728,7 +728,20 @@ Program generate_program(const Schedule& S) {
   p.output_addr = S.storages[static_cast<size_t>(S.graph.output_storage)].ddr_addr;
   p.input_shape = {in.H, in.W, in.C};
   p.output_shape = {out.H, out.W, out.C};
-  for (size_t s = 0; s < S.graph.stages.size(); ++s) p.stages.push_back(Gen(S, s).run());
+  // Stages are independent: generate them in parallel, report the first error.
+  const size_t n = S.graph.stages.size();
+  p.stages.resize(n);
+  std::vector<std::string> errors(n);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t s = 0; s < n; ++s) {
+    try {
+      p.stages[s] = Gen(S, s).run();
+    } catch (const std::exception& e) {
+      errors[s] = e.what();
+    }
+  }
+  for (const std::string& e : errors)
+    if (!e.empty()) fail("{}", e);
   return p;
 }
 

@@ -1,5 +1,9 @@
 #include "aie2/estimate.hpp"
 
+#include <exception>
+#include <string>
+#include <vector>
+
 #include "core/error.hpp"
 
 namespace bsp::aie2 {
@@ -10,8 +14,22 @@ Estimate estimate_program(const Program& p, const Schedule* s, bool paper) {
   e.target = p.hw.name;
   e.dtype = dtype_name(p.dtype);
   e.paper = paper;
-  for (size_t i = 0; i < p.stages.size(); ++i) {
-    const StageTiming t = run_stage(p, p.stages[i], nullptr);
+  // Stages are timed independently: in parallel, first error reported.
+  const size_t n = p.stages.size();
+  std::vector<StageTiming> timings(n);
+  std::vector<std::string> errors(n);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < n; ++i) {
+    try {
+      timings[i] = run_stage(p, p.stages[i], nullptr);
+    } catch (const std::exception& ex) {
+      errors[i] = ex.what();
+    }
+  }
+  for (const std::string& x : errors)
+    if (!x.empty()) fail("{}", x);
+  for (size_t i = 0; i < n; ++i) {
+    const StageTiming& t = timings[i];
     LayerEstimate l;
     l.name = p.stages[i].name;
     l.kind = p.stages[i].kernels.empty() ? "?" : kkind_name(p.stages[i].kernels[0].kind);

@@ -146,9 +146,9 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     if (N % d == 0 && d <= positions) ps_set.insert(d);
   ps_set.insert(std::min(N, positions));
   for (int64_t pc = 1; pc <= std::min(N, groups); pc *= 2) ps_set.insert(std::max<int64_t>(1, std::min(positions, N / pc)));
-  if (fixed) {
+  if (fixed) {  // the paper's split: output width across the columns (at most one column per output column)
     ps_set.clear();
-    ps_set.insert(std::max<int64_t>(1, std::min(hw.cols, positions)));
+    ps_set.insert(std::max<int64_t>(1, std::min({hw.cols, st.Wo, N})));
   }
   double best_t = std::numeric_limits<double>::infinity();
   bool found = false;
@@ -169,11 +169,15 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
   }
   for (int64_t ps : ps_set) {
     int64_t pc = st.kind == StageKind::Softmax ? 1 : std::min(N / ps, groups);
-    if (fixed && st.kind != StageKind::Softmax) pc = std::min(hw.rows, groups);
+    if (fixed && st.kind != StageKind::Softmax) pc = std::min({hw.rows, groups, std::max<int64_t>(1, N / ps)});
     Decision d;
     d.ps = ps;
     d.pc = pc;
-    if (!spatial_grid(st.Ho, st.Wo, ps, d.ny, d.nx)) continue;
+    if (fixed) {
+      d.ny = 1, d.nx = ps;  // columns of the output only
+    } else if (!spatial_grid(st.Ho, st.Wo, ps, d.ny, d.nx)) {
+      continue;
+    }
     const int64_t rh = ceil_div(st.Ho, d.ny), rw = ceil_div(st.Wo, d.nx);
     const int64_t Jmax = std::max<int64_t>(1, ceil_div(groups, pc));
     // The feasible (J, input pass) pairs worth trying.
@@ -390,22 +394,26 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
   const size_t n = S.graph.stages.size();
   std::vector<bool> forbid(S.graph.storages.size(), !opt.resident);
   for (int attempt = 0;; ++attempt) {
-    plan_residency(S, forbid, getenv("RESFRAC") ? atof(getenv("RESFRAC")) : 0.5);
+    plan_residency(S, forbid, 0.5);
     S.stages.assign(n, StagePlan{});
-    int bad = -1;
-    std::string why;
+    // Given the residency plan the stages are planned independently: in
+    // parallel; the first stage that fits nowhere decides what to spill.
+    std::vector<std::string> whys(n);
+    std::vector<char> fits(n, 0);
+#pragma omp parallel for schedule(dynamic, 1)
     for (size_t s = 0; s < n; ++s) {
       PlanContext c = context(S, s, hw.memtile_memory - resident_top(S, static_cast<int>(s)));
       // Fewer cores when nothing fits all of them (too many streams for the
       // locks and channels): halve until something does.
       bool ok = false;
       for (int64_t cores = hw.cores(); cores >= 1 && !ok; cores /= 2)
-        ok = choose_plan(c, opt.fixed_mapping, S.stages[s], why, cores);
-      if (!ok) {
-        bad = static_cast<int>(s);
-        break;
-      }
+        ok = choose_plan(c, opt.fixed_mapping, S.stages[s], whys[s], cores);
+      fits[s] = ok;
     }
+    int bad = -1;
+    std::string why;
+    for (size_t s = 0; s < n && bad < 0; ++s)
+      if (!fits[s]) bad = static_cast<int>(s), why = whys[s];
     if (bad < 0) break;
     // Spill the resident activations alive at the failing stage and retry.
     bool spilled = false;

@@ -20,6 +20,7 @@ struct EstimateCliOptions {
   std::string dtype;
   std::string model = "default";
   std::string compare;
+  std::string mapping = "bsp";
   bool json = false;
   bool csv = false;
 };
@@ -32,9 +33,13 @@ struct Timed {
 
 // The program to time: the stored one (re-timed under the paper's assumptions
 // with --model paper), or one scheduled and generated in memory.
+// --mapping paper schedules in memory the way the paper's compiler did:
+// output width across columns, channels across rows, and every activation
+// read from and written back to DDR by each layer.
 Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, bool dense) {
   Timed t;
-  const bool stored = m.program && o.target.empty() && o.dtype.empty();
+  const bool paper_mapping = o.mapping == "paper";
+  const bool stored = m.program && o.target.empty() && o.dtype.empty() && !paper_mapping;
   if (stored && !dense) {
     t.program = m.program->program;
     if (m.schedule && m.schedule->fingerprint == t.program.fingerprint &&
@@ -49,6 +54,8 @@ Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, boo
     } else {
       if (!o.target.empty())
         hw = aie2::load_target(o.target);
+      else if (m.program)
+        hw = m.program->program.hw;
       else if (m.schedule)
         hw = m.schedule->hw;
       else
@@ -56,11 +63,13 @@ Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, boo
       dtype = !o.dtype.empty() ? aie2::dtype_from_name(o.dtype) : m.schedule ? m.schedule->dtype : aie2::model_dtype(m);
       if (paper) aie2::apply_paper_model(hw);
     }
-    if (!stored && !dense && !paper && o.target.empty() && o.dtype.empty() && m.schedule) {
+    if (!stored && !dense && !paper && !paper_mapping && o.target.empty() && o.dtype.empty() && m.schedule) {
       t.schedule = m.schedule;
     } else {
       aie2::ScheduleOptions opt;
       opt.dense = dense;
+      opt.fixed_mapping = paper_mapping;
+      opt.resident = !paper_mapping;
       t.schedule = std::make_shared<aie2::Schedule>(aie2::make_schedule(m, hw, dtype, opt));
     }
     t.program = aie2::generate_program(*t.schedule);
@@ -122,6 +131,7 @@ void run_estimate(const EstimateCliOptions& o) {
   if (o.json && o.csv) fail_usage("give --json or --csv, not both");
   if (o.model != "default" && o.model != "paper") fail_usage("unknown --model '{}' (default, paper)", o.model);
   if (!o.compare.empty() && o.compare != "dense") fail_usage("unknown --compare '{}' (dense)", o.compare);
+  if (o.mapping != "bsp" && o.mapping != "paper") fail_usage("unknown --mapping '{}' (bsp, paper)", o.mapping);
   if (!o.dtype.empty()) aie2::dtype_from_name(o.dtype);
   if (!o.target.empty()) aie2::load_target(o.target);  // a bad target is a usage error before reading the model
   const bool paper = o.model == "paper";
@@ -162,6 +172,10 @@ Runner setup_estimate(CLI::App& sub) {
   sub.add_option("--model", o->model,
                  "cost assumptions: default (the target's description) or paper (1 GHz, efficiency 1, 4 GB/s "
                  "channels, DDR not overlapped)")
+      ->type_name("M");
+  sub.add_option("--mapping", o->mapping,
+                 "bsp (the scheduler's choice, default) or paper (the paper compiler's data flow: width across "
+                 "columns, channels across rows, activations through DDR at every layer)")
       ->type_name("M");
   sub.add_option("--compare", o->compare, "dense: also time the model with every weight block stored")->type_name("dense");
   sub.add_flag("--json", o->json, "print JSON (schema in bsp-estimate(1))");

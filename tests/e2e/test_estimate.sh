@@ -42,6 +42,21 @@ assert sum(l["ddr_s"] for l in p["layers"]) > 0
 assert all(l["ddr_s"] == 0 for l in d["layers"])
 PY
 
+# The paper compiler's mapping: scheduled in memory even with a stored
+# program; every activation goes through DDR, so more DDR traffic.
+ok "$BSP" estimate c.h5 --model paper --mapping paper --json
+cp "$WORK/.out" pm.json
+CHECKS=$((CHECKS + 1))
+python3 - pm.json paper.json <<'PY' || fail "paper mapping"
+import json, sys
+m, p = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert m["model"] == "paper" and m["target"] == "aie2-4x4+paper"
+ddr = lambda d: sum(d["classes"][c]["bytes"] for c in ("LOAD", "WRITE"))
+assert ddr(m) > ddr(p), (ddr(m), ddr(p))
+# width across columns, channels across rows: at most 4 x 4 cores, every layer
+assert all(l["cores"] <= 16 for l in m["layers"])
+PY
+
 # Scheduling in memory: a model without a program, another target.
 ok "$BSP" estimate p.h5 --target aie2:2x2 --dtype int8 --csv --compare dense
 out_has '^layer,kind,cores,imbalance,time_s,dense_time_s,ddr_s,serial_s,bound,LOAD_busy_s,'
@@ -57,6 +72,7 @@ CHECKS=$((CHECKS + 1))
 err 2 estimate "give --json or --csv, not both" "$BSP" estimate c.h5 --json --csv
 err 2 estimate "unknown --model 'fast'" "$BSP" estimate c.h5 --model fast
 err 2 estimate "unknown --compare 'sparse'" "$BSP" estimate c.h5 --compare sparse
+err 2 estimate "unknown --mapping 'best'" "$BSP" estimate c.h5 --mapping best
 err 2 estimate "unknown target 'nosuch'" "$BSP" estimate c.h5 --target nosuch
 err 2 estimate "unknown data type 'fp8'" "$BSP" estimate c.h5 --dtype fp8
 err 1 estimate "cannot read 'missing\.h5'" "$BSP" estimate missing.h5

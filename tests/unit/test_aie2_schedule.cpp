@@ -172,6 +172,29 @@ TEST_CASE("every layer of the paper's networks schedules on small and large arra
   }
 }
 
+TEST_CASE("the paper's mapping: output width across columns, channels across rows, activations in DDR",
+          "[aie2][schedule]") {
+  ScheduleOptions o;
+  o.fixed_mapping = true;
+  o.resident = false;
+  for (const char* target : {"aie2:2x2", "aie2:4x4", "aie2:3x5", "ve2802"}) {
+    const Hardware hw = load_target(target);
+    Model m = test::aie2_model("fmnist-resnet", 0.5);
+    Schedule S = make_schedule(m, hw, DType::Int8, o);
+    check_schedule(S);
+    for (const StoragePlan& p : S.storages) CHECK(p.place == Place::DDR);
+    for (size_t i = 0; i < S.stages.size(); ++i) {
+      const Stage& st = S.graph.stages[i];
+      const Decision& d = S.stages[i].d;
+      INFO(target << " " << st.name);
+      CHECK(d.ny == 1);
+      CHECK(d.nx == d.ps);
+      CHECK(d.ps == std::min(hw.cols, st.Wo));  // fmnist-resnet fits every core's memory
+      if (st.kind != StageKind::Softmax) CHECK(d.pc == std::min(hw.rows, (st.Cout + 7) / 8));
+    }
+  }
+}
+
 TEST_CASE("stored decisions rebuild the same schedule; other masks are refused", "[aie2][schedule]") {
   Model m = test::aie2_model("fmnist-resnet", 0.5);
   Schedule S = make_schedule(m, load_target("aie2:3x3"), DType::FP32);
