@@ -1,0 +1,53 @@
+#!/bin/sh
+# Epoch times only (issue 4's speed figures), short enough for a quiet window:
+# one dense training epoch and one fine-tuning epoch of 8x8-block density 0.5
+# (masks held), in PyTorch 1.13 (the reference scripts run with 1 + 1 epochs)
+# and in bsp, alternating, REPS times each; medians. The accuracies come from
+# the full recipe: tests/bench/fmnist_pipeline.sh.
+# Usage: tests/bench/fmnist_epoch_times.sh [BUILD_DIR [OUT_DIR [THREADS [ARCHS [REPS]]]]]
+set -e
+BUILD=$(realpath "${1:-build}")
+OUT=${2:-bench-epochs}
+T=${3:-2}
+ARCHS=${4:-fmnist-cnn fmnist-resnet}
+REPS=${5:-1}
+BSP=$BUILD/bsp
+HERE=$(dirname "$(realpath "$0")")
+TORCH_CNN=${TORCH_PIPELINE:-$(realpath "$HERE/../..")/../shared/bench/torch_pipeline.py}
+mkdir -p "$OUT"
+cd "$OUT"
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $T; load $(load)"
+R="--data fashion-mnist --batch 128 --threads $T --no-augment --epochs 1 -q"
+for A in $ARCHS; do
+  case $A in
+    fmnist-cnn) TS=$TORCH_CNN ;;
+    fmnist-resnet) TS=$HERE/torch_fmnist_resnet.py ;;
+  esac
+  "$BSP" init --arch "$A" --seed 0 -o "${A}_0.h5"
+  "$BSP" prune "${A}_0.h5" --pattern block:8x8 --density 0.5 -o "${A}_b.h5" >/dev/null
+  : >"${A}_times.txt"
+  for r in $(seq "$REPS"); do
+    python3 "$TS" 1 1 >"torch_$A.txt" 2>&1
+    grep -o 'train_s [0-9.]*' "torch_$A.txt" | awk -v r="$r" '{print "torch", NR == 1 ? "dense" : "block", $2}' >>"${A}_times.txt"
+    "$BSP" finetune "${A}_0.h5" $R --lr 0.1 -o d.h5 --log d.csv >/dev/null
+    "$BSP" finetune "${A}_b.h5" $R --lr 0.02 -o b.h5 --log b.csv >/dev/null
+    tail -n 1 d.csv | awk -F, '{print "bsp dense", $8}' >>"${A}_times.txt"
+    tail -n 1 b.csv | awk -F, '{print "bsp block", $8}' >>"${A}_times.txt"
+    rm -f d.csv b.csv
+  done
+  python3 - "$A" <<'PY'
+import statistics, sys
+a = sys.argv[1]
+t = {}
+for line in open(f"{a}_times.txt"):
+    who, kind, s = line.split()
+    t.setdefault((who, kind), []).append(float(s))
+m = {k: statistics.median(v) for k, v in t.items()}
+td, tb, bd, bb = m[("torch", "dense")], m[("torch", "block")], m[("bsp", "dense")], m[("bsp", "block")]
+print(f"{a}: epoch s (median of {len(t[('bsp', 'dense')])}): torch dense {td:.1f}, torch block-masked {tb:.1f}; "
+      f"bsp dense {bd:.1f} ({bd / td:.2f}x torch; target <= 1, goal 0.7), "
+      f"bsp block d0.5 {bb:.1f} ({bb / bd:.2f}x bsp dense; target <= 0.75)")
+PY
+done
+echo "load after: $(load)"
