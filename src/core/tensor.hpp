@@ -42,20 +42,39 @@ class Array {
     if (values.size() != size_) throw Error("internal: array initialiser has the wrong size");
     std::copy(values.begin(), values.end(), data_);
   }
-  ~Array() { std::free(data_); }
+  // Zeroed like Array(shape), but data() is 64-byte aligned plus `lines`
+  // cache lines: buffers used together can be given different offsets within
+  // a page (no 4K aliasing between a kernel's input, output and residual
+  // streams), and vector stores never split a cache line.
+  static Array aligned(Shape shape, size_t lines) {
+    Array a;
+    a.shape_ = std::move(shape);
+    a.size_ = static_cast<size_t>(shape_numel(a.shape_));
+    if (a.size_ > 0) {
+      a.base_ = std::calloc(a.size_ * sizeof(T) + 64 * (lines + 1), 1);
+      if (!a.base_) throw Error("out of memory allocating " + std::to_string(a.size_ * sizeof(T)) + " bytes");
+      const uintptr_t p = (reinterpret_cast<uintptr_t>(a.base_) + 63) / 64 * 64 + 64 * lines;
+      a.data_ = reinterpret_cast<T*>(p);
+    }
+    return a;
+  }
+  ~Array() { std::free(base_ ? base_ : data_); }
   Array(const Array&) = delete;
   Array& operator=(const Array&) = delete;
-  Array(Array&& o) noexcept : shape_(std::move(o.shape_)), data_(o.data_), size_(o.size_) {
+  Array(Array&& o) noexcept : shape_(std::move(o.shape_)), data_(o.data_), base_(o.base_), size_(o.size_) {
     o.data_ = nullptr;
+    o.base_ = nullptr;
     o.size_ = 0;
   }
   Array& operator=(Array&& o) noexcept {
     if (this != &o) {
-      std::free(data_);
+      std::free(base_ ? base_ : data_);
       shape_ = std::move(o.shape_);
       data_ = o.data_;
+      base_ = o.base_;
       size_ = o.size_;
       o.data_ = nullptr;
+      o.base_ = nullptr;
       o.size_ = 0;
     }
     return *this;
@@ -90,6 +109,7 @@ class Array {
  private:
   Shape shape_;
   T* data_ = nullptr;
+  void* base_ = nullptr;  // what to free when data_ was offset (aligned()), else null
   size_t size_ = 0;
 };
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <omp.h>
+
 namespace bsp::kernels {
 
 TileFnF32 tile_f32(Isa isa) {
@@ -72,6 +74,10 @@ ConvF32::ConvF32(const ConvGeom& g, PackedF32 w) : g_(g), w_(std::move(w)) {
   const int64_t weight_bytes = w_.nnz_blocks() * g_.kh * g_.kw * 64 * 4;
   const int64_t input_bytes = g_.H * g_.W * g_.C * 4;
   rows_outer_ = weight_bytes > input_bytes;
+  // Each virtual pixel's output pixel within its image (-1: a column >= Wo).
+  if (!(direct_ && g_.kh == 1))
+    for (int64_t v = 0; v < g_.Ho * Wq_; ++v)
+      pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
 }
 
 int64_t ConvF32::kept_macs() const { return w_.nnz_blocks() * 64 * g_.kh * g_.kw * g_.Ho * g_.Wo; }
@@ -106,53 +112,77 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   const bool flat = direct_ && g_.kh == 1;
   const int64_t images = flat ? 1 : N;
   const int64_t V = flat ? N * g_.Ho * g_.Wo : g_.Ho * Wq_;
-  const int64_t tiles = (V + P - 1) / P;
-  const int64_t items = images * tiles * rows;
+  int64_t tiles = (V + P - 1) / P;
+  // Packed layers take every tile size at full speed: spread the pixels
+  // evenly (49 pixels: 17 + 16 + 16, not 24 + 24 + 1, whose lone pixel would
+  // stream the block row's weights for one accumulator).
+  const int64_t tp = pix_stride == 8 ? (V + tiles - 1) / tiles : P;
+  tiles = (V + tp - 1) / tp;
+  // Work items: (image, tile, group of block rows). A group spans whole
+  // 64-byte output lines (16 channels) so that two threads never write the
+  // same line; tiles outer keeps a tile's input in L1 across the rows of
+  // its group, rows outer keeps the group's weights cached across tiles.
+  // Groups are as large as the thread count allows.
+  const int threads = omp_get_max_threads();
+  int64_t group = rows;
+  if (rows_outer_) {
+    group = 2;
+  } else {
+    while (group > 2 && images * tiles * ((rows + group - 1) / group) < 8 * threads) group = std::max<int64_t>(2, (group / 2 + 1) / 2 * 2);
+  }
+  const int64_t groups = (rows + group - 1) / group;
+  const int64_t items = images * tiles * groups;
   const int ntaps = static_cast<int>(tap_off_.size());
   std::vector<int64_t> taps = tap_off_;
   if (direct_)
     for (auto& t : taps) t *= ldx;
 
-#pragma omp parallel for schedule(dynamic, 2)
+#pragma omp parallel for schedule(dynamic, 1)
   for (int64_t it = 0; it < items; ++it) {
-    int64_t r, tile;
-    const int64_t n = it / (rows * tiles), rt = it % (rows * tiles);
+    int64_t gi, tile;
+    const int64_t n = it / (groups * tiles), rt = it % (groups * tiles);
     if (rows_outer_)
-      r = rt / tiles, tile = rt % tiles;
+      gi = rt / tiles, tile = rt % tiles;
     else
-      r = rt % rows, tile = rt / rows;
-    const int64_t v0 = tile * P;
-    const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
-    float* yp[kTileF32];
-    const float* zp[kTileF32];
+      gi = rt % groups, tile = rt / groups;
+    const int64_t v0 = tile * tp;
+    const int npix = static_cast<int>(std::min<int64_t>(tp, V - v0));
+    // Output and residual pointers at channel 0 of each pixel (null: dropped column).
+    int64_t off[kTileF32];
     for (int j = 0; j < npix; ++j) {
       const int64_t v = v0 + j;
-      int64_t pix;  // output pixel index in [N * Ho * Wo)
       if (flat) {
-        pix = v;
+        off[j] = v;
       } else {
-        const int64_t oh = v / Wq_, ow = v % Wq_;
-        pix = ow < g_.Wo ? (n * g_.Ho + oh) * g_.Wo + ow : -1;
+        const int32_t p = pix0_[static_cast<size_t>(v)];
+        off[j] = p < 0 ? -1 : n * g_.Ho * g_.Wo + p;
       }
-      yp[j] = pix < 0 ? nullptr : y + pix * ldy + r * 8;
-      zp[j] = pix < 0 || !z ? nullptr : z + pix * ldz + r * 8;
     }
+    float* yp[kTileF32];
+    const float* zp[kTileF32];
     TileF32 a;
     a.x = xin + n * img + v0 * pix_stride;
     a.ldx = pix_stride;
     a.ldb = block_stride;
     a.tap_off = taps.data();
     a.ntaps = ntaps;
-    a.cols = w_.col_idx.data() + w_.row_ptr[r];
-    a.nblk = w_.row_ptr[r + 1] - w_.row_ptr[r];
-    a.w = w_.w.data() + static_cast<size_t>(w_.row_ptr[r]) * static_cast<size_t>(ntaps * 64);
     a.y = yp;
     a.z = z ? zp : nullptr;
-    a.bias = w_.bias.data() + r * 8;
-    a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
     a.relu = relu;
     a.npix = npix;
-    fn(a);
+    const int64_t r_end = std::min(rows, (gi + 1) * group);
+    for (int64_t r = gi * group; r < r_end; ++r) {
+      for (int j = 0; j < npix; ++j) {
+        yp[j] = off[j] < 0 ? nullptr : y + off[j] * ldy + r * 8;
+        zp[j] = off[j] < 0 || !z ? nullptr : z + off[j] * ldz + r * 8;
+      }
+      a.cols = w_.col_idx.data() + w_.row_ptr[r];
+      a.nblk = w_.row_ptr[r + 1] - w_.row_ptr[r];
+      a.w = w_.w.data() + static_cast<size_t>(w_.row_ptr[r]) * static_cast<size_t>(ntaps * 64);
+      a.bias = w_.bias.data() + r * 8;
+      a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
+      fn(a);
+    }
   }
 }
 

@@ -97,6 +97,7 @@ class ConvF32 {
   bool direct_ = false;   // no repacking: the NHWC input is read as it is
   int64_t Wq_ = 0;        // virtual pixels per output row
   bool rows_outer_ = false;  // iterate block rows outside tiles (weights larger than the input)
+  std::vector<int32_t> pix0_;  // [Ho * Wq] output pixel of each virtual pixel, -1 dropped (not flat)
   std::vector<int64_t> tap_off_;  // packed: floats from an image's first plane; direct: pixels
 };
 

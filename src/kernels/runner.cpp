@@ -11,6 +11,7 @@
 #include "kernels/conv_blas.hpp"
 #include "kernels/conv_f32.hpp"
 #include "kernels/int8_runner.hpp"
+#include "kernels/ops_f32.hpp"
 #include "kernels/sparse_f32.hpp"
 #include "kernels/width_fold.hpp"
 
@@ -42,6 +43,8 @@ struct Step {
   std::unique_ptr<ConvF32> conv;
   std::unique_ptr<ConvBlas> blas;
   std::unique_ptr<SparseConvF32> sparse;  // nm / tw
+  bool pool = false;               // max/avg/global-avg pool on ops_f32 (geom: its window)
+  bool count_include_pad = true;   // avgpool
 };
 
 Shape without_batch(const Shape& s) { return Shape(s.begin() + 1, s.end()); }
@@ -91,8 +94,10 @@ struct Runner::Impl {
         t.reshape(std::move(s));
         return t;
       }
-    return Tensor(std::move(s));
+    // Each new buffer starts at another offset within a page (4K aliasing).
+    return Tensor::aligned(std::move(s), (allocs++ * 13) % 64);
   }
+  mutable size_t allocs = 0;
   void give(Tensor& t) const {
     if (!t.empty()) pool.push_back(std::move(t));
     t = Tensor();
@@ -153,6 +158,16 @@ struct Runner::Impl {
         }
         for (const auto& f : s.info.fused) done[index.at(f)] = true;
         prepare_layer(s, n, bn, in);
+      } else if (n.op == Op::MaxPool || n.op == Op::AvgPool || n.op == Op::GlobalAvgPool) {
+        const Shape in = shapes[s.in.at(0)];
+        s.pool = true;
+        if (n.op == Op::GlobalAvgPool) {
+          s.geom.H = in.at(0), s.geom.W = in.at(1), s.geom.C = in.at(2);
+        } else {
+          static_cast<WindowGeom&>(s.geom) = pool_geom(n, in);  // shapes carry no batch
+          s.count_include_pad = n.attrs.get_int("count_include_pad", 1) != 0;
+        }
+        s.info.kernel = "pool";
       } else {
         s.info.kernel = "ref";
       }
@@ -243,6 +258,22 @@ struct Runner::Impl {
         else
           s.sparse->run(xin.data(), N, y.data(), z, s.relu);
         slot[s.out] = std::move(y);
+      } else if (s.pool) {
+        const Tensor& xin = slot[s.in[0]];
+        const ConvGeom& g = s.geom;
+        const OpsF32 ops = ops_f32(active_isa());
+        if (n.op == Op::GlobalAvgPool) {
+          Tensor y = take({N, g.C});
+          ops.global_avgpool(xin.data(), N, g.H * g.W, g.C, y.data());
+          slot[s.out] = std::move(y);
+        } else {
+          Tensor y = take({N, g.Ho, g.Wo, g.C});
+          if (n.op == Op::MaxPool)
+            ops.maxpool(xin.data(), N, g, y.data());
+          else
+            ops.avgpool(xin.data(), N, g, s.count_include_pad, y.data());
+          slot[s.out] = std::move(y);
+        }
       } else if (n.op == Op::Input) {
         slot[s.out] = take(x.shape());
         std::copy(x.begin(), x.end(), slot[s.out].begin());

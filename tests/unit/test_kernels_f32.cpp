@@ -1,8 +1,13 @@
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
+#include <cstring>
+
 #include "compact/weights.hpp"
 #include "infer/reference_ops.hpp"
 #include "kernels/conv_f32.hpp"
+#include "kernels/ops_f32.hpp"
 #include "kernels/sparse_f32.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
@@ -80,9 +85,31 @@ TEST_CASE("fp32 bsr conv matches the reference on edge shapes") {
       {1, 3, 3, 8, 64, 3, 1, 1, 0.5},      // tiny image, more channels than pixels
       {2, 6, 5, 16, 8, 3, 1, 0, 0.5, 1, 1},  // 3x1 kernel: the direct path with row taps
       {1, 6, 5, 16, 8, 1, 1, 0, 0.5, 1, 3},  // 1x3 kernel
+      {2, 5, 7, 64, 40, 1, 1, 0, 0.5},     // 1x1 on 64 channels: NHWC read directly, batch flattened
+      {1, 7, 7, 128, 24, 1, 1, 0, 0.5},    // direct, 49 pixels: a partial last tile
+      {1, 3, 5, 256, 16, 1, 1, 0, 0.5},    // direct, fewer pixels than a tile
   };
   uint64_t seed = 1;
   for (const Case& c : cases) check_conv(c, seed += 10);
+}
+
+TEST_CASE("fp32 bsr conv gives the same result on any thread count") {
+  // The work split (tiles x groups of block rows, tile sizes evened out)
+  // depends on the thread count and on which of weights and input is larger.
+  const Case cases[] = {
+      {1, 7, 7, 64, 136, 3, 1, 1, 0.5},   // weights larger than the input: rows outer
+      {1, 14, 14, 16, 48, 3, 1, 1, 0.5},  // input larger: tiles outer, row groups split
+      {2, 9, 9, 64, 72, 1, 1, 0, 0.5},    // direct
+      {1, 9, 9, 24, 200, 1, 2, 0, 0.4},   // 1x1 stride 2, 25 rows
+  };
+  uint64_t seed = 300;
+  const int before = omp_get_max_threads();
+  for (int t : {1, 2, 3, 5}) {
+    omp_set_num_threads(t);
+    INFO("threads " << t);
+    for (const Case& c : cases) check_conv(c, seed += 10);
+  }
+  omp_set_num_threads(before);
 }
 
 namespace {
@@ -157,5 +184,51 @@ TEST_CASE("fp32 kernels on random shapes") {
     check_conv(c, 9000 + static_cast<uint64_t>(i));
     if (c.C % 4 == 0) check_sparse(c, compact::Format::NM, 9100 + static_cast<uint64_t>(i));
     check_sparse(c, compact::Format::TW, 9200 + static_cast<uint64_t>(i));
+  }
+}
+
+TEST_CASE("fp32 pooling ops equal the reference bit for bit") {
+  Rng r(77);
+  for (int i = 0; i < 40; ++i) {
+    WindowGeom g;
+    const int64_t N = 1 + static_cast<int64_t>(r.below(3));
+    g.H = 1 + static_cast<int64_t>(r.below(12));
+    g.W = 1 + static_cast<int64_t>(r.below(12));
+    // channel counts around the 64-channel chunk and tiny ones
+    const int64_t cs[] = {1, 3, 8, 63, 64, 65, 130};
+    g.C = cs[r.below(7)];
+    g.kh = 1 + static_cast<int64_t>(r.below(4));
+    g.kw = 1 + static_cast<int64_t>(r.below(4));
+    g.sh = 1 + static_cast<int64_t>(r.below(3));
+    g.sw = 1 + static_cast<int64_t>(r.below(3));
+    g.dh = 1 + static_cast<int64_t>(r.below(2));
+    g.dw = i % 5 == 0 ? 2 : 1;
+    g.pt = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kh)));
+    g.pb = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kh)));
+    g.pl = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
+    g.pr = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
+    const int64_t eh = g.H + g.pt + g.pb - g.dh * (g.kh - 1), ew = g.W + g.pl + g.pr - g.dw * (g.kw - 1);
+    if (eh < 1 || ew < 1) continue;
+    g.Ho = (eh - 1) / g.sh + 1;
+    g.Wo = (ew - 1) / g.sw + 1;
+    const Tensor x = test::random_tensor({N, g.H, g.W, g.C}, 4000 + static_cast<uint64_t>(i));
+    const Tensor mx = ref::maxpool(x, g), av0 = ref::avgpool(x, g, false), av1 = ref::avgpool(x, g, true);
+    const Tensor gap = ref::global_avgpool(x);
+    for (Isa isa : {Isa::Scalar, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+      INFO("isa " << isa_name(isa) << " N" << N << " " << g.H << "x" << g.W << "x" << g.C << " k" << g.kh << "x" << g.kw
+                  << " s" << g.sh << "x" << g.sw << " d" << g.dh << "x" << g.dw << " p" << g.pt << g.pl << g.pb << g.pr);
+      const OpsF32 ops = ops_f32(isa);
+      Tensor y(mx.shape());
+      ops.maxpool(x.data(), N, g, y.data());
+      CHECK(std::memcmp(y.data(), mx.data(), y.size() * sizeof(float)) == 0);
+      ops.avgpool(x.data(), N, g, false, y.data());
+      CHECK(std::memcmp(y.data(), av0.data(), y.size() * sizeof(float)) == 0);
+      ops.avgpool(x.data(), N, g, true, y.data());
+      CHECK(std::memcmp(y.data(), av1.data(), y.size() * sizeof(float)) == 0);
+      Tensor yg(gap.shape());
+      ops.global_avgpool(x.data(), N, g.H * g.W, g.C, yg.data());
+      CHECK(std::memcmp(yg.data(), gap.data(), yg.size() * sizeof(float)) == 0);
+    }
   }
 }

@@ -1,0 +1,10 @@
+// fp32 pooling ops for CPUs without AVX-512 (baseline x86-64).
+#include <algorithm>
+#include <limits>
+
+#include "kernels/ops_f32.hpp"
+
+namespace bsp::kernels {
+#include "kernels/ops_f32_impl.inc"
+OpsF32 ops_f32_generic() { return {&maxpool_impl, &avgpool_impl, &gap_impl}; }
+}  // namespace bsp::kernels
