@@ -5,6 +5,7 @@
 # and in bsp, alternating, REPS times each; medians. The accuracies come from
 # the full recipe: tests/bench/fmnist_pipeline.sh.
 # Usage: tests/bench/fmnist_epoch_times.sh [BUILD_DIR [OUT_DIR [THREADS [ARCHS [REPS]]]]]
+#   TORCH_PY: the python with torch (default /usr/bin/python3, Debian's)
 set -e
 BUILD=$(realpath "${1:-build}")
 OUT=${2:-bench-epochs}
@@ -13,6 +14,7 @@ ARCHS=${4:-fmnist-cnn fmnist-resnet}
 REPS=${5:-1}
 BSP=$BUILD/bsp
 HERE=$(dirname "$(realpath "$0")")
+TORCH_PY=${TORCH_PY:-/usr/bin/python3}
 TORCH_CNN=${TORCH_PIPELINE:-$(realpath "$HERE/../..")/../shared/bench/torch_pipeline.py}
 mkdir -p "$OUT"
 cd "$OUT"
@@ -28,7 +30,7 @@ for A in $ARCHS; do
   "$BSP" prune "${A}_0.h5" --pattern block:8x8 --density 0.5 -o "${A}_b.h5" >/dev/null
   : >"${A}_times.txt"
   for r in $(seq "$REPS"); do
-    python3 "$TS" 1 1 >"torch_$A.txt" 2>&1
+    "$TORCH_PY" "$TS" 1 1 >"torch_$A.txt" 2>&1 || { echo "torch failed: see $OUT/torch_$A.txt" >&2; exit 1; }
     grep -o 'train_s [0-9.]*' "torch_$A.txt" | awk -v r="$r" '{print "torch", NR == 1 ? "dense" : "block", $2}' >>"${A}_times.txt"
     "$BSP" finetune "${A}_0.h5" $R --lr 0.1 -o d.h5 --log d.csv >/dev/null
     "$BSP" finetune "${A}_b.h5" $R --lr 0.02 -o b.h5 --log b.csv >/dev/null
