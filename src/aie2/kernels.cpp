@@ -22,9 +22,23 @@ void check_fits(const char* what, const Layout& l, int64_t rows, int64_t cols, i
     fail("{} of {}x{}x{} does not fit its buffer [{}][{}][{}]", what, rows, cols, ch, l.rows, l.cols, l.pitch);
 }
 
-// fp32 convolution over one chunk of output channels and one pass of input
-// channels: acc[y][x][o] += sum over blocks, window, channels.
-void conv_fp32(const KernelCall& c) {
+// The accumulation the fp32 and int8 convolutions share, over one chunk of
+// output channels and one pass of input channels: parses the weight chunk
+// (parameters, then for sparse kernels per-block-row counts and block-column
+// indices, then the blocks of T, [block][o 8][ky][kx][i 8]) and adds
+// acc[y][x][o] += sum over kept blocks, window, channels. The accumulator is
+// the call's buffer across passes, else a local array (single pass).
+template <typename T, typename Acc>
+struct Accumulated {
+  const uint8_t* params = nullptr;  // the chunk's per-channel parameters
+  Acc* acc = nullptr;               // [oh][acc_w][acc_c]
+  int64_t acc_w = 0, acc_c = 0;
+  bool last = false;                // the last pass: the caller writes the output
+  std::vector<Acc> local;
+};
+
+template <typename T, typename Acc>
+Accumulated<T, Acc> accumulate_blocks(const KernelCall& c) {
   const KernelDecl& k = *c.k;
   const int64_t oh = c.oh, ow = c.ow, co = c.co, ci = c.ci;
   const int64_t KHW = k.kh * k.kw;
@@ -32,7 +46,6 @@ void conv_fp32(const KernelCall& c) {
   const int64_t nbr = (co + kBlock - 1) / kBlock, nbc = (ci + kBlock - 1) / kBlock;
   check_fits("input tile", c.in_l, in_rows(k, oh), in_cols(k, ow), ci);
   check_fits("output tile", c.out_l, oh, ow, co);
-  // The chunk: parameters, then (sparse) counts and indices, then blocks.
   const int64_t pbytes = (co * param_bytes_per_channel(c.dtype) + 3) / 4 * 4;
   const uint16_t* cnt = nullptr;
   const uint16_t* idx = nullptr;
@@ -51,60 +64,75 @@ void conv_fp32(const KernelCall& c) {
     fail("dense weight chunk of {}x{} blocks, the instruction says {}", nbr, nbc, c.nnz);
   }
   const int64_t blk_elems = kBlock * KHW * kBlock;
-  if (off + c.nnz * blk_elems * 4 > c.w_bytes) fail("weight chunk of {} blocks runs past its buffer", c.nnz);
-  const float* params = reinterpret_cast<const float*>(c.w);
-  const float* blocks = reinterpret_cast<const float*>(c.w + off);
-  const float* in = reinterpret_cast<const float*>(c.in[0]);
+  if (off + c.nnz * blk_elems * static_cast<int64_t>(sizeof(T)) > c.w_bytes)
+    fail("weight chunk of {} blocks runs past its buffer", c.nnz);
+  Accumulated<T, Acc> r;
+  r.params = c.w;
+  const T* blocks = reinterpret_cast<const T*>(c.w + off);
+  const T* in = reinterpret_cast<const T*>(c.in[0]);
   const int64_t IW = c.in_l.cols, CI = c.in_l.pitch;
-  const bool first = (c.flags & kCFirst) != 0, last = (c.flags & kCLast) != 0;
-  // Partial sums: the accumulator buffer across passes, else a local array.
-  std::vector<float> local;
-  float* acc;
-  int64_t acc_w, acc_c;
+  const bool first = (c.flags & kCFirst) != 0;
+  r.last = (c.flags & kCLast) != 0;
   if (c.acc) {
-    acc = reinterpret_cast<float*>(c.acc);
-    acc_w = c.out_l.cols;
-    acc_c = c.out_l.pitch;
+    r.acc = reinterpret_cast<Acc*>(c.acc);
+    r.acc_w = c.out_l.cols;
+    r.acc_c = c.out_l.pitch;
   } else {
-    if (!first || !last) fail("a multi-pass convolution needs an accumulator buffer");
-    local.assign(static_cast<size_t>(oh * ow * co), 0.0f);
-    acc = local.data();
-    acc_w = ow;
-    acc_c = co;
+    if (!first || !r.last) fail("a multi-pass convolution needs an accumulator buffer");
+    r.local.assign(static_cast<size_t>(oh * ow * co), Acc{0});
+    r.acc = r.local.data();
+    r.acc_w = ow;
+    r.acc_c = co;
   }
+  Acc* const acc = r.acc;
+  const int64_t acc_w = r.acc_w, acc_c = r.acc_c;
   if (first && c.acc)
     for (int64_t y = 0; y < oh; ++y)
-      for (int64_t x = 0; x < ow; ++x) std::fill_n(acc + (y * acc_w + x) * acc_c, co, 0.0f);
+      for (int64_t x = 0; x < ow; ++x) std::fill_n(acc + (y * acc_w + x) * acc_c, co, Acc{0});
   // Block row start offsets (for the parallel loop).
   std::vector<int64_t> row_start(static_cast<size_t>(nbr) + 1, 0);
-  for (int64_t r = 0; r < nbr; ++r) row_start[static_cast<size_t>(r) + 1] = row_start[static_cast<size_t>(r)] + (sparse ? cnt[r] : nbc);
+  for (int64_t b = 0; b < nbr; ++b)
+    row_start[static_cast<size_t>(b) + 1] = row_start[static_cast<size_t>(b)] + (sparse ? cnt[b] : nbc);
   const int64_t work = oh * ow * c.nnz * KHW * 64;
 #pragma omp parallel for collapse(2) schedule(static) if (work > (1 << 21))
   for (int64_t y = 0; y < oh; ++y)
     for (int64_t x = 0; x < ow; ++x) {
-      float* a = acc + (y * acc_w + x) * acc_c;
-      for (int64_t r = 0; r < nbr; ++r) {
-        float s[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t e = row_start[static_cast<size_t>(r)]; e < row_start[static_cast<size_t>(r) + 1]; ++e) {
-          const int64_t bc = sparse ? idx[e] : e - row_start[static_cast<size_t>(r)];
+      Acc* a = acc + (y * acc_w + x) * acc_c;
+      for (int64_t b = 0; b < nbr; ++b) {
+        Acc s[kBlock] = {};
+        for (int64_t e = row_start[static_cast<size_t>(b)]; e < row_start[static_cast<size_t>(b) + 1]; ++e) {
+          const int64_t bc = sparse ? idx[e] : e - row_start[static_cast<size_t>(b)];
           const int64_t valid = std::min<int64_t>(kBlock, ci - bc * kBlock);
-          const float* W = blocks + e * blk_elems;
+          const T* W = blocks + e * blk_elems;
           for (int64_t ky = 0; ky < k.kh; ++ky)
             for (int64_t kx = 0; kx < k.kw; ++kx) {
-              const float* ip = in + ((y * k.sh + ky * k.dh) * IW + (x * k.sw + kx * k.dw)) * CI + bc * kBlock;
-              const float* wp = W + (ky * k.kw + kx) * kBlock;
+              const T* ip = in + ((y * k.sh + ky * k.dh) * IW + (x * k.sw + kx * k.dw)) * CI + bc * kBlock;
+              const T* wp = W + (ky * k.kw + kx) * kBlock;
               for (int64_t o = 0; o < kBlock; ++o) {
-                const float* wo = wp + o * KHW * kBlock;
-                float t = 0;
-                for (int64_t i = 0; i < valid; ++i) t += ip[i] * wo[i];
+                const T* wo = wp + o * KHW * kBlock;
+                Acc t = 0;
+                for (int64_t i = 0; i < valid; ++i) t += Acc{ip[i]} * Acc{wo[i]};
                 s[o] += t;
               }
             }
         }
-        const int64_t n = std::min<int64_t>(kBlock, co - r * kBlock);
-        for (int64_t o = 0; o < n; ++o) a[r * kBlock + o] += s[o];
+        const int64_t n = std::min<int64_t>(kBlock, co - b * kBlock);
+        for (int64_t o = 0; o < n; ++o) a[b * kBlock + o] += s[o];
       }
     }
+  return r;
+}
+
+// fp32 convolution over one chunk of output channels and one pass of input
+// channels: acc[y][x][o] += sum over blocks, window, channels.
+void conv_fp32(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  const int64_t oh = c.oh, ow = c.ow, co = c.co;
+  const Accumulated<float, float> am = accumulate_blocks<float, float>(c);
+  const float* params = reinterpret_cast<const float*>(am.params);
+  const float* acc = am.acc;
+  const int64_t acc_w = am.acc_w, acc_c = am.acc_c;
+  const bool last = am.last;
   if (!last) return;
   float* out = reinterpret_cast<float*>(c.out);
   const float* add = reinterpret_cast<const float*>(c.add);
@@ -243,82 +271,12 @@ void conv_int8(const KernelCall& c) {
   const int32_t lo = kc.next(), hi = kc.next(), has_add = kc.next();
   const int32_t m_self = kc.next(), m_other = kc.next(), a_shift = kc.next(), a_lo = kc.next(), a_hi = kc.next();
   const std::vector<q8::Requant> posts = kc.posts();
-  const int64_t oh = c.oh, ow = c.ow, co = c.co, ci = c.ci;
-  const int64_t KHW = k.kh * k.kw;
-  const bool sparse = (k.flags & kKSparse) != 0;
-  const int64_t nbr = (co + kBlock - 1) / kBlock, nbc = (ci + kBlock - 1) / kBlock;
-  check_fits("input tile", c.in_l, in_rows(k, oh), in_cols(k, ow), ci);
-  check_fits("output tile", c.out_l, oh, ow, co);
-  const int64_t pbytes = (co * param_bytes_per_channel(c.dtype) + 3) / 4 * 4;
-  const uint16_t* cnt = nullptr;
-  const uint16_t* idx = nullptr;
-  int64_t off = pbytes;
-  if (sparse) {
-    if (off + 2 * nbr > c.w_bytes) fail("weight chunk header runs past its buffer");
-    cnt = reinterpret_cast<const uint16_t*>(c.w + off);
-    int64_t total = 0;
-    for (int64_t r = 0; r < nbr; ++r) total += cnt[r];
-    if (total != c.nnz) fail("weight chunk holds {} blocks, the instruction says {}", total, c.nnz);
-    idx = cnt + nbr;
-    for (int64_t e = 0; e < total; ++e)
-      if (idx[e] >= nbc) fail("weight chunk block index {} is past the {} input blocks", idx[e], nbc);
-    off += (2 * nbr + 2 * total + 3) / 4 * 4;
-  } else if (c.nnz != nbr * nbc) {
-    fail("dense weight chunk of {}x{} blocks, the instruction says {}", nbr, nbc, c.nnz);
-  }
-  const int64_t blk = kBlock * KHW * kBlock;
-  if (off + c.nnz * blk > c.w_bytes) fail("weight chunk of {} blocks runs past its buffer", c.nnz);
-  const int32_t* params = reinterpret_cast<const int32_t*>(c.w);
-  const int8_t* blocks = reinterpret_cast<const int8_t*>(c.w + off);
-  const int8_t* in = reinterpret_cast<const int8_t*>(c.in[0]);
-  const int64_t IW = c.in_l.cols, CI = c.in_l.pitch;
-  const bool first = (c.flags & kCFirst) != 0, last = (c.flags & kCLast) != 0;
-  std::vector<int32_t> local;
-  int32_t* acc;
-  int64_t acc_w, acc_c;
-  if (c.acc) {
-    acc = reinterpret_cast<int32_t*>(c.acc);
-    acc_w = c.out_l.cols;
-    acc_c = c.out_l.pitch;
-  } else {
-    if (!first || !last) fail("a multi-pass convolution needs an accumulator buffer");
-    local.assign(static_cast<size_t>(oh * ow * co), 0);
-    acc = local.data();
-    acc_w = ow;
-    acc_c = co;
-  }
-  if (first && c.acc)
-    for (int64_t y = 0; y < oh; ++y)
-      for (int64_t x = 0; x < ow; ++x) std::fill_n(acc + (y * acc_w + x) * acc_c, co, 0);
-  std::vector<int64_t> row_start(static_cast<size_t>(nbr) + 1, 0);
-  for (int64_t r = 0; r < nbr; ++r) row_start[static_cast<size_t>(r) + 1] = row_start[static_cast<size_t>(r)] + (sparse ? cnt[r] : nbc);
-  const int64_t work = oh * ow * c.nnz * KHW * 64;
-#pragma omp parallel for collapse(2) schedule(static) if (work > (1 << 21))
-  for (int64_t y = 0; y < oh; ++y)
-    for (int64_t x = 0; x < ow; ++x) {
-      int32_t* a = acc + (y * acc_w + x) * acc_c;
-      for (int64_t r = 0; r < nbr; ++r) {
-        int32_t s8[kBlock] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t e = row_start[static_cast<size_t>(r)]; e < row_start[static_cast<size_t>(r) + 1]; ++e) {
-          const int64_t bc = sparse ? idx[e] : e - row_start[static_cast<size_t>(r)];
-          const int64_t valid = std::min<int64_t>(kBlock, ci - bc * kBlock);
-          const int8_t* W = blocks + e * blk;
-          for (int64_t ky = 0; ky < k.kh; ++ky)
-            for (int64_t kx = 0; kx < k.kw; ++kx) {
-              const int8_t* ip = in + ((y * k.sh + ky * k.dh) * IW + (x * k.sw + kx * k.dw)) * CI + bc * kBlock;
-              const int8_t* wp = W + (ky * k.kw + kx) * kBlock;
-              for (int64_t o = 0; o < kBlock; ++o) {
-                const int8_t* wo = wp + o * KHW * kBlock;
-                int32_t t = 0;
-                for (int64_t i = 0; i < valid; ++i) t += int32_t{ip[i]} * int32_t{wo[i]};
-                s8[o] += t;
-              }
-            }
-        }
-        const int64_t n = std::min<int64_t>(kBlock, co - r * kBlock);
-        for (int64_t o = 0; o < n; ++o) a[r * kBlock + o] += s8[o];
-      }
-    }
+  const int64_t oh = c.oh, ow = c.ow, co = c.co;
+  const Accumulated<int8_t, int32_t> am = accumulate_blocks<int8_t, int32_t>(c);
+  const int32_t* params = reinterpret_cast<const int32_t*>(am.params);
+  const int32_t* acc = am.acc;
+  const int64_t acc_w = am.acc_w, acc_c = am.acc_c;
+  const bool last = am.last;
   if (!last) return;
   int8_t* out = reinterpret_cast<int8_t*>(c.out);
   const int8_t* add = reinterpret_cast<const int8_t*>(c.add);
