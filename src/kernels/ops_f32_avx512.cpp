@@ -1,4 +1,6 @@
 // fp32 pooling ops compiled for AVX-512.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <limits>
 

@@ -1,4 +1,6 @@
 // fp32 pooling ops for CPUs without AVX-512 (baseline x86-64).
+#include <immintrin.h>
+
 #include <algorithm>
 #include <limits>
 

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstring>
+#include <limits>
 
 #include "compact/weights.hpp"
 #include "infer/reference_ops.hpp"
@@ -212,6 +213,13 @@ TEST_CASE("fp32 pooling ops equal the reference bit for bit") {
     g.Ho = (eh - 1) / g.sh + 1;
     g.Wo = (ew - 1) / g.sw + 1;
     const Tensor x = test::random_tensor({N, g.H, g.W, g.C}, 4000 + static_cast<uint64_t>(i));
+    // maxpool also on signed zeros and NaNs (which std::max, and so the
+    // reference, skips unless first): the vector max must pick the same element.
+    Tensor xs = x.clone();
+    for (size_t k = 0; k < xs.size(); ++k)
+      if (k % 7 == 0) xs[k] = k % 2 ? -0.0f : 0.0f;
+      else if (k % 11 == 0) xs[k] = std::numeric_limits<float>::quiet_NaN();
+    const Tensor mxs = ref::maxpool(xs, g);
     const Tensor mx = ref::maxpool(x, g), av0 = ref::avgpool(x, g, false), av1 = ref::avgpool(x, g, true);
     const Tensor gap = ref::global_avgpool(x);
     for (Isa isa : {Isa::Scalar, Isa::Avx512}) {
@@ -222,6 +230,8 @@ TEST_CASE("fp32 pooling ops equal the reference bit for bit") {
       Tensor y(mx.shape());
       ops.maxpool(x.data(), N, g, y.data());
       CHECK(std::memcmp(y.data(), mx.data(), y.size() * sizeof(float)) == 0);
+      ops.maxpool(xs.data(), N, g, y.data());
+      CHECK(std::memcmp(y.data(), mxs.data(), y.size() * sizeof(float)) == 0);
       ops.avgpool(x.data(), N, g, false, y.data());
       CHECK(std::memcmp(y.data(), av0.data(), y.size() * sizeof(float)) == 0);
       ops.avgpool(x.data(), N, g, true, y.data());
