@@ -35,6 +35,48 @@ void shifted_sums(const float* x, int64_t n, float k, double& s1, double& s2) {
   }
 }
 
+// The gradient reaching the batchnorm: dy, or with a fused relu dy where
+// y > 0, else 0 (a select, so the loops below stay branch-free and vectorise).
+template <bool Relu>
+inline float relu_grad(float y, float dy) {
+  if constexpr (Relu)
+    return y > 0.0f ? dy : 0.0f;
+  else
+    return dy;
+}
+
+// sum g and sum g * (x - mean) over one channel, chunked as in shifted_sums.
+template <bool Relu>
+void channel_sums(const float* x, const float* y, const float* dy, int64_t n, float mean, double& sg, double& sgx) {
+  sg = sgx = 0;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t c1 = std::min(n, c0 + kChunk);
+    float a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t p = c0; p < c1; ++p) {
+      const float g = relu_grad<Relu>(y[p], dy[p]);
+      a += g;
+      b += g * (x[p] - mean);
+    }
+    sg += a;
+    sgx += b;
+  }
+}
+
+// dx = k * (g - a - (x - mean) * b) over one channel, written or added.
+template <bool Relu, bool Add>
+void channel_dx(const float* x, const float* y, const float* dy, int64_t n, float mean, float k, float a, float b,
+                float* dx) {
+#pragma omp simd
+  for (int64_t p = 0; p < n; ++p) {
+    const float v = k * (relu_grad<Relu>(y[p], dy[p]) - a - (x[p] - mean) * b);
+    if constexpr (Add)
+      dx[p] += v;
+    else
+      dx[p] = v;
+  }
+}
+
 class BatchNormLayer : public BoundLayer {
  public:
   BatchNormLayer(const LayerArgs& a, bool relu) : BoundLayer(a), relu_(relu) {
@@ -106,42 +148,30 @@ class BatchNormLayer : public BoundLayer {
     float* dbeta = beta_->grad.data();
     Value* xin = in[0];
     float* dx = xin->grad.empty() ? nullptr : xin->grad.data();
-    const bool add = in_add[0], relu = relu_;
+    const bool add = in_add[0];
+    const bool train = mode_ == Mode::Train;
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < C_; ++ch) {
-      const float* xc = x + ch * M;
-      const float* yc = y + ch * M;
-      const float* dyc = dy + ch * M;
+      const int64_t o = ch * M;
       const float mean = mean_[static_cast<size_t>(ch)], invstd = invstd_[static_cast<size_t>(ch)];
-      // sum g and sum g * (x - mean), chunked as in shifted_sums
       double sg = 0, sgx = 0;
-      for (int64_t c0 = 0; c0 < M; c0 += kChunk) {
-        const int64_t c1 = std::min(M, c0 + kChunk);
-        float a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-        for (int64_t p = c0; p < c1; ++p) {
-          const float g = relu && !(yc[p] > 0.0f) ? 0.0f : dyc[p];
-          a += g;
-          b += g * (xc[p] - mean);
-        }
-        sg += a;
-        sgx += b;
-      }
+      if (relu_)
+        channel_sums<true>(x + o, y + o, dy + o, M, mean, sg, sgx);
+      else
+        channel_sums<false>(x + o, y + o, dy + o, M, mean, sg, sgx);
       const double sgxhat = sgx * invstd;
       dgamma[ch] = static_cast<float>(sgxhat);
       dbeta[ch] = static_cast<float>(sg);
       if (!dx) continue;
-      float* dxc = dx + ch * M;
       const float k = gamma[ch] * invstd;
-      const bool train = mode_ == Mode::Train;
       const float a = train ? static_cast<float>(sg / static_cast<double>(M)) : 0.0f;
       const float b = train ? static_cast<float>(sgxhat / static_cast<double>(M)) * invstd : 0.0f;
-#pragma omp simd
-      for (int64_t p = 0; p < M; ++p) {
-        const float g = relu && !(yc[p] > 0.0f) ? 0.0f : dyc[p];
-        const float v = k * (g - a - (xc[p] - mean) * b);
-        dxc[p] = add ? dxc[p] + v : v;
-      }
+      if (relu_)
+        add ? channel_dx<true, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
+            : channel_dx<true, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
+      else
+        add ? channel_dx<false, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
+            : channel_dx<false, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
     }
   }
 

@@ -38,6 +38,33 @@ namespace {
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
+constexpr int64_t kTile = 48;  // flat positions per igemm8 tile
+
+// The valid positions of flat tile [p0, p0 + P) of a shared-padding plane
+// (rows of Wp, Hs rows per image; flat index = base + tile index): in each
+// image, rows [r0, r0 + nr) and columns [c0, c0 + nc) hold real pixels, whose
+// dense index is (j * nr + row - r0) * nc + col - c0. Calls
+// f(tile offset, dense index, count) once per run of consecutive valid
+// positions, so a tile's result goes to its dense place while still in cache.
+template <class F>
+void for_valid_runs(int64_t p0, int64_t P, int64_t base, int64_t Wp, int64_t Hs, int64_t r0, int64_t nr, int64_t c0,
+                    int64_t nc, F&& f) {
+  int64_t o = base + p0;
+  const int64_t end = o + P;
+  int64_t row = o / Wp, col = o - row * Wp;
+  while (o < end) {
+    const int64_t run_end = std::min(end, o + Wp - col);
+    const int64_t j = row / Hs, r = row - j * Hs - r0;
+    if (r >= 0 && r < nr) {
+      const int64_t ca = std::max(col, c0), cb = std::min(col + run_end - o, c0 + nc);
+      if (cb > ca) f(o - base - p0 + ca - col, (j * nr + r) * nc + ca - c0, cb - ca);
+    }
+    o = run_end;
+    ++row;
+    col = 0;
+  }
+}
+
 class ConvLayer : public BoundLayer {
  public:
   explicit ConvLayer(const LayerArgs& a) : BoundLayer(a) {
@@ -79,10 +106,8 @@ class ConvLayer : public BoundLayer {
     if (fast_) {
       Q_ = n * Hs_ * Wp_;
       S_in_ = round16((n * Hs_ + Pt_ + g_.kh * g_.dh + 1) * Wp_ + 64);
-      S_out_ = round16(Q_ + 16);
       M_ = tap(g_.kh - 1, g_.kw - 1);
       S_dy_ = round16(M_ + Q_ + 64);
-      S_dx_ = round16(Q_ - Pt_ * Wp_ + 16);
       xpad_ = Tensor({g_.C, S_in_});  // zero padding stays: only pixels are rewritten
       if (training_) dyw_ = Tensor({round8(g_.Cout), S_dy_});
     } else {
@@ -200,31 +225,33 @@ class ConvLayer : public BoundLayer {
         for (int64_t h = 0; h < H; ++h)
           std::memcpy(xpad_.data() + ci * S_in_ + (j * Hs_ + Pt_ + h) * Wp_ + Pl_,
                       x->act.data() + ci * plane_in + (j * H + h) * W, static_cast<size_t>(W) * sizeof(float));
-    // wide [round8(Cout), S_out]: output at every flat position.
-    float* wide = c.scratch->get(0, static_cast<size_t>(round8(Cout) * S_out_));
+    // Per thread a tile [round8(Cout), kTile] of the output at every flat
+    // position; its valid positions go to y [Cout, n, Ho, Wo] (plus the bias)
+    // while the tile is in cache.
+    const int64_t rows8 = round8(Cout);
+    float* tiles_buf = c.scratch->get(0, static_cast<size_t>(omp_get_max_threads() * rows8 * kTile));
     const PassPlan& f = fwd_[0];
-    const int64_t tiles = (Q_ + 47) / 48, nb = f.blocks();
+    const int64_t tiles = (Q_ + kTile - 1) / kTile, nb = f.blocks();
     const KernelSet& k = *c.k;
-#pragma omp parallel for schedule(static)
-    for (int64_t ti = 0; ti < tiles; ++ti) {
-      const int64_t p0 = ti * 48, P = std::min<int64_t>(48, Q_ - p0);
-      for (int64_t rb = 0; rb < nb; ++rb)
-        k.igemm8(f.block_A(rb), f.block_off(rb), f.block_T(rb), xpad_.data() + p0, P,
-                 wide + rb * 8 * S_out_ + p0, S_out_, false);
-    }
-    // Valid positions into y [Cout, n, Ho, Wo], plus the bias.
     const int64_t Ho = g_.Ho, Wo = g_.Wo, plane_out = out->plane(n);
     const float* bias = node->has_param("bias") ? node->param("bias").data() : nullptr;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t co = 0; co < Cout; ++co)
-      for (int64_t j = 0; j < n; ++j) {
-        const float bv = bias ? bias[co] : 0.0f;
-        for (int64_t ho = 0; ho < Ho; ++ho) {
-          const float* s = wide + co * S_out_ + (j * Hs_ + ho) * Wp_;
-          float* d = out->act.data() + co * plane_out + (j * Ho + ho) * Wo;
-          for (int64_t wo = 0; wo < Wo; ++wo) d[wo] = s[wo] + bv;
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t ti = 0; ti < tiles; ++ti) {
+      float* tb = tiles_buf + omp_get_thread_num() * rows8 * kTile;
+      const int64_t p0 = ti * kTile, P = std::min<int64_t>(kTile, Q_ - p0);
+      for (int64_t rb = 0; rb < nb; ++rb)
+        k.igemm8(f.block_A(rb), f.block_off(rb), f.block_T(rb), xpad_.data() + p0, P, tb + rb * 8 * kTile, kTile,
+                 false);
+      for_valid_runs(p0, P, 0, Wp_, Hs_, 0, Ho, 0, Wo, [&](int64_t s, int64_t d, int64_t len) {
+        for (int64_t co = 0; co < Cout; ++co) {
+          const float bv = bias ? bias[co] : 0.0f;
+          const float* src = tb + co * kTile + s;
+          float* dst = y + co * plane_out + d;
+          for (int64_t l = 0; l < len; ++l) dst[l] = src[l] + bv;
         }
-      }
+      });
+    }
   }
 
   void backward_fast(const Ctx& c) {
@@ -270,29 +297,32 @@ class ConvLayer : public BoundLayer {
     Value* x = in[0];
     if (x->grad.empty()) return;
     const PassPlan& d = dgr_[0];
-    const int64_t F0 = Pt_ * Wp_, F = Q_ - F0;
-    float* dxp = c.scratch->get(1, static_cast<size_t>(round8(Cin) * S_dx_));
-    const int64_t tiles = (F + 47) / 48, nb = d.blocks();
+    // Data gradient tile by tile over flat input positions [F0, Q) (tile
+    // [round8(Cin), kTile] per thread); valid positions go to dx [Cin, n, H, W].
+    const int64_t F0 = Pt_ * Wp_, F = Q_ - F0, rows8 = round8(Cin);
+    float* tiles_buf = c.scratch->get(1, static_cast<size_t>(omp_get_max_threads() * rows8 * kTile));
+    const int64_t tiles = (F + kTile - 1) / kTile, nb = d.blocks();
     const float* B = dyw_.data() + M_ + F0;
-#pragma omp parallel for schedule(static)
-    for (int64_t ti = 0; ti < tiles; ++ti) {
-      const int64_t p0 = ti * 48, P = std::min<int64_t>(48, F - p0);
-      for (int64_t rb = 0; rb < nb; ++rb)
-        k.igemm8(d.block_A(rb), d.block_off(rb), d.block_T(rb), B + p0, P, dxp + rb * 8 * S_dx_ + p0, S_dx_, false);
-    }
     const int64_t plane_in = x->plane(n);
     const bool add = in_add[0];
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t ci = 0; ci < Cin; ++ci)
-      for (int64_t j = 0; j < n; ++j)
-        for (int64_t h = 0; h < H; ++h) {
-          const float* s = dxp + ci * S_dx_ + (j * Hs_ + Pt_ + h) * Wp_ + Pl_ - F0;
-          float* dst = x->grad.data() + ci * plane_in + (j * H + h) * W;
+    float* dx = x->grad.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t ti = 0; ti < tiles; ++ti) {
+      float* tb = tiles_buf + omp_get_thread_num() * rows8 * kTile;
+      const int64_t p0 = ti * kTile, P = std::min<int64_t>(kTile, F - p0);
+      for (int64_t rb = 0; rb < nb; ++rb)
+        k.igemm8(d.block_A(rb), d.block_off(rb), d.block_T(rb), B + p0, P, tb + rb * 8 * kTile, kTile, false);
+      for_valid_runs(p0, P, F0, Wp_, Hs_, Pt_, H, Pl_, W, [&](int64_t s, int64_t o, int64_t len) {
+        for (int64_t ci = 0; ci < Cin; ++ci) {
+          const float* src = tb + ci * kTile + s;
+          float* dst = dx + ci * plane_in + o;
           if (add)
-            for (int64_t w = 0; w < W; ++w) dst[w] += s[w];
+            for (int64_t l = 0; l < len; ++l) dst[l] += src[l];
           else
-            std::memcpy(dst, s, static_cast<size_t>(W) * sizeof(float));
+            std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(float));
         }
+      });
+    }
   }
 
   // ---- generic path ----
@@ -462,7 +492,7 @@ class ConvLayer : public BoundLayer {
   BlockKeep keep_;
   int64_t n_ = -1;
   // fast path, for batch n_
-  int64_t Pt_ = 0, Pl_ = 0, Hs_ = 0, Wp_ = 0, Q_ = 0, S_in_ = 0, S_out_ = 0, M_ = 0, S_dy_ = 0, S_dx_ = 0;
+  int64_t Pt_ = 0, Pl_ = 0, Hs_ = 0, Wp_ = 0, Q_ = 0, S_in_ = 0, M_ = 0, S_dy_ = 0;
   Tensor xpad_;  // [Cin, S_in]: the padded input, kept for the weight gradient
   Tensor dyw_;   // [round8(Cout), S_dy]: the output gradient in the flat layout
   // generic path

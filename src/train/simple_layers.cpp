@@ -189,22 +189,44 @@ class PoolLayer : public BoundLayer {
       const float* b = a + W;
       float* da = dx + (pl * H + 2 * ho) * W;
       float* db = da + W;
-      if (!add) {
-        std::fill(da, da + W, 0.0f);
-        std::fill(db, db + W, 0.0f);
-      }
       const float* yr = y + r * Wo;
       const float* gr = dy + r * Wo;
-      for (int64_t wo = 0; wo < Wo; ++wo) {
-        const float m = yr[wo], g = gr[wo];
-        if (a[2 * wo] == m)
-          da[2 * wo] += g;
-        else if (a[2 * wo + 1] == m)
-          da[2 * wo + 1] += g;
-        else if (b[2 * wo] == m)
-          db[2 * wo] += g;
-        else
-          db[2 * wo + 1] += g;
+      if (add)
+        route_max2x2<true>(a, b, yr, gr, Wo, da, db);
+      else
+        route_max2x2<false>(a, b, yr, gr, Wo, da, db);
+      if (!add && W != 2 * Wo) da[W - 1] = db[W - 1] = 0.0f;  // an odd last column is never a maximum
+    }
+  }
+  // One output row of 2x2 max pooling backward: the gradient goes to the
+  // first of a0, a1, b0, b1 that equals the maximum, through selects rather
+  // than branches (which of the four wins is data-dependent: mispredicted).
+  template <bool Add>
+  static void route_max2x2(const float* a, const float* b, const float* yr, const float* gr, int64_t Wo, float* da,
+                           float* db) {
+    for (int64_t wo = 0; wo < Wo; ++wo) {
+      // r: the gradient not yet routed; each match takes it and leaves 0.
+      const float m = yr[wo];
+      float r = gr[wo];
+      const bool e0 = a[2 * wo] == m;
+      const float v0 = e0 ? r : 0.0f;
+      r = e0 ? 0.0f : r;
+      const bool e1 = a[2 * wo + 1] == m;
+      const float v1 = e1 ? r : 0.0f;
+      r = e1 ? 0.0f : r;
+      const bool e2 = b[2 * wo] == m;
+      const float v2 = e2 ? r : 0.0f;
+      const float v3 = e2 ? 0.0f : r;
+      if constexpr (Add) {
+        da[2 * wo] += v0;
+        da[2 * wo + 1] += v1;
+        db[2 * wo] += v2;
+        db[2 * wo + 1] += v3;
+      } else {
+        da[2 * wo] = v0;
+        da[2 * wo + 1] = v1;
+        db[2 * wo] = v2;
+        db[2 * wo + 1] = v3;
       }
     }
   }

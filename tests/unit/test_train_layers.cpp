@@ -164,6 +164,27 @@ TEST_CASE("dense, batchnorm, relu and the shape ops: forward and gradients") {
     cases.push_back({"maxpool 2x2", b.finish(), 2, 1e-3});
   }
   {
+    G b("t", 7, 5, 3);
+    b.maxpool("p", "input", 2, 2);
+    cases.push_back({"maxpool 2x2, odd height and width", b.finish(), 2, 1e-3});
+  }
+  {
+    // The second pool adds its gradient to the first's.
+    G b("t", 6, 7, 3);
+    b.add("a", {b.maxpool("p1", "input", 2, 2), b.maxpool("p2", "input", 2, 2)});
+    cases.push_back({"two maxpools 2x2 of one input", b.finish(), 2, 1e-3});
+  }
+  {
+    G b("t", 5, 4, 6);
+    b.relu("r", b.batchnorm("bn", "input"));
+    cases.push_back({"batchnorm + relu (fused)", b.finish(), 3, 1e-3});
+  }
+  {
+    G b("t", 5, 4, 6);
+    b.add("a", {b.relu("r", b.batchnorm("bn", "input")), "input"});
+    cases.push_back({"batchnorm + relu beside a residual", b.finish(), 3, 1e-3});
+  }
+  {
     G b("t", 7, 6, 3);
     b.avgpool("p", "input", 3, 2, 1, true);
     cases.push_back({"avgpool 3x3 stride 2 pad 1, padding counted", b.finish()});
