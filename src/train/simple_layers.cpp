@@ -41,6 +41,20 @@ void store(float* dst, const float* src, int64_t n, bool add) {
 
 namespace {
 
+// dx (=, or += with Add) dy where y > 0, else 0: the relu's backward.
+template <bool Add>
+void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = dy[i];  // loaded unconditionally: a select, not a branch
+    const float g = y[i] > 0.0f ? d : 0.0f;
+    if constexpr (Add)
+      dx[i] += g;
+    else
+      dx[i] = g;
+  }
+}
+
 // ---- relu: y = max(x, 0); dx = dy where y > 0 ----
 class ReluLayer : public BoundLayer {
  public:
@@ -58,12 +72,10 @@ class ReluLayer : public BoundLayer {
     const float* y = out->act.data();
     const float* dy = out->grad.data();
     float* dx = in[0]->grad.data();
-    const bool add = in_add[0];
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = y[i] > 0.0f ? dy[i] : 0.0f;
-      dx[i] = add ? dx[i] + v : v;
-    }
+    if (in_add[0])
+      relu_backward<true>(y, dy, dx, n);
+    else
+      relu_backward<false>(y, dy, dx, n);
   }
 };
 
@@ -272,39 +284,49 @@ class AddLayer : public BoundLayer {
   void forward(const Ctx& c) override {
     const int64_t n = out->C * out->plane(c.n);
     float* y = out->act.data();
-    const size_t k = in.size();
     const float* x0 = in[0]->act.data();
-    const float* x1 = k > 1 ? in[1]->act.data() : nullptr;
-    const bool relu = relu_;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      float v = x0[i] + (x1 ? x1[i] : 0.0f);
-      for (size_t j = 2; j < k; ++j) v += in[j]->act[static_cast<size_t>(i)];
-      y[i] = relu && v < 0.0f ? 0.0f : v;
+    const float* x1 = in.size() > 1 ? in[1]->act.data() : nullptr;
+    const size_t k = in.size();
+    if (k == 2 && relu_)
+      sum2<true>(x0, x1, y, n);
+    else if (k == 2)
+      sum2<false>(x0, x1, y, n);
+    else {
+      // Any other count: accumulate input by input, then the relu.
+      store(y, x0, n, false);
+      for (size_t j = 1; j < k; ++j) store(y, in[j]->act.data(), n, true);
+      if (relu_) {
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+      }
     }
   }
   void backward(const Ctx& c) override {
     const int64_t n = out->C * out->plane(c.n);
     const float* dy = out->grad.data();
-    if (!relu_) {
-      for (size_t i = 0; i < in.size(); ++i)
-        if (!in[i]->grad.empty()) store(in[i]->grad.data(), dy, n, in_add[i]);
-      return;
-    }
     const float* y = out->act.data();
     for (size_t j = 0; j < in.size(); ++j) {
       if (in[j]->grad.empty()) continue;
       float* dx = in[j]->grad.data();
-      const bool add = in_add[j];
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        const float g = y[i] > 0.0f ? dy[i] : 0.0f;
-        dx[i] = add ? dx[i] + g : g;
-      }
+      if (!relu_)
+        store(dx, dy, n, in_add[j]);
+      else if (in_add[j])
+        relu_backward<true>(y, dy, dx, n);
+      else
+        relu_backward<false>(y, dy, dx, n);
     }
   }
 
  private:
+  // y = x0 + x1 (then max(., 0))
+  template <bool Relu>
+  static void sum2(const float* x0, const float* x1, float* y, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x0[i] + x1[i];
+      y[i] = Relu ? std::max(v, 0.0f) : v;
+    }
+  }
   bool relu_ = false;
 };
 
