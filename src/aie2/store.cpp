@@ -23,23 +23,6 @@ uint64_t unhex(const std::string& s) {
   return std::strtoull(s.c_str(), nullptr, 16);
 }
 
-int64_t get_int(hid_t g, const char* name) {
-  auto v = h5::read_attr(g, name);
-  if (auto* i = std::get_if<int64_t>(&v)) return *i;
-  fail("attribute '{}' is not an integer", name);
-}
-std::vector<int64_t> get_ints(hid_t g, const char* name) {
-  auto v = h5::read_attr(g, name);
-  if (auto* i = std::get_if<std::vector<int64_t>>(&v)) return *i;
-  if (auto* i = std::get_if<int64_t>(&v)) return {*i};
-  fail("attribute '{}' is not a list of integers", name);
-}
-std::string get_string(hid_t g, const char* name) {
-  auto v = h5::read_attr(g, name);
-  if (auto* s = std::get_if<std::string>(&v)) return *s;
-  fail("attribute '{}' is not a string", name);
-}
-
 const char* place_name(Place p) { return p == Place::DDR ? "ddr" : "memtile"; }
 
 std::vector<std::string> buffer_list(const std::vector<Buffer>& bs) {
@@ -161,19 +144,19 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id, s
   if (!h5::exists(file_id, "schedule")) return nullptr;
   h5::Handle g = h5::open_group(file_id, "schedule");
   // A group of another version (or of another tool) is not ours to read.
-  if (!h5::has_attr(g, "version") || get_int(g, "version") != kVersion) {
+  if (!h5::has_attr(g, "version") || h5::read_attr_int(g, "version") != kVersion) {
     if (dropped) *dropped = "the /schedule group is of another version: ignored";
     return nullptr;
   }
   try {
-    const DType dtype = dtype_from_name(get_string(g, "dtype"));
-    const uint64_t src = unhex(get_string(g, "source_hash"));
+    const DType dtype = dtype_from_name(h5::read_attr_string(g, "dtype"));
+    const uint64_t src = unhex(h5::read_attr_string(g, "source_hash"));
     if (src != model_hash(m, dtype)) {
       if (dropped) *dropped = "the stored schedule was made for other weights or masks: it was dropped";
       return nullptr;
     }
-    Hardware hw = hardware_from_json(Json::parse(get_string(g, "hardware")), "/schedule");
-    const uint64_t fp = unhex(get_string(g, "fingerprint"));
+    Hardware hw = hardware_from_json(Json::parse(h5::read_attr_string(g, "hardware")), "/schedule");
+    const uint64_t fp = unhex(h5::read_attr_string(g, "fingerprint"));
     Array<int64_t> t = h5::read_array<int64_t>(g, "storages");
     if (t.rank() != 2 || t.dim(1) != 8) fail("bad /schedule/storages");
     std::vector<StoragePlan> sp(static_cast<size_t>(t.dim(0)));
@@ -191,15 +174,15 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id, s
     for (const std::string& n : names) {
       h5::Handle sg = h5::open_group(stages, n);
       Decision d;
-      auto split = get_ints(sg, "split"), tile = get_ints(sg, "tile");
+      auto split = h5::read_attr_ints(sg, "split"), tile = h5::read_attr_ints(sg, "tile");
       if (split.size() != 4 || tile.size() != 3) fail("bad stage '{}'", n);
       d.ps = split[0], d.pc = split[1], d.ny = split[2], d.nx = split[3];
       d.th = tile[0], d.tw = tile[1], d.ci_t = tile[2];
-      std::string order = get_string(sg, "order");
+      std::string order = h5::read_attr_string(sg, "order");
       if (order != "A" && order != "B") fail("bad loop order '{}'", order);
       d.order = order[0];
-      d.w_resident = get_int(sg, "weights_resident") != 0;
-      d.cbounds = get_ints(sg, "channel_bounds");
+      d.w_resident = h5::read_attr_int(sg, "weights_resident") != 0;
+      d.cbounds = h5::read_attr_ints(sg, "channel_bounds");
       ds.push_back(d);
     }
     auto out = std::make_shared<Schedule>(rebuild_schedule(m, hw, dtype, ds, sp, fp));
@@ -241,27 +224,27 @@ void save_program(const ProgramFile& pf, int64_t file_id) {
 std::shared_ptr<const ProgramFile> load_program(const Model& m, int64_t file_id, std::string* dropped) {
   if (!h5::exists(file_id, "program")) return nullptr;
   h5::Handle g = h5::open_group(file_id, "program");
-  if (!h5::has_attr(g, "version") || get_int(g, "version") != kVersion) {
+  if (!h5::has_attr(g, "version") || h5::read_attr_int(g, "version") != kVersion) {
     if (dropped) *dropped = "the /program group is of another version: ignored";
     return nullptr;
   }
   try {
     auto pf = std::make_shared<ProgramFile>();
     Program& p = pf->program;
-    p.dtype = dtype_from_name(get_string(g, "dtype"));
-    pf->source_hash = unhex(get_string(g, "source_hash"));
+    p.dtype = dtype_from_name(h5::read_attr_string(g, "dtype"));
+    pf->source_hash = unhex(h5::read_attr_string(g, "source_hash"));
     if (pf->source_hash != model_hash(m, p.dtype)) {
       if (dropped) *dropped = "the stored program was generated for other weights or masks: it was dropped";
       return nullptr;
     }
-    p.hw = hardware_from_json(Json::parse(get_string(g, "hardware")), "/program");
-    p.fingerprint = unhex(get_string(g, "fingerprint"));
-    p.ddr_bytes = get_int(g, "ddr_bytes");
-    p.ddr_const_bytes = get_int(g, "ddr_const_bytes");
-    p.input_addr = get_int(g, "input_addr");
-    p.output_addr = get_int(g, "output_addr");
-    p.input_shape = get_ints(g, "input_shape");
-    p.output_shape = get_ints(g, "output_shape");
+    p.hw = hardware_from_json(Json::parse(h5::read_attr_string(g, "hardware")), "/program");
+    p.fingerprint = unhex(h5::read_attr_string(g, "fingerprint"));
+    p.ddr_bytes = h5::read_attr_int(g, "ddr_bytes");
+    p.ddr_const_bytes = h5::read_attr_int(g, "ddr_const_bytes");
+    p.input_addr = h5::read_attr_int(g, "input_addr");
+    p.output_addr = h5::read_attr_int(g, "output_addr");
+    p.input_shape = h5::read_attr_ints(g, "input_shape");
+    p.output_shape = h5::read_attr_ints(g, "output_shape");
     if (p.input_shape.size() != 3 || p.output_shape.size() != 3) fail("bad input or output shape");
     Array<int32_t> code = h5::read_array<int32_t>(g, "code");
     std::vector<int32_t> words(code.begin(), code.end());

@@ -23,31 +23,6 @@ std::vector<T> get(hid_t g, const char* name) {
   return std::vector<T>(a.begin(), a.end());
 }
 
-int64_t get_int(hid_t g, const char* name) {
-  auto v = h5::read_attr(g, name);
-  if (auto* i = std::get_if<int64_t>(&v)) return *i;
-  fail("attribute '{}' is not an integer", name);
-}
-
-std::vector<int64_t> get_ints(hid_t g, const char* name) {
-  auto v = h5::read_attr(g, name);
-  if (auto* i = std::get_if<std::vector<int64_t>>(&v)) return *i;
-  if (auto* i = std::get_if<int64_t>(&v)) return {*i};
-  fail("attribute '{}' is not a list of integers", name);
-}
-
-double get_double(hid_t g, const char* name) {
-  auto v = h5::read_attr(g, name);
-  if (auto* d = std::get_if<double>(&v)) return *d;
-  fail("attribute '{}' is not a number", name);
-}
-
-std::string get_string(hid_t g, const char* name) {
-  auto v = h5::read_attr(g, name);
-  if (auto* s = std::get_if<std::string>(&v)) return *s;
-  fail("attribute '{}' is not a string", name);
-}
-
 std::vector<int64_t> mults(const std::vector<q8::Requant>& r) {
   std::vector<int64_t> v;
   for (auto x : r) v.push_back(x.mult);
@@ -100,10 +75,10 @@ CompactLayer load_layer(hid_t parent, const std::string& name, DType dtype, cons
   h5::Handle g = h5::open_group(parent, name);
   CompactLayer l;
   l.dtype = dtype;
-  auto f = format_from_name(get_string(g, "format"));
-  if (!f) fail("unknown format '{}'", get_string(g, "format"));
+  auto f = format_from_name(h5::read_attr_string(g, "format"));
+  if (!f) fail("unknown format '{}'", h5::read_attr_string(g, "format"));
   l.format = *f;
-  l.weight_shape = get_ints(g, "weight_shape");
+  l.weight_shape = h5::read_attr_ints(g, "weight_shape");
   if (l.weight_shape != n.param("weight").shape())
     fail("weight shape {} differs from the graph's {}", shape_str(l.weight_shape), shape_str(n.param("weight").shape()));
   if (l.format == Format::Dense && dtype == DType::F32) {
@@ -119,7 +94,7 @@ CompactLayer load_layer(hid_t parent, const std::string& name, DType dtype, cons
   switch (l.format) {
     case Format::Dense: break;
     case Format::Bsr: {
-      auto b = get_ints(g, "block");
+      auto b = h5::read_attr_ints(g, "block");
       if (b.size() != 2) fail("bad block attribute");
       l.R = b[0], l.C = b[1];
       l.row_ptr = get<int32_t>(g, "row_ptr");
@@ -127,14 +102,14 @@ CompactLayer load_layer(hid_t parent, const std::string& name, DType dtype, cons
       break;
     }
     case Format::NM: {
-      auto nm = get_ints(g, "nm");
+      auto nm = h5::read_attr_ints(g, "nm");
       if (nm.size() != 2) fail("bad nm attribute");
       l.N = nm[0], l.M = nm[1];
       l.nm_index = get<uint8_t>(g, "index");
       break;
     }
     case Format::TW:
-      l.G = get_int(g, "tile_width");
+      l.G = h5::read_attr_int(g, "tile_width");
       l.tile_row_ptr = get<int32_t>(g, "tile_row_ptr");
       l.tile_rows = get<int32_t>(g, "tile_rows");
       l.tile_col_ptr = get<int32_t>(g, "tile_col_ptr");
@@ -177,17 +152,17 @@ void save_qnode(hid_t parent, const std::string& name, const q8::QNode& q) {
 q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const CompactLayer* layer) {
   h5::Handle g = h5::open_group(parent, name);
   q8::QNode q;
-  const std::string kind = get_string(g, "kind");
+  const std::string kind = h5::read_attr_string(g, "kind");
   bool found = false;
   for (int k = 0; k <= static_cast<int>(q8::Kind::Softmax) && !found; ++k)
     if (kind == q8::kind_name(static_cast<q8::Kind>(k))) q.kind = static_cast<q8::Kind>(k), found = true;
   if (!found) fail("unknown int8 kind '{}'", kind);
-  q.scale = get_double(g, "scale");
+  q.scale = h5::read_attr_double(g, "scale");
   if (!(q.scale > 0)) fail("scale {} is not positive", q.scale);
-  auto c = get_ints(g, "clamp");
+  auto c = h5::read_attr_ints(g, "clamp");
   if (c.size() != 2 || c[0] < -128 || c[1] > 127 || c[0] > c[1]) fail("bad clamp range");
   q.lo = static_cast<int32_t>(c[0]), q.hi = static_cast<int32_t>(c[1]);
-  if (q.kind == q8::Kind::Identity) q.fused_into = get_string(g, "fused_into");
+  if (q.kind == q8::Kind::Identity) q.fused_into = h5::read_attr_string(g, "fused_into");
   if (q.has_weight()) {
     q.bias = h5::read_array<int32_t>(g, "bias");
     q.w_scale = get<double>(g, "w_scale");
@@ -206,20 +181,20 @@ q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const
       fail("per-channel arrays do not match {} output channels", O);
   }
   if (q.kind == q8::Kind::Add) {
-    for (auto v : get_ints(g, "in_mult")) {
+    for (auto v : h5::read_attr_ints(g, "in_mult")) {
       if (v < 0 || v > INT32_MAX) fail("bad add multiplier {}", v);
       q.in_mult.push_back(static_cast<int32_t>(v));
     }
-    const int64_t s = get_int(g, "in_shift");
+    const int64_t s = h5::read_attr_int(g, "in_shift");
     if (s < 0 || s > 62) fail("bad add shift {}", s);
     q.in_shift = static_cast<int32_t>(s);
     if (q.in_mult.size() != n.inputs.size()) fail("add multipliers do not match the inputs");
   }
   if (q.kind == q8::Kind::Concat) {
-    q.in_rq = requants(get_ints(g, "in_rq_mult"), get_ints(g, "in_rq_shift"));
+    q.in_rq = requants(h5::read_attr_ints(g, "in_rq_mult"), h5::read_attr_ints(g, "in_rq_shift"));
     if (q.in_rq.size() != n.inputs.size()) fail("concat requantisations do not match the inputs");
   }
-  if (h5::has_attr(g, "count_rq_mult")) q.count_rq = requants(get_ints(g, "count_rq_mult"), get_ints(g, "count_rq_shift"));
+  if (h5::has_attr(g, "count_rq_mult")) q.count_rq = requants(h5::read_attr_ints(g, "count_rq_mult"), h5::read_attr_ints(g, "count_rq_shift"));
   if ((q.kind == q8::Kind::AvgPool || q.kind == q8::Kind::GlobalAvgPool) && q.count_rq.empty())
     fail("pool without divisor requantisations");
   return q;
@@ -252,10 +227,10 @@ std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file, s
   try {
     h5::Handle root = h5::open_group(file, "compact");
     auto c = std::make_shared<CompactModel>();
-    auto dt = dtype_from_name(get_string(root, "dtype"));
-    if (!dt) fail("unknown dtype '{}'", get_string(root, "dtype"));
+    auto dt = dtype_from_name(h5::read_attr_string(root, "dtype"));
+    if (!dt) fail("unknown dtype '{}'", h5::read_attr_string(root, "dtype"));
     c->dtype = *dt;
-    const std::string hash = get_string(root, "source_hash");
+    const std::string hash = h5::read_attr_string(root, "source_hash");
     c->source_hash = std::strtoull(hash.c_str(), nullptr, 16);
     if (hex(content_hash(m)) != hash) {
       if (dropped) *dropped = "the compact weights were made from other weights (the model changed after bsp compact)";
@@ -274,7 +249,7 @@ std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file, s
     if (c->dtype == DType::I8) {
       h5::Handle q = h5::open_group(root, "int8");
       q8::QModel qm;
-      qm.pow2 = get_int(root, "pow2") != 0;
+      qm.pow2 = h5::read_attr_int(root, "pow2") != 0;
       for (const Node& n : m.nodes) {
         if (!h5::exists(q, n.name)) fail("int8 node '{}' is missing", n.name);
         try {

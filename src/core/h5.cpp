@@ -338,4 +338,29 @@ std::vector<std::string> read_strings(hid_t parent, const std::string& name) {
   return out;
 }
 
+int64_t read_attr_int(hid_t obj, const std::string& name) {
+  auto v = read_attr(obj, name);
+  if (auto* i = std::get_if<int64_t>(&v)) return *i;
+  fail("attribute '{}' is not an integer", name);
+}
+
+std::vector<int64_t> read_attr_ints(hid_t obj, const std::string& name) {
+  auto v = read_attr(obj, name);
+  if (auto* i = std::get_if<std::vector<int64_t>>(&v)) return *i;
+  if (auto* i = std::get_if<int64_t>(&v)) return {*i};
+  fail("attribute '{}' is not a list of integers", name);
+}
+
+double read_attr_double(hid_t obj, const std::string& name) {
+  auto v = read_attr(obj, name);
+  if (auto* d = std::get_if<double>(&v)) return *d;
+  fail("attribute '{}' is not a number", name);
+}
+
+std::string read_attr_string(hid_t obj, const std::string& name) {
+  auto v = read_attr(obj, name);
+  if (auto* s = std::get_if<std::string>(&v)) return *s;
+  fail("attribute '{}' is not a string", name);
+}
+
 }  // namespace bsp::h5

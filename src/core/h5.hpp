@@ -62,6 +62,11 @@ void write_attr(hid_t obj, const std::string& name, const AttrValue& v);
 AttrValue read_attr(hid_t obj, const std::string& name);
 void write_attr_strings(hid_t obj, const std::string& name, const std::vector<std::string>& v);
 std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name);
+// One attribute of a known type; an error naming the attribute otherwise.
+int64_t read_attr_int(hid_t obj, const std::string& name);
+std::vector<int64_t> read_attr_ints(hid_t obj, const std::string& name);  // a single integer is a list of one
+double read_attr_double(hid_t obj, const std::string& name);
+std::string read_attr_string(hid_t obj, const std::string& name);
 
 // Datasets of numbers; the element type follows T (float, double, int8_t,
 // uint8_t, int16_t, uint16_t, int32_t, uint32_t, int64_t). `compress` turns on
