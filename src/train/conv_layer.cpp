@@ -326,11 +326,24 @@ class ConvLayer : public BoundLayer {
   }
 
   // ---- generic path ----
+  // The output columns wo whose input column wo * sw - pl + jj * dw lies
+  // inside the map: [lo, hi) (empty when lo >= hi).
+  void valid_cols(int64_t jj, int64_t& lo, int64_t& hi) const {
+    const int64_t s = g_.sw, c = jj * g_.dw - g_.pl;  // w = wo * s + c
+    lo = c >= 0 ? 0 : (-c + s - 1) / s;
+    hi = g_.W - c > 0 ? std::min(g_.Wo, (g_.W - c + s - 1) / s) : 0;
+    lo = std::min(lo, g_.Wo);
+    hi = std::max(hi, lo);
+  }
+
   // col [K, Pc] for images j0 .. j0 + cnt of group gi.
   void im2col(const float* x, int64_t plane_in, int64_t gi, int64_t j0, int64_t cnt, float* col) const {
-    const int64_t H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo;
+    const int64_t H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo, sw = g_.sw;
     for (int64_t i = 0; i < g_.kh; ++i)
-      for (int64_t jj = 0; jj < g_.kw; ++jj)
+      for (int64_t jj = 0; jj < g_.kw; ++jj) {
+        int64_t lo, hi;
+        valid_cols(jj, lo, hi);
+        const int64_t c = jj * g_.dw - g_.pl;
         for (int64_t ci = 0; ci < cin_g_; ++ci) {
           float* row = col + ((i * g_.kw + jj) * cin_g_ + ci) * Pc_;
           const float* xc = x + (gi * cin_g_ + ci) * plane_in;
@@ -343,18 +356,21 @@ class ConvLayer : public BoundLayer {
                 continue;
               }
               const float* xr = xc + ((j0 + im) * H + h) * W;
-              for (int64_t wo = 0; wo < Wo; ++wo) {
-                const int64_t w = wo * g_.sw - g_.pl + jj * g_.dw;
-                r[wo] = (w >= 0 && w < W) ? xr[w] : 0.0f;
-              }
+              std::fill(r, r + lo, 0.0f);
+              for (int64_t wo = lo; wo < hi; ++wo) r[wo] = xr[wo * sw + c];
+              std::fill(r + hi, r + Wo, 0.0f);
             }
         }
+      }
   }
 
   void col2im_add(const float* col, int64_t gi, int64_t j0, int64_t cnt, float* dx, int64_t plane_in) const {
-    const int64_t H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo;
+    const int64_t H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo, sw = g_.sw;
     for (int64_t i = 0; i < g_.kh; ++i)
-      for (int64_t jj = 0; jj < g_.kw; ++jj)
+      for (int64_t jj = 0; jj < g_.kw; ++jj) {
+        int64_t lo, hi;
+        valid_cols(jj, lo, hi);
+        const int64_t c = jj * g_.dw - g_.pl;
         for (int64_t ci = 0; ci < cin_g_; ++ci) {
           const float* row = col + ((i * g_.kw + jj) * cin_g_ + ci) * Pc_;
           float* dc = dx + (gi * cin_g_ + ci) * plane_in;
@@ -364,12 +380,10 @@ class ConvLayer : public BoundLayer {
               if (h < 0 || h >= H) continue;
               const float* r = row + (im * Ho + ho) * Wo;
               float* dr = dc + ((j0 + im) * H + h) * W;
-              for (int64_t wo = 0; wo < Wo; ++wo) {
-                const int64_t w = wo * g_.sw - g_.pl + jj * g_.dw;
-                if (w >= 0 && w < W) dr[w] += r[wo];
-              }
+              for (int64_t wo = lo; wo < hi; ++wo) dr[wo * sw + c] += r[wo];
             }
         }
+      }
   }
 
   // Writes one row block of igemm8 into C (ldc), through a temporary when

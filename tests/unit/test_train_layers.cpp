@@ -131,6 +131,8 @@ TEST_CASE("conv2d forward and gradients, fast and generic paths") {
   cases.push_back(conv_case("grouped, 2 groups", 5, 5, 8, G::ConvSpec{12, 3, 3, 1, {1, 1, 1, 1}, 2, true}));
   cases.push_back(conv_case("depthwise", 5, 5, 8, G::ConvSpec{8, 3, 3, 1, {1, 1, 1, 1}, 8}));
   cases.push_back(conv_case("7x7 stride 2 pad 3", 9, 9, 3, G::square(8, 7, 2, 3)));
+  cases.push_back(conv_case("3x3 stride 2 dilation 2 pad 2", 9, 8, 8, G::square(8, 3, 2, 2), {2, 2}));
+  cases.push_back(conv_case("3x3 stride 3, no padding", 10, 8, 8, G::ConvSpec{8, 3, 3, 3, {0, 0, 0, 0}}));
   for (Case& c : cases) {
     check_case(c, Mode::Eval);
   }
