@@ -1,9 +1,9 @@
 #!/bin/sh
 # Epoch times only (issue 4's speed figures), short enough for a quiet window:
 # one dense training epoch and one fine-tuning epoch of 8x8-block density 0.5
-# (masks held), in PyTorch 1.13 (the reference scripts run with 1 + 1 epochs)
-# and in bsp, alternating, REPS times each; medians. The accuracies come from
-# the full recipe: tests/bench/fmnist_pipeline.sh.
+# (masks held) in PyTorch 1.13 (the reference scripts run with 1 + 1 epochs)
+# and in bsp, plus one bsp nm:2:8 --bdwp epoch, alternating, REPS times each;
+# medians. The accuracies come from the full recipe: tests/bench/fmnist_pipeline.sh.
 # Usage: tests/bench/fmnist_epoch_times.sh [BUILD_DIR [OUT_DIR [THREADS [ARCHS [REPS]]]]]
 #   TORCH_PY: the python with torch (default /usr/bin/python3, Debian's)
 set -e
@@ -28,15 +28,18 @@ for A in $ARCHS; do
   esac
   "$BSP" init --arch "$A" --seed 0 -o "${A}_0.h5"
   "$BSP" prune "${A}_0.h5" --pattern block:8x8 --density 0.5 -o "${A}_b.h5" >/dev/null
+  "$BSP" prune "${A}_0.h5" --pattern nm:2:8 -o "${A}_n.h5" >/dev/null
   : >"${A}_times.txt"
   for r in $(seq "$REPS"); do
     "$TORCH_PY" "$TS" 1 1 >"torch_$A.txt" 2>&1 || { echo "torch failed: see $OUT/torch_$A.txt" >&2; exit 1; }
     grep -o 'train_s [0-9.]*' "torch_$A.txt" | awk -v r="$r" '{print "torch", NR == 1 ? "dense" : "block", $2}' >>"${A}_times.txt"
     "$BSP" finetune "${A}_0.h5" $R --lr 0.1 -o d.h5 --log d.csv >/dev/null
     "$BSP" finetune "${A}_b.h5" $R --lr 0.02 -o b.h5 --log b.csv >/dev/null
+    "$BSP" finetune "${A}_n.h5" $R --lr 0.02 --bdwp -o n.h5 --log n.csv >/dev/null
     tail -n 1 d.csv | awk -F, '{print "bsp dense", $8}' >>"${A}_times.txt"
     tail -n 1 b.csv | awk -F, '{print "bsp block", $8}' >>"${A}_times.txt"
-    rm -f d.csv b.csv
+    tail -n 1 n.csv | awk -F, '{print "bsp bdwp", $8}' >>"${A}_times.txt"
+    rm -f d.csv b.csv n.csv
   done
   python3 - "$A" <<'PY'
 import statistics, sys
@@ -47,9 +50,11 @@ for line in open(f"{a}_times.txt"):
     t.setdefault((who, kind), []).append(float(s))
 m = {k: statistics.median(v) for k, v in t.items()}
 td, tb, bd, bb = m[("torch", "dense")], m[("torch", "block")], m[("bsp", "dense")], m[("bsp", "block")]
+bn = m[("bsp", "bdwp")]
 print(f"{a}: epoch s (median of {len(t[('bsp', 'dense')])}): torch dense {td:.1f}, torch block-masked {tb:.1f}; "
       f"bsp dense {bd:.1f} ({bd / td:.2f}x torch; target <= 1, goal 0.7), "
-      f"bsp block d0.5 {bb:.1f} ({bb / bd:.2f}x bsp dense; target <= 0.75)")
+      f"bsp block d0.5 {bb:.1f} ({bb / bd:.2f}x bsp dense; target <= 0.75), "
+      f"bsp nm:2:8 --bdwp {bn:.1f} ({bn / bd:.2f}x bsp dense)")
 PY
 done
 echo "load after: $(load)"
