@@ -147,35 +147,32 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
       gi = rt % groups, tile = rt / groups;
     const int64_t v0 = tile * tp;
     const int npix = static_cast<int>(std::min<int64_t>(tp, V - v0));
-    // Output and residual pointers at channel 0 of each pixel (null: dropped column).
-    int64_t off[kTileF32];
+    // Output and residual offsets of each pixel's channel 0 (-1: dropped column).
+    int64_t yoff[kTileF32], zoff[kTileF32];
     for (int j = 0; j < npix; ++j) {
       const int64_t v = v0 + j;
-      if (flat) {
-        off[j] = v;
-      } else {
-        const int32_t p = pix0_[static_cast<size_t>(v)];
-        off[j] = p < 0 ? -1 : n * g_.Ho * g_.Wo + p;
+      int64_t p = v;
+      if (!flat) {
+        const int32_t q = pix0_[static_cast<size_t>(v)];
+        p = q < 0 ? -1 : n * g_.Ho * g_.Wo + q;
       }
+      yoff[j] = p < 0 ? -1 : p * ldy;
+      zoff[j] = p < 0 ? -1 : p * ldz;
     }
-    float* yp[kTileF32];
-    const float* zp[kTileF32];
     TileF32 a;
     a.x = xin + n * img + v0 * pix_stride;
     a.ldx = pix_stride;
     a.ldb = block_stride;
     a.tap_off = taps.data();
     a.ntaps = ntaps;
-    a.y = yp;
-    a.z = z ? zp : nullptr;
+    a.yoff = yoff;
+    a.zoff = zoff;
     a.relu = relu;
     a.npix = npix;
     const int64_t r_end = std::min(rows, (gi + 1) * group);
     for (int64_t r = gi * group; r < r_end; ++r) {
-      for (int j = 0; j < npix; ++j) {
-        yp[j] = off[j] < 0 ? nullptr : y + off[j] * ldy + r * 8;
-        zp[j] = off[j] < 0 || !z ? nullptr : z + off[j] * ldz + r * 8;
-      }
+      a.y = y + r * 8;
+      a.z = z ? z + r * 8 : nullptr;
       a.cols = w_.col_idx.data() + w_.row_ptr[r];
       a.nblk = w_.row_ptr[r + 1] - w_.row_ptr[r];
       a.w = w_.w.data() + static_cast<size_t>(w_.row_ptr[r]) * static_cast<size_t>(ntaps * 64);

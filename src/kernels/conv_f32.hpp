@@ -39,8 +39,10 @@ struct TileF32 {
   const int32_t* cols;      // [nblk] block columns of this block row
   int nblk;
   const float* w;           // this block row's packed blocks: [nblk][ntaps][4][8][2]
-  float* const* y;          // [npix] output pointers at this block row's first channel (null: drop)
-  const float* const* z;    // [npix] residual pointers (same channels) or null
+  float* y;                 // output base at this block row's first channel: pixel j writes y + yoff[j]
+  const int64_t* yoff;      // [npix] offset of each pixel's output from y (floats); < 0: drop the pixel
+  const float* z;           // residual added before the relu, like y, or null
+  const int64_t* zoff;      // [npix] offset of each pixel's residual from z (when z)
   const float* bias;        // [8]
   int co_valid;             // output channels of this block row (8, fewer in the last)
   bool relu;

@@ -48,12 +48,12 @@ void tile(const TileF32& a) {
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
 #pragma GCC unroll 8
   for (int j = 0; j < P; ++j) {
-    if (!a.y[j]) continue;
+    if (a.yoff[j] < 0) continue;
     // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
     __m256 s = _mm256_add_ps(_mm256_permutevar8x32_ps(_mm256_hadd_ps(lo[j], hi[j]), order), bias);
-    if (a.z && a.z[j]) s = _mm256_add_ps(s, _mm256_maskload_ps(a.z[j], m));
+    if (a.z) s = _mm256_add_ps(s, _mm256_maskload_ps(a.z + a.zoff[j], m));
     if (a.relu) s = _mm256_max_ps(s, _mm256_setzero_ps());
-    _mm256_maskstore_ps(a.y[j], m, s);
+    _mm256_maskstore_ps(a.y + a.yoff[j], m, s);
   }
 }
 

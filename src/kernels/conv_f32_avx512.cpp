@@ -57,14 +57,15 @@ void tile(const TileF32& a) {
   for (int j = 0; j < P; j += 2) {
     const bool two = j + 1 < P;
     __m512 s = _mm512_add_ps(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_ps()), bias);
+    const bool y0 = a.yoff[j] >= 0, y1 = two && a.yoff[j + 1] >= 0;
     if (a.z) {
-      const __m256 z0 = a.z[j] ? _mm256_maskz_loadu_ps(m, a.z[j]) : _mm256_setzero_ps();
-      const __m256 z1 = two && a.z[j + 1] ? _mm256_maskz_loadu_ps(m, a.z[j + 1]) : _mm256_setzero_ps();
+      const __m256 z0 = y0 ? _mm256_maskz_loadu_ps(m, a.z + a.zoff[j]) : _mm256_setzero_ps();
+      const __m256 z1 = y1 ? _mm256_maskz_loadu_ps(m, a.z + a.zoff[j + 1]) : _mm256_setzero_ps();
       s = _mm512_add_ps(s, _mm512_insertf32x8(_mm512_castps256_ps512(z0), z1, 1));
     }
     if (a.relu) s = _mm512_max_ps(s, _mm512_setzero_ps());
-    if (a.y[j]) _mm256_mask_storeu_ps(a.y[j], m, _mm512_castps512_ps256(s));
-    if (two && a.y[j + 1]) _mm256_mask_storeu_ps(a.y[j + 1], m, _mm512_extractf32x8_ps(s, 1));
+    if (y0) _mm256_mask_storeu_ps(a.y + a.yoff[j], m, _mm512_castps512_ps256(s));
+    if (y1) _mm256_mask_storeu_ps(a.y + a.yoff[j + 1], m, _mm512_extractf32x8_ps(s, 1));
   }
 }
 

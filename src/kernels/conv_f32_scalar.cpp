@@ -22,12 +22,12 @@ void tile(const TileF32& a) {
     }
   }
   for (int j = 0; j < a.npix; ++j) {
-    if (!a.y[j]) continue;
+    if (a.yoff[j] < 0) continue;
     for (int co = 0; co < a.co_valid; ++co) {
       float v = acc[j][co] + a.bias[co];
-      if (a.z && a.z[j]) v += a.z[j][co];
+      if (a.z) v += a.z[a.zoff[j] + co];
       if (a.relu) v = std::max(v, 0.0f);
-      a.y[j][co] = v;
+      a.y[a.yoff[j] + co] = v;
     }
   }
 }
