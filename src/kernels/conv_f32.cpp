@@ -74,10 +74,36 @@ ConvF32::ConvF32(const ConvGeom& g, PackedF32 w) : g_(g), w_(std::move(w)) {
   const int64_t weight_bytes = w_.nnz_blocks() * g_.kh * g_.kw * 64 * 4;
   const int64_t input_bytes = g_.H * g_.W * g_.C * 4;
   rows_outer_ = weight_bytes > input_bytes;
+  // A tile's gather is reused by every block row of its work item: only
+  // worth it when tiles are outer (rows outer would gather a tile per group).
+  gather_ = !direct_ && !rows_outer_ && no_pad && g_.kh == 1 && g_.kw == 1;
+  if (gather_) tap_off_.assign(1, 0);
   // Each virtual pixel's output pixel within its image (-1: a column >= Wo).
-  if (!(direct_ && g_.kh == 1))
+  if (!(direct_ && g_.kh == 1) && !gather_)
     for (int64_t v = 0; v < g_.Ho * Wq_; ++v)
       pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
+}
+
+// The input pixels of flat output pixels v0 ... v0 + npix - 1 of a 1x1 layer,
+// as buf[block][j][8] (j < tp; channels beyond C zero), in this thread's buffer.
+const float* ConvF32::gather_tile(const float* x, int64_t ldx, int64_t v0, int npix, int64_t tp) const {
+  static thread_local AlignedVector<float> buf;
+  const int64_t blocks = (g_.C + 7) / 8, full = g_.C / 8, rest = g_.C % 8;
+  if (buf.size() < static_cast<size_t>(blocks * tp * 8)) buf.resize(static_cast<size_t>(blocks * tp * 8));
+  const bool unit = g_.sh == 1 && g_.sw == 1;
+  const int64_t HWo = g_.Ho * g_.Wo;
+  for (int j = 0; j < npix; ++j) {
+    const int64_t v = v0 + j;
+    const float* src = x + (unit ? v : (v / HWo * g_.H + v % HWo / g_.Wo * g_.sh) * g_.W + v % g_.Wo * g_.sw) * ldx;
+    float* dst = buf.data() + j * 8;
+    for (int64_t b = 0; b < full; ++b) std::memcpy(dst + b * tp * 8, src + b * 8, 8 * sizeof(float));
+    if (rest) {
+      float* d = dst + full * tp * 8;
+      std::memcpy(d, src + full * 8, static_cast<size_t>(rest) * sizeof(float));
+      std::fill(d + rest, d + 8, 0.0f);
+    }
+  }
+  return buf.data();
 }
 
 int64_t ConvF32::kept_macs() const { return w_.nnz_blocks() * 64 * g_.kh * g_.kw * g_.Ho * g_.Wo; }
@@ -98,6 +124,8 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   static thread_local AlignedVector<float> packed;
   if (direct_) {
     img = g_.H * g_.W * ldx;
+  } else if (gather_) {
+    pix_stride = 8;  // x, block_stride: the item's gather buffer
   } else {
     const PhasePlan pp(g_);
     img = pp.image_elems();
@@ -108,8 +136,9 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     xin = packed.data();
   }
 
-  // Virtual pixels: per image Ho * Wq; a 1x1 direct layer treats the batch as one image.
-  const bool flat = direct_ && g_.kh == 1;
+  // Virtual pixels: per image Ho * Wq; a 1x1 direct or gathered layer treats
+  // the batch as one image.
+  const bool flat = (direct_ && g_.kh == 1) || gather_;
   const int64_t images = flat ? 1 : N;
   const int64_t V = flat ? N * g_.Ho * g_.Wo : g_.Ho * Wq_;
   int64_t tiles = (V + P - 1) / P;
@@ -163,6 +192,10 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     a.x = xin + n * img + v0 * pix_stride;
     a.ldx = pix_stride;
     a.ldb = block_stride;
+    if (gather_) {
+      a.x = gather_tile(x, ldx, v0, npix, tp);
+      a.ldb = tp * 8;
+    }
     a.tap_off = taps.data();
     a.ntaps = ntaps;
     a.yoff = yoff;

@@ -7,7 +7,10 @@
 // times one block row (8 output channels). The input is repacked into phase
 // planes (phase_plan.hpp: one per stride phase, padding in place, 8 channels
 // per block contiguous), except 1x1-row layers with stride 1, no padding and
-// few channels, which read the NHWC input as it is. In a phase plane every
+// few channels, which read the NHWC input as it is, and other 1x1 layers
+// without padding whose tiles stay outside the block rows: each work item
+// gathers its own tile's pixels into a small [blocks][P][8] buffer (no
+// packing pass over the whole input, no second parallel region). In a phase plane every
 // kernel tap is a constant offset, so the P pixels of a tile, v = oh * Wq +
 // ow, read their inputs at x + v * ldx + tap_off[t] + block * ldb: an affine
 // address whatever the stride. Columns ow >= Wo are computed and dropped.
@@ -94,9 +97,12 @@ class ConvF32 {
   int64_t kept_macs() const;
 
  private:
+  const float* gather_tile(const float* x, int64_t ldx, int64_t v0, int npix, int64_t tp) const;
+
   ConvGeom g_;
   PackedF32 w_;
   bool direct_ = false;   // no repacking: the NHWC input is read as it is
+  bool gather_ = false;   // 1x1, no padding: each work item gathers its tile's pixels
   int64_t Wq_ = 0;        // virtual pixels per output row
   bool rows_outer_ = false;  // iterate block rows outside tiles (weights larger than the input)
   std::vector<int32_t> pix0_;  // [Ho * Wq] output pixel of each virtual pixel, -1 dropped (not flat)

@@ -89,6 +89,10 @@ TEST_CASE("fp32 bsr conv matches the reference on edge shapes") {
       {2, 5, 7, 64, 40, 1, 1, 0, 0.5},     // 1x1 on 64 channels: NHWC read directly, batch flattened
       {1, 7, 7, 128, 24, 1, 1, 0, 0.5},    // direct, 49 pixels: a partial last tile
       {1, 3, 5, 256, 16, 1, 1, 0, 0.5},    // direct, fewer pixels than a tile
+      {2, 7, 9, 13, 16, 1, 1, 0, 0.5},     // 1x1 gathered per tile, channels not multiples of 8
+      {3, 9, 7, 40, 24, 1, 2, 0, 0.6},     // 1x1 stride 2 gathered, odd sizes, batch 3
+      {2, 6, 6, 512, 24, 1, 1, 0, 0.5},    // 1x1 on 512 channels gathered per tile
+      {1, 4, 4, 24, 200, 1, 1, 0, 0.5},    // 1x1 with weights larger than the input: packed, rows outer
   };
   uint64_t seed = 1;
   for (const Case& c : cases) check_conv(c, seed += 10);
@@ -102,6 +106,7 @@ TEST_CASE("fp32 bsr conv gives the same result on any thread count") {
       {1, 14, 14, 16, 48, 3, 1, 1, 0.5},  // input larger: tiles outer, row groups split
       {2, 9, 9, 64, 72, 1, 1, 0, 0.5},    // direct
       {1, 9, 9, 24, 200, 1, 2, 0, 0.4},   // 1x1 stride 2, 25 rows
+      {2, 14, 14, 72, 48, 1, 2, 0, 0.5},  // 1x1 stride 2 gathered per tile, row groups split
   };
   uint64_t seed = 300;
   const int before = omp_get_max_threads();
