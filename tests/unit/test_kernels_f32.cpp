@@ -10,6 +10,7 @@
 #include "kernels/conv_f32.hpp"
 #include "kernels/ops_f32.hpp"
 #include "kernels/sparse_f32.hpp"
+#include "kernels/width_fold.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
 
@@ -245,5 +246,44 @@ TEST_CASE("fp32 pooling ops equal the reference bit for bit") {
       ops.global_avgpool(x.data(), N, g.H * g.W, g.C, yg.data());
       CHECK(std::memcmp(yg.data(), gap.data(), yg.size() * sizeof(float)) == 0);
     }
+  }
+}
+
+TEST_CASE("width folding gathers each output column's kw taps") {
+  // x'[n, h, ow, j*C + c] = x[n, h, ow*sw - pl + j*dw, c], zero in the padding:
+  // the contiguous copy inside the row and the tap-by-tap copy at its edges.
+  Rng r(91);
+  for (int i = 0; i < 30; ++i) {
+    ConvGeom g;
+    const int64_t N = 1 + static_cast<int64_t>(r.below(2));
+    g.H = 1 + static_cast<int64_t>(r.below(5));
+    g.W = 1 + static_cast<int64_t>(r.below(20));
+    g.C = 1 + static_cast<int64_t>(r.below(4));
+    g.kh = 1 + static_cast<int64_t>(r.below(3));
+    g.kw = 2 + static_cast<int64_t>(r.below(6));
+    g.sh = 1, g.sw = 1 + static_cast<int64_t>(r.below(3));
+    g.dh = 1, g.dw = i % 4 == 3 ? 2 : 1;
+    g.pl = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
+    g.pr = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
+    const int64_t ew = g.W + g.pl + g.pr - g.dw * (g.kw - 1);
+    if (ew < 1) continue;
+    g.Wo = (ew - 1) / g.sw + 1;
+    g.Ho = g.H - g.kh + 1;
+    const Tensor x = test::random_tensor({N, g.H, g.W, g.C}, 500 + static_cast<uint64_t>(i));
+    const int64_t C2 = g.kw * g.C;
+    Tensor y({N, g.H, g.Wo, C2});
+    width_im2col(g, x.data(), N, y.data());
+    INFO("W" << g.W << " C" << g.C << " kw" << g.kw << " sw" << g.sw << " dw" << g.dw << " pl" << g.pl << " pr" << g.pr);
+    int64_t bad = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t h = 0; h < g.H; ++h)
+        for (int64_t ow = 0; ow < g.Wo; ++ow)
+          for (int64_t j = 0; j < g.kw; ++j)
+            for (int64_t c = 0; c < g.C; ++c) {
+              const int64_t iw = ow * g.sw - g.pl + j * g.dw;
+              const float want = iw < 0 || iw >= g.W ? 0.0f : x[static_cast<size_t>(((n * g.H + h) * g.W + iw) * g.C + c)];
+              bad += y[static_cast<size_t>(((n * g.H + h) * g.Wo + ow) * C2 + j * g.C + c)] != want;
+            }
+    CHECK(bad == 0);
   }
 }
