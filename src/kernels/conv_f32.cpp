@@ -202,17 +202,16 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     a.zoff = zoff;
     a.relu = relu;
     a.npix = npix;
-    const int64_t r_end = std::min(rows, (gi + 1) * group);
-    for (int64_t r = gi * group; r < r_end; ++r) {
-      a.y = y + r * 8;
-      a.z = z ? z + r * 8 : nullptr;
-      a.cols = w_.col_idx.data() + w_.row_ptr[r];
-      a.nblk = w_.row_ptr[r + 1] - w_.row_ptr[r];
-      a.w = w_.w.data() + static_cast<size_t>(w_.row_ptr[r]) * static_cast<size_t>(ntaps * 64);
-      a.bias = w_.bias.data() + r * 8;
-      a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
-      fn(a);
-    }
+    a.row_ptr = w_.row_ptr.data();
+    a.col_idx = w_.col_idx.data();
+    a.w = w_.w.data();
+    a.bias = w_.bias.data();
+    a.r0 = gi * group;
+    a.r1 = std::min(rows, (gi + 1) * group);
+    a.cout = g_.Cout;
+    a.y = y;
+    a.z = z;
+    fn(a);
   }
 }
 

@@ -32,22 +32,25 @@ namespace bsp::kernels {
 
 using compact::WeightGeom;
 
-// One call of the micro-kernel: npix (<= kTileF32) virtual pixels x one block row.
+// One call of the micro-kernel: npix (<= kTileF32) virtual pixels x block
+// rows r0 ... r1 - 1, one after the other (one call per work item: the
+// row loop stays inside the kernel).
 struct TileF32 {
   const float* x;           // input at the tile's first virtual pixel, block 0
   int64_t ldx;              // floats between consecutive virtual pixels (8, or C when direct)
   int64_t ldb;              // floats between consecutive 8-channel blocks
   const int64_t* tap_off;   // [ntaps] offset of each tap (floats)
   int ntaps;
-  const int32_t* cols;      // [nblk] block columns of this block row
-  int nblk;
-  const float* w;           // this block row's packed blocks: [nblk][ntaps][4][8][2]
-  float* y;                 // output base at this block row's first channel: pixel j writes y + yoff[j]
+  const int32_t* row_ptr;   // the layer's bsr structure (PackedF32)
+  const int32_t* col_idx;
+  const float* w;           // the layer's packed blocks: per block [ntaps][4][8][2]
+  const float* bias;        // [rows * 8]
+  int64_t r0, r1;           // the block rows to compute
+  int64_t cout;             // output channels (the last block row may have fewer than 8)
+  float* y;                 // output at channel 0: pixel j, channel c at y[yoff[j] + c]
   const int64_t* yoff;      // [npix] offset of each pixel's output from y (floats); < 0: drop the pixel
   const float* z;           // residual added before the relu, like y, or null
   const int64_t* zoff;      // [npix] offset of each pixel's residual from z (when z)
-  const float* bias;        // [8]
-  int co_valid;             // output channels of this block row (8, fewer in the last)
   bool relu;
   int npix;
 };

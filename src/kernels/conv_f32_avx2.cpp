@@ -2,6 +2,7 @@
 // Lanes: 4 output channels x 2 input channels, two accumulators per pixel.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
@@ -18,15 +19,18 @@ inline __m256 bcast_pair(const float* p) {
   return _mm256_castpd_ps(_mm256_set1_pd(d));
 }
 
+// Block row r of the tile.
 template <int P, int LDX>
-void tile(const TileF32& a) {
+void tile_row(const TileF32& a, int64_t r) {
   __m256 lo[P], hi[P];
 #pragma GCC unroll 32
   for (int j = 0; j < P; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
-  const float* w = a.w;
+  const int32_t* cols = a.col_idx + a.row_ptr[r];
+  const int nblk = a.row_ptr[r + 1] - a.row_ptr[r];
+  const float* w = a.w + static_cast<size_t>(a.row_ptr[r]) * static_cast<size_t>(a.ntaps * 64);
   const int64_t ldx = LDX ? LDX : a.ldx;
-  for (int b = 0; b < a.nblk; ++b) {
-    const float* xb = a.x + a.cols[b] * a.ldb;
+  for (int b = 0; b < nblk; ++b) {
+    const float* xb = a.x + cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t) {
       const float* xp = xb + a.tap_off[t];
 #pragma GCC unroll 4
@@ -41,20 +45,28 @@ void tile(const TileF32& a) {
       }
     }
   }
+  const int64_t co_valid = std::min<int64_t>(8, a.cout - r * 8);
   alignas(32) int maskv[8];
-  for (int i = 0; i < 8; ++i) maskv[i] = i < a.co_valid ? -1 : 0;
+  for (int i = 0; i < 8; ++i) maskv[i] = i < co_valid ? -1 : 0;
   const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
-  const __m256 bias = _mm256_maskload_ps(a.bias, m);
+  const __m256 bias = _mm256_maskload_ps(a.bias + r * 8, m);
+  float* const y = a.y + r * 8;
+  const float* const z = a.z ? a.z + r * 8 : nullptr;
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
 #pragma GCC unroll 8
   for (int j = 0; j < P; ++j) {
     if (a.yoff[j] < 0) continue;
     // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
     __m256 s = _mm256_add_ps(_mm256_permutevar8x32_ps(_mm256_hadd_ps(lo[j], hi[j]), order), bias);
-    if (a.z) s = _mm256_add_ps(s, _mm256_maskload_ps(a.z + a.zoff[j], m));
+    if (z) s = _mm256_add_ps(s, _mm256_maskload_ps(z + a.zoff[j], m));
     if (a.relu) s = _mm256_max_ps(s, _mm256_setzero_ps());
-    _mm256_maskstore_ps(a.y + a.yoff[j], m, s);
+    _mm256_maskstore_ps(y + a.yoff[j], m, s);
   }
+}
+
+template <int P, int LDX>
+void tile(const TileF32& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) tile_row<P, LDX>(a, r);
 }
 
 template <int LDX, int... Ps>

@@ -3,6 +3,7 @@
 // input channels; one accumulator per pixel (see conv_f32.hpp).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
@@ -34,38 +35,45 @@ inline __m512 reduce_pair(__m512 a, __m512 b) {
 // runtime a.ldx, slower address arithmetic).
 template <int P, int LDX>
 void tile(const TileF32& a) {
-  __m512 acc[P];
-#pragma GCC unroll 32
-  for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();
-  const float* w = a.w;
   const int64_t ldx = LDX ? LDX : a.ldx;
-  for (int b = 0; b < a.nblk; ++b) {
-    const float* xb = a.x + a.cols[b] * a.ldb;
-    for (int t = 0; t < a.ntaps; ++t) {
-      const float* xp = xb + a.tap_off[t];
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q, w += 16) {
-        const __m512 wv = _mm512_load_ps(w);
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    __m512 acc[P];
 #pragma GCC unroll 32
-        for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(bcast_pair(xp + j * ldx + 2 * q), wv, acc[j]);
+    for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();
+    const int32_t* cols = a.col_idx + a.row_ptr[r];
+    const int nblk = a.row_ptr[r + 1] - a.row_ptr[r];
+    const float* w = a.w + static_cast<size_t>(a.row_ptr[r]) * static_cast<size_t>(a.ntaps * 64);
+    for (int b = 0; b < nblk; ++b) {
+      const float* xb = a.x + cols[b] * a.ldb;
+      for (int t = 0; t < a.ntaps; ++t) {
+        const float* xp = xb + a.tap_off[t];
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q, w += 16) {
+          const __m512 wv = _mm512_load_ps(w);
+#pragma GCC unroll 32
+          for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(bcast_pair(xp + j * ldx + 2 * q), wv, acc[j]);
+        }
       }
     }
-  }
-  const __mmask8 m = static_cast<__mmask8>((1u << a.co_valid) - 1);
-  const __m512 bias = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(m, a.bias));
+    const int co_valid = static_cast<int>(std::min<int64_t>(8, a.cout - r * 8));
+    const __mmask8 m = static_cast<__mmask8>((1u << co_valid) - 1);
+    const __m512 bias = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(m, a.bias + r * 8));
+    float* const y = a.y + r * 8;
+    const float* const z = a.z ? a.z + r * 8 : nullptr;
 #pragma GCC unroll 16
-  for (int j = 0; j < P; j += 2) {
-    const bool two = j + 1 < P;
-    __m512 s = _mm512_add_ps(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_ps()), bias);
-    const bool y0 = a.yoff[j] >= 0, y1 = two && a.yoff[j + 1] >= 0;
-    if (a.z) {
-      const __m256 z0 = y0 ? _mm256_maskz_loadu_ps(m, a.z + a.zoff[j]) : _mm256_setzero_ps();
-      const __m256 z1 = y1 ? _mm256_maskz_loadu_ps(m, a.z + a.zoff[j + 1]) : _mm256_setzero_ps();
-      s = _mm512_add_ps(s, _mm512_insertf32x8(_mm512_castps256_ps512(z0), z1, 1));
+    for (int j = 0; j < P; j += 2) {
+      const bool two = j + 1 < P;
+      __m512 s = _mm512_add_ps(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_ps()), bias);
+      const bool y0 = a.yoff[j] >= 0, y1 = two && a.yoff[j + 1] >= 0;
+      if (z) {
+        const __m256 z0 = y0 ? _mm256_maskz_loadu_ps(m, z + a.zoff[j]) : _mm256_setzero_ps();
+        const __m256 z1 = y1 ? _mm256_maskz_loadu_ps(m, z + a.zoff[j + 1]) : _mm256_setzero_ps();
+        s = _mm512_add_ps(s, _mm512_insertf32x8(_mm512_castps256_ps512(z0), z1, 1));
+      }
+      if (a.relu) s = _mm512_max_ps(s, _mm512_setzero_ps());
+      if (y0) _mm256_mask_storeu_ps(y + a.yoff[j], m, _mm512_castps512_ps256(s));
+      if (y1) _mm256_mask_storeu_ps(y + a.yoff[j + 1], m, _mm512_extractf32x8_ps(s, 1));
     }
-    if (a.relu) s = _mm512_max_ps(s, _mm512_setzero_ps());
-    if (y0) _mm256_mask_storeu_ps(a.y + a.yoff[j], m, _mm512_castps512_ps256(s));
-    if (y1) _mm256_mask_storeu_ps(a.y + a.yoff[j + 1], m, _mm512_extractf32x8_ps(s, 1));
   }
 }
 

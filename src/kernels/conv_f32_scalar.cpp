@@ -8,11 +8,13 @@ namespace bsp::kernels {
 
 namespace {
 
-void tile(const TileF32& a) {
+void tile_row(const TileF32& a, int64_t r) {
   float acc[kTileF32][8] = {};
-  const float* w = a.w;
-  for (int b = 0; b < a.nblk; ++b) {
-    const float* xb = a.x + a.cols[b] * a.ldb;
+  const int32_t* cols = a.col_idx + a.row_ptr[r];
+  const int nblk = a.row_ptr[r + 1] - a.row_ptr[r];
+  const float* w = a.w + static_cast<size_t>(a.row_ptr[r]) * static_cast<size_t>(a.ntaps * 64);
+  for (int b = 0; b < nblk; ++b) {
+    const float* xb = a.x + cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
       const float* xp = xb + a.tap_off[t];
       for (int j = 0; j < a.npix; ++j)
@@ -23,13 +25,17 @@ void tile(const TileF32& a) {
   }
   for (int j = 0; j < a.npix; ++j) {
     if (a.yoff[j] < 0) continue;
-    for (int co = 0; co < a.co_valid; ++co) {
-      float v = acc[j][co] + a.bias[co];
-      if (a.z) v += a.z[a.zoff[j] + co];
+    for (int64_t co = 0; co < std::min<int64_t>(8, a.cout - r * 8); ++co) {
+      float v = acc[j][co] + a.bias[r * 8 + co];
+      if (a.z) v += a.z[a.zoff[j] + r * 8 + co];
       if (a.relu) v = std::max(v, 0.0f);
-      a.y[a.yoff[j] + co] = v;
+      a.y[a.yoff[j] + r * 8 + co] = v;
     }
   }
+}
+
+void tile(const TileF32& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) tile_row(a, r);
 }
 
 }  // namespace
