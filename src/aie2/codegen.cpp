@@ -139,7 +139,7 @@ class Gen {
     d.rows = i32(rows, "rows"), d.cols = i32(cols, "cols"), d.pitch = i32(pitch, "pitch");
     d.elem_bytes = i32(elem, "element");
     d.family = family;
-    d.free_init = b.slots > 1 ? 2 : 0;
+    d.free_init = b.slots > 1 ? 2 : 1;
     d.name = b.name;
     return d;
   }
@@ -295,17 +295,10 @@ class Gen {
 
   // ---- streams ----
 
-  QKey new_stream(QKind kind, int64_t tile, const std::string& label) {
-    int64_t channels = 1;
-    switch (kind) {
-      case QKind::ShimMM2S: channels = hw_.shim_mm2s; break;
-      case QKind::ShimS2MM: channels = hw_.shim_s2mm; break;
-      case QKind::MemtileMM2S: channels = hw_.memtile_mm2s; break;
-      default: channels = 1;
-    }
-    int& n = stream_count_[{kind, static_cast<int32_t>(tile)}];
-    QKey k{kind, static_cast<int32_t>(tile), static_cast<int32_t>(n % channels)};
-    ++n;
+  // A stream on channel `channel` of a tile (the plan chose it; cores have
+  // one queue of each kind).
+  QKey new_stream(QKind kind, int64_t tile, const std::string& label, int32_t channel = 0) {
+    QKey k{kind, static_cast<int32_t>(tile), channel};
     qs_[k].streams.push_back(label);
     return k;
   }
@@ -330,25 +323,28 @@ class Gen {
       for (int64_t f = 0; f < n_fm; ++f) {
         const int64_t m = core_col(hw_, st_.channelwise() ? f : core_index(d, f, 0));
         std::string tag = "in" + std::to_string(b) + (st_.channelwise() ? ".c" : ".s") + std::to_string(f);
-        fm_q_[static_cast<size_t>(b)].push_back(new_stream(QKind::MemtileMM2S, m, "LOADFM " + tag));
+        fm_q_[static_cast<size_t>(b)].push_back(
+            new_stream(QKind::MemtileMM2S, m, "LOADFM " + tag, p_.ch_fm[static_cast<size_t>(b)][static_cast<size_t>(f)]));
         if (in_src_[static_cast<size_t>(b)] >= 0)
-          ld_q_[static_cast<size_t>(b)].push_back(new_stream(QKind::ShimMM2S, m, "LOAD " + tag));
+          ld_q_[static_cast<size_t>(b)].push_back(
+              new_stream(QKind::ShimMM2S, m, "LOAD " + tag, p_.ch_ld[static_cast<size_t>(b)][static_cast<size_t>(f)]));
       }
     if (conv())
       for (int64_t q = 0; q < d.pc; ++q) {
         const int64_t m = q % hw_.cols;
-        ldw_q_.push_back(new_stream(QKind::ShimMM2S, m, "LOADW w.q" + std::to_string(q)));
-        wm_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADWM w.q" + std::to_string(q)));
+        ldw_q_.push_back(new_stream(QKind::ShimMM2S, m, "LOADW w.q" + std::to_string(q), p_.ch_ldw[static_cast<size_t>(q)]));
+        wm_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADWM w.q" + std::to_string(q), p_.ch_wm[static_cast<size_t>(q)]));
       }
     if (st_.add)
       for (int64_t i = 0; i < cores(); ++i) {
         const int64_t m = core_col(hw_, i);
-        am_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADFM add.c" + std::to_string(i)));
-        if (add_src_ >= 0) lda_q_.push_back(new_stream(QKind::ShimMM2S, m, "LOAD add.c" + std::to_string(i)));
+        am_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADFM add.c" + std::to_string(i), p_.ch_am[static_cast<size_t>(i)]));
+        if (add_src_ >= 0)
+          lda_q_.push_back(new_stream(QKind::ShimMM2S, m, "LOAD add.c" + std::to_string(i), p_.ch_lda[static_cast<size_t>(i)]));
       }
     if (out_dst_ >= 0)
       for (int64_t i = 0; i < cores(); ++i)
-        wr_q_.push_back(new_stream(QKind::ShimS2MM, core_col(hw_, i), "WRITE out.c" + std::to_string(i)));
+        wr_q_.push_back(new_stream(QKind::ShimS2MM, core_col(hw_, i), "WRITE out.c" + std::to_string(i), p_.ch_wr[static_cast<size_t>(i)]));
   }
 
   // ---- instructions ----
@@ -708,7 +704,6 @@ class Gen {
   int32_t add_src_ = -1, out_dst_ = -1, w_ddr_ = -1;
   int64_t w_ddr_base_ = 0;
   std::map<QKey, QBuild> qs_;
-  std::map<std::pair<QKind, int32_t>, int> stream_count_;
   std::vector<QKey> core_q_, core_out_q_, ldw_q_, wm_q_, am_q_, lda_q_, wr_q_;
   std::vector<std::vector<QKey>> fm_q_, ld_q_;
 };

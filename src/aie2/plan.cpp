@@ -235,8 +235,14 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   for (size_t k = 0; k < n_in; ++k)
     alloc(p.core_in[k], n_in == 1 ? "in" : "in" + std::to_string(k), p.ih * p.iw * cin_tile * es, 2);
   const int64_t out_tile = d.th * d.tw * co_max * es;
+  // Weight chunks each core receives: once per chunk when they are kept
+  // across the tiles (chunks outer, one input pass), else once per iteration.
+  // A single load needs no second slot.
+  p.w_loads = conv ? (d.order == 'B' && p.K == 1 ? p.J : p.T * p.J * p.K) : 0;
+  const int64_t w_slots = p.w_loads == 1 ? 1 : 2;
+  if (conv && d.w_resident && p.w_loads == 1) return no("resident weights loaded once");
   p.core_w = Buffer{};
-  if (conv) alloc(p.core_w, "w", p.chunk_max, 2);
+  if (conv) alloc(p.core_w, "w", p.chunk_max, w_slots);
   alloc(p.core_out, "out", out_tile, 2);
   p.core_add = Buffer{};
   if (st.add) alloc(p.core_add, "add", out_tile, 2);
@@ -279,7 +285,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
         for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) total += ch.bytes;
         stage_buf(m, "w.q" + std::to_string(q), std::max<int64_t>(total, 64), 1);
       } else {
-        stage_buf(m, "w.q" + std::to_string(q), p.chunk_max, 2);
+        stage_buf(m, "w.q" + std::to_string(q), p.chunk_max, w_slots);
       }
     }
   }
@@ -393,49 +399,74 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   double t_wport = stream_s(wmax * w_mult, n_w);
   double t_outport = stream_s(core_out, n_out);
   if (st.add) t_in += stream_s(core_out, n_out);
-  // Channels: the streams of every memtile and shim tile, dealt round-robin
-  // over its channels in codegen's order.
-  std::vector<std::vector<double>> mt(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(hw.memtile_mm2s), 0.0));
-  std::vector<std::vector<double>> sh(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(hw.shim_mm2s), 0.0));
-  std::vector<std::vector<double>> so(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(hw.shim_s2mm), 0.0));
-  std::vector<int64_t> mt_n(static_cast<size_t>(cols), 0), sh_n(static_cast<size_t>(cols), 0), so_n(static_cast<size_t>(cols), 0);
-  auto deal = [](std::vector<double>& ch, int64_t& n, double sec) {
-    ch[static_cast<size_t>(n % static_cast<int64_t>(ch.size()))] += sec;
-    ++n;
+  // Channels: the streams of every memtile and shim tile, spread longest
+  // first over the least loaded channel (ties: the lower channel).
+  struct Req {
+    int kind;  // 0 memtile MM2S, 1 shim MM2S, 2 shim S2MM
+    int64_t col;
+    double sec;
+    int32_t* ch;
   };
+  std::vector<Req> reqs;
   const int64_t n_fm_streams = st.channelwise() ? cores : d.ps;
   double ddr_in_total = 0, w_total = 0, add_total = 0, out_total = 0;
+  p.ch_fm.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams), 0));
+  p.ch_ld.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams), -1));
+  p.ch_wm.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
+  p.ch_ldw.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
+  p.ch_am.assign(static_cast<size_t>(st.add ? cores : 0), 0);
+  p.ch_lda.assign(static_cast<size_t>(st.add ? cores : 0), -1);
+  p.ch_wr.assign(static_cast<size_t>(c.out_place == Place::DDR ? cores : 0), 0);
   for (size_t b = 0; b < n_in; ++b)
     for (int64_t f = 0; f < n_fm_streams; ++f) {
       const int64_t m = core_col(hw, st.channelwise() ? f : core_index(d, f, 0));
-      deal(mt[static_cast<size_t>(m)], mt_n[static_cast<size_t>(m)], stream_s(fm_bytes, n_fm));
+      reqs.push_back({0, m, stream_s(fm_bytes, n_fm), &p.ch_fm[b][static_cast<size_t>(f)]});
       if (c.in_place[b] == Place::DDR) {
-        deal(sh[static_cast<size_t>(m)], sh_n[static_cast<size_t>(m)], ddr_s(fm_bytes, n_fm));
+        reqs.push_back({1, m, ddr_s(fm_bytes, n_fm), &p.ch_ld[b][static_cast<size_t>(f)]});
         ddr_in_total += fm_bytes;
       }
     }
   for (int64_t q = 0; q < d.pc && conv; ++q) {
     const int64_t m = q % cols;
     const double wb = part_bytes[static_cast<size_t>(q)];
-    deal(sh[static_cast<size_t>(m)], sh_n[static_cast<size_t>(m)], d.w_resident ? ddr_s(wb, static_cast<double>(p.J * p.K)) : ddr_s(wb * w_mult, n_w));
-    deal(mt[static_cast<size_t>(m)], mt_n[static_cast<size_t>(m)], stream_s(wb * w_mult, n_w));
+    reqs.push_back({1, m, d.w_resident ? ddr_s(wb, static_cast<double>(p.J * p.K)) : ddr_s(wb * w_mult, n_w),
+                    &p.ch_ldw[static_cast<size_t>(q)]});
+    reqs.push_back({0, m, stream_s(wb * w_mult, n_w), &p.ch_wm[static_cast<size_t>(q)]});
     w_total += d.w_resident ? wb : wb * w_mult;
   }
   if (st.add)
     for (int64_t i = 0; i < cores; ++i) {
       const int64_t m = core_col(hw, i);
-      deal(mt[static_cast<size_t>(m)], mt_n[static_cast<size_t>(m)], stream_s(core_out, n_out));
+      reqs.push_back({0, m, stream_s(core_out, n_out), &p.ch_am[static_cast<size_t>(i)]});
       if (c.add_place == Place::DDR) {
-        deal(sh[static_cast<size_t>(m)], sh_n[static_cast<size_t>(m)], ddr_s(core_out, n_out));
+        reqs.push_back({1, m, ddr_s(core_out, n_out), &p.ch_lda[static_cast<size_t>(i)]});
         add_total += core_out;
       }
     }
   if (c.out_place == Place::DDR)
     for (int64_t i = 0; i < cores; ++i) {
-      const int64_t m = core_col(hw, i);
-      deal(so[static_cast<size_t>(m)], so_n[static_cast<size_t>(m)], ddr_s(core_out, n_out));
+      reqs.push_back({2, core_col(hw, i), ddr_s(core_out, n_out), &p.ch_wr[static_cast<size_t>(i)]});
       out_total += core_out;
     }
+  // [kind][col][channel] busy seconds.
+  const int64_t nch[3] = {hw.memtile_mm2s, hw.shim_mm2s, hw.shim_s2mm};
+  std::vector<std::vector<std::vector<double>>> load(3);
+  for (int k = 0; k < 3; ++k)
+    load[static_cast<size_t>(k)].assign(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(nch[k]), 0.0));
+  std::vector<size_t> order(reqs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return reqs[a].sec > reqs[b].sec; });
+  for (size_t i : order) {
+    auto& ch = load[static_cast<size_t>(reqs[i].kind)][static_cast<size_t>(reqs[i].col)];
+    size_t best = 0;
+    for (size_t x = 1; x < ch.size(); ++x)
+      if (ch[x] < ch[best]) best = x;
+    ch[best] += reqs[i].sec;
+    *reqs[i].ch = static_cast<int32_t>(best);
+  }
+  const auto& mt = load[0];
+  const auto& sh = load[1];
+  const auto& so = load[2];
   double t_mt = 0, t_ddr_in = 0, t_ddr_out = 0;
   for (int64_t m = 0; m < cols; ++m) {
     for (double x : mt[static_cast<size_t>(m)]) t_mt = std::max(t_mt, x);
@@ -447,19 +478,28 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   p.ddr_write = static_cast<int64_t>(out_total);
   p.stream_bytes = static_cast<int64_t>(fm_bytes * static_cast<double>(n_fm_streams * static_cast<int64_t>(n_in)) +
                                         wmax * w_mult * static_cast<double>(d.pc) + core_out * static_cast<double>(cores));
-  const double t_onchip = std::max({t_comp, t_in, t_wport, t_outport, t_mt});
-  // The first iteration cannot overlap: its loads, one COMP, its write.
+  // Each queue's busy time plus what cannot overlap with it: the work
+  // before its first transfer or COMP (the first tile's operands) and after
+  // its last (the last COMP, the last output tile); the slowest sets the pace.
   const double in_tile_bytes = static_cast<double>(p.ih * p.iw * cin_tile * es);
   const double out_tile_bytes = static_cast<double>(d.th * d.tw * co_max * es);
-  double fill = stream_s(in_tile_bytes, 1) + stream_s(static_cast<double>(p.chunk_max), 1) + first_comp / (ghz * 1e9) +
-                stream_s(out_tile_bytes, 1);
-  double fill_ddr = (c.in_place[0] == Place::DDR ? ddr_s(in_tile_bytes, 1) : 0.0) +
-                    (d.w_resident ? ddr_s(wmax, 1) : ddr_s(static_cast<double>(p.chunk_max), 1)) +
-                    (c.out_place == Place::DDR ? ddr_s(out_tile_bytes, 1) : 0.0);
-  if (hw.ddr_overlap)
-    p.est_seconds = std::max({t_onchip, t_ddr_in, t_ddr_out}) + fill + fill_ddr;
-  else
-    p.est_seconds = t_onchip + t_ddr_in + t_ddr_out + fill;
+  const double in1 = stream_s(in_tile_bytes, 1), w1 = conv ? stream_s(static_cast<double>(p.chunk_max), 1) : 0.0;
+  const double c1 = first_comp / (ghz * 1e9), o1 = stream_s(out_tile_bytes, 1);
+  const double pre = std::max(in1, w1);
+  const double t_onchip = std::max({t_comp + pre + o1, std::max(t_in, t_mt) + c1 + o1, t_wport + c1 + o1,
+                                    t_outport + pre + c1});
+  if (hw.ddr_overlap) {
+    // The DDR queues in the same pipeline: the first tile's operands come
+    // from DDR before anything else can start.
+    const double d_in1 = c.in_place[0] == Place::DDR ? ddr_s(in_tile_bytes, 1) : 0.0;
+    const double d_w1 = conv ? (d.w_resident ? ddr_s(wmax, 1) : ddr_s(static_cast<double>(p.chunk_max), 1)) : 0.0;
+    const double dpre = std::max(d_in1, d_w1);
+    p.est_seconds = std::max({t_onchip + dpre, t_ddr_in + pre + c1 + o1,
+                              t_ddr_out + dpre + pre + c1 + (c.out_place == Place::DDR ? o1 : 0.0)});
+  } else {
+    // DDR transfers are not overlapped: their busiest queues add.
+    p.est_seconds = t_onchip + t_ddr_in + t_ddr_out;
+  }
   return true;
 }
 

@@ -111,7 +111,7 @@ std::vector<int64_t> geometric(int64_t n) {
   return v;
 }
 
-int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t th, int64_t tw) {
+int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t th, int64_t tw, int64_t w_slots) {
   const Stage& st = c.st;
   const int64_t es = dtype_bytes(c.dtype);
   const bool conv = st.kind == StageKind::Conv;
@@ -122,7 +122,7 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
   const int64_t ih = window ? st.ih(th) : th, iw = window ? st.iw(tw) : tw;
   int64_t n = align(c.hw.core_reserved, 64);
   n += static_cast<int64_t>(st.in.size()) * 2 * align(ih * iw * cin * es, 64);
-  if (conv) n += 2 * align(base.chunk_max, 64);
+  if (conv) n += w_slots * align(base.chunk_max, 64);
   const int64_t out = 2 * align(th * tw * co_max * es, 64);
   n += out * (st.add ? 2 : 1);
   if (conv && base.K > 1) n += align(th * tw * co_max * kAccBytes, 64);
@@ -207,39 +207,47 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     for (auto& [probe, ki] : combos) {
       (void)ki;
       // Tiles: for each height the widest that fits the core; then four
-      // sizes from the largest down.
-      std::vector<std::pair<int64_t, int64_t>> fit;
-      for (int64_t th : tile_options(rh, 10))
-        for (int64_t tw : tile_options(rw, 16))
-          if (core_bytes_needed(c, probe, th, tw) <= hw.core_memory) {
-            fit.push_back({th, tw});
-            break;
-          }
-      if (fit.empty()) continue;
-      std::sort(fit.begin(), fit.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
+      // sizes from the largest down. Weights loaded once per stage (one
+      // chunk, one pass, kept across the tiles) need one slot instead of
+      // two, which leaves room for larger tiles.
       std::vector<std::pair<int64_t, int64_t>> tiles;
-      const int64_t top = fit.front().first * fit.front().second;
-      for (int64_t target : {top, top / 2, top / 4, top / 8}) {
-        if (target < 1) break;
-        // The fitting tile with the area closest to the target, halving the
-        // width of the largest when nothing is close.
-        std::pair<int64_t, int64_t> pick = fit.front();
-        int64_t err = std::numeric_limits<int64_t>::max();
-        for (auto t : fit) {
-          int64_t e = std::llabs(t.first * t.second - target);
-          if (e < err) err = e, pick = t;
+      for (int64_t w_slots : {int64_t(2), int64_t(1)}) {
+        if (w_slots == 1 && !(conv && probe.J == 1 && probe.K == 1)) continue;
+        std::vector<std::pair<int64_t, int64_t>> fit;
+        for (int64_t th : tile_options(rh, 10))
+          for (int64_t tw : tile_options(rw, 16))
+            if (core_bytes_needed(c, probe, th, tw, w_slots) <= hw.core_memory) {
+              fit.push_back({th, tw});
+              break;
+            }
+        if (fit.empty()) continue;
+        std::sort(fit.begin(), fit.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
+        const int64_t top = fit.front().first * fit.front().second;
+        for (int64_t target : {top, top / 2, top / 4, top / 8}) {
+          if (target < 1) break;
+          // The fitting tile with the area closest to the target, halving the
+          // width of the largest when nothing is close.
+          std::pair<int64_t, int64_t> pick = fit.front();
+          int64_t err = std::numeric_limits<int64_t>::max();
+          for (auto t : fit) {
+            int64_t e = std::llabs(t.first * t.second - target);
+            if (e < err) err = e, pick = t;
+          }
+          if (pick.first * pick.second > 2 * target && pick.second > 1) {
+            int64_t f = ceil_div(pick.first * pick.second, target);
+            pick.second = std::max<int64_t>(1, ceil_div(pick.second, f));
+          }
+          if (std::find(tiles.begin(), tiles.end(), pick) == tiles.end()) tiles.push_back(pick);
         }
-        if (pick.first * pick.second > 2 * target && pick.second > 1) {
-          int64_t f = ceil_div(pick.first * pick.second, target);
-          pick.second = std::max<int64_t>(1, ceil_div(pick.second, f));
-        }
-        if (std::find(tiles.begin(), tiles.end(), pick) == tiles.end()) tiles.push_back(pick);
       }
       for (auto [th, tw] : tiles) {
         const int64_t T = ceil_div(rh, th) * ceil_div(rw, tw);
         const int64_t J = probe.J;
         for (char order : {'A', 'B'}) {
-          if (order == 'B' && (J == 1 || T == 1)) continue;  // the same loop as 'A'
+          // With one tile the orders are the same loop; with one chunk 'B'
+          // keeps it across the tiles where 'A' reloads it.
+          if (order == 'B' && T == 1) continue;
+          if (order == 'B' && J == 1 && probe.K > 1) continue;  // the same loop as 'A'
           for (bool wres : {false, true}) {
             if (wres && (!conv || (order == 'B' && probe.K == 1))) continue;  // nothing to reuse
             StagePlan p;

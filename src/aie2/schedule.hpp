@@ -105,6 +105,7 @@ struct StagePlan {
   std::vector<Rect> rects;                 // [ps]
   std::vector<std::vector<Chunk>> chunks;  // conv: [pc][j * K + k]
   int64_t chunk_max = 0;                   // largest chunk of any part
+  int64_t w_loads = 0;                     // weight chunks each core receives (1: one slot suffices)
   // Core memory (the same in every core): inputs (one per stage input), weights,
   // output, residual operand, accumulator.
   std::vector<Buffer> core_in;
@@ -117,6 +118,14 @@ struct StagePlan {
   // Work balance: per core, the MACs it performs (sparse: only stored blocks).
   std::vector<int64_t> core_macs;  // [ps * pc]
   double imbalance = 1.0;          // max / mean over the cores that work
+  // The DMA channel of every stream, in codegen's order: per memtile its
+  // MM2S channels, per shim tile its MM2S and S2MM channels. Streams are
+  // spread longest first over the least loaded channel of their tile, so that
+  // heavy streams get a channel of their own (a channel runs its streams'
+  // transfers in program order).
+  std::vector<std::vector<int32_t>> ch_fm, ch_ld;  // [input][stream]: memtile, shim (input from DDR)
+  std::vector<int32_t> ch_wm, ch_ldw;              // [part]: memtile, shim
+  std::vector<int32_t> ch_am, ch_lda, ch_wr;       // [core]: residual memtile, shim; output shim
   // Traffic the plan causes (bytes) and its analytic time estimate.
   int64_t ddr_read = 0, ddr_weights = 0, ddr_write = 0, stream_bytes = 0;
   double est_seconds = 0;
