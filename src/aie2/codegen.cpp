@@ -72,6 +72,14 @@ class Gen {
     return m;
   }
   int64_t cin_tile() const { return conv() ? std::min(p_.d.ci_t, st_.Cin) : co_max(); }
+  int64_t out_channels() const { return std::min<int64_t>(2, hw_.core_mm2s); }
+  // Output tiles travel on two channels (one per slot) that run
+  // independently: each slot needs its own lock pair.
+  void slot_locks(BufDecl& d) const {
+    if (out_channels() < 2 || d.slots < 2) return;
+    d.flags |= kBufSlotLocks;
+    d.free_init = 1;
+  }
 
   // A DDR view of a storage: [H][W][C] or, flat, [1][1][H*W*C].
   int32_t ddr_buf(int storage, bool flat) {
@@ -203,6 +211,7 @@ class Gen {
     for (int64_t i = 0; i < cores(); ++i) {
       BufDecl x = core_decl(p_.core_out, kFamOut, i, 1, 1, d.th, d.tw, co_max(), es_);
       x.name = "out.c" + std::to_string(i);
+      slot_locks(x);
       core_out_.push_back(add_buf(x));
       if (st_.add) {
         BufDecl a = core_decl(p_.core_add, kFamAdd, i, 1, 1, d.th, d.tw, co_max(), es_);
@@ -269,6 +278,7 @@ class Gen {
     if (out_dst_ >= 0)
       for (int64_t i = 0; i < cores(); ++i)
         out_stage_.push_back(mt_buf(core_col(hw_, i), "out.c" + std::to_string(i), d.th, d.tw, co_max(), false));
+    for (int32_t b : out_stage_) slot_locks(prog_.bufs[static_cast<size_t>(b)]);
     // The kernel.
     KernelDecl k;
     k.id = 0;
@@ -314,7 +324,9 @@ class Gen {
     const int64_t n_in = static_cast<int64_t>(st_.in.size());
     for (int64_t i = 0; i < cores(); ++i) {
       core_q_.push_back(new_stream(QKind::Core, i, "kernel"));
-      core_out_q_.push_back(new_stream(QKind::CoreMM2S, i, "out"));
+      // Output tiles alternate over the core's MM2S channels (slot s on channel s).
+      for (int64_t c = 0; c < out_channels(); ++c)
+        core_out_q_.push_back(new_stream(QKind::CoreMM2S, i, "out", static_cast<int32_t>(c)));
     }
     const int64_t n_fm = st_.channelwise() ? cores() : d.ps;
     fm_q_.assign(static_cast<size_t>(n_in), {});
@@ -537,7 +549,7 @@ class Gen {
 
           // The output path.
           if (last) {
-            const QKey& oq = core_out_q_[static_cast<size_t>(i)];
+            const QKey& oq = core_out_q_[static_cast<size_t>(i * out_channels() + out_slot % out_channels())];
             const int32_t ob = core_out_[static_cast<size_t>(i)];
             emit(oq, acq(ob, out_slot, kFull, 1, kRead, 0));
             const int64_t n = g.empty() ? 0 : co;

@@ -164,15 +164,18 @@ class Runner {
       if (locked) {
         if (d.free_init < 0 || d.free_init > kMaxLock || d.full_init < 0 || d.full_init > kMaxLock)
           fail("{}: buffer '{}': lock values must be 0..{}", where, d.name, kMaxLock);
-        b.locks.resize(static_cast<size_t>(d.tile_count) * 2);
+        const int32_t pairs = lock_pairs(d);
+        b.locks.resize(static_cast<size_t>(d.tile_count) * static_cast<size_t>(pairs) * 2);
         for (int32_t mbr = 0; mbr < d.tile_count; ++mbr) {
-          b.locks[static_cast<size_t>(mbr) * 2] = d.free_init;
-          b.locks[static_cast<size_t>(mbr) * 2 + 1] = d.full_init;
+          for (int32_t u = 0; u < pairs; ++u) {
+            b.locks[static_cast<size_t>(mbr * pairs + u) * 2] = d.free_init;
+            b.locks[static_cast<size_t>(mbr * pairs + u) * 2 + 1] = d.full_init;
+          }
           const int64_t tile = d.tile + static_cast<int64_t>(mbr) * d.tile_stride;
           if (d.mem == Mem::Core)
-            core_locks[static_cast<size_t>(tile)] += 2;
+            core_locks[static_cast<size_t>(tile)] += 2 * pairs;
           else
-            mt_locks[static_cast<size_t>(tile)] += 2;
+            mt_locks[static_cast<size_t>(tile)] += 2 * pairs;
         }
         b.win.resize(static_cast<size_t>(d.tile_count) * static_cast<size_t>(d.slots));
         if ((d.flags & kBufShared) && m_) b.written.assign(static_cast<size_t>(d.tile_count), std::vector<uint8_t>(static_cast<size_t>(size), 0));
@@ -277,12 +280,12 @@ class Runner {
     if (mode != kRead && mode != kWrite) error(q, rec, in.op, "mode must be 0 (read) or 1 (write)");
     const auto ms = members(q, rec, in.op, d, in.a[5]);
     for (int32_t mbr : ms)
-      if (bs.locks[static_cast<size_t>(mbr) * 2 + static_cast<size_t>(lock)] < value) {
-        waiters_[key(b, mbr, lock)].push_back(q);
+      if (bs.locks[static_cast<size_t>(lock_unit(d, mbr, slot)) * 2 + static_cast<size_t>(lock)] < value) {
+        waiters_[key(b, lock_unit(d, mbr, slot), lock)].push_back(q);
         return false;
       }
     for (int32_t mbr : ms) {
-      bs.locks[static_cast<size_t>(mbr) * 2 + static_cast<size_t>(lock)] -= value;
+      bs.locks[static_cast<size_t>(lock_unit(d, mbr, slot)) * 2 + static_cast<size_t>(lock)] -= value;
       auto& ws = bs.win[static_cast<size_t>(mbr) * static_cast<size_t>(d.slots) + static_cast<size_t>(slot)];
       const bool shared = (d.flags & kBufShared) != 0;
       for (const Win& w : ws) {
@@ -317,15 +320,21 @@ class Runner {
               fmt::format("releases buffer '{}' slot {} ({}) without having acquired it", d.name, slot,
                           mode == kWrite ? "write" : "read"));
       ws.erase(it);
-      int& v = bs.locks[static_cast<size_t>(mbr) * 2 + static_cast<size_t>(lock)];
+      int& v = bs.locks[static_cast<size_t>(lock_unit(d, mbr, slot)) * 2 + static_cast<size_t>(lock)];
       v += value;
       if (v > kMaxLock) error(q, rec, in.op, fmt::format("lock of buffer '{}' overflows ({})", d.name, v));
-      auto wit = waiters_.find(key(b, mbr, lock));
+      auto wit = waiters_.find(key(b, lock_unit(d, mbr, slot), lock));
       if (wit != waiters_.end()) {
         for (int w : wit->second) woken_.push_back(w);
         waiters_.erase(wit);
       }
     }
+  }
+
+  // Lock pairs of a buffer per member, and the pair a slot of a member uses.
+  static int32_t lock_pairs(const BufDecl& d) { return (d.flags & kBufSlotLocks) ? d.slots : 1; }
+  static int32_t lock_unit(const BufDecl& d, int32_t member, int32_t slot) {
+    return member * lock_pairs(d) + ((d.flags & kBufSlotLocks) ? slot : 0);
   }
 
   static int64_t key(int32_t b, int32_t member, int32_t lock) {

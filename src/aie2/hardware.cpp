@@ -151,6 +151,7 @@ void apply_json(Hardware& h, const Json& j, const std::string& source) {
     read_int(c, "program_memory_bytes", h.core_program_memory, 0, int64_t(1) << 24);
     read_int(c, "locks", h.core_locks, 2, 1024);
     read_int(c, "reserved_bytes", h.core_reserved, 0, int64_t(1) << 24);
+    read_int(c, "mm2s_channels", h.core_mm2s, 1, 64);
   });
   read_object(f, "memtile", [&](Fields& m) {
     read_int(m, "memory_bytes", h.memtile_memory, 4096, int64_t(1) << 30);
@@ -193,6 +194,7 @@ void check(const Hardware& h, const std::string& source) {
   need(h.core_memory > 0, "core.data_memory_bytes");
   need(h.core_banks > 0, "core.banks");
   need(h.core_locks > 0, "core.locks");
+  need(h.core_mm2s > 0, "core.mm2s_channels");
   need(h.memtile_memory > 0, "memtile.memory_bytes");
   need(h.memtile_banks > 0, "memtile.banks");
   need(h.memtile_locks > 0, "memtile.locks");
@@ -294,6 +296,7 @@ Json hardware_to_json(const Hardware& h) {
   core["program_memory_bytes"] = h.core_program_memory;
   core["locks"] = h.core_locks;
   core["reserved_bytes"] = h.core_reserved;
+  core["mm2s_channels"] = h.core_mm2s;
   j["core"] = std::move(core);
   Json mt = Json::object();
   mt["memory_bytes"] = h.memtile_memory;

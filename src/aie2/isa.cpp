@@ -338,6 +338,7 @@ std::string program_asm(const Program& p) {
       std::string fl;
       if (b.flags & kBufShared) fl += " shared";
       if (b.flags & kBufPrivate) fl += " private";
+      if (b.flags & kBufSlotLocks) fl += " slot-locks";
       o += fmt::format("  buf {:<3} {:<16} {}{} @{} {}x{} {} locks free={} full={}{}\n", b.id, b.name, mem,
                        tiles.empty() ? "" : "(" + tiles + ")", b.addr, b.slots, b.slot_bytes, layout, b.free_init,
                        b.full_init, fl);

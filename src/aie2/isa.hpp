@@ -54,6 +54,7 @@ const char* qkind_name(QKind k);
 constexpr int32_t kBufShared = 1;   // several queues may write it at once (disjoint parts, each byte once)
 constexpr int32_t kBufPrivate = 2;  // one queue's scratch (no locks): the core that owns it
 constexpr int32_t kBufLinear = 4;   // raw bytes (weights), no [rows][cols][pitch] layout
+constexpr int32_t kBufSlotLocks = 8;  // a free/full lock pair per slot (else one pair for all slots)
 
 // A buffer: `slots` slots of slot_bytes at addr in the memory of tile (a
 // core index, a column, or 0 for DDR); a group buffer exists at the same

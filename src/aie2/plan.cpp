@@ -250,7 +250,10 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   if (conv && p.K > 1) alloc(p.core_acc, "acc", d.th * d.tw * co_max * kAccBytes, 1);
   p.core_used = at;
   if (at > core_top) return no("core memory");
-  const int64_t core_lock_users = static_cast<int64_t>(n_in) + (conv ? 1 : 0) + 1 + (st.add ? 1 : 0);
+  // Lock pairs: one per buffer, two for the output (one per slot when its
+  // tiles alternate over two channels).
+  const int64_t out_pairs = hw.core_mm2s >= 2 ? 2 : 1;
+  const int64_t core_lock_users = static_cast<int64_t>(n_in) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
   if (2 * core_lock_users > hw.core_locks) return no("core locks");
 
   // Memtile staging buffers, per memtile, allocated downwards from the top.
@@ -297,10 +300,13 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   for (int64_t m = 0; m < cols; ++m) {
     p.memtile_used[static_cast<size_t>(m)] = used[static_cast<size_t>(m)] + (hw.memtile_memory - c.memtile_free);
     if (used[static_cast<size_t>(m)] > c.memtile_free) return no("memtile memory");
-    // Two locks per staging buffer, and two for each band of up to three
-    // resident activations the stage reads or writes in this memtile.
-    if (2 * static_cast<int64_t>(p.memtile[static_cast<size_t>(m)].size()) + 6 > hw.memtile_locks)
-      return no("memtile locks");
+    // Two locks per staging buffer (four for an output staging buffer fed by
+    // two core channels), and two for each band of up to three resident
+    // activations the stage reads or writes in this memtile.
+    int64_t locks = 6;
+    for (const Buffer& b : p.memtile[static_cast<size_t>(m)])
+      locks += b.name.rfind("out.", 0) == 0 && b.slots > 1 ? 2 * out_pairs : 2;
+    if (locks > hw.memtile_locks) return no("memtile locks");
   }
 
   // Work per core and balance.
@@ -397,7 +403,10 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   double wmax = 0;
   for (double b : part_bytes) wmax = std::max(wmax, b);
   double t_wport = stream_s(wmax * w_mult, n_w);
-  double t_outport = stream_s(core_out, n_out);
+  // Output tiles alternate over up to two core MM2S channels (one per slot).
+  const double out_ch = static_cast<double>(std::min<int64_t>(2, hw.core_mm2s));
+  const double n_out_ch = std::ceil(n_out / out_ch);
+  double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch);
   if (st.add) t_in += stream_s(core_out, n_out);
   // Channels: the streams of every memtile and shim tile, spread longest
   // first over the least loaded channel (ties: the lower channel).
