@@ -321,13 +321,21 @@ void plan_residency(Schedule& S, const std::vector<bool>& forbid, double fractio
   const int64_t cols = S.hw.cols;
   const int64_t limit = static_cast<int64_t>(static_cast<double>(S.hw.memtile_memory) * fraction) / 64 * 64;
   std::vector<Placed> placed;
-  for (size_t i = 0; i < S.graph.storages.size(); ++i) {
+  // Largest first: big activations (the costliest to spill) get placed
+  // before small ones fragment the area.
+  auto band_bytes = [&](const Storage& s) { return align(ceil_div(s.H, cols) * s.W * s.C * es, 64); };
+  std::vector<size_t> order(S.graph.storages.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return band_bytes(S.graph.storages[a]) > band_bytes(S.graph.storages[b]);
+  });
+  for (size_t i : order) {
     const Storage& s = S.graph.storages[i];
     StoragePlan& p = S.storages[i];
     p = StoragePlan{};
     if (s.is_input || s.is_output || forbid[i]) continue;
     const int64_t band_rows = ceil_div(s.H, cols);
-    const int64_t bytes = align(band_rows * s.W * s.C * es, 64);
+    const int64_t bytes = band_bytes(s);
     int64_t at = first_fit(placed, bytes, s.first_stage, s.last_stage, limit);
     if (at < 0) continue;
     placed.push_back({at, bytes, s.first_stage, s.last_stage});
@@ -454,9 +462,13 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
   const Schedule base = base_schedule(m, hw, dtype, opt.dense);
   // How much of the memtiles resident activations may take: half leaves
   // room for staging (weights kept in the memtile, DDR tiles); seven eighths
-  // keeps more activations on chip. The analytic time decides.
+  // keeps more activations on chip. The analytic time decides (when half
+  // already holds them all, more cannot help).
   Schedule S = plan_stages(base, opt, 0.5);
-  if (opt.resident) {
+  bool spilled = false;
+  for (size_t i = 0; i < S.storages.size(); ++i)
+    spilled = spilled || (S.storages[i].place == Place::DDR && !S.graph.storages[i].is_input && !S.graph.storages[i].is_output);
+  if (opt.resident && spilled) {
     Schedule T = plan_stages(base, opt, 0.875);
     if (planned_seconds(T) < planned_seconds(S)) S = std::move(T);
   }
