@@ -196,6 +196,10 @@ class Gen {
           BufDecl x = core_decl(cb, static_cast<int32_t>(kFamIn0 + b), core_index(d, s, 0), d.pc, 1, p_.ih, p_.iw,
                                 cin_tile(), es_);
           x.name = cb.name + ".s" + std::to_string(s);
+          if (p_.fm_split) {  // two streams, one per slot
+            x.flags |= kBufSlotLocks;
+            x.free_init = 1;
+          }
           core_in_[static_cast<size_t>(b)].push_back(add_buf(x));
         }
       }
@@ -335,11 +339,14 @@ class Gen {
       for (int64_t f = 0; f < n_fm; ++f) {
         const int64_t m = core_col(hw_, st_.channelwise() ? f : core_index(d, f, 0));
         std::string tag = "in" + std::to_string(b) + (st_.channelwise() ? ".c" : ".s") + std::to_string(f);
-        fm_q_[static_cast<size_t>(b)].push_back(
-            new_stream(QKind::MemtileMM2S, m, "LOADFM " + tag, p_.ch_fm[static_cast<size_t>(b)][static_cast<size_t>(f)]));
+        const int64_t ns = p_.fm_streams();
+        for (int64_t x = 0; x < ns; ++x)
+          fm_q_[static_cast<size_t>(b)].push_back(new_stream(QKind::MemtileMM2S, m,
+                                                             "LOADFM " + tag + (ns > 1 ? "." + std::to_string(x) : ""),
+                                                             p_.ch_fm[static_cast<size_t>(b)][static_cast<size_t>(f * ns + x)]));
         if (in_src_[static_cast<size_t>(b)] >= 0)
           ld_q_[static_cast<size_t>(b)].push_back(
-              new_stream(QKind::ShimMM2S, m, "LOAD " + tag, p_.ch_ld[static_cast<size_t>(b)][static_cast<size_t>(f)]));
+              new_stream(QKind::ShimMM2S, m, "LOAD " + tag, p_.ch_ld[static_cast<size_t>(b)][static_cast<size_t>(f * ns)]));
       }
     if (conv())
       for (int64_t q = 0; q < d.pc; ++q) {
@@ -615,7 +622,7 @@ class Gen {
             }
             if (g.empty()) n = 0;
             const int32_t cb = core_in_[static_cast<size_t>(b)][static_cast<size_t>(f)];
-            const QKey& fq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+            const QKey& fq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * p_.fm_streams() + fm_slot % p_.fm_streams())];
             if (in_src_[static_cast<size_t>(b)] >= 0) {
               const int32_t sb = in_stage_[static_cast<size_t>(b)][static_cast<size_t>(f)];
               const QKey& lq = ld_q_[static_cast<size_t>(b)][static_cast<size_t>(f)];

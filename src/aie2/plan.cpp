@@ -253,7 +253,10 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   // Lock pairs: one per buffer, two for the output (one per slot when its
   // tiles alternate over two channels).
   const int64_t out_pairs = hw.core_mm2s >= 2 ? 2 : 1;
-  const int64_t core_lock_users = static_cast<int64_t>(n_in) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
+  const int64_t T_loads_fm = p.T * ((conv && d.order == 'A' && p.K == 1) ? 1 : p.J * p.K);
+  p.fm_split = conv && n_in == 1 && !st.add && p.w_loads == 1 && c.in_place[0] == Place::Memtile && T_loads_fm >= 2;
+  const int64_t core_lock_users =
+      static_cast<int64_t>(n_in) + (p.fm_split ? 1 : 0) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
   if (2 * core_lock_users > hw.core_locks) return no("core locks");
 
   // Memtile staging buffers, per memtile, allocated downwards from the top.
@@ -399,7 +402,12 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   const double core_out = static_cast<double>(rh * rw) * part_ch * static_cast<double>(es);
   (void)out_bytes;
   const double n_out = static_cast<double>(p.T * p.J);
-  double t_in = stream_s(fm_bytes * static_cast<double>(n_in), n_fm * static_cast<double>(n_in));
+  // Per stream: with two streams per part each carries every other tile.
+  const double fm_share = p.fm_split ? std::ceil(n_fm / 2) / n_fm : 1.0;
+  double t_in = stream_s(fm_bytes * fm_share * static_cast<double>(n_in), n_fm * fm_share * static_cast<double>(n_in));
+  // A stream that owns one slot refills it only after the COMP that reads it:
+  // per slot, transfer and compute alternate.
+  if (p.fm_split) t_in += (std::ceil(n_fm / 2) - 1) * t_comp / n_fm;
   double wmax = 0;
   for (double b : part_bytes) wmax = std::max(wmax, b);
   double t_wport = stream_s(wmax * w_mult, n_w);
@@ -407,6 +415,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   const double out_ch = static_cast<double>(std::min<int64_t>(2, hw.core_mm2s));
   const double n_out_ch = std::ceil(n_out / out_ch);
   double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch);
+  if (out_ch > 1) t_outport += (n_out_ch - 1) * t_comp / n_out;  // per slot: COMP, then its drain
   if (st.add) t_in += stream_s(core_out, n_out);
   // Channels: the streams of every memtile and shim tile, spread longest
   // first over the least loaded channel (ties: the lower channel).
@@ -419,8 +428,9 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   std::vector<Req> reqs;
   const int64_t n_fm_streams = st.channelwise() ? cores : d.ps;
   double ddr_in_total = 0, w_total = 0, add_total = 0, out_total = 0;
-  p.ch_fm.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams), 0));
-  p.ch_ld.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams), -1));
+  const int64_t ns = p.fm_streams();
+  p.ch_fm.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams * ns), 0));
+  p.ch_ld.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams * ns), -1));
   p.ch_wm.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
   p.ch_ldw.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
   p.ch_am.assign(static_cast<size_t>(st.add ? cores : 0), 0);
@@ -429,9 +439,10 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   for (size_t b = 0; b < n_in; ++b)
     for (int64_t f = 0; f < n_fm_streams; ++f) {
       const int64_t m = core_col(hw, st.channelwise() ? f : core_index(d, f, 0));
-      reqs.push_back({0, m, stream_s(fm_bytes, n_fm), &p.ch_fm[b][static_cast<size_t>(f)]});
+      for (int64_t x = 0; x < ns; ++x)
+        reqs.push_back({0, m, stream_s(fm_bytes * fm_share, n_fm * fm_share), &p.ch_fm[b][static_cast<size_t>(f * ns + x)]});
       if (c.in_place[b] == Place::DDR) {
-        reqs.push_back({1, m, ddr_s(fm_bytes, n_fm), &p.ch_ld[b][static_cast<size_t>(f)]});
+        reqs.push_back({1, m, ddr_s(fm_bytes, n_fm), &p.ch_ld[b][static_cast<size_t>(f * ns)]});
         ddr_in_total += fm_bytes;
       }
     }

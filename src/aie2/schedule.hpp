@@ -106,6 +106,12 @@ struct StagePlan {
   std::vector<std::vector<Chunk>> chunks;  // conv: [pc][j * K + k]
   int64_t chunk_max = 0;                   // largest chunk of any part
   int64_t w_loads = 0;                     // weight chunks each core receives (1: one slot suffices)
+  // Input tiles alternate over two streams (slot s on stream s, per-slot
+  // locks): a conv whose weights arrive once, with one resident input and no
+  // residual operand, so that each core still takes at most two streams at
+  // a time (its two S2MM channels: the weights, then input tiles, on one).
+  bool fm_split = false;
+  int64_t fm_streams() const { return fm_split ? 2 : 1; }  // per spatial part
   // Core memory (the same in every core): inputs (one per stage input), weights,
   // output, residual operand, accumulator.
   std::vector<Buffer> core_in;
@@ -123,7 +129,7 @@ struct StagePlan {
   // spread longest first over the least loaded channel of their tile, so that
   // heavy streams get a channel of their own (a channel runs its streams'
   // transfers in program order).
-  std::vector<std::vector<int32_t>> ch_fm, ch_ld;  // [input][stream]: memtile, shim (input from DDR)
+  std::vector<std::vector<int32_t>> ch_fm, ch_ld;  // [input][stream * fm_streams() + slot]: memtile, shim
   std::vector<int32_t> ch_wm, ch_ldw;              // [part]: memtile, shim
   std::vector<int32_t> ch_am, ch_lda, ch_wr;       // [core]: residual memtile, shim; output shim
   // Traffic the plan causes (bytes) and its analytic time estimate.
