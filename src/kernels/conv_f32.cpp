@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include <omp.h>
 
@@ -122,18 +123,21 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   // Packing scratch, reused across calls (every element is rewritten);
   // thread_local, so only this thread may name it (xin below).
   static thread_local AlignedVector<float> packed;
+  // Packed layers pack inside the kernel's parallel region (one fork and
+  // join per layer: with passive OpenMP threads each costs a wake-up).
+  std::optional<PhasePlan> pp;
+  float* pack_to = nullptr;
   if (direct_) {
     img = g_.H * g_.W * ldx;
   } else if (gather_) {
     pix_stride = 8;  // x, block_stride: the item's gather buffer
   } else {
-    const PhasePlan pp(g_);
-    img = pp.image_elems();
+    pp.emplace(g_);
+    img = pp->image_elems();
     if (packed.size() < static_cast<size_t>(N * img)) packed.resize(static_cast<size_t>(N * img));
     pix_stride = 8;
-    block_stride = pp.block_elems();
-    pp.pack(g_, x, ldx, N, packed.data(), [](float v) { return v; }, 0.0f);
-    xin = packed.data();
+    block_stride = pp->block_elems();
+    xin = pack_to = packed.data();
   }
 
   // Virtual pixels: per image Ho * Wq; a 1x1 direct or gathered layer treats
@@ -166,52 +170,56 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   if (direct_)
     for (auto& t : taps) t *= ldx;
 
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t it = 0; it < items; ++it) {
-    int64_t gi, tile;
-    const int64_t n = it / (groups * tiles), rt = it % (groups * tiles);
-    if (rows_outer_)
-      gi = rt / tiles, tile = rt % tiles;
-    else
-      gi = rt % groups, tile = rt / groups;
-    const int64_t v0 = tile * tp;
-    const int npix = static_cast<int>(std::min<int64_t>(tp, V - v0));
-    // Output and residual offsets of each pixel's channel 0 (-1: dropped column).
-    int64_t yoff[kTileF32], zoff[kTileF32];
-    for (int j = 0; j < npix; ++j) {
-      const int64_t v = v0 + j;
-      int64_t p = v;
-      if (!flat) {
-        const int32_t q = pix0_[static_cast<size_t>(v)];
-        p = q < 0 ? -1 : n * g_.Ho * g_.Wo + q;
+#pragma omp parallel
+  {
+    if (pp) pp->pack_shared(g_, x, ldx, N, pack_to, [](float v) { return v; }, 0.0f);
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t it = 0; it < items; ++it) {
+      int64_t gi, tile;
+      const int64_t n = it / (groups * tiles), rt = it % (groups * tiles);
+      if (rows_outer_)
+        gi = rt / tiles, tile = rt % tiles;
+      else
+        gi = rt % groups, tile = rt / groups;
+      const int64_t v0 = tile * tp;
+      const int npix = static_cast<int>(std::min<int64_t>(tp, V - v0));
+      // Output and residual offsets of each pixel's channel 0 (-1: dropped column).
+      int64_t yoff[kTileF32], zoff[kTileF32];
+      for (int j = 0; j < npix; ++j) {
+        const int64_t v = v0 + j;
+        int64_t p = v;
+        if (!flat) {
+          const int32_t q = pix0_[static_cast<size_t>(v)];
+          p = q < 0 ? -1 : n * g_.Ho * g_.Wo + q;
+        }
+        yoff[j] = p < 0 ? -1 : p * ldy;
+        zoff[j] = p < 0 ? -1 : p * ldz;
       }
-      yoff[j] = p < 0 ? -1 : p * ldy;
-      zoff[j] = p < 0 ? -1 : p * ldz;
+      TileF32 a;
+      a.x = xin + n * img + v0 * pix_stride;
+      a.ldx = pix_stride;
+      a.ldb = block_stride;
+      if (gather_) {
+        a.x = gather_tile(x, ldx, v0, npix, tp);
+        a.ldb = tp * 8;
+      }
+      a.tap_off = taps.data();
+      a.ntaps = ntaps;
+      a.yoff = yoff;
+      a.zoff = zoff;
+      a.relu = relu;
+      a.npix = npix;
+      a.row_ptr = w_.row_ptr.data();
+      a.col_idx = w_.col_idx.data();
+      a.w = w_.w.data();
+      a.bias = w_.bias.data();
+      a.r0 = gi * group;
+      a.r1 = std::min(rows, (gi + 1) * group);
+      a.cout = g_.Cout;
+      a.y = y;
+      a.z = z;
+      fn(a);
     }
-    TileF32 a;
-    a.x = xin + n * img + v0 * pix_stride;
-    a.ldx = pix_stride;
-    a.ldb = block_stride;
-    if (gather_) {
-      a.x = gather_tile(x, ldx, v0, npix, tp);
-      a.ldb = tp * 8;
-    }
-    a.tap_off = taps.data();
-    a.ntaps = ntaps;
-    a.yoff = yoff;
-    a.zoff = zoff;
-    a.relu = relu;
-    a.npix = npix;
-    a.row_ptr = w_.row_ptr.data();
-    a.col_idx = w_.col_idx.data();
-    a.w = w_.w.data();
-    a.bias = w_.bias.data();
-    a.r0 = gi * group;
-    a.r1 = std::min(rows, (gi + 1) * group);
-    a.cout = g_.Cout;
-    a.y = y;
-    a.z = z;
-    fn(a);
   }
 }
 

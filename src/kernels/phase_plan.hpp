@@ -58,11 +58,19 @@ struct PhasePlan {
   // (padding, channels beyond C, the slack after each plane).
   template <typename T, typename U, typename F>
   void pack(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f, U pad) const {
+#pragma omp parallel
+    pack_shared(g, x, ldx, N, out, f, pad);
+  }
+  // pack() as a worksharing loop for every thread of an enclosing parallel
+  // region (ends with its barrier), so that a layer's packing and its
+  // kernel share one parallel region.
+  template <typename T, typename U, typename F>
+  void pack_shared(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f, U pad) const {
     const int64_t img = image_elems(), blocks = Cp / 8, bstride = block_elems();
     // One plane row per iteration (rows past Hq: the slack); each source
     // pixel is read once, contiguously, and scattered to the block planes.
     const int64_t rows = (plane + Wq - 1) / Wq;
-#pragma omp parallel for collapse(3) schedule(static)
+#pragma omp for collapse(3) schedule(static)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t ph = 0; ph < phases; ++ph)
         for (int64_t iq = 0; iq < rows; ++iq) {
