@@ -71,10 +71,18 @@ ConvF32::ConvF32(const ConvGeom& g, PackedF32 w) : g_(g), w_(std::move(w)) {
     for (size_t t = 0; t < pp.tap_pixel.size(); ++t) tap_off_.push_back(pp.tap_elems(t));
   }
   // Keep whichever is larger cache-resident across the inner loop: a block
-  // row's weights (rows outer) or a tile's input (tiles outer).
+  // row's weights (rows outer) or a tile's input (tiles outer). A 1x1 layer
+  // without padding compares what each order streams instead: tiles outer
+  // reads all the weights once per tile, rows outer (groups of 2 block rows)
+  // the input once per group; few pixels and many channels (7x7x2048 ->
+  // 512) make tiles outer cheaper even with the larger weights.
   const int64_t weight_bytes = w_.nnz_blocks() * g_.kh * g_.kw * 64 * 4;
   const int64_t input_bytes = g_.H * g_.W * g_.C * 4;
   rows_outer_ = weight_bytes > input_bytes;
+  if (no_pad && g_.kh == 1 && g_.kw == 1) {
+    const int64_t pixels = g_.Ho * g_.Wo, tiles = (pixels + kTileF32 - 1) / kTileF32;
+    rows_outer_ = tiles * weight_bytes > (g_.Cout + 15) / 16 * pixels * g_.C * 4;
+  }
   // A tile's gather is reused by every block row of its work item: only
   // worth it when tiles are outer (rows outer would gather a tile per group).
   gather_ = !direct_ && !rows_outer_ && no_pad && g_.kh == 1 && g_.kw == 1;

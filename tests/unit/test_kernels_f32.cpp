@@ -93,7 +93,8 @@ TEST_CASE("fp32 bsr conv matches the reference on edge shapes") {
       {2, 7, 9, 13, 16, 1, 1, 0, 0.5},     // 1x1 gathered per tile, channels not multiples of 8
       {3, 9, 7, 40, 24, 1, 2, 0, 0.6},     // 1x1 stride 2 gathered, odd sizes, batch 3
       {2, 6, 6, 512, 24, 1, 1, 0, 0.5},    // 1x1 on 512 channels gathered per tile
-      {1, 4, 4, 24, 200, 1, 1, 0, 0.5},    // 1x1 with weights larger than the input: packed, rows outer
+      {1, 3, 3, 24, 200, 1, 1, 0, 1.0},    // 1x1 on 9 pixels, dense: packed, rows outer
+      {1, 7, 7, 136, 256, 1, 1, 0, 0.5},   // 1x1, weights larger than the input, few tiles: gathered, tiles outer
   };
   uint64_t seed = 1;
   for (const Case& c : cases) check_conv(c, seed += 10);
@@ -106,6 +107,7 @@ TEST_CASE("fp32 bsr conv gives the same result on any thread count") {
       {1, 7, 7, 64, 136, 3, 1, 1, 0.5},   // weights larger than the input: rows outer
       {1, 14, 14, 16, 48, 3, 1, 1, 0.5},  // input larger: tiles outer, row groups split
       {2, 9, 9, 64, 72, 1, 1, 0, 0.5},    // direct
+      {2, 3, 3, 64, 72, 1, 1, 0, 1.0},    // direct, rows outer
       {1, 9, 9, 24, 200, 1, 2, 0, 0.4},   // 1x1 stride 2, 25 rows
       {2, 14, 14, 72, 48, 1, 2, 0, 0.5},  // 1x1 stride 2 gathered per tile, row groups split
   };
