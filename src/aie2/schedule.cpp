@@ -167,9 +167,18 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
   } else {
     ci_options.push_back(0);
   }
+  // (spatial parts, channel parts): every core, and for convolutions also
+  // no more weight streams than the memtiles' MM2S channels leave beside
+  // the input streams (a channel shared by two weight streams halves both).
+  std::vector<std::pair<int64_t, int64_t>> splits;
   for (int64_t ps : ps_set) {
     int64_t pc = st.kind == StageKind::Softmax ? 1 : std::min(N / ps, groups);
     if (fixed && st.kind != StageKind::Softmax) pc = std::min({hw.rows, groups, std::max<int64_t>(1, N / ps)});
+    splits.push_back({ps, pc});
+    const int64_t pc_ch = hw.cols * hw.memtile_mm2s - ps;
+    if (!fixed && conv && pc_ch >= 1 && pc_ch < pc) splits.push_back({ps, pc_ch});
+  }
+  for (auto [ps, pc] : splits) {
     Decision d;
     d.ps = ps;
     d.pc = pc;
