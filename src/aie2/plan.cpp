@@ -425,7 +425,8 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
     double sec;
     int32_t* ch;
   };
-  std::vector<Req> reqs;
+  thread_local std::vector<Req> reqs;  // derive_plan runs for every candidate: no allocation per call
+  reqs.clear();
   const int64_t n_fm_streams = st.channelwise() ? cores : d.ps;
   double ddr_in_total = 0, w_total = 0, add_total = 0, out_total = 0;
   const int64_t ns = p.fm_streams();
@@ -468,30 +469,30 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
       reqs.push_back({2, core_col(hw, i), ddr_s(core_out, n_out), &p.ch_wr[static_cast<size_t>(i)]});
       out_total += core_out;
     }
-  // [kind][col][channel] busy seconds.
+  // Busy seconds per [kind][col][channel], flat.
   const int64_t nch[3] = {hw.memtile_mm2s, hw.shim_mm2s, hw.shim_s2mm};
-  std::vector<std::vector<std::vector<double>>> load(3);
-  for (int k = 0; k < 3; ++k)
-    load[static_cast<size_t>(k)].assign(static_cast<size_t>(cols), std::vector<double>(static_cast<size_t>(nch[k]), 0.0));
-  std::vector<size_t> order(reqs.size());
+  const int64_t chmax = std::max({nch[0], nch[1], nch[2]});
+  thread_local std::vector<double> load;
+  load.assign(static_cast<size_t>(3 * cols * chmax), 0.0);
+  auto load_at = [&](int k, int64_t col) { return load.data() + (k * cols + col) * chmax; };
+  thread_local std::vector<size_t> order;
+  order.resize(reqs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return reqs[a].sec > reqs[b].sec; });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return reqs[a].sec > reqs[b].sec || (reqs[a].sec == reqs[b].sec && a < b); });
   for (size_t i : order) {
-    auto& ch = load[static_cast<size_t>(reqs[i].kind)][static_cast<size_t>(reqs[i].col)];
-    size_t best = 0;
-    for (size_t x = 1; x < ch.size(); ++x)
+    double* ch = load_at(reqs[i].kind, reqs[i].col);
+    int64_t best = 0;
+    for (int64_t x = 1; x < nch[reqs[i].kind]; ++x)
       if (ch[x] < ch[best]) best = x;
     ch[best] += reqs[i].sec;
     *reqs[i].ch = static_cast<int32_t>(best);
   }
-  const auto& mt = load[0];
-  const auto& sh = load[1];
-  const auto& so = load[2];
   double t_mt = 0, t_ddr_in = 0, t_ddr_out = 0;
   for (int64_t m = 0; m < cols; ++m) {
-    for (double x : mt[static_cast<size_t>(m)]) t_mt = std::max(t_mt, x);
-    for (double x : sh[static_cast<size_t>(m)]) t_ddr_in = std::max(t_ddr_in, x);
-    for (double x : so[static_cast<size_t>(m)]) t_ddr_out = std::max(t_ddr_out, x);
+    for (int64_t x = 0; x < nch[0]; ++x) t_mt = std::max(t_mt, load_at(0, m)[x]);
+    for (int64_t x = 0; x < nch[1]; ++x) t_ddr_in = std::max(t_ddr_in, load_at(1, m)[x]);
+    for (int64_t x = 0; x < nch[2]; ++x) t_ddr_out = std::max(t_ddr_out, load_at(2, m)[x]);
   }
   p.ddr_read = static_cast<int64_t>(ddr_in_total * static_cast<double>(n_in) + add_total);
   p.ddr_weights = static_cast<int64_t>(w_total);
