@@ -269,15 +269,28 @@ class Runner {
 
   // ---- locks ----
 
-  bool acquire(int q, size_t rec, const Instr& in) {
-    const int32_t b = in.a[0], slot = in.a[1], lock = in.a[2], value = in.a[3], mode = in.a[4];
-    BufState& bs = buf_mut(q, rec, in.op, b);
-    const BufDecl& d = *bs.d;
+  // The operands of an acquire or a release (buffer, slot, lock, value,
+  // mode, members), checked the same way for both.
+  struct LockOperands {
+    int32_t b, slot, lock, value, mode;
+    BufState* bs;
+  };
+  LockOperands lock_operands(int q, size_t rec, const Instr& in) {
+    const LockOperands o{in.a[0], in.a[1], in.a[2], in.a[3], in.a[4], &buf_mut(q, rec, in.op, in.a[0])};
+    const BufDecl& d = *o.bs->d;
     if (d.mem == Mem::DDR || (d.flags & kBufPrivate)) error(q, rec, in.op, fmt::format("buffer '{}' has no locks", d.name));
-    if (lock != 0 && lock != 1) error(q, rec, in.op, "lock must be 0 (free) or 1 (full)");
-    if (value < 1 || value > kMaxLock) error(q, rec, in.op, fmt::format("lock value {} out of range", value));
-    if (slot < 0 || slot >= d.slots) error(q, rec, in.op, fmt::format("buffer '{}' has no slot {}", d.name, slot));
-    if (mode != kRead && mode != kWrite) error(q, rec, in.op, "mode must be 0 (read) or 1 (write)");
+    if (o.lock != 0 && o.lock != 1) error(q, rec, in.op, "lock must be 0 (free) or 1 (full)");
+    if (o.value < 1 || o.value > kMaxLock) error(q, rec, in.op, fmt::format("lock value {} out of range", o.value));
+    if (o.slot < 0 || o.slot >= d.slots) error(q, rec, in.op, fmt::format("buffer '{}' has no slot {}", d.name, o.slot));
+    if (o.mode != kRead && o.mode != kWrite) error(q, rec, in.op, "mode must be 0 (read) or 1 (write)");
+    return o;
+  }
+
+  bool acquire(int q, size_t rec, const Instr& in) {
+    const LockOperands o = lock_operands(q, rec, in);
+    const int32_t b = o.b, slot = o.slot, lock = o.lock, value = o.value, mode = o.mode;
+    BufState& bs = *o.bs;
+    const BufDecl& d = *bs.d;
     const auto ms = members(q, rec, in.op, d, in.a[5]);
     for (int32_t mbr : ms)
       if (bs.locks[static_cast<size_t>(lock_unit(d, mbr, slot)) * 2 + static_cast<size_t>(lock)] < value) {
@@ -305,13 +318,10 @@ class Runner {
   }
 
   void release(int q, size_t rec, const Instr& in) {
-    const int32_t b = in.a[0], slot = in.a[1], lock = in.a[2], value = in.a[3], mode = in.a[4];
-    BufState& bs = buf_mut(q, rec, in.op, b);
+    const LockOperands o = lock_operands(q, rec, in);
+    const int32_t b = o.b, slot = o.slot, lock = o.lock, value = o.value, mode = o.mode;
+    BufState& bs = *o.bs;
     const BufDecl& d = *bs.d;
-    if (d.mem == Mem::DDR || (d.flags & kBufPrivate)) error(q, rec, in.op, fmt::format("buffer '{}' has no locks", d.name));
-    if (lock != 0 && lock != 1) error(q, rec, in.op, "lock must be 0 (free) or 1 (full)");
-    if (value < 1 || value > kMaxLock) error(q, rec, in.op, fmt::format("lock value {} out of range", value));
-    if (slot < 0 || slot >= d.slots) error(q, rec, in.op, fmt::format("buffer '{}' has no slot {}", d.name, slot));
     for (int32_t mbr : members(q, rec, in.op, d, in.a[5])) {
       auto& ws = bs.win[static_cast<size_t>(mbr) * static_cast<size_t>(d.slots) + static_cast<size_t>(slot)];
       auto it = std::find_if(ws.begin(), ws.end(), [&](const Win& w) { return w.q == q && w.mode == mode; });

@@ -113,6 +113,23 @@ TEST_CASE("broken programs are errors that name the stage, queue and instruction
     const std::string e = run_error(p, img, m);
     CHECK_THAT(e, Catch::Contains("stage 3") && Catch::Contains("deadlock") && Catch::Contains("waits at record"));
   }
+  SECTION("bad lock operands, on an acquire and on a release") {
+    for (Opc op : {Opc::Acq, Opc::Rel}) {
+      INFO((op == Opc::Acq ? "acquire" : "release"));
+      const std::pair<int, const char*> bad[] = {{2, "lock must be 0 (free) or 1 (full)"},
+                                                 {3, "lock value"},
+                                                 {1, "has no slot"},
+                                                 {4, "mode must be 0 (read) or 1 (write)"}};
+      for (const auto& [field, message] : bad) {
+        Program p = good;
+        Instr* in = find_record(p, 1, op, static_cast<int>(QKind::Core));
+        REQUIRE(in);
+        in->a[field] = field == 3 ? 0 : 7;
+        const std::string e = run_error(p, img, m);
+        CHECK_THAT(e, Catch::Contains("stage 1") && Catch::Contains(message));
+      }
+    }
+  }
   SECTION("a weight chunk that disagrees with the instruction") {
     Program p = good;
     Instr* in = find_record(p, 1, Opc::Comp);
