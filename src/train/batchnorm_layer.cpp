@@ -16,23 +16,32 @@ namespace {
 constexpr double kMomentum = 0.1;  // PyTorch's BatchNorm2d default
 constexpr int64_t kChunk = 2048;   // float partial sums, then double
 
-// sum(x - k) and sum((x - k)^2) over n floats: k, a value near the mean,
-// keeps the variance free of cancellation; float lanes per chunk (vectorised)
-// are added up in double.
-void shifted_sums(const float* x, int64_t n, float k, double& s1, double& s2) {
+// s1 = sum over p < n of u, s2 = sum of v, where terms(p, u, v) adds one
+// position's u and v: float lanes per chunk (vectorised), added up in double.
+template <class Terms>
+void chunked_sums(int64_t n, Terms terms, double& s1, double& s2) {
   s1 = s2 = 0;
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t c1 = std::min(n, c0 + kChunk);
     float a = 0, b = 0;
 #pragma omp simd reduction(+ : a, b)
-    for (int64_t p = c0; p < c1; ++p) {
-      const float d = x[p] - k;
-      a += d;
-      b += d * d;
-    }
+    for (int64_t p = c0; p < c1; ++p) terms(p, a, b);
     s1 += a;
     s2 += b;
   }
+}
+
+// sum(x - k) and sum((x - k)^2) over n floats: k, a value near the mean,
+// keeps the variance free of cancellation.
+void shifted_sums(const float* x, int64_t n, float k, double& s1, double& s2) {
+  chunked_sums(
+      n,
+      [=](int64_t p, float& a, float& b) {
+        const float d = x[p] - k;
+        a += d;
+        b += d * d;
+      },
+      s1, s2);
 }
 
 // The gradient reaching the batchnorm: dy, or with a fused relu dy where
@@ -45,22 +54,17 @@ inline float relu_grad(float y, float dy) {
     return dy;
 }
 
-// sum g and sum g * (x - mean) over one channel, chunked as in shifted_sums.
+// sum g and sum g * (x - mean) over one channel.
 template <bool Relu>
 void channel_sums(const float* x, const float* y, const float* dy, int64_t n, float mean, double& sg, double& sgx) {
-  sg = sgx = 0;
-  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
-    const int64_t c1 = std::min(n, c0 + kChunk);
-    float a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t p = c0; p < c1; ++p) {
-      const float g = relu_grad<Relu>(y[p], dy[p]);
-      a += g;
-      b += g * (x[p] - mean);
-    }
-    sg += a;
-    sgx += b;
-  }
+  chunked_sums(
+      n,
+      [=](int64_t p, float& a, float& b) {
+        const float g = relu_grad<Relu>(y[p], dy[p]);
+        a += g;
+        b += g * (x[p] - mean);
+      },
+      sg, sgx);
 }
 
 // dx = k * (g - a - (x - mean) * b) over one channel, written or added.
