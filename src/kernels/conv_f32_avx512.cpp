@@ -37,6 +37,15 @@ template <int P, int LDX>
 void tile(const TileF32& a) {
   const int64_t ldx = LDX ? LDX : a.ldx;
   for (int64_t r = a.r0; r < a.r1; ++r) {
+    // The residual's 64-byte lines (two block rows each) are fetched a line
+    // ahead of the epilogue that reads them: the tile's pixels lie a pixel
+    // stride apart, which the hardware prefetchers do not follow, and a
+    // residual that has left the caches (56x56x256) otherwise stalled each
+    // epilogue for a memory latency (layer1's 64 -> 256 convs: -0.1 ms each).
+    if (a.z && !((r - a.r0) & 1))
+      for (int64_t rr = r == a.r0 ? r : r + 2; rr <= r + 2 && rr < a.r1; rr += 2)
+        for (int j = 0; j < P; ++j)
+          if (a.yoff[j] >= 0) _mm_prefetch(reinterpret_cast<const char*>(a.z + a.zoff[j] + rr * 8), _MM_HINT_T0);
     __m512 acc[P];
 #pragma GCC unroll 32
     for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();

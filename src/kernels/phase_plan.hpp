@@ -82,11 +82,21 @@ struct PhasePlan {
           for (int64_t jq = 0; jq < width; ++jq) {
             const int64_t iw = jq * g.sw + b - g.pl;
             const T* src = row_in && iw >= 0 && iw < g.W ? x + ((n * g.H + ih) * g.W + iw) * ldx : nullptr;
-            for (int64_t cb = 0; cb < blocks; ++cb) {
-              U* d = dst + cb * bstride + jq * 8;
-              const int64_t c0 = cb * 8, nc = src ? std::min<int64_t>(8, g.C - c0) : 0;
-              for (int64_t c = 0; c < nc; ++c) d[c] = f(src[c0 + c]);
-              for (int64_t c = nc; c < 8; ++c) d[c] = pad;
+            // Whole blocks take a fixed 8-element copy (vectorised; a
+            // runtime trip count here cost a loop and a memset call per
+            // block and pixel, a quarter of a stem conv's time).
+            // (Through a local array: src and out may alias as far as the
+            // compiler knows, which kept the copy scalar.)
+            const int64_t full = src ? g.C / 8 : 0;
+            U v[8];
+            for (int64_t cb = 0; cb < full; ++cb) {
+              for (int c = 0; c < 8; ++c) v[c] = f(src[cb * 8 + c]);
+              std::memcpy(dst + cb * bstride + jq * 8, v, sizeof v);
+            }
+            for (int64_t cb = full; cb < blocks; ++cb) {
+              const int64_t nc = src ? g.C - cb * 8 : 0;
+              for (int c = 0; c < 8; ++c) v[c] = c < nc ? f(src[cb * 8 + c]) : pad;
+              std::memcpy(dst + cb * bstride + jq * 8, v, sizeof v);
             }
           }
         }
