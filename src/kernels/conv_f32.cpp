@@ -55,8 +55,21 @@ PackedF32 pack_f32(const float* w, const WeightGeom& g, const std::vector<int32_
 
 ConvF32::ConvF32(const ConvGeom& g, PackedF32 w) : g_(g), w_(std::move(w)) {
   if (g_.groups != 1) fail("internal: the fp32 kernel takes groups = 1");
-  if (w_.geom.O != g_.Cout || w_.geom.I != g_.C || w_.geom.kh != g_.kh || w_.geom.kw != g_.kw)
+  folded_ = g_.kw > 1 && w_.geom.kw == 1 && w_.geom.I == g_.kw * g_.C;
+  if (w_.geom.O != g_.Cout || w_.geom.kh != g_.kh || (!folded_ && (w_.geom.I != g_.C || w_.geom.kw != g_.kw)))
     fail("internal: packed weights do not match the convolution");
+  if (folded_) {
+    if (g_.dw != 1) fail("internal: a width-folded convolution needs dw = 1");
+    Wp_ = (g_.W + g_.pl + g_.pr + g_.sw - 1) / g_.sw * g_.sw;
+    Wq_ = Wp_ / g_.sw;
+    Hq_ = (g_.H + g_.pt + g_.pb + g_.sh - 1) / g_.sh;
+    plane_ = (Hq_ + 1) * Wp_ * g_.C;
+    for (int64_t y = 0; y < g_.kh; ++y)
+      tap_off_.push_back((y * g_.dh) % g_.sh * plane_ + (y * g_.dh) / g_.sh * Wp_ * g_.C);
+    for (int64_t v = 0; v < g_.Ho * Wq_; ++v)
+      pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
+    return;  // tiles outer (the default), no gather
+  }
   const bool no_pad = g_.pt == 0 && g_.pl == 0 && g_.pb == 0 && g_.pr == 0;
   // Reading NHWC directly (no packing pass) for the channel counts the
   // kernels are compiled for; larger strides would also pile a tile's rows
@@ -115,7 +128,33 @@ const float* ConvF32::gather_tile(const float* x, int64_t ldx, int64_t v0, int n
   return buf.data();
 }
 
-int64_t ConvF32::kept_macs() const { return w_.nnz_blocks() * 64 * g_.kh * g_.kw * g_.Ho * g_.Wo; }
+// The folded layout (conv_f32.hpp): row iq of phase a is the padded input's
+// row iq * sh + a, pl zero pixels, the W input pixels, zeros to Wp; rows
+// outside the input and the slack row are zero. A worksharing loop of the
+// enclosing parallel region, ending with its barrier.
+void ConvF32::copy_row_phases(const float* x, int64_t ldx, int64_t N, float* out) const {
+  const int64_t C = g_.C, row = Wp_ * C;
+#pragma omp for collapse(3) schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t a = 0; a < g_.sh; ++a)
+      for (int64_t iq = 0; iq <= Hq_; ++iq) {
+        float* dst = out + (n * g_.sh + a) * plane_ + iq * row;
+        const int64_t ih = iq * g_.sh + a - g_.pt;
+        if (iq == Hq_ || ih < 0 || ih >= g_.H) {
+          std::fill(dst, dst + row, 0.0f);
+          continue;
+        }
+        std::fill(dst, dst + g_.pl * C, 0.0f);
+        const float* src = x + (n * g_.H + ih) * g_.W * ldx;
+        if (ldx == C)
+          std::memcpy(dst + g_.pl * C, src, static_cast<size_t>(g_.W * C) * sizeof(float));
+        else
+          for (int64_t w = 0; w < g_.W; ++w) std::memcpy(dst + (g_.pl + w) * C, src + w * ldx, static_cast<size_t>(C) * sizeof(float));
+        std::fill(dst + (g_.pl + g_.W) * C, dst + row, 0.0f);
+      }
+}
+
+int64_t ConvF32::kept_macs() const { return w_.nnz_blocks() * 64 * w_.geom.kh * w_.geom.kw * g_.Ho * g_.Wo; }
 
 void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
                   bool relu) const {
@@ -137,6 +176,12 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   float* pack_to = nullptr;
   if (direct_) {
     img = g_.H * g_.W * ldx;
+  } else if (folded_) {
+    img = g_.sh * plane_;
+    // + 64: a tiny image's last pixel may read past the last slack row.
+    if (packed.size() < static_cast<size_t>(N * img + 64)) packed.resize(static_cast<size_t>(N * img + 64));
+    pix_stride = g_.sw * g_.C;
+    xin = packed.data();
   } else if (gather_) {
     pix_stride = 8;  // x, block_stride: the item's gather buffer
   } else {
@@ -178,9 +223,11 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   if (direct_)
     for (auto& t : taps) t *= ldx;
 
+  float* const rows_to = folded_ ? packed.data() : nullptr;
 #pragma omp parallel
   {
     if (pp) pp->pack_shared(g_, x, ldx, N, pack_to, [](float v) { return v; }, 0.0f);
+    if (rows_to) copy_row_phases(x, ldx, N, rows_to);
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       int64_t gi, tile;

@@ -37,7 +37,7 @@ using compact::WeightGeom;
 // row loop stays inside the kernel).
 struct TileF32 {
   const float* x;           // input at the tile's first virtual pixel, block 0
-  int64_t ldx;              // floats between consecutive virtual pixels (8, or C when direct)
+  int64_t ldx;              // floats between consecutive virtual pixels (8; C when direct; sw*C when folded)
   int64_t ldb;              // floats between consecutive 8-channel blocks
   const int64_t* tap_off;   // [ntaps] offset of each tap (floats)
   int ntaps;
@@ -86,8 +86,20 @@ PackedF32 pack_f32(const float* w, const WeightGeom& g, const std::vector<int32_
 
 // A conv2d (groups = 1) or dense layer prepared for the kernel. Dense layers
 // are 1x1 convolutions over a 1x1 image.
+//
+// Width-folded convolutions (a stem: few input channels, kw > 1, dw = 1;
+// width_fold.hpp): given weights packed as [O, kh, 1, kw*C], the kw taps of
+// an output column are kw*C consecutive floats of a padded input row, so
+// the kernel reads them in place: run() copies the input once into sh row
+// phases of its padded rows (plane a holds padded rows a, a+sh, ...; the
+// width padded to a multiple of sw), and virtual pixel v = oh * Wq + ow,
+// Wq = Wp / sw, reads its kw*C "channels" at v * sw*C + tap row offset.
+// No column gather, no 8-channel planes. The last block of a pixel reads up
+// to 7 floats past its kw*C (the next columns, or the plane's slack), which
+// meet zero weights.
 class ConvF32 {
  public:
+  // w: packed for g, or for g width-folded ([Cout, kh, 1, kw*C], dw = 1).
   ConvF32(const ConvGeom& g, PackedF32 w);
   // x [N, H, W, C] with pixel stride ldx -> y [N, Ho, Wo, Cout] with pixel
   // stride ldy (y may be a channel slice of a wider tensor); z, when not
@@ -101,10 +113,15 @@ class ConvF32 {
 
  private:
   const float* gather_tile(const float* x, int64_t ldx, int64_t v0, int npix, int64_t tp) const;
+  void copy_row_phases(const float* x, int64_t ldx, int64_t N, float* out) const;
 
   ConvGeom g_;
   PackedF32 w_;
   bool direct_ = false;   // no repacking: the NHWC input is read as it is
+  bool folded_ = false;   // width-folded: the input copied into padded row phases (above)
+  int64_t Wp_ = 0;        // folded: padded row width in pixels (a multiple of sw)
+  int64_t Hq_ = 0;        // folded: rows per row phase
+  int64_t plane_ = 0;     // folded: floats per row phase, a slack row included
   bool gather_ = false;   // 1x1, no padding: each work item gathers its tile's pixels
   int64_t Wq_ = 0;        // virtual pixels per output row
   bool rows_outer_ = false;  // iterate block rows outside tiles (weights larger than the input)

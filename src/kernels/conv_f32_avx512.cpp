@@ -101,6 +101,7 @@ void dispatch(const TileF32& a) {
   constexpr int P = kTileF32;
   if (a.ldx == 8) return packed[a.npix - 1](a);
   if (a.npix < P) return any[a.npix - 1](a);
+  if (a.ldx == 6) return tile<P, 6>(a);  // a 3-channel stem at stride 2, width-folded
   if (a.ldx == 64) return tile<P, 64>(a);
   if (a.ldx == 128) return tile<P, 128>(a);
   if (a.ldx == 256) return tile<P, 256>(a);

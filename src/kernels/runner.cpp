@@ -220,9 +220,12 @@ struct Runner::Impl {
       return;
     }
     if (width_fold_pays(g)) {
+      // dw = 1: the kernel reads the folded taps in place (conv_f32.hpp);
+      // otherwise it runs on a width-folded copy of the input.
       const ConvGeom fg = width_folded(g);
-      s.width_fold = true;
-      s.conv = std::make_unique<ConvF32>(fg, pack_f32(f.w.data(), {g.Cout, g.kh, 1, fg.C}, {}, {}, f.b.data()));
+      s.width_fold = g.dw != 1;
+      s.conv = std::make_unique<ConvF32>(s.width_fold ? fg : g,
+                                         pack_f32(f.w.data(), {g.Cout, g.kh, 1, fg.C}, {}, {}, f.b.data()));
     } else {
       s.conv = std::make_unique<ConvF32>(g, pack_f32(f.w.data(), wg, {}, {}, f.b.data()));
     }

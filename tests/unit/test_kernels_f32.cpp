@@ -289,3 +289,65 @@ TEST_CASE("width folding gathers each output column's kw taps") {
     CHECK(bad == 0);
   }
 }
+
+TEST_CASE("fp32 conv reads a width-folded stem in place") {
+  // Weights packed as [O, kh, 1, kw*C] on the unfolded geometry: the kernel
+  // reads each output column's kw taps straight from padded row phases
+  // (conv_f32.hpp). Random stems: strides and padding on both axes, row
+  // dilation, tiny images (the last pixel's block reads past its row), every
+  // ISA and several thread counts, with and without residual and relu.
+  Rng r(77);
+  const int before = omp_get_max_threads();
+  int checked = 0;
+  for (int i = 0; i < 40; ++i) {
+    ConvGeom g;
+    const int64_t N = 1 + static_cast<int64_t>(r.below(2));
+    g.C = 1 + static_cast<int64_t>(r.below(5));
+    g.Cout = 1 + static_cast<int64_t>(r.below(20));
+    g.kh = 1 + static_cast<int64_t>(r.below(7));
+    g.kw = 2 + static_cast<int64_t>(r.below(6));
+    g.sh = 1 + static_cast<int64_t>(r.below(3));
+    g.sw = 1 + static_cast<int64_t>(r.below(3));
+    g.dh = i % 5 == 4 ? 2 : 1;
+    g.dw = 1;
+    g.H = 1 + static_cast<int64_t>(r.below(12));
+    g.W = 1 + static_cast<int64_t>(r.below(12));
+    g.pt = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kh)));
+    g.pb = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kh)));
+    g.pl = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
+    g.pr = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
+    const int64_t eh = g.H + g.pt + g.pb - g.dh * (g.kh - 1), ew = g.W + g.pl + g.pr - (g.kw - 1);
+    if (eh < 1 || ew < 1) continue;
+    g.Ho = (eh - 1) / g.sh + 1;
+    g.Wo = (ew - 1) / g.sw + 1;
+    ++checked;
+    const uint64_t seed = 900 + static_cast<uint64_t>(i) * 10;
+    const Tensor w = test::random_tensor({g.Cout, g.kh, g.kw, g.C}, seed, 0.2);
+    const Tensor bias = test::random_tensor({g.Cout}, seed + 1);
+    const Tensor x = test::random_tensor({N, g.H, g.W, g.C}, seed + 2);
+    const Tensor ref = ref::conv2d(x, w, &bias, g);
+    const Tensor z = test::random_tensor(ref.shape(), seed + 3);
+    Tensor ref_res_relu = ref.clone();
+    for (size_t k = 0; k < ref.size(); ++k) ref_res_relu[k] = std::max(0.0f, ref[k] + z[k]);
+    INFO("N" << N << " " << g.H << "x" << g.W << "x" << g.C << " -> " << g.Cout << " k" << g.kh << "x" << g.kw << " s"
+             << g.sh << "," << g.sw << " dh" << g.dh << " pad " << g.pt << "," << g.pl << "," << g.pb << "," << g.pr);
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+      set_isa(isa);
+      INFO("isa " << isa_name(isa));
+      ConvF32 conv(g, pack_f32(w.data(), {g.Cout, g.kh, 1, g.kw * g.C}, {}, {}, bias.data()));
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        Tensor y(ref.shape());
+        conv.run(x.data(), g.C, N, y.data(), g.Cout, nullptr, 0, false);
+        CHECK(test::max_abs_diff(y, ref) < 1e-4f);
+        Tensor y2(ref.shape());
+        conv.run(x.data(), g.C, N, y2.data(), g.Cout, z.data(), g.Cout, true);
+        CHECK(test::max_abs_diff(y2, ref_res_relu) < 1e-4f);
+      }
+    }
+  }
+  omp_set_num_threads(before);
+  set_isa(detect_isa());
+  CHECK(checked > 20);
+}
