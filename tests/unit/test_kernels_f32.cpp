@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "compact/weights.hpp"
 #include "infer/reference_ops.hpp"
@@ -67,6 +68,33 @@ void check_conv(const Case& c, uint64_t seed) {
     }
   }
   set_isa(detect_isa());
+}
+
+// A random stem-like convolution: few input channels, a kernel 2 to 7
+// wide, strides and padding on both axes, over an image of up to 12 x 20;
+// nullopt when the kernel does not fit the padded image.
+std::optional<ConvGeom> random_stem(Rng& r, int64_t dh, int64_t dw) {
+  const auto below = [&r](int64_t n) { return static_cast<int64_t>(r.below(static_cast<uint64_t>(n))); };
+  ConvGeom g;
+  g.C = 1 + below(5);
+  g.Cout = 1 + below(20);
+  g.kh = 1 + below(7);
+  g.kw = 2 + below(6);
+  g.sh = 1 + below(3);
+  g.sw = 1 + below(3);
+  g.dh = dh;
+  g.dw = dw;
+  g.H = 1 + below(12);
+  g.W = 1 + below(20);
+  g.pt = below(g.kh);
+  g.pb = below(g.kh);
+  g.pl = below(g.kw);
+  g.pr = below(g.kw);
+  const int64_t eh = g.H + g.pt + g.pb - g.dh * (g.kh - 1), ew = g.W + g.pl + g.pr - g.dw * (g.kw - 1);
+  if (eh < 1 || ew < 1) return std::nullopt;
+  g.Ho = (eh - 1) / g.sh + 1;
+  g.Wo = (ew - 1) / g.sw + 1;
+  return g;
 }
 
 }  // namespace
@@ -256,21 +284,10 @@ TEST_CASE("width folding gathers each output column's kw taps") {
   // the contiguous copy inside the row and the tap-by-tap copy at its edges.
   Rng r(91);
   for (int i = 0; i < 30; ++i) {
-    ConvGeom g;
+    const std::optional<ConvGeom> stem = random_stem(r, 1, i % 4 == 3 ? 2 : 1);
+    if (!stem) continue;
+    const ConvGeom& g = *stem;
     const int64_t N = 1 + static_cast<int64_t>(r.below(2));
-    g.H = 1 + static_cast<int64_t>(r.below(5));
-    g.W = 1 + static_cast<int64_t>(r.below(20));
-    g.C = 1 + static_cast<int64_t>(r.below(4));
-    g.kh = 1 + static_cast<int64_t>(r.below(3));
-    g.kw = 2 + static_cast<int64_t>(r.below(6));
-    g.sh = 1, g.sw = 1 + static_cast<int64_t>(r.below(3));
-    g.dh = 1, g.dw = i % 4 == 3 ? 2 : 1;
-    g.pl = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
-    g.pr = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
-    const int64_t ew = g.W + g.pl + g.pr - g.dw * (g.kw - 1);
-    if (ew < 1) continue;
-    g.Wo = (ew - 1) / g.sw + 1;
-    g.Ho = g.H - g.kh + 1;
     const Tensor x = test::random_tensor({N, g.H, g.W, g.C}, 500 + static_cast<uint64_t>(i));
     const int64_t C2 = g.kw * g.C;
     Tensor y({N, g.H, g.Wo, C2});
@@ -300,26 +317,10 @@ TEST_CASE("fp32 conv reads a width-folded stem in place") {
   const int before = omp_get_max_threads();
   int checked = 0;
   for (int i = 0; i < 40; ++i) {
-    ConvGeom g;
+    const std::optional<ConvGeom> stem = random_stem(r, i % 5 == 4 ? 2 : 1, 1);
+    if (!stem) continue;
+    const ConvGeom& g = *stem;
     const int64_t N = 1 + static_cast<int64_t>(r.below(2));
-    g.C = 1 + static_cast<int64_t>(r.below(5));
-    g.Cout = 1 + static_cast<int64_t>(r.below(20));
-    g.kh = 1 + static_cast<int64_t>(r.below(7));
-    g.kw = 2 + static_cast<int64_t>(r.below(6));
-    g.sh = 1 + static_cast<int64_t>(r.below(3));
-    g.sw = 1 + static_cast<int64_t>(r.below(3));
-    g.dh = i % 5 == 4 ? 2 : 1;
-    g.dw = 1;
-    g.H = 1 + static_cast<int64_t>(r.below(12));
-    g.W = 1 + static_cast<int64_t>(r.below(12));
-    g.pt = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kh)));
-    g.pb = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kh)));
-    g.pl = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
-    g.pr = static_cast<int64_t>(r.below(static_cast<uint64_t>(g.kw)));
-    const int64_t eh = g.H + g.pt + g.pb - g.dh * (g.kh - 1), ew = g.W + g.pl + g.pr - (g.kw - 1);
-    if (eh < 1 || ew < 1) continue;
-    g.Ho = (eh - 1) / g.sh + 1;
-    g.Wo = (ew - 1) / g.sw + 1;
     ++checked;
     const uint64_t seed = 900 + static_cast<uint64_t>(i) * 10;
     const Tensor w = test::random_tensor({g.Cout, g.kh, g.kw, g.C}, seed, 0.2);
