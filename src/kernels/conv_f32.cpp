@@ -230,12 +230,7 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     if (rows_to) copy_row_phases(x, ldx, N, rows_to);
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
-      int64_t gi, tile;
-      const int64_t n = it / (groups * tiles), rt = it % (groups * tiles);
-      if (rows_outer_)
-        gi = rt / tiles, tile = rt % tiles;
-      else
-        gi = rt % groups, tile = rt / groups;
+      const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
       const int64_t v0 = tile * tp;
       const int npix = static_cast<int>(std::min<int64_t>(tp, V - v0));
       // Output and residual offsets of each pixel's channel 0 (-1: dropped column).

@@ -88,12 +88,7 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
   const int ntaps = static_cast<int>(tap_off_.size());
 #pragma omp parallel for schedule(dynamic, 2)
   for (int64_t it = 0; it < items; ++it) {
-    int64_t r, tile;
-    const int64_t n = it / (rows * tiles), rt = it % (rows * tiles);
-    if (rows_outer_)
-      r = rt / tiles, tile = rt % tiles;
-    else
-      r = rt % rows, tile = rt / rows;
+    const auto [n, r, tile] = work_item(it, rows, tiles, rows_outer_);
     const int64_t v0 = tile * P;
     const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
     int8_t* yp[kTileI8];

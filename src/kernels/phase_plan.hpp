@@ -103,4 +103,16 @@ struct PhasePlan {
   }
 };
 
+// The conv kernels' work items, numbered image by image: within an image
+// either rows outer (item = row * tiles + tile: a row's weights stay cached
+// across tiles) or tiles outer (tile * rows + row: a tile's input stays
+// cached across rows). "row" is a block row or a group of them.
+struct WorkItem {
+  int64_t n, row, tile;
+};
+inline WorkItem work_item(int64_t it, int64_t rows, int64_t tiles, bool rows_outer) {
+  const int64_t n = it / (rows * tiles), rt = it % (rows * tiles);
+  return rows_outer ? WorkItem{n, rt / tiles, rt % tiles} : WorkItem{n, rt % rows, rt / rows};
+}
+
 }  // namespace bsp::kernels
