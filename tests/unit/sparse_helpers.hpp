@@ -16,6 +16,35 @@
 
 namespace bsp::test {
 
+// A conv case of the kernel tests: batch, image, channels, kernel, stride,
+// padding on every side, the block density kept; dilation and a kernel
+// width other than k (0: square).
+struct ConvCase {
+  int64_t N, H, W, C, Cout, k, stride, pad;
+  double density;
+  int64_t dil = 1;
+  int64_t kw = 0;
+};
+
+// A random small case: batch 1-3, 3-12 pixels a side, 1-40 channels each
+// way, 1x1 or 3x3, stride 1 or 2, any padding up to k/2, any density.
+inline ConvCase random_conv_case(Rng& r) {
+  const auto below = [&r](int64_t n) { return static_cast<int64_t>(r.below(static_cast<uint64_t>(n))); };
+  ConvCase c{};
+  c.N = 1 + below(3);
+  c.H = 3 + below(10);
+  c.W = 3 + below(10);
+  c.C = 1 + below(40);
+  c.Cout = 1 + below(40);
+  c.k = 1 + 2 * below(2);
+  c.stride = 1 + below(2);
+  c.pad = below(c.k / 2 + 1);
+  c.density = r.uniform();
+  c.dil = 1;
+  c.kw = 0;
+  return c;
+}
+
 // Keeps each R x C block with probability `density` (0 and 1 give empty and
 // full layers); zeroes the rest of the weights.
 inline void block_prune(Node& n, int64_t R, int64_t C, double density, uint64_t seed) {

@@ -20,12 +20,7 @@ using namespace bsp::kernels;
 
 namespace {
 
-struct Case {
-  int64_t N, H, W, C, Cout, k, stride, pad;
-  double density;
-  int64_t dil = 1;
-  int64_t kw = 0;  // 0: square kernel
-};
+using Case = test::ConvCase;
 
 // Runs one conv through the fp32 kernel on every ISA this CPU has and
 // compares with the reference (bias, residual and relu included).
@@ -207,17 +202,7 @@ TEST_CASE("fp32 nm and tw kernels match the reference") {
 TEST_CASE("fp32 kernels on random shapes") {
   Rng r(2024);
   for (int i = 0; i < 12; ++i) {
-    Case c;
-    c.N = 1 + static_cast<int64_t>(r.below(3));
-    c.H = 3 + static_cast<int64_t>(r.below(10));
-    c.W = 3 + static_cast<int64_t>(r.below(10));
-    c.C = 1 + static_cast<int64_t>(r.below(40));
-    c.Cout = 1 + static_cast<int64_t>(r.below(40));
-    c.k = 1 + 2 * static_cast<int64_t>(r.below(2));
-    c.stride = 1 + static_cast<int64_t>(r.below(2));
-    c.pad = static_cast<int64_t>(r.below(static_cast<uint64_t>(c.k / 2 + 1)));
-    c.density = r.uniform();
-    if (c.k > c.H + 2 * c.pad || c.k > c.W + 2 * c.pad) continue;
+    const Case c = test::random_conv_case(r);
     check_conv(c, 9000 + static_cast<uint64_t>(i));
     if (c.C % 4 == 0) check_sparse(c, compact::Format::NM, 9100 + static_cast<uint64_t>(i));
     check_sparse(c, compact::Format::TW, 9200 + static_cast<uint64_t>(i));

@@ -11,10 +11,7 @@ using namespace bsp::kernels;
 
 namespace {
 
-struct Case {
-  int64_t N, H, W, C, Cout, k, stride, pad;
-  double density;
-};
+using Case = test::ConvCase;
 
 Array<int8_t> random_i8(Shape s, uint64_t seed, int lo = -128, int hi = 127) {
   Array<int8_t> a(std::move(s));
@@ -84,16 +81,7 @@ TEST_CASE("int8 bsr conv is bit-exact with the int8 reference") {
 TEST_CASE("int8 kernel on random shapes") {
   Rng r(77);
   for (int i = 0; i < 12; ++i) {
-    Case c;
-    c.N = 1 + static_cast<int64_t>(r.below(3));
-    c.H = 3 + static_cast<int64_t>(r.below(10));
-    c.W = 3 + static_cast<int64_t>(r.below(10));
-    c.C = 1 + static_cast<int64_t>(r.below(40));
-    c.Cout = 1 + static_cast<int64_t>(r.below(40));
-    c.k = 1 + 2 * static_cast<int64_t>(r.below(2));
-    c.stride = 1 + static_cast<int64_t>(r.below(2));
-    c.pad = static_cast<int64_t>(r.below(static_cast<uint64_t>(c.k / 2 + 1)));
-    c.density = r.uniform();
+    const Case c = test::random_conv_case(r);
     check(c, 3000 + static_cast<uint64_t>(i));
   }
 }
