@@ -336,54 +336,55 @@ class ConvLayer : public BoundLayer {
     hi = std::max(hi, lo);
   }
 
-  // col [K, Pc] for images j0 .. j0 + cnt of group gi.
-  void im2col(const float* x, int64_t plane_in, int64_t gi, int64_t j0, int64_t cnt, float* col) const {
-    const int64_t H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo, sw = g_.sw;
+  // Visits every row of col [K, Pc] for images j0 .. j0 + cnt of group gi
+  // as f(col_off, in_off, lo, hi, c): col_off, the row's first element in
+  // col; in_off, the input row's first element in x (or dx), -1 when the row
+  // lies in the padding; [lo, hi), the output columns wo whose input column
+  // wo * sw + c lies inside the map.
+  template <typename F>
+  void for_each_col_row(int64_t plane_in, int64_t gi, int64_t j0, int64_t cnt, F&& f) const {
+    const int64_t H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo;
     for (int64_t i = 0; i < g_.kh; ++i)
       for (int64_t jj = 0; jj < g_.kw; ++jj) {
         int64_t lo, hi;
         valid_cols(jj, lo, hi);
         const int64_t c = jj * g_.dw - g_.pl;
         for (int64_t ci = 0; ci < cin_g_; ++ci) {
-          float* row = col + ((i * g_.kw + jj) * cin_g_ + ci) * Pc_;
-          const float* xc = x + (gi * cin_g_ + ci) * plane_in;
+          const int64_t row0 = ((i * g_.kw + jj) * cin_g_ + ci) * Pc_, plane0 = (gi * cin_g_ + ci) * plane_in;
           for (int64_t im = 0; im < cnt; ++im)
             for (int64_t ho = 0; ho < Ho; ++ho) {
               const int64_t h = ho * g_.sh - g_.pt + i * g_.dh;
-              float* r = row + (im * Ho + ho) * Wo;
-              if (h < 0 || h >= H) {
-                std::fill(r, r + Wo, 0.0f);
-                continue;
-              }
-              const float* xr = xc + ((j0 + im) * H + h) * W;
-              std::fill(r, r + lo, 0.0f);
-              for (int64_t wo = lo; wo < hi; ++wo) r[wo] = xr[wo * sw + c];
-              std::fill(r + hi, r + Wo, 0.0f);
+              f(row0 + (im * Ho + ho) * Wo, h < 0 || h >= H ? -1 : plane0 + ((j0 + im) * H + h) * W, lo, hi, c);
             }
         }
       }
   }
 
-  void col2im_add(const float* col, int64_t gi, int64_t j0, int64_t cnt, float* dx, int64_t plane_in) const {
-    const int64_t H = g_.H, W = g_.W, Ho = g_.Ho, Wo = g_.Wo, sw = g_.sw;
-    for (int64_t i = 0; i < g_.kh; ++i)
-      for (int64_t jj = 0; jj < g_.kw; ++jj) {
-        int64_t lo, hi;
-        valid_cols(jj, lo, hi);
-        const int64_t c = jj * g_.dw - g_.pl;
-        for (int64_t ci = 0; ci < cin_g_; ++ci) {
-          const float* row = col + ((i * g_.kw + jj) * cin_g_ + ci) * Pc_;
-          float* dc = dx + (gi * cin_g_ + ci) * plane_in;
-          for (int64_t im = 0; im < cnt; ++im)
-            for (int64_t ho = 0; ho < Ho; ++ho) {
-              const int64_t h = ho * g_.sh - g_.pt + i * g_.dh;
-              if (h < 0 || h >= H) continue;
-              const float* r = row + (im * Ho + ho) * Wo;
-              float* dr = dc + ((j0 + im) * H + h) * W;
-              for (int64_t wo = lo; wo < hi; ++wo) dr[wo * sw + c] += r[wo];
-            }
-        }
+  // col [K, Pc] for images j0 .. j0 + cnt of group gi.
+  void im2col(const float* x, int64_t plane_in, int64_t gi, int64_t j0, int64_t cnt, float* col) const {
+    const int64_t Wo = g_.Wo, sw = g_.sw;
+    for_each_col_row(plane_in, gi, j0, cnt, [&](int64_t col_off, int64_t in_off, int64_t lo, int64_t hi, int64_t c) {
+      float* r = col + col_off;
+      if (in_off < 0) {
+        std::fill(r, r + Wo, 0.0f);
+        return;
       }
+      const float* xr = x + in_off;
+      std::fill(r, r + lo, 0.0f);
+      for (int64_t wo = lo; wo < hi; ++wo) r[wo] = xr[wo * sw + c];
+      std::fill(r + hi, r + Wo, 0.0f);
+    });
+  }
+
+  // dx += the scatter of col [K, Pc] (im2col's transpose).
+  void col2im_add(const float* col, int64_t gi, int64_t j0, int64_t cnt, float* dx, int64_t plane_in) const {
+    const int64_t sw = g_.sw;
+    for_each_col_row(plane_in, gi, j0, cnt, [&](int64_t col_off, int64_t in_off, int64_t lo, int64_t hi, int64_t c) {
+      if (in_off < 0) return;
+      const float* r = col + col_off;
+      float* dr = dx + in_off;
+      for (int64_t wo = lo; wo < hi; ++wo) dr[wo * sw + c] += r[wo];
+    });
   }
 
   // Writes one row block of igemm8 into C (ldc), through a temporary when
