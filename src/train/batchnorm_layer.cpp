@@ -44,15 +44,8 @@ void shifted_sums(const float* x, int64_t n, float k, double& s1, double& s2) {
       s1, s2);
 }
 
-// The gradient reaching the batchnorm: dy, or with a fused relu dy where
-// y > 0, else 0 (a select, so the loops below stay branch-free and vectorise).
-template <bool Relu>
-inline float relu_grad(float y, float dy) {
-  if constexpr (Relu)
-    return y > 0.0f ? dy : 0.0f;
-  else
-    return dy;
-}
+// The gradient reaching the batchnorm: relu_grad<Relu> (layers.hpp), dy or,
+// with a fused relu, dy where y > 0.
 
 // sum g and sum g * (x - mean) over one channel.
 template <bool Relu>

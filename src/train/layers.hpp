@@ -51,4 +51,15 @@ Param* add_param(const LayerArgs& a, const std::string& key, bool decay);
 // dst = src (add: dst += src) over n floats, parallel.
 void store(float* dst, const float* src, int64_t n, bool add);
 
+// The gradient through a relu (Relu) or none: dy where y > 0, else 0, as a
+// select (dy loaded unconditionally) so that the loops calling it stay
+// branch-free and vectorise.
+template <bool Relu>
+inline float relu_grad(float y, float dy) {
+  if constexpr (Relu)
+    return y > 0.0f ? dy : 0.0f;
+  else
+    return dy;
+}
+
 }  // namespace bsp::train

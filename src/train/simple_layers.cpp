@@ -46,8 +46,7 @@ template <bool Add>
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float d = dy[i];  // loaded unconditionally: a select, not a branch
-    const float g = y[i] > 0.0f ? d : 0.0f;
+    const float g = relu_grad<true>(y[i], dy[i]);
     if constexpr (Add)
       dx[i] += g;
     else
