@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <omp.h>
+
 #include "kernels/phase_plan.hpp"
 
 namespace bsp::kernels {
@@ -57,6 +59,8 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
   Wq_ = pp.Wq;
   for (size_t t = 0; t < pp.tap_pixel.size(); ++t) tap_off_.push_back(pp.tap_elems(t));
   rows_outer_ = nnz_blocks() * taps * 64 > g.H * g.W * g.C;  // see ConvF32
+  for (int64_t v = 0; v < g_.Ho * Wq_; ++v)
+    pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
 }
 
 void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
@@ -70,52 +74,66 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
   static thread_local AlignedVector<uint8_t> packed;
   static thread_local AlignedVector<int16_t> packed16;
   const size_t need = static_cast<size_t>(N * img);
-  if (wide_) {
-    if (packed16.size() < need) packed16.resize(need);
-    pp.pack(g_, x, g_.C, N, packed16.data(), [](int8_t v) { return static_cast<int16_t>(v); }, int16_t{0});
-  } else {
-    if (packed.size() < need) packed.resize(need);
-    // 128 is the zero of q + 128.
-    pp.pack(g_, x, g_.C, N, packed.data(), [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, uint8_t{128});
-  }
-  // (thread_local: take the pointers here, not inside the parallel loop)
-  const uint8_t* xu8 = packed.data();
-  const int16_t* x16 = packed16.data();
+  if (wide_ && packed16.size() < need) packed16.resize(need);
+  if (!wide_ && packed.size() < need) packed.resize(need);
+  // (thread_local: take the pointers here, not inside the parallel region)
+  uint8_t* const xu8 = packed.data();
+  int16_t* const x16 = packed16.data();
 
   const int64_t V = g_.Ho * Wq_;
   const int64_t tiles = (V + P - 1) / P;
-  const int64_t items = N * tiles * rows;
+  // Work items: (image, tile, group of block rows), as in ConvF32::run: one
+  // row per item left the items too small for 1x1 layers (a few blocks each).
+  const int threads = omp_get_max_threads();
+  int64_t group = rows;
+  if (rows_outer_)
+    group = 1;
+  else
+    while (group > 1 && N * tiles * ((rows + group - 1) / group) < 8 * threads) group = (group + 1) / 2;
+  const int64_t groups = (rows + group - 1) / group;
+  const int64_t items = N * tiles * groups;
   const int ntaps = static_cast<int>(tap_off_.size());
-#pragma omp parallel for schedule(dynamic, 2)
-  for (int64_t it = 0; it < items; ++it) {
-    const auto [n, r, tile] = work_item(it, rows, tiles, rows_outer_);
-    const int64_t v0 = tile * P;
-    const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
-    int8_t* yp[kTileI8];
-    for (int j = 0; j < npix; ++j) {
-      const int64_t v = v0 + j, oh = v / Wq_, ow = v % Wq_;
-      yp[j] = ow < g_.Wo ? y + ((n * g_.Ho + oh) * g_.Wo + ow) * g_.Cout + r * 8 : nullptr;
+#pragma omp parallel
+  {
+    if (wide_)
+      pp.pack_shared(g_, x, g_.C, N, x16, [](int8_t v) { return static_cast<int16_t>(v); }, int16_t{0});
+    else  // 128 is the zero of q + 128.
+      pp.pack_shared(g_, x, g_.C, N, xu8, [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, uint8_t{128});
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t it = 0; it < items; ++it) {
+      const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
+      const int64_t v0 = tile * P;
+      const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
+      int8_t* ypix[kTileI8];  // each pixel's output at channel 0 (null: a dropped column)
+      for (int j = 0; j < npix; ++j) {
+        const int32_t q = pix0_[static_cast<size_t>(v0 + j)];
+        ypix[j] = q < 0 ? nullptr : y + (n * g_.Ho * g_.Wo + q) * g_.Cout;
+      }
+      TileI8 a;
+      // Element offsets are the same in both layouts; the AVX2 kernel reads int16.
+      a.x = wide_ ? reinterpret_cast<const uint8_t*>(x16 + n * img + v0 * 8) : xu8 + n * img + v0 * 8;
+      a.ldx = 8;
+      a.ldb = pp.block_elems();
+      a.tap_off = tap_off_.data();
+      a.ntaps = ntaps;
+      a.lo = lo_;
+      a.hi = hi_;
+      a.npix = npix;
+      int8_t* yp[kTileI8];
+      a.y = yp;
+      for (int64_t r = gi * group; r < std::min(rows, (gi + 1) * group); ++r) {
+        for (int j = 0; j < npix; ++j) yp[j] = ypix[j] ? ypix[j] + r * 8 : nullptr;
+        const size_t w0 = static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
+        a.cols = col_idx_.data() + row_ptr_[r];
+        a.nblk = row_ptr_[r + 1] - row_ptr_[r];
+        a.w = wide_ ? reinterpret_cast<const int8_t*>(w16_.data() + w0) : w_.data() + w0;
+        a.bias = bias_.data() + r * 8;
+        a.mult = mult_.data() + r * 8;
+        a.shift = shift_.data() + r * 8;
+        a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
+        fn(a);
+      }
     }
-    TileI8 a;
-    // Element offsets are the same in both layouts; the AVX2 kernel reads int16.
-    a.x = wide_ ? reinterpret_cast<const uint8_t*>(x16 + n * img + v0 * 8) : xu8 + n * img + v0 * 8;
-    a.ldx = 8;
-    a.ldb = pp.block_elems();
-    a.tap_off = tap_off_.data();
-    a.ntaps = ntaps;
-    a.cols = col_idx_.data() + row_ptr_[r];
-    a.nblk = row_ptr_[r + 1] - row_ptr_[r];
-    a.w = wide_ ? reinterpret_cast<const int8_t*>(w16_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64))
-                : w_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
-    a.y = yp;
-    a.bias = bias_.data() + r * 8;
-    a.mult = mult_.data() + r * 8;
-    a.shift = shift_.data() + r * 8;
-    a.lo = lo_;
-    a.hi = hi_;
-    a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
-    a.npix = npix;
-    fn(a);
   }
 }
 

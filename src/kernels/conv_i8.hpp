@@ -2,7 +2,9 @@
 // the int8 semantics of compact/int8.hpp: int32 accumulation, bias,
 // per-output-channel requantisation (64-bit multiply, round half up, shift),
 // clamp to [lo, hi]. The same tiling as conv_f32.hpp: phase planes, virtual
-// pixels, one block row of 8 output channels per call.
+// pixels, one block row of 8 output channels per call; a work item is a
+// tile and a group of block rows (packing and items share one parallel
+// region).
 //
 // The input is packed as unsigned bytes u = q + 128 (q XOR 0x80), padding
 // included (u = 128 is q = 0), because VNNI's vpdpbusd multiplies unsigned by
@@ -72,6 +74,7 @@ class ConvI8 {
   int32_t lo_, hi_;
   int64_t Wq_ = 0;
   bool rows_outer_ = false;
+  std::vector<int32_t> pix0_;  // [Ho * Wq] output pixel of each virtual pixel, -1 dropped
   std::vector<int64_t> tap_off_;  // bytes from an image's first plane
 };
 

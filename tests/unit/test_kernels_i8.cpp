@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include "compact/int8.hpp"
 #include "compact/weights.hpp"
 #include "kernels/conv_i8.hpp"
@@ -47,6 +49,7 @@ void check(const Case& c, uint64_t seed) {
   const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
   Array<int8_t> x = random_i8({c.N, c.H, c.W, c.C}, seed + 4);
   Array<int8_t> ref = q8::reference_node(n, q, {&x});
+  const int threads = omp_get_max_threads();
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
     set_isa(isa);
@@ -55,11 +58,16 @@ void check(const Case& c, uint64_t seed) {
     for (bool sparse : {true, false}) {
       ConvI8 conv(g, q.weight.data(), sparse ? l.row_ptr : std::vector<int32_t>{},
                   sparse ? l.col_idx : std::vector<int32_t>{}, q.bias.data(), q.rq, q.lo, q.hi);
-      Array<int8_t> y(ref.shape());
-      conv.run(x.data(), c.N, y.data());
-      size_t diff = 0;
-      for (size_t i = 0; i < y.size(); ++i) diff += y[i] != ref[i];
-      CHECK(diff == 0);
+      // Work items group block rows by the thread count: any count gives the same bytes.
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        Array<int8_t> y(ref.shape());
+        conv.run(x.data(), c.N, y.data());
+        size_t diff = 0;
+        for (size_t i = 0; i < y.size(); ++i) diff += y[i] != ref[i];
+        CHECK(diff == 0);
+      }
+      omp_set_num_threads(threads);
     }
   }
   set_isa(detect_isa());
