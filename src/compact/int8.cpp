@@ -60,9 +60,15 @@ double quant_scale(double max_abs, bool pow2) {
 }
 
 int8_t quantize_value(float x, double scale) {
-  const double v = std::nearbyint(static_cast<double>(x) / scale);
+  const double v = static_cast<double>(x) / scale;
   if (std::isnan(v)) return 0;
-  return static_cast<int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+  if (v <= -128) return -128;
+  if (v >= 127) return 127;
+  // Round half to even, as nearbyint in the default rounding mode, without
+  // its library call (a model input quantises every pixel): adding and
+  // subtracting 1.5 * 2^52 leaves |v| < 2^51 rounded to an integer.
+  const double magic = 6755399441055744.0;
+  return static_cast<int8_t>((v + magic) - magic);
 }
 
 FoldedLayer fold_batchnorm(const Node& layer, const Node* bn) {

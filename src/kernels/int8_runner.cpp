@@ -75,6 +75,23 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
   last_use_[final_] = steps_.size();
 }
 
+Array<int8_t> Int8Runner::take(Shape s) const {
+  const size_t n = static_cast<size_t>(shape_numel(s));
+  for (size_t i = 0; i < pool_.size(); ++i)
+    if (pool_[i].size() == n) {
+      Array<int8_t> a = std::move(pool_[i]);
+      pool_.erase(pool_.begin() + static_cast<std::ptrdiff_t>(i));
+      a.reshape(std::move(s));
+      return a;
+    }
+  return Array<int8_t>::aligned(std::move(s), (allocs_++ * 13) % 64);  // another offset within a page each
+}
+
+void Int8Runner::give(Array<int8_t>& a) const {
+  if (!a.empty()) pool_.push_back(std::move(a));
+  a = Array<int8_t>();
+}
+
 Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
   const Shape want = m_.input_shape();
   if (x.rank() != 4 || Shape(x.shape().begin() + 1, x.shape().end()) != want)
@@ -88,14 +105,19 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
     const Node& n = m_.nodes[s.node];
     const q8::QNode& qn = q_.nodes[s.node];
     if (qn.kind == q8::Kind::Input) {
-      slot[s.node] = q8::quantize_input(x, qn.scale);
+      Array<int8_t> q = take(x.shape());
+      const int64_t count = static_cast<int64_t>(x.size());
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < count; ++i) q[static_cast<size_t>(i)] = q8::quantize_value(x[static_cast<size_t>(i)], qn.scale);
+      slot[s.node] = std::move(q);
     } else if (s.conv) {
       const ConvGeom& g = s.geom;
-      Array<int8_t> y = s.dense_layer ? Array<int8_t>({N, g.Cout}) : Array<int8_t>({N, g.Ho, g.Wo, g.Cout});
+      Array<int8_t> y = s.dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
       if (s.width_fold) {
-        Array<int8_t> folded({N, g.H, g.Wo, g.kw * g.C});
+        Array<int8_t> folded = take({N, g.H, g.Wo, g.kw * g.C});
         width_im2col(g, slot[s.in[0]].data(), N, folded.data());
         s.conv->run(folded.data(), N, y.data());
+        give(folded);
       } else {
         s.conv->run(slot[s.in[0]].data(), N, y.data());
       }
@@ -111,17 +133,17 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       const Array<int8_t>& x0 = slot[s.in[0]];
       Array<int8_t> y;
       if (qn.kind == q8::Kind::Add) {
-        y = Array<int8_t>(x0.shape());
+        y = take(x0.shape());
         std::vector<const int8_t*> xs;
         for (size_t src : s.in) xs.push_back(slot[src].data());
         ops.add(xs.data(), qn.in_mult.data(), static_cast<int>(xs.size()), qn.in_shift, qn.lo, qn.hi, y.data(),
                 static_cast<int64_t>(y.size()));
       } else if (qn.kind == q8::Kind::MaxPool) {
         const WindowGeom g = pool_geom(n, Shape(x0.shape().begin() + 1, x0.shape().end()));
-        y = Array<int8_t>({N, g.Ho, g.Wo, g.C});
+        y = take({N, g.Ho, g.Wo, g.C});
         ops.maxpool(x0.data(), N, g, y.data());
       } else {
-        y = Array<int8_t>({N, x0.dim(3)});
+        y = take({N, x0.dim(3)});
         ops.global_avgpool(x0.data(), N, x0.dim(1) * x0.dim(2), x0.dim(3), qn.count_rq.at(0), y.data());
       }
       slot[s.node] = std::move(y);
@@ -131,7 +153,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       slot[s.node] = q8::reference_node(n, qn, ins);
     }
     for (size_t src : s.in)
-      if (last_use_[src] == k) slot[src] = Array<int8_t>();
+      if (last_use_[src] == k) give(slot[src]);
     if (on_step) on_step(k, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   const size_t last = final_;
