@@ -63,7 +63,8 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
 }
 
-void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
+void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const FusedAddI8* add) const {
+  if (z && !add) fail("internal: a fused add without its parameters");
   const bool vnni = !wide_ && active_isa() == Isa::Avx512;
   const TileFnI8 fn = wide_ ? tile_i8_avx2() : vnni ? tile_i8_avx512() : tile_i8_scalar();
   const int P = wide_ ? kTileI8Avx2 : vnni ? kTileI8 : 8;
@@ -104,10 +105,11 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
       const int64_t v0 = tile * P;
       const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
-      int8_t* ypix[kTileI8];  // each pixel's output at channel 0 (null: a dropped column)
+      // Each pixel's output (and addend) offset at channel 0 (-1: a dropped column).
+      int64_t pix[kTileI8];
       for (int j = 0; j < npix; ++j) {
         const int32_t q = pix0_[static_cast<size_t>(v0 + j)];
-        ypix[j] = q < 0 ? nullptr : y + (n * g_.Ho * g_.Wo + q) * g_.Cout;
+        pix[j] = q < 0 ? -1 : (n * g_.Ho * g_.Wo + q) * g_.Cout;
       }
       TileI8 a;
       // Element offsets are the same in both layouts; the AVX2 kernel reads int16.
@@ -120,9 +122,15 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y) const {
       a.hi = hi_;
       a.npix = npix;
       int8_t* yp[kTileI8];
+      const int8_t* zp[kTileI8];
       a.y = yp;
+      a.z = z ? zp : nullptr;
+      a.add = add;
       for (int64_t r = gi * group; r < std::min(rows, (gi + 1) * group); ++r) {
-        for (int j = 0; j < npix; ++j) yp[j] = ypix[j] ? ypix[j] + r * 8 : nullptr;
+        for (int j = 0; j < npix; ++j) {
+          yp[j] = pix[j] < 0 ? nullptr : y + pix[j] + r * 8;
+          zp[j] = pix[j] < 0 || !z ? nullptr : z + pix[j] + r * 8;
+        }
         const size_t w0 = static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
         a.cols = col_idx_.data() + row_ptr_[r];
         a.nblk = row_ptr_[r + 1] - row_ptr_[r];

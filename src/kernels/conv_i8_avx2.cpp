@@ -40,8 +40,10 @@ void tile(const TileI8& a) {
     if (!a.y[j]) continue;
     alignas(32) int32_t v[8];
     _mm256_store_si256(reinterpret_cast<__m256i*>(v), acc[j]);
-    for (int co = 0; co < a.co_valid; ++co)
-      a.y[j][co] = q8::requantize(int64_t{v[co]} + a.bias[co], q8::Requant{a.mult[co], a.shift[co]}, a.lo, a.hi);
+    for (int co = 0; co < a.co_valid; ++co) {
+      const int8_t q = q8::requantize(int64_t{v[co]} + a.bias[co], q8::Requant{a.mult[co], a.shift[co]}, a.lo, a.hi);
+      a.y[j][co] = a.z ? a.add->apply(q, a.z[j][co]) : q;
+    }
   }
 }
 

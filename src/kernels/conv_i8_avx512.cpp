@@ -30,14 +30,25 @@ inline __m512i reduce_pair(__m512i a, __m512i b) {
 
 struct Requant8 {
   __m512i mult, round, shift, lo, hi;
+  // The fused add (FusedAddI8), when the tile has one.
+  __m512i m_self, m_other, add_round, add_lo, add_hi;
+  __m128i add_shift;
 };
 
-// 8 int32 accumulators -> 8 int8, stored under mask.
-inline void requant_store(__m256i acc, const Requant8& r, int8_t* y, __mmask8 m) {
+// 8 int32 accumulators -> 8 int8 (then the fused add with the addend z when
+// not null), stored under mask. Products in 64-bit lanes: v and the
+// multipliers fit 32 bits, so vpmuldq gives them exactly.
+inline void requant_store(__m256i acc, const Requant8& r, int8_t* y, const int8_t* z, __mmask8 m) {
   __m512i v = _mm512_cvtepi32_epi64(acc);
   v = _mm512_add_epi64(_mm512_mullo_epi64(v, r.mult), r.round);
   v = _mm512_srav_epi64(v, r.shift);
   v = _mm512_min_epi64(_mm512_max_epi64(v, r.lo), r.hi);
+  if (z) {
+    const __m512i zv = _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(m, z));
+    v = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, r.m_self), _mm512_mul_epi32(zv, r.m_other)), r.add_round);
+    v = _mm512_sra_epi64(v, r.add_shift);
+    v = _mm512_min_epi64(_mm512_max_epi64(v, r.add_lo), r.add_hi);
+  }
   _mm_mask_storeu_epi8(y, m, _mm512_cvtepi64_epi8(v));
 }
 
@@ -66,13 +77,21 @@ void tile(const TileI8& a) {
   r.round = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), r.shift), 1);
   r.lo = _mm512_set1_epi64(a.lo);
   r.hi = _mm512_set1_epi64(a.hi);
+  if (a.z) {
+    r.m_self = _mm512_set1_epi64(a.add->m_self);
+    r.m_other = _mm512_set1_epi64(a.add->m_other);
+    r.add_round = _mm512_set1_epi64(a.add->round);
+    r.add_shift = _mm_cvtsi32_si128(a.add->shift);
+    r.add_lo = _mm512_set1_epi64(a.add->lo);
+    r.add_hi = _mm512_set1_epi64(a.add->hi);
+  }
   const __m512i bias = _mm512_broadcast_i64x4(_mm256_maskz_loadu_epi32(m, a.bias));
 #pragma GCC unroll 16
   for (int j = 0; j < P; j += 2) {
     const bool two = j + 1 < P;
     const __m512i s = _mm512_add_epi32(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_si512()), bias);
-    if (a.y[j]) requant_store(_mm512_castsi512_si256(s), r, a.y[j], m);
-    if (two && a.y[j + 1]) requant_store(_mm512_extracti64x4_epi64(s, 1), r, a.y[j + 1], m);
+    if (a.y[j]) requant_store(_mm512_castsi512_si256(s), r, a.y[j], a.z ? a.z[j] : nullptr, m);
+    if (two && a.y[j + 1]) requant_store(_mm512_extracti64x4_epi64(s, 1), r, a.y[j + 1], a.z ? a.z[j + 1] : nullptr, m);
   }
 }
 

@@ -23,8 +23,10 @@ void tile(const TileI8& a) {
   }
   for (int j = 0; j < a.npix; ++j) {
     if (!a.y[j]) continue;
-    for (int co = 0; co < a.co_valid; ++co)
-      a.y[j][co] = q8::requantize(int64_t{acc[j][co]} + a.bias[co], q8::Requant{a.mult[co], a.shift[co]}, a.lo, a.hi);
+    for (int co = 0; co < a.co_valid; ++co) {
+      const int8_t v = q8::requantize(int64_t{acc[j][co]} + a.bias[co], q8::Requant{a.mult[co], a.shift[co]}, a.lo, a.hi);
+      a.y[j][co] = a.z ? a.add->apply(v, a.z[j][co]) : v;
+    }
   }
 }
 

@@ -14,12 +14,23 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
   const auto shapes = infer_shapes(m);
   std::unordered_map<std::string, size_t> index;
   for (size_t i = 0; i < m.nodes.size(); ++i) index[m.nodes[i].name] = i;
+  // The node whose tensor a node's output is (identities resolved), and the
+  // consumers of each tensor.
+  const auto resolve = [&](size_t k) {
+    while (q_.nodes[k].kind == q8::Kind::Identity) k = index.at(m.nodes[k].inputs.at(0));
+    return k;
+  };
+  std::vector<std::vector<size_t>> consumers(m.nodes.size());
+  for (size_t k = 0; k < m.nodes.size(); ++k)
+    if (q_.nodes[k].kind != q8::Kind::Identity)
+      for (const auto& src : m.nodes[k].inputs) consumers[resolve(index.at(src))].push_back(k);
+  std::vector<bool> fused(m.nodes.size(), false);
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     const Node& n = m.nodes[i];
     const q8::QNode& qn = q_.nodes[i];
-    if (qn.kind == q8::Kind::Identity) continue;  // aliases its input: no step
+    if (qn.kind == q8::Kind::Identity || fused[i]) continue;  // aliases its input, or runs in a conv: no step
     Step s;
-    s.node = i;
+    s.node = s.out = i;
     for (const auto& src : n.inputs) s.in.push_back(index.at(src));
     StepInfo info;
     info.name = n.name;
@@ -58,6 +69,33 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
         s.conv = std::make_unique<ConvI8>(width_folded(g), qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
       } else {
         s.conv = std::make_unique<ConvI8>(g, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
+      }
+      // A two-input add that is this conv's only consumer, whose other
+      // addend is computed before it, runs in the conv's epilogue.
+      if (consumers[i].size() == 1 && q_.nodes[consumers[i][0]].kind == q8::Kind::Add &&
+          m.nodes[consumers[i][0]].inputs.size() == 2) {
+        const size_t j = consumers[i][0];
+        const q8::QNode& qa = q_.nodes[j];
+        const size_t a0 = resolve(index.at(m.nodes[j].inputs[0])), a1 = resolve(index.at(m.nodes[j].inputs[1]));
+        const size_t other = a0 == i ? a1 : a0;
+        if ((a0 == i) != (a1 == i) && other < i) {
+          const int self = a0 == i ? 0 : 1;
+          FusedAddI8 f;
+          f.m_self = qa.in_mult.at(static_cast<size_t>(self));
+          f.m_other = qa.in_mult.at(static_cast<size_t>(1 - self));
+          f.round = qa.in_shift > 0 ? int64_t{1} << (qa.in_shift - 1) : 0;
+          f.shift = qa.in_shift;
+          f.lo = qa.lo;
+          f.hi = qa.hi;
+          s.add = f;
+          s.out = j;
+          s.in.push_back(other);
+          fused[j] = true;
+          info.fused.push_back(m.nodes[j].name);
+          for (size_t k = j + 1; k < m.nodes.size(); ++k)
+            if (q_.nodes[k].kind == q8::Kind::Identity && q_.nodes[k].fused_into == m.nodes[j].name)
+              info.fused.push_back(m.nodes[k].name);
+        }
       }
     }
     steps_.push_back(std::move(s));
@@ -113,15 +151,17 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
     } else if (s.conv) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
+      const int8_t* z = s.add ? slot[s.in.at(1)].data() : nullptr;
+      const FusedAddI8* add = s.add ? &*s.add : nullptr;
       if (s.width_fold) {
         Array<int8_t> folded = take({N, g.H, g.Wo, g.kw * g.C});
         width_im2col(g, slot[s.in[0]].data(), N, folded.data());
-        s.conv->run(folded.data(), N, y.data());
+        s.conv->run(folded.data(), N, y.data(), z, add);
         give(folded);
       } else {
-        s.conv->run(slot[s.in[0]].data(), N, y.data());
+        s.conv->run(slot[s.in[0]].data(), N, y.data(), z, add);
       }
-      slot[s.node] = std::move(y);
+      slot[s.out] = std::move(y);
     } else if (qn.kind == q8::Kind::Softmax) {
       const Array<int8_t>& in = slot[s.in[0]];
       const double sc = q_.nodes[s.in[0]].scale;

@@ -1,12 +1,14 @@
 // The int8 program of a compacted int8 model on the fast kernels: conv2d and
 // dense layers on the VNNI block-sparse kernel (bsr 8x8 layers skip their
 // pruned blocks; other forms run on the 8x8 blocks covering their nonzero
-// int8 weights), every other op with the scalar int8 reference. The result is
-// bit-identical to q8::reference_forward.
+// int8 weights), a two-input add that is a conv's only consumer fused into
+// that conv's epilogue, every other op with the scalar int8 reference. The
+// result is bit-identical to q8::reference_forward.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "compact/compact.hpp"
@@ -24,8 +26,10 @@ class Int8Runner {
  private:
   struct Step {
     size_t node;
-    std::vector<size_t> in;
+    size_t out;                 // the slot written: node, or the add fused into the conv
+    std::vector<size_t> in;     // a fused add's other addend is in[1]
     std::unique_ptr<ConvI8> conv;
+    std::optional<FusedAddI8> add;
     ConvGeom geom;
     bool dense_layer = false;
     bool width_fold = false;  // the stem: conv on the width-folded input

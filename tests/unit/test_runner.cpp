@@ -128,6 +128,12 @@ TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
       set_isa(isa);
       Runner r(m);
       REQUIRE(r.is_int8());
+      if (arch == 0) {
+        // The residual add (and its relu) runs in the epilogue of the conv it follows.
+        bool fused = false;
+        for (const auto& s : r.steps()) fused |= s.name == "a2" && s.fused == std::vector<std::string>{"a2.bn", "res", "res.relu"};
+        CHECK(fused);
+      }
       const Tensor y = r.forward(x);
       INFO(m.arch << " " << isa_name(isa));
       REQUIRE(y.shape() == ref.shape());
