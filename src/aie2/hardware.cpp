@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <set>
+#include <variant>
+#include <vector>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -86,102 +89,110 @@ class Fields {
   std::set<std::string> seen_;
 };
 
-void read_int(Fields& f, const std::string& key, int64_t& out, int64_t lo, int64_t hi) {
-  const Json* v = f.get(key);
+// Every field of a hardware description (bsp-aie2(5)), in file order: the
+// object it sits in ("" = the top level), its key, the member it fills and,
+// for numbers, its valid range. Reading (apply_json) and writing
+// (hardware_to_json) both walk this one list.
+struct FieldSpec {
+  const char* group;
+  const char* key;
+  std::variant<std::string Hardware::*, int64_t Hardware::*, double Hardware::*, bool Hardware::*> member;
+  double lo = 0, hi = 0;
+};
+
+const std::vector<FieldSpec>& field_specs() {
+  static const std::vector<FieldSpec> specs = {
+      {"", "name", &Hardware::name},
+      {"", "description", &Hardware::description},
+      {"", "rows", &Hardware::rows, 1, 64},
+      {"", "cols", &Hardware::cols, 1, 64},
+      {"", "clock_ghz", &Hardware::clock_ghz, 0.01, 100},
+      {"core", "data_memory_bytes", &Hardware::core_memory, 1024, 1 << 24},
+      {"core", "banks", &Hardware::core_banks, 1, 64},
+      {"core", "program_memory_bytes", &Hardware::core_program_memory, 0, 1 << 24},
+      {"core", "locks", &Hardware::core_locks, 2, 1024},
+      {"core", "reserved_bytes", &Hardware::core_reserved, 0, 1 << 24},
+      {"core", "mm2s_channels", &Hardware::core_mm2s, 1, 64},
+      {"memtile", "memory_bytes", &Hardware::memtile_memory, 4096, 1 << 30},
+      {"memtile", "banks", &Hardware::memtile_banks, 1, 256},
+      {"memtile", "locks", &Hardware::memtile_locks, 2, 4096},
+      {"memtile", "mm2s_channels", &Hardware::memtile_mm2s, 1, 64},
+      {"memtile", "s2mm_channels", &Hardware::memtile_s2mm, 1, 64},
+      {"shim", "mm2s_channels", &Hardware::shim_mm2s, 1, 64},
+      {"shim", "s2mm_channels", &Hardware::shim_s2mm, 1, 64},
+      {"shim", "channel_gbps", &Hardware::ddr_channel_gbps, 1e-3, 1e4},
+      {"", "stream_gbps", &Hardware::stream_gbps, 1e-3, 1e4},
+      {"macs_per_cycle", "int8", &Hardware::macs_int8, 1, 1 << 20},
+      {"macs_per_cycle", "bf16", &Hardware::macs_bf16, 1, 1 << 20},
+      {"macs_per_cycle", "fp32", &Hardware::macs_fp32, 1, 1 << 20},
+      {"", "compute_efficiency", &Hardware::compute_efficiency, 1e-3, 1.0},
+      {"", "kernel_overhead_cycles", &Hardware::kernel_overhead_cycles, 0, 1 << 30},
+      {"", "dma_overhead_cycles", &Hardware::dma_overhead_cycles, 0, 1 << 30},
+      {"", "ddr_overlap", &Hardware::ddr_overlap},
+      {"vector", "positions", &Hardware::vec_positions, 1, 1024},
+      {"vector", "cout", &Hardware::vec_cout, 1, 1024},
+      {"vector", "cin", &Hardware::vec_cin, 1, 1024},
+      {"vector", "bytes_per_cycle", &Hardware::vec_bytes_per_cycle, 1, 1 << 16},
+  };
+  return specs;
+}
+
+// Reads one field from f into h when present; a wrong type or a value out
+// of range is an error naming the file, the object and the key.
+void read_field(Fields& f, const FieldSpec& s, Hardware& h) {
+  const Json* v = f.get(s.key);
   if (!v) return;
-  int64_t x;
-  try {
-    x = v->as_int();
-  } catch (const Error& e) {
-    fail("{}: '{}': {}", f.where(), key, e.what());
+  const auto bad = [&](const std::string& why) { fail("{}: '{}': {}", f.where(), s.key, why); };
+  if (auto m = std::get_if<std::string Hardware::*>(&s.member)) {
+    if (!v->is_string()) fail("{}: '{}' must be a string", f.where(), s.key);
+    h.*(*m) = v->as_string();
+  } else if (auto m = std::get_if<bool Hardware::*>(&s.member)) {
+    if (!v->is_bool()) fail("{}: '{}' must be true or false", f.where(), s.key);
+    h.*(*m) = v->as_bool();
+  } else if (auto m = std::get_if<int64_t Hardware::*>(&s.member)) {
+    int64_t x = 0;
+    try {
+      x = v->as_int();
+    } catch (const Error& e) {
+      bad(e.what());
+    }
+    const auto lo = static_cast<int64_t>(s.lo), hi = static_cast<int64_t>(s.hi);
+    if (x < lo || x > hi) fail("{}: '{}' = {} is out of range [{}, {}]", f.where(), s.key, x, lo, hi);
+    h.*(*m) = x;
+  } else {
+    double x = 0;
+    try {
+      x = v->as_double();
+    } catch (const Error& e) {
+      bad(e.what());
+    }
+    if (!(x >= s.lo && x <= s.hi)) fail("{}: '{}' = {} is out of range [{}, {}]", f.where(), s.key, x, s.lo, s.hi);
+    h.*std::get<double Hardware::*>(s.member) = x;
   }
-  if (x < lo || x > hi) fail("{}: '{}' = {} is out of range [{}, {}]", f.where(), key, x, lo, hi);
-  out = x;
-}
-
-void read_double(Fields& f, const std::string& key, double& out, double lo, double hi) {
-  const Json* v = f.get(key);
-  if (!v) return;
-  double x;
-  try {
-    x = v->as_double();
-  } catch (const Error& e) {
-    fail("{}: '{}': {}", f.where(), key, e.what());
-  }
-  if (!(x >= lo && x <= hi)) fail("{}: '{}' = {} is out of range [{}, {}]", f.where(), key, x, lo, hi);
-  out = x;
-}
-
-void read_string(Fields& f, const std::string& key, std::string& out) {
-  const Json* v = f.get(key);
-  if (!v) return;
-  if (!v->is_string()) fail("{}: '{}' must be a string", f.where(), key);
-  out = v->as_string();
-}
-
-void read_bool(Fields& f, const std::string& key, bool& out) {
-  const Json* v = f.get(key);
-  if (!v) return;
-  if (!v->is_bool()) fail("{}: '{}' must be true or false", f.where(), key);
-  out = v->as_bool();
-}
-
-template <typename Fn>
-void read_object(Fields& f, const std::string& key, Fn&& fn) {
-  const Json* v = f.get(key);
-  if (!v) return;
-  Fields sub(*v, f.where() + ": '" + key + "'");
-  fn(sub);
-  sub.done();
 }
 
 // Fills `h` from `j`; keys not present keep their current value (a "base"
 // description, or the defaults).
 void apply_json(Hardware& h, const Json& j, const std::string& source) {
-  Fields f(j, source);
-  f.get("base");  // handled by the caller
-  read_string(f, "name", h.name);
-  read_string(f, "description", h.description);
-  read_int(f, "rows", h.rows, 1, 64);
-  read_int(f, "cols", h.cols, 1, 64);
-  read_double(f, "clock_ghz", h.clock_ghz, 0.01, 100);
-  read_object(f, "core", [&](Fields& c) {
-    read_int(c, "data_memory_bytes", h.core_memory, 1024, int64_t(1) << 24);
-    read_int(c, "banks", h.core_banks, 1, 64);
-    read_int(c, "program_memory_bytes", h.core_program_memory, 0, int64_t(1) << 24);
-    read_int(c, "locks", h.core_locks, 2, 1024);
-    read_int(c, "reserved_bytes", h.core_reserved, 0, int64_t(1) << 24);
-    read_int(c, "mm2s_channels", h.core_mm2s, 1, 64);
-  });
-  read_object(f, "memtile", [&](Fields& m) {
-    read_int(m, "memory_bytes", h.memtile_memory, 4096, int64_t(1) << 30);
-    read_int(m, "banks", h.memtile_banks, 1, 256);
-    read_int(m, "locks", h.memtile_locks, 2, 4096);
-    read_int(m, "mm2s_channels", h.memtile_mm2s, 1, 64);
-    read_int(m, "s2mm_channels", h.memtile_s2mm, 1, 64);
-  });
-  read_object(f, "shim", [&](Fields& s) {
-    read_int(s, "mm2s_channels", h.shim_mm2s, 1, 64);
-    read_int(s, "s2mm_channels", h.shim_s2mm, 1, 64);
-    read_double(s, "channel_gbps", h.ddr_channel_gbps, 1e-3, 1e4);
-  });
-  read_double(f, "stream_gbps", h.stream_gbps, 1e-3, 1e4);
-  read_object(f, "macs_per_cycle", [&](Fields& m) {
-    read_int(m, "int8", h.macs_int8, 1, 1 << 20);
-    read_int(m, "bf16", h.macs_bf16, 1, 1 << 20);
-    read_int(m, "fp32", h.macs_fp32, 1, 1 << 20);
-  });
-  read_double(f, "compute_efficiency", h.compute_efficiency, 1e-3, 1.0);
-  read_int(f, "kernel_overhead_cycles", h.kernel_overhead_cycles, 0, 1 << 30);
-  read_int(f, "dma_overhead_cycles", h.dma_overhead_cycles, 0, 1 << 30);
-  read_bool(f, "ddr_overlap", h.ddr_overlap);
-  read_object(f, "vector", [&](Fields& v) {
-    read_int(v, "positions", h.vec_positions, 1, 1024);
-    read_int(v, "cout", h.vec_cout, 1, 1024);
-    read_int(v, "cin", h.vec_cin, 1, 1024);
-    read_int(v, "bytes_per_cycle", h.vec_bytes_per_cycle, 1, 1 << 16);
-  });
-  f.done();
+  Fields top(j, source);
+  top.get("base");  // handled by the caller
+  std::vector<std::pair<std::string, Fields>> groups;  // the nested objects present, in file order
+  for (const FieldSpec& s : field_specs()) {
+    Fields* f = &top;
+    if (*s.group) {
+      auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == s.group; });
+      if (it == groups.end()) {
+        const Json* v = top.get(s.group);
+        if (!v) continue;
+        groups.emplace_back(s.group, Fields(*v, source + ": '" + s.group + "'"));
+        it = groups.end() - 1;
+      }
+      f = &it->second;
+    }
+    read_field(*f, s, h);
+  }
+  for (const auto& g : groups) g.second.done();
+  top.done();
 }
 
 void check(const Hardware& h, const std::string& source) {
@@ -285,47 +296,10 @@ Hardware load_target(const std::string& target) { return resolve(target, 0); }
 
 Json hardware_to_json(const Hardware& h) {
   Json j = Json::object();
-  j["name"] = h.name;
-  j["description"] = h.description;
-  j["rows"] = h.rows;
-  j["cols"] = h.cols;
-  j["clock_ghz"] = h.clock_ghz;
-  Json core = Json::object();
-  core["data_memory_bytes"] = h.core_memory;
-  core["banks"] = h.core_banks;
-  core["program_memory_bytes"] = h.core_program_memory;
-  core["locks"] = h.core_locks;
-  core["reserved_bytes"] = h.core_reserved;
-  core["mm2s_channels"] = h.core_mm2s;
-  j["core"] = std::move(core);
-  Json mt = Json::object();
-  mt["memory_bytes"] = h.memtile_memory;
-  mt["banks"] = h.memtile_banks;
-  mt["locks"] = h.memtile_locks;
-  mt["mm2s_channels"] = h.memtile_mm2s;
-  mt["s2mm_channels"] = h.memtile_s2mm;
-  j["memtile"] = std::move(mt);
-  Json shim = Json::object();
-  shim["mm2s_channels"] = h.shim_mm2s;
-  shim["s2mm_channels"] = h.shim_s2mm;
-  shim["channel_gbps"] = h.ddr_channel_gbps;
-  j["shim"] = std::move(shim);
-  j["stream_gbps"] = h.stream_gbps;
-  Json macs = Json::object();
-  macs["int8"] = h.macs_int8;
-  macs["bf16"] = h.macs_bf16;
-  macs["fp32"] = h.macs_fp32;
-  j["macs_per_cycle"] = std::move(macs);
-  j["compute_efficiency"] = h.compute_efficiency;
-  j["kernel_overhead_cycles"] = h.kernel_overhead_cycles;
-  j["dma_overhead_cycles"] = h.dma_overhead_cycles;
-  j["ddr_overlap"] = h.ddr_overlap;
-  Json v = Json::object();
-  v["positions"] = h.vec_positions;
-  v["cout"] = h.vec_cout;
-  v["cin"] = h.vec_cin;
-  v["bytes_per_cycle"] = h.vec_bytes_per_cycle;
-  j["vector"] = std::move(v);
+  for (const FieldSpec& s : field_specs()) {
+    Json& dst = *s.group ? (j.find(s.group) ? j[s.group] : (j[s.group] = Json::object())) : j;
+    dst[s.key] = std::visit([&](auto m) { return Json(h.*m); }, s.member);
+  }
   return j;
 }
 
