@@ -270,6 +270,7 @@ void conv_int8(const KernelCall& c) {
   Consts kc(k);
   const int32_t lo = kc.next(), hi = kc.next(), has_add = kc.next();
   const int32_t m_self = kc.next(), m_other = kc.next(), a_shift = kc.next(), a_lo = kc.next(), a_hi = kc.next();
+  const q8::FusedAdd fused = q8::FusedAdd::make(m_self, m_other, a_shift, a_lo, a_hi);
   const std::vector<q8::Requant> posts = kc.posts();
   const int64_t oh = c.oh, ow = c.ow, co = c.co;
   const Accumulated<int8_t, int32_t> am = accumulate_blocks<int8_t, int32_t>(c);
@@ -281,7 +282,6 @@ void conv_int8(const KernelCall& c) {
   int8_t* out = reinterpret_cast<int8_t*>(c.out);
   const int8_t* add = reinterpret_cast<const int8_t*>(c.add);
   if (has_add && !add) fail("the kernel adds a residual operand but none is given");
-  const int64_t round = a_shift > 0 ? (int64_t{1} << (a_shift - 1)) : 0;
   for (int64_t y = 0; y < oh; ++y)
     for (int64_t x = 0; x < ow; ++x) {
       const int32_t* a = acc + (y * acc_w + x) * acc_c;
@@ -291,10 +291,7 @@ void conv_int8(const KernelCall& c) {
         const int32_t* p = params + 3 * ch;
         const q8::Requant rq{p[1], p[2]};
         int32_t v = q8::requantize(int64_t{a[ch]} + p[0], rq, lo, hi);
-        if (rr) {
-          const int64_t s = round + int64_t{v} * m_self + int64_t{rr[ch]} * m_other;
-          v = q8::clamp(s >> a_shift, a_lo, a_hi);
-        }
+        if (rr) v = fused.apply(v, rr[ch]);
         o[ch] = post(v, posts);
       }
     }

@@ -63,7 +63,7 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
 }
 
-void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const FusedAddI8* add) const {
+void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {
   if (z && !add) fail("internal: a fused add without its parameters");
   const bool vnni = !wide_ && active_isa() == Isa::Avx512;
   const TileFnI8 fn = wide_ ? tile_i8_avx2() : vnni ? tile_i8_avx512() : tile_i8_scalar();

@@ -25,18 +25,6 @@
 
 namespace bsp::kernels {
 
-// An add fused after the requantisation (compact/int8.hpp's add rule on two
-// inputs): y = clamp((v * m_self + z * m_other + round) >> shift, lo, hi), v
-// the conv's int8 output, z the other addend; bit-exact with the separate add.
-struct FusedAddI8 {
-  int64_t m_self = 0, m_other = 0, round = 0;
-  int32_t shift = 0, lo = -128, hi = 127;
-  int8_t apply(int8_t v, int8_t z) const {
-    const int64_t a = (v * m_self + z * m_other + round) >> shift;
-    return static_cast<int8_t>(a < lo ? lo : a > hi ? hi : a);
-  }
-};
-
 struct TileI8 {
   const uint8_t* x;        // packed input at the tile's first virtual pixel
   int64_t ldx;             // bytes between virtual pixels
@@ -48,7 +36,7 @@ struct TileI8 {
   const int8_t* w;         // [nblk][ntaps][8 co][8 ci]
   int8_t* const* y;        // [npix] output pointers at this block row (null: drop)
   const int8_t* const* z;  // [npix] the fused add's other addend, like y; null: no add
-  const FusedAddI8* add;   // when z
+  const q8::FusedAdd* add; // when z (compact/int8.hpp)
   const int32_t* bias;     // [8] bias - 128 * sum(w) per output channel
   const int32_t* mult;     // [8]
   const int32_t* shift;    // [8]
@@ -76,7 +64,7 @@ class ConvI8 {
          const int32_t* bias, const std::vector<q8::Requant>& rq, int32_t lo, int32_t hi);
   // x [N, H, W, C] int8 -> y [N, Ho, Wo, Cout] int8; with z (same layout as
   // y) and add, y is the fused add of the conv's output and z.
-  void run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z = nullptr, const FusedAddI8* add = nullptr) const;
+  void run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z = nullptr, const q8::FusedAdd* add = nullptr) const;
   int64_t nnz_blocks() const { return static_cast<int64_t>(col_idx_.size()); }
 
  private:

@@ -30,7 +30,7 @@ inline __m512i reduce_pair(__m512i a, __m512i b) {
 
 struct Requant8 {
   __m512i mult, round, shift, lo, hi;
-  // The fused add (FusedAddI8), when the tile has one.
+  // The fused add (q8::FusedAdd), when the tile has one.
   __m512i m_self, m_other, add_round, add_lo, add_hi;
   __m128i add_shift;
 };

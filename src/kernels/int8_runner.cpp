@@ -80,14 +80,8 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
         const size_t other = a0 == i ? a1 : a0;
         if ((a0 == i) != (a1 == i) && other < i) {
           const int self = a0 == i ? 0 : 1;
-          FusedAddI8 f;
-          f.m_self = qa.in_mult.at(static_cast<size_t>(self));
-          f.m_other = qa.in_mult.at(static_cast<size_t>(1 - self));
-          f.round = qa.in_shift > 0 ? int64_t{1} << (qa.in_shift - 1) : 0;
-          f.shift = qa.in_shift;
-          f.lo = qa.lo;
-          f.hi = qa.hi;
-          s.add = f;
+          s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(self)), qa.in_mult.at(static_cast<size_t>(1 - self)),
+                                     qa.in_shift, qa.lo, qa.hi);
           s.out = j;
           s.in.push_back(other);
           fused[j] = true;
@@ -152,7 +146,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
       const int8_t* z = s.add ? slot[s.in.at(1)].data() : nullptr;
-      const FusedAddI8* add = s.add ? &*s.add : nullptr;
+      const q8::FusedAdd* add = s.add ? &*s.add : nullptr;
       if (s.width_fold) {
         Array<int8_t> folded = take({N, g.H, g.Wo, g.kw * g.C});
         width_im2col(g, slot[s.in[0]].data(), N, folded.data());

@@ -29,7 +29,7 @@ class Int8Runner {
     size_t out;                 // the slot written: node, or the add fused into the conv
     std::vector<size_t> in;     // a fused add's other addend is in[1]
     std::unique_ptr<ConvI8> conv;
-    std::optional<FusedAddI8> add;
+    std::optional<q8::FusedAdd> add;
     ConvGeom geom;
     bool dense_layer = false;
     bool width_fold = false;  // the stem: conv on the width-folded input
