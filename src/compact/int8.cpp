@@ -2,6 +2,10 @@
 // parameters (the rules are stated in int8.hpp).
 #include "compact/int8.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -65,10 +69,12 @@ int8_t quantize_value(float x, double scale) {
   if (v <= -128) return -128;
   if (v >= 127) return 127;
   // Round half to even, as nearbyint in the default rounding mode, without
-  // its library call (a model input quantises every pixel): adding and
-  // subtracting 1.5 * 2^52 leaves |v| < 2^51 rounded to an integer.
-  const double magic = 6755399441055744.0;
-  return static_cast<int8_t>((v + magic) - magic);
+  // its library call (a model input quantises every pixel).
+#if defined(__SSE2__)
+  return static_cast<int8_t>(_mm_cvtsd_si32(_mm_set_sd(v)));  // cvtsd2si: the current (nearest-even) mode
+#else
+  return static_cast<int8_t>(std::nearbyint(v));
+#endif
 }
 
 FoldedLayer fold_batchnorm(const Node& layer, const Node* bn) {

@@ -71,13 +71,14 @@ inline int8_t requantize(int64_t acc, Requant r, int32_t lo, int32_t hi) {
 // on its output v and the other addend z): clamp((v * m_self + z * m_other
 // + round) >> shift, lo, hi), round = 2^(shift-1) (0 for shift 0).
 struct FusedAdd {
-  int64_t m_self = 0, m_other = 0, round = 0;
+  int32_t m_self = 0, m_other = 0;  // the add's in_mult of each input (32 bits: the vector kernels rely on it)
+  int64_t round = 0;
   int32_t shift = 0, lo = -128, hi = 127;
   static FusedAdd make(int32_t m_self, int32_t m_other, int32_t shift, int32_t lo, int32_t hi) {
     return {m_self, m_other, shift > 0 ? int64_t{1} << (shift - 1) : 0, shift, lo, hi};
   }
   int8_t apply(int32_t v, int32_t z) const {
-    return static_cast<int8_t>(clamp((v * m_self + z * m_other + round) >> shift, lo, hi));
+    return static_cast<int8_t>(clamp((int64_t{v} * m_self + int64_t{z} * m_other + round) >> shift, lo, hi));
   }
 };
 

@@ -159,6 +159,7 @@ int64_t ConvF32::kept_macs() const { return w_.nnz_blocks() * 64 * w_.geom.kh * 
 void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
                   bool relu) const {
   if (direct_ && ldx != g_.C) fail("internal: a direct convolution needs a dense NHWC input");
+  if (ldx < g_.C) fail("internal: a pixel stride below the channel count");
   const Isa isa = active_isa();
   const TileFnF32 fn = tile_f32(isa);
   const int P = tile_pixels_f32(isa);
@@ -178,8 +179,10 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     img = g_.H * g_.W * ldx;
   } else if (folded_) {
     img = g_.sh * plane_;
-    // + 64: a tiny image's last pixel may read past the last slack row.
+    // + 64: a tiny image's last pixel may read past the last slack row
+    // (zeroed: stale floats there could be non-finite).
     if (packed.size() < static_cast<size_t>(N * img + 64)) packed.resize(static_cast<size_t>(N * img + 64));
+    std::fill(packed.begin() + N * img, packed.begin() + N * img + 64, 0.0f);
     pix_stride = g_.sw * g_.C;
     xin = packed.data();
   } else if (gather_) {

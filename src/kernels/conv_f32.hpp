@@ -95,8 +95,10 @@ PackedF32 pack_f32(const float* w, const WeightGeom& g, const std::vector<int32_
 // width padded to a multiple of sw), and virtual pixel v = oh * Wq + ow,
 // Wq = Wp / sw, reads its kw*C "channels" at v * sw*C + tap row offset.
 // No column gather, no 8-channel planes. The last block of a pixel reads up
-// to 7 floats past its kw*C (the next columns, or the plane's slack), which
-// meet zero weights.
+// to 7 floats past its kw*C (the next columns, or the plane's zero slack),
+// which meet zero weights: with finite inputs exactly the reference result;
+// an Inf or NaN input pixel also turns the outputs of up to one block's
+// worth of neighbouring columns into NaN (0 * Inf).
 class ConvF32 {
  public:
   // w: packed for g, or for g width-folded ([Cout, kh, 1, kw*C], dw = 1).

@@ -64,7 +64,7 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
 }
 
 void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {
-  if (z && !add) fail("internal: a fused add without its parameters");
+  if (!z != !add) fail("internal: a fused add needs both its addend and its parameters");
   const bool vnni = !wide_ && active_isa() == Isa::Avx512;
   const TileFnI8 fn = wide_ ? tile_i8_avx2() : vnni ? tile_i8_avx512() : tile_i8_scalar();
   const int P = wide_ ? kTileI8Avx2 : vnni ? kTileI8 : 8;
@@ -83,8 +83,11 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
 
   const int64_t V = g_.Ho * Wq_;
   const int64_t tiles = (V + P - 1) / P;
-  // Work items: (image, tile, group of block rows), as in ConvF32::run: one
-  // row per item left the items too small for 1x1 layers (a few blocks each).
+  // Work items: (image, tile, group of block rows), at least 8 per thread
+  // (the rule of ConvF32::run, without its even groups: a block row's int8
+  // output is 8 bytes, and whole 64-byte lines would take 8 rows, too coarse
+  // for small layers; two threads may then share an output line, never a
+  // byte). One row per item left the items too small for 1x1 layers.
   const int threads = omp_get_max_threads();
   int64_t group = rows;
   if (rows_outer_)

@@ -83,6 +83,7 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
           s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(self)), qa.in_mult.at(static_cast<size_t>(1 - self)),
                                      qa.in_shift, qa.lo, qa.hi);
           s.out = j;
+          s.addend = other;
           s.in.push_back(other);
           fused[j] = true;
           info.fused.push_back(m.nodes[j].name);
@@ -145,7 +146,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
     } else if (s.conv) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
-      const int8_t* z = s.add ? slot[s.in.at(1)].data() : nullptr;
+      const int8_t* z = s.add ? slot[s.addend].data() : nullptr;
       const q8::FusedAdd* add = s.add ? &*s.add : nullptr;
       if (s.width_fold) {
         Array<int8_t> folded = take({N, g.H, g.Wo, g.kw * g.C});

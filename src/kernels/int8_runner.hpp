@@ -27,9 +27,10 @@ class Int8Runner {
   struct Step {
     size_t node;
     size_t out;                 // the slot written: node, or the add fused into the conv
-    std::vector<size_t> in;     // a fused add's other addend is in[1]
+    std::vector<size_t> in;     // the slots read (a fused add's addend too, for their last use)
     std::unique_ptr<ConvI8> conv;
-    std::optional<q8::FusedAdd> add;
+    std::optional<q8::FusedAdd> add;  // a residual add fused into the conv ...
+    size_t addend = 0;                // ... and the slot of its other input
     ConvGeom geom;
     bool dense_layer = false;
     bool width_fold = false;  // the stem: conv on the width-folded input

@@ -44,10 +44,9 @@ void shifted_sums(const float* x, int64_t n, float k, double& s1, double& s2) {
       s1, s2);
 }
 
-// The gradient reaching the batchnorm: relu_grad<Relu> (layers.hpp), dy or,
-// with a fused relu, dy where y > 0.
-
-// sum g and sum g * (x - mean) over one channel.
+// sum g and sum g * (x - mean) over one channel, g the gradient reaching the
+// batchnorm: relu_grad<Relu> (layers.hpp), dy or, with a fused relu, dy
+// where y > 0.
 template <bool Relu>
 void channel_sums(const float* x, const float* y, const float* dy, int64_t n, float mean, double& sg, double& sgx) {
   chunked_sums(

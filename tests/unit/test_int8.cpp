@@ -44,14 +44,21 @@ TEST_CASE("requantisation: round half up, saturate, golden values") {
   CHECK(q8::quantize_value(-1000.f, 1.0) == -128);
   CHECK(q8::quantize_value(std::nanf(""), 1.0) == 0);
   CHECK(q8::quantize_value(std::numeric_limits<float>::infinity(), 1.0) == 127);
+  CHECK(q8::quantize_value(-2.5f, 1.0) == -2);
+  CHECK(q8::quantize_value(-3.5f, 1.0) == -4);
+  CHECK(q8::quantize_value(126.5f, 1.0) == 126);
+  CHECK(q8::quantize_value(-127.5f, 1.0) == -128);
   // The rule is nearbyint (half to even) and a clamp, on halves, near-halves
   // and every scale: compared with the library's nearbyint.
   Rng rng(5);
   int64_t bad = 0;
   for (int i = 0; i < 200000; ++i) {
-    const double scale = std::ldexp(0.5 + rng.uniform(), -static_cast<int>(rng.below(12)));
-    const float x = i % 3 == 0 ? static_cast<float>((static_cast<int>(rng.below(400)) - 200 + 0.5) * scale)
-                               : static_cast<float>((rng.uniform() * 400 - 200) * scale);
+    // Every third value an exact tie: a power-of-two scale keeps x / scale = k + 0.5.
+    const bool tie = i % 3 == 0;
+    const double scale = tie ? std::ldexp(1.0, -static_cast<int>(rng.below(12)))
+                             : std::ldexp(0.5 + rng.uniform(), -static_cast<int>(rng.below(12)));
+    const float x = tie ? static_cast<float>((static_cast<int>(rng.below(400)) - 200 + 0.5) * scale)
+                        : static_cast<float>((rng.uniform() * 400 - 200) * scale);
     const double v = std::nearbyint(static_cast<double>(x) / scale);
     const int8_t want = static_cast<int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
     bad += q8::quantize_value(x, scale) != want;

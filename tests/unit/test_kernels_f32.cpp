@@ -298,14 +298,26 @@ TEST_CASE("fp32 conv reads a width-folded stem in place") {
   // (conv_f32.hpp). Random stems: strides and padding on both axes, row
   // dilation, tiny images (the last pixel's block reads past its row), every
   // ISA and several thread counts, with and without residual and relu.
+  // The first case is shaped like ResNet-50's conv1 (3 channels, 7x7,
+  // stride 2: the pixel stride 6 that has a kernel of its own), and the
+  // input of every third case sits in a wider buffer (a pixel stride above C).
   Rng r(77);
   const int before = omp_get_max_threads();
   int checked = 0;
-  for (int i = 0; i < 40; ++i) {
-    const std::optional<ConvGeom> stem = random_stem(r, i % 5 == 4 ? 2 : 1, 1);
+  for (int i = -1; i < 40; ++i) {
+    std::optional<ConvGeom> stem;
+    if (i < 0) {
+      ConvGeom c1;
+      c1.H = c1.W = 32, c1.C = 3, c1.Cout = 16, c1.kh = c1.kw = 7, c1.sh = c1.sw = 2, c1.dh = c1.dw = 1;
+      c1.pt = c1.pl = c1.pb = c1.pr = 3, c1.Ho = c1.Wo = 16;
+      stem = c1;
+    } else {
+      stem = random_stem(r, i % 5 == 4 ? 2 : 1, 1);
+    }
     if (!stem) continue;
     const ConvGeom& g = *stem;
-    const int64_t N = 1 + static_cast<int64_t>(r.below(2));
+    const int64_t N = i < 0 ? 2 : 1 + static_cast<int64_t>(r.below(2));
+    const int64_t ldx = i % 3 == 2 ? g.C + 3 : g.C;
     ++checked;
     const uint64_t seed = 900 + static_cast<uint64_t>(i) * 10;
     const Tensor w = test::random_tensor({g.Cout, g.kh, g.kw, g.C}, seed, 0.2);
@@ -315,7 +327,11 @@ TEST_CASE("fp32 conv reads a width-folded stem in place") {
     const Tensor z = test::random_tensor(ref.shape(), seed + 3);
     Tensor ref_res_relu = ref.clone();
     for (size_t k = 0; k < ref.size(); ++k) ref_res_relu[k] = std::max(0.0f, ref[k] + z[k]);
-    INFO("N" << N << " " << g.H << "x" << g.W << "x" << g.C << " -> " << g.Cout << " k" << g.kh << "x" << g.kw << " s"
+    // x with pixel stride ldx, junk in the gaps.
+    Tensor xs = test::random_tensor({N * g.H * g.W, ldx}, seed + 4, 1e3);
+    for (int64_t p = 0; p < N * g.H * g.W; ++p)
+      std::copy(x.data() + p * g.C, x.data() + (p + 1) * g.C, xs.data() + p * ldx);
+    INFO("ldx " << ldx << " N" << N << " " << g.H << "x" << g.W << "x" << g.C << " -> " << g.Cout << " k" << g.kh << "x" << g.kw << " s"
              << g.sh << "," << g.sw << " dh" << g.dh << " pad " << g.pt << "," << g.pl << "," << g.pb << "," << g.pr);
     for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
       if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
@@ -325,10 +341,10 @@ TEST_CASE("fp32 conv reads a width-folded stem in place") {
       for (int t : {1, 2, 3}) {
         omp_set_num_threads(t);
         Tensor y(ref.shape());
-        conv.run(x.data(), g.C, N, y.data(), g.Cout, nullptr, 0, false);
+        conv.run(xs.data(), ldx, N, y.data(), g.Cout, nullptr, 0, false);
         CHECK(test::max_abs_diff(y, ref) < 1e-4f);
         Tensor y2(ref.shape());
-        conv.run(x.data(), g.C, N, y2.data(), g.Cout, z.data(), g.Cout, true);
+        conv.run(xs.data(), ldx, N, y2.data(), g.Cout, z.data(), g.Cout, true);
         CHECK(test::max_abs_diff(y2, ref_res_relu) < 1e-4f);
       }
     }

@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+
 #include "compact/int8.hpp"
 #include "compact/weights.hpp"
 #include "kernels/conv_i8.hpp"
@@ -68,6 +70,22 @@ void check(const Case& c, uint64_t seed) {
         CHECK(diff == 0);
       }
       omp_set_num_threads(threads);
+      // With a fused residual add: the add rule of compact/int8.hpp on the
+      // conv's int8 output and an addend (any multipliers below 2^31, shift
+      // 0 or more, with and without a relu's lo = 0).
+      const Array<int8_t> z = random_i8(ref.shape(), seed + 5);
+      const int32_t m0 = static_cast<int32_t>(r.below(1u << 31)), m1 = static_cast<int32_t>(r.below(1u << 31));
+      const int32_t shift = sparse ? static_cast<int32_t>(r.below(40)) : 0, lo = r.below(2) ? 0 : -128;
+      const q8::FusedAdd add = q8::FusedAdd::make(m0, m1, shift, lo, 127);
+      Array<int8_t> ya(ref.shape());
+      conv.run(x.data(), c.N, ya.data(), z.data(), &add);
+      const int64_t round = shift > 0 ? int64_t{1} << (shift - 1) : 0;
+      size_t diff = 0;
+      for (size_t i = 0; i < ya.size(); ++i) {
+        const int64_t v = (int64_t{ref[i]} * m0 + int64_t{z[i]} * m1 + round) >> shift;
+        diff += ya[i] != static_cast<int8_t>(std::clamp<int64_t>(v, lo, 127));
+      }
+      CHECK(diff == 0);
     }
   }
   set_isa(detect_isa());

@@ -13,8 +13,9 @@ using namespace bsp::kernels;
 
 namespace {
 
-// A net with every op the runner handles: residual adds (fused and not),
-// concat, pools, an unfoldable batchnorm, dense layers and a softmax.
+// A net with every op the runner handles: residual adds (fused and not;
+// after a conv with a relu, after a dense layer without), concat, pools, an
+// unfoldable batchnorm, dense layers and a softmax.
 Model mixed_net() {
   GraphBuilder b("mixed", 12, 12, 3);
   std::string x = b.relu("stem.relu", b.batchnorm("stem.bn", b.conv("stem", "input", GraphBuilder::square(16, 3, 1, 1))));
@@ -29,6 +30,7 @@ Model mixed_net() {
   std::string bn = b.batchnorm("cat.bn", cat);  // follows a concat: not foldable
   std::string g = b.global_avgpool("gap", b.relu("cat.relu", bn));
   std::string f = b.relu("fc1.relu", b.dense("fc1", g, 20));
+  f = b.add("fc.res", {b.dense("fc1b", f, 20), f});  // dense -> add, no relu
   b.softmax("prob", b.dense("fc2", f, 10));
   return b.finish();
 }
@@ -130,14 +132,25 @@ TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
       REQUIRE(r.is_int8());
       if (arch == 0) {
         // The residual add (and its relu) runs in the epilogue of the conv it follows.
-        bool fused = false;
-        for (const auto& s : r.steps()) fused |= s.name == "a2" && s.fused == std::vector<std::string>{"a2.bn", "res", "res.relu"};
-        CHECK(fused);
+        int fused = 0;
+        for (const auto& s : r.steps()) {
+          fused += s.name == "a2" && s.fused == std::vector<std::string>{"a2.bn", "res", "res.relu"};
+          fused += s.name == "fc1b" && s.fused == std::vector<std::string>{"fc.res"};
+        }
+        CHECK(fused == 2);
       }
       const Tensor y = r.forward(x);
       INFO(m.arch << " " << isa_name(isa));
       REQUIRE(y.shape() == ref.shape());
       CHECK(std::equal(y.begin(), y.end(), ref.begin()));
+      // Again on the pooled buffers, then another batch size.
+      const Tensor y2 = r.forward(x);
+      CHECK(std::equal(y2.begin(), y2.end(), ref.begin()));
+      const Tensor x1 = images(m, 1, 10);
+      const Tensor ref1 = q8::reference_forward(m, *m.compact->int8, x1);
+      const Tensor y1 = r.forward(x1);
+      REQUIRE(y1.shape() == ref1.shape());
+      CHECK(std::equal(y1.begin(), y1.end(), ref1.begin()));
     }
     set_isa(detect_isa());
   }
