@@ -93,7 +93,11 @@ constexpr auto make_table(std::integer_sequence<int, Ps...>) {
 
 // Every tile size for the packed layout (ldx = 8); the NHWC strides only
 // for full tiles, a layer's last partial tile taking the runtime stride
-// (fewer instantiations to compile).
+// (fewer instantiations to compile). No compile-time stride below 8: with
+// ldx = 6 (a folded 3-channel stem) pixel j's pair q = 3 is pixel j + 1's
+// pair q = 0, GCC keeps such shared broadcasts live across the q loop and
+// spills half the accumulators' operands to the stack (conv1 10% slower
+// than with the runtime stride).
 void dispatch(const TileF32& a) {
   using Seq = std::make_integer_sequence<int, kTileF32>;
   static constexpr auto packed = make_table<8>(Seq{});
@@ -101,7 +105,6 @@ void dispatch(const TileF32& a) {
   constexpr int P = kTileF32;
   if (a.ldx == 8) return packed[a.npix - 1](a);
   if (a.npix < P) return any[a.npix - 1](a);
-  if (a.ldx == 6) return tile<P, 6>(a);  // a 3-channel stem at stride 2, width-folded
   if (a.ldx == 64) return tile<P, 64>(a);
   if (a.ldx == 128) return tile<P, 128>(a);
   if (a.ldx == 256) return tile<P, 256>(a);
