@@ -299,8 +299,8 @@ TEST_CASE("fp32 conv reads a width-folded stem in place") {
   // dilation, tiny images (the last pixel's block reads past its row), every
   // ISA and several thread counts, with and without residual and relu.
   // The first case is shaped like ResNet-50's conv1 (3 channels, 7x7,
-  // stride 2: the pixel stride 6 that has a kernel of its own), and the
-  // input of every third case sits in a wider buffer (a pixel stride above C).
+  // stride 2: pixel stride 6, full 24-pixel tiles), and the input of every
+  // third case sits in a wider buffer (a pixel stride above C).
   Rng r(77);
   const int before = omp_get_max_threads();
   int checked = 0;
