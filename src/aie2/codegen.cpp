@@ -305,6 +305,15 @@ class Gen {
     prog_.kernels.push_back(k);
   }
 
+  // Runs of consecutive output channels of positions [co0, co0 + co), all
+  // empty when the tile is (n = 0): the same transfers in every iteration.
+  std::vector<ChannelRun> runs_of(int64_t co0, int64_t co, int64_t n) const {
+    std::vector<ChannelRun> r = channel_runs(p_.d, co0, co0 + co);
+    if (n == 0)
+      for (ChannelRun& x : r) x.n = 0;
+    return r;
+  }
+
   bool placed_ddr(int storage) const { return S_.storages[static_cast<size_t>(storage)].place == Place::DDR; }
 
   // ---- streams ----
@@ -420,7 +429,7 @@ class Gen {
   // of view `v` at tile g, channels [c0, c0 + n) of the view, from resident
   // bands (when the storage is resident) or from a staging slot.
   void fm_from_bands(const QKey& q, const View& v, const TileGeom& g, int64_t c0, int64_t n, int32_t dst,
-                     int64_t dslot, int member) {
+                     int64_t dslot, int member, int64_t dc = 0) {
     if (g.empty() || n == 0) return;
     const Storage& s = S_.graph.storages[static_cast<size_t>(v.storage)];
     const StoragePlan& sp = S_.storages[static_cast<size_t>(v.storage)];
@@ -433,7 +442,7 @@ class Gen {
         if (a >= b) continue;
         emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
         emit(q, box(Opc::LoadFM, bands[m], 0, 0, 0, a - static_cast<int64_t>(m) * be, 1, 1, b - a, dst, dslot, 0, 0,
-                    a - f0, 0, member));
+                    dc + a - f0, 0, member));
         emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
       }
       return;
@@ -448,16 +457,18 @@ class Gen {
       const int64_t h = (b - a) + top + bottom;
       const int64_t dy = first ? 0 : a - g.iy0;
       emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
-      emit(q, box(Opc::LoadFM, bands[m], 0, a - y0, g.cx0, v.c0 + c0, h, g.iw, n, dst, dslot, dy, 0, 0,
+      emit(q, box(Opc::LoadFM, bands[m], 0, a - y0, g.cx0, v.c0 + c0, h, g.iw, n, dst, dslot, dy, 0, dc,
                   pack_pad(top, g.pl, bottom, g.pr), member));
       emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
       first = false;
     }
   }
 
-  // Output tile of core i to resident bands.
+  // Output tile of core i (channel positions [co0, co0 + co)) to resident
+  // bands, one transfer per run of consecutive output channels.
   void out_to_bands(const QKey& q, int32_t src, int64_t sslot, const TileGeom& g, int64_t co0, int64_t co) {
     if (g.empty() || co == 0) return;
+    const std::vector<ChannelRun> runs = channel_runs(p_.d, co0, co0 + co);
     const View& v = st_.out;
     const Storage& s = S_.graph.storages[static_cast<size_t>(v.storage)];
     const StoragePlan& sp = S_.storages[static_cast<size_t>(v.storage)];
@@ -467,8 +478,9 @@ class Gen {
       const int64_t a = std::max(g.oy0, y0), b = std::min(g.oy0 + g.oh, y1);
       if (a >= b) continue;
       emit(q, acq(bands[m], 0, kFree, 1, kWrite, kAll));
-      emit(q, box(Opc::WriteFM, src, sslot, a - g.oy0, 0, 0, b - a, g.ow, co, bands[m], 0, a - y0, g.ox0, v.c0 + co0, 0,
-                  kAll));
+      for (const ChannelRun& r : runs)
+        emit(q, box(Opc::WriteFM, src, sslot, a - g.oy0, 0, r.off, b - a, g.ow, r.n, bands[m], 0, a - y0, g.ox0,
+                    v.c0 + r.c0, 0, kAll));
       emit(q, rel(bands[m], 0, kFree, 1, kWrite, kAll));
     }
   }
@@ -567,8 +579,9 @@ class Gen {
               emit(oq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
               const QKey& wq = wr_q_[static_cast<size_t>(i)];
               emit(wq, acq(sb, out_slot, kFull, 1, kRead, kAll));
-              emit(wq, box(Opc::Write, sb, out_slot, 0, 0, 0, g.oh, g.ow, n, out_dst_, 0, g.oy0, g.ox0,
-                           st_.out.c0 + co0, 0, kAll));
+              for (const ChannelRun& r : runs_of(co0, co, n))
+                emit(wq, box(Opc::Write, sb, out_slot, 0, 0, r.off, g.oh, g.ow, r.n, out_dst_, 0, g.oy0, g.ox0,
+                             st_.out.c0 + r.c0, 0, kAll));
               emit(wq, rel(sb, out_slot, kFree, 1, kRead, kAll));
             } else {
               out_to_bands(oq, ob, out_slot, g, co0, n);
@@ -582,8 +595,9 @@ class Gen {
                 const int32_t sb = add_stage_[static_cast<size_t>(i)];
                 const QKey& lq = lda_q_[static_cast<size_t>(i)];
                 emit(lq, acq(sb, out_slot, kFree, 1, kWrite, kAll));
-                emit(lq, box(Opc::Load, add_src_, 0, g.oy0, g.ox0, st_.add->c0 + co0, g.oh, g.ow, n, sb, out_slot, 0,
-                             0, 0, 0, kAll));
+                for (const ChannelRun& r : runs_of(co0, co, n))
+                  emit(lq, box(Opc::Load, add_src_, 0, g.oy0, g.ox0, st_.add->c0 + r.c0, g.oh, g.ow, r.n, sb, out_slot,
+                               0, 0, r.off, 0, kAll));
                 emit(lq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
                 emit(aq, acq(sb, out_slot, kFull, 1, kRead, kAll));
                 emit(aq, acq(cb, out_slot, kFree, 1, kWrite, kAll));
@@ -595,7 +609,8 @@ class Gen {
                 TileGeom ag = g;  // the operand has the output's geometry, no window or padding
                 ag.iy0 = ag.cy0 = g.oy0, ag.cy1 = g.oy0 + g.oh, ag.ix0 = ag.cx0 = g.ox0, ag.cx1 = g.ox0 + g.ow;
                 ag.ih = g.oh, ag.iw = g.ow, ag.pt = ag.pb = ag.pl = ag.pr = 0;
-                fm_from_bands(aq, *st_.add, ag, co0, n, cb, out_slot, kAll);
+                for (const ChannelRun& r : runs_of(co0, co, n))
+                  fm_from_bands(aq, *st_.add, ag, r.c0, r.n, cb, out_slot, kAll, r.off);
                 emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
               }
             }

@@ -136,14 +136,16 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
         if (ch.bytes == 0) continue;
         uint8_t* base = img.data() + ch.ddr_addr;
         uint8_t* at = base;
+        // Positions in the stage's block-row order (Decision::rows): the
+        // channels and block rows in the order the core computes them.
         for (int64_t c = ch.co0; c < ch.co1; ++c) {
           if (int8) {
-            const size_t o = static_cast<size_t>(c);
+            const size_t o = static_cast<size_t>(out_channel(p.d, c));
             int32_t v[3] = {qn->bias[o], qn->rq[o].mult, qn->rq[o].shift};
             std::memcpy(at, v, sizeof v);
             at += sizeof v;
           } else {
-            const ChannelParams& cp = prm[static_cast<size_t>(c)];
+            const ChannelParams& cp = prm[static_cast<size_t>(out_channel(p.d, c))];
             float v[3] = {cp.bias, cp.scale, cp.shift};
             std::memcpy(at, v, sizeof v);
             at += sizeof v;
@@ -158,7 +160,7 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
           for (int64_t r = r0; r < r1; ++r) {
             uint16_t k = 0;
             for (int64_t b = b0; b < b1; ++b)
-              if (occ.at(r, b)) {
+              if (occ.at(block_row(p.d, r), b)) {
                 idx[n++] = static_cast<uint16_t>(b - b0);
                 ++k;
               }
@@ -170,14 +172,15 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
         int64_t blk = 0;
         for (int64_t r = r0; r < r1; ++r)
           for (int64_t b = b0; b < b1; ++b) {
-            if (sparse && !occ.at(r, b)) continue;
+            const int64_t rr = block_row(p.d, r);  // the block row in the weight
+            if (sparse && !occ.at(rr, b)) continue;
             const int64_t start = blk * kBlock * KHW * kBlock;
             for (int64_t o = 0; o < kBlock; ++o) {
-              const int64_t oc = r * kBlock + o;
+              const int64_t oc = rr * kBlock + o;
               for (int64_t kk = 0; kk < KHW; ++kk)
                 for (int64_t i = 0; i < kBlock; ++i) {
                   const int64_t ic = b * kBlock + i;
-                  const bool real = oc < ch.co1 && ic < ch.ci1;
+                  const bool real = r * kBlock + o < ch.co1 && ic < ch.ci1;
                   const size_t src = static_cast<size_t>((oc * KHW + kk) * st.Cin + ic);
                   const int64_t dst = start + (o * KHW + kk) * kBlock + i;
                   if (int8)

@@ -64,15 +64,87 @@ std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t par
   return b;
 }
 
-std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J) {
+namespace {
+
+// Moves single block rows between the contiguous groups `b` (boundaries into
+// w) while that lowers the heaviest group: row a of the heaviest group trades
+// places with a lighter row x of another group, moving w[a] - w[x] blocks. Group sizes (the channels per core) stay; each trade
+// adds at most a few runs to the cores' output writes. Returns the row order
+// (empty when no trade helps).
+std::vector<int64_t> trade_rows(const std::vector<int64_t>& w, const std::vector<int64_t>& b) {
+  const int64_t nb = static_cast<int64_t>(w.size()), G = static_cast<int64_t>(b.size()) - 1;
+  thread_local std::vector<int64_t> grp, sum;
+  grp.assign(static_cast<size_t>(nb), 0);
+  sum.assign(static_cast<size_t>(G), 0);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t r = b[static_cast<size_t>(g)]; r < b[static_cast<size_t>(g) + 1]; ++r) {
+      grp[static_cast<size_t>(r)] = g;
+      sum[static_cast<size_t>(g)] += w[static_cast<size_t>(r)];
+    }
+  // Members of each group (rows, in any order), kept up to date by the trades.
+  thread_local std::vector<int64_t> rows;
+  rows.resize(static_cast<size_t>(nb));
+  for (int64_t r = 0; r < nb; ++r) rows[static_cast<size_t>(r)] = r;
+  bool traded = false;
+  for (int64_t iter = 0; iter < 4 * G + 16; ++iter) {
+    int64_t g = 0;
+    for (int64_t h = 1; h < G; ++h)
+      if (sum[static_cast<size_t>(h)] > sum[static_cast<size_t>(g)]) g = h;
+    const int64_t top = sum[static_cast<size_t>(g)];
+    int64_t best = top, ba = -1, bx = -1;
+    for (int64_t h = 0; h < G; ++h) {
+      const int64_t sh = sum[static_cast<size_t>(h)];
+      if (h == g || sh + 1 >= top) continue;
+      for (int64_t ia = b[static_cast<size_t>(g)]; ia < b[static_cast<size_t>(g) + 1]; ++ia) {
+        const int64_t a = rows[static_cast<size_t>(ia)], wa = w[static_cast<size_t>(a)];
+        for (int64_t ix = b[static_cast<size_t>(h)]; ix < b[static_cast<size_t>(h) + 1]; ++ix) {
+          const int64_t x = rows[static_cast<size_t>(ix)], d = wa - w[static_cast<size_t>(x)];
+          if (d <= 0) continue;
+          const int64_t m = std::max(top - d, sh + d);
+          if (m < best) best = m, ba = ia, bx = ix;
+        }
+      }
+    }
+    if (ba < 0) break;
+    const int64_t a = rows[static_cast<size_t>(ba)], x = rows[static_cast<size_t>(bx)];
+    const int64_t d = w[static_cast<size_t>(a)] - w[static_cast<size_t>(x)];
+    sum[static_cast<size_t>(grp[static_cast<size_t>(a)])] -= d;
+    sum[static_cast<size_t>(grp[static_cast<size_t>(x)])] += d;
+    std::swap(grp[static_cast<size_t>(a)], grp[static_cast<size_t>(x)]);
+    std::swap(rows[static_cast<size_t>(ba)], rows[static_cast<size_t>(bx)]);
+    traded = true;
+  }
+  if (!traded) return {};
+  // Each group's rows in their natural order: the fewest runs.
+  std::vector<int64_t> out(rows.begin(), rows.end());
+  for (int64_t g = 0; g < G; ++g)
+    std::sort(out.begin() + b[static_cast<size_t>(g)], out.begin() + b[static_cast<size_t>(g) + 1]);
+  return out;
+}
+
+}  // namespace
+
+std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J, std::vector<int64_t>* rows) {
   const Stage& st = c.st;
+  if (rows) rows->clear();
   if (st.kind == StageKind::Softmax) return {0, st.Cout};
   std::vector<int64_t> w = row_weights(c);
   const int64_t nb = static_cast<int64_t>(w.size());
   const int64_t groups = pc * J;
   std::vector<int64_t> b;
   if (groups <= nb) {
-    b = linear_partition(w, groups);
+    // Sparse convs with whole block rows may also trade rows between groups.
+    if (rows && groups > 1 && st.kind == StageKind::Conv && !c.occ.dense() && st.Cout % kBlock == 0) {
+      auto it = c.occ.traded.find(groups);
+      if (it == c.occ.traded.end()) {
+        b = linear_partition(w, groups);
+        it = c.occ.traded.emplace(groups, std::make_pair(b, trade_rows(w, b))).first;
+      }
+      b = it->second.first;
+      *rows = it->second.second;
+    } else {
+      b = linear_partition(w, groups);
+    }
   } else {
     // More groups than block rows: one row each, the rest empty (cores idle
     // in those iterations). Spread the empty groups over the parts.
@@ -169,6 +241,17 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   }
   if (d.th < 1 || d.tw < 1) return no("empty tile");
   const bool conv = st.kind == StageKind::Conv;
+  if (!d.rows.empty()) {
+    const int64_t nb = ceil_div(st.Cout, kBlock);
+    if (!conv || st.Cout % kBlock || static_cast<int64_t>(d.rows.size()) != nb)
+      return no("a block-row order for a layer without whole block rows");
+    thread_local std::vector<char> seen;
+    seen.assign(static_cast<size_t>(nb), 0);
+    for (int64_t r : d.rows) {
+      if (r < 0 || r >= nb || seen[static_cast<size_t>(r)]) return no("the block-row order is not a permutation");
+      seen[static_cast<size_t>(r)] = 1;
+    }
+  }
   if (conv && (d.ci_t < 1 || (d.ci_t % kBlock && d.ci_t < st.Cin))) return no("bad input-channel pass");
 
   // Rectangles and tiles.
@@ -210,7 +293,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
           if (co1 > co0) {
             const int64_t r0 = co0 / kBlock, r1 = ceil_div(co1, kBlock);
             const int64_t b0 = ch.ci0 / kBlock, b1 = ceil_div(ch.ci1, kBlock);
-            ch.nnz = c.occ.count(r0, r1, b0, b1);
+            ch.nnz = rows_count(c.occ, d, r0, r1, b0, b1);
             ch.bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, ch.nnz, st.kh, st.kw);
           }
           p.chunk_max = std::max(p.chunk_max, ch.bytes);
@@ -401,7 +484,18 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   const double part_ch = static_cast<double>(co_max * p.J);
   const double core_out = static_cast<double>(rh * rw) * part_ch * static_cast<double>(es);
   (void)out_bytes;
+  // Output tiles (and residual operands) of a reordered conv travel in runs
+  // of consecutive channels: one transfer per run.
+  int64_t runs = 1;
+  if (!d.rows.empty())
+    for (size_t g = 1; g < d.cbounds.size(); ++g) {
+      int64_t n = 0;
+      for (int64_t r = d.cbounds[g - 1] / kBlock; r < ceil_div(d.cbounds[g], kBlock); ++r)
+        n += r == d.cbounds[g - 1] / kBlock || d.rows[static_cast<size_t>(r)] != d.rows[static_cast<size_t>(r - 1)] + 1;
+      runs = std::max(runs, n);
+    }
   const double n_out = static_cast<double>(p.T * p.J);
+  const double n_out_runs = n_out * static_cast<double>(runs);
   // Per stream: with two streams per part each carries every other tile.
   const double fm_share = p.fm_split ? std::ceil(n_fm / 2) / n_fm : 1.0;
   double t_in = stream_s(fm_bytes * fm_share * static_cast<double>(n_in), n_fm * fm_share * static_cast<double>(n_in));
@@ -414,9 +508,9 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   // Output tiles alternate over up to two core MM2S channels (one per slot).
   const double out_ch = static_cast<double>(std::min<int64_t>(2, hw.core_mm2s));
   const double n_out_ch = std::ceil(n_out / out_ch);
-  double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch);
+  double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch * static_cast<double>(runs));
   if (out_ch > 1) t_outport += (n_out_ch - 1) * t_comp / n_out;  // per slot: COMP, then its drain
-  if (st.add) t_in += stream_s(core_out, n_out);
+  if (st.add) t_in += stream_s(core_out, n_out_runs);
   // Channels: the streams of every memtile and shim tile, spread longest
   // first over the least loaded channel (ties: the lower channel).
   struct Req {
@@ -458,15 +552,15 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   if (st.add)
     for (int64_t i = 0; i < cores; ++i) {
       const int64_t m = core_col(hw, i);
-      reqs.push_back({0, m, stream_s(core_out, n_out), &p.ch_am[static_cast<size_t>(i)]});
+      reqs.push_back({0, m, stream_s(core_out, n_out_runs), &p.ch_am[static_cast<size_t>(i)]});
       if (c.add_place == Place::DDR) {
-        reqs.push_back({1, m, ddr_s(core_out, n_out), &p.ch_lda[static_cast<size_t>(i)]});
+        reqs.push_back({1, m, ddr_s(core_out, n_out_runs), &p.ch_lda[static_cast<size_t>(i)]});
         add_total += core_out;
       }
     }
   if (c.out_place == Place::DDR)
     for (int64_t i = 0; i < cores; ++i) {
-      reqs.push_back({2, core_col(hw, i), ddr_s(core_out, n_out), &p.ch_wr[static_cast<size_t>(i)]});
+      reqs.push_back({2, core_col(hw, i), ddr_s(core_out, n_out_runs), &p.ch_wr[static_cast<size_t>(i)]});
       out_total += core_out;
     }
   // Busy seconds per [kind][col][channel], flat.

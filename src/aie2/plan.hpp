@@ -23,8 +23,11 @@ struct PlanContext {
 
 // Output-channel boundaries for pc parts of J chunks each: pc * J contiguous
 // groups of 8-channel block rows with balanced work (stored blocks for a
-// sparse conv, channels otherwise). Returns pc * J + 1 boundaries.
-std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J);
+// sparse conv, channels otherwise). Returns pc * J + 1 boundaries. With
+// `rows`, a sparse conv may also trade single block rows between the groups
+// to even them out further: *rows receives the row order the boundaries
+// then cut (Decision::rows; empty when the contiguous groups stay).
+std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J, std::vector<int64_t>* rows = nullptr);
 
 // Splits w into `parts` contiguous non-empty groups (parts <= w.size())
 // minimising the largest sum; returns parts + 1 boundaries into w.

@@ -59,6 +59,32 @@ Occupancy block_occupancy(const Node& n) {
   return o;
 }
 
+int64_t rows_count(const Occupancy& o, const Decision& d, int64_t r0, int64_t r1, int64_t b0, int64_t b1) {
+  if (d.rows.empty()) return o.count(r0, r1, b0, b1);
+  int64_t n = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t x = d.rows[static_cast<size_t>(r)];
+    n += o.count(x, x + 1, b0, b1);
+  }
+  return n;
+}
+
+std::vector<ChannelRun> channel_runs(const Decision& d, int64_t c0, int64_t c1) {
+  std::vector<ChannelRun> v;
+  for (int64_t c = c0; c < c1;) {
+    // Up to the end of this block row (or c1), then merge with the previous run when consecutive.
+    const int64_t e = std::min(c1, (c / kBlock + 1) * kBlock);
+    const int64_t oc = out_channel(d, c);
+    if (!v.empty() && v.back().c0 + v.back().n == oc)
+      v.back().n += e - c;
+    else
+      v.push_back({c - c0, oc, e - c});
+    c = e;
+  }
+  if (v.empty()) v.push_back({0, c0, 0});
+  return v;
+}
+
 uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& occ, DType t) {
   uint64_t h = mix64(0x5ced01e + static_cast<uint64_t>(t));
   auto add = [&](int64_t v) { h = mix64(h ^ static_cast<uint64_t>(v)); };
@@ -194,7 +220,7 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     int feasible_js = 0;
     for (int64_t J : geometric(Jmax)) {
       if (feasible_js >= 3) break;
-      d.cbounds = balanced_groups(c, pc, J);
+      d.cbounds = balanced_groups(c, pc, J, fixed ? nullptr : &d.rows);
       int fits = 0;
       for (size_t ki = 0; ki < ci_options.size() && fits < 2; ++ki) {
         d.ci_t = ci_options[ki];

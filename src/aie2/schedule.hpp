@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ struct Occupancy {
   std::vector<int64_t> row_nnz;   // nonzero blocks per block row
   std::vector<int64_t> prefix;    // (rows + 1) x (cols + 1) 2-D prefix sums of bits
   int64_t nnz = 0;
+  // balanced_groups()'s block-row boundaries and row order per number of
+  // groups: the search asks for the same ones many times (one stage is
+  // planned by one thread at a time).
+  mutable std::map<int64_t, std::pair<std::vector<int64_t>, std::vector<int64_t>>> traded;
   bool dense() const { return nnz == rows * cols; }
   bool at(int64_t r, int64_t c) const { return bits[static_cast<size_t>(r * cols + c)] != 0; }
   // Stored blocks in block rows [r0, r1) x block columns [c0, c1).
@@ -74,8 +79,30 @@ struct Decision {
   int64_t ci_t = 8;        // input channels per pass (conv); = co_t for channelwise stages
   char order = 'A';        // 'A': tiles outer, channel chunks inner; 'B': channel chunks outer
   bool w_resident = false; // the weights of a part stay in the memtile for the whole stage
-  std::vector<int64_t> cbounds;  // pc + 1 output channel boundaries
+  std::vector<int64_t> cbounds;  // pc * J + 1 output channel boundaries (positions in the row order)
+  // The order of the 8-channel block rows of a sparse conv (a permutation of
+  // 0 .. Cout/8 - 1; empty: the natural order). Channel parts and chunks cut
+  // this order: position c stands for output channel rows[c / 8] * 8 + c % 8.
+  // Moving a few block rows between otherwise contiguous groups evens out
+  // the stored blocks per core; the cores write their channels back to
+  // their places in runs of consecutive channels.
+  std::vector<int64_t> rows;
 };
+
+// The block row at position r of the decision's row order, the output channel
+// at position c, and the stored blocks at positions [r0, r1) x block columns [b0, b1).
+inline int64_t block_row(const Decision& d, int64_t r) { return d.rows.empty() ? r : d.rows[static_cast<size_t>(r)]; }
+inline int64_t out_channel(const Decision& d, int64_t c) {
+  return d.rows.empty() ? c : d.rows[static_cast<size_t>(c / kBlock)] * kBlock + c % kBlock;
+}
+int64_t rows_count(const Occupancy& o, const Decision& d, int64_t r0, int64_t r1, int64_t b0, int64_t b1);
+
+// Output channel positions [c0, c1) as runs of consecutive channels: each
+// run is (offset from c0, first output channel, channels).
+struct ChannelRun {
+  int64_t off = 0, c0 = 0, n = 0;
+};
+std::vector<ChannelRun> channel_runs(const Decision& d, int64_t c0, int64_t c1);
 
 // One weight chunk: output channels [co0, co1) x input channels [ci0, ci1) of
 // one channel part, packed (man/bsp-isa.7) at ddr_addr.

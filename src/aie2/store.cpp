@@ -112,6 +112,7 @@ void save_schedule(const Model& m, const Schedule& s, int64_t file_id) {
     h5::write_attr(sg, "order", std::string(1, p.d.order));
     h5::write_attr(sg, "weights_resident", static_cast<int64_t>(p.d.w_resident));
     h5::write_attr(sg, "channel_bounds", p.d.cbounds);
+    if (!p.d.rows.empty()) h5::write_attr(sg, "row_order", p.d.rows);
     // Derived, for readers (bsp schedule --json has the same).
     h5::write_attr(sg, "loops", std::vector<int64_t>{p.T, p.J, p.K});
     h5::write_attr(sg, "imbalance", p.imbalance);
@@ -183,6 +184,7 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id, s
       d.order = order[0];
       d.w_resident = h5::read_attr_int(sg, "weights_resident") != 0;
       d.cbounds = h5::read_attr_ints(sg, "channel_bounds");
+      if (h5::has_attr(sg, "row_order")) d.rows = h5::read_attr_ints(sg, "row_order");
       ds.push_back(d);
     }
     auto out = std::make_shared<Schedule>(rebuild_schedule(m, hw, dtype, ds, sp, fp));
@@ -302,6 +304,11 @@ Json schedule_json(const Schedule& s) {
     loops["input_passes"] = p.K;
     e["loops"] = std::move(loops);
     e["weights_resident"] = p.d.w_resident;
+    if (!p.d.rows.empty()) {
+      Json rows = Json::array();
+      for (int64_t r : p.d.rows) rows.push_back(r);
+      e["row_order"] = std::move(rows);
+    }
     auto place = [&](int storage) { return place_name(s.storages[static_cast<size_t>(storage)].place); };
     Json in = Json::array();
     for (const View& v : st.in) in.push_back(place(v.storage));

@@ -68,6 +68,12 @@ void check_schedule(const Schedule& S) {
     REQUIRE(p.d.cbounds.back() == st.Cout);
     CHECK(p.imbalance >= 1.0 - 1e-9);
     CHECK(p.est_seconds > 0);
+    if (!p.d.rows.empty()) {  // a permutation of the block rows
+      std::vector<int64_t> r = p.d.rows;
+      std::sort(r.begin(), r.end());
+      for (size_t k = 0; k < r.size(); ++k) CHECK(r[k] == static_cast<int64_t>(k));
+      CHECK(static_cast<int64_t>(r.size()) * 8 == st.Cout);
+    }
     // The rectangles cover the output exactly once.
     int64_t area = 0;
     for (const Rect& r : p.rects) area += r.h() * r.w();
@@ -119,9 +125,11 @@ TEST_CASE("linear partitions are optimal", "[aie2][schedule]") {
   }
 }
 
-TEST_CASE("channel groups follow the stored blocks, not the channel count", "[aie2][schedule]") {
-  Model m = test::aie2_model("fmnist-cnn");
-  // conv3 (32 -> 64): the first 4 block rows keep every block, the last 4 one each.
+namespace {
+// fmnist-cnn with conv3 (32 -> 64) skewed: the first 4 block rows keep every
+// block, the last 4 one each.
+Model skewed_cnn(double density = 0.5) {
+  Model m = test::aie2_model("fmnist-cnn", density);
   Node& n = *m.find("conv3.conv");
   Mask mk;
   mk.pattern = "block:8x8";
@@ -132,6 +140,12 @@ TEST_CASE("channel groups follow the stored blocks, not the channel count", "[ai
   mk.density = 20.0 / 32.0;
   n.mask = std::move(mk);
   apply_mask(n);
+  return m;
+}
+}  // namespace
+
+TEST_CASE("channel groups follow the stored blocks, not the channel count", "[aie2][schedule]") {
+  Model m = skewed_cnn(1.0);  // only conv3 pruned
   Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::FP32);
   size_t i = 0;
   while (S.graph.stages[i].name != "conv3.conv") ++i;
@@ -141,6 +155,62 @@ TEST_CASE("channel groups follow the stored blocks, not the channel count", "[ai
   REQUIRE(b.size() == 3);
   // Even channel halves would give 16 and 4 blocks; balanced: 12 and 8 (rows 0-2 | 3-7).
   CHECK(b[1] == 24);
+}
+
+TEST_CASE("block rows trade places between channel parts when contiguous parts cannot balance", "[aie2][schedule]") {
+  Model m = skewed_cnn();
+  Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::FP32);
+  size_t i = 0;
+  while (S.graph.stages[i].name != "conv3.conv") ++i;
+  const Hardware hw = S.hw;
+  const Occupancy& occ = S.occupancy[i];
+  PlanContext c{hw, DType::FP32, S.graph.stages[i], occ, {Place::DDR}, Place::DDR, Place::DDR, hw.memtile_memory};
+  // Two parts of whole block rows: contiguous, 12 | 8 blocks (rows 0-2 | 3-7);
+  // trading row 0 (4 blocks) for row 4 (1 block): 9 | 11, the best with
+  // three rows in the first part.
+  Decision d;
+  d.cbounds = balanced_groups(c, 2, 1, &d.rows);
+  REQUIRE(d.cbounds == std::vector<int64_t>{0, 24, 64});
+  REQUIRE(d.rows.size() == 8);
+  std::vector<int64_t> sorted = d.rows;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7});
+  const int64_t a = rows_count(occ, d, 0, 3, 0, occ.cols), b = rows_count(occ, d, 3, 8, 0, occ.cols);
+  CHECK(a + b == occ.nnz);
+  CHECK(std::max(a, b) == 11);
+  // Each part's rows stay in their natural order: the fewest output runs.
+  CHECK(std::is_sorted(d.rows.begin(), d.rows.begin() + 3));
+  CHECK(std::is_sorted(d.rows.begin() + 3, d.rows.end()));
+  // The imbalance the plan reports drops from 12 / 10 to 11 / 10.
+  d.ps = 1, d.pc = 2, d.ny = d.nx = 1, d.th = d.tw = 1, d.ci_t = 32;
+  StagePlan with, without;
+  with.d = d;
+  without.d = d;
+  without.d.rows.clear();
+  REQUIRE(derive_plan(c, with));
+  REQUIRE(derive_plan(c, without));
+  CHECK(without.imbalance == Approx(1.2));
+  CHECK(with.imbalance == Approx(1.1));
+  // Output channels of the reordered positions, in runs of consecutive channels.
+  const auto runs = channel_runs(with.d, 0, 24);
+  int64_t n = 0;
+  for (const ChannelRun& r : runs) {
+    CHECK(r.off == n);
+    for (int64_t k = 0; k < r.n; ++k) CHECK(out_channel(with.d, r.off + k) == r.c0 + k);
+    n += r.n;
+  }
+  CHECK(n == 24);
+  CHECK(runs.size() >= 2);
+  // A stored order that is not a permutation is refused.
+  StagePlan bad;
+  bad.d = d;
+  bad.d.rows[0] = bad.d.rows[1];
+  std::string why;
+  CHECK_FALSE(derive_plan(c, bad, &why));
+  CHECK_THAT(why, Catch::Contains("permutation"));
+  // Dense layers and the contiguous fallbacks keep the natural order.
+  Schedule D = make_schedule(m, load_target("aie2:2x2"), DType::FP32, ScheduleOptions{true, false, true});
+  for (const StagePlan& p : D.stages) CHECK(p.d.rows.empty());
 }
 
 TEST_CASE("small networks schedule within the memories on every kind of array", "[aie2][schedule]") {
@@ -234,6 +304,7 @@ TEST_CASE("the schedule and program go through a file and are dropped when the w
   CHECK(r.aie2_dropped.empty());
   CHECK(r.schedule->stages.size() == s->stages.size());
   CHECK(r.schedule->ddr_bytes == s->ddr_bytes);
+  for (size_t i = 0; i < s->stages.size(); ++i) CHECK(r.schedule->stages[i].d.rows == s->stages[i].d.rows);
   CHECK(r.program->const_image == pf->const_image);
   CHECK(r.program->program.stages.size() == pf->program.stages.size());
   // A later stage that changes a weight writes the stale groups back; the
