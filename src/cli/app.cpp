@@ -8,6 +8,7 @@
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "core/allocator.hpp"
 #include "core/error.hpp"
 #include "core/safe_file.hpp"
 
@@ -38,6 +39,7 @@ std::string prefix(const std::string& sub) { return sub.empty() ? "bsp" : "bsp "
 }  // namespace
 
 int run(int argc, char** argv) {
+  keep_large_allocations();
   install_cleanup_handlers();
   set_command_line(argc, argv);
 

@@ -19,6 +19,7 @@
 #include "aie2/estimate.hpp"
 #include "aie2/hardware.hpp"
 #include "aie2/schedule.hpp"
+#include "core/allocator.hpp"
 #include "core/error.hpp"
 #include "sparsity/pattern.hpp"
 #include "sparsity/prune.hpp"
@@ -62,6 +63,7 @@ double estimate(const Model& m, const aie2::Hardware& hw, bool dense) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_large_allocations();  // as bsp does (core/allocator.hpp)
   std::vector<std::string> nets = {"resnet50", "inception_v3", "vgg16"};
   std::vector<std::string> targets = {"aie2:2x2", "aie2:3x3", "aie2:4x4", "aie2:5x5", "aie2:6x6",
                                       "aie2:7x7", "aie2:8x8", "npu1",     "ve2802"};
