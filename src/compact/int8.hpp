@@ -173,6 +173,7 @@ const Node* folded_batchnorm(const Model& m, const QModel& q, size_t i);
 
 // Quantises a float input [N, H, W, C] with the Input node's scale.
 Array<int8_t> quantize_input(const Tensor& x, double scale);
+void quantize_input(const Tensor& x, double scale, int8_t* out);  // into x.size() bytes
 
 // Applies one non-Identity, non-Input, non-Softmax node to its int8 inputs.
 Array<int8_t> reference_node(const Node& n, const QNode& q, const std::vector<const Array<int8_t>*>& in);

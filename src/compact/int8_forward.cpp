@@ -162,9 +162,15 @@ Q flatten(const Q& x) {
 
 }  // namespace
 
+void quantize_input(const Tensor& x, double scale, int8_t* out) {
+  const int64_t n = static_cast<int64_t>(x.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = quantize_value(x.data()[i], scale);
+}
+
 Array<int8_t> quantize_input(const Tensor& x, double scale) {
   Array<int8_t> q(x.shape());
-  for (size_t i = 0; i < x.size(); ++i) q[i] = quantize_value(x[i], scale);
+  quantize_input(x, scale, q.data());
   return q;
 }
 

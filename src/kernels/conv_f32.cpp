@@ -66,8 +66,7 @@ ConvF32::ConvF32(const ConvGeom& g, PackedF32 w) : g_(g), w_(std::move(w)) {
     plane_ = (Hq_ + 1) * Wp_ * g_.C;
     for (int64_t y = 0; y < g_.kh; ++y)
       tap_off_.push_back((y * g_.dh) % g_.sh * plane_ + (y * g_.dh) / g_.sh * Wp_ * g_.C);
-    for (int64_t v = 0; v < g_.Ho * Wq_; ++v)
-      pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
+    pix0_ = virtual_pixel_map(g_.Ho, g_.Wo, Wq_);
     return;  // tiles outer (the default), no gather
   }
   const bool no_pad = g_.pt == 0 && g_.pl == 0 && g_.pb == 0 && g_.pr == 0;
@@ -101,9 +100,7 @@ ConvF32::ConvF32(const ConvGeom& g, PackedF32 w) : g_(g), w_(std::move(w)) {
   gather_ = !direct_ && !rows_outer_ && no_pad && g_.kh == 1 && g_.kw == 1;
   if (gather_) tap_off_.assign(1, 0);
   // Each virtual pixel's output pixel within its image (-1: a column >= Wo).
-  if (!(direct_ && g_.kh == 1) && !gather_)
-    for (int64_t v = 0; v < g_.Ho * Wq_; ++v)
-      pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
+  if (!(direct_ && g_.kh == 1) && !gather_) pix0_ = virtual_pixel_map(g_.Ho, g_.Wo, Wq_);
 }
 
 // The input pixels of flat output pixels v0 ... v0 + npix - 1 of a 1x1 layer,

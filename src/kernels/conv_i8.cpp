@@ -59,8 +59,7 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
   Wq_ = pp.Wq;
   for (size_t t = 0; t < pp.tap_pixel.size(); ++t) tap_off_.push_back(pp.tap_elems(t));
   rows_outer_ = nnz_blocks() * taps * 64 > g.H * g.W * g.C;  // see ConvF32
-  for (int64_t v = 0; v < g_.Ho * Wq_; ++v)
-    pix0_.push_back(v % Wq_ < g_.Wo ? static_cast<int32_t>(v / Wq_ * g_.Wo + v % Wq_) : -1);
+  pix0_ = virtual_pixel_map(g_.Ho, g_.Wo, Wq_);
 }
 
 void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {

@@ -100,29 +100,11 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
   last_use_.assign(m.nodes.size(), 0);
   for (size_t k = 0; k < steps_.size(); ++k)
     for (size_t& src : steps_[k].in) {
-      while (q_.nodes[src].kind == q8::Kind::Identity) src = index.at(m.nodes[src].inputs.at(0));
+      src = resolve(src);
       last_use_[src] = k;
     }
-  final_ = m.nodes.size() - 1;
-  while (q_.nodes[final_].kind == q8::Kind::Identity) final_ = index.at(m.nodes[final_].inputs.at(0));
+  final_ = resolve(m.nodes.size() - 1);
   last_use_[final_] = steps_.size();
-}
-
-Array<int8_t> Int8Runner::take(Shape s) const {
-  const size_t n = static_cast<size_t>(shape_numel(s));
-  for (size_t i = 0; i < pool_.size(); ++i)
-    if (pool_[i].size() == n) {
-      Array<int8_t> a = std::move(pool_[i]);
-      pool_.erase(pool_.begin() + static_cast<std::ptrdiff_t>(i));
-      a.reshape(std::move(s));
-      return a;
-    }
-  return Array<int8_t>::aligned(std::move(s), (allocs_++ * 13) % 64);  // another offset within a page each
-}
-
-void Int8Runner::give(Array<int8_t>& a) const {
-  if (!a.empty()) pool_.push_back(std::move(a));
-  a = Array<int8_t>();
 }
 
 Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
@@ -138,21 +120,19 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
     const Node& n = m_.nodes[s.node];
     const q8::QNode& qn = q_.nodes[s.node];
     if (qn.kind == q8::Kind::Input) {
-      Array<int8_t> q = take(x.shape());
-      const int64_t count = static_cast<int64_t>(x.size());
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < count; ++i) q[static_cast<size_t>(i)] = q8::quantize_value(x[static_cast<size_t>(i)], qn.scale);
+      Array<int8_t> q = buffers_.take(x.shape());
+      q8::quantize_input(x, qn.scale, q.data());
       slot[s.node] = std::move(q);
     } else if (s.conv) {
       const ConvGeom& g = s.geom;
-      Array<int8_t> y = s.dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
+      Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});
       const int8_t* z = s.add ? slot[s.addend].data() : nullptr;
       const q8::FusedAdd* add = s.add ? &*s.add : nullptr;
       if (s.width_fold) {
-        Array<int8_t> folded = take({N, g.H, g.Wo, g.kw * g.C});
+        Array<int8_t> folded = buffers_.take({N, g.H, g.Wo, g.kw * g.C});
         width_im2col(g, slot[s.in[0]].data(), N, folded.data());
         s.conv->run(folded.data(), N, y.data(), z, add);
-        give(folded);
+        buffers_.give(folded);
       } else {
         s.conv->run(slot[s.in[0]].data(), N, y.data(), z, add);
       }
@@ -168,17 +148,17 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       const Array<int8_t>& x0 = slot[s.in[0]];
       Array<int8_t> y;
       if (qn.kind == q8::Kind::Add) {
-        y = take(x0.shape());
+        y = buffers_.take(x0.shape());
         std::vector<const int8_t*> xs;
         for (size_t src : s.in) xs.push_back(slot[src].data());
         ops.add(xs.data(), qn.in_mult.data(), static_cast<int>(xs.size()), qn.in_shift, qn.lo, qn.hi, y.data(),
                 static_cast<int64_t>(y.size()));
       } else if (qn.kind == q8::Kind::MaxPool) {
         const WindowGeom g = pool_geom(n, Shape(x0.shape().begin() + 1, x0.shape().end()));
-        y = take({N, g.Ho, g.Wo, g.C});
+        y = buffers_.take({N, g.Ho, g.Wo, g.C});
         ops.maxpool(x0.data(), N, g, y.data());
       } else {
-        y = take({N, x0.dim(3)});
+        y = buffers_.take({N, x0.dim(3)});
         ops.global_avgpool(x0.data(), N, x0.dim(1) * x0.dim(2), x0.dim(3), qn.count_rq.at(0), y.data());
       }
       slot[s.node] = std::move(y);
@@ -188,7 +168,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       slot[s.node] = q8::reference_node(n, qn, ins);
     }
     for (size_t src : s.in)
-      if (last_use_[src] == k) give(slot[src]);
+      if (last_use_[src] == k) buffers_.give(slot[src]);
     if (on_step) on_step(k, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   const size_t last = final_;

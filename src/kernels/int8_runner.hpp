@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "compact/compact.hpp"
+#include "kernels/buffer_pool.hpp"
 #include "kernels/conv_i8.hpp"
 #include "kernels/runner.hpp"
 
@@ -41,13 +42,7 @@ class Int8Runner {
   std::vector<StepInfo> infos_;
   std::vector<size_t> last_use_;
   size_t final_ = 0;  // the slot holding the model's output
-  // Freed activations, reused for outputs of the same size in this and later
-  // passes (as in Runner: no page faults on fresh buffers; every op writes
-  // each element of its output).
-  mutable std::vector<Array<int8_t>> pool_;
-  mutable size_t allocs_ = 0;
-  Array<int8_t> take(Shape s) const;
-  void give(Array<int8_t>& a) const;
+  mutable BufferPool<int8_t> buffers_;  // activations reused across steps and passes
 };
 
 }  // namespace bsp::kernels

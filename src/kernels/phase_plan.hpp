@@ -55,15 +55,9 @@ struct PhasePlan {
 
   // Writes every element of out (N * image_elems()) from x [N, H, W, C]
   // (pixel stride ldx), each input element through f, `pad` everywhere else
-  // (padding, channels beyond C, the slack after each plane).
-  template <typename T, typename U, typename F>
-  void pack(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f, U pad) const {
-#pragma omp parallel
-    pack_shared(g, x, ldx, N, out, f, pad);
-  }
-  // pack() as a worksharing loop for every thread of an enclosing parallel
-  // region (ends with its barrier), so that a layer's packing and its
-  // kernel share one parallel region.
+  // (padding, channels beyond C, the slack after each plane). A worksharing
+  // loop for every thread of an enclosing parallel region (ends with its
+  // barrier), so that a layer's packing and its kernel share one region.
   template <typename T, typename U, typename F>
   void pack_shared(const ConvGeom& g, const T* x, int64_t ldx, int64_t N, U* out, F f, U pad) const {
     const int64_t img = image_elems(), blocks = Cp / 8, bstride = block_elems();
@@ -102,6 +96,14 @@ struct PhasePlan {
         }
   }
 };
+
+// Each virtual pixel v = oh * Wq + ow's output pixel oh * Wo + ow within its
+// image, -1 for the columns ow >= Wo that are computed and dropped.
+inline std::vector<int32_t> virtual_pixel_map(int64_t Ho, int64_t Wo, int64_t Wq) {
+  std::vector<int32_t> m(static_cast<size_t>(Ho * Wq));
+  for (int64_t v = 0; v < Ho * Wq; ++v) m[static_cast<size_t>(v)] = v % Wq < Wo ? static_cast<int32_t>(v / Wq * Wo + v % Wq) : -1;
+  return m;
+}
 
 // The conv kernels' work items, numbered image by image: within an image
 // either rows outer (item = row * tiles + tile: a row's weights stay cached

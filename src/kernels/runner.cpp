@@ -8,6 +8,7 @@
 #include "core/shapes.hpp"
 #include "infer/reference_forward.hpp"
 #include "kernels/block_cover.hpp"
+#include "kernels/buffer_pool.hpp"
 #include "kernels/conv_blas.hpp"
 #include "kernels/conv_f32.hpp"
 #include "kernels/int8_runner.hpp"
@@ -80,28 +81,9 @@ struct Runner::Impl {
   std::vector<StepInfo> infos;
   std::vector<size_t> last_use;  // per slot: the last step reading it
   std::unique_ptr<Int8Runner> int8;
-  // Freed activations, reused for outputs of the same size in this and later
-  // forward passes: no page faults or zeroing of fresh buffers (the kernels
-  // write every output element).
-  mutable std::vector<Tensor> pool;
-
-  Tensor take(Shape s) const {
-    const size_t n = static_cast<size_t>(shape_numel(s));
-    for (size_t i = 0; i < pool.size(); ++i)
-      if (pool[i].size() == n) {
-        Tensor t = std::move(pool[i]);
-        pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(i));
-        t.reshape(std::move(s));
-        return t;
-      }
-    // Each new buffer starts at another offset within a page (4K aliasing).
-    return Tensor::aligned(std::move(s), (allocs++ * 13) % 64);
-  }
-  mutable size_t allocs = 0;
-  void give(Tensor& t) const {
-    if (!t.empty()) pool.push_back(std::move(t));
-    t = Tensor();
-  }
+  mutable BufferPool<float> buffers;  // activations reused across steps and passes
+  Tensor take(Shape s) const { return buffers.take(std::move(s)); }
+  void give(Tensor& t) const { buffers.give(t); }
 
   bool fuse_add = true;
 
