@@ -286,19 +286,26 @@ class Runner {
     return o;
   }
 
+  // The counter of lock `lock` (0 free, 1 full) of lock pair `unit`.
+  static int& lock_ref(BufState& bs, int32_t unit, int32_t lock) {
+    return bs.locks[static_cast<size_t>(unit) * 2 + static_cast<size_t>(lock)];
+  }
+
   bool acquire(int q, size_t rec, const Instr& in) {
     const LockOperands o = lock_operands(q, rec, in);
     const int32_t b = o.b, slot = o.slot, lock = o.lock, value = o.value, mode = o.mode;
     BufState& bs = *o.bs;
     const BufDecl& d = *bs.d;
     const auto ms = members(q, rec, in.op, d, in.a[5]);
-    for (int32_t mbr : ms)
-      if (bs.locks[static_cast<size_t>(lock_unit(d, mbr, slot)) * 2 + static_cast<size_t>(lock)] < value) {
-        waiters_[key(b, lock_unit(d, mbr, slot), lock)].push_back(q);
+    for (int32_t mbr : ms) {
+      const int32_t u = lock_unit(d, mbr, slot);
+      if (lock_ref(bs, u, lock) < value) {
+        waiters_[key(b, u, lock)].push_back(q);
         return false;
       }
+    }
     for (int32_t mbr : ms) {
-      bs.locks[static_cast<size_t>(lock_unit(d, mbr, slot)) * 2 + static_cast<size_t>(lock)] -= value;
+      lock_ref(bs, lock_unit(d, mbr, slot), lock) -= value;
       auto& ws = bs.win[static_cast<size_t>(mbr) * static_cast<size_t>(d.slots) + static_cast<size_t>(slot)];
       const bool shared = (d.flags & kBufShared) != 0;
       for (const Win& w : ws) {
@@ -330,10 +337,11 @@ class Runner {
               fmt::format("releases buffer '{}' slot {} ({}) without having acquired it", d.name, slot,
                           mode == kWrite ? "write" : "read"));
       ws.erase(it);
-      int& v = bs.locks[static_cast<size_t>(lock_unit(d, mbr, slot)) * 2 + static_cast<size_t>(lock)];
+      const int32_t u = lock_unit(d, mbr, slot);
+      int& v = lock_ref(bs, u, lock);
       v += value;
       if (v > kMaxLock) error(q, rec, in.op, fmt::format("lock of buffer '{}' overflows ({})", d.name, v));
-      auto wit = waiters_.find(key(b, lock_unit(d, mbr, slot), lock));
+      auto wit = waiters_.find(key(b, u, lock));
       if (wit != waiters_.end()) {
         for (int w : wit->second) woken_.push_back(w);
         waiters_.erase(wit);
