@@ -49,18 +49,26 @@ void tile_row(const TileF32& a, int64_t r) {
   alignas(32) int maskv[8];
   for (int i = 0; i < 8; ++i) maskv[i] = i < co_valid ? -1 : 0;
   const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
-  const __m256 bias = _mm256_maskload_ps(a.bias + r * 8, m);
+  // The bias is padded to whole block rows (PackedF32); y and z are not.
+  const __m256 bias = _mm256_load_ps(a.bias + r * 8);
   float* const y = a.y + r * 8;
   const float* const z = a.z ? a.z + r * 8 : nullptr;
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  // A full block row takes plain loads and stores: AMD's Zen cores run a
+  // masked store (vmaskmovps) as a microcoded sequence, several times the
+  // cost of vmovups, and the epilogue stores once per pixel and block row.
+  const bool full = co_valid == 8;
 #pragma GCC unroll 8
   for (int j = 0; j < P; ++j) {
     if (a.yoff[j] < 0) continue;
     // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
     __m256 s = _mm256_add_ps(_mm256_permutevar8x32_ps(_mm256_hadd_ps(lo[j], hi[j]), order), bias);
-    if (z) s = _mm256_add_ps(s, _mm256_maskload_ps(z + a.zoff[j], m));
+    if (z) s = _mm256_add_ps(s, full ? _mm256_loadu_ps(z + a.zoff[j]) : _mm256_maskload_ps(z + a.zoff[j], m));
     if (a.relu) s = _mm256_max_ps(s, _mm256_setzero_ps());
-    _mm256_maskstore_ps(y + a.yoff[j], m, s);
+    if (full)
+      _mm256_storeu_ps(y + a.yoff[j], s);
+    else
+      _mm256_maskstore_ps(y + a.yoff[j], m, s);
   }
 }
 
