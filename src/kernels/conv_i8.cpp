@@ -24,34 +24,34 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     row_ptr_ = row_ptr;
     col_idx_ = col_idx;
   }
-  wide_ = active_isa() == Isa::Avx2;
   // Blocks [nnzb][taps][8 co][8 ci], zero beyond O and I; the sums feed the
-  // correction of the unsigned input. The AVX2 layout: [nnzb][taps][4][8][2].
-  (wide_ ? w16_.assign(col_idx_.size() * static_cast<size_t>(taps * 64), 0)
-         : w_.assign(col_idx_.size() * static_cast<size_t>(taps * 64), 0));
+  // correction of the unsigned input.
+  w_.assign(col_idx_.size() * static_cast<size_t>(taps * 64), 0);
   std::vector<int64_t> sum(static_cast<size_t>(rows * 8), 0);
+  bool has_min = false;  // a weight of -128: the AVX2 kernel cannot take it
   for (int64_t r = 0; r < rows; ++r)
     for (int32_t j = row_ptr_[r]; j < row_ptr_[r + 1]; ++j) {
-      int8_t* dst = wide_ ? nullptr : w_.data() + static_cast<size_t>(j) * static_cast<size_t>(taps * 64);
+      int8_t* dst = w_.data() + static_cast<size_t>(j) * static_cast<size_t>(taps * 64);
       for (int64_t t = 0; t < taps; ++t)
         for (int64_t co = 0; co < 8; ++co)
           for (int64_t ci = 0; ci < 8; ++ci) {
             const int64_t o = r * 8 + co, i = col_idx_[j] * 8 + ci;
             if (o >= O || i >= I) continue;
             const int8_t v = w[(o * taps + t) * I + i];
-            if (wide_)
-              w16_[static_cast<size_t>((j * taps + t) * 64 + (ci / 2) * 16 + co * 2 + ci % 2)] = v;
-            else
-              dst[(t * 8 + co) * 8 + ci] = v;
+            dst[(t * 8 + co) * 8 + ci] = v;
             sum[static_cast<size_t>(o)] += v;
+            has_min |= v == -128;
           }
     }
+  const Isa isa = active_isa();
+  kernel_ = isa == Isa::Avx512 ? Kernel::Vnni : isa == Isa::Avx2 && !has_min ? Kernel::Avx2 : Kernel::Scalar;
+  const bool unsigned_input = kernel_ != Kernel::Avx2;
   bias_.assign(static_cast<size_t>(rows * 8), 0);
   mult_.assign(static_cast<size_t>(rows * 8), 0);
   shift_.assign(static_cast<size_t>(rows * 8), 0);
   for (int64_t o = 0; o < O; ++o) {
     const size_t k = static_cast<size_t>(o);
-    bias_[k] = static_cast<int32_t>(wide_ ? bias[o] : bias[o] - 128 * sum[k]);
+    bias_[k] = static_cast<int32_t>(unsigned_input ? bias[o] - 128 * sum[k] : bias[o]);
     mult_[k] = rq[k].mult;
     shift_[k] = rq[k].shift;
   }
@@ -64,21 +64,18 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
 
 void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {
   if (!z != !add) fail("internal: a fused add needs both its addend and its parameters");
-  const bool vnni = !wide_ && active_isa() == Isa::Avx512;
-  const TileFnI8 fn = wide_ ? tile_i8_avx2() : vnni ? tile_i8_avx512() : tile_i8_scalar();
-  const int P = wide_ ? kTileI8Avx2 : vnni ? kTileI8 : 8;
+  const TileFnI8 fn = kernel_ == Kernel::Avx2 ? tile_i8_avx2() : kernel_ == Kernel::Vnni ? tile_i8_avx512() : tile_i8_scalar();
+  const int P = kernel_ == Kernel::Avx2 ? kTileI8Avx2 : kernel_ == Kernel::Vnni ? kTileI8 : 8;
+  const bool unsigned_input = kernel_ != Kernel::Avx2;
   const int64_t rows = static_cast<int64_t>(row_ptr_.size()) - 1;
   const PhasePlan pp(g_);
   const int64_t img = pp.image_elems();
   // Packing scratch, reused across calls (every element is rewritten).
   static thread_local AlignedVector<uint8_t> packed;
-  static thread_local AlignedVector<int16_t> packed16;
   const size_t need = static_cast<size_t>(N * img);
-  if (wide_ && packed16.size() < need) packed16.resize(need);
-  if (!wide_ && packed.size() < need) packed.resize(need);
-  // (thread_local: take the pointers here, not inside the parallel region)
+  if (packed.size() < need) packed.resize(need);
+  // (thread_local: take the pointer here, not inside the parallel region)
   uint8_t* const xu8 = packed.data();
-  int16_t* const x16 = packed16.data();
 
   const int64_t V = g_.Ho * Wq_;
   const int64_t tiles = (V + P - 1) / P;
@@ -98,10 +95,10 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   const int ntaps = static_cast<int>(tap_off_.size());
 #pragma omp parallel
   {
-    if (wide_)
-      pp.pack_shared(g_, x, g_.C, N, x16, [](int8_t v) { return static_cast<int16_t>(v); }, int16_t{0});
-    else  // 128 is the zero of q + 128.
+    if (unsigned_input)  // 128 is the zero of q + 128.
       pp.pack_shared(g_, x, g_.C, N, xu8, [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, uint8_t{128});
+    else  // the signed input, as bytes
+      pp.pack_shared(g_, x, g_.C, N, xu8, [](int8_t v) { return static_cast<uint8_t>(v); }, uint8_t{0});
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
@@ -114,8 +111,7 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
         pix[j] = q < 0 ? -1 : (n * g_.Ho * g_.Wo + q) * g_.Cout;
       }
       TileI8 a;
-      // Element offsets are the same in both layouts; the AVX2 kernel reads int16.
-      a.x = wide_ ? reinterpret_cast<const uint8_t*>(x16 + n * img + v0 * 8) : xu8 + n * img + v0 * 8;
+      a.x = xu8 + n * img + v0 * 8;
       a.ldx = 8;
       a.ldb = pp.block_elems();
       a.tap_off = tap_off_.data();
@@ -136,7 +132,7 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
         const size_t w0 = static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
         a.cols = col_idx_.data() + row_ptr_[r];
         a.nblk = row_ptr_[r + 1] - row_ptr_[r];
-        a.w = wide_ ? reinterpret_cast<const int8_t*>(w16_.data() + w0) : w_.data() + w0;
+        a.w = w_.data() + w0;
         a.bias = bias_.data() + r * 8;
         a.mult = mult_.data() + r * 8;
         a.shift = shift_.data() + r * 8;

@@ -8,7 +8,8 @@
 //
 // The input is packed as unsigned bytes u = q + 128 (q XOR 0x80), padding
 // included (u = 128 is q = 0), because VNNI's vpdpbusd multiplies unsigned by
-// signed bytes; the kernel subtracts 128 * sum(w[o]) per output channel.
+// signed bytes; the kernel subtracts 128 * sum(w[o]) per output channel
+// (the AVX2 kernel reads the signed bytes q instead, padding 0).
 // Lanes of one 512-bit accumulator: 8 output channels x 2 groups of 4 input
 // channels, so a block's 8 x 8 int8 weights at one tap are a single vector in
 // the compact bsr layout ([co][ci], row-major): no repacking.
@@ -49,12 +50,11 @@ constexpr int kTileI8 = 24;
 using TileFnI8 = void (*)(const TileI8&);
 TileFnI8 tile_i8_scalar();
 TileFnI8 tile_i8_avx512();  // needs AVX-512 VNNI
-// AVX2 has no u8 x s8 dot product that cannot saturate, so its kernel reads
-// another layout: x and w point to int16 (input q as it is, padding 0;
-// weights per tap [4 ci pairs][8 co][2]) and the bias is uncorrected;
-// vpmaddwd sums each pair exactly in int32.
+// AVX2 has no u8 x s8 dot product that cannot saturate; its kernel reads the
+// input as signed bytes q (padding 0) with the uncorrected bias and needs
+// every weight within +-127 (conv_i8_avx2.cpp). The same weight layout.
 TileFnI8 tile_i8_avx2();
-constexpr int kTileI8Avx2 = 10;
+constexpr int kTileI8Avx2 = 5;
 
 class ConvI8 {
  public:
@@ -70,9 +70,10 @@ class ConvI8 {
  private:
   ConvGeom g_;
   std::vector<int32_t> row_ptr_, col_idx_;
-  bool wide_ = false;          // the AVX2 (int16) layout, chosen when constructed on AVX2
-  AlignedVector<int8_t> w_;    // VNNI / scalar layout
-  AlignedVector<int16_t> w16_;  // AVX2 layout
+  // The kernel, chosen when constructed: the AVX2 one takes the signed
+  // input (no -128 weight), the others the unsigned one.
+  enum class Kernel { Scalar, Avx2, Vnni } kernel_ = Kernel::Scalar;
+  AlignedVector<int8_t> w_;    // [nnzb][taps][8 co][8 ci]
   std::vector<int32_t> bias_, mult_, shift_;  // [rows * 8]
   int32_t lo_, hi_;
   int64_t Wq_ = 0;

@@ -24,8 +24,24 @@ Array<int8_t> random_i8(Shape s, uint64_t seed, int lo = -128, int hi = 127) {
   return a;
 }
 
+// Values drawn only from the ends of the int8 range {lo, lo+1, hi-1, hi}:
+// the largest products the pairwise 16-bit sums of the AVX2 kernel meet.
+Array<int8_t> extreme_i8(Shape s, uint64_t seed, int lo, int hi) {
+  Array<int8_t> a(std::move(s));
+  Rng r(seed);
+  const int ends[4] = {lo, lo + 1, hi - 1, hi};
+  for (auto& v : a) v = static_cast<int8_t>(ends[r.below(4)]);
+  return a;
+}
+
+// What the weights and inputs of a case are drawn from.
+struct Values {
+  int w_lo = -127;       // -128 sends the AVX2 kernel to its scalar fallback
+  bool extreme = false;  // only the ends of the range (extreme_i8)
+};
+
 // The int8 kernel must equal the int8 reference conv exactly.
-void check(const Case& c, uint64_t seed) {
+void check(const Case& c, uint64_t seed, Values vals = {}) {
   GraphBuilder b("t", c.H, c.W, c.C);
   b.conv("conv", "input", GraphBuilder::square(c.Cout, c.k, c.stride, c.pad));
   Model m = b.finish();
@@ -36,7 +52,8 @@ void check(const Case& c, uint64_t seed) {
   Array<uint8_t> keep = element_mask(n);
   q8::QNode q;
   q.kind = q8::Kind::Conv;
-  q.weight = random_i8(n.param("weight").shape(), seed + 2, -127, 127);
+  q.weight = vals.extreme ? extreme_i8(n.param("weight").shape(), seed + 2, vals.w_lo, 127)
+                          : random_i8(n.param("weight").shape(), seed + 2, vals.w_lo, 127);
   for (size_t i = 0; i < keep.size(); ++i)
     if (!keep[i]) q.weight[i] = 0;
   q.bias = Array<int32_t>({c.Cout});
@@ -49,7 +66,8 @@ void check(const Case& c, uint64_t seed) {
   compact::CompactLayer l = compact::compress(q.weight.data(), q.weight.shape(), keep.data(),
                                               compact::spec_for(n, compact::Format::Bsr));
   const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
-  Array<int8_t> x = random_i8({c.N, c.H, c.W, c.C}, seed + 4);
+  Array<int8_t> x = vals.extreme ? extreme_i8({c.N, c.H, c.W, c.C}, seed + 4, -128, 127)
+                                 : random_i8({c.N, c.H, c.W, c.C}, seed + 4);
   Array<int8_t> ref = q8::reference_node(n, q, {&x});
   const int threads = omp_get_max_threads();
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
@@ -109,5 +127,18 @@ TEST_CASE("int8 kernel on random shapes") {
   for (int i = 0; i < 12; ++i) {
     const Case c = test::random_conv_case(r);
     check(c, 3000 + static_cast<uint64_t>(i));
+  }
+}
+
+TEST_CASE("int8 kernel at the ends of the int8 range") {
+  const Case cases[] = {
+      {1, 7, 7, 16, 16, 3, 1, 1, 0.5}, {2, 9, 11, 24, 40, 3, 2, 1, 1.0}, {1, 8, 8, 64, 64, 1, 1, 0, 0.5},
+      {1, 6, 6, 13, 11, 3, 1, 1, 0.8},
+  };
+  uint64_t seed = 500;
+  for (const Case& c : cases) {
+    check(c, seed += 10, {-127, true});  // x = -128 against w = +-127: the largest pair sums
+    check(c, seed += 10, {-128, true});  // a weight of -128: the scalar fallback
+    check(c, seed += 10, {-128, false});
   }
 }
