@@ -19,6 +19,46 @@ inline __m256 bcast_pair(const float* p) {
   return _mm256_castpd_ps(_mm256_set1_pd(d));
 }
 
+// hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]: the channel order back.
+inline __m256 row_sum(__m256 lo, __m256 hi, __m256 bias) {
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  return _mm256_add_ps(_mm256_permutevar8x32_ps(_mm256_hadd_ps(lo, hi), order), bias);
+}
+
+// The epilogue of a full block row: pixel j's 8 channels to y + yoff[j]
+// (+ z + zoff[j] before the relu). A dropped pixel (yoff < 0) goes to a
+// scratch line instead: a select, not a branch.
+template <int P, bool Z, bool RELU>
+inline void store_row(const __m256 (&lo)[P], const __m256 (&hi)[P], __m256 bias, float* y, const float* z,
+                      const TileF32& a) {
+  alignas(32) float junk[8] = {};
+#pragma GCC unroll 32
+  for (int j = 0; j < P; ++j) {
+    const bool drop = a.yoff[j] < 0;
+    __m256 s = row_sum(lo[j], hi[j], bias);
+    if constexpr (Z) s = _mm256_add_ps(s, _mm256_loadu_ps(drop ? junk : z + a.zoff[j]));
+    if constexpr (RELU) s = _mm256_max_ps(s, _mm256_setzero_ps());
+    _mm256_storeu_ps(drop ? junk : y + a.yoff[j], s);
+  }
+}
+
+// The last block row of a layer whose channels are not a multiple of 8.
+template <int P>
+inline void store_row_masked(const __m256 (&lo)[P], const __m256 (&hi)[P], __m256 bias, float* y, const float* z,
+                             const TileF32& a, int64_t co_valid) {
+  alignas(32) int maskv[8];
+  for (int i = 0; i < 8; ++i) maskv[i] = i < co_valid ? -1 : 0;
+  const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
+#pragma GCC unroll 32
+  for (int j = 0; j < P; ++j) {
+    if (a.yoff[j] < 0) continue;
+    __m256 s = row_sum(lo[j], hi[j], bias);
+    if (z) s = _mm256_add_ps(s, _mm256_maskload_ps(z + a.zoff[j], m));
+    if (a.relu) s = _mm256_max_ps(s, _mm256_setzero_ps());
+    _mm256_maskstore_ps(y + a.yoff[j], m, s);
+  }
+}
+
 // Block row r of the tile.
 template <int P, int LDX>
 void tile_row(const TileF32& a, int64_t r) {
@@ -46,29 +86,22 @@ void tile_row(const TileF32& a, int64_t r) {
     }
   }
   const int64_t co_valid = std::min<int64_t>(8, a.cout - r * 8);
-  alignas(32) int maskv[8];
-  for (int i = 0; i < 8; ++i) maskv[i] = i < co_valid ? -1 : 0;
-  const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
   // The bias is padded to whole block rows (PackedF32); y and z are not.
   const __m256 bias = _mm256_load_ps(a.bias + r * 8);
   float* const y = a.y + r * 8;
   const float* const z = a.z ? a.z + r * 8 : nullptr;
-  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
   // A full block row takes plain loads and stores: AMD's Zen cores run a
   // masked store (vmaskmovps) as a microcoded sequence, several times the
   // cost of vmovups, and the epilogue stores once per pixel and block row.
-  const bool full = co_valid == 8;
-#pragma GCC unroll 8
-  for (int j = 0; j < P; ++j) {
-    if (a.yoff[j] < 0) continue;
-    // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
-    __m256 s = _mm256_add_ps(_mm256_permutevar8x32_ps(_mm256_hadd_ps(lo[j], hi[j]), order), bias);
-    if (z) s = _mm256_add_ps(s, full ? _mm256_loadu_ps(z + a.zoff[j]) : _mm256_maskload_ps(z + a.zoff[j], m));
-    if (a.relu) s = _mm256_max_ps(s, _mm256_setzero_ps());
-    if (full)
-      _mm256_storeu_ps(y + a.yoff[j], s);
+  // One loop per case, fully unrolled and without branches (a branch per
+  // pixel left lo/hi in memory: twice the epilogue's time on 1x1 layers).
+  if (co_valid == 8) {
+    if (z)
+      a.relu ? store_row<P, true, true>(lo, hi, bias, y, z, a) : store_row<P, true, false>(lo, hi, bias, y, z, a);
     else
-      _mm256_maskstore_ps(y + a.yoff[j], m, s);
+      a.relu ? store_row<P, false, true>(lo, hi, bias, y, z, a) : store_row<P, false, false>(lo, hi, bias, y, z, a);
+  } else {
+    store_row_masked<P>(lo, hi, bias, y, z, a, co_valid);
   }
 }
 

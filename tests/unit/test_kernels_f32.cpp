@@ -42,8 +42,12 @@ void check_conv(const Case& c, uint64_t seed) {
   Tensor x = test::random_tensor({c.N, c.H, c.W, c.C}, seed + 3);
   Tensor ref = ref::conv2d(x, w, &n.param("bias"), g);
   Tensor z = test::random_tensor(ref.shape(), seed + 4);
-  Tensor ref_res_relu = ref.clone();
-  for (size_t i = 0; i < ref.size(); ++i) ref_res_relu[i] = std::max(0.0f, ref[i] + z[i]);
+  Tensor ref_res_relu = ref.clone(), ref_res = ref.clone(), ref_relu = ref.clone();
+  for (size_t i = 0; i < ref.size(); ++i) {
+    ref_res[i] = ref[i] + z[i];
+    ref_res_relu[i] = std::max(0.0f, ref_res[i]);
+    ref_relu[i] = std::max(0.0f, ref[i]);
+  }
 
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
@@ -60,6 +64,11 @@ void check_conv(const Case& c, uint64_t seed) {
       Tensor y2(ref.shape());
       conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, z.data(), c.Cout, true);
       CHECK(test::max_abs_diff(y2, ref_res_relu) < 1e-4f);
+      // The epilogue's other two cases: residual alone, relu alone.
+      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, z.data(), c.Cout, false);
+      CHECK(test::max_abs_diff(y2, ref_res) < 1e-4f);
+      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, nullptr, 0, true);
+      CHECK(test::max_abs_diff(y2, ref_relu) < 1e-4f);
     }
   }
   set_isa(detect_isa());
