@@ -115,6 +115,20 @@ inline __m256i fused_add8(__m256i v, __m256i z, const Requant8& r) {
     const __m256i h = _mm256_sra_epi32(high_words(te, to), r.add_shift_hi);
     return _mm256_max_epi32(_mm256_min_epi32(h, r.add_hi), r.add_lo);
   }
+  if (r.add->shift >= 9) {
+    // |v|, |z| <= 128 and |m| <= 2^31 bound |t| by 2^39 + 2^30, so for a
+    // shift of 9 or more t >> shift fits 31 bits: its low word is bits
+    // shift .. shift + 31 of t, the same under a logical 64-bit shift, and
+    // even and odd lanes stay in one vector, clamped in 32 bits.
+    const __m256i te = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(v, r.m_self), _mm256_mul_epi32(z, r.m_other)),
+                                        r.add_round);
+    const __m256i to = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.m_self),
+                                                         _mm256_mul_epi32(_mm256_srli_epi64(z, 32), r.m_other)),
+                                        r.add_round);
+    const __m128i k = _mm256_castsi256_si128(r.add_shift);
+    const __m256i h = _mm256_blend_epi32(_mm256_srl_epi64(te, k), _mm256_slli_epi64(_mm256_srl_epi64(to, k), 32), 0xAA);
+    return _mm256_max_epi32(_mm256_min_epi32(h, r.add_hi), r.add_lo);
+  }
   __m128i out[2];
   for (int h = 0; h < 2; ++h) {
     const __m256i v4 = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
@@ -147,6 +161,23 @@ inline void requant_store(__m256i s, const Requant8& r, int8_t* y, const int8_t*
     std::memcpy(y, &out, static_cast<size_t>(co_valid));
 }
 
+// The tile's sums -> int8 outputs, fully unrolled without a branch per pixel
+// (as the fp32 kernel's epilogue): a dropped pixel (null y) writes to, and
+// takes its addend from, a scratch slot.
+template <int P, bool Z>
+inline void store_tile(const __m256i (&lo)[P], const __m256i (&hi)[P], __m256i biasv, const Requant8& r,
+                       const TileI8& a) {
+  alignas(8) int8_t junk[8] = {};
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+#pragma GCC unroll 16
+  for (int j = 0; j < P; ++j) {
+    const bool drop = !a.y[j];
+    // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
+    const __m256i s = _mm256_add_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[j], hi[j]), order), biasv);
+    requant_store(s, r, drop ? junk : a.y[j], Z ? (drop ? junk : a.z[j]) : nullptr, a.co_valid);
+  }
+}
+
 template <int P>
 void tile(const TileI8& a) {
   __m256i lo[P], hi[P];  // co 0..3 and 4..7, lanes [co][half]
@@ -171,23 +202,25 @@ void tile(const TileI8& a) {
   }
   // Channels beyond co_valid take shift 32 and multiplier 0 (never stored).
   alignas(32) int32_t bias[8] = {}, mult[8] = {}, shift[8] = {32, 32, 32, 32, 32, 32, 32, 32};
-  std::memcpy(bias, a.bias, sizeof(int32_t) * static_cast<size_t>(a.co_valid));
-  std::memcpy(mult, a.mult, sizeof(int32_t) * static_cast<size_t>(a.co_valid));
-  std::memcpy(shift, a.shift, sizeof(int32_t) * static_cast<size_t>(a.co_valid));
+  const int32_t *bias_p = a.bias, *mult_p = a.mult, *shift_p = a.shift;
+  if (a.co_valid < 8) {
+    std::memcpy(bias, a.bias, sizeof(int32_t) * static_cast<size_t>(a.co_valid));
+    std::memcpy(mult, a.mult, sizeof(int32_t) * static_cast<size_t>(a.co_valid));
+    std::memcpy(shift, a.shift, sizeof(int32_t) * static_cast<size_t>(a.co_valid));
+    bias_p = bias, mult_p = mult, shift_p = shift;
+  }
   Requant8 r{};
-  r.mult = _mm256_load_si256(reinterpret_cast<const __m256i*>(mult));
-  r.shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(shift));
-  r.high = true;
-  alignas(32) int64_t round[8], round_eo[8];
-  for (int c = 0; c < 8; ++c) {
-    round[c] = shift[c] > 0 ? int64_t{1} << (shift[c] - 1) : 0;
-    round_eo[(c % 2) * 4 + c / 2] = round[c];
-    r.high &= shift[c] >= 32;
-  }
-  for (int h = 0; h < 2; ++h) {
-    r.round[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(round + 4 * h));
-    r.round_eo[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(round_eo + 4 * h));
-  }
+  r.mult = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mult_p));
+  r.shift = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(shift_p));
+  r.high = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(32), r.shift))) == 0;
+  // The rounding terms 2^(shift - 1) in 64-bit lanes, built in vectors (once
+  // per tile and block row): a shift of 0 gives the count 2^32 - 1 or -1,
+  // which vpsllvq turns into 0, the rule's "no rounding term".
+  const __m256i one = _mm256_set1_epi64x(1), sm1 = _mm256_sub_epi32(r.shift, _mm256_set1_epi32(1));
+  r.round_eo[0] = _mm256_sllv_epi64(one, _mm256_and_si256(sm1, _mm256_set1_epi64x(0xFFFFFFFF)));
+  r.round_eo[1] = _mm256_sllv_epi64(one, _mm256_srli_epi64(sm1, 32));
+  r.round[0] = _mm256_sllv_epi64(one, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(sm1)));
+  r.round[1] = _mm256_sllv_epi64(one, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(sm1, 1)));
   r.lo = _mm256_set1_epi32(a.lo);
   r.hi = _mm256_set1_epi32(a.hi);
   if (a.z) {
@@ -200,15 +233,11 @@ void tile(const TileI8& a) {
     r.add_lo = _mm256_set1_epi32(a.add->lo);
     r.add_hi = _mm256_set1_epi32(a.add->hi);
   }
-  const __m256i biasv = _mm256_load_si256(reinterpret_cast<const __m256i*>(bias));
-  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-#pragma GCC unroll 16
-  for (int j = 0; j < P; ++j) {
-    if (!a.y[j]) continue;
-    // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
-    const __m256i s = _mm256_add_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[j], hi[j]), order), biasv);
-    requant_store(s, r, a.y[j], a.z ? a.z[j] : nullptr, a.co_valid);
-  }
+  const __m256i biasv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias_p));
+  if (a.z)
+    store_tile<P, true>(lo, hi, biasv, r, a);
+  else
+    store_tile<P, false>(lo, hi, biasv, r, a);
 }
 
 template <int... Ps>

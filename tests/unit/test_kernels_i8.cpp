@@ -38,6 +38,7 @@ Array<int8_t> extreme_i8(Shape s, uint64_t seed, int lo, int hi) {
 struct Values {
   int w_lo = -127;       // -128 sends the AVX2 kernel to its scalar fallback
   bool extreme = false;  // only the ends of the range (extreme_i8)
+  int add_shift = -1;    // >= 0: the fused add's shift, with the largest multipliers +-2^31
 };
 
 // The int8 kernel must equal the int8 reference conv exactly.
@@ -91,9 +92,14 @@ void check(const Case& c, uint64_t seed, Values vals = {}) {
       // With a fused residual add: the add rule of compact/int8.hpp on the
       // conv's int8 output and an addend (any multipliers below 2^31, shift
       // 0 or more, with and without a relu's lo = 0).
-      const Array<int8_t> z = random_i8(ref.shape(), seed + 5);
-      const int32_t m0 = static_cast<int32_t>(r.below(1u << 31)), m1 = static_cast<int32_t>(r.below(1u << 31));
-      const int32_t shift = sparse ? static_cast<int32_t>(r.below(40)) : 0, lo = r.below(2) ? 0 : -128;
+      const Array<int8_t> z = vals.extreme ? extreme_i8(ref.shape(), seed + 5, -128, 127) : random_i8(ref.shape(), seed + 5);
+      int32_t m0 = static_cast<int32_t>(r.below(1u << 31)), m1 = static_cast<int32_t>(r.below(1u << 31));
+      int32_t shift = sparse ? static_cast<int32_t>(r.below(40)) : 0;
+      const int32_t lo = r.below(2) ? 0 : -128;
+      if (vals.add_shift >= 0) {  // the sums at the bounds of the kernel's 32-bit paths
+        shift = vals.add_shift;
+        m0 = m1 = sparse ? INT32_MIN : INT32_MAX;
+      }
       const q8::FusedAdd add = q8::FusedAdd::make(m0, m1, shift, lo, 127);
       Array<int8_t> ya(ref.shape());
       conv.run(x.data(), c.N, ya.data(), z.data(), &add);
@@ -141,4 +147,9 @@ TEST_CASE("int8 kernel at the ends of the int8 range") {
     check(c, seed += 10, {-128, true});  // a weight of -128: the scalar fallback
     check(c, seed += 10, {-128, false});
   }
+  // The fused add's shift at each bound of the AVX2 kernel's paths (general
+  // below 9, 32-bit low words from 9, high words from 32), the multipliers
+  // at the ends of int32.
+  for (int shift : {0, 1, 8, 9, 10, 31, 32, 33, 40})
+    check({1, 6, 6, 16, 16, 1, 1, 0, 0.5}, 900 + static_cast<uint64_t>(shift), {-127, true, shift});
 }
