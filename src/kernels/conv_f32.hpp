@@ -56,8 +56,9 @@ struct TileF32 {
 };
 constexpr int kTileF32 = 24;  // the largest npix any ISA takes
 // The pixel strides the vector kernels are compiled for: 8 (the packed
-// layout), the NHWC channel counts read directly, and sw * C of width-folded
-// RGB stems (3 and 6; the dispatchers in conv_f32_avx2/avx512.cpp).
+// layout), the NHWC channel counts read directly, and on AVX2 sw * C of
+// width-folded RGB stems (3 and 6; see the dispatchers of conv_f32_avx2.cpp
+// and conv_f32_avx512.cpp for why not on AVX-512).
 constexpr bool direct_stride(int64_t c) { return c == 64 || c == 128 || c == 256; }
 
 using TileFnF32 = void (*)(const TileF32&);

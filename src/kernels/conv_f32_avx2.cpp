@@ -128,7 +128,9 @@ void dispatch(const TileF32& a) {
   if (a.ldx == 64) return tile<P, 64>(a);
   if (a.ldx == 128) return tile<P, 128>(a);
   if (a.ldx == 256) return tile<P, 256>(a);
-  // Width-folded RGB stems (ldx = sw * 3): a runtime stride costs them ~25%.
+  // Width-folded RGB stems (ldx = sw * 3): a runtime stride cost them ~25%
+  // here (12 accumulators leave room for the broadcasts shared between
+  // pixels; the AVX-512 kernel's 24 do not, conv_f32_avx512.cpp).
   if (a.ldx == 3) return tile<P, 3>(a);
   if (a.ldx == 6) return tile<P, 6>(a);
   any[P - 1](a);

@@ -108,9 +108,6 @@ void dispatch(const TileF32& a) {
   if (a.ldx == 64) return tile<P, 64>(a);
   if (a.ldx == 128) return tile<P, 128>(a);
   if (a.ldx == 256) return tile<P, 256>(a);
-  // Width-folded RGB stems (ldx = sw * 3): a runtime stride costs them ~25%.
-  if (a.ldx == 3) return tile<P, 3>(a);
-  if (a.ldx == 6) return tile<P, 6>(a);
   any[P - 1](a);
 }
 
