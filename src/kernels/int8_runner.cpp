@@ -121,7 +121,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
     const q8::QNode& qn = q_.nodes[s.node];
     if (qn.kind == q8::Kind::Input) {
       Array<int8_t> q = buffers_.take(x.shape());
-      q8::quantize_input(x, qn.scale, q.data());
+      ops_i8(active_isa()).quantize(x.data(), static_cast<int64_t>(x.size()), qn.scale, q.data());
       slot[s.node] = std::move(q);
     } else if (s.conv) {
       const ConvGeom& g = s.geom;

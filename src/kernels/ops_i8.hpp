@@ -1,6 +1,7 @@
 // The int8 element-wise and pooling ops of the int8 runner, exactly the
 // rules of compact/int8.hpp (the int8 reference computes the same bits):
-// vectorised loops compiled per ISA (AVX-512 and baseline), OpenMP over rows.
+// vectorised loops compiled per ISA (AVX-512, AVX2 and baseline), OpenMP
+// over rows.
 #pragma once
 
 #include <cstdint>
@@ -20,9 +21,14 @@ struct OpsI8 {
   void (*maxpool)(const int8_t* x, int64_t N, const WindowGeom& g, int8_t* y);
   // y[n][c] = clamp(rescale(sum_p x[n][p][c], rq), -128, 127)
   void (*global_avgpool)(const int8_t* x, int64_t N, int64_t HW, int64_t C, q8::Requant rq, int8_t* y);
+  // y[i] = q8::quantize_value(x[i], scale), i < n (the model input)
+  void (*quantize)(const float* x, int64_t n, double scale, int8_t* y);
 };
 OpsI8 ops_i8_generic();
+OpsI8 ops_i8_avx2();
 OpsI8 ops_i8_avx512();
-inline OpsI8 ops_i8(Isa isa) { return isa == Isa::Avx512 ? ops_i8_avx512() : ops_i8_generic(); }
+inline OpsI8 ops_i8(Isa isa) {
+  return isa == Isa::Avx512 ? ops_i8_avx512() : isa == Isa::Avx2 ? ops_i8_avx2() : ops_i8_generic();
+}
 
 }  // namespace bsp::kernels

@@ -3,10 +3,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "compact/int8.hpp"
 #include "compact/weights.hpp"
 #include "kernels/conv_i8.hpp"
+#include "kernels/ops_i8.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
 
@@ -152,4 +154,28 @@ TEST_CASE("int8 kernel at the ends of the int8 range") {
   // at the ends of int32.
   for (int shift : {0, 1, 8, 9, 10, 31, 32, 33, 40})
     check({1, 6, 6, 16, 16, 1, 1, 0, 0.5}, 900 + static_cast<uint64_t>(shift), {-127, true, shift});
+}
+
+TEST_CASE("int8 input quantisation of every ISA equals quantize_value") {
+  std::vector<float> x = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::max(),
+                          -std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min()};
+  // Ties and their neighbours across the whole range and past its ends.
+  for (int k = -131; k <= 130; ++k)
+    for (float d : {0.5f, 0.49999997f, 0.50000006f, 0.0f}) x.push_back(static_cast<float>(k) + d);
+  Rng r(5);
+  for (int i = 0; i < 5000; ++i) x.push_back(static_cast<float>((r.uniform() - 0.5) * 300.0));
+  for (double scale : {1.0, 0.5, 1.0 / 127.0, 0.0123, 3e-5, 1e30}) {
+    std::vector<float> xs(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xs[i] = static_cast<float>(x[i] * (scale < 1e20 ? scale : 1.0));
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+      INFO("isa " << isa_name(isa) << " scale " << scale);
+      std::vector<int8_t> y(xs.size());
+      ops_i8(isa).quantize(xs.data(), static_cast<int64_t>(xs.size()), scale, y.data());
+      size_t diff = 0;
+      for (size_t i = 0; i < xs.size(); ++i) diff += y[i] != q8::quantize_value(xs[i], scale);
+      CHECK(diff == 0);
+    }
+  }
 }
