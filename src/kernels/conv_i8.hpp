@@ -38,7 +38,7 @@ struct TileI8 {
   int8_t* const* y;        // [npix] output pointers at this block row (null: drop)
   const int8_t* const* z;  // [npix] the fused add's other addend, like y; null: no add
   const q8::FusedAdd* add; // when z (compact/int8.hpp)
-  const int32_t* bias;     // [8] bias - 128 * sum(w) per output channel
+  const int32_t* bias;     // [8] bias - 128 * sum(w) per output channel (AVX2, signed input: the bias)
   const int32_t* mult;     // [8]
   const int32_t* shift;    // [8]
   int32_t lo, hi;
