@@ -106,27 +106,23 @@ inline __m256i requant8(__m256i s, const Requant8& r) {
 
 // The fused add on 8 int8 values v (int32 lanes) and their addends z.
 inline __m256i fused_add8(__m256i v, __m256i z, const Requant8& r) {
-  if (r.add->shift >= 32) {
-    const __m256i te = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(v, r.m_self), _mm256_mul_epi32(z, r.m_other)),
-                                        r.add_round);
-    const __m256i to = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.m_self),
-                                                         _mm256_mul_epi32(_mm256_srli_epi64(z, 32), r.m_other)),
-                                        r.add_round);
-    const __m256i h = _mm256_sra_epi32(high_words(te, to), r.add_shift_hi);
-    return _mm256_max_epi32(_mm256_min_epi32(h, r.add_hi), r.add_lo);
-  }
   if (r.add->shift >= 9) {
-    // |v|, |z| <= 128 and |m| <= 2^31 bound |t| by 2^39 + 2^30, so for a
-    // shift of 9 or more t >> shift fits 31 bits: its low word is bits
-    // shift .. shift + 31 of t, the same under a logical 64-bit shift, and
-    // even and odd lanes stay in one vector, clamped in 32 bits.
+    // t = v * m_self + z * m_other + round in 64 bits, even and odd lanes apart.
     const __m256i te = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(v, r.m_self), _mm256_mul_epi32(z, r.m_other)),
                                         r.add_round);
     const __m256i to = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.m_self),
                                                          _mm256_mul_epi32(_mm256_srli_epi64(z, 32), r.m_other)),
                                         r.add_round);
-    const __m128i k = _mm256_castsi256_si128(r.add_shift);
-    const __m256i h = _mm256_blend_epi32(_mm256_srl_epi64(te, k), _mm256_slli_epi64(_mm256_srl_epi64(to, k), 32), 0xAA);
+    __m256i h;
+    if (r.add->shift >= 32) {
+      h = _mm256_sra_epi32(high_words(te, to), r.add_shift_hi);
+    } else {
+      // |v|, |z| <= 128 and |m| <= 2^31 bound |t| by 2^39 + 2^30, so for a
+      // shift of 9 or more t >> shift fits 31 bits: its low word is bits
+      // shift .. shift + 31 of t, the same under a logical 64-bit shift.
+      const __m128i k = _mm256_castsi256_si128(r.add_shift);
+      h = _mm256_blend_epi32(_mm256_srl_epi64(te, k), _mm256_slli_epi64(_mm256_srl_epi64(to, k), 32), 0xAA);
+    }
     return _mm256_max_epi32(_mm256_min_epi32(h, r.add_hi), r.add_lo);
   }
   __m128i out[2];
