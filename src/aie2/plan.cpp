@@ -278,26 +278,28 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   const int64_t cin_tile = conv ? std::min(d.ci_t, st.Cin) : co_max;
 
   // Weight chunks.
-  p.chunks.assign(static_cast<size_t>(conv ? d.pc : 0), {});
+  // (The lists are cleared, not reassigned: a plan reused across candidates
+  // keeps their storage, choose_plan.)
+  p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
   p.chunk_max = 0;
   if (conv) {
     const bool sparse = !c.occ.dense();
     for (int64_t q = 0; q < d.pc; ++q) {
       auto& list = p.chunks[static_cast<size_t>(q)];
+      list.clear();
       for (int64_t j = 0; j < p.J; ++j) {
         int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
         for (int64_t k = 0; k < p.K; ++k) {
-          Chunk ch;
-          ch.co0 = co0, ch.co1 = co1;
-          ch.ci0 = k * d.ci_t, ch.ci1 = std::min(st.Cin, (k + 1) * d.ci_t);
+          const int64_t ci0 = k * d.ci_t, ci1 = std::min(st.Cin, (k + 1) * d.ci_t);
+          int64_t nnz = 0, bytes = 0;
           if (co1 > co0) {
             const int64_t r0 = co0 / kBlock, r1 = ceil_div(co1, kBlock);
-            const int64_t b0 = ch.ci0 / kBlock, b1 = ceil_div(ch.ci1, kBlock);
-            ch.nnz = rows_count(c.occ, d, r0, r1, b0, b1);
-            ch.bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, ch.nnz, st.kh, st.kw);
+            const int64_t b0 = ci0 / kBlock, b1 = ceil_div(ci1, kBlock);
+            nnz = rows_count(c.occ, d, r0, r1, b0, b1);
+            bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, nnz, st.kh, st.kw);
           }
-          p.chunk_max = std::max(p.chunk_max, ch.bytes);
-          list.push_back(ch);
+          p.chunk_max = std::max(p.chunk_max, bytes);
+          list.push_back(Chunk{co0, co1, ci0, ci1, nnz, bytes, 0});
         }
       }
     }

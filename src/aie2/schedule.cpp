@@ -239,6 +239,11 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
       }
       if (fits) ++feasible_js;
     }
+    // One candidate plan reused for every tile, order and residency below:
+    // derive_plan sets each of its fields, and keeping the vectors' storage
+    // saves an allocation per field and candidate (the planner's hot loop).
+    StagePlan p;
+    std::string w;
     for (auto& [probe, ki] : combos) {
       (void)ki;
       // Tiles: for each height the widest that fits the core; then four
@@ -285,17 +290,15 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
           if (order == 'B' && J == 1 && probe.K > 1) continue;  // the same loop as 'A'
           for (bool wres : {false, true}) {
             if (wres && (!conv || (order == 'B' && probe.K == 1))) continue;  // nothing to reuse
-            StagePlan p;
             p.d = probe.d;
             p.d.th = th, p.d.tw = tw, p.d.order = order, p.d.w_resident = wres;
-            std::string w;
             if (!derive_plan(c, p, &w)) {
               why = w;
               continue;
             }
             if (p.est_seconds < best_t) {
               best_t = p.est_seconds;
-              best = std::move(p);
+              std::swap(best, p);  // p's next use overwrites the old best
               found = true;
             }
           }
