@@ -221,7 +221,7 @@ int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t po
   return cycles_of(hw, t, kind, k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
 }
 
-bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
+bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double must_beat) {
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
   const Decision& d = p.d;
@@ -400,19 +400,23 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   // Work per core and balance.
   const int64_t cores = d.ps * d.pc;
   p.core_macs.assign(static_cast<size_t>(cores), 0);
+  thread_local std::vector<int64_t> per_pos;  // [pc] MACs per output position of each channel part
+  per_pos.assign(static_cast<size_t>(d.pc), 0);
+  for (int64_t q = 0; q < d.pc; ++q) {
+    int64_t& m = per_pos[static_cast<size_t>(q)];
+    const int64_t c0 = d.cbounds[static_cast<size_t>(q * p.J)], c1 = d.cbounds[static_cast<size_t>((q + 1) * p.J)];
+    if (conv && c.occ.dense()) {
+      m = (c1 - c0) * st.Cin * st.kh * st.kw;
+    } else if (conv) {
+      for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) m += ch.nnz * kBlock * kBlock * st.kh * st.kw;
+    } else {
+      m = (c1 - c0) * st.kh * st.kw;
+    }
+  }
   for (int64_t s = 0; s < d.ps; ++s) {
     const int64_t pos = p.rects[static_cast<size_t>(s)].h() * p.rects[static_cast<size_t>(s)].w();
-    for (int64_t q = 0; q < d.pc; ++q) {
-      int64_t per_pos = 0;
-      const int64_t c0 = d.cbounds[static_cast<size_t>(q * p.J)], c1 = d.cbounds[static_cast<size_t>((q + 1) * p.J)];
-      if (conv) {
-        for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) per_pos += ch.nnz * kBlock * kBlock * st.kh * st.kw;
-        if (c.occ.dense()) per_pos = (c1 - c0) * st.Cin * st.kh * st.kw;
-      } else {
-        per_pos = (c1 - c0) * st.kh * st.kw;
-      }
-      p.core_macs[static_cast<size_t>(core_index(d, s, q))] = pos * per_pos;
-    }
+    for (int64_t q = 0; q < d.pc; ++q)
+      p.core_macs[static_cast<size_t>(core_index(d, s, q))] = pos * per_pos[static_cast<size_t>(q)];
   }
   int64_t mx = 0;
   double sum = 0;
@@ -513,6 +517,19 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch * static_cast<double>(runs));
   if (out_ch > 1) t_outport += (n_out_ch - 1) * t_comp / n_out;  // per slot: COMP, then its drain
   if (st.add) t_in += stream_s(core_out, n_out_runs);
+  // Each queue's busy time plus what cannot overlap with it: the work
+  // before its first transfer or COMP (the first tile's operands) and after
+  // its last (the last COMP, the last output tile); the slowest sets the pace.
+  const double in_tile_bytes = static_cast<double>(p.ih * p.iw * cin_tile * es);
+  const double out_tile_bytes = static_cast<double>(d.th * d.tw * co_max * es);
+  const double in1 = stream_s(in_tile_bytes, 1), w1 = conv ? stream_s(static_cast<double>(p.chunk_max), 1) : 0.0;
+  const double c1 = first_comp / (ghz * 1e9), o1 = stream_s(out_tile_bytes, 1);
+  const double pre = std::max(in1, w1);
+  // The on-chip time without the memtile channels' queue (t_mt >= 0 below)
+  // bounds the estimate from below: a candidate that cannot beat must_beat
+  // stops here, before the channel assignment (the planner's hot part).
+  if (std::max({t_comp + pre + o1, t_in + c1 + o1, t_wport + c1 + o1, t_outport + pre + c1}) >= must_beat)
+    return no("slower than a plan already found");
   // Channels: the streams of every memtile and shim tile, spread longest
   // first over the least loaded channel (ties: the lower channel).
   struct Req {
@@ -595,14 +612,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why) {
   p.ddr_write = static_cast<int64_t>(out_total);
   p.stream_bytes = static_cast<int64_t>(fm_bytes * static_cast<double>(n_fm_streams * static_cast<int64_t>(n_in)) +
                                         wmax * w_mult * static_cast<double>(d.pc) + core_out * static_cast<double>(cores));
-  // Each queue's busy time plus what cannot overlap with it: the work
-  // before its first transfer or COMP (the first tile's operands) and after
-  // its last (the last COMP, the last output tile); the slowest sets the pace.
-  const double in_tile_bytes = static_cast<double>(p.ih * p.iw * cin_tile * es);
-  const double out_tile_bytes = static_cast<double>(d.th * d.tw * co_max * es);
-  const double in1 = stream_s(in_tile_bytes, 1), w1 = conv ? stream_s(static_cast<double>(p.chunk_max), 1) : 0.0;
-  const double c1 = first_comp / (ghz * 1e9), o1 = stream_s(out_tile_bytes, 1);
-  const double pre = std::max(in1, w1);
   const double t_onchip = std::max({t_comp + pre + o1, std::max(t_in, t_mt) + c1 + o1, t_wport + c1 + o1,
                                     t_outport + pre + c1});
   if (hw.ddr_overlap) {

@@ -4,6 +4,7 @@
 // itself; this model only ranks candidates.
 #pragma once
 
+#include <limits>
 #include <vector>
 
 #include "aie2/isa.hpp"
@@ -34,8 +35,11 @@ std::vector<int64_t> balanced_groups(const PlanContext& c, int64_t pc, int64_t J
 std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t parts);
 
 // Fills every derived field of `p` from p.d. Returns false (with `why`) when
-// the plan does not fit core or memtile memory or the locks.
-bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr);
+// the plan does not fit core or memtile memory or the locks, or, given
+// must_beat, as soon as its estimate is sure to be >= must_beat (p is then
+// left incomplete).
+bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr,
+                 double must_beat = std::numeric_limits<double>::infinity());
 
 // The padded multiply-accumulates (what the vector unit really executes) and
 // the cycles of one COMP with these operands. nnz: stored 8x8 blocks (conv).

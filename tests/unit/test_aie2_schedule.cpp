@@ -208,6 +208,14 @@ TEST_CASE("block rows trade places between channel parts when contiguous parts c
   std::string why;
   CHECK_FALSE(derive_plan(c, bad, &why));
   CHECK_THAT(why, Catch::Contains("permutation"));
+  // A plan to beat: refused when it cannot be faster (nothing beats 0 s),
+  // the same plan when it can.
+  StagePlan slow = with, fast = with;
+  CHECK_FALSE(derive_plan(c, slow, &why, 0.0));
+  CHECK_THAT(why, Catch::Contains("slower"));
+  REQUIRE(derive_plan(c, fast, &why, with.est_seconds * 1.0001));
+  CHECK(fast.est_seconds == with.est_seconds);
+  CHECK(fast.core_used == with.core_used);
   // Dense layers and the contiguous fallbacks keep the natural order.
   Schedule D = make_schedule(m, load_target("aie2:2x2"), DType::FP32, ScheduleOptions{true, false, true});
   for (const StagePlan& p : D.stages) CHECK(p.d.rows.empty());
