@@ -305,6 +305,59 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     }
   }
 
+  // The analytic time: the busiest queue of every kind as the executor will
+  // see it (streams are spread over the channels the way codegen does), plus
+  // the latency of the first iteration. Tiles come in up to four sizes (full
+  // and edge rows x full and edge columns); the largest rectangle sets the pace.
+  const double ghz = hw.clock_ghz;
+  const double ovh = static_cast<double>(hw.dma_overhead_cycles) / (ghz * 1e9);
+  auto stream_s = [&](double bytes, double n) { return bytes > 0 ? hw.stream_seconds(bytes) + n * ovh : 0.0; };
+  auto ddr_s = [&](double bytes, double n) { return bytes > 0 ? hw.ddr_seconds(bytes) + n * ovh : 0.0; };
+  const int64_t rh = p.rh, rw = p.rw;
+  struct TileSize {
+    int64_t h, w, count;
+  };
+  std::vector<TileSize> sizes;
+  {
+    std::vector<std::pair<int64_t, int64_t>> rows{{d.th, rh / d.th}}, colsz{{d.tw, rw / d.tw}};
+    if (rh % d.th) rows.push_back({rh % d.th, 1});
+    if (rw % d.tw) colsz.push_back({rw % d.tw, 1});
+    for (auto [a, na] : rows)
+      for (auto [b, nb] : colsz)
+        if (na * nb > 0) sizes.push_back({a, b, na * nb});
+  }
+  // Compute: lockstep over the channel chunks, so per chunk index j the
+  // slowest part counts.
+  std::vector<int64_t> worst_nnz(static_cast<size_t>(p.J), 0), worst_ch(static_cast<size_t>(p.J), 0);
+  for (int64_t j = 0; j < p.J; ++j)
+    for (int64_t q = 0; q < d.pc; ++q) {
+      const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
+      int64_t nnz = 0;
+      if (conv)
+        for (int64_t k = 0; k < p.K; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
+      worst_nnz[static_cast<size_t>(j)] = std::max(worst_nnz[static_cast<size_t>(j)], nnz);
+      worst_ch[static_cast<size_t>(j)] = std::max(worst_ch[static_cast<size_t>(j)], co1 - co0);
+    }
+  double comp = 0, in_tiles = 0, first_comp = 0;
+  for (const auto& ts : sizes) {
+    double per_tile = 0;
+    for (int64_t j = 0; j < p.J; ++j) {
+      const int64_t ch = worst_ch[static_cast<size_t>(j)];
+      if (ch == 0) continue;
+      double cyc = static_cast<double>(comp_cycles(hw, c.dtype, st, ts.h * ts.w, ch, conv ? st.Cin : ch,
+                                                   worst_nnz[static_cast<size_t>(j)]) +
+                                       (p.K - 1) * hw.kernel_overhead_cycles);
+      per_tile += cyc;
+      if (first_comp == 0) first_comp = cyc / static_cast<double>(p.K);
+    }
+    comp += per_tile * static_cast<double>(ts.count);
+    in_tiles += static_cast<double>(ts.count * (window ? st.ih(ts.h) * st.iw(ts.w) : ts.h * ts.w) * cin_tile * es);
+  }
+  const double t_comp = comp / (ghz * 1e9);
+  // The compute time alone bounds the estimate from below (as the on-chip
+  // bound further down): a candidate that cannot beat must_beat stops here.
+  if (t_comp >= must_beat) return no("slower than a plan already found");
+
   // Core memory: the same layout in every core.
   const int64_t core_top = hw.core_memory;
   int64_t at = align64(hw.core_reserved);
@@ -426,55 +479,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   }
   p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
 
-  // The analytic time: the busiest queue of every kind as the executor will
-  // see it (streams are spread over the channels the way codegen does), plus
-  // the latency of the first iteration. Tiles come in up to four sizes (full
-  // and edge rows x full and edge columns); the largest rectangle sets the pace.
-  const double ghz = hw.clock_ghz;
-  const double ovh = static_cast<double>(hw.dma_overhead_cycles) / (ghz * 1e9);
-  auto stream_s = [&](double bytes, double n) { return bytes > 0 ? hw.stream_seconds(bytes) + n * ovh : 0.0; };
-  auto ddr_s = [&](double bytes, double n) { return bytes > 0 ? hw.ddr_seconds(bytes) + n * ovh : 0.0; };
-  const int64_t rh = p.rh, rw = p.rw;
-  struct TileSize {
-    int64_t h, w, count;
-  };
-  std::vector<TileSize> sizes;
-  {
-    std::vector<std::pair<int64_t, int64_t>> rows{{d.th, rh / d.th}}, colsz{{d.tw, rw / d.tw}};
-    if (rh % d.th) rows.push_back({rh % d.th, 1});
-    if (rw % d.tw) colsz.push_back({rw % d.tw, 1});
-    for (auto [a, na] : rows)
-      for (auto [b, nb] : colsz)
-        if (na * nb > 0) sizes.push_back({a, b, na * nb});
-  }
-  // Compute: lockstep over the channel chunks, so per chunk index j the
-  // slowest part counts.
-  std::vector<int64_t> worst_nnz(static_cast<size_t>(p.J), 0), worst_ch(static_cast<size_t>(p.J), 0);
-  for (int64_t j = 0; j < p.J; ++j)
-    for (int64_t q = 0; q < d.pc; ++q) {
-      const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
-      int64_t nnz = 0;
-      if (conv)
-        for (int64_t k = 0; k < p.K; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
-      worst_nnz[static_cast<size_t>(j)] = std::max(worst_nnz[static_cast<size_t>(j)], nnz);
-      worst_ch[static_cast<size_t>(j)] = std::max(worst_ch[static_cast<size_t>(j)], co1 - co0);
-    }
-  double comp = 0, in_tiles = 0, first_comp = 0;
-  for (const auto& ts : sizes) {
-    double per_tile = 0;
-    for (int64_t j = 0; j < p.J; ++j) {
-      const int64_t ch = worst_ch[static_cast<size_t>(j)];
-      if (ch == 0) continue;
-      double cyc = static_cast<double>(comp_cycles(hw, c.dtype, st, ts.h * ts.w, ch, conv ? st.Cin : ch,
-                                                   worst_nnz[static_cast<size_t>(j)]) +
-                                       (p.K - 1) * hw.kernel_overhead_cycles);
-      per_tile += cyc;
-      if (first_comp == 0) first_comp = cyc / static_cast<double>(p.K);
-    }
-    comp += per_tile * static_cast<double>(ts.count);
-    in_tiles += static_cast<double>(ts.count * (window ? st.ih(ts.h) * st.iw(ts.w) : ts.h * ts.w) * cin_tile * es);
-  }
-  const double t_comp = comp / (ghz * 1e9);
   const bool in_reuse = conv && d.order == 'A' && p.K == 1;  // input tile kept across chunks
   const bool w_reuse = d.order == 'B' && p.K == 1;           // weight chunk kept across tiles
   const double fm_mult = in_reuse ? 1.0 : static_cast<double>(p.J * p.K);
