@@ -326,7 +326,15 @@ class Gen {
     return k;
   }
 
-  void emit(const QKey& k, const Instr& in) { qs_[k].flat.push_back(in); }
+  // Emits go to a handful of queues in long runs: the last one found is
+  // kept (map nodes do not move) to skip the tree walk.
+  void emit(const QKey& k, const Instr& in) {
+    if (!last_q_ || k < last_k_ || last_k_ < k) {
+      last_k_ = k;
+      last_q_ = &qs_[k];
+    }
+    last_q_->flat.push_back(in);
+  }
 
   void unit() {
     for (auto& [k, q] : qs_) q.units.push_back(q.flat.size());
@@ -738,6 +746,8 @@ class Gen {
   int32_t add_src_ = -1, out_dst_ = -1, w_ddr_ = -1;
   int64_t w_ddr_base_ = 0;
   std::map<QKey, QBuild> qs_;
+  QKey last_k_{};
+  QBuild* last_q_ = nullptr;
   std::vector<QKey> core_q_, core_out_q_, ldw_q_, wm_q_, am_q_, lda_q_, wr_q_;
   std::vector<std::vector<QKey>> fm_q_, ld_q_;
 };
