@@ -1,6 +1,7 @@
 #include "aie2/plan.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -317,18 +318,21 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   struct TileSize {
     int64_t h, w, count;
   };
-  std::vector<TileSize> sizes;
+  // (Fixed arrays and thread_local vectors: no allocation per candidate.)
+  std::array<TileSize, 4> sizes{};
+  size_t n_sizes = 0;
   {
-    std::vector<std::pair<int64_t, int64_t>> rows{{d.th, rh / d.th}}, colsz{{d.tw, rw / d.tw}};
-    if (rh % d.th) rows.push_back({rh % d.th, 1});
-    if (rw % d.tw) colsz.push_back({rw % d.tw, 1});
+    const std::pair<int64_t, int64_t> rows[2] = {{d.th, rh / d.th}, {rh % d.th, rh % d.th ? 1 : 0}};
+    const std::pair<int64_t, int64_t> colsz[2] = {{d.tw, rw / d.tw}, {rw % d.tw, rw % d.tw ? 1 : 0}};
     for (auto [a, na] : rows)
       for (auto [b, nb] : colsz)
-        if (na * nb > 0) sizes.push_back({a, b, na * nb});
+        if (na * nb > 0) sizes[n_sizes++] = {a, b, na * nb};
   }
   // Compute: lockstep over the channel chunks, so per chunk index j the
   // slowest part counts.
-  std::vector<int64_t> worst_nnz(static_cast<size_t>(p.J), 0), worst_ch(static_cast<size_t>(p.J), 0);
+  thread_local std::vector<int64_t> worst_nnz, worst_ch;  // [J]
+  worst_nnz.assign(static_cast<size_t>(p.J), 0);
+  worst_ch.assign(static_cast<size_t>(p.J), 0);
   for (int64_t j = 0; j < p.J; ++j)
     for (int64_t q = 0; q < d.pc; ++q) {
       const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
@@ -339,7 +343,8 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
       worst_ch[static_cast<size_t>(j)] = std::max(worst_ch[static_cast<size_t>(j)], co1 - co0);
     }
   double comp = 0, in_tiles = 0, first_comp = 0;
-  for (const auto& ts : sizes) {
+  for (size_t si = 0; si < n_sizes; ++si) {
+    const TileSize& ts = sizes[si];
     double per_tile = 0;
     for (int64_t j = 0; j < p.J; ++j) {
       const int64_t ch = worst_ch[static_cast<size_t>(j)];
@@ -529,11 +534,11 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double in1 = stream_s(in_tile_bytes, 1), w1 = conv ? stream_s(static_cast<double>(p.chunk_max), 1) : 0.0;
   const double c1 = first_comp / (ghz * 1e9), o1 = stream_s(out_tile_bytes, 1);
   const double pre = std::max(in1, w1);
-  // The on-chip time without the memtile channels' queue (t_mt >= 0 below)
+  // The on-chip time but the memtile channels' queue (t_mt, added below)
   // bounds the estimate from below: a candidate that cannot beat must_beat
   // stops here, before the channel assignment (the planner's hot part).
-  if (std::max({t_comp + pre + o1, t_in + c1 + o1, t_wport + c1 + o1, t_outport + pre + c1}) >= must_beat)
-    return no("slower than a plan already found");
+  const double t_onchip_but_mt = std::max({t_comp + pre + o1, t_in + c1 + o1, t_wport + c1 + o1, t_outport + pre + c1});
+  if (t_onchip_but_mt >= must_beat) return no("slower than a plan already found");
   // Channels: the streams of every memtile and shim tile, spread longest
   // first over the least loaded channel (ties: the lower channel).
   struct Req {
@@ -616,8 +621,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   p.ddr_write = static_cast<int64_t>(out_total);
   p.stream_bytes = static_cast<int64_t>(fm_bytes * static_cast<double>(n_fm_streams * static_cast<int64_t>(n_in)) +
                                         wmax * w_mult * static_cast<double>(d.pc) + core_out * static_cast<double>(cores));
-  const double t_onchip = std::max({t_comp + pre + o1, std::max(t_in, t_mt) + c1 + o1, t_wport + c1 + o1,
-                                    t_outport + pre + c1});
+  const double t_onchip = std::max(t_onchip_but_mt, t_mt + c1 + o1);
   if (hw.ddr_overlap) {
     // The DDR queues in the same pipeline: the first tile's operands come
     // from DDR before anything else can start.

@@ -45,13 +45,12 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     }
   const Isa isa = active_isa();
   kernel_ = isa == Isa::Avx512 ? Kernel::Vnni : isa == Isa::Avx2 && !has_min ? Kernel::Avx2 : Kernel::Scalar;
-  const bool unsigned_input = kernel_ != Kernel::Avx2;
   bias_.assign(static_cast<size_t>(rows * 8), 0);
   mult_.assign(static_cast<size_t>(rows * 8), 0);
   shift_.assign(static_cast<size_t>(rows * 8), 0);
   for (int64_t o = 0; o < O; ++o) {
     const size_t k = static_cast<size_t>(o);
-    bias_[k] = static_cast<int32_t>(unsigned_input ? bias[o] - 128 * sum[k] : bias[o]);
+    bias_[k] = static_cast<int32_t>(unsigned_input() ? bias[o] - 128 * sum[k] : bias[o]);
     mult_[k] = rq[k].mult;
     shift_[k] = rq[k].shift;
   }
@@ -66,7 +65,6 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   if (!z != !add) fail("internal: a fused add needs both its addend and its parameters");
   const TileFnI8 fn = kernel_ == Kernel::Avx2 ? tile_i8_avx2() : kernel_ == Kernel::Vnni ? tile_i8_avx512() : tile_i8_scalar();
   const int P = kernel_ == Kernel::Avx2 ? kTileI8Avx2 : kernel_ == Kernel::Vnni ? kTileI8 : 8;
-  const bool unsigned_input = kernel_ != Kernel::Avx2;
   const int64_t rows = static_cast<int64_t>(row_ptr_.size()) - 1;
   const PhasePlan pp(g_);
   const int64_t img = pp.image_elems();
@@ -95,7 +93,7 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   const int ntaps = static_cast<int>(tap_off_.size());
 #pragma omp parallel
   {
-    if (unsigned_input)  // 128 is the zero of q + 128.
+    if (unsigned_input())  // 128 is the zero of q + 128.
       pp.pack_shared(g_, x, g_.C, N, xu8, [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, uint8_t{128});
     else  // the signed input, as bytes
       pp.pack_shared(g_, x, g_.C, N, xu8, [](int8_t v) { return static_cast<uint8_t>(v); }, uint8_t{0});

@@ -73,6 +73,7 @@ class ConvI8 {
   // The kernel, chosen when constructed: the AVX2 one takes the signed
   // input (no -128 weight), the others the unsigned one.
   enum class Kernel { Scalar, Avx2, Vnni } kernel_ = Kernel::Scalar;
+  bool unsigned_input() const { return kernel_ != Kernel::Avx2; }  // packed as q + 128
   AlignedVector<int8_t> w_;    // [nnzb][taps][8 co][8 ci]
   std::vector<int32_t> bias_, mult_, shift_;  // [rows * 8]
   int32_t lo_, hi_;

@@ -8,7 +8,7 @@
 // kernel only when no weight is -128 (bsp's quantiser clamps to +-127).
 // vpmaddwd by ones then sums the int16 pairs into int32 lanes of 4 input
 // channels. The requantisation is the exact integer rule of
-// compact/int8.hpp, in 64-bit products (requant8 below).
+// compact/int8.hpp, in 64-bit products (requant8 and fused_add8 below).
 //
 // Layout (conv_i8.hpp): the packed input as signed bytes (padding 0), 8
 // channels per block and pixel; the weights per block and tap [8 co][8 ci],
@@ -63,15 +63,12 @@ struct Requant8 {
   __m256i add_shift;     // int64 lanes
 };
 
-// The general rule on 4 channels in 64-bit lanes (any shift 0..62): the
-// products by vpmuldq are exact (the sums and multipliers fit 32 signed bits).
-inline __m256i rescale4(__m256i v, __m256i mult, __m256i round, __m256i shift, __m256i lo, __m256i hi) {
-  v = _mm256_add_epi64(_mm256_mul_epi32(v, mult), round);
-  return clamp64(sra64(v, shift), lo, hi);
-}
-
-// 4 int64 lanes of int32 values -> int32 lanes 0..3 of a 128-bit vector.
-inline __m128i narrow4(__m256i v) {
+// The general rule's last step on 4 channels in 64-bit lanes t (any shift
+// 0..62): t >> shift clamped to [lo, hi], narrowed to int32 lanes 0..3 of a
+// 128-bit vector. The products before it, by vpmuldq, are exact (the sums
+// and multipliers fit 32 signed bits).
+inline __m128i shift_clamp4(__m256i t, __m256i shift, __m256i lo, __m256i hi) {
+  const __m256i v = clamp64(sra64(t, shift), lo, hi);
   return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
 }
 
@@ -92,16 +89,16 @@ inline __m256i requant8(__m256i s, const Requant8& r) {
     const __m256i h = _mm256_srav_epi32(high_words(pe, po), _mm256_sub_epi32(r.shift, _mm256_set1_epi32(32)));
     return _mm256_max_epi32(_mm256_min_epi32(h, r.hi), r.lo);
   }
-  __m256i v4[2];
+  __m128i out[2];
   for (int h = 0; h < 2; ++h) {
     const __m128i sh = h ? _mm256_extracti128_si256(s, 1) : _mm256_castsi256_si128(s);
     const __m128i m = h ? _mm256_extracti128_si256(r.mult, 1) : _mm256_castsi256_si128(r.mult);
     const __m128i k = h ? _mm256_extracti128_si256(r.shift, 1) : _mm256_castsi256_si128(r.shift);
-    v4[h] = rescale4(_mm256_cvtepi32_epi64(sh), _mm256_cvtepi32_epi64(m), r.round[h], _mm256_cvtepi32_epi64(k),
-                     _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.lo)),
-                     _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.hi)));
+    const __m256i t = _mm256_add_epi64(_mm256_mul_epi32(_mm256_cvtepi32_epi64(sh), _mm256_cvtepi32_epi64(m)), r.round[h]);
+    out[h] = shift_clamp4(t, _mm256_cvtepi32_epi64(k), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.lo)),
+                          _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.hi)));
   }
-  return _mm256_setr_m128i(narrow4(v4[0]), narrow4(v4[1]));
+  return _mm256_setr_m128i(out[0], out[1]);
 }
 
 // The fused add on 8 int8 values v (int32 lanes) and their addends z.
@@ -129,11 +126,10 @@ inline __m256i fused_add8(__m256i v, __m256i z, const Requant8& r) {
   for (int h = 0; h < 2; ++h) {
     const __m256i v4 = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
     const __m256i z4 = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(z, 1) : _mm256_castsi256_si128(z));
-    __m256i t = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(v4, r.m_self), _mm256_mul_epi32(z4, r.m_other)),
-                                 r.add_round);
-    t = clamp64(sra64(t, r.add_shift), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.add_lo)),
-                _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.add_hi)));
-    out[h] = narrow4(t);
+    const __m256i t = _mm256_add_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(v4, r.m_self), _mm256_mul_epi32(z4, r.m_other)), r.add_round);
+    out[h] = shift_clamp4(t, r.add_shift, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.add_lo)),
+                          _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r.add_hi)));
   }
   return _mm256_setr_m128i(out[0], out[1]);
 }
