@@ -445,12 +445,32 @@ Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype, bool den
 
 namespace {
 
+// A stage's plan depends only on its context (the places of its operands and
+// the memtile bytes left to it); make_schedule plans the same stages under
+// two residency fractions (and again after each spill), most of them in the
+// same context: the plans already made are kept here per stage and reused.
+struct PlannedStage {
+  std::vector<Place> in_place;
+  Place out_place, add_place;
+  int64_t memtile_free;
+  bool fits;
+  std::string why;
+  StagePlan plan;
+};
+using PlanMemo = std::vector<std::vector<PlannedStage>>;  // [stage][contexts seen]
+
+bool same_context(const PlannedStage& e, const PlanContext& c) {
+  return e.in_place == c.in_place && e.out_place == c.out_place && e.add_place == c.add_place &&
+         e.memtile_free == c.memtile_free;
+}
+
 // Plans every stage with the lower `fraction` of each memtile for resident
 // activations, spilling to DDR what does not fit.
-Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fraction) {
+Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fraction, PlanMemo& memo) {
   Schedule S = base;
   const Hardware& hw = S.hw;
   const size_t n = S.graph.stages.size();
+  memo.resize(n);
   std::vector<bool> forbid(S.graph.storages.size(), !opt.resident);
   for (int attempt = 0;; ++attempt) {
     plan_residency(S, forbid, fraction);
@@ -462,12 +482,20 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t s = 0; s < n; ++s) {
       PlanContext c = context(S, s, hw.memtile_memory - resident_top(S, static_cast<int>(s)));
+      auto seen = std::find_if(memo[s].begin(), memo[s].end(), [&](const PlannedStage& e) { return same_context(e, c); });
+      if (seen != memo[s].end()) {
+        S.stages[s] = seen->plan;
+        fits[s] = seen->fits;
+        whys[s] = seen->why;
+        continue;
+      }
       // Fewer cores when nothing fits all of them (too many streams for the
       // locks and channels): halve until something does.
       bool ok = false;
       for (int64_t cores = hw.cores(); cores >= 1 && !ok; cores /= 2)
         ok = choose_plan(c, opt.fixed_mapping, S.stages[s], whys[s], cores);
       fits[s] = ok;
+      memo[s].push_back({c.in_place, c.out_place, c.add_place, c.memtile_free, ok, whys[s], S.stages[s]});
     }
     int bad = -1;
     std::string why;
@@ -502,12 +530,13 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
   // room for staging (weights kept in the memtile, DDR tiles); seven eighths
   // keeps more activations on chip. The analytic time decides (when half
   // already holds them all, more cannot help).
-  Schedule S = plan_stages(base, opt, 0.5);
+  PlanMemo memo;
+  Schedule S = plan_stages(base, opt, 0.5, memo);
   bool spilled = false;
   for (size_t i = 0; i < S.storages.size(); ++i)
     spilled = spilled || (S.storages[i].place == Place::DDR && !S.graph.storages[i].is_input && !S.graph.storages[i].is_output);
   if (opt.resident && spilled) {
-    Schedule T = plan_stages(base, opt, 0.875);
+    Schedule T = plan_stages(base, opt, 0.875, memo);
     if (planned_seconds(T) < planned_seconds(S)) S = std::move(T);
   }
   layout_ddr(S);
