@@ -46,7 +46,8 @@ struct QState {
   double ddr_busy = 0;
   std::array<double, kClsCount> busy{};
   size_t record = 0;
-  Instr blocked_on;
+  Instr blocked_on;      // the acquire it waits on
+  bool pending = false;  // blocked_on is still to execute
 };
 
 int opc_class(Opc o) {
@@ -229,15 +230,24 @@ class Runner {
   }
   BufState& buf_mut(int q, size_t rec, Opc op, int32_t b) { return const_cast<BufState&>(buf(q, rec, op, b)); }
 
-  std::vector<int32_t> members(int q, size_t rec, Opc op, const BufDecl& d, int32_t member) const {
-    if (member == -1) {
-      std::vector<int32_t> all(static_cast<size_t>(d.tile_count));
-      for (int32_t i = 0; i < d.tile_count; ++i) all[static_cast<size_t>(i)] = i;
-      return all;
-    }
+  // The members an instruction addresses (-1: all of a group buffer), as a
+  // range: this runs for every lock and transfer, so it allocates nothing.
+  struct Members {
+    int32_t lo, hi;
+    struct It {
+      int32_t v;
+      int32_t operator*() const { return v; }
+      It& operator++() { return ++v, *this; }
+      bool operator!=(const It& o) const { return v != o.v; }
+    };
+    It begin() const { return {lo}; }
+    It end() const { return {hi}; }
+  };
+  Members members(int q, size_t rec, Opc op, const BufDecl& d, int32_t member) const {
+    if (member == -1) return {0, d.tile_count};
     if (member < 0 || member >= d.tile_count)
       error(q, rec, op, fmt::format("buffer '{}' has no member {}", d.name, member));
-    return {member};
+    return {member, member + 1};
   }
 
   uint8_t* memory(const BufDecl& d, int32_t member) {
@@ -550,34 +560,41 @@ class Runner {
     return d;
   }
 
-  // Runs queue q from its current time until it blocks, finishes or spends time.
+  // Runs queue q from its current time until it blocks, finishes or spends
+  // time. An acquire that blocks stays pending in the queue's state (the
+  // cursor has moved past it) and is retried first when the queue wakes.
   void step(int q) {
     QState& qs = qs_[static_cast<size_t>(q)];
     Instr in;
     size_t rec = 0;
     for (;;) {
-      bool more;
-      try {
-        more = qs.cur.peek(in, rec);
-      } catch (const Error& e) {
-        fail("stage {} '{}', queue {}: {}", s_.index, s_.name, qs.prog->name(), e.what());
+      if (qs.pending) {
+        in = qs.blocked_on;
+        rec = qs.record;
+        qs.pending = false;
+      } else {
+        bool more;
+        try {
+          more = qs.cur.next(in, rec);
+        } catch (const Error& e) {
+          fail("stage {} '{}', queue {}: {}", s_.index, s_.name, qs.prog->name(), e.what());
+        }
+        if (!more) {
+          qs.state = 2;
+          return;
+        }
+        qs.record = rec;
       }
-      if (!more) {
-        qs.state = 2;
-        return;
-      }
-      qs.record = rec;
       if (in.op == Opc::Acq) {
         if (!acquire(q, rec, in)) {
           qs.state = 1;
           qs.blocked_on = in;
+          qs.pending = true;
           return;
         }
-        qs.cur.next(in, rec);
         ++timing_.executed;
         continue;
       }
-      qs.cur.next(in, rec);
       ++timing_.executed;
       double d = 0;
       switch (in.op) {

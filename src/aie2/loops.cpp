@@ -139,11 +139,4 @@ bool LoopCursor::next(Instr& out, size_t& record) {
   }
 }
 
-bool LoopCursor::peek(Instr& out, size_t& record) {
-  LoopCursor saved = *this;
-  bool ok = next(out, record);
-  *this = saved;
-  return ok;
-}
-
 }  // namespace bsp::aie2

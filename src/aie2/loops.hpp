@@ -27,8 +27,6 @@ class LoopCursor {
   bool done() const { return pc_ >= code_->size() && !in_loop_; }
   // Fills `out` and the record index of the instruction; false at the end.
   bool next(Instr& out, size_t& record);
-  // Peeks without advancing.
-  bool peek(Instr& out, size_t& record);
 
  private:
   const std::vector<Instr>* code_;
