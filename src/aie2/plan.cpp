@@ -222,7 +222,7 @@ int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t po
   return cycles_of(hw, t, kind, k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
 }
 
-bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double must_beat) {
+bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double must_beat, const StagePlan* same_chunks) {
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
   const Decision& d = p.d;
@@ -281,9 +281,14 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // Weight chunks.
   // (The lists are cleared, not reassigned: a plan reused across candidates
   // keeps their storage, choose_plan.)
-  p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
-  p.chunk_max = 0;
-  if (conv) {
+  if (same_chunks) {
+    p.chunks = same_chunks->chunks;
+    p.chunk_max = same_chunks->chunk_max;
+  } else {
+    p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
+    p.chunk_max = 0;
+  }
+  if (conv && !same_chunks) {
     const bool sparse = !c.occ.dense();
     for (int64_t q = 0; q < d.pc; ++q) {
       auto& list = p.chunks[static_cast<size_t>(q)];

@@ -37,9 +37,11 @@ std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t par
 // Fills every derived field of `p` from p.d. Returns false (with `why`) when
 // the plan does not fit core or memtile memory or the locks, or, given
 // must_beat, as soon as its estimate is sure to be >= must_beat (p is then
-// left incomplete).
+// left incomplete). same_chunks: a plan derived in the same context with the
+// same channel boundaries, block-row order and input pass (p.d.cbounds, rows,
+// ci_t), whose weight chunks are copied instead of counted again.
 bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr,
-                 double must_beat = std::numeric_limits<double>::infinity());
+                 double must_beat = std::numeric_limits<double>::infinity(), const StagePlan* same_chunks = nullptr);
 
 // The padded multiply-accumulates (what the vector unit really executes) and
 // the cycles of one COMP with these operands. nnz: stored 8x8 blocks (conv).

@@ -292,7 +292,7 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
             if (wres && (!conv || (order == 'B' && probe.K == 1))) continue;  // nothing to reuse
             p.d = probe.d;
             p.d.th = th, p.d.tw = tw, p.d.order = order, p.d.w_resident = wres;
-            if (!derive_plan(c, p, &w, best_t)) {
+            if (!derive_plan(c, p, &w, best_t, &probe)) {
               why = w;
               continue;
             }
