@@ -72,7 +72,7 @@ class Gen {
     return m;
   }
   int64_t cin_tile() const { return conv() ? std::min(p_.d.ci_t, st_.Cin) : co_max(); }
-  int64_t out_channels() const { return std::min<int64_t>(2, hw_.core_mm2s); }
+  int64_t out_channels() const { return hw_.out_channels(); }
   // Output tiles travel on two channels (one per slot) that run
   // independently: each slot needs its own lock pair.
   void slot_locks(BufDecl& d) const {

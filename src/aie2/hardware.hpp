@@ -55,6 +55,9 @@ struct Hardware {
   int64_t vec_bytes_per_cycle = 64;
 
   int64_t cores() const { return rows * cols; }
+  // Output tiles alternate over up to two core MM2S channels (slot s on
+  // channel s), each slot then with its own lock pair.
+  int64_t out_channels() const { return core_mm2s < 2 ? core_mm2s : 2; }
   int64_t macs_per_cycle(DType t) const;
   // Seconds for `bytes` on one channel of the given kind.
   double ddr_seconds(double bytes) const { return bytes / (ddr_channel_gbps * 1e9); }

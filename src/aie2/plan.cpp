@@ -400,25 +400,32 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   if (at > core_top) return no("core memory");
   // Lock pairs: one per buffer, two for the output (one per slot when its
   // tiles alternate over two channels).
-  const int64_t out_pairs = hw.core_mm2s >= 2 ? 2 : 1;
+  const int64_t out_pairs = hw.out_channels();
   const int64_t T_loads_fm = p.T * ((conv && d.order == 'A' && p.K == 1) ? 1 : p.J * p.K);
   p.fm_split = conv && n_in == 1 && !st.add && p.w_loads == 1 && c.in_place[0] == Place::Memtile && T_loads_fm >= 2;
   const int64_t core_lock_users =
       static_cast<int64_t>(n_in) + (p.fm_split ? 1 : 0) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
   if (2 * core_lock_users > hw.core_locks) return no("core locks");
 
-  // Memtile staging buffers, per memtile, allocated downwards from the top.
+  // Memtile staging buffers, per memtile, allocated downwards from the top,
+  // and their locks: two per staging buffer (four for an output staging
+  // buffer fed by two core channels), and two for each band of up to three
+  // resident activations the stage reads or writes in this memtile.
   const int64_t cols = hw.cols;
-  p.memtile.assign(static_cast<size_t>(cols), {});
-  std::vector<int64_t> used(static_cast<size_t>(cols), 0);
-  auto stage_buf = [&](int64_t m, std::string name, int64_t slot, int64_t slots) {
+  p.memtile.resize(static_cast<size_t>(cols));
+  for (auto& bufs : p.memtile) bufs.clear();
+  thread_local std::vector<int64_t> used, locks;  // [cols]
+  used.assign(static_cast<size_t>(cols), 0);
+  locks.assign(static_cast<size_t>(cols), 6);
+  auto stage_buf = [&](int64_t m, std::string name, int64_t slot, int64_t slots, int64_t lock_pairs = 1) {
     Buffer b;
     b.name = std::move(name);
     b.slot_bytes = align64(slot);
     b.slots = slots;
     used[static_cast<size_t>(m)] += b.bytes();
+    locks[static_cast<size_t>(m)] += 2 * lock_pairs;
     b.addr = hw.memtile_memory - used[static_cast<size_t>(m)];
-    p.memtile[static_cast<size_t>(m)].push_back(b);
+    p.memtile[static_cast<size_t>(m)].push_back(std::move(b));
   };
   const int64_t in_tile = p.ih * p.iw * cin_tile * es;
   for (size_t k = 0; k < n_in; ++k) {
@@ -446,18 +453,13 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   if (st.add && c.add_place == Place::DDR)
     for (int64_t i = 0; i < d.ps * d.pc; ++i) stage_buf(core_col(hw, i), "add.c" + std::to_string(i), out_tile, 2);
   if (c.out_place == Place::DDR)
-    for (int64_t i = 0; i < d.ps * d.pc; ++i) stage_buf(core_col(hw, i), "out.c" + std::to_string(i), out_tile, 2);
+    for (int64_t i = 0; i < d.ps * d.pc; ++i)
+      stage_buf(core_col(hw, i), "out.c" + std::to_string(i), out_tile, 2, out_pairs);
   p.memtile_used.assign(static_cast<size_t>(cols), 0);
   for (int64_t m = 0; m < cols; ++m) {
     p.memtile_used[static_cast<size_t>(m)] = used[static_cast<size_t>(m)] + (hw.memtile_memory - c.memtile_free);
     if (used[static_cast<size_t>(m)] > c.memtile_free) return no("memtile memory");
-    // Two locks per staging buffer (four for an output staging buffer fed by
-    // two core channels), and two for each band of up to three resident
-    // activations the stage reads or writes in this memtile.
-    int64_t locks = 6;
-    for (const Buffer& b : p.memtile[static_cast<size_t>(m)])
-      locks += b.name.rfind("out.", 0) == 0 && b.slots > 1 ? 2 * out_pairs : 2;
-    if (locks > hw.memtile_locks) return no("memtile locks");
+    if (locks[static_cast<size_t>(m)] > hw.memtile_locks) return no("memtile locks");
   }
 
   // Work per core and balance.
@@ -494,26 +496,29 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double fm_mult = in_reuse ? 1.0 : static_cast<double>(p.J * p.K);
   const double n_fm = static_cast<double>(p.T) * fm_mult;
   const double fm_bytes = in_tiles * fm_mult;  // per stream and input
-  std::vector<double> part_bytes(static_cast<size_t>(d.pc), 0.0);
+  thread_local std::vector<double> part_bytes;  // [pc]
+  part_bytes.assign(static_cast<size_t>(d.pc), 0.0);
   for (int64_t q = 0; q < d.pc && conv; ++q)
     for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) part_bytes[static_cast<size_t>(q)] += static_cast<double>(ch.bytes);
   const double n_w = w_reuse ? static_cast<double>(p.J) : static_cast<double>(p.T * p.J * p.K);
   const double w_mult = w_reuse ? 1.0 : static_cast<double>(p.T);
-  const double out_bytes = static_cast<double>(rh * rw * co_max * es) * static_cast<double>(p.J) /
-                           static_cast<double>(std::max<int64_t>(1, p.J));  // per core: its positions x its channels
   const double part_ch = static_cast<double>(co_max * p.J);
   const double core_out = static_cast<double>(rh * rw) * part_ch * static_cast<double>(es);
-  (void)out_bytes;
   // Output tiles (and residual operands) of a reordered conv travel in runs
   // of consecutive channels: one transfer per run.
-  int64_t runs = 1;
-  if (!d.rows.empty())
-    for (size_t g = 1; g < d.cbounds.size(); ++g) {
-      int64_t n = 0;
-      for (int64_t r = d.cbounds[g - 1] / kBlock; r < ceil_div(d.cbounds[g], kBlock); ++r)
-        n += r == d.cbounds[g - 1] / kBlock || d.rows[static_cast<size_t>(r)] != d.rows[static_cast<size_t>(r - 1)] + 1;
-      runs = std::max(runs, n);
-    }
+  if (same_chunks) {
+    p.out_runs = same_chunks->out_runs;
+  } else {
+    p.out_runs = 1;
+    if (!d.rows.empty())
+      for (size_t g = 1; g < d.cbounds.size(); ++g) {
+        int64_t n = 0;
+        for (int64_t r = d.cbounds[g - 1] / kBlock; r < ceil_div(d.cbounds[g], kBlock); ++r)
+          n += r == d.cbounds[g - 1] / kBlock || d.rows[static_cast<size_t>(r)] != d.rows[static_cast<size_t>(r - 1)] + 1;
+        p.out_runs = std::max(p.out_runs, n);
+      }
+  }
+  const int64_t runs = p.out_runs;
   const double n_out = static_cast<double>(p.T * p.J);
   const double n_out_runs = n_out * static_cast<double>(runs);
   // Per stream: with two streams per part each carries every other tile.
@@ -526,7 +531,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   for (double b : part_bytes) wmax = std::max(wmax, b);
   double t_wport = stream_s(wmax * w_mult, n_w);
   // Output tiles alternate over up to two core MM2S channels (one per slot).
-  const double out_ch = static_cast<double>(std::min<int64_t>(2, hw.core_mm2s));
+  const double out_ch = static_cast<double>(hw.out_channels());
   const double n_out_ch = std::ceil(n_out / out_ch);
   double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch * static_cast<double>(runs));
   if (out_ch > 1) t_outport += (n_out_ch - 1) * t_comp / n_out;  // per slot: COMP, then its drain
@@ -557,8 +562,12 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const int64_t n_fm_streams = st.channelwise() ? cores : d.ps;
   double ddr_in_total = 0, w_total = 0, add_total = 0, out_total = 0;
   const int64_t ns = p.fm_streams();
-  p.ch_fm.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams * ns), 0));
-  p.ch_ld.assign(n_in, std::vector<int32_t>(static_cast<size_t>(n_fm_streams * ns), -1));
+  p.ch_fm.resize(n_in);
+  p.ch_ld.resize(n_in);
+  for (size_t b = 0; b < n_in; ++b) {
+    p.ch_fm[b].assign(static_cast<size_t>(n_fm_streams * ns), 0);
+    p.ch_ld[b].assign(static_cast<size_t>(n_fm_streams * ns), -1);
+  }
   p.ch_wm.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
   p.ch_ldw.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
   p.ch_am.assign(static_cast<size_t>(st.add ? cores : 0), 0);

@@ -39,7 +39,7 @@ std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t par
 // must_beat, as soon as its estimate is sure to be >= must_beat (p is then
 // left incomplete). same_chunks: a plan derived in the same context with the
 // same channel boundaries, block-row order and input pass (p.d.cbounds, rows,
-// ci_t), whose weight chunks are copied instead of counted again.
+// ci_t), whose weight chunks and channel runs are copied, not counted again.
 bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr,
                  double must_beat = std::numeric_limits<double>::infinity(), const StagePlan* same_chunks = nullptr);
 

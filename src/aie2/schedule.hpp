@@ -133,6 +133,7 @@ struct StagePlan {
   std::vector<std::vector<Chunk>> chunks;  // conv: [pc][j * K + k]
   int64_t chunk_max = 0;                   // largest chunk of any part
   int64_t w_loads = 0;                     // weight chunks each core receives (1: one slot suffices)
+  int64_t out_runs = 1;                    // most runs of consecutive channels in a channel group (reordered convs)
   // Input tiles alternate over two streams (slot s on stream s, per-slot
   // locks): a conv whose weights arrive once, with one resident input and no
   // residual operand, so that each core still takes at most two streams at
