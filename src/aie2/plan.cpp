@@ -222,7 +222,7 @@ int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t po
   return cycles_of(hw, t, kind, k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
 }
 
-bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double must_beat, const StagePlan* same_chunks) {
+bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double must_beat, const StagePlan* same_split) {
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
   const Decision& d = p.d;
@@ -256,11 +256,15 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   if (conv && (d.ci_t < 1 || (d.ci_t % kBlock && d.ci_t < st.Cin))) return no("bad input-channel pass");
 
   // Rectangles and tiles.
-  p.rects.clear();
-  for (int64_t s = 0; s < d.ps; ++s) {
-    int64_t a = s / d.nx, b = s % d.nx;
-    p.rects.push_back(Rect{split_at(st.Ho, d.ny, a), split_at(st.Ho, d.ny, a + 1), split_at(st.Wo, d.nx, b),
-                           split_at(st.Wo, d.nx, b + 1)});
+  if (same_split) {
+    p.rects = same_split->rects;
+  } else {
+    p.rects.clear();
+    for (int64_t s = 0; s < d.ps; ++s) {
+      int64_t a = s / d.nx, b = s % d.nx;
+      p.rects.push_back(Rect{split_at(st.Ho, d.ny, a), split_at(st.Ho, d.ny, a + 1), split_at(st.Wo, d.nx, b),
+                             split_at(st.Wo, d.nx, b + 1)});
+    }
   }
   p.rh = ceil_div(st.Ho, d.ny);
   p.rw = ceil_div(st.Wo, d.nx);
@@ -281,14 +285,14 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // Weight chunks.
   // (The lists are cleared, not reassigned: a plan reused across candidates
   // keeps their storage, choose_plan.)
-  if (same_chunks) {
-    p.chunks = same_chunks->chunks;
-    p.chunk_max = same_chunks->chunk_max;
+  if (same_split) {
+    p.chunks = same_split->chunks;
+    p.chunk_max = same_split->chunk_max;
   } else {
     p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
     p.chunk_max = 0;
   }
-  if (conv && !same_chunks) {
+  if (conv && !same_split) {
     const bool sparse = !c.occ.dense();
     for (int64_t q = 0; q < d.pc; ++q) {
       auto& list = p.chunks[static_cast<size_t>(q)];
@@ -464,32 +468,37 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
 
   // Work per core and balance.
   const int64_t cores = d.ps * d.pc;
-  p.core_macs.assign(static_cast<size_t>(cores), 0);
-  thread_local std::vector<int64_t> per_pos;  // [pc] MACs per output position of each channel part
-  per_pos.assign(static_cast<size_t>(d.pc), 0);
-  for (int64_t q = 0; q < d.pc; ++q) {
-    int64_t& m = per_pos[static_cast<size_t>(q)];
-    const int64_t c0 = d.cbounds[static_cast<size_t>(q * p.J)], c1 = d.cbounds[static_cast<size_t>((q + 1) * p.J)];
-    if (conv && c.occ.dense()) {
-      m = (c1 - c0) * st.Cin * st.kh * st.kw;
-    } else if (conv) {
-      for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) m += ch.nnz * kBlock * kBlock * st.kh * st.kw;
-    } else {
-      m = (c1 - c0) * st.kh * st.kw;
+  if (same_split) {
+    p.core_macs = same_split->core_macs;
+    p.imbalance = same_split->imbalance;
+  } else {
+    p.core_macs.assign(static_cast<size_t>(cores), 0);
+    thread_local std::vector<int64_t> per_pos;  // [pc] MACs per output position of each channel part
+    per_pos.assign(static_cast<size_t>(d.pc), 0);
+    for (int64_t q = 0; q < d.pc; ++q) {
+      int64_t& m = per_pos[static_cast<size_t>(q)];
+      const int64_t c0 = d.cbounds[static_cast<size_t>(q * p.J)], c1 = d.cbounds[static_cast<size_t>((q + 1) * p.J)];
+      if (conv && c.occ.dense()) {
+        m = (c1 - c0) * st.Cin * st.kh * st.kw;
+      } else if (conv) {
+        for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) m += ch.nnz * kBlock * kBlock * st.kh * st.kw;
+      } else {
+        m = (c1 - c0) * st.kh * st.kw;
+      }
     }
+    for (int64_t s = 0; s < d.ps; ++s) {
+      const int64_t pos = p.rects[static_cast<size_t>(s)].h() * p.rects[static_cast<size_t>(s)].w();
+      for (int64_t q = 0; q < d.pc; ++q)
+        p.core_macs[static_cast<size_t>(core_index(d, s, q))] = pos * per_pos[static_cast<size_t>(q)];
+    }
+    int64_t mx = 0;
+    double sum = 0;
+    for (int64_t w : p.core_macs) {
+      mx = std::max(mx, w);
+      sum += static_cast<double>(w);
+    }
+    p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
   }
-  for (int64_t s = 0; s < d.ps; ++s) {
-    const int64_t pos = p.rects[static_cast<size_t>(s)].h() * p.rects[static_cast<size_t>(s)].w();
-    for (int64_t q = 0; q < d.pc; ++q)
-      p.core_macs[static_cast<size_t>(core_index(d, s, q))] = pos * per_pos[static_cast<size_t>(q)];
-  }
-  int64_t mx = 0;
-  double sum = 0;
-  for (int64_t w : p.core_macs) {
-    mx = std::max(mx, w);
-    sum += static_cast<double>(w);
-  }
-  p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
 
   const bool in_reuse = conv && d.order == 'A' && p.K == 1;  // input tile kept across chunks
   const bool w_reuse = d.order == 'B' && p.K == 1;           // weight chunk kept across tiles
@@ -506,8 +515,8 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double core_out = static_cast<double>(rh * rw) * part_ch * static_cast<double>(es);
   // Output tiles (and residual operands) of a reordered conv travel in runs
   // of consecutive channels: one transfer per run.
-  if (same_chunks) {
-    p.out_runs = same_chunks->out_runs;
+  if (same_split) {
+    p.out_runs = same_split->out_runs;
   } else {
     p.out_runs = 1;
     if (!d.rows.empty())

@@ -37,11 +37,12 @@ std::vector<int64_t> linear_partition(const std::vector<int64_t>& w, int64_t par
 // Fills every derived field of `p` from p.d. Returns false (with `why`) when
 // the plan does not fit core or memtile memory or the locks, or, given
 // must_beat, as soon as its estimate is sure to be >= must_beat (p is then
-// left incomplete). same_chunks: a plan derived in the same context with the
-// same channel boundaries, block-row order and input pass (p.d.cbounds, rows,
-// ci_t), whose weight chunks and channel runs are copied, not counted again.
+// left incomplete). same_split: a plan derived in the same context with the
+// same split of the work (p.d.ps, ny, nx, pc, cbounds, rows, ci_t), whose
+// rectangles, weight chunks, channel runs and work per core are copied, not
+// derived again.
 bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr,
-                 double must_beat = std::numeric_limits<double>::infinity(), const StagePlan* same_chunks = nullptr);
+                 double must_beat = std::numeric_limits<double>::infinity(), const StagePlan* same_split = nullptr);
 
 // The padded multiply-accumulates (what the vector unit really executes) and
 // the cycles of one COMP with these operands. nnz: stored 8x8 blocks (conv).
