@@ -73,12 +73,15 @@ class Gen {
   }
   int64_t cin_tile() const { return conv() ? std::min(p_.d.ci_t, st_.Cin) : co_max(); }
   int64_t out_channels() const { return hw_.out_channels(); }
-  // Output tiles travel on two channels (one per slot) that run
-  // independently: each slot needs its own lock pair.
-  void slot_locks(BufDecl& d) const {
-    if (out_channels() < 2 || d.slots < 2) return;
+  // A buffer whose two slots travel on two streams that run independently:
+  // each slot needs its own lock pair.
+  static void own_slot_locks(BufDecl& d) {
     d.flags |= kBufSlotLocks;
     d.free_init = 1;
+  }
+  // Output tiles do when the memtile has two output channels.
+  void slot_locks(BufDecl& d) const {
+    if (out_channels() >= 2 && d.slots >= 2) own_slot_locks(d);
   }
 
   // A DDR view of a storage: [H][W][C] or, flat, [1][1][H*W*C].
@@ -196,10 +199,7 @@ class Gen {
           BufDecl x = core_decl(cb, static_cast<int32_t>(kFamIn0 + b), core_index(d, s, 0), d.pc, 1, p_.ih, p_.iw,
                                 cin_tile(), es_);
           x.name = cb.name + ".s" + std::to_string(s);
-          if (p_.fm_split) {  // two streams, one per slot
-            x.flags |= kBufSlotLocks;
-            x.free_init = 1;
-          }
+          if (p_.fm_split) own_slot_locks(x);  // two input streams, one per slot
           core_in_[static_cast<size_t>(b)].push_back(add_buf(x));
         }
       }
