@@ -216,6 +216,36 @@ TEST_CASE("block rows trade places between channel parts when contiguous parts c
   REQUIRE(derive_plan(c, fast, &why, with.est_seconds * 1.0001));
   CHECK(fast.est_seconds == with.est_seconds);
   CHECK(fast.core_used == with.core_used);
+  // Another tile, order and residency of the same split derive the same plan
+  // whether they copy the split's fields from `with` or derive them again.
+  for (char order : {'A', 'B'}) {
+    StagePlan copied, derived;
+    copied.d = with.d;
+    copied.d.th = copied.d.tw = 2;
+    copied.d.order = order;
+    copied.d.w_resident = order == 'A';
+    derived.d = copied.d;
+    REQUIRE(derive_plan(c, copied, &why, std::numeric_limits<double>::infinity(), &with));
+    REQUIRE(derive_plan(c, derived, &why));
+    CHECK(copied.est_seconds == derived.est_seconds);
+    CHECK(copied.core_macs == derived.core_macs);
+    CHECK(copied.imbalance == derived.imbalance);
+    CHECK(copied.out_runs == derived.out_runs);
+    CHECK(copied.chunk_max == derived.chunk_max);
+    REQUIRE(copied.rects.size() == derived.rects.size());
+    for (size_t r = 0; r < copied.rects.size(); ++r) {
+      CHECK(copied.rects[r].y0 == derived.rects[r].y0);
+      CHECK(copied.rects[r].x1 == derived.rects[r].x1);
+    }
+    REQUIRE(copied.chunks.size() == derived.chunks.size());
+    for (size_t q = 0; q < copied.chunks.size(); ++q) {
+      REQUIRE(copied.chunks[q].size() == derived.chunks[q].size());
+      for (size_t j = 0; j < copied.chunks[q].size(); ++j) {
+        CHECK(copied.chunks[q][j].nnz == derived.chunks[q][j].nnz);
+        CHECK(copied.chunks[q][j].bytes == derived.chunks[q][j].bytes);
+      }
+    }
+  }
   // Dense layers and the contiguous fallbacks keep the natural order.
   Schedule D = make_schedule(m, load_target("aie2:2x2"), DType::FP32, ScheduleOptions{true, false, true});
   for (const StagePlan& p : D.stages) CHECK(p.d.rows.empty());
