@@ -79,7 +79,7 @@ class Gen {
     d.flags |= kBufSlotLocks;
     d.free_init = 1;
   }
-  // Output tiles do when the memtile has two output channels.
+  // Output tiles do when the core has two output (MM2S) channels.
   void slot_locks(BufDecl& d) const {
     if (out_channels() >= 2 && d.slots >= 2) own_slot_locks(d);
   }
