@@ -222,6 +222,102 @@ int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t po
   return cycles_of(hw, t, kind, k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
 }
 
+namespace {
+
+// The fields of a plan that follow from its split of the work alone (p.d.ps,
+// ny, nx, pc, cbounds, rows, ci_t, and p.J, p.K), not from its tiles, loop
+// order or weight residency: the rectangles, the weight chunks, the work per
+// core and its imbalance, the channel runs. (The lists are cleared, not
+// reassigned: a plan reused across candidates keeps their storage,
+// choose_plan.)
+void derive_split(const PlanContext& c, StagePlan& p) {
+  const Stage& st = c.st;
+  const Decision& d = p.d;
+  const bool conv = st.kind == StageKind::Conv;
+  p.rects.clear();
+  for (int64_t s = 0; s < d.ps; ++s) {
+    int64_t a = s / d.nx, b = s % d.nx;
+    p.rects.push_back(Rect{split_at(st.Ho, d.ny, a), split_at(st.Ho, d.ny, a + 1), split_at(st.Wo, d.nx, b),
+                           split_at(st.Wo, d.nx, b + 1)});
+  }
+
+  // Weight chunks, [pc][j * K + k].
+  p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
+  p.chunk_max = 0;
+  const bool sparse = !c.occ.dense();
+  for (int64_t q = 0; q < d.pc && conv; ++q) {
+    auto& list = p.chunks[static_cast<size_t>(q)];
+    list.clear();
+    for (int64_t j = 0; j < p.J; ++j) {
+      int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
+      for (int64_t k = 0; k < p.K; ++k) {
+        const int64_t ci0 = k * d.ci_t, ci1 = std::min(st.Cin, (k + 1) * d.ci_t);
+        int64_t nnz = 0, bytes = 0;
+        if (co1 > co0) {
+          const int64_t r0 = co0 / kBlock, r1 = ceil_div(co1, kBlock);
+          const int64_t b0 = ci0 / kBlock, b1 = ceil_div(ci1, kBlock);
+          nnz = rows_count(c.occ, d, r0, r1, b0, b1);
+          bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, nnz, st.kh, st.kw);
+        }
+        p.chunk_max = std::max(p.chunk_max, bytes);
+        list.push_back(Chunk{co0, co1, ci0, ci1, nnz, bytes, 0});
+      }
+    }
+  }
+
+  // Work per core and balance.
+  const int64_t cores = d.ps * d.pc;
+  p.core_macs.assign(static_cast<size_t>(cores), 0);
+  thread_local std::vector<int64_t> per_pos;  // [pc] MACs per output position of each channel part
+  per_pos.assign(static_cast<size_t>(d.pc), 0);
+  for (int64_t q = 0; q < d.pc; ++q) {
+    int64_t& m = per_pos[static_cast<size_t>(q)];
+    const int64_t c0 = d.cbounds[static_cast<size_t>(q * p.J)], c1 = d.cbounds[static_cast<size_t>((q + 1) * p.J)];
+    if (conv && c.occ.dense()) {
+      m = (c1 - c0) * st.Cin * st.kh * st.kw;
+    } else if (conv) {
+      for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) m += ch.nnz * kBlock * kBlock * st.kh * st.kw;
+    } else {
+      m = (c1 - c0) * st.kh * st.kw;
+    }
+  }
+  for (int64_t s = 0; s < d.ps; ++s) {
+    const int64_t pos = p.rects[static_cast<size_t>(s)].h() * p.rects[static_cast<size_t>(s)].w();
+    for (int64_t q = 0; q < d.pc; ++q)
+      p.core_macs[static_cast<size_t>(core_index(d, s, q))] = pos * per_pos[static_cast<size_t>(q)];
+  }
+  int64_t mx = 0;
+  double sum = 0;
+  for (int64_t w : p.core_macs) {
+    mx = std::max(mx, w);
+    sum += static_cast<double>(w);
+  }
+  p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
+
+  // Output tiles (and residual operands) of a reordered conv travel in runs
+  // of consecutive channels: one transfer per run.
+  p.out_runs = 1;
+  if (!d.rows.empty())
+    for (size_t g = 1; g < d.cbounds.size(); ++g) {
+      int64_t n = 0;
+      for (int64_t r = d.cbounds[g - 1] / kBlock; r < ceil_div(d.cbounds[g], kBlock); ++r)
+        n += r == d.cbounds[g - 1] / kBlock || d.rows[static_cast<size_t>(r)] != d.rows[static_cast<size_t>(r - 1)] + 1;
+      p.out_runs = std::max(p.out_runs, n);
+    }
+}
+
+// derive_split's fields from a plan of the same split.
+void copy_split(const StagePlan& from, StagePlan& p) {
+  p.rects = from.rects;
+  p.chunks = from.chunks;
+  p.chunk_max = from.chunk_max;
+  p.core_macs = from.core_macs;
+  p.imbalance = from.imbalance;
+  p.out_runs = from.out_runs;
+}
+
+}  // namespace
+
 bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double must_beat, const StagePlan* same_split) {
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
@@ -255,17 +351,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   }
   if (conv && (d.ci_t < 1 || (d.ci_t % kBlock && d.ci_t < st.Cin))) return no("bad input-channel pass");
 
-  // Rectangles and tiles.
-  if (same_split) {
-    p.rects = same_split->rects;
-  } else {
-    p.rects.clear();
-    for (int64_t s = 0; s < d.ps; ++s) {
-      int64_t a = s / d.nx, b = s % d.nx;
-      p.rects.push_back(Rect{split_at(st.Ho, d.ny, a), split_at(st.Ho, d.ny, a + 1), split_at(st.Wo, d.nx, b),
-                             split_at(st.Wo, d.nx, b + 1)});
-    }
-  }
+  // Tiles.
   p.rh = ceil_div(st.Ho, d.ny);
   p.rw = ceil_div(st.Wo, d.nx);
   if (d.th > p.rh || d.tw > p.rw) return no("tile larger than the rectangle");
@@ -282,38 +368,11 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   if (co_max == 0) return no("no output channels");
   const int64_t cin_tile = conv ? std::min(d.ci_t, st.Cin) : co_max;
 
-  // Weight chunks.
-  // (The lists are cleared, not reassigned: a plan reused across candidates
-  // keeps their storage, choose_plan.)
-  if (same_split) {
-    p.chunks = same_split->chunks;
-    p.chunk_max = same_split->chunk_max;
-  } else {
-    p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
-    p.chunk_max = 0;
-  }
-  if (conv && !same_split) {
-    const bool sparse = !c.occ.dense();
-    for (int64_t q = 0; q < d.pc; ++q) {
-      auto& list = p.chunks[static_cast<size_t>(q)];
-      list.clear();
-      for (int64_t j = 0; j < p.J; ++j) {
-        int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
-        for (int64_t k = 0; k < p.K; ++k) {
-          const int64_t ci0 = k * d.ci_t, ci1 = std::min(st.Cin, (k + 1) * d.ci_t);
-          int64_t nnz = 0, bytes = 0;
-          if (co1 > co0) {
-            const int64_t r0 = co0 / kBlock, r1 = ceil_div(co1, kBlock);
-            const int64_t b0 = ci0 / kBlock, b1 = ceil_div(ci1, kBlock);
-            nnz = rows_count(c.occ, d, r0, r1, b0, b1);
-            bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, nnz, st.kh, st.kw);
-          }
-          p.chunk_max = std::max(p.chunk_max, bytes);
-          list.push_back(Chunk{co0, co1, ci0, ci1, nnz, bytes, 0});
-        }
-      }
-    }
-  }
+  // The split's rectangles, weight chunks, work per core and channel runs.
+  if (same_split)
+    copy_split(*same_split, p);
+  else
+    derive_split(c, p);
 
   // The analytic time: the busiest queue of every kind as the executor will
   // see it (streams are spread over the channels the way codegen does), plus
@@ -466,40 +525,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     if (locks[static_cast<size_t>(m)] > hw.memtile_locks) return no("memtile locks");
   }
 
-  // Work per core and balance.
   const int64_t cores = d.ps * d.pc;
-  if (same_split) {
-    p.core_macs = same_split->core_macs;
-    p.imbalance = same_split->imbalance;
-  } else {
-    p.core_macs.assign(static_cast<size_t>(cores), 0);
-    thread_local std::vector<int64_t> per_pos;  // [pc] MACs per output position of each channel part
-    per_pos.assign(static_cast<size_t>(d.pc), 0);
-    for (int64_t q = 0; q < d.pc; ++q) {
-      int64_t& m = per_pos[static_cast<size_t>(q)];
-      const int64_t c0 = d.cbounds[static_cast<size_t>(q * p.J)], c1 = d.cbounds[static_cast<size_t>((q + 1) * p.J)];
-      if (conv && c.occ.dense()) {
-        m = (c1 - c0) * st.Cin * st.kh * st.kw;
-      } else if (conv) {
-        for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) m += ch.nnz * kBlock * kBlock * st.kh * st.kw;
-      } else {
-        m = (c1 - c0) * st.kh * st.kw;
-      }
-    }
-    for (int64_t s = 0; s < d.ps; ++s) {
-      const int64_t pos = p.rects[static_cast<size_t>(s)].h() * p.rects[static_cast<size_t>(s)].w();
-      for (int64_t q = 0; q < d.pc; ++q)
-        p.core_macs[static_cast<size_t>(core_index(d, s, q))] = pos * per_pos[static_cast<size_t>(q)];
-    }
-    int64_t mx = 0;
-    double sum = 0;
-    for (int64_t w : p.core_macs) {
-      mx = std::max(mx, w);
-      sum += static_cast<double>(w);
-    }
-    p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
-  }
-
   const bool in_reuse = conv && d.order == 'A' && p.K == 1;  // input tile kept across chunks
   const bool w_reuse = d.order == 'B' && p.K == 1;           // weight chunk kept across tiles
   const double fm_mult = in_reuse ? 1.0 : static_cast<double>(p.J * p.K);
@@ -513,20 +539,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double w_mult = w_reuse ? 1.0 : static_cast<double>(p.T);
   const double part_ch = static_cast<double>(co_max * p.J);
   const double core_out = static_cast<double>(rh * rw) * part_ch * static_cast<double>(es);
-  // Output tiles (and residual operands) of a reordered conv travel in runs
-  // of consecutive channels: one transfer per run.
-  if (same_split) {
-    p.out_runs = same_split->out_runs;
-  } else {
-    p.out_runs = 1;
-    if (!d.rows.empty())
-      for (size_t g = 1; g < d.cbounds.size(); ++g) {
-        int64_t n = 0;
-        for (int64_t r = d.cbounds[g - 1] / kBlock; r < ceil_div(d.cbounds[g], kBlock); ++r)
-          n += r == d.cbounds[g - 1] / kBlock || d.rows[static_cast<size_t>(r)] != d.rows[static_cast<size_t>(r - 1)] + 1;
-        p.out_runs = std::max(p.out_runs, n);
-      }
-  }
   const int64_t runs = p.out_runs;
   const double n_out = static_cast<double>(p.T * p.J);
   const double n_out_runs = n_out * static_cast<double>(runs);
