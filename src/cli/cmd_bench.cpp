@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include <omp.h>
 
@@ -77,13 +78,18 @@ void run_bench(const BenchOptions& o) {
     base = kernels::Path::Dense;
   else
     fail_usage("unknown --baseline '{}' (blas, dense)", o.baseline);
-  // With OpenBLAS in the same process, idle OpenMP threads that spin (libgomp's
-  // default) steal the cores OpenBLAS's own threads run on: run with
-  // OMP_WAIT_POLICY=passive (re-executing once) unless the user chose.
-  if (base == kernels::Path::Blas && !std::getenv("OMP_WAIT_POLICY") && raw_argv()) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+  // With OpenBLAS in the same process, idle threads of either library that
+  // spin steal the cores the other's threads run on: libgomp's by default
+  // (OMP_WAIT_POLICY=passive stops that), OpenBLAS's for 2^28 cycles (about
+  // 0.1 s) after each call, well into the sparse pass that follows
+  // (OPENBLAS_THREAD_TIMEOUT=22, under 2 ms, and a pause before that pass
+  // stop that). Set them, re-executing once, unless the user chose.
+  const bool blas_env = base == kernels::Path::Blas && raw_argv();
+  if (blas_env && (!std::getenv("OMP_WAIT_POLICY") || !std::getenv("OPENBLAS_THREAD_TIMEOUT"))) {
+    setenv("OMP_WAIT_POLICY", "passive", 0);
+    setenv("OPENBLAS_THREAD_TIMEOUT", "22", 0);
     execv("/proc/self/exe", raw_argv());
-    fail("cannot re-execute bsp with OMP_WAIT_POLICY=passive: {}", errno_message(errno));
+    fail("cannot re-execute bsp with OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT set: {}", errno_message(errno));
   }
   apply_threads(o.threads);
   const int threads = omp_get_max_threads();
@@ -129,10 +135,13 @@ void run_bench(const BenchOptions& o) {
     auto t0 = std::chrono::steady_clock::now();
     dense.forward(x, [&](size_t k, double ms) { d[dense_row[k]] += ms; });
     auto t1 = std::chrono::steady_clock::now();
-    sparse.forward(x, [&](size_t k, double ms) { s[sparse_row[k]] += ms; });
+    // OpenBLAS's idle threads fall asleep (above) before bsp's pass.
+    if (base == kernels::Path::Blas) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto t2 = std::chrono::steady_clock::now();
+    sparse.forward(x, [&](size_t k, double ms) { s[sparse_row[k]] += ms; });
+    auto t3 = std::chrono::steady_clock::now();
     dense_total.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-    sparse_total.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    sparse_total.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
     for (size_t i = 0; i < rows.size(); ++i) {
       if (!rows[i].dense_kernel.empty()) rows[i].dense.push_back(d[i]);
       if (!rows[i].sparse_kernel.empty()) rows[i].sparse.push_back(s[i]);
@@ -158,6 +167,8 @@ void run_bench(const BenchOptions& o) {
     j["load_after"] = load_after;
     const char* wait = std::getenv("OMP_WAIT_POLICY");
     j["omp_wait_policy"] = wait ? Json(wait) : Json();
+    const char* timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+    j["openblas_thread_timeout"] = timeout ? Json(timeout) : Json();
     Json layers = Json::array();
     for (const Row& r : rows) {
       Json e = Json::object();

@@ -2,7 +2,7 @@
 // shape of ResNet-50 (the first conv excepted: it stays dense), batch 1 and 8,
 // OpenBLAS dense (im2col + sgemm) against bsp's kernel at block:8x8 density
 // 1 (bsp's dense path), 0.5 and 0.25. Medians over repetitions, all
-// variants of a shape measured back to back.
+// variants of a shape measured in alternating rounds (main, below).
 // Usage: bench_conv [--reps R] [--threads T] [--batch B]... > conv.csv
 #include <omp.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compact/weights.hpp"
@@ -40,10 +41,18 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // OpenBLAS's threads and OpenMP's share the cores: idle OpenMP threads must
-  // not spin while OpenBLAS runs (see bsp-bench(1), ENVIRONMENT).
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+  // OpenBLAS's threads and OpenMP's share the cores. Idle OpenMP threads
+  // must not spin while OpenBLAS runs (OMP_WAIT_POLICY=passive; see
+  // bsp-bench(1), ENVIRONMENT), and OpenBLAS's idle threads must not spin
+  // while bsp's kernels run: by default they do for 2^28 cycles (about 0.1 s)
+  // after each call, through the bsp calls that follow. OPENBLAS_THREAD_TIMEOUT
+  // 22 (2^22 cycles, under 2 ms) keeps them awake between the back-to-back
+  // calls of an OpenBLAS block (below) and lets them sleep in the pause after
+  // it. Set either variable to choose otherwise.
+  bool reexec = false;
+  if (!std::getenv("OMP_WAIT_POLICY")) reexec = !setenv("OMP_WAIT_POLICY", "passive", 1);
+  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) reexec = !setenv("OPENBLAS_THREAD_TIMEOUT", "22", 1) || reexec;
+  if (reexec) {
     execv("/proc/self/exe", argv);
     return 1;
   }
@@ -116,11 +125,22 @@ int main(int argc, char** argv) {
       runs.push_back([&] { conv8.run(xq.data(), B, yq.data()); });
       std::vector<std::vector<double>> times(runs.size());
       for (auto& r : runs) r();  // warm up
-      for (int rep = 0; rep < reps; ++rep)
+      // Rounds of kBlock calls per variant, OpenBLAS then bsp's four, so
+      // that all share the machine's noise round by round. Before each
+      // library's first block, a pause lets the other library's threads
+      // fall asleep and an untimed call wakes its own.
+      constexpr int kBlock = 4;
+      for (int done = 0; done < reps; done += kBlock)
         for (size_t k = 0; k < runs.size(); ++k) {
-          auto t0 = std::chrono::steady_clock::now();
-          runs[k]();
-          times[k].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+          if (k <= 1) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            runs[k]();
+          }
+          for (int rep = done; rep < std::min(reps, done + kBlock); ++rep) {
+            auto t0 = std::chrono::steady_clock::now();
+            runs[k]();
+            times[k].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+          }
         }
       const double t_blas = median(times[0]);
       const double t[3] = {median(times[1]), median(times[2]), median(times[3])};

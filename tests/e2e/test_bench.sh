@@ -32,7 +32,15 @@ t = d["total"]
 assert set(t) >= {"dense_ms", "sparse_ms", "speedup"}, t
 assert abs(t["speedup"] - t["dense_ms"] / t["sparse_ms"]) < 1e-9, t
 assert t["macs"] == 66057984, t
+# against OpenBLAS, neither library's idle threads spin through the other's runs
+assert d["omp_wait_policy"] == "passive" and d["openblas_thread_timeout"] == "22", d
 PY
+# A value the user set is kept.
+ok env OPENBLAS_THREAD_TIMEOUT=25 "$BSP" bench c.h5 --reps 1 --json
+cp "$WORK/.out" e.json
+CHECKS=$((CHECKS + 1))
+[ "$(json_get e.json "d['openblas_thread_timeout'] + ' ' + d['omp_wait_policy']")" = "25 passive" ] ||
+  fail "OPENBLAS_THREAD_TIMEOUT=25: $(json_get e.json "d['openblas_thread_timeout']")"
 
 # bsp's dense kernel as the baseline; an uncompacted model; an int8 model.
 ok "$BSP" bench c.h5 --reps 1 --baseline dense --json
