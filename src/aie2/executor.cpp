@@ -33,7 +33,8 @@ struct Win {
 
 struct BufState {
   const BufDecl* d = nullptr;
-  std::vector<int> locks;             // [member * 2 + lock]
+  std::vector<int> locks;             // [unit * 2 + lock] (unit: a member's lock pair, lock_unit())
+  std::vector<std::vector<int>> waiters;  // like locks: the queues blocked on each, in the order they blocked
   std::vector<std::vector<Win>> win;  // [member * slots + slot]
   std::vector<std::vector<uint8_t>> written;  // shared buffers: bytes written this stage, per member
 };
@@ -167,6 +168,7 @@ class Runner {
           fail("{}: buffer '{}': lock values must be 0..{}", where, d.name, kMaxLock);
         const int32_t pairs = lock_pairs(d);
         b.locks.resize(static_cast<size_t>(d.tile_count) * static_cast<size_t>(pairs) * 2);
+        b.waiters.resize(b.locks.size());
         for (int32_t mbr = 0; mbr < d.tile_count; ++mbr) {
           for (int32_t u = 0; u < pairs; ++u) {
             b.locks[static_cast<size_t>(mbr * pairs + u) * 2] = d.free_init;
@@ -296,21 +298,25 @@ class Runner {
     return o;
   }
 
-  // The counter of lock `lock` (0 free, 1 full) of lock pair `unit`.
+  // The counter of lock `lock` (0 free, 1 full) of lock pair `unit`, and
+  // the queues waiting on it.
   static int& lock_ref(BufState& bs, int32_t unit, int32_t lock) {
     return bs.locks[static_cast<size_t>(unit) * 2 + static_cast<size_t>(lock)];
+  }
+  static std::vector<int>& waiters_of(BufState& bs, int32_t unit, int32_t lock) {
+    return bs.waiters[static_cast<size_t>(unit) * 2 + static_cast<size_t>(lock)];
   }
 
   bool acquire(int q, size_t rec, const Instr& in) {
     const LockOperands o = lock_operands(q, rec, in);
-    const int32_t b = o.b, slot = o.slot, lock = o.lock, value = o.value, mode = o.mode;
+    const int32_t slot = o.slot, lock = o.lock, value = o.value, mode = o.mode;
     BufState& bs = *o.bs;
     const BufDecl& d = *bs.d;
     const auto ms = members(q, rec, in.op, d, in.a[5]);
     for (int32_t mbr : ms) {
       const int32_t u = lock_unit(d, mbr, slot);
       if (lock_ref(bs, u, lock) < value) {
-        waiters_[key(b, u, lock)].push_back(q);
+        waiters_of(bs, u, lock).push_back(q);
         return false;
       }
     }
@@ -336,7 +342,7 @@ class Runner {
 
   void release(int q, size_t rec, const Instr& in) {
     const LockOperands o = lock_operands(q, rec, in);
-    const int32_t b = o.b, slot = o.slot, lock = o.lock, value = o.value, mode = o.mode;
+    const int32_t slot = o.slot, lock = o.lock, value = o.value, mode = o.mode;
     BufState& bs = *o.bs;
     const BufDecl& d = *bs.d;
     for (int32_t mbr : members(q, rec, in.op, d, in.a[5])) {
@@ -351,11 +357,9 @@ class Runner {
       int& v = lock_ref(bs, u, lock);
       v += value;
       if (v > kMaxLock) error(q, rec, in.op, fmt::format("lock of buffer '{}' overflows ({})", d.name, v));
-      auto wit = waiters_.find(key(b, u, lock));
-      if (wit != waiters_.end()) {
-        for (int w : wit->second) woken_.push_back(w);
-        waiters_.erase(wit);
-      }
+      std::vector<int>& ws_lock = waiters_of(bs, u, lock);
+      woken_.insert(woken_.end(), ws_lock.begin(), ws_lock.end());
+      ws_lock.clear();  // keeps its capacity: no allocation per wait
     }
   }
 
@@ -363,10 +367,6 @@ class Runner {
   static int32_t lock_pairs(const BufDecl& d) { return (d.flags & kBufSlotLocks) ? d.slots : 1; }
   static int32_t lock_unit(const BufDecl& d, int32_t member, int32_t slot) {
     return member * lock_pairs(d) + ((d.flags & kBufSlotLocks) ? slot : 0);
-  }
-
-  static int64_t key(int32_t b, int32_t member, int32_t lock) {
-    return (static_cast<int64_t>(b) << 24) | (static_cast<int64_t>(member) << 1) | lock;
   }
 
   // ---- transfers ----
@@ -619,7 +619,6 @@ class Runner {
   std::vector<BufState> bufs_;
   std::vector<std::vector<std::pair<int32_t, int32_t>>> fam_;  // [family][core] -> (buffer, member)
   std::vector<QState> qs_;
-  std::unordered_map<int64_t, std::vector<int>> waiters_;
   std::vector<int> woken_;
   double now_ = 0;
   StageTiming timing_;

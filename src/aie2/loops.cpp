@@ -25,10 +25,20 @@ bool deltas(const std::vector<Instr>& f, size_t a0, size_t a1, size_t b0, size_t
   return true;
 }
 
-bool same(const std::vector<Instr>& a, const std::vector<Instr>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].a != b[i].a) return false;
+// Whether unit [b0, b1) continues the progression of d from the unit
+// [a0, a0 + (b1 - b0)) before it: same opcodes, operands a + d (what deltas()
+// would give for the pair and d compare equal to, without building it).
+bool continues(const std::vector<Instr>& f, size_t a0, size_t b0, size_t b1, const std::vector<Instr>& d) {
+  if (b1 - b0 != d.size()) return false;
+  for (size_t i = 0; i < d.size(); ++i) {
+    const Instr& x = f[a0 + i];
+    const Instr& y = f[b0 + i];
+    if (x.op != y.op) return false;
+    for (int k = 0; k < kOperands; ++k) {
+      const auto kk = static_cast<size_t>(k);
+      if (static_cast<int64_t>(y.a[kk]) - x.a[kk] != d[i].a[kk]) return false;
+    }
+  }
   return true;
 }
 
@@ -42,7 +52,7 @@ std::vector<Instr> compress_loops(const std::vector<Instr>& flat, const std::vec
   auto ubeg = [&](size_t u) { return units[u]; };
   std::vector<Instr> out;
   out.reserve(flat.size() / 4 + 16);
-  std::vector<Instr> d, d2;
+  std::vector<Instr> d;
   size_t u = 0;
   while (u < nu) {
     size_t best_p = 0, best_r = 0;
@@ -53,9 +63,7 @@ std::vector<Instr> compress_loops(const std::vector<Instr>& flat, const std::vec
       if (len == 0) continue;
       if (!deltas(flat, ubeg(u), ubeg(u + P), ubeg(u + P), ubeg(u + 2 * P), d)) continue;
       size_t r = 2;
-      while (u + (r + 1) * P <= nu &&
-             deltas(flat, ubeg(u + (r - 1) * P), ubeg(u + r * P), ubeg(u + r * P), ubeg(u + (r + 1) * P), d2) &&
-             same(d, d2))
+      while (u + (r + 1) * P <= nu && continues(flat, ubeg(u + (r - 1) * P), ubeg(u + r * P), ubeg(u + (r + 1) * P), d))
         ++r;
       int64_t strides = 0;
       for (const Instr& s : d) {
