@@ -226,8 +226,9 @@ namespace {
 
 // The fields of a plan that follow from its split of the work alone (p.d.ps,
 // ny, nx, pc, cbounds, rows, ci_t, and p.J, p.K), not from its tiles, loop
-// order or weight residency: the rectangles, the weight chunks, the work per
-// core and its imbalance, the channel runs. (The lists are cleared, not
+// order or weight residency: the rectangles, the weight chunks and their
+// bytes per part and worst case per chunk index, the work per core and its
+// imbalance, the channel runs. (The lists are cleared, not
 // reassigned: a plan reused across candidates keeps their storage,
 // choose_plan.)
 void derive_split(const PlanContext& c, StagePlan& p) {
@@ -264,6 +265,21 @@ void derive_split(const PlanContext& c, StagePlan& p) {
       }
     }
   }
+
+  p.part_bytes.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
+  for (int64_t q = 0; q < d.pc && conv; ++q)
+    for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) p.part_bytes[static_cast<size_t>(q)] += ch.bytes;
+  p.worst_nnz.assign(static_cast<size_t>(p.J), 0);
+  p.worst_ch.assign(static_cast<size_t>(p.J), 0);
+  for (int64_t j = 0; j < p.J; ++j)
+    for (int64_t q = 0; q < d.pc; ++q) {
+      const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
+      int64_t nnz = 0;
+      if (conv)
+        for (int64_t k = 0; k < p.K; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
+      p.worst_nnz[static_cast<size_t>(j)] = std::max(p.worst_nnz[static_cast<size_t>(j)], nnz);
+      p.worst_ch[static_cast<size_t>(j)] = std::max(p.worst_ch[static_cast<size_t>(j)], co1 - co0);
+    }
 
   // Work per core and balance.
   const int64_t cores = d.ps * d.pc;
@@ -311,6 +327,9 @@ void copy_split(const StagePlan& from, StagePlan& p) {
   p.rects = from.rects;
   p.chunks = from.chunks;
   p.chunk_max = from.chunk_max;
+  p.part_bytes = from.part_bytes;
+  p.worst_nnz = from.worst_nnz;
+  p.worst_ch = from.worst_ch;
   p.core_macs = from.core_macs;
   p.imbalance = from.imbalance;
   p.out_runs = from.out_runs;
@@ -397,28 +416,16 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
         if (na * nb > 0) sizes[n_sizes++] = {a, b, na * nb};
   }
   // Compute: lockstep over the channel chunks, so per chunk index j the
-  // slowest part counts.
-  thread_local std::vector<int64_t> worst_nnz, worst_ch;  // [J]
-  worst_nnz.assign(static_cast<size_t>(p.J), 0);
-  worst_ch.assign(static_cast<size_t>(p.J), 0);
-  for (int64_t j = 0; j < p.J; ++j)
-    for (int64_t q = 0; q < d.pc; ++q) {
-      const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
-      int64_t nnz = 0;
-      if (conv)
-        for (int64_t k = 0; k < p.K; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
-      worst_nnz[static_cast<size_t>(j)] = std::max(worst_nnz[static_cast<size_t>(j)], nnz);
-      worst_ch[static_cast<size_t>(j)] = std::max(worst_ch[static_cast<size_t>(j)], co1 - co0);
-    }
+  // slowest part counts (p.worst_nnz, p.worst_ch).
   double comp = 0, in_tiles = 0, first_comp = 0;
   for (size_t si = 0; si < n_sizes; ++si) {
     const TileSize& ts = sizes[si];
     double per_tile = 0;
     for (int64_t j = 0; j < p.J; ++j) {
-      const int64_t ch = worst_ch[static_cast<size_t>(j)];
+      const int64_t ch = p.worst_ch[static_cast<size_t>(j)];
       if (ch == 0) continue;
       double cyc = static_cast<double>(comp_cycles(hw, c.dtype, st, ts.h * ts.w, ch, conv ? st.Cin : ch,
-                                                   worst_nnz[static_cast<size_t>(j)]) +
+                                                   p.worst_nnz[static_cast<size_t>(j)]) +
                                        (p.K - 1) * hw.kernel_overhead_cycles);
       per_tile += cyc;
       if (first_comp == 0) first_comp = cyc / static_cast<double>(p.K);
@@ -531,10 +538,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double fm_mult = in_reuse ? 1.0 : static_cast<double>(p.J * p.K);
   const double n_fm = static_cast<double>(p.T) * fm_mult;
   const double fm_bytes = in_tiles * fm_mult;  // per stream and input
-  thread_local std::vector<double> part_bytes;  // [pc]
-  part_bytes.assign(static_cast<size_t>(d.pc), 0.0);
-  for (int64_t q = 0; q < d.pc && conv; ++q)
-    for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) part_bytes[static_cast<size_t>(q)] += static_cast<double>(ch.bytes);
   const double n_w = w_reuse ? static_cast<double>(p.J) : static_cast<double>(p.T * p.J * p.K);
   const double w_mult = w_reuse ? 1.0 : static_cast<double>(p.T);
   const double part_ch = static_cast<double>(co_max * p.J);
@@ -549,7 +552,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // per slot, transfer and compute alternate.
   if (p.fm_split) t_in += (std::ceil(n_fm / 2) - 1) * t_comp / n_fm;
   double wmax = 0;
-  for (double b : part_bytes) wmax = std::max(wmax, b);
+  for (int64_t b : p.part_bytes) wmax = std::max(wmax, static_cast<double>(b));
   double t_wport = stream_s(wmax * w_mult, n_w);
   // Output tiles alternate over up to two core MM2S channels (one per slot).
   const double out_ch = static_cast<double>(hw.out_channels());
@@ -606,7 +609,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     }
   for (int64_t q = 0; q < d.pc && conv; ++q) {
     const int64_t m = q % cols;
-    const double wb = part_bytes[static_cast<size_t>(q)];
+    const double wb = static_cast<double>(p.part_bytes[static_cast<size_t>(q)]);
     reqs.push_back({1, m, d.w_resident ? ddr_s(wb, static_cast<double>(p.J * p.K)) : ddr_s(wb * w_mult, n_w),
                     &p.ch_ldw[static_cast<size_t>(q)]});
     reqs.push_back({0, m, stream_s(wb * w_mult, n_w), &p.ch_wm[static_cast<size_t>(q)]});

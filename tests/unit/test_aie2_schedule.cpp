@@ -232,9 +232,14 @@ TEST_CASE("block rows trade places between channel parts when contiguous parts c
     CHECK(copied.imbalance == derived.imbalance);
     CHECK(copied.out_runs == derived.out_runs);
     CHECK(copied.chunk_max == derived.chunk_max);
+    CHECK(copied.part_bytes == derived.part_bytes);
+    CHECK(copied.worst_nnz == derived.worst_nnz);
+    CHECK(copied.worst_ch == derived.worst_ch);
     REQUIRE(copied.rects.size() == derived.rects.size());
     for (size_t r = 0; r < copied.rects.size(); ++r) {
       CHECK(copied.rects[r].y0 == derived.rects[r].y0);
+      CHECK(copied.rects[r].y1 == derived.rects[r].y1);
+      CHECK(copied.rects[r].x0 == derived.rects[r].x0);
       CHECK(copied.rects[r].x1 == derived.rects[r].x1);
     }
     REQUIRE(copied.chunks.size() == derived.chunks.size());
