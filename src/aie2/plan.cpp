@@ -453,10 +453,15 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   for (size_t k = 0; k < n_in; ++k)
     alloc(p.core_in[k], n_in == 1 ? "in" : "in" + std::to_string(k), p.ih * p.iw * cin_tile * es, 2);
   const int64_t out_tile = d.th * d.tw * co_max * es;
-  // Weight chunks each core receives: once per chunk when they are kept
-  // across the tiles (chunks outer, one input pass), else once per iteration.
-  // A single load needs no second slot.
-  p.w_loads = conv ? (d.order == 'B' && p.K == 1 ? p.J : p.T * p.J * p.K) : 0;
+  // What the loop order reuses: tiles outer with one input pass keep an
+  // input tile across the chunks; chunks outer with one pass keep a weight
+  // chunk across the tiles. Else each iteration (tile, chunk, pass) loads both.
+  const bool in_reuse = conv && d.order == 'A' && p.K == 1;
+  const bool w_reuse = d.order == 'B' && p.K == 1;
+  // Weight chunks each core receives (a single load needs no second slot),
+  // and input tiles.
+  p.w_loads = conv ? (w_reuse ? p.J : p.T * p.J * p.K) : 0;
+  const int64_t T_loads_fm = p.T * (in_reuse ? 1 : p.J * p.K);
   const int64_t w_slots = p.w_loads == 1 ? 1 : 2;
   if (conv && d.w_resident && p.w_loads == 1) return no("resident weights loaded once");
   p.core_w = Buffer{};
@@ -471,7 +476,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // Lock pairs: one per buffer, two for the output (one per slot when its
   // tiles alternate over two channels).
   const int64_t out_pairs = hw.out_channels();
-  const int64_t T_loads_fm = p.T * ((conv && d.order == 'A' && p.K == 1) ? 1 : p.J * p.K);
   p.fm_split = conv && n_in == 1 && !st.add && p.w_loads == 1 && c.in_place[0] == Place::Memtile && T_loads_fm >= 2;
   const int64_t core_lock_users =
       static_cast<int64_t>(n_in) + (p.fm_split ? 1 : 0) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
@@ -533,12 +537,10 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   }
 
   const int64_t cores = d.ps * d.pc;
-  const bool in_reuse = conv && d.order == 'A' && p.K == 1;  // input tile kept across chunks
-  const bool w_reuse = d.order == 'B' && p.K == 1;           // weight chunk kept across tiles
   const double fm_mult = in_reuse ? 1.0 : static_cast<double>(p.J * p.K);
-  const double n_fm = static_cast<double>(p.T) * fm_mult;
+  const double n_fm = static_cast<double>(T_loads_fm);
   const double fm_bytes = in_tiles * fm_mult;  // per stream and input
-  const double n_w = w_reuse ? static_cast<double>(p.J) : static_cast<double>(p.T * p.J * p.K);
+  const double n_w = w_reuse ? static_cast<double>(p.J) : static_cast<double>(p.T * p.J * p.K);  // p.w_loads for convs
   const double w_mult = w_reuse ? 1.0 : static_cast<double>(p.T);
   const double part_ch = static_cast<double>(co_max * p.J);
   const double core_out = static_cast<double>(rh * rw) * part_ch * static_cast<double>(es);
