@@ -157,7 +157,8 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
 
 // The best plan for one stage, or false when nothing fits. For every split
 // of the cores (spatial parts x channel parts) it finds the fewest channel
-// chunks J and input passes K that fit, tries those and the next finer ones,
+// chunks J and input passes K that fit, tries those and the next finer ones
+// (and the fewest passes that hold the whole rectangle in one tile),
 // with tiles from the largest that fits down to an eighth of it (smaller
 // tiles pipeline better), both loop orders and, for convolutions, weights
 // streamed or resident in the memtile; the analytic time decides.
@@ -221,8 +222,12 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     for (int64_t J : geometric(Jmax)) {
       if (feasible_js >= 3) break;
       d.cbounds = balanced_groups(c, pc, J, fixed ? nullptr : &d.rows);
+      // The two coarsest input passes that fit, and when neither takes the
+      // whole rectangle as one tile, the coarsest that does: one tile
+      // streams each core's weights once.
       int fits = 0;
-      for (size_t ki = 0; ki < ci_options.size() && fits < 2; ++ki) {
+      bool whole = false;
+      for (size_t ki = 0; ki < ci_options.size() && fits < 3 && !(fits == 2 && whole); ++ki) {
         d.ci_t = ci_options[ki];
         d.th = d.tw = 1;
         d.order = 'A';
@@ -234,7 +239,11 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
           why = w;
           continue;
         }
+        const int64_t w_slots = conv && probe.J == 1 && probe.K == 1 ? 1 : 2;
+        const bool one_tile = core_bytes_needed(c, probe, rh, rw, w_slots) <= hw.core_memory;
+        if (fits == 2 && !one_tile) continue;
         ++fits;
+        whole = whole || one_tile;
         combos.push_back({std::move(probe), static_cast<int>(ki)});
       }
       if (fits) ++feasible_js;
