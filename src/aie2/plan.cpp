@@ -556,6 +556,12 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   double wmax = 0;
   for (int64_t b : p.part_bytes) wmax = std::max(wmax, static_cast<double>(b));
   double t_wport = stream_s(wmax * w_mult, n_w);
+  // The second input stream shares the core's channel with the weights: its
+  // tiles follow the weights.
+  if (p.fm_split) {
+    const double n1 = std::floor(n_fm / 2);
+    t_in = std::max(t_in, t_wport + stream_s(fm_bytes * n1 / n_fm, n1) + std::max(0.0, n1 - 1) * t_comp / n_fm);
+  }
   // Output tiles alternate over up to two core MM2S channels (one per slot).
   const double out_ch = static_cast<double>(hw.out_channels());
   const double n_out_ch = std::ceil(n_out / out_ch);
