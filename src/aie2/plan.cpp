@@ -269,17 +269,34 @@ void derive_split(const PlanContext& c, StagePlan& p) {
   p.part_bytes.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
   for (int64_t q = 0; q < d.pc && conv; ++q)
     for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) p.part_bytes[static_cast<size_t>(q)] += ch.bytes;
+  // The compute of chunk index j waits for the slowest part. Over the K
+  // input passes of a chunk the parts are coupled: each pass's input tile is
+  // broadcast to all of them and can only replace a slot that every one has
+  // finished with, so a part runs at most a slot ahead of the others. The
+  // truth lies between the parts running free (the most blocks any part has
+  // over the K passes) and in lockstep (per pass the most blocks of any
+  // part, summed): the midpoint, which tracks the timed programs best
+  // (mean |log(analytic/timed)| over 2976 stages 0.037 free, 0.032 lockstep,
+  // 0.031 midpoint).
   p.worst_nnz.assign(static_cast<size_t>(p.J), 0);
   p.worst_ch.assign(static_cast<size_t>(p.J), 0);
-  for (int64_t j = 0; j < p.J; ++j)
+  for (int64_t j = 0; j < p.J; ++j) {
+    int64_t free_run = 0, lockstep = 0;
     for (int64_t q = 0; q < d.pc; ++q) {
       const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
-      int64_t nnz = 0;
-      if (conv)
-        for (int64_t k = 0; k < p.K; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
-      p.worst_nnz[static_cast<size_t>(j)] = std::max(p.worst_nnz[static_cast<size_t>(j)], nnz);
       p.worst_ch[static_cast<size_t>(j)] = std::max(p.worst_ch[static_cast<size_t>(j)], co1 - co0);
+      int64_t nnz = 0;
+      for (int64_t k = 0; k < p.K && conv; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
+      free_run = std::max(free_run, nnz);
     }
+    for (int64_t k = 0; k < p.K && conv; ++k) {
+      int64_t most = 0;
+      for (int64_t q = 0; q < d.pc; ++q)
+        most = std::max(most, p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz);
+      lockstep += most;
+    }
+    p.worst_nnz[static_cast<size_t>(j)] = (free_run + lockstep + 1) / 2;
+  }
 
   // Work per core and balance.
   const int64_t cores = d.ps * d.pc;

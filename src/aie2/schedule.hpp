@@ -133,8 +133,10 @@ struct StagePlan {
   std::vector<std::vector<Chunk>> chunks;  // conv: [pc][j * K + k]
   int64_t chunk_max = 0;                   // largest chunk of any part
   std::vector<int64_t> part_bytes;         // conv: [pc] weight bytes of each channel part (its chunks)
-  // Per chunk index j, over the channel parts: the most stored blocks (conv)
-  // and the most output channels, what the lockstep compute waits for.
+  // Per chunk index j, over the channel parts: the stored blocks (conv; over
+  // the input passes, between the slowest part's and per pass the slowest
+  // part's: derive_split) and the most output channels, what the compute of
+  // the chunk waits for.
   std::vector<int64_t> worst_nnz, worst_ch;  // [J]
   int64_t w_loads = 0;                     // weight chunks each core receives (1: one slot suffices)
   int64_t out_runs = 1;                    // most runs of consecutive channels in a channel group (reordered convs)
