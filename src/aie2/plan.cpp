@@ -564,21 +564,21 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const int64_t runs = p.out_runs;
   const double n_out = static_cast<double>(p.T * p.J);
   const double n_out_runs = n_out * static_cast<double>(runs);
-  // Per stream: with two streams per part each carries every other tile.
-  const double fm_share = p.fm_split ? std::ceil(n_fm / 2) / n_fm : 1.0;
-  double t_in = stream_s(fm_bytes * fm_share * static_cast<double>(n_in), n_fm * fm_share * static_cast<double>(n_in));
-  // A stream that owns one slot refills it only after the COMP that reads it:
-  // per slot, transfer and compute alternate.
-  if (p.fm_split) t_in += (std::ceil(n_fm / 2) - 1) * t_comp / n_fm;
   double wmax = 0;
   for (int64_t b : p.part_bytes) wmax = std::max(wmax, static_cast<double>(b));
   double t_wport = stream_s(wmax * w_mult, n_w);
-  // The second input stream shares the core's channel with the weights: its
-  // tiles follow the weights.
-  if (p.fm_split) {
-    const double n1 = std::floor(n_fm / 2);
-    t_in = std::max(t_in, t_wport + stream_s(fm_bytes * n1 / n_fm, n1) + std::max(0.0, n1 - 1) * t_comp / n_fm);
-  }
+  // Input tiles split over two streams (one input): each stream carries
+  // every other tile, and as it owns one slot it refills it only after the
+  // COMP that reads it (per slot, transfer and compute alternate). The
+  // second shares the core's input channel with the weights: its tiles
+  // follow them.
+  const double fm_share = p.fm_split ? std::ceil(n_fm / 2) / n_fm : 1.0;  // of the first stream
+  auto split_stream = [&](double tiles) {
+    const double share = tiles / n_fm;
+    return stream_s(fm_bytes * share, n_fm * share) + std::max(0.0, tiles - 1) * t_comp / n_fm;
+  };
+  double t_in = p.fm_split ? std::max(split_stream(std::ceil(n_fm / 2)), t_wport + split_stream(std::floor(n_fm / 2)))
+                           : stream_s(fm_bytes * static_cast<double>(n_in), n_fm * static_cast<double>(n_in));
   // Output tiles alternate over up to two core MM2S channels (one per slot).
   const double out_ch = static_cast<double>(hw.out_channels());
   const double n_out_ch = std::ceil(n_out / out_ch);

@@ -137,6 +137,12 @@ std::vector<int64_t> geometric(int64_t n) {
   return v;
 }
 
+// Weight slots a core needs at least: one when its weights arrive once (one
+// chunk, one pass), else two.
+int64_t fewest_w_slots(const PlanContext& c, const StagePlan& base) {
+  return c.st.kind == StageKind::Conv && base.J == 1 && base.K == 1 ? 1 : 2;
+}
+
 int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t th, int64_t tw, int64_t w_slots) {
   const Stage& st = c.st;
   const int64_t es = dtype_bytes(c.dtype);
@@ -239,8 +245,7 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
           why = w;
           continue;
         }
-        const int64_t w_slots = conv && probe.J == 1 && probe.K == 1 ? 1 : 2;
-        const bool one_tile = core_bytes_needed(c, probe, rh, rw, w_slots) <= hw.core_memory;
+        const bool one_tile = core_bytes_needed(c, probe, rh, rw, fewest_w_slots(c, probe)) <= hw.core_memory;
         if (fits == 2 && !one_tile) continue;
         ++fits;
         whole = whole || one_tile;
@@ -261,7 +266,7 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
       // two, which leaves room for larger tiles.
       std::vector<std::pair<int64_t, int64_t>> tiles;
       for (int64_t w_slots : {int64_t(2), int64_t(1)}) {
-        if (w_slots == 1 && !(conv && probe.J == 1 && probe.K == 1)) continue;
+        if (w_slots < fewest_w_slots(c, probe)) continue;
         std::vector<std::pair<int64_t, int64_t>> fit;
         for (int64_t th : tile_options(rh, 10))
           for (int64_t tw : tile_options(rw, 16))

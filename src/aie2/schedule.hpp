@@ -68,6 +68,7 @@ struct Rect {
   int64_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;  // output rows [y0, y1), columns [x0, x1)
   int64_t h() const { return y1 - y0; }
   int64_t w() const { return x1 - x0; }
+  bool operator==(const Rect&) const = default;
 };
 
 // The choices `bsp schedule` makes for one stage (what /schedule stores).
