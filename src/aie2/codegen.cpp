@@ -73,6 +73,9 @@ class Gen {
   }
   int64_t cin_tile() const { return conv() ? std::min(p_.d.ci_t, st_.Cin) : co_max(); }
   int64_t out_channels() const { return hw_.out_channels(); }
+  // The core input channel of stage input b: inputs alternate over the two
+  // (weights, when there are, on the second; residual operands on the first).
+  int32_t in_port(int64_t b) const { return static_cast<int32_t>(b % hw_.core_s2mm); }
   // A buffer whose two slots travel on two streams that run independently:
   // each slot needs its own lock pair.
   static void own_slot_locks(BufDecl& d) {
@@ -192,6 +195,7 @@ class Gen {
         for (int64_t i = 0; i < cores(); ++i) {
           BufDecl x = core_decl(cb, static_cast<int32_t>(kFamIn0 + b), i, 1, 1, p_.ih, p_.iw, cin_tile(), es_);
           x.name = cb.name + ".c" + std::to_string(i);
+          x.port = in_port(b);
           core_in_[static_cast<size_t>(b)].push_back(add_buf(x));
         }
       } else {
@@ -199,7 +203,8 @@ class Gen {
           BufDecl x = core_decl(cb, static_cast<int32_t>(kFamIn0 + b), core_index(d, s, 0), d.pc, 1, p_.ih, p_.iw,
                                 cin_tile(), es_);
           x.name = cb.name + ".s" + std::to_string(s);
-          if (p_.fm_split) own_slot_locks(x);  // two input streams, one per slot
+          x.port = in_port(b);
+          x.split = i32(p_.fm_split, "split");  // channels [split, ci) on the second stream and input channel
           core_in_[static_cast<size_t>(b)].push_back(add_buf(x));
         }
       }
@@ -209,6 +214,7 @@ class Gen {
         BufDecl x = core_decl(p_.core_w, kFamW, q, d.ps, d.pc, 0, 0, 0, 1);
         x.flags = kBufLinear;
         x.name = "w.q" + std::to_string(q);
+        x.port = static_cast<int32_t>(1 % hw_.core_s2mm);
         core_w_.push_back(add_buf(x));
       }
     }
@@ -220,6 +226,7 @@ class Gen {
       if (st_.add) {
         BufDecl a = core_decl(p_.core_add, kFamAdd, i, 1, 1, d.th, d.tw, co_max(), es_);
         a.name = "add.c" + std::to_string(i);
+        a.port = static_cast<int32_t>(p_.add_port % hw_.core_s2mm);
         core_add_.push_back(add_buf(a));
       }
       if (conv() && p_.K > 1) {
@@ -549,8 +556,9 @@ class Gen {
           const int32_t in_fam_idx = static_cast<int32_t>(st_.channelwise() ? i : s);
           if (fm_load)
             for (int64_t b = 0; b < n_in; ++b)
-              emit(cq, acq(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, kFull, 1, kRead,
-                           in_member));
+              for (int x = 0; x < p_.fm_streams(); ++x)
+                emit(cq, acq(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, 2 * x + kFull, 1,
+                             kRead, in_member));
           if (w_load) emit(cq, acq(core_w_[static_cast<size_t>(q)], w_slot, kFull, 1, kRead, static_cast<int>(s)));
           if (last) {
             emit(cq, acq(core_out_[static_cast<size_t>(i)], out_slot, kFree, 1, kWrite, 0));
@@ -570,8 +578,9 @@ class Gen {
           }
           if (fm_rel)
             for (int64_t b = 0; b < n_in; ++b)
-              emit(cq, rel(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, kFree, 1, kRead,
-                           in_member));
+              for (int x = 0; x < p_.fm_streams(); ++x)
+                emit(cq, rel(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, 2 * x + kFree, 1,
+                             kRead, in_member));
           if (w_rel) emit(cq, rel(core_w_[static_cast<size_t>(q)], w_slot, kFree, 1, kRead, static_cast<int>(s)));
 
           // The output path.
@@ -645,8 +654,19 @@ class Gen {
             }
             if (g.empty()) n = 0;
             const int32_t cb = core_in_[static_cast<size_t>(b)][static_cast<size_t>(f)];
-            const QKey& fq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * p_.fm_streams() + fm_slot % p_.fm_streams())];
-            if (in_src_[static_cast<size_t>(b)] >= 0) {
+            const QKey& fq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * p_.fm_streams())];
+            if (p_.fm_split > 0) {
+              // Channels [0, split) on the first stream, the rest on the
+              // second, each under its own lock pair of the slot.
+              const int64_t na = std::min(n, p_.fm_split);
+              for (int x = 0; x < 2; ++x) {
+                const QKey& xq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * 2 + x)];
+                const int64_t lo = x ? na : 0, hi = x ? n : na;
+                emit(xq, acq(cb, fm_slot, 2 * x + kFree, 1, kWrite, kAll));
+                fm_from_bands(xq, v, g, c0 + lo, hi - lo, cb, fm_slot, kAll, lo);
+                emit(xq, rel(cb, fm_slot, 2 * x + kFull, 1, kWrite, kAll));
+              }
+            } else if (in_src_[static_cast<size_t>(b)] >= 0) {
               const int32_t sb = in_stage_[static_cast<size_t>(b)][static_cast<size_t>(f)];
               const QKey& lq = ld_q_[static_cast<size_t>(b)][static_cast<size_t>(f)];
               const int64_t ch = g.cy1 - g.cy0, cw = g.cx1 - g.cx0;

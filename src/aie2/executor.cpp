@@ -29,6 +29,7 @@ constexpr int kMaxLock = 63;  // AIE-ML locks hold 6-bit values
 
 struct Win {
   int q, mode;
+  int half;  // split buffers: which writer's channel range (lock pair) the window covers
 };
 
 struct BufState {
@@ -214,6 +215,7 @@ class Runner {
                s_.bufs[static_cast<size_t>(v[i].buf)].name);
     }
     for (const KernelDecl& k : s_.kernels) (void)k;
+    port_free_.assign(static_cast<size_t>(hw_.cores() * hw_.core_s2mm), 0.0);
     qs_.resize(s_.queues.size());
     for (size_t q = 0; q < s_.queues.size(); ++q) {
       const QueueProg& qp = s_.queues[q];
@@ -225,6 +227,18 @@ class Runner {
   }
 
   // ---- helpers ----
+
+  // The core input (S2MM) channel a transfer into buffer d arrives on and the
+  // half of a split buffer it writes: channels [split, pitch) come on the
+  // next channel. A box may not straddle the split.
+  std::pair<int32_t, int32_t> in_port(int q, size_t rec, Opc op, const BufDecl& d, int64_t dc, int64_t n) const {
+    if (d.port < 0 || d.port >= hw_.core_s2mm) error(q, rec, op, fmt::format("buffer '{}': no core input channel {}", d.name, d.port));
+    if (d.split <= 0) return {d.port, 0};
+    if (dc < d.split && dc + n > d.split)
+      error(q, rec, op, fmt::format("box of channels [{}, {}) straddles the split of buffer '{}' at {}", dc, dc + n, d.name, d.split));
+    if (dc < d.split) return {d.port, 0};
+    return {static_cast<int32_t>((d.port + 1) % hw_.core_s2mm), 1};
+  }
 
   const BufState& buf(int q, size_t rec, Opc op, int32_t b) const {
     if (b < 0 || static_cast<size_t>(b) >= bufs_.size()) error(q, rec, op, fmt::format("no buffer {}", b));
@@ -263,17 +277,22 @@ class Runner {
     return nullptr;
   }
 
-  bool holds(const BufState& b, int32_t member, int32_t slot, int q, bool need_write) const {
+  // Whether queue q holds a window on the slot (on `half` of a split
+  // buffer; -1: on both halves).
+  bool holds(const BufState& b, int32_t member, int32_t slot, int q, bool need_write, int half) const {
     if (b.d->mem == Mem::DDR) return true;
     if (b.d->flags & kBufPrivate) return true;  // ownership checked by the caller
+    bool got[2] = {false, false};
     for (const Win& w : b.win[static_cast<size_t>(member) * static_cast<size_t>(b.d->slots) + static_cast<size_t>(slot)])
-      if (w.q == q && (!need_write || w.mode == kWrite)) return true;
-    return false;
+      if (w.q == q && (!need_write || w.mode == kWrite)) got[w.half] = true;
+    if (half >= 0) return got[half];
+    return got[0] && (b.d->split <= 0 || got[1]);
   }
 
-  void need_window(int q, size_t rec, Opc op, const BufState& b, int32_t member, int32_t slot, bool write) const {
+  void need_window(int q, size_t rec, Opc op, const BufState& b, int32_t member, int32_t slot, bool write,
+                   int half = -1) const {
     if (slot < 0 || slot >= b.d->slots) error(q, rec, op, fmt::format("buffer '{}' has no slot {}", b.d->name, slot));
-    if (!holds(b, member, slot, q, write))
+    if (!holds(b, member, slot, q, write, half))
       error(q, rec, op,
             fmt::format("{} buffer '{}' slot {} without holding its lock for {}", write ? "writes" : "reads", b.d->name,
                         slot, write ? "writing" : "reading"));
@@ -291,7 +310,8 @@ class Runner {
     const LockOperands o{in.a[0], in.a[1], in.a[2], in.a[3], in.a[4], &buf_mut(q, rec, in.op, in.a[0])};
     const BufDecl& d = *o.bs->d;
     if (d.mem == Mem::DDR || (d.flags & kBufPrivate)) error(q, rec, in.op, fmt::format("buffer '{}' has no locks", d.name));
-    if (o.lock != 0 && o.lock != 1) error(q, rec, in.op, "lock must be 0 (free) or 1 (full)");
+    if (o.lock < 0 || o.lock > (d.split > 0 ? 3 : 1))
+      error(q, rec, in.op, d.split > 0 ? "lock must be 0 or 2 (free), 1 or 3 (full)" : "lock must be 0 (free) or 1 (full)");
     if (o.value < 1 || o.value > kMaxLock) error(q, rec, in.op, fmt::format("lock value {} out of range", o.value));
     if (o.slot < 0 || o.slot >= d.slots) error(q, rec, in.op, fmt::format("buffer '{}' has no slot {}", d.name, o.slot));
     if (o.mode != kRead && o.mode != kWrite) error(q, rec, in.op, "mode must be 0 (read) or 1 (write)");
@@ -313,19 +333,20 @@ class Runner {
     BufState& bs = *o.bs;
     const BufDecl& d = *bs.d;
     const auto ms = members(q, rec, in.op, d, in.a[5]);
+    const int half = lock / 2;
     for (int32_t mbr : ms) {
-      const int32_t u = lock_unit(d, mbr, slot);
-      if (lock_ref(bs, u, lock) < value) {
-        waiters_of(bs, u, lock).push_back(q);
+      const int32_t u = lock_unit(d, mbr, slot, lock);
+      if (lock_ref(bs, u, lock % 2) < value) {
+        waiters_of(bs, u, lock % 2).push_back(q);
         return false;
       }
     }
     for (int32_t mbr : ms) {
-      lock_ref(bs, lock_unit(d, mbr, slot), lock) -= value;
+      lock_ref(bs, lock_unit(d, mbr, slot, lock), lock % 2) -= value;
       auto& ws = bs.win[static_cast<size_t>(mbr) * static_cast<size_t>(d.slots) + static_cast<size_t>(slot)];
       const bool shared = (d.flags & kBufShared) != 0;
       for (const Win& w : ws) {
-        if (w.q == q) continue;
+        if (w.q == q || w.half != half) continue;
         if (mode == kWrite && !(shared && w.mode == kWrite))
           error(q, rec, in.op,
                 fmt::format("buffer '{}' slot {} overwritten while in use: {} holds it for {}", d.name, slot,
@@ -335,7 +356,7 @@ class Runner {
                 fmt::format("buffer '{}' slot {} read while {} writes it", d.name, slot,
                             qs_[static_cast<size_t>(w.q)].prog->name()));
       }
-      ws.push_back({q, mode});
+      ws.push_back({q, mode, half});
     }
     return true;
   }
@@ -347,26 +368,27 @@ class Runner {
     const BufDecl& d = *bs.d;
     for (int32_t mbr : members(q, rec, in.op, d, in.a[5])) {
       auto& ws = bs.win[static_cast<size_t>(mbr) * static_cast<size_t>(d.slots) + static_cast<size_t>(slot)];
-      auto it = std::find_if(ws.begin(), ws.end(), [&](const Win& w) { return w.q == q && w.mode == mode; });
+      auto it = std::find_if(ws.begin(), ws.end(), [&](const Win& w) { return w.q == q && w.mode == mode && w.half == lock / 2; });
       if (it == ws.end())
         error(q, rec, in.op,
               fmt::format("releases buffer '{}' slot {} ({}) without having acquired it", d.name, slot,
                           mode == kWrite ? "write" : "read"));
       ws.erase(it);
-      const int32_t u = lock_unit(d, mbr, slot);
-      int& v = lock_ref(bs, u, lock);
+      const int32_t u = lock_unit(d, mbr, slot, lock);
+      int& v = lock_ref(bs, u, lock % 2);
       v += value;
       if (v > kMaxLock) error(q, rec, in.op, fmt::format("lock of buffer '{}' overflows ({})", d.name, v));
-      std::vector<int>& ws_lock = waiters_of(bs, u, lock);
+      std::vector<int>& ws_lock = waiters_of(bs, u, lock % 2);
       woken_.insert(woken_.end(), ws_lock.begin(), ws_lock.end());
       ws_lock.clear();  // keeps its capacity: no allocation per wait
     }
   }
 
-  // Lock pairs of a buffer per member, and the pair a slot of a member uses.
-  static int32_t lock_pairs(const BufDecl& d) { return (d.flags & kBufSlotLocks) ? d.slots : 1; }
-  static int32_t lock_unit(const BufDecl& d, int32_t member, int32_t slot) {
-    return member * lock_pairs(d) + ((d.flags & kBufSlotLocks) ? slot : 0);
+  // Lock pairs of a buffer per member, and the pair lock `lock` of a slot of
+  // a member belongs to (a split buffer's second pair: locks 2 and 3).
+  static int32_t lock_pairs(const BufDecl& d) { return (d.flags & kBufSlotLocks) ? d.slots : d.split > 0 ? 2 : 1; }
+  static int32_t lock_unit(const BufDecl& d, int32_t member, int32_t slot, int32_t lock) {
+    return member * lock_pairs(d) + ((d.flags & kBufSlotLocks) ? slot : lock / 2);
   }
 
   // ---- transfers ----
@@ -415,7 +437,10 @@ class Runner {
     if (sd.tile_count != 1) error(q, rec, in.op, fmt::format("source '{}' is a group buffer", sd.name));
     need_window(q, rec, in.op, sb, 0, sslot, false);
     const auto dms = members(q, rec, in.op, dd, dmember);
-    for (int32_t mbr : dms) need_window(q, rec, in.op, db, mbr, dslot, true);
+    const bool to_core = dd.mem == Mem::Core;
+    const auto [port, half] = to_core ? in_port(q, rec, in.op, dd, linear ? 0 : a[12], linear ? 0 : a[7])
+                                      : std::pair<int32_t, int32_t>{0, 0};
+    for (int32_t mbr : dms) need_window(q, rec, in.op, db, mbr, dslot, true, half);
     int64_t bytes;
     if (linear) {
       const int64_t soff = a[2], n = a[3], doff = a[6];
@@ -482,7 +507,21 @@ class Runner {
       qs_[static_cast<size_t>(q)].ddr_busy += d;
       return 0.0;
     }
+    if (to_core && d > 0) {
+      // The destination cores' input channel carries one transfer at a
+      // time: this one starts when the channel of every member is free.
+      const double t0 = qs_[static_cast<size_t>(q)].t;
+      double start = t0;
+      for (int32_t mbr : dms) start = std::max(start, port_free_[port_index(dd, mbr, port)]);
+      for (int32_t mbr : dms) port_free_[port_index(dd, mbr, port)] = start + d;
+      return start - t0 + d;
+    }
     return d;
+  }
+
+  size_t port_index(const BufDecl& d, int32_t member, int32_t port) const {
+    const int64_t tile = d.tile + static_cast<int64_t>(member) * d.tile_stride;
+    return static_cast<size_t>(tile * hw_.core_s2mm + port);
   }
 
   // ---- compute ----
@@ -620,6 +659,7 @@ class Runner {
   std::vector<std::vector<std::pair<int32_t, int32_t>>> fam_;  // [family][core] -> (buffer, member)
   std::vector<QState> qs_;
   std::vector<int> woken_;
+  std::vector<double> port_free_;  // [core * core_s2mm + channel]: when the core input channel is next free
   double now_ = 0;
   StageTiming timing_;
 };

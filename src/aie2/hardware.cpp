@@ -113,6 +113,7 @@ const std::vector<FieldSpec>& field_specs() {
       {"core", "locks", &Hardware::core_locks, 2, 1024},
       {"core", "reserved_bytes", &Hardware::core_reserved, 0, 1 << 24},
       {"core", "mm2s_channels", &Hardware::core_mm2s, 1, 64},
+      {"core", "s2mm_channels", &Hardware::core_s2mm, 1, 64},
       {"memtile", "memory_bytes", &Hardware::memtile_memory, 4096, 1 << 30},
       {"memtile", "banks", &Hardware::memtile_banks, 1, 256},
       {"memtile", "locks", &Hardware::memtile_locks, 2, 4096},
@@ -206,6 +207,7 @@ void check(const Hardware& h, const std::string& source) {
   need(h.core_banks > 0, "core.banks");
   need(h.core_locks > 0, "core.locks");
   need(h.core_mm2s > 0, "core.mm2s_channels");
+  need(h.core_s2mm > 0, "core.s2mm_channels");
   need(h.memtile_memory > 0, "memtile.memory_bytes");
   need(h.memtile_banks > 0, "memtile.banks");
   need(h.memtile_locks > 0, "memtile.locks");

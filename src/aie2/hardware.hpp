@@ -33,6 +33,7 @@ struct Hardware {
   int64_t core_locks = 0;           // semaphore locks per core tile
   int64_t core_reserved = 0;        // data memory bytes kept for stack and kernel arguments
   int64_t core_mm2s = 2;            // DMA channels out of a core (its output tiles alternate over them)
+  int64_t core_s2mm = 2;            // DMA channels into a core (each carries one transfer at a time)
   // Memory tile.
   int64_t memtile_memory = 0, memtile_banks = 0, memtile_locks = 0;
   int64_t memtile_mm2s = 0, memtile_s2mm = 0;  // DMA channels out of / into the memtile

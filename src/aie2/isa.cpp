@@ -9,12 +9,13 @@
 // Operand layouts (man/bsp-isa.7):
 //   Stage   index, buffers, kernels, queues, name
 //   Buf     id, mem, tile, tile_count, tile_stride, addr, slot_bytes, slots,
-//           rows, cols, pitch, elem_bytes, free_init, full_init, flags | family << 8 | name << 16
+//           rows, cols, pitch, elem_bytes, free_init | port << 8, full_init | split << 8,
+//           flags | family << 8 | name << 16
 //   Kdef    id, kind, kh, kw, sh, sw, dh, dw, in_buf, n_in, w_buf, out_buf,
 //           add_buf, acc_buf, flags
 //   Kparam  kernel, n, then n (at most 13) of the kernel's int8 constants
 //   Queue   kind, tile, channel, records, label
-//   Acq/Rel buf, slot, lock (0 free, 1 full), value, mode (0 read, 1 write), member (-1: every tile)
+//   Acq/Rel buf, slot, lock (0 free, 1 full; 2, 3 a split buffer's second pair), value, mode (0 read, 1 write), member (-1: every tile)
 //   Loop    count, body (instructions, Stride records not counted)
 //   Stride  per-iteration increment of a[0..14] of the previous instruction
 //   box     src, src_slot, sy, sx, sc, h, w, n, dst, dst_slot, dy, dx, dc, pad, dst_member
@@ -149,7 +150,7 @@ std::vector<int32_t> encode_program(const Program& p, std::vector<std::string>& 
       put(w, Opc::Buf,
           make(Opc::Buf, {b.id, static_cast<int32_t>(b.mem), b.tile, b.tile_count, b.tile_stride,
                           narrow(b.addr, "buffer address"), b.slot_bytes, b.slots, b.rows, b.cols, b.pitch, b.elem_bytes,
-                          b.free_init, b.full_init, (b.flags & 255) | ((b.family & 255) << 8) | (name_id(b.name) << 16)})
+                          b.free_init | (b.port << 8), b.full_init | (b.split << 8), (b.flags & 255) | ((b.family & 255) << 8) | (name_id(b.name) << 16)})
               .a);
     for (const KernelDecl& k : s.kernels)
       put(w, Opc::Kdef,
@@ -210,13 +211,16 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
       d.addr = in.a[5];
       d.slot_bytes = in.a[6], d.slots = in.a[7];
       d.rows = in.a[8], d.cols = in.a[9], d.pitch = in.a[10], d.elem_bytes = in.a[11];
-      d.free_init = in.a[12], d.full_init = in.a[13];
+      d.free_init = in.a[12] & 255, d.full_init = in.a[13] & 255;
+      d.port = in.a[12] >> 8, d.split = in.a[13] >> 8;
       d.flags = in.a[14] & 255;
       d.family = (in.a[14] >> 8) & 255;
       d.name = name(in.a[14] >> 16);
       if (d.id != b) fail("program: stage '{}': buffer {} declared as {}", s.name, b, d.id);
       if (static_cast<int32_t>(d.mem) < 0 || static_cast<int32_t>(d.mem) > 2) fail("program: buffer '{}': bad memory", d.name);
       if (d.slots < 1 || d.slot_bytes < 0 || d.tile_count < 1) fail("program: buffer '{}': bad size", d.name);
+      if (d.port < 0 || d.split < 0 || (d.split > 0 && (d.mem != Mem::Core || (d.flags & (kBufSlotLocks | kBufLinear)))))
+        fail("program: buffer '{}': bad input channel or split", d.name);
       s.bufs.push_back(d);
     }
     for (int32_t k = 0; k < nk; ++k) {
@@ -339,6 +343,8 @@ std::string program_asm(const Program& p) {
       if (b.flags & kBufShared) fl += " shared";
       if (b.flags & kBufPrivate) fl += " private";
       if (b.flags & kBufSlotLocks) fl += " slot-locks";
+      if (b.mem == Mem::Core && !(b.flags & kBufPrivate)) fl += fmt::format(" port={}", b.port);
+      if (b.split > 0) fl += fmt::format(" split={}", b.split);
       o += fmt::format("  buf {:<3} {:<16} {}{} @{} {}x{} {} locks free={} full={}{}\n", b.id, b.name, mem,
                        tiles.empty() ? "" : "(" + tiles + ")", b.addr, b.slots, b.slot_bytes, layout, b.free_init,
                        b.full_init, fl);

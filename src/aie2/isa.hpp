@@ -69,6 +69,11 @@ struct BufDecl {
   int32_t rows = 0, cols = 0, pitch = 0, elem_bytes = 1;
   int32_t free_init = 0, full_init = 0;
   int32_t flags = 0;
+  // Core buffers: the core DMA input (S2MM) channel that transfers into the
+  // buffer arrive on. split > 0: channels [split, pitch) of every slot are
+  // written by a second writer, on the next input channel, under a second
+  // lock pair (locks 2 free, 3 full); readers hold both pairs.
+  int32_t port = 0, split = 0;
   int32_t family = 255;  // which kernel operand it is (codegen.hpp), 255: none
   std::string name;
   int64_t slot_elems() const { return static_cast<int64_t>(rows) * cols * pitch; }

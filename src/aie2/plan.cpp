@@ -493,9 +493,14 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // Lock pairs: one per buffer, two for the output (one per slot when its
   // tiles alternate over two channels).
   const int64_t out_pairs = hw.out_channels();
-  p.fm_split = conv && n_in == 1 && !st.add && p.w_loads == 1 && c.in_place[0] == Place::Memtile && T_loads_fm >= 2;
+  // Whether input tiles may share the second input channel (fm_split is
+  // chosen below, with the channel loads; it needs a second lock pair): only
+  // behind weights that arrive once, as weight chunks broadcast to other
+  // cores than the input's would hold each other up on that channel.
+  const bool can_split = conv && n_in == 1 && p.w_loads == 1 && hw.core_s2mm >= 2 &&
+                         c.in_place[0] == Place::Memtile && cin_tile >= 2 * kBlock;
   const int64_t core_lock_users =
-      static_cast<int64_t>(n_in) + (p.fm_split ? 1 : 0) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
+      static_cast<int64_t>(n_in) + (can_split ? 1 : 0) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
   if (2 * core_lock_users > hw.core_locks) return no("core locks");
 
   // Memtile staging buffers, per memtile, allocated downwards from the top,
@@ -566,25 +571,71 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double n_out_runs = n_out * static_cast<double>(runs);
   double wmax = 0;
   for (int64_t b : p.part_bytes) wmax = std::max(wmax, static_cast<double>(b));
-  double t_wport = stream_s(wmax * w_mult, n_w);
-  // Input tiles split over two streams (one input): each stream carries
-  // every other tile, and as it owns one slot it refills it only after the
-  // COMP that reads it (per slot, transfer and compute alternate). The
-  // second shares the core's input channel with the weights: its tiles
-  // follow them.
-  const double fm_share = p.fm_split ? std::ceil(n_fm / 2) / n_fm : 1.0;  // of the first stream
-  auto split_stream = [&](double tiles) {
-    const double share = tiles / n_fm;
-    return stream_s(fm_bytes * share, n_fm * share) + std::max(0.0, tiles - 1) * t_comp / n_fm;
+  // The core's two input channels: t_in the first (input tiles), t_wport
+  // the second (weights; a second input). The residual operand goes on the
+  // one that ends up less busy, and a conv may move input channels
+  // [fm_split, ci) of every tile to the second, so that both carry about the
+  // same bytes (multiples of 8 channels).
+  const double w_port = stream_s(wmax * w_mult, n_w);
+  const double in_per_port = hw.core_s2mm >= 2 ? std::ceil(static_cast<double>(n_in) / 2) : static_cast<double>(n_in);
+  const double in_rest = static_cast<double>(n_in) - in_per_port;  // inputs on the second channel
+  const double t_add = st.add ? stream_s(core_out, n_out_runs) : 0.0;
+  // Both channels' busy seconds with the operand on channel add_port and
+  // input channels from na on the second (na = 0: none).
+  // Weights that arrive once come first on the second channel: the first
+  // channel runs at most two tiles (its slots) ahead of the tile that waits
+  // for them, and then lags by the rest.
+  const double c1_ = first_comp / (ghz * 1e9);
+  // How much a residual operand costs on a channel shared with a broadcast:
+  // its transfer, and about as long again holding the broadcast up (fitted
+  // to the timed programs).
+  constexpr double add_mix = 2.0;
+  const double w_first = conv && p.w_loads == 1 ? w_port : 0.0;
+  auto ports = [&](int add_port, int64_t na) {
+    const double share = na > 0 ? static_cast<double>(na) / static_cast<double>(cin_tile) : 1.0;
+    double a = stream_s(fm_bytes * share * in_per_port, n_fm * in_per_port);
+    double b = w_port + stream_s(fm_bytes * in_rest, n_fm * in_rest);
+    const double b_fm = na > 0 ? stream_s(fm_bytes * (1 - share), n_fm) : 0.0;
+    b += b_fm;
+    if (w_first > 0 && n_fm > 2) a += std::max(0.0, w_first + (b_fm - 2 * a) / n_fm + c1_);
+    // The residual operand goes to each core on its own; on a channel that
+    // also takes a broadcast (every receiver must be free at once), the
+    // cores' operands arriving at different times hold the broadcast up.
+    const bool on_a = add_port == 0 || hw.core_s2mm < 2;
+    const bool bcast = on_a ? d.pc > 1 : (na > 0 && d.pc > 1) || (d.ps > 1 && p.w_loads > 1);
+    (on_a ? a : b) += t_add * (bcast ? add_mix : 1.0);
+    return std::make_pair(a, b);
   };
-  double t_in = p.fm_split ? std::max(split_stream(std::ceil(n_fm / 2)), t_wport + split_stream(std::floor(n_fm / 2)))
-                           : stream_s(fm_bytes * static_cast<double>(n_in), n_fm * static_cast<double>(n_in));
+  p.fm_split = 0;
+  p.add_port = 0;
+  auto [t_in, t_wport] = ports(0, 0);
+  auto consider = [&](int add_port, int64_t na) {
+    const auto [a, b] = ports(add_port, na);
+    if (std::max(a, b) < std::max(t_in, t_wport)) {
+      t_in = a, t_wport = b;
+      p.add_port = add_port;
+      p.fm_split = na;
+    }
+  };
+  if (st.add && hw.core_s2mm >= 2) consider(1, 0);
+  if (can_split)
+    for (int add_port = 0; add_port < (st.add ? 2 : 1); ++add_port) {
+      // From half the channels to the share that evens the two channels'
+      // bytes, in up to 12 steps of multiples of 8 channels.
+      const double add_b = st.add ? core_out : 0.0, w_b = wmax * w_mult;
+      const double first = std::clamp((fm_bytes + w_b + (add_port ? add_b : -add_b)) / 2, 0.0, fm_bytes);
+      const int64_t lo = std::max<int64_t>(1, cin_tile / 2 / kBlock);
+      const int64_t hi = std::min<int64_t>(cin_tile / kBlock - 1, std::llround(static_cast<double>(cin_tile) * first / fm_bytes / kBlock));
+      const int64_t step = std::max<int64_t>(1, (hi - lo) / 12);
+      for (int64_t r = lo; r <= hi; r += step) consider(add_port, r * kBlock);
+      if (hi >= lo && (hi - lo) % step) consider(add_port, hi * kBlock);
+    }
+  const double fm_share = p.fm_split > 0 ? static_cast<double>(p.fm_split) / static_cast<double>(cin_tile) : 1.0;
   // Output tiles alternate over up to two core MM2S channels (one per slot).
   const double out_ch = static_cast<double>(hw.out_channels());
   const double n_out_ch = std::ceil(n_out / out_ch);
   double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch * static_cast<double>(runs));
   if (out_ch > 1) t_outport += (n_out_ch - 1) * t_comp / n_out;  // per slot: COMP, then its drain
-  if (st.add) t_in += stream_s(core_out, n_out_runs);
   // Each queue's busy time plus what cannot overlap with it: the work
   // before its first transfer or COMP (the first tile's operands) and after
   // its last (the last COMP, the last output tile); the slowest sets the pace.
@@ -626,7 +677,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     for (int64_t f = 0; f < n_fm_streams; ++f) {
       const int64_t m = core_col(hw, st.channelwise() ? f : core_index(d, f, 0));
       for (int64_t x = 0; x < ns; ++x)
-        reqs.push_back({0, m, stream_s(fm_bytes * fm_share, n_fm * fm_share), &p.ch_fm[b][static_cast<size_t>(f * ns + x)]});
+        reqs.push_back({0, m, stream_s(fm_bytes * (x ? 1 - fm_share : fm_share), n_fm), &p.ch_fm[b][static_cast<size_t>(f * ns + x)]});
       if (c.in_place[b] == Place::DDR) {
         reqs.push_back({1, m, ddr_s(fm_bytes, n_fm), &p.ch_ld[b][static_cast<size_t>(f * ns)]});
         ddr_in_total += fm_bytes;

@@ -141,12 +141,14 @@ struct StagePlan {
   std::vector<int64_t> worst_nnz, worst_ch;  // [J]
   int64_t w_loads = 0;                     // weight chunks each core receives (1: one slot suffices)
   int64_t out_runs = 1;                    // most runs of consecutive channels in a channel group (reordered convs)
-  // Input tiles alternate over two streams (slot s on stream s, per-slot
-  // locks): a conv whose weights arrive once, with one resident input and no
-  // residual operand, so that each core still takes at most two streams at
-  // a time (its two S2MM channels: the weights, then input tiles, on one).
-  bool fm_split = false;
-  int64_t fm_streams() const { return fm_split ? 2 : 1; }  // per spatial part
+  // A core takes input tiles on its first input (S2MM) channel and weights
+  // on its second. fm_split > 0: input channels [fm_split, ci) of every tile
+  // come on a second stream into the second channel, behind the weights, so
+  // that the two channels carry about the same bytes (a conv with one input
+  // resident in the memtiles; ci: the pass's input channels).
+  int64_t fm_split = 0;
+  int64_t fm_streams() const { return fm_split > 0 ? 2 : 1; }  // per spatial part
+  int32_t add_port = 0;  // the core input channel of the residual operand
   // Core memory (the same in every core): inputs (one per stage input), weights,
   // output, residual operand, accumulator.
   std::vector<Buffer> core_in;

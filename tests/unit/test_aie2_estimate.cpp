@@ -77,3 +77,47 @@ TEST_CASE("the paper's assumptions add the DDR time; the analytic model agrees",
     CHECK(S.stages[i].est_seconds > 0.5 * paper.layers[i].seconds);
   }
 }
+
+TEST_CASE("a core's input channel carries one transfer at a time", "[aie2][estimate]") {
+  // Two memtile channels each send 4 KB of weights into core 0: on one core
+  // input channel the transfers queue, on two they overlap.
+  Program p;
+  p.hw = load_target("aie2:2x2");
+  p.hw.dma_overhead_cycles = 0;
+  StageProg s;
+  s.name = "two streams";
+  auto buf = [&](Mem mem, int64_t addr, int32_t port) {
+    BufDecl b;
+    b.id = static_cast<int32_t>(s.bufs.size());
+    b.mem = mem;
+    b.addr = addr;
+    b.slot_bytes = 4096;
+    b.flags = kBufLinear;
+    b.free_init = 1;
+    b.full_init = mem == Mem::Memtile ? 1 : 0;
+    b.port = port;
+    b.name = "b" + std::to_string(b.id);
+    s.bufs.push_back(b);
+    return b.id;
+  };
+  auto stream = [&](int32_t src, int32_t dst, int32_t channel) {
+    QueueProg q;
+    q.kind = QKind::MemtileMM2S;
+    q.channel = channel;
+    q.code = {make(Opc::Acq, {src, 0, 1, 1, 0, -1}), make(Opc::Acq, {dst, 0, 0, 1, 1, -1}),
+              make(Opc::LoadWM, {src, 0, 0, 4096, dst, 0, 0, -1}), make(Opc::Rel, {dst, 0, 1, 1, 1, -1}),
+              make(Opc::Rel, {src, 0, 1, 1, 0, -1})};
+    s.queues.push_back(q);
+  };
+  const int32_t m0 = buf(Mem::Memtile, 0, 0), m1 = buf(Mem::Memtile, 4096, 0);
+  const int32_t c0 = buf(Mem::Core, 8192, 0), c1 = buf(Mem::Core, 16384, 0);
+  stream(m0, c0, 0);
+  stream(m1, c1, 1);
+  p.stages.push_back(s);
+  const double one = 4096 / (p.hw.stream_gbps * 1e9);
+  CHECK(run_stage(p, p.stages[0], nullptr).seconds == Approx(2 * one));
+  p.stages[0].bufs[static_cast<size_t>(c1)].port = 1;
+  CHECK(run_stage(p, p.stages[0], nullptr).seconds == Approx(one));
+  p.stages[0].bufs[static_cast<size_t>(c1)].port = 2;
+  CHECK_THROWS_WITH(run_stage(p, p.stages[0], nullptr), Catch::Contains("no core input channel 2"));
+}
