@@ -196,6 +196,7 @@ class Gen {
           BufDecl x = core_decl(cb, static_cast<int32_t>(kFamIn0 + b), i, 1, 1, p_.ih, p_.iw, cin_tile(), es_);
           x.name = cb.name + ".c" + std::to_string(i);
           x.port = in_port(b);
+          x.split = i32(p_.fm_split, "split");
           core_in_[static_cast<size_t>(b)].push_back(add_buf(x));
         }
       } else {

@@ -8,6 +8,9 @@
 
 namespace bsp::aie2 {
 
+// Input tiles split between a core's two input channels at a multiple of 8
+// channels (4 for a pool's few channels: a 32-bit DMA word of int8).
+
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -494,11 +497,12 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // tiles alternate over two channels).
   const int64_t out_pairs = hw.out_channels();
   // Whether input tiles may share the second input channel (fm_split is
-  // chosen below, with the channel loads; it needs a second lock pair): only
-  // behind weights that arrive once, as weight chunks broadcast to other
-  // cores than the input's would hold each other up on that channel.
-  const bool can_split = conv && n_in == 1 && p.w_loads == 1 && hw.core_s2mm >= 2 &&
-                         c.in_place[0] == Place::Memtile && cin_tile >= 2 * kBlock;
+  // chosen below, with the channel loads; it needs a second lock pair): a
+  // pool's (the channel is free), a conv's only behind weights that arrive
+  // once, as weight chunks broadcast to other cores than the input's would
+  // hold each other up on that channel.
+  const bool can_split = (conv ? p.w_loads == 1 : st.kind == StageKind::Pool) && n_in == 1 && hw.core_s2mm >= 2 &&
+                         c.in_place[0] == Place::Memtile && cin_tile >= 2 * (conv ? kBlock : 4);
   const int64_t core_lock_users =
       static_cast<int64_t>(n_in) + (can_split ? 1 : 0) + (conv ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
   if (2 * core_lock_users > hw.core_locks) return no("core locks");
@@ -575,7 +579,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // the second (weights; a second input). The residual operand goes on the
   // one that ends up less busy, and a conv may move input channels
   // [fm_split, ci) of every tile to the second, so that both carry about the
-  // same bytes (multiples of 8 channels).
+  // same bytes.
   const double w_port = stream_s(wmax * w_mult, n_w);
   const double in_per_port = hw.core_s2mm >= 2 ? std::ceil(static_cast<double>(n_in) / 2) : static_cast<double>(n_in);
   const double in_rest = static_cast<double>(n_in) - in_per_port;  // inputs on the second channel
@@ -609,9 +613,28 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   p.fm_split = 0;
   p.add_port = 0;
   auto [t_in, t_wport] = ports(0, 0);
+  // A channelwise stage sends every core its own input streams, so its
+  // cores' streams also share their memtile's channels: the busiest of them
+  // when each core's input is cut at na (longest first onto the least
+  // loaded, as the channel assignment below does).
+  const int64_t col_cores = std::min(hw.rows, cores);
+  auto memtile_fm = [&](int64_t na) {
+    if (!st.channelwise() || col_cores * (na > 0 ? 2 : 1) <= hw.memtile_mm2s) return 0.0;
+    const double share = na > 0 ? static_cast<double>(na) / static_cast<double>(cin_tile) : 1.0;
+    const double big = stream_s(fm_bytes * std::max(share, 1 - share), n_fm);
+    const double small = na > 0 ? stream_s(fm_bytes * std::min(share, 1 - share), n_fm) : 0.0;
+    thread_local std::vector<double> ch;
+    ch.assign(static_cast<size_t>(hw.memtile_mm2s), 0.0);
+    for (double x : {big, small})
+      for (int64_t i = 0; i < col_cores && x > 0; ++i) *std::min_element(ch.begin(), ch.end()) += x;
+    return *std::max_element(ch.begin(), ch.end());
+  };
+  double best_cost = std::max({t_in, t_wport, memtile_fm(0)});
   auto consider = [&](int add_port, int64_t na) {
     const auto [a, b] = ports(add_port, na);
-    if (std::max(a, b) < std::max(t_in, t_wport)) {
+    const double cost = std::max({a, b, memtile_fm(na)});
+    if (cost < best_cost) {
+      best_cost = cost;
       t_in = a, t_wport = b;
       p.add_port = add_port;
       p.fm_split = na;
@@ -621,14 +644,20 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   if (can_split)
     for (int add_port = 0; add_port < (st.add ? 2 : 1); ++add_port) {
       // From half the channels to the share that evens the two channels'
-      // bytes, in up to 12 steps of multiples of 8 channels.
+      // bytes, in up to 12 steps of kSplitStep channels.
       const double add_b = st.add ? core_out : 0.0, w_b = wmax * w_mult;
       const double first = std::clamp((fm_bytes + w_b + (add_port ? add_b : -add_b)) / 2, 0.0, fm_bytes);
-      const int64_t lo = std::max<int64_t>(1, cin_tile / 2 / kBlock);
-      const int64_t hi = std::min<int64_t>(cin_tile / kBlock - 1, std::llround(static_cast<double>(cin_tile) * first / fm_bytes / kBlock));
+      const int64_t kSplitStep = conv ? kBlock : 4;
+      const int64_t lo = std::max<int64_t>(1, cin_tile / 2 / kSplitStep);
+      const int64_t hi = std::min<int64_t>(cin_tile / kSplitStep - 1,
+                                            std::llround(static_cast<double>(cin_tile) * first / fm_bytes / kSplitStep));
       const int64_t step = std::max<int64_t>(1, (hi - lo) / 12);
-      for (int64_t r = lo; r <= hi; r += step) consider(add_port, r * kBlock);
-      if (hi >= lo && (hi - lo) % step) consider(add_port, hi * kBlock);
+      for (int64_t r = lo; r <= hi; r += step) consider(add_port, r * kSplitStep);
+      if (hi >= lo && (hi - lo) % step) consider(add_port, hi * kSplitStep);
+      // A channelwise stage: also the shares that even its memtile's
+      // channels (k cores' long streams alone, their short ones paired).
+      if (st.channelwise())
+        for (int64_t r = lo + 1; r < cin_tile / kSplitStep; ++r) consider(add_port, r * kSplitStep);
     }
   const double fm_share = p.fm_split > 0 ? static_cast<double>(p.fm_split) / static_cast<double>(cin_tile) : 1.0;
   // Output tiles alternate over up to two core MM2S channels (one per slot).
