@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <set>
 
 #include "aie2/plan.hpp"
@@ -478,6 +479,24 @@ bool same_context(const PlannedStage& e, const PlanContext& c) {
          e.memtile_free == c.memtile_free;
 }
 
+// What a stage's plan depends on besides the hardware: its geometry, kind
+// and operands' shapes, its weight blocks and its context. Stages with the
+// same key (a dense network's repeated blocks) get the same plan.
+std::vector<int64_t> plan_key(const Stage& st, const Occupancy& occ, const PlanContext& c) {
+  std::vector<int64_t> k = {static_cast<int64_t>(st.kind), st.H, st.W, st.Cin, st.Ho, st.Wo, st.Cout, st.kh, st.kw,
+                            st.sh, st.sw, st.dh, st.dw, st.pt, st.pl, st.pb, st.pr, st.relu, st.pool_max,
+                            st.count_include_pad, st.add.has_value(), static_cast<int64_t>(st.in.size())};
+  auto view = [&](const View& v) { k.insert(k.end(), {v.H, v.W, v.C, v.flat}); };
+  for (const View& v : st.in) view(v);
+  if (st.add) view(*st.add);
+  view(st.out);
+  for (Place pl : c.in_place) k.push_back(static_cast<int64_t>(pl));
+  k.insert(k.end(), {static_cast<int64_t>(c.out_place), static_cast<int64_t>(c.add_place), c.memtile_free, occ.rows,
+                     occ.cols, occ.nnz});
+  if (!occ.dense()) k.insert(k.end(), occ.bits.begin(), occ.bits.end());
+  return k;
+}
+
 // Plans every stage with the lower `fraction` of each memtile for resident
 // activations, spilling to DDR what does not fit.
 Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fraction, PlanMemo& memo) {
@@ -493,6 +512,9 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
     // parallel; the first stage that fits nowhere decides what to spill.
     std::vector<std::string> whys(n);
     std::vector<char> fits(n, 0);
+    // Plans made for an earlier stage with the same key (plan_key).
+    std::mutex shared_lock;
+    std::vector<std::pair<std::vector<int64_t>, size_t>> shared;  // key, stage planned
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t s = 0; s < n; ++s) {
       PlanContext c = context(S, s, hw.memtile_memory - resident_top(S, static_cast<int>(s)));
@@ -503,13 +525,28 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
         whys[s] = seen->why;
         continue;
       }
+      std::vector<int64_t> key = plan_key(S.graph.stages[s], S.occupancy[s], c);
+      {
+        std::lock_guard<std::mutex> g(shared_lock);
+        auto same = std::find_if(shared.begin(), shared.end(), [&](const auto& e) { return e.first == key; });
+        if (same != shared.end()) {
+          const PlannedStage& e = memo[same->second].back();
+          S.stages[s] = e.plan;
+          fits[s] = e.fits;
+          whys[s] = e.why;
+          memo[s].push_back({c.in_place, c.out_place, c.add_place, c.memtile_free, e.fits, e.why, e.plan});
+          continue;
+        }
+      }
       // Fewer cores when nothing fits all of them (too many streams for the
       // locks and channels): halve until something does.
       bool ok = false;
       for (int64_t cores = hw.cores(); cores >= 1 && !ok; cores /= 2)
         ok = choose_plan(c, opt.fixed_mapping, S.stages[s], whys[s], cores);
       fits[s] = ok;
+      std::lock_guard<std::mutex> g(shared_lock);
       memo[s].push_back({c.in_place, c.out_place, c.add_place, c.memtile_free, ok, whys[s], S.stages[s]});
+      shared.push_back({std::move(key), s});
     }
     int bad = -1;
     std::string why;
