@@ -283,7 +283,14 @@ class Gen {
       }
     }
     if (conv())
-      for (int64_t q = 0; q < d.pc; ++q) w_stage_.push_back(mt_buf(q % hw_.cols, "w.q" + std::to_string(q), 0, 0, 0, true));
+      for (int64_t q = 0; q < d.pc; ++q) {
+        w_stage_.push_back(mt_buf(q % hw_.cols, "w.q" + std::to_string(q), 0, 0, 0, true));
+        // Two shim streams fill it: one slot each (per-slot locks), or both
+        // the one slot, disjoint parts once (shared, a free credit each).
+        BufDecl& b = prog_.bufs[static_cast<size_t>(w_stage_.back())];
+        if (p_.ldw_streams == 2 && b.slots == 2) own_slot_locks(b);
+        if (p_.ldw_streams == 2 && b.slots == 1) b.flags |= kBufShared, b.free_init = 2;
+      }
     if (st_.add && add_src_ >= 0)
       for (int64_t i = 0; i < cores(); ++i)
         add_stage_.push_back(mt_buf(core_col(hw_, i), "add.c" + std::to_string(i), d.th, d.tw, co_max(), false));
@@ -320,6 +327,15 @@ class Gen {
     if (n == 0)
       for (ChannelRun& x : r) x.n = 0;
     return r;
+  }
+
+  // The bytes [lo, hi) of a weight load of `bytes` that shim stream x of a
+  // part moves: all of load c when loads alternate (whole), else its half.
+  std::pair<int64_t, int64_t> load_piece(int64_t bytes, bool whole, int64_t c, int64_t x) const {
+    const int64_t ns = p_.ldw_streams;
+    if (whole) return c % ns == x ? std::make_pair(int64_t(0), bytes) : std::make_pair(int64_t(0), int64_t(0));
+    const int64_t half = bytes / ns / 4 * 4;  // 4-byte aligned
+    return {x * half, x == ns - 1 ? bytes : (x + 1) * half};
   }
 
   bool placed_ddr(int storage) const { return S_.storages[static_cast<size_t>(storage)].place == Place::DDR; }
@@ -376,7 +392,10 @@ class Gen {
     if (conv())
       for (int64_t q = 0; q < d.pc; ++q) {
         const int64_t m = q % hw_.cols;
-        ldw_q_.push_back(new_stream(QKind::ShimMM2S, m, "LOADW w.q" + std::to_string(q), p_.ch_ldw[static_cast<size_t>(q)]));
+        for (int64_t x = 0; x < p_.ldw_streams; ++x)
+          ldw_q_.push_back(new_stream(QKind::ShimMM2S, m,
+                                      "LOADW w.q" + std::to_string(q) + (p_.ldw_streams > 1 ? "." + std::to_string(x) : ""),
+                                      p_.ch_ldw[static_cast<size_t>(q * p_.ldw_streams + x)]));
         wm_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADWM w.q" + std::to_string(q), p_.ch_wm[static_cast<size_t>(q)]));
       }
     if (st_.add)
@@ -513,17 +532,25 @@ class Gen {
     unit();
     if (conv() && d.w_resident) {
       for (int64_t q = 0; q < d.pc; ++q) {
-        const QKey& lq = ldw_q_[static_cast<size_t>(q)];
         const int32_t wb = w_stage_[static_cast<size_t>(q)];
-        emit(lq, acq(wb, 0, kFree, 1, kWrite, kAll));
-        int64_t off = 0;
-        for (const Chunk& ch : p_.chunks[static_cast<size_t>(q)]) {
-          emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.ddr_addr - w_ddr_base_, "offset"), i32(ch.bytes, "bytes"), wb, 0,
-                                     i32(off, "offset"), kAll}));
-          off += ch.bytes;
+        const auto& chunks = p_.chunks[static_cast<size_t>(q)];
+        const int64_t ns = p_.ldw_streams;
+        for (int64_t x = 0; x < ns; ++x) {
+          // Stream x loads every ns-th chunk, or its half of a single one.
+          const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
+          emit(lq, acq(wb, 0, kFree, 1, kWrite, kAll));
+          int64_t off = 0;
+          for (size_t c = 0; c < chunks.size(); ++c) {
+            const Chunk& ch = chunks[c];
+            const auto [lo, hi] = load_piece(ch.bytes, chunks.size() >= static_cast<size_t>(ns), static_cast<int64_t>(c), x);
+            if (hi > lo)
+              emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.ddr_addr - w_ddr_base_ + lo, "offset"), i32(hi - lo, "bytes"),
+                                         wb, 0, i32(off + lo, "offset"), kAll}));
+            off += ch.bytes;
+          }
+          emit(lq, rel(wb, 0, kFull, 1, kWrite, kAll));
         }
-        emit(lq, rel(wb, 0, kFull, 1, kWrite, kAll));
-        emit(wm_q_[static_cast<size_t>(q)], acq(wb, 0, kFull, 1, kRead, kAll));
+        emit(wm_q_[static_cast<size_t>(q)], acq(wb, 0, kFull, static_cast<int>(ns), kRead, kAll));
       }
     }
     int64_t fm_n = 0, w_n = 0, out_n = 0;
@@ -711,17 +738,24 @@ class Gen {
                                         0, kAll}));
             emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
           } else {
-            const QKey& lq = ldw_q_[static_cast<size_t>(q)];
-            emit(lq, acq(sb, w_slot, kFree, 1, kWrite, kAll));
-            emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ : 0, "offset"),
-                                       i32(ch.bytes, "bytes"), sb, static_cast<int32_t>(w_slot), 0, kAll}));
-            emit(lq, rel(sb, w_slot, kFull, 1, kWrite, kAll));
-            emit(wq, acq(sb, w_slot, kFull, 1, kRead, kAll));
+            // Two shim streams: one slot each, or halves of the one slot.
+            const int64_t ns = p_.ldw_streams;
+            const bool halves = ns > 1 && prog_.bufs[static_cast<size_t>(sb)].slots == 1;
+            for (int64_t x = 0; x < ns; ++x) {
+              if (!halves && x != w_slot % ns) continue;
+              const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
+              const auto [lo, hi] = load_piece(ch.bytes, !halves, 0, halves ? x : 0);
+              emit(lq, acq(sb, w_slot, kFree, 1, kWrite, kAll));
+              emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ + lo : 0, "offset"),
+                                         i32(hi - lo, "bytes"), sb, static_cast<int32_t>(w_slot), i32(lo, "offset"), kAll}));
+              emit(lq, rel(sb, w_slot, kFull, 1, kWrite, kAll));
+            }
+            emit(wq, acq(sb, w_slot, kFull, halves ? static_cast<int>(ns) : 1, kRead, kAll));
             emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
             emit(wq, make(Opc::LoadWM, {sb, static_cast<int32_t>(w_slot), 0, i32(ch.bytes, "bytes"), cb,
                                         static_cast<int32_t>(w_slot), 0, kAll}));
             emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
-            emit(wq, rel(sb, w_slot, kFree, 1, kRead, kAll));
+            emit(wq, rel(sb, w_slot, kFree, halves ? static_cast<int>(ns) : 1, kRead, kAll));
           }
         }
       }
@@ -733,7 +767,8 @@ class Gen {
     unit();
     if (conv() && d.w_resident)
       for (int64_t q = 0; q < d.pc; ++q)
-        emit(wm_q_[static_cast<size_t>(q)], rel(w_stage_[static_cast<size_t>(q)], 0, kFull, 1, kRead, kAll));
+        emit(wm_q_[static_cast<size_t>(q)],
+             rel(w_stage_[static_cast<size_t>(q)], 0, kFull, static_cast<int>(p_.ldw_streams), kRead, kAll));
   }
 
   void assemble() {

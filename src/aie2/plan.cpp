@@ -538,6 +538,12 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
         stage_buf(core_col(hw, core_index(d, s, 0)), nm + ".s" + std::to_string(s), in_tile, 2);
     }
   }
+  // A part's weight loads on two shim channels when DDR time adds to the
+  // stage (ddr_overlap false): its busiest channel is what counts. Under
+  // overlap the loads hide behind the stage's work, and one stream per part
+  // keeps its slots' prefetch (a stream per slot would refill each only
+  // after its consumer) and the channels' order (timed: slower).
+  p.ldw_streams = conv && hw.shim_mm2s >= 2 && !hw.ddr_overlap ? 2 : 1;
   if (conv) {
     for (int64_t q = 0; q < d.pc; ++q) {
       int64_t m = q % cols;
@@ -546,7 +552,8 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
         for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) total += ch.bytes;
         stage_buf(m, "w.q" + std::to_string(q), std::max<int64_t>(total, 64), 1);
       } else {
-        stage_buf(m, "w.q" + std::to_string(q), p.chunk_max, w_slots);
+        // (two shim streams fill the two slots: a lock pair each)
+        stage_buf(m, "w.q" + std::to_string(q), p.chunk_max, w_slots, p.ldw_streams == 2 && w_slots == 2 ? 2 : 1);
       }
     }
   }
@@ -698,7 +705,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     p.ch_ld[b].assign(static_cast<size_t>(n_fm_streams * ns), -1);
   }
   p.ch_wm.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
-  p.ch_ldw.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
+  p.ch_ldw.assign(static_cast<size_t>(conv ? d.pc * p.ldw_streams : 0), 0);
   p.ch_am.assign(static_cast<size_t>(st.add ? cores : 0), 0);
   p.ch_lda.assign(static_cast<size_t>(st.add ? cores : 0), -1);
   p.ch_wr.assign(static_cast<size_t>(c.out_place == Place::DDR ? cores : 0), 0);
@@ -715,8 +722,14 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   for (int64_t q = 0; q < d.pc && conv; ++q) {
     const int64_t m = q % cols;
     const double wb = static_cast<double>(p.part_bytes[static_cast<size_t>(q)]);
-    reqs.push_back({1, m, d.w_resident ? ddr_s(wb, static_cast<double>(p.J * p.K)) : ddr_s(wb * w_mult, n_w),
-                    &p.ch_ldw[static_cast<size_t>(q)]});
+    // The part's weight loads alternate over ldw_streams shim streams
+    // (chunk by chunk, or halves of a single load).
+    const double ns_w = static_cast<double>(p.ldw_streams);
+    for (int64_t x = 0; x < p.ldw_streams; ++x)
+      reqs.push_back({1, m,
+                      d.w_resident ? ddr_s(wb / ns_w, std::ceil(static_cast<double>(p.J * p.K) / ns_w))
+                                   : ddr_s(wb * w_mult / ns_w, std::ceil(n_w / ns_w)),
+                      &p.ch_ldw[static_cast<size_t>(q * p.ldw_streams + x)]});
     reqs.push_back({0, m, stream_s(wb * w_mult, n_w), &p.ch_wm[static_cast<size_t>(q)]});
     w_total += d.w_resident ? wb : wb * w_mult;
   }

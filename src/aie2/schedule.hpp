@@ -167,7 +167,12 @@ struct StagePlan {
   // heavy streams get a channel of their own (a channel runs its streams'
   // transfers in program order).
   std::vector<std::vector<int32_t>> ch_fm, ch_ld;  // [input][stream * fm_streams() + slot]: memtile, shim
-  std::vector<int32_t> ch_wm, ch_ldw;              // [part]: memtile, shim
+  std::vector<int32_t> ch_wm;                      // [part]: memtile
+  std::vector<int32_t> ch_ldw;                     // [part * ldw_streams + stream]: shim
+  // A part's weights come from DDR on ldw_streams shim streams: loads
+  // alternate over them (by slot, or chunk by chunk into a resident part),
+  // and a single load is cut in halves.
+  int32_t ldw_streams = 1;
   std::vector<int32_t> ch_am, ch_lda, ch_wr;       // [core]: residual memtile, shim; output shim
   // Traffic the plan causes (bytes) and its analytic time estimate.
   int64_t ddr_read = 0, ddr_weights = 0, ddr_write = 0, stream_bytes = 0;
