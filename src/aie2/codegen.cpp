@@ -74,7 +74,8 @@ class Gen {
   int64_t cin_tile() const { return conv() ? std::min(p_.d.ci_t, st_.Cin) : co_max(); }
   int64_t out_channels() const { return hw_.out_channels(); }
   // The core input channel of stage input b: inputs alternate over the two
-  // (weights, when there are, on the second; residual operands on the first).
+  // (weights, when there are, on the second; the residual operand on the
+  // one the plan chose, p_.add_port).
   int32_t in_port(int64_t b) const { return static_cast<int32_t>(b % hw_.core_s2mm); }
   // A buffer whose two slots travel on two streams that run independently:
   // each slot needs its own lock pair.

@@ -8,9 +8,6 @@
 
 namespace bsp::aie2 {
 
-// Input tiles split between a core's two input channels at a multiple of 8
-// channels (4 for a pool's few channels: a 32-bit DMA word of int8).
-
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -591,17 +588,17 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double in_per_port = hw.core_s2mm >= 2 ? std::ceil(static_cast<double>(n_in) / 2) : static_cast<double>(n_in);
   const double in_rest = static_cast<double>(n_in) - in_per_port;  // inputs on the second channel
   const double t_add = st.add ? stream_s(core_out, n_out_runs) : 0.0;
-  // Both channels' busy seconds with the operand on channel add_port and
-  // input channels from na on the second (na = 0: none).
   // Weights that arrive once come first on the second channel: the first
   // channel runs at most two tiles (its slots) ahead of the tile that waits
   // for them, and then lags by the rest.
+  const double w_first = conv && p.w_loads == 1 ? w_port : 0.0;
   const double c1_ = first_comp / (ghz * 1e9);
   // How much a residual operand costs on a channel shared with a broadcast:
   // its transfer, and about as long again holding the broadcast up (fitted
   // to the timed programs).
   constexpr double add_mix = 2.0;
-  const double w_first = conv && p.w_loads == 1 ? w_port : 0.0;
+  // Both channels' busy seconds with the operand on channel add_port and
+  // input channels from na on the second (na = 0: none).
   auto ports = [&](int add_port, int64_t na) {
     const double share = na > 0 ? static_cast<double>(na) / static_cast<double>(cin_tile) : 1.0;
     double a = stream_s(fm_bytes * share * in_per_port, n_fm * in_per_port);
@@ -651,20 +648,21 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   if (can_split)
     for (int add_port = 0; add_port < (st.add ? 2 : 1); ++add_port) {
       // From half the channels to the share that evens the two channels'
-      // bytes, in up to 12 steps of kSplitStep channels.
+      // bytes, in up to 12 steps of whole units: 8 channels for a conv, 4
+      // (a 32-bit DMA word of int8) for a pool's few channels.
       const double add_b = st.add ? core_out : 0.0, w_b = wmax * w_mult;
       const double first = std::clamp((fm_bytes + w_b + (add_port ? add_b : -add_b)) / 2, 0.0, fm_bytes);
-      const int64_t kSplitStep = conv ? kBlock : 4;
-      const int64_t lo = std::max<int64_t>(1, cin_tile / 2 / kSplitStep);
-      const int64_t hi = std::min<int64_t>(cin_tile / kSplitStep - 1,
-                                            std::llround(static_cast<double>(cin_tile) * first / fm_bytes / kSplitStep));
+      const int64_t unit = conv ? kBlock : 4;
+      const int64_t lo = std::max<int64_t>(1, cin_tile / 2 / unit);
+      const int64_t hi = std::min<int64_t>(cin_tile / unit - 1,
+                                            std::llround(static_cast<double>(cin_tile) * first / fm_bytes / unit));
       const int64_t step = std::max<int64_t>(1, (hi - lo) / 12);
-      for (int64_t r = lo; r <= hi; r += step) consider(add_port, r * kSplitStep);
-      if (hi >= lo && (hi - lo) % step) consider(add_port, hi * kSplitStep);
+      for (int64_t r = lo; r <= hi; r += step) consider(add_port, r * unit);
+      if (hi >= lo && (hi - lo) % step) consider(add_port, hi * unit);
       // A channelwise stage: also the shares that even its memtile's
       // channels (k cores' long streams alone, their short ones paired).
       if (st.channelwise())
-        for (int64_t r = lo + 1; r < cin_tile / kSplitStep; ++r) consider(add_port, r * kSplitStep);
+        for (int64_t r = lo + 1; r < cin_tile / unit; ++r) consider(add_port, r * unit);
     }
   const double fm_share = p.fm_split > 0 ? static_cast<double>(p.fm_split) / static_cast<double>(cin_tile) : 1.0;
   // Output tiles alternate over up to two core MM2S channels (one per slot).
