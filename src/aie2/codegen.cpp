@@ -309,6 +309,7 @@ class Gen {
       case StageKind::Softmax: k.kind = KKind::Softmax; break;
     }
     k.kh = i32(st_.kh, "kh"), k.kw = i32(st_.kw, "kw"), k.sh = i32(st_.sh, "sh"), k.sw = i32(st_.sw, "sw");
+    if (p_.subsample) k.sh = k.sw = 1;  // the input tiles arrive subsampled
     k.dh = i32(st_.dh, "dh"), k.dw = i32(st_.dw, "dw");
     k.in_buf = kFamIn0;
     k.n_in = i32(n_in, "inputs");
@@ -441,6 +442,17 @@ class Gen {
       return g;
     }
     const bool window = st_.kind == StageKind::Conv || st_.kind == StageKind::Pool;
+    if (p_.subsample) {
+      // Every sh-th row and sw-th column from (oy0 * sh, ox0 * sw): the
+      // source window [cy0, cy1) x [cx0, cx1) spans them, the tile holds oh x ow.
+      g.iy0 = g.cy0 = g.oy0 * st_.sh;
+      g.ix0 = g.cx0 = g.ox0 * st_.sw;
+      g.cy1 = g.cy0 + (g.oh - 1) * st_.sh + 1;
+      g.cx1 = g.cx0 + (g.ow - 1) * st_.sw + 1;
+      g.ih = g.oh, g.iw = g.ow;
+      g.pt = g.pb = g.pl = g.pr = 0;
+      return g;
+    }
     if (window) {
       g.iy0 = g.oy0 * st_.sh - st_.pt;
       g.ix0 = g.ox0 * st_.sw - st_.pl;
@@ -479,6 +491,22 @@ class Gen {
         emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
         emit(q, box(Opc::LoadFM, bands[m], 0, 0, 0, a - static_cast<int64_t>(m) * be, 1, 1, b - a, dst, dslot, 0, 0,
                     dc + a - f0, 0, member));
+        emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
+      }
+      return;
+    }
+    if (p_.subsample && &v == &st_.in[0]) {
+      // Rows iy0 + k * sh (k < ih) of each band, every sw-th column.
+      const int32_t step = static_cast<int32_t>(st_.sh | (st_.sw << 8));
+      auto cdiv = [](int64_t x, int64_t b) { return x >= 0 ? (x + b - 1) / b : -(-x / b); };  // ceil, b > 0
+      for (size_t m = 0; m < bands.size(); ++m) {
+        const int64_t y0 = static_cast<int64_t>(m) * sp.band_rows, y1 = std::min(s.H, y0 + sp.band_rows);
+        const int64_t k0 = std::max<int64_t>(0, cdiv(y0 - g.iy0, st_.sh));
+        const int64_t k1 = std::min<int64_t>(g.ih, cdiv(y1 - g.iy0, st_.sh));
+        if (k1 <= k0) continue;
+        emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
+        emit(q, box(Opc::LoadFMS, bands[m], 0, g.iy0 + k0 * st_.sh - y0, g.cx0, v.c0 + c0, k1 - k0, g.iw, n, dst, dslot,
+                    k0, 0, dc, step, member));
         emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
       }
       return;

@@ -56,7 +56,7 @@ int opc_class(Opc o) {
   switch (o) {
     case Opc::Load: return kClsLoad;
     case Opc::LoadW: return kClsLoadW;
-    case Opc::LoadFM: return kClsLoadFM;
+    case Opc::LoadFM: case Opc::LoadFMS: return kClsLoadFM;
     case Opc::LoadWM: return kClsLoadWM;
     case Opc::Comp: return kClsComp;
     case Opc::WriteFM: return kClsWriteFM;
@@ -422,7 +422,7 @@ class Runner {
     Mem want_src = Mem::DDR, want_dst = Mem::Memtile;
     switch (in.op) {
       case Opc::Load: case Opc::LoadW: want_src = Mem::DDR, want_dst = Mem::Memtile; break;
-      case Opc::LoadFM: case Opc::LoadWM: want_src = Mem::Memtile, want_dst = Mem::Core; break;
+      case Opc::LoadFM: case Opc::LoadFMS: case Opc::LoadWM: want_src = Mem::Memtile, want_dst = Mem::Core; break;
       case Opc::WriteFM: want_src = Mem::Core, want_dst = Mem::Memtile; break;
       case Opc::Write: want_src = Mem::Memtile, want_dst = Mem::DDR; break;
       default: break;
@@ -431,7 +431,7 @@ class Runner {
       error(q, rec, in.op, fmt::format("moves '{}' to '{}': wrong memories for this instruction", sd.name, dd.name));
     const QKind qk = qs_[static_cast<size_t>(q)].prog->kind;
     const bool right_queue = ((in.op == Opc::Load || in.op == Opc::LoadW) && qk == QKind::ShimMM2S) ||
-                             ((in.op == Opc::LoadFM || in.op == Opc::LoadWM) && qk == QKind::MemtileMM2S) ||
+                             ((in.op == Opc::LoadFM || in.op == Opc::LoadFMS || in.op == Opc::LoadWM) && qk == QKind::MemtileMM2S) ||
                              (in.op == Opc::WriteFM && qk == QKind::CoreMM2S) || (in.op == Opc::Write && qk == QKind::ShimS2MM);
     if (!right_queue) error(q, rec, in.op, fmt::format("not an instruction for a {} queue", qkind_name(qk)));
     if (sd.tile_count != 1) error(q, rec, in.op, fmt::format("source '{}' is a group buffer", sd.name));
@@ -458,13 +458,18 @@ class Runner {
       }
     } else {
       const int64_t sy = a[2], sx = a[3], sc = a[4], h = a[5], w = a[6], n = a[7], dy = a[10], dx = a[11], dc = a[12];
-      const int64_t pt = pad_part(a[13], 0), pl = pad_part(a[13], 1), pb = pad_part(a[13], 2), pr = pad_part(a[13], 3);
+      // LOADFMS: the source rows and columns step by (sty, stx); no padding.
+      const bool steps = in.op == Opc::LoadFMS;
+      const int64_t sty = steps ? a[13] & 255 : 1, stx = steps ? (a[13] >> 8) & 255 : 1;
+      if (sty < 1 || stx < 1) error(q, rec, in.op, "steps must be at least 1");
+      const int32_t pad_word = steps ? 0 : a[13];
+      const int64_t pt = pad_part(pad_word, 0), pl = pad_part(pad_word, 1), pb = pad_part(pad_word, 2), pr = pad_part(pad_word, 3);
       if (h < 0 || w < 0 || n < 0) error(q, rec, in.op, "negative box size");
-      if (a[13] && in.op != Opc::LoadFM) error(q, rec, in.op, "only LOADFM pads");
+      if (pad_word && in.op != Opc::LoadFM) error(q, rec, in.op, "only LOADFM pads");
       const int64_t hi = h - pt - pb, wi = w - pl - pr;
       if (h && w && n && (hi < 0 || wi < 0)) error(q, rec, in.op, "padding larger than the box");
       if (sd.elem_bytes != dd.elem_bytes) error(q, rec, in.op, "source and destination element sizes differ");
-      box_bounds(q, rec, in.op, sd, sy, sx, sc, hi, wi, n, "source");
+      box_bounds(q, rec, in.op, sd, sy, sx, sc, hi ? (hi - 1) * sty + 1 : 0, wi ? (wi - 1) * stx + 1 : 0, n, "source");
       box_bounds(q, rec, in.op, dd, dy, dx, dc, h, w, n, "destination");
       const int64_t E = sd.elem_bytes;
       bytes = h * w * n * E;
@@ -481,7 +486,7 @@ class Runner {
               if (pad) {
                 std::memset(dp, 0, static_cast<size_t>(n * E));
               } else {
-                const uint8_t* sp = sbase + (((sy + y - pt) * sd.cols + sx + x - pl) * sd.pitch + sc) * E;
+                const uint8_t* sp = sbase + (((sy + (y - pt) * sty) * sd.cols + sx + (x - pl) * stx) * sd.pitch + sc) * E;
                 std::memcpy(dp, sp, static_cast<size_t>(n * E));
               }
               if (wr) {
@@ -639,7 +644,7 @@ class Runner {
       switch (in.op) {
         case Opc::Rel: release(q, rec, in); break;
         case Opc::Comp: d = comp(q, rec, in); break;
-        case Opc::Load: case Opc::LoadW: case Opc::LoadFM: case Opc::LoadWM: case Opc::WriteFM: case Opc::Write:
+        case Opc::Load: case Opc::LoadW: case Opc::LoadFM: case Opc::LoadFMS: case Opc::LoadWM: case Opc::WriteFM: case Opc::Write:
           d = transfer(q, rec, in);
           break;
         default: error(q, rec, in.op, "not an executable instruction");

@@ -19,7 +19,7 @@
 //   Loop    count, body (instructions, Stride records not counted)
 //   Stride  per-iteration increment of a[0..14] of the previous instruction
 //   box     src, src_slot, sy, sx, sc, h, w, n, dst, dst_slot, dy, dx, dc, pad, dst_member
-//           (Load, LoadFM, WriteFM, Write)
+//           (Load, LoadFM, WriteFM, Write; LoadFMS: step_y | step_x << 8 for pad)
 //   linear  src, src_slot, src_offset, bytes, dst, dst_slot, dst_offset, dst_member
 //           (LoadW, LoadWM)
 //   Comp    kernel, in_slot, w_slot, out_slot, add_slot, oh, ow, co, ci, nnz, flags,
@@ -42,6 +42,7 @@ const char* opc_name(Opc o) {
     case Opc::Load: return "LOAD";
     case Opc::LoadW: return "LOADW";
     case Opc::LoadFM: return "LOADFM";
+    case Opc::LoadFMS: return "LOADFMS";
     case Opc::LoadWM: return "LOADWM";
     case Opc::WriteFM: return "WRITEFM";
     case Opc::Write: return "WRITE";
@@ -258,7 +259,7 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
         rec(i++, in);
         switch (in.op) {
           case Opc::Acq: case Opc::Rel: case Opc::Loop: case Opc::Stride: case Opc::Load: case Opc::LoadW:
-          case Opc::LoadFM: case Opc::LoadWM: case Opc::WriteFM: case Opc::Write: case Opc::Comp:
+          case Opc::LoadFM: case Opc::LoadFMS: case Opc::LoadWM: case Opc::WriteFM: case Opc::Write: case Opc::Comp:
             break;
           default:
             fail("program: stage '{}', queue {}: unexpected record '{}'", s.name, qp.name(), opc_name(in.op));
@@ -299,6 +300,10 @@ std::string operands(const Instr& in, const StageProg& s) {
       return fmt::format("{}[{}] ({},{},{}) -> {}[{}] ({},{},{}) {}x{}x{}{} {}", buf(a[0]), a[1], a[2], a[3], a[4],
                          buf(a[8]), a[9], a[10], a[11], a[12], a[5], a[6], a[7], pad, member(a[14]));
     }
+    case Opc::LoadFMS:
+      return fmt::format("{}[{}] ({},{},{}) -> {}[{}] ({},{},{}) {}x{}x{} step {},{} {}", buf(a[0]), a[1], a[2], a[3], a[4],
+                         buf(a[8]), a[9], a[10], a[11], a[12], a[5], a[6], a[7], a[13] & 255, (a[13] >> 8) & 255,
+                         member(a[14]));
     case Opc::LoadW:
     case Opc::LoadWM:
       return fmt::format("{}[{}]+{} -> {}[{}]+{} {} bytes {}", buf(a[0]), a[1], a[2], buf(a[4]), a[5], a[6], a[3],

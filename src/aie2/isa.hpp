@@ -33,6 +33,7 @@ enum class Opc : int32_t {
   LoadW = 17,   // DDR -> memtile, weights (linear)
   LoadFM = 18,  // memtile -> core(s), feature map box (zero padding)
   LoadWM = 19,  // memtile -> core(s), weights (linear)
+  LoadFMS = 22, // memtile -> core(s), feature map box of every step-th row and column
   WriteFM = 20, // core -> memtile, feature map box
   Write = 21,   // memtile -> DDR, feature map box
   Comp = 24,    // run a kernel on a core

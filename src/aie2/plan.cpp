@@ -396,9 +396,9 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   p.T = p.ty * p.tx;
   p.J = static_cast<int64_t>(d.cbounds.size() - 1) / d.pc;
   p.K = conv ? ceil_div(st.Cin, d.ci_t) : 1;
-  const bool window = conv || st.kind == StageKind::Pool;
-  p.ih = window ? st.ih(d.th) : d.th;
-  p.iw = window ? st.iw(d.tw) : d.tw;
+  p.subsample = subsampled_input(c);
+  p.ih = in_rows(c, d.th);
+  p.iw = in_cols(c, d.tw);
   int64_t co_max = 0;
   for (size_t g = 1; g < d.cbounds.size(); ++g) co_max = std::max(co_max, d.cbounds[g] - d.cbounds[g - 1]);
   if (co_max == 0) return no("no output channels");
@@ -448,7 +448,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
       if (first_comp == 0) first_comp = cyc / static_cast<double>(p.K);
     }
     comp += per_tile * static_cast<double>(ts.count);
-    in_tiles += static_cast<double>(ts.count * (window ? st.ih(ts.h) * st.iw(ts.w) : ts.h * ts.w) * cin_tile * es);
+    in_tiles += static_cast<double>(ts.count * in_rows(c, ts.h) * in_cols(c, ts.w) * cin_tile * es);
   }
   const double t_comp = comp / (ghz * 1e9);
   // The compute time alone bounds the estimate from below (as the on-chip

@@ -52,6 +52,25 @@ int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positi
 int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
                     int64_t nnz);
 
+// A 1x1 convolution with stride and no padding whose input stays in the
+// memtiles reads only every stride-th row and column: the memtile DMA sends
+// just those (LOADFMS), so a core's input tile is its output tile's size.
+inline bool subsampled_input(const PlanContext& c) {
+  const Stage& st = c.st;
+  return st.kind == StageKind::Conv && st.kh == 1 && st.kw == 1 && (st.sh > 1 || st.sw > 1) && st.pt == 0 &&
+         st.pl == 0 && st.pb == 0 && st.pr == 0 && st.in.size() == 1 && !st.in[0].flat && st.sh < 256 && st.sw < 256 &&
+         c.in_place[0] == Place::Memtile;
+}
+// Input rows and columns of a tile of h x w outputs.
+inline int64_t in_rows(const PlanContext& c, int64_t h) {
+  const bool window = c.st.kind == StageKind::Conv || c.st.kind == StageKind::Pool;
+  return window && !subsampled_input(c) ? c.st.ih(h) : h;
+}
+inline int64_t in_cols(const PlanContext& c, int64_t w) {
+  const bool window = c.st.kind == StageKind::Conv || c.st.kind == StageKind::Pool;
+  return window && !subsampled_input(c) ? c.st.iw(w) : w;
+}
+
 // Spatial grid for ps parts: ny x nx minimising the largest rectangle; false
 // when no factorisation fits the output.
 bool spatial_grid(int64_t Ho, int64_t Wo, int64_t ps, int64_t& ny, int64_t& nx);

@@ -148,11 +148,10 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
   const Stage& st = c.st;
   const int64_t es = dtype_bytes(c.dtype);
   const bool conv = st.kind == StageKind::Conv;
-  const bool window = conv || st.kind == StageKind::Pool;
   int64_t co_max = 0;
   for (size_t g = 1; g < base.d.cbounds.size(); ++g) co_max = std::max(co_max, base.d.cbounds[g] - base.d.cbounds[g - 1]);
   const int64_t cin = conv ? std::min(base.d.ci_t, st.Cin) : co_max;
-  const int64_t ih = window ? st.ih(th) : th, iw = window ? st.iw(tw) : tw;
+  const int64_t ih = in_rows(c, th), iw = in_cols(c, tw);
   int64_t n = align(c.hw.core_reserved, 64);
   n += static_cast<int64_t>(st.in.size()) * 2 * align(ih * iw * cin * es, 64);
   if (conv) n += w_slots * align(base.chunk_max, 64);

@@ -149,6 +149,7 @@ struct StagePlan {
   int64_t fm_split = 0;
   int64_t fm_streams() const { return fm_split > 0 ? 2 : 1; }  // per spatial part
   int32_t add_port = 0;  // the core input channel of the residual operand
+  bool subsample = false;  // the input tiles hold every stride-th row and column only (subsampled_input)
   // Core memory (the same in every core): inputs (one per stage input), weights,
   // output, residual operand, accumulator.
   std::vector<Buffer> core_in;

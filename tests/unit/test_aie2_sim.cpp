@@ -246,3 +246,36 @@ TEST_CASE("weights loaded from DDR on two streams stay exact", "[aie2][sim]") {
   CHECK(by_slot > 0);
   CHECK(resident + halves > 0);
 }
+
+TEST_CASE("strided 1x1 convolutions take only the input they read", "[aie2][sim]") {
+  // fmnist-resnet's shortcut convolutions (1x1, stride 2) read their
+  // resident input with LOADFMS: every second row and column.
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  test::make_int8(m);
+  test::PipelineResult r = test::run_pipeline(m, "aie2:2x2");
+  CHECK(r.max_diff == 0.0);
+  size_t s = 0;
+  for (; s < r.schedule.stages.size() && !r.schedule.stages[s].subsample; ++s) {
+  }
+  REQUIRE(s < r.schedule.stages.size());
+  const Stage& st = r.schedule.graph.stages[s];
+  CHECK(st.kh == 1);
+  CHECK(st.sh == 2);
+  CHECK(r.schedule.stages[s].ih == r.schedule.stages[s].d.th);  // the input tile is the output tile's size
+  CHECK(r.program.stages[s].kernels[0].sh == 1);
+  const Program& good = r.program;
+  SECTION("a zero step") {
+    Program p = good;
+    Instr* in = find_record(p, s, Opc::LoadFMS);
+    REQUIRE(in);
+    in->a[13] = 0;
+    CHECK_THAT(run_error(p, r.image, m), Catch::Contains("(LOADFMS)") && Catch::Contains("steps must be at least 1"));
+  }
+  SECTION("steps that run past the source") {
+    Program p = good;
+    Instr* in = find_record(p, s, Opc::LoadFMS);
+    REQUIRE(in);
+    in->a[13] = 200 | (200 << 8);
+    CHECK_THAT(run_error(p, r.image, m), Catch::Contains("out-of-range address"));
+  }
+}
