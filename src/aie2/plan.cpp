@@ -617,13 +617,15 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   p.fm_split = 0;
   p.add_port = 0;
   auto [t_in, t_wport] = ports(0, 0);
-  // A channelwise stage sends every core its own input streams, so its
-  // cores' streams also share their memtile's channels: the busiest of them
-  // when each core's input is cut at na (longest first onto the least
-  // loaded, as the channel assignment below does).
+  // A channelwise stage, or a conv split only spatially, sends every core
+  // its own input streams, so its cores' streams also share their memtile's
+  // channels: the busiest of them when each core's input is cut at na
+  // (longest first onto the least loaded, as the channel assignment below
+  // does).
+  const bool own_streams = st.channelwise() || d.pc == 1;
   const int64_t col_cores = std::min(hw.rows, cores);
   auto memtile_fm = [&](int64_t na) {
-    if (!st.channelwise() || col_cores * (na > 0 ? 2 : 1) <= hw.memtile_mm2s) return 0.0;
+    if (!own_streams || col_cores * (na > 0 ? 2 : 1) <= hw.memtile_mm2s) return 0.0;
     const double share = na > 0 ? static_cast<double>(na) / static_cast<double>(cin_tile) : 1.0;
     const double big = stream_s(fm_bytes * std::max(share, 1 - share), n_fm);
     const double small = na > 0 ? stream_s(fm_bytes * std::min(share, 1 - share), n_fm) : 0.0;
@@ -659,10 +661,13 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
       const int64_t step = std::max<int64_t>(1, (hi - lo) / 12);
       for (int64_t r = lo; r <= hi; r += step) consider(add_port, r * unit);
       if (hi >= lo && (hi - lo) % step) consider(add_port, hi * unit);
-      // A channelwise stage: also the shares that even its memtile's
-      // channels (k cores' long streams alone, their short ones paired).
-      if (st.channelwise())
-        for (int64_t r = lo + 1; r < cin_tile / unit; ++r) consider(add_port, r * unit);
+      // Streams of their own per core: also the shares up to three quarters
+      // that even the memtile's channels (k cores' long streams alone, their
+      // short ones paired), in up to 12 steps.
+      if (own_streams) {
+        const int64_t top = std::max(lo + 1, cin_tile * 3 / 4 / unit), up = std::max<int64_t>(1, (top - lo) / 12);
+        for (int64_t r = lo + 1; r <= top && r < cin_tile / unit; r += up) consider(add_port, r * unit);
+      }
     }
   const double fm_share = p.fm_split > 0 ? static_cast<double>(p.fm_split) / static_cast<double>(cin_tile) : 1.0;
   // Output tiles alternate over up to two core MM2S channels (one per slot).
