@@ -37,6 +37,7 @@ struct TileGeom {
   int64_t iy0 = 0, ix0 = 0, ih = 0, iw = 0;  // unclipped input window
   int64_t cy0 = 0, cy1 = 0, cx0 = 0, cx1 = 0;  // clipped to the input
   int64_t pt = 0, pl = 0, pb = 0, pr = 0;
+  bool subsampled = false;  // every stride-th row and column of [cy0, cy1) x [cx0, cx1) (LOADFMS)
   bool empty() const { return oh <= 0 || ow <= 0; }
 };
 
@@ -451,6 +452,7 @@ class Gen {
       g.cx1 = g.cx0 + (g.ow - 1) * st_.sw + 1;
       g.ih = g.oh, g.iw = g.ow;
       g.pt = g.pb = g.pl = g.pr = 0;
+      g.subsampled = true;
       return g;
     }
     if (window) {
@@ -474,8 +476,8 @@ class Gen {
   }
 
   // Emits the transfers that fill core input `dst` (slot) with the window
-  // of view `v` at tile g, channels [c0, c0 + n) of the view, from resident
-  // bands (when the storage is resident) or from a staging slot.
+  // of view `v` at tile g (subsampled: every stride-th row and column),
+  // channels [c0, c0 + n) of the view, from resident bands.
   void fm_from_bands(const QKey& q, const View& v, const TileGeom& g, int64_t c0, int64_t n, int32_t dst,
                      int64_t dslot, int member, int64_t dc = 0) {
     if (g.empty() || n == 0) return;
@@ -495,7 +497,7 @@ class Gen {
       }
       return;
     }
-    if (p_.subsample && &v == &st_.in[0]) {
+    if (g.subsampled) {
       // Rows iy0 + k * sh (k < ih) of each band, every sw-th column.
       const int32_t step = static_cast<int32_t>(st_.sh | (st_.sw << 8));
       auto cdiv = [](int64_t x, int64_t b) { return x >= 0 ? (x + b - 1) / b : -(-x / b); };  // ceil, b > 0
@@ -683,6 +685,7 @@ class Gen {
                 TileGeom ag = g;  // the operand has the output's geometry, no window or padding
                 ag.iy0 = ag.cy0 = g.oy0, ag.cy1 = g.oy0 + g.oh, ag.ix0 = ag.cx0 = g.ox0, ag.cx1 = g.ox0 + g.ow;
                 ag.ih = g.oh, ag.iw = g.ow, ag.pt = ag.pb = ag.pl = ag.pr = 0;
+                ag.subsampled = false;
                 for (const ChannelRun& r : runs_of(co0, co, n))
                   fm_from_bands(aq, *st_.add, ag, r.c0, r.n, cb, out_slot, kAll, r.off);
                 emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
