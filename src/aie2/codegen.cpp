@@ -842,6 +842,8 @@ class Gen {
 
 }  // namespace
 
+StageProg generate_stage(const Schedule& S, size_t stage) { return Gen(S, stage).run(); }
+
 Program generate_program(const Schedule& S) {
   Program p;
   p.hw = S.hw;

@@ -24,6 +24,8 @@ enum Family : int32_t {
 };
 
 Program generate_program(const Schedule& S);
+// One stage's instruction streams (what generate_program does per stage).
+StageProg generate_stage(const Schedule& S, size_t stage);
 
 // The weight image at DDR address 0 (S.ddr_const_bytes bytes): every chunk
 // packed at its ddr_addr. Needs the model's weights (fp32 models: the float

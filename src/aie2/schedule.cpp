@@ -168,7 +168,14 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
 // with tiles from the largest that fits down to an eighth of it (smaller
 // tiles pipeline better), both loop orders and, for convolutions, weights
 // streamed or resident in the memtile; the analytic time decides.
-bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why, int64_t N) {
+// How far (relative) above the best analytic cost a runner-up may be.
+constexpr double kTuneWithin = 0.1;
+
+bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why, int64_t N, size_t keep = 1,
+                 std::vector<StagePlan>* runners_up = nullptr) {
+  // The best `keep` plans, fastest first (keep > 1: the runners-up for
+  // tune_schedule); with keep 1 only `best`.
+  std::vector<StagePlan> top;
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
   const int64_t positions = st.Ho * st.Wo;
@@ -306,11 +313,25 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
             if (wres && (!conv || (order == 'B' && probe.K == 1))) continue;  // nothing to reuse
             p.d = probe.d;
             p.d.th = th, p.d.tw = tw, p.d.order = order, p.d.w_resident = wres;
-            if (!derive_plan(c, p, &w, best_t, &probe)) {
+            // Runners-up only within kTuneWithin of the best: farther ones
+            // are seldom faster when timed, and the bound keeps the pruning.
+            const double near = top.empty() ? std::numeric_limits<double>::infinity()
+                                            : top.front().est_seconds * (1 + kTuneWithin);
+            const double bound = keep == 1 ? best_t : top.size() < keep ? near : std::min(near, top.back().est_seconds);
+            if (!derive_plan(c, p, &w, bound, &probe)) {
               why = w;
               continue;
             }
-            if (p.est_seconds < best_t) {
+            if (keep > 1) {
+              if (p.est_seconds < bound) {
+                auto at = std::find_if(top.begin(), top.end(), [&](const StagePlan& q) { return p.est_seconds < q.est_seconds; });
+                top.insert(at, p);
+                if (top.size() > keep) top.pop_back();
+                // a new best moves the window
+                while (top.size() > 1 && top.back().est_seconds >= top.front().est_seconds * (1 + kTuneWithin)) top.pop_back();
+                found = true;
+              }
+            } else if (p.est_seconds < best_t) {
               best_t = p.est_seconds;
               std::swap(best, p);  // p's next use overwrites the old best
               found = true;
@@ -319,6 +340,10 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
         }
       }
     }
+  }
+  if (keep > 1 && found) {
+    best = std::move(top.front());
+    if (runners_up) runners_up->assign(std::make_move_iterator(top.begin() + 1), std::make_move_iterator(top.end()));
   }
   return found;
 }
@@ -398,6 +423,8 @@ void plan_residency(Schedule& S, const std::vector<bool>& forbid, double fractio
   }
 }
 
+}  // namespace
+
 // DDR: the weights image from address 0 in stage order, then the activations
 // that are not resident, placed by lifetime.
 void layout_ddr(Schedule& S) {
@@ -426,6 +453,8 @@ void layout_ddr(Schedule& S) {
   }
   S.ddr_bytes = S.ddr_const_bytes + top;
 }
+
+namespace {
 
 Occupancy dense_occupancy(const Node& n) {
   Occupancy o = block_occupancy(n);
@@ -470,6 +499,7 @@ struct PlannedStage {
   bool fits;
   std::string why;
   StagePlan plan;
+  std::vector<StagePlan> runners_up;  // ScheduleOptions::tune > 1: the next best plans
 };
 using PlanMemo = std::vector<std::vector<PlannedStage>>;  // [stage][contexts seen]
 
@@ -498,11 +528,14 @@ std::vector<int64_t> plan_key(const Stage& st, const Occupancy& occ, const PlanC
 
 // Plans every stage with the lower `fraction` of each memtile for resident
 // activations, spilling to DDR what does not fit.
-Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fraction, PlanMemo& memo) {
+Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fraction, PlanMemo& memo,
+                     std::vector<std::vector<StagePlan>>& runners_up) {
   Schedule S = base;
   const Hardware& hw = S.hw;
   const size_t n = S.graph.stages.size();
   memo.resize(n);
+  runners_up.assign(n, {});
+  const size_t keep = static_cast<size_t>(std::max(1, opt.tune));
   std::vector<bool> forbid(S.graph.storages.size(), !opt.resident);
   for (int attempt = 0;; ++attempt) {
     plan_residency(S, forbid, fraction);
@@ -522,6 +555,7 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
         S.stages[s] = seen->plan;
         fits[s] = seen->fits;
         whys[s] = seen->why;
+        runners_up[s] = seen->runners_up;
         continue;
       }
       std::vector<int64_t> key = plan_key(S.graph.stages[s], S.occupancy[s], c);
@@ -533,7 +567,8 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
           S.stages[s] = e.plan;
           fits[s] = e.fits;
           whys[s] = e.why;
-          memo[s].push_back({c.in_place, c.out_place, c.add_place, c.memtile_free, e.fits, e.why, e.plan});
+          runners_up[s] = e.runners_up;
+          memo[s].push_back({c.in_place, c.out_place, c.add_place, c.memtile_free, e.fits, e.why, e.plan, e.runners_up});
           continue;
         }
       }
@@ -541,10 +576,10 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
       // locks and channels): halve until something does.
       bool ok = false;
       for (int64_t cores = hw.cores(); cores >= 1 && !ok; cores /= 2)
-        ok = choose_plan(c, opt.fixed_mapping, S.stages[s], whys[s], cores);
+        ok = choose_plan(c, opt.fixed_mapping, S.stages[s], whys[s], cores, keep, &runners_up[s]);
       fits[s] = ok;
       std::lock_guard<std::mutex> g(shared_lock);
-      memo[s].push_back({c.in_place, c.out_place, c.add_place, c.memtile_free, ok, whys[s], S.stages[s]});
+      memo[s].push_back({c.in_place, c.out_place, c.add_place, c.memtile_free, ok, whys[s], S.stages[s], runners_up[s]});
       shared.push_back({std::move(key), s});
     }
     int bad = -1;
@@ -581,15 +616,17 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
   // keeps more activations on chip. The analytic time decides (when half
   // already holds them all, more cannot help).
   PlanMemo memo;
-  Schedule S = plan_stages(base, opt, 0.5, memo);
+  std::vector<std::vector<StagePlan>> runners_up, runners_up_t;
+  Schedule S = plan_stages(base, opt, 0.5, memo, runners_up);
   bool spilled = false;
   for (size_t i = 0; i < S.storages.size(); ++i)
     spilled = spilled || (S.storages[i].place == Place::DDR && !S.graph.storages[i].is_input && !S.graph.storages[i].is_output);
   if (opt.resident && spilled) {
-    Schedule T = plan_stages(base, opt, 0.875, memo);
-    if (planned_seconds(T) < planned_seconds(S)) S = std::move(T);
+    Schedule T = plan_stages(base, opt, 0.875, memo, runners_up_t);
+    if (planned_seconds(T) < planned_seconds(S)) S = std::move(T), runners_up = std::move(runners_up_t);
   }
   layout_ddr(S);
+  if (opt.tune > 1) tune_schedule(S, runners_up);
   return S;
 }
 

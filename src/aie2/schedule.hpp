@@ -193,10 +193,14 @@ struct Schedule {
   uint64_t source_hash = 0;     // model_hash() (store.hpp) of the model it was made for
 };
 
+// The most candidate plans per stage ScheduleOptions::tune may ask to time.
+inline constexpr int kMaxTune = 64;
+
 struct ScheduleOptions {
   bool resident = true;        // keep activations in the memtiles when they fit
   bool fixed_mapping = false;  // the paper's split: output width across columns, channels across rows
   bool dense = false;          // store every weight block (the dense counterpart, for comparisons)
+  int tune = 1;                // > 1: time this many of the best analytic plans per stage, keep the fastest
 };
 
 // Schedules every stage; never fails for lack of memory (it splits further
@@ -218,6 +222,12 @@ int64_t chunk_bytes(DType t, bool sparse, int64_t channels, int64_t block_rows, 
 inline int64_t core_index(const Decision& d, int64_t s, int64_t q) { return s * d.pc + q; }
 inline int64_t core_col(const Hardware& hw, int64_t i) { return i / hw.rows; }
 inline int64_t core_row(const Hardware& hw, int64_t i) { return i % hw.rows; }
+
+// Times each stage's plan and its runners-up (the next best by the analytic
+// cost, runners_up[stage]) as generated programs and keeps the fastest;
+// lays out DDR again. (tune.cpp: it needs the code generator and executor.)
+void tune_schedule(Schedule& S, const std::vector<std::vector<StagePlan>>& runners_up);
+void layout_ddr(Schedule& S);
 
 uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& occ, DType t);
 

@@ -23,6 +23,7 @@ struct EstimateCliOptions {
   std::string mapping = "bsp";
   bool json = false;
   bool csv = false;
+  int tune = 1;
 };
 
 struct Timed {
@@ -70,6 +71,7 @@ Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, boo
       opt.dense = dense;
       opt.fixed_mapping = paper_mapping;
       opt.resident = !paper_mapping;
+      opt.tune = o.tune;
       t.schedule = std::make_shared<aie2::Schedule>(aie2::make_schedule(m, hw, dtype, opt));
     }
     t.program = aie2::generate_program(*t.schedule);
@@ -132,6 +134,7 @@ void run_estimate(const EstimateCliOptions& o) {
   if (o.model != "default" && o.model != "paper") fail_usage("unknown --model '{}' (default, paper)", o.model);
   if (!o.compare.empty() && o.compare != "dense") fail_usage("unknown --compare '{}' (dense)", o.compare);
   if (o.mapping != "bsp" && o.mapping != "paper") fail_usage("unknown --mapping '{}' (bsp, paper)", o.mapping);
+  if (o.tune < 1 || o.tune > aie2::kMaxTune) fail_usage("--tune must be 1 to {}", aie2::kMaxTune);
   if (!o.dtype.empty()) aie2::dtype_from_name(o.dtype);
   if (!o.target.empty()) aie2::load_target(o.target);  // a bad target is a usage error before reading the model
   const bool paper = o.model == "paper";
@@ -178,6 +181,10 @@ Runner setup_estimate(CLI::App& sub) {
                  "columns, channels across rows, activations through DDR at every layer)")
       ->type_name("M");
   sub.add_option("--compare", o->compare, "dense: also time the model with every weight block stored")->type_name("dense");
+  sub.add_option("--tune", o->tune,
+                 "for the schedules made here: time the N best plans of each layer and keep the fastest (as bsp "
+                 "schedule --tune; default 1)")
+      ->type_name("N");
   sub.add_flag("--json", o->json, "print JSON (schema in bsp-estimate(1))");
   sub.add_flag("--csv", o->csv, "print CSV: one row per layer and a total row");
   return [o] { run_estimate(*o); };

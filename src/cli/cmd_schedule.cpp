@@ -21,6 +21,7 @@ struct ScheduleCliOptions {
   bool no_resident = false;
   bool json = false;
   bool table = false;
+  int tune = 1;
 };
 
 void print_table(const aie2::Schedule& s) {
@@ -53,6 +54,7 @@ void print_table(const aie2::Schedule& s) {
 }
 
 void run_schedule(const ScheduleCliOptions& o) {
+  if (o.tune < 1 || o.tune > aie2::kMaxTune) fail_usage("--tune must be 1 to {}", aie2::kMaxTune);
   if (o.target.empty()) fail_usage("--target is required (a name such as aie2:4x4, npu1, or a .json path)");
   const std::string out = resolve_output(o.input, o.out);
   if ((o.json || o.table) && out == "-") fail_usage("--json and --table print on stdout: give -o FILE");
@@ -65,6 +67,7 @@ void run_schedule(const ScheduleCliOptions& o) {
                  "'bsp codegen' needs 'bsp compact --dtype int8' first\n");
   aie2::ScheduleOptions opt;
   opt.resident = !o.no_resident;
+  opt.tune = o.tune;
   auto s = std::make_shared<aie2::Schedule>(aie2::make_schedule(m, hw, dtype, opt));
   s->source_hash = aie2::model_hash(m, dtype);
   m.schedule = s;
@@ -85,6 +88,10 @@ Runner setup_schedule(CLI::App& sub) {
   sub.add_option("--dtype", o->dtype, "data type on the device: int8, bf16, fp32 (default: the model's compact type, else fp32)")
       ->type_name("T");
   sub.add_flag("--no-resident", o->no_resident, "keep every activation in DDR instead of the memtiles");
+  sub.add_option("--tune", o->tune,
+                 "time the N best plans of each layer (by the analytic cost, within 10% of the best) as generated "
+                 "programs and keep the fastest (default 1: the analytic choice)")
+      ->type_name("N");
   sub.add_flag("--json", o->json, "print the schedule as JSON (schema in bsp-schedule(1))");
   sub.add_flag("--table", o->table, "print one line per layer: split, tile, loops, placement, imbalance");
   return [o] { run_schedule(*o); };

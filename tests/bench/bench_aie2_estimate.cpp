@@ -7,9 +7,10 @@
 // totals on stderr; a cell that fails to schedule is reported and counted.
 //
 // Usage: bench_aie2_estimate [--model default|paper|both] [--mapping bsp|paper]
-//                            [--nets a,b,...] [--targets t1,t2,...]
+//                            [--nets a,b,...] [--targets t1,t2,...] [--tune N]
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -43,12 +44,14 @@ double phase_s[3] = {0, 0, 0};  // schedule, codegen, timing: wall seconds summe
 
 // Schedules, generates and times one model; returns the total seconds.
 bool paper_mapping = false;  // --mapping paper (bsp-estimate(1))
+int tune = 1;                // --tune N (bsp-schedule(1), Tuning)
 
 double estimate(const Model& m, const aie2::Hardware& hw, bool dense) {
   aie2::ScheduleOptions opt;
   opt.dense = dense;
   opt.fixed_mapping = paper_mapping;
   opt.resident = !paper_mapping;
+  opt.tune = tune;
   auto t0 = Clock::now();
   const aie2::Schedule s = aie2::make_schedule(m, hw, aie2::DType::Int8, opt);
   phase_s[0] += seconds_since(t0);
@@ -76,6 +79,8 @@ int main(int argc, char** argv) {
       targets = split(v);
     else if (a == "--mapping")
       paper_mapping = v == "paper";
+    else if (a == "--tune")
+      tune = std::atoi(v.c_str());
     else if (a == "--model")
       models = v == "both" ? std::vector<std::string>{"default", "paper"} : std::vector<std::string>{v};
     else {

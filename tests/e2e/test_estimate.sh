@@ -73,6 +73,7 @@ err 2 estimate "give --json or --csv, not both" "$BSP" estimate c.h5 --json --cs
 err 2 estimate "unknown --model 'fast'" "$BSP" estimate c.h5 --model fast
 err 2 estimate "unknown --compare 'sparse'" "$BSP" estimate c.h5 --compare sparse
 err 2 estimate "unknown --mapping 'best'" "$BSP" estimate c.h5 --mapping best
+err 2 estimate "--tune must be 1 to 64" "$BSP" estimate c.h5 --tune -1
 err 2 estimate "unknown target 'nosuch'" "$BSP" estimate c.h5 --target nosuch
 err 2 estimate "unknown data type 'fp8'" "$BSP" estimate c.h5 --dtype fp8
 err 1 estimate "cannot read 'missing\.h5'" "$BSP" estimate missing.h5

@@ -74,7 +74,30 @@ CHECKS=$((CHECKS + 1))
 "$BSP" schedule - --target aie2:2x2 -o - <m.h5 | "$BSP" estimate - --json >pipe.json || fail "pipe"
 [ "$(json_get pipe.json "d['target']")" = "aie2-2x2" ] || fail "piped schedule"
 
+# --tune times the best plans per layer and keeps the fastest: the stored
+# program is never slower than the analytic choice's, and it is what
+# estimate times again.
+ok "$BSP" schedule p.h5 --target aie2:4x4 --dtype int8 -o u.h5
+ok "$BSP" estimate u.h5 --json
+cp "$WORK/.out" u.json
+ok "$BSP" schedule p.h5 --target aie2:4x4 --dtype int8 --tune 4 -o t.h5
+ok "$BSP" estimate t.h5 --json
+cp "$WORK/.out" t.json
+ok "$BSP" estimate p.h5 --target aie2:4x4 --dtype int8 --tune 4 --json
+cp "$WORK/.out" tm.json
+CHECKS=$((CHECKS + 1))
+python3 - u.json t.json tm.json <<'PY' || fail "--tune"
+import json, sys
+u, t, tm = (json.load(open(f)) for f in sys.argv[1:])
+assert t["total_s"] <= u["total_s"] * (1 + 1e-9), (t["total_s"], u["total_s"])
+for a, b in zip(u["layers"], t["layers"]):
+    assert b["time_s"] <= a["time_s"] * (1 + 1e-9), a["name"]
+assert abs(tm["total_s"] - t["total_s"]) <= 1e-12 + 1e-9 * t["total_s"], (tm["total_s"], t["total_s"])
+PY
+
 # Failures: one line, the right exit code, no output file.
+err 2 schedule "--tune must be 1 to 64" "$BSP" schedule m.h5 --target aie2:2x2 --tune 0 -o x.h5
+err 2 schedule "--tune must be 1 to 64" "$BSP" schedule m.h5 --target aie2:2x2 --tune 65 -o x.h5
 err 2 schedule "--target is required" "$BSP" schedule m.h5 -o x.h5
 err 2 schedule "unknown target 'nosuch'" "$BSP" schedule m.h5 --target nosuch -o x.h5
 err 2 schedule "bad target 'aie2:4'" "$BSP" schedule m.h5 --target aie2:4 -o x.h5

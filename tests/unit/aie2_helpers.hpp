@@ -58,10 +58,11 @@ struct PipelineResult {
 // Schedules, generates, simulates one random image and compares with the
 // reference forward (fp32 or int8 by the model's compact type).
 inline PipelineResult run_pipeline(const Model& m, const std::string& target, bool resident = true,
-                                   uint64_t seed = 11) {
+                                   uint64_t seed = 11, int tune = 1) {
   PipelineResult r;
   aie2::ScheduleOptions opt;
   opt.resident = resident;
+  opt.tune = tune;
   const aie2::DType dt = m.compact && m.compact->int8 ? aie2::DType::Int8 : aie2::DType::FP32;
   r.schedule = aie2::make_schedule(m, aie2::load_target(target), dt, opt);
   r.program = aie2::generate_program(r.schedule);

@@ -247,6 +247,16 @@ TEST_CASE("weights loaded from DDR on two streams stay exact", "[aie2][sim]") {
   CHECK(resident + halves > 0);
 }
 
+TEST_CASE("tuned schedules stay exact", "[aie2][sim]") {
+  for (const char* target : {"aie2:2x2", "aie2:4x4"}) {
+    INFO(target);
+    Model m = test::aie2_model("fmnist-resnet", 0.5);
+    test::make_int8(m);
+    test::PipelineResult r = test::run_pipeline(m, target, true, 11, 4);
+    CHECK(r.max_diff == 0.0);
+  }
+}
+
 TEST_CASE("strided 1x1 convolutions take only the input they read", "[aie2][sim]") {
   // fmnist-resnet's shortcut convolutions (1x1, stride 2) read their
   // resident input with LOADFMS: every second row and column.
