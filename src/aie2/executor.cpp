@@ -229,13 +229,14 @@ class Runner {
   // ---- helpers ----
 
   // The core input (S2MM) channel a transfer into buffer d arrives on and the
-  // half of a split buffer it writes: channels [split, pitch) come on the
-  // next channel. A box may not straddle the split.
+  // half of a split buffer it writes: channels [split, pitch) (bytes of a
+  // linear buffer) come on the next channel. A box may not straddle the split.
   std::pair<int32_t, int32_t> in_port(int q, size_t rec, Opc op, const BufDecl& d, int64_t dc, int64_t n) const {
     if (d.port < 0 || d.port >= hw_.core_s2mm) error(q, rec, op, fmt::format("buffer '{}': no core input channel {}", d.name, d.port));
     if (d.split <= 0) return {d.port, 0};
     if (dc < d.split && dc + n > d.split)
-      error(q, rec, op, fmt::format("box of channels [{}, {}) straddles the split of buffer '{}' at {}", dc, dc + n, d.name, d.split));
+      error(q, rec, op, fmt::format("{} [{}, {}) straddles the split of buffer '{}' at {}",
+                                    (d.flags & kBufLinear) ? "transfer of bytes" : "box of channels", dc, dc + n, d.name, d.split));
     if (dc < d.split) return {d.port, 0};
     return {static_cast<int32_t>((d.port + 1) % hw_.core_s2mm), 1};
   }
@@ -438,7 +439,8 @@ class Runner {
     need_window(q, rec, in.op, sb, 0, sslot, false);
     const auto dms = members(q, rec, in.op, dd, dmember);
     const bool to_core = dd.mem == Mem::Core;
-    const auto [port, half] = to_core ? in_port(q, rec, in.op, dd, linear ? 0 : a[12], linear ? 0 : a[7])
+    // (a linear buffer is split by bytes: its destination offset and size)
+    const auto [port, half] = to_core ? in_port(q, rec, in.op, dd, linear ? a[6] : a[12], linear ? a[3] : a[7])
                                       : std::pair<int32_t, int32_t>{0, 0};
     for (int32_t mbr : dms) need_window(q, rec, in.op, db, mbr, dslot, true, half);
     int64_t bytes;

@@ -220,7 +220,8 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
       if (d.id != b) fail("program: stage '{}': buffer {} declared as {}", s.name, b, d.id);
       if (static_cast<int32_t>(d.mem) < 0 || static_cast<int32_t>(d.mem) > 2) fail("program: buffer '{}': bad memory", d.name);
       if (d.slots < 1 || d.slot_bytes < 0 || d.tile_count < 1) fail("program: buffer '{}': bad size", d.name);
-      if (d.port < 0 || d.split < 0 || (d.split > 0 && (d.mem != Mem::Core || (d.flags & (kBufSlotLocks | kBufLinear)))))
+      if (d.port < 0 || d.split < 0 || (d.split > 0 && (d.mem != Mem::Core || (d.flags & kBufSlotLocks) ||
+                                                         ((d.flags & kBufLinear) && d.split >= d.slot_bytes))))
         fail("program: buffer '{}': bad input channel or split", d.name);
       s.bufs.push_back(d);
     }

@@ -248,7 +248,14 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
         StagePlan probe;
         probe.d = d;
         std::string w;
-        if (!derive_plan(c, probe, &w)) {
+        bool fit = derive_plan(c, probe, &w);
+        // One chunk in one pass is loaded once with chunks outer ('B') and
+        // then needs one weight slot where 'A' reloads it into two.
+        if (!fit && conv && static_cast<int64_t>(d.cbounds.size()) - 1 == d.pc && ci_options[ki] >= st.Cin) {
+          probe.d.order = 'B';
+          fit = derive_plan(c, probe, &w);
+        }
+        if (!fit) {
           why = w;
           continue;
         }
