@@ -95,6 +95,23 @@ for a, b in zip(u["layers"], t["layers"]):
 assert abs(tm["total_s"] - t["total_s"]) <= 1e-12 + 1e-9 * t["total_s"], (tm["total_s"], t["total_s"])
 PY
 
+# With DDR time adding to every layer (a target file with ddr_overlap false)
+# weights that arrive once may come in halves; never under overlap.
+echo '{ "base": "aie2", "rows": 2, "cols": 2, "ddr_overlap": false }' >noovl.json
+ok "$BSP" schedule p.h5 --target noovl.json -o h.h5 --json
+cp "$WORK/.out" h.json
+CHECKS=$((CHECKS + 1))
+python3 - h.json s.json <<'PY' || fail "weights_in_halves"
+import json, sys
+h, s = (json.load(open(f)) for f in sys.argv[1:])
+assert any(x["weights_in_halves"] for x in h["stages"])
+assert not any(x["weights_in_halves"] for x in s["stages"])
+assert all(x["input_split"] >= 0 for x in h["stages"])
+PY
+ok "$BSP" codegen h.h5 -o hc.h5
+ok "$BSP" sim hc.h5 --random 3 --json
+out_has '"match": true'
+
 # Failures: one line, the right exit code, no output file.
 err 2 schedule "--tune must be 1 to 64" "$BSP" schedule m.h5 --target aie2:2x2 --tune 0 -o x.h5
 err 2 schedule "--tune must be 1 to 64" "$BSP" schedule m.h5 --target aie2:2x2 --tune 65 -o x.h5

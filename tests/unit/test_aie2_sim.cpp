@@ -17,6 +17,30 @@ struct Case {
   double density;
   const char* target;
 };
+// The first transfer `op` of stage s into the second half of split buffer
+// b: its destination argument `dst` is b, its offset argument `off` (the
+// destination channel of a box, the byte offset of a linear transfer) at
+// or above the split.
+Instr* into_second_half(Program& p, size_t s, int32_t b, Opc op, int dst, int off) {
+  const int32_t split = p.stages[s].bufs[static_cast<size_t>(b)].split;
+  for (QueueProg& q : p.stages[s].queues)
+    for (Instr& in : q.code)
+      if (in.op == op && in.a[static_cast<size_t>(dst)] == b && in.a[static_cast<size_t>(off)] >= split) return &in;
+  return nullptr;
+}
+
+// Moves the locks of the queue that issues `marker` on buffer b from the
+// second lock pair to the first.
+void second_writer_to_first_pair(Program& p, size_t s, int32_t b, const Instr* marker) {
+  for (QueueProg& q : p.stages[s].queues) {
+    bool issues = false;
+    for (const Instr& in : q.code) issues |= &in == marker;
+    if (!issues) continue;
+    for (Instr& in : q.code)
+      if ((in.op == Opc::Acq || in.op == Opc::Rel) && in.a[0] == b) in.a[2] -= 2;
+  }
+}
+
 }  // namespace
 
 TEST_CASE("fp32 programs match the reference forward", "[aie2][sim]") {
@@ -181,14 +205,7 @@ TEST_CASE("input tiles split over a core's two input channels stay exact and che
   REQUIRE(split_buf >= 0);
   --s;
   const Program& good = r.program;
-  // The first transfer into the buffer's second half.
-  auto second_half = [&](Program& p) -> Instr* {
-    const BufDecl& b = p.stages[s].bufs[static_cast<size_t>(split_buf)];
-    for (QueueProg& q : p.stages[s].queues)
-      for (Instr& in : q.code)
-        if (in.op == Opc::LoadFM && in.a[8] == split_buf && in.a[12] >= b.split) return &in;
-    return nullptr;
-  };
+  auto second_half = [&](Program& p) { return into_second_half(p, s, split_buf, Opc::LoadFM, 8, 12); };
   SECTION("a box across the split") {
     Program p = good;
     Instr* in = second_half(p);
@@ -198,13 +215,7 @@ TEST_CASE("input tiles split over a core's two input channels stay exact and che
   }
   SECTION("both writers under the first lock pair") {
     Program p = good;
-    for (QueueProg& q : p.stages[s].queues) {
-      bool writes_second = false;
-      for (const Instr& in : q.code) writes_second |= &in == second_half(p);
-      if (!writes_second) continue;
-      for (Instr& in : q.code)
-        if ((in.op == Opc::Acq || in.op == Opc::Rel) && in.a[0] == split_buf) in.a[2] -= 2;
-    }
+    second_writer_to_first_pair(p, s, split_buf, second_half(p));
     CHECK_THAT(run_error(p, r.image, m), Catch::Contains("overwritten while in use"));
   }
   SECTION("locks 2 and 3 exist only on split buffers") {
@@ -254,13 +265,7 @@ TEST_CASE("weights in halves on both input channels stay exact and checked", "[a
   --s;
   Program with_consts = good;
   img = build_const_image(S, m, &with_consts);
-  auto second_half = [&](Program& p) -> Instr* {
-    const BufDecl& b = p.stages[s].bufs[static_cast<size_t>(wb)];
-    for (QueueProg& q : p.stages[s].queues)
-      for (Instr& in : q.code)
-        if (in.op == Opc::LoadWM && in.a[4] == wb && in.a[6] >= b.split) return &in;
-    return nullptr;
-  };
+  auto second_half = [&](Program& p) { return into_second_half(p, s, wb, Opc::LoadWM, 4, 6); };
   SECTION("a transfer across the split") {
     Program p = with_consts;
     Instr* in = second_half(p);
@@ -270,13 +275,7 @@ TEST_CASE("weights in halves on both input channels stay exact and checked", "[a
   }
   SECTION("both halves under the first lock pair") {
     Program p = with_consts;
-    for (QueueProg& q : p.stages[s].queues) {
-      bool writes_second = false;
-      for (const Instr& in : q.code) writes_second |= &in == second_half(p);
-      if (!writes_second) continue;
-      for (Instr& in : q.code)
-        if ((in.op == Opc::Acq || in.op == Opc::Rel) && in.a[0] == wb) in.a[2] -= 2;
-    }
+    second_writer_to_first_pair(p, s, wb, second_half(p));
     // The halves' writers now wait for the one free lock, and the cores for
     // the second half's full lock, which nobody releases.
     CHECK_THAT(run_error(p, img, m), Catch::Contains("deadlock") && Catch::Contains("w.q"));
