@@ -636,7 +636,29 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   }
   const double fm_share = p.fm_split > 0 ? static_cast<double>(p.fm_split) / static_cast<double>(cin_tile) : 1.0;
 
-  // Memtile staging buffers, per memtile, allocated downwards from the top,
+
+  // Output tiles alternate over up to two core MM2S channels (one per slot).
+  const double out_ch = static_cast<double>(hw.out_channels());
+  const double n_out_ch = std::ceil(n_out / out_ch);
+  double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch * static_cast<double>(runs));
+  if (out_ch > 1) t_outport += (n_out_ch - 1) * t_comp / n_out;  // per slot: COMP, then its drain
+  // Each queue's busy time plus what cannot overlap with it: the work
+  // before its first transfer or COMP (the first tile's operands) and after
+  // its last (the last COMP, the last output tile); the slowest sets the pace.
+  const double in_tile_bytes = static_cast<double>(p.ih * p.iw * cin_tile * es);
+  const double out_tile_bytes = static_cast<double>(d.th * d.tw * co_max * es);
+  const double in1 = stream_s(in_tile_bytes, 1),
+               w1 = conv ? stream_s(static_cast<double>(p.chunk_max) / (p.w_halves ? 2 : 1), 1) : 0.0;
+  const double c1 = first_comp / (ghz * 1e9), o1 = stream_s(out_tile_bytes, 1);
+  const double pre = std::max(in1, w1);
+  // The on-chip time but the memtile channels' queue (t_mt, added below)
+  // bounds the estimate from below: a candidate that cannot beat must_beat
+  // stops here, before the channel assignment (the planner's hot part).
+  const double t_onchip_but_mt = std::max({t_comp + pre + o1, t_in + c1 + o1, t_wport + c1 + o1, t_outport + pre + c1});
+  if (t_onchip_but_mt >= must_beat) return no("slower than a plan already found");
+
+  // Memtile staging buffers (after the bound above: a pruned candidate
+  // allocates none), per memtile, allocated downwards from the top,
   // and their locks: two per staging buffer (four for an output staging
   // buffer fed by two core channels), and two for each band of up to three
   // resident activations the stage reads or writes in this memtile.
@@ -702,26 +724,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     if (used[static_cast<size_t>(m)] > c.memtile_free) return no("memtile memory");
     if (locks[static_cast<size_t>(m)] > hw.memtile_locks) return no("memtile locks");
   }
-
-  // Output tiles alternate over up to two core MM2S channels (one per slot).
-  const double out_ch = static_cast<double>(hw.out_channels());
-  const double n_out_ch = std::ceil(n_out / out_ch);
-  double t_outport = stream_s(core_out * n_out_ch / n_out, n_out_ch * static_cast<double>(runs));
-  if (out_ch > 1) t_outport += (n_out_ch - 1) * t_comp / n_out;  // per slot: COMP, then its drain
-  // Each queue's busy time plus what cannot overlap with it: the work
-  // before its first transfer or COMP (the first tile's operands) and after
-  // its last (the last COMP, the last output tile); the slowest sets the pace.
-  const double in_tile_bytes = static_cast<double>(p.ih * p.iw * cin_tile * es);
-  const double out_tile_bytes = static_cast<double>(d.th * d.tw * co_max * es);
-  const double in1 = stream_s(in_tile_bytes, 1),
-               w1 = conv ? stream_s(static_cast<double>(p.chunk_max) / (p.w_halves ? 2 : 1), 1) : 0.0;
-  const double c1 = first_comp / (ghz * 1e9), o1 = stream_s(out_tile_bytes, 1);
-  const double pre = std::max(in1, w1);
-  // The on-chip time but the memtile channels' queue (t_mt, added below)
-  // bounds the estimate from below: a candidate that cannot beat must_beat
-  // stops here, before the channel assignment (the planner's hot part).
-  const double t_onchip_but_mt = std::max({t_comp + pre + o1, t_in + c1 + o1, t_wport + c1 + o1, t_outport + pre + c1});
-  if (t_onchip_but_mt >= must_beat) return no("slower than a plan already found");
   // Channels: the streams of every memtile and shim tile, spread longest
   // first over the least loaded channel (ties: the lower channel).
   struct Req {
