@@ -218,8 +218,9 @@ class Gen {
         x.flags = kBufLinear;
         x.name = "w.q" + std::to_string(q);
         x.port = static_cast<int32_t>(1 % hw_.core_s2mm);
-        // In halves: bytes [0, split) on this channel, the rest on the other.
-        if (p_.w_halves) x.split = i32(w_half(q), "split");
+        // Written straight from DDR by two shim streams: bytes [0, split)
+        // by the first (this channel), the rest by the second (the other).
+        if (w_split()) x.split = i32(w_half(q), "split");
         core_w_.push_back(add_buf(x));
       }
     }
@@ -288,9 +289,8 @@ class Gen {
     }
     if (conv())
       for (int64_t q = 0; q < d.pc; ++q) {
-        if (p_.w_halves) {  // a buffer per half, one writer and one reader each
-          w_stage_.push_back(mt_buf(q % hw_.cols, "w.q" + std::to_string(q) + ".0", 0, 0, 0, true));
-          w_stage2_.push_back(mt_buf(q % hw_.cols, "w.q" + std::to_string(q) + ".1", 0, 0, 0, true));
+        if (p_.w_direct) {  // no staging: DDR -> core
+          w_stage_.push_back(-1);
           continue;
         }
         w_stage_.push_back(mt_buf(q % hw_.cols, "w.q" + std::to_string(q), 0, 0, 0, true));
@@ -348,8 +348,10 @@ class Gen {
     return {x * half, x == ns - 1 ? bytes : (x + 1) * half};
   }
 
-  // w_halves: where part q's single chunk is cut (4-byte aligned).
-  int64_t w_half(int64_t q) const { return p_.chunks[static_cast<size_t>(q)][0].bytes / 2 / 4 * 4; }
+  // w_direct with two shim streams: the core weight buffer is split where
+  // part q's single chunk is cut (load_piece's halves).
+  bool w_split() const { return p_.w_direct && p_.ldw_streams == 2; }
+  int64_t w_half(int64_t q) const { return load_piece(p_.chunks[static_cast<size_t>(q)][0].bytes, false, 0, 0).second; }
 
   bool placed_ddr(int storage) const { return S_.storages[static_cast<size_t>(storage)].place == Place::DDR; }
 
@@ -409,11 +411,8 @@ class Gen {
           ldw_q_.push_back(new_stream(QKind::ShimMM2S, m,
                                       "LOADW w.q" + std::to_string(q) + (p_.ldw_streams > 1 ? "." + std::to_string(x) : ""),
                                       p_.ch_ldw[static_cast<size_t>(q * p_.ldw_streams + x)]));
-        wm_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADWM w.q" + std::to_string(q) + (p_.w_halves ? ".0" : ""),
-                                   p_.ch_wm[static_cast<size_t>(q)]));
-        if (p_.w_halves)
-          wm2_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADWM w.q" + std::to_string(q) + ".1",
-                                      p_.ch_wm2[static_cast<size_t>(q)]));
+        if (!p_.w_direct)
+          wm_q_.push_back(new_stream(QKind::MemtileMM2S, m, "LOADWM w.q" + std::to_string(q), p_.ch_wm[static_cast<size_t>(q)]));
       }
     if (st_.add)
       for (int64_t i = 0; i < cores(); ++i) {
@@ -633,7 +632,7 @@ class Gen {
                 emit(cq, acq(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, 2 * x + kFull, 1,
                              kRead, in_member));
           if (w_load)
-            for (int x = 0; x < (p_.w_halves ? 2 : 1); ++x)
+            for (int x = 0; x < (w_split() ? 2 : 1); ++x)
               emit(cq, acq(core_w_[static_cast<size_t>(q)], w_slot, 2 * x + kFull, 1, kRead, static_cast<int>(s)));
           if (last) {
             emit(cq, acq(core_out_[static_cast<size_t>(i)], out_slot, kFree, 1, kWrite, 0));
@@ -657,7 +656,7 @@ class Gen {
                 emit(cq, rel(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, 2 * x + kFree, 1,
                              kRead, in_member));
           if (w_rel)
-            for (int x = 0; x < (p_.w_halves ? 2 : 1); ++x)
+            for (int x = 0; x < (w_split() ? 2 : 1); ++x)
               emit(cq, rel(core_w_[static_cast<size_t>(q)], w_slot, 2 * x + kFree, 1, kRead, static_cast<int>(s)));
 
           // The output path.
@@ -778,29 +777,24 @@ class Gen {
         for (int64_t q = 0; q < d.pc; ++q) {
           const Chunk& ch = p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * K + k)];
           const int32_t cb = core_w_[static_cast<size_t>(q)];
+          if (p_.w_direct) {
+            // DDR -> the part's cores: shim stream x writes its piece
+            // [lo, hi) of the chunk under the core buffer's lock pair x.
+            const int64_t ns = p_.ldw_streams;
+            for (int64_t x = 0; x < ns; ++x) {
+              const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
+              const auto [lo, hi] = load_piece(ch.bytes, false, 0, x);
+              const int pair = w_split() ? static_cast<int>(2 * x) : 0;
+              emit(lq, acq(cb, w_slot, pair + kFree, 1, kWrite, kAll));
+              emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ + lo : 0, "offset"),
+                                         i32(hi - lo, "bytes"), cb, static_cast<int32_t>(w_slot), i32(lo, "offset"), kAll}));
+              emit(lq, rel(cb, w_slot, pair + kFull, 1, kWrite, kAll));
+            }
+            continue;
+          }
           const int32_t sb = w_stage_[static_cast<size_t>(q)];
           const QKey& wq = wm_q_[static_cast<size_t>(q)];
-          if (p_.w_halves) {
-            // Half x: DDR -> its memtile buffer (on shim stream x, or both
-            // on the one) -> the core's bytes [lo, hi) on its own stream
-            // and input channel, under the core buffer's lock pair x.
-            for (int64_t x = 0; x < 2; ++x) {
-              const int32_t hb = x ? w_stage2_[static_cast<size_t>(q)] : sb;
-              const QKey& lq = ldw_q_[static_cast<size_t>(q * p_.ldw_streams + (p_.ldw_streams > 1 ? x : 0))];
-              const QKey& hq = x ? wm2_q_[static_cast<size_t>(q)] : wq;
-              const int64_t lo = x ? w_half(q) : 0, hi = x ? ch.bytes : w_half(q);
-              emit(lq, acq(hb, 0, kFree, 1, kWrite, kAll));
-              emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ + lo : 0, "offset"),
-                                         i32(hi - lo, "bytes"), hb, 0, 0, kAll}));
-              emit(lq, rel(hb, 0, kFull, 1, kWrite, kAll));
-              emit(hq, acq(hb, 0, kFull, 1, kRead, kAll));
-              emit(hq, acq(cb, w_slot, static_cast<int>(2 * x) + kFree, 1, kWrite, kAll));
-              emit(hq, make(Opc::LoadWM, {hb, 0, 0, i32(hi - lo, "bytes"), cb, static_cast<int32_t>(w_slot),
-                                          i32(lo, "offset"), kAll}));
-              emit(hq, rel(cb, w_slot, static_cast<int>(2 * x) + kFull, 1, kWrite, kAll));
-              emit(hq, rel(hb, 0, kFree, 1, kRead, kAll));
-            }
-          } else if (d.w_resident) {
+          if (d.w_resident) {
             int64_t off = 0;
             for (int64_t c = 0; c < j * K + k; ++c) off += p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(c)].bytes;
             emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
@@ -869,14 +863,12 @@ class Gen {
   std::map<std::tuple<int, bool, bool>, std::vector<int32_t>> bands_;
   std::vector<std::vector<int32_t>> core_in_, in_stage_;
   std::vector<int32_t> core_w_, core_out_, core_add_, w_stage_, add_stage_, out_stage_, in_src_;
-  std::vector<int32_t> w_stage2_;  // w_halves: the second half's memtile buffer per part
   int32_t add_src_ = -1, out_dst_ = -1, w_ddr_ = -1;
   int64_t w_ddr_base_ = 0;
   std::map<QKey, QBuild> qs_;
   QKey last_k_{};
   QBuild* last_q_ = nullptr;
   std::vector<QKey> core_q_, core_out_q_, ldw_q_, wm_q_, am_q_, lda_q_, wr_q_;
-  std::vector<QKey> wm2_q_;  // w_halves: the second half's stream per part
   std::vector<std::vector<QKey>> fm_q_, ld_q_;
 };
 

@@ -422,7 +422,9 @@ class Runner {
     // Which memories each instruction connects.
     Mem want_src = Mem::DDR, want_dst = Mem::Memtile;
     switch (in.op) {
-      case Opc::Load: case Opc::LoadW: want_src = Mem::DDR, want_dst = Mem::Memtile; break;
+      case Opc::Load: want_src = Mem::DDR, want_dst = Mem::Memtile; break;
+      // weights: into a memtile, or straight into core memory (linear)
+      case Opc::LoadW: want_src = Mem::DDR, want_dst = dd.mem == Mem::Core && (dd.flags & kBufLinear) ? Mem::Core : Mem::Memtile; break;
       case Opc::LoadFM: case Opc::LoadFMS: case Opc::LoadWM: want_src = Mem::Memtile, want_dst = Mem::Core; break;
       case Opc::WriteFM: want_src = Mem::Core, want_dst = Mem::Memtile; break;
       case Opc::Write: want_src = Mem::Memtile, want_dst = Mem::DDR; break;

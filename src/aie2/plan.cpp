@@ -8,8 +8,8 @@
 
 namespace bsp::aie2 {
 
-// The smallest weight part worth sending in halves (w_halves).
-constexpr int64_t kMinHalfBytes = 1024;
+// The smallest weight part sent straight from DDR into the cores (w_direct).
+constexpr int64_t kMinDirectBytes = 1024;
 
 namespace {
 
@@ -503,19 +503,18 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // hold each other up on that channel.
   const bool can_split = (conv ? p.w_loads == 1 : st.kind == StageKind::Pool) && n_in == 1 && hw.core_s2mm >= 2 &&
                          c.in_place[0] == Place::Memtile && cin_tile >= 2 * (conv ? kBlock : 4);
-  // Whether weights that arrive once may come in halves on both input
-  // channels (w_halves, chosen below; the core buffer's second lock pair):
-  // when DDR time adds to the stage (ddr_overlap false), the weights are in
-  // the memtile before the on-chip work starts and the first COMP waits for
-  // the slower half only. Under overlap the chunk still comes from DDR first
-  // and the halves gain little (tried: programs of the experiment table up
-  // to 5% slower, the analytic time misjudging them), so not there.
+  // Weights that arrive once go straight from DDR into the cores when DDR
+  // time adds to the stage (ddr_overlap false): they are then in place
+  // before the on-chip work starts, which memtile staging would still have
+  // to send on (the same shim channels and bytes either way). Two shim
+  // streams per part write halves of the core buffer (a second lock pair).
+  // (Under overlap the weights stream alongside the work; not done there.)
   int64_t part_min = std::numeric_limits<int64_t>::max();
   for (int64_t b : p.part_bytes) part_min = std::min(part_min, b);
-  const bool can_halve_w = conv && !hw.ddr_overlap && p.w_loads == 1 && !d.w_resident && hw.core_s2mm >= 2 &&
-                           !p.part_bytes.empty() && part_min >= kMinHalfBytes;
+  p.w_direct = conv && !hw.ddr_overlap && p.w_loads == 1 && !d.w_resident && !p.part_bytes.empty() &&
+               part_min >= kMinDirectBytes;
   const int64_t core_lock_users = static_cast<int64_t>(n_in) + (can_split ? 1 : 0) + (conv ? 1 : 0) +
-                                  (can_halve_w ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
+                                  (p.w_direct ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
   if (2 * core_lock_users > hw.core_locks) return no("core locks");
 
   const int64_t cores = d.ps * d.pc;
@@ -536,7 +535,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // one that ends up less busy, and a conv may move input channels
   // [fm_split, ci) of every tile to the second, so that both carry about the
   // same bytes.
-  const double w_port = stream_s(wmax * w_mult, n_w);
+  const double w_port = p.w_direct ? 0.0 : stream_s(wmax * w_mult, n_w);  // (direct: in place before)
   const double in_per_port = hw.core_s2mm >= 2 ? std::ceil(static_cast<double>(n_in) / 2) : static_cast<double>(n_in);
   const double in_rest = static_cast<double>(n_in) - in_per_port;  // inputs on the second channel
   const double t_add = st.add ? stream_s(core_out, n_out_runs) : 0.0;
@@ -549,21 +548,15 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // its transfer, and about as long again holding the broadcast up (fitted
   // to the timed programs).
   constexpr double add_mix = 2.0;
-  // Weights in halves (w_halves): one on each channel, first.
-  const double w_half = can_halve_w ? stream_s(wmax / 2, 1) : 0.0;
-  // Both channels' busy seconds with the operand on channel add_port,
-  // input channels from na on the second (na = 0: none) and the weights in
-  // halves or not (wh).
-  auto ports = [&](int add_port, int64_t na, bool wh) {
+  // Both channels' busy seconds with the operand on channel add_port and
+  // input channels from na on the second (na = 0: none).
+  auto ports = [&](int add_port, int64_t na) {
     const double share = na > 0 ? static_cast<double>(na) / static_cast<double>(cin_tile) : 1.0;
     double a = stream_s(fm_bytes * share * in_per_port, n_fm * in_per_port);
-    double b = (wh ? w_half : w_port) + stream_s(fm_bytes * in_rest, n_fm * in_rest);
+    double b = w_port + stream_s(fm_bytes * in_rest, n_fm * in_rest);
     const double b_fm = na > 0 ? stream_s(fm_bytes * (1 - share), n_fm) : 0.0;
     b += b_fm;
-    if (wh)
-      a += w_half;  // the input tiles queue behind it
-    else if (w_first > 0 && n_fm > 2)
-      a += std::max(0.0, w_first + (b_fm - 2 * a) / n_fm + c1_);
+    if (w_first > 0 && n_fm > 2) a += std::max(0.0, w_first + (b_fm - 2 * a) / n_fm + c1_);
     // The residual operand goes to each core on its own; on a channel that
     // also takes a broadcast (every receiver must be free at once), the
     // cores' operands arriving at different times hold the broadcast up.
@@ -574,8 +567,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   };
   p.fm_split = 0;
   p.add_port = 0;
-  p.w_halves = false;
-  auto [t_in, t_wport] = ports(0, 0, false);
+  auto [t_in, t_wport] = ports(0, 0);
   // A channelwise stage, or a conv split only spatially, sends every core
   // its own input streams, so its cores' streams also share their memtile's
   // channels: the busiest of them when each core's input is cut at na
@@ -595,28 +587,23 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     return *std::max_element(ch.begin(), ch.end());
   };
   double best_cost = std::max({t_in, t_wport, memtile_fm(0)});
-  auto consider_wh = [&](int add_port, int64_t na, bool wh) {
-    const auto [a, b] = ports(add_port, na, wh);
+  auto consider = [&](int add_port, int64_t na) {
+    const auto [a, b] = ports(add_port, na);
     const double cost = std::max({a, b, memtile_fm(na)});
     if (cost < best_cost) {
       best_cost = cost;
       t_in = a, t_wport = b;
       p.add_port = add_port;
       p.fm_split = na;
-      p.w_halves = wh;
     }
   };
-  for (bool wh : {false, true}) {
-    if (wh && !can_halve_w) continue;
-    auto consider = [&](int add_port, int64_t na) { consider_wh(add_port, na, wh); };
-    if (wh) consider(0, 0);
-    if (st.add && hw.core_s2mm >= 2) consider(1, 0);
-    if (can_split)
+  if (st.add && hw.core_s2mm >= 2) consider(1, 0);
+  if (can_split)
     for (int add_port = 0; add_port < (st.add ? 2 : 1); ++add_port) {
       // From half the channels to the share that evens the two channels'
       // bytes, in up to 12 steps of whole units: 8 channels for a conv, 4
       // (a 32-bit DMA word of int8) for a pool's few channels.
-      const double add_b = st.add ? core_out : 0.0, w_b = wmax * w_mult;
+      const double add_b = st.add ? core_out : 0.0, w_b = p.w_direct ? 0.0 : wmax * w_mult;
       const double first = std::clamp((fm_bytes + w_b + (add_port ? add_b : -add_b)) / 2, 0.0, fm_bytes);
       const int64_t unit = conv ? kBlock : 4;
       const int64_t lo = std::max<int64_t>(1, cin_tile / 2 / unit);
@@ -633,7 +620,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
         for (int64_t r = lo + 1; r <= top && r < cin_tile / unit; r += up) consider(add_port, r * unit);
       }
     }
-  }
   const double fm_share = p.fm_split > 0 ? static_cast<double>(p.fm_split) / static_cast<double>(cin_tile) : 1.0;
 
 
@@ -648,7 +634,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   const double in_tile_bytes = static_cast<double>(p.ih * p.iw * cin_tile * es);
   const double out_tile_bytes = static_cast<double>(d.th * d.tw * co_max * es);
   const double in1 = stream_s(in_tile_bytes, 1),
-               w1 = conv ? stream_s(static_cast<double>(p.chunk_max) / (p.w_halves ? 2 : 1), 1) : 0.0;
+               w1 = conv && !p.w_direct ? stream_s(static_cast<double>(p.chunk_max), 1) : 0.0;
   const double c1 = first_comp / (ghz * 1e9), o1 = stream_s(out_tile_bytes, 1);
   const double pre = std::max(in1, w1);
   // The on-chip time but the memtile channels' queue (t_mt, added below)
@@ -702,11 +688,8 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
         int64_t total = 0;
         for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) total += ch.bytes;
         stage_buf(m, "w.q" + std::to_string(q), std::max<int64_t>(total, 64), 1);
-      } else if (p.w_halves) {
-        // One buffer per half (a shim stream each when there are two).
-        const int64_t half = p.chunk_max / 2 / 4 * 4;
-        stage_buf(m, "w.q" + std::to_string(q) + ".0", half, 1);
-        stage_buf(m, "w.q" + std::to_string(q) + ".1", p.chunk_max - half + 4, 1);
+      } else if (p.w_direct) {
+        // (no staging: DDR -> core)
       } else {
         // (two shim streams fill the two slots: a lock pair each)
         stage_buf(m, "w.q" + std::to_string(q), p.chunk_max, w_slots, p.ldw_streams == 2 && w_slots == 2 ? 2 : 1);
@@ -744,7 +727,6 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
     p.ch_ld[b].assign(static_cast<size_t>(n_fm_streams * ns), -1);
   }
   p.ch_wm.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
-  p.ch_wm2.assign(static_cast<size_t>(conv && p.w_halves ? d.pc : 0), 0);
   p.ch_ldw.assign(static_cast<size_t>(conv ? d.pc * p.ldw_streams : 0), 0);
   p.ch_am.assign(static_cast<size_t>(st.add ? cores : 0), 0);
   p.ch_lda.assign(static_cast<size_t>(st.add ? cores : 0), -1);
@@ -770,12 +752,7 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
                       d.w_resident ? ddr_s(wb / ns_w, std::ceil(static_cast<double>(p.J * p.K) / ns_w))
                                    : ddr_s(wb * w_mult / ns_w, std::ceil(n_w / ns_w)),
                       &p.ch_ldw[static_cast<size_t>(q * p.ldw_streams + x)]});
-    if (p.w_halves) {
-      reqs.push_back({0, m, stream_s(wb / 2, 1), &p.ch_wm[static_cast<size_t>(q)]});
-      reqs.push_back({0, m, stream_s(wb / 2, 1), &p.ch_wm2[static_cast<size_t>(q)]});
-    } else {
-      reqs.push_back({0, m, stream_s(wb * w_mult, n_w), &p.ch_wm[static_cast<size_t>(q)]});
-    }
+    if (!p.w_direct) reqs.push_back({0, m, stream_s(wb * w_mult, n_w), &p.ch_wm[static_cast<size_t>(q)]});
     w_total += d.w_resident ? wb : wb * w_mult;
   }
   if (st.add)

@@ -149,11 +149,12 @@ struct StagePlan {
   int64_t fm_split = 0;
   int64_t fm_streams() const { return fm_split > 0 ? 2 : 1; }  // per spatial part
   int32_t add_port = 0;  // the core input channel of the residual operand
-  // Weights that arrive once (w_loads 1, streamed) may come in two halves,
-  // each staged in its own memtile buffer and sent on its own stream into
-  // its own core input channel (the core buffer's split is the first half's
-  // bytes): the first COMP waits for half the bytes on each channel.
-  bool w_halves = false;
+  // Weights that arrive once (w_loads 1, streamed) when DDR time adds to
+  // the stage (ddr_overlap false) go from DDR straight into the cores'
+  // memory during the stage's DDR phase, without memtile staging: on the
+  // part's shim streams, each writing its share of the core buffer (split
+  // by bytes with a second lock pair when there are two).
+  bool w_direct = false;
   bool subsample = false;  // the input tiles hold every stride-th row and column only (subsampled_input)
   // Core memory (the same in every core): inputs (one per stage input), weights,
   // output, residual operand, accumulator.
@@ -174,7 +175,6 @@ struct StagePlan {
   // transfers in program order).
   std::vector<std::vector<int32_t>> ch_fm, ch_ld;  // [input][stream * fm_streams() + slot]: memtile, shim
   std::vector<int32_t> ch_wm;                      // [part]: memtile
-  std::vector<int32_t> ch_wm2;                     // [part]: memtile, the second half's stream (w_halves)
   std::vector<int32_t> ch_ldw;                     // [part * ldw_streams + stream]: shim
   // A part's weights come from DDR on ldw_streams shim streams: loads
   // alternate over them (by slot, or chunk by chunk into a resident part),

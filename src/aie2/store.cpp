@@ -305,7 +305,7 @@ Json schedule_json(const Schedule& s) {
     e["loops"] = std::move(loops);
     e["weights_resident"] = p.d.w_resident;
     e["input_split"] = p.fm_split;           // 0: every input channel on the first core channel
-    e["weights_in_halves"] = p.w_halves;
+    e["weights_direct"] = p.w_direct;          // DDR -> core, no memtile staging
     if (!p.d.rows.empty()) {
       Json rows = Json::array();
       for (int64_t r : p.d.rows) rows.push_back(r);
