@@ -72,7 +72,31 @@ def summary(rows, a):
                        f"sparse {s * 1e3:7.3f} ms (paper {ps * 1e3:6.2f}), speedup {d / s:4.2f} (paper {pd / ps:4.2f})")
         sp = [r["speedup"] for r in rows if r["model"] == model]
         out.append(f"  geometric mean of the speedup over {len(sp)} (net, size) pairs: {geomean(sp):.3f}")
+    out += paper_flow(a)
     return "\n".join(out) + "\n"
+
+
+def paper_flow(a):
+    """The 4x4 cells run with the paper compiler's data flow (--mapping
+    paper) and 16-bit data (bf16) under its cost model, when present: what
+    reproduces the paper's figures (bsp-estimate(1))."""
+    out = []
+    for net in a.nets:
+        path = os.path.join(a.dir, f"{net}-4x4-paperflow.json")
+        if net not in PAPER or not os.path.exists(path):
+            continue
+        if not out:
+            out.append("the paper's data flow (--mapping paper), bf16, cost model paper:")
+        with open(path) as f:
+            j = json.load(f)
+        fc = fc_layers(os.path.join(a.dir, f"{net}.info.json")) if net == "vgg16" else set()
+        d = sum(l["time_s"] for l in j["dense_layers"] if l["name"] not in fc)
+        s = sum(l["time_s"] for l in j["layers"] if l["name"] not in fc)
+        pd, ps = PAPER[net]
+        note = " (without FC layers)" if fc else ""
+        out.append(f"  {net:13s} 4x4{note}: dense {d * 1e3:7.3f} ms (paper {pd * 1e3:6.2f}, ratio {d / pd:5.2f}), "
+                   f"sparse {s * 1e3:7.3f} ms (paper {ps * 1e3:6.2f}, ratio {s / ps:5.2f}), speedup {d / s:4.2f}")
+    return out
 
 
 def svg(rows, a, path):
