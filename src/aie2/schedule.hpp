@@ -149,11 +149,11 @@ struct StagePlan {
   int64_t fm_split = 0;
   int64_t fm_streams() const { return fm_split > 0 ? 2 : 1; }  // per spatial part
   int32_t add_port = 0;  // the core input channel of the residual operand
-  // Weights that arrive once (w_loads 1, streamed) when DDR time adds to
-  // the stage (ddr_overlap false) go from DDR straight into the cores'
-  // memory during the stage's DDR phase, without memtile staging: on the
-  // part's shim streams, each writing its share of the core buffer (split
-  // by bytes with a second lock pair when there are two).
+  // Weights that arrive once (w_loads 1, streamed) go from DDR straight
+  // into the cores' memory, without memtile staging (when DDR time adds to
+  // the stage, during its DDR time): on the part's shim streams, each
+  // writing its share of the core buffer (split by bytes with a second lock
+  // pair when there are two).
   bool w_direct = false;
   bool subsample = false;  // the input tiles hold every stride-th row and column only (subsampled_input)
   // Core memory (the same in every core): inputs (one per stage input), weights,

@@ -95,9 +95,8 @@ for a, b in zip(u["layers"], t["layers"]):
 assert abs(tm["total_s"] - t["total_s"]) <= 1e-12 + 1e-9 * t["total_s"], (tm["total_s"], t["total_s"])
 PY
 
-# With DDR time adding to every layer (a target file with ddr_overlap false)
-# weights that arrive once go straight from DDR into the cores; never under
-# overlap.
+# Weights that arrive once go straight from DDR into the cores, also when
+# DDR time adds to every layer (a target file with ddr_overlap false).
 echo '{ "base": "aie2", "rows": 2, "cols": 2, "ddr_overlap": false }' >noovl.json
 ok "$BSP" schedule p.h5 --target noovl.json -o h.h5 --json
 cp "$WORK/.out" h.json
@@ -106,7 +105,7 @@ python3 - h.json s.json <<'PY' || fail "weights_direct"
 import json, sys
 h, s = (json.load(open(f)) for f in sys.argv[1:])
 assert any(x["weights_direct"] for x in h["stages"])
-assert not any(x["weights_direct"] for x in s["stages"])
+assert any(x["weights_direct"] for x in s["stages"])
 assert all(x["input_split"] >= 0 for x in h["stages"])
 PY
 ok "$BSP" codegen h.h5 -o hc.h5
