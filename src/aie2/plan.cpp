@@ -509,14 +509,16 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why, double mu
   // work starts; under overlap they skip the store-and-forward through the
   // memtile (timed over the experiment table: 27 of 42 default-model
   // programs faster, 3 up to 0.5% slower). Two shim streams per part write
-  // halves of the core buffer (a second lock pair).
+  // halves of the core buffer (a second lock pair; without the locks for
+  // it the weights are staged as before).
   int64_t part_min = std::numeric_limits<int64_t>::max();
   for (int64_t b : p.part_bytes) part_min = std::min(part_min, b);
   p.w_direct = conv && p.w_loads == 1 && !d.w_resident && !p.part_bytes.empty() &&
                part_min >= kMinDirectBytes;
-  const int64_t core_lock_users = static_cast<int64_t>(n_in) + (can_split ? 1 : 0) + (conv ? 1 : 0) +
-                                  (p.w_direct ? 1 : 0) + out_pairs + (st.add ? 1 : 0);
-  if (2 * core_lock_users > hw.core_locks) return no("core locks");
+  const int64_t lock_users = static_cast<int64_t>(n_in) + (can_split ? 1 : 0) + (conv ? 1 : 0) + out_pairs +
+                             (st.add ? 1 : 0);
+  if (p.w_direct && hw.shim_mm2s >= 2 && 2 * (lock_users + 1) > hw.core_locks) p.w_direct = false;
+  if (2 * lock_users > hw.core_locks) return no("core locks");
 
   const int64_t cores = d.ps * d.pc;
   const double fm_mult = in_reuse ? 1.0 : static_cast<double>(p.J * p.K);

@@ -38,15 +38,18 @@ void tune_schedule(Schedule& S, const std::vector<std::vector<StagePlan>>& runne
     layout_ddr(R);
     prog.ddr_bytes = R.ddr_bytes;
     std::vector<std::string> errors(n);
+    // (A stage without runners-up keeps its plan untimed; a runner-up that
+    // fails to generate or run is skipped, the chosen plan's failure is an
+    // error as it would be without tuning.)
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t s = 0; s < n; ++s) {
-      if (round > runners_up[s].size()) continue;
+      if (runners_up[s].empty() || round > runners_up[s].size()) continue;
       try {
         const StageProg sp = generate_stage(R, s);
         const double t = run_stage(prog, sp, nullptr).seconds;
         if (t < best[s]) best[s] = t, pick[s] = round;
       } catch (const std::exception& e) {
-        errors[s] = e.what();
+        if (round == 0) errors[s] = e.what();
       }
     }
     for (const std::string& e : errors)

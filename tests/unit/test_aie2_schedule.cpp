@@ -157,6 +157,39 @@ TEST_CASE("channel groups follow the stored blocks, not the channel count", "[ai
   CHECK(b[1] == 24);
 }
 
+TEST_CASE("weights loaded once go straight into the cores when the locks allow", "[aie2][schedule]") {
+  // A plan whose weights arrive once takes them from DDR into the cores in
+  // halves (a second lock pair); with one lock pair too few for that it
+  // stages them instead of failing.
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  Hardware hw = load_target("aie2:2x2");
+  apply_paper_model(hw);
+  Schedule S = make_schedule(m, hw, DType::Int8);
+  size_t i = 0;
+  while (i < S.stages.size() && !S.stages[i].w_direct) ++i;
+  REQUIRE(i < S.stages.size());
+  int64_t fewest = 0;
+  for (int64_t locks = 2; locks <= hw.core_locks && !fewest; locks += 2) {
+    Hardware h = hw;
+    h.core_locks = locks;
+    PlanContext c{h, DType::Int8, S.graph.stages[i], S.occupancy[i], {Place::DDR}, Place::DDR, Place::DDR,
+                  h.memtile_memory};
+    StagePlan p;
+    p.d = S.stages[i].d;
+    if (!derive_plan(c, p)) continue;
+    fewest = locks;
+    CHECK_FALSE(p.w_direct);  // the fewest locks that fit: staged
+    h.core_locks = locks + 2;
+    PlanContext c2{h, DType::Int8, S.graph.stages[i], S.occupancy[i], {Place::DDR}, Place::DDR, Place::DDR,
+                   h.memtile_memory};
+    StagePlan q;
+    q.d = S.stages[i].d;
+    REQUIRE(derive_plan(c2, q));
+    CHECK(q.w_direct);  // one pair more: straight into the cores
+  }
+  CHECK(fewest > 0);
+}
+
 TEST_CASE("block rows trade places between channel parts when contiguous parts cannot balance", "[aie2][schedule]") {
   Model m = skewed_cnn();
   Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::FP32);
