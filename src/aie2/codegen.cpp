@@ -348,6 +348,13 @@ class Gen {
     return {x * half, x == ns - 1 ? bytes : (x + 1) * half};
   }
 
+  // LOADW of bytes [lo, hi) of weight chunk ch into buffer dst (a memtile
+  // staging buffer or a core's weight buffer), slot, at byte offset at.
+  Instr load_w(const Chunk& ch, int64_t lo, int64_t hi, int32_t dst, int64_t slot, int64_t at) const {
+    return make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ + lo : 0, "offset"),
+                             i32(hi - lo, "bytes"), dst, static_cast<int32_t>(slot), i32(at, "offset"), kAll});
+  }
+
   // w_direct with two shim streams: the core weight buffer is split where
   // part q's single chunk is cut (load_piece's halves).
   bool w_split() const { return p_.w_direct && p_.ldw_streams == 2; }
@@ -588,8 +595,7 @@ class Gen {
             const Chunk& ch = chunks[c];
             const auto [lo, hi] = load_piece(ch.bytes, chunks.size() >= static_cast<size_t>(ns), static_cast<int64_t>(c), x);
             if (hi > lo)
-              emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.ddr_addr - w_ddr_base_ + lo, "offset"), i32(hi - lo, "bytes"),
-                                         wb, 0, i32(off + lo, "offset"), kAll}));
+              emit(lq, load_w(ch, lo, hi, wb, 0, off + lo));
             off += ch.bytes;
           }
           emit(lq, rel(wb, 0, kFull, 1, kWrite, kAll));
@@ -786,8 +792,7 @@ class Gen {
               const auto [lo, hi] = load_piece(ch.bytes, false, 0, x);
               const int pair = w_split() ? static_cast<int>(2 * x) : 0;
               emit(lq, acq(cb, w_slot, pair + kFree, 1, kWrite, kAll));
-              emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ + lo : 0, "offset"),
-                                         i32(hi - lo, "bytes"), cb, static_cast<int32_t>(w_slot), i32(lo, "offset"), kAll}));
+              emit(lq, load_w(ch, lo, hi, cb, w_slot, lo));
               emit(lq, rel(cb, w_slot, pair + kFull, 1, kWrite, kAll));
             }
             continue;
@@ -810,8 +815,7 @@ class Gen {
               const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
               const auto [lo, hi] = load_piece(ch.bytes, !halves, 0, halves ? x : 0);
               emit(lq, acq(sb, w_slot, kFree, 1, kWrite, kAll));
-              emit(lq, make(Opc::LoadW, {w_ddr_, 0, i32(ch.bytes ? ch.ddr_addr - w_ddr_base_ + lo : 0, "offset"),
-                                         i32(hi - lo, "bytes"), sb, static_cast<int32_t>(w_slot), i32(lo, "offset"), kAll}));
+              emit(lq, load_w(ch, lo, hi, sb, w_slot, lo));
               emit(lq, rel(sb, w_slot, kFull, 1, kWrite, kAll));
             }
             emit(wq, acq(sb, w_slot, kFull, halves ? static_cast<int>(ns) : 1, kRead, kAll));
@@ -896,7 +900,7 @@ Program generate_program(const Schedule& S) {
 #pragma omp parallel for schedule(dynamic, 1)
   for (size_t s = 0; s < n; ++s) {
     try {
-      p.stages[s] = Gen(S, s).run();
+      p.stages[s] = generate_stage(S, s);
     } catch (const std::exception& e) {
       errors[s] = e.what();
     }

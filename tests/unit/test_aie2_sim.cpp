@@ -41,6 +41,21 @@ void second_writer_to_first_pair(Program& p, size_t s, int32_t b, const Instr* m
   }
 }
 
+// Schedules, generates and runs int8 model m on hw and checks the output
+// bit for bit against the int8 reference; returns the schedule.
+Schedule run_exact_int8(const Model& m, const Hardware& hw, uint64_t seed) {
+  Schedule S = make_schedule(m, hw, DType::Int8);
+  Program p = generate_program(S);
+  std::vector<uint8_t> img = build_const_image(S, m, &p);
+  const Shape sh = m.input_shape();
+  Tensor x = test::random_tensor({1, sh[0], sh[1], sh[2]}, seed);
+  SimRun run = simulate(p, img, x, m);
+  Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
+  REQUIRE(ref.size() == run.output.size());
+  for (size_t i = 0; i < ref.size(); ++i) CHECK(ref[i] == run.output[i]);
+  return S;
+}
+
 }  // namespace
 
 TEST_CASE("fp32 programs match the reference forward", "[aie2][sim]") {
@@ -237,15 +252,7 @@ TEST_CASE("weights straight from DDR into the cores stay exact and checked", "[a
       test::make_int8(m);
       Hardware hw = load_target(target);
       if (paper) apply_paper_model(hw);
-      Schedule S = make_schedule(m, hw, DType::Int8);
-      Program p = generate_program(S);
-      std::vector<uint8_t> img = build_const_image(S, m, &p);
-      const Shape sh = m.input_shape();
-      Tensor x = test::random_tensor({1, sh[0], sh[1], sh[2]}, 3);
-      SimRun run = simulate(p, img, x, m);
-      Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
-      REQUIRE(ref.size() == run.output.size());
-      for (size_t i = 0; i < ref.size(); ++i) CHECK(ref[i] == run.output[i]);
+      const Schedule S = run_exact_int8(m, hw, 3);
       int here = 0;
       for (const StagePlan& sp : S.stages) here += sp.w_direct ? 1 : 0;
       if (paper) CHECK(here > 0);
@@ -323,16 +330,7 @@ TEST_CASE("weights loaded from DDR on two streams stay exact", "[aie2][sim]") {
       Hardware hw = load_target(small ? "aie2:2x2" : target);
       if (small) hw.core_memory = 16384;
       apply_paper_model(hw);
-      ScheduleOptions opt;
-      Schedule S = make_schedule(m, hw, DType::Int8, opt);
-      Program p = generate_program(S);
-      std::vector<uint8_t> img = build_const_image(S, m, &p);
-      const Shape s = m.input_shape();
-      Tensor x = test::random_tensor({1, s[0], s[1], s[2]}, 5);
-      SimRun run = simulate(p, img, x, m);
-      Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
-      REQUIRE(ref.size() == run.output.size());
-      for (size_t i = 0; i < ref.size(); ++i) CHECK(ref[i] == run.output[i]);
+      const Schedule S = run_exact_int8(m, hw, 5);
       for (const StagePlan& sp : S.stages) {
         if (sp.ldw_streams != 2) continue;
         if (sp.d.w_resident) ++resident;
