@@ -16,7 +16,7 @@
 #include "compact/int8.hpp"
 #include "core/npy.hpp"
 #include "core/rng.hpp"
-#include "infer/reference_forward.hpp"
+#include "core/reference_forward.hpp"
 
 namespace bsp::cli {
 

@@ -12,7 +12,7 @@
 #include <unordered_map>
 
 #include "core/shapes.hpp"
-#include "infer/reference_forward.hpp"
+#include "core/reference_forward.hpp"
 
 namespace bsp::q8 {
 

@@ -6,7 +6,7 @@
 
 #include "compact/int8.hpp"
 #include "core/shapes.hpp"
-#include "infer/reference_ops.hpp"
+#include "core/reference_ops.hpp"
 
 namespace bsp::q8 {
 

@@ -1,9 +1,8 @@
 #include "core/model.hpp"
 
-#include <array>
 #include <set>
-#include <utility>
 
+#include "core/op_table.hpp"
 #include "core/shapes.hpp"
 
 namespace bsp {
@@ -17,36 +16,19 @@ std::string shape_str(const Shape& s) {
   return out + "]";
 }
 
-namespace {
-constexpr std::array<std::pair<Op, const char*>, 12> kOpNames{{
-    {Op::Input, "input"},
-    {Op::Conv2d, "conv2d"},
-    {Op::Dense, "dense"},
-    {Op::BatchNorm, "batchnorm"},
-    {Op::Relu, "relu"},
-    {Op::MaxPool, "maxpool"},
-    {Op::AvgPool, "avgpool"},
-    {Op::GlobalAvgPool, "global_avgpool"},
-    {Op::Add, "add"},
-    {Op::Concat, "concat"},
-    {Op::Flatten, "flatten"},
-    {Op::Softmax, "softmax"},
-}};
-}  // namespace
-
 const char* op_name(Op op) {
-  for (auto& [o, n] : kOpNames)
-    if (o == op) return n;
+  for (const OpEntry& e : op_table())
+    if (e.op == op) return e.name;
   return "?";
 }
 
 std::optional<Op> op_from_name(std::string_view name) {
-  for (auto& [o, n] : kOpNames)
-    if (name == n) return o;
+  for (const OpEntry& e : op_table())
+    if (name == e.name) return e.op;
   return std::nullopt;
 }
 
-bool op_has_weight(Op op) { return op == Op::Conv2d || op == Op::Dense; }
+bool op_has_weight(Op op) { return op_entry(op).weighted; }
 
 // ---- attributes ----
 
@@ -152,26 +134,19 @@ void validate_tiles(const Node& n, const Tensor& w, const Mask& m) {
   if (next != m.tiles()) fail("node '{}': mask_tile_rows has {} tiles but only {} are used", n.name, m.tiles(), next);
 }
 
-// Parameters each op must have (and may have).
+// Parameters each op must have (and may have): the op table's lists.
 void check_params(const Node& n) {
-  std::set<std::string> required, optional;
-  switch (n.op) {
-    case Op::Conv2d:
-    case Op::Dense:
-      required = {"weight"};
-      optional = {"bias"};
-      break;
-    case Op::BatchNorm:
-      required = {"gamma", "beta", "mean", "var"};
-      break;
-    default:
-      break;
-  }
-  for (const auto& r : required)
-    if (!n.has_param(r)) fail("node '{}': {} needs parameter '{}'", n.name, op_name(n.op), r);
+  const OpEntry& e = op_entry(n.op);
+  auto listed = [](const auto& names, const std::string& k) {
+    for (const char* p : names)
+      if (p && k == p) return true;
+    return false;
+  };
+  for (const char* r : e.required)
+    if (r && !n.has_param(r)) fail("node '{}': {} needs parameter '{}'", n.name, op_name(n.op), r);
   for (const auto& [k, t] : n.params) {
     (void)t;
-    if (!required.count(k) && !optional.count(k))
+    if (!listed(e.required, k) && !listed(e.optional, k))
       fail("node '{}': unexpected parameter '{}' for {}", n.name, k, op_name(n.op));
   }
   if (n.mask) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "core/op_table.hpp"
+
 namespace bsp {
 
 namespace {
@@ -71,92 +73,15 @@ WindowGeom pool_geom(const Node& n, const Shape& in) {
 }
 
 Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& ins) {
-  auto need_inputs = [&](size_t k) {
-    if (ins.size() != k) fail("node '{}': {} takes {} input(s), has {}", n.name, op_name(n.op), k, ins.size());
-  };
-  Shape out;
-  switch (n.op) {
-    case Op::Input: {
-      need_inputs(0);
-      out = n.attrs.get_ints("shape");
-      if (out.size() != 3) fail("node '{}': input shape must be [H, W, C]", n.name);
-      for (auto d : out)
-        if (d < 1) fail("node '{}': input shape {} has a non-positive size", n.name, shape_str(out));
-      break;
-    }
-    case Op::Conv2d: {
-      need_inputs(1);
-      auto g = conv_geom(n, *ins[0]);
-      out = {g.Ho, g.Wo, g.Cout};
-      break;
-    }
-    case Op::Dense: {
-      need_inputs(1);
-      const Tensor& w = n.param("weight");
-      if (w.rank() != 2) fail("node '{}': dense weight must be [out, in]", n.name);
-      if (ins[0]->size() != 1)
-        fail("node '{}': dense needs a vector input (flatten first), got {}", n.name, shape_str(*ins[0]));
-      if ((*ins[0])[0] != w.dim(1))
-        fail("node '{}': weight takes {} inputs, input has {}", n.name, w.dim(1), (*ins[0])[0]);
-      if (n.has_param("bias") && n.param("bias").size() != static_cast<size_t>(w.dim(0)))
-        fail("node '{}': bias has {} values for {} outputs", n.name, n.param("bias").size(), w.dim(0));
-      out = {w.dim(0)};
-      break;
-    }
-    case Op::BatchNorm: {
-      need_inputs(1);
-      out = *ins[0];
-      int64_t c = out.back();
-      for (const char* p : {"gamma", "beta", "mean", "var"})
-        if (n.param(p).size() != static_cast<size_t>(c))
-          fail("node '{}': '{}' has {} values for {} channels", n.name, p, n.param(p).size(), c);
-      break;
-    }
-    case Op::Relu:
-    case Op::Softmax:
-      need_inputs(1);
-      out = *ins[0];
-      break;
-    case Op::MaxPool:
-    case Op::AvgPool: {
-      need_inputs(1);
-      auto g = pool_geom(n, *ins[0]);
-      if (g.pt >= g.kh || g.pb >= g.kh || g.pl >= g.kw || g.pr >= g.kw)
-        fail("node '{}': padding must be smaller than the window", n.name);
-      out = {g.Ho, g.Wo, g.C};
-      break;
-    }
-    case Op::GlobalAvgPool:
-      need_inputs(1);
-      if (ins[0]->size() != 3) fail("node '{}': global_avgpool needs a [H, W, C] input", n.name);
-      out = {(*ins[0])[2]};
-      break;
-    case Op::Add:
-      if (ins.size() < 2) fail("node '{}': add takes at least 2 inputs", n.name);
-      for (auto* s : ins)
-        if (*s != *ins[0])
-          fail("node '{}': add inputs differ in shape: {} and {}", n.name, shape_str(*ins[0]), shape_str(*s));
-      out = *ins[0];
-      break;
-    case Op::Concat: {
-      if (ins.empty()) fail("node '{}': concat takes at least 1 input", n.name);
-      out = *ins[0];
-      int64_t c = 0;
-      for (auto* s : ins) {
-        if (s->size() != out.size() || !std::equal(s->begin(), s->end() - 1, out.begin()))
-          fail("node '{}': concat inputs differ outside the channel axis: {} and {}", n.name, shape_str(out),
-               shape_str(*s));
-        c += s->back();
-      }
-      out.back() = c;
-      break;
-    }
-    case Op::Flatten:
-      need_inputs(1);
-      out = {shape_numel(*ins[0])};
-      break;
-  }
-  return out;
+  const OpEntry& e = op_entry(n.op);
+  const int k = static_cast<int>(ins.size());
+  if (e.max_inputs >= 0 && e.min_inputs == e.max_inputs && k != e.min_inputs)
+    fail("node '{}': {} takes {} input(s), has {}", n.name, e.name, e.min_inputs, k);
+  if (k < e.min_inputs)
+    fail("node '{}': {} takes at least {} input{}", n.name, e.name, e.min_inputs, e.min_inputs == 1 ? "" : "s");
+  if (e.max_inputs >= 0 && k > e.max_inputs)
+    fail("node '{}': {} takes at most {} input(s), has {}", n.name, e.name, e.max_inputs, k);
+  return e.shape(n, ins);
 }
 
 std::vector<Shape> infer_shapes(const Model& m) {

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <unordered_map>
 
-#include "infer/reference_ops.hpp"
+#include "core/reference_ops.hpp"
 #include "kernels/block_cover.hpp"
 #include "kernels/ops_i8.hpp"
 #include "kernels/width_fold.hpp"

@@ -6,7 +6,7 @@
 
 #include "compact/compact.hpp"
 #include "core/shapes.hpp"
-#include "infer/reference_forward.hpp"
+#include "core/reference_forward.hpp"
 #include "kernels/block_cover.hpp"
 #include "kernels/buffer_pool.hpp"
 #include "kernels/conv_blas.hpp"

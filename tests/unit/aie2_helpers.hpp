@@ -10,7 +10,7 @@
 #include "aie2/sim.hpp"
 #include "compact/compact.hpp"
 #include "core/rng.hpp"
-#include "infer/reference_forward.hpp"
+#include "core/reference_forward.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/zoo.hpp"
 

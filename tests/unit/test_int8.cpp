@@ -5,7 +5,7 @@
 
 #include "compact/compact.hpp"
 #include "core/model_io.hpp"
-#include "infer/reference_forward.hpp"
+#include "core/reference_forward.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"

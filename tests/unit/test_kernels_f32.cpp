@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "compact/weights.hpp"
-#include "infer/reference_ops.hpp"
+#include "core/reference_ops.hpp"
 #include "kernels/conv_f32.hpp"
 #include "kernels/ops_f32.hpp"
 #include "kernels/sparse_f32.hpp"

@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "infer/reference_forward.hpp"
-#include "infer/reference_ops.hpp"
+#include "core/reference_forward.hpp"
+#include "core/reference_ops.hpp"
 #include "test_helpers.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"

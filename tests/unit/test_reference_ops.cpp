@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "infer/reference_forward.hpp"
-#include "infer/reference_ops.hpp"
+#include "core/reference_forward.hpp"
+#include "core/reference_ops.hpp"
 #include "zoo/builder.hpp"
 
 using namespace bsp;
@@ -65,8 +65,15 @@ TEST_CASE("dense") {
 
 TEST_CASE("batchnorm, relu") {
   Tensor x = T({1, 1, 1, 2}, {3, -1});
-  Tensor g = T({2}, {2, 1}), be = T({2}, {1, 0}), mu = T({2}, {1, 0}), var = T({2}, {4, 1});
-  auto y = ref::batchnorm(x, g, be, mu, var, 0.0);
+  Node bn;
+  bn.name = "bn";
+  bn.op = Op::BatchNorm;
+  bn.attrs.set("eps", 0.0);
+  bn.params["gamma"] = T({2}, {2, 1});
+  bn.params["beta"] = T({2}, {1, 0});
+  bn.params["mean"] = T({2}, {1, 0});
+  bn.params["var"] = T({2}, {4, 1});
+  auto y = ref::batchnorm(x, batchnorm_affine(bn));
   CHECK(y[0] == Approx(3.0f));  // 2 * (3 - 1) / 2 + 1
   CHECK(y[1] == Approx(-1.0f));
   CHECK(vals(ref::relu(T({4}, {-1, 0, 2, -0.5f}))) == std::vector<float>{0, 0, 2, 0});

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "compact/compact.hpp"
-#include "infer/reference_forward.hpp"
+#include "core/reference_forward.hpp"
 #include "kernels/isa.hpp"
 #include "kernels/runner.hpp"
 #include "sparse_helpers.hpp"

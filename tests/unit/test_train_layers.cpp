@@ -7,7 +7,7 @@
 #include <cmath>
 #include <functional>
 
-#include "infer/reference_forward.hpp"
+#include "core/reference_forward.hpp"
 #include "sparsity/mask.hpp"
 #include "train/net.hpp"
 #include "train_helpers.hpp"

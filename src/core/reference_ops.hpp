@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "core/fold.hpp"
 #include "core/shapes.hpp"
 #include "core/tensor.hpp"
 
@@ -16,9 +17,9 @@ namespace bsp::ref {
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvGeom& g);
 // x [N, F], w [O, F], bias [O] or null -> [N, O].
 Tensor dense(const Tensor& x, const Tensor& w, const Tensor* bias);
-// Inference-mode batch norm over the last axis: gamma * (x - mean) / sqrt(var + eps) + beta.
-Tensor batchnorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean, const Tensor& var,
-                 double eps);
+// Inference-mode batch norm over the last axis: x * scale[c] + shift[c], the
+// batchnorm as a channel affine (core/fold.hpp).
+Tensor batchnorm(const Tensor& x, const ChannelAffine& a);
 Tensor relu(const Tensor& x);
 // Padding never wins a max; avg divides by the window size including padding
 // when count_include_pad, else by the number of real elements.

@@ -1,4 +1,4 @@
-#include "infer/reference_ops.hpp"
+#include "core/reference_ops.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -67,23 +67,18 @@ Tensor dense(const Tensor& x, const Tensor& w, const Tensor* bias) {
   return y;
 }
 
-Tensor batchnorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean, const Tensor& var,
-                 double eps) {
+Tensor batchnorm(const Tensor& x, const ChannelAffine& a) {
   const int64_t C = x.shape().back();
-  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
-  for (int64_t c = 0; c < C; ++c) {
-    size_t i = static_cast<size_t>(c);
-    double s = gamma[i] / std::sqrt(static_cast<double>(var[i]) + eps);
-    scale[i] = static_cast<float>(s);
-    shift[i] = static_cast<float>(beta[i] - s * mean[i]);
-  }
+  if (a.scale.size() != static_cast<size_t>(C)) fail("batchnorm: {} channels, the affine has {}", C, a.scale.size());
+  const float* scale = a.scale.data();
+  const float* shift = a.shift.data();
   Tensor y(x.shape());
   const int64_t rows = static_cast<int64_t>(x.size()) / C;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < C; ++c) {
       size_t i = static_cast<size_t>(r * C + c);
-      y[i] = x[i] * scale[static_cast<size_t>(c)] + shift[static_cast<size_t>(c)];
+      y[i] = x[i] * scale[c] + shift[c];
     }
   return y;
 }
