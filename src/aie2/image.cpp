@@ -1,11 +1,11 @@
 // The DDR image of the constants: packed weight chunks (man/bsp-isa.7).
-#include <cmath>
 #include <cstring>
 
 #include "aie2/codegen.hpp"
 #include "compact/compact.hpp"
 #include "compact/int8.hpp"
 #include "core/error.hpp"
+#include "core/fold.hpp"
 
 namespace bsp::aie2 {
 
@@ -16,16 +16,11 @@ std::vector<ChannelParams> conv_params(const Stage& st, const Model& m) {
     const Tensor& b = conv.param("bias");
     for (int64_t c = 0; c < st.Cout; ++c) p[static_cast<size_t>(c)].bias = b[static_cast<size_t>(c)];
   }
-  if (st.bn_node >= 0) {
-    // As ref::batchnorm computes it: scale = gamma / sqrt(var + eps) in double.
-    const Node& bn = m.nodes[static_cast<size_t>(st.bn_node)];
-    const Tensor &g = bn.param("gamma"), &be = bn.param("beta"), &mu = bn.param("mean"), &var = bn.param("var");
-    const double eps = bn.attrs.get_double("eps", 1e-5);
+  if (st.bn_node >= 0) {  // the batchnorm's channel affine, as the reference forward applies it
+    const ChannelAffine a = batchnorm_affine(m.nodes[static_cast<size_t>(st.bn_node)]);
     for (int64_t c = 0; c < st.Cout; ++c) {
-      size_t i = static_cast<size_t>(c);
-      double s = g[i] / std::sqrt(static_cast<double>(var[i]) + eps);
-      p[i].scale = static_cast<float>(s);
-      p[i].shift = static_cast<float>(be[i] - s * mu[i]);
+      p[static_cast<size_t>(c)].scale = a.scale[static_cast<size_t>(c)];
+      p[static_cast<size_t>(c)].shift = a.shift[static_cast<size_t>(c)];
     }
   }
   return p;

@@ -3,6 +3,8 @@
 #include <map>
 
 #include "core/error.hpp"
+#include "core/fusion.hpp"
+#include "core/op_table.hpp"
 #include "core/shapes.hpp"
 
 namespace bsp::aie2 {
@@ -37,12 +39,11 @@ void hwc(const Shape& s, int64_t& H, int64_t& W, int64_t& C) {
 
 class Lowerer {
  public:
-  explicit Lowerer(const Model& m) : m_(m), shapes_(infer_shapes(m)) {
+  explicit Lowerer(const Model& m) : m_(m), shapes_(infer_shapes(m)), fusion_(fuse(m)) {
     const size_t n = m.nodes.size();
     consumers_.resize(n);
     for (size_t i = 0; i < n; ++i)
       for (const auto& src : m.nodes[i].inputs) consumers_[m.index_of(src)].push_back(i);
-    fused_.assign(n, false);
     value_.resize(n);
     has_value_.assign(n, false);
     slot_.resize(n);
@@ -50,10 +51,7 @@ class Lowerer {
 
   Lowered run() {
     place_concats();
-    for (size_t i = 0; i < m_.nodes.size(); ++i) {
-      if (fused_[i]) continue;
-      visit(i);
-    }
+    for (const FusedGroup& g : fusion_.groups) visit(g);
     const size_t last = m_.nodes.size() - 1;
     if (!has_value_[last]) fail("internal: the output node has no value");
     const View& o = value_[last];
@@ -164,8 +162,12 @@ class Lowerer {
     }
   }
 
-  void visit(size_t i) {
+  // One group of the fusion pass (core/fusion.hpp): a stage, or a place
+  // in memory (input, concat, flatten).
+  void visit(const FusedGroup& g) {
+    const size_t i = g.head;
     const Node& n = m_.nodes[i];
+    require_backend(n, Backend::Aie2, i + 1 == m_.nodes.size());
     switch (n.op) {
       case Op::Input: {
         int s = new_storage(n.name, shapes_[i]);
@@ -176,18 +178,16 @@ class Lowerer {
       }
       case Op::Conv2d:
       case Op::Dense:
-        return conv_stage(i);
+        return conv_stage(g);
       case Op::MaxPool:
       case Op::AvgPool:
       case Op::GlobalAvgPool:
         return pool_stage(i);
       case Op::Add:
       case Op::Relu:
-        return eltwise_stage(i);
-      case Op::BatchNorm:
-        fail("node '{}': a batchnorm that does not directly follow a conv2d or dense layer is not supported by "
-             "the AIE2 back end",
-             n.name);
+        return eltwise_stage(g);
+      case Op::BatchNorm:  // a batchnorm the fusion pass did not fold
+        fail_unsupported(n, Backend::Aie2);
       case Op::Concat:
         return concat(i);
       case Op::Flatten:
@@ -204,7 +204,10 @@ class Lowerer {
     st.Ho = H, st.Wo = W, st.Cout = C;
   }
 
-  void conv_stage(size_t i) {
+  // A conv2d or dense layer with the batchnorm, residual add and relu its
+  // group folds into the epilogue.
+  void conv_stage(const FusedGroup& g) {
+    const size_t i = g.head;
     const Node& n = m_.nodes[i];
     Stage st;
     st.kind = StageKind::Conv;
@@ -218,44 +221,38 @@ class Lowerer {
       geometry(st, in, i);
     } else {
       if (in.flat) fail("node '{}': a convolution of a flattened value is not supported", n.name);
-      ConvGeom g = conv_geom(n, {in.H, in.W, in.C});
-      if (g.groups != 1)
+      ConvGeom geo = conv_geom(n, {in.H, in.W, in.C});
+      if (geo.groups != 1)
         fail("node '{}': grouped convolutions (groups = {}) are not supported by the AIE2 back end", n.name,
-             g.groups);
+             geo.groups);
       st.in.push_back(in);
       geometry(st, in, i);
-      st.kh = g.kh, st.kw = g.kw, st.sh = g.sh, st.sw = g.sw, st.dh = g.dh, st.dw = g.dw;
-      st.pt = g.pt, st.pl = g.pl, st.pb = g.pb, st.pr = g.pr;
+      st.kh = geo.kh, st.kw = geo.kw, st.sh = geo.sh, st.sw = geo.sw, st.dh = geo.dh, st.dw = geo.dw;
+      st.pt = geo.pt, st.pl = geo.pl, st.pb = geo.pb, st.pr = geo.pr;
     }
-    // Fold the chain that follows: batchnorm, then a residual add whose other
-    // operand already exists, then relu, each the only consumer of the value
-    // before it.
     size_t cur = i;
-    const size_t last = m_.nodes.size() - 1;
-    while (cur != last && consumers_[cur].size() == 1 && !slot_[cur].placed) {
-      size_t j = consumers_[cur][0];
-      const Node& c = m_.nodes[j];
-      if (c.op == Op::BatchNorm && st.bn_node < 0 && !st.add && !st.relu) {
-        st.bn_node = static_cast<int>(j);
-      } else if (c.op == Op::Add && !st.add && !st.relu && c.inputs.size() == 2) {
-        size_t a = m_.index_of(c.inputs[0]), b = m_.index_of(c.inputs[1]);
-        size_t other = a == cur ? b : a;
-        if (a == b || other >= i || !has_value_[other]) break;
-        const View& ov = value_[other];
-        if (ov.flat || ov.H != st.Ho || ov.W != st.Wo || ov.C != st.Cout) break;
-        st.add = ov;
-        st.add_node = static_cast<int>(j);
-        st.add_self = a == cur ? 0 : 1;
-      } else if (c.op == Op::Relu && !st.relu) {
-        st.relu = true;
-      } else {
-        break;
-      }
-      st.nodes.push_back(c.name);
-      fused_[j] = true;
-      cur = j;
+    if (g.norm >= 0) {
+      st.bn_node = static_cast<int>(g.norm);
+      st.nodes.push_back(m_.nodes[static_cast<size_t>(g.norm)].name);
+      cur = static_cast<size_t>(g.norm);
     }
-    finish(st, cur);
+    if (g.add >= 0 && value_[g.addend].flat) {
+      // A flattened operand cannot be read as the epilogue's residual: the
+      // add (and its relu) become an eltwise stage after this one.
+      finish(st, cur);
+      return eltwise_stage(m_.nodes[static_cast<size_t>(g.add)], g);
+    }
+    if (g.add >= 0) {
+      st.add = value_[g.addend];
+      st.add_node = static_cast<int>(g.add);
+      st.add_self = g.add_self;
+      st.nodes.push_back(m_.nodes[static_cast<size_t>(g.add)].name);
+    }
+    if (g.act >= 0) {
+      st.relu = true;
+      st.nodes.push_back(m_.nodes[static_cast<size_t>(g.act)].name);
+    }
+    finish(st, g.out);
   }
 
   // The stage's output: where node `cur`'s value goes.
@@ -291,8 +288,10 @@ class Lowerer {
     finish(st, i);
   }
 
-  void eltwise_stage(size_t i) {
-    const Node& n = m_.nodes[i];
+  // An add (with the relu its group ends with) or a relu alone. `n` is the
+  // group's head, or the add of a layer's group that could not take it.
+  void eltwise_stage(const Node& n, const FusedGroup& g) {
+    const size_t i = m_.index_of(n.name);
     Stage st;
     st.kind = StageKind::Eltwise;
     st.name = n.name;
@@ -305,21 +304,15 @@ class Lowerer {
     for (const View& v : st.in)
       if (v.H != st.Ho || v.W != st.Wo || v.C != st.Cout)
         fail("node '{}': elementwise inputs of different shapes are not supported", n.name);
-    size_t cur = i;
     if (n.op == Op::Add) st.add_node = static_cast<int>(i);
-    if (n.op == Op::Relu) {
+    if (n.op == Op::Relu) st.relu = true;
+    if (n.op == Op::Add && g.act >= 0) {
       st.relu = true;
-    } else if (cur != m_.nodes.size() - 1 && consumers_[cur].size() == 1 && !slot_[cur].placed) {
-      size_t j = consumers_[cur][0];
-      if (m_.nodes[j].op == Op::Relu) {
-        st.relu = true;
-        st.nodes.push_back(m_.nodes[j].name);
-        fused_[j] = true;
-        cur = j;
-      }
+      st.nodes.push_back(m_.nodes[static_cast<size_t>(g.act)].name);
     }
-    finish(st, cur);
+    finish(st, g.out);
   }
+  void eltwise_stage(const FusedGroup& g) { eltwise_stage(m_.nodes[g.head], g); }
 
   // A copy stage: an eltwise stage with one input and no relu.
   void copy_stage(const std::string& name, const View& from, const View& to) {
@@ -378,8 +371,8 @@ class Lowerer {
 
   const Model& m_;
   std::vector<Shape> shapes_;
+  Fusion fusion_;
   std::vector<std::vector<size_t>> consumers_;
-  std::vector<bool> fused_;
   std::vector<View> value_;
   std::vector<bool> has_value_;
   std::vector<Slot> slot_;

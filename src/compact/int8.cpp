@@ -11,8 +11,11 @@
 #include <limits>
 #include <unordered_map>
 
-#include "core/shapes.hpp"
+#include "core/fold.hpp"
+#include "core/fusion.hpp"
+#include "core/op_table.hpp"
 #include "core/reference_forward.hpp"
+#include "core/shapes.hpp"
 
 namespace bsp::q8 {
 
@@ -77,29 +80,6 @@ int8_t quantize_value(float x, double scale) {
 #endif
 }
 
-FoldedLayer fold_batchnorm(const Node& layer, const Node* bn) {
-  const Tensor& w = layer.param("weight");
-  const int64_t O = w.dim(0), K = static_cast<int64_t>(w.size()) / O;
-  FoldedLayer f{w.clone(), Tensor({O})};
-  if (layer.has_param("bias")) f.bias = layer.param("bias").clone();
-  if (!bn) return f;
-  const double eps = bn->attrs.get_double("eps", 1e-5);
-  for (int64_t o = 0; o < O; ++o) {
-    const size_t c = static_cast<size_t>(o);
-    const double g = bn->param("gamma")[c] / std::sqrt(static_cast<double>(bn->param("var")[c]) + eps);
-    for (int64_t k = 0; k < K; ++k) f.weight[static_cast<size_t>(o * K + k)] *= static_cast<float>(g);
-    f.bias[c] = static_cast<float>((f.bias[c] - bn->param("mean")[c]) * g + bn->param("beta")[c]);
-  }
-  return f;
-}
-
-const Node* folded_batchnorm(const Model& m, const QModel& q, size_t i) {
-  for (size_t j = i + 1; j < m.nodes.size(); ++j)
-    if (m.nodes[j].op == Op::BatchNorm && q.nodes[j].kind == Kind::Identity && q.nodes[j].fused_into == m.nodes[i].name)
-      return &m.nodes[j];
-  return nullptr;
-}
-
 namespace {
 
 int32_t saturate_i32(double v) {
@@ -135,80 +115,41 @@ void quantize_weights(const std::string& name, const Tensor& w, const Tensor& b,
   }
 }
 
-}  // namespace
-
-QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch) {
-  const size_t count = m.nodes.size();
-  const auto shapes = infer_shapes(m);
-  std::unordered_map<std::string, size_t> index;
-  std::vector<int> consumers(count, 0);
-  for (size_t i = 0; i < count; ++i) {
-    index[m.nodes[i].name] = i;
-    for (const auto& s : m.nodes[i].inputs) consumers[index.at(s)]++;
-  }
-  auto in = [&](size_t i, size_t k = 0) { return index.at(m.nodes[i].inputs.at(k)); };
-
-  QModel q;
-  q.pow2 = opt.pow2;
-  q.nodes.resize(count);
-  // live[i]: the node whose computation produces tensor i (i itself unless folded).
-  std::vector<size_t> live(count);
-  // chain_end[p]: the last node fused into live node p (its tensor is the one calibrated).
-  std::vector<size_t> chain_end(count);
-  for (size_t i = 0; i < count; ++i) {
-    const Node& n = m.nodes[i];
-    QNode& qn = q.nodes[i];
-    live[i] = chain_end[i] = i;
+// Folding: the kind of every node from the fusion pass's groups (layers
+// with their batchnorm and relu, adds and unfolded batchnorms with their
+// relu; no add fused into a layer: every add output is a tensor with a scale).
+void assign_kinds(const Model& m, const Fusion& fu, QModel& q) {
+  for (const FusedGroup& g : fu.groups) {
+    const Node& n = m.nodes[g.head];
+    QNode& qn = q.nodes[g.head];
+    require_backend(n, Backend::Int8, g.head + 1 == m.nodes.size());
     switch (n.op) {
       case Op::Input: qn.kind = Kind::Input; break;
       case Op::Conv2d: qn.kind = Kind::Conv; break;
       case Op::Dense: qn.kind = Kind::Dense; break;
-      case Op::BatchNorm: {
-        const size_t p = in(i);
-        const Op pop = m.nodes[p].op;
-        if ((pop == Op::Conv2d || pop == Op::Dense) && consumers[p] == 1 && live[p] == p) {
-          qn.kind = Kind::Identity;
-          live[i] = p;
-          chain_end[p] = i;
-        } else {
-          qn.kind = Kind::Affine;
-        }
-        break;
-      }
-      case Op::Relu: {
-        const size_t p = in(i), P = live[p];
-        const Kind pk = q.nodes[P].kind;
-        const bool fusable = pk == Kind::Conv || pk == Kind::Dense || pk == Kind::Affine || pk == Kind::Add;
-        // p must be the end of P's chain so far and feed only this relu (a
-        // folded batchnorm's conv already feeds only the batchnorm).
-        const bool single = fusable && chain_end[P] == p && consumers[p] == 1;
-        if (single) {
-          qn.kind = Kind::Identity;
-          live[i] = P;
-          chain_end[P] = i;
-          q.nodes[P].lo = 0;
-        } else {
-          qn.kind = Kind::Relu;
-        }
-        break;
-      }
+      case Op::BatchNorm: qn.kind = Kind::Affine; break;
+      case Op::Relu: qn.kind = Kind::Relu; break;
       case Op::MaxPool: qn.kind = Kind::MaxPool; break;
       case Op::AvgPool: qn.kind = Kind::AvgPool; break;
       case Op::GlobalAvgPool: qn.kind = Kind::GlobalAvgPool; break;
       case Op::Add: qn.kind = Kind::Add; break;
       case Op::Concat: qn.kind = Kind::Concat; break;
       case Op::Flatten: qn.kind = Kind::Flatten; break;
-      case Op::Softmax:
-        if (i + 1 != count) fail("node '{}': int8 models take a softmax only as the last node", n.name);
-        qn.kind = Kind::Softmax;
-        break;
+      case Op::Softmax: qn.kind = Kind::Softmax; break;
     }
-    if (qn.kind == Kind::Identity) qn.fused_into = m.nodes[live[i]].name;
+    if (g.act >= 0) qn.lo = 0;
+    for (size_t j : g.nodes)
+      if (j != g.head) {
+        q.nodes[j].kind = Kind::Identity;
+        q.nodes[j].fused_into = n.name;
+      }
   }
+}
 
-  // Calibration: the largest magnitude of every tensor over the images.
+// Calibration: the largest magnitude of every tensor over the images.
+std::vector<double> calibrate(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch) {
   if (calib.rank() != 4 || calib.dim(0) < 1) fail("calibration data must hold at least one image");
-  std::vector<double> maxabs(count, 0.0);
+  std::vector<double> maxabs(m.nodes.size(), 0.0);
   const int64_t N = calib.dim(0), per = static_cast<int64_t>(calib.size()) / N;
   for (int64_t b0 = 0; b0 < N; b0 += batch) {
     const int64_t nb = std::min(batch, N - b0);
@@ -226,22 +167,58 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
     else
       reference_forward(m, x, observe);
   }
+  return maxabs;
+}
 
-  // Scales in node order: calibrated for computed tensors, inherited for the rest.
+// An add's multipliers: one shift for all inputs, the largest that keeps
+// every multiplier below 2^31 (with pow2 scales: the smallest that makes
+// them integers).
+void add_params(const std::vector<double>& r, bool pow2, QNode& qn) {
+  int shift = 62;
+  for (double v : r) shift = std::min(shift, 30 - static_cast<int>(std::floor(std::log2(v))));
+  if (pow2) {
+    int need = 0;
+    for (double v : r) need = std::max(need, -static_cast<int>(std::lround(std::log2(v))));
+    shift = std::min(shift, need);
+  }
+  shift = std::clamp(shift, 0, 62);
+  qn.in_shift = shift;
+  for (double v : r) qn.in_mult.push_back(static_cast<int32_t>(std::llround(std::ldexp(v, shift))));
+}
+
+}  // namespace
+
+QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch) {
+  const size_t count = m.nodes.size();
+  const auto shapes = infer_shapes(m);
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < count; ++i) index[m.nodes[i].name] = i;
+  auto in = [&](size_t i, size_t k = 0) { return index.at(m.nodes[i].inputs.at(k)); };
+
+  QModel q;
+  q.pow2 = opt.pow2;
+  q.nodes.resize(count);
+  const Fusion fu = fuse(m, {.fold_layers = true, .fuse_add = false});
+  assign_kinds(m, fu, q);
+  const std::vector<double> maxabs = calibrate(m, calib, opt, batch);
+
+  // Scales in node order: calibrated for computed tensors (a group's last
+  // node), inherited for the rest; then the integer parameters.
   auto scale_of = [&](size_t i, size_t k = 0) { return q.nodes[in(i, k)].scale; };
   for (size_t i = 0; i < count; ++i) {
     const Node& n = m.nodes[i];
     QNode& qn = q.nodes[i];
+    const FusedGroup& g = fu.groups[fu.group_of[i]];
     switch (qn.kind) {
       case Kind::Input:
       case Kind::Conv:
       case Kind::Dense:
       case Kind::Affine:
       case Kind::Add:
-        qn.scale = quant_scale(maxabs[chain_end[i]], opt.pow2);
+        qn.scale = quant_scale(maxabs[g.out], opt.pow2);
         break;
       case Kind::Identity:
-        qn.scale = q.nodes[live[i]].scale;
+        qn.scale = q.nodes[g.head].scale;
         break;
       case Kind::Relu:
       case Kind::MaxPool:
@@ -258,40 +235,21 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
         break;
       }
     }
-    // Integer parameters.
     if (qn.kind == Kind::Conv || qn.kind == Kind::Dense) {
-      const Node* bn = nullptr;
-      for (size_t j = i + 1; j < count && !bn; ++j)
-        if (m.nodes[j].op == Op::BatchNorm && live[j] == i) bn = &m.nodes[j];
-      FoldedLayer f = fold_batchnorm(n, bn);
+      FoldedLayer f = fold_batchnorm(n, g.norm >= 0 ? &m.nodes[static_cast<size_t>(g.norm)] : nullptr);
       quantize_weights(n.name, f.weight, f.bias, scale_of(i), opt.pow2, qn);
     } else if (qn.kind == Kind::Affine) {
-      const int64_t C = static_cast<int64_t>(n.param("gamma").size());
-      const double eps = n.attrs.get_double("eps", 1e-5);
+      const ChannelAffine a = batchnorm_affine(n);
+      const int64_t C = static_cast<int64_t>(a.scale.size());
       Tensor w({C, 1}), b({C});
-      for (int64_t c = 0; c < C; ++c) {
-        const size_t k = static_cast<size_t>(c);
-        const double g = n.param("gamma")[k] / std::sqrt(static_cast<double>(n.param("var")[k]) + eps);
-        w[k] = static_cast<float>(g);
-        b[k] = static_cast<float>(n.param("beta")[k] - n.param("mean")[k] * g);
-      }
+      std::copy(a.scale.begin(), a.scale.end(), w.data());
+      std::copy(a.shift.begin(), a.shift.end(), b.data());
       quantize_weights(n.name, w, b, scale_of(i), opt.pow2, qn);
       qn.weight.reshape({C});
     } else if (qn.kind == Kind::Add) {
-      // One shift for all inputs: the largest that keeps every multiplier
-      // below 2^31 (with pow2 scales: the smallest that makes them integers).
       std::vector<double> r;
       for (size_t k = 0; k < n.inputs.size(); ++k) r.push_back(scale_of(i, k) / qn.scale);
-      int shift = 62;
-      for (double v : r) shift = std::min(shift, 30 - static_cast<int>(std::floor(std::log2(v))));
-      if (opt.pow2) {
-        int need = 0;
-        for (double v : r) need = std::max(need, -static_cast<int>(std::lround(std::log2(v))));
-        shift = std::min(shift, need);
-      }
-      shift = std::clamp(shift, 0, 62);
-      qn.in_shift = shift;
-      for (double v : r) qn.in_mult.push_back(static_cast<int32_t>(std::llround(std::ldexp(v, shift))));
+      add_params(r, opt.pow2, qn);
     } else if (qn.kind == Kind::Concat) {
       for (size_t k = 0; k < n.inputs.size(); ++k) qn.in_rq.push_back(make_requant(scale_of(i, k) / qn.scale));
     } else if (qn.kind == Kind::AvgPool) {

@@ -16,15 +16,17 @@
 //     rescale(a, {m, s}) = (a * m + (s > 0 ? 2^(s-1) : 0)) >> s   (int64, arithmetic shift)
 // i.e. round half up. lo = 0 when a ReLU is fused, else -128; hi = 127.
 //
-// Folding (decided once, when the model is quantised; see QNode::kind):
+// Folding (decided once, when the model is quantised; see QNode::kind): the
+// groups of the fusion pass (core/fusion.hpp) without fused adds:
 //   - a batchnorm whose input is a conv2d/dense with no other consumer is folded
-//     into that layer's weights and bias (W' = W * g, b' = (b - mean) * g + beta,
-//     g = gamma / sqrt(var + eps)) before the weights are quantised;
+//     into that layer's weights and bias before the weights are quantised
+//     (the arithmetic: core/fold.hpp);
 //   - a relu whose input tensor has no other consumer and is produced by a
 //     conv2d, dense, affine or add is fused as lo = 0;
 //   - folded nodes become Identity: their output is their input tensor.
 // Other ops:
-//   affine (a batchnorm that cannot be folded) = a per-channel 1x1 conv:
+//   affine (a batchnorm that cannot be folded) = a per-channel 1x1 conv whose
+//     weight and bias are the batchnorm's channel affine (scale, shift):
 //     y = clamp(rescale(x_q * w_q[c] + bias_q[c], rq[c]), lo, hi);
 //   relu: max(q, 0); maxpool: max over the real elements of the window;
 //   flatten: the same bytes; all three keep the input's scale.
@@ -157,17 +159,6 @@ struct QuantOptions {
 // reaches over the calibration images `calib` [N, H, W, C] (fp32 reference
 // forward, batches of at most `batch` images).
 QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch = 16);
-
-// The folded fp32 weights and bias of a conv2d/dense node (batchnorm folded
-// when the QModel folds it): what quantize() quantises. `bn` may be null.
-struct FoldedLayer {
-  Tensor weight;  // same shape as the node's weight
-  Tensor bias;    // [Cout]
-};
-FoldedLayer fold_batchnorm(const Node& layer, const Node* bn);
-
-// The batchnorm node folded into weighted node `i`, or nullptr.
-const Node* folded_batchnorm(const Model& m, const QModel& q, size_t i);
 
 // ---- The int8 reference forward (scalar; the oracle) ----
 

@@ -177,7 +177,7 @@ const char* backend_name(Backend b) {
   switch (b) {
     case Backend::Trainer: return "the trainer";
     case Backend::Fp32: return "the fp32 kernels";
-    case Backend::Int8: return "int8";
+    case Backend::Int8: return "the int8 program";
     case Backend::Aie2: return "the AIE2 back end";
   }
   return "?";
@@ -185,9 +185,10 @@ const char* backend_name(Backend b) {
 
 void fail_unsupported(const Node& n, Backend b) {
   const Handling& h = op_entry(n.op).on(b);
-  const char* how = h.run == Run::Unsupported ? "does not run" : "cannot run this";
-  if (*h.note) fail("node '{}': {} {} op '{}': {}", n.name, backend_name(b), how, op_name(n.op), h.note);
-  fail("node '{}': {} {} op '{}'", n.name, backend_name(b), how, op_name(n.op));
+  if (h.run != Run::Unsupported)  // LastOnly, Folded: the note says where it runs ("only ...")
+    fail("node '{}': {} runs op '{}' {}", n.name, backend_name(b), op_name(n.op), h.note);
+  if (*h.note) fail("node '{}': {} does not run op '{}': {}", n.name, backend_name(b), op_name(n.op), h.note);
+  fail("node '{}': {} does not run op '{}'", n.name, backend_name(b), op_name(n.op));
 }
 
 void require_backend(const Node& n, Backend b, bool last) {

@@ -47,7 +47,7 @@ enum class Role {
 
 enum class Backend { Trainer, Fp32, Int8, Aie2 };
 constexpr std::array<Backend, 4> kBackends{Backend::Trainer, Backend::Fp32, Backend::Int8, Backend::Aie2};
-const char* backend_name(Backend b);  // "the trainer", "the fp32 kernels", "int8", "the AIE2 back end"
+const char* backend_name(Backend b);  // "the trainer", "the fp32 kernels", "the int8 program", "the AIE2 back end"
 
 // How one back end runs an op.
 enum class Run {
@@ -61,7 +61,9 @@ enum class Run {
 
 struct Handling {
   Run run = Run::Unsupported;
-  const char* note = "";  // how, or why not; completes fail_unsupported's message
+  // How, or why not; completes fail_unsupported's message. For LastOnly and
+  // Folded it says where the op runs, starting with "only".
+  const char* note = "";
 };
 
 using ShapeList = std::vector<const Shape*>;
@@ -89,7 +91,8 @@ const std::vector<OpEntry>& op_table();
 const OpEntry& op_entry(Op op);
 
 // The error a back end raises for a node it cannot run, from the entry's
-// note: "node 'x': the AIE2 back end does not run op 'batchnorm' here: ...".
+// note: "node 'bn1': the AIE2 back end runs op 'batchnorm' only folded into
+// the conv2d or dense layer it directly follows".
 [[noreturn]] void fail_unsupported(const Node& n, Backend b);
 // Throws fail_unsupported unless `b` runs node `n`: Unsupported always
 // throws, LastOnly unless `last`. Native, Reference, Free and Folded pass

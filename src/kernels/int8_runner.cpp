@@ -10,101 +10,99 @@
 
 namespace bsp::kernels {
 
+// One step per group of the fusion pass (core/fusion.hpp; the int8 program
+// was folded with the same pass, without its fused adds): a conv2d with one
+// group or a dense layer on the VNNI kernel with the group's add in its
+// epilogue, anything else node by node.
 Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), q_(*c.int8) {
   const auto shapes = infer_shapes(m);
   std::unordered_map<std::string, size_t> index;
   for (size_t i = 0; i < m.nodes.size(); ++i) index[m.nodes[i].name] = i;
-  // The node whose tensor a node's output is (identities resolved), and the
-  // consumers of each tensor.
+  // The node whose computation a node's tensor is (identities resolved): slots are indexed by it.
   const auto resolve = [&](size_t k) {
     while (q_.nodes[k].kind == q8::Kind::Identity) k = index.at(m.nodes[k].inputs.at(0));
     return k;
   };
-  std::vector<std::vector<size_t>> consumers(m.nodes.size());
-  for (size_t k = 0; k < m.nodes.size(); ++k)
-    if (q_.nodes[k].kind != q8::Kind::Identity)
-      for (const auto& src : m.nodes[k].inputs) consumers[resolve(index.at(src))].push_back(k);
-  std::vector<bool> fused(m.nodes.size(), false);
-  for (size_t i = 0; i < m.nodes.size(); ++i) {
-    const Node& n = m.nodes[i];
-    const q8::QNode& qn = q_.nodes[i];
-    if (qn.kind == q8::Kind::Identity || fused[i]) continue;  // aliases its input, or runs in a conv: no step
+  const Fusion fu = fuse(m, {.fold_layers = true, .fuse_add = true});
+  for (const FusedGroup& g : fu.groups) {
+    const Node& n = m.nodes[g.head];
+    const q8::QNode& qn = q_.nodes[g.head];
     Step s;
-    s.node = s.out = i;
-    for (const auto& src : n.inputs) s.in.push_back(index.at(src));
+    s.node = g.head;
+    s.out = resolve(g.out);
     StepInfo info;
     info.name = n.name;
     info.op = n.op;
+    for (size_t j : g.nodes)
+      if (j != g.head) info.fused.push_back(m.nodes[j].name);
     info.kernel = qn.kind == q8::Kind::Add || qn.kind == q8::Kind::MaxPool || qn.kind == q8::Kind::GlobalAvgPool
                       ? "int8"
                       : "ref-int8";
-    for (size_t j = i + 1; j < m.nodes.size(); ++j)
-      if (q_.nodes[j].kind == q8::Kind::Identity && q_.nodes[j].fused_into == n.name) info.fused.push_back(m.nodes[j].name);
     const bool conv_like = (qn.kind == q8::Kind::Conv && n.attrs.get_int("groups", 1) == 1) || qn.kind == q8::Kind::Dense;
     if (conv_like) {
-      if (qn.kind == q8::Kind::Conv) {
-        s.geom = conv_geom(n, shapes[s.in[0]]);
-      } else {
-        s.dense_layer = true;
-        s.geom.H = s.geom.W = s.geom.Ho = s.geom.Wo = 1;
-        s.geom.C = qn.weight.dim(1);
-        s.geom.Cout = qn.weight.dim(0);
-      }
-      const ConvGeom& g = s.geom;
-      info.macs = g.Ho * g.Wo * g.Cout * g.kh * g.kw * g.C;
-      const compact::CompactLayer* l = c.layer(n.name);
-      const compact::WeightGeom wg = compact::weight_geom(qn.weight.shape());
-      std::vector<int32_t> rp, ci;
-      if (l && l->format == compact::Format::Bsr && l->R == 8 && l->C == 8) {
-        rp = l->row_ptr, ci = l->col_idx;
-        info.kernel = "int8-bsr";
-      } else if (l && l->format != compact::Format::Dense) {
-        cover_8x8(qn.weight.data(), wg, rp, ci);
-        info.kernel = std::string("int8-") + compact::format_name(l->format) + "-as-bsr";
-      } else {
-        info.kernel = "int8-dense";
-      }
-      if (rp.empty() && width_fold_pays(g)) {
-        s.width_fold = true;
-        s.conv = std::make_unique<ConvI8>(width_folded(g), qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
-      } else {
-        s.conv = std::make_unique<ConvI8>(g, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
-      }
-      // A two-input add that is this conv's only consumer, whose other
-      // addend is computed before it, runs in the conv's epilogue.
-      if (consumers[i].size() == 1 && q_.nodes[consumers[i][0]].kind == q8::Kind::Add &&
-          m.nodes[consumers[i][0]].inputs.size() == 2) {
-        const size_t j = consumers[i][0];
-        const q8::QNode& qa = q_.nodes[j];
-        const size_t a0 = resolve(index.at(m.nodes[j].inputs[0])), a1 = resolve(index.at(m.nodes[j].inputs[1]));
-        const size_t other = a0 == i ? a1 : a0;
-        if ((a0 == i) != (a1 == i) && other < i) {
-          const int self = a0 == i ? 0 : 1;
-          s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(self)), qa.in_mult.at(static_cast<size_t>(1 - self)),
-                                     qa.in_shift, qa.lo, qa.hi);
-          s.out = j;
-          s.addend = other;
-          s.in.push_back(other);
-          fused[j] = true;
-          info.fused.push_back(m.nodes[j].name);
-          for (size_t k = j + 1; k < m.nodes.size(); ++k)
-            if (q_.nodes[k].kind == q8::Kind::Identity && q_.nodes[k].fused_into == m.nodes[j].name)
-              info.fused.push_back(m.nodes[k].name);
-        }
+      for (const auto& src : n.inputs) s.in.push_back(resolve(index.at(src)));
+      prepare_layer(s, info, c, shapes[index.at(n.inputs.at(0))], g);
+      if (s.add) s.in.push_back(s.addend = resolve(g.addend));
+    } else {
+      // Node by node: the group's computations (its identities alias their input).
+      for (size_t j : g.nodes) {
+        if (q_.nodes[j].kind == q8::Kind::Identity) continue;
+        Step::Link l{j, {}};
+        for (const auto& src : m.nodes[j].inputs) l.in.push_back(resolve(index.at(src)));
+        s.in.insert(s.in.end(), l.in.begin(), l.in.end());
+        s.chain.push_back(std::move(l));
       }
     }
     steps_.push_back(std::move(s));
     infos_.push_back(std::move(info));
   }
-  // Slots are indexed by the node whose computation owns the tensor.
   last_use_.assign(m.nodes.size(), 0);
   for (size_t k = 0; k < steps_.size(); ++k)
-    for (size_t& src : steps_[k].in) {
-      src = resolve(src);
-      last_use_[src] = k;
-    }
+    for (size_t src : steps_[k].in) last_use_[src] = k;
   final_ = resolve(m.nodes.size() - 1);
   last_use_[final_] = steps_.size();
+}
+
+// A conv2d or dense group on the VNNI kernel: bsr 8x8 layers skip their
+// pruned blocks, other forms run on the 8x8 blocks covering their nonzero
+// int8 weights; the group's two-input add runs in the kernel's epilogue.
+void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in,
+                               const FusedGroup& g) {
+  const Node& n = m_.nodes[g.head];
+  const q8::QNode& qn = q_.nodes[g.head];
+  if (qn.kind == q8::Kind::Conv) {
+    s.geom = conv_geom(n, in);
+  } else {
+    s.dense_layer = true;
+    s.geom.H = s.geom.W = s.geom.Ho = s.geom.Wo = 1;
+    s.geom.C = qn.weight.dim(1);
+    s.geom.Cout = qn.weight.dim(0);
+  }
+  const ConvGeom& geo = s.geom;
+  info.macs = geo.Ho * geo.Wo * geo.Cout * geo.kh * geo.kw * geo.C;
+  const compact::CompactLayer* l = c.layer(n.name);
+  const compact::WeightGeom wg = compact::weight_geom(qn.weight.shape());
+  std::vector<int32_t> rp, ci;
+  if (l && l->format == compact::Format::Bsr && l->R == 8 && l->C == 8) {
+    rp = l->row_ptr, ci = l->col_idx;
+    info.kernel = "int8-bsr";
+  } else if (l && l->format != compact::Format::Dense) {
+    cover_8x8(qn.weight.data(), wg, rp, ci);
+    info.kernel = std::string("int8-") + compact::format_name(l->format) + "-as-bsr";
+  } else {
+    info.kernel = "int8-dense";
+  }
+  if (rp.empty() && width_fold_pays(geo)) {
+    s.width_fold = true;
+    s.conv = std::make_unique<ConvI8>(width_folded(geo), qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
+  } else {
+    s.conv = std::make_unique<ConvI8>(geo, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
+  }
+  if (g.add >= 0) {
+    const q8::QNode& qa = q_.nodes[static_cast<size_t>(g.add)];
+    s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(g.add_self)),
+                               qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
+  }
 }
 
 Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
@@ -163,9 +161,11 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       }
       slot[s.node] = std::move(y);
     } else {
-      std::vector<const Array<int8_t>*> ins;
-      for (size_t src : s.in) ins.push_back(&slot[src]);
-      slot[s.node] = q8::reference_node(n, qn, ins);
+      for (const Step::Link& l : s.chain) {
+        std::vector<const Array<int8_t>*> ins;
+        for (size_t src : l.in) ins.push_back(&slot[src]);
+        slot[l.node] = q8::reference_node(m_.nodes[l.node], q_.nodes[l.node], ins);
+      }
     }
     for (size_t src : s.in)
       if (last_use_[src] == k) buffers_.give(slot[src]);

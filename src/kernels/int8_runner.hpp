@@ -1,9 +1,10 @@
-// The int8 program of a compacted int8 model on the fast kernels: conv2d and
-// dense layers on the VNNI block-sparse kernel (bsr 8x8 layers skip their
-// pruned blocks; other forms run on the 8x8 blocks covering their nonzero
-// int8 weights), a two-input add that is a conv's only consumer fused into
-// that conv's epilogue, every other op with the scalar int8 reference. The
-// result is bit-identical to q8::reference_forward.
+// The int8 program of a compacted int8 model on the fast kernels: one step
+// per group of the fusion pass, conv2d and dense layers on the VNNI
+// block-sparse kernel (bsr 8x8 layers skip their pruned blocks; other forms
+// run on the 8x8 blocks covering their nonzero int8 weights) with the
+// group's residual add in the epilogue, adds and pools on the int8 vector
+// ops, every other op with the scalar int8 reference. The result is
+// bit-identical to q8::reference_forward.
 #pragma once
 
 #include <functional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "compact/compact.hpp"
+#include "core/fusion.hpp"
 #include "kernels/buffer_pool.hpp"
 #include "kernels/conv_i8.hpp"
 #include "kernels/runner.hpp"
@@ -29,6 +31,11 @@ class Int8Runner {
     size_t node;
     size_t out;                 // the slot written: node, or the add fused into the conv
     std::vector<size_t> in;     // the slots read (a fused add's addend too, for their last use)
+    struct Link {
+      size_t node;
+      std::vector<size_t> in;   // its input slots
+    };
+    std::vector<Link> chain;    // steps without a kernel: the group's computations, in order
     std::unique_ptr<ConvI8> conv;
     std::optional<q8::FusedAdd> add;  // a residual add fused into the conv ...
     size_t addend = 0;                // ... and the slot of its other input
@@ -36,6 +43,8 @@ class Int8Runner {
     bool dense_layer = false;
     bool width_fold = false;  // the stem: conv on the width-folded input
   };
+  void prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in, const FusedGroup& g);
+
   const Model& m_;
   const q8::QModel& q_;
   std::vector<Step> steps_;

@@ -1,12 +1,14 @@
 #include "kernels/runner.hpp"
 
 #include <chrono>
-#include <cmath>
 #include <unordered_map>
 
 #include "compact/compact.hpp"
-#include "core/shapes.hpp"
+#include "core/fold.hpp"
+#include "core/fusion.hpp"
+#include "core/op_table.hpp"
 #include "core/reference_forward.hpp"
+#include "core/shapes.hpp"
 #include "kernels/block_cover.hpp"
 #include "kernels/buffer_pool.hpp"
 #include "kernels/conv_blas.hpp"
@@ -36,6 +38,11 @@ struct Step {
   size_t node = 0;                 // the main graph node
   size_t out = 0;                  // the slot written: the last node of the fused chain
   std::vector<size_t> in;          // slots read
+  struct Link {
+    size_t node;
+    std::vector<size_t> in;        // its input slots (the one before it in the chain: its value)
+  };
+  std::vector<Link> chain;         // "ref" steps: the group's nodes, run one by one
   int64_t residual = -1;           // slot added before the relu, or -1
   bool relu = false;
   ConvGeom geom;                   // conv-like steps (dense layers: a 1x1 conv on 1x1 images)
@@ -49,28 +56,6 @@ struct Step {
 };
 
 Shape without_batch(const Shape& s) { return Shape(s.begin() + 1, s.end()); }
-
-// The layer's weights and bias with the batchnorm folded in (fp32).
-struct Folded {
-  std::vector<float> w, b;
-};
-
-Folded fold(const Node& layer, const Node* bn, const Tensor& weight) {
-  const int64_t O = weight.dim(0), K = static_cast<int64_t>(weight.size()) / O;
-  Folded f;
-  f.w.assign(weight.begin(), weight.end());
-  f.b.assign(static_cast<size_t>(O), 0.0f);
-  if (layer.has_param("bias")) std::copy(layer.param("bias").begin(), layer.param("bias").end(), f.b.begin());
-  if (!bn) return f;
-  const double eps = bn->attrs.get_double("eps", 1e-5);
-  for (int64_t o = 0; o < O; ++o) {
-    const size_t c = static_cast<size_t>(o);
-    const double g = bn->param("gamma")[c] / std::sqrt(static_cast<double>(bn->param("var")[c]) + eps);
-    for (int64_t k = 0; k < K; ++k) f.w[static_cast<size_t>(o * K + k)] *= static_cast<float>(g);
-    f.b[c] = static_cast<float>((f.b[c] - bn->param("mean")[c]) * g + bn->param("beta")[c]);
-  }
-  return f;
-}
 
 }  // namespace
 
@@ -95,51 +80,32 @@ struct Runner::Impl {
     build();
   }
 
+  // One step per group of the fusion pass (core/fusion.hpp): a conv2d with
+  // one group or a dense layer runs its group on a conv kernel (batchnorm
+  // folded, add and relu in the epilogue), a pool on ops_f32, anything else
+  // node by node with the reference ops.
   void build() {
     const size_t count = m.nodes.size();
     const auto shapes = infer_shapes(m);
+    const Fusion fu = fuse(m, {.fold_layers = true, .fuse_add = fuse_add});
     std::unordered_map<std::string, size_t> index;
-    std::vector<std::vector<size_t>> consumers(count);
-    for (size_t i = 0; i < count; ++i) {
-      index[m.nodes[i].name] = i;
-      for (const auto& s : m.nodes[i].inputs) consumers[index.at(s)].push_back(i);
-    }
-    auto sole = [&](size_t i) -> const Node* {
-      return consumers[i].size() == 1 ? &m.nodes[consumers[i][0]] : nullptr;
-    };
-    std::vector<bool> done(count, false);
-    for (size_t i = 0; i < count; ++i) {
-      if (done[i]) continue;
-      const Node& n = m.nodes[i];
+    for (size_t i = 0; i < count; ++i) index[m.nodes[i].name] = i;
+    for (const FusedGroup& g : fu.groups) {
+      const Node& n = m.nodes[g.head];
+      require_backend(n, Backend::Fp32, g.head + 1 == count);
       Step s;
-      s.node = s.out = i;
+      s.node = g.head;
+      s.out = g.out;
       s.info.name = n.name;
       s.info.op = n.op;
       for (const auto& src : n.inputs) s.in.push_back(index.at(src));
+      for (size_t j : g.nodes)
+        if (j != g.head) s.info.fused.push_back(m.nodes[j].name);
       const bool conv_like = (n.op == Op::Conv2d && n.attrs.get_int("groups", 1) == 1) || n.op == Op::Dense;
       if (conv_like) {
-        const Shape in = shapes[s.in.at(0)];
-        const Node* bn = nullptr;
-        if (const Node* c = sole(i); c && c->op == Op::BatchNorm) {
-          bn = c;
-          s.out = index.at(c->name);
-          s.info.fused.push_back(c->name);
-        }
-        if (const Node* c = sole(s.out); fuse_add && c && c->op == Op::Add && c->inputs.size() == 2) {
-          const size_t other = index.at(c->inputs[0]) == s.out ? index.at(c->inputs[1]) : index.at(c->inputs[0]);
-          if (other < i && other != s.out) {
-            s.residual = static_cast<int64_t>(other);
-            s.out = index.at(c->name);
-            s.info.fused.push_back(c->name);
-          }
-        }
-        if (const Node* c = sole(s.out); c && c->op == Op::Relu) {
-          s.relu = true;
-          s.out = index.at(c->name);
-          s.info.fused.push_back(c->name);
-        }
-        for (const auto& f : s.info.fused) done[index.at(f)] = true;
-        prepare_layer(s, n, bn, in);
+        s.residual = g.add >= 0 ? static_cast<int64_t>(g.addend) : -1;
+        s.relu = g.act >= 0;
+        prepare_layer(s, n, g.norm >= 0 ? &m.nodes[static_cast<size_t>(g.norm)] : nullptr, shapes[s.in.at(0)]);
       } else if (n.op == Op::MaxPool || n.op == Op::AvgPool || n.op == Op::GlobalAvgPool) {
         const Shape in = shapes[s.in.at(0)];
         s.pool = true;
@@ -152,8 +118,13 @@ struct Runner::Impl {
         s.info.kernel = "pool";
       } else {
         s.info.kernel = "ref";
+        for (size_t j : g.nodes) {
+          Step::Link l{j, {}};
+          for (const auto& src : m.nodes[j].inputs) l.in.push_back(index.at(src));
+          s.chain.push_back(std::move(l));
+        }
+        if (g.add >= 0) s.in.push_back(g.addend);  // read by the chain: freed after it
       }
-      done[i] = true;
       steps.push_back(std::move(s));
     }
     last_use.assign(count, 0);
@@ -163,6 +134,20 @@ struct Runner::Impl {
     }
     last_use[count - 1] = steps.size();  // the last node is always a step's output
     for (const Step& s : steps) infos.push_back(s.info);
+  }
+
+  // A "ref" step: the group's nodes in order, each on the reference op; the
+  // input that is the node before it in the chain is that node's value.
+  Tensor run_chain(const Step& s, const std::vector<Tensor>& slot) const {
+    Tensor cur;
+    size_t cur_node = s.chain.front().node;
+    for (const Step::Link& l : s.chain) {
+      std::vector<const Tensor*> ins;
+      for (size_t i : l.in) ins.push_back(l.node != s.node && i == cur_node ? &cur : &slot[i]);
+      cur = reference_node(m.nodes[l.node], ins);
+      cur_node = l.node;
+    }
+    return cur;
   }
 
   void prepare_layer(Step& s, const Node& n, const Node* bn, const Shape& in) {
@@ -182,22 +167,22 @@ struct Runner::Impl {
     // The fp32 weights: the graph's, or the compact form's (bf16 widened).
     Tensor weight = cl && cl->dtype == compact::DType::BF16 ? compact::expand_weight(*m.compact, n.name)
                                                              : n.param("weight").clone();
-    Folded f = fold(n, bn, weight);
+    const FoldedLayer f = fold_batchnorm(weight, n.has_param("bias") ? &n.param("bias") : nullptr, bn);
     const compact::WeightGeom wg = compact::weight_geom(n.param("weight").shape());
     if (path == Path::Blas) {
-      s.blas = std::make_unique<ConvBlas>(g, f.w.data(), f.b.data());
+      s.blas = std::make_unique<ConvBlas>(g, f.weight.data(), f.bias.data());
       s.info.kernel = "blas";
       return;
     }
     if (cl && cl->format == compact::Format::Bsr) {
       std::vector<int32_t> rp = cl->row_ptr, ci = cl->col_idx;
-      if (cl->R != 8 || cl->C != 8) cover_8x8(f.w.data(), wg, rp, ci);
-      s.conv = std::make_unique<ConvF32>(g, pack_f32(f.w.data(), wg, rp, ci, f.b.data()));
+      if (cl->R != 8 || cl->C != 8) cover_8x8(f.weight.data(), wg, rp, ci);
+      s.conv = std::make_unique<ConvF32>(g, pack_f32(f.weight.data(), wg, rp, ci, f.bias.data()));
       s.info.kernel = "bsr";
       return;
     }
     if (cl && (cl->format == compact::Format::NM || cl->format == compact::Format::TW)) {
-      s.sparse = std::make_unique<SparseConvF32>(g, *cl, f.w.data(), f.b.data());
+      s.sparse = std::make_unique<SparseConvF32>(g, *cl, f.weight.data(), f.bias.data());
       s.info.kernel = compact::format_name(cl->format);
       return;
     }
@@ -207,9 +192,9 @@ struct Runner::Impl {
       const ConvGeom fg = width_folded(g);
       s.width_fold = g.dw != 1;
       s.conv = std::make_unique<ConvF32>(s.width_fold ? fg : g,
-                                         pack_f32(f.w.data(), {g.Cout, g.kh, 1, fg.C}, {}, {}, f.b.data()));
+                                         pack_f32(f.weight.data(), {g.Cout, g.kh, 1, fg.C}, {}, {}, f.bias.data()));
     } else {
-      s.conv = std::make_unique<ConvF32>(g, pack_f32(f.w.data(), wg, {}, {}, f.b.data()));
+      s.conv = std::make_unique<ConvF32>(g, pack_f32(f.weight.data(), wg, {}, {}, f.bias.data()));
     }
     s.info.kernel = "dense";
   }
@@ -263,9 +248,7 @@ struct Runner::Impl {
         slot[s.out] = take(x.shape());
         std::copy(x.begin(), x.end(), slot[s.out].begin());
       } else {
-        std::vector<const Tensor*> ins;
-        for (size_t src : s.in) ins.push_back(&slot[src]);
-        slot[s.out] = reference_node(n, ins);
+        slot[s.out] = run_chain(s, slot);
       }
       if (on_output) on_output(s.out, slot[s.out]);
       for (size_t src : s.in)

@@ -43,6 +43,9 @@ std::unique_ptr<Layer> make_add(const LayerArgs& a);
 std::unique_ptr<Layer> make_add_relu(const LayerArgs& a);
 std::unique_ptr<Layer> make_concat(const LayerArgs& a);
 std::unique_ptr<Layer> make_flatten(const LayerArgs& a);
+// The layer of op `op` (train/net.cpp); with_relu: batchnorm or add with the
+// relu that alone reads it, `out` being the relu's value.
+std::unique_ptr<Layer> make_layer(Op op, const LayerArgs& a, bool with_relu);
 
 // Element mask of a node for the trainer: empty when the node has none.
 Array<uint8_t> held_mask(const Node& n);

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "core/fusion.hpp"
+#include "core/op_table.hpp"
 #include "core/shapes.hpp"
 #include "train/layers.hpp"
 
@@ -26,10 +28,8 @@ float* Scratch::get(int slot, size_t floats) {
 Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::kernels()) {
   const std::vector<Shape> shapes = infer_shapes(m);
   size_t count = m.nodes.size();
+  for (size_t i = 0; i < count; ++i) require_backend(m.nodes[i], Backend::Trainer, i + 1 == count);
   if (count >= 2 && m.nodes.back().op == Op::Softmax) --count;  // the loss takes the logits
-  for (size_t i = 0; i < count; ++i)
-    if (m.nodes[i].op == Op::Softmax)
-      fail("node '{}': softmax is only supported as the last node", m.nodes[i].name);
 
   int64_t nparams = 0;
   for (size_t i = 0; i < count; ++i)
@@ -58,48 +58,22 @@ Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::ker
     values_.push_back(std::move(v));
   }
 
-  // Consumers of each value, to fuse a batchnorm or an add with the relu that
-  // alone reads it.
-  std::map<std::string, std::vector<size_t>> consumers;
-  for (size_t i = 1; i < count; ++i)
-    for (const auto& name : m.nodes[i].inputs) consumers[name].push_back(i);
-  std::vector<bool> fused(count, false);
-
-  for (size_t i = 1; i < count; ++i) {
-    if (fused[i]) continue;
-    Node& nd = m.nodes[i];
-    LayerArgs a{&nd, {}, values_[i].get(), &params_, opt.training, opt.conv_path};
+  // Batchnorm trains unfolded: the fusion pass only joins a batchnorm or an
+  // add with the relu that alone reads it (core/fusion.hpp).
+  const Fusion fu = fuse(m, {.fold_layers = false, .fuse_add = false});
+  for (const FusedGroup& g : fu.groups) {
+    if (g.head == 0 || g.head >= count) continue;  // the input; the final softmax
+    Node& nd = m.nodes[g.head];
+    LayerArgs a{&nd, {}, values_[g.head].get(), &params_, opt.training, opt.conv_path};
     for (const auto& name : nd.inputs) a.in.push_back(by_name.at(name));
-    std::unique_ptr<Layer> l;
-    switch (nd.op) {
-      case Op::Conv2d: l = make_conv(a); break;
-      case Op::Dense: l = make_dense(a); break;
-      case Op::BatchNorm:
-      case Op::Add: {
-        // A batchnorm or add whose only consumer is a relu runs with it.
-        const std::vector<size_t>& cs = consumers[nd.name];
-        const bool fuse = cs.size() == 1 && m.nodes[cs[0]].op == Op::Relu;
-        if (fuse) {
-          // The relu's value is the output; this node's own is never used.
-          fused[cs[0]] = true;
-          a.out = values_[cs[0]].get();
-          values_[i]->act = Tensor();
-          values_[i]->grad = Tensor();
-        }
-        if (nd.op == Op::BatchNorm)
-          l = fuse ? make_batchnorm_relu(a) : make_batchnorm(a);
-        else
-          l = fuse ? make_add_relu(a) : make_add(a);
-        break;
-      }
-      case Op::Relu: l = make_relu(a); break;
-      case Op::MaxPool:
-      case Op::AvgPool: l = make_pool(a); break;
-      case Op::GlobalAvgPool: l = make_global_avgpool(a); break;
-      case Op::Concat: l = make_concat(a); break;
-      case Op::Flatten: l = make_flatten(a); break;
-      default: fail("node '{}': op '{}' cannot be trained", nd.name, op_name(nd.op));
+    const bool with_relu = g.act >= 0;
+    if (with_relu) {
+      // The relu's value is the output; the head's own is never used.
+      a.out = values_[g.out].get();
+      values_[g.head]->act = Tensor();
+      values_[g.head]->grad = Tensor();
     }
+    std::unique_ptr<Layer> l = make_layer(nd.op, a, with_relu);
     l->in_add.assign(l->in.size(), false);
     layers_.push_back(std::move(l));
   }
@@ -119,6 +93,26 @@ Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::ker
 }
 
 Net::~Net() = default;
+
+// The trainer's column of the op table: a layer per op (with_relu: the
+// group's relu runs in it, for the heads the fusion pass gives one).
+std::unique_ptr<Layer> make_layer(Op op, const LayerArgs& a, bool with_relu) {
+  switch (op) {
+    case Op::Conv2d: return make_conv(a);
+    case Op::Dense: return make_dense(a);
+    case Op::BatchNorm: return with_relu ? make_batchnorm_relu(a) : make_batchnorm(a);
+    case Op::Add: return with_relu ? make_add_relu(a) : make_add(a);
+    case Op::Relu: return make_relu(a);
+    case Op::MaxPool:
+    case Op::AvgPool: return make_pool(a);
+    case Op::GlobalAvgPool: return make_global_avgpool(a);
+    case Op::Concat: return make_concat(a);
+    case Op::Flatten: return make_flatten(a);
+    case Op::Input:
+    case Op::Softmax: break;
+  }
+  fail("internal: node '{}': the trainer has no layer for op '{}'", a.node->name, op_name(op));
+}
 
 namespace {
 double now_s() {
