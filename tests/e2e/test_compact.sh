@@ -83,6 +83,15 @@ out_has '^compact \(fp32\)'
 ok "$BSP" compact bc.h5 --in-place
 no_temp_files .
 
+# bsp-format(5) alone gives the int8 weights: an independent reading of its
+# BATCHNORM FOLD and INT8 SEMANTICS (numpy, h5py) reproduces them bit for bit,
+# folded batchnorms and an unfolded one (affine) with random statistics.
+"$MAKE_TEST_MODEL" batchnorms bn.h5 || fail "make_test_model batchnorms"
+ok "$BSP" compact bn.h5 --dtype int8 --format dense -o bnq.h5
+CHECKS=$((CHECKS + 1))
+/usr/bin/python3 "$(dirname "$E2E_LIB")/check_int8_fold.py" bnq.h5 >fold.out 2>&1 || fail "int8 weights from bsp-format(5): $(cat fold.out)"
+grep -q '^6 layers reproduced bit for bit' fold.out || fail "int8 weights from bsp-format(5): $(cat fold.out)"
+
 # Failures: one line, exit code, no output.
 err 1 compact "layer 'stage1\.0\.a\.conv'.*not N:M-pruned" "$BSP" compact b.h5 --format nm -o x.h5
 no_file x.h5
