@@ -23,24 +23,6 @@
 
 namespace bsp::aie2 {
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::Int8: return "int8";
-    case DType::BF16: return "bf16";
-    case DType::FP32: return "fp32";
-  }
-  return "?";
-}
-
-DType dtype_from_name(const std::string& s) {
-  if (s == "int8") return DType::Int8;
-  if (s == "bf16") return DType::BF16;
-  if (s == "fp32") return DType::FP32;
-  fail_usage("unknown data type '{}' (int8, bf16, fp32)", s);
-}
-
-int64_t dtype_bytes(DType t) { return t == DType::Int8 ? 1 : t == DType::BF16 ? 2 : 4; }
-
 int64_t Hardware::macs_per_cycle(DType t) const {
   return t == DType::Int8 ? macs_int8 : t == DType::BF16 ? macs_bf16 : macs_fp32;
 }

@@ -7,16 +7,13 @@
 #include <cstdint>
 #include <string>
 
+#include "core/dtype.hpp"
 #include "core/json.hpp"
 
 namespace bsp::aie2 {
 
 // The data type of activations and weights on the device. Accumulators are
 // 32 bits wide for every type (int32 for int8, fp32 otherwise).
-enum class DType { Int8, BF16, FP32 };
-const char* dtype_name(DType t);
-DType dtype_from_name(const std::string& s);  // throws UsageError
-int64_t dtype_bytes(DType t);                 // 1, 2, 4
 constexpr int64_t kAccBytes = 4;
 
 struct Hardware {

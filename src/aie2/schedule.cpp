@@ -9,6 +9,7 @@
 #include "aie2/plan.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "sparsity/blocks.hpp"
 
 namespace bsp::aie2 {
 
@@ -36,15 +37,8 @@ Occupancy block_occupancy(const Node& n) {
   o.bits.assign(static_cast<size_t>(o.rows * o.cols), 0);
   if (n.mask && n.mask->is_block() && n.mask->block_rows == kBlock && n.mask->block_cols == kBlock) {
     for (size_t i = 0; i < o.bits.size(); ++i) o.bits[i] = n.mask->bits[i] ? 1 : 0;
-  } else {
-    // Any other pattern: a block is stored when any of its weights is nonzero.
-    for (int64_t oc = 0; oc < cout; ++oc)
-      for (int64_t kk = 0; kk < k; ++kk) {
-        const float* row = w.data() + (oc * k + kk) * cin;
-        uint8_t* b = o.bits.data() + (oc / kBlock) * o.cols;
-        for (int64_t c = 0; c < cin; ++c)
-          if (row[c] != 0.0f) b[c / kBlock] = 1;
-      }
+  } else {  // any other pattern: a block is stored when any of its weights is nonzero
+    o.bits = block_grid(w.data(), cout, k, cin, kBlock, kBlock).bits;
   }
   o.row_nnz.assign(static_cast<size_t>(o.rows), 0);
   o.prefix.assign(static_cast<size_t>((o.rows + 1) * (o.cols + 1)), 0);

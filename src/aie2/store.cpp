@@ -40,13 +40,7 @@ std::vector<Buffer> core_buffers(const StagePlan& p) {
 
 }  // namespace
 
-DType model_dtype(const Model& m) {
-  if (m.compact) {
-    if (m.compact->dtype == compact::DType::I8) return DType::Int8;
-    if (m.compact->dtype == compact::DType::BF16) return DType::BF16;
-  }
-  return DType::FP32;
-}
+DType model_dtype(const Model& m) { return m.compact ? m.compact->dtype : DType::FP32; }
 
 uint64_t model_hash(const Model& m, DType dtype) {
   uint64_t h = mix64(content_hash(m) ^ (0xa1e2ULL + static_cast<uint64_t>(dtype)));
@@ -150,7 +144,7 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id, s
     return nullptr;
   }
   try {
-    const DType dtype = dtype_from_name(h5::read_attr_string(g, "dtype"));
+    const DType dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
     const uint64_t src = unhex(h5::read_attr_string(g, "source_hash"));
     if (src != model_hash(m, dtype)) {
       if (dropped) *dropped = "the stored schedule was made for other weights or masks: it was dropped";
@@ -233,7 +227,7 @@ std::shared_ptr<const ProgramFile> load_program(const Model& m, int64_t file_id,
   try {
     auto pf = std::make_shared<ProgramFile>();
     Program& p = pf->program;
-    p.dtype = dtype_from_name(h5::read_attr_string(g, "dtype"));
+    p.dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
     pf->source_hash = unhex(h5::read_attr_string(g, "source_hash"));
     if (pf->source_hash != model_hash(m, p.dtype)) {
       if (dropped) *dropped = "the stored program was generated for other weights or masks: it was dropped";

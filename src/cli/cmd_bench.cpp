@@ -162,7 +162,7 @@ void run_bench(const BenchOptions& o) {
     j["batch"] = o.batch;
     j["reps"] = o.reps;
     j["baseline"] = o.baseline;
-    j["compact"] = m.compact ? Json(compact::dtype_name(m.compact->dtype)) : Json();
+    j["compact"] = m.compact ? Json(dtype_name(m.compact->dtype)) : Json();
     j["load_before"] = load_before;
     j["load_after"] = load_after;
     const char* wait = std::getenv("OMP_WAIT_POLICY");
@@ -203,7 +203,7 @@ void run_bench(const BenchOptions& o) {
               m.arch.c_str(), static_cast<long>(o.batch), threads, o.reps, kernels::isa_name(kernels::active_isa()));
   std::printf("cpu: %s   load average %.2f before, %.2f after\n", cpu_model().c_str(), load_before, load_after);
   std::printf("dense: %s   sparse: %s\n\n", o.baseline == "blas" ? "OpenBLAS (im2col + sgemm)" : "bsp's dense kernel",
-              m.compact ? fmt::format("the {} compact kernels", compact::dtype_name(m.compact->dtype)).c_str()
+              m.compact ? fmt::format("the {} compact kernels", dtype_name(m.compact->dtype)).c_str()
                         : "not compacted: bsp's dense kernel");
   size_t w = 5;
   for (const Row& r : rows) w = std::max(w, r.name.size());

@@ -44,7 +44,7 @@ void run_codegen(const CodegenCliOptions& o) {
   pf->source_hash = s.source_hash;
   if (!o.no_image) {
     pf->const_image = aie2::build_const_image(s, m, &pf->program);
-  } else if (s.dtype == aie2::DType::Int8) {
+  } else if (s.dtype == DType::Int8) {
     if (m.compact && m.compact->int8) aie2::build_const_image(s, m, &pf->program);  // the kernel constants
   }
   if (!o.asm_path.empty()) write_text(o.asm_path, aie2::program_asm(pf->program));

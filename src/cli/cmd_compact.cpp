@@ -33,11 +33,11 @@ void run_compact(const CompactCliOptions& o) {
     if (!f) fail_usage("unknown --format '{}' (auto, bsr, nm, tw, dense)", o.format);
     opt.format = *f;
   }
-  auto d = compact::dtype_from_name(o.dtype);
+  auto d = dtype_from_name(o.dtype);
   if (!d) fail_usage("unknown --dtype '{}' (fp32, bf16, int8)", o.dtype);
   opt.dtype = *d;
   opt.pow2 = o.pow2;
-  if (opt.dtype != compact::DType::I8) {
+  if (opt.dtype != DType::Int8) {
     if (o.pow2) fail_usage("--pow2 needs --dtype int8");
     if (!o.calib.empty()) fail_usage("--calib needs --dtype int8");
   }
@@ -47,7 +47,7 @@ void run_compact(const CompactCliOptions& o) {
 
   Model m = read_model(o.input);
   Tensor calib;
-  if (opt.dtype == compact::DType::I8) calib = calibration_images(m, o.calib, o.calib_images, "compact");
+  if (opt.dtype == DType::Int8) calib = calibration_images(m, o.calib, o.calib_images, "compact");
   auto c = std::make_shared<compact::CompactModel>(compact::compact_model(m, opt, &calib));
 
   if (isatty(STDERR_FILENO)) {
@@ -59,7 +59,7 @@ void run_compact(const CompactCliOptions& o) {
       count[static_cast<int>(l.format)]++;
     }
     std::fprintf(stderr, "compact: %zu layers (bsr %d, nm %d, tw %d, dense %d), %s, weights %s -> %s bytes (%.2fx)\n",
-                 c->layers.size(), count[1], count[2], count[3], count[0], compact::dtype_name(c->dtype),
+                 c->layers.size(), count[1], count[2], count[3], count[0], dtype_name(c->dtype),
                  with_commas(dense).c_str(), with_commas(packed).c_str(),
                  packed ? static_cast<double>(dense) / static_cast<double>(packed) : 0.0);
   }

@@ -48,7 +48,7 @@ Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, boo
       t.schedule = m.schedule;
   } else {
     aie2::Hardware hw;
-    aie2::DType dtype;
+    DType dtype;
     if (stored) {  // the dense counterpart of a stored program: same target and dtype
       hw = m.program->program.hw;
       dtype = m.program->program.dtype;
@@ -61,7 +61,7 @@ Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, boo
         hw = m.schedule->hw;
       else
         hw = aie2::load_target("aie2:4x4");
-      dtype = !o.dtype.empty() ? aie2::dtype_from_name(o.dtype) : m.schedule ? m.schedule->dtype : aie2::model_dtype(m);
+      dtype = !o.dtype.empty() ? parse_dtype(o.dtype) : m.schedule ? m.schedule->dtype : aie2::model_dtype(m);
       if (paper) aie2::apply_paper_model(hw);
     }
     if (!stored && !dense && !paper && !paper_mapping && o.target.empty() && o.dtype.empty() && m.schedule) {
@@ -135,7 +135,7 @@ void run_estimate(const EstimateCliOptions& o) {
   if (!o.compare.empty() && o.compare != "dense") fail_usage("unknown --compare '{}' (dense)", o.compare);
   if (o.mapping != "bsp" && o.mapping != "paper") fail_usage("unknown --mapping '{}' (bsp, paper)", o.mapping);
   if (o.tune < 1 || o.tune > aie2::kMaxTune) fail_usage("--tune must be 1 to {}", aie2::kMaxTune);
-  if (!o.dtype.empty()) aie2::dtype_from_name(o.dtype);
+  if (!o.dtype.empty()) parse_dtype(o.dtype);
   if (!o.target.empty()) aie2::load_target(o.target);  // a bad target is a usage error before reading the model
   const bool paper = o.model == "paper";
   Model m = read_model(o.input);

@@ -87,7 +87,7 @@ Json to_json(const Model& m, const ModelStats& s, bool weighted_only) {
   const Bytes tb = total_bytes(m);
   if (m.compact) {
     Json c = Json::object();
-    c["dtype"] = compact::dtype_name(m.compact->dtype);
+    c["dtype"] = dtype_name(m.compact->dtype);
     c["dense_bytes"] = tb.dense;
     c["compact_bytes"] = tb.compact;
     c["ratio"] = tb.ratio();
@@ -134,7 +134,7 @@ void print_table(const Model& m, const ModelStats& s, bool weighted_only) {
               with_commas(s.bytes).c_str());
   if (c) {
     const Bytes tb = total_bytes(m);
-    std::printf("compact (%s): weights %s -> %s bytes (%.2fx)\n", compact::dtype_name(m.compact->dtype),
+    std::printf("compact (%s): weights %s -> %s bytes (%.2fx)\n", dtype_name(m.compact->dtype),
                 with_commas(tb.dense).c_str(), with_commas(tb.compact).c_str(), tb.ratio());
   } else if (!m.compact_dropped.empty()) {
     std::printf("compact: ignored: %s\n", m.compact_dropped.c_str());

@@ -26,7 +26,7 @@ struct ScheduleCliOptions {
 
 void print_table(const aie2::Schedule& s) {
   std::printf("target %s: %ld rows x %ld columns, %s; DDR %s bytes (weights %s)\n\n", s.hw.name.c_str(),
-              static_cast<long>(s.hw.rows), static_cast<long>(s.hw.cols), aie2::dtype_name(s.dtype),
+              static_cast<long>(s.hw.rows), static_cast<long>(s.hw.cols), dtype_name(s.dtype),
               with_commas(s.ddr_bytes).c_str(), with_commas(s.ddr_const_bytes).c_str());
   size_t w = 5;
   for (const auto& st : s.graph.stages) w = std::max(w, st.name.size());
@@ -60,8 +60,8 @@ void run_schedule(const ScheduleCliOptions& o) {
   if ((o.json || o.table) && out == "-") fail_usage("--json and --table print on stdout: give -o FILE");
   aie2::Hardware hw = aie2::load_target(o.target);
   Model m = read_model(o.input);
-  const aie2::DType dtype = o.dtype.empty() ? aie2::model_dtype(m) : aie2::dtype_from_name(o.dtype);
-  if (dtype == aie2::DType::Int8 && !(m.compact && m.compact->int8))
+  const DType dtype = o.dtype.empty() ? aie2::model_dtype(m) : parse_dtype(o.dtype);
+  if (dtype == DType::Int8 && !(m.compact && m.compact->int8))
     std::fprintf(stderr,
                  "bsp schedule: note: planning int8 without int8 weights: the schedule can be estimated; "
                  "'bsp codegen' needs 'bsp compact --dtype int8' first\n");

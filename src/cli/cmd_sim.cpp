@@ -72,7 +72,7 @@ void run_sim(const SimCliOptions& o) {
   const aie2::ProgramFile& pf = *m.program;
   if (pf.const_image.empty() && pf.program.ddr_const_bytes > 0)
     fail("the program of '{}' was generated without its weight image (--no-image): run 'bsp codegen' again", o.input);
-  const bool int8 = pf.program.dtype == aie2::DType::Int8;
+  const bool int8 = pf.program.dtype == DType::Int8;
   if (int8 && !(m.compact && m.compact->int8)) fail("the int8 program needs the model's int8 weights (/compact)");
   Tensor x = input_images(m, o);
   Progress pr{o.progress || isatty(STDERR_FILENO)};
@@ -98,7 +98,7 @@ void run_sim(const SimCliOptions& o) {
   if (o.json) {
     Json j = Json::object();
     j["target"] = pf.program.hw.name;
-    j["dtype"] = aie2::dtype_name(pf.program.dtype);
+    j["dtype"] = dtype_name(pf.program.dtype);
     j["images"] = x.dim(0);
     j["stages"] = static_cast<int64_t>(pf.program.stages.size());
     j["instructions"] = r.executed;
@@ -112,7 +112,7 @@ void run_sim(const SimCliOptions& o) {
     print_json(j);
   } else {
     std::printf("sim: %s on %s, %ld image%s, %zu stages, %s instructions executed, simulated time %.3f ms\n",
-                aie2::dtype_name(pf.program.dtype), pf.program.hw.name.c_str(), static_cast<long>(x.dim(0)),
+                dtype_name(pf.program.dtype), pf.program.hw.name.c_str(), static_cast<long>(x.dim(0)),
                 x.dim(0) > 1 ? "s" : "", pf.program.stages.size(), with_commas(r.executed).c_str(), sim_s * 1e3);
     if (int8)
       std::printf("output: %ld values per image; %s\n", static_cast<long>(per),

@@ -15,7 +15,7 @@ CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tens
   CompactModel c;
   c.dtype = opt.dtype;
   c.source_hash = content_hash(m);
-  if (opt.dtype == DType::I8) {
+  if (opt.dtype == DType::Int8) {
     if (!calib) fail("int8 needs calibration images");
     // Calibrate on bsp's fp32 dense kernels (the reference forward is exact
     // but far slower); residual adds unfused so every int8 tensor is seen.
@@ -38,7 +38,7 @@ CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tens
     const Tensor& w = n.param("weight");
     try {
       switch (opt.dtype) {
-        case DType::F32:
+        case DType::FP32:
           c.layers.emplace(n.name, compress(w.data(), w.shape(), k, spec));
           break;
         case DType::BF16: {
@@ -47,7 +47,7 @@ CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tens
           c.layers.emplace(n.name, compress(b.data(), w.shape(), k, spec));
           break;
         }
-        case DType::I8:
+        case DType::Int8:
           c.layers.emplace(n.name, compress(c.int8->nodes[i].weight.data(), w.shape(), k, spec));
           break;
       }
@@ -62,7 +62,7 @@ Tensor expand_weight(const CompactModel& c, const std::string& name) {
   const CompactLayer* l = c.layer(name);
   if (!l) fail("layer '{}' has no compact weights", name);
   Tensor t(l->weight_shape);
-  if (l->dtype == DType::F32) {
+  if (l->dtype == DType::FP32) {
     auto w = expand<float>(*l);
     std::copy(w.begin(), w.end(), t.data());
   } else if (l->dtype == DType::BF16) {

@@ -14,7 +14,7 @@
 namespace bsp::compact {
 
 struct CompactModel {
-  DType dtype = DType::F32;
+  DType dtype = DType::FP32;
   uint64_t source_hash = 0;                  // content_hash() of the graph it was made from
   std::map<std::string, CompactLayer> layers;  // one per conv2d/dense node
   // dtype int8: the quantised program. Its Conv/Dense nodes' `weight` arrays
@@ -30,7 +30,7 @@ struct CompactModel {
 
 struct CompactOptions {
   std::optional<Format> format;  // nullopt: auto per layer (auto_format)
-  DType dtype = DType::F32;
+  DType dtype = DType::FP32;
   bool pow2 = false;             // int8: power-of-two scales
 };
 

@@ -48,7 +48,7 @@ void save_layer(hid_t parent, const std::string& name, const CompactLayer& l) {
   h5::write_attr(g, "format", std::string(format_name(l.format)));
   h5::write_attr(g, "weight_shape", std::vector<int64_t>(l.weight_shape));
   // fp32 dense layers keep their weights in the graph only.
-  if (!(l.format == Format::Dense && l.dtype == DType::F32))
+  if (!(l.format == Format::Dense && l.dtype == DType::FP32))
     std::visit([&](const auto& v) { put(g, "values", v); }, l.values);
   switch (l.format) {
     case Format::Dense: break;
@@ -81,10 +81,10 @@ CompactLayer load_layer(hid_t parent, const std::string& name, DType dtype, cons
   l.weight_shape = h5::read_attr_ints(g, "weight_shape");
   if (l.weight_shape != n.param("weight").shape())
     fail("weight shape {} differs from the graph's {}", shape_str(l.weight_shape), shape_str(n.param("weight").shape()));
-  if (l.format == Format::Dense && dtype == DType::F32) {
+  if (l.format == Format::Dense && dtype == DType::FP32) {
     const Tensor& w = n.param("weight");
     l.values = std::vector<float>(w.begin(), w.end());
-  } else if (dtype == DType::F32) {
+  } else if (dtype == DType::FP32) {
     l.values = get<float>(g, "values");
   } else if (dtype == DType::BF16) {
     l.values = get<uint16_t>(g, "values");
@@ -171,7 +171,7 @@ q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const
     if (q.kind == q8::Kind::Affine) {
       q.weight = h5::read_array<int8_t>(g, "weight");
     } else {
-      if (!layer || layer->dtype != DType::I8) fail("no int8 weights for the layer");
+      if (!layer || layer->dtype != DType::Int8) fail("no int8 weights for the layer");
       auto w = expand<int8_t>(*layer);
       q.weight = Array<int8_t>(layer->weight_shape);
       std::copy(w.begin(), w.end(), q.weight.data());
@@ -246,7 +246,7 @@ std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file, s
         fail("layer '{}': {}", n.name, e.what());
       }
     }
-    if (c->dtype == DType::I8) {
+    if (c->dtype == DType::Int8) {
       h5::Handle q = h5::open_group(root, "int8");
       q8::QModel qm;
       qm.pow2 = h5::read_attr_int(root, "pow2") != 0;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "sparsity/blocks.hpp"
+
 namespace bsp::compact {
 
 const char* format_name(Format f) {
@@ -21,23 +23,6 @@ std::optional<Format> format_from_name(std::string_view s) {
     if (s == format_name(f)) return f;
   return std::nullopt;
 }
-
-const char* dtype_name(DType d) {
-  switch (d) {
-    case DType::F32: return "fp32";
-    case DType::BF16: return "bf16";
-    case DType::I8: return "int8";
-  }
-  return "?";
-}
-
-std::optional<DType> dtype_from_name(std::string_view s) {
-  for (DType d : {DType::F32, DType::BF16, DType::I8})
-    if (s == dtype_name(d)) return d;
-  return std::nullopt;
-}
-
-size_t dtype_size(DType d) { return d == DType::F32 ? 4 : d == DType::BF16 ? 2 : 1; }
 
 uint16_t to_bf16(float f) {
   uint32_t u;
@@ -220,17 +205,14 @@ template <typename T>
 CompactLayer compress_bsr(const T* w, const WeightGeom& g, Kept<T> kept, int64_t R, int64_t C) {
   CompactLayer l;
   l.R = R, l.C = C;
-  const int64_t rows = (g.O + R - 1) / R, cols = (g.I + C - 1) / C, win = g.kh * g.kw;
-  l.row_ptr.assign(static_cast<size_t>(rows + 1), 0);
+  const int64_t win = g.kh * g.kw;
+  // The blocks with a kept position (with no mask: a nonzero weight).
+  const BlockGrid grid = kept.keep ? block_grid(kept.keep, g.O, win, g.I, R, C) : block_grid(w, g.O, win, g.I, R, C);
+  grid.to_csr(l.row_ptr, l.col_idx);
   std::vector<T> vals;
-  for (int64_t br = 0; br < rows; ++br) {
-    for (int64_t bc = 0; bc < cols; ++bc) {
-      bool any = false;
-      for (int64_t o = br * R; o < std::min(g.O, br * R + R) && !any; ++o)
-        for (int64_t p = 0; p < win && !any; ++p)
-          for (int64_t i = bc * C; i < std::min(g.I, bc * C + C) && !any; ++i) any = kept((o * win + p) * g.I + i);
-      if (!any) continue;
-      l.col_idx.push_back(static_cast<int32_t>(bc));
+  for (int64_t br = 0; br < grid.rows; ++br)
+    for (int32_t j = l.row_ptr[static_cast<size_t>(br)]; j < l.row_ptr[static_cast<size_t>(br) + 1]; ++j) {
+      const int64_t bc = l.col_idx[static_cast<size_t>(j)];
       // Block layout [kh, kw, R, C]: for each window position an R x C
       // row-major matrix (output rows, input columns), zero-padded at edges.
       const size_t base = vals.size();
@@ -240,8 +222,6 @@ CompactLayer compress_bsr(const T* w, const WeightGeom& g, Kept<T> kept, int64_t
           for (int64_t c = 0; c < C && bc * C + c < g.I; ++c)
             vals[base + static_cast<size_t>((p * R + r) * C + c)] = w[((br * R + r) * win + p) * g.I + bc * C + c];
     }
-    l.row_ptr[static_cast<size_t>(br + 1)] = static_cast<int32_t>(l.col_idx.size());
-  }
   l.values = std::move(vals);
   return l;
 }
@@ -370,7 +350,7 @@ CompactLayer compress(const T* w, const Shape& shape, const uint8_t* keep, const
       break;
   }
   l.format = spec.format;
-  l.dtype = std::is_same_v<T, float> ? DType::F32 : std::is_same_v<T, int8_t> ? DType::I8 : DType::BF16;
+  l.dtype = std::is_same_v<T, float> ? DType::FP32 : std::is_same_v<T, int8_t> ? DType::Int8 : DType::BF16;
   l.weight_shape = shape;
   return l;
 }

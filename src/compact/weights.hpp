@@ -26,18 +26,15 @@
 #include <variant>
 #include <vector>
 
+#include "core/dtype.hpp"
 #include "core/model.hpp"
 
 namespace bsp::compact {
 
 enum class Format { Dense, Bsr, NM, TW };
-enum class DType { F32, BF16, I8 };
 
 const char* format_name(Format f);
 std::optional<Format> format_from_name(std::string_view s);
-const char* dtype_name(DType d);
-std::optional<DType> dtype_from_name(std::string_view s);
-size_t dtype_size(DType d);
 
 // bf16 = the upper 16 bits of an fp32, rounded to nearest even (NaN kept NaN).
 uint16_t to_bf16(float f);
@@ -55,7 +52,7 @@ using Values = std::variant<std::vector<float>, std::vector<uint16_t>, std::vect
 
 struct CompactLayer {
   Format format = Format::Dense;
-  DType dtype = DType::F32;
+  DType dtype = DType::FP32;
   Shape weight_shape;  // the dense weight's shape (OHWI or [out, in])
 
   // bsr

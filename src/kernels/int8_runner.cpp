@@ -4,8 +4,8 @@
 #include <unordered_map>
 
 #include "core/reference_ops.hpp"
-#include "kernels/block_cover.hpp"
 #include "kernels/ops_i8.hpp"
+#include "sparsity/blocks.hpp"
 #include "kernels/width_fold.hpp"
 
 namespace bsp::kernels {
@@ -87,7 +87,7 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
     rp = l->row_ptr, ci = l->col_idx;
     info.kernel = "int8-bsr";
   } else if (l && l->format != compact::Format::Dense) {
-    cover_8x8(qn.weight.data(), wg, rp, ci);
+    block_grid(qn.weight.data(), wg.O, wg.kh * wg.kw, wg.I).to_csr(rp, ci);  // the 8x8 blocks covering its nonzeros
     info.kernel = std::string("int8-") + compact::format_name(l->format) + "-as-bsr";
   } else {
     info.kernel = "int8-dense";

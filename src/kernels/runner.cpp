@@ -9,7 +9,6 @@
 #include "core/op_table.hpp"
 #include "core/reference_forward.hpp"
 #include "core/shapes.hpp"
-#include "kernels/block_cover.hpp"
 #include "kernels/buffer_pool.hpp"
 #include "kernels/conv_blas.hpp"
 #include "kernels/conv_f32.hpp"
@@ -17,6 +16,7 @@
 #include "kernels/ops_f32.hpp"
 #include "kernels/sparse_f32.hpp"
 #include "kernels/width_fold.hpp"
+#include "sparsity/blocks.hpp"
 
 namespace bsp::kernels {
 
@@ -73,7 +73,7 @@ struct Runner::Impl {
   bool fuse_add = true;
 
   Impl(const Model& model, Path p, bool fuse) : m(model), path(p), fuse_add(fuse) {
-    if (p == Path::Auto && m.compact && m.compact->dtype == compact::DType::I8) {
+    if (p == Path::Auto && m.compact && m.compact->dtype == DType::Int8) {
       int8 = std::make_unique<Int8Runner>(m, *m.compact);
       return;
     }
@@ -165,7 +165,7 @@ struct Runner::Impl {
     const compact::CompactLayer* cl =
         path == Path::Auto && m.compact ? m.compact->layer(n.name) : nullptr;
     // The fp32 weights: the graph's, or the compact form's (bf16 widened).
-    Tensor weight = cl && cl->dtype == compact::DType::BF16 ? compact::expand_weight(*m.compact, n.name)
+    Tensor weight = cl && cl->dtype == DType::BF16 ? compact::expand_weight(*m.compact, n.name)
                                                              : n.param("weight").clone();
     const FoldedLayer f = fold_batchnorm(weight, n.has_param("bias") ? &n.param("bias") : nullptr, bn);
     const compact::WeightGeom wg = compact::weight_geom(n.param("weight").shape());
@@ -176,7 +176,7 @@ struct Runner::Impl {
     }
     if (cl && cl->format == compact::Format::Bsr) {
       std::vector<int32_t> rp = cl->row_ptr, ci = cl->col_idx;
-      if (cl->R != 8 || cl->C != 8) cover_8x8(f.weight.data(), wg, rp, ci);
+      if (cl->R != 8 || cl->C != 8) block_grid(f.weight.data(), wg.O, wg.kh * wg.kw, wg.I).to_csr(rp, ci);
       s.conv = std::make_unique<ConvF32>(g, pack_f32(f.weight.data(), wg, rp, ci, f.bias.data()));
       s.info.kernel = "bsr";
       return;

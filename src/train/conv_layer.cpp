@@ -155,9 +155,9 @@ class ConvLayer : public BoundLayer {
     emask_ = held_mask(*node);
     // BDWP masks change every step and keep (N:M) something in every block.
     if (!emask_.empty() && !dual_ && G_ == 1)
-      keep_ = block_keep(emask_.data(), g_.Cout, taps_, cin_g_);
+      keep_ = block_grid(emask_.data(), g_.Cout, taps_, cin_g_);
     else
-      keep_ = block_keep_all(G_ == 1 ? g_.Cout : 8, G_ == 1 ? cin_g_ : 8);
+      keep_ = full_block_grid(G_ == 1 ? g_.Cout : 8, G_ == 1 ? cin_g_ : 8);
   }
 
   // K lists for batch n_ (offsets depend on the plane sizes).

@@ -87,7 +87,7 @@ class DenseLayer : public BoundLayer {
       toff_.resize(static_cast<size_t>(n));
       for (int64_t t = 0; t < n; ++t) toff_[static_cast<size_t>(t)] = t * F_;
     }
-    const int64_t nb = fwd_.blocks(), ib = keep_.ib;
+    const int64_t nb = fwd_.blocks(), ib = keep_.cols;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t rb = 0; rb < nb; ++rb) {
       const int64_t rows = fwd_.block_rows(rb);
@@ -135,7 +135,7 @@ class DenseLayer : public BoundLayer {
  private:
   void rebuild_keep() {
     Array<uint8_t> m = held_mask(*node);
-    keep_ = (!m.empty() && !dual_) ? block_keep(m.data(), O_, 1, F_) : block_keep_all(O_, F_);
+    keep_ = (!m.empty() && !dual_) ? block_grid(m.data(), O_, 1, F_) : full_block_grid(O_, F_);
   }
 
   void build_plans() {

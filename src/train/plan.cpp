@@ -31,26 +31,4 @@ void PassPlan::pack(const float* W, const uint8_t* mask) {
   }
 }
 
-BlockKeep block_keep(const uint8_t* m, int64_t rows, int64_t taps, int64_t cols) {
-  BlockKeep k;
-  k.ob = (rows + 7) / 8;
-  k.ib = (cols + 7) / 8;
-  k.keep.assign(static_cast<size_t>(k.ob * k.ib), 0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t t = 0; t < taps; ++t)
-      for (int64_t c = 0; c < cols; ++c)
-        if (m[(r * taps + t) * cols + c]) k.keep[static_cast<size_t>((r / 8) * k.ib + c / 8)] = 1;
-  for (uint8_t v : k.keep) k.kept += v;
-  return k;
-}
-
-BlockKeep block_keep_all(int64_t rows, int64_t cols) {
-  BlockKeep k;
-  k.ob = (rows + 7) / 8;
-  k.ib = (cols + 7) / 8;
-  k.keep.assign(static_cast<size_t>(k.ob * k.ib), 1);
-  k.kept = k.ob * k.ib;
-  return k;
-}
-
 }  // namespace bsp::train

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/model.hpp"
+#include "sparsity/blocks.hpp"
 
 namespace bsp::train {
 
@@ -42,18 +43,12 @@ struct PassPlan {
   void pack(const float* W, const uint8_t* mask);
 };
 
-// Which 8 x 8 channel blocks of a weight hold any kept weight: keep[ob * ib_count + ib]
+// Which 8 x 8 channel blocks of a weight hold any kept weight: keep(ob, ib)
 // for output block ob (8 output channels / neurons) and input block ib (8
-// input channels per group / inputs), over all kernel taps. From the node's
-// element mask (any pattern); all ones for a layer without a mask.
-struct BlockKeep {
-  int64_t ob = 0, ib = 0;
-  std::vector<uint8_t> keep;
-  int64_t kept = 0;
-  bool operator()(int64_t o, int64_t i) const { return keep[static_cast<size_t>(o * ib + i)] != 0; }
-};
-// weight viewed as [rows, taps, cols] (conv OHWI: Cout, kh*kw, Cin/groups; dense: out, 1, in).
-BlockKeep block_keep(const uint8_t* element_mask, int64_t rows, int64_t taps, int64_t cols);
-BlockKeep block_keep_all(int64_t rows, int64_t cols);
+// input channels per group / inputs), over all kernel taps, from the node's
+// element mask viewed as [rows, taps, cols] (conv OHWI: Cout, kh*kw,
+// Cin/groups; dense: out, 1, in); block_grid's every block for a layer
+// without a mask.
+using BlockKeep = BlockGrid;
 
 }  // namespace bsp::train

@@ -53,7 +53,7 @@ double estimate(const Model& m, const aie2::Hardware& hw, bool dense) {
   opt.resident = !paper_mapping;
   opt.tune = tune;
   auto t0 = Clock::now();
-  const aie2::Schedule s = aie2::make_schedule(m, hw, aie2::DType::Int8, opt);
+  const aie2::Schedule s = aie2::make_schedule(m, hw, DType::Int8, opt);
   phase_s[0] += seconds_since(t0);
   t0 = Clock::now();
   const aie2::Program p = aie2::generate_program(s);

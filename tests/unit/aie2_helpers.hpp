@@ -41,7 +41,7 @@ inline Model aie2_model(const std::string& arch, double density = 1.0, uint64_t 
 // Makes `m` an int8 model (bsp compact --dtype int8) calibrated on random images.
 inline void make_int8(Model& m, uint64_t seed = 3) {
   compact::CompactOptions opt;
-  opt.dtype = compact::DType::I8;
+  opt.dtype = DType::Int8;
   const Shape s = m.input_shape();
   Tensor calib = random_tensor({4, s[0], s[1], s[2]}, seed);
   m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, opt, &calib));
@@ -63,14 +63,14 @@ inline PipelineResult run_pipeline(const Model& m, const std::string& target, bo
   aie2::ScheduleOptions opt;
   opt.resident = resident;
   opt.tune = tune;
-  const aie2::DType dt = m.compact && m.compact->int8 ? aie2::DType::Int8 : aie2::DType::FP32;
+  const DType dt = m.compact && m.compact->int8 ? DType::Int8 : DType::FP32;
   r.schedule = aie2::make_schedule(m, aie2::load_target(target), dt, opt);
   r.program = aie2::generate_program(r.schedule);
   r.image = aie2::build_const_image(r.schedule, m, &r.program);
   const Shape s = m.input_shape();
   Tensor x = random_tensor({1, s[0], s[1], s[2]}, seed);
   aie2::SimRun run = aie2::simulate(r.program, r.image, x, m);
-  Tensor ref = dt == aie2::DType::Int8 ? q8::reference_forward(m, *m.compact->int8, x) : reference_forward(m, x);
+  Tensor ref = dt == DType::Int8 ? q8::reference_forward(m, *m.compact->int8, x) : reference_forward(m, x);
   REQUIRE(ref.size() == run.output.size());
   for (size_t i = 0; i < ref.size(); ++i) {
     r.max_ref = std::max(r.max_ref, static_cast<double>(std::fabs(ref[i])));

@@ -181,7 +181,7 @@ TEST_CASE("int8 compaction stores the program; a reloaded model runs bit-identic
     if (n.op == Op::Conv2d && n.name != "stem.conv") test::block_prune(n, 8, 8, 0.5, 3);
   Tensor calib = images(8, m, 1);
   compact::CompactOptions o;
-  o.dtype = compact::DType::I8;
+  o.dtype = DType::Int8;
   m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
   save_model(m, dir.file("q.h5"));
   Model back = load_model(dir.file("q.h5"), "q.h5");
@@ -196,7 +196,7 @@ TEST_CASE("int8 compaction stores the program; a reloaded model runs bit-identic
       CHECK(std::equal(q0.nodes[i].weight.begin(), q0.nodes[i].weight.end(), q1.nodes[i].weight.begin()));
   }
   CHECK(back.compact->layer("stage2.0.a.conv")->format == compact::Format::Bsr);
-  CHECK(back.compact->layer("stage2.0.a.conv")->dtype == compact::DType::I8);
+  CHECK(back.compact->layer("stage2.0.a.conv")->dtype == DType::Int8);
   Tensor x = images(2, m, 7);
   std::vector<Array<int8_t>> outs0, outs1;
   Tensor y0 = q8::reference_forward(m, q0, x, [&](size_t, const Array<int8_t>& t) { outs0.push_back(t.clone()); });
@@ -214,7 +214,7 @@ TEST_CASE("calibrating on the fast kernels sees every int8 tensor the reference 
   const Tensor calib = images(6, m, 13);
   const q8::QModel ref = q8::quantize(m, calib, {});
   compact::CompactOptions o;
-  o.dtype = compact::DType::I8;
+  o.dtype = DType::Int8;
   const compact::CompactModel c = compact::compact_model(m, o, &calib);
   REQUIRE(c.int8->nodes.size() == ref.nodes.size());
   for (size_t i = 0; i < ref.nodes.size(); ++i) {

@@ -136,7 +136,7 @@ TEST_CASE("every op runs where the op table says it does, and agrees with its re
     Model q = make();
     if (e.int8.run != Run::Unsupported) {
       compact::CompactOptions co;
-      co.dtype = compact::DType::I8;
+      co.dtype = DType::Int8;
       q.compact = std::make_shared<compact::CompactModel>(compact::compact_model(q, co, &x));  // calibrated on x
       const Tensor yq = q8::reference_forward(q, *q.compact->int8, x);
       // Quantisation error (pools keep their input scale, so averages lose
