@@ -135,21 +135,27 @@ void save_schedule(const Model& m, const Schedule& s, int64_t file_id) {
   }
 }
 
-std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id, std::string* dropped) {
-  if (!h5::exists(file_id, "schedule")) return nullptr;
-  h5::Handle g = h5::open_group(file_id, "schedule");
+std::optional<GroupSource> stored_source(int64_t file_id, const char* group) {
+  if (!h5::exists(file_id, group)) return std::nullopt;
+  h5::Handle g = h5::open_group(file_id, group);
+  GroupSource src;
   // A group of another version (or of another tool) is not ours to read.
-  if (!h5::has_attr(g, "version") || h5::read_attr_int(g, "version") != kVersion) {
-    if (dropped) *dropped = "the /schedule group is of another version: ignored";
-    return nullptr;
+  if (!h5::has_attr(g, "version") || h5::read_attr_int(g, "version") != kVersion) return src;
+  try {
+    src.readable = true;
+    src.dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
+    src.source_hash = unhex(h5::read_attr_string(g, "source_hash"));
+    return src;
+  } catch (const Error& e) {
+    throw Error(fmt::format("/{}: {}", group, e.what()));
   }
+}
+
+std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id) {
+  h5::Handle g = h5::open_group(file_id, "schedule");
   try {
     const DType dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
     const uint64_t src = unhex(h5::read_attr_string(g, "source_hash"));
-    if (src != model_hash(m, dtype)) {
-      if (dropped) *dropped = "the stored schedule was made for other weights or masks: it was dropped";
-      return nullptr;
-    }
     Hardware hw = hardware_from_json(Json::parse(h5::read_attr_string(g, "hardware")), "/schedule");
     const uint64_t fp = unhex(h5::read_attr_string(g, "fingerprint"));
     Array<int64_t> t = h5::read_array<int64_t>(g, "storages");
@@ -217,22 +223,13 @@ void save_program(const ProgramFile& pf, int64_t file_id) {
   }
 }
 
-std::shared_ptr<const ProgramFile> load_program(const Model& m, int64_t file_id, std::string* dropped) {
-  if (!h5::exists(file_id, "program")) return nullptr;
+std::shared_ptr<const ProgramFile> load_program(int64_t file_id) {
   h5::Handle g = h5::open_group(file_id, "program");
-  if (!h5::has_attr(g, "version") || h5::read_attr_int(g, "version") != kVersion) {
-    if (dropped) *dropped = "the /program group is of another version: ignored";
-    return nullptr;
-  }
   try {
     auto pf = std::make_shared<ProgramFile>();
     Program& p = pf->program;
     p.dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
     pf->source_hash = unhex(h5::read_attr_string(g, "source_hash"));
-    if (pf->source_hash != model_hash(m, p.dtype)) {
-      if (dropped) *dropped = "the stored program was generated for other weights or masks: it was dropped";
-      return nullptr;
-    }
     p.hw = hardware_from_json(Json::parse(h5::read_attr_string(g, "hardware")), "/program");
     p.fingerprint = unhex(h5::read_attr_string(g, "fingerprint"));
     p.ddr_bytes = h5::read_attr_int(g, "ddr_bytes");

@@ -10,6 +10,7 @@
 #include "cli/common.hpp"
 #include "compact/compact.hpp"
 #include "core/safe_file.hpp"
+#include "modelfile/model_file.hpp"
 
 namespace bsp::cli {
 
@@ -48,8 +49,7 @@ void run_codegen(const CodegenCliOptions& o) {
     if (m.compact && m.compact->int8) aie2::build_const_image(s, m, &pf->program);  // the kernel constants
   }
   if (!o.asm_path.empty()) write_text(o.asm_path, aie2::program_asm(pf->program));
-  m.program = pf;
-  m.aie2_dropped.clear();
+  set_program(m, pf);
   write_model(m, out);
 }
 }  // namespace

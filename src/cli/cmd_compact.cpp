@@ -11,6 +11,8 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "compact/compact.hpp"
+#include "kernels/runner.hpp"
+#include "modelfile/model_file.hpp"
 
 namespace bsp::cli {
 
@@ -48,6 +50,7 @@ void run_compact(const CompactCliOptions& o) {
   Model m = read_model(o.input);
   Tensor calib;
   if (opt.dtype == DType::Int8) calib = calibration_images(m, o.calib, o.calib_images, "compact");
+  if (opt.dtype == DType::Int8) opt.calib_forward = kernels::calibration_forward(m);
   auto c = std::make_shared<compact::CompactModel>(compact::compact_model(m, opt, &calib));
 
   if (isatty(STDERR_FILENO)) {
@@ -63,8 +66,7 @@ void run_compact(const CompactCliOptions& o) {
                  with_commas(dense).c_str(), with_commas(packed).c_str(),
                  packed ? static_cast<double>(dense) / static_cast<double>(packed) : 0.0);
   }
-  m.compact = std::move(c);
-  m.compact_dropped.clear();
+  set_compact(m, std::move(c));
   write_model(m, out);
 }
 }  // namespace

@@ -12,12 +12,12 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "cli/train_report.hpp"
-#include "core/model_io.hpp"
 #include "core/safe_file.hpp"
 #include "data/dataset.hpp"
+#include "modelfile/model_file.hpp"
+#include "sparsity/pattern.hpp"
 #include "train/checkpoint.hpp"
 #include "train/model_data.hpp"
-#include "sparsity/pattern.hpp"
 #include "train/trainer.hpp"
 
 namespace bsp::cli {
@@ -167,7 +167,6 @@ void run_finetune(const FinetuneOptions& o) {
   else
     norm = channel_stats(*data.train);
   train::set_model_normalization(m, norm);
-  m.compact = nullptr;  // compact weights would no longer match the trained ones
 
   FILE* lines = o.quiet ? nullptr : (out == "-" ? stderr : stdout);
   TrainReport report(lines, o.log);

@@ -9,6 +9,7 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "compact/compact.hpp"
+#include "modelfile/model_file.hpp"
 
 namespace bsp::cli {
 
@@ -70,9 +71,7 @@ void run_schedule(const ScheduleCliOptions& o) {
   opt.tune = o.tune;
   auto s = std::make_shared<aie2::Schedule>(aie2::make_schedule(m, hw, dtype, opt));
   s->source_hash = aie2::model_hash(m, dtype);
-  m.schedule = s;
-  m.program.reset();
-  m.aie2_dropped.clear();
+  set_schedule(m, s);
   write_model(m, out);
   if (o.json) print_json(aie2::schedule_json(*s));
   if (o.table) print_table(*s);

@@ -6,8 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "core/model_io.hpp"
 #include "core/safe_file.hpp"
+#include "modelfile/model_file.hpp"
 
 namespace bsp::cli {
 

@@ -1,6 +1,5 @@
 #include "compact/compact.hpp"
 
-#include "kernels/runner.hpp"
 #include "sparsity/mask.hpp"
 
 namespace bsp::compact {
@@ -17,14 +16,9 @@ CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tens
   c.source_hash = content_hash(m);
   if (opt.dtype == DType::Int8) {
     if (!calib) fail("int8 needs calibration images");
-    // Calibrate on bsp's fp32 dense kernels (the reference forward is exact
-    // but far slower); residual adds unfused so every int8 tensor is seen.
-    kernels::Runner fast(m, kernels::Path::Dense, /*fuse_add=*/false);
     q8::QuantOptions qo;
     qo.pow2 = opt.pow2;
-    qo.forward = [&](const Tensor& x, const std::function<void(size_t, const Tensor&)>& observe) {
-      fast.forward(x, {}, observe);
-    };
+    qo.forward = opt.calib_forward;
     c.int8 = q8::quantize(m, *calib, qo);
   }
   for (size_t i = 0; i < m.nodes.size(); ++i) {

@@ -32,6 +32,10 @@ struct CompactOptions {
   std::optional<Format> format;  // nullopt: auto per layer (auto_format)
   DType dtype = DType::FP32;
   bool pow2 = false;             // int8: power-of-two scales
+  // int8: the fp32 forward that calibration observes (q8::CalibForward);
+  // empty: the reference forward (exact, slow). bsp compact passes the fp32
+  // kernels' (kernels::calibration_forward).
+  q8::CalibForward calib_forward;
 };
 
 // The format a layer gets: auto, or the forced one for every pruned layer
@@ -53,9 +57,12 @@ struct LayerBytes {
 };
 LayerBytes layer_bytes(const Model& m, const std::string& name);
 
-// Read and write the /compact group of an open file. load returns nullptr
-// (and says why in *dropped) when the group was made from other weights.
+// Read and write the /compact group of an open file. Whether a stored group
+// still fits the model is decided by the model-file unit
+// (modelfile/model_file.hpp) from stored_source_hash(): the content_hash() of
+// the graph it was made from, nullopt when the file has none.
 void save_compact(const Model& m, const CompactModel& c, int64_t file_id);
-std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file_id, std::string* dropped);
+std::optional<uint64_t> stored_source_hash(int64_t file_id);
+std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file_id);
 
 }  // namespace bsp::compact

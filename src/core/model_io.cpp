@@ -6,8 +6,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "aie2/store.hpp"
-#include "compact/compact.hpp"
 #include "core/h5.hpp"
 
 // File layout (man/bsp-format.5):
@@ -19,6 +17,7 @@
 //                             with attrs pattern, density, block=[R, C]; tile-wise
 //                             masks add int32 "mask_column_tile", uint8 "mask_tile_rows"
 //   /history                  string[]: command lines, oldest first
+// The groups later stages add are written by modelfile/model_file.cpp:
 //   /compact                  compact weights (src/compact/compact_io.cpp)
 //   /schedule /program        AIE2 schedule and program (src/aie2/store.cpp)
 
@@ -94,50 +93,50 @@ Node load_node(hid_t nodes, const std::string& name) {
 
 }  // namespace
 
-Model load_model(const std::string& path, const std::string& display) {
-  try {
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0) fail("{}", errno_message(errno));
-    if (S_ISDIR(st.st_mode)) fail("is a directory");
-    if (access(path.c_str(), R_OK) != 0) fail("{}", errno_message(errno));
-    if (!h5::is_hdf5(path)) fail("not an HDF5 file");
-    h5::Handle f = h5::open_file_readonly(path);
-    if (!h5::has_attr(f, "format")) fail("not a bsp model file (no 'format' attribute)");
-    auto format = h5::read_attr(f, "format");
-    if (!std::holds_alternative<std::string>(format) || std::get<std::string>(format) != kFormatName)
-      fail("not a bsp model file");
-    auto version = h5::read_attr(f, "format_version");
-    auto* v = std::get_if<std::vector<int64_t>>(&version);
-    if (!v || v->size() != 2) fail("bad 'format_version' attribute");
-    if ((*v)[0] > kFormatMajor)
-      fail("format version {}.{} is newer than this bsp reads ({}.x); upgrade bsp", (*v)[0], (*v)[1], kFormatMajor);
-    if ((*v)[0] < 1) fail("unknown format version {}.{}", (*v)[0], (*v)[1]);
-
-    Model m;
-    if (h5::has_attr(f, "arch")) m.arch = std::get<std::string>(h5::read_attr(f, "arch"));
-    h5::Handle graph = h5::open_group(f, "graph");
-    auto order = h5::read_strings(graph, "order");
-    h5::Handle nodes = h5::open_group(graph, "nodes");
-    m.nodes.reserve(order.size());
-    for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
-    if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
-    m.validate();
-    m.compact = compact::load_compact(m, f.get(), &m.compact_dropped);
-    m.schedule = aie2::load_schedule(m, f.get(), &m.aie2_dropped);
-    m.program = aie2::load_program(m, f.get(), &m.aie2_dropped);
-    return m;
-  } catch (const Error& e) {
-    throw Error(fmt::format("cannot read '{}': {}", display, e.what()), e.exit_code());
-  }
+h5::Handle open_model_file(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) fail("{}", errno_message(errno));
+  if (S_ISDIR(st.st_mode)) fail("is a directory");
+  if (access(path.c_str(), R_OK) != 0) fail("{}", errno_message(errno));
+  if (!h5::is_hdf5(path)) fail("not an HDF5 file");
+  h5::Handle f = h5::open_file_readonly(path);
+  if (!h5::has_attr(f, "format")) fail("not a bsp model file (no 'format' attribute)");
+  auto format = h5::read_attr(f, "format");
+  if (!std::holds_alternative<std::string>(format) || std::get<std::string>(format) != kFormatName)
+    fail("not a bsp model file");
+  auto version = h5::read_attr(f, "format_version");
+  auto* v = std::get_if<std::vector<int64_t>>(&version);
+  if (!v || v->size() != 2) fail("bad 'format_version' attribute");
+  if ((*v)[0] > kFormatMajor)
+    fail("format version {}.{} is newer than this bsp reads ({}.x); upgrade bsp", (*v)[0], (*v)[1], kFormatMajor);
+  if ((*v)[0] < 1) fail("unknown format version {}.{}", (*v)[0], (*v)[1]);
+  return f;
 }
 
-void save_model(const Model& m, const std::string& path) {
+Model read_graph(hid_t f) {
+  Model m;
+  if (h5::has_attr(f, "arch")) m.arch = std::get<std::string>(h5::read_attr(f, "arch"));
+  h5::Handle graph = h5::open_group(f, "graph");
+  auto order = h5::read_strings(graph, "order");
+  h5::Handle nodes = h5::open_group(graph, "nodes");
+  m.nodes.reserve(order.size());
+  for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
+  if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
   m.validate();
+  return m;
+}
+
+h5::Handle create_model_file(const std::string& path, const Model& m) {
   h5::Handle f = h5::create_file(path);
   h5::write_attr(f, "format", std::string(kFormatName));
   h5::write_attr(f, "format_version", std::vector<int64_t>{kFormatMajor, kFormatMinor});
   h5::write_attr(f, "producer", std::string("bsp ") + BSP_VERSION);
   h5::write_attr(f, "arch", m.arch);
+  return f;
+}
+
+void write_graph(const Model& m, hid_t f) {
+  m.validate();
   h5::Handle graph = h5::create_group(f, "graph");
   std::vector<std::string> order;
   for (const Node& n : m.nodes) order.push_back(n.name);
@@ -145,10 +144,6 @@ void save_model(const Model& m, const std::string& path) {
   h5::Handle nodes = h5::create_group(graph, "nodes");
   for (const Node& n : m.nodes) save_node(nodes, n);
   h5::write_strings(f, "history", m.history);
-  if (m.compact) compact::save_compact(m, *m.compact, f.get());
-  if (m.schedule) aie2::save_schedule(m, *m.schedule, f.get());
-  if (m.program) aie2::save_program(*m.program, f.get());
-  h5::flush(f);
 }
 
 }  // namespace bsp

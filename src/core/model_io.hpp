@@ -1,9 +1,12 @@
-// Reading and writing bsp model files, format v1 (specified in
-// man/bsp-format.5).
+// The graph part of a bsp model file, format v1 (man/bsp-format.5): the root
+// attributes, /graph and /history. The groups later stages add (/compact,
+// /schedule, /program) are read and written by the model-file unit above the
+// back ends (modelfile/model_file.hpp), which is what stages call.
 #pragma once
 
 #include <string>
 
+#include "core/h5.hpp"
 #include "core/model.hpp"
 
 namespace bsp {
@@ -12,12 +15,16 @@ constexpr const char* kFormatName = "bsp";
 constexpr int64_t kFormatMajor = 1;
 constexpr int64_t kFormatMinor = 0;
 
-// Loads a model. `display` names the file in error messages
-// ("cannot read 'x.h5': not an HDF5 file"). Unknown groups are ignored, so
-// files of a newer minor version open; a newer major version is refused.
-Model load_model(const std::string& path, const std::string& display);
+// Opens a file for reading after checking that it exists, is readable, is
+// HDF5 and is a bsp model of a version this bsp reads. Throws bsp::Error with
+// the reason alone (the caller names the file).
+h5::Handle open_model_file(const std::string& path);
+// The graph, arch and history of an open model file, validated.
+Model read_graph(hid_t file);
 
-// Writes a model to `path` (normally an OutputFile's temporary path).
-void save_model(const Model& m, const std::string& path);
+// Creates a model file with its root attributes (format, version, producer, arch).
+h5::Handle create_model_file(const std::string& path, const Model& m);
+// Writes the graph and history of `m` (validated first) into a new file.
+void write_graph(const Model& m, hid_t file);
 
 }  // namespace bsp

@@ -272,4 +272,11 @@ Tensor Runner::forward(const Tensor& x, const std::function<void(size_t, double)
 
 Tensor fast_forward(const Model& m, const Tensor& x) { return Runner(m).forward(x); }
 
+q8::CalibForward calibration_forward(const Model& m) {
+  auto fast = std::make_shared<Runner>(m, Path::Dense, /*fuse_add=*/false);
+  return [fast](const Tensor& x, const std::function<void(size_t, const Tensor&)>& observe) {
+    fast->forward(x, {}, observe);
+  };
+}
+
 }  // namespace bsp::kernels

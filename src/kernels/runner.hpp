@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "compact/int8.hpp"
 #include "core/model.hpp"
 
 namespace bsp::kernels {
@@ -63,5 +64,11 @@ class Runner {
 
 // Runner(m).forward(x): the fast forward of a whole model.
 Tensor fast_forward(const Model& m, const Tensor& x);
+
+// The forward int8 calibration observes (compact::CompactOptions::calib_forward):
+// bsp's fp32 dense kernels, which are far faster than the reference forward,
+// with residual adds unfused so that every tensor the int8 program keeps is
+// seen. The closure owns its runner; `m` must outlive it.
+q8::CalibForward calibration_forward(const Model& m);
 
 }  // namespace bsp::kernels

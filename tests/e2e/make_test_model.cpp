@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <string>
 
-#include "core/model_io.hpp"
 #include "core/rng.hpp"
+#include "modelfile/model_file.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
 

@@ -76,6 +76,12 @@ CHECKS=$((CHECKS + 1))
 err 1 compact "rgb\.h5" "$BSP" compact b.h5 --dtype int8 --calib rgb.h5 -o x.h5
 err 1 compact "cannot read data 'nope\.h5'" "$BSP" compact b.h5 --dtype int8 --calib nope.h5 -o x.h5
 err 2 compact "--calib needs --dtype int8" "$BSP" compact b.h5 --calib d.h5 -o x.h5
+# A stage that changes the weights leaves the stale compact part out of its file.
+ok "$BSP" prune bc.h5 --pattern block:8x8 --density 0.25 -q -o bcp.h5
+ok "$BSP" info --json bcp.h5
+CHECKS=$((CHECKS + 1))
+[ "$(json_get "$WORK/.out" 'd["compact"] is None and d["compact_dropped"] is None')" = True ] ||
+  fail "prune kept a stale compact group: $(head -c 300 "$WORK/.out")"
 # Compacting again replaces the compact part.
 ok "$BSP" compact q.h5 -o q2.h5
 ok "$BSP" info q2.h5

@@ -9,6 +9,7 @@
 #include "aie2/schedule.hpp"
 #include "aie2/sim.hpp"
 #include "compact/compact.hpp"
+#include "kernels/runner.hpp"
 #include "core/rng.hpp"
 #include "core/reference_forward.hpp"
 #include "sparse_helpers.hpp"
@@ -44,6 +45,7 @@ inline void make_int8(Model& m, uint64_t seed = 3) {
   opt.dtype = DType::Int8;
   const Shape s = m.input_shape();
   Tensor calib = random_tensor({4, s[0], s[1], s[2]}, seed);
+  opt.calib_forward = kernels::calibration_forward(m);  // as bsp compact calibrates
   m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, opt, &calib));
 }
 

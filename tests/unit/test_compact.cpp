@@ -3,9 +3,9 @@
 #include <cstring>
 
 #include "compact/compact.hpp"
-#include "core/model_io.hpp"
-#include "sparsity/prune.hpp"
+#include "modelfile/model_file.hpp"
 #include "sparse_helpers.hpp"
+#include "sparsity/prune.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
 
@@ -209,10 +209,16 @@ TEST_CASE("a compacted fp32 model saves, loads and expands to bitwise the origin
   }
   for (int f = 0; f < 4; ++f) CHECK(formats[f] > 0);
 
-  SECTION("changing a weight after compaction drops the stale compact group") {
+  SECTION("changing a weight after compaction leaves the stale compact group out") {
     back.nodes[1].param("weight")[0] += 1.0f;
     save_model(back, dir.file("d.h5"));
     Model stale = load_model(dir.file("d.h5"), "d.h5");
+    CHECK(!stale.compact);
+    CHECK(stale.compact_dropped.empty());
+  }
+  SECTION("a file whose weights changed elsewhere: the reader drops the compact group and says why") {
+    test::edit_weight_in_file(dir.file("c.h5"), back.nodes[1].name, 0, 1.0f);
+    Model stale = load_model(dir.file("c.h5"), "c.h5");
     CHECK(!stale.compact);
     CHECK_THAT(stale.compact_dropped, Catch::Contains("changed after bsp compact"));
   }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/h5.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
 
@@ -37,6 +38,17 @@ inline float max_abs_diff(const Tensor& a, const Tensor& b) {
   float m = 0;
   for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
   return m;
+}
+
+// Changes weight value `index` of node `node` inside a model file, as another
+// tool would: the file's other groups stay as they were written.
+inline void edit_weight_in_file(const std::string& path, const std::string& node, size_t index, float delta) {
+  h5::Handle f = h5::open_file_readwrite(path);
+  h5::Handle g = h5::open_group(f, "graph/nodes/" + node);
+  Tensor w = h5::read_array<float>(g, "weight");
+  w[index] += delta;
+  H5Ldelete(g, "weight", H5P_DEFAULT);
+  h5::write_array(g, "weight", w);
 }
 
 }  // namespace bsp::test

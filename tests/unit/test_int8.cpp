@@ -4,8 +4,9 @@
 #include <limits>
 
 #include "compact/compact.hpp"
-#include "core/model_io.hpp"
 #include "core/reference_forward.hpp"
+#include "kernels/runner.hpp"
+#include "modelfile/model_file.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
@@ -182,6 +183,7 @@ TEST_CASE("int8 compaction stores the program; a reloaded model runs bit-identic
   Tensor calib = images(8, m, 1);
   compact::CompactOptions o;
   o.dtype = DType::Int8;
+  o.calib_forward = kernels::calibration_forward(m);
   m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
   save_model(m, dir.file("q.h5"));
   Model back = load_model(dir.file("q.h5"), "q.h5");
@@ -215,7 +217,9 @@ TEST_CASE("calibrating on the fast kernels sees every int8 tensor the reference 
   const q8::QModel ref = q8::quantize(m, calib, {});
   compact::CompactOptions o;
   o.dtype = DType::Int8;
+  o.calib_forward = kernels::calibration_forward(m);
   const compact::CompactModel c = compact::compact_model(m, o, &calib);
+  CHECK(o.calib_forward);
   REQUIRE(c.int8->nodes.size() == ref.nodes.size());
   for (size_t i = 0; i < ref.nodes.size(); ++i) {
     INFO(m.nodes[i].name);

@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "core/h5.hpp"
-#include "core/model_io.hpp"
+#include "modelfile/model_file.hpp"
 #include "test_helpers.hpp"
 #include "zoo/zoo.hpp"
 

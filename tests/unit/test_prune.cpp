@@ -7,7 +7,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "core/model_io.hpp"
+#include "modelfile/model_file.hpp"
 #include "sparsity/mask.hpp"
 #include "sparsity/prune.hpp"
 #include "test_helpers.hpp"

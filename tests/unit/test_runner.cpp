@@ -122,6 +122,7 @@ TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
     const Tensor calib = images(m, 8, 1);
     compact::CompactOptions o;
     o.dtype = DType::Int8;
+    o.calib_forward = calibration_forward(m);
     m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
     const Tensor x = images(m, 2, 9);
     const Tensor ref = q8::reference_forward(m, *m.compact->int8, x);

@@ -4,8 +4,8 @@
 // uninterrupted one.
 #include <catch2/catch.hpp>
 
-#include "core/model_io.hpp"
 #include "data_helpers.hpp"
+#include "modelfile/model_file.hpp"
 #include "sparsity/mask.hpp"
 #include "sparsity/nm.hpp"
 #include "sparsity/prune.hpp"
