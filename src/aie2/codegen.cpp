@@ -187,9 +187,16 @@ class Gen {
   }
 
   void declare() {
+    declare_core_buffers();
+    declare_ddr();
+    declare_staging();
+    declare_kernel();
+  }
+
+  // Core buffers: inputs, weights, output, residual operand, accumulator.
+  void declare_core_buffers() {
     const Decision& d = p_.d;
     const int64_t n_in = static_cast<int64_t>(st_.in.size());
-    // Core buffers.
     core_in_.assign(static_cast<size_t>(n_in), {});
     for (int64_t b = 0; b < n_in; ++b) {
       const Buffer& cb = p_.core_in[static_cast<size_t>(b)];
@@ -243,7 +250,11 @@ class Gen {
         add_buf(a);
       }
     }
-    // DDR views and resident bands.
+  }
+
+  // DDR views and resident bands.
+  void declare_ddr() {
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
     for (int64_t b = 0; b < n_in; ++b) {
       const View& v = st_.in[static_cast<size_t>(b)];
       if (placed_ddr(v.storage))
@@ -271,7 +282,12 @@ class Gen {
       w_ddr_base_ = lo;
       w_ddr_ = add_buf(w);
     }
-    // Memtile staging.
+  }
+
+  // Memtile staging.
+  void declare_staging() {
+    const Decision& d = p_.d;
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
     const int64_t cin = cin_tile();
     in_stage_.assign(static_cast<size_t>(n_in), {});
     for (int64_t b = 0; b < n_in; ++b) {
@@ -307,7 +323,11 @@ class Gen {
       for (int64_t i = 0; i < cores(); ++i)
         out_stage_.push_back(mt_buf(core_col(hw_, i), "out.c" + std::to_string(i), d.th, d.tw, co_max(), false));
     for (int32_t b : out_stage_) slot_locks(prog_.bufs[static_cast<size_t>(b)]);
-    // The kernel.
+  }
+
+  // The kernel.
+  void declare_kernel() {
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
     KernelDecl k;
     k.id = 0;
     switch (st_.kind) {
@@ -571,265 +591,61 @@ class Gen {
     }
   }
 
-  void iterate() {
+  // One iteration of the stage's loops: tile t, channel chunk j, input pass
+  // k, and what it loads, releases and which slots it uses.
+  struct Step {
+    int64_t t = 0, j = 0, k = 0;
+    bool fm_load = false, fm_rel = false, w_load = false, w_rel = false, first = false, last = false;
+    int64_t fm_slot = 0, w_slot = 0, out_slot = 0;
+    int64_t ci0 = 0, ci = 0;  // the pass's input channels (conv)
+  };
+
+  // Iteration `it` in the plan's loop order; fm_n, w_n, out_n count the
+  // input tiles, weight chunks and output tiles loaded so far.
+  Step step(int64_t it, int64_t fm_n, int64_t w_n, int64_t out_n) const {
     const Decision& d = p_.d;
     const int64_t T = p_.T, J = p_.J, K = p_.K;
     const bool orderA = d.order == 'A';
-    const int64_t n_in = static_cast<int64_t>(st_.in.size());
-    const int64_t n_fm = st_.channelwise() ? cores() : d.ps;
-    const int32_t kernel = 0;
+    Step x;
+    if (orderA) {
+      x.t = it / (J * K), x.j = (it / K) % J, x.k = it % K;
+    } else {
+      x.j = it / (T * K), x.t = (it / K) % T, x.k = it % K;
+    }
+    x.fm_load = st_.channelwise() || st_.kind == StageKind::Softmax || !(orderA && K == 1) || x.j == 0;
+    x.fm_rel = st_.channelwise() || st_.kind == StageKind::Softmax || !(orderA && K == 1) || x.j == J - 1;
+    x.w_load = conv() && (!(d.order == 'B' && K == 1) || x.t == 0);
+    x.w_rel = conv() && (!(d.order == 'B' && K == 1) || x.t == T - 1);
+    x.first = x.k == 0, x.last = x.k == K - 1;
+    x.fm_slot = (x.fm_load ? fm_n : fm_n - 1) % 2;
+    x.w_slot = (x.w_load ? w_n : w_n - 1) % 2;
+    x.out_slot = out_n % 2;
+    x.ci0 = x.k * d.ci_t;
+    x.ci = conv() ? std::min(st_.Cin, x.ci0 + d.ci_t) - x.ci0 : 0;
+    return x;
+  }
 
+  void iterate() {
+    const Decision& d = p_.d;
     // Prologue: resident weights are loaded once.
     unit();
-    if (conv() && d.w_resident) {
-      for (int64_t q = 0; q < d.pc; ++q) {
-        const int32_t wb = w_stage_[static_cast<size_t>(q)];
-        const auto& chunks = p_.chunks[static_cast<size_t>(q)];
-        const int64_t ns = p_.ldw_streams;
-        for (int64_t x = 0; x < ns; ++x) {
-          // Stream x loads every ns-th chunk, or its half of a single one.
-          const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
-          emit(lq, acq(wb, 0, kFree, 1, kWrite, kAll));
-          int64_t off = 0;
-          for (size_t c = 0; c < chunks.size(); ++c) {
-            const Chunk& ch = chunks[c];
-            const auto [lo, hi] = load_piece(ch.bytes, chunks.size() >= static_cast<size_t>(ns), static_cast<int64_t>(c), x);
-            if (hi > lo)
-              emit(lq, load_w(ch, lo, hi, wb, 0, off + lo));
-            off += ch.bytes;
-          }
-          emit(lq, rel(wb, 0, kFull, 1, kWrite, kAll));
-        }
-        emit(wm_q_[static_cast<size_t>(q)], acq(wb, 0, kFull, static_cast<int>(ns), kRead, kAll));
-      }
-    }
+    if (conv() && d.w_resident) load_resident_weights();
     int64_t fm_n = 0, w_n = 0, out_n = 0;
-    for (int64_t it = 0; it < T * J * K; ++it) {
+    for (int64_t it = 0; it < p_.T * p_.J * p_.K; ++it) {
       unit();
-      int64_t t, j, k;
-      if (orderA) {
-        t = it / (J * K), j = (it / K) % J, k = it % K;
-      } else {
-        j = it / (T * K), t = (it / K) % T, k = it % K;
-      }
-      const bool fm_load = st_.channelwise() || st_.kind == StageKind::Softmax || !(orderA && K == 1) || j == 0;
-      const bool fm_rel = st_.channelwise() || st_.kind == StageKind::Softmax || !(orderA && K == 1) || j == J - 1;
-      const bool w_load = conv() && (!(d.order == 'B' && K == 1) || t == 0);
-      const bool w_rel = conv() && (!(d.order == 'B' && K == 1) || t == T - 1);
-      const bool first = k == 0, last = k == K - 1;
-      const int64_t fm_slot = (fm_load ? fm_n : fm_n - 1) % 2;
-      const int64_t w_slot = (w_load ? w_n : w_n - 1) % 2;
-      const int64_t out_slot = out_n % 2;
-      const int64_t ci0 = k * d.ci_t, ci = conv() ? std::min(st_.Cin, ci0 + d.ci_t) - ci0 : 0;
-
-      // Per core: the kernel program and its output channel.
+      const Step x = step(it, fm_n, w_n, out_n);
       for (int64_t s = 0; s < d.ps; ++s) {
-        const TileGeom g = tile(s, t);
+        const TileGeom g = tile(s, x.t);
         for (int64_t q = 0; q < d.pc; ++q) {
-          const int64_t i = core_index(d, s, q);
-          const int64_t co0 = d.cbounds[static_cast<size_t>(q * J + j)], co1 = d.cbounds[static_cast<size_t>(q * J + j + 1)];
-          const int64_t co = co1 - co0;
-          const QKey& cq = core_q_[static_cast<size_t>(i)];
-          const int in_member = st_.channelwise() ? 0 : static_cast<int>(q);
-          const int32_t in_fam_idx = static_cast<int32_t>(st_.channelwise() ? i : s);
-          if (fm_load)
-            for (int64_t b = 0; b < n_in; ++b)
-              for (int x = 0; x < p_.fm_streams(); ++x)
-                emit(cq, acq(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, 2 * x + kFull, 1,
-                             kRead, in_member));
-          if (w_load)
-            for (int x = 0; x < (w_split() ? 2 : 1); ++x)
-              emit(cq, acq(core_w_[static_cast<size_t>(q)], w_slot, 2 * x + kFull, 1, kRead, static_cast<int>(s)));
-          if (last) {
-            emit(cq, acq(core_out_[static_cast<size_t>(i)], out_slot, kFree, 1, kWrite, 0));
-            if (st_.add) emit(cq, acq(core_add_[static_cast<size_t>(i)], out_slot, kFull, 1, kRead, 0));
-          }
-          const int64_t nnz = conv() ? p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * K + k)].nnz : 0;
-          const bool pool = st_.kind == StageKind::Pool;
-          emit(cq, make(Opc::Comp, {kernel, static_cast<int32_t>(fm_slot), static_cast<int32_t>(w_slot),
-                                    static_cast<int32_t>(out_slot), static_cast<int32_t>(out_slot), i32(g.oh, "oh"),
-                                    i32(g.ow, "ow"), i32(g.empty() ? 0 : co, "co"), i32(conv() ? ci : co, "ci"),
-                                    i32(nnz, "nnz"), (first ? kCFirst : 0) | (last ? kCLast : 0),
-                                    i32(pool ? g.pt : 0, "pad"), i32(pool ? g.pl : 0, "pad"), i32(pool ? g.pb : 0, "pad"),
-                                    i32(pool ? g.pr : 0, "pad")}));
-          if (last) {
-            emit(cq, rel(core_out_[static_cast<size_t>(i)], out_slot, kFull, 1, kWrite, 0));
-            if (st_.add) emit(cq, rel(core_add_[static_cast<size_t>(i)], out_slot, kFree, 1, kRead, 0));
-          }
-          if (fm_rel)
-            for (int64_t b = 0; b < n_in; ++b)
-              for (int x = 0; x < p_.fm_streams(); ++x)
-                emit(cq, rel(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], fm_slot, 2 * x + kFree, 1,
-                             kRead, in_member));
-          if (w_rel)
-            for (int x = 0; x < (w_split() ? 2 : 1); ++x)
-              emit(cq, rel(core_w_[static_cast<size_t>(q)], w_slot, 2 * x + kFree, 1, kRead, static_cast<int>(s)));
-
-          // The output path.
-          if (last) {
-            const QKey& oq = core_out_q_[static_cast<size_t>(i * out_channels() + out_slot % out_channels())];
-            const int32_t ob = core_out_[static_cast<size_t>(i)];
-            emit(oq, acq(ob, out_slot, kFull, 1, kRead, 0));
-            const int64_t n = g.empty() ? 0 : co;
-            if (out_dst_ >= 0) {
-              const int32_t sb = out_stage_[static_cast<size_t>(i)];
-              emit(oq, acq(sb, out_slot, kFree, 1, kWrite, kAll));
-              emit(oq, box(Opc::WriteFM, ob, out_slot, 0, 0, 0, g.oh, g.ow, n, sb, out_slot, 0, 0, 0, 0, kAll));
-              emit(oq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
-              const QKey& wq = wr_q_[static_cast<size_t>(i)];
-              emit(wq, acq(sb, out_slot, kFull, 1, kRead, kAll));
-              for (const ChannelRun& r : runs_of(co0, co, n))
-                emit(wq, box(Opc::Write, sb, out_slot, 0, 0, r.off, g.oh, g.ow, r.n, out_dst_, 0, g.oy0, g.ox0,
-                             st_.out.c0 + r.c0, 0, kAll));
-              emit(wq, rel(sb, out_slot, kFree, 1, kRead, kAll));
-            } else {
-              out_to_bands(oq, ob, out_slot, g, co0, n);
-            }
-            emit(oq, rel(ob, out_slot, kFree, 1, kRead, 0));
-            // The residual operand.
-            if (st_.add) {
-              const QKey& aq = am_q_[static_cast<size_t>(i)];
-              const int32_t cb = core_add_[static_cast<size_t>(i)];
-              if (add_src_ >= 0) {
-                const int32_t sb = add_stage_[static_cast<size_t>(i)];
-                const QKey& lq = lda_q_[static_cast<size_t>(i)];
-                emit(lq, acq(sb, out_slot, kFree, 1, kWrite, kAll));
-                for (const ChannelRun& r : runs_of(co0, co, n))
-                  emit(lq, box(Opc::Load, add_src_, 0, g.oy0, g.ox0, st_.add->c0 + r.c0, g.oh, g.ow, r.n, sb, out_slot,
-                               0, 0, r.off, 0, kAll));
-                emit(lq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
-                emit(aq, acq(sb, out_slot, kFull, 1, kRead, kAll));
-                emit(aq, acq(cb, out_slot, kFree, 1, kWrite, kAll));
-                emit(aq, box(Opc::LoadFM, sb, out_slot, 0, 0, 0, g.oh, g.ow, n, cb, out_slot, 0, 0, 0, 0, kAll));
-                emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
-                emit(aq, rel(sb, out_slot, kFree, 1, kRead, kAll));
-              } else {
-                emit(aq, acq(cb, out_slot, kFree, 1, kWrite, kAll));
-                TileGeom ag = g;  // the operand has the output's geometry, no window or padding
-                ag.iy0 = ag.cy0 = g.oy0, ag.cy1 = g.oy0 + g.oh, ag.ix0 = ag.cx0 = g.ox0, ag.cx1 = g.ox0 + g.ow;
-                ag.ih = g.oh, ag.iw = g.ow, ag.pt = ag.pb = ag.pl = ag.pr = 0;
-                ag.subsampled = false;
-                for (const ChannelRun& r : runs_of(co0, co, n))
-                  fm_from_bands(aq, *st_.add, ag, r.c0, r.n, cb, out_slot, kAll, r.off);
-                emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
-              }
-            }
-          }
+          core_program(x, g, s, q);
+          if (x.last) output_path(x, g, s, q);
         }
       }
-
-      // Inputs: one stream per rectangle (broadcast to its pc cores) or, for
-      // channelwise stages, per core.
-      if (fm_load) {
-        for (int64_t b = 0; b < n_in; ++b) {
-          const View& v = st_.in[static_cast<size_t>(b)];
-          for (int64_t f = 0; f < n_fm; ++f) {
-            const int64_t s = st_.channelwise() ? f / d.pc : f;
-            const TileGeom g = tile(s, t);
-            int64_t c0, n;
-            if (st_.channelwise() || st_.kind == StageKind::Softmax) {
-              const int64_t q = st_.channelwise() ? f % d.pc : 0;
-              c0 = d.cbounds[static_cast<size_t>(q * J + j)];
-              n = d.cbounds[static_cast<size_t>(q * J + j + 1)] - c0;
-            } else {
-              c0 = ci0;
-              n = ci;
-            }
-            if (g.empty()) n = 0;
-            const int32_t cb = core_in_[static_cast<size_t>(b)][static_cast<size_t>(f)];
-            const QKey& fq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * p_.fm_streams())];
-            if (p_.fm_split > 0) {
-              // Channels [0, split) on the first stream, the rest on the
-              // second, each under its own lock pair of the slot.
-              const int64_t na = std::min(n, p_.fm_split);
-              for (int x = 0; x < 2; ++x) {
-                const QKey& xq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * 2 + x)];
-                const int64_t lo = x ? na : 0, hi = x ? n : na;
-                emit(xq, acq(cb, fm_slot, 2 * x + kFree, 1, kWrite, kAll));
-                fm_from_bands(xq, v, g, c0 + lo, hi - lo, cb, fm_slot, kAll, lo);
-                emit(xq, rel(cb, fm_slot, 2 * x + kFull, 1, kWrite, kAll));
-              }
-            } else if (in_src_[static_cast<size_t>(b)] >= 0) {
-              const int32_t sb = in_stage_[static_cast<size_t>(b)][static_cast<size_t>(f)];
-              const QKey& lq = ld_q_[static_cast<size_t>(b)][static_cast<size_t>(f)];
-              const int64_t ch = g.cy1 - g.cy0, cw = g.cx1 - g.cx0;
-              emit(lq, acq(sb, fm_slot, kFree, 1, kWrite, kAll));
-              if (v.flat)
-                emit(lq, box(Opc::Load, in_src_[static_cast<size_t>(b)], 0, 0, 0, v.c0 + c0, 1, 1, n, sb, fm_slot, 0, 0,
-                             0, 0, kAll));
-              else
-                emit(lq, box(Opc::Load, in_src_[static_cast<size_t>(b)], 0, g.cy0, g.cx0, v.c0 + c0, n ? ch : 0, cw, n,
-                             sb, fm_slot, 0, 0, 0, 0, kAll));
-              emit(lq, rel(sb, fm_slot, kFull, 1, kWrite, kAll));
-              emit(fq, acq(sb, fm_slot, kFull, 1, kRead, kAll));
-              emit(fq, acq(cb, fm_slot, kFree, 1, kWrite, kAll));
-              if (v.flat)
-                emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, 1, 1, n, cb, fm_slot, 0, 0, 0, 0, kAll));
-              else
-                emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, n ? g.ih : 0, g.iw, n, cb, fm_slot, 0, 0, 0,
-                             pack_pad(g.pt, g.pl, g.pb, g.pr), kAll));
-              emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
-              emit(fq, rel(sb, fm_slot, kFree, 1, kRead, kAll));
-            } else {
-              emit(fq, acq(cb, fm_slot, kFree, 1, kWrite, kAll));
-              fm_from_bands(fq, v, g, c0, n, cb, fm_slot, kAll);
-              emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
-            }
-          }
-        }
-      }
-      // Weights: one stream per channel part, broadcast to its ps cores.
-      if (w_load) {
-        for (int64_t q = 0; q < d.pc; ++q) {
-          const Chunk& ch = p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * K + k)];
-          const int32_t cb = core_w_[static_cast<size_t>(q)];
-          if (p_.w_direct) {
-            // DDR -> the part's cores: shim stream x writes its piece
-            // [lo, hi) of the chunk under the core buffer's lock pair x.
-            const int64_t ns = p_.ldw_streams;
-            for (int64_t x = 0; x < ns; ++x) {
-              const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
-              const auto [lo, hi] = load_piece(ch.bytes, false, 0, x);
-              const int pair = w_split() ? static_cast<int>(2 * x) : 0;
-              emit(lq, acq(cb, w_slot, pair + kFree, 1, kWrite, kAll));
-              emit(lq, load_w(ch, lo, hi, cb, w_slot, lo));
-              emit(lq, rel(cb, w_slot, pair + kFull, 1, kWrite, kAll));
-            }
-            continue;
-          }
-          const int32_t sb = w_stage_[static_cast<size_t>(q)];
-          const QKey& wq = wm_q_[static_cast<size_t>(q)];
-          if (d.w_resident) {
-            int64_t off = 0;
-            for (int64_t c = 0; c < j * K + k; ++c) off += p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(c)].bytes;
-            emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
-            emit(wq, make(Opc::LoadWM, {sb, 0, i32(off, "offset"), i32(ch.bytes, "bytes"), cb, static_cast<int32_t>(w_slot),
-                                        0, kAll}));
-            emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
-          } else {
-            // Two shim streams: one slot each, or halves of the one slot.
-            const int64_t ns = p_.ldw_streams;
-            const bool halves = ns > 1 && prog_.bufs[static_cast<size_t>(sb)].slots == 1;
-            for (int64_t x = 0; x < ns; ++x) {
-              if (!halves && x != w_slot % ns) continue;
-              const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
-              const auto [lo, hi] = load_piece(ch.bytes, !halves, 0, halves ? x : 0);
-              emit(lq, acq(sb, w_slot, kFree, 1, kWrite, kAll));
-              emit(lq, load_w(ch, lo, hi, sb, w_slot, lo));
-              emit(lq, rel(sb, w_slot, kFull, 1, kWrite, kAll));
-            }
-            emit(wq, acq(sb, w_slot, kFull, halves ? static_cast<int>(ns) : 1, kRead, kAll));
-            emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
-            emit(wq, make(Opc::LoadWM, {sb, static_cast<int32_t>(w_slot), 0, i32(ch.bytes, "bytes"), cb,
-                                        static_cast<int32_t>(w_slot), 0, kAll}));
-            emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
-            emit(wq, rel(sb, w_slot, kFree, halves ? static_cast<int>(ns) : 1, kRead, kAll));
-          }
-        }
-      }
-      if (fm_load) ++fm_n;
-      if (w_load) ++w_n;
-      if (last) ++out_n;
+      if (x.fm_load) load_inputs(x);
+      if (x.w_load) load_weights(x);
+      if (x.fm_load) ++fm_n;
+      if (x.w_load) ++w_n;
+      if (x.last) ++out_n;
     }
     // Epilogue.
     unit();
@@ -837,6 +653,262 @@ class Gen {
       for (int64_t q = 0; q < d.pc; ++q)
         emit(wm_q_[static_cast<size_t>(q)],
              rel(w_stage_[static_cast<size_t>(q)], 0, kFull, static_cast<int>(p_.ldw_streams), kRead, kAll));
+  }
+
+  // Resident weights: every part's chunks into its memtile buffer once.
+  void load_resident_weights() {
+    for (int64_t q = 0; q < p_.d.pc; ++q) {
+      const int32_t wb = w_stage_[static_cast<size_t>(q)];
+      const auto& chunks = p_.chunks[static_cast<size_t>(q)];
+      const int64_t ns = p_.ldw_streams;
+      for (int64_t x = 0; x < ns; ++x) {
+        // Stream x loads every ns-th chunk, or its half of a single one.
+        const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + x)];
+        emit(lq, acq(wb, 0, kFree, 1, kWrite, kAll));
+        int64_t off = 0;
+        for (size_t c = 0; c < chunks.size(); ++c) {
+          const Chunk& ch = chunks[c];
+          const auto [lo, hi] = load_piece(ch.bytes, chunks.size() >= static_cast<size_t>(ns), static_cast<int64_t>(c), x);
+          if (hi > lo) emit(lq, load_w(ch, lo, hi, wb, 0, off + lo));
+          off += ch.bytes;
+        }
+        emit(lq, rel(wb, 0, kFull, 1, kWrite, kAll));
+      }
+      emit(wm_q_[static_cast<size_t>(q)], acq(wb, 0, kFull, static_cast<int>(ns), kRead, kAll));
+    }
+  }
+
+  // The kernel program of core (s, q) for one iteration: acquire its
+  // operands, COMP, release them.
+  void core_program(const Step& x, const TileGeom& g, int64_t s, int64_t q) {
+    const Decision& d = p_.d;
+    const int64_t J = p_.J, K = p_.K;
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
+    const int64_t i = core_index(d, s, q);
+    const int64_t co0 = d.cbounds[static_cast<size_t>(q * J + x.j)], co1 = d.cbounds[static_cast<size_t>(q * J + x.j + 1)];
+    const int64_t co = co1 - co0;
+    const QKey& cq = core_q_[static_cast<size_t>(i)];
+    const int in_member = st_.channelwise() ? 0 : static_cast<int>(q);
+    const int32_t in_fam_idx = static_cast<int32_t>(st_.channelwise() ? i : s);
+    if (x.fm_load)
+      for (int64_t b = 0; b < n_in; ++b)
+        for (int y = 0; y < p_.fm_streams(); ++y)
+          emit(cq, acq(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], x.fm_slot, 2 * y + kFull, 1,
+                       kRead, in_member));
+    if (x.w_load)
+      for (int y = 0; y < (w_split() ? 2 : 1); ++y)
+        emit(cq, acq(core_w_[static_cast<size_t>(q)], x.w_slot, 2 * y + kFull, 1, kRead, static_cast<int>(s)));
+    if (x.last) {
+      emit(cq, acq(core_out_[static_cast<size_t>(i)], x.out_slot, kFree, 1, kWrite, 0));
+      if (st_.add) emit(cq, acq(core_add_[static_cast<size_t>(i)], x.out_slot, kFull, 1, kRead, 0));
+    }
+    const int64_t nnz = conv() ? p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(x.j * K + x.k)].nnz : 0;
+    const bool pool = st_.kind == StageKind::Pool;
+    const int32_t kernel = 0;
+    emit(cq, make(Opc::Comp, {kernel, static_cast<int32_t>(x.fm_slot), static_cast<int32_t>(x.w_slot),
+                              static_cast<int32_t>(x.out_slot), static_cast<int32_t>(x.out_slot), i32(g.oh, "oh"),
+                              i32(g.ow, "ow"), i32(g.empty() ? 0 : co, "co"), i32(conv() ? x.ci : co, "ci"),
+                              i32(nnz, "nnz"), (x.first ? kCFirst : 0) | (x.last ? kCLast : 0),
+                              i32(pool ? g.pt : 0, "pad"), i32(pool ? g.pl : 0, "pad"), i32(pool ? g.pb : 0, "pad"),
+                              i32(pool ? g.pr : 0, "pad")}));
+    if (x.last) {
+      emit(cq, rel(core_out_[static_cast<size_t>(i)], x.out_slot, kFull, 1, kWrite, 0));
+      if (st_.add) emit(cq, rel(core_add_[static_cast<size_t>(i)], x.out_slot, kFree, 1, kRead, 0));
+    }
+    if (x.fm_rel)
+      for (int64_t b = 0; b < n_in; ++b)
+        for (int y = 0; y < p_.fm_streams(); ++y)
+          emit(cq, rel(core_in_[static_cast<size_t>(b)][static_cast<size_t>(in_fam_idx)], x.fm_slot, 2 * y + kFree, 1,
+                       kRead, in_member));
+    if (x.w_rel)
+      for (int y = 0; y < (w_split() ? 2 : 1); ++y)
+        emit(cq, rel(core_w_[static_cast<size_t>(q)], x.w_slot, 2 * y + kFree, 1, kRead, static_cast<int>(s)));
+  }
+
+  // The output path of core (s, q) in the last pass: its output tile out
+  // (to DDR through memtile staging, or into resident bands), and the
+  // residual operand in for the next.
+  void output_path(const Step& x, const TileGeom& g, int64_t s, int64_t q) {
+    const Decision& d = p_.d;
+    const int64_t J = p_.J;
+    const int64_t i = core_index(d, s, q);
+    const int64_t co0 = d.cbounds[static_cast<size_t>(q * J + x.j)], co1 = d.cbounds[static_cast<size_t>(q * J + x.j + 1)];
+    const int64_t co = co1 - co0;
+    const int64_t out_slot = x.out_slot;
+    const QKey& oq = core_out_q_[static_cast<size_t>(i * out_channels() + out_slot % out_channels())];
+    const int32_t ob = core_out_[static_cast<size_t>(i)];
+    emit(oq, acq(ob, out_slot, kFull, 1, kRead, 0));
+    const int64_t n = g.empty() ? 0 : co;
+    if (out_dst_ >= 0) {
+      const int32_t sb = out_stage_[static_cast<size_t>(i)];
+      emit(oq, acq(sb, out_slot, kFree, 1, kWrite, kAll));
+      emit(oq, box(Opc::WriteFM, ob, out_slot, 0, 0, 0, g.oh, g.ow, n, sb, out_slot, 0, 0, 0, 0, kAll));
+      emit(oq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
+      const QKey& wq = wr_q_[static_cast<size_t>(i)];
+      emit(wq, acq(sb, out_slot, kFull, 1, kRead, kAll));
+      for (const ChannelRun& r : runs_of(co0, co, n))
+        emit(wq, box(Opc::Write, sb, out_slot, 0, 0, r.off, g.oh, g.ow, r.n, out_dst_, 0, g.oy0, g.ox0,
+                     st_.out.c0 + r.c0, 0, kAll));
+      emit(wq, rel(sb, out_slot, kFree, 1, kRead, kAll));
+    } else {
+      out_to_bands(oq, ob, out_slot, g, co0, n);
+    }
+    emit(oq, rel(ob, out_slot, kFree, 1, kRead, 0));
+    if (st_.add) add_operand(g, i, co0, co, n, out_slot);
+  }
+
+  // The residual operand of core i's output tile: from DDR through memtile
+  // staging, or from resident bands.
+  void add_operand(const TileGeom& g, int64_t i, int64_t co0, int64_t co, int64_t n, int64_t out_slot) {
+    const QKey& aq = am_q_[static_cast<size_t>(i)];
+    const int32_t cb = core_add_[static_cast<size_t>(i)];
+    if (add_src_ >= 0) {
+      const int32_t sb = add_stage_[static_cast<size_t>(i)];
+      const QKey& lq = lda_q_[static_cast<size_t>(i)];
+      emit(lq, acq(sb, out_slot, kFree, 1, kWrite, kAll));
+      for (const ChannelRun& r : runs_of(co0, co, n))
+        emit(lq, box(Opc::Load, add_src_, 0, g.oy0, g.ox0, st_.add->c0 + r.c0, g.oh, g.ow, r.n, sb, out_slot, 0, 0,
+                     r.off, 0, kAll));
+      emit(lq, rel(sb, out_slot, kFull, 1, kWrite, kAll));
+      emit(aq, acq(sb, out_slot, kFull, 1, kRead, kAll));
+      emit(aq, acq(cb, out_slot, kFree, 1, kWrite, kAll));
+      emit(aq, box(Opc::LoadFM, sb, out_slot, 0, 0, 0, g.oh, g.ow, n, cb, out_slot, 0, 0, 0, 0, kAll));
+      emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
+      emit(aq, rel(sb, out_slot, kFree, 1, kRead, kAll));
+    } else {
+      emit(aq, acq(cb, out_slot, kFree, 1, kWrite, kAll));
+      TileGeom ag = g;  // the operand has the output's geometry, no window or padding
+      ag.iy0 = ag.cy0 = g.oy0, ag.cy1 = g.oy0 + g.oh, ag.ix0 = ag.cx0 = g.ox0, ag.cx1 = g.ox0 + g.ow;
+      ag.ih = g.oh, ag.iw = g.ow, ag.pt = ag.pb = ag.pl = ag.pr = 0;
+      ag.subsampled = false;
+      for (const ChannelRun& r : runs_of(co0, co, n)) fm_from_bands(aq, *st_.add, ag, r.c0, r.n, cb, out_slot, kAll, r.off);
+      emit(aq, rel(cb, out_slot, kFull, 1, kWrite, kAll));
+    }
+  }
+
+  // Inputs: one stream per rectangle (broadcast to its pc cores) or, for
+  // channelwise stages, per core.
+  void load_inputs(const Step& x) {
+    const Decision& d = p_.d;
+    const int64_t J = p_.J;
+    const int64_t n_in = static_cast<int64_t>(st_.in.size());
+    const int64_t n_fm = st_.channelwise() ? cores() : d.ps;
+    const int64_t fm_slot = x.fm_slot;
+    for (int64_t b = 0; b < n_in; ++b) {
+      const View& v = st_.in[static_cast<size_t>(b)];
+      for (int64_t f = 0; f < n_fm; ++f) {
+        const int64_t s = st_.channelwise() ? f / d.pc : f;
+        const TileGeom g = tile(s, x.t);
+        int64_t c0, n;
+        if (st_.channelwise() || st_.kind == StageKind::Softmax) {
+          const int64_t q = st_.channelwise() ? f % d.pc : 0;
+          c0 = d.cbounds[static_cast<size_t>(q * J + x.j)];
+          n = d.cbounds[static_cast<size_t>(q * J + x.j + 1)] - c0;
+        } else {
+          c0 = x.ci0;
+          n = x.ci;
+        }
+        if (g.empty()) n = 0;
+        const int32_t cb = core_in_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+        const QKey& fq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * p_.fm_streams())];
+        if (p_.fm_split > 0) {
+          // Channels [0, split) on the first stream, the rest on the
+          // second, each under its own lock pair of the slot.
+          const int64_t na = std::min(n, p_.fm_split);
+          for (int y = 0; y < 2; ++y) {
+            const QKey& xq = fm_q_[static_cast<size_t>(b)][static_cast<size_t>(f * 2 + y)];
+            const int64_t lo = y ? na : 0, hi = y ? n : na;
+            emit(xq, acq(cb, fm_slot, 2 * y + kFree, 1, kWrite, kAll));
+            fm_from_bands(xq, v, g, c0 + lo, hi - lo, cb, fm_slot, kAll, lo);
+            emit(xq, rel(cb, fm_slot, 2 * y + kFull, 1, kWrite, kAll));
+          }
+        } else if (in_src_[static_cast<size_t>(b)] >= 0) {
+          input_from_ddr(b, f, v, g, c0, n, cb, fq, fm_slot);
+        } else {
+          emit(fq, acq(cb, fm_slot, kFree, 1, kWrite, kAll));
+          fm_from_bands(fq, v, g, c0, n, cb, fm_slot, kAll);
+          emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
+        }
+      }
+    }
+  }
+
+  // Input b's tile g (channels [c0, c0 + n) of view v) from DDR through its
+  // memtile staging buffer into core buffer cb on stream fq.
+  void input_from_ddr(int64_t b, int64_t f, const View& v, const TileGeom& g, int64_t c0, int64_t n, int32_t cb,
+                      const QKey& fq, int64_t fm_slot) {
+    const int32_t sb = in_stage_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+    const int32_t src = in_src_[static_cast<size_t>(b)];
+    const QKey& lq = ld_q_[static_cast<size_t>(b)][static_cast<size_t>(f)];
+    const int64_t ch = g.cy1 - g.cy0, cw = g.cx1 - g.cx0;
+    emit(lq, acq(sb, fm_slot, kFree, 1, kWrite, kAll));
+    if (v.flat)
+      emit(lq, box(Opc::Load, src, 0, 0, 0, v.c0 + c0, 1, 1, n, sb, fm_slot, 0, 0, 0, 0, kAll));
+    else
+      emit(lq, box(Opc::Load, src, 0, g.cy0, g.cx0, v.c0 + c0, n ? ch : 0, cw, n, sb, fm_slot, 0, 0, 0, 0, kAll));
+    emit(lq, rel(sb, fm_slot, kFull, 1, kWrite, kAll));
+    emit(fq, acq(sb, fm_slot, kFull, 1, kRead, kAll));
+    emit(fq, acq(cb, fm_slot, kFree, 1, kWrite, kAll));
+    if (v.flat)
+      emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, 1, 1, n, cb, fm_slot, 0, 0, 0, 0, kAll));
+    else
+      emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, n ? g.ih : 0, g.iw, n, cb, fm_slot, 0, 0, 0,
+                   pack_pad(g.pt, g.pl, g.pb, g.pr), kAll));
+    emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
+    emit(fq, rel(sb, fm_slot, kFree, 1, kRead, kAll));
+  }
+
+  // Weights: one stream per channel part, broadcast to its ps cores.
+  void load_weights(const Step& x) {
+    const Decision& d = p_.d;
+    const int64_t K = p_.K;
+    const int64_t w_slot = x.w_slot;
+    for (int64_t q = 0; q < d.pc; ++q) {
+      const Chunk& ch = p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(x.j * K + x.k)];
+      const int32_t cb = core_w_[static_cast<size_t>(q)];
+      if (p_.w_direct) {
+        // DDR -> the part's cores: shim stream y writes its piece
+        // [lo, hi) of the chunk under the core buffer's lock pair y.
+        const int64_t ns = p_.ldw_streams;
+        for (int64_t y = 0; y < ns; ++y) {
+          const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + y)];
+          const auto [lo, hi] = load_piece(ch.bytes, false, 0, y);
+          const int pair = w_split() ? static_cast<int>(2 * y) : 0;
+          emit(lq, acq(cb, w_slot, pair + kFree, 1, kWrite, kAll));
+          emit(lq, load_w(ch, lo, hi, cb, w_slot, lo));
+          emit(lq, rel(cb, w_slot, pair + kFull, 1, kWrite, kAll));
+        }
+        continue;
+      }
+      const int32_t sb = w_stage_[static_cast<size_t>(q)];
+      const QKey& wq = wm_q_[static_cast<size_t>(q)];
+      if (d.w_resident) {
+        int64_t off = 0;
+        for (int64_t c = 0; c < x.j * K + x.k; ++c) off += p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(c)].bytes;
+        emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
+        emit(wq, make(Opc::LoadWM, {sb, 0, i32(off, "offset"), i32(ch.bytes, "bytes"), cb, static_cast<int32_t>(w_slot), 0,
+                                    kAll}));
+        emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
+        continue;
+      }
+      // Two shim streams: one slot each, or halves of the one slot.
+      const int64_t ns = p_.ldw_streams;
+      const bool halves = ns > 1 && prog_.bufs[static_cast<size_t>(sb)].slots == 1;
+      for (int64_t y = 0; y < ns; ++y) {
+        if (!halves && y != w_slot % ns) continue;
+        const QKey& lq = ldw_q_[static_cast<size_t>(q * ns + y)];
+        const auto [lo, hi] = load_piece(ch.bytes, !halves, 0, halves ? y : 0);
+        emit(lq, acq(sb, w_slot, kFree, 1, kWrite, kAll));
+        emit(lq, load_w(ch, lo, hi, sb, w_slot, lo));
+        emit(lq, rel(sb, w_slot, kFull, 1, kWrite, kAll));
+      }
+      emit(wq, acq(sb, w_slot, kFull, halves ? static_cast<int>(ns) : 1, kRead, kAll));
+      emit(wq, acq(cb, w_slot, kFree, 1, kWrite, kAll));
+      emit(wq, make(Opc::LoadWM, {sb, static_cast<int32_t>(w_slot), 0, i32(ch.bytes, "bytes"), cb,
+                                  static_cast<int32_t>(w_slot), 0, kAll}));
+      emit(wq, rel(cb, w_slot, kFull, 1, kWrite, kAll));
+      emit(wq, rel(sb, w_slot, kFree, halves ? static_cast<int>(ns) : 1, kRead, kAll));
+    }
   }
 
   void assemble() {

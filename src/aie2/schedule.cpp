@@ -155,21 +155,16 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
   return n;
 }
 
-// The best plan for one stage, or false when nothing fits. For every split
-// of the cores (spatial parts x channel parts) it finds the fewest channel
-// chunks J and input passes K that fit, tries those and the next finer ones
-// (and the fewest passes that hold the whole rectangle in one tile),
-// with tiles from the largest that fits down to an eighth of it (smaller
-// tiles pipeline better), both loop orders and, for convolutions, weights
-// streamed or resident in the memtile; the analytic time decides.
 // How far (relative) above the best analytic cost a runner-up may be.
 constexpr double kTuneWithin = 0.1;
 
-bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why, int64_t N, size_t keep = 1,
-                 std::vector<StagePlan>* runners_up = nullptr) {
-  // The best `keep` plans, fastest first (keep > 1: the runners-up for
-  // tune_schedule); with keep 1 only `best`.
-  std::vector<StagePlan> top;
+// The (spatial parts, channel parts) splits of N cores worth trying: every
+// core, and for convolutions also no more weight streams than the memtiles'
+// MM2S channels leave beside the input streams (a channel shared by two
+// weight streams halves both). fixed: the paper's split, output width
+// across the columns (at most one column per output column), channels
+// across the rows.
+std::vector<std::pair<int64_t, int64_t>> core_splits(const PlanContext& c, bool fixed, int64_t N) {
   const Hardware& hw = c.hw;
   const Stage& st = c.st;
   const int64_t positions = st.Ho * st.Wo;
@@ -180,30 +175,10 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     if (N % d == 0 && d <= positions) ps_set.insert(d);
   ps_set.insert(std::min(N, positions));
   for (int64_t pc = 1; pc <= std::min(N, groups); pc *= 2) ps_set.insert(std::max<int64_t>(1, std::min(positions, N / pc)));
-  if (fixed) {  // the paper's split: output width across the columns (at most one column per output column)
+  if (fixed) {
     ps_set.clear();
     ps_set.insert(std::max<int64_t>(1, std::min({hw.cols, st.Wo, N})));
   }
-  double best_t = std::numeric_limits<double>::infinity();
-  bool found = false;
-  why = "nothing fits";
-  const int64_t kb = ceil_div(st.Cin, kBlock);
-  std::vector<int64_t> ci_options;  // input channels per pass, largest first
-  if (conv) {
-    if (st.Cin <= kBlock) {
-      ci_options.push_back(st.Cin);
-    } else {
-      for (int64_t K : geometric(kb)) {
-        int64_t ci = kBlock * ceil_div(kb, K);
-        if (ci_options.empty() || ci_options.back() != ci) ci_options.push_back(ci);
-      }
-    }
-  } else {
-    ci_options.push_back(0);
-  }
-  // (spatial parts, channel parts): every core, and for convolutions also
-  // no more weight streams than the memtiles' MM2S channels leave beside
-  // the input streams (a channel shared by two weight streams halves both).
   std::vector<std::pair<int64_t, int64_t>> splits;
   for (int64_t ps : ps_set) {
     int64_t pc = st.kind == StageKind::Softmax ? 1 : std::min(N / ps, groups);
@@ -212,7 +187,174 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     const int64_t pc_ch = hw.cols * hw.memtile_mm2s - ps;
     if (!fixed && conv && pc_ch >= 1 && pc_ch < pc) splits.push_back({ps, pc_ch});
   }
-  for (auto [ps, pc] : splits) {
+  return splits;
+}
+
+// Input channels per pass of a convolution, largest first (1, 2, 4, ...
+// passes of whole 8-channel blocks); {0} for other stages.
+std::vector<int64_t> pass_options(const Stage& st) {
+  if (st.kind != StageKind::Conv) return {0};
+  if (st.Cin <= kBlock) return {st.Cin};
+  std::vector<int64_t> v;
+  const int64_t kb = ceil_div(st.Cin, kBlock);
+  for (int64_t K : geometric(kb)) {
+    int64_t ci = kBlock * ceil_div(kb, K);
+    if (v.empty() || v.back() != ci) v.push_back(ci);
+  }
+  return v;
+}
+
+// For split d (ps, pc, grid set): the feasible (channel chunks J, input
+// pass) pairs worth trying, as probe plans with 1x1 tiles. For the three
+// fewest J that fit, the two coarsest input passes that fit, and when
+// neither takes the whole rh x rw rectangle as one tile, the coarsest that
+// does: one tile streams each core's weights once.
+std::vector<StagePlan> probe_splits(const PlanContext& c, bool fixed, Decision d, const std::vector<int64_t>& ci_options,
+                                    int64_t rh, int64_t rw, std::string& why) {
+  const Stage& st = c.st;
+  const bool conv = st.kind == StageKind::Conv;
+  const int64_t groups = st.kind == StageKind::Softmax ? 1 : ceil_div(st.Cout, kBlock);
+  const int64_t Jmax = std::max<int64_t>(1, ceil_div(groups, d.pc));
+  std::vector<StagePlan> probes;
+  int feasible_js = 0;
+  for (int64_t J : geometric(Jmax)) {
+    if (feasible_js >= 3) break;
+    d.cbounds = balanced_groups(c, d.pc, J, fixed ? nullptr : &d.rows);
+    int fits = 0;
+    bool whole = false;
+    for (size_t ki = 0; ki < ci_options.size() && fits < 3 && !(fits == 2 && whole); ++ki) {
+      d.ci_t = ci_options[ki];
+      d.th = d.tw = 1;
+      d.order = 'A';
+      d.w_resident = false;
+      StagePlan probe;
+      probe.d = d;
+      std::string w;
+      bool fit = derive_plan(c, probe, &w);
+      // One chunk in one pass is loaded once with chunks outer ('B') and
+      // then needs one weight slot where 'A' reloads it into two.
+      if (!fit && conv && static_cast<int64_t>(d.cbounds.size()) - 1 == d.pc && ci_options[ki] >= st.Cin) {
+        probe.d.order = 'B';
+        fit = derive_plan(c, probe, &w);
+      }
+      if (!fit) {
+        why = w;
+        continue;
+      }
+      const bool one_tile = core_bytes_needed(c, probe, rh, rw, fewest_w_slots(c, probe)) <= c.hw.core_memory;
+      if (fits == 2 && !one_tile) continue;
+      ++fits;
+      whole = whole || one_tile;
+      probes.push_back(std::move(probe));
+    }
+    if (fits) ++feasible_js;
+  }
+  return probes;
+}
+
+// Tiles for a probe: for each height the widest that fits the core; then
+// four sizes from the largest down (smaller tiles pipeline better).
+// Weights loaded once per stage (one chunk, one pass, kept across the
+// tiles) need one slot instead of two, which leaves room for larger tiles.
+std::vector<std::pair<int64_t, int64_t>> tile_candidates(const PlanContext& c, const StagePlan& probe, int64_t rh,
+                                                         int64_t rw) {
+  std::vector<std::pair<int64_t, int64_t>> tiles;
+  for (int64_t w_slots : {int64_t(2), int64_t(1)}) {
+    if (w_slots < fewest_w_slots(c, probe)) continue;
+    std::vector<std::pair<int64_t, int64_t>> fit;
+    for (int64_t th : tile_options(rh, 10))
+      for (int64_t tw : tile_options(rw, 16))
+        if (core_bytes_needed(c, probe, th, tw, w_slots) <= c.hw.core_memory) {
+          fit.push_back({th, tw});
+          break;
+        }
+    if (fit.empty()) continue;
+    std::sort(fit.begin(), fit.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
+    const int64_t top = fit.front().first * fit.front().second;
+    for (int64_t target : {top, top / 2, top / 4, top / 8}) {
+      if (target < 1) break;
+      // The fitting tile with the area closest to the target, halving the
+      // width of the largest when nothing is close.
+      std::pair<int64_t, int64_t> pick = fit.front();
+      int64_t err = std::numeric_limits<int64_t>::max();
+      for (auto t : fit) {
+        int64_t e = std::llabs(t.first * t.second - target);
+        if (e < err) err = e, pick = t;
+      }
+      if (pick.first * pick.second > 2 * target && pick.second > 1) {
+        int64_t f = ceil_div(pick.first * pick.second, target);
+        pick.second = std::max<int64_t>(1, ceil_div(pick.second, f));
+      }
+      if (std::find(tiles.begin(), tiles.end(), pick) == tiles.end()) tiles.push_back(pick);
+    }
+  }
+  return tiles;
+}
+
+// The best plans found so far: with keep 1 only the best (swapped in, no
+// copy: the planner's hot loop), with keep > 1 the best `keep` within
+// kTuneWithin of the fastest, fastest first (the runners-up of
+// tune_schedule).
+class BestPlans {
+ public:
+  explicit BestPlans(size_t keep) : keep_(keep) {}
+  // What a candidate must beat to be kept.
+  double bound() const {
+    if (keep_ == 1) return best_t_;
+    // Runners-up only within kTuneWithin of the best: farther ones are
+    // seldom faster when timed, and the bound keeps the pruning.
+    const double near =
+        top_.empty() ? std::numeric_limits<double>::infinity() : top_.front().est_seconds * (1 + kTuneWithin);
+    return top_.size() < keep_ ? near : std::min(near, top_.back().est_seconds);
+  }
+  // Offers a derived candidate; with keep 1 a kept one is swapped with
+  // `best` (p then holds the old best, which its next use overwrites).
+  void offer(StagePlan& p, StagePlan& best) {
+    if (keep_ > 1) {
+      if (p.est_seconds < bound()) {
+        auto at = std::find_if(top_.begin(), top_.end(), [&](const StagePlan& q) { return p.est_seconds < q.est_seconds; });
+        top_.insert(at, p);
+        if (top_.size() > keep_) top_.pop_back();
+        // a new best moves the window
+        while (top_.size() > 1 && top_.back().est_seconds >= top_.front().est_seconds * (1 + kTuneWithin)) top_.pop_back();
+        found_ = true;
+      }
+    } else if (p.est_seconds < best_t_) {
+      best_t_ = p.est_seconds;
+      std::swap(best, p);
+      found_ = true;
+    }
+  }
+  bool finish(StagePlan& best, std::vector<StagePlan>* runners_up) {
+    if (keep_ > 1 && found_) {
+      best = std::move(top_.front());
+      if (runners_up) runners_up->assign(std::make_move_iterator(top_.begin() + 1), std::make_move_iterator(top_.end()));
+    }
+    return found_;
+  }
+
+ private:
+  size_t keep_;
+  std::vector<StagePlan> top_;
+  double best_t_ = std::numeric_limits<double>::infinity();
+  bool found_ = false;
+};
+
+// The best plan for one stage, or false when nothing fits. For every split
+// of the cores (spatial parts x channel parts) it finds the fewest channel
+// chunks J and input passes K that fit, tries those and the next finer ones
+// (and the fewest passes that hold the whole rectangle in one tile),
+// with tiles from the largest that fits down to an eighth of it (smaller
+// tiles pipeline better), both loop orders and, for convolutions, weights
+// streamed or resident in the memtile; the analytic time decides.
+bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string& why, int64_t N, size_t keep = 1,
+                 std::vector<StagePlan>* runners_up = nullptr) {
+  const Stage& st = c.st;
+  const bool conv = st.kind == StageKind::Conv;
+  BestPlans found(keep);
+  why = "nothing fits";
+  const std::vector<int64_t> ci_options = pass_options(st);
+  for (auto [ps, pc] : core_splits(c, fixed, N)) {
     Decision d;
     d.ps = ps;
     d.pc = pc;
@@ -222,131 +364,33 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
       continue;
     }
     const int64_t rh = ceil_div(st.Ho, d.ny), rw = ceil_div(st.Wo, d.nx);
-    const int64_t Jmax = std::max<int64_t>(1, ceil_div(groups, pc));
-    // The feasible (J, input pass) pairs worth trying.
-    std::vector<std::pair<StagePlan, int>> combos;  // probe plan, index into ci_options
-    int feasible_js = 0;
-    for (int64_t J : geometric(Jmax)) {
-      if (feasible_js >= 3) break;
-      d.cbounds = balanced_groups(c, pc, J, fixed ? nullptr : &d.rows);
-      // The two coarsest input passes that fit, and when neither takes the
-      // whole rectangle as one tile, the coarsest that does: one tile
-      // streams each core's weights once.
-      int fits = 0;
-      bool whole = false;
-      for (size_t ki = 0; ki < ci_options.size() && fits < 3 && !(fits == 2 && whole); ++ki) {
-        d.ci_t = ci_options[ki];
-        d.th = d.tw = 1;
-        d.order = 'A';
-        d.w_resident = false;
-        StagePlan probe;
-        probe.d = d;
-        std::string w;
-        bool fit = derive_plan(c, probe, &w);
-        // One chunk in one pass is loaded once with chunks outer ('B') and
-        // then needs one weight slot where 'A' reloads it into two.
-        if (!fit && conv && static_cast<int64_t>(d.cbounds.size()) - 1 == d.pc && ci_options[ki] >= st.Cin) {
-          probe.d.order = 'B';
-          fit = derive_plan(c, probe, &w);
-        }
-        if (!fit) {
-          why = w;
-          continue;
-        }
-        const bool one_tile = core_bytes_needed(c, probe, rh, rw, fewest_w_slots(c, probe)) <= hw.core_memory;
-        if (fits == 2 && !one_tile) continue;
-        ++fits;
-        whole = whole || one_tile;
-        combos.push_back({std::move(probe), static_cast<int>(ki)});
-      }
-      if (fits) ++feasible_js;
-    }
     // One candidate plan reused for every tile, order and residency below:
     // derive_plan sets each of its fields, and keeping the vectors' storage
     // saves an allocation per field and candidate (the planner's hot loop).
     StagePlan p;
     std::string w;
-    for (auto& [probe, ki] : combos) {
-      (void)ki;
-      // Tiles: for each height the widest that fits the core; then four
-      // sizes from the largest down. Weights loaded once per stage (one
-      // chunk, one pass, kept across the tiles) need one slot instead of
-      // two, which leaves room for larger tiles.
-      std::vector<std::pair<int64_t, int64_t>> tiles;
-      for (int64_t w_slots : {int64_t(2), int64_t(1)}) {
-        if (w_slots < fewest_w_slots(c, probe)) continue;
-        std::vector<std::pair<int64_t, int64_t>> fit;
-        for (int64_t th : tile_options(rh, 10))
-          for (int64_t tw : tile_options(rw, 16))
-            if (core_bytes_needed(c, probe, th, tw, w_slots) <= hw.core_memory) {
-              fit.push_back({th, tw});
-              break;
-            }
-        if (fit.empty()) continue;
-        std::sort(fit.begin(), fit.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
-        const int64_t top = fit.front().first * fit.front().second;
-        for (int64_t target : {top, top / 2, top / 4, top / 8}) {
-          if (target < 1) break;
-          // The fitting tile with the area closest to the target, halving the
-          // width of the largest when nothing is close.
-          std::pair<int64_t, int64_t> pick = fit.front();
-          int64_t err = std::numeric_limits<int64_t>::max();
-          for (auto t : fit) {
-            int64_t e = std::llabs(t.first * t.second - target);
-            if (e < err) err = e, pick = t;
-          }
-          if (pick.first * pick.second > 2 * target && pick.second > 1) {
-            int64_t f = ceil_div(pick.first * pick.second, target);
-            pick.second = std::max<int64_t>(1, ceil_div(pick.second, f));
-          }
-          if (std::find(tiles.begin(), tiles.end(), pick) == tiles.end()) tiles.push_back(pick);
-        }
-      }
-      for (auto [th, tw] : tiles) {
+    for (const StagePlan& probe : probe_splits(c, fixed, d, ci_options, rh, rw, why))
+      for (auto [th, tw] : tile_candidates(c, probe, rh, rw)) {
         const int64_t T = ceil_div(rh, th) * ceil_div(rw, tw);
-        const int64_t J = probe.J;
         for (char order : {'A', 'B'}) {
           // With one tile the orders are the same loop; with one chunk 'B'
           // keeps it across the tiles where 'A' reloads it.
           if (order == 'B' && T == 1) continue;
-          if (order == 'B' && J == 1 && probe.K > 1) continue;  // the same loop as 'A'
+          if (order == 'B' && probe.J == 1 && probe.K > 1) continue;  // the same loop as 'A'
           for (bool wres : {false, true}) {
             if (wres && (!conv || (order == 'B' && probe.K == 1))) continue;  // nothing to reuse
             p.d = probe.d;
             p.d.th = th, p.d.tw = tw, p.d.order = order, p.d.w_resident = wres;
-            // Runners-up only within kTuneWithin of the best: farther ones
-            // are seldom faster when timed, and the bound keeps the pruning.
-            const double near = top.empty() ? std::numeric_limits<double>::infinity()
-                                            : top.front().est_seconds * (1 + kTuneWithin);
-            const double bound = keep == 1 ? best_t : top.size() < keep ? near : std::min(near, top.back().est_seconds);
-            if (!derive_plan(c, p, &w, bound, &probe)) {
+            if (!derive_plan(c, p, &w, found.bound(), &probe)) {
               why = w;
               continue;
             }
-            if (keep > 1) {
-              if (p.est_seconds < bound) {
-                auto at = std::find_if(top.begin(), top.end(), [&](const StagePlan& q) { return p.est_seconds < q.est_seconds; });
-                top.insert(at, p);
-                if (top.size() > keep) top.pop_back();
-                // a new best moves the window
-                while (top.size() > 1 && top.back().est_seconds >= top.front().est_seconds * (1 + kTuneWithin)) top.pop_back();
-                found = true;
-              }
-            } else if (p.est_seconds < best_t) {
-              best_t = p.est_seconds;
-              std::swap(best, p);  // p's next use overwrites the old best
-              found = true;
-            }
+            found.offer(p, best);
           }
         }
       }
-    }
   }
-  if (keep > 1 && found) {
-    best = std::move(top.front());
-    if (runners_up) runners_up->assign(std::make_move_iterator(top.begin() + 1), std::make_move_iterator(top.end()));
-  }
-  return found;
+  return found.finish(best, runners_up);
 }
 
 PlanContext context(const Schedule& S, size_t s, int64_t memtile_free) {
