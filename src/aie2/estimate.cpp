@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "aie2/codegen.hpp"
+#include "aie2/store.hpp"
 #include "core/error.hpp"
 
 namespace bsp::aie2 {
@@ -119,6 +121,56 @@ Json estimate_json(const Estimate& e) {
   j["classes"] = classes_json(e.cls, nullptr);
   j["instructions"] = e.executed;
   return j;
+}
+
+}  // namespace bsp::aie2
+
+namespace bsp::aie2 {
+
+// --mapping paper schedules in memory the way the paper's compiler did:
+// output width across columns, channels across rows, and every activation
+// read from and written back to DDR by each layer.
+TimedProgram timed_program(const Model& m, const EstimateRequest& r) {
+  TimedProgram t;
+  const bool stored = m.program && r.target.empty() && !r.dtype && !r.paper_mapping;
+  if (stored && !r.dense) {
+    t.program = m.program->program;
+    if (m.schedule && m.schedule->fingerprint == t.program.fingerprint &&
+        m.schedule->stages.size() == t.program.stages.size())
+      t.schedule = m.schedule;
+  } else {
+    Hardware hw;
+    DType dtype;
+    if (stored) {  // the dense counterpart of a stored program: same target and dtype
+      hw = m.program->program.hw;
+      dtype = m.program->program.dtype;
+    } else {
+      if (!r.target.empty())
+        hw = load_target(r.target);
+      else if (m.program)
+        hw = m.program->program.hw;
+      else if (m.schedule)
+        hw = m.schedule->hw;
+      else
+        hw = load_target("aie2:4x4");
+      dtype = r.dtype ? *r.dtype : m.schedule ? m.schedule->dtype : model_dtype(m);
+      if (r.paper_model) apply_paper_model(hw);
+    }
+    if (!stored && !r.dense && !r.paper_model && !r.paper_mapping && r.target.empty() && !r.dtype && m.schedule) {
+      t.schedule = m.schedule;
+    } else {
+      ScheduleOptions opt;
+      opt.dense = r.dense;
+      opt.fixed_mapping = r.paper_mapping;
+      opt.resident = !r.paper_mapping;
+      opt.tune = r.tune;
+      t.schedule = std::make_shared<Schedule>(make_schedule(m, hw, dtype, opt));
+    }
+    t.program = generate_program(*t.schedule);
+  }
+  if (r.paper_model && stored) apply_paper_model(t.program.hw);
+  t.est = estimate_program(t.program, t.schedule.get(), r.paper_model);
+  return t;
 }
 
 }  // namespace bsp::aie2

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <array>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,5 +45,27 @@ struct Estimate {
 Estimate estimate_program(const Program& p, const Schedule* s, bool paper);
 
 Json estimate_json(const Estimate& e);
+
+// Which program bsp estimate times (bsp-estimate(1)).
+struct EstimateRequest {
+  std::string target;           // empty: the stored program's target, else the schedule's, else aie2:4x4
+  std::optional<DType> dtype;   // nullopt: the stored schedule's, else the model's compact dtype
+  bool paper_model = false;     // the paper's cost assumptions (apply_paper_model)
+  bool paper_mapping = false;   // the paper compiler's data flow, scheduled in memory
+  bool dense = false;           // every weight block stored: the dense counterpart
+  int tune = 1;                 // for schedules made here (ScheduleOptions::tune)
+};
+
+struct TimedProgram {
+  Program program;
+  std::shared_ptr<const Schedule> schedule;  // may be null (a stored program alone)
+  Estimate est;
+};
+
+// The program to time and its estimate: the model's stored program when the
+// request names no other target, data type or mapping (re-timed under the
+// paper's assumptions with paper_model); otherwise, and for the dense
+// counterpart, one scheduled and generated in memory.
+TimedProgram timed_program(const Model& m, const EstimateRequest& r);
 
 }  // namespace bsp::aie2

@@ -1,10 +1,12 @@
 #include "aie2/sim.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "compact/compact.hpp"
 #include "compact/int8.hpp"
 #include "core/error.hpp"
+#include "core/reference_forward.hpp"
 
 namespace bsp::aie2 {
 
@@ -59,6 +61,28 @@ SimRun simulate(const Program& p, const std::vector<uint8_t>& const_image, const
     }
   }
   return r;
+}
+
+SimCheck check_output(const Program& p, const Model& m, const Tensor& x, const Tensor& output, double rel_tolerance) {
+  const bool int8 = p.dtype == DType::Int8;
+  if (int8 && !(m.compact && m.compact->int8)) fail("the int8 program needs the model's int8 weights (/compact)");
+  const Tensor ref = int8 ? q8::reference_forward(m, *m.compact->int8, x) : reference_forward(m, x);
+  if (static_cast<int64_t>(ref.size()) != static_cast<int64_t>(output.size()))
+    fail("the program returns {} values, the reference {}", output.size(), ref.size());
+  SimCheck c;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    c.max_abs_reference = std::max(c.max_abs_reference, static_cast<double>(std::fabs(ref[i])));
+    double d = std::fabs(static_cast<double>(ref[i]) - static_cast<double>(output[i]));
+    if (!(d <= c.max_abs_diff)) {  // NaN counts as the worst
+      c.max_abs_diff = std::isnan(d) ? INFINITY : d;
+      c.worst = static_cast<int64_t>(i);
+    }
+  }
+  c.got = output[static_cast<size_t>(c.worst)];
+  c.want = ref[static_cast<size_t>(c.worst)];
+  c.tolerance = int8 ? 0.0 : rel_tolerance * c.max_abs_reference;
+  c.match = c.max_abs_diff <= c.tolerance;
+  return c;
 }
 
 }  // namespace bsp::aie2

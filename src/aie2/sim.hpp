@@ -25,4 +25,18 @@ struct SimRun {
 SimRun simulate(const Program& p, const std::vector<uint8_t>& const_image, const Tensor& input, const Model& m,
                 void (*progress)(size_t stage, size_t stages, void* ctx) = nullptr, void* ctx = nullptr);
 
+// A program's output against the reference forward of `m` on the same
+// input (q8::reference_forward for an int8 program, which must match bit
+// for bit; reference_forward for fp32, within rel_tolerance times the
+// largest reference magnitude).
+struct SimCheck {
+  double max_abs_diff = 0;       // NaN counts as infinite
+  double max_abs_reference = 0;
+  double tolerance = 0;          // the absolute tolerance applied
+  int64_t worst = 0;             // flat index of the largest difference
+  float got = 0, want = 0;       // the values there
+  bool match = false;
+};
+SimCheck check_output(const Program& p, const Model& m, const Tensor& input, const Tensor& output, double rel_tolerance);
+
 }  // namespace bsp::aie2

@@ -26,61 +26,6 @@ struct EstimateCliOptions {
   int tune = 1;
 };
 
-struct Timed {
-  aie2::Program program;
-  std::shared_ptr<const aie2::Schedule> schedule;  // may be null (a stored program alone)
-  aie2::Estimate est;
-};
-
-// The program to time: the stored one (re-timed under the paper's assumptions
-// with --model paper), or one scheduled and generated in memory.
-// --mapping paper schedules in memory the way the paper's compiler did:
-// output width across columns, channels across rows, and every activation
-// read from and written back to DDR by each layer.
-Timed timed_program(const Model& m, const EstimateCliOptions& o, bool paper, bool dense) {
-  Timed t;
-  const bool paper_mapping = o.mapping == "paper";
-  const bool stored = m.program && o.target.empty() && o.dtype.empty() && !paper_mapping;
-  if (stored && !dense) {
-    t.program = m.program->program;
-    if (m.schedule && m.schedule->fingerprint == t.program.fingerprint &&
-        m.schedule->stages.size() == t.program.stages.size())
-      t.schedule = m.schedule;
-  } else {
-    aie2::Hardware hw;
-    DType dtype;
-    if (stored) {  // the dense counterpart of a stored program: same target and dtype
-      hw = m.program->program.hw;
-      dtype = m.program->program.dtype;
-    } else {
-      if (!o.target.empty())
-        hw = aie2::load_target(o.target);
-      else if (m.program)
-        hw = m.program->program.hw;
-      else if (m.schedule)
-        hw = m.schedule->hw;
-      else
-        hw = aie2::load_target("aie2:4x4");
-      dtype = !o.dtype.empty() ? parse_dtype(o.dtype) : m.schedule ? m.schedule->dtype : aie2::model_dtype(m);
-      if (paper) aie2::apply_paper_model(hw);
-    }
-    if (!stored && !dense && !paper && !paper_mapping && o.target.empty() && o.dtype.empty() && m.schedule) {
-      t.schedule = m.schedule;
-    } else {
-      aie2::ScheduleOptions opt;
-      opt.dense = dense;
-      opt.fixed_mapping = paper_mapping;
-      opt.resident = !paper_mapping;
-      opt.tune = o.tune;
-      t.schedule = std::make_shared<aie2::Schedule>(aie2::make_schedule(m, hw, dtype, opt));
-    }
-    t.program = aie2::generate_program(*t.schedule);
-  }
-  if (paper && stored) aie2::apply_paper_model(t.program.hw);
-  t.est = aie2::estimate_program(t.program, t.schedule.get(), paper);
-  return t;
-}
-
 void print_table(const aie2::Estimate& e, const aie2::Estimate* dense, const aie2::Hardware& hw) {
   std::printf("target %s: %ld rows x %ld columns at %.2f GHz, %s, %s model%s\n\n", e.target.c_str(),
               static_cast<long>(hw.rows), static_cast<long>(hw.cols), hw.clock_ghz, e.dtype.c_str(),
@@ -137,11 +82,19 @@ void run_estimate(const EstimateCliOptions& o) {
   if (o.tune < 1 || o.tune > aie2::kMaxTune) fail_usage("--tune must be 1 to {}", aie2::kMaxTune);
   if (!o.dtype.empty()) parse_dtype(o.dtype);
   if (!o.target.empty()) aie2::load_target(o.target);  // a bad target is a usage error before reading the model
-  const bool paper = o.model == "paper";
+  aie2::EstimateRequest req;
+  req.target = o.target;
+  if (!o.dtype.empty()) req.dtype = parse_dtype(o.dtype);
+  req.paper_model = o.model == "paper";
+  req.paper_mapping = o.mapping == "paper";
+  req.tune = o.tune;
   Model m = read_model(o.input);
-  Timed t = timed_program(m, o, paper, false);
-  std::unique_ptr<Timed> d;
-  if (!o.compare.empty()) d = std::make_unique<Timed>(timed_program(m, o, paper, true));
+  const aie2::TimedProgram t = aie2::timed_program(m, req);
+  std::unique_ptr<aie2::TimedProgram> d;
+  if (!o.compare.empty()) {
+    req.dense = true;
+    d = std::make_unique<aie2::TimedProgram>(aie2::timed_program(m, req));
+  }
   if (o.json) {
     Json j = aie2::estimate_json(t.est);
     if (d) {

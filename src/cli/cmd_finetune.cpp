@@ -94,10 +94,9 @@ std::string first_difference(const Json& want, const Json& got) {
   return "its settings differ";
 }
 
-void run_finetune(const FinetuneOptions& o) {
-  if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
-  const std::string out = resolve_output(o.input, o.out);
-  const std::string ckpath = !o.checkpoint.empty() ? o.checkpoint : (out == "-" ? "" : out);
+// The command line's own checks, before anything is read; the gradual
+// pruning it asks for.
+std::optional<train::GradualConfig> check_options(const FinetuneOptions& o, const std::string& ckpath) {
   if (o.resume && ckpath.empty()) fail_usage("--resume needs a checkpoint: give --checkpoint FILE when the output is stdout");
   if (o.batch < 1) fail_usage("--batch must be at least 1");
   if (o.epochs && *o.epochs < 1) fail_usage("--epochs must be at least 1");
@@ -105,52 +104,155 @@ void run_finetune(const FinetuneOptions& o) {
   if (!(o.momentum >= 0 && o.momentum < 1)) fail_usage("--momentum must be in [0, 1)");
   if (!(o.weight_decay >= 0)) fail_usage("--weight-decay must be non-negative");
   if (o.crop_pad < 0) fail_usage("--crop-pad must be non-negative");
-  const train::Schedule schedule = train::schedule_from_name(o.schedule);
+  train::schedule_from_name(o.schedule);
   if (!o.gradual && (!o.pattern.empty() || o.to > 0))
     fail_usage("--pattern and --to go with --gradual (to prune once, use bsp prune)");
   if (o.gradual && (o.pattern.empty() || !(o.to > 0)))
     fail_usage("--gradual needs --pattern P and --to D (the final density)");
   if (o.gradual && o.bdwp) fail_usage("--gradual and --bdwp do not go together");
-  std::optional<train::GradualConfig> gradual;
-  if (o.gradual) gradual = train::GradualConfig{parse_pattern(o.pattern), o.to, o.prune_every, o.prune_end};
-  apply_threads(o.threads);
+  if (!o.gradual) return std::nullopt;
+  return train::GradualConfig{parse_pattern(o.pattern), o.to, o.prune_every, o.prune_end};
+}
 
-  Model m = read_model(o.input);
-  const bool scratch = train::never_trained(m);
-  const uint64_t digest = content_hash(m);
-
+// The training settings: the options, with defaults that depend on whether
+// the model was ever trained.
+train::TrainConfig train_config(const FinetuneOptions& o, bool scratch, std::optional<train::GradualConfig> gradual) {
   train::TrainConfig cfg;
   cfg.epochs = o.epochs ? *o.epochs : (scratch ? 8 : 3);
   cfg.batch = o.batch;
   cfg.sgd.lr = o.lr ? *o.lr : (scratch ? 0.1 : 0.02);
-  cfg.sgd.schedule = schedule;
+  cfg.sgd.schedule = train::schedule_from_name(o.schedule);
   cfg.sgd.momentum = o.momentum;
   cfg.sgd.nesterov = !o.no_nesterov;
   cfg.sgd.weight_decay = o.weight_decay;
   cfg.seed = o.seed;
   cfg.aug.pad = o.no_augment ? 0 : o.crop_pad;
   cfg.aug.flip = !o.no_augment;
-  cfg.gradual = gradual;
+  cfg.gradual = std::move(gradual);
   cfg.bdwp = o.bdwp;
-  const Json config = run_config(o, cfg, digest);
+  return cfg;
+}
 
-  // The checkpoint to resume from, checked before the data is read.
-  std::optional<train::Checkpoint> ck;
-  if (o.resume) {
-    if (!file_exists(ckpath)) fail("cannot resume: no checkpoint '{}'", ckpath);
-    Model cm = read_model(ckpath);
-    ck = train::read_train_group(ckpath, ckpath);
-    if (!ck) fail("cannot resume: '{}' holds no training state", ckpath);
-    Json got;
-    try {
-      got = Json::parse(ck->config);
-    } catch (const Error&) {
-      fail("cannot resume: the training state of '{}' is damaged", ckpath);
-    }
-    if (got.dump() != config.dump())
-      fail("cannot resume from '{}': {}", ckpath, first_difference(config, got));
-    m = std::move(cm);
+// The checkpoint to resume from, checked against this run's settings
+// before the data is read; its model replaces m.
+train::Checkpoint resume_from(const std::string& ckpath, const Json& config, Model& m) {
+  if (!file_exists(ckpath)) fail("cannot resume: no checkpoint '{}'", ckpath);
+  Model cm = read_model(ckpath);
+  std::optional<train::Checkpoint> ck = train::read_train_group(ckpath, ckpath);
+  if (!ck) fail("cannot resume: '{}' holds no training state", ckpath);
+  Json got;
+  try {
+    got = Json::parse(ck->config);
+  } catch (const Error&) {
+    fail("cannot resume: the training state of '{}' is damaged", ckpath);
   }
+  if (got.dump() != config.dump()) fail("cannot resume from '{}': {}", ckpath, first_difference(config, got));
+  m = std::move(cm);
+  return std::move(*ck);
+}
+
+// One training run: the model, its trainer and where it writes.
+class FinetuneRun {
+ public:
+  FinetuneRun(const FinetuneOptions& o, std::string out, std::string ckpath, Model& m, const train::TrainConfig& cfg,
+              Json config)
+      : o_(o), out_(std::move(out)), ckpath_(std::move(ckpath)), m_(m), cfg_(cfg), config_(std::move(config)),
+        threads_(omp_get_max_threads()) {}
+
+  // Trains (from checkpoint `ck` when given) and writes the result; an
+  // interruption or failure says what was kept.
+  void run(const DataSet& data, const Normalization& norm, std::optional<train::Checkpoint>& ck,
+           TrainReport& report) {
+    train::Trainer trainer(m_, *data.train, data.test ? &*data.test : nullptr, norm, cfg_);
+    if (ck) train::restore_checkpoint(trainer, *ck, ckpath_);
+    SignalLatch latch;
+    train::TrainHooks hooks;
+    hooks.progress = [&](const train::Progress& p) { report.progress(p); };
+    hooks.epoch_done = [&](const train::EpochRecord& r) { report.epoch(r); };
+    hooks.stop_requested = [&] { return latch.signal(); };
+    hooks.checkpoint = [&](const train::TrainState& s) {
+      if (s.complete) return;  // the final write below
+      if (!ckpath_.empty()) save_checkpoint(trainer, s);
+    };
+    try {
+      trainer.run(hooks);
+    } catch (const train::Interrupted& i) {
+      report.clear_bar();
+      const int code = i.signal == SIGTERM ? kExitSigterm : kExitSigint;
+      const train::TrainState& s = trainer.state();
+      if (ckpath_.empty())
+        throw Error(fmt::format("interrupted at epoch {} step {}: nothing saved (no checkpoint file)", s.epoch + 1, s.step),
+                    code);
+      throw Error(fmt::format("interrupted at epoch {} step {}: checkpoint saved to '{}' (continue with --resume)",
+                              s.epoch + 1, s.step, ckpath_),
+                  code);
+    } catch (const Error& e) {
+      report.clear_bar();
+      std::string kept = saved_any_ ? fmt::format("; '{}' keeps the checkpoint of epoch {}", ckpath_, saved_epoch_)
+                                    : std::string("; nothing was written");
+      throw Error(std::string(e.what()) + kept, e.exit_code());
+    }
+    if (trainer.net().profiling()) std::fprintf(stderr, "%s", trainer.net().profile_report().c_str());
+    write_final(trainer);
+  }
+
+ private:
+  // A checkpoint is the model plus /train; the command line goes into the
+  // history of each write and is taken out again for the next one.
+  void save_checkpoint(train::Trainer& trainer, const train::TrainState& s) {
+    // BDWP: the file holds the masked weights, /train/dense the dense ones.
+    std::map<std::string, Tensor> dense = trainer.begin_export();
+    std::map<std::string, const Tensor*> dense_ptrs;
+    for (const auto& [k, t] : dense) dense_ptrs[k] = &t;
+    write_model(m_, ckpath_, [&](const std::string& temp) {
+      train::write_train_group(temp, s, config_.dump(), threads_, &trainer.params(), dense_ptrs);
+    });
+    trainer.end_export(dense);
+    m_.history.pop_back();
+    saved_epoch_ = s.epoch;
+    saved_any_ = true;
+  }
+
+  // The finished model (BDWP: masked with its last forward masks); /train
+  // only records that it is complete.
+  void write_final(train::Trainer& trainer) {
+    train::TrainState done;
+    done.epoch = cfg_.epochs;
+    done.complete = true;
+    std::map<std::string, Tensor> dense = trainer.begin_export();
+    write_model(m_, out_, [&](const std::string& temp) {
+      train::write_train_group(temp, done, config_.dump(), threads_, nullptr, {});
+    });
+    if (!o_.checkpoint.empty() && o_.checkpoint != out_) {
+      m_.history.pop_back();
+      write_model(m_, o_.checkpoint, [&](const std::string& temp) {
+        train::write_train_group(temp, done, config_.dump(), threads_, nullptr, {});
+      });
+    }
+  }
+
+  const FinetuneOptions& o_;
+  const std::string out_, ckpath_;
+  Model& m_;
+  const train::TrainConfig& cfg_;
+  const Json config_;
+  const int64_t threads_;
+  int64_t saved_epoch_ = -1;
+  bool saved_any_ = false;
+};
+
+void run_finetune(const FinetuneOptions& o) {
+  if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
+  const std::string out = resolve_output(o.input, o.out);
+  const std::string ckpath = !o.checkpoint.empty() ? o.checkpoint : (out == "-" ? "" : out);
+  std::optional<train::GradualConfig> gradual = check_options(o, ckpath);
+  apply_threads(o.threads);
+
+  Model m = read_model(o.input);
+  const train::TrainConfig cfg = train_config(o, train::never_trained(m), std::move(gradual));
+  const Json config = run_config(o, cfg, content_hash(m));
+  std::optional<train::Checkpoint> ck;
+  if (o.resume) ck = resume_from(ckpath, config, m);
 
   DataSet data = load_data(o.data, DataPart::Training);
   if (o.limit > 0) {
@@ -170,78 +272,12 @@ void run_finetune(const FinetuneOptions& o) {
 
   FILE* lines = o.quiet ? nullptr : (out == "-" ? stderr : stdout);
   TrainReport report(lines, o.log);
-
   if (ck && ck->state.complete) {
     report.note(fmt::format("'{}': training is already complete ({} epochs)", ckpath, cfg.epochs));
     if (out != ckpath) write_model(m, out);
     return;
   }
-
-  train::Trainer trainer(m, *data.train, data.test ? &*data.test : nullptr, norm, cfg);
-  if (ck) train::restore_checkpoint(trainer, *ck, ckpath);
-
-  // A checkpoint is the model plus /train; the command line goes into the
-  // history of each write and is taken out again for the next one.
-  const int64_t threads = omp_get_max_threads();
-  int64_t saved_epoch = -1;
-  bool saved_any = false;
-  auto save = [&](const std::string& path, const train::TrainState& s, bool with_momentum) {
-    // BDWP: the file holds the masked weights, /train/dense the dense ones.
-    std::map<std::string, Tensor> dense = trainer.begin_export();
-    std::map<std::string, const Tensor*> dense_ptrs;
-    for (const auto& [k, t] : dense) dense_ptrs[k] = &t;
-    write_model(m, path, [&](const std::string& temp) {
-      train::write_train_group(temp, s, config.dump(), threads, with_momentum ? &trainer.params() : nullptr,
-                               with_momentum ? dense_ptrs : std::map<std::string, const Tensor*>{});
-    });
-    trainer.end_export(dense);
-    m.history.pop_back();
-    saved_epoch = s.epoch;
-    saved_any = true;
-  };
-
-  SignalLatch latch;
-  train::TrainHooks hooks;
-  hooks.progress = [&](const train::Progress& p) { report.progress(p); };
-  hooks.epoch_done = [&](const train::EpochRecord& r) { report.epoch(r); };
-  hooks.stop_requested = [&] { return latch.signal(); };
-  hooks.checkpoint = [&](const train::TrainState& s) {
-    if (s.complete) return;  // the final write below
-    if (!ckpath.empty()) save(ckpath, s, true);
-  };
-  try {
-    trainer.run(hooks);
-  } catch (const train::Interrupted& i) {
-    report.clear_bar();
-    const int code = i.signal == SIGTERM ? kExitSigterm : kExitSigint;
-    const train::TrainState& s = trainer.state();
-    if (ckpath.empty())
-      throw Error(fmt::format("interrupted at epoch {} step {}: nothing saved (no checkpoint file)", s.epoch + 1, s.step), code);
-    throw Error(fmt::format("interrupted at epoch {} step {}: checkpoint saved to '{}' (continue with --resume)",
-                            s.epoch + 1, s.step, ckpath),
-                code);
-  } catch (const Error& e) {
-    report.clear_bar();
-    std::string kept = saved_any ? fmt::format("; '{}' keeps the checkpoint of epoch {}", ckpath, saved_epoch)
-                                 : std::string("; nothing was written");
-    throw Error(std::string(e.what()) + kept, e.exit_code());
-  }
-  if (trainer.net().profiling()) std::fprintf(stderr, "%s", trainer.net().profile_report().c_str());
-  train::TrainState done;
-  done.epoch = cfg.epochs;
-  done.complete = true;
-  // The finished model (BDWP: masked with its last forward masks); /train
-  // only records that it is complete.
-  std::map<std::string, Tensor> dense = trainer.begin_export();
-  write_model(m, out, [&](const std::string& temp) {
-    train::write_train_group(temp, done, config.dump(), threads, nullptr, {});
-  });
-  if (!o.checkpoint.empty() && o.checkpoint != out) {
-    m.history.pop_back();
-    write_model(m, o.checkpoint, [&](const std::string& temp) {
-      train::write_train_group(temp, done, config.dump(), threads, nullptr, {});
-    });
-  }
+  FinetuneRun(o, out, ckpath, m, cfg, config).run(data, norm, ck, report);
 }
 
 }  // namespace

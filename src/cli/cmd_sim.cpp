@@ -2,7 +2,6 @@
 // output with the reference forward pass (man/bsp-sim.1).
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -13,10 +12,8 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "compact/compact.hpp"
-#include "compact/int8.hpp"
 #include "core/npy.hpp"
 #include "core/rng.hpp"
-#include "core/reference_forward.hpp"
 
 namespace bsp::cli {
 
@@ -77,22 +74,8 @@ void run_sim(const SimCliOptions& o) {
   Tensor x = input_images(m, o);
   Progress pr{o.progress || isatty(STDERR_FILENO)};
   aie2::SimRun r = aie2::simulate(pf.program, pf.const_image, x, m, show_progress, &pr);
-  Tensor ref = int8 ? q8::reference_forward(m, *m.compact->int8, x) : reference_forward(m, x);
-  if (static_cast<int64_t>(ref.size()) != static_cast<int64_t>(r.output.size()))
-    fail("the program returns {} values, the reference {}", r.output.size(), ref.size());
-  const int64_t per = static_cast<int64_t>(ref.size()) / x.dim(0);
-  double max_ref = 0, max_diff = 0;
-  int64_t worst = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    max_ref = std::max(max_ref, static_cast<double>(std::fabs(ref[i])));
-    double d = std::fabs(static_cast<double>(ref[i]) - static_cast<double>(r.output[i]));
-    if (!(d <= max_diff)) {  // NaN counts as the worst
-      max_diff = std::isnan(d) ? INFINITY : d;
-      worst = static_cast<int64_t>(i);
-    }
-  }
-  const double tol = int8 ? 0.0 : o.tolerance * max_ref;
-  const bool match = max_diff <= tol;
+  const aie2::SimCheck c = aie2::check_output(pf.program, m, x, r.output, o.tolerance);
+  const int64_t per = static_cast<int64_t>(r.output.size()) / x.dim(0);
   double sim_s = 0;
   for (const auto& st : r.stages) sim_s += st.seconds;
   if (o.json) {
@@ -104,11 +87,11 @@ void run_sim(const SimCliOptions& o) {
     j["instructions"] = r.executed;
     j["simulated_s"] = sim_s;
     j["outputs_per_image"] = per;
-    j["max_abs_diff"] = max_diff;
-    j["max_abs_reference"] = max_ref;
-    j["tolerance"] = tol;
-    j["exact"] = max_diff == 0;
-    j["match"] = match;
+    j["max_abs_diff"] = c.max_abs_diff;
+    j["max_abs_reference"] = c.max_abs_reference;
+    j["tolerance"] = c.tolerance;
+    j["exact"] = c.max_abs_diff == 0;
+    j["match"] = c.match;
     print_json(j);
   } else {
     std::printf("sim: %s on %s, %ld image%s, %zu stages, %s instructions executed, simulated time %.3f ms\n",
@@ -116,16 +99,16 @@ void run_sim(const SimCliOptions& o) {
                 x.dim(0) > 1 ? "s" : "", pf.program.stages.size(), with_commas(r.executed).c_str(), sim_s * 1e3);
     if (int8)
       std::printf("output: %ld values per image; %s\n", static_cast<long>(per),
-                  match ? "bit-exact with the int8 reference" : "differs from the int8 reference");
+                  c.match ? "bit-exact with the int8 reference" : "differs from the int8 reference");
     else
       std::printf("output: %ld values per image; max |diff| %.3g, max |reference| %.4g, tolerance %.3g: %s\n",
-                  static_cast<long>(per), max_diff, max_ref, tol, match ? "match" : "MISMATCH");
+                  static_cast<long>(per), c.max_abs_diff, c.max_abs_reference, c.tolerance, c.match ? "match" : "MISMATCH");
   }
   std::fflush(stdout);
-  if (!match)
+  if (!c.match)
     fail("output differs from the reference: value {} of image {} is {}, the reference {} (max |diff| {:.3g}, "
          "tolerance {:.3g})",
-         worst % per, worst / per, r.output[static_cast<size_t>(worst)], ref[static_cast<size_t>(worst)], max_diff, tol);
+         c.worst % per, c.worst / per, c.got, c.want, c.max_abs_diff, c.tolerance);
 }
 }  // namespace
 

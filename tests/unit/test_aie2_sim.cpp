@@ -84,6 +84,30 @@ TEST_CASE("int8 programs are bit-exact with the int8 reference", "[aie2][sim]") 
   }
 }
 
+TEST_CASE("check_output: int8 must be bit-exact, fp32 within the tolerance; it names the worst value", "[aie2][sim]") {
+  for (bool int8 : {false, true}) {
+    Model m = test::aie2_model("fmnist-cnn", 0.5);
+    if (int8) test::make_int8(m);
+    auto r = test::run_pipeline(m, "aie2:2x2");
+    const Shape s = m.input_shape();
+    Tensor x = test::random_tensor({1, s[0], s[1], s[2]}, 11);  // run_pipeline's input
+    SimRun run = simulate(r.program, r.image, x, m);
+    SimCheck ok = check_output(r.program, m, x, run.output, 1e-4);
+    CHECK(ok.match);
+    CHECK(ok.max_abs_reference > 0);
+    CHECK(ok.tolerance == (int8 ? 0.0 : 1e-4 * ok.max_abs_reference));
+    // One value off by a hair: int8 fails, fp32 within its tolerance passes; a
+    // larger error fails both and is the one reported.
+    run.output[7] += static_cast<float>(ok.max_abs_reference * 1e-6);
+    CHECK(check_output(r.program, m, x, run.output, 1e-4).match == !int8);
+    run.output[3] += static_cast<float>(ok.max_abs_reference);
+    SimCheck bad = check_output(r.program, m, x, run.output, 1e-4);
+    CHECK_FALSE(bad.match);
+    CHECK(bad.worst == 3);
+    CHECK(bad.got == run.output[3]);
+  }
+}
+
 TEST_CASE("layers whose block rows are reordered over the cores stay exact", "[aie2][sim]") {
   // fmnist-resnet pruned at 0.5 with uneven block rows: the scheduler trades
   // rows between channel parts; the cores write their channels back in runs

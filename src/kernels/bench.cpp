@@ -1,0 +1,87 @@
+#include "kernels/bench.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <thread>
+
+namespace bsp::kernels {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+namespace {
+
+double load_average() {
+  std::ifstream f("/proc/loadavg");
+  double l = -1;
+  f >> l;
+  return l;
+}
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps, const std::function<void(int)>& progress) {
+  Runner dense(m, base), sparse(m, Path::Auto);
+  BenchResult r;
+  std::map<std::string, size_t> by_name;
+  auto row_for = [&](const StepInfo& s) -> BenchRow& {
+    auto it = by_name.find(s.name);
+    if (it != by_name.end()) return r.rows[it->second];
+    by_name[s.name] = r.rows.size();
+    r.rows.push_back(BenchRow{s.name, op_name(s.op), "", "", s.macs, {}, {}});
+    return r.rows.back();
+  };
+  std::vector<size_t> dense_row, sparse_row;  // per step: its row
+  for (const auto& s : sparse.steps()) {
+    row_for(s).sparse_kernel = s.kernel;
+    sparse_row.push_back(by_name[s.name]);
+  }
+  for (const auto& s : dense.steps()) {
+    row_for(s).dense_kernel = s.kernel;
+    dense_row.push_back(by_name[s.name]);
+  }
+
+  r.load_before = load_average();
+  dense.forward(x);
+  sparse.forward(x);
+  for (int rep = 0; rep < reps; ++rep) {
+    if (progress) progress(rep);
+    std::vector<double> d(r.rows.size(), 0.0), s(r.rows.size(), 0.0);
+    auto t0 = std::chrono::steady_clock::now();
+    dense.forward(x, [&](size_t k, double ms) { d[dense_row[k]] += ms; });
+    auto t1 = std::chrono::steady_clock::now();
+    // OpenBLAS's idle threads fall asleep before bsp's pass.
+    if (base == Path::Blas) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    auto t2 = std::chrono::steady_clock::now();
+    sparse.forward(x, [&](size_t k, double ms) { s[sparse_row[k]] += ms; });
+    auto t3 = std::chrono::steady_clock::now();
+    r.dense_total.push_back(ms_between(t0, t1));
+    r.sparse_total.push_back(ms_between(t2, t3));
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+      if (!r.rows[i].dense_kernel.empty()) r.rows[i].dense.push_back(d[i]);
+      if (!r.rows[i].sparse_kernel.empty()) r.rows[i].sparse.push_back(s[i]);
+    }
+  }
+  r.load_after = load_average();
+  return r;
+}
+
+}  // namespace bsp::kernels

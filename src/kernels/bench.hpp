@@ -1,0 +1,38 @@
+// Timing a model's two CPU forwards side by side, as bsp bench reports
+// them: a dense baseline and the runner of its compact forms, per step and
+// in total, over repetitions that alternate between the two so that both see
+// the same noise.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/runner.hpp"
+
+namespace bsp::kernels {
+
+// One row of the report: a step of either runner, matched by name.
+struct BenchRow {
+  std::string name, op, dense_kernel, sparse_kernel;  // a kernel is empty where that runner has no such step
+  int64_t macs = 0;
+  std::vector<double> dense, sparse;  // per repetition, ms
+};
+
+struct BenchResult {
+  std::vector<BenchRow> rows;  // in the sparse runner's step order, then steps only the baseline has
+  std::vector<double> dense_total, sparse_total;  // per repetition, ms
+  double load_before = -1, load_after = -1;       // the 1-minute load average (/proc/loadavg)
+};
+
+// Times Runner(m, base) against Runner(m, Path::Auto) on x: one warm-up pass
+// each, then `reps` alternating repetitions. With an OpenBLAS baseline a
+// 5 ms pause after its pass lets OpenBLAS's idle threads fall asleep before
+// bsp's pass (bsp-bench(1)). `progress(rep)` is called before each repetition.
+BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps,
+                        const std::function<void(int rep)>& progress = {});
+
+double median(std::vector<double> v);  // 0 for none
+std::string cpu_model();                // from /proc/cpuinfo, "unknown" elsewhere
+
+}  // namespace bsp::kernels
