@@ -410,16 +410,9 @@ class Runner {
                         y, x, c, h, w, n, d.name, d.rows, d.cols, d.pitch));
   }
 
-  double transfer(int q, size_t rec, const Instr& in) {
-    const auto& a = in.a;
-    const bool linear = in.op == Opc::LoadW || in.op == Opc::LoadWM;
-    const int32_t src = a[0], sslot = a[1];
-    const int32_t dst = linear ? a[4] : a[8], dslot = linear ? a[5] : a[9], dmember = linear ? a[7] : a[14];
-    BufState& sb = buf_mut(q, rec, in.op, src);
-    BufState& db = buf_mut(q, rec, in.op, dst);
-    const BufDecl& sd = *sb.d;
-    const BufDecl& dd = *db.d;
-    // Which memories each instruction connects.
+  // Which memories and which queue a transfer instruction connects; an
+  // error names the instruction otherwise.
+  void check_route(int q, size_t rec, const Instr& in, const BufDecl& sd, const BufDecl& dd) {
     Mem want_src = Mem::DDR, want_dst = Mem::Memtile;
     switch (in.op) {
       case Opc::Load: want_src = Mem::DDR, want_dst = Mem::Memtile; break;
@@ -438,6 +431,92 @@ class Runner {
                              (in.op == Opc::WriteFM && qk == QKind::CoreMM2S) || (in.op == Opc::Write && qk == QKind::ShimS2MM);
     if (!right_queue) error(q, rec, in.op, fmt::format("not an instruction for a {} queue", qkind_name(qk)));
     if (sd.tile_count != 1) error(q, rec, in.op, fmt::format("source '{}' is a group buffer", sd.name));
+  }
+
+  // LOADW, LOADWM: bytes [soff, soff + n) of the source slot to doff of
+  // every destination member's slot. Returns the bytes moved.
+  int64_t linear_copy(int q, size_t rec, const Instr& in, const BufDecl& sd, const BufDecl& dd,
+                      const Members& dms) {
+    const auto& a = in.a;
+    const int32_t sslot = a[1], dslot = a[5];
+    const int64_t soff = a[2], n = a[3], doff = a[6];
+    if (n < 0 || soff < 0 || doff < 0 || soff + n > sd.slot_bytes || doff + n > dd.slot_bytes)
+      error(q, rec, in.op,
+            fmt::format("out-of-range address: {} bytes from '{}'+{} to '{}'+{} (slots of {} and {} bytes)", n, sd.name,
+                        soff, dd.name, doff, sd.slot_bytes, dd.slot_bytes));
+    if (m_ && n > 0) {
+      const uint8_t* s = memory(sd, 0) + sd.addr + static_cast<int64_t>(sslot) * sd.slot_bytes + soff;
+      for (int32_t mbr : dms) {
+        uint8_t* d = memory(dd, mbr) + dd.addr + static_cast<int64_t>(dslot) * dd.slot_bytes + doff;
+        std::memcpy(d, s, static_cast<size_t>(n));
+      }
+    }
+    return n;
+  }
+
+  // The box transfers: an h x w x n box, padded (LOADFM) or with source
+  // steps (LOADFMS), to every destination member. Returns the bytes moved.
+  int64_t box_copy(int q, size_t rec, const Instr& in, const BufDecl& sd, const BufDecl& dd, BufState& db,
+                   const Members& dms) {
+    const auto& a = in.a;
+    const int32_t sslot = a[1], dslot = a[9];
+    const int64_t sy = a[2], sx = a[3], sc = a[4], h = a[5], w = a[6], n = a[7], dy = a[10], dx = a[11], dc = a[12];
+    // LOADFMS: the source rows and columns step by (sty, stx); no padding.
+    const bool steps = in.op == Opc::LoadFMS;
+    const int64_t sty = steps ? a[13] & 255 : 1, stx = steps ? (a[13] >> 8) & 255 : 1;
+    if (sty < 1 || stx < 1) error(q, rec, in.op, "steps must be at least 1");
+    const int32_t pad_word = steps ? 0 : a[13];
+    const int64_t pt = pad_part(pad_word, 0), pl = pad_part(pad_word, 1), pb = pad_part(pad_word, 2), pr = pad_part(pad_word, 3);
+    if (h < 0 || w < 0 || n < 0) error(q, rec, in.op, "negative box size");
+    if (pad_word && in.op != Opc::LoadFM) error(q, rec, in.op, "only LOADFM pads");
+    const int64_t hi = h - pt - pb, wi = w - pl - pr;
+    if (h && w && n && (hi < 0 || wi < 0)) error(q, rec, in.op, "padding larger than the box");
+    if (sd.elem_bytes != dd.elem_bytes) error(q, rec, in.op, "source and destination element sizes differ");
+    box_bounds(q, rec, in.op, sd, sy, sx, sc, hi ? (hi - 1) * sty + 1 : 0, wi ? (wi - 1) * stx + 1 : 0, n, "source");
+    box_bounds(q, rec, in.op, dd, dy, dx, dc, h, w, n, "destination");
+    const int64_t E = sd.elem_bytes;
+    const int64_t bytes = h * w * n * E;
+    if (!m_ || bytes == 0) return bytes;
+    const uint8_t* sbase = memory(sd, 0) + sd.addr + static_cast<int64_t>(sslot) * sd.slot_bytes;
+    for (int32_t mbr : dms) {
+      uint8_t* dbase = memory(dd, mbr) + dd.addr + static_cast<int64_t>(dslot) * dd.slot_bytes;
+      std::vector<uint8_t>* wr = (dd.flags & kBufShared) && !db.written.empty() ? &db.written[static_cast<size_t>(mbr)] : nullptr;
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          const int64_t doff = (((dy + y) * dd.cols + dx + x) * dd.pitch + dc) * E;
+          uint8_t* dp = dbase + doff;
+          const bool pad = y < pt || y >= h - pb || x < pl || x >= w - pr;
+          if (pad) {
+            std::memset(dp, 0, static_cast<size_t>(n * E));
+          } else {
+            const uint8_t* sp = sbase + (((sy + (y - pt) * sty) * sd.cols + sx + (x - pl) * stx) * sd.pitch + sc) * E;
+            std::memcpy(dp, sp, static_cast<size_t>(n * E));
+          }
+          if (wr) {
+            uint8_t* flag = wr->data() + static_cast<int64_t>(dslot) * dd.slot_bytes + doff;
+            for (int64_t i = 0; i < n * E; ++i) {
+              if (flag[i])
+                error(q, rec, in.op, fmt::format("buffer '{}' overwritten: these bytes were already written in this stage", dd.name));
+              flag[i] = 1;
+            }
+          }
+        }
+    }
+    return bytes;
+  }
+
+  // A transfer instruction: checked, its data moved (functional runs), and
+  // its duration on queue q (0 when DDR time adds instead).
+  double transfer(int q, size_t rec, const Instr& in) {
+    const auto& a = in.a;
+    const bool linear = in.op == Opc::LoadW || in.op == Opc::LoadWM;
+    const int32_t src = a[0], sslot = a[1];
+    const int32_t dst = linear ? a[4] : a[8], dslot = linear ? a[5] : a[9], dmember = linear ? a[7] : a[14];
+    BufState& sb = buf_mut(q, rec, in.op, src);
+    BufState& db = buf_mut(q, rec, in.op, dst);
+    const BufDecl& sd = *sb.d;
+    const BufDecl& dd = *db.d;
+    check_route(q, rec, in, sd, dd);
     need_window(q, rec, in.op, sb, 0, sslot, false);
     const auto dms = members(q, rec, in.op, dd, dmember);
     const bool to_core = dd.mem == Mem::Core;
@@ -445,66 +524,7 @@ class Runner {
     const auto [port, half] = to_core ? in_port(q, rec, in.op, dd, linear ? a[6] : a[12], linear ? a[3] : a[7])
                                       : std::pair<int32_t, int32_t>{0, 0};
     for (int32_t mbr : dms) need_window(q, rec, in.op, db, mbr, dslot, true, half);
-    int64_t bytes;
-    if (linear) {
-      const int64_t soff = a[2], n = a[3], doff = a[6];
-      if (n < 0 || soff < 0 || doff < 0 || soff + n > sd.slot_bytes || doff + n > dd.slot_bytes)
-        error(q, rec, in.op,
-              fmt::format("out-of-range address: {} bytes from '{}'+{} to '{}'+{} (slots of {} and {} bytes)", n, sd.name,
-                          soff, dd.name, doff, sd.slot_bytes, dd.slot_bytes));
-      bytes = n;
-      if (m_ && n > 0) {
-        const uint8_t* s = memory(sd, 0) + sd.addr + static_cast<int64_t>(sslot) * sd.slot_bytes + soff;
-        for (int32_t mbr : dms) {
-          uint8_t* d = memory(dd, mbr) + dd.addr + static_cast<int64_t>(dslot) * dd.slot_bytes + doff;
-          std::memcpy(d, s, static_cast<size_t>(n));
-        }
-      }
-    } else {
-      const int64_t sy = a[2], sx = a[3], sc = a[4], h = a[5], w = a[6], n = a[7], dy = a[10], dx = a[11], dc = a[12];
-      // LOADFMS: the source rows and columns step by (sty, stx); no padding.
-      const bool steps = in.op == Opc::LoadFMS;
-      const int64_t sty = steps ? a[13] & 255 : 1, stx = steps ? (a[13] >> 8) & 255 : 1;
-      if (sty < 1 || stx < 1) error(q, rec, in.op, "steps must be at least 1");
-      const int32_t pad_word = steps ? 0 : a[13];
-      const int64_t pt = pad_part(pad_word, 0), pl = pad_part(pad_word, 1), pb = pad_part(pad_word, 2), pr = pad_part(pad_word, 3);
-      if (h < 0 || w < 0 || n < 0) error(q, rec, in.op, "negative box size");
-      if (pad_word && in.op != Opc::LoadFM) error(q, rec, in.op, "only LOADFM pads");
-      const int64_t hi = h - pt - pb, wi = w - pl - pr;
-      if (h && w && n && (hi < 0 || wi < 0)) error(q, rec, in.op, "padding larger than the box");
-      if (sd.elem_bytes != dd.elem_bytes) error(q, rec, in.op, "source and destination element sizes differ");
-      box_bounds(q, rec, in.op, sd, sy, sx, sc, hi ? (hi - 1) * sty + 1 : 0, wi ? (wi - 1) * stx + 1 : 0, n, "source");
-      box_bounds(q, rec, in.op, dd, dy, dx, dc, h, w, n, "destination");
-      const int64_t E = sd.elem_bytes;
-      bytes = h * w * n * E;
-      if (m_ && bytes > 0) {
-        const uint8_t* sbase = memory(sd, 0) + sd.addr + static_cast<int64_t>(sslot) * sd.slot_bytes;
-        for (int32_t mbr : dms) {
-          uint8_t* dbase = memory(dd, mbr) + dd.addr + static_cast<int64_t>(dslot) * dd.slot_bytes;
-          std::vector<uint8_t>* wr = (dd.flags & kBufShared) && !db.written.empty() ? &db.written[static_cast<size_t>(mbr)] : nullptr;
-          for (int64_t y = 0; y < h; ++y)
-            for (int64_t x = 0; x < w; ++x) {
-              const int64_t doff = (((dy + y) * dd.cols + dx + x) * dd.pitch + dc) * E;
-              uint8_t* dp = dbase + doff;
-              const bool pad = y < pt || y >= h - pb || x < pl || x >= w - pr;
-              if (pad) {
-                std::memset(dp, 0, static_cast<size_t>(n * E));
-              } else {
-                const uint8_t* sp = sbase + (((sy + (y - pt) * sty) * sd.cols + sx + (x - pl) * stx) * sd.pitch + sc) * E;
-                std::memcpy(dp, sp, static_cast<size_t>(n * E));
-              }
-              if (wr) {
-                uint8_t* flag = wr->data() + static_cast<int64_t>(dslot) * dd.slot_bytes + doff;
-                for (int64_t i = 0; i < n * E; ++i) {
-                  if (flag[i])
-                    error(q, rec, in.op, fmt::format("buffer '{}' overwritten: these bytes were already written in this stage", dd.name));
-                  flag[i] = 1;
-                }
-              }
-            }
-        }
-      }
-    }
+    const int64_t bytes = linear ? linear_copy(q, rec, in, sd, dd, dms) : box_copy(q, rec, in, sd, dd, db, dms);
     const double bw = is_ddr_op(in.op) ? hw_.ddr_channel_gbps : hw_.stream_gbps;
     double d = bytes > 0 ? static_cast<double>(bytes) / (bw * 1e9) + static_cast<double>(hw_.dma_overhead_cycles) / (hw_.clock_ghz * 1e9) : 0.0;
     ClassStats& cs = timing_.cls[static_cast<size_t>(opc_class(in.op))];

@@ -227,25 +227,12 @@ int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t po
 
 namespace {
 
-// The fields of a plan that follow from its split of the work alone (p.d.ps,
-// ny, nx, pc, cbounds, rows, ci_t, and p.J, p.K), not from its tiles, loop
-// order or weight residency: the rectangles, the weight chunks and their
-// bytes per part and worst case per chunk index, the work per core and its
-// imbalance, the channel runs. (The lists are cleared, not
-// reassigned: a plan reused across candidates keeps their storage,
-// choose_plan.)
-void derive_split(const PlanContext& c, StagePlan& p) {
+// Weight chunks [pc][j * K + k] (output channels of chunk j x input
+// channels of pass k), their stored blocks and bytes; the bytes per part.
+void split_chunks(const PlanContext& c, StagePlan& p) {
   const Stage& st = c.st;
   const Decision& d = p.d;
   const bool conv = st.kind == StageKind::Conv;
-  p.rects.clear();
-  for (int64_t s = 0; s < d.ps; ++s) {
-    int64_t a = s / d.nx, b = s % d.nx;
-    p.rects.push_back(Rect{split_at(st.Ho, d.ny, a), split_at(st.Ho, d.ny, a + 1), split_at(st.Wo, d.nx, b),
-                           split_at(st.Wo, d.nx, b + 1)});
-  }
-
-  // Weight chunks, [pc][j * K + k].
   p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
   p.chunk_max = 0;
   const bool sparse = !c.occ.dense();
@@ -268,19 +255,23 @@ void derive_split(const PlanContext& c, StagePlan& p) {
       }
     }
   }
-
   p.part_bytes.assign(static_cast<size_t>(conv ? d.pc : 0), 0);
   for (int64_t q = 0; q < d.pc && conv; ++q)
     for (const Chunk& ch : p.chunks[static_cast<size_t>(q)]) p.part_bytes[static_cast<size_t>(q)] += ch.bytes;
-  // The compute of chunk index j waits for the slowest part. Over the K
-  // input passes of a chunk the parts are coupled: each pass's input tile is
-  // broadcast to all of them and can only replace a slot that every one has
-  // finished with, so a part runs at most a slot ahead of the others. The
-  // truth lies between the parts running free (the most blocks any part has
-  // over the K passes) and in lockstep (per pass the most blocks of any
-  // part, summed): the midpoint, which tracks the timed programs best
-  // (mean |log(analytic/timed)| over 2976 stages 0.037 free, 0.032 lockstep,
-  // 0.031 midpoint).
+}
+
+// The compute of chunk index j waits for the slowest part. Over the K
+// input passes of a chunk the parts are coupled: each pass's input tile is
+// broadcast to all of them and can only replace a slot that every one has
+// finished with, so a part runs at most a slot ahead of the others. The
+// truth lies between the parts running free (the most blocks any part has
+// over the K passes) and in lockstep (per pass the most blocks of any
+// part, summed): the midpoint, which tracks the timed programs best
+// (mean |log(analytic/timed)| over 2976 stages 0.037 free, 0.032 lockstep,
+// 0.031 midpoint).
+void split_worst(const PlanContext& c, StagePlan& p) {
+  const Decision& d = p.d;
+  const bool conv = c.st.kind == StageKind::Conv;
   p.worst_nnz.assign(static_cast<size_t>(p.J), 0);
   p.worst_ch.assign(static_cast<size_t>(p.J), 0);
   for (int64_t j = 0; j < p.J; ++j) {
@@ -300,8 +291,13 @@ void derive_split(const PlanContext& c, StagePlan& p) {
     }
     p.worst_nnz[static_cast<size_t>(j)] = (free_run + lockstep + 1) / 2;
   }
+}
 
-  // Work per core and balance.
+// Work per core and balance.
+void split_work(const PlanContext& c, StagePlan& p) {
+  const Stage& st = c.st;
+  const Decision& d = p.d;
+  const bool conv = st.kind == StageKind::Conv;
   const int64_t cores = d.ps * d.pc;
   p.core_macs.assign(static_cast<size_t>(cores), 0);
   thread_local std::vector<int64_t> per_pos;  // [pc] MACs per output position of each channel part
@@ -329,7 +325,27 @@ void derive_split(const PlanContext& c, StagePlan& p) {
     sum += static_cast<double>(w);
   }
   p.imbalance = sum > 0 ? static_cast<double>(mx) / (sum / static_cast<double>(cores)) : 1.0;
+}
 
+// The fields of a plan that follow from its split of the work alone (p.d.ps,
+// ny, nx, pc, cbounds, rows, ci_t, and p.J, p.K), not from its tiles, loop
+// order or weight residency: the rectangles, the weight chunks and their
+// bytes per part and worst case per chunk index, the work per core and its
+// imbalance, the channel runs. (The lists are cleared, not
+// reassigned: a plan reused across candidates keeps their storage,
+// choose_plan.)
+void derive_split(const PlanContext& c, StagePlan& p) {
+  const Stage& st = c.st;
+  const Decision& d = p.d;
+  p.rects.clear();
+  for (int64_t s = 0; s < d.ps; ++s) {
+    int64_t a = s / d.nx, b = s % d.nx;
+    p.rects.push_back(Rect{split_at(st.Ho, d.ny, a), split_at(st.Ho, d.ny, a + 1), split_at(st.Wo, d.nx, b),
+                           split_at(st.Wo, d.nx, b + 1)});
+  }
+  split_chunks(c, p);
+  split_worst(c, p);
+  split_work(c, p);
   // Output tiles (and residual operands) of a reordered conv travel in runs
   // of consecutive channels: one transfer per run.
   p.out_runs = 1;

@@ -252,6 +252,111 @@ std::shared_ptr<const ProgramFile> load_program(int64_t file_id) {
   }
 }
 
+namespace {
+
+// The plan of stage i: split, tile, loops, placement, work and traffic.
+Json stage_plan_json(const Schedule& s, size_t i) {
+  const Stage& st = s.graph.stages[i];
+  const StagePlan& p = s.stages[i];
+  Json e = Json::object();
+  e["name"] = st.name;
+  e["kind"] = stage_kind_name(st.kind);
+  Json nodes = Json::array();
+  for (const auto& n : st.nodes) nodes.push_back(n);
+  e["nodes"] = std::move(nodes);
+  e["output_shape"] = Json(Json::Array{Json(st.Ho), Json(st.Wo), Json(st.Cout)});
+  Json split = Json::object();
+  split["spatial_parts"] = p.d.ps;
+  split["channel_parts"] = p.d.pc;
+  split["grid"] = Json(Json::Array{Json(p.d.ny), Json(p.d.nx)});
+  split["cores"] = p.d.ps * p.d.pc;
+  e["split"] = std::move(split);
+  Json tile = Json::object();
+  tile["rows"] = p.d.th;
+  tile["cols"] = p.d.tw;
+  int64_t co = 0;
+  for (size_t g = 1; g < p.d.cbounds.size(); ++g) co = std::max(co, p.d.cbounds[g] - p.d.cbounds[g - 1]);
+  tile["out_channels"] = co;
+  tile["in_channels"] = st.kind == StageKind::Conv ? std::min(p.d.ci_t, st.Cin) : co;
+  tile["input_rows"] = p.ih;
+  tile["input_cols"] = p.iw;
+  e["tile"] = std::move(tile);
+  Json loops = Json::object();
+  loops["order"] = p.d.order == 'A' ? "tiles-outer" : "chunks-outer";
+  loops["tiles"] = p.T;
+  loops["chunks"] = p.J;
+  loops["input_passes"] = p.K;
+  e["loops"] = std::move(loops);
+  e["weights_resident"] = p.d.w_resident;
+  e["input_split"] = p.fm_split;   // 0: every input channel on the first core channel
+  e["weights_direct"] = p.w_direct;  // DDR -> core, no memtile staging
+  if (!p.d.rows.empty()) {
+    Json rows = Json::array();
+    for (int64_t r : p.d.rows) rows.push_back(r);
+    e["row_order"] = std::move(rows);
+  }
+  auto place = [&](int storage) { return place_name(s.storages[static_cast<size_t>(storage)].place); };
+  Json in = Json::array();
+  for (const View& v : st.in) in.push_back(place(v.storage));
+  e["inputs"] = std::move(in);
+  e["residual"] = st.add ? Json(place(st.add->storage)) : Json();
+  e["output"] = place(st.out.storage);
+  e["imbalance"] = p.imbalance;
+  if (st.kind == StageKind::Conv) {
+    const Occupancy& o = s.occupancy[i];
+    e["blocks"] = o.rows * o.cols;
+    e["stored_blocks"] = o.nnz;
+    int64_t wb = 0, nch = 0;
+    for (const auto& part : p.chunks)
+      for (const Chunk& c : part) wb += c.bytes, ++nch;
+    e["weight_bytes"] = wb;
+    e["weight_chunks"] = nch;
+  }
+  return e;
+}
+
+// Stage i's buffers: core memory (with the banks each buffer spans) and
+// memtile staging.
+void stage_memory_json(const Schedule& s, size_t i, Json& e) {
+  const StagePlan& p = s.stages[i];
+  Json core = Json::object();
+  core["used"] = p.core_used;
+  Json bufs = Json::array();
+  for (const Buffer& b : core_buffers(p)) {
+    Json x = Json::object();
+    x["name"] = b.name;
+    x["addr"] = b.addr;
+    x["slots"] = b.slots;
+    x["slot_bytes"] = b.slot_bytes;
+    x["banks"] = Json(Json::Array{Json(b.addr / (s.hw.core_memory / s.hw.core_banks)),
+                                  Json((b.addr + b.bytes() - 1) / (s.hw.core_memory / s.hw.core_banks))});
+    bufs.push_back(std::move(x));
+  }
+  core["buffers"] = std::move(bufs);
+  e["core_memory"] = std::move(core);
+  Json mts = Json::array();
+  for (size_t m = 0; m < p.memtile.size(); ++m) {
+    if (p.memtile[m].empty() && p.memtile_used[m] == 0) continue;
+    Json x = Json::object();
+    x["memtile"] = static_cast<int64_t>(m);
+    x["used"] = p.memtile_used[m];
+    Json bufs2 = Json::array();
+    for (const Buffer& b : p.memtile[m]) {
+      Json y = Json::object();
+      y["name"] = b.name;
+      y["addr"] = b.addr;
+      y["slots"] = b.slots;
+      y["slot_bytes"] = b.slot_bytes;
+      bufs2.push_back(std::move(y));
+    }
+    x["buffers"] = std::move(bufs2);
+    mts.push_back(std::move(x));
+  }
+  e["memtiles"] = std::move(mts);
+}
+
+}  // namespace
+
 Json schedule_json(const Schedule& s) {
   Json j = Json::object();
   j["target"] = s.hw.name;
@@ -262,97 +367,10 @@ Json schedule_json(const Schedule& s) {
   Json stages = Json::array();
   double total = 0;
   for (size_t i = 0; i < s.stages.size(); ++i) {
-    const Stage& st = s.graph.stages[i];
     const StagePlan& p = s.stages[i];
     total += p.est_seconds;
-    Json e = Json::object();
-    e["name"] = st.name;
-    e["kind"] = stage_kind_name(st.kind);
-    Json nodes = Json::array();
-    for (const auto& n : st.nodes) nodes.push_back(n);
-    e["nodes"] = std::move(nodes);
-    e["output_shape"] = Json(Json::Array{Json(st.Ho), Json(st.Wo), Json(st.Cout)});
-    Json split = Json::object();
-    split["spatial_parts"] = p.d.ps;
-    split["channel_parts"] = p.d.pc;
-    split["grid"] = Json(Json::Array{Json(p.d.ny), Json(p.d.nx)});
-    split["cores"] = p.d.ps * p.d.pc;
-    e["split"] = std::move(split);
-    Json tile = Json::object();
-    tile["rows"] = p.d.th;
-    tile["cols"] = p.d.tw;
-    int64_t co = 0;
-    for (size_t g = 1; g < p.d.cbounds.size(); ++g) co = std::max(co, p.d.cbounds[g] - p.d.cbounds[g - 1]);
-    tile["out_channels"] = co;
-    tile["in_channels"] = st.kind == StageKind::Conv ? std::min(p.d.ci_t, st.Cin) : co;
-    tile["input_rows"] = p.ih;
-    tile["input_cols"] = p.iw;
-    e["tile"] = std::move(tile);
-    Json loops = Json::object();
-    loops["order"] = p.d.order == 'A' ? "tiles-outer" : "chunks-outer";
-    loops["tiles"] = p.T;
-    loops["chunks"] = p.J;
-    loops["input_passes"] = p.K;
-    e["loops"] = std::move(loops);
-    e["weights_resident"] = p.d.w_resident;
-    e["input_split"] = p.fm_split;           // 0: every input channel on the first core channel
-    e["weights_direct"] = p.w_direct;          // DDR -> core, no memtile staging
-    if (!p.d.rows.empty()) {
-      Json rows = Json::array();
-      for (int64_t r : p.d.rows) rows.push_back(r);
-      e["row_order"] = std::move(rows);
-    }
-    auto place = [&](int storage) { return place_name(s.storages[static_cast<size_t>(storage)].place); };
-    Json in = Json::array();
-    for (const View& v : st.in) in.push_back(place(v.storage));
-    e["inputs"] = std::move(in);
-    e["residual"] = st.add ? Json(place(st.add->storage)) : Json();
-    e["output"] = place(st.out.storage);
-    e["imbalance"] = p.imbalance;
-    if (st.kind == StageKind::Conv) {
-      const Occupancy& o = s.occupancy[i];
-      e["blocks"] = o.rows * o.cols;
-      e["stored_blocks"] = o.nnz;
-      int64_t wb = 0, nch = 0;
-      for (const auto& part : p.chunks)
-        for (const Chunk& c : part) wb += c.bytes, ++nch;
-      e["weight_bytes"] = wb;
-      e["weight_chunks"] = nch;
-    }
-    Json core = Json::object();
-    core["used"] = p.core_used;
-    Json bufs = Json::array();
-    for (const Buffer& b : core_buffers(p)) {
-      Json x = Json::object();
-      x["name"] = b.name;
-      x["addr"] = b.addr;
-      x["slots"] = b.slots;
-      x["slot_bytes"] = b.slot_bytes;
-      x["banks"] = Json(Json::Array{Json(b.addr / (s.hw.core_memory / s.hw.core_banks)),
-                                    Json((b.addr + b.bytes() - 1) / (s.hw.core_memory / s.hw.core_banks))});
-      bufs.push_back(std::move(x));
-    }
-    core["buffers"] = std::move(bufs);
-    e["core_memory"] = std::move(core);
-    Json mts = Json::array();
-    for (size_t m = 0; m < p.memtile.size(); ++m) {
-      if (p.memtile[m].empty() && p.memtile_used[m] == 0) continue;
-      Json x = Json::object();
-      x["memtile"] = static_cast<int64_t>(m);
-      x["used"] = p.memtile_used[m];
-      Json bufs2 = Json::array();
-      for (const Buffer& b : p.memtile[m]) {
-        Json y = Json::object();
-        y["name"] = b.name;
-        y["addr"] = b.addr;
-        y["slots"] = b.slots;
-        y["slot_bytes"] = b.slot_bytes;
-        bufs2.push_back(std::move(y));
-      }
-      x["buffers"] = std::move(bufs2);
-      mts.push_back(std::move(x));
-    }
-    e["memtiles"] = std::move(mts);
+    Json e = stage_plan_json(s, i);
+    stage_memory_json(s, i, e);
     Json ddr = Json::object();
     ddr["read"] = p.ddr_read;
     ddr["weights"] = p.ddr_weights;

@@ -153,6 +153,39 @@ void ConvF32::copy_row_phases(const float* x, int64_t ldx, int64_t N, float* out
 
 int64_t ConvF32::kept_macs() const { return w_.nnz_blocks() * 64 * w_.geom.kh * w_.geom.kw * g_.Ho * g_.Wo; }
 
+// The input as the kernel reads it: one image's planes start `img` floats
+// apart. Packing scratch is reused across calls (every element is
+// rewritten) and thread_local, so only the calling thread may name it.
+ConvF32::InputView ConvF32::input_view(const float* x, int64_t ldx, int64_t N) const {
+  static thread_local AlignedVector<float> packed;
+  InputView v;
+  v.x = x;
+  v.pix_stride = ldx;
+  if (direct_) {
+    v.img = g_.H * g_.W * ldx;
+  } else if (folded_) {
+    v.img = g_.sh * plane_;
+    // + 64: a tiny image's last pixel may read past the last slack row
+    // (zeroed: stale floats there could be non-finite).
+    if (packed.size() < static_cast<size_t>(N * v.img + 64)) packed.resize(static_cast<size_t>(N * v.img + 64));
+    std::fill(packed.begin() + N * v.img, packed.begin() + N * v.img + 64, 0.0f);
+    v.pix_stride = g_.sw * g_.C;
+    v.x = v.rows_to = packed.data();
+  } else if (gather_) {
+    v.pix_stride = 8;  // x, block_stride: the item's gather buffer
+  } else {
+    // Packed layers pack inside the kernel's parallel region (one fork and
+    // join per layer: with passive OpenMP threads each costs a wake-up).
+    v.pp.emplace(g_);
+    v.img = v.pp->image_elems();
+    if (packed.size() < static_cast<size_t>(N * v.img)) packed.resize(static_cast<size_t>(N * v.img));
+    v.pix_stride = 8;
+    v.block_stride = v.pp->block_elems();
+    v.x = v.pack_to = packed.data();
+  }
+  return v;
+}
+
 void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
                   bool relu) const {
   if (direct_ && ldx != g_.C) fail("internal: a direct convolution needs a dense NHWC input");
@@ -162,36 +195,11 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   const int P = tile_pixels_f32(isa);
   const int64_t rows = w_.rows();
 
-  // The input as the kernel reads it: one image's planes start `img` floats apart.
-  const float* xin = x;
-  int64_t img = 0, pix_stride = ldx, block_stride = 8;
-  // Packing scratch, reused across calls (every element is rewritten);
-  // thread_local, so only this thread may name it (xin below).
-  static thread_local AlignedVector<float> packed;
-  // Packed layers pack inside the kernel's parallel region (one fork and
-  // join per layer: with passive OpenMP threads each costs a wake-up).
-  std::optional<PhasePlan> pp;
-  float* pack_to = nullptr;
-  if (direct_) {
-    img = g_.H * g_.W * ldx;
-  } else if (folded_) {
-    img = g_.sh * plane_;
-    // + 64: a tiny image's last pixel may read past the last slack row
-    // (zeroed: stale floats there could be non-finite).
-    if (packed.size() < static_cast<size_t>(N * img + 64)) packed.resize(static_cast<size_t>(N * img + 64));
-    std::fill(packed.begin() + N * img, packed.begin() + N * img + 64, 0.0f);
-    pix_stride = g_.sw * g_.C;
-    xin = packed.data();
-  } else if (gather_) {
-    pix_stride = 8;  // x, block_stride: the item's gather buffer
-  } else {
-    pp.emplace(g_);
-    img = pp->image_elems();
-    if (packed.size() < static_cast<size_t>(N * img)) packed.resize(static_cast<size_t>(N * img));
-    pix_stride = 8;
-    block_stride = pp->block_elems();
-    xin = pack_to = packed.data();
-  }
+  const InputView in = input_view(x, ldx, N);
+  const float* xin = in.x;
+  const int64_t img = in.img, pix_stride = in.pix_stride, block_stride = in.block_stride;
+  const std::optional<PhasePlan>& pp = in.pp;
+  float* const pack_to = in.pack_to;
 
   // Virtual pixels: per image Ho * Wq; a 1x1 direct or gathered layer treats
   // the batch as one image.
@@ -223,7 +231,7 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   if (direct_)
     for (auto& t : taps) t *= ldx;
 
-  float* const rows_to = folded_ ? packed.data() : nullptr;
+  float* const rows_to = in.rows_to;
 #pragma omp parallel
   {
     if (pp) pp->pack_shared(g_, x, ldx, N, pack_to, [](float v) { return v; }, 0.0f);

@@ -21,12 +21,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "compact/weights.hpp"
 #include "core/shapes.hpp"
 #include "kernels/aligned.hpp"
 #include "kernels/isa.hpp"
+#include "kernels/phase_plan.hpp"
 
 namespace bsp::kernels {
 
@@ -116,6 +118,16 @@ class ConvF32 {
   int64_t kept_macs() const;
 
  private:
+  // The input as the kernel reads it (run): x, or the packed or row-phase
+  // copy that the parallel region fills (pack_to, rows_to).
+  struct InputView {
+    const float* x = nullptr;
+    int64_t img = 0, pix_stride = 0, block_stride = 8;  // floats between images, pixels, channel blocks
+    std::optional<PhasePlan> pp;
+    float* pack_to = nullptr;  // packed layers: the PhasePlan's destination
+    float* rows_to = nullptr;  // folded layers: the row phases' destination
+  };
+  InputView input_view(const float* x, int64_t ldx, int64_t N) const;
   const float* gather_tile(const float* x, int64_t ldx, int64_t v0, int npix, int64_t tp) const;
   void copy_row_phases(const float* x, int64_t ldx, int64_t N, float* out) const;
 

@@ -16,6 +16,22 @@ bool aie2_fresh(const Model& m, DType dtype, uint64_t source_hash) {
   return source_hash == aie2::model_hash(m, dtype);
 }
 
+// Whether the file's /schedule or /program group (`group`) is there and
+// made for m; when it is there but not, the reason goes to m.aie2_dropped.
+bool aie2_group_fits(Model& m, hid_t f, const char* group, const char* made) {
+  const std::optional<aie2::GroupSource> src = aie2::stored_source(f, group);
+  if (!src) return false;
+  if (!src->readable) {
+    m.aie2_dropped = fmt::format("the /{} group is of another version: ignored", group);
+    return false;
+  }
+  if (!aie2_fresh(m, src->dtype, src->source_hash)) {
+    m.aie2_dropped = fmt::format("{} for other weights or masks: it was dropped", made);
+    return false;
+  }
+  return true;
+}
+
 // Reads the groups of an open file into m (the graph already read), in the
 // order they depend on each other.
 void read_groups(Model& m, hid_t f) {
@@ -25,22 +41,8 @@ void read_groups(Model& m, hid_t f) {
     else
       m.compact_dropped = "the compact weights were made from other weights (the model changed after bsp compact)";
   }
-  if (auto src = aie2::stored_source(f, "schedule")) {
-    if (!src->readable)
-      m.aie2_dropped = "the /schedule group is of another version: ignored";
-    else if (!aie2_fresh(m, src->dtype, src->source_hash))
-      m.aie2_dropped = "the stored schedule was made for other weights or masks: it was dropped";
-    else
-      m.schedule = aie2::load_schedule(m, f);
-  }
-  if (auto src = aie2::stored_source(f, "program")) {
-    if (!src->readable)
-      m.aie2_dropped = "the /program group is of another version: ignored";
-    else if (!aie2_fresh(m, src->dtype, src->source_hash))
-      m.aie2_dropped = "the stored program was generated for other weights or masks: it was dropped";
-    else
-      m.program = aie2::load_program(f);
-  }
+  if (aie2_group_fits(m, f, "schedule", "the stored schedule was made")) m.schedule = aie2::load_schedule(m, f);
+  if (aie2_group_fits(m, f, "program", "the stored program was generated")) m.program = aie2::load_program(f);
 }
 
 }  // namespace

@@ -102,6 +102,71 @@ PruneResult prune_layers(Model& m, const std::vector<std::pair<size_t, double>>&
   return prune_nodes(nodes, s);
 }
 
+namespace {
+
+// Checks layer n against the pattern and records it in res.layers; returns
+// its work item, or nullopt when it is left as it was (N:M on a layer whose
+// input channels are not a multiple of M).
+std::optional<LayerWork> plan_layer(Node& n, double density, const PruneSettings& s, PruneResult& res) {
+  const Pattern& p = s.pattern;
+  if (!op_has_weight(n.op)) fail_usage("layer '{}' is a {}, not a conv2d or dense layer", n.name, op_name(n.op));
+  if (p.family != PatternFamily::NM) check_density(density, p, fmt::format("layer '{}': density", n.name));
+  const Tensor& w = n.param("weight");
+  Norms before = norms(w);
+  if (!before.finite) fail("layer '{}' has non-finite weights (NaN or infinity)", n.name);
+  LayerPruneResult r;
+  r.name = n.name;
+  r.op = n.op;
+  r.target = p.implied_density().value_or(density);
+  r.weights = static_cast<int64_t>(w.size());
+  r.density_before = n.mask ? n.mask->density : static_cast<double>(before.nonzero) / static_cast<double>(r.weights);
+  r.l2_kept = before.sq;  // the squared norm before, until the end
+  LayerWork l;
+  l.node = &n;
+  l.w = &w;
+  l.density = r.target;
+  l.cout = w.dim(0);
+  l.cin = w.shape().back();
+  l.window = r.weights / (l.cout * l.cin);
+  if (n.mask) {
+    if (nests_in(*n.mask, p))
+      l.old = &*n.mask;
+    else if (!s.force)
+      fail_usage("layer '{}' has a {} mask: {} cannot nest in it (use --force to replace it)", n.name, n.mask->pattern,
+                 p.str());
+  }
+  std::optional<LayerWork> out;
+  if (p.family == PatternFamily::NM && l.cin % p.m != 0) {
+    r.pruned = false;
+    r.pattern = n.mask ? n.mask->pattern : "";
+    r.density = r.density_before;
+    r.kept = n.mask ? static_cast<int64_t>(std::llround(n.mask->density * static_cast<double>(r.weights)))
+                    : before.nonzero;
+    r.note = fmt::format("input channels ({}) not a multiple of {}: left as it was", l.cin, p.m);
+    res.warnings.push_back(fmt::format("layer '{}' left as it was: {} input channels are not a multiple of M = {}",
+                                       n.name, l.cin, p.m));
+  } else {
+    out = std::move(l);
+  }
+  res.layers.push_back(std::move(r));
+  return out;
+}
+
+// Chooses every work item's new mask (LayerWork::result) by the pattern.
+void choose_masks(std::vector<LayerWork>& work, const PruneSettings& s) {
+  const Pattern& p = s.pattern;
+  switch (p.family) {
+    case PatternFamily::Block: prune_detail::choose_blocks(work, p, s.criterion, s.scope); break;
+    case PatternFamily::Channel: prune_detail::choose_channels(work, s.criterion, s.scope); break;
+    case PatternFamily::Unstructured: prune_detail::choose_unstructured(work, s.scope); break;
+    case PatternFamily::NM: prune_detail::choose_nm(work, p); break;
+    case PatternFamily::TW:
+    case PatternFamily::TVW: prune_detail::choose_tiles(work, p, s.scope); break;
+  }
+}
+
+}  // namespace
+
 PruneResult prune_nodes(const std::vector<std::pair<Node*, double>>& layer_densities, const PruneSettings& s) {
   const Pattern& p = s.pattern;
   if (s.criterion != Criterion::L2 && !has_blocks(p.family))
@@ -116,48 +181,12 @@ PruneResult prune_nodes(const std::vector<std::pair<Node*, double>>& layer_densi
   std::set<const Node*> seen;
   // Check everything before touching any layer.
   for (const auto& [node, density] : layer_densities) {
-    Node& n = *node;
-    if (!op_has_weight(n.op)) fail_usage("layer '{}' is a {}, not a conv2d or dense layer", n.name, op_name(n.op));
-    if (!seen.insert(node).second) fail("internal: layer '{}' listed twice", n.name);
-    if (p.family != PatternFamily::NM) check_density(density, p, fmt::format("layer '{}': density", n.name));
-    const Tensor& w = n.param("weight");
-    Norms before = norms(w);
-    if (!before.finite) fail("layer '{}' has non-finite weights (NaN or infinity)", n.name);
-    LayerPruneResult r;
-    r.name = n.name;
-    r.op = n.op;
-    r.target = p.implied_density().value_or(density);
-    r.weights = static_cast<int64_t>(w.size());
-    r.density_before = n.mask ? n.mask->density : static_cast<double>(before.nonzero) / static_cast<double>(r.weights);
-    r.l2_kept = before.sq;  // the squared norm before, until the end
-    LayerWork l;
-    l.node = &n;
-    l.w = &w;
-    l.density = r.target;
-    l.cout = w.dim(0);
-    l.cin = w.shape().back();
-    l.window = r.weights / (l.cout * l.cin);
-    if (n.mask) {
-      if (nests_in(*n.mask, p))
-        l.old = &*n.mask;
-      else if (!s.force)
-        fail_usage("layer '{}' has a {} mask: {} cannot nest in it (use --force to replace it)", n.name,
-                   n.mask->pattern, p.str());
+    if (!seen.insert(node).second) fail("internal: layer '{}' listed twice", node->name);
+    const size_t at = res.layers.size();
+    if (std::optional<LayerWork> l = plan_layer(*node, density, s, res)) {
+      work.push_back(std::move(*l));
+      work_result.push_back(at);
     }
-    if (p.family == PatternFamily::NM && l.cin % p.m != 0) {
-      r.pruned = false;
-      r.pattern = n.mask ? n.mask->pattern : "";
-      r.density = r.density_before;
-      r.kept = n.mask ? static_cast<int64_t>(std::llround(n.mask->density * static_cast<double>(r.weights)))
-                      : before.nonzero;
-      r.note = fmt::format("input channels ({}) not a multiple of {}: left as it was", l.cin, p.m);
-      res.warnings.push_back(fmt::format("layer '{}' left as it was: {} input channels are not a multiple of M = {}",
-                                         n.name, l.cin, p.m));
-    } else {
-      work.push_back(std::move(l));
-      work_result.push_back(res.layers.size());
-    }
-    res.layers.push_back(std::move(r));
   }
   if (layer_densities.empty()) fail_usage("no layer to prune");
 
@@ -167,24 +196,7 @@ PruneResult prune_nodes(const std::vector<std::pair<Node*, double>>& layer_densi
     Node& n = *l.node;
     if (n.mask) apply_mask(n);
   }
-  if (!work.empty()) switch (p.family) {
-      case PatternFamily::Block:
-        prune_detail::choose_blocks(work, p, s.criterion, s.scope);
-        break;
-      case PatternFamily::Channel:
-        prune_detail::choose_channels(work, s.criterion, s.scope);
-        break;
-      case PatternFamily::Unstructured:
-        prune_detail::choose_unstructured(work, s.scope);
-        break;
-      case PatternFamily::NM:
-        prune_detail::choose_nm(work, p);
-        break;
-      case PatternFamily::TW:
-      case PatternFamily::TVW:
-        prune_detail::choose_tiles(work, p, s.scope);
-        break;
-    }
+  if (!work.empty()) choose_masks(work, s);
 
   double sq_before = 0, sq_after = 0;
   for (size_t i = 0; i < work.size(); ++i) {
