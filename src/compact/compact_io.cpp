@@ -264,6 +264,7 @@ std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file) {
           fail("int8 node '{}': {}", n.name, e.what());
         }
       }
+      q8::check_folding(m, qm);
       c->int8 = std::move(qm);
     }
     return c;

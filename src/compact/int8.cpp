@@ -188,6 +188,25 @@ void add_params(const std::vector<double>& r, bool pow2, QNode& qn) {
 
 }  // namespace
 
+void check_folding(const Model& m, const QModel& q) {
+  if (q.nodes.size() != m.nodes.size()) fail("the int8 program has {} nodes, the graph {}", q.nodes.size(), m.nodes.size());
+  QModel want;
+  want.nodes.resize(m.nodes.size());
+  assign_kinds(m, fuse(m, {.fold_layers = true, .fuse_add = false}), want);
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const QNode &a = q.nodes[i], &b = want.nodes[i];
+    if (a.kind != b.kind)
+      fail("node '{}' is {} in the int8 program, {} in the graph's folding", m.nodes[i].name, kind_name(a.kind),
+           kind_name(b.kind));
+    if (a.fused_into != b.fused_into)
+      fail("node '{}' is fused into '{}' in the int8 program, into '{}' in the graph's folding", m.nodes[i].name,
+           a.fused_into, b.fused_into);
+    if (a.kind != Kind::Identity && (a.lo != b.lo || a.hi != b.hi))
+      fail("node '{}' clamps to [{}, {}] in the int8 program, [{}, {}] in the graph's folding", m.nodes[i].name, a.lo,
+           a.hi, b.lo, b.hi);
+  }
+}
+
 QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch) {
   const size_t count = m.nodes.size();
   const auto shapes = infer_shapes(m);

@@ -160,6 +160,12 @@ struct QuantOptions {
 // forward, batches of at most `batch` images).
 QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch = 16);
 
+// Throws bsp::Error naming the first node where q does not fold the graph
+// the way quantize() does (the fusion pass without fused adds): its kind,
+// the node an identity is fused into, its clamp. Every back end relies on
+// it, so a program read from a file is checked once, when it is read.
+void check_folding(const Model& m, const QModel& q);
+
 // ---- The int8 reference forward (scalar; the oracle) ----
 
 // Quantises a float input [N, H, W, C] with the Input node's scale.

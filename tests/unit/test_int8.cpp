@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "compact/compact.hpp"
+#include "core/h5.hpp"
 #include "core/reference_forward.hpp"
 #include "kernels/runner.hpp"
 #include "modelfile/model_file.hpp"
@@ -207,6 +208,33 @@ TEST_CASE("int8 compaction stores the program; a reloaded model runs bit-identic
   for (size_t i = 0; i < outs0.size(); ++i)
     CHECK(std::equal(outs0[i].begin(), outs0[i].end(), outs1[i].begin()));
   CHECK(std::equal(y0.begin(), y0.end(), y1.begin()));
+}
+
+TEST_CASE("a stored int8 program that folds the graph otherwise is refused when read") {
+  test::TempDir dir;
+  Model m = build_fmnist_resnet(10);
+  init_weights(m, 5);
+  Tensor calib = images(4, m, 1);
+  compact::CompactOptions o;
+  o.dtype = DType::Int8;
+  m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
+  CHECK_NOTHROW(q8::check_folding(m, *m.compact->int8));
+  save_model(m, dir.file("q.h5"));
+  // The stem's relu, fused into its conv, claims to run on its own.
+  const std::string relu = m.nodes[3].name;
+  REQUIRE(m.compact->int8->nodes[3].kind == q8::Kind::Identity);
+  {
+    h5::Handle f = h5::open_file_readwrite(dir.file("q.h5"));
+    h5::Handle g = h5::open_group(f, "compact/int8/" + relu);
+    H5Adelete(g, "kind");
+    h5::write_attr(g, "kind", std::string("relu"));
+  }
+  CHECK_THROWS_WITH(load_model(dir.file("q.h5"), "q.h5"),
+                    Catch::Contains("node '" + relu + "' is relu in the int8 program, identity in the graph's folding"));
+  // In memory too: a clamp that is not the folding's.
+  q8::QModel q = q8::quantize(m, calib, {});
+  q.nodes[1].lo = -128;
+  CHECK_THROWS_WITH(q8::check_folding(m, q), Catch::Contains("clamps to [-128, 127] in the int8 program, [0, 127]"));
 }
 
 TEST_CASE("calibrating on the fast kernels sees every int8 tensor the reference sees") {
