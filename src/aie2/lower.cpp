@@ -194,6 +194,8 @@ class Lowerer {
         return flatten(i);
       case Op::Softmax:
         return softmax_stage(i);
+      default:  // an op the table says this back end does not run (require_backend refused it)
+        fail_unsupported(n, Backend::Aie2);
     }
   }
 

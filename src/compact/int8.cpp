@@ -136,6 +136,7 @@ void assign_kinds(const Model& m, const Fusion& fu, QModel& q) {
       case Op::Concat: qn.kind = Kind::Concat; break;
       case Op::Flatten: qn.kind = Kind::Flatten; break;
       case Op::Softmax: qn.kind = Kind::Softmax; break;
+      default: fail_unsupported(n, Backend::Int8);  // the table says int8 does not run it
     }
     if (g.act >= 0) qn.lo = 0;
     for (size_t j : g.nodes)

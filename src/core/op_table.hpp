@@ -14,7 +14,9 @@
 //   2. core/op_table.cpp: its entry. The shape rule and the reference
 //      forward are written in the entry; the math goes in
 //      core/reference_ops.cpp.
-//   3. For every back end the entry names with Run::Native:
+//   3. For every back end the entry names with Run::Native (one whose
+//      entry says Run::Unsupported needs nothing: it refuses the op with the
+//      entry's note before its own code sees it):
 //        trainer  a Layer (forward and backward) in train/, listed in
 //                 train/net.cpp's make_layer;
 //        fp32     kernels/runner.cpp (Run::Reference needs nothing: the

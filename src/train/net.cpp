@@ -108,10 +108,9 @@ std::unique_ptr<Layer> make_layer(Op op, const LayerArgs& a, bool with_relu) {
     case Op::GlobalAvgPool: return make_global_avgpool(a);
     case Op::Concat: return make_concat(a);
     case Op::Flatten: return make_flatten(a);
-    case Op::Input:
-    case Op::Softmax: break;
+    default: break;  // input and softmax have no layer; other ops the table says the trainer does not run
   }
-  fail("internal: node '{}': the trainer has no layer for op '{}'", a.node->name, op_name(op));
+  fail_unsupported(*a.node, Backend::Trainer);
 }
 
 namespace {
