@@ -3,6 +3,7 @@
 // (file format: man/bsp-format.5).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,6 +41,9 @@ enum class Op {
   Flatten,        // [H, W, C] -> [H*W*C] in NHWC order
   Softmax,        // over the last axis
 };
+// The number of ops: name the last one here when appending (the op table,
+// core/op_table.hpp, has an entry for each).
+constexpr size_t kOpCount = static_cast<size_t>(Op::Softmax) + 1;
 
 const char* op_name(Op op);
 std::optional<Op> op_from_name(std::string_view name);

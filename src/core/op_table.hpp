@@ -9,8 +9,8 @@
 // Adding an op (the test 'op_table' walks the table and runs every op's
 // example model through every back end that claims it, so a missing piece
 // fails there):
-//   1. core/model.hpp: append it to enum Op. Never reorder: the values are
-//      hashed into model files (content_hash).
+//   1. core/model.hpp: append it to enum Op and name it in kOpCount. Never
+//      reorder: the values are hashed into model files (content_hash).
 //   2. core/op_table.cpp: its entry. The shape rule and the reference
 //      forward are written in the entry; the math goes in
 //      core/reference_ops.cpp.
