@@ -66,6 +66,12 @@ std::string GraphBuilder::batchnorm(const std::string& name, const std::string& 
   return push(std::move(n));
 }
 
+std::string GraphBuilder::node(const std::string& name, Op op, const std::vector<std::string>& ins, Attrs attrs) {
+  Node n = make(name, op, ins);
+  n.attrs = std::move(attrs);
+  return push(std::move(n));
+}
+
 std::string GraphBuilder::relu(const std::string& name, const std::string& in) {
   return push(make(name, Op::Relu, {in}));
 }

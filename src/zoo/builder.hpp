@@ -41,6 +41,8 @@ class GraphBuilder {
   std::string flatten(const std::string& name, const std::string& in);
   std::string dense(const std::string& name, const std::string& in, int64_t out, bool bias = true);
   std::string softmax(const std::string& name, const std::string& in);
+  // Any op without parameters, given its inputs and attributes.
+  std::string node(const std::string& name, Op op, const std::vector<std::string>& ins, Attrs attrs = {});
 
   const Shape& shape(const std::string& name) const { return shapes_.at(name); }
   Model finish();  // validates and hands over the model
