@@ -196,18 +196,10 @@ Array<int8_t> reference_node(const Node& n, const QNode& q, const std::vector<co
 
 Tensor reference_forward(const Model& m, const QModel& q, const Tensor& input,
                          const std::function<void(size_t, const Array<int8_t>&)>& observe) {
-  const Shape want = m.input_shape();
-  if (input.rank() != 4 || without_batch(input.shape()) != want)
-    fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(input.shape()), want[0], want[1], want[2]);
+  check_batch_input(m, input.shape());
   if (q.nodes.size() != m.nodes.size()) fail("internal: the int8 program does not match the graph");
   const size_t count = m.nodes.size();
-  std::unordered_map<std::string, size_t> index;
-  std::vector<size_t> last_use(count, 0);
-  for (size_t i = 0; i < count; ++i) {
-    index[m.nodes[i].name] = i;
-    for (const auto& src : m.nodes[i].inputs) last_use[index.at(src)] = i;
-  }
-  last_use[count - 1] = count;
+  const Wiring w = wiring(m);
   // Identity nodes share their input's buffer.
   std::vector<std::shared_ptr<Q>> out(count);
   Tensor result;
@@ -215,14 +207,14 @@ Tensor reference_forward(const Model& m, const QModel& q, const Tensor& input,
     const Node& n = m.nodes[i];
     const QNode& qn = q.nodes[i];
     std::vector<const Q*> ins;
-    for (const auto& src : n.inputs) ins.push_back(out[index.at(src)].get());
+    for (size_t j : w.inputs[i]) ins.push_back(out[j].get());
     if (qn.kind == Kind::Input) {
       out[i] = std::make_shared<Q>(quantize_input(input, qn.scale));
     } else if (qn.kind == Kind::Identity) {
-      out[i] = out[index.at(n.inputs.at(0))];
+      out[i] = out[w.inputs[i].at(0)];
     } else if (qn.kind == Kind::Softmax) {
       const Q& x = *ins.at(0);
-      const double s = q.nodes[index.at(n.inputs[0])].scale;
+      const double s = q.nodes[w.inputs[i].at(0)].scale;
       Tensor f(x.shape());
       for (size_t k = 0; k < x.size(); ++k) f[k] = static_cast<float>(x[k] * s);
       result = ref::softmax(f);
@@ -230,10 +222,8 @@ Tensor reference_forward(const Model& m, const QModel& q, const Tensor& input,
       out[i] = std::make_shared<Q>(reference_node(n, qn, ins));
     }
     if (observe && out[i]) observe(i, *out[i]);
-    for (const auto& src : n.inputs) {
-      const size_t j = index.at(src);
-      if (last_use[j] == i) out[j].reset();
-    }
+    for (size_t j : w.inputs[i])
+      if (w.last_use[j] == i) out[j].reset();
   }
   if (q.nodes[count - 1].kind != Kind::Softmax) {
     const Q& y = *out[count - 1];

@@ -1,6 +1,7 @@
 #include "core/model.hpp"
 
 #include <set>
+#include <unordered_map>
 
 #include "core/op_table.hpp"
 #include "core/shapes.hpp"
@@ -180,6 +181,30 @@ void Model::validate() const {
     check_params(n);
   }
   infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+}
+
+Wiring wiring(const Model& m) {
+  const size_t count = m.nodes.size();
+  std::unordered_map<std::string_view, size_t> index;
+  Wiring w;
+  w.inputs.resize(count);
+  w.last_use.assign(count, 0);
+  for (size_t i = 0; i < count; ++i) {
+    index.emplace(m.nodes[i].name, i);
+    for (const auto& src : m.nodes[i].inputs) {
+      const size_t j = index.at(src);
+      w.inputs[i].push_back(j);
+      w.last_use[j] = i;
+    }
+  }
+  if (count) w.last_use[count - 1] = count;
+  return w;
+}
+
+void check_batch_input(const Model& m, const Shape& x) {
+  const Shape want = m.input_shape();
+  if (x.size() != 4 || Shape(x.begin() + 1, x.end()) != want)
+    fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(x), want[0], want[1], want[2]);
 }
 
 int64_t trainable_params(const Node& n) {

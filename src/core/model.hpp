@@ -135,6 +135,18 @@ struct Model {
   void validate() const;
 };
 
+// A graph's wiring by node index, for the passes that run it node by node:
+// each node's inputs, and the last node that reads each node's value (the
+// last node's is nodes.size(): the result, never freed).
+struct Wiring {
+  std::vector<std::vector<size_t>> inputs;
+  std::vector<size_t> last_use;
+};
+Wiring wiring(const Model& m);
+
+// Throws unless a batch of shape x is [N, H, W, C] of the model's input.
+void check_batch_input(const Model& m, const Shape& x);
+
 // A 64-bit fingerprint of the graph: node names, ops, inputs, attributes,
 // parameters and masks (not the history, the arch or the compact weights).
 uint64_t content_hash(const Model& m);

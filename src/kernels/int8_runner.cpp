@@ -106,9 +106,7 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
 }
 
 Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
-  const Shape want = m_.input_shape();
-  if (x.rank() != 4 || Shape(x.shape().begin() + 1, x.shape().end()) != want)
-    fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(x.shape()), want[0], want[1], want[2]);
+  check_batch_input(m_, x.shape());
   const int64_t N = x.dim(0);
   std::vector<Array<int8_t>> slot(m_.nodes.size());
   Tensor result;

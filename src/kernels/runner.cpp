@@ -55,7 +55,6 @@ struct Step {
   bool count_include_pad = true;   // avgpool
 };
 
-Shape without_batch(const Shape& s) { return Shape(s.begin() + 1, s.end()); }
 
 }  // namespace
 
@@ -202,9 +201,7 @@ struct Runner::Impl {
   Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step,
                  const std::function<void(size_t, const Tensor&)>& on_output) const {
     if (int8) return int8->forward(x, on_step);
-    const Shape want = m.input_shape();
-    if (x.rank() != 4 || without_batch(x.shape()) != want)
-      fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(x.shape()), want[0], want[1], want[2]);
+    check_batch_input(m, x.shape());
     const int64_t N = x.dim(0);
     std::vector<Tensor> slot(m.nodes.size());
     for (size_t k = 0; k < steps.size(); ++k) {
