@@ -55,7 +55,6 @@ struct Step {
   bool count_include_pad = true;   // avgpool
 };
 
-
 }  // namespace
 
 struct Runner::Impl {
