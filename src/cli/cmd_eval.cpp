@@ -6,6 +6,9 @@
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "core/h5.hpp"
+#include "core/npy.hpp"
+#include "core/safe_file.hpp"
 #include "data/dataset.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_data.hpp"
@@ -20,7 +23,22 @@ struct EvalOptions {
   int64_t limit = 0;
   int threads = 0;
   bool json = false;
+  std::string logits;
 };
+
+// The outputs of every image: a .npy file, or an HDF5 file with one
+// dataset "logits" ([images, outputs] float32), written safely.
+void write_logits(const Tensor& t, const std::string& path) {
+  OutputFile out(path);
+  const bool npy = path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0;
+  if (npy) {
+    write_npy(t, out.temp_path());
+  } else {
+    h5::Handle f = h5::create_file(out.temp_path());
+    h5::write_array(f, "logits", t);
+  }
+  out.commit();
+}
 
 void run_eval(const EvalOptions& o) {
   if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
@@ -34,7 +52,9 @@ void run_eval(const EvalOptions& o) {
   auto nm = train::model_normalization(m);
   const Normalization norm = nm ? *nm : channel_stats(s);
   auto predictor = train::make_predictor(m, std::min(o.batch, s.n));
-  const train::EvalResult r = train::evaluate(*predictor, s, norm);
+  Tensor logits;
+  const train::EvalResult r = train::evaluate(*predictor, s, norm, o.logits.empty() ? nullptr : &logits);
+  if (!o.logits.empty()) write_logits(logits, o.logits);
   if (o.json) {
     Json j = Json::object();
     j["accuracy"] = r.accuracy;
@@ -64,6 +84,8 @@ Runner setup_eval(CLI::App& sub) {
   sub.add_option("--limit", o->limit, "evaluate only the first N images")->type_name("N");
   add_threads_option(sub, o->threads);
   sub.add_flag("--json", o->json, "print {\"accuracy\", \"loss\", \"images_per_s\", \"n\", ...} as JSON");
+  sub.add_option("--logits", o->logits, "also write every image's outputs to FILE: .npy, else HDF5 (dataset 'logits')")
+      ->type_name("FILE");
   return [o] { run_eval(*o); };
 }
 

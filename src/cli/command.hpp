@@ -29,6 +29,7 @@ struct Command {
 const std::vector<Command>& commands();
 
 Runner setup_init(CLI::App& sub);
+Runner setup_import(CLI::App& sub);
 Runner setup_info(CLI::App& sub);
 Runner setup_compact(CLI::App& sub);
 Runner setup_bench(CLI::App& sub);

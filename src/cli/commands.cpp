@@ -6,6 +6,7 @@ namespace bsp::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"init", "create a model from the built-in zoo", setup_init},
+      {"import", "convert an ONNX model into a bsp model file", setup_import},
       {"info", "describe a model file: layers, shapes, parameters, MACs, sparsity, history", setup_info},
       {"prune", "prune to a sparsity pattern: blocks, N:M, tile-wise, unstructured, channels", setup_prune},
       {"finetune", "train a model on a data set (from scratch or fine-tuning), holding its masks", setup_finetune},

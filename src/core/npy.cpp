@@ -86,4 +86,24 @@ Tensor read_npy(const std::string& path) {
   }
 }
 
+void write_npy(const Tensor& t, const std::string& path) {
+  std::string shape = "(";
+  for (size_t k = 0; k < t.shape().size(); ++k) shape += std::to_string(t.shape()[k]) + (t.shape().size() == 1 || k + 1 < t.shape().size() ? "," : "");
+  shape += ")";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  // Magic, version, length, header padded with spaces to a multiple of 64 (with its newline).
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::ofstream f(path, std::ios::binary);
+  if (!f) fail("cannot write '{}': {}", path, errno_message(errno));
+  const uint16_t hlen = static_cast<uint16_t>(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  const char len[2] = {static_cast<char>(hlen & 255), static_cast<char>(hlen >> 8)};
+  f.write(len, 2);
+  f.write(header.data(), static_cast<std::streamsize>(header.size()));
+  f.write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.size() * sizeof(float)));
+  if (!f) fail("cannot write '{}': {}", path, errno_message(errno));
+}
+
 }  // namespace bsp

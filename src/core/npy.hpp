@@ -13,4 +13,7 @@ namespace bsp {
 // dtype, Fortran order, truncated data).
 Tensor read_npy(const std::string& path);
 
+// Writes t as a .npy file (format 1.0, '<f4', C order) to `path`.
+void write_npy(const Tensor& t, const std::string& path);
+
 }  // namespace bsp

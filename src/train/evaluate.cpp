@@ -119,8 +119,9 @@ std::unique_ptr<Predictor> make_predictor(const Model& m, int64_t max_batch) {
   return std::make_unique<NetPredictor>(m, max_batch);
 }
 
-EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm) {
+EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm, Tensor* all) {
   const int64_t B = p.max_batch(), K = p.classes();
+  if (all) *all = Tensor({s.n, K});
   Tensor x({B, s.h, s.w, s.c});
   std::vector<float> logits(static_cast<size_t>(B * K)), lt(static_cast<size_t>(B * K));
   std::vector<int64_t> idx(static_cast<size_t>(B));
@@ -134,6 +135,7 @@ EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm) 
     const auto t0 = std::chrono::steady_clock::now();
     p.run(x.data(), n, logits.data());
     r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (all) std::copy(logits.begin(), logits.begin() + n * K, all->data() + i0 * K);
     // [n, K] -> [K, n] for the loss
     for (int64_t j = 0; j < n; ++j)
       for (int64_t k = 0; k < K; ++k) lt[static_cast<size_t>(k * n + j)] = logits[static_cast<size_t>(j * K + k)];

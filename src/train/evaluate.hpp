@@ -37,6 +37,7 @@ struct EvalResult {
   double images_per_s() const { return seconds > 0 ? static_cast<double>(n) / seconds : 0; }
 };
 
-EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm);
+// `logits`, when given, receives every image's output: [s.n, classes].
+EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm, Tensor* logits = nullptr);
 
 }  // namespace bsp::train

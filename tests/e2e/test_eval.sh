@@ -42,6 +42,25 @@ CHECKS=$((CHECKS + 1))
 [ "$(json_get fm.json "d['n']")" = 300 ] || fail "fashion-mnist: $(cat fm.json)"
 
 # Failures.
+# Every image's outputs, as .npy or HDF5; the same logits either way, and
+# the same accuracy as the report (batches of any size).
+ok "$BSP" eval m1.h5 --data d.h5 --batch 7 --logits lg.npy --json
+cp "$WORK/.out" lg.json
+ok "$BSP" eval m1.h5 --data d.h5 --logits lg.h5
+CHECKS=$((CHECKS + 1))
+/usr/bin/python3 - <<'PY' || fail "--logits"
+import json
+import h5py, numpy as np
+a = np.load('lg.npy')
+b = h5py.File('lg.h5', 'r')['logits'][()]
+labels = h5py.File('d.h5', 'r')['test/labels'][()]
+assert a.shape == (len(labels), 10) and a.dtype == np.float32, (a.shape, a.dtype)
+assert np.allclose(a, b, rtol=1e-5, atol=1e-6), np.abs(a - b).max()
+d = json.load(open('lg.json'))
+assert abs((a.argmax(1) == labels).mean() - d['accuracy']) < 1e-9, d['accuracy']
+PY
+err 1 eval "nodir/lg\.npy" "$BSP" eval m1.h5 --data d.h5 --logits nodir/lg.npy
+no_file nodir/lg.npy
 err 1 eval "cannot read data 'nope': no such file or directory" "$BSP" eval m1.h5 --data nope
 "$MAKE_DATA_H5" d8.h5 32 8 8 3 10
 err 1 eval "data 'd8.h5' does not fit model 'm1.h5': test images are 8x8x3 \(HxWxC\) but the model takes 28x28x1" \
