@@ -30,6 +30,7 @@ const std::vector<Command>& commands();
 
 Runner setup_init(CLI::App& sub);
 Runner setup_import(CLI::App& sub);
+Runner setup_export(CLI::App& sub);
 Runner setup_info(CLI::App& sub);
 Runner setup_compact(CLI::App& sub);
 Runner setup_bench(CLI::App& sub);

@@ -17,6 +17,7 @@ const std::vector<Command>& commands() {
       {"codegen", "generate the AIE2 program (instruction streams and weight image) of a scheduled model", setup_codegen},
       {"sim", "run the AIE2 program on a simulated array and compare with the reference forward", setup_sim},
       {"estimate", "time the AIE2 program per layer, per instruction class and in total", setup_estimate},
+      {"export", "write a model as ONNX for other runtimes (masks and history kept in its metadata)", setup_export},
   };
   return table;
 }

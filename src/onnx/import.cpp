@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "core/shapes.hpp"
+#include "onnx/metadata.hpp"
 #include "onnx/tensors.hpp"
 
 namespace bsp::onnx_io {
@@ -30,6 +31,9 @@ struct Act {
   // A bsp vector flattened from a map of C channels and H x W > 1 positions:
   // bsp holds its features in H, W, C order, ONNX counts them in C, H, W.
   std::array<int64_t, 3> chw{0, 0, 0};
+  // A map ONNX sees transposed to [N, H, W, C] (Transpose 0, 2, 3, 1): a
+  // flatten of it is in bsp's own order (what bsp export writes).
+  bool nhwc = false;
 };
 
 // The readable name of a node: torch's scoped names
@@ -132,6 +136,12 @@ class Importer {
     return it->second;
   }
   const Shape& shape_of(const Act& a) const { return shapes_.at(a.node); }
+  // An activation for an op that reads it in NCHW (anything but a flatten).
+  const Act& nchw(const onnx::NodeProto& n, int k) const {
+    const Act& a = act(n, k);
+    if (a.nhwc) fail("node '{}' ({}): an NHWC-transposed input is supported only for Flatten", n.name(), n.op_type());
+    return a;
+  }
   bool is_map(const Act& a) const { return shape_of(a).size() == 3; }
   // The shape ONNX sees, batch 1 (what a Shape node of it gives).
   std::vector<int64_t> onnx_shape(const Act& a) const {
@@ -206,18 +216,6 @@ class Importer {
         fail("input '{}' has a dynamic {} dimension: give --input-shape HxWxC", in->name(), "HWC"[k]);
     Node n = make(Op::Input, {});
     n.attrs.set("shape", hwc);
-    if (!opt_.mean.empty() || !opt_.std.empty()) {
-      auto per_channel = [&](std::vector<double> v, const char* what) {
-        if (v.size() == 1) v.assign(static_cast<size_t>(hwc[2]), v[0]);
-        if (static_cast<int64_t>(v.size()) != hwc[2]) fail("--input-{} has {} values for {} channels", what, v.size(), hwc[2]);
-        return v;
-      };
-      n.attrs.set("norm_mean", per_channel(opt_.mean.empty() ? std::vector<double>{0.0} : opt_.mean, "mean"));
-      std::vector<double> sd = per_channel(opt_.std.empty() ? std::vector<double>{1.0} : opt_.std, "std");
-      for (double s : sd)
-        if (!(s > 0)) fail("--input-std must be positive");
-      n.attrs.set("norm_std", sd);
-    }
     n.name = "input";
     used_.insert("input");
     shapes_["input"] = hwc;
@@ -285,7 +283,7 @@ class Importer {
   }
 
   void conv(const onnx::NodeProto& n) {
-    const Act& x = act(n, 0);
+    const Act& x = nchw(n, 0);
     if (!is_map(x)) fail("node '{}' (Conv): the input is not a feature map", n.name());
     const onnx_io::Const& w = cst(n, 1);
     if (w.dims.size() != 4) fail("node '{}' (Conv): only 2-D convolutions are supported (weight {})", n.name(), shape_str(w.dims));
@@ -319,7 +317,7 @@ class Importer {
 
   void batchnorm(const onnx::NodeProto& n) {
     if (n.output_size() > 1 && !n.output(1).empty()) fail("node '{}': BatchNormalization in training mode is not supported", n.name());
-    const Act& x = act(n, 0);
+    const Act& x = nchw(n, 0);
     const int64_t C = shape_of(x).back();
     Node b = make(Op::BatchNorm, {x.node});
     b.attrs.set("eps", attr_float(n, "epsilon", 1e-5));
@@ -329,7 +327,7 @@ class Importer {
   }
 
   void relu(const onnx::NodeProto& n) {
-    const Act& x = act(n, 0);
+    const Act& x = nchw(n, 0);
     set_act(n.output(0), Act{add(n, make(Op::Relu, {x.node})), x.one_by_one, x.chw});
   }
 
@@ -349,7 +347,7 @@ class Importer {
   }
 
   void pool(const onnx::NodeProto& n, bool is_max) {
-    const Act& x = act(n, 0);
+    const Act& x = nchw(n, 0);
     if (!is_map(x)) fail("node '{}' ({}): the input is not a feature map", n.name(), n.op_type());
     if (n.output_size() > 1 && !n.output(1).empty()) fail("node '{}': MaxPool indices are not supported", n.name());
     const std::vector<int64_t> k = attr_ints(n, "kernel_shape", {});
@@ -382,9 +380,9 @@ class Importer {
     p.attrs.set("kernel", k);
     p.attrs.set("stride", stride);
     p.attrs.set("pad", pad);
-    if (is_max)
+    if (is_max && (dil[0] != 1 || dil[1] != 1))
       p.attrs.set("dilation", dil);
-    else
+    else if (!is_max)
       p.attrs.set("count_include_pad", int64_t{include_pad});
     set_act(n.output(0), Act{add(n, std::move(p))});
   }
@@ -392,7 +390,7 @@ class Importer {
   void avgpool(const onnx::NodeProto& n) { pool(n, false); }
 
   void global_avgpool(const onnx::NodeProto& n) {
-    const Act& x = act(n, 0);
+    const Act& x = nchw(n, 0);
     if (!is_map(x)) fail("node '{}' (GlobalAveragePool): the input is not a feature map", n.name());
     Act a{add(n, make(Op::GlobalAvgPool, {x.node}))};
     a.one_by_one = true;
@@ -404,8 +402,30 @@ class Importer {
     if (!is_map(x)) return set_act(n.output(0), Act{x.node, false, x.chw});  // already [N, F]
     const Shape& s = shape_of(x);
     Act a{add(n, make(Op::Flatten, {x.node}))};
-    if (s[0] * s[1] > 1) a.chw = {s[2], s[0], s[1]};
+    if (s[0] * s[1] > 1 && !x.nhwc) a.chw = {s[2], s[0], s[1]};
     set_act(n.output(0), a);
+  }
+
+  // Transpose(0, 2, 3, 1) of a map: the NHWC view a flatten in bsp's order reads.
+  void transpose(const onnx::NodeProto& n) {
+    const Act& x = nchw(n, 0);
+    if (!is_map(x) || attr_ints(n, "perm", {}) != std::vector<int64_t>{0, 2, 3, 1})
+      fail("node '{}': Transpose is supported only as perm (0, 2, 3, 1) of a feature map before a Flatten", n.name());
+    Act a = x;
+    a.nhwc = true;
+    set_act(n.output(0), a);
+  }
+
+  void sum(const onnx::NodeProto& n) {
+    std::vector<std::string> ins;
+    for (int k = 0; k < n.input_size(); ++k) {
+      const Act& x = nchw(n, k);
+      if (shape_of(x) != shape_of(nchw(n, 0))) fail("node '{}': Sum of inputs of different shapes", n.name());
+      ins.push_back(x.node);
+    }
+    if (ins.size() == 1) return alias(n);
+    const Act& first = nchw(n, 0);
+    set_act(n.output(0), Act{add(n, make(Op::Add, ins)), first.one_by_one, first.chw});
   }
 
   void flatten(const onnx::NodeProto& n) {
@@ -416,6 +436,7 @@ class Importer {
   void reshape(const onnx::NodeProto& n) {
     if (is_const(n.input(0))) return const_reshape(n);
     const Act& x = act(n, 0);
+    if (x.nhwc) fail("node '{}': Reshape of a transposed map is not supported (Flatten is)", n.name());
     std::vector<int64_t> to = cst(n, 1).ints("Reshape's shape");
     const std::vector<int64_t> from = onnx_shape(x);
     const int64_t numel = shape_numel(Shape(from.begin() + 1, from.end()));
@@ -468,7 +489,7 @@ class Importer {
       if (cf.size() != 1 && static_cast<int64_t>(cf.size()) != O) fail("node '{}': Gemm bias has {} values for {} outputs", n.name(), cf.size(), O);
       for (int64_t o = 0; o < O; ++o) (*bias)[static_cast<size_t>(o)] = beta * cf[cf.size() == 1 ? 0 : static_cast<size_t>(o)];
     }
-    dense(n, act(n, 0), std::move(w), bias ? &*bias : nullptr);
+    dense(n, nchw(n, 0), std::move(w), bias ? &*bias : nullptr);
   }
 
   void matmul(const onnx::NodeProto& n) {
@@ -479,7 +500,7 @@ class Importer {
     Tensor w({O, F});
     for (int64_t o = 0; o < O; ++o)
       for (int64_t f = 0; f < F; ++f) w[static_cast<size_t>(o * F + f)] = bf[static_cast<size_t>(f * O + o)];
-    dense(n, act(n, 0), std::move(w), nullptr);
+    dense(n, nchw(n, 0), std::move(w), nullptr);
     if (uses_[n.output(0)] == 1) bias_free_.insert(acts_.at(n.output(0)).node);
   }
 
@@ -489,7 +510,7 @@ class Importer {
     const int k = is_const(n.input(0)) ? 0 : is_const(n.input(1)) ? 1 : -1;
     if (k >= 0) {
       // A dense layer's bias (MatMul + Add).
-      const Act& x = act(n, 1 - k);
+      const Act& x = nchw(n, 1 - k);
       if (!bias_free_.count(x.node))
         fail("node '{}': Add of a constant is supported only as the bias of a MatMul", n.name());
       Node* d = find_node(x.node);
@@ -497,7 +518,7 @@ class Importer {
       bias_free_.erase(x.node);
       return set_act(n.output(0), x);
     }
-    const Act &a = act(n, 0), &b = act(n, 1);
+    const Act &a = nchw(n, 0), &b = nchw(n, 1);
     if (shape_of(a) != shape_of(b))
       fail("node '{}': Add of {} and {} (broadcasting is not supported)", n.name(), shape_str(onnx_shape(a)), shape_str(onnx_shape(b)));
     set_act(n.output(0), Act{add(n, make(Op::Add, {a.node, b.node})), a.one_by_one, a.chw});
@@ -510,7 +531,7 @@ class Importer {
     std::vector<std::string> ins;
     int64_t rank = 0;
     for (int k = 0; k < n.input_size(); ++k) {
-      const Act& x = act(n, k);
+      const Act& x = nchw(n, k);
       if (x.chw[0] || x.one_by_one) fail("node '{}': Concat of flattened values is not supported", n.name());
       rank = static_cast<int64_t>(onnx_shape(x).size());
       ins.push_back(x.node);
@@ -522,7 +543,7 @@ class Importer {
   }
 
   void softmax(const onnx::NodeProto& n) {
-    const Act& x = act(n, 0);
+    const Act& x = nchw(n, 0);
     const int64_t rank = static_cast<int64_t>(onnx_shape(x).size());
     int64_t axis = attr_int(n, "axis", opset_ < 13 ? 1 : -1);
     if (axis < 0) axis += rank;
@@ -757,9 +778,29 @@ const std::map<std::string, Importer::Handler>& Importer::handlers() {
       {"Softmax", &Importer::softmax},
       {"Squeeze", &Importer::squeeze},
       {"Sub", &Importer::arith},
+      {"Sum", &Importer::sum},
+      {"Transpose", &Importer::transpose},
       {"Unsqueeze", &Importer::unsqueeze},
   };
   return h;
+}
+
+// The normalisation the options give, on the input node (after a bsp
+// export's own, which the metadata restores: the options win).
+void apply_normalization(Model& m, const ImportOptions& opt) {
+  if (opt.mean.empty() && opt.std.empty()) return;
+  Node& in = m.nodes.at(0);
+  const int64_t C = in.attrs.get_ints("shape").at(2);
+  auto per_channel = [&](std::vector<double> v, const char* what) {
+    if (v.size() == 1) v.assign(static_cast<size_t>(C), v[0]);
+    if (static_cast<int64_t>(v.size()) != C) fail("--input-{} has {} values for {} channels", what, v.size(), C);
+    return v;
+  };
+  in.attrs.set("norm_mean", per_channel(opt.mean.empty() ? std::vector<double>{0.0} : opt.mean, "mean"));
+  std::vector<double> sd = per_channel(opt.std.empty() ? std::vector<double>{1.0} : opt.std, "std");
+  for (double s : sd)
+    if (!(s > 0)) fail("--input-std must be positive");
+  in.attrs.set("norm_std", sd);
 }
 
 std::string directory_of(const std::string& path) {
@@ -783,6 +824,13 @@ Model import_onnx(const std::string& path, const std::string& display, const Imp
     if (!mp.ParseFromIstream(&f) || !mp.has_graph() || mp.graph().node_size() == 0) fail("not an ONNX model");
     Importer im(mp, directory_of(path), opt);
     Model m = im.run();
+    Metadata md;
+    for (const auto& p : mp.metadata_props()) md[p.key()] = p.value();
+    if (restore_bsp_metadata(md, m)) {  // a model bsp exported: its arch, history, masks, normalisation
+      apply_normalization(m, opt);
+      return m;
+    }
+    apply_normalization(m, opt);
     std::string base = display.substr(display.rfind('/') == std::string::npos ? 0 : display.rfind('/') + 1);
     m.arch = !mp.graph().name().empty() ? mp.graph().name() : base;
     std::string producer = mp.producer_name();

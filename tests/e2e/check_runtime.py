@@ -1,0 +1,50 @@
+#!/usr/bin/python3
+"""Runs an ONNX model in ONNX Runtime (onnxruntime-node, run_ort.js: a
+runtime bsp did not write) and compares its outputs with bsp's.
+
+Usage: check_runtime.py MODEL.onnx DATA.h5 LOGITS.npy [--norm-from BSP_MODEL.h5] [--softmax]
+  DATA.h5: bsp's data file layout (float32 NHWC /images), the images bsp
+  eval read. --norm-from: the bsp model whose input normalisation bsp eval
+  applied (norm_mean, norm_std), applied here as bsp-format(5) states (the
+  ONNX graph takes normalised images). --softmax: LOGITS are before the
+  model's final softmax. onnx.checker must pass too. Exit 1 when the
+  difference exceeds 1e-5 of the largest output.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import onnx
+
+model, data, logits = sys.argv[1:4]
+rest = sys.argv[4:]
+onnx.checker.check_model(onnx.load(model))
+x = h5py.File(data, 'r')['images'][()].astype(np.float32)
+if x.ndim == 3:
+    x = x[..., None]
+if '--norm-from' in rest:
+    node = h5py.File(rest[rest.index('--norm-from') + 1], 'r')['graph/nodes/input']
+    if 'norm_mean' in node.attrs:
+        mean, std = np.asarray(node.attrs['norm_mean'], np.float64), np.asarray(node.attrs['norm_std'], np.float64)
+        x = x * (1.0 / std).astype(np.float32) + (-mean / std).astype(np.float32)
+x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+with tempfile.TemporaryDirectory() as tmp:
+    x.tofile(os.path.join(tmp, 'in.bin'))
+    r = subprocess.run(['node', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'run_ort.js'), model,
+                        os.path.join(tmp, 'in.bin'), ','.join(map(str, x.shape)), os.path.join(tmp, 'out.bin')],
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit('onnxruntime: ' + r.stderr.strip())
+    info = json.loads(r.stdout)
+    y = np.fromfile(os.path.join(tmp, 'out.bin'), np.float32).reshape(x.shape[0], -1)
+b = np.load(logits).astype(np.float64)
+if '--softmax' in rest:
+    e = np.exp(b - b.max(axis=1, keepdims=True))
+    b = e / e.sum(axis=1, keepdims=True)
+err = np.abs(y - b).max() / max(np.abs(b).max(), 1e-6)
+print('onnxruntime %s: %d images, max relative difference %.3g' % (info['version'], x.shape[0], err))
+sys.exit(0 if err < 1e-5 else 1)
