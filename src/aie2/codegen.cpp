@@ -1,6 +1,7 @@
 #include "aie2/codegen.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 #include <tuple>
@@ -346,7 +347,14 @@ class Gen {
     k.add_buf = st_.add ? kFamAdd : -1;
     k.acc_buf = conv() && p_.K > 1 ? kFamAcc : -1;
     k.flags = (st_.relu ? kKRelu : 0) | (conv() && !S_.occupancy[si_].dense() ? kKSparse : 0) |
-              (st_.add ? kKAdd : 0) | (st_.count_include_pad ? kKIncludePad : 0);
+              (st_.add ? kKAdd : 0) | (st_.count_include_pad ? kKIncludePad : 0) | (st_.clip ? kKClip : 0);
+    if (st_.clip)  // fp32: the bounds as float32 bits (int8 programs get their integer constants with the image)
+      for (double b : {st_.clip_lo, st_.clip_hi}) {
+        const float f = static_cast<float>(b);
+        int32_t bits;
+        std::memcpy(&bits, &f, 4);
+        k.consts.push_back(bits);
+      }
     prog_.kernels.push_back(k);
   }
 

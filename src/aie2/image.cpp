@@ -63,6 +63,9 @@ std::vector<int32_t> int8_consts(const Stage& st, const q8::QModel& q) {
         c.insert(c.end(), {0, n});
         for (int32_t v : qa.in_mult) c.push_back(v);
         c.insert(c.end(), {qa.in_shift, qa.lo, qa.hi});
+      } else if (st.clip) {
+        const q8::QNode& qc = node(st.out_node);
+        c.insert(c.end(), {3, 1, 1, 0, qc.lo, qc.hi});
       } else {
         c.insert(c.end(), {st.relu ? 1 : 2, 1, 1, 0, -128, 127});
       }

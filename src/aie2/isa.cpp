@@ -361,6 +361,7 @@ std::string program_asm(const Program& p) {
       if (k.flags & kKSparse) fl += " sparse";
       if (k.flags & kKAdd) fl += " add";
       if (k.flags & kKIncludePad) fl += " include_pad";
+      if (k.flags & kKClip) fl += " clip";
       auto bn = [&](int32_t f) { return f < 0 ? std::string("-") : fmt::format("f{}", f); };
       o += fmt::format("  kernel {} {} {}x{} stride {}x{} dilation {}x{} in={}{} w={} out={} add={} acc={}{}\n", k.id,
                        kkind_name(k.kind), k.kh, k.kw, k.sh, k.sw, k.dh, k.dw, bn(k.in_buf),

@@ -88,6 +88,7 @@ constexpr int32_t kKRelu = 1;
 constexpr int32_t kKSparse = 2;     // conv weights carry block indices
 constexpr int32_t kKAdd = 4;        // conv adds the residual operand
 constexpr int32_t kKIncludePad = 8; // avgpool divides by the full window
+constexpr int32_t kKClip = 16;      // eltwise clamps to bounds (fp32: two float constants)
 // COMP flags.
 constexpr int32_t kCFirst = 1;  // first input-channel pass: start from zero
 constexpr int32_t kCLast = 2;   // last pass: apply the epilogue and write the output tile

@@ -192,6 +192,12 @@ void pool_fp32(const KernelCall& c) {
 
 void eltwise_fp32(const KernelCall& c) {
   const KernelDecl& k = *c.k;
+  float lo = 0, hi = 0;  // clip bounds (float32 bits in the constants)
+  if (k.flags & kKClip) {
+    if (k.consts.size() != 2) fail("a clip kernel needs its two bounds");
+    std::memcpy(&lo, &k.consts[0], 4);
+    std::memcpy(&hi, &k.consts[1], 4);
+  }
   check_fits("input tile", c.in_l, c.oh, c.ow, c.co);
   check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
   float* out = reinterpret_cast<float*>(c.out);
@@ -203,6 +209,7 @@ void eltwise_fp32(const KernelCall& c) {
         for (int32_t b = 0; b < k.n_in; ++b)
           v += reinterpret_cast<const float*>(c.in[b])[(y * c.in_l.cols + x) * c.in_l.pitch + ch];
         if (k.flags & kKRelu) v = std::max(v, 0.0f);
+        if (k.flags & kKClip) v = std::min(std::max(v, lo), hi);
         o[ch] = v;
       }
     }
@@ -350,7 +357,7 @@ void eltwise_int8(const KernelCall& c) {
   const KernelDecl& k = *c.k;
   Consts kc(k);
   const int32_t op = kc.next(), n_in = kc.next();
-  if (n_in != k.n_in || op < 0 || op > 2) fail("bad elementwise constants");
+  if (n_in != k.n_in || op < 0 || op > 3) fail("bad elementwise constants");
   std::vector<int64_t> mult;
   for (int32_t b = 0; b < n_in; ++b) mult.push_back(kc.next());
   const int32_t shift = kc.next(), lo = kc.next(), hi = kc.next();
@@ -373,6 +380,7 @@ void eltwise_int8(const KernelCall& c) {
         } else {
           v = reinterpret_cast<const int8_t*>(c.in[0])[at];
           if (op == 1) v = std::max(v, 0);
+          if (op == 3) v = q8::clamp(v, lo, hi);
         }
         o[ch] = post(v, posts);
       }

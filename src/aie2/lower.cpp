@@ -185,6 +185,7 @@ class Lowerer {
         return pool_stage(i);
       case Op::Add:
       case Op::Relu:
+      case Op::Clip:
         return eltwise_stage(g);
       case Op::BatchNorm:  // a batchnorm the fusion pass did not fold
         fail_unsupported(n, Backend::Aie2);
@@ -308,6 +309,11 @@ class Lowerer {
         fail("node '{}': elementwise inputs of different shapes are not supported", n.name);
     if (n.op == Op::Add) st.add_node = static_cast<int>(i);
     if (n.op == Op::Relu) st.relu = true;
+    if (n.op == Op::Clip) {
+      st.clip = true;
+      st.clip_lo = n.attrs.get_double("min");
+      st.clip_hi = n.attrs.get_double("max");
+    }
     if (n.op == Op::Add && g.act >= 0) {
       st.relu = true;
       st.nodes.push_back(m_.nodes[static_cast<size_t>(g.act)].name);

@@ -63,6 +63,9 @@ struct Stage {
   int out_node = -1;
   std::vector<std::pair<int, int>> concat_path;
   bool relu = false;
+  // Eltwise: a clip to [clip_lo, clip_hi] (the stage's one node).
+  bool clip = false;
+  double clip_lo = 0, clip_hi = 0;
   // Pool.
   bool pool_max = false;
   bool count_include_pad = true;

@@ -154,7 +154,7 @@ q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const
   q8::QNode q;
   const std::string kind = h5::read_attr_string(g, "kind");
   bool found = false;
-  for (int k = 0; k <= static_cast<int>(q8::Kind::Softmax) && !found; ++k)
+  for (int k = 0; k < static_cast<int>(q8::Kind::kCount) && !found; ++k)
     if (kind == q8::kind_name(static_cast<q8::Kind>(k))) q.kind = static_cast<q8::Kind>(k), found = true;
   if (!found) fail("unknown int8 kind '{}'", kind);
   q.scale = h5::read_attr_double(g, "scale");

@@ -34,6 +34,8 @@ const char* kind_name(Kind k) {
     case Kind::Concat: return "concat";
     case Kind::Flatten: return "flatten";
     case Kind::Softmax: return "softmax";
+    case Kind::Clip: return "clip";
+    case Kind::kCount: break;
   }
   return "?";
 }
@@ -136,6 +138,7 @@ void assign_kinds(const Model& m, const Fusion& fu, QModel& q) {
       case Op::Concat: qn.kind = Kind::Concat; break;
       case Op::Flatten: qn.kind = Kind::Flatten; break;
       case Op::Softmax: qn.kind = Kind::Softmax; break;
+      case Op::Clip: qn.kind = Kind::Clip; break;
       default: fail_unsupported(n, Backend::Int8);  // the table says int8 does not run it
     }
     if (g.act >= 0) qn.lo = 0;
@@ -202,7 +205,8 @@ void check_folding(const Model& m, const QModel& q) {
     if (a.fused_into != b.fused_into)
       fail("node '{}' is fused into '{}' in the int8 program, into '{}' in the graph's folding", m.nodes[i].name,
            a.fused_into, b.fused_into);
-    if (a.kind != Kind::Identity && (a.lo != b.lo || a.hi != b.hi))
+    // (a clip's clamp is its bounds quantised, not the folding's)
+    if (a.kind != Kind::Identity && a.kind != Kind::Clip && (a.lo != b.lo || a.hi != b.hi))
       fail("node '{}' clamps to [{}, {}] in the int8 program, [{}, {}] in the graph's folding", m.nodes[i].name, a.lo,
            a.hi, b.lo, b.hi);
   }
@@ -247,6 +251,13 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
       case Kind::Flatten:
       case Kind::Softmax:
         qn.scale = scale_of(i);
+        break;
+      case Kind::Clip:
+        qn.scale = scale_of(i);
+        qn.lo = quantize_value(static_cast<float>(n.attrs.get_double("min")), qn.scale);
+        qn.hi = quantize_value(static_cast<float>(n.attrs.get_double("max")), qn.scale);
+        break;
+      case Kind::kCount:
         break;
       case Kind::Concat: {
         double s = 0;

@@ -29,7 +29,9 @@
 //     weight and bias are the batchnorm's channel affine (scale, shift):
 //     y = clamp(rescale(x_q * w_q[c] + bias_q[c], rq[c]), lo, hi);
 //   relu: max(q, 0); maxpool: max over the real elements of the window;
-//   flatten: the same bytes; all three keep the input's scale.
+//   flatten: the same bytes; clip: clamp(q, lo, hi) with lo and hi the
+//   bounds quantised with the input's scale (quantize_value); all four keep
+//   the input's scale.
 //   avgpool / global_avgpool: s = int32 sum of the window's real elements,
 //     y = clamp(rescale(s, count_rq[n-1]), -128, 127), n the divisor (window
 //     size with count_include_pad, else the number of real elements); the
@@ -113,6 +115,8 @@ enum class Kind {
   Concat,
   Flatten,
   Softmax,        // float output
+  Clip,           // clamp(q, lo, hi): the bounds quantised with the input's scale
+  kCount          // (the number of kinds)
 };
 const char* kind_name(Kind k);
 

@@ -186,9 +186,16 @@ Array<int8_t> reference_node(const Node& n, const QNode& q, const std::vector<co
     case Kind::Add: return add(q, in);
     case Kind::Concat: return concat(q, in);
     case Kind::Flatten: return flatten(*in.at(0));
+    case Kind::Clip: {
+      const Q& x = *in.at(0);
+      Q y(x.shape());
+      for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<int8_t>(clamp(x[i], q.lo, q.hi));
+      return y;
+    }
     case Kind::Input:
     case Kind::Identity:
     case Kind::Softmax:
+    case Kind::kCount:
       break;
   }
   fail("internal: node '{}' ({}) is not an int8 computation", n.name, kind_name(q.kind));

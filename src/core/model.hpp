@@ -40,10 +40,11 @@ enum class Op {
   Concat,         // along channels (the last axis)
   Flatten,        // [H, W, C] -> [H*W*C] in NHWC order
   Softmax,        // over the last axis
+  Clip,           // attrs: min, max (float64): min(max(x, min), max); relu6 is [0, 6]
 };
 // The number of ops: name the last one here when appending (the op table,
 // core/op_table.hpp, has an entry for each).
-constexpr size_t kOpCount = static_cast<size_t>(Op::Softmax) + 1;
+constexpr size_t kOpCount = static_cast<size_t>(Op::Clip) + 1;
 
 const char* op_name(Op op);
 std::optional<Op> op_from_name(std::string_view name);

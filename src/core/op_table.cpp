@@ -151,6 +151,17 @@ const std::vector<OpEntry> kOps = {
      .fp32 = reference,
      .int8 = {Run::LastOnly, "only as the last node, in float on the dequantised logits"},
      .aie2 = {Run::Native, "fp32 programs only"}},
+
+    {.op = Op::Clip, .name = "clip", .min_inputs = 1, .max_inputs = 1,
+     .shape = [](const Node& n, const ShapeList& in) -> Shape {
+       const double lo = n.attrs.get_double("min"), hi = n.attrs.get_double("max");
+       if (!(lo <= hi)) fail("node '{}': clip bounds [{}, {}] are empty", n.name, lo, hi);
+       return *in[0];
+     },
+     .reference = [](const Node& n, const TensorList& in) {
+       return ref::clip(*in.at(0), n.attrs.get_double("min"), n.attrs.get_double("max"));
+     },
+     .trainer = native, .fp32 = reference, .int8 = native, .aie2 = {Run::Native, "an elementwise stage"}},
 };
 
 }  // namespace

@@ -91,6 +91,15 @@ Tensor relu(const Tensor& x) {
   return y;
 }
 
+Tensor clip(const Tensor& x, double lo, double hi) {
+  const float l = static_cast<float>(lo), h = static_cast<float>(hi);
+  Tensor y(x.shape());
+  const int64_t n = static_cast<int64_t>(x.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = std::min(std::max(x[static_cast<size_t>(i)], l), h);
+  return y;
+}
+
 namespace {
 template <typename Reduce>
 Tensor pool(const Tensor& x, const WindowGeom& g, Reduce reduce) {

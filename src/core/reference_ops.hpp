@@ -21,6 +21,8 @@ Tensor dense(const Tensor& x, const Tensor& w, const Tensor* bias);
 // batchnorm as a channel affine (core/fold.hpp).
 Tensor batchnorm(const Tensor& x, const ChannelAffine& a);
 Tensor relu(const Tensor& x);
+// min(max(x, lo), hi), in float32 (the bounds rounded to float32).
+Tensor clip(const Tensor& x, double lo, double hi);
 // Padding never wins a max; avg divides by the window size including padding
 // when count_include_pad, else by the number of real elements.
 Tensor maxpool(const Tensor& x, const WindowGeom& g);

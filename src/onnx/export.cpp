@@ -118,6 +118,11 @@ class Exporter {
         return;
       }
       case Op::Relu: add("Relu", {in(n, 0)}, name, name); return;
+      case Op::Clip: {  // opset 13: the bounds are scalar inputs
+        const float lo = static_cast<float>(n.attrs.get_double("min")), hi = static_cast<float>(n.attrs.get_double("max"));
+        add("Clip", {in(n, 0), weight(name + ".min", Shape{}, &lo), weight(name + ".max", Shape{}, &hi)}, name, name);
+        return;
+      }
       case Op::MaxPool: {
         onnx::NodeProto* p = add("MaxPool", {in(n, 0)}, name, name);
         window(p, n, n.attrs.get_ints("kernel"));

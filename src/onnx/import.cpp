@@ -331,7 +331,7 @@ class Importer {
     set_act(n.output(0), Act{add(n, make(Op::Relu, {x.node})), x.one_by_one, x.chw});
   }
 
-  // Clip(x, 0, +inf) is a relu; other bounds are not supported yet.
+  // Clip(x, 0, +inf) is a relu, other bounds a clip (relu6: [0, 6]).
   void clip(const onnx::NodeProto& n) {
     double lo = -INFINITY, hi = INFINITY;
     if (opset_ < 11) {
@@ -341,9 +341,12 @@ class Importer {
       if (const onnx_io::Const* c = opt_cst(n, 1)) lo = c->floats()[0];
       if (const onnx_io::Const* c = opt_cst(n, 2)) hi = c->floats()[0];
     }
-    if (lo != 0 || !std::isinf(hi))
-      fail("unsupported operator 'Clip' with bounds [{}, {}] at node '{}' (only [0, inf), a relu)", lo, hi, n.name());
-    relu(n);
+    if (lo == 0 && std::isinf(hi) && hi > 0) return relu(n);
+    const Act& x = nchw(n, 0);
+    Node c = make(Op::Clip, {x.node});
+    c.attrs.set("min", lo);
+    c.attrs.set("max", hi);
+    set_act(n.output(0), Act{add(n, std::move(c)), x.one_by_one, x.chw});
   }
 
   void pool(const onnx::NodeProto& n, bool is_max) {

@@ -36,6 +36,7 @@ std::unique_ptr<Layer> make_batchnorm(const LayerArgs& a);
 // batchnorm followed by relu in one layer: `out` is the relu's value.
 std::unique_ptr<Layer> make_batchnorm_relu(const LayerArgs& a);
 std::unique_ptr<Layer> make_relu(const LayerArgs& a);
+std::unique_ptr<Layer> make_clip(const LayerArgs& a);
 std::unique_ptr<Layer> make_pool(const LayerArgs& a);  // maxpool, avgpool
 std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a);
 std::unique_ptr<Layer> make_add(const LayerArgs& a);

@@ -103,6 +103,7 @@ std::unique_ptr<Layer> make_layer(Op op, const LayerArgs& a, bool with_relu) {
     case Op::BatchNorm: return with_relu ? make_batchnorm_relu(a) : make_batchnorm(a);
     case Op::Add: return with_relu ? make_add_relu(a) : make_add(a);
     case Op::Relu: return make_relu(a);
+    case Op::Clip: return make_clip(a);
     case Op::MaxPool:
     case Op::AvgPool: return make_pool(a);
     case Op::GlobalAvgPool: return make_global_avgpool(a);

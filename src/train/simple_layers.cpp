@@ -78,6 +78,37 @@ class ReluLayer : public BoundLayer {
   }
 };
 
+// ---- clip: y = min(max(x, lo), hi); the gradient passes where lo < x < hi ----
+class ClipLayer : public BoundLayer {
+ public:
+  explicit ClipLayer(const LayerArgs& a)
+      : BoundLayer(a), lo_(static_cast<float>(node->attrs.get_double("min"))),
+        hi_(static_cast<float>(node->attrs.get_double("max"))) {}
+  void forward(const Ctx& c) override {
+    const int64_t n = out->C * out->plane(c.n);
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], lo_), hi_);
+  }
+  void backward(const Ctx& c) override {
+    if (in[0]->grad.empty()) return;
+    const int64_t n = out->C * out->plane(c.n);
+    const float* y = out->act.data();
+    const float* dy = out->grad.data();
+    float* dx = in[0]->grad.data();
+    const bool add = in_add[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = y[i] > lo_ && y[i] < hi_ ? dy[i] : 0.0f;
+      dx[i] = add ? dx[i] + g : g;
+    }
+  }
+
+ private:
+  float lo_, hi_;
+};
+
 // ---- maxpool / avgpool over each [H, W] plane of x [C, n, H, W] ----
 class PoolLayer : public BoundLayer {
  public:
@@ -390,6 +421,7 @@ class FlattenLayer : public BoundLayer {
 }  // namespace
 
 std::unique_ptr<Layer> make_relu(const LayerArgs& a) { return std::make_unique<ReluLayer>(a); }
+std::unique_ptr<Layer> make_clip(const LayerArgs& a) { return std::make_unique<ClipLayer>(a); }
 std::unique_ptr<Layer> make_pool(const LayerArgs& a) { return std::make_unique<PoolLayer>(a); }
 std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a) { return std::make_unique<GlobalAvgPoolLayer>(a); }
 std::unique_ptr<Layer> make_add(const LayerArgs& a) { return std::make_unique<AddLayer>(a, false); }

@@ -12,7 +12,8 @@ KIND: resnet (conv, batchnorm, relu, ceil-mode maxpool, residual add,
       global average pool, flatten, gemm), vgg (average pool, reshape
       subgraph flatten of a 6x6 map, gemm, dropout, matmul + add, softmax),
       inception (branches with concat, an average pool counting padding,
-      a clip as relu).
+      a clip as relu), mobile (relu6 clips, a depthwise convolution, an
+      inverted residual add).
 Errors: bad-op, dynamic, external (external data missing), opset, two-outputs.
 """
 import sys
@@ -189,13 +190,48 @@ def inception(b, x):
     return t, y
 
 
+def mobile(b, x):
+    """MobileNet-V2's pieces: relu6 (Clip 0..6), a depthwise convolution, an
+    inverted residual add."""
+    w, bias = b.weights('stem', 8, 3, 3)
+    t = b.node('Conv', ['x', b.const('features.0.0.weight', w), b.const('features.0.0.bias', bias)],
+               '/features/features.0/features.0.0/Conv', pads=[1, 1, 1, 1])
+    y = conv(x, w, bias, 1, (1, 1, 1, 1))
+    lo, hi = b.const('six_lo', np.array(0, np.float32)), b.const('six_hi', np.array(6, np.float32))
+    t = b.node('Clip', [t, lo, hi], '/features/features.0/features.0.2/Clip')
+    y = np.clip(y, 0, 6)
+    skip, yskip = t, y
+    dw = (rng.standard_normal((8, 1, 3, 3)) * 0.5).astype(np.float32)
+    db = (rng.standard_normal(8) * 0.1).astype(np.float32)
+    t = b.node('Conv', [t, b.const('features.1.conv.0.weight', dw), b.const('features.1.conv.0.bias', db)],
+               '/features/features.1/conv/conv.0/Conv', pads=[1, 1, 1, 1], group=8)
+    y = conv(y, dw, db, 1, (1, 1, 1, 1), group=8)
+    t = b.node('Clip', [t, lo, hi], '/features/features.1/conv/conv.1/Clip')
+    y = np.clip(y, 0, 6)
+    pw, pb = b.weights('pw', 8, 8, 1)
+    t = b.node('Conv', [t, b.const('features.1.conv.2.weight', pw), b.const('features.1.conv.2.bias', pb)],
+               '/features/features.1/conv/conv.2/Conv')
+    y = conv(y, pw, pb)
+    t = b.node('Add', [skip, t], '/features/features.1/Add')
+    y = yskip + y
+    t = b.node('GlobalAveragePool', [t], '/GlobalAveragePool')
+    y = y.mean(axis=(2, 3), keepdims=True)
+    t = b.node('Flatten', [t], '/Flatten')
+    y = y.reshape(y.shape[0], -1)
+    fw = (rng.standard_normal((10, 8)) * 0.3).astype(np.float32)
+    fb = (rng.standard_normal(10) * 0.1).astype(np.float32)
+    t = b.node('Gemm', [t, b.const('classifier.1.weight', fw), b.const('classifier.1.bias', fb)], '/classifier/classifier.1/Gemm', transB=1)
+    y = y @ fw.T + fb
+    return t, y
+
+
 def save(b, kind, out_name, y, x, dir, dims=None, opset=13, outputs=None):
     inp = helper.make_tensor_value_info('x', TensorProto.FLOAT, dims)
     outs = outputs or [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [None, None])]
     g = helper.make_graph(b.nodes, 'test-' + kind, [inp], outs, b.inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid('', opset)], producer_name='make_onnx.py',
                           producer_version='1')
-    if kind in ('resnet', 'vgg', 'inception'):
+    if kind in ('resnet', 'vgg', 'inception', 'mobile'):
         onnx.checker.check_model(m)
     onnx.save(m, '%s/%s.onnx' % (dir, kind))
     with h5py.File('%s/%s-data.h5' % (dir, kind), 'w') as f:
@@ -208,8 +244,8 @@ def main(kind, dir):
     b = Builder()
     x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
     xd = x.astype(np.float64)
-    if kind in ('resnet', 'vgg', 'inception'):
-        t, y = {'resnet': resnet, 'vgg': vgg, 'inception': inception}[kind](b, xd)
+    if kind in ('resnet', 'vgg', 'inception', 'mobile'):
+        t, y = {'resnet': resnet, 'vgg': vgg, 'inception': inception, 'mobile': mobile}[kind](b, xd)
         save(b, kind, t, y, x, dir, dims=[None, 3, 12, 12])
     elif kind == 'bad-op':
         t = b.node('HardSwish', ['x'], '/features/features.1/HardSwish')

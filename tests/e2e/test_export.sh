@@ -41,7 +41,7 @@ CHECKS=$((CHECKS + 1))
 cmp -s back.npy rp-bsp.npy || fail "the round trip changed eval's outputs"
 
 # Imported networks go out again and still compute the ONNX model's function.
-for k in resnet vgg inception; do
+for k in resnet vgg inception mobile; do
   /usr/bin/python3 "$E2E_DIR/make_onnx.py" $k . || fail "make_onnx.py $k"
   ok "$BSP" import $k.onnx --input-mean 0 --input-std 1 -o $k.h5
   ok "$BSP" export $k.h5 -o $k-out.onnx

@@ -4,13 +4,13 @@
 # independent of bsp), names, history, and the failures.
 source "$E2E_LIB"
 MAKE_ONNX=$(dirname "$E2E_LIB")/make_onnx.py
-for k in resnet vgg inception bad-op dynamic external opset two-outputs; do
+for k in resnet vgg inception mobile bad-op dynamic external opset two-outputs; do
   /usr/bin/python3 "$MAKE_ONNX" $k . || fail "make_onnx.py $k"
 done
 
 # Each network imported computes what the ONNX model computes (every stage
 # after takes it as it takes a zoo model).
-for k in resnet vgg inception; do
+for k in resnet vgg inception mobile; do
   ok "$BSP" import $k.onnx --input-mean 0 --input-std 1 -o $k.h5
   ok "$BSP" eval $k.h5 --data $k-data.h5 --logits $k-out.npy
   CHECKS=$((CHECKS + 1))

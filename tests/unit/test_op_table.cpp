@@ -40,6 +40,13 @@ std::optional<Model> example(Op op) {
     case Op::Add: y = b.relu("op.relu", b.add("op", {conv("a", x), conv("b", x)})); break;
     case Op::Concat: y = conv("after", b.concat("op", {conv("a", x), conv("b", x)})); break;
     case Op::Flatten: y = b.flatten("op", conv("conv", x)); break;
+    case Op::Clip: {
+      Attrs a;
+      a.set("min", -1.0);  // both bounds cut (relu6 would be [0, 6])
+      a.set("max", 1.0);
+      y = b.node("op", Op::Clip, {conv("conv", x)}, a);
+      break;
+    }
     case Op::Softmax: {
       const std::string d = b.dense("dense", b.flatten("flat", conv("conv", x)), 10);
       b.softmax("op", d);
