@@ -34,6 +34,10 @@ struct Act {
   // A map ONNX sees transposed to [N, H, W, C] (Transpose 0, 2, 3, 1): a
   // flatten of it is in bsp's own order (what bsp export writes).
   bool nhwc = false;
+  // Zero padding [top, left, bottom, right] a Pad node put around the map,
+  // which the convolution or average pool reading it takes over.
+  std::array<int64_t, 4> pad{0, 0, 0, 0};
+  bool padded() const { return pad[0] || pad[1] || pad[2] || pad[3]; }
 };
 
 // The readable name of a node: torch's scoped names
@@ -88,7 +92,7 @@ std::vector<int64_t> attr_ints(const onnx::NodeProto& n, const char* name, std::
 
 class Importer {
  public:
-  Importer(const onnx::ModelProto& mp, std::string dir, const ImportOptions& opt)
+  Importer(onnx::ModelProto& mp, std::string dir, const ImportOptions& opt)
       : mp_(mp), g_(mp.graph()), dir_(std::move(dir)), opt_(opt) {
     for (const auto& o : mp.opset_import())
       if (o.domain().empty() || o.domain() == "ai.onnx") opset_ = o.version();
@@ -97,7 +101,13 @@ class Importer {
   Model run() {
     if (opset_ < kMinOpset || opset_ > kMaxOpset)
       fail("opset {} of the default domain: bsp reads opsets {} to {}", opset_, kMinOpset, kMaxOpset);
-    for (const auto& t : g_.initializer()) consts_[t.name()] = read_tensor(t, dir_);
+    // Each initializer's bytes are freed from the proto once read, and each
+    // weight from consts_ once converted (take()): peak memory stays near
+    // one copy of the weights.
+    for (auto& t : *mp_.mutable_graph()->mutable_initializer()) {
+      consts_[t.name()] = read_tensor(t, dir_);
+      std::string().swap(*t.mutable_raw_data());
+    }
     for (const auto& n : g_.node())
       for (const auto& i : n.input()) ++uses_[i];
     add_input();
@@ -136,11 +146,19 @@ class Importer {
     return it->second;
   }
   const Shape& shape_of(const Act& a) const { return shapes_.at(a.node); }
-  // An activation for an op that reads it in NCHW (anything but a flatten).
-  const Act& nchw(const onnx::NodeProto& n, int k) const {
+  // An activation for an op that reads it in NCHW (anything but a flatten),
+  // with no pending padding unless `padding_ok` (conv, average pool).
+  const Act& nchw(const onnx::NodeProto& n, int k, bool padding_ok = false) const {
     const Act& a = act(n, k);
     if (a.nhwc) fail("node '{}' ({}): an NHWC-transposed input is supported only for Flatten", n.name(), n.op_type());
+    if (a.padded() && !padding_ok)
+      fail("node '{}' ({}): a padded input is supported only for Conv and AveragePool", n.name(), n.op_type());
     return a;
+  }
+  // pads [t, l, b, r] plus an input's pending zero padding.
+  static std::vector<int64_t> with_padding(std::vector<int64_t> pads, const Act& x) {
+    for (int k = 0; k < 4; ++k) pads[static_cast<size_t>(k)] += x.pad[static_cast<size_t>(k)];
+    return pads;
   }
   bool is_map(const Act& a) const { return shape_of(a).size() == 3; }
   // The shape ONNX sees, batch 1 (what a Shape node of it gives).
@@ -283,7 +301,7 @@ class Importer {
   }
 
   void conv(const onnx::NodeProto& n) {
-    const Act& x = nchw(n, 0);
+    const Act& x = nchw(n, 0, true);
     if (!is_map(x)) fail("node '{}' (Conv): the input is not a feature map", n.name());
     const onnx_io::Const& w = cst(n, 1);
     if (w.dims.size() != 4) fail("node '{}' (Conv): only 2-D convolutions are supported (weight {})", n.name(), shape_str(w.dims));
@@ -293,10 +311,11 @@ class Importer {
     Node c = make(Op::Conv2d, {x.node});
     c.attrs.set("stride", stride);
     c.attrs.set("dilation", dil);
-    c.attrs.set("pad", window_pads(n, s[0], s[1], (kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1, stride));
+    c.attrs.set("pad", with_padding(window_pads(n, s[0], s[1], (kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1, stride), x));
     c.attrs.set("groups", attr_int(n, "group", 1));
     // OIHW -> OHWI
-    const Tensor wf = w.floats();
+    const Tensor wf_int = w.is_int ? w.floats() : Tensor();
+    const Tensor& wf = w.is_int ? wf_int : w.f;
     Tensor ohwi({O, kh, kw, I});
     for (int64_t o = 0; o < O; ++o)
       for (int64_t i = 0; i < I; ++i)
@@ -306,6 +325,13 @@ class Importer {
     c.params["weight"] = std::move(ohwi);
     if (const onnx_io::Const* b = opt_cst(n, 2)) c.params["bias"] = vector_of(*b, O, n, "bias");
     set_act(n.output(0), Act{add(n, std::move(c))});
+    release(n, 1);
+    release(n, 2);
+  }
+
+  // Frees input k's constant when this node is its last reader.
+  void release(const onnx::NodeProto& n, int k) {
+    if (k < n.input_size() && --uses_[n.input(k)] == 0) consts_.erase(n.input(k));
   }
 
   Tensor vector_of(const onnx_io::Const& c, int64_t len, const onnx::NodeProto& n, const char* what) {
@@ -324,6 +350,7 @@ class Importer {
     const char* keys[4] = {"gamma", "beta", "mean", "var"};
     for (int k = 0; k < 4; ++k) b.params[keys[k]] = vector_of(cst(n, k + 1), C, n, keys[k]);
     set_act(n.output(0), Act{add(n, std::move(b)), x.one_by_one, x.chw});
+    for (int k = 1; k <= 4; ++k) release(n, k);
   }
 
   void relu(const onnx::NodeProto& n) {
@@ -350,7 +377,7 @@ class Importer {
   }
 
   void pool(const onnx::NodeProto& n, bool is_max) {
-    const Act& x = nchw(n, 0);
+    const Act& x = nchw(n, 0, !is_max);
     if (!is_map(x)) fail("node '{}' ({}): the input is not a feature map", n.name(), n.op_type());
     if (n.output_size() > 1 && !n.output(1).empty()) fail("node '{}': MaxPool indices are not supported", n.name());
     const std::vector<int64_t> k = attr_ints(n, "kernel_shape", {});
@@ -360,7 +387,15 @@ class Importer {
     const Shape& s = shape_of(x);
     const int64_t eff[2] = {(k[0] - 1) * dil[0] + 1, (k[1] - 1) * dil[1] + 1};
     std::vector<int64_t> pad = window_pads(n, s[0], s[1], eff[0], eff[1], stride);
-    const bool include_pad = !is_max && attr_int(n, "count_include_pad", 0) != 0;
+    bool include_pad = !is_max && attr_int(n, "count_include_pad", 0) != 0;
+    if (x.padded()) {
+      // Zeros padded by a Pad are real elements of the pool's input: they
+      // count, as bsp's count_include_pad counts padding.
+      if (!include_pad && (pad[0] || pad[1] || pad[2] || pad[3]))
+        fail("node '{}': AveragePool of a padded input with padding it does not count is not supported", n.name());
+      pad = with_padding(pad, x);
+      include_pad = true;
+    }
     if (attr_int(n, "ceil_mode", 0)) {
       // Output sizes rounded up: the last window may start in the input or
       // its padding but not beyond; extra bottom/right padding makes the
@@ -409,6 +444,24 @@ class Importer {
     set_act(n.output(0), a);
   }
 
+  // Pad of a map with zeros on height and width: pending on the value until
+  // the convolution or average pool that reads it takes it over.
+  void pad(const onnx::NodeProto& n) {
+    const Act& x = nchw(n, 0);
+    if (!is_map(x)) fail("node '{}': Pad of a vector is not supported", n.name());
+    if (attr_string(n, "mode", "constant") != "constant") fail("node '{}': Pad mode '{}' is not supported", n.name(), attr_string(n, "mode", "constant"));
+    std::vector<int64_t> p = opset_ >= 11 ? cst(n, 1).ints("pads") : attr_ints(n, "pads", {});
+    double value = opset_ >= 11 ? (opt_cst(n, 2) ? static_cast<double>(opt_cst(n, 2)->floats()[0]) : 0.0) : attr_float(n, "value", 0.0);
+    if (p.size() != 8 || p[0] || p[1] || p[4] || p[5])
+      fail("node '{}': Pad is supported on height and width only", n.name());
+    for (int64_t v : p)
+      if (v < 0) fail("node '{}': Pad with negative pads (a crop) is not supported", n.name());
+    if (value != 0) fail("node '{}': Pad with the value {} is not supported (zeros are)", n.name(), value);
+    Act a = x;
+    a.pad = {p[2], p[3], p[6], p[7]};
+    set_act(n.output(0), a);
+  }
+
   // Transpose(0, 2, 3, 1) of a map: the NHWC view a flatten in bsp's order reads.
   void transpose(const onnx::NodeProto& n) {
     const Act& x = nchw(n, 0);
@@ -451,24 +504,23 @@ class Importer {
     fail("node '{}': Reshape of {} to {} is not supported (only to [N, -1])", n.name(), shape_str(from), shape_str(to));
   }
 
-  // Gemm / MatMul: a dense layer on a vector. `w` is [out, in] in ONNX's
-  // feature order.
-  void dense(const onnx::NodeProto& n, const Act& x, Tensor w, Tensor* bias) {
+  // Gemm / MatMul: a dense layer on a vector, its weight [out, in] built in
+  // one pass: w(o, f) gives the value for output o and input f in ONNX's
+  // feature order, which a flattened map's CHW order turns into bsp's HWC.
+  template <typename W>
+  void dense(const onnx::NodeProto& n, const Act& x, int64_t O, int64_t F, W w, Tensor* bias) {
     const Shape& s = shape_of(x);
     if (s.size() != 1) fail("node '{}' ({}): the input is not a vector (flatten first)", n.name(), n.op_type());
-    const int64_t O = w.dim(0), F = w.dim(1);
     if (F != s[0]) fail("node '{}' ({}): the weight takes {} inputs, the input has {}", n.name(), n.op_type(), F, s[0]);
-    if (x.chw[0]) {  // CHW -> HWC columns
-      const int64_t C = x.chw[0], H = x.chw[1], W = x.chw[2];
-      Tensor p({O, F});
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t hw = 0; hw < H * W; ++hw)
-            p[static_cast<size_t>(o * F + hw * C + c)] = w[static_cast<size_t>(o * F + c * H * W + hw)];
-      w = std::move(p);
-    }
+    Tensor weight({O, F});
+    const int64_t C = x.chw[0] ? x.chw[0] : F, HW = x.chw[0] ? x.chw[1] * x.chw[2] : 1;
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t hw = 0; hw < HW; ++hw)  // ONNX feature c*HW + hw is bsp's hw*C + c
+          weight[static_cast<size_t>(o * F + hw * C + c)] = w(o, c * HW + hw);
     Node d = make(Op::Dense, {x.node});
-    d.params["weight"] = std::move(w);
+    d.params["weight"] = std::move(weight);
     if (bias) d.params["bias"] = std::move(*bias);
     set_act(n.output(0), Act{add(n, std::move(d))});
   }
@@ -480,11 +532,8 @@ class Importer {
     const bool tb = attr_int(n, "transB", 0) != 0;
     const int64_t O = tb ? b.dims[0] : b.dims[1], F = tb ? b.dims[1] : b.dims[0];
     const float alpha = static_cast<float>(attr_float(n, "alpha", 1.0)), beta = static_cast<float>(attr_float(n, "beta", 1.0));
-    const Tensor bf = b.floats();
-    Tensor w({O, F});
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t f = 0; f < F; ++f)
-        w[static_cast<size_t>(o * F + f)] = alpha * bf[static_cast<size_t>(tb ? o * F + f : f * O + o)];
+    const Tensor bf_int = b.is_int ? b.floats() : Tensor();
+    const float* bf = b.is_int ? bf_int.data() : b.f.data();
     std::optional<Tensor> bias;
     if (const onnx_io::Const* c = opt_cst(n, 2)) {
       bias = Tensor({O});
@@ -492,19 +541,22 @@ class Importer {
       if (cf.size() != 1 && static_cast<int64_t>(cf.size()) != O) fail("node '{}': Gemm bias has {} values for {} outputs", n.name(), cf.size(), O);
       for (int64_t o = 0; o < O; ++o) (*bias)[static_cast<size_t>(o)] = beta * cf[cf.size() == 1 ? 0 : static_cast<size_t>(o)];
     }
-    dense(n, nchw(n, 0), std::move(w), bias ? &*bias : nullptr);
+    // (alpha 1 multiplies exactly)
+    dense(n, nchw(n, 0), O, F, [&](int64_t o, int64_t f) { return alpha * bf[tb ? o * F + f : f * O + o]; },
+          bias ? &*bias : nullptr);
+    release(n, 1);
+    release(n, 2);
   }
 
   void matmul(const onnx::NodeProto& n) {
     const onnx_io::Const& b = cst(n, 1);  // [in, out]
     if (b.dims.size() != 2) fail("node '{}': MatMul weight must be 2-D, is {}", n.name(), shape_str(b.dims));
     const int64_t F = b.dims[0], O = b.dims[1];
-    const Tensor bf = b.floats();
-    Tensor w({O, F});
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t f = 0; f < F; ++f) w[static_cast<size_t>(o * F + f)] = bf[static_cast<size_t>(f * O + o)];
-    dense(n, nchw(n, 0), std::move(w), nullptr);
+    const Tensor bf_int = b.is_int ? b.floats() : Tensor();
+    const float* bf = b.is_int ? bf_int.data() : b.f.data();
+    dense(n, nchw(n, 0), O, F, [&](int64_t o, int64_t f) { return bf[f * O + o]; }, nullptr);
     if (uses_[n.output(0)] == 1) bias_free_.insert(acts_.at(n.output(0)).node);
+    release(n, 1);
   }
 
   void add_op(const onnx::NodeProto& n) {
@@ -740,7 +792,7 @@ class Importer {
     fail("unsupported operator '{}' on activations at node '{}'", n.op_type(), n.name());
   }
 
-  const onnx::ModelProto& mp_;
+  onnx::ModelProto& mp_;
   const onnx::GraphProto& g_;
   std::string dir_;
   const ImportOptions& opt_;
@@ -773,6 +825,7 @@ const std::map<std::string, Importer::Handler>& Importer::handlers() {
       {"Identity", &Importer::identity},
       {"MatMul", &Importer::matmul},
       {"MaxPool", &Importer::maxpool},
+      {"Pad", &Importer::pad},
       {"Mul", &Importer::arith},
       {"Relu", &Importer::relu},
       {"Reshape", &Importer::reshape},
@@ -825,6 +878,7 @@ Model import_onnx(const std::string& path, const std::string& display, const Imp
     if (!f) fail("{}", errno_message(errno));
     onnx::ModelProto mp;
     if (!mp.ParseFromIstream(&f) || !mp.has_graph() || mp.graph().node_size() == 0) fail("not an ONNX model");
+    f.close();
     Importer im(mp, directory_of(path), opt);
     Model m = im.run();
     Metadata md;
@@ -835,7 +889,9 @@ Model import_onnx(const std::string& path, const std::string& display, const Imp
     }
     apply_normalization(m, opt);
     std::string base = display.substr(display.rfind('/') == std::string::npos ? 0 : display.rfind('/') + 1);
-    m.arch = !mp.graph().name().empty() ? mp.graph().name() : base;
+    const std::string& gname = mp.graph().name();
+    const bool generic = gname.empty() || gname == "torch_jit" || gname == "main_graph" || gname == "torch-jit-export";
+    m.arch = generic ? base.substr(0, base.rfind(".onnx") == std::string::npos ? base.size() : base.rfind(".onnx")) : gname;
     std::string producer = mp.producer_name();
     if (!mp.producer_version().empty()) producer += " " + mp.producer_version();
     m.history.push_back(fmt::format("onnx '{}': producer {}, opset {}", base, producer.empty() ? "unknown" : producer,

@@ -74,20 +74,22 @@ Const read_tensor(const onnx::TensorProto& t, const std::string& dir) {
   }
   const int64_t n = shape_numel(c.dims);
   const bool external = t.data_location() == onnx::TensorProto_DataLocation_EXTERNAL;
-  const std::string raw = external ? external_bytes(t, dir) : t.raw_data();
+  const std::string ext = external ? external_bytes(t, dir) : std::string();
+  const std::string& raw = external ? ext : t.raw_data();  // (no copy of the proto's bytes)
   const bool has_raw = external || t.has_raw_data();
   auto count = [&](int64_t got) {
     if (got != n) fail("tensor '{}': {} values for dimensions of {}", t.name(), got, n);
   };
   switch (t.data_type()) {
     case onnx::TensorProto_DataType_FLOAT: {
-      std::vector<float> v;
-      if (has_raw)
-        from_raw(raw, n, t.name(), v);
-      else
-        v.assign(t.float_data().begin(), t.float_data().end());
-      count(static_cast<int64_t>(v.size()));
-      c.f = Tensor(Shape{n}, v);
+      c.f = Tensor(Shape{n});
+      if (has_raw) {
+        if (static_cast<int64_t>(raw.size()) != n * 4) fail("tensor '{}': {} bytes of data for {} values", t.name(), raw.size(), n);
+        if (n) std::memcpy(c.f.data(), raw.data(), raw.size());
+      } else {
+        count(t.float_data_size());
+        std::copy(t.float_data().begin(), t.float_data().end(), c.f.data());
+      }
       break;
     }
     case onnx::TensorProto_DataType_DOUBLE: {
