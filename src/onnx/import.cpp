@@ -41,8 +41,10 @@ struct Act {
 };
 
 // The readable name of a node: torch's scoped names
-// "/layer1/layer1.0/conv1/Conv" become "layer1.0.conv1" (each scope that
-// extends the one before replaces it, others append; the op type goes).
+// "/layer1/layer1.0/conv1/Conv" become "layer1.0.conv1" and
+// "/features/features.1/conv/conv.0/conv.0.0/Conv" "features.1.conv.0.0"
+// (each scope that extends the one before replaces it, others append; the
+// op type goes): torchvision's module paths.
 std::string readable_name(const onnx::NodeProto& n) {
   std::string raw = !n.name().empty() ? n.name() : n.output_size() ? n.output(0) : n.op_type();
   std::vector<std::string> parts;
@@ -55,9 +57,16 @@ std::string readable_name(const onnx::NodeProto& n) {
   }
   if (!parts.empty() && (parts.back() == n.op_type() || parts.back().rfind(n.op_type() + "_", 0) == 0))
     parts.pop_back();
-  std::string path;
-  for (const std::string& p : parts)
-    path = path.empty() || p.rfind(path + ".", 0) == 0 ? p : path + "." + p;
+  // A scope that extends the one before it ("conv.0" after "conv": torch
+  // names a child relative to its parent) replaces it; others append.
+  std::string path, last;
+  for (const std::string& p : parts) {
+    if (!last.empty() && p.rfind(last + ".", 0) == 0)
+      path = path.substr(0, path.size() - last.size()) + p;
+    else
+      path = path.empty() ? p : path + "." + p;
+    last = p;
+  }
   if (path.empty()) {
     path = n.op_type();
     std::transform(path.begin(), path.end(), path.begin(), [](unsigned char ch) { return std::tolower(ch); });

@@ -43,6 +43,9 @@ PY
 ok "$BSP" info vgg.h5
 out_has '^reshape +flatten +\[216\]'
 out_has '^classifier\.3 +dense +\[10\]'
+ok "$BSP" info mobile.h5
+out_has '^features\.1\.conv\.0 +conv2d +\[12, 12, 8\]'
+out_has '^features\.1\.conv\.1 +clip'
 
 # The stages after it: prune, finetune a step, compact to int8, schedule and simulate.
 ok "$BSP" prune resnet.h5 --pattern block:8x8 --density 0.5 --include-first -q -o rp.h5
