@@ -21,6 +21,7 @@ struct PruneCliOptions {
   std::string criterion = "l2";
   std::string scope;  // "" = the pattern's default
   bool include_first = false;
+  bool include_depthwise = false;
   std::optional<std::string> layers, exclude;
   std::string density_file;
   bool force = false;
@@ -112,6 +113,7 @@ void run_prune(const PruneCliOptions& c) {
   o.criterion = parse_criterion(c.criterion);
   if (!c.scope.empty()) o.scope = parse_scope(c.scope);
   o.include_first = c.include_first;
+  o.include_depthwise = c.include_depthwise;
   o.layers = c.layers;
   o.exclude = c.exclude;
   o.force = c.force;
@@ -152,6 +154,7 @@ Runner setup_prune(CLI::App& sub) {
   sub.add_option("--scope", o->scope, "layer: every layer at D; global: one threshold, overall D (default: global for tw/tvw, layer otherwise)")
       ->type_name("S");
   sub.add_flag("--include-first", o->include_first, "also prune the first conv (left dense by default)");
+  sub.add_flag("--include-depthwise", o->include_depthwise, "also prune depthwise convs (left dense by default)");
   sub.add_option("--layers", o->layers, "prune only the conv2d/dense layers whose name matches REGEX")->type_name("REGEX");
   sub.add_option("--exclude", o->exclude, "leave the layers whose name matches REGEX as they are")->type_name("REGEX");
   sub.add_option("--density-file", o->density_file, "per-layer densities: 'LAYER DENSITY' lines, '#' comments")

@@ -229,8 +229,11 @@ LayerPruneResult prune_layer(Node& n, const Pattern& p, double density, Criterio
   return std::move(r.layers[0]);
 }
 
-std::vector<size_t> select_layers(const Model& m, bool include_first, const std::optional<std::string>& layers,
-                                  const std::optional<std::string>& exclude) {
+bool is_depthwise(const Node& n) {
+  return n.op == Op::Conv2d && n.attrs.get_int("groups", 1) > 1 && n.param("weight").dim(3) == 1;
+}
+
+std::vector<size_t> select_layers(const Model& m, const LayerSelection& s) {
   auto compile = [](const std::string& re, const char* opt) {
     try {
       return std::regex(re, std::regex::ECMAScript);
@@ -239,8 +242,8 @@ std::vector<size_t> select_layers(const Model& m, bool include_first, const std:
     }
   };
   std::optional<std::regex> want, drop;
-  if (layers) want = compile(*layers, "--layers");
-  if (exclude) drop = compile(*exclude, "--exclude");
+  if (s.layers) want = compile(*s.layers, "--layers");
+  if (s.exclude) drop = compile(*s.exclude, "--exclude");
 
   std::vector<size_t> all;
   std::optional<size_t> first_conv;
@@ -253,27 +256,35 @@ std::vector<size_t> select_layers(const Model& m, bool include_first, const std:
 
   std::vector<size_t> sel;
   bool first_matched = false;
+  size_t depthwise_matched = 0;
   for (size_t i : all) {
-    const std::string& name = m.nodes[i].name;
-    if (want && !std::regex_search(name, *want)) continue;
-    if (i == first_conv && !include_first) {
+    const Node& n = m.nodes[i];
+    if (want && !std::regex_search(n.name, *want)) continue;
+    if (i == first_conv && !s.include_first) {
       first_matched = true;
+      continue;
+    }
+    if (!s.include_depthwise && is_depthwise(n)) {
+      ++depthwise_matched;
       continue;
     }
     sel.push_back(i);
   }
   if (sel.empty()) {
+    const std::string what = s.layers ? fmt::format("--layers '{}' selects", *s.layers) : std::string("the model has");
+    if (depthwise_matched)
+      fail_usage("{} only depthwise convs{}, which stay dense without --include-depthwise", what,
+                 first_matched ? " and the first conv" : "");
     if (first_matched)
-      fail_usage("{} only the first conv '{}', which stays dense without --include-first",
-                 layers ? fmt::format("--layers '{}' selects", *layers) : std::string("the model has"),
+      fail_usage("{} only the first conv '{}', which stays dense without --include-first", what,
                  m.nodes[*first_conv].name);
-    fail_usage("--layers '{}' selects no conv2d or dense layer", *layers);
+    fail_usage("--layers '{}' selects no conv2d or dense layer", *s.layers);
   }
   if (drop) {
     std::vector<size_t> kept;
     for (size_t i : sel)
       if (!std::regex_search(m.nodes[i].name, *drop)) kept.push_back(i);
-    if (kept.empty()) fail_usage("--exclude '{}' leaves no layer to prune", *exclude);
+    if (kept.empty()) fail_usage("--exclude '{}' leaves no layer to prune", *s.exclude);
     sel = std::move(kept);
   }
   return sel;
@@ -303,7 +314,7 @@ std::vector<std::pair<size_t, double>> plan_layers(const Model& m, const PruneOp
   if (!o.density_file.empty() && scope == Scope::Global)
     fail_usage("--density-file gives per-layer densities: it needs --scope layer");
 
-  std::vector<size_t> sel = select_layers(m, o.include_first, o.layers, o.exclude);
+  std::vector<size_t> sel = select_layers(m, LayerSelection{o.include_first, o.include_depthwise, o.layers, o.exclude});
   if (o.density_file.empty()) {
     std::vector<std::pair<size_t, double>> plan;
     const double d = nm ? *p.implied_density() : *o.density;

@@ -77,6 +77,7 @@ struct PruneOptions {
   Criterion criterion = Criterion::L2;
   std::optional<Scope> scope;              // default: global for tw/tvw, layer otherwise
   bool include_first = false;              // also prune the first conv
+  bool include_depthwise = false;          // also prune depthwise convs (one input channel per group)
   std::optional<std::string> layers;       // ECMAScript regex searched in layer names
   std::optional<std::string> exclude;      // ECMAScript regex searched in layer names
   std::vector<std::pair<std::string, double>> density_file;  // per-layer densities
@@ -84,11 +85,20 @@ struct PruneOptions {
   bool force = false;
 };
 
-// Every conv2d and dense layer, minus the first conv unless include_first,
-// filtered by the regexes. Throws UsageError for a bad regex or one that
-// selects nothing, or when the model has no prunable layer.
-std::vector<size_t> select_layers(const Model& m, bool include_first, const std::optional<std::string>& layers,
-                                  const std::optional<std::string>& exclude);
+// Which layers a prune or a gradual schedule touches.
+struct LayerSelection {
+  bool include_first = false;      // the first conv2d (3 input channels, usually left dense)
+  bool include_depthwise = false;  // depthwise convs: no channel block spans two of their inputs
+  std::optional<std::string> layers, exclude;  // ECMAScript regexes searched in layer names
+};
+
+// Every conv2d and dense layer, minus the first conv and the depthwise convs
+// unless included, filtered by the regexes. Throws UsageError for a bad regex
+// or one that selects nothing, or when the model has no prunable layer.
+std::vector<size_t> select_layers(const Model& m, const LayerSelection& s);
+
+// A conv2d with one input channel per group (MobileNet's 3x3 stages).
+bool is_depthwise(const Node& n);
 
 // The selected layers and their densities, validated against the options;
 // warnings (e.g. density-file layers outside the selection) are appended.

@@ -19,7 +19,7 @@ GradualPruner::GradualPruner(Model& m, const GradualConfig& c, int64_t total_ste
     fail_usage("--to {} is above {}, the most {} keeps", c.to, c.pattern.max_density(), c.pattern.str());
   if (c.every < 1) fail_usage("--prune-every must be at least 1");
   if (!(c.end > 0.0 && c.end <= 1.0)) fail_usage("--prune-end {} is not in (0, 1]", c.end);
-  for (size_t i : select_layers(m, false, std::nullopt, std::nullopt)) {
+  for (size_t i : select_layers(m, LayerSelection{})) {
     Node& n = m.nodes[i];
     layers_.push_back(&n);
     start_.push_back(n.mask ? n.mask->density : 1.0);

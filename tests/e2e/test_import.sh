@@ -46,6 +46,14 @@ out_has '^classifier\.3 +dense +\[10\]'
 ok "$BSP" info mobile.h5
 out_has '^features\.1\.conv\.0 +conv2d +\[12, 12, 8\]'
 out_has '^features\.1\.conv\.1 +clip'
+# Its depthwise conv stays dense unless asked for.
+ok "$BSP" prune mobile.h5 --pattern block:8x8 --density 0.5 -n
+out_has '^features\.1\.conv\.2 +conv2d'
+grep -Eq '^features\.1\.conv\.0 ' "$WORK/.out" && fail "prune touched the depthwise conv by default"
+ok "$BSP" prune mobile.h5 --pattern block:8x8 --density 0.5 --include-depthwise -n
+out_has '^features\.1\.conv\.0 +conv2d +block:8x8'
+err 2 prune 'selects only depthwise convs, which stay dense without --include-depthwise' \
+  "$BSP" prune mobile.h5 --pattern block:8x8 --density 0.5 --layers '^features\.1\.conv\.0$' -n
 
 # The stages after it: prune, finetune a step, compact to int8, schedule and simulate.
 ok "$BSP" prune resnet.h5 --pattern block:8x8 --density 0.5 --include-first -q -o rp.h5

@@ -503,21 +503,25 @@ TEST_CASE("prune_layers checks everything before touching any layer") {
 
 TEST_CASE("layer selection: first conv, regexes, density files") {
   Model m = small_model(16, 32, 3, 12, 41);
-  CHECK(select_layers(m, false, {}, {}) == std::vector<size_t>{2, 4});
-  CHECK(select_layers(m, true, {}, {}) == std::vector<size_t>{1, 2, 4});
-  CHECK(select_layers(m, true, std::string("^(c|d)$"), {}) == std::vector<size_t>{2, 4});
-  CHECK(select_layers(m, false, {}, std::string("^d")) == std::vector<size_t>{2});
-  CHECK_THROWS_WITH(select_layers(m, false, std::string("nomatch"), {}),
+  using Opt = std::optional<std::string>;
+  auto sel = [](const Model& mm, bool first, Opt layers = {}, Opt exclude = {}, bool depthwise = false) {
+    return select_layers(mm, LayerSelection{first, depthwise, std::move(layers), std::move(exclude)});
+  };
+  CHECK(sel(m, false) == std::vector<size_t>{2, 4});
+  CHECK(sel(m, true) == std::vector<size_t>{1, 2, 4});
+  CHECK(sel(m, true, std::string("^(c|d)$")) == std::vector<size_t>{2, 4});
+  CHECK(sel(m, false, {}, std::string("^d")) == std::vector<size_t>{2});
+  CHECK_THROWS_WITH(sel(m, false, std::string("nomatch")),
                     Catch::Contains("--layers 'nomatch' selects no conv2d or dense layer"));
-  CHECK_THROWS_WITH(select_layers(m, false, std::string("first"), {}),
+  CHECK_THROWS_WITH(sel(m, false, std::string("first")),
                     Catch::Contains("selects only the first conv 'first', which stays dense without --include-first"));
-  CHECK_THROWS_WITH(select_layers(m, false, {}, std::string(".")), Catch::Contains("leaves no layer to prune"));
-  CHECK_THROWS_WITH(select_layers(m, false, std::string("(("), {}), Catch::Contains("bad --layers regex '(('"));
+  CHECK_THROWS_WITH(sel(m, false, {}, std::string(".")), Catch::Contains("leaves no layer to prune"));
+  CHECK_THROWS_WITH(sel(m, false, std::string("((")), Catch::Contains("bad --layers regex '(('"));
   GraphBuilder b("t", 4, 4, 3);
   b.relu("r", "input");
   Model none = b.finish();
   try {
-    select_layers(none, true, {}, {});
+    sel(none, true);
     FAIL("no error");
   } catch (const UsageError&) {
     FAIL("no prunable layer is a runtime error");
@@ -525,6 +529,25 @@ TEST_CASE("layer selection: first conv, regexes, density files") {
     CHECK_THAT(e.what(), Catch::Contains("no conv2d or dense layer"));
   }
 
+  // Depthwise convs (one input channel per group) stay dense unless asked;
+  // a grouped conv with several input channels per group is pruned.
+  GraphBuilder g("dw", 8, 8, 16);
+  auto grouped = [](int64_t groups) {
+    GraphBuilder::ConvSpec s = GraphBuilder::square(16, 3, 1, 1);
+    s.groups = groups;
+    return s;
+  };
+  g.conv("stem", "input", grouped(1));
+  g.conv("dw", "stem", grouped(16));
+  g.conv("grouped", "dw", grouped(2));
+  g.conv("pw", "grouped", GraphBuilder::square(16, 1, 1, 0));
+  Model mdw = g.finish();
+  CHECK(is_depthwise(mdw.nodes[2]));
+  CHECK_FALSE(is_depthwise(mdw.nodes[3]));
+  CHECK(sel(mdw, false) == std::vector<size_t>{3, 4});
+  CHECK(sel(mdw, false, {}, {}, true) == std::vector<size_t>{2, 3, 4});
+  CHECK_THROWS_WITH(sel(mdw, false, std::string("^dw$")),
+                    Catch::Contains("selects only depthwise convs, which stay dense without --include-depthwise"));
   PruneOptions o;
   o.pattern = parse_pattern("block:8x8");
   o.density_file = {{"d", 0.2}, {"first", 0.5}};
