@@ -10,6 +10,10 @@
 #include "aie2/schedule.hpp"
 #include "core/model.hpp"
 
+namespace bsp::q8 {
+struct QNode;
+}
+
 namespace bsp::aie2 {
 
 // Buffer families a kernel refers to (a core finds its own buffer of a
@@ -40,5 +44,13 @@ struct ChannelParams {
   float bias = 0, scale = 1, shift = 0;
 };
 std::vector<ChannelParams> conv_params(const Stage& st, const Model& m);
+
+// The weight a conv stage multiplies with, OHWI [Cout, kh, kw, Cin]: its
+// node's own for groups 1; a grouped conv's spread over every input
+// channel, zero outside each output channel's group; a lone batchnorm's
+// identity (fp32) or quantised scale (int8) on the diagonal.
+// stage_weights.cpp.
+Tensor stage_weight(const Stage& st, const Model& m);
+Array<int8_t> stage_weight_i8(const Stage& st, const q8::QNode& qn);
 
 }  // namespace bsp::aie2

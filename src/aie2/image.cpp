@@ -108,12 +108,12 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
     const StagePlan& p = S.stages[s];
     const Occupancy& occ = S.occupancy[s];
     const bool sparse = !occ.dense();
-    const Node& node = m.nodes[static_cast<size_t>(st.conv_node)];
-    const Tensor& w = node.param("weight");
+    const Tensor w = stage_weight(st, m);
     const int64_t KHW = st.kh * st.kw;
     if (static_cast<int64_t>(w.size()) != st.Cout * KHW * st.Cin) fail("layer '{}': weight size mismatch", st.name);
     const q8::QNode* qn = int8 ? &q->nodes[static_cast<size_t>(st.conv_node)] : nullptr;
-    if (qn && static_cast<int64_t>(qn->weight.size()) != st.Cout * KHW * st.Cin)
+    const Array<int8_t> wq = qn ? stage_weight_i8(st, *qn) : Array<int8_t>();
+    if (qn && static_cast<int64_t>(wq.size()) != st.Cout * KHW * st.Cin)
       fail("layer '{}': the int8 weight has the wrong size", st.name);
     const std::vector<ChannelParams> prm = int8 ? std::vector<ChannelParams>() : conv_params(st, m);
     for (const auto& part : p.chunks)
@@ -169,7 +169,7 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
                   const size_t src = static_cast<size_t>((oc * KHW + kk) * st.Cin + ic);
                   const int64_t dst = start + (o * KHW + kk) * kBlock + i;
                   if (int8)
-                    reinterpret_cast<int8_t*>(at)[dst] = real ? qn->weight[src] : int8_t{0};
+                    reinterpret_cast<int8_t*>(at)[dst] = real ? wq[src] : int8_t{0};
                   else
                     reinterpret_cast<float*>(at)[dst] = real ? w[src] : 0.0f;
                 }

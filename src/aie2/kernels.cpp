@@ -123,6 +123,17 @@ Accumulated<T, Acc> accumulate_blocks(const KernelCall& c) {
   return r;
 }
 
+// An fp32 kernel's clip bounds: float32 bits in its constants.
+std::pair<float, float> clip_bounds(const KernelDecl& k) {
+  float lo = 0, hi = 0;
+  if (k.flags & kKClip) {
+    if (k.consts.size() != 2) fail("a clip kernel needs its two bounds");
+    std::memcpy(&lo, &k.consts[0], 4);
+    std::memcpy(&hi, &k.consts[1], 4);
+  }
+  return {lo, hi};
+}
+
 // fp32 convolution over one chunk of output channels and one pass of input
 // channels: acc[y][x][o] += sum over blocks, window, channels.
 void conv_fp32(const KernelCall& c) {
@@ -138,6 +149,7 @@ void conv_fp32(const KernelCall& c) {
   const float* add = reinterpret_cast<const float*>(c.add);
   const bool relu = (k.flags & kKRelu) != 0, has_add = (k.flags & kKAdd) != 0;
   if (has_add && !add) fail("the kernel adds a residual operand but none is given");
+  const auto [lo, hi] = clip_bounds(k);
   for (int64_t y = 0; y < oh; ++y)
     for (int64_t x = 0; x < ow; ++x) {
       const float* a = acc + (y * acc_w + x) * acc_c;
@@ -148,6 +160,7 @@ void conv_fp32(const KernelCall& c) {
         float v = (a[ch] + p[0]) * p[1] + p[2];
         if (r) v += r[ch];
         if (relu) v = std::max(v, 0.0f);
+        if (k.flags & kKClip) v = std::min(std::max(v, lo), hi);
         o[ch] = v;
       }
     }
@@ -192,12 +205,7 @@ void pool_fp32(const KernelCall& c) {
 
 void eltwise_fp32(const KernelCall& c) {
   const KernelDecl& k = *c.k;
-  float lo = 0, hi = 0;  // clip bounds (float32 bits in the constants)
-  if (k.flags & kKClip) {
-    if (k.consts.size() != 2) fail("a clip kernel needs its two bounds");
-    std::memcpy(&lo, &k.consts[0], 4);
-    std::memcpy(&hi, &k.consts[1], 4);
-  }
+  const auto [lo, hi] = clip_bounds(k);
   check_fits("input tile", c.in_l, c.oh, c.ow, c.co);
   check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
   float* out = reinterpret_cast<float*>(c.out);

@@ -21,7 +21,7 @@ const char* stage_kind_name(StageKind k) {
 
 int64_t Stage::macs() const {
   if (kind != StageKind::Conv) return 0;
-  return Ho * Wo * Cout * kh * kw * Cin;
+  return Ho * Wo * Cout * kh * kw * (Cin / groups);
 }
 
 namespace {
@@ -188,7 +188,7 @@ class Lowerer {
       case Op::Clip:
         return eltwise_stage(g);
       case Op::BatchNorm:  // a batchnorm the fusion pass did not fold
-        fail_unsupported(n, Backend::Aie2);
+        return affine_stage(g);
       case Op::Concat:
         return concat(i);
       case Op::Flatten:
@@ -225,9 +225,7 @@ class Lowerer {
     } else {
       if (in.flat) fail("node '{}': a convolution of a flattened value is not supported", n.name);
       ConvGeom geo = conv_geom(n, {in.H, in.W, in.C});
-      if (geo.groups != 1)
-        fail("node '{}': grouped convolutions (groups = {}) are not supported by the AIE2 back end", n.name,
-             geo.groups);
+      st.groups = geo.groups;
       st.in.push_back(in);
       geometry(st, in, i);
       st.kh = geo.kh, st.kw = geo.kw, st.sh = geo.sh, st.sw = geo.sw, st.dh = geo.dh, st.dw = geo.dw;
@@ -251,10 +249,39 @@ class Lowerer {
       st.add_self = g.add_self;
       st.nodes.push_back(m_.nodes[static_cast<size_t>(g.add)].name);
     }
-    if (g.act >= 0) {
+    if (g.act >= 0) activation(st, m_.nodes[static_cast<size_t>(g.act)]);
+    finish(st, g.out);
+  }
+
+  // The relu or clip that ends a stage's epilogue.
+  static void activation(Stage& st, const Node& act) {
+    if (act.op == Op::Clip) {
+      st.clip = true;
+      st.clip_lo = act.attrs.get_double("min");
+      st.clip_hi = act.attrs.get_double("max");
+    } else {
       st.relu = true;
-      st.nodes.push_back(m_.nodes[static_cast<size_t>(g.act)].name);
     }
+    if (st.nodes.empty() || st.nodes.front() != act.name) st.nodes.push_back(act.name);
+  }
+
+  // A batchnorm heading its own group (after a concat, say) with the relu or
+  // clip that ends it: a 1x1 depthwise conv stage (Stage::affine).
+  void affine_stage(const FusedGroup& g) {
+    const size_t i = g.head;
+    const Node& n = m_.nodes[i];
+    Stage st;
+    st.kind = StageKind::Conv;
+    st.name = n.name;
+    st.nodes.push_back(n.name);
+    st.conv_node = st.bn_node = static_cast<int>(i);
+    st.affine = true;
+    View in = input_value(i, 0);
+    if (in.flat) fail("node '{}': a batchnorm of a flattened value is not supported", n.name);
+    st.in.push_back(in);
+    geometry(st, in, i);
+    st.groups = st.Cin;
+    if (g.act >= 0) activation(st, m_.nodes[static_cast<size_t>(g.act)]);
     finish(st, g.out);
   }
 
@@ -308,16 +335,8 @@ class Lowerer {
       if (v.H != st.Ho || v.W != st.Wo || v.C != st.Cout)
         fail("node '{}': elementwise inputs of different shapes are not supported", n.name);
     if (n.op == Op::Add) st.add_node = static_cast<int>(i);
-    if (n.op == Op::Relu) st.relu = true;
-    if (n.op == Op::Clip) {
-      st.clip = true;
-      st.clip_lo = n.attrs.get_double("min");
-      st.clip_hi = n.attrs.get_double("max");
-    }
-    if (n.op == Op::Add && g.act >= 0) {
-      st.relu = true;
-      st.nodes.push_back(m_.nodes[static_cast<size_t>(g.act)].name);
-    }
+    if (n.op == Op::Relu || n.op == Op::Clip) activation(st, n);
+    if (n.op == Op::Add && g.act >= 0) activation(st, m_.nodes[static_cast<size_t>(g.act)]);
     finish(st, g.out);
   }
   void eltwise_stage(const FusedGroup& g) { eltwise_stage(m_.nodes[g.head], g); }

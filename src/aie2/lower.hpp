@@ -55,6 +55,14 @@ struct Stage {
 
   // Conv: the weighted node, and the batchnorm folded into it (-1: none).
   int conv_node = -1, bn_node = -1;
+  // Conv: a grouped conv's group count; its weight is spread over every
+  // input channel with zeros outside each output channel's group
+  // (stage_weight), whose all-zero 8x8 blocks are skipped like pruned ones.
+  // affine: a batchnorm the fusion pass could not fold, run as a 1x1
+  // depthwise conv of identity weights (conv_node = bn_node = the batchnorm;
+  // its channel affine is the epilogue's scale and shift).
+  int64_t groups = 1;
+  bool affine = false;
   // The add node folded into a conv, or an eltwise stage's add (-1: none);
   // for a folded add, which of its inputs is the conv's value.
   int add_node = -1, add_self = 0;
@@ -63,7 +71,8 @@ struct Stage {
   int out_node = -1;
   std::vector<std::pair<int, int>> concat_path;
   bool relu = false;
-  // Eltwise: a clip to [clip_lo, clip_hi] (the stage's one node).
+  // A clip to [clip_lo, clip_hi]: an eltwise stage's one node, or the
+  // activation ending a conv's or an add's epilogue.
   bool clip = false;
   double clip_lo = 0, clip_hi = 0;
   // Pool.

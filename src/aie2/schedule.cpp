@@ -1,6 +1,7 @@
 #include "aie2/schedule.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -25,33 +26,6 @@ int64_t chunk_bytes(DType t, bool sparse, int64_t channels, int64_t block_rows, 
   if (sparse) bytes += align(2 * block_rows + 2 * nnz, 4);
   bytes += nnz * kBlock * kBlock * kh * kw * dtype_bytes(t);
   return align(bytes, 4);
-}
-
-Occupancy block_occupancy(const Node& n) {
-  const Tensor& w = n.param("weight");
-  const int64_t cout = w.dim(0), cin = w.shape().back();
-  const int64_t k = static_cast<int64_t>(w.size()) / (cout * cin);
-  Occupancy o;
-  o.rows = ceil_div(cout, kBlock);
-  o.cols = ceil_div(cin, kBlock);
-  o.bits.assign(static_cast<size_t>(o.rows * o.cols), 0);
-  if (n.mask && n.mask->is_block() && n.mask->block_rows == kBlock && n.mask->block_cols == kBlock) {
-    for (size_t i = 0; i < o.bits.size(); ++i) o.bits[i] = n.mask->bits[i] ? 1 : 0;
-  } else {  // any other pattern: a block is stored when any of its weights is nonzero
-    o.bits = block_grid(w.data(), cout, k, cin, kBlock, kBlock).bits;
-  }
-  o.row_nnz.assign(static_cast<size_t>(o.rows), 0);
-  o.prefix.assign(static_cast<size_t>((o.rows + 1) * (o.cols + 1)), 0);
-  for (int64_t r = 0; r < o.rows; ++r)
-    for (int64_t c = 0; c < o.cols; ++c) {
-      int64_t v = o.at(r, c);
-      o.row_nnz[static_cast<size_t>(r)] += v;
-      o.nnz += v;
-      o.prefix[static_cast<size_t>((r + 1) * (o.cols + 1) + c + 1)] =
-          v + o.prefix[static_cast<size_t>(r * (o.cols + 1) + c + 1)] +
-          o.prefix[static_cast<size_t>((r + 1) * (o.cols + 1) + c)] - o.prefix[static_cast<size_t>(r * (o.cols + 1) + c)];
-    }
-  return o;
 }
 
 int64_t rows_count(const Occupancy& o, const Decision& d, int64_t r0, int64_t r1, int64_t b0, int64_t b1) {
@@ -90,6 +64,12 @@ uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& oc
     for (int64_t v : {st.H, st.W, st.Cin, st.Ho, st.Wo, st.Cout, st.kh, st.kw, st.sh, st.sw, st.dh, st.dw, st.pt,
                       st.pl, st.pb, st.pr, static_cast<int64_t>(st.relu), static_cast<int64_t>(st.add.has_value())})
       add(v);
+    if (st.groups != 1 || st.affine) {
+      add(st.groups);
+      add(static_cast<int64_t>(st.affine));
+    }
+    if (st.clip)
+      for (double b : {st.clip_lo, st.clip_hi}) add(static_cast<int64_t>(std::bit_cast<uint64_t>(b)));
     const Occupancy& o = occ[s];
     add(o.rows);
     add(o.cols);
@@ -501,16 +481,6 @@ void layout_ddr(Schedule& S) {
 
 namespace {
 
-Occupancy dense_occupancy(const Node& n) {
-  Occupancy o = block_occupancy(n);
-  std::fill(o.bits.begin(), o.bits.end(), 1);
-  for (int64_t r = 0; r < o.rows; ++r) o.row_nnz[static_cast<size_t>(r)] = o.cols;
-  o.nnz = o.rows * o.cols;
-  for (int64_t r = 0; r <= o.rows; ++r)
-    for (int64_t c = 0; c <= o.cols; ++c) o.prefix[static_cast<size_t>(r * (o.cols + 1) + c)] = r * c;
-  return o;
-}
-
 Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype, bool dense = false) {
   Schedule S;
   S.hw = hw;
@@ -520,8 +490,7 @@ Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype, bool den
   for (size_t s = 0; s < S.graph.stages.size(); ++s) {
     const Stage& st = S.graph.stages[s];
     if (st.kind == StageKind::Conv) {
-      const Node& n = m.nodes[static_cast<size_t>(st.conv_node)];
-      S.occupancy[s] = dense ? dense_occupancy(n) : block_occupancy(n);
+      S.occupancy[s] = block_occupancy(st, m, dense);
     }
   }
   S.storages.assign(S.graph.storages.size(), StoragePlan{});

@@ -49,7 +49,12 @@ struct Occupancy {
     return P(r1, c1) - P(r0, c1) - P(r1, c0) + P(r0, c0);
   }
 };
-Occupancy block_occupancy(const Node& n);
+// The 8x8 blocks a conv stage stores: with an 8x8 block mask its kept
+// blocks, else those of its weight (stage_weight) that hold a nonzero;
+// `dense`: every block of the layer's structure (all of them for groups 1;
+// for grouped convs and lone batchnorms those that meet a group).
+// stage_weights.cpp.
+Occupancy block_occupancy(const Stage& st, const Model& m, bool dense = false);
 
 enum class Place { DDR, Memtile };
 

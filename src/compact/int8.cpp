@@ -141,7 +141,8 @@ void assign_kinds(const Model& m, const Fusion& fu, QModel& q) {
       case Op::Clip: qn.kind = Kind::Clip; break;
       default: fail_unsupported(n, Backend::Int8);  // the table says int8 does not run it
     }
-    if (g.act >= 0) qn.lo = 0;
+    // A relu's clamp is known now; a clip's needs the group's scale (quantize).
+    if (g.act >= 0 && m.nodes[static_cast<size_t>(g.act)].op == Op::Relu) qn.lo = 0;
     for (size_t j : g.nodes)
       if (j != g.head) {
         q.nodes[j].kind = Kind::Identity;
@@ -196,7 +197,8 @@ void check_folding(const Model& m, const QModel& q) {
   if (q.nodes.size() != m.nodes.size()) fail("the int8 program has {} nodes, the graph {}", q.nodes.size(), m.nodes.size());
   QModel want;
   want.nodes.resize(m.nodes.size());
-  assign_kinds(m, fuse(m, {.fold_layers = true, .fuse_add = false}), want);
+  const Fusion fu = fuse(m, {.fold_layers = true, .fuse_add = false});
+  assign_kinds(m, fu, want);
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     const QNode &a = q.nodes[i], &b = want.nodes[i];
     if (a.kind != b.kind)
@@ -205,8 +207,10 @@ void check_folding(const Model& m, const QModel& q) {
     if (a.fused_into != b.fused_into)
       fail("node '{}' is fused into '{}' in the int8 program, into '{}' in the graph's folding", m.nodes[i].name,
            a.fused_into, b.fused_into);
-    // (a clip's clamp is its bounds quantised, not the folding's)
-    if (a.kind != Kind::Identity && a.kind != Kind::Clip && (a.lo != b.lo || a.hi != b.hi))
+    // (a clip's clamp, alone or ending a group, is its bounds quantised: not the folding's)
+    const FusedGroup& g = fu.groups[fu.group_of[i]];
+    const bool clipped = a.kind == Kind::Clip || (g.act >= 0 && m.nodes[static_cast<size_t>(g.act)].op == Op::Clip);
+    if (a.kind != Kind::Identity && !clipped && (a.lo != b.lo || a.hi != b.hi))
       fail("node '{}' clamps to [{}, {}] in the int8 program, [{}, {}] in the graph's folding", m.nodes[i].name, a.lo,
            a.hi, b.lo, b.hi);
   }
@@ -265,6 +269,12 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
         qn.scale = s;
         break;
       }
+    }
+    if (g.head == i && g.act >= 0 && m.nodes[static_cast<size_t>(g.act)].op == Op::Clip) {
+      // The group's value is the clip's: its bounds on the group's scale.
+      const Node& c = m.nodes[static_cast<size_t>(g.act)];
+      qn.lo = quantize_value(static_cast<float>(c.attrs.get_double("min")), qn.scale);
+      qn.hi = quantize_value(static_cast<float>(c.attrs.get_double("max")), qn.scale);
     }
     if (qn.kind == Kind::Conv || qn.kind == Kind::Dense) {
       FoldedLayer f = fold_batchnorm(n, g.norm >= 0 ? &m.nodes[static_cast<size_t>(g.norm)] : nullptr);

@@ -14,7 +14,8 @@
 // and requantise per output channel with an integer multiplier and shift:
 //     y_q[o] = clamp(rescale(acc[o], rq[o]), lo, hi)
 //     rescale(a, {m, s}) = (a * m + (s > 0 ? 2^(s-1) : 0)) >> s   (int64, arithmetic shift)
-// i.e. round half up. lo = 0 when a ReLU is fused, else -128; hi = 127.
+// i.e. round half up. lo = 0 when a ReLU is fused, else -128; hi = 127; a
+// fused clip gives its bounds quantised with the output's scale instead.
 //
 // Folding (decided once, when the model is quantised; see QNode::kind): the
 // groups of the fusion pass (core/fusion.hpp) without fused adds:
@@ -22,14 +23,16 @@
 //     into that layer's weights and bias before the weights are quantised
 //     (the arithmetic: core/fold.hpp);
 //   - a relu whose input tensor has no other consumer and is produced by a
-//     conv2d, dense, affine or add is fused as lo = 0;
+//     conv2d, dense, affine or add is fused as lo = 0; a clip there is fused
+//     as lo, hi = its bounds quantised (quantize_value) with the scale of the
+//     group's output, the clip's tensor;
 //   - folded nodes become Identity: their output is their input tensor.
 // Other ops:
 //   affine (a batchnorm that cannot be folded) = a per-channel 1x1 conv whose
 //     weight and bias are the batchnorm's channel affine (scale, shift):
 //     y = clamp(rescale(x_q * w_q[c] + bias_q[c], rq[c]), lo, hi);
 //   relu: max(q, 0); maxpool: max over the real elements of the window;
-//   flatten: the same bytes; clip: clamp(q, lo, hi) with lo and hi the
+//   flatten: the same bytes; clip (not fused): clamp(q, lo, hi) with lo and hi the
 //   bounds quantised with the input's scale (quantize_value); all four keep
 //   the input's scale.
 //   avgpool / global_avgpool: s = int32 sum of the window's real elements,

@@ -58,13 +58,28 @@ Fusion fuse(const Model& m, const FusionOptions& opt) {
       }
     }
     if (layer || r == Role::Norm || r == Role::Residual)
-      if (size_t c = sole(g.out); c != kNone && role(c) == Role::Activation) {
+      if (size_t c = sole(g.out);
+          c != kNone && role(c) == Role::Activation && (opt.join_clip || m.nodes[c].op != Op::Clip)) {
         g.act = static_cast<int64_t>(c);
         join(c);
       }
     f.groups.push_back(std::move(g));
   }
   return f;
+}
+
+Clamp group_clamp(const Model& m, const FusedGroup& g) {
+  Clamp c;
+  if (g.act < 0) return c;
+  const Node& a = m.nodes[static_cast<size_t>(g.act)];
+  c.on = true;
+  if (a.op == Op::Clip) {
+    c.lo = static_cast<float>(a.attrs.get_double("min"));
+    c.hi = static_cast<float>(a.attrs.get_double("max"));
+  } else {
+    c.lo = 0.0f;
+  }
+  return c;
 }
 
 }  // namespace bsp

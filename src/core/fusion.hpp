@@ -10,20 +10,24 @@
 //     1. a Norm (batchnorm), folded into the layer's weights (core/fold.hpp);
 //     2. when fuse_add: a two-input Residual (add) whose other operand is
 //        computed by an earlier group (its head comes before this head);
-//     3. an Activation (relu), as the epilogue's clamp.
+//     3. an Activation (relu, clip), as the epilogue's clamp (group_clamp).
 //   Norm head (a batchnorm not folded) and Residual head (an add not fused):
 //     3. an Activation.
+// A clip joins only when join_clip (the trainer's fused batchnorm and add
+// layers apply a relu only).
 //   Any other head: nothing.
 // Options per consumer:
 //   inference (fp32 runner, int8 runner, AIE2)  fold_layers, fuse_add
 //   int8 quantisation and its calibration       fold_layers (each add is a
 //                                               tensor of its own: its scale)
-//   trainer                                     neither (batchnorm trains)
+//   trainer                                     neither (batchnorm trains),
+//                                               nor join_clip
 // The groups with fuse_add are the groups without it, with each fused add's
 // group merged into the layer's: the int8 program and its fast runner agree.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "core/model.hpp"
@@ -33,6 +37,7 @@ namespace bsp {
 struct FusionOptions {
   bool fold_layers = true;  // a layer head takes a batchnorm, add and relu
   bool fuse_add = true;     // ... including a residual add
+  bool join_clip = true;    // a clip joins as a group's activation, like a relu
 };
 
 struct FusedGroup {
@@ -56,5 +61,14 @@ struct Fusion {
 };
 
 Fusion fuse(const Model& m, const FusionOptions& opt = {});
+
+// The clamp that ends a group's epilogue: off without an activation, relu
+// [0, +inf), clip [min, max]. Applied as min(max(v, lo), hi).
+struct Clamp {
+  bool on = false;
+  float lo = -std::numeric_limits<float>::infinity();
+  float hi = std::numeric_limits<float>::infinity();
+};
+Clamp group_clamp(const Model& m, const FusedGroup& g);
 
 }  // namespace bsp

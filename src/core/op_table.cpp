@@ -47,9 +47,9 @@ const std::vector<OpEntry> kOps = {
        return ref::conv2d(*in.at(0), n.param("weight"), opt_param(n, "bias"), conv_geom(n, without_batch(*in[0])));
      },
      .trainer = native,
-     .fp32 = {Run::Native, "groups > 1 run the reference op"},
-     .int8 = native,
-     .aie2 = {Run::Native, "groups 1 only"}},
+     .fp32 = {Run::Native, "depthwise convs on their own kernel; other groups > 1 run the reference op"},
+     .int8 = {Run::Native, "depthwise convs on their own kernel; other groups > 1 run the int8 reference op"},
+     .aie2 = {Run::Native, "groups > 1 as a conv whose weight is zero outside each group (8x8 blocks skipped)"}},
 
     {.op = Op::Dense, .name = "dense", .min_inputs = 1, .max_inputs = 1,
      .required = {"weight"}, .optional = {"bias"}, .weighted = true, .role = Role::Layer,
@@ -81,7 +81,7 @@ const std::vector<OpEntry> kOps = {
      .trainer = native,
      .fp32 = {Run::Native, "folded into the conv2d or dense layer before it, else the reference op"},
      .int8 = {Run::Native, "folded into the layer before it, else a per-channel affine"},
-     .aie2 = {Run::Folded, "only folded into the conv2d or dense layer it directly follows"}},
+     .aie2 = {Run::Native, "folded into the conv2d or dense layer before it, else a 1x1 depthwise conv"}},
 
     {.op = Op::Relu, .name = "relu", .min_inputs = 1, .max_inputs = 1, .role = Role::Activation,
      .shape = same_shape,
@@ -152,7 +152,7 @@ const std::vector<OpEntry> kOps = {
      .int8 = {Run::LastOnly, "only as the last node, in float on the dequantised logits"},
      .aie2 = {Run::Native, "fp32 programs only"}},
 
-    {.op = Op::Clip, .name = "clip", .min_inputs = 1, .max_inputs = 1,
+    {.op = Op::Clip, .name = "clip", .min_inputs = 1, .max_inputs = 1, .role = Role::Activation,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
        const double lo = n.attrs.get_double("min"), hi = n.attrs.get_double("max");
        if (!(lo <= hi)) fail("node '{}': clip bounds [{}, {}] are empty", n.name, lo, hi);
@@ -161,7 +161,8 @@ const std::vector<OpEntry> kOps = {
      .reference = [](const Node& n, const TensorList& in) {
        return ref::clip(*in.at(0), n.attrs.get_double("min"), n.attrs.get_double("max"));
      },
-     .trainer = native, .fp32 = reference, .int8 = native, .aie2 = {Run::Native, "an elementwise stage"}},
+     .trainer = native, .fp32 = {Run::Native, "in the epilogue of the layer it follows, else the reference op"},
+     .int8 = native, .aie2 = {Run::Native, "in the epilogue of the layer it follows, else an elementwise stage"}},
 };
 
 }  // namespace

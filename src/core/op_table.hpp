@@ -40,10 +40,10 @@ namespace bsp {
 
 // What the fusion pass may do with an op (core/fusion.hpp).
 enum class Role {
-  Layer,       // conv2d, dense: heads a group; a batchnorm, add and relu after it can join
+  Layer,       // conv2d, dense: heads a group; a batchnorm, add and activation after it can join
   Norm,        // batchnorm: folded into the layer before it, else heads its own group
   Residual,    // add: a two-input add can join a layer's epilogue
-  Activation,  // relu: joins the group whose value it alone reads
+  Activation,  // relu, clip: joins the group whose value it alone reads
   Other,       // runs alone
 };
 

@@ -23,6 +23,8 @@ struct ConvGeom : WindowGeom {
   int64_t groups = 1;
   int64_t cin_per_group() const { return C / groups; }
   int64_t cout_per_group() const { return Cout / groups; }
+  // One weight plane per channel: groups = C = Cout (the depthwise kernels').
+  bool depthwise() const { return groups > 1 && groups == C && Cout == C; }
 };
 
 ConvGeom conv_geom(const Node& n, const Shape& in);

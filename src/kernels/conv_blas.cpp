@@ -17,7 +17,7 @@ ConvBlas::ConvBlas(const ConvGeom& g, const float* w, const float* bias) : g_(g)
   if (bias) std::copy(bias, bias + g.Cout, bias_.begin());
 }
 
-void ConvBlas::run(const float* x, int64_t N, float* y, const float* z, bool relu) const {
+void ConvBlas::run(const float* x, int64_t N, float* y, const float* z, Clamp clamp) const {
   const ConvGeom& g = g_;
   const int64_t P = N * g.Ho * g.Wo, K = g.kh * g.kw * g.C;
   const bool plain = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 &&
@@ -55,7 +55,7 @@ void ConvBlas::run(const float* x, int64_t N, float* y, const float* z, bool rel
     const float* zr = z ? z + p * C : nullptr;
     for (int64_t c = 0; c < C; ++c) {
       float v = yr[c] + b[c] + (zr ? zr[c] : 0.0f);
-      yr[c] = relu ? std::max(v, 0.0f) : v;
+      yr[c] = clamp.on ? std::min(std::max(v, clamp.lo), clamp.hi) : v;
     }
   }
 }

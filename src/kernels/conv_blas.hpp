@@ -4,6 +4,7 @@
 // one sgemm. This is what `bsp bench` compares the sparse kernels against.
 #pragma once
 
+#include "core/fusion.hpp"
 #include "core/shapes.hpp"
 #include "core/tensor.hpp"
 
@@ -13,8 +14,8 @@ class ConvBlas {
  public:
   // w OHWI [Cout, kh, kw, Cin] (groups = 1), bias [Cout] or null.
   ConvBlas(const ConvGeom& g, const float* w, const float* bias);
-  // x [N, H, W, C] -> y [N, Ho, Wo, Cout]; z (same shape as y) added, then relu.
-  void run(const float* x, int64_t N, float* y, const float* z, bool relu) const;
+  // x [N, H, W, C] -> y [N, Ho, Wo, Cout]; z (same shape as y) added, then the clamp.
+  void run(const float* x, int64_t N, float* y, const float* z, Clamp clamp) const;
 
  private:
   ConvGeom g_;

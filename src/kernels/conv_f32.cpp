@@ -187,7 +187,7 @@ ConvF32::InputView ConvF32::input_view(const float* x, int64_t ldx, int64_t N) c
 }
 
 void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
-                  bool relu) const {
+                  Clamp clamp) const {
   if (direct_ && ldx != g_.C) fail("internal: a direct convolution needs a dense NHWC input");
   if (ldx < g_.C) fail("internal: a pixel stride below the channel count");
   const Isa isa = active_isa();
@@ -265,7 +265,9 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
       a.ntaps = ntaps;
       a.yoff = yoff;
       a.zoff = zoff;
-      a.relu = relu;
+      a.clamp = clamp.on;
+      a.lo = clamp.lo;
+      a.hi = clamp.hi;
       a.npix = npix;
       a.row_ptr = w_.row_ptr.data();
       a.col_idx = w_.col_idx.data();

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "compact/weights.hpp"
+#include "core/fusion.hpp"
 #include "core/shapes.hpp"
 #include "kernels/aligned.hpp"
 #include "kernels/isa.hpp"
@@ -51,9 +52,10 @@ struct TileF32 {
   int64_t cout;             // output channels (the last block row may have fewer than 8)
   float* y;                 // output at channel 0: pixel j, channel c at y[yoff[j] + c]
   const int64_t* yoff;      // [npix] offset of each pixel's output from y (floats); < 0: drop the pixel
-  const float* z;           // residual added before the relu, like y, or null
+  const float* z;           // residual added before the clamp, like y, or null
   const int64_t* zoff;      // [npix] offset of each pixel's residual from z (when z)
-  bool relu;
+  bool clamp;               // y = min(max(y, lo), hi) (a relu: lo 0, hi +inf)
+  float lo, hi;
   int npix;
 };
 constexpr int kTileF32 = 24;  // the largest npix any ISA takes
@@ -109,9 +111,9 @@ class ConvF32 {
   ConvF32(const ConvGeom& g, PackedF32 w);
   // x [N, H, W, C] with pixel stride ldx -> y [N, Ho, Wo, Cout] with pixel
   // stride ldy (y may be a channel slice of a wider tensor); z, when not
-  // null, is added before the relu (same layout as y, stride ldz).
+  // null, is added before the clamp (same layout as y, stride ldz).
   void run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
-           bool relu) const;
+           Clamp clamp) const;
   const ConvGeom& geom() const { return g_; }
   const PackedF32& weights() const { return w_; }
   // Multiply-accumulates per image that the kernel performs on kept blocks.

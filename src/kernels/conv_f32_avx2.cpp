@@ -26,9 +26,9 @@ inline __m256 row_sum(__m256 lo, __m256 hi, __m256 bias) {
 }
 
 // The epilogue of a full block row: pixel j's 8 channels to y + yoff[j]
-// (+ z + zoff[j] before the relu). A dropped pixel (yoff < 0) goes to a
+// (+ z + zoff[j] before the clamp). A dropped pixel (yoff < 0) goes to a
 // scratch line instead: a select, not a branch.
-template <int P, bool Z, bool RELU>
+template <int P, bool Z, bool CLAMP>
 inline void store_row(const __m256 (&lo)[P], const __m256 (&hi)[P], __m256 bias, float* y, const float* z,
                       const TileF32& a) {
   alignas(32) float junk[8] = {};
@@ -37,7 +37,7 @@ inline void store_row(const __m256 (&lo)[P], const __m256 (&hi)[P], __m256 bias,
     const bool drop = a.yoff[j] < 0;
     __m256 s = row_sum(lo[j], hi[j], bias);
     if constexpr (Z) s = _mm256_add_ps(s, _mm256_loadu_ps(drop ? junk : z + a.zoff[j]));
-    if constexpr (RELU) s = _mm256_max_ps(s, _mm256_setzero_ps());
+    if constexpr (CLAMP) s = _mm256_min_ps(_mm256_max_ps(s, _mm256_set1_ps(a.lo)), _mm256_set1_ps(a.hi));
     _mm256_storeu_ps(drop ? junk : y + a.yoff[j], s);
   }
 }
@@ -54,7 +54,7 @@ inline void store_row_masked(const __m256 (&lo)[P], const __m256 (&hi)[P], __m25
     if (a.yoff[j] < 0) continue;
     __m256 s = row_sum(lo[j], hi[j], bias);
     if (z) s = _mm256_add_ps(s, _mm256_maskload_ps(z + a.zoff[j], m));
-    if (a.relu) s = _mm256_max_ps(s, _mm256_setzero_ps());
+    if (a.clamp) s = _mm256_min_ps(_mm256_max_ps(s, _mm256_set1_ps(a.lo)), _mm256_set1_ps(a.hi));
     _mm256_maskstore_ps(y + a.yoff[j], m, s);
   }
 }
@@ -97,9 +97,9 @@ void tile_row(const TileF32& a, int64_t r) {
   // pixel left lo/hi in memory: twice the epilogue's time on 1x1 layers).
   if (co_valid == 8) {
     if (z)
-      a.relu ? store_row<P, true, true>(lo, hi, bias, y, z, a) : store_row<P, true, false>(lo, hi, bias, y, z, a);
+      a.clamp ? store_row<P, true, true>(lo, hi, bias, y, z, a) : store_row<P, true, false>(lo, hi, bias, y, z, a);
     else
-      a.relu ? store_row<P, false, true>(lo, hi, bias, y, z, a) : store_row<P, false, false>(lo, hi, bias, y, z, a);
+      a.clamp ? store_row<P, false, true>(lo, hi, bias, y, z, a) : store_row<P, false, false>(lo, hi, bias, y, z, a);
   } else {
     store_row_masked<P>(lo, hi, bias, y, z, a, co_valid);
   }

@@ -79,7 +79,7 @@ void tile(const TileF32& a) {
         const __m256 z1 = y1 ? _mm256_maskz_loadu_ps(m, z + a.zoff[j + 1]) : _mm256_setzero_ps();
         s = _mm512_add_ps(s, _mm512_insertf32x8(_mm512_castps256_ps512(z0), z1, 1));
       }
-      if (a.relu) s = _mm512_max_ps(s, _mm512_setzero_ps());
+      if (a.clamp) s = _mm512_min_ps(_mm512_max_ps(s, _mm512_set1_ps(a.lo)), _mm512_set1_ps(a.hi));
       if (y0) _mm256_mask_storeu_ps(y + a.yoff[j], m, _mm512_castps512_ps256(s));
       if (y1) _mm256_mask_storeu_ps(y + a.yoff[j + 1], m, _mm512_extractf32x8_ps(s, 1));
     }

@@ -28,7 +28,7 @@ void tile_row(const TileF32& a, int64_t r) {
     for (int64_t co = 0; co < std::min<int64_t>(8, a.cout - r * 8); ++co) {
       float v = acc[j][co] + a.bias[r * 8 + co];
       if (a.z) v += a.z[a.zoff[j] + r * 8 + co];
-      if (a.relu) v = std::max(v, 0.0f);
+      if (a.clamp) v = std::min(std::max(v, a.lo), a.hi);
       a.y[a.yoff[j] + r * 8 + co] = v;
     }
   }

@@ -13,7 +13,7 @@ namespace bsp::kernels {
 // One step per group of the fusion pass (core/fusion.hpp; the int8 program
 // was folded with the same pass, without its fused adds): a conv2d with one
 // group or a dense layer on the VNNI kernel with the group's add in its
-// epilogue, anything else node by node.
+// epilogue, a depthwise conv likewise on ops_i8, anything else node by node.
 Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), q_(*c.int8) {
   const auto shapes = infer_shapes(m);
   std::unordered_map<std::string, size_t> index;
@@ -39,9 +39,14 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
                       ? "int8"
                       : "ref-int8";
     const bool conv_like = (qn.kind == q8::Kind::Conv && n.attrs.get_int("groups", 1) == 1) || qn.kind == q8::Kind::Dense;
-    if (conv_like) {
+    const bool depthwise = qn.kind == q8::Kind::Conv && n.attrs.get_int("groups", 1) > 1 &&
+                           conv_geom(n, shapes[index.at(n.inputs.at(0))]).depthwise();
+    if (conv_like || depthwise) {
       for (const auto& src : n.inputs) s.in.push_back(resolve(index.at(src)));
-      prepare_layer(s, info, c, shapes[index.at(n.inputs.at(0))], g);
+      if (depthwise)
+        prepare_depthwise(s, info, shapes[index.at(n.inputs.at(0))], g);
+      else
+        prepare_layer(s, info, c, shapes[index.at(n.inputs.at(0))], g);
       if (s.add) s.in.push_back(s.addend = resolve(g.addend));
     } else {
       // Node by node: the group's computations (its identities alias their input).
@@ -105,6 +110,23 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
   }
 }
 
+void Int8Runner::prepare_depthwise(Step& s, StepInfo& info, const Shape& in, const FusedGroup& g) {
+  const q8::QNode& qn = q_.nodes[g.head];
+  s.geom = conv_geom(m_.nodes[g.head], in);
+  const ConvGeom& geo = s.geom;
+  info.macs = geo.Ho * geo.Wo * geo.Cout * geo.kh * geo.kw;
+  info.kernel = "int8-depthwise";
+  const int64_t taps = geo.kh * geo.kw;
+  s.depthwise_w.resize(static_cast<size_t>(taps * geo.C));
+  for (int64_t c = 0; c < geo.C; ++c)  // OHWI [C, kh, kw, 1] -> [tap, C]
+    for (int64_t t = 0; t < taps; ++t) s.depthwise_w[static_cast<size_t>(t * geo.C + c)] = qn.weight[static_cast<size_t>(c * taps + t)];
+  if (g.add >= 0) {
+    const q8::QNode& qa = q_.nodes[static_cast<size_t>(g.add)];
+    s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(g.add_self)),
+                               qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
+  }
+}
+
 Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
   check_batch_input(m_, x.shape());
   const int64_t N = x.dim(0);
@@ -132,6 +154,13 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       } else {
         s.conv->run(slot[s.in[0]].data(), N, y.data(), z, add);
       }
+      slot[s.out] = std::move(y);
+    } else if (!s.depthwise_w.empty()) {
+      const ConvGeom& g = s.geom;
+      Array<int8_t> y = buffers_.take({N, g.Ho, g.Wo, g.Cout});
+      ops_i8(active_isa()).depthwise(slot[s.in[0]].data(), N, g, s.depthwise_w.data(), qn.bias.data(), qn.rq.data(),
+                                     qn.lo, qn.hi, s.add ? slot[s.addend].data() : nullptr, s.add ? &*s.add : nullptr,
+                                     y.data());
       slot[s.out] = std::move(y);
     } else if (qn.kind == q8::Kind::Softmax) {
       const Array<int8_t>& in = slot[s.in[0]];

@@ -42,8 +42,10 @@ class Int8Runner {
     ConvGeom geom;
     bool dense_layer = false;
     bool width_fold = false;  // the stem: conv on the width-folded input
+    std::vector<int8_t> depthwise_w;  // a depthwise conv (ops_i8): its weights [kh*kw, C] tap-major
   };
   void prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in, const FusedGroup& g);
+  void prepare_depthwise(Step& s, StepInfo& info, const Shape& in, const FusedGroup& g);
 
   const Model& m_;
   const q8::QModel& q_;

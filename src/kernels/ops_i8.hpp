@@ -1,4 +1,4 @@
-// The int8 element-wise and pooling ops of the int8 runner, exactly the
+// The int8 element-wise, pooling and depthwise ops of the int8 runner, exactly the
 // rules of compact/int8.hpp (the int8 reference computes the same bits):
 // vectorised loops compiled per ISA (AVX-512, AVX2 and baseline), OpenMP
 // over rows.
@@ -23,6 +23,12 @@ struct OpsI8 {
   void (*global_avgpool)(const int8_t* x, int64_t N, int64_t HW, int64_t C, q8::Requant rq, int8_t* y);
   // y[i] = q8::quantize_value(x[i], scale), i < n (the model input)
   void (*quantize)(const float* x, int64_t n, double scale, int8_t* y);
+  // A depthwise conv (g.groups = g.C = g.Cout) as the int8 conv rule:
+  // acc = bias[c] + sum over the window's real taps x * w, y = clamp(rescale(
+  // acc, rq[c]), lo, hi), then add->apply(y, z) when add is not null.
+  // x [N, H, W, C], w [kh*kw, C] tap-major, bias and rq [C], z and y [N, Ho, Wo, C].
+  void (*depthwise)(const int8_t* x, int64_t N, const ConvGeom& g, const int8_t* w, const int32_t* bias,
+                    const q8::Requant* rq, int32_t lo, int32_t hi, const int8_t* z, const q8::FusedAdd* add, int8_t* y);
 };
 OpsI8 ops_i8_generic();
 OpsI8 ops_i8_avx2();

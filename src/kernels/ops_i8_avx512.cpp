@@ -5,5 +5,5 @@
 
 namespace bsp::kernels {
 #include "kernels/ops_i8_impl.inc"
-OpsI8 ops_i8_avx512() { return {&add_impl, &maxpool_impl, &gap_impl, &quantize_impl}; }
+OpsI8 ops_i8_avx512() { return {&add_impl, &maxpool_impl, &gap_impl, &quantize_impl, &depthwise_impl}; }
 }  // namespace bsp::kernels

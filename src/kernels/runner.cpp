@@ -12,6 +12,7 @@
 #include "kernels/buffer_pool.hpp"
 #include "kernels/conv_blas.hpp"
 #include "kernels/conv_f32.hpp"
+#include "kernels/depthwise_f32.hpp"
 #include "kernels/int8_runner.hpp"
 #include "kernels/ops_f32.hpp"
 #include "kernels/sparse_f32.hpp"
@@ -43,14 +44,15 @@ struct Step {
     std::vector<size_t> in;        // its input slots (the one before it in the chain: its value)
   };
   std::vector<Link> chain;         // "ref" steps: the group's nodes, run one by one
-  int64_t residual = -1;           // slot added before the relu, or -1
-  bool relu = false;
+  int64_t residual = -1;           // slot added before the clamp, or -1
+  Clamp clamp;                     // the group's relu or clip
   ConvGeom geom;                   // conv-like steps (dense layers: a 1x1 conv on 1x1 images)
   bool is_dense_layer = false;
   bool width_fold = false;         // conv runs on the width-folded input (width_fold.hpp)
   std::unique_ptr<ConvF32> conv;
   std::unique_ptr<ConvBlas> blas;
   std::unique_ptr<SparseConvF32> sparse;  // nm / tw
+  std::unique_ptr<DepthwiseF32> depthwise;
   bool pool = false;               // max/avg/global-avg pool on ops_f32 (geom: its window)
   bool count_include_pad = true;   // avgpool
 };
@@ -80,8 +82,9 @@ struct Runner::Impl {
 
   // One step per group of the fusion pass (core/fusion.hpp): a conv2d with
   // one group or a dense layer runs its group on a conv kernel (batchnorm
-  // folded, add and relu in the epilogue), a pool on ops_f32, anything else
-  // node by node with the reference ops.
+  // folded, add and relu or clip in the epilogue), a depthwise conv likewise
+  // on its own kernel, a pool on ops_f32, anything else node by node with
+  // the reference ops.
   void build() {
     const size_t count = m.nodes.size();
     const auto shapes = infer_shapes(m);
@@ -99,11 +102,17 @@ struct Runner::Impl {
       for (const auto& src : n.inputs) s.in.push_back(index.at(src));
       for (size_t j : g.nodes)
         if (j != g.head) s.info.fused.push_back(m.nodes[j].name);
-      const bool conv_like = (n.op == Op::Conv2d && n.attrs.get_int("groups", 1) == 1) || n.op == Op::Dense;
-      if (conv_like) {
+      const int64_t groups = n.op == Op::Conv2d ? n.attrs.get_int("groups", 1) : 1;
+      const bool conv_like = (n.op == Op::Conv2d && groups == 1) || n.op == Op::Dense;
+      const bool depthwise = n.op == Op::Conv2d && groups > 1 && conv_geom(n, shapes[s.in.at(0)]).depthwise();
+      if (conv_like || depthwise) {
         s.residual = g.add >= 0 ? static_cast<int64_t>(g.addend) : -1;
-        s.relu = g.act >= 0;
-        prepare_layer(s, n, g.norm >= 0 ? &m.nodes[static_cast<size_t>(g.norm)] : nullptr, shapes[s.in.at(0)]);
+        s.clamp = group_clamp(m, g);
+        const Node* bn = g.norm >= 0 ? &m.nodes[static_cast<size_t>(g.norm)] : nullptr;
+        if (depthwise)
+          prepare_depthwise(s, n, bn, shapes[s.in.at(0)]);
+        else
+          prepare_layer(s, n, bn, shapes[s.in.at(0)]);
       } else if (n.op == Op::MaxPool || n.op == Op::AvgPool || n.op == Op::GlobalAvgPool) {
         const Shape in = shapes[s.in.at(0)];
         s.pool = true;
@@ -146,6 +155,20 @@ struct Runner::Impl {
       cur_node = l.node;
     }
     return cur;
+  }
+
+  // A depthwise conv: its weights dense (a pruned one's zeros kept), the
+  // batchnorm folded.
+  void prepare_depthwise(Step& s, const Node& n, const Node* bn, const Shape& in) {
+    s.geom = conv_geom(n, in);
+    const ConvGeom& g = s.geom;
+    s.info.macs = g.Ho * g.Wo * g.Cout * g.kh * g.kw;
+    const compact::CompactLayer* cl = path == Path::Auto && m.compact ? m.compact->layer(n.name) : nullptr;
+    const Tensor weight = cl && cl->dtype == DType::BF16 ? compact::expand_weight(*m.compact, n.name)
+                                                         : n.param("weight").clone();
+    const FoldedLayer f = fold_batchnorm(weight, n.has_param("bias") ? &n.param("bias") : nullptr, bn);
+    s.depthwise = std::make_unique<DepthwiseF32>(g, f.weight.data(), f.bias.data());
+    s.info.kernel = "depthwise";
   }
 
   void prepare_layer(Step& s, const Node& n, const Node* bn, const Shape& in) {
@@ -207,7 +230,7 @@ struct Runner::Impl {
       const auto t0 = std::chrono::steady_clock::now();
       const Step& s = steps[k];
       const Node& n = m.nodes[s.node];
-      if (s.conv || s.blas || s.sparse) {
+      if (s.conv || s.blas || s.sparse || s.depthwise) {
         const Tensor& xin = slot[s.in[0]];
         const ConvGeom& g = s.geom;
         Tensor y = s.is_dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
@@ -215,14 +238,16 @@ struct Runner::Impl {
         if (s.conv && s.width_fold) {
           Tensor folded = take({N, g.H, g.Wo, g.kw * g.C});
           width_im2col(g, xin.data(), N, folded.data());
-          s.conv->run(folded.data(), g.kw * g.C, N, y.data(), g.Cout, z, g.Cout, s.relu);
+          s.conv->run(folded.data(), g.kw * g.C, N, y.data(), g.Cout, z, g.Cout, s.clamp);
           give(folded);
         } else if (s.conv)
-          s.conv->run(xin.data(), g.C, N, y.data(), g.Cout, z, g.Cout, s.relu);
+          s.conv->run(xin.data(), g.C, N, y.data(), g.Cout, z, g.Cout, s.clamp);
         else if (s.blas)
-          s.blas->run(xin.data(), N, y.data(), z, s.relu);
+          s.blas->run(xin.data(), N, y.data(), z, s.clamp);
+        else if (s.depthwise)
+          s.depthwise->run(xin.data(), N, y.data(), z, s.clamp);
         else
-          s.sparse->run(xin.data(), N, y.data(), z, s.relu);
+          s.sparse->run(xin.data(), N, y.data(), z, s.clamp);
         slot[s.out] = std::move(y);
       } else if (s.pool) {
         const Tensor& xin = slot[s.in[0]];

@@ -81,7 +81,7 @@ SparseConvF32::SparseConvF32(const ConvGeom& g, const compact::CompactLayer& l, 
   }
 }
 
-void SparseConvF32::run(const float* x, int64_t N, float* y, const float* z, bool relu) const {
+void SparseConvF32::run(const float* x, int64_t N, float* y, const float* z, Clamp clamp) const {
   const SparseKernelsF32 k = kernels_for(active_isa());
   const ConvGeom& g = g_;
   const int64_t O = g.Cout, P = N * g.Ho * g.Wo, tiles = (P + 15) / 16;
@@ -133,7 +133,7 @@ void SparseConvF32::run(const float* x, int64_t N, float* y, const float* z, boo
         const float* zr = z ? z + (p0 + j) * O : nullptr;
         for (int64_t o = 0; o < O; ++o) {
           float v = acc[static_cast<size_t>(o * 16 + j)] + (zr ? zr[o] : 0.0f);
-          yr[o] = relu ? std::max(v, 0.0f) : v;
+          yr[o] = clamp.on ? std::min(std::max(v, clamp.lo), clamp.hi) : v;
         }
       }
     }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "compact/weights.hpp"
+#include "core/fusion.hpp"
 #include "core/shapes.hpp"
 #include "kernels/aligned.hpp"
 #include "kernels/isa.hpp"
@@ -57,8 +58,8 @@ class SparseConvF32 {
   // structure (nm or tw). bias [O] or null.
   SparseConvF32(const ConvGeom& g, const compact::CompactLayer& layer, const float* w, const float* bias);
   // x [N, H, W, C] (dense layers: [N, C] with H = W = 1) -> y [N, Ho, Wo, O];
-  // z (like y) added before the relu.
-  void run(const float* x, int64_t N, float* y, const float* z, bool relu) const;
+  // z (like y) added before the clamp.
+  void run(const float* x, int64_t N, float* y, const float* z, Clamp clamp) const;
 
  private:
   ConvGeom g_;

@@ -60,7 +60,7 @@ Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::ker
 
   // Batchnorm trains unfolded: the fusion pass only joins a batchnorm or an
   // add with the relu that alone reads it (core/fusion.hpp).
-  const Fusion fu = fuse(m, {.fold_layers = false, .fuse_add = false});
+  const Fusion fu = fuse(m, {.fold_layers = false, .fuse_add = false, .join_clip = false});
   for (const FusedGroup& g : fu.groups) {
     if (g.head == 0 || g.head >= count) continue;  // the input; the final softmax
     Node& nd = m.nodes[g.head];

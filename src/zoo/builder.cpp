@@ -72,6 +72,13 @@ std::string GraphBuilder::node(const std::string& name, Op op, const std::vector
   return push(std::move(n));
 }
 
+std::string GraphBuilder::clip(const std::string& name, const std::string& in, double lo, double hi) {
+  Attrs a;
+  a.set("min", lo);
+  a.set("max", hi);
+  return node(name, Op::Clip, {in}, std::move(a));
+}
+
 std::string GraphBuilder::relu(const std::string& name, const std::string& in) {
   return push(make(name, Op::Relu, {in}));
 }

@@ -32,6 +32,7 @@ class GraphBuilder {
   std::string conv(const std::string& name, const std::string& in, const ConvSpec& spec);
   std::string batchnorm(const std::string& name, const std::string& in, double eps = 1e-5);
   std::string relu(const std::string& name, const std::string& in);
+  std::string clip(const std::string& name, const std::string& in, double lo, double hi);
   std::string maxpool(const std::string& name, const std::string& in, int64_t k, int64_t stride, int64_t pad = 0);
   std::string avgpool(const std::string& name, const std::string& in, int64_t k, int64_t stride, int64_t pad = 0,
                       bool count_include_pad = true);

@@ -120,8 +120,8 @@ int main(int argc, char** argv) {
       std::vector<int32_t> bias_q(static_cast<size_t>(g.Cout), 0);
       std::vector<q8::Requant> rq(static_cast<size_t>(g.Cout), q8::make_requant(1.0 / 4096));
       kernels::ConvI8 conv8(g, wq.data(), lq.row_ptr, lq.col_idx, bias_q.data(), rq, -128, 127);
-      std::vector<std::function<void()>> runs = {[&] { blas.run(x.data(), B, y.data(), nullptr, false); }};
-      for (auto& c : convs) runs.push_back([&, cp = c.get()] { cp->run(x.data(), g.C, B, y.data(), g.Cout, nullptr, 0, false); });
+      std::vector<std::function<void()>> runs = {[&] { blas.run(x.data(), B, y.data(), nullptr, Clamp{}); }};
+      for (auto& c : convs) runs.push_back([&, cp = c.get()] { cp->run(x.data(), g.C, B, y.data(), g.Cout, nullptr, 0, Clamp{}); });
       runs.push_back([&] { conv8.run(xq.data(), B, yq.data()); });
       std::vector<std::vector<double>> times(runs.size());
       for (auto& r : runs) r();  // warm up

@@ -9,6 +9,7 @@
 #include "compact/weights.hpp"
 #include "core/reference_ops.hpp"
 #include "kernels/conv_f32.hpp"
+#include "kernels/depthwise_f32.hpp"
 #include "kernels/ops_f32.hpp"
 #include "kernels/sparse_f32.hpp"
 #include "kernels/width_fold.hpp"
@@ -21,6 +22,8 @@ using namespace bsp::kernels;
 namespace {
 
 using Case = test::ConvCase;
+constexpr Clamp kRelu{true, 0.0f, std::numeric_limits<float>::infinity()};
+constexpr Clamp kClip{true, -0.3f, 0.4f};  // a clip that bites on both sides
 
 // Runs one conv through the fp32 kernel on every ISA this CPU has and
 // compares with the reference (bias, residual and relu included).
@@ -42,11 +45,11 @@ void check_conv(const Case& c, uint64_t seed) {
   Tensor x = test::random_tensor({c.N, c.H, c.W, c.C}, seed + 3);
   Tensor ref = ref::conv2d(x, w, &n.param("bias"), g);
   Tensor z = test::random_tensor(ref.shape(), seed + 4);
-  Tensor ref_res_relu = ref.clone(), ref_res = ref.clone(), ref_relu = ref.clone();
+  Tensor ref_res_relu = ref.clone(), ref_res = ref.clone(), ref_clip = ref.clone();
   for (size_t i = 0; i < ref.size(); ++i) {
     ref_res[i] = ref[i] + z[i];
     ref_res_relu[i] = std::max(0.0f, ref_res[i]);
-    ref_relu[i] = std::max(0.0f, ref[i]);
+    ref_clip[i] = std::min(std::max(ref[i], kClip.lo), kClip.hi);
   }
 
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
@@ -59,16 +62,16 @@ void check_conv(const Case& c, uint64_t seed) {
                            : pack_f32(w.data(), l.geom(), {}, {}, n.param("bias").data());
       ConvF32 conv(g, std::move(p));
       Tensor y(ref.shape());
-      conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, false);
+      conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, Clamp{});
       CHECK(test::max_abs_diff(y, ref) < 1e-4f);
       Tensor y2(ref.shape());
-      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, z.data(), c.Cout, true);
+      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, z.data(), c.Cout, kRelu);
       CHECK(test::max_abs_diff(y2, ref_res_relu) < 1e-4f);
-      // The epilogue's other two cases: residual alone, relu alone.
-      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, z.data(), c.Cout, false);
+      // The epilogue's other two cases: residual alone, a clip alone.
+      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, z.data(), c.Cout, Clamp{});
       CHECK(test::max_abs_diff(y2, ref_res) < 1e-4f);
-      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, nullptr, 0, true);
-      CHECK(test::max_abs_diff(y2, ref_relu) < 1e-4f);
+      conv.run(x.data(), c.C, c.N, y2.data(), c.Cout, nullptr, 0, kClip);
+      CHECK(test::max_abs_diff(y2, ref_clip) < 1e-4f);
     }
   }
   set_isa(detect_isa());
@@ -180,11 +183,16 @@ void check_sparse(const Case& c, compact::Format f, uint64_t seed) {
                                  << c.Cout << " k" << c.k << " s" << c.stride);
     SparseConvF32 conv(g, l, w.data(), n.param("bias").data());
     Tensor y(ref.shape());
-    conv.run(x.data(), c.N, y.data(), nullptr, false);
+    conv.run(x.data(), c.N, y.data(), nullptr, Clamp{});
     CHECK(test::max_abs_diff(y, ref) < 1e-4f);
-    conv.run(x.data(), c.N, y.data(), z.data(), true);
+    conv.run(x.data(), c.N, y.data(), z.data(), kRelu);
     float worst = 0;
     for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::abs(y[i] - std::max(0.0f, ref[i] + z[i])));
+    CHECK(worst < 1e-4f);
+    conv.run(x.data(), c.N, y.data(), nullptr, kClip);
+    worst = 0;
+    for (size_t i = 0; i < y.size(); ++i)
+      worst = std::max(worst, std::abs(y[i] - std::min(std::max(ref[i], kClip.lo), kClip.hi)));
     CHECK(worst < 1e-4f);
   }
   set_isa(detect_isa());
@@ -216,6 +224,62 @@ TEST_CASE("fp32 kernels on random shapes") {
     if (c.C % 4 == 0) check_sparse(c, compact::Format::NM, 9100 + static_cast<uint64_t>(i));
     check_sparse(c, compact::Format::TW, 9200 + static_cast<uint64_t>(i));
   }
+}
+
+TEST_CASE("fp32 depthwise conv matches the reference") {
+  // Random windows (3x3 and 5x5 take the register path, others the
+  // generic one), strides, dilations, asymmetric padding, channel counts
+  // with and without a partial lane block; residual and clamp on and off.
+  Rng r(404);
+  int checked = 0;
+  for (int i = 0; i < 40; ++i) {
+    ConvGeom g;
+    const int64_t N = 1 + static_cast<int64_t>(r.below(2));
+    const int64_t ks[] = {3, 5, 1, 7, 2};
+    g.kh = ks[r.below(5)];
+    g.kw = r.below(4) == 0 ? ks[r.below(5)] : g.kh;
+    g.H = 1 + static_cast<int64_t>(r.below(14)), g.W = 1 + static_cast<int64_t>(r.below(14));
+    const int64_t Cs[] = {16, 32, 8, 3, 20, 48, 1};
+    g.C = g.Cout = g.groups = Cs[r.below(7)];
+    if (g.C == 1) g.groups = 2, g.C = g.Cout = 2;
+    g.sh = 1 + static_cast<int64_t>(r.below(2)), g.sw = 1 + static_cast<int64_t>(r.below(2));
+    g.dh = 1 + static_cast<int64_t>(r.below(4) == 0), g.dw = g.dh;
+    g.pt = static_cast<int64_t>(r.below(3)), g.pl = static_cast<int64_t>(r.below(3));
+    g.pb = static_cast<int64_t>(r.below(3)), g.pr = static_cast<int64_t>(r.below(3));
+    const int64_t eh = (g.kh - 1) * g.dh + 1, ew = (g.kw - 1) * g.dw + 1;
+    if (g.H + g.pt + g.pb < eh || g.W + g.pl + g.pr < ew) continue;
+    g.Ho = (g.H + g.pt + g.pb - eh) / g.sh + 1;
+    g.Wo = (g.W + g.pl + g.pr - ew) / g.sw + 1;
+    const uint64_t seed = 500 + static_cast<uint64_t>(i) * 7;
+    const Tensor w = test::random_tensor({g.C, g.kh, g.kw, 1}, seed);
+    const Tensor bias = test::random_tensor({g.C}, seed + 1);
+    const Tensor x = test::random_tensor({N, g.H, g.W, g.C}, seed + 2);
+    const Tensor ref = ref::conv2d(x, w, &bias, g);
+    const Tensor z = test::random_tensor(ref.shape(), seed + 3);
+    const bool with_z = r.below(2) == 0;
+    const Clamp clamp = r.below(2) == 0 ? kClip : Clamp{};
+    Tensor want = ref.clone();
+    for (size_t k = 0; k < want.size(); ++k) {
+      float v = want[k] + (with_z ? z[k] : 0.0f);
+      want[k] = clamp.on ? std::min(std::max(v, clamp.lo), clamp.hi) : v;
+    }
+    INFO("N" << N << " " << g.H << "x" << g.W << "x" << g.C << " k" << g.kh << "x" << g.kw << " s" << g.sh << ","
+             << g.sw << " d" << g.dh << " pad " << g.pt << "," << g.pl << "," << g.pb << "," << g.pr << " z" << with_z
+             << " clamp" << clamp.on);
+    REQUIRE(g.depthwise());
+    const DepthwiseF32 dw(g, w.data(), bias.data());
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+      set_isa(isa);
+      INFO("isa " << isa_name(isa));
+      Tensor y(ref.shape());
+      dw.run(x.data(), N, y.data(), with_z ? z.data() : nullptr, clamp);
+      CHECK(test::max_abs_diff(y, want) < 1e-5f);
+      ++checked;
+    }
+  }
+  set_isa(detect_isa());
+  CHECK(checked > 40);
 }
 
 TEST_CASE("fp32 pooling ops equal the reference bit for bit") {
@@ -350,10 +414,10 @@ TEST_CASE("fp32 conv reads a width-folded stem in place") {
       for (int t : {1, 2, 3}) {
         omp_set_num_threads(t);
         Tensor y(ref.shape());
-        conv.run(xs.data(), ldx, N, y.data(), g.Cout, nullptr, 0, false);
+        conv.run(xs.data(), ldx, N, y.data(), g.Cout, nullptr, 0, Clamp{});
         CHECK(test::max_abs_diff(y, ref) < 1e-4f);
         Tensor y2(ref.shape());
-        conv.run(xs.data(), ldx, N, y2.data(), g.Cout, z.data(), g.Cout, true);
+        conv.run(xs.data(), ldx, N, y2.data(), g.Cout, z.data(), g.Cout, kRelu);
         CHECK(test::max_abs_diff(y2, ref_res_relu) < 1e-4f);
       }
     }

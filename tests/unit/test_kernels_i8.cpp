@@ -179,3 +179,62 @@ TEST_CASE("int8 input quantisation of every ISA equals quantize_value") {
     }
   }
 }
+
+TEST_CASE("int8 depthwise op is bit-exact with the int8 reference") {
+  Rng r(31);
+  int checked = 0;
+  for (int i = 0; i < 30; ++i) {
+    const int64_t C = std::array<int64_t, 5>{16, 32, 3, 72, 96}[r.below(5)];
+    const int64_t k = std::array<int64_t, 3>{3, 5, 1}[r.below(3)];
+    const int64_t stride = 1 + static_cast<int64_t>(r.below(2)), pad = static_cast<int64_t>(r.below(3));
+    const int64_t H = 1 + static_cast<int64_t>(r.below(12)), W = 1 + static_cast<int64_t>(r.below(12));
+    if (H + 2 * pad < k || W + 2 * pad < k) continue;
+    GraphBuilder b("t", H, W, C);
+    GraphBuilder::ConvSpec spec = GraphBuilder::square(C, k, stride, pad);
+    spec.groups = C;
+    b.conv("dw", "input", spec);
+    Model m = b.finish();
+    const Node& n = m.nodes[1];
+    const uint64_t seed = 700 + static_cast<uint64_t>(i) * 11;
+    q8::QNode q;
+    q.kind = q8::Kind::Conv;
+    q.weight = random_i8({C, k, k, 1}, seed, -127, 127);
+    q.bias = Array<int32_t>({C});
+    for (auto& v : q.bias) v = static_cast<int32_t>(r.below(20001)) - 10000;
+    for (int64_t o = 0; o < C; ++o)
+      q.rq.push_back(q8::make_requant(std::ldexp(0.5 + r.uniform(), -static_cast<int>(4 + r.below(8)))));
+    q.rq[0] = {1, 0};
+    q.lo = static_cast<int32_t>(r.below(2)) ? 0 : -128;
+    q.hi = static_cast<int32_t>(r.below(2)) ? 100 : 127;  // a clip's bound
+    const int64_t N = 1 + static_cast<int64_t>(r.below(2));
+    const Array<int8_t> x = random_i8({N, H, W, C}, seed + 1);
+    const Array<int8_t> ref = q8::reference_node(n, q, {&x});
+    const ConvGeom g = conv_geom(n, {H, W, C});
+    REQUIRE(g.depthwise());
+    std::vector<int8_t> wt(static_cast<size_t>(k * k * C));  // [tap, C]
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t t = 0; t < k * k; ++t) wt[static_cast<size_t>(t * C + c)] = q.weight[static_cast<size_t>(c * k * k + t)];
+    const Array<int8_t> z = random_i8(ref.shape(), seed + 2);
+    const q8::FusedAdd add = q8::FusedAdd::make(static_cast<int32_t>(r.below(1u << 20)),
+                                                static_cast<int32_t>(r.below(1u << 20)), 20, -128, 127);
+    INFO("N" << N << " " << H << "x" << W << "x" << C << " k" << k << " s" << stride << " p" << pad);
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+      INFO("isa " << isa_name(isa));
+      Array<int8_t> y(ref.shape()), ya(ref.shape());
+      ops_i8(isa).depthwise(x.data(), N, g, wt.data(), q.bias.data(), q.rq.data(), q.lo, q.hi, nullptr, nullptr,
+                            y.data());
+      ops_i8(isa).depthwise(x.data(), N, g, wt.data(), q.bias.data(), q.rq.data(), q.lo, q.hi, z.data(), &add,
+                            ya.data());
+      size_t diff = 0, diff_add = 0;
+      for (size_t j = 0; j < y.size(); ++j) {
+        diff += y[j] != ref[j];
+        diff_add += ya[j] != add.apply(ref[j], z[j]);
+      }
+      CHECK(diff == 0);
+      CHECK(diff_add == 0);
+      ++checked;
+    }
+  }
+  CHECK(checked > 30);
+}

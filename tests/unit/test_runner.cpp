@@ -14,14 +14,19 @@ using namespace bsp::kernels;
 namespace {
 
 // A net with every op the runner handles: residual adds (fused and not;
-// after a conv with a relu, after a dense layer without), concat, pools, an
-// unfoldable batchnorm, dense layers and a softmax.
+// after a conv with a relu, after a dense layer without), depthwise convs
+// (with a batchnorm and relu6, with a residual add and a clip), concat,
+// pools, an unfoldable batchnorm, dense layers and a softmax.
 Model mixed_net() {
   GraphBuilder b("mixed", 12, 12, 3);
   std::string x = b.relu("stem.relu", b.batchnorm("stem.bn", b.conv("stem", "input", GraphBuilder::square(16, 3, 1, 1))));
   std::string a = b.relu("a.relu", b.batchnorm("a.bn", b.conv("a", x, GraphBuilder::square(16, 3, 1, 1))));
   std::string a2 = b.batchnorm("a2.bn", b.conv("a2", a, GraphBuilder::square(16, 3, 1, 1)));
   x = b.relu("res.relu", b.add("res", {a2, x}));
+  GraphBuilder::ConvSpec dw = GraphBuilder::square(16, 3, 1, 1), dw2 = GraphBuilder::square(16, 5, 1, 2, true);
+  dw.groups = dw2.groups = 16;
+  std::string d = b.clip("dw.clip", b.batchnorm("dw.bn", b.conv("dw", x, dw)), 0, 6);
+  x = b.clip("dw2.clip", b.add("dw2.res", {b.conv("dw2", d, dw2), x}), -1, 1.5);
   std::string p = b.maxpool("pool", x, 3, 2, 1);
   std::string c1 = b.relu("c1.relu", b.conv("c1", p, GraphBuilder::square(24, 1, 1, 0, true)));
   std::string c2 = b.conv("c2", p, GraphBuilder::square(16, 3, 1, 1, true));
@@ -95,7 +100,7 @@ TEST_CASE("the fp32 runner matches the reference forward on every path and ISA")
   }
 }
 
-TEST_CASE("the runner fuses batchnorm, residual add and relu into the layer") {
+TEST_CASE("the runner fuses batchnorm, residual add and relu or clip into the layer") {
   Model m = mixed_net();
   init_weights(m, 1);
   Runner r(m, Path::Dense);
@@ -107,6 +112,13 @@ TEST_CASE("the runner fuses batchnorm, residual add and relu into the layer") {
       CHECK(s.kernel == "dense");
     }
   CHECK(found);
+  // Depthwise convs run on their kernel with the same epilogue.
+  int depthwise = 0;
+  for (const auto& s : r.steps()) {
+    depthwise += s.name == "dw" && s.kernel == "depthwise" && s.fused == std::vector<std::string>{"dw.bn", "dw.clip"};
+    depthwise += s.name == "dw2" && s.kernel == "depthwise" && s.fused == std::vector<std::string>{"dw2.res", "dw2.clip"};
+  }
+  CHECK(depthwise == 2);
   // A batchnorm after a concat stays a step of its own.
   bool bn_step = false;
   for (const auto& s : r.steps()) bn_step |= s.name == "cat.bn" && s.kernel == "ref";
@@ -139,6 +151,9 @@ TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
           fused += s.name == "fc1b" && s.fused == std::vector<std::string>{"fc.res"};
         }
         CHECK(fused == 2);
+        int depthwise = 0;
+        for (const auto& s : r.steps()) depthwise += s.kernel == "int8-depthwise";
+        CHECK(depthwise == 2);
       }
       const Tensor y = r.forward(x);
       INFO(m.arch << " " << isa_name(isa));
