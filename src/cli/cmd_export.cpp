@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "compact/compact.hpp"
 #include "core/safe_file.hpp"
 #include "onnx/export.hpp"
 
@@ -12,15 +13,18 @@ namespace bsp::cli {
 
 namespace {
 struct ExportCliOptions {
-  std::string input, output;
+  std::string input, output, dtype = "fp32";
 };
 
 void run_export(const ExportCliOptions& o) {
   if (o.output.empty()) fail_usage("no output file: give -o FILE");
   Model m = read_model(o.input);
+  if (o.dtype == "int8" && (!m.compact || !m.compact->int8))
+    fail("cannot export '{}' as int8: it has no int8 program{} (bsp compact --dtype int8 makes one)", o.input,
+         m.compact_dropped.empty() ? "" : ": " + m.compact_dropped);
   m.history.push_back(command_line());
   OutputFile out(o.output);
-  onnx_io::export_onnx(m, out.temp_path());
+  onnx_io::export_onnx(m, out.temp_path(), {.int8 = o.dtype == "int8"});
   out.commit();
 }
 }  // namespace
@@ -29,6 +33,9 @@ Runner setup_export(CLI::App& sub) {
   auto o = std::make_shared<ExportCliOptions>();
   sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
   sub.add_option("-o,--output", o->output, "output ONNX file ('-' for stdout)")->type_name("FILE");
+  sub.add_option("--dtype", o->dtype, "fp32: the graph's weights (default); int8: the int8 program as QuantizeLinear/DequantizeLinear (an int8-compacted model)")
+      ->check(CLI::IsMember({"fp32", "int8"}))
+      ->type_name("TYPE");
   return [o] { run_export(*o); };
 }
 

@@ -127,7 +127,8 @@ void Int8Runner::prepare_depthwise(Step& s, StepInfo& info, const Shape& in, con
   }
 }
 
-Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const {
+Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step,
+                           bool before_softmax) const {
   check_batch_input(m_, x.shape());
   const int64_t N = x.dim(0);
   std::vector<Array<int8_t>> slot(m_.nodes.size());
@@ -167,7 +168,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       const double sc = q_.nodes[s.in[0]].scale;
       Tensor f(in.shape());
       for (size_t i = 0; i < in.size(); ++i) f[i] = static_cast<float>(in[i] * sc);
-      result = ref::softmax(f);
+      result = before_softmax ? std::move(f) : ref::softmax(f);
     } else if (qn.kind == q8::Kind::Add || qn.kind == q8::Kind::MaxPool || qn.kind == q8::Kind::GlobalAvgPool) {
       const OpsI8 ops = ops_i8(active_isa());
       const Array<int8_t>& x0 = slot[s.in[0]];

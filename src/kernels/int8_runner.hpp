@@ -24,7 +24,8 @@ class Int8Runner {
  public:
   Int8Runner(const Model& m, const compact::CompactModel& c);
   const std::vector<StepInfo>& steps() const { return infos_; }
-  Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step) const;
+  // before_softmax: a final softmax's input (dequantised) instead of its output.
+  Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step, bool before_softmax = false) const;
 
  private:
   struct Step {

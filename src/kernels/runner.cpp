@@ -221,8 +221,8 @@ struct Runner::Impl {
   }
 
   Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step,
-                 const std::function<void(size_t, const Tensor&)>& on_output) const {
-    if (int8) return int8->forward(x, on_step);
+                 const std::function<void(size_t, const Tensor&)>& on_output, bool before_softmax = false) const {
+    if (int8) return int8->forward(x, on_step, before_softmax);
     check_batch_input(m, x.shape());
     const int64_t N = x.dim(0);
     std::vector<Tensor> slot(m.nodes.size());
@@ -230,6 +230,8 @@ struct Runner::Impl {
       const auto t0 = std::chrono::steady_clock::now();
       const Step& s = steps[k];
       const Node& n = m.nodes[s.node];
+      if (before_softmax && n.op == Op::Softmax && s.node + 1 == m.nodes.size() && s.chain.size() == 1)
+        return std::move(slot[s.in[0]]);
       if (s.conv || s.blas || s.sparse || s.depthwise) {
         const Tensor& xin = slot[s.in[0]];
         const ConvGeom& g = s.geom;
@@ -290,6 +292,8 @@ Tensor Runner::forward(const Tensor& x, const std::function<void(size_t, double)
                        const std::function<void(size_t, const Tensor&)>& on_output) const {
   return impl_->forward(x, on_step, on_output);
 }
+
+Tensor Runner::logits(const Tensor& x) const { return impl_->forward(x, {}, {}, /*before_softmax=*/true); }
 
 Tensor fast_forward(const Model& m, const Tensor& x) { return Runner(m).forward(x); }
 

@@ -56,6 +56,9 @@ class Runner {
   // tensor each fp32 step produces (node: the last node of its fused chain).
   Tensor forward(const Tensor& x, const std::function<void(size_t step, double ms)>& on_step = {},
                  const std::function<void(size_t node, const Tensor& out)>& on_output = {}) const;
+  // Like forward, but a final softmax is not applied: its input (the logits;
+  // int8: dequantised) comes out instead. Other models: forward's output.
+  Tensor logits(const Tensor& x) const;
 
  private:
   struct Impl;

@@ -77,15 +77,13 @@ class NetPredictor : public Predictor {
 };
 
 // The fast CPU kernels of src/kernels (compact forms when the model has
-// them, int8 included). A final softmax's probabilities become log
-// probabilities, which the loss takes as logits.
+// them, int8 included); the logits before a final softmax.
 class RunnerPredictor : public Predictor {
  public:
   RunnerPredictor(const Model& m, int64_t max_batch) : m_(m), runner_(m) {
     max_batch_ = max_batch;
     const std::vector<Shape> shapes = infer_shapes(m);
     classes_ = shapes.back().at(0);
-    softmax_ = m.nodes.back().op == Op::Softmax;
     name_ = std::string("kernels runner (") + (runner_.is_int8() ? "int8" : "fp32") + ")";
   }
   const char* name() const override { return name_.c_str(); }
@@ -95,15 +93,14 @@ class RunnerPredictor : public Predictor {
     const Shape in = m_.input_shape();
     Tensor xt({n, in[0], in[1], in[2]});
     std::copy(x, x + xt.size(), xt.data());
-    Tensor y = runner_.forward(xt);
-    for (size_t i = 0; i < y.size(); ++i) logits[i] = softmax_ ? std::log(std::max(y[i], 1e-30f)) : y[i];
+    const Tensor y = runner_.logits(xt);
+    std::copy(y.begin(), y.end(), logits);
   }
 
  private:
   const Model& m_;
   kernels::Runner runner_;
   int64_t max_batch_ = 0, classes_ = 0;
-  bool softmax_ = false;
   std::string name_;
 };
 

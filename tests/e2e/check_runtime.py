@@ -2,13 +2,17 @@
 """Runs an ONNX model in ONNX Runtime (onnxruntime-node, run_ort.js: a
 runtime bsp did not write) and compares its outputs with bsp's.
 
-Usage: check_runtime.py MODEL.onnx DATA.h5 LOGITS.npy [--norm-from BSP_MODEL.h5] [--softmax]
+Usage: check_runtime.py MODEL.onnx DATA.h5 LOGITS.npy [--norm-from BSP_MODEL.h5] [--softmax] [--int8]
   DATA.h5: bsp's data file layout (float32 NHWC /images), the images bsp
   eval read. --norm-from: the bsp model whose input normalisation bsp eval
   applied (norm_mean, norm_std), applied here as bsp-format(5) states (the
   ONNX graph takes normalised images). --softmax: LOGITS are before the
   model's final softmax. onnx.checker must pass too. Exit 1 when the
-  difference exceeds 1e-5 of the largest output.
+  difference exceeds 1e-5 of the largest output. --int8: the model is bsp's
+  int8 program in QDQ form, which a runtime computes in float with other
+  rounding (bsp-export(1)): exit 1 unless the top-1 predictions agree on at
+  least 99% of the images and the difference stays within 5% of the
+  largest output.
 """
 import json
 import os
@@ -46,5 +50,9 @@ if '--softmax' in rest:
     e = np.exp(b - b.max(axis=1, keepdims=True))
     b = e / e.sum(axis=1, keepdims=True)
 err = np.abs(y - b).max() / max(np.abs(b).max(), 1e-6)
-print('onnxruntime %s: %d images, max relative difference %.3g' % (info['version'], x.shape[0], err))
+agree = float((y.argmax(axis=1) == b.argmax(axis=1)).mean())
+print('onnxruntime %s: %d images, max relative difference %.3g, top-1 agreement %.4f, outputs within 1e-5: %.4f' %
+      (info['version'], x.shape[0], err, agree, float((np.abs(y - b) <= 1e-5 * np.abs(b).max()).mean())))
+if '--int8' in rest:
+    sys.exit(0 if agree >= 0.99 and err <= 0.05 else 1)
 sys.exit(0 if err < 1e-5 else 1)

@@ -59,6 +59,23 @@ assert np.allclose(a, b, rtol=1e-5, atol=1e-6), np.abs(a - b).max()
 d = json.load(open('lg.json'))
 assert abs((a.argmax(1) == labels).mean() - d['accuracy']) < 1e-9, d['accuracy']
 PY
+# A model that ends with a softmax: the logits before it, from either engine
+# (the trainer's forward and the kernels runner), fp32 and int8.
+/usr/bin/python3 "$(dirname "$E2E_LIB")/make_onnx.py" vgg . || fail "make_onnx.py vgg"
+ok "$BSP" import vgg.onnx --input-mean 0 --input-std 1 -o v.h5
+ok "$BSP" compact v.h5 --dtype int8 --calib vgg-data.h5 -o vq.h5
+BSP_EVAL_ENGINE=net ok "$BSP" eval v.h5 --data vgg-data.h5 --logits vn.npy
+BSP_EVAL_ENGINE=runner ok "$BSP" eval v.h5 --data vgg-data.h5 --logits vr.npy
+ok "$BSP" eval vq.h5 --data vgg-data.h5 --logits vq.npy
+CHECKS=$((CHECKS + 1))
+/usr/bin/python3 - <<'PY' || fail "--logits of a model ending with a softmax"
+import numpy as np
+ref, n, r, q = np.load('vgg-logits.npy'), np.load('vn.npy'), np.load('vr.npy'), np.load('vq.npy')
+scale = np.abs(ref).max()
+assert np.abs(n - ref).max() < 1e-4 * scale, ('net', np.abs(n - ref).max())
+assert np.abs(r - ref).max() < 1e-4 * scale, ('runner', np.abs(r - ref).max())
+assert np.abs(q - ref).max() < 0.1 * scale, ('int8', np.abs(q - ref).max())
+PY
 err 1 eval "nodir/lg\.npy" "$BSP" eval m1.h5 --data d.h5 --logits nodir/lg.npy
 no_file nodir/lg.npy
 err 1 eval "cannot read data 'nope': no such file or directory" "$BSP" eval m1.h5 --data nope

@@ -40,6 +40,33 @@ ok "$BSP" eval rp-back.h5 --data x.h5 --logits back.npy
 CHECKS=$((CHECKS + 1))
 cmp -s back.npy rp-bsp.npy || fail "the round trip changed eval's outputs"
 
+# int8: the quantised program as QuantizeLinear/DequantizeLinear, which ONNX
+# Runtime computes in float with its own rounding (check_runtime.py --int8:
+# top-1 agreement and outputs within 5% of the largest).
+ok "$BSP" compact rp.h5 --dtype int8 --calib d.h5 -o rq.h5
+ok "$BSP" export rq.h5 --dtype int8 -o rq.onnx
+ok "$BSP" eval rq.h5 --data x.h5 --logits rq-bsp.npy
+CHECKS=$((CHECKS + 1))
+/usr/bin/python3 "$E2E_DIR/check_runtime.py" rq.onnx x.h5 rq-bsp.npy --norm-from rq.h5 --int8 >rt.out 2>&1 ||
+  fail "int8: onnxruntime: $(cat rt.out)"
+CHECKS=$((CHECKS + 1))
+/usr/bin/python3 - <<'PY' || fail "int8: the QDQ graph"
+import onnx
+g = onnx.load('rq.onnx').graph
+ops = [n.op_type for n in g.node]
+assert 'BatchNormalization' not in ops, 'batchnorms are folded'
+init = {t.name: t for t in g.initializer}
+w = [t for t in g.initializer if t.name.endswith('.weight_q')]
+assert w and all(t.data_type == onnx.TensorProto.INT8 for t in w), 'int8 weights'
+b = [t for t in g.initializer if t.name.endswith('.bias_q')]
+assert b and all(t.data_type == onnx.TensorProto.INT32 for t in b), 'int32 biases'
+assert ops.count('QuantizeLinear') >= len(w), ops
+PY
+err 1 export "cannot export 'rp\.h5' as int8: it has no int8 program" "$BSP" export rp.h5 --dtype int8 -o x.onnx
+err 2 export "--dtype: int4 not in" "$BSP" export rp.h5 --dtype int4 -o x.onnx
+err 1 import "unsupported operator 'QuantizeLinear'" "$BSP" import rq.onnx -o y.h5
+no_file y.h5
+
 # Imported networks go out again and still compute the ONNX model's function.
 for k in resnet vgg inception mobile; do
   /usr/bin/python3 "$E2E_DIR/make_onnx.py" $k . || fail "make_onnx.py $k"
@@ -50,6 +77,13 @@ for k in resnet vgg inception mobile; do
   [ $k = vgg ] && soft=--softmax  # it ends with a softmax; make_onnx.py gives the logits before it
   /usr/bin/python3 "$E2E_DIR/check_runtime.py" $k-out.onnx $k-data.h5 $k-logits.npy $soft >rt.out 2>&1 ||
     fail "$k: onnxruntime on the exported model: $(cat rt.out)"
+  # and in int8 (clip, depthwise convs, concat, average pools, softmax)
+  ok "$BSP" compact $k.h5 --dtype int8 --calib $k-data.h5 -o $k-q.h5
+  ok "$BSP" export $k-q.h5 --dtype int8 -o $k-q.onnx
+  ok "$BSP" eval $k-q.h5 --data $k-data.h5 --logits $k-q.npy
+  CHECKS=$((CHECKS + 1))
+  /usr/bin/python3 "$E2E_DIR/check_runtime.py" $k-q.onnx $k-data.h5 $k-q.npy $soft --int8 >rt.out 2>&1 ||
+    fail "$k: onnxruntime on the int8 export: $(cat rt.out)"
 done
 
 # Failures: one line, exit code, nothing written.
