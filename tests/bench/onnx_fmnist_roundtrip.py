@@ -81,7 +81,7 @@ def ort(model, x_nchw):
     return np.fromfile('ort-out.bin', np.float32).reshape(x_nchw.shape[0], -1), json.loads(r.stdout)['version']
 
 
-log('cpu: %s, %d cores' % (open('/proc/cpuinfo').read().split('model name')[1].split('\n')[0].strip(': '), os.cpu_count()))
+log('cpu: %s, %d cores' % (open('/proc/cpuinfo').read().split('model name')[1].split('\n')[0].strip(': \t'), os.cpu_count()))
 log('bsp: %s; torch %s' % (subprocess.run([BSP, '--version'], capture_output=True, text=True).stdout.strip(),
                            torch.__version__))
 
