@@ -60,6 +60,8 @@ uint64_t model_hash(const Model& m, DType dtype) {
       for (auto r : n.count_rq) add(static_cast<uint64_t>(r.mult) ^ (static_cast<uint64_t>(r.shift) << 40));
       for (auto v : n.in_mult) add(static_cast<uint64_t>(static_cast<uint32_t>(v)));
       add(static_cast<uint64_t>(n.in_shift));
+      for (size_t i = 0; i < n.table.size(); ++i) add(static_cast<uint64_t>(static_cast<uint8_t>(n.table[i])) + i * 257);
+      add(static_cast<uint64_t>(n.prod_rq.mult) ^ (static_cast<uint64_t>(n.prod_rq.shift) << 40));
     }
   } else if (dtype == DType::Int8) {
     h = mix64(h ^ 0x1708);  // planned as int8 without int8 weights

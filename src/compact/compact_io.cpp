@@ -9,6 +9,10 @@ namespace bsp::compact {
 
 namespace {
 
+// Requantisations up to this many per array go in attributes (an avgpool
+// over a whole 112x112 map has 12544: datasets).
+constexpr size_t kMaxAttrRequants = 2048;
+
 template <typename T>
 void put(hid_t g, const char* name, const std::vector<T>& v) {
   Array<T> a({static_cast<int64_t>(v.size())});
@@ -143,10 +147,15 @@ void save_qnode(hid_t parent, const std::string& name, const q8::QNode& q) {
     h5::write_attr(g, "in_rq_mult", mults(q.in_rq));
     h5::write_attr(g, "in_rq_shift", shifts(q.in_rq));
   }
-  if (!q.count_rq.empty()) {
+  if (!q.count_rq.empty() && q.count_rq.size() <= kMaxAttrRequants) {
     h5::write_attr(g, "count_rq_mult", mults(q.count_rq));
     h5::write_attr(g, "count_rq_shift", shifts(q.count_rq));
+  } else if (!q.count_rq.empty()) {  // too many for an HDF5 attribute (64 KiB): datasets
+    put(g, "count_rq_mult", mults(q.count_rq));
+    put(g, "count_rq_shift", shifts(q.count_rq));
   }
+  if (q.kind == q8::Kind::Lut) put(g, "table", q.table);
+  if (q.kind == q8::Kind::Mul) h5::write_attr(g, "rq", std::vector<int64_t>{q.prod_rq.mult, q.prod_rq.shift});
 }
 
 q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const CompactLayer* layer) {
@@ -194,7 +203,21 @@ q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const
     q.in_rq = requants(h5::read_attr_ints(g, "in_rq_mult"), h5::read_attr_ints(g, "in_rq_shift"));
     if (q.in_rq.size() != n.inputs.size()) fail("concat requantisations do not match the inputs");
   }
-  if (h5::has_attr(g, "count_rq_mult")) q.count_rq = requants(h5::read_attr_ints(g, "count_rq_mult"), h5::read_attr_ints(g, "count_rq_shift"));
+  if (h5::has_attr(g, "count_rq_mult"))
+    q.count_rq = requants(h5::read_attr_ints(g, "count_rq_mult"), h5::read_attr_ints(g, "count_rq_shift"));
+  else if (h5::exists(g, "count_rq_mult"))
+    q.count_rq = requants(get<int64_t>(g, "count_rq_mult"), get<int64_t>(g, "count_rq_shift"));
+  if (q.kind == q8::Kind::Lut) {
+    if (!h5::exists(g, "table")) fail("lookup table missing");
+    q.table = get<int8_t>(g, "table");
+    if (q.table.size() != 256) fail("lookup table has {} entries, not 256", q.table.size());
+  }
+  if (q.kind == q8::Kind::Mul) {
+    const auto r = h5::read_attr_ints(g, "rq");
+    if (r.size() != 2 || r[0] < 0 || r[0] > INT32_MAX || r[1] < 0 || r[1] > 62) fail("bad mul requantisation");
+    q.prod_rq = {static_cast<int32_t>(r[0]), static_cast<int32_t>(r[1])};
+    if (n.inputs.size() != 2) fail("mul takes two inputs");
+  }
   if ((q.kind == q8::Kind::AvgPool || q.kind == q8::Kind::GlobalAvgPool) && q.count_rq.empty())
     fail("pool without divisor requantisations");
   return q;

@@ -15,6 +15,7 @@
 #include "core/fusion.hpp"
 #include "core/op_table.hpp"
 #include "core/reference_forward.hpp"
+#include "core/reference_ops.hpp"
 #include "core/shapes.hpp"
 
 namespace bsp::q8 {
@@ -35,6 +36,8 @@ const char* kind_name(Kind k) {
     case Kind::Flatten: return "flatten";
     case Kind::Softmax: return "softmax";
     case Kind::Clip: return "clip";
+    case Kind::Lut: return "lut";
+    case Kind::Mul: return "mul";
     case Kind::kCount: break;
   }
   return "?";
@@ -139,6 +142,10 @@ void assign_kinds(const Model& m, const Fusion& fu, QModel& q) {
       case Op::Flatten: qn.kind = Kind::Flatten; break;
       case Op::Softmax: qn.kind = Kind::Softmax; break;
       case Op::Clip: qn.kind = Kind::Clip; break;
+      case Op::Sigmoid:
+      case Op::HardSigmoid:
+      case Op::HardSwish: qn.kind = Kind::Lut; break;
+      case Op::Mul: qn.kind = Kind::Mul; break;
       default: fail_unsupported(n, Backend::Int8);  // the table says int8 does not run it
     }
     // A relu's clamp is known now; a clip's needs the group's scale (quantize).
@@ -189,6 +196,20 @@ void add_params(const std::vector<double>& r, bool pow2, QNode& qn) {
   shift = std::clamp(shift, 0, 62);
   qn.in_shift = shift;
   for (double v : r) qn.in_mult.push_back(static_cast<int32_t>(std::llround(std::ldexp(v, shift))));
+}
+
+// A lookup-table node's table: f of each int8 input value's real value,
+// quantised on the output scale.
+std::vector<int8_t> lookup_table(const Node& n, double s_in, double s_out) {
+  std::vector<int8_t> t(256);
+  const float alpha = n.op == Op::HardSigmoid ? static_cast<float>(n.attrs.get_double("alpha")) : 0.0f;
+  const float beta = n.op == Op::HardSigmoid ? static_cast<float>(n.attrs.get_double("beta")) : 0.0f;
+  for (int v = -128; v <= 127; ++v) {
+    const float x = static_cast<float>(v * s_in);
+    const float y = n.op == Op::Sigmoid ? ref::sigmoid(x) : n.op == Op::HardSigmoid ? ref::hardsigmoid(x, alpha, beta) : ref::hardswish(x);
+    t[static_cast<size_t>(v + 128)] = quantize_value(y, s_out);
+  }
+  return t;
 }
 
 }  // namespace
@@ -243,6 +264,8 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
       case Kind::Dense:
       case Kind::Affine:
       case Kind::Add:
+      case Kind::Lut:
+      case Kind::Mul:
         qn.scale = quant_scale(maxabs[g.out], opt.pow2);
         break;
       case Kind::Identity:
@@ -291,6 +314,10 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
       std::vector<double> r;
       for (size_t k = 0; k < n.inputs.size(); ++k) r.push_back(scale_of(i, k) / qn.scale);
       add_params(r, opt.pow2, qn);
+    } else if (qn.kind == Kind::Lut) {
+      qn.table = lookup_table(n, scale_of(i), qn.scale);
+    } else if (qn.kind == Kind::Mul) {
+      qn.prod_rq = make_requant(scale_of(i, 0) * scale_of(i, 1) / qn.scale);
     } else if (qn.kind == Kind::Concat) {
       for (size_t k = 0; k < n.inputs.size(); ++k) qn.in_rq.push_back(make_requant(scale_of(i, k) / qn.scale));
     } else if (qn.kind == Kind::AvgPool) {

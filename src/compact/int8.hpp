@@ -42,6 +42,15 @@
 //   add: y = clamp((sum_i x_i * in_mult[i] + 2^(in_shift-1)) >> in_shift, lo, hi)
 //     with one shift for all inputs (int64).
 //   concat: each input rescaled to the output scale: clamp(rescale(x_i, in_rq[i]), -128, 127).
+//   sigmoid, hardsigmoid, hardswish (kind lut): y = table[x + 128], a
+//     256-entry int8 table made when the model is quantised from the input
+//     scale s_in and the node's own calibrated output scale s_out:
+//     table[v + 128] = quantize_value(f(float(v * s_in)), s_out), f the
+//     float32 reference function (core/reference_ops.hpp).
+//   mul: y = clamp(rescale(x0 * x1, rq), -128, 127), the int32 product of
+//     the two int8 inputs (x1 a per-channel [1, 1, C] value broadcast over
+//     H and W, or the same shape) and one Requant rq for s0 * s1 / s_out,
+//     s_out the node's own calibrated scale.
 //   softmax: float softmax of the dequantised input (only as the last node).
 #pragma once
 
@@ -119,6 +128,8 @@ enum class Kind {
   Flatten,
   Softmax,        // float output
   Clip,           // clamp(q, lo, hi): the bounds quantised with the input's scale
+  Lut,            // sigmoid, hardsigmoid, hardswish: table[q + 128]
+  Mul,            // requantised int32 product of two inputs
   kCount          // (the number of kinds)
 };
 const char* kind_name(Kind k);
@@ -140,6 +151,10 @@ struct QNode {
   std::vector<Requant> in_rq;    // per input
   // AvgPool (one per possible divisor 1..kh*kw) and GlobalAvgPool (one: H*W)
   std::vector<Requant> count_rq;
+  // Lut: y = table[x + 128] (256 entries)
+  std::vector<int8_t> table;
+  // Mul: s0 * s1 / scale
+  Requant prod_rq;
 
   bool has_weight() const { return kind == Kind::Conv || kind == Kind::Dense || kind == Kind::Affine; }
 };

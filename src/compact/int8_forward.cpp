@@ -154,6 +154,27 @@ Q concat(const QNode& q, const std::vector<const Q*>& in) {
   return y;
 }
 
+Q lut(const QNode& q, const Q& x) {
+  if (q.table.size() != 256) fail("internal: a lookup table of {} entries", q.table.size());
+  Q y(x.shape());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = q.table[static_cast<size_t>(x[i] + 128)];
+  return y;
+}
+
+// b the same shape as a, or [N, 1, 1, C] broadcast over a [N, H, W, C].
+Q mul(const QNode& q, const Q& a, const Q& b) {
+  Q y(a.shape());
+  const bool bcast = b.shape() != a.shape();
+  const int64_t C = a.shape().back(), HW = bcast ? a.dim(1) * a.dim(2) : 1;
+  if (bcast && (b.size() != static_cast<size_t>(a.dim(0) * C) || b.shape().back() != C))
+    fail("internal: mul of {} by {}", shape_str(a.shape()), shape_str(b.shape()));
+  for (size_t i = 0; i < a.size(); ++i) {
+    const size_t k = bcast ? (i / static_cast<size_t>(HW * C)) * static_cast<size_t>(C) + i % static_cast<size_t>(C) : i;
+    y[i] = requantize(int64_t{a[i]} * b[k], q.prod_rq, -128, 127);
+  }
+  return y;
+}
+
 Q flatten(const Q& x) {
   Q y = x.clone();
   y.reshape({x.dim(0), static_cast<int64_t>(x.size()) / x.dim(0)});
@@ -192,6 +213,8 @@ Array<int8_t> reference_node(const Node& n, const QNode& q, const std::vector<co
       for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<int8_t>(clamp(x[i], q.lo, q.hi));
       return y;
     }
+    case Kind::Lut: return lut(q, *in.at(0));
+    case Kind::Mul: return mul(q, *in.at(0), *in.at(1));
     case Kind::Input:
     case Kind::Identity:
     case Kind::Softmax:

@@ -41,10 +41,14 @@ enum class Op {
   Flatten,        // [H, W, C] -> [H*W*C] in NHWC order
   Softmax,        // over the last axis
   Clip,           // attrs: min, max (float64): min(max(x, min), max); relu6 is [0, 6]
+  Sigmoid,        // 1 / (1 + exp(-x))
+  HardSigmoid,    // attrs: alpha, beta (float64): min(max(alpha * x + beta, 0), 1)
+  HardSwish,      // x * hardsigmoid(x) with alpha 1/6, beta 1/2 (torch's)
+  Mul,            // two inputs: the same shape, or [H, W, C] times [1, 1, C] (second) broadcast over H and W
 };
 // The number of ops: name the last one here when appending (the op table,
 // core/op_table.hpp, has an entry for each).
-constexpr size_t kOpCount = static_cast<size_t>(Op::Clip) + 1;
+constexpr size_t kOpCount = static_cast<size_t>(Op::Mul) + 1;
 
 const char* op_name(Op op);
 std::optional<Op> op_from_name(std::string_view name);

@@ -2,6 +2,7 @@
 #include "core/op_table.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/reference_ops.hpp"
 #include "core/shapes.hpp"
@@ -24,6 +25,8 @@ Shape pool_shape(const Node& n, const ShapeList& in) {
 
 constexpr Handling native{Run::Native};
 constexpr Handling reference{Run::Reference};
+constexpr Handling lookup{Run::Native, "a 256-entry lookup table on the int8 input"};
+constexpr Handling no_aie2_kernel{Run::Unsupported, "the AIE2 back end has no lookup-table or elementwise-multiply kernel yet"};
 
 const std::vector<OpEntry> kOps = {
     {.op = Op::Input, .name = "input", .min_inputs = 0, .max_inputs = 0,
@@ -163,6 +166,42 @@ const std::vector<OpEntry> kOps = {
      },
      .trainer = native, .fp32 = {Run::Native, "in the epilogue of the layer it follows, else the reference op"},
      .int8 = native, .aie2 = {Run::Native, "in the epilogue of the layer it follows, else an elementwise stage"}},
+
+    {.op = Op::Sigmoid, .name = "sigmoid", .min_inputs = 1, .max_inputs = 1,
+     .shape = same_shape,
+     .reference = [](const Node&, const TensorList& in) { return ref::sigmoid(*in.at(0)); },
+     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = no_aie2_kernel},
+
+    {.op = Op::HardSigmoid, .name = "hardsigmoid", .min_inputs = 1, .max_inputs = 1,
+     .shape = [](const Node& n, const ShapeList& in) -> Shape {
+       const double a = n.attrs.get_double("alpha"), b = n.attrs.get_double("beta");
+       if (!std::isfinite(a) || !std::isfinite(b)) fail("node '{}': hardsigmoid alpha {} and beta {} must be finite", n.name, a, b);
+       return *in[0];
+     },
+     .reference = [](const Node& n, const TensorList& in) {
+       return ref::hardsigmoid(*in.at(0), n.attrs.get_double("alpha"), n.attrs.get_double("beta"));
+     },
+     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = no_aie2_kernel},
+
+    {.op = Op::HardSwish, .name = "hardswish", .min_inputs = 1, .max_inputs = 1,
+     .shape = same_shape,
+     .reference = [](const Node&, const TensorList& in) { return ref::hardswish(*in.at(0)); },
+     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = no_aie2_kernel},
+
+    {.op = Op::Mul, .name = "mul", .min_inputs = 2, .max_inputs = 2,
+     .shape = [](const Node& n, const ShapeList& in) -> Shape {
+       const Shape &a = *in[0], &b = *in[1];
+       if (a == b) return a;
+       // The squeeze-excitation scale: a [1, 1, C] per-channel factor, second.
+       if (a.size() == 3 && b == Shape{1, 1, a[2]}) return a;
+       if (b.size() == 3 && a == Shape{1, 1, b[2]})
+         fail("node '{}': mul broadcasts its second input, not its first: swap {} and {}", n.name, shape_str(a), shape_str(b));
+       fail("node '{}': mul inputs {} and {} are neither the same shape nor a map and a [1, 1, C] scale", n.name,
+            shape_str(a), shape_str(b));
+     },
+     .reference = [](const Node&, const TensorList& in) { return ref::mul(*in.at(0), *in.at(1)); },
+     .trainer = native, .fp32 = reference,
+     .int8 = {Run::Native, "the int32 product requantised to the output scale"}, .aie2 = no_aie2_kernel},
 };
 
 }  // namespace

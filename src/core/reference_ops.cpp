@@ -100,6 +100,49 @@ Tensor clip(const Tensor& x, double lo, double hi) {
   return y;
 }
 
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+float hardsigmoid(float x, float alpha, float beta) { return std::min(std::max(alpha * x + beta, 0.0f), 1.0f); }
+float hardswish(float x) { return x * hardsigmoid(x, 1.0f / 6.0f, 0.5f); }
+
+namespace {
+template <typename F>
+Tensor unary(const Tensor& x, F f) {
+  Tensor y(x.shape());
+  const int64_t n = static_cast<int64_t>(x.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = f(x[static_cast<size_t>(i)]);
+  return y;
+}
+}  // namespace
+
+Tensor sigmoid(const Tensor& x) { return unary(x, [](float v) { return sigmoid(v); }); }
+Tensor hardsigmoid(const Tensor& x, double alpha, double beta) {
+  const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
+  return unary(x, [=](float v) { return hardsigmoid(v, a, b); });
+}
+Tensor hardswish(const Tensor& x) { return unary(x, [](float v) { return hardswish(v); }); }
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor y(a.shape());
+  if (b.shape() == a.shape()) {
+    const int64_t n = static_cast<int64_t>(a.size());
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = a[static_cast<size_t>(i)] * b[static_cast<size_t>(i)];
+    return y;
+  }
+  if (a.rank() != 4 || b.rank() != 4 || b.dim(0) != a.dim(0) || b.dim(1) != 1 || b.dim(2) != 1 || b.dim(3) != a.dim(3))
+    fail("mul: cannot broadcast {} over {}", shape_str(b.shape()), shape_str(a.shape()));
+  const int64_t N = a.dim(0), HW = a.dim(1) * a.dim(2), C = a.dim(3);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t i = static_cast<size_t>((n * HW + p) * C + c);
+        y[i] = a[i] * b[static_cast<size_t>(n * C + c)];
+      }
+  return y;
+}
+
 namespace {
 template <typename Reduce>
 Tensor pool(const Tensor& x, const WindowGeom& g, Reduce reduce) {

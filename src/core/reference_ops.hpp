@@ -23,6 +23,18 @@ Tensor batchnorm(const Tensor& x, const ChannelAffine& a);
 Tensor relu(const Tensor& x);
 // min(max(x, lo), hi), in float32 (the bounds rounded to float32).
 Tensor clip(const Tensor& x, double lo, double hi);
+// The lookup-table activations, in float32: 1 / (1 + exp(-x));
+// min(max(alpha * x + beta, 0), 1) (alpha, beta rounded to float32);
+// x * hardsigmoid(x) with alpha 1/6, beta 1/2.
+float sigmoid(float x);
+float hardsigmoid(float x, float alpha, float beta);
+float hardswish(float x);
+Tensor sigmoid(const Tensor& x);
+Tensor hardsigmoid(const Tensor& x, double alpha, double beta);
+Tensor hardswish(const Tensor& x);
+// a * b of the same shape, or a [N, H, W, C] times b [N, 1, 1, C] (b's value
+// for a channel scales every position).
+Tensor mul(const Tensor& a, const Tensor& b);
 // Padding never wins a max; avg divides by the window size including padding
 // when count_include_pad, else by the number of real elements.
 Tensor maxpool(const Tensor& x, const WindowGeom& g);

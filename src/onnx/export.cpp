@@ -141,6 +141,30 @@ class Exporter {
     attr(add("Flatten", {x}, out, n.name), "axis", int64_t{1});
   }
 
+  // The float form of sigmoid, hardsigmoid, hardswish and mul on `xs`, into
+  // `out`. HardSwish is an opset-14 operator: at opset 13 it is
+  // HardSigmoid(alpha 1/6, beta 1/2) times its input, as torch writes it.
+  void elementwise(const Node& n, const std::vector<std::string>& xs, const std::string& out) {
+    switch (n.op) {
+      case Op::Sigmoid: add("Sigmoid", xs, out, n.name); return;
+      case Op::HardSigmoid: {
+        onnx::NodeProto* p = add("HardSigmoid", xs, out, n.name);
+        attr(p, "alpha", static_cast<float>(n.attrs.get_double("alpha")));
+        attr(p, "beta", static_cast<float>(n.attrs.get_double("beta")));
+        return;
+      }
+      case Op::HardSwish: {
+        onnx::NodeProto* p = add("HardSigmoid", xs, n.name + ".hardsigmoid", n.name + ".hardsigmoid");
+        attr(p, "alpha", 1.0f / 6.0f);
+        attr(p, "beta", 0.5f);
+        add("Mul", {xs.at(0), n.name + ".hardsigmoid"}, out, n.name);
+        return;
+      }
+      case Op::Mul: add("Mul", xs, out, n.name); return;
+      default: fail("internal: node '{}' is not elementwise", n.name);
+    }
+  }
+
   // ---- int8: the QDQ form of the int8 program (export.hpp) ----
 
   // QuantizeLinear + DequantizeLinear of `x` on `scale` (zero point int8 0):
@@ -248,6 +272,10 @@ class Exporter {
       case q8::Kind::Softmax:  // float, on the dequantised input
         attr(add("Softmax", {in(n, 0)}, n.name, n.name), "axis", int64_t{shapes_[i].size() == 3 ? 1 : -1});
         return;
+      case q8::Kind::Lut:  // the table's function on the dequantised input, quantised on the output scale
+      case q8::Kind::Mul:  // the product of the dequantised inputs, quantised on the output scale
+        elementwise(n, ins(n), f);
+        break;
       case q8::Kind::kCount: break;
     }
     qdq(f, n, q.scale);
@@ -304,6 +332,10 @@ class Exporter {
       case Op::Softmax:
         attr(add("Softmax", {in(n, 0)}, name, name), "axis", int64_t{shapes_[i].size() == 3 ? 1 : -1});
         return;
+      case Op::Sigmoid:
+      case Op::HardSigmoid:
+      case Op::HardSwish:
+      case Op::Mul: return elementwise(n, ins(n), name);
     }
     fail("node '{}': op '{}' has no ONNX form", n.name, op_name(n.op));
   }

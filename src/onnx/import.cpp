@@ -118,7 +118,10 @@ class Importer {
       std::string().swap(*t.mutable_raw_data());
     }
     for (const auto& n : g_.node())
-      for (const auto& i : n.input()) ++uses_[i];
+      for (const auto& i : n.input()) {
+        ++uses_[i];
+        readers_[i].push_back(n.op_type());
+      }
     add_input();
     for (const auto& n : g_.node()) convert(n);
     return finish();
@@ -436,9 +439,24 @@ class Importer {
   void maxpool(const onnx::NodeProto& n) { pool(n, true); }
   void avgpool(const onnx::NodeProto& n) { pool(n, false); }
 
+  // A GlobalAveragePool that a Flatten or Reshape reads (a classifier head)
+  // is a global_avgpool ([C]); one that something else reads as the
+  // [N, C, 1, 1] map it is (squeeze-excitation: a 1x1 Conv, a Mul) is an
+  // avgpool whose window is the whole map ([1, 1, C]).
   void global_avgpool(const onnx::NodeProto& n) {
     const Act& x = nchw(n, 0);
     if (!is_map(x)) fail("node '{}' (GlobalAveragePool): the input is not a feature map", n.name());
+    bool as_map = false;
+    for (const std::string& r : readers_[n.output(0)]) as_map = as_map || (r != "Flatten" && r != "Reshape");
+    if (as_map) {
+      const Shape& s = shape_of(x);
+      Node p = make(Op::AvgPool, {x.node});
+      p.attrs.set("kernel", std::vector<int64_t>{s[0], s[1]});
+      p.attrs.set("stride", std::vector<int64_t>{1, 1});
+      p.attrs.set("pad", std::vector<int64_t>{0, 0, 0, 0});
+      p.attrs.set("count_include_pad", int64_t{1});
+      return set_act(n.output(0), Act{add(n, std::move(p))});
+    }
     Act a{add(n, make(Op::GlobalAvgPool, {x.node}))};
     a.one_by_one = true;
     set_act(n.output(0), a);
@@ -586,6 +604,57 @@ class Importer {
     if (shape_of(a) != shape_of(b))
       fail("node '{}': Add of {} and {} (broadcasting is not supported)", n.name(), shape_str(onnx_shape(a)), shape_str(onnx_shape(b)));
     set_act(n.output(0), Act{add(n, make(Op::Add, {a.node, b.node})), a.one_by_one, a.chw});
+  }
+
+  void sigmoid(const onnx::NodeProto& n) {
+    const Act& x = nchw(n, 0);
+    set_act(n.output(0), Act{add(n, make(Op::Sigmoid, {x.node})), x.one_by_one, x.chw});
+  }
+
+  void hardsigmoid(const onnx::NodeProto& n) {
+    const Act& x = nchw(n, 0);
+    Node h = make(Op::HardSigmoid, {x.node});
+    h.attrs.set("alpha", attr_float(n, "alpha", 0.2));
+    h.attrs.set("beta", attr_float(n, "beta", 0.5));
+    set_act(n.output(0), Act{add(n, std::move(h)), x.one_by_one, x.chw});
+  }
+
+  void hardswish(const onnx::NodeProto& n) {
+    const Act& x = nchw(n, 0);
+    set_act(n.output(0), Act{add(n, make(Op::HardSwish, {x.node})), x.one_by_one, x.chw});
+  }
+
+  // Mul of two activations: elementwise, or a map times a [N, C, 1, 1]
+  // per-channel scale (either order; bsp's mul takes the scale second).
+  // Mul(x, HardSigmoid(x)) with torch's alpha 1/6 and beta 1/2 is a
+  // hardswish (how torch writes one below opset 14).
+  void mul_op(const onnx::NodeProto& n) {
+    if (n.input_size() != 2) fail("node '{}': Mul takes two inputs", n.name());
+    if (is_const(n.input(0)) && is_const(n.input(1))) return const_arith(n);
+    if (is_const(n.input(0)) || is_const(n.input(1)))
+      fail("unsupported operator 'Mul' by a constant at node '{}' (Mul of two activations is supported)", n.name());
+    const Act &a = nchw(n, 0), &b = nchw(n, 1);
+    for (int k = 0; k < 2; ++k) {
+      const Act &x = k ? b : a, &h = k ? a : b;
+      const Node* hn = find_node(h.node);
+      if (hn->op == Op::HardSigmoid && hn->inputs.at(0) == x.node && uses_[n.input(1 - k)] == 1 &&
+          std::abs(hn->attrs.get_double("alpha") - 1.0 / 6) < 1e-6 && hn->attrs.get_double("beta") == 0.5) {
+        const Act xin = x;
+        if (m_.nodes.back().name == h.node) {  // the hardsigmoid only this reads goes (and its name with it)
+          used_.erase(h.node);
+          shapes_.erase(h.node);
+          m_.nodes.pop_back();
+        }
+        return set_act(n.output(0), Act{add(n, make(Op::HardSwish, {xin.node})), xin.one_by_one, xin.chw});
+      }
+    }
+    const Shape &sa = shape_of(a), &sb = shape_of(b);
+    auto scale_of = [&](const Shape& map, const Shape& s) { return map.size() == 3 && s == Shape{1, 1, map[2]}; };
+    if (sa != sb && scale_of(sb, sa)) return set_act(n.output(0), Act{add(n, make(Op::Mul, {b.node, a.node})), b.one_by_one, b.chw});
+    if (sa != sb && !scale_of(sa, sb))
+      fail("node '{}': Mul of {} and {} (only the same shapes or a [N, C, 1, 1] scale broadcast over a map)", n.name(),
+           shape_str(onnx_shape(a)), shape_str(onnx_shape(b)));
+    set_act(n.output(0), Act{add(n, make(Op::Mul, {a.node, b.node})), a.one_by_one, a.chw});
   }
 
   void concat(const onnx::NodeProto& n) {
@@ -811,6 +880,7 @@ class Importer {
   std::unordered_map<std::string, onnx_io::Const> consts_;  // per ONNX tensor name
   std::unordered_map<std::string, Act> acts_;               // per ONNX tensor name
   std::unordered_map<std::string, int> uses_;               // readers of each ONNX tensor
+  std::unordered_map<std::string, std::vector<std::string>> readers_;  // their op types
   std::set<std::string> used_;                              // bsp node names taken
   std::set<std::string> bias_free_;                         // dense layers from a MatMul, waiting for their bias
 };
@@ -831,14 +901,17 @@ const std::map<std::string, Importer::Handler>& Importer::handlers() {
       {"Gather", &Importer::gather},
       {"Gemm", &Importer::gemm},
       {"GlobalAveragePool", &Importer::global_avgpool},
+      {"HardSigmoid", &Importer::hardsigmoid},
+      {"HardSwish", &Importer::hardswish},
       {"Identity", &Importer::identity},
       {"MatMul", &Importer::matmul},
       {"MaxPool", &Importer::maxpool},
+      {"Mul", &Importer::mul_op},
       {"Pad", &Importer::pad},
-      {"Mul", &Importer::arith},
       {"Relu", &Importer::relu},
       {"Reshape", &Importer::reshape},
       {"Shape", &Importer::shape},
+      {"Sigmoid", &Importer::sigmoid},
       {"Slice", &Importer::slice},
       {"Softmax", &Importer::softmax},
       {"Squeeze", &Importer::squeeze},

@@ -37,6 +37,10 @@ std::unique_ptr<Layer> make_batchnorm(const LayerArgs& a);
 std::unique_ptr<Layer> make_batchnorm_relu(const LayerArgs& a);
 std::unique_ptr<Layer> make_relu(const LayerArgs& a);
 std::unique_ptr<Layer> make_clip(const LayerArgs& a);
+std::unique_ptr<Layer> make_sigmoid(const LayerArgs& a);
+std::unique_ptr<Layer> make_hardsigmoid(const LayerArgs& a);
+std::unique_ptr<Layer> make_hardswish(const LayerArgs& a);
+std::unique_ptr<Layer> make_mul(const LayerArgs& a);  // b the same shape as a, or [1, 1, C] broadcast
 std::unique_ptr<Layer> make_pool(const LayerArgs& a);  // maxpool, avgpool
 std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a);
 std::unique_ptr<Layer> make_add(const LayerArgs& a);

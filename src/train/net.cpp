@@ -104,6 +104,10 @@ std::unique_ptr<Layer> make_layer(Op op, const LayerArgs& a, bool with_relu) {
     case Op::Add: return with_relu ? make_add_relu(a) : make_add(a);
     case Op::Relu: return make_relu(a);
     case Op::Clip: return make_clip(a);
+    case Op::Sigmoid: return make_sigmoid(a);
+    case Op::HardSigmoid: return make_hardsigmoid(a);
+    case Op::HardSwish: return make_hardswish(a);
+    case Op::Mul: return make_mul(a);
     case Op::MaxPool:
     case Op::AvgPool: return make_pool(a);
     case Op::GlobalAvgPool: return make_global_avgpool(a);

@@ -1,9 +1,11 @@
-// relu, max/avg pooling, global average pooling, add, concat and flatten on
-// channel-major activations (net.hpp), and the layers' shared helpers.
+// relu, clip, sigmoid, hardsigmoid, hardswish, mul, max/avg pooling, global
+// average pooling, add, concat and flatten on channel-major activations
+// (net.hpp), and the layers' shared helpers.
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
+#include "core/reference_ops.hpp"
 #include "core/shapes.hpp"
 #include "sparsity/mask.hpp"
 #include "train/layers.hpp"
@@ -107,6 +109,111 @@ class ClipLayer : public BoundLayer {
 
  private:
   float lo_, hi_;
+};
+
+// ---- sigmoid, hardsigmoid, hardswish: y = f(x), dx = f'(x) dy ----
+// F: static float f(x) and float grad(x, y) (from the input and the output).
+template <typename F>
+class UnaryLayer : public BoundLayer {
+ public:
+  explicit UnaryLayer(const LayerArgs& a) : BoundLayer(a), f_(*a.node) {}
+  void forward(const Ctx& c) override {
+    const int64_t n = out->C * out->plane(c.n);
+    const float* x = in[0]->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[i] = f_(x[i]);
+  }
+  void backward(const Ctx& c) override {
+    if (in[0]->grad.empty()) return;
+    const int64_t n = out->C * out->plane(c.n);
+    const float *x = in[0]->act.data(), *y = out->act.data(), *dy = out->grad.data();
+    float* dx = in[0]->grad.data();
+    const bool add = in_add[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = f_.grad(x[i], y[i]) * dy[i];
+      dx[i] = add ? dx[i] + g : g;
+    }
+  }
+
+ private:
+  F f_;
+};
+
+struct SigmoidF {
+  explicit SigmoidF(const Node&) {}
+  float operator()(float x) const { return ref::sigmoid(x); }
+  float grad(float, float y) const { return y * (1.0f - y); }
+};
+struct HardSigmoidF {
+  explicit HardSigmoidF(const Node& n)
+      : alpha(static_cast<float>(n.attrs.get_double("alpha"))), beta(static_cast<float>(n.attrs.get_double("beta"))) {}
+  float operator()(float x) const { return ref::hardsigmoid(x, alpha, beta); }
+  float grad(float x, float) const {
+    const float v = alpha * x + beta;
+    return v > 0.0f && v < 1.0f ? alpha : 0.0f;
+  }
+  float alpha, beta;
+};
+struct HardSwishF {
+  explicit HardSwishF(const Node&) {}
+  float operator()(float x) const { return ref::hardswish(x); }
+  // d/dx x h(x) = h(x) + x h'(x), h' = 1/6 inside (-3, 3)
+  float grad(float x, float) const {
+    const float v = x * (1.0f / 6.0f) + 0.5f;
+    return v <= 0.0f ? 0.0f : v >= 1.0f ? 1.0f : v + x * (1.0f / 6.0f);
+  }
+};
+
+// ---- mul: y = a * b, b the same shape or [C, n, 1, 1] broadcast over a's H, W ----
+class MulLayer : public BoundLayer {
+ public:
+  explicit MulLayer(const LayerArgs& a) : BoundLayer(a) {}
+  void forward(const Ctx& c) override {
+    const int64_t rows = out->C * c.n, hw = span();
+    const float *a = in[0]->act.data(), *b = in[1]->act.data();
+    float* y = out->act.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t p = 0; p < hw; ++p) y[r * hw + p] = a[r * hw + p] * b[hw_b() == 1 ? r : r * hw + p];
+  }
+  void backward(const Ctx& c) override {
+    const int64_t rows = out->C * c.n, hw = span();
+    const bool bcast = hw_b() == 1 && hw > 1;
+    const float *a = in[0]->act.data(), *b = in[1]->act.data(), *dy = out->grad.data();
+    if (!in[0]->grad.empty()) {  // da = dy * b
+      float* da = in[0]->grad.data();
+      const bool add = in_add[0];
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t p = 0; p < hw; ++p) {
+          const float g = dy[r * hw + p] * b[bcast ? r : r * hw + p];
+          da[r * hw + p] = add ? da[r * hw + p] + g : g;
+        }
+    }
+    if (!in[1]->grad.empty()) {  // db = dy * a, summed over H, W when broadcast
+      float* db = in[1]->grad.data();
+      const bool add = in_add[1];
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        if (bcast) {
+          float s = 0;
+          for (int64_t p = 0; p < hw; ++p) s += dy[r * hw + p] * a[r * hw + p];
+          db[r] = add ? db[r] + s : s;
+        } else {
+          for (int64_t p = 0; p < hw; ++p) {
+            const float g = dy[r * hw + p] * a[r * hw + p];
+            db[r * hw + p] = add ? db[r * hw + p] + g : g;
+          }
+        }
+      }
+    }
+  }
+
+ private:
+  int64_t span() const { return in[0]->H * in[0]->W; }
+  int64_t hw_b() const { return in[1]->H * in[1]->W; }
 };
 
 // ---- maxpool / avgpool over each [H, W] plane of x [C, n, H, W] ----
@@ -422,6 +529,10 @@ class FlattenLayer : public BoundLayer {
 
 std::unique_ptr<Layer> make_relu(const LayerArgs& a) { return std::make_unique<ReluLayer>(a); }
 std::unique_ptr<Layer> make_clip(const LayerArgs& a) { return std::make_unique<ClipLayer>(a); }
+std::unique_ptr<Layer> make_sigmoid(const LayerArgs& a) { return std::make_unique<UnaryLayer<SigmoidF>>(a); }
+std::unique_ptr<Layer> make_hardsigmoid(const LayerArgs& a) { return std::make_unique<UnaryLayer<HardSigmoidF>>(a); }
+std::unique_ptr<Layer> make_hardswish(const LayerArgs& a) { return std::make_unique<UnaryLayer<HardSwishF>>(a); }
+std::unique_ptr<Layer> make_mul(const LayerArgs& a) { return std::make_unique<MulLayer>(a); }
 std::unique_ptr<Layer> make_pool(const LayerArgs& a) { return std::make_unique<PoolLayer>(a); }
 std::unique_ptr<Layer> make_global_avgpool(const LayerArgs& a) { return std::make_unique<GlobalAvgPoolLayer>(a); }
 std::unique_ptr<Layer> make_add(const LayerArgs& a) { return std::make_unique<AddLayer>(a, false); }

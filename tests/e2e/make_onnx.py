@@ -13,7 +13,10 @@ KIND: resnet (conv, batchnorm, relu, ceil-mode maxpool, residual add,
       subgraph flatten of a 6x6 map, gemm, dropout, matmul + add, softmax),
       inception (branches with concat, an average pool counting padding,
       a clip as relu), mobile (relu6 clips, a depthwise convolution, an
-      inverted residual add).
+      inverted residual add), se (MobileNet-V3 / EfficientNet pieces as
+      torch writes them at opset 13: hardswish as HardSigmoid + Mul, a
+      squeeze-excitation with a GlobalAveragePool read by a 1x1 Conv and a
+      scale Mul first, a SiLU as Sigmoid + Mul).
 Errors: bad-op, dynamic, external (external data missing), opset, two-outputs.
 """
 import sys
@@ -225,13 +228,66 @@ def mobile(b, x):
     return t, y
 
 
+def se(b, x):
+    """MobileNet-V3 / EfficientNet pieces: conv + hardswish, a depthwise
+    conv, squeeze-excitation (global pool -> 1x1 conv -> relu -> 1x1 conv ->
+    hardsigmoid -> Mul(scale, x)), a SiLU."""
+    def hsig(v):
+        return np.clip(v * np.float32(1 / 6) + 0.5, 0, 1)
+    w, bias = b.weights('stem', 8, 3, 3)
+    w *= 3  # values beyond hardswish's kinks at +-3
+    t = b.node('Conv', ['x', b.const('features.0.0.weight', w), b.const('features.0.0.bias', bias)],
+               '/features/features.0/features.0.0/Conv', pads=[1, 1, 1, 1], strides=[2, 2])
+    y = conv(x, w, bias, 2, (1, 1, 1, 1))
+    h = b.node('HardSigmoid', [t], '/features/features.0/features.0.2/HardSigmoid', alpha=1 / 6)
+    t = b.node('Mul', [t, h], '/features/features.0/features.0.2/Mul')
+    y = y * hsig(y)
+    dw = (rng.standard_normal((8, 1, 3, 3)) * 0.5).astype(np.float32)
+    db = (rng.standard_normal(8) * 0.1).astype(np.float32)
+    t = b.node('Conv', [t, b.const('features.1.block.0.weight', dw), b.const('features.1.block.0.bias', db)],
+               '/features/features.1/block/block.0/Conv', pads=[1, 1, 1, 1], group=8)
+    y = conv(y, dw, db, 1, (1, 1, 1, 1), group=8)
+    t = b.node('Relu', [t], '/features/features.1/block/block.0/Relu')
+    y = np.maximum(y, 0)
+    xs, yx = t, y
+    t = b.node('GlobalAveragePool', [t], '/features/features.1/block/block.1/avgpool/GlobalAveragePool')
+    y = y.mean(axis=(2, 3), keepdims=True)
+    w1, b1 = b.weights('fc1', 4, 8, 1)
+    t = b.node('Conv', [t, b.const('features.1.block.1.fc1.weight', w1), b.const('features.1.block.1.fc1.bias', b1)],
+               '/features/features.1/block/block.1/fc1/Conv')
+    y = np.maximum(conv(y, w1, b1), 0)
+    t = b.node('Relu', [t], '/features/features.1/block/block.1/activation/Relu')
+    w2, b2 = b.weights('fc2', 8, 4, 1)
+    t = b.node('Conv', [t, b.const('features.1.block.1.fc2.weight', w2), b.const('features.1.block.1.fc2.bias', b2)],
+               '/features/features.1/block/block.1/fc2/Conv')
+    t = b.node('HardSigmoid', [t], '/features/features.1/block/block.1/scale_activation/HardSigmoid', alpha=1 / 6)
+    y = hsig(conv(y, w2, b2))
+    t = b.node('Mul', [t, xs], '/features/features.1/block/block.1/Mul')  # the scale first, as torch has it
+    y = y * yx
+    pw, pb = b.weights('pw', 8, 8, 1)
+    t = b.node('Conv', [t, b.const('features.2.0.weight', pw), b.const('features.2.0.bias', pb)], '/features/features.2/features.2.0/Conv')
+    y = conv(y, pw, pb)
+    s = b.node('Sigmoid', [t], '/features/features.2/features.2.1/Sigmoid')
+    t = b.node('Mul', [t, s], '/features/features.2/features.2.1/Mul')
+    y = y / (1 + np.exp(-y))
+    t = b.node('GlobalAveragePool', [t], '/avgpool/GlobalAveragePool')
+    y = y.mean(axis=(2, 3), keepdims=True)
+    t = b.node('Flatten', [t], '/Flatten')
+    y = y.reshape(y.shape[0], -1)
+    fw = (rng.standard_normal((10, 8)) * 0.3).astype(np.float32)
+    fb = (rng.standard_normal(10) * 0.1).astype(np.float32)
+    t = b.node('Gemm', [t, b.const('classifier.weight', fw), b.const('classifier.bias', fb)], '/classifier/Gemm', transB=1)
+    y = y @ fw.T + fb
+    return t, y
+
+
 def save(b, kind, out_name, y, x, dir, dims=None, opset=13, outputs=None):
     inp = helper.make_tensor_value_info('x', TensorProto.FLOAT, dims)
     outs = outputs or [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [None, None])]
     g = helper.make_graph(b.nodes, 'test-' + kind, [inp], outs, b.inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid('', opset)], producer_name='make_onnx.py',
                           producer_version='1')
-    if kind in ('resnet', 'vgg', 'inception', 'mobile'):
+    if kind in ('resnet', 'vgg', 'inception', 'mobile', 'se'):
         onnx.checker.check_model(m)
     onnx.save(m, '%s/%s.onnx' % (dir, kind))
     with h5py.File('%s/%s-data.h5' % (dir, kind), 'w') as f:
@@ -244,11 +300,11 @@ def main(kind, dir):
     b = Builder()
     x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
     xd = x.astype(np.float64)
-    if kind in ('resnet', 'vgg', 'inception', 'mobile'):
-        t, y = {'resnet': resnet, 'vgg': vgg, 'inception': inception, 'mobile': mobile}[kind](b, xd)
+    if kind in ('resnet', 'vgg', 'inception', 'mobile', 'se'):
+        t, y = {'resnet': resnet, 'vgg': vgg, 'inception': inception, 'mobile': mobile, 'se': se}[kind](b, xd)
         save(b, kind, t, y, x, dir, dims=[None, 3, 12, 12])
     elif kind == 'bad-op':
-        t = b.node('HardSwish', ['x'], '/features/features.1/HardSwish')
+        t = b.node('Erf', ['x'], '/features/features.1/Erf')
         save(b, kind, t, xd, x, dir, dims=[1, 3, 12, 12], opset=14)
     elif kind == 'dynamic':
         t = b.node('Relu', ['x'], '/relu/Relu')

@@ -68,7 +68,7 @@ err 1 import "unsupported operator 'QuantizeLinear'" "$BSP" import rq.onnx -o y.
 no_file y.h5
 
 # Imported networks go out again and still compute the ONNX model's function.
-for k in resnet vgg inception mobile; do
+for k in resnet vgg inception mobile se; do
   /usr/bin/python3 "$E2E_DIR/make_onnx.py" $k . || fail "make_onnx.py $k"
   ok "$BSP" import $k.onnx --input-mean 0 --input-std 1 -o $k.h5
   ok "$BSP" export $k.h5 -o $k-out.onnx
@@ -77,7 +77,7 @@ for k in resnet vgg inception mobile; do
   [ $k = vgg ] && soft=--softmax  # it ends with a softmax; make_onnx.py gives the logits before it
   /usr/bin/python3 "$E2E_DIR/check_runtime.py" $k-out.onnx $k-data.h5 $k-logits.npy $soft >rt.out 2>&1 ||
     fail "$k: onnxruntime on the exported model: $(cat rt.out)"
-  # and in int8 (clip, depthwise convs, concat, average pools, softmax)
+  # and in int8 (clip, depthwise convs, concat, average pools, softmax, lookup tables, mul)
   ok "$BSP" compact $k.h5 --dtype int8 --calib $k-data.h5 -o $k-q.h5
   ok "$BSP" export $k-q.h5 --dtype int8 -o $k-q.onnx
   ok "$BSP" eval $k-q.h5 --data $k-data.h5 --logits $k-q.npy

@@ -4,13 +4,13 @@
 # independent of bsp), names, history, and the failures.
 source "$E2E_LIB"
 MAKE_ONNX=$(dirname "$E2E_LIB")/make_onnx.py
-for k in resnet vgg inception mobile bad-op dynamic external opset two-outputs; do
+for k in resnet vgg inception mobile se bad-op dynamic external opset two-outputs; do
   /usr/bin/python3 "$MAKE_ONNX" $k . || fail "make_onnx.py $k"
 done
 
 # Each network imported computes what the ONNX model computes (every stage
 # after takes it as it takes a zoo model).
-for k in resnet vgg inception mobile; do
+for k in resnet vgg inception mobile se; do
   ok "$BSP" import $k.onnx --input-mean 0 --input-std 1 -o $k.h5
   ok "$BSP" eval $k.h5 --data $k-data.h5 --logits $k-out.npy
   CHECKS=$((CHECKS + 1))
@@ -55,6 +55,23 @@ out_has '^features\.1\.conv\.0 +conv2d +block:8x8'
 err 2 prune 'selects only depthwise convs, which stay dense without --include-depthwise' \
   "$BSP" prune mobile.h5 --pattern block:8x8 --density 0.5 --layers '^features\.1\.conv\.0$' -n
 
+# se: HardSigmoid + Mul of its own input is a hardswish, the squeeze-excitation's
+# global pool a whole-map avgpool, its scale the mul's second input; a SiLU is
+# sigmoid + mul. The trainer takes them; AIE2 refuses them by name.
+ok "$BSP" info se.h5
+out_has '^features\.0\.2 +hardswish +\[6, 6, 8\]'
+grep -Eq 'hardsigmoid.*\[6, 6, 8\]' "$WORK/.out" && fail "se: the hardswish's hardsigmoid stayed"
+out_has '^features\.1\.block\.1\.avgpool +avgpool +\[1, 1, 8\]'
+out_has '^features\.1\.block\.1\.scale_activation +hardsigmoid +\[1, 1, 8\]'
+out_has '^features\.1\.block\.1 +mul +\[6, 6, 8\]'
+out_has '^features\.2\.1 +sigmoid'
+out_has '^features\.2\.1_2 +mul'
+ok "$BSP" finetune se.h5 --data se-data.h5 --epochs 1 --batch 3 --no-augment -q -o se-ft.h5
+ok "$BSP" compact se.h5 --dtype int8 --calib se-data.h5 -o se-q.h5
+err 1 schedule "node 'features\.0\.2': the AIE2 back end does not run op 'hardswish': the AIE2 back end has no lookup-table" \
+  "$BSP" schedule se-q.h5 --target aie2:2x2 -o x.h5
+no_file x.h5
+
 # The stages after it: prune, finetune a step, compact to int8, schedule and simulate.
 ok "$BSP" prune resnet.h5 --pattern block:8x8 --density 0.5 --include-first -q -o rp.h5
 ok "$BSP" compact rp.h5 --dtype int8 -o rq.h5
@@ -70,7 +87,7 @@ CHECKS=$((CHECKS + 1))
 [ "$(json_get "$WORK/.out" 'd["input_shape"]')" = "[12, 12, 3]" ] || fail "dynamic: input shape $(json_get "$WORK/.out" 'd["input_shape"]')"
 
 # Failures: one line, exit code, nothing written.
-err 1 import "cannot import 'bad-op\.onnx': unsupported operator 'HardSwish' at node '/features/features\.1/HardSwish' \(supported: Add, AveragePool," \
+err 1 import "cannot import 'bad-op\.onnx': unsupported operator 'Erf' at node '/features/features\.1/Erf' \(supported: Add, AveragePool,.* HardSigmoid, HardSwish, .* Mul, .* Sigmoid," \
   "$BSP" import bad-op.onnx -o x.h5
 err 1 import "input 'x' has a dynamic H dimension: give --input-shape HxWxC" "$BSP" import dynamic.onnx -o x.h5
 err 1 import "--input-shape 10x12x3 does not match the graph's input, 12x12x3" "$BSP" import resnet.onnx --input-shape 10x12x3 -o x.h5

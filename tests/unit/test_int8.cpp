@@ -6,6 +6,7 @@
 #include "compact/compact.hpp"
 #include "core/h5.hpp"
 #include "core/reference_forward.hpp"
+#include "core/reference_ops.hpp"
 #include "kernels/runner.hpp"
 #include "modelfile/model_file.hpp"
 #include "sparse_helpers.hpp"
@@ -254,4 +255,76 @@ TEST_CASE("calibrating on the fast kernels sees every int8 tensor the reference 
     CHECK(c.int8->nodes[i].kind == ref.nodes[i].kind);
     CHECK(c.int8->nodes[i].scale == Approx(ref.nodes[i].scale).epsilon(1e-5));
   }
+}
+
+TEST_CASE("lookup tables and mul in int8: the rules of int8.hpp, stored and checked when read") {
+  test::TempDir dir;
+  // conv -> hardswish; a squeeze-excitation over the whole 46x46 map (2116
+  // divisors: datasets, not attributes) -> hardsigmoid -> mul; x * sigmoid(x).
+  GraphBuilder b("t", 46, 46, 8);
+  const std::string c = b.node("hs", Op::HardSwish, {b.conv("c", "input", GraphBuilder::square(8, 3, 1, 1, true))});
+  const std::string p = b.avgpool("pool", c, 46, 1);
+  Attrs a;
+  a.set("alpha", 1.0 / 6);
+  a.set("beta", 0.5);
+  const std::string s = b.node("hsig", Op::HardSigmoid, {b.conv("fc", p, GraphBuilder::square(8, 1, 1, 0, true))}, a);
+  const std::string se = b.node("se", Op::Mul, {c, s});
+  const std::string y = b.node("silu", Op::Mul, {se, b.node("sig", Op::Sigmoid, {se})});
+  b.dense("logits", b.global_avgpool("gap", y), 5);
+  Model m = b.finish();
+  init_weights(m, 5);
+  Tensor calib = images(4, m, 1);
+  compact::CompactOptions o;
+  o.dtype = DType::Int8;
+  m.compact = std::make_shared<compact::CompactModel>(compact::compact_model(m, o, &calib));
+  const q8::QModel& q = *m.compact->int8;
+  auto qn = [&](const char* name) -> const q8::QNode& { return q.nodes[m.index_of(name)]; };
+  auto scale = [&](const char* name) { return qn(name).scale; };
+
+  // table[v + 128] = quantize_value(f(float(v * s_in)), s_out).
+  REQUIRE(qn("hs").kind == q8::Kind::Lut);
+  REQUIRE(qn("hs").table.size() == 256);
+  for (int v = -128; v <= 127; v += 5) {
+    const float x = static_cast<float>(v * scale("c"));
+    CHECK(qn("hs").table[static_cast<size_t>(v + 128)] == q8::quantize_value(ref::hardswish(x), scale("hs")));
+    CHECK(qn("sig").table[static_cast<size_t>(v + 128)] ==
+          q8::quantize_value(ref::sigmoid(static_cast<float>(v * scale("se"))), scale("sig")));
+  }
+  // mul: clamp(rescale(x0 * x1, rq), -128, 127), rq for s0 * s1 / s_out; the scale broadcast per channel.
+  REQUIRE(qn("se").kind == q8::Kind::Mul);
+  const q8::Requant rq = q8::make_requant(scale("hs") * scale("hsig") / scale("se"));
+  CHECK(qn("se").prod_rq.mult == rq.mult);
+  CHECK(qn("se").prod_rq.shift == rq.shift);
+  Array<int8_t> x0({1, 2, 2, 3}), x1({1, 1, 1, 3});
+  for (size_t i = 0; i < x0.size(); ++i) x0[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 256) - 128);
+  x1[0] = 127, x1[1] = -128, x1[2] = 5;
+  const Array<int8_t> prod = q8::reference_node(m.nodes[m.index_of("se")], qn("se"), {&x0, &x1});
+  for (size_t i = 0; i < x0.size(); ++i)
+    CHECK(prod[i] == q8::requantize(int64_t{x0[i]} * x1[i % 3], rq, -128, 127));
+
+  // Stored and read back: the same program, bit for bit; the pool's 2116
+  // divisors as datasets.
+  save_model(m, dir.file("q.h5"));
+  {
+    h5::Handle f = h5::open_file_readwrite(dir.file("q.h5"));
+    h5::Handle g = h5::open_group(f, "compact/int8/pool");
+    CHECK_FALSE(h5::has_attr(g, "count_rq_mult"));
+    CHECK(h5::exists(g, "count_rq_mult"));
+  }
+  Model back = load_model(dir.file("q.h5"), "q.h5");
+  const q8::QModel& q1 = *back.compact->int8;
+  CHECK(q1.nodes[m.index_of("hs")].table == qn("hs").table);
+  CHECK(q1.nodes[m.index_of("pool")].count_rq.size() == 46 * 46);
+  const Tensor x = images(2, m, 7);
+  const Tensor ya = q8::reference_forward(m, q, x), yb = q8::reference_forward(back, q1, x);
+  CHECK(std::equal(ya.begin(), ya.end(), yb.begin()));
+  // A table that is not 256 entries is refused.
+  {
+    h5::Handle f = h5::open_file_readwrite(dir.file("q.h5"));
+    h5::Handle g = h5::open_group(f, "compact/int8/sig");
+    H5Ldelete(g, "table", H5P_DEFAULT);
+    h5::write_array(g, "table", Array<int8_t>({255}));
+  }
+  CHECK_THROWS_WITH(load_model(dir.file("q.h5"), "q.h5"),
+                    Catch::Contains("int8 node 'sig': lookup table has 255 entries, not 256"));
 }

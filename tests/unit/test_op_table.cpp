@@ -62,6 +62,24 @@ std::optional<Model> example(Op op) {
       y = b.node("op", Op::Clip, {conv("conv", x)}, a);
       break;
     }
+    case Op::Sigmoid: y = b.node("op", Op::Sigmoid, {conv("conv", x)}); break;
+    case Op::HardSigmoid: {
+      Attrs a;
+      a.set("alpha", 0.25);  // not torch's 1/6: the attributes are read
+      a.set("beta", 0.4);
+      y = b.node("op", Op::HardSigmoid, {conv("conv", x)}, a);
+      break;
+    }
+    case Op::HardSwish: y = b.node("op", Op::HardSwish, {conv("conv", x)}); break;
+    case Op::Mul: {
+      // A squeeze-excitation scale (the whole map's average, a 1x1 conv)
+      // broadcast over H and W, then the same shape (x * sigmoid(x), a SiLU).
+      const std::string c = conv("conv", x);
+      const std::string s = b.conv("se.fc", b.avgpool("se.pool", c, 8, 1), G::square(16, 1, 1, 0, true));
+      const std::string se = b.node("op", Op::Mul, {c, s});
+      y = b.node("op.silu", Op::Mul, {se, b.node("sig", Op::Sigmoid, {se})});
+      break;
+    }
     case Op::Softmax: {
       const std::string d = b.dense("dense", b.flatten("flat", conv("conv", x)), 10);
       b.softmax("op", d);
@@ -168,6 +186,11 @@ TEST_CASE("every op runs where the op table says it does, and agrees with its re
       REQUIRE(r.is_int8());
       const Tensor yk = r.forward(x);
       CHECK(std::equal(yk.begin(), yk.end(), yq.begin()));
+    }
+    if (e.aie2.run == Run::Unsupported) {  // refused by the table, naming the node, op and back end
+      CHECK_THROWS_WITH(test::run_pipeline(m, "aie2:2x2"),
+                        Catch::Contains(fmt::format("{} does not run op '{}': {}", backend_name(Backend::Aie2), e.name,
+                                                    e.aie2.note)));
     }
     if (e.aie2.run != Run::Unsupported) {
       auto fp = test::run_pipeline(m, "aie2:2x2");

@@ -223,6 +223,48 @@ TEST_CASE("dense, batchnorm, relu and the shape ops: forward and gradients") {
   for (Case& c : cases) check_case(c, Mode::Eval);
 }
 
+TEST_CASE("sigmoid, hardsigmoid, hardswish and mul: forward and gradients") {
+  std::vector<Case> cases;
+  {
+    G b("t", 4, 4, 6);
+    b.node("s", Op::Sigmoid, {"input"});
+    cases.push_back({"sigmoid", b.finish()});
+  }
+  {
+    G b("t", 4, 4, 6);
+    Attrs a;
+    a.set("alpha", 0.3);
+    a.set("beta", 0.45);
+    b.node("h", Op::HardSigmoid, {"input"}, a);
+    cases.push_back({"hardsigmoid", b.finish(), 2, 1e-3});
+  }
+  {
+    G b("t", 4, 4, 6);
+    b.node("h", Op::HardSwish, {b.conv("c", "input", G::square(8, 3, 1, 1))});  // values beyond +-3 too
+    cases.push_back({"conv + hardswish", b.finish(), 2, 1e-3});
+  }
+  {
+    // x * sigmoid(x): both factors read the same value (gradients add).
+    G b("t", 4, 3, 5);
+    b.node("m", Op::Mul, {"input", b.node("s", Op::Sigmoid, {"input"})});
+    cases.push_back({"mul of the same shape (a SiLU)", b.finish()});
+  }
+  {
+    // Squeeze-excitation: a [1, 1, C] scale broadcast over H, W (its
+    // gradient sums over them), from the map itself.
+    G b("t", 4, 4, 8);
+    const std::string c = b.conv("c", "input", G::square(8, 3, 1, 1, true));
+    const std::string p = b.avgpool("p", c, 4, 1);
+    Attrs a;
+    a.set("alpha", 1.0 / 6);
+    a.set("beta", 0.5);
+    const std::string s = b.node("hs", Op::HardSigmoid, {b.conv("fc", p, G::square(8, 1, 1, 0, true))}, a);
+    b.node("m", Op::Mul, {c, s});
+    cases.push_back({"mul broadcast (squeeze-excitation)", b.finish(), 2, 1e-3});
+  }
+  for (Case& c : cases) check_case(c, Mode::Eval);
+}
+
 TEST_CASE("train-mode batchnorm: batch statistics and their gradient") {
   G b("t", 4, 3, 5);
   b.batchnorm("bn", b.conv("c", "input", G::square(8, 3, 1, 1)));
