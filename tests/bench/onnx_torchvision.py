@@ -8,11 +8,19 @@ Per network (random weights, batchnorms with random statistics, random
 images: tests/bench/torchvision_export.py):
   - import (the images are normalised already: --input-mean 0 --input-std 1):
     wall time, peak RSS (GNU time), the weights' bytes;
-  - eval: the largest absolute and relative (to the largest torch logit)
-    difference between bsp's logits and torch's;
-  - export fp32: ONNX Runtime's difference to bsp's logits, top-1 agreement;
-  - int8 (compact --dtype int8 on the images): export --dtype int8, ONNX
-    Runtime's top-1 agreement with bsp's int8 program;
+  - eval: the largest difference between bsp's logits and torch's, relative
+    to the largest torch logit; next to it the float floor, ONNX Runtime on
+    torch's own file against torch (a random deep network amplifies rounding).
+    It fails above max(1e-4, twice the floor, at most 1e-3);
+  - export fp32 (onnx.checker): ONNX Runtime against bsp, the same tolerance;
+  - int8 (compact --dtype int8 on the images): export --dtype int8
+    (onnx.checker), ONNX Runtime against bsp's int8 program in output steps
+    (the last node's scale), next to int8's own distance from fp32 in steps;
+    the share of equal outputs; top-1 agreement (any of bsp's tied classes).
+    The int8 floor: the runtime against itself on the images moved by 1e-6
+    (far below the input's step), which shows how far a single rounding
+    flip spreads through the network. It fails above max(2 steps, twice
+    the floor);
   - every stage: prune block:8x8 0.5, finetune (1 epoch, batch 2),
     compact + bench, compact int8, schedule aie2:4x4, codegen, sim, estimate
     (wall time and status of each);
@@ -21,6 +29,10 @@ images: tests/bench/torchvision_export.py):
     of --reps runs), and the AIE2 4x4 int8 estimate, dense and sparse
     (estimate --compare dense).
 
+Beyond the list, mobilenet_v3_small, mobilenet_v3_large and efficientnet_b0
+can be named: the AIE2 back end refuses their lookup-table ops and mul
+(bsp-schedule(1)), which is reported, not counted as a failure.
+
 Usage: tests/bench/onnx_torchvision.py [BUILD_DIR [OUT_DIR [NETS...]]]
   Environment: IMAGES (default 8), REPS (bench repetitions, default 20),
   SPEED (the speed networks), SKIP_STAGES=1 (only import/eval/export).
@@ -28,11 +40,11 @@ Writes OUT_DIR/summary.txt and OUT_DIR/summary.json. Exit 1 when a check fails.
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
+import h5py
 import numpy as np
 import onnx
 
@@ -46,7 +58,7 @@ REPS = int(os.environ.get('REPS', 20))
 SPEED = os.environ.get('SPEED', 'resnet50 mobilenet_v2').split()
 BSP = os.path.join(BUILD, 'bsp')
 HERE = os.path.dirname(os.path.realpath(__file__))
-CHECK = os.path.join(HERE, '..', 'e2e', 'check_runtime.py')
+RUN_ORT = os.path.join(HERE, '..', 'e2e', 'run_ort.js')
 os.makedirs(OUT, exist_ok=True)
 summary = open(os.path.join(OUT, 'summary.txt'), 'w')
 results = {}
@@ -60,7 +72,12 @@ def log(*a):
     summary.flush()
 
 
-def run(cmd, cwd, name=None):
+# The op table's refusal of an op the AIE2 back end has no kernel for
+# (MobileNet-V3's and EfficientNet-B0's lookup-table ops and mul): expected.
+REFUSAL = 'the AIE2 back end does not run op'
+
+
+def run(cmd, cwd, name=None, may_refuse=False):
     """Runs cmd; returns (ok, stdout, seconds); keeps stdout/stderr in cwd/name.out|err."""
     t0 = time.time()
     r = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True)
@@ -68,9 +85,20 @@ def run(cmd, cwd, name=None):
     if name:
         open(os.path.join(cwd, name + '.out'), 'w').write(r.stdout)
         open(os.path.join(cwd, name + '.err'), 'w').write(r.stderr)
-    if r.returncode:
+    if r.returncode and not (may_refuse and REFUSAL in r.stderr):
         failures.append('%s: %s: %s' % (os.path.basename(cwd), name or cmd[0], r.stderr.strip()[-300:]))
     return r.returncode == 0, r.stdout, dt
+
+
+def ort(model, x, cwd):
+    """ONNX Runtime (tests/e2e/run_ort.js) on x [N, C, H, W]: (outputs [N, -1], version)."""
+    x.tofile(os.path.join(cwd, 'ort-in.bin'))
+    r = subprocess.run(['node', RUN_ORT, model, 'ort-in.bin', ','.join(map(str, x.shape)), 'ort-out.bin'], cwd=cwd,
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit('onnxruntime on %s: %s' % (model, r.stderr.strip()))
+    return np.fromfile(os.path.join(cwd, 'ort-out.bin'), np.float32).reshape(x.shape[0], -1).astype(np.float64), \
+        json.loads(r.stdout)['version']
 
 
 def load():
@@ -99,33 +127,54 @@ for n in nets:
         continue
     wall, rss_kb = open(os.path.join(d, 'import.err')).read().split()[-2:]
     r['import_s'], r['import_rss_mb'], r['weights_mb'] = float(wall), int(rss_kb) / 1024, weights / 2**20
-    # eval against torch
+    # eval against torch; the float floor: ONNX Runtime on torch's own file
     run([BSP, 'eval', 'm.h5', '--data', data, '--logits', 'bsp.npy'], d, 'eval')
     t, b = np.load(os.path.join(d, n + '-torch.npy')).astype(np.float64), np.load(os.path.join(d, 'bsp.npy'))
+    scale = float(np.abs(t).max())
+    x = np.ascontiguousarray(h5py.File(os.path.join(d, data), 'r')['images'][()].astype(np.float32).transpose(0, 3, 1, 2))
+    y0, r['ort_version'] = ort(os.path.join(d, n + '.onnx'), x, d)
+    r['floor_rel'] = float(np.abs(y0 - t).max()) / scale
     r['torch_abs'] = float(np.abs(b - t).max())
-    r['torch_rel'] = r['torch_abs'] / float(np.abs(t).max())
+    r['torch_rel'] = r['torch_abs'] / scale
     r['torch_top1_equal'] = int((b.argmax(1) == t.argmax(1)).sum())
-    if r['torch_rel'] > 1e-4:
-        failures.append('%s: logits differ from torch\'s by %.3g relative' % (n, r['torch_rel']))
-    # export fp32 and int8, ONNX Runtime
+    tol = max(1e-4, min(2 * r['floor_rel'], 1e-3))  # (ORT misreads torch's Inception-v3 file: floor 0.36)
+    if r['torch_rel'] > tol:
+        failures.append('%s: logits differ from torch\'s by %.3g relative (tolerance %.3g)' % (n, r['torch_rel'], tol))
+    # export fp32: ONNX Runtime on it against bsp
     run([BSP, 'export', 'm.h5', '-o', 'e.onnx'], d, 'export')
-    ok, out, _ = run(['/usr/bin/python3', CHECK, 'e.onnx', data, 'bsp.npy'], d, 'ort')
-    m = re.search(r'onnxruntime (\S+): .*max relative difference ([^,]+), top-1 agreement ([0-9.]+)', out)
-    if m:
-        r['ort_version'], r['ort_rel'], r['ort_top1'] = m.group(1), float(m.group(2)), float(m.group(3))
+    onnx.checker.check_model(onnx.load(os.path.join(d, 'e.onnx')))
+    y, _ = ort(os.path.join(d, 'e.onnx'), x, d)
+    r['ort_rel'] = float(np.abs(y - b).max()) / scale
+    r['ort_top1'] = float((y.argmax(1) == b.argmax(1)).mean())
+    if r['ort_rel'] > tol or r['ort_top1'] < 1:
+        failures.append('%s: ONNX Runtime on the export differs from bsp by %.3g relative' % (n, r['ort_rel']))
+    # int8: the program, exported as QDQ; its output step is the last node's scale
     run([BSP, 'compact', 'm.h5', '--dtype', 'int8', '--calib', data, '-o', 'q.h5'], d, 'int8')
     run([BSP, 'eval', 'q.h5', '--data', data, '--logits', 'q.npy'], d, 'eval_int8')
-    qt = np.load(os.path.join(d, 'q.npy'))
-    r['int8_top1_vs_torch'] = int((qt.argmax(1) == t.argmax(1)).sum())
+    q = np.load(os.path.join(d, 'q.npy')).astype(np.float64)
+    step = float(np.diff(np.unique(q)).min())
+    r['int8_top1_vs_torch'] = int((q.argmax(1) == t.argmax(1)).sum())
+    r['int8_vs_fp32_steps'] = float(np.abs(q - b).max()) / step
     run([BSP, 'export', 'q.h5', '--dtype', 'int8', '-o', 'q.onnx'], d, 'export_int8')
-    ok, out, _ = run(['/usr/bin/python3', CHECK, 'q.onnx', data, 'q.npy', '--int8'], d, 'ort_int8')
-    m = re.search(r'max relative difference ([^,]+), top-1 agreement ([0-9.]+), outputs within 1e-5: ([0-9.]+)', out)
-    if m:
-        r['ort_int8_rel'], r['ort_int8_top1'], r['ort_int8_equal'] = map(float, m.groups())
-    log('%-14s import %5.2f s, peak %6.0f MB (weights %4.0f MB) | vs torch: abs %.2g rel %.2g, top-1 %d/%d | '
-        'ORT fp32 rel %.2g top-1 %.3f | int8: ORT top-1 %.3f, outputs equal %.3f' %
-        (n, r['import_s'], r['import_rss_mb'], r['weights_mb'], r['torch_abs'], r['torch_rel'], r['torch_top1_equal'],
-         len(t), r.get('ort_rel', -1), r.get('ort_top1', -1), r.get('ort_int8_top1', -1), r.get('ort_int8_equal', -1)))
+    onnx.checker.check_model(onnx.load(os.path.join(d, 'q.onnx')))
+    yq, _ = ort(os.path.join(d, 'q.onnx'), x, d)
+    r['ort_int8_steps'] = float(np.abs(yq - q).max()) / step
+    # the int8 floor: the runtime against itself on images moved by 1e-6 (far
+    # below the input's step): how far one rounding flip spreads in this network
+    noise = 1e-6 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    yn, _ = ort(os.path.join(d, 'q.onnx'), x + noise, d)
+    r['ort_int8_self_steps'] = float(np.abs(yq - yn).max()) / step
+    r['ort_int8_equal'] = float((np.abs(yq - q) < step / 2).mean())
+    top = yq.argmax(1)  # where bsp's largest outputs tie, any of them counts
+    r['ort_int8_top1'] = float((q[np.arange(len(top)), top] == q.max(1)).mean())
+    if r['ort_int8_steps'] > max(2, 2 * r['ort_int8_self_steps']):
+        failures.append('%s: ONNX Runtime on the int8 export differs from bsp\'s int8 by %.1f steps' % (n, r['ort_int8_steps']))
+    log('%-18s import %5.2f s, peak %5.0f MB (weights %4.0f MB) | vs torch: rel %.2g (ORT on torch\'s file %.2g), '
+        'top-1 %d/%d | ORT fp32 export: rel %.2g, top-1 %.2f | int8: vs fp32 %.0f steps, ORT %.0f steps '
+        '(ORT vs itself at 1e-6 %.0f), outputs equal %.2f, top-1 %.2f' %
+        (n, r['import_s'], r['import_rss_mb'], r['weights_mb'], r['torch_rel'], r['floor_rel'], r['torch_top1_equal'],
+         len(t), r['ort_rel'], r['ort_top1'], r['int8_vs_fp32_steps'], r['ort_int8_steps'], r['ort_int8_self_steps'], r['ort_int8_equal'],
+         r['ort_int8_top1']))
     if os.environ.get('SKIP_STAGES') == '1':
         continue
     stages = [
@@ -141,11 +190,17 @@ for n in nets:
     ]
     r['stages'] = {}
     line = []
+    refused = False
     for name, args in stages:
-        ok, out, dt = run([BSP] + args, d, 'stage_' + name)
-        r['stages'][name] = {'ok': ok, 's': round(dt, 1)}
-        line.append('%s %s %.0fs' % (name, 'ok' if ok else 'FAIL', dt))
-    sim = open(os.path.join(d, 'stage_sim.out')).read().strip().splitlines()
+        if refused and name in ('codegen', 'sim', 'estimate'):
+            continue
+        ok, out, dt = run([BSP] + args, d, 'stage_' + name, may_refuse=name == 'schedule')
+        err = open(os.path.join(d, 'stage_' + name + '.err')).read()
+        refused = not ok and REFUSAL in err
+        r['stages'][name] = {'ok': ok, 's': round(dt, 1), 'refused': refused}
+        line.append('%s %s %.1fs' % (name, 'ok' if ok else 'refused (%s)' % err.strip().split(': ', 2)[-1]
+                                     if refused else 'FAIL', dt))
+    sim = open(os.path.join(d, 'stage_sim.out')).read().strip().splitlines() if not refused else []
     r['sim'] = sim[-1] if sim else ''
     log('%-14s stages: %s; sim: %s' % ('', ', '.join(line), r['sim']))
 
