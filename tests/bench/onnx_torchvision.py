@@ -137,7 +137,7 @@ for n in nets:
     r['torch_abs'] = float(np.abs(b - t).max())
     r['torch_rel'] = r['torch_abs'] / scale
     r['torch_top1_equal'] = int((b.argmax(1) == t.argmax(1)).sum())
-    tol = max(1e-4, min(2 * r['floor_rel'], 1e-3))  # (ORT misreads torch's Inception-v3 file: floor 0.36)
+    tol = max(1e-4, min(2 * r['floor_rel'], 1e-3))  # (cap: ONNX Runtime on torch's Inception-v3 file is 0.36 from torch, cause not investigated)
     if r['torch_rel'] > tol:
         failures.append('%s: logits differ from torch\'s by %.3g relative (tolerance %.3g)' % (n, r['torch_rel'], tol))
     # export fp32: ONNX Runtime on it against bsp
