@@ -348,13 +348,25 @@ class Gen {
     k.acc_buf = conv() && p_.K > 1 ? kFamAcc : -1;
     k.flags = (st_.relu ? kKRelu : 0) | (conv() && !S_.occupancy[si_].dense() ? kKSparse : 0) |
               (st_.add ? kKAdd : 0) | (st_.count_include_pad ? kKIncludePad : 0) | (st_.clip ? kKClip : 0);
-    if (st_.clip)  // fp32: the bounds as float32 bits (int8 programs get their integer constants with the image)
-      for (double b : {st_.clip_lo, st_.clip_hi}) {
-        const float f = static_cast<float>(b);
-        int32_t bits;
-        std::memcpy(&bits, &f, 4);
-        k.consts.push_back(bits);
-      }
+    switch (st_.fn) {
+      case EltFn::None: break;
+      case EltFn::Sigmoid: k.flags |= kKSigmoid; break;
+      case EltFn::HardSigmoid: k.flags |= kKHardSigmoid; break;
+      case EltFn::HardSwish: k.flags |= kKHardSwish; break;
+      case EltFn::Mul: k.flags |= kKMul | (st_.bcast ? kKBcast : 0); break;
+    }
+    // fp32: the clip bounds, or hardsigmoid's alpha and beta, as float32
+    // bits (int8 programs get their integer constants with the image).
+    auto float_bits = [&](double b) {
+      const float f = static_cast<float>(b);
+      int32_t bits;
+      std::memcpy(&bits, &f, 4);
+      k.consts.push_back(bits);
+    };
+    if (st_.clip)
+      for (double b : {st_.clip_lo, st_.clip_hi}) float_bits(b);
+    if (st_.fn == EltFn::HardSigmoid)
+      for (double b : {st_.alpha, st_.beta}) float_bits(b);
     prog_.kernels.push_back(k);
   }
 
@@ -520,6 +532,16 @@ class Gen {
     g.pl = g.cx0 - g.ix0;
     g.pr = g.ix0 + g.iw - g.cx1;
     if (g.pt > 255 || g.pb > 255 || g.pl > 255 || g.pr > 255) fail("layer '{}': padding over 255 is not supported", st_.name);
+    return g;
+  }
+
+  // A mul's broadcast scale ([1, 1, C]): whatever the output tile, every
+  // core gets the one pixel, its channels only, at the start of its input
+  // buffer (the kernel reads it as [C], kKBcast).
+  static TileGeom scale_tile() {
+    TileGeom g;
+    g.oh = g.ow = g.ih = g.iw = 1;
+    g.cy1 = g.cx1 = 1;
     return g;
   }
 
@@ -806,7 +828,8 @@ class Gen {
       const View& v = st_.in[static_cast<size_t>(b)];
       for (int64_t f = 0; f < n_fm; ++f) {
         const int64_t s = st_.channelwise() ? f / d.pc : f;
-        const TileGeom g = tile(s, x.t);
+        TileGeom g = tile(s, x.t);
+        if (b == 1 && st_.bcast && !g.empty()) g = scale_tile();
         int64_t c0, n;
         if (st_.channelwise() || st_.kind == StageKind::Softmax) {
           const int64_t q = st_.channelwise() ? f % d.pc : 0;

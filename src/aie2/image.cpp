@@ -66,6 +66,23 @@ std::vector<int32_t> int8_consts(const Stage& st, const q8::QModel& q) {
       } else if (st.clip) {
         const q8::QNode& qc = node(st.out_node);
         c.insert(c.end(), {3, 1, 1, 0, qc.lo, qc.hi});
+      } else if (st.fn == EltFn::Mul) {
+        // The int32 product rescaled once: m0 and shift are the node's rq.
+        const q8::QNode& qm = node(st.out_node);
+        if (qm.kind != q8::Kind::Mul) fail("internal: layer '{}' is not an int8 mul", st.name);
+        c.insert(c.end(), {5, 2, qm.prod_rq.mult, 0, qm.prod_rq.shift, -128, 127});
+      } else if (st.fn != EltFn::None) {
+        // The node's 256-entry table, 4 entries per word: entry 4k + j
+        // (for x = 4k + j - 128) in byte j of word k, little-endian.
+        const q8::QNode& ql = node(st.out_node);
+        if (ql.kind != q8::Kind::Lut || ql.table.size() != 256)
+          fail("internal: layer '{}' has no int8 lookup table", st.name);
+        c.insert(c.end(), {4, 1, 1, 0, -128, 127});
+        for (size_t k = 0; k < 256; k += 4) {
+          uint32_t w = 0;
+          for (size_t j = 0; j < 4; ++j) w |= static_cast<uint32_t>(static_cast<uint8_t>(ql.table[k + j])) << (8 * j);
+          c.push_back(static_cast<int32_t>(w));
+        }
       } else {
         c.insert(c.end(), {st.relu ? 1 : 2, 1, 1, 0, -128, 127});
       }

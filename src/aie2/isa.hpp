@@ -89,6 +89,13 @@ constexpr int32_t kKSparse = 2;     // conv weights carry block indices
 constexpr int32_t kKAdd = 4;        // conv adds the residual operand
 constexpr int32_t kKIncludePad = 8; // avgpool divides by the full window
 constexpr int32_t kKClip = 16;      // eltwise clamps to bounds (fp32: two float constants)
+// Eltwise functions (at most one; int8 kernels take their table or
+// rescaling from the constants, fp32 ones compute the function).
+constexpr int32_t kKSigmoid = 32;
+constexpr int32_t kKHardSigmoid = 64;  // fp32: alpha and beta as two float constants
+constexpr int32_t kKHardSwish = 128;
+constexpr int32_t kKMul = 256;         // the product of the two inputs
+constexpr int32_t kKBcast = 512;       // mul: input 1 holds one pixel, [C] broadcast over the tile
 // COMP flags.
 constexpr int32_t kCFirst = 1;  // first input-channel pass: start from zero
 constexpr int32_t kCLast = 2;   // last pass: apply the epilogue and write the output tile

@@ -8,6 +8,7 @@
 
 #include "aie2/schedule.hpp"
 #include "compact/int8.hpp"
+#include "core/reference_ops.hpp"
 #include "core/error.hpp"
 
 namespace bsp::aie2 {
@@ -203,9 +204,29 @@ void pool_fp32(const KernelCall& c) {
     }
 }
 
+// The function flag of an eltwise kernel (at most one).
+int32_t eltwise_fn(const KernelDecl& k) {
+  const int32_t fn = k.flags & (kKSigmoid | kKHardSigmoid | kKHardSwish | kKMul);
+  if (fn & (fn - 1)) fail("an elementwise kernel applies one function, not several");
+  if ((fn == kKMul) != (k.n_in == 2 && (k.flags & kKMul))) fail("a mul kernel takes two inputs");
+  if ((k.flags & kKBcast) && fn != kKMul) fail("only a mul kernel broadcasts an input");
+  return fn;
+}
+
+// Element `at` of input 1 of a mul, or with kKBcast its channel ch: the
+// scale tile holds one pixel (the core's channels of a [1, 1, C] value).
+inline int64_t second_at(const KernelDecl& k, int64_t at, int64_t ch) { return (k.flags & kKBcast) ? ch : at; }
+
 void eltwise_fp32(const KernelCall& c) {
   const KernelDecl& k = *c.k;
+  const int32_t fn = eltwise_fn(k);
   const auto [lo, hi] = clip_bounds(k);
+  float alpha = 0, beta = 0;  // hardsigmoid (float32 bits in the constants)
+  if (fn == kKHardSigmoid) {
+    if (k.consts.size() != 2) fail("a hardsigmoid kernel needs its alpha and beta");
+    std::memcpy(&alpha, &k.consts[0], 4);
+    std::memcpy(&beta, &k.consts[1], 4);
+  }
   check_fits("input tile", c.in_l, c.oh, c.ow, c.co);
   check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
   float* out = reinterpret_cast<float*>(c.out);
@@ -213,9 +234,17 @@ void eltwise_fp32(const KernelCall& c) {
     for (int64_t x = 0; x < c.ow; ++x) {
       float* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
       for (int64_t ch = 0; ch < c.co; ++ch) {
+        const int64_t at = (y * c.in_l.cols + x) * c.in_l.pitch + ch;
         float v = 0;
-        for (int32_t b = 0; b < k.n_in; ++b)
-          v += reinterpret_cast<const float*>(c.in[b])[(y * c.in_l.cols + x) * c.in_l.pitch + ch];
+        if (fn == kKMul) {
+          v = reinterpret_cast<const float*>(c.in[0])[at] * reinterpret_cast<const float*>(c.in[1])[second_at(k, at, ch)];
+        } else {
+          for (int32_t b = 0; b < k.n_in; ++b) v += reinterpret_cast<const float*>(c.in[b])[at];
+        }
+        // The reference op's own float32 functions (core/reference_ops.hpp).
+        if (fn == kKSigmoid) v = ref::sigmoid(v);
+        if (fn == kKHardSigmoid) v = ref::hardsigmoid(v, alpha, beta);
+        if (fn == kKHardSwish) v = ref::hardswish(v);
         if (k.flags & kKRelu) v = std::max(v, 0.0f);
         if (k.flags & kKClip) v = std::min(std::max(v, lo), hi);
         o[ch] = v;
@@ -361,15 +390,27 @@ void pool_int8(const KernelCall& c) {
     }
 }
 
+// op 0 add, 1 relu, 2 copy, 3 clip, 4 lookup table, 5 mul (man/bsp-isa.7).
 void eltwise_int8(const KernelCall& c) {
   const KernelDecl& k = *c.k;
+  const int32_t fn = eltwise_fn(k);
   Consts kc(k);
   const int32_t op = kc.next(), n_in = kc.next();
-  if (n_in != k.n_in || op < 0 || op > 3) fail("bad elementwise constants");
+  if (n_in != k.n_in || op < 0 || op > 5) fail("bad elementwise constants");
+  if ((op == 5) != (fn == kKMul) || (op == 4) != (fn == kKSigmoid || fn == kKHardSigmoid || fn == kKHardSwish))
+    fail("the elementwise constants are for another function than the kernel's");
   std::vector<int64_t> mult;
   for (int32_t b = 0; b < n_in; ++b) mult.push_back(kc.next());
   const int32_t shift = kc.next(), lo = kc.next(), hi = kc.next();
   if (shift < 0 || shift > 62) fail("bad elementwise shift");
+  int8_t table[256] = {};  // op 4: 64 words of 4 entries, entry 4k + j in byte j of word k
+  if (op == 4)
+    for (int w = 0; w < 64; ++w) {
+      const uint32_t v = static_cast<uint32_t>(kc.next());
+      for (int j = 0; j < 4; ++j) table[4 * w + j] = static_cast<int8_t>(static_cast<uint8_t>(v >> (8 * j)));
+    }
+  if (op == 5 && (mult[0] < 0 || mult[0] > INT32_MAX)) fail("bad mul rescale constant");
+  const q8::Requant prod{static_cast<int32_t>(op == 5 ? mult[0] : 1), shift};
   const std::vector<q8::Requant> posts = kc.posts();
   check_fits("input tile", c.in_l, c.oh, c.ow, c.co);
   check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
@@ -380,15 +421,20 @@ void eltwise_int8(const KernelCall& c) {
       int8_t* o = out + (y * c.out_l.cols + x) * c.out_l.pitch;
       for (int64_t ch = 0; ch < c.co; ++ch) {
         const int64_t at = (y * c.in_l.cols + x) * c.in_l.pitch + ch;
+        const int8_t* in0 = reinterpret_cast<const int8_t*>(c.in[0]);
         int32_t v;
         if (op == 0) {
           int64_t s = round;
           for (int32_t b = 0; b < n_in; ++b) s += int64_t{reinterpret_cast<const int8_t*>(c.in[b])[at]} * mult[static_cast<size_t>(b)];
           v = q8::clamp(s >> shift, lo, hi);
+        } else if (op == 5) {
+          const int8_t s = reinterpret_cast<const int8_t*>(c.in[1])[second_at(k, at, ch)];
+          v = q8::requantize(int64_t{in0[at]} * s, prod, lo, hi);
         } else {
-          v = reinterpret_cast<const int8_t*>(c.in[0])[at];
+          v = in0[at];
           if (op == 1) v = std::max(v, 0);
           if (op == 3) v = q8::clamp(v, lo, hi);
+          if (op == 4) v = table[v + 128];
         }
         o[ch] = post(v, posts);
       }

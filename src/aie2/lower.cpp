@@ -186,6 +186,10 @@ class Lowerer {
       case Op::Add:
       case Op::Relu:
       case Op::Clip:
+      case Op::Sigmoid:
+      case Op::HardSigmoid:
+      case Op::HardSwish:
+      case Op::Mul:
         return eltwise_stage(g);
       case Op::BatchNorm:  // a batchnorm the fusion pass did not fold
         return affine_stage(g);
@@ -318,8 +322,9 @@ class Lowerer {
     finish(st, i);
   }
 
-  // An add (with the relu its group ends with) or a relu alone. `n` is the
-  // group's head, or the add of a layer's group that could not take it.
+  // An add (with the relu its group ends with), a relu or clip alone, a
+  // sigmoid, hardsigmoid, hardswish or mul. `n` is the group's head, or the
+  // add of a layer's group that could not take it.
   void eltwise_stage(const Node& n, const FusedGroup& g) {
     const size_t i = m_.index_of(n.name);
     Stage st;
@@ -331,9 +336,27 @@ class Lowerer {
       st.in.push_back(v);
     }
     geometry(st, st.in[0], i);
-    for (const View& v : st.in)
+    if (n.op == Op::Mul) {
+      st.fn = EltFn::Mul;
+      const View& s = st.in.at(1);
+      // The squeeze-excitation scale: [1, 1, C] against a map (the op
+      // table's shape rule allows it second only).
+      st.bcast = s.H == 1 && s.W == 1 && s.C == st.Cout && (st.Ho != 1 || st.Wo != 1);
+      if (st.bcast && s.flat) fail("node '{}': a flattened value as a broadcast scale is not supported", n.name);
+    }
+    for (size_t k = 0; k < st.in.size(); ++k) {
+      const View& v = st.in[k];
+      if (k == 1 && st.bcast) continue;
       if (v.H != st.Ho || v.W != st.Wo || v.C != st.Cout)
         fail("node '{}': elementwise inputs of different shapes are not supported", n.name);
+    }
+    if (n.op == Op::Sigmoid) st.fn = EltFn::Sigmoid;
+    if (n.op == Op::HardSwish) st.fn = EltFn::HardSwish;
+    if (n.op == Op::HardSigmoid) {
+      st.fn = EltFn::HardSigmoid;
+      st.alpha = n.attrs.get_double("alpha");
+      st.beta = n.attrs.get_double("beta");
+    }
     if (n.op == Op::Add) st.add_node = static_cast<int>(i);
     if (n.op == Op::Relu || n.op == Op::Clip) activation(st, n);
     if (n.op == Op::Add && g.act >= 0) activation(st, m_.nodes[static_cast<size_t>(g.act)]);

@@ -38,6 +38,10 @@ struct View {
 enum class StageKind { Conv, Pool, Eltwise, Softmax };
 const char* stage_kind_name(StageKind k);
 
+// What an eltwise stage computes besides a sum of its inputs (add, copy)
+// and the relu or clip that ends it.
+enum class EltFn { None, Sigmoid, HardSigmoid, HardSwish, Mul };
+
 struct Stage {
   StageKind kind = StageKind::Conv;
   std::string name;                // the main node's name
@@ -75,6 +79,13 @@ struct Stage {
   // activation ending a conv's or an add's epilogue.
   bool clip = false;
   double clip_lo = 0, clip_hi = 0;
+  // Eltwise: the function of its one node (sigmoid, hardsigmoid with alpha
+  // and beta, hardswish), or the product of its two inputs (mul); with
+  // bcast the second input is a [1, 1, C] per-channel scale broadcast over
+  // H and W (squeeze-excitation).
+  EltFn fn = EltFn::None;
+  double alpha = 0, beta = 0;
+  bool bcast = false;
   // Pool.
   bool pool_max = false;
   bool count_include_pad = true;

@@ -179,9 +179,26 @@ bool spatial_grid(int64_t Ho, int64_t Wo, int64_t ps, int64_t& ny, int64_t& nx) 
 }
 
 namespace {
-// kind: 0 conv, 1 pool, 2 eltwise, 3 softmax.
-int64_t cycles_of(const Hardware& hw, DType t, int kind, int64_t kh, int64_t kw, int64_t n_in, int64_t positions,
-                  int64_t channels, int64_t cin, int64_t nnz) {
+// An int8 lookup table reads 4 entries per cycle: AIE-ML's parallel lookup
+// (aie::parallel_lookup over an aie::lut of 4 parallel accesses, the table
+// kept in 4 copies in two banks; UG1603 "Lookup Tables and Linear
+// Approximation", AIE API "Lookup Tables"). An assumption for fp32, which
+// computes the function: the vector operations per element below (sigmoid
+// like softmax's exp, hardsigmoid a multiply-add and a clamp, hardswish one
+// more multiply).
+constexpr double kLutLookupsPerCycle = 4;
+double fn_ops(EltFn fn) {
+  switch (fn) {
+    case EltFn::Sigmoid: return 8;
+    case EltFn::HardSigmoid: return 2;
+    case EltFn::HardSwish: return 3;
+    default: return 1;
+  }
+}
+
+// kind: 0 conv, 1 pool, 2 eltwise, 3 softmax; fn the eltwise function.
+int64_t cycles_of(const Hardware& hw, DType t, int kind, EltFn fn, int64_t kh, int64_t kw, int64_t n_in,
+                  int64_t positions, int64_t channels, int64_t cin, int64_t nnz) {
   if (positions <= 0 || channels <= 0) return 0;
   const double eff = hw.compute_efficiency;
   double cycles = 0;
@@ -197,32 +214,42 @@ int64_t cycles_of(const Hardware& hw, DType t, int kind, int64_t kh, int64_t kw,
       macs = static_cast<double>(pos) * static_cast<double>(nnz) * kBlock * kBlock * kh * kw;
     }
     cycles = macs / (static_cast<double>(hw.macs_per_cycle(t)) * eff);
+  } else if (kind == 2 && t == DType::Int8 && fn != EltFn::None && fn != EltFn::Mul) {
+    cycles = static_cast<double>(positions) * static_cast<double>(channels) / (kLutLookupsPerCycle * eff);
   } else {
     const double es = static_cast<double>(dtype_bytes(t));
     double elems = static_cast<double>(positions) * static_cast<double>(channels);
     if (kind == 1)
       elems *= static_cast<double>(kh * kw);
     else if (kind == 2)
-      elems *= static_cast<double>(std::max<int64_t>(1, n_in));
+      elems *= static_cast<double>(std::max<int64_t>(1, n_in)) * fn_ops(fn);
     else
       elems *= 8;  // softmax: max, exp, sum and scale per element
     cycles = elems * es / (static_cast<double>(hw.vec_bytes_per_cycle) * eff);
   }
   return static_cast<int64_t>(std::ceil(cycles)) + hw.kernel_overhead_cycles;
 }
+
+EltFn kernel_fn(const KernelDecl& k) {
+  if (k.flags & kKSigmoid) return EltFn::Sigmoid;
+  if (k.flags & kKHardSigmoid) return EltFn::HardSigmoid;
+  if (k.flags & kKHardSwish) return EltFn::HardSwish;
+  if (k.flags & kKMul) return EltFn::Mul;
+  return EltFn::None;
+}
 }  // namespace
 
 int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positions, int64_t channels, int64_t cin,
                     int64_t nnz) {
   int kind = st.kind == StageKind::Conv ? 0 : st.kind == StageKind::Pool ? 1 : st.kind == StageKind::Eltwise ? 2 : 3;
-  return cycles_of(hw, t, kind, st.kh, st.kw, static_cast<int64_t>(st.in.size()), positions, channels, cin, nnz);
+  return cycles_of(hw, t, kind, st.fn, st.kh, st.kw, static_cast<int64_t>(st.in.size()), positions, channels, cin, nnz);
 }
 
 int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
                     int64_t nnz) {
   int kind = k.kind == KKind::Conv ? 0 : (k.kind == KKind::MaxPool || k.kind == KKind::AvgPool) ? 1
              : k.kind == KKind::Eltwise ? 2 : 3;
-  return cycles_of(hw, t, kind, k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
+  return cycles_of(hw, t, kind, kernel_fn(k), k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
 }
 
 namespace {

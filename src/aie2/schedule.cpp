@@ -70,6 +70,11 @@ uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& oc
     }
     if (st.clip)
       for (double b : {st.clip_lo, st.clip_hi}) add(static_cast<int64_t>(std::bit_cast<uint64_t>(b)));
+    if (st.fn != EltFn::None) {
+      add(static_cast<int64_t>(st.fn));
+      add(static_cast<int64_t>(st.bcast));
+      for (double b : {st.alpha, st.beta}) add(static_cast<int64_t>(std::bit_cast<uint64_t>(b)));
+    }
     const Occupancy& o = occ[s];
     add(o.rows);
     add(o.cols);
@@ -528,7 +533,8 @@ bool same_context(const PlannedStage& e, const PlanContext& c) {
 std::vector<int64_t> plan_key(const Stage& st, const Occupancy& occ, const PlanContext& c) {
   std::vector<int64_t> k = {static_cast<int64_t>(st.kind), st.H, st.W, st.Cin, st.Ho, st.Wo, st.Cout, st.kh, st.kw,
                             st.sh, st.sw, st.dh, st.dw, st.pt, st.pl, st.pb, st.pr, st.relu, st.pool_max,
-                            st.count_include_pad, st.add.has_value(), static_cast<int64_t>(st.in.size())};
+                            st.count_include_pad, st.add.has_value(), static_cast<int64_t>(st.in.size()),
+                            static_cast<int64_t>(st.fn), st.bcast};
   auto view = [&](const View& v) { k.insert(k.end(), {v.H, v.W, v.C, v.flat}); };
   for (const View& v : st.in) view(v);
   if (st.add) view(*st.add);

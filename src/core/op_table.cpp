@@ -26,7 +26,7 @@ Shape pool_shape(const Node& n, const ShapeList& in) {
 constexpr Handling native{Run::Native};
 constexpr Handling reference{Run::Reference};
 constexpr Handling lookup{Run::Native, "a 256-entry lookup table on the int8 input"};
-constexpr Handling no_aie2_kernel{Run::Unsupported, "the AIE2 back end has no lookup-table or elementwise-multiply kernel yet"};
+constexpr Handling aie2_lookup{Run::Native, "an elementwise stage: the int8 table as kernel constants (fp32: the function)"};
 
 const std::vector<OpEntry> kOps = {
     {.op = Op::Input, .name = "input", .min_inputs = 0, .max_inputs = 0,
@@ -170,7 +170,7 @@ const std::vector<OpEntry> kOps = {
     {.op = Op::Sigmoid, .name = "sigmoid", .min_inputs = 1, .max_inputs = 1,
      .shape = same_shape,
      .reference = [](const Node&, const TensorList& in) { return ref::sigmoid(*in.at(0)); },
-     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = no_aie2_kernel},
+     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = aie2_lookup},
 
     {.op = Op::HardSigmoid, .name = "hardsigmoid", .min_inputs = 1, .max_inputs = 1,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
@@ -181,12 +181,12 @@ const std::vector<OpEntry> kOps = {
      .reference = [](const Node& n, const TensorList& in) {
        return ref::hardsigmoid(*in.at(0), n.attrs.get_double("alpha"), n.attrs.get_double("beta"));
      },
-     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = no_aie2_kernel},
+     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = aie2_lookup},
 
     {.op = Op::HardSwish, .name = "hardswish", .min_inputs = 1, .max_inputs = 1,
      .shape = same_shape,
      .reference = [](const Node&, const TensorList& in) { return ref::hardswish(*in.at(0)); },
-     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = no_aie2_kernel},
+     .trainer = native, .fp32 = reference, .int8 = lookup, .aie2 = aie2_lookup},
 
     {.op = Op::Mul, .name = "mul", .min_inputs = 2, .max_inputs = 2,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
@@ -201,7 +201,8 @@ const std::vector<OpEntry> kOps = {
      },
      .reference = [](const Node&, const TensorList& in) { return ref::mul(*in.at(0), *in.at(1)); },
      .trainer = native, .fp32 = reference,
-     .int8 = {Run::Native, "the int32 product requantised to the output scale"}, .aie2 = no_aie2_kernel},
+     .int8 = {Run::Native, "the int32 product requantised to the output scale"},
+     .aie2 = {Run::Native, "an elementwise stage; a [1, 1, C] scale goes whole to every core"}},
 };
 
 }  // namespace

@@ -30,8 +30,8 @@ images: tests/bench/torchvision_export.py):
     (estimate --compare dense).
 
 Beyond the list, mobilenet_v3_small, mobilenet_v3_large and efficientnet_b0
-can be named: the AIE2 back end refuses their lookup-table ops and mul
-(bsp-schedule(1)), which is reported, not counted as a failure.
+can be named (lookup-table ops and mul, AIE2 eltwise stages). An op the AIE2
+back end refuses (bsp-schedule(1)) is reported, not counted as a failure.
 
 Usage: tests/bench/onnx_torchvision.py [BUILD_DIR [OUT_DIR [NETS...]]]
   Environment: IMAGES (default 8), REPS (bench repetitions, default 20),
@@ -73,7 +73,7 @@ def log(*a):
 
 
 # The op table's refusal of an op the AIE2 back end has no kernel for
-# (MobileNet-V3's and EfficientNet-B0's lookup-table ops and mul): expected.
+# (none of the torchvision networks since its lookup-table and mul stages): expected.
 REFUSAL = 'the AIE2 back end does not run op'
 
 
