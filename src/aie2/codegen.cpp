@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "aie2/loops.hpp"
+#include "aie2/plan.hpp"
 #include "core/error.hpp"
 
 namespace bsp::aie2 {
@@ -243,7 +244,7 @@ class Gen {
         a.port = static_cast<int32_t>(p_.add_port % hw_.core_s2mm);
         core_add_.push_back(add_buf(a));
       }
-      if (conv() && p_.K > 1) {
+      if (p_.K > 1) {  // [th][tw][co_max] partial sums, int32 (int8) or fp32
         BufDecl a = core_decl(p_.core_acc, kFamAcc, i, 1, 1, d.th, d.tw, co_max(), kAccBytes);
         a.flags = kBufPrivate;
         a.free_init = 0;
@@ -345,9 +346,10 @@ class Gen {
     k.w_buf = conv() ? kFamW : -1;
     k.out_buf = kFamOut;
     k.add_buf = st_.add ? kFamAdd : -1;
-    k.acc_buf = conv() && p_.K > 1 ? kFamAcc : -1;
+    k.acc_buf = p_.K > 1 ? kFamAcc : -1;
     k.flags = (st_.relu ? kKRelu : 0) | (conv() && !S_.occupancy[si_].dense() ? kKSparse : 0) |
-              (st_.add ? kKAdd : 0) | (st_.count_include_pad ? kKIncludePad : 0) | (st_.clip ? kKClip : 0);
+              (st_.add ? kKAdd : 0) | (st_.count_include_pad ? kKIncludePad : 0) | (st_.clip ? kKClip : 0) |
+              (rows_pass() > 0 ? kKRows : 0);
     switch (st_.fn) {
       case EltFn::None: break;
       case EltFn::Sigmoid: k.flags |= kKSigmoid; break;
@@ -532,6 +534,18 @@ class Gen {
     g.pl = g.cx0 - g.ix0;
     g.pr = g.ix0 + g.iw - g.cx1;
     if (g.pt > 255 || g.pb > 255 || g.pl > 255 || g.pr > 255) fail("layer '{}': padding over 255 is not supported", st_.name);
+    return g;
+  }
+
+  // A whole-map pool in row passes (pass_rows): pass k's input tile holds
+  // input rows [k * r, min(H, (k + 1) * r)) of the window, no padding.
+  int64_t rows_pass() const { return pass_rows(st_, p_.d); }
+  TileGeom pass_tile(TileGeom g, int64_t k) const {
+    const int64_t r = rows_pass();
+    if (r == 0 || g.empty()) return g;
+    g.iy0 = g.cy0 = k * r;
+    g.cy1 = std::min(st_.H, g.cy0 + r);
+    g.ih = g.cy1 - g.cy0;
     return g;
   }
 
@@ -734,12 +748,15 @@ class Gen {
     }
     const int64_t nnz = conv() ? p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(x.j * K + x.k)].nnz : 0;
     const bool pool = st_.kind == StageKind::Pool;
+    // Row passes: the window rows before and after the pass's (kKRows).
+    const TileGeom pg = pass_tile(g, x.k);
+    const int64_t pad_t = rows_pass() > 0 ? pg.cy0 : g.pt, pad_b = rows_pass() > 0 ? st_.H - pg.cy1 : g.pb;
     const int32_t kernel = 0;
     emit(cq, make(Opc::Comp, {kernel, static_cast<int32_t>(x.fm_slot), static_cast<int32_t>(x.w_slot),
                               static_cast<int32_t>(x.out_slot), static_cast<int32_t>(x.out_slot), i32(g.oh, "oh"),
                               i32(g.ow, "ow"), i32(g.empty() ? 0 : co, "co"), i32(conv() ? x.ci : co, "ci"),
                               i32(nnz, "nnz"), (x.first ? kCFirst : 0) | (x.last ? kCLast : 0),
-                              i32(pool ? g.pt : 0, "pad"), i32(pool ? g.pl : 0, "pad"), i32(pool ? g.pb : 0, "pad"),
+                              i32(pool ? pad_t : 0, "pad"), i32(pool ? g.pl : 0, "pad"), i32(pool ? pad_b : 0, "pad"),
                               i32(pool ? g.pr : 0, "pad")}));
     if (x.last) {
       emit(cq, rel(core_out_[static_cast<size_t>(i)], x.out_slot, kFull, 1, kWrite, 0));
@@ -828,7 +845,7 @@ class Gen {
       const View& v = st_.in[static_cast<size_t>(b)];
       for (int64_t f = 0; f < n_fm; ++f) {
         const int64_t s = st_.channelwise() ? f / d.pc : f;
-        TileGeom g = tile(s, x.t);
+        TileGeom g = pass_tile(tile(s, x.t), x.k);
         if (b == 1 && st_.bcast && !g.empty()) g = scale_tile();
         int64_t c0, n;
         if (st_.channelwise() || st_.kind == StageKind::Softmax) {

@@ -615,7 +615,9 @@ class Runner {
         error(q, rec, in.op, e.what());
       }
     }
-    const int64_t cycles = work ? comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz) : 0;
+    // A row pass (kKRows) sums the pass's rows of the window only.
+    const int64_t rows = (k.flags & kKRows) ? k.kh - c.pt - c.pb : -1;
+    const int64_t cycles = work ? comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz, rows) : 0;
     const double d = static_cast<double>(cycles) / (hw_.clock_ghz * 1e9);
     ClassStats& cs = timing_.cls[kClsComp];
     cs.busy_s += d;

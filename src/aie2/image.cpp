@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "aie2/codegen.hpp"
+#include "aie2/plan.hpp"
 #include "compact/compact.hpp"
 #include "compact/int8.hpp"
 #include "core/error.hpp"
@@ -51,6 +52,15 @@ std::vector<int32_t> int8_consts(const Stage& st, const q8::QModel& q) {
     case StageKind::Pool: {
       const q8::QNode& qp = node(st.out_node);
       if (qp.kind == q8::Kind::MaxPool) break;
+      if (whole_map_pool(st)) {
+        // One window, no padding: only the divisor kh * kw (an avgpool's
+        // table has a rescale for every count up to it).
+        const int64_t n = st.kh * st.kw;
+        const size_t at = qp.kind == q8::Kind::GlobalAvgPool ? 0 : static_cast<size_t>(n - 1);
+        if (at >= qp.count_rq.size()) fail("internal: layer '{}' has no rescale for its window of {}", st.name, n);
+        c.insert(c.end(), {static_cast<int32_t>(n), 1, qp.count_rq[at].mult, qp.count_rq[at].shift});
+        break;
+      }
       c.push_back(qp.kind == q8::Kind::GlobalAvgPool ? static_cast<int32_t>(st.kh * st.kw) : 1);
       c.push_back(static_cast<int32_t>(qp.count_rq.size()));
       for (auto r : qp.count_rq) c.insert(c.end(), {r.mult, r.shift});

@@ -367,6 +367,7 @@ std::string program_asm(const Program& p) {
       if (k.flags & kKHardSwish) fl += " hardswish";
       if (k.flags & kKMul) fl += " mul";
       if (k.flags & kKBcast) fl += " bcast";
+      if (k.flags & kKRows) fl += " rows";
       auto bn = [&](int32_t f) { return f < 0 ? std::string("-") : fmt::format("f{}", f); };
       o += fmt::format("  kernel {} {} {}x{} stride {}x{} dilation {}x{} in={}{} w={} out={} add={} acc={}{}\n", k.id,
                        kkind_name(k.kind), k.kh, k.kw, k.sh, k.sw, k.dh, k.dw, bn(k.in_buf),

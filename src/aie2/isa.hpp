@@ -96,6 +96,10 @@ constexpr int32_t kKHardSigmoid = 64;  // fp32: alpha and beta as two float cons
 constexpr int32_t kKHardSwish = 128;
 constexpr int32_t kKMul = 256;         // the product of the two inputs
 constexpr int32_t kKBcast = 512;       // mul: input 1 holds one pixel, [C] broadcast over the tile
+// avgpool of a whole-map window in row passes: the input tile holds window
+// rows [pt, kh - pb) only (COMP pt, pb: the rows before and after the pass);
+// they add to the accumulator, the last pass divides the window's sum.
+constexpr int32_t kKRows = 1024;
 // COMP flags.
 constexpr int32_t kCFirst = 1;  // first input-channel pass: start from zero
 constexpr int32_t kCLast = 2;   // last pass: apply the epilogue and write the output tile

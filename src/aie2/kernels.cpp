@@ -167,8 +167,42 @@ void conv_fp32(const KernelCall& c) {
     }
 }
 
+// kKRows: a whole-map average summed in row passes. The input tile holds
+// window rows [pt, kh - pb) of the one output pixel, [rows][kw][pitch]; they
+// add to the accumulator [co] (int32 for int8, fp32 for fp32; kCFirst starts
+// it from zero) in the window's row-major order. Returns the accumulator on
+// the last pass (kCLast: the caller divides and writes the output), else null.
+template <typename T, typename Acc>
+const Acc* pool_rows_pass(const KernelCall& c) {
+  const KernelDecl& k = *c.k;
+  if (k.kind != KKind::AvgPool || c.oh != 1 || c.ow != 1 || k.dh != 1 || k.dw != 1 || c.pl != 0 || c.pr != 0)
+    fail("row passes are for an average over one whole-map window");
+  if (!c.acc) fail("an average in row passes needs an accumulator");
+  const int64_t rows = k.kh - c.pt - c.pb;
+  if (c.pt < 0 || c.pb < 0 || rows < 1) fail("a row pass of {} rows of a window of {}", rows, k.kh);
+  check_fits("input tile", c.in_l, rows, k.kw, c.co);
+  check_fits("output tile", c.out_l, 1, 1, c.co);
+  const T* in = reinterpret_cast<const T*>(c.in[0]);
+  Acc* acc = reinterpret_cast<Acc*>(c.acc);
+  if (c.flags & kCFirst) std::fill(acc, acc + c.co, Acc{0});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t q = 0; q < k.kw; ++q) {
+      const T* ip = in + (r * c.in_l.cols + q) * c.in_l.pitch;
+      for (int64_t ch = 0; ch < c.co; ++ch) acc[ch] += ip[ch];
+    }
+  return (c.flags & kCLast) ? acc : nullptr;
+}
+
 void pool_fp32(const KernelCall& c) {
   const KernelDecl& k = *c.k;
+  if (k.flags & kKRows) {
+    const float* acc = pool_rows_pass<float, float>(c);
+    if (!acc) return;
+    float* o = reinterpret_cast<float*>(c.out);
+    const float inv = 1.0f / static_cast<float>(k.kh * k.kw);
+    for (int64_t ch = 0; ch < c.co; ++ch) o[ch] = (k.flags & kKRelu) ? std::max(acc[ch] * inv, 0.0f) : acc[ch] * inv;
+    return;
+  }
   const int64_t ih = in_rows(k, c.oh), iw = in_cols(k, c.ow);
   check_fits("input tile", c.in_l, ih, iw, c.co);
   check_fits("output tile", c.out_l, c.oh, c.ow, c.co);
@@ -354,6 +388,17 @@ void pool_int8(const KernelCall& c) {
     for (int32_t i = 0; i < n; ++i) table.push_back(kc.requant());
   }
   const std::vector<q8::Requant> posts = kc.posts();
+  if (k.flags & kKRows) {
+    // The whole window's int32 sum, rescaled once by its divisor's rescale.
+    const int32_t* acc = pool_rows_pass<int8_t, int32_t>(c);
+    if (!acc) return;
+    const int64_t t = k.kh * k.kw - first_div;
+    if (t < 0 || t >= static_cast<int64_t>(table.size())) fail("no rescale constant for a window of {}", k.kh * k.kw);
+    int8_t* o = reinterpret_cast<int8_t*>(c.out);
+    for (int64_t ch = 0; ch < c.co; ++ch)
+      o[ch] = post(q8::requantize(acc[ch], table[static_cast<size_t>(t)], -128, 127), posts);
+    return;
+  }
   const int64_t ih = in_rows(k, c.oh), iw = in_cols(k, c.ow);
   check_fits("input tile", c.in_l, ih, iw, c.co);
   check_fits("output tile", c.out_l, c.oh, c.ow, c.co);

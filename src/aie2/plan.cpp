@@ -246,10 +246,10 @@ int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positi
 }
 
 int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
-                    int64_t nnz) {
+                    int64_t nnz, int64_t rows) {
   int kind = k.kind == KKind::Conv ? 0 : (k.kind == KKind::MaxPool || k.kind == KKind::AvgPool) ? 1
              : k.kind == KKind::Eltwise ? 2 : 3;
-  return cycles_of(hw, t, kind, kernel_fn(k), k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
+  return cycles_of(hw, t, kind, kernel_fn(k), rows >= 0 ? rows : k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
 }
 
 namespace {
@@ -460,6 +460,7 @@ class Derivation {
       }
     }
     if (conv && (d.ci_t < 1 || (d.ci_t % kBlock && d.ci_t < st.Cin))) return no("bad input-channel pass");
+    if (!conv && d.ci_t != 0 && pass_rows(st, d) == 0) return no("row passes for a stage that sums no whole map");
     return true;
   }
 
@@ -472,9 +473,10 @@ class Derivation {
     p.tx = ceil_div(p.rw, d.tw);
     p.T = p.ty * p.tx;
     p.J = static_cast<int64_t>(d.cbounds.size() - 1) / d.pc;
-    p.K = conv ? ceil_div(st.Cin, d.ci_t) : 1;
+    rows_pass = pass_rows(st, d);
+    p.K = conv ? ceil_div(st.Cin, d.ci_t) : rows_pass > 0 ? ceil_div(st.H, rows_pass) : 1;
     p.subsample = subsampled_input(c);
-    p.ih = in_rows(c, d.th);
+    p.ih = rows_pass > 0 ? rows_pass : in_rows(c, d.th);
     p.iw = in_cols(c, d.tw);
     co_max = 0;
     for (size_t g = 1; g < d.cbounds.size(); ++g) co_max = std::max(co_max, d.cbounds[g] - d.cbounds[g - 1]);
@@ -517,7 +519,8 @@ class Derivation {
         if (first_comp == 0) first_comp = cyc / static_cast<double>(p.K);
       }
       comp += per_tile * static_cast<double>(ts.count);
-      in_tiles += static_cast<double>(ts.count * in_rows(c, ts.h) * in_cols(c, ts.w) * cin_tile * es);
+      in_tiles += static_cast<double>(ts.count * (rows_pass > 0 ? rows_pass : in_rows(c, ts.h)) * in_cols(c, ts.w) *
+                                      cin_tile * es);
     }
     t_comp = comp / (ghz * 1e9);
     // The compute time alone bounds the estimate from below (as the on-chip
@@ -559,9 +562,15 @@ class Derivation {
     p.core_add = Buffer{};
     if (st.add) alloc(p.core_add, "add", out_tile, 2);
     p.core_acc = Buffer{};
-    if (conv && p.K > 1) alloc(p.core_acc, "acc", d.th * d.tw * co_max * kAccBytes, 1);
+    if (p.K > 1) alloc(p.core_acc, "acc", d.th * d.tw * co_max * kAccBytes, 1);  // [th][tw][co_max] int32/fp32
     p.core_used = at;
     if (at > core_top) return no("core memory");
+    // Row passes only for a map one core cannot hold in one pass.
+    if (rows_pass > 0 && p.core_used - p.core_acc.bytes() +
+                                 static_cast<int64_t>(n_in) * 2 * (align64(st.H * p.iw * cin_tile * es) -
+                                                                   align64(p.ih * p.iw * cin_tile * es)) <=
+                             core_top)
+      return no("row passes for a map that fits a core");
     // Lock pairs: one per buffer, two for the output (one per slot when its
     // tiles alternate over two channels).
     out_pairs = hw.out_channels();
@@ -923,6 +932,7 @@ class Derivation {
   const int64_t cores;
   // tiles()
   int64_t co_max = 0, cin_tile = 0;
+  int64_t rows_pass = 0;  // input rows per pass of a whole-map pool in row passes (pass_rows), else 0
   // compute_time()
   double in_tiles = 0, first_comp = 0, t_comp = 0;
   // core_memory()

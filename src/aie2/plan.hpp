@@ -48,9 +48,10 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr,
 // the cycles of one COMP with these operands. nnz: stored 8x8 blocks (conv).
 int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positions, int64_t channels, int64_t cin,
                     int64_t nnz);
-// The same from a kernel declaration (what the estimator sees).
+// The same from a kernel declaration (what the estimator sees); rows: the
+// window rows the COMP sums (a row pass of kKRows), -1 the kernel's kh.
 int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
-                    int64_t nnz);
+                    int64_t nnz, int64_t rows = -1);
 
 // A 1x1 convolution with stride and no padding whose input stays in the
 // memtiles reads only every stride-th row and column: the memtile DMA sends
@@ -69,6 +70,22 @@ inline int64_t in_rows(const PlanContext& c, int64_t h) {
 inline int64_t in_cols(const PlanContext& c, int64_t w) {
   const bool window = c.st.kind == StageKind::Conv || c.st.kind == StageKind::Pool;
   return window && !subsampled_input(c) ? c.st.iw(w) : w;
+}
+
+// An average pool whose window is its whole input map (one output pixel, no
+// padding or dilation: a global average, a squeeze-excitation pool). When
+// one core cannot hold the map (two input slots of H x W x its channels),
+// it sums the window in K passes of d.ci_t input rows each (Decision::ci_t;
+// 0: one pass), into an accumulator (int32 for int8, fp32 for fp32), and
+// divides (int8: rescales) the whole window's sum in the last pass.
+inline bool whole_map_pool(const Stage& st) {
+  return st.kind == StageKind::Pool && !st.pool_max && st.Ho == 1 && st.Wo == 1 && st.kh == st.H && st.kw == st.W &&
+         st.pt == 0 && st.pl == 0 && st.pb == 0 && st.pr == 0 && st.dh == 1 && st.dw == 1 && st.in.size() == 1;
+}
+// The input rows per pass of a pool summed in row passes, 0 for every other
+// stage and plan.
+inline int64_t pass_rows(const Stage& st, const Decision& d) {
+  return whole_map_pool(st) && d.ci_t > 0 && d.ci_t < st.H ? d.ci_t : 0;
 }
 
 // Spatial grid for ps parts: ny x nx minimising the largest rectangle; false

@@ -130,13 +130,14 @@ int64_t core_bytes_needed(const PlanContext& c, const StagePlan& base, int64_t t
   int64_t co_max = 0;
   for (size_t g = 1; g < base.d.cbounds.size(); ++g) co_max = std::max(co_max, base.d.cbounds[g] - base.d.cbounds[g - 1]);
   const int64_t cin = conv ? std::min(base.d.ci_t, st.Cin) : co_max;
-  const int64_t ih = in_rows(c, th), iw = in_cols(c, tw);
+  const int64_t rows = pass_rows(st, base.d);
+  const int64_t ih = rows > 0 ? rows : in_rows(c, th), iw = in_cols(c, tw);
   int64_t n = align(c.hw.core_reserved, 64);
   n += static_cast<int64_t>(st.in.size()) * 2 * align(ih * iw * cin * es, 64);
   if (conv) n += w_slots * align(base.chunk_max, 64);
   const int64_t out = 2 * align(th * tw * co_max * es, 64);
   n += out * (st.add ? 2 : 1);
-  if (conv && base.K > 1) n += align(th * tw * co_max * kAccBytes, 64);
+  if (base.K > 1) n += align(th * tw * co_max * kAccBytes, 64);
   return n;
 }
 
@@ -176,8 +177,18 @@ std::vector<std::pair<int64_t, int64_t>> core_splits(const PlanContext& c, bool 
 }
 
 // Input channels per pass of a convolution, largest first (1, 2, 4, ...
-// passes of whole 8-channel blocks); {0} for other stages.
+// passes of whole 8-channel blocks); for a whole-map pool one pass (0), then
+// input rows per pass for 2, 4, ... passes (derive_plan takes them only when
+// one pass does not fit); {0} for other stages.
 std::vector<int64_t> pass_options(const Stage& st) {
+  if (whole_map_pool(st)) {
+    std::vector<int64_t> v{0};
+    for (int64_t K = 2; K < 2 * st.H; K *= 2) {
+      const int64_t r = ceil_div(st.H, std::min(K, st.H));
+      if (r < st.H && v.back() != r) v.push_back(r);
+    }
+    return v;
+  }
   if (st.kind != StageKind::Conv) return {0};
   if (st.Cin <= kBlock) return {st.Cin};
   std::vector<int64_t> v;

@@ -4,7 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include "aie2_helpers.hpp"
+#include "aie2/estimate.hpp"
 #include "aie2/executor.hpp"
+#include "aie2/plan.hpp"
+#include "zoo/builder.hpp"
 
 using namespace bsp;
 using namespace bsp::aie2;
@@ -408,4 +411,72 @@ TEST_CASE("strided 1x1 convolutions take only the input they read", "[aie2][sim]
     in->a[13] = 200 | (200 << 8);
     CHECK_THAT(run_error(p, r.image, m), Catch::Contains("out-of-range address"));
   }
+}
+
+TEST_CASE("whole-map average pools too big for a core sum their window in row passes", "[aie2][sim]") {
+  // One 8-channel block of the map in two input slots does not fit a core's
+  // 64 KB: [96, 96, 16] int8 (2 x 72 KB), [48, 48, 16] fp32 (2 x 72 KB); a
+  // global average and an avgpool whose window is the map. The pool sums
+  // rows into its accumulator over passes and divides (int8: rescales the
+  // int32 sum) once, in the last pass.
+  const Hardware hw = load_target("aie2:2x2");
+  for (bool int8 : {true, false})
+    for (bool global : {true, false}) {
+      const int64_t n = int8 ? 96 : 48;
+      INFO((int8 ? "int8 " : "fp32 ") << (global ? "global_avgpool" : "avgpool"));
+      GraphBuilder b("big-pool", n, n, 16);
+      const std::string y = global ? b.global_avgpool("pool", "input") : b.flatten("flat", b.avgpool("pool", "input", n, 1));
+      b.dense("logits", y, 10);
+      Model m = b.finish();
+      init_weights(m, 5);
+      if (int8) test::make_int8(m);
+      test::PipelineResult r = test::run_pipeline(m, "aie2:2x2");
+      if (int8)
+        CHECK(r.max_diff == 0.0);
+      else
+        CHECK(r.max_diff <= 1e-5 * r.max_ref);
+      const size_t s = 0;
+      REQUIRE(r.schedule.graph.stages[s].kind == StageKind::Pool);
+      const Stage& st = r.schedule.graph.stages[s];
+      const StagePlan& p = r.schedule.stages[s];
+      CHECK(whole_map_pool(st));
+      CHECK(p.K > 1);
+      CHECK(p.ih == pass_rows(st, p.d));
+      CHECK(p.ih * p.K >= n);
+      CHECK(p.ih * (p.K - 1) < n);
+      CHECK(p.core_acc.bytes() > 0);
+      CHECK(p.core_used <= hw.core_memory);
+      const KernelDecl& k = r.program.stages[s].kernels[0];
+      CHECK((k.flags & kKRows) != 0);
+      CHECK(k.acc_buf == kFamAcc);
+      CHECK(k.kh == n);
+      // The estimate charges every pass: a COMP per pass and core, together
+      // at least the whole window's work plus a kernel call per extra pass.
+      const Estimate e = estimate_program(r.program, &r.schedule, false);
+      const ClassStats& comp = e.layers[s].cls[kClsComp];
+      CHECK(comp.count == p.K * p.d.ps * p.d.pc);
+      int64_t co = 0;
+      for (size_t g = 1; g < p.d.cbounds.size(); ++g) co = std::max(co, p.d.cbounds[g] - p.d.cbounds[g - 1]);
+      const DType dt = int8 ? DType::Int8 : DType::FP32;
+      const double whole = static_cast<double>(comp_cycles(hw, dt, st, 1, co, co, 0) +
+                                               (p.K - 1) * hw.kernel_overhead_cycles) / (hw.clock_ghz * 1e9);
+      CHECK(e.layers[s].queue_max[kClsComp] >= 0.999 * whole);
+      if (int8 && global) {  // a row pass that holds no rows is an error
+        Program bad = r.program;
+        Instr* in = find_record(bad, s, Opc::Comp);
+        REQUIRE(in);
+        in->a[11] = static_cast<int32_t>(n);  // pt: every row of the window before the pass
+        CHECK_THAT(run_error(bad, r.image, m), Catch::Contains("(COMP)") && Catch::Contains("a row pass of"));
+      }
+    }
+  // A map that fits a core keeps one pass.
+  GraphBuilder b("small-pool", 16, 16, 16);
+  b.dense("logits", b.global_avgpool("pool", "input"), 10);
+  Model m = b.finish();
+  init_weights(m, 5);
+  test::make_int8(m);
+  test::PipelineResult r = test::run_pipeline(m, "aie2:2x2");
+  CHECK(r.max_diff == 0.0);
+  CHECK(r.schedule.stages[0].K == 1);
+  CHECK((r.program.stages[0].kernels[0].flags & kKRows) == 0);
 }
