@@ -135,8 +135,9 @@ struct Model {
   const Node& input() const;
   Shape input_shape() const;  // [H, W, C]
 
-  // Checks names, input order, op attributes and parameter shapes; throws
-  // bsp::Error naming the node on the first problem.
+  // Checks names, input order, op attributes, parameter shapes and values
+  // (finite; a batchnorm's variance >= 0, eps > 0); throws bsp::Error naming
+  // the node on the first problem.
   void validate() const;
 };
 

@@ -1,7 +1,6 @@
 // Test helper: writes small bsp model files that the zoo cannot make, for the
 // end-to-end error tests.
 //   make_test_model no-weights FILE   input -> relu -> flatten (nothing to prune)
-//   make_test_model nan FILE          fmnist-cnn with a NaN in conv2.conv's weight
 //   make_test_model batchnorms FILE   convs with folded batchnorms and one batchnorm
 //                                     that cannot fold (after a concat), all with
 //                                     random statistics, as training leaves them
@@ -17,7 +16,7 @@
 int main(int argc, char** argv) {
   using namespace bsp;
   if (argc != 3) {
-    std::fprintf(stderr, "usage: make_test_model no-weights|nan|batchnorms FILE\n");
+    std::fprintf(stderr, "usage: make_test_model no-weights|batchnorms FILE\n");
     return 2;
   }
   const std::string kind = argv[1];
@@ -27,10 +26,6 @@ int main(int argc, char** argv) {
       GraphBuilder b("no-weights", 4, 4, 3);
       b.flatten("flat", b.relu("relu", "input"));
       m = b.finish();
-    } else if (kind == "nan") {
-      m = build_fmnist_cnn(10);
-      init_weights(m, 0);
-      m.find("conv2.conv")->param("weight")[17] = std::nanf("");
     } else if (kind == "batchnorms") {
       using G = GraphBuilder;
       G b("batchnorms", 12, 12, 3);

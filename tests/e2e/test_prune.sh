@@ -147,7 +147,12 @@ no_temp_files .
 
 # Bad input: one line, exit 2 (usage) or 1 (runtime), no output file.
 "$MAKE_TEST_MODEL" no-weights noweights.h5
-"$MAKE_TEST_MODEL" nan nan.h5
+# (a NaN weight: bsp refuses to write one, so h5py puts it in)
+ok "$BSP" init --arch fmnist-cnn -o nan.h5
+/usr/bin/python3 -c "
+import h5py, numpy as np
+d = h5py.File('nan.h5', 'r+')['graph/nodes/conv2.conv/weight']
+a = d[()]; a.flat[17] = np.nan; d[...] = a" || fail "nan.h5"
 for bad in \
   "2|--density 0 is not in \(0, 1\]|-d 0" \
   "2|--density 1\.5 is not in \(0, 1\]|-d 1.5" \
@@ -186,7 +191,7 @@ err 2 prune "density file 'range\.txt' line 1: density 1\.5 is not in \(0, 1\]" 
 err 1 prune "cannot read density file 'missing\.txt': no such file or directory" \
   "$BSP" prune m.h5 --density-file missing.txt -o bad.h5
 err 1 prune "the model has no conv2d or dense layer to prune" "$BSP" prune noweights.h5 -d 0.5 -o bad.h5
-err 1 prune "layer 'conv2\.conv' has non-finite weights" "$BSP" prune nan.h5 -d 0.5 -o bad.h5
+err 1 prune "cannot read 'nan\.h5': node 'conv2\.conv': parameter 'weight' holds nan at index 17" "$BSP" prune nan.h5 -d 0.5 -o bad.h5
 err 1 prune "cannot read 'missing\.h5': no such file or directory" "$BSP" prune missing.h5 -d 0.5 -o bad.h5
 err 2 prune "no output file" "$BSP" prune m.h5 -d 0.5
 err 2 prune "output 'm\.h5' is the input file" "$BSP" prune m.h5 -d 0.5 -o m.h5

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "core/shapes.hpp"
 #include "zoo/builder.hpp"
 
@@ -64,4 +66,42 @@ TEST_CASE("op names round trip") {
                 Op::GlobalAvgPool, Op::Add, Op::Concat, Op::Flatten, Op::Softmax})
     CHECK(op_from_name(op_name(op)) == op);
   CHECK_FALSE(op_from_name("conv3d"));
+}
+
+TEST_CASE("validation refuses non-finite parameters and impossible batchnorm statistics") {
+  GraphBuilder b("t", 8, 8, 4);
+  b.conv("c", "input", GraphBuilder::square(8, 3, 1, 1));
+  b.batchnorm("bn", "c");
+  Model m = b.finish();
+  REQUIRE_NOTHROW(m.validate());
+  SECTION("nan in a weight") {
+    m.nodes[1].params["weight"][200] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'c': parameter 'weight' holds nan at index 200"));
+  }
+  SECTION("infinity far into a tensor big enough to be checked on every core") {
+    GraphBuilder big("t", 4, 4, 512);
+    big.conv("c", "input", GraphBuilder::square(512, 3, 1, 1));  // 2.4 M weights
+    Model mb = big.finish();
+    REQUIRE_NOTHROW(mb.validate());
+    mb.nodes[1].params["weight"][2000001] = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH(mb.validate(), Catch::Contains("node 'c': parameter 'weight' holds inf at index 2000001"));
+  }
+  SECTION("infinity in a batchnorm shift") {
+    m.nodes[2].params["beta"][3] = -std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'bn': parameter 'beta' holds -inf at index 3"));
+  }
+  SECTION("negative variance") {
+    m.nodes[2].params["var"][1] = -0.5f;
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("batchnorm variance -0.5 of channel 1 is negative"));
+  }
+  SECTION("zero variance is a constant channel: allowed") {
+    m.nodes[2].params["var"][1] = 0.0f;
+    CHECK_NOTHROW(m.validate());
+  }
+  SECTION("eps") {
+    for (double eps : {0.0, -1e-5, std::numeric_limits<double>::quiet_NaN()}) {
+      m.nodes[2].attrs.set("eps", eps);
+      CHECK_THROWS_WITH(m.validate(), Catch::Contains("is not a positive number"));
+    }
+  }
 }
