@@ -24,7 +24,8 @@ Model read_graph(hid_t file);
 
 // Creates a model file with its root attributes (format, version, producer, arch).
 h5::Handle create_model_file(const std::string& path, const Model& m);
-// Writes the graph and history of `m` (validated first) into a new file.
+// Writes the graph and history of `m` into a new file. The caller validates m
+// first (save_model does, before it creates the file).
 void write_graph(const Model& m, hid_t file);
 
 }  // namespace bsp

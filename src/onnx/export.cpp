@@ -123,6 +123,17 @@ class Exporter {
     attr(p, "group", n.attrs.get_int("groups", 1));
   }
 
+  // A maxpool or avgpool node as MaxPool / AveragePool, into `out`.
+  void pool(const Node& n, const std::string& out) {
+    const bool max = n.op == Op::MaxPool;
+    onnx::NodeProto* p = add(max ? "MaxPool" : "AveragePool", {in(n, 0)}, out, n.name);
+    window(p, n, n.attrs.get_ints("kernel"));
+    if (max)
+      attr(p, "dilations", n.attrs.get_ints("dilation", std::vector<int64_t>{1, 1}));
+    else
+      attr(p, "count_include_pad", n.attrs.get_int("count_include_pad", 1));
+  }
+
   // Global average pool as GlobalAveragePool + Flatten ([N, C]), into `out`.
   void global_pool(const Node& n, const std::string& out) {
     add("GlobalAveragePool", {in(n, 0)}, n.name + ".pooled", n.name);
@@ -251,18 +262,8 @@ class Exporter {
         return qdq(clamp(f, n, q), n, q.scale);
       case q8::Kind::Relu: add("Relu", {in(n, 0)}, f, n.name); break;
       case q8::Kind::Clip: qdq(clamp(in(n, 0), n, q), n, q.scale); return;
-      case q8::Kind::MaxPool: {
-        onnx::NodeProto* p = add("MaxPool", {in(n, 0)}, f, n.name);
-        window(p, n, n.attrs.get_ints("kernel"));
-        attr(p, "dilations", n.attrs.get_ints("dilation", std::vector<int64_t>{1, 1}));
-        break;
-      }
-      case q8::Kind::AvgPool: {
-        onnx::NodeProto* p = add("AveragePool", {in(n, 0)}, f, n.name);
-        window(p, n, n.attrs.get_ints("kernel"));
-        attr(p, "count_include_pad", n.attrs.get_int("count_include_pad", 1));
-        break;
-      }
+      case q8::Kind::MaxPool:
+      case q8::Kind::AvgPool: pool(n, f); break;
       case q8::Kind::GlobalAvgPool: global_pool(n, f); break;
       case q8::Kind::Add:
         add(n.inputs.size() == 2 ? "Add" : "Sum", ins(n), f, n.name);
@@ -311,18 +312,8 @@ class Exporter {
         add("Clip", {in(n, 0), weight(name + ".min", Shape{}, &lo), weight(name + ".max", Shape{}, &hi)}, name, name);
         return;
       }
-      case Op::MaxPool: {
-        onnx::NodeProto* p = add("MaxPool", {in(n, 0)}, name, name);
-        window(p, n, n.attrs.get_ints("kernel"));
-        attr(p, "dilations", n.attrs.get_ints("dilation", std::vector<int64_t>{1, 1}));
-        return;
-      }
-      case Op::AvgPool: {
-        onnx::NodeProto* p = add("AveragePool", {in(n, 0)}, name, name);
-        window(p, n, n.attrs.get_ints("kernel"));
-        attr(p, "count_include_pad", n.attrs.get_int("count_include_pad", 1));
-        return;
-      }
+      case Op::MaxPool:
+      case Op::AvgPool: pool(n, name); return;
       case Op::GlobalAvgPool: global_pool(n, name); return;
       case Op::Add:
         add(n.inputs.size() == 2 ? "Add" : "Sum", ins(n), name, name);

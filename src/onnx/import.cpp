@@ -365,10 +365,16 @@ class Importer {
     for (int k = 1; k <= 4; ++k) release(n, k);
   }
 
-  void relu(const onnx::NodeProto& n) {
-    const Act& x = nchw(n, 0);
-    set_act(n.output(0), Act{add(n, make(Op::Relu, {x.node})), x.one_by_one, x.chw});
+  // An elementwise op on x: its output keeps x's layout (one_by_one, chw).
+  void elementwise(const onnx::NodeProto& n, const Act& x, Node node) {
+    set_act(n.output(0), Act{add(n, std::move(node)), x.one_by_one, x.chw});
   }
+  void unary(const onnx::NodeProto& n, Op op) {
+    const Act& x = nchw(n, 0);
+    elementwise(n, x, make(op, {x.node}));
+  }
+
+  void relu(const onnx::NodeProto& n) { unary(n, Op::Relu); }
 
   // Clip(x, 0, +inf) is a relu, other bounds a clip (relu6: [0, 6]).
   void clip(const onnx::NodeProto& n) {
@@ -606,22 +612,15 @@ class Importer {
     set_act(n.output(0), Act{add(n, make(Op::Add, {a.node, b.node})), a.one_by_one, a.chw});
   }
 
-  void sigmoid(const onnx::NodeProto& n) {
-    const Act& x = nchw(n, 0);
-    set_act(n.output(0), Act{add(n, make(Op::Sigmoid, {x.node})), x.one_by_one, x.chw});
-  }
+  void sigmoid(const onnx::NodeProto& n) { unary(n, Op::Sigmoid); }
+  void hardswish(const onnx::NodeProto& n) { unary(n, Op::HardSwish); }
 
   void hardsigmoid(const onnx::NodeProto& n) {
     const Act& x = nchw(n, 0);
     Node h = make(Op::HardSigmoid, {x.node});
     h.attrs.set("alpha", attr_float(n, "alpha", 0.2));
     h.attrs.set("beta", attr_float(n, "beta", 0.5));
-    set_act(n.output(0), Act{add(n, std::move(h)), x.one_by_one, x.chw});
-  }
-
-  void hardswish(const onnx::NodeProto& n) {
-    const Act& x = nchw(n, 0);
-    set_act(n.output(0), Act{add(n, make(Op::HardSwish, {x.node})), x.one_by_one, x.chw});
+    elementwise(n, x, std::move(h));
   }
 
   // Mul of two activations: elementwise, or a map times a [N, C, 1, 1]
@@ -645,16 +644,16 @@ class Importer {
           shapes_.erase(h.node);
           m_.nodes.pop_back();
         }
-        return set_act(n.output(0), Act{add(n, make(Op::HardSwish, {xin.node})), xin.one_by_one, xin.chw});
+        return elementwise(n, xin, make(Op::HardSwish, {xin.node}));
       }
     }
     const Shape &sa = shape_of(a), &sb = shape_of(b);
     auto scale_of = [&](const Shape& map, const Shape& s) { return map.size() == 3 && s == Shape{1, 1, map[2]}; };
-    if (sa != sb && scale_of(sb, sa)) return set_act(n.output(0), Act{add(n, make(Op::Mul, {b.node, a.node})), b.one_by_one, b.chw});
+    if (sa != sb && scale_of(sb, sa)) return elementwise(n, b, make(Op::Mul, {b.node, a.node}));
     if (sa != sb && !scale_of(sa, sb))
       fail("node '{}': Mul of {} and {} (only the same shapes or a [N, C, 1, 1] scale broadcast over a map)", n.name(),
            shape_str(onnx_shape(a)), shape_str(onnx_shape(b)));
-    set_act(n.output(0), Act{add(n, make(Op::Mul, {a.node, b.node})), a.one_by_one, a.chw});
+    elementwise(n, a, make(Op::Mul, {a.node, b.node}));
   }
 
   void concat(const onnx::NodeProto& n) {
