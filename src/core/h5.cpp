@@ -294,6 +294,40 @@ Array<T> read_array(hid_t parent, const std::string& name) {
   return a;
 }
 
+Array<float> read_floats_scanned(hid_t parent, const std::string& name, const SlabScan& scan) {
+  if (!exists(parent, name)) fail("missing dataset '{}'", name);
+  Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+  Handle ftype = check(H5Dget_type(d), "cannot read a dataset type");
+  H5T_class_t cls = H5Tget_class(ftype);
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT) fail("dataset '{}' is not numeric", name);
+  Handle space = check(H5Dget_space(d), "cannot read a dataspace");
+  Array<float> a(space_shape(space));
+  if (!a.size()) return a;
+  const std::string what = fmt::format("cannot read dataset '{}' (truncated or corrupt file?)", name);
+  constexpr size_t kSlabBytes = size_t{1} << 20;  // well inside L2 on the machines bsp targets
+  const Shape& shape = a.shape();
+  const size_t rows = shape.empty() ? 1 : static_cast<size_t>(shape[0]);
+  const size_t row = rows ? a.size() / rows : 0;  // elements per first-dimension index
+  const size_t slab_rows = std::max<size_t>(1, kSlabBytes / (row * sizeof(float)));
+  if (slab_rows >= rows) {  // one read
+    check_status(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.data()), what);
+    scan(a.data(), 0, a.size());
+    return a;
+  }
+  std::vector<hsize_t> start(shape.size(), 0), count(shape.begin(), shape.end());
+  for (size_t r = 0; r < rows; r += slab_rows) {
+    const size_t n = std::min(slab_rows, rows - r);
+    start[0] = r;
+    count[0] = n;
+    check_status(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), what);
+    const hsize_t elems = n * row;
+    Handle mem = check(H5Screate_simple(1, &elems, nullptr), "cannot create a dataspace");
+    check_status(H5Dread(d, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, a.data() + r * row), what);
+    scan(a.data(), r * row, elems);
+  }
+  return a;
+}
+
 #define BSP_H5_INSTANTIATE(T)                                                          \
   template void write_array<T>(hid_t, const std::string&, const Array<T>&, bool); \
   template Array<T> read_array<T>(hid_t, const std::string&);

@@ -171,27 +171,30 @@ void check_params(const Node& n) {
 }
 }  // namespace
 
+void check_finite_values(const std::string& node, const std::string& param, const float* v, size_t first,
+                         size_t count) {
+  // A float is inf or nan when its exponent bits are all ones. Counted over
+  // the bits (no early exit, integer compares) the loop vectorises even for
+  // SSE2; a big tensor is shared by both cores unless it comes in slabs
+  // that are still in the cache (h5::read_floats_scanned).
+  const float* p = v + first;
+  const auto n_elems = static_cast<int64_t>(count);
+  int64_t bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (n_elems > (int64_t{1} << 20))
+  for (int64_t i = 0; i < n_elems; ++i) bad += (std::bit_cast<uint32_t>(p[i]) & 0x7f800000u) == 0x7f800000u;
+  if (bad)
+    for (size_t i = 0; i < count; ++i)
+      if (!std::isfinite(p[i])) fail("node '{}': parameter '{}' holds {} at index {}", node, param, p[i], first + i);
+}
+
 namespace {
 
 // The finiteness policy for a model's values (man/bsp-format.5, VALUES):
 // every parameter is finite; a batchnorm's variance is >= 0 and its eps
 // finite and > 0, so that var + eps > 0 in every channel.
-void check_values(const Node& n) {
-  for (const auto& [name, t] : n.params) {
-    const float* v = t.data();
-    const size_t size = t.size();
-    // A float is inf or nan when its exponent bits are all ones. Counted
-    // over the bits (no early exit, integer compares) the loop vectorises
-    // even for SSE2, and both cores share a big tensor: reading VGG-16 must
-    // not get noticeably slower.
-    const auto n_elems = static_cast<int64_t>(size);
-    int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static) if (n_elems > (int64_t{1} << 20))
-    for (int64_t i = 0; i < n_elems; ++i) bad += (std::bit_cast<uint32_t>(v[i]) & 0x7f800000u) == 0x7f800000u;
-    if (bad)
-      for (size_t i = 0; i < size; ++i)
-        if (!std::isfinite(v[i])) fail("node '{}': parameter '{}' holds {} at index {}", n.name, name, v[i], i);
-  }
+void check_values(const Node& n, bool scan_params) {
+  if (scan_params)
+    for (const auto& [name, t] : n.params) check_finite_values(n.name, name, t.data(), 0, t.size());
   if (n.op == Op::BatchNorm) {
     const double eps = n.attrs.get_double("eps", 1e-5);
     if (!std::isfinite(eps) || eps <= 0) fail("node '{}': batchnorm eps {} is not a positive number", n.name, eps);
@@ -205,7 +208,7 @@ void check_values(const Node& n) {
 
 }  // namespace
 
-void Model::validate() const {
+void Model::validate(bool values_scanned) const {
   if (nodes.empty()) fail("model has no nodes");
   if (nodes[0].op != Op::Input) fail("the first node must be the input");
   std::set<std::string_view> seen;
@@ -216,7 +219,7 @@ void Model::validate() const {
     if (!seen.insert(n.name).second) fail("two nodes are named '{}'", n.name);
     if (i > 0 && n.op == Op::Input) fail("node '{}': only the first node can be an input", n.name);
     check_params(n);
-    check_values(n);
+    check_values(n, !values_scanned);
   }
   infer_shapes(*this);  // checks inputs, attributes and parameter shapes
 }

@@ -85,7 +85,10 @@ Node load_node(hid_t nodes, const std::string& name) {
     } else if (c == "mask_column_tile" || c == "mask_tile_rows") {
       if (!h5::exists(g, "mask")) fail("node '{}': {} without a mask", name, c);
     } else {
-      n.params.emplace(c, h5::read_array<float>(g, c));
+      // Checked for finite values slab by slab as it is read (validate skips it).
+      n.params.emplace(c, h5::read_floats_scanned(g, c, [&](const float* v, size_t first, size_t count) {
+                         check_finite_values(name, c, v, first, count);
+                       }));
     }
   }
   return n;
@@ -122,7 +125,7 @@ Model read_graph(hid_t f) {
   m.nodes.reserve(order.size());
   for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
   if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
-  m.validate();
+  m.validate(/*values_scanned=*/true);  // load_node checked the parameters' values
   return m;
 }
 

@@ -2,10 +2,12 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "core/h5.hpp"
 #include "modelfile/model_file.hpp"
 #include "test_helpers.hpp"
+#include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
 
 using namespace bsp;
@@ -140,5 +142,41 @@ TEST_CASE("files that are not bsp models are refused with a clear reason") {
   }
   SECTION("a directory") {
     CHECK_THROWS_WITH(load_model(d.path(), "dir"), "cannot read 'dir': is a directory");
+  }
+}
+
+TEST_CASE("parameters are checked for finite values slab by slab as they are read") {
+  TempDir d;
+  GraphBuilder big("t", 4, 4, 512);
+  big.conv("c", "input", GraphBuilder::square(512, 3, 1, 1));  // [512, 3, 3, 512]: 9 MB, read in 1 MB slabs
+  Model m = big.finish();
+  Tensor& w = m.nodes[1].params["weight"];
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 1000) * 1e-3f;
+  save_model(m, d.file("m.h5"));
+  SECTION("the slabs read back bit for bit, every element scanned once") {
+    h5::Handle f = h5::open_file_readonly(d.file("m.h5"));
+    h5::Handle g = h5::open_group(f, "graph/nodes/c");
+    size_t scanned = 0, slabs = 0;
+    Tensor r = h5::read_floats_scanned(g, "weight", [&](const float*, size_t first, size_t count) {
+      CHECK(first == scanned);
+      scanned += count;
+      ++slabs;
+    });
+    CHECK(scanned == w.size());
+    CHECK(slabs > 1);
+    CHECK(r.shape() == w.shape());
+    CHECK(std::memcmp(r.data(), w.data(), w.size() * sizeof(float)) == 0);
+  }
+  for (size_t bad : {size_t{5}, w.size() - 3}) {
+    DYNAMIC_SECTION("a nan at index " << bad) {
+      h5::Handle f(H5Fopen(d.file("m.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+      h5::Handle g = h5::open_group(f, "graph/nodes/c");
+      H5Ldelete(g, "weight", H5P_DEFAULT);
+      w[bad] = std::numeric_limits<float>::quiet_NaN();
+      h5::write_array(g, "weight", w);
+      f.reset();
+      CHECK_THROWS_WITH(load_model(d.file("m.h5"), "m.h5"),
+                        Catch::Contains(fmt::format("node 'c': parameter 'weight' holds nan at index {}", bad)));
+    }
   }
 }
