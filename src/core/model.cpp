@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <set>
 #include <unordered_map>
 
@@ -136,6 +137,71 @@ void validate_tiles(const Node& n, const Tensor& w, const Mask& m) {
         fail("node '{}': mask keeps weight ({}, {}) outside the rows of its tile", n.name, c, r);
   }
   if (next != m.tiles()) fail("node '{}': mask_tile_rows has {} tiles but only {} are used", n.name, m.tiles(), next);
+  for (int64_t t = 0; t < m.tiles(); ++t) {
+    const uint8_t* rows = m.tile_rows.data() + t * k;
+    int64_t kept = 0;
+    for (int64_t r = 0; r < k; ++r) {
+      if (rows[r] > 1) fail("node '{}': mask_tile_rows[{}, {}] = {}: only 0 and 1", n.name, t, r, rows[r]);
+      kept += rows[r];
+    }
+    if (!kept) fail("node '{}': tile {} of the mask keeps no row", n.name, t);
+  }
+  // tw:G and tvw:G: a tile has at most G columns.
+  long g = 0;
+  if (std::sscanf(m.pattern.c_str(), "tw:%ld", &g) == 1 || std::sscanf(m.pattern.c_str(), "tvw:%ld", &g) == 1) {
+    std::vector<int64_t> width(static_cast<size_t>(m.tiles()), 0);
+    for (int64_t c = 0; c < cols; ++c)
+      if (const int32_t t = m.column_tile[static_cast<size_t>(c)]; t >= 0 && ++width[static_cast<size_t>(t)] > g)
+        fail("node '{}': tile {} of the mask has more than the pattern's {} columns", n.name, t, g);
+  }
+}
+
+// What a mask says of its weight (man/bsp-format.5, MASKS): its entries are
+// 0 or 1, and every weight it prunes is stored as zero (+0 or -0). Anything
+// else makes the stages disagree (the trainer and the sparse formats skip a
+// pruned weight, the dense kernels use it), so it is an error, not repaired.
+// One pass over the bits and one over the weight, counting (no early exit)
+// so that both loops vectorise; the first offender is found only on failure.
+void check_mask_content(const Node& n, const Tensor& w, const Mask& m) {
+  const uint8_t* bits = m.bits.data();
+  const auto nb = static_cast<int64_t>(m.bits.size());
+  int64_t not01 = 0;
+  for (int64_t i = 0; i < nb; ++i) not01 += bits[i] > 1;
+  if (not01)
+    for (int64_t i = 0; i < nb; ++i)
+      if (bits[i] > 1) fail("node '{}': mask holds {} at index {}: only 0 and 1", n.name, bits[i], i);
+  const float* v = w.data();
+  const auto nw = static_cast<int64_t>(w.size());
+  auto nonzero = [](float x) { return (std::bit_cast<uint32_t>(x) & 0x7fffffffu) != 0; };
+  auto report = [&](int64_t i) {
+    fail("node '{}': weight {} at index {} is pruned by the mask but not zero (pruned weights are stored as zeros)",
+         n.name, v[i], i);
+  };
+  if (!m.is_block()) {
+    int64_t bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (nw > (int64_t{1} << 20))
+    for (int64_t i = 0; i < nw; ++i) bad += (bits[i] == 0) & nonzero(v[i]);
+    if (bad)
+      for (int64_t i = 0; i < nw; ++i)
+        if (bits[i] == 0 && nonzero(v[i])) report(i);
+    return;
+  }
+  // A block mask: bit (o / R, i / C) covers weight [o, y, x, i]. Each output
+  // channel's bits are spread over its Cin once, then its taps compared.
+  const int64_t cout = w.dim(0), cin = w.shape().back(), taps = nw / (cout * cin);
+  const int64_t bcols = m.bits.dim(1);
+  std::vector<uint8_t> kept(static_cast<size_t>(cin));
+  int64_t bad = 0;
+  for (int64_t o = 0; o < cout; ++o) {
+    const uint8_t* row = bits + (o / m.block_rows) * bcols;
+    for (int64_t i = 0; i < cin; ++i) kept[static_cast<size_t>(i)] = row[i / m.block_cols];
+    const float* x = v + o * taps * cin;
+    for (int64_t t = 0; t < taps; ++t, x += cin)
+      for (int64_t i = 0; i < cin; ++i) bad += (kept[static_cast<size_t>(i)] == 0) & nonzero(x[i]);
+  }
+  if (bad)
+    for (int64_t j = 0; j < nw; ++j)
+      if (!bits[(j / (taps * cin)) / m.block_rows * bcols + (j % cin) / m.block_cols] && nonzero(v[j])) report(j);
 }
 
 // Parameters each op must have (and may have): the op table's lists.
@@ -167,6 +233,7 @@ void check_params(const Node& n) {
     }
     if (!(m.density >= 0.0 && m.density <= 1.0)) fail("node '{}': mask density {} is not in [0, 1]", n.name, m.density);
     if (m.is_tiled() || !m.tile_rows.empty()) validate_tiles(n, w, m);
+    check_mask_content(n, w, m);
   }
 }
 }  // namespace
