@@ -146,6 +146,24 @@ Model read_graph(hid_t f) {
   return m;
 }
 
+namespace {
+std::string hex16(uint64_t v) { return fmt::format("{:016x}", v); }
+}  // namespace
+
+void write_group_hash(hid_t group, uint64_t hash) { h5::write_attr(group, "content_hash", hex16(hash)); }
+
+void check_group_hash(hid_t file, hid_t group, uint64_t computed, const char* redo) {
+  if (!h5::has_attr(group, "content_hash")) {
+    const std::vector<int64_t> v = h5::read_attr_ints(file, "format_version");
+    if (v.size() == 2 && v[0] == 1 && v[1] == 0) return;  // written before groups had one
+    fail("no content_hash attribute (format 1.1 and later have one): {}", redo);
+  }
+  const std::string stored = h5::read_attr_string(group, "content_hash");
+  if (stored != hex16(computed))
+    fail("edited after bsp wrote it (its content hash is {}, the stored content_hash {}): {}", hex16(computed), stored,
+         redo);
+}
+
 h5::Handle create_model_file(const std::string& path, const Model& m) {
   h5::Handle f = h5::create_file(path);
   h5::write_attr(f, "format", std::string(kFormatName));
