@@ -19,8 +19,11 @@ class Hasher {
     add(static_cast<uint64_t>(s.size()));
     add(hash_name(s));
   }
-  // Bytes, in four independent lanes so the multiplies overlap (several
-  // GB/s: a 100 MB group costs tens of milliseconds).
+  // Bytes, in four independent lanes so the multiplies overlap. A lane's
+  // step, lane = (lane ^ w) * odd, then lane ^= lane >> 32, is a bijection
+  // of the lane for each word w, so changing any one word changes the lane's
+  // end value, always; the lanes are mixed fully at the end. One multiply
+  // per 8 bytes: about memory speed (a 100 MB group in ~10 ms).
   void add_bytes(const void* p, size_t n) {
     add(static_cast<uint64_t>(n));
     const auto* b = static_cast<const unsigned char*>(p);
@@ -30,7 +33,8 @@ class Hasher {
       for (int k = 0; k < 4; ++k) {
         uint64_t w;
         std::memcpy(&w, b + i + 8 * k, 8);
-        lane[k] = mix64(lane[k] ^ w);
+        lane[k] = (lane[k] ^ w) * 0x9e3779b97f4a7c15ULL;
+        lane[k] ^= lane[k] >> 32;
       }
     for (int k = 0; k < 4; ++k) add(lane[k]);
     // The tail, every byte of it: whole words, then the last 0..7 bytes.

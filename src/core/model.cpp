@@ -1,9 +1,11 @@
 #include "core/model.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <unordered_map>
 
@@ -177,27 +179,47 @@ void check_mask_content(const Node& n, const Tensor& w, const Mask& m) {
     fail("node '{}': weight {} at index {} is pruned by the mask but not zero (pruned weights are stored as zeros)",
          n.name, v[i], i);
   };
+  // The scans OR together the bits of every pruned weight (no compare, no
+  // count: a few vector operations per 4 weights); any magnitude bit left
+  // is a nonzero pruned weight.
+  auto pruned_bits = [](const uint32_t* zero_mask, const float* x, int64_t n) {
+    uint32_t acc = 0;
+    for (int64_t i = 0; i < n; ++i) acc |= std::bit_cast<uint32_t>(x[i]) & zero_mask[i];
+    return acc;
+  };
+  uint32_t bad = 0;
   if (!m.is_block()) {
-    int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static) if (nw > (int64_t{1} << 20))
-    for (int64_t i = 0; i < nw; ++i) bad += (bits[i] == 0) & nonzero(v[i]);
-    if (bad)
+    // bits[i] - 1 is all ones under a 0, zero under a 1 (only 0 and 1 here).
+    constexpr int64_t kRun = int64_t{1} << 16;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (nw > (int64_t{1} << 20))
+    for (int64_t r = 0; r < nw; r += kRun)
+      for (int64_t i = r; i < std::min(r + kRun, nw); ++i)
+        bad |= std::bit_cast<uint32_t>(v[i]) & (static_cast<uint32_t>(bits[i]) - 1u);
+    if (bad & 0x7fffffffu)
       for (int64_t i = 0; i < nw; ++i)
         if (bits[i] == 0 && nonzero(v[i])) report(i);
     return;
   }
-  // A block mask: bit (o / R, i / C) covers weight [o, y, x, i]. Each output
-  // channel's bits are spread over its Cin once, then its taps compared.
+  // A block mask: bit (o / R, i / C) covers weight [o, y, x, i]. Each block
+  // row's bits are spread over Cin once (as 32-bit masks: magnitude bits
+  // where pruned), then every tap of its output channels compared.
   const int64_t cout = w.dim(0), cin = w.shape().back(), taps = nw / (cout * cin);
-  const int64_t bcols = m.bits.dim(1);
-  std::vector<uint8_t> kept(static_cast<size_t>(cin));
-  int64_t bad = 0;
-  for (int64_t o = 0; o < cout; ++o) {
-    const uint8_t* row = bits + (o / m.block_rows) * bcols;
-    for (int64_t i = 0; i < cin; ++i) kept[static_cast<size_t>(i)] = row[i / m.block_cols];
-    const float* x = v + o * taps * cin;
-    for (int64_t t = 0; t < taps; ++t, x += cin)
-      for (int64_t i = 0; i < cin; ++i) bad += (kept[static_cast<size_t>(i)] == 0) & nonzero(x[i]);
+  const int64_t brows = m.bits.dim(0), bcols = m.bits.dim(1);
+#pragma omp parallel reduction(| : bad) if (nw > (int64_t{1} << 20))
+  {
+    std::vector<uint32_t> zero_mask(static_cast<size_t>(cin));
+#pragma omp for schedule(static)
+    for (int64_t br = 0; br < brows; ++br) {
+      const uint8_t* row = bits + br * bcols;
+      for (int64_t b = 0; b < bcols; ++b) {
+        const int64_t i0 = b * m.block_cols;
+        std::fill_n(zero_mask.data() + i0, std::min(m.block_cols, cin - i0), row[b] ? 0u : 0x7fffffffu);
+      }
+      for (int64_t o = br * m.block_rows; o < std::min(cout, (br + 1) * m.block_rows); ++o) {
+        const float* x = v + o * taps * cin;
+        for (int64_t t = 0; t < taps; ++t, x += cin) bad |= pruned_bits(zero_mask.data(), x, cin);
+      }
+    }
   }
   if (bad)
     for (int64_t j = 0; j < nw; ++j)
