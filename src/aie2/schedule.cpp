@@ -11,6 +11,7 @@
 #include "aie2/plan.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "core/shapes.hpp"
 #include "sparsity/blocks.hpp"
 
 namespace bsp::aie2 {
@@ -711,6 +712,10 @@ void check_program_fits(const Model& m, const Program& p) {
   if (model_fingerprint(m, p.hw, p.dtype) != p.fingerprint)
     fail("the stored program's fingerprint does not match the model's layers and masks: run 'bsp schedule' and "
          "'bsp codegen' again");
+  const Shape out = infer_shapes(m).back();
+  if (p.input_shape != m.input_shape() || shape_numel(p.output_shape) != shape_numel(out))
+    fail("the stored program takes {} and returns {}, the model {} and {}: run 'bsp codegen' again",
+         shape_str(p.input_shape), shape_str(p.output_shape), shape_str(m.input_shape()), shape_str(out));
 }
 
 Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const std::vector<Decision>& decisions,

@@ -311,6 +311,23 @@ std::shared_ptr<const ProgramFile> load_program(int64_t file_id) {
     p.input_shape = h5::read_attr_ints(g, "input_shape");
     p.output_shape = h5::read_attr_ints(g, "output_shape");
     if (p.input_shape.size() != 3 || p.output_shape.size() != 3) fail("bad input or output shape");
+    // The DDR: the weights image at 0, then the activations; the network's
+    // input and output lie past the image and inside the DDR.
+    if (p.ddr_const_bytes < 0 || p.ddr_bytes < p.ddr_const_bytes)
+      fail("ddr_bytes {} and ddr_const_bytes {} are not a DDR holding its weights image", p.ddr_bytes, p.ddr_const_bytes);
+    auto region = [&](const char* what, int64_t addr, const std::vector<int64_t>& shape) {
+      int64_t bytes = dtype_bytes(p.dtype);
+      for (int64_t d : shape) {
+        if (d < 1 || d > p.ddr_bytes) fail("{} shape {} is not a map of the DDR", what, shape_str(shape));
+        bytes *= d;
+        if (bytes > p.ddr_bytes) fail("{} shape {} does not fit the {} bytes of DDR", what, shape_str(shape), p.ddr_bytes);
+      }
+      if (addr < p.ddr_const_bytes || addr > p.ddr_bytes - bytes)
+        fail("the {} at address {} ({} bytes) is not inside the activations [{}, {}) of DDR", what, addr, bytes,
+             p.ddr_const_bytes, p.ddr_bytes);
+    };
+    region("input", p.input_addr, p.input_shape);
+    region("output", p.output_addr, p.output_shape);
     Array<int32_t> code = h5::read_array<int32_t>(g, "code");
     if (code.rank() != 1) fail("dataset 'code' is not one-dimensional");
     std::vector<int32_t> words(code.begin(), code.end());

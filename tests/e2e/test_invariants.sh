@@ -121,7 +121,14 @@ for g in ("compact", "schedule", "program"):
     if g in f: del f[g].attrs["content_hash"]'
 ok "$BSP" info v10.h5
 ok "$BSP" sim v10.h5
-# ... but sim and estimate still refuse a program whose fingerprint is not the model's.
+# ... but its content is still checked: the network's output inside the DDR
+# past the weights image, and of the model's shape.
+edit v10.h5 oa.h5 'f["program"].attrs["output_addr"] = np.int64(0)'
+bad oa.h5 sim "/program: the output at address 0 \(40 bytes\) is not inside the activations" "$BSP" sim oa.h5
+edit v10.h5 os.h5 'f["program"].attrs["output_shape"] = np.array([1, 1, 11], np.int64)'
+bad os.h5 estimate "the stored program takes \[28, 28, 1\] and returns \[1, 1, 11\], the model \[28, 28, 1\] and \[10\]" \
+  "$BSP" estimate os.h5
+# ... and sim and estimate refuse a program whose fingerprint is not the model's.
 edit v10.h5 fp.h5 'f["program"].attrs["fingerprint"] = "0123456789abcdef"'
 bad fp.h5 sim "the stored program's fingerprint does not match the model" "$BSP" sim fp.h5
 bad fp.h5 estimate "the stored program's fingerprint does not match the model" "$BSP" estimate fp.h5
