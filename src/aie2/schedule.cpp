@@ -7,9 +7,11 @@
 #include <mutex>
 #include <set>
 
+#include "aie2/isa.hpp"
 #include "aie2/plan.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "core/shapes.hpp"
 #include "sparsity/blocks.hpp"
 
 namespace bsp::aie2 {
@@ -661,6 +663,61 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
   return S;
 }
 
+namespace {
+// A stored activation plan is the one plan_residency() could have made
+// (man/bsp-format.5, SCHEDULE): a DDR row has no memtile fields; a resident
+// row is no network input or output, has ceil(H / cols) rows per band and
+// that band's 64-aligned bytes, lies 64-aligned inside the memtile and
+// overlaps no other resident activation alive at the same time. (A DDR row's
+// address is checked against layout_ddr() afterwards.)
+void check_storages(const Schedule& S, const std::vector<StoragePlan>& plans) {
+  const int64_t es = dtype_bytes(S.dtype), cols = S.hw.cols;
+  std::vector<size_t> resident;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const Storage& st = S.graph.storages[i];
+    const StoragePlan& p = plans[i];
+    if (p.place == Place::DDR) {
+      if (p.band_rows != 0 || p.memtile_addr != -1 || p.band_bytes != 0)
+        fail("activation '{}' is in DDR but has memtile bands ({} rows at {}, {} bytes)", st.name, p.band_rows,
+             p.memtile_addr, p.band_bytes);
+      continue;
+    }
+    if (st.is_input || st.is_output) fail("activation '{}' is the network's input or output: it cannot be resident", st.name);
+    if (p.ddr_addr != -1) fail("activation '{}' is resident but has DDR address {}", st.name, p.ddr_addr);
+    const int64_t rows = ceil_div(st.H, cols), bytes = align(rows * st.W * st.C * es, 64);
+    if (p.band_rows != rows || p.band_bytes != bytes)
+      fail("activation '{}': bands of {} rows and {} bytes, expected {} and {}", st.name, p.band_rows, p.band_bytes,
+           rows, bytes);
+    if (p.memtile_addr < 0 || p.memtile_addr % 64 || p.memtile_addr > S.hw.memtile_memory - bytes)
+      fail("activation '{}': memtile address {} is not a 64-aligned place for {} bytes in {}", st.name,
+           p.memtile_addr, bytes, S.hw.memtile_memory);
+    for (size_t j : resident) {
+      const Storage& o = S.graph.storages[j];
+      const bool alive_together = !(o.last_stage < st.first_stage || st.last_stage < o.first_stage);
+      const bool overlap = p.memtile_addr < plans[j].memtile_addr + plans[j].band_bytes &&
+                           plans[j].memtile_addr < p.memtile_addr + bytes;
+      if (alive_together && overlap)
+        fail("activations '{}' and '{}' overlap in the memtiles while both are alive", o.name, st.name);
+    }
+    resident.push_back(i);
+  }
+}
+}  // namespace
+
+uint64_t model_fingerprint(const Model& m, const Hardware& hw, DType dtype) {
+  return base_schedule(m, hw, dtype).fingerprint;
+}
+
+void check_program_fits(const Model& m, const Program& p) {
+  if (model_fingerprint(m, p.hw, p.dtype) != p.fingerprint)
+    fail("the stored program's fingerprint does not match the model's layers and masks: run 'bsp schedule' and "
+         "'bsp codegen' again");
+  const Shape out = infer_shapes(m).back();
+  if (p.input_shape != m.input_shape() || shape_numel(p.output_shape) != shape_numel(out))
+    fail("the stored program takes {} and returns {}, the model {} and {}: run 'bsp codegen' again",
+         shape_str(p.input_shape), shape_str(p.output_shape), shape_str(m.input_shape()), shape_str(out));
+}
+
 Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const std::vector<Decision>& decisions,
                           const std::vector<StoragePlan>& storages, uint64_t fingerprint) {
   Schedule S = base_schedule(m, hw, dtype);
@@ -668,6 +725,7 @@ Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const
     fail("the schedule does not match the model (its layers or masks changed since 'bsp schedule'): schedule again");
   if (decisions.size() != S.graph.stages.size() || storages.size() != S.graph.storages.size())
     fail("the schedule does not match the model: schedule again");
+  check_storages(S, storages);
   S.storages = storages;
   S.stages.assign(decisions.size(), StagePlan{});
   for (size_t s = 0; s < decisions.size(); ++s) {

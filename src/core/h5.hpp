@@ -74,8 +74,13 @@ std::string read_attr_string(hid_t obj, const std::string& name);
 // chunked deflate storage (for masks and other compressible arrays).
 template <typename T>
 void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress = false);
+// read_array refuses a dataset stored as another type than T (a float64 or
+// int32 "weight", an int16 int8 array); read_array_converted lets HDF5
+// convert any number type to T, for data files that allow any integer type.
 template <typename T>
 Array<T> read_array(hid_t parent, const std::string& name);
+template <typename T>
+Array<T> read_array_converted(hid_t parent, const std::string& name);
 Shape dataset_shape(hid_t parent, const std::string& name);
 // read_array<float> in slabs of about 1 MB along the first dimension, each
 // handed to scan(values, first, count) (the whole array's data and the

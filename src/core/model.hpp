@@ -142,6 +142,8 @@ struct Model {
   void validate(bool values_scanned = false) const;
 };
 
+// The index of the first NaN or infinity in v[0, count), if any.
+std::optional<size_t> find_nonfinite(const float* v, size_t count);
 // Throws unless v[first, first + count) are all finite, naming the node,
 // the parameter and the first bad index (the VALUES rule of bsp-format(5)).
 void check_finite_values(const std::string& node, const std::string& param, const float* v, size_t first,
