@@ -145,6 +145,14 @@ ok "$BSP" eval s14.h5 --data d.h5 --logits l14.npy
 ok "$BSP" eval s65536.h5 --data d.h5 --logits lbig.npy
 CHECKS=$((CHECKS + 1))
 cmp -s l14.npy lbig.npy || fail "a stride of 65536 gives other logits than 14"
+# Likewise in int8 (the int8 program and its runner).
+ok "$BSP" compact s14.h5 --dtype int8 --calib d.h5 --calib-images 4 -o q14.h5
+ok "$BSP" compact s65536.h5 --dtype int8 --calib d.h5 --calib-images 4 -o qbig.h5
+ok "$BSP" eval q14.h5 --data d.h5 --logits q14.npy
+ok "$BSP" eval qbig.h5 --data d.h5 --logits qbig.npy
+ok "$BSP" bench qbig.h5 --reps 1
+CHECKS=$((CHECKS + 1))
+cmp -s q14.npy qbig.npy || fail "int8: a stride of 65536 gives other logits than 14"
 
 # Out of range: strides, dilations, pads, groups and kernels past 2^24, an
 # input near 2^31 (whose MAC total used to overflow and whose schedule

@@ -10,7 +10,10 @@
 #include "core/checked.hpp"
 #include "core/shapes.hpp"
 #include "core/stats.hpp"
+#include "core/reference_forward.hpp"
 #include "kernels/phase_plan.hpp"
+#include "kernels/runner.hpp"
+#include "test_helpers.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
 
@@ -124,6 +127,24 @@ TEST_CASE("a stride past the padded input is clamped without changing the output
   CHECK(s2.Ho == 6);
   const int64_t macs = model_stats(m).macs;
   CHECK(macs == 16 * 3 * 3 * 3);
+}
+
+TEST_CASE("the fp32 kernels run a stride far past the input as the reference does") {
+  // 3 input channels and a 3x3 window: the width-folded stem path.
+  const Model small = conv_model(12, 12, 3, 16, 3, 14, 1);
+  const Tensor x = test::random_tensor({2, 12, 12, 3}, 5);
+  const Tensor want = kernels::fast_forward(small, x);
+  for (int64_t s : {int64_t{4096}, int64_t{1} << 20, int64_t{1} << 24}) {
+    Model m = conv_model(12, 12, 3, 16, 3, 1, 1);
+    m.nodes[1].attrs.set("stride", std::vector<int64_t>{s, s});
+    m.nodes[1].param("weight") = small.nodes[1].param("weight").clone();
+    m.validate();
+    const Tensor got = kernels::fast_forward(m, x);
+    REQUIRE(got.shape() == want.shape());
+    CHECK(std::equal(got.begin(), got.end(), want.begin()));
+    const Tensor ref = reference_forward(m, x);
+    for (size_t i = 0; i < ref.size(); ++i) CHECK(std::abs(ref[i] - got[i]) < 1e-4f);
+  }
 }
 
 TEST_CASE("the kernels' phase layout is sized by the output, not the stride") {
