@@ -135,7 +135,7 @@ const std::vector<OpEntry> kOps = {
          if (s->size() != out.size() || !std::equal(s->begin(), s->end() - 1, out.begin()))
            fail("node '{}': concat inputs differ outside the channel axis: {} and {}", n.name, shape_str(out),
                 shape_str(*s));
-         c += s->back();
+         c = checked_add(c, s->back(), fmt::format("node '{}': concat channels", n.name));
        }
        out.back() = c;
        return out;

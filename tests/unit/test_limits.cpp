@@ -2,9 +2,12 @@
 // untrusted model file (bsp-format(5) and bsp-schedule(1), LIMITS).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
+#include "aie2/codegen.hpp"
+#include "aie2/executor.hpp"
 #include "aie2/hardware.hpp"
 #include "aie2/schedule.hpp"
 #include "core/checked.hpp"
@@ -177,4 +180,23 @@ TEST_CASE("the AIE2 scheduler's work bound") {
                     Catch::Contains("the schedule needs more than 65536 loop iterations per core") &&
                         Catch::Contains("bsp-schedule(1), LIMITS"));
   CHECK_NOTHROW(aie2::make_schedule(chain(512, 10), hw, DType::FP32));
+}
+
+TEST_CASE("a program that loops too long is stopped by the executor's work bound") {
+  Model m = conv_model(4, 4, 8, 8, 3, 1, 1);  // one tile per core: no loop to nest in
+  const aie2::Schedule S = aie2::make_schedule(m, aie2::load_target("npu1"), DType::FP32);
+  aie2::Program p = aie2::generate_program(S);
+  CHECK_NOTHROW(aie2::run_stage(p, p.stages[0], nullptr));
+  // As a lying /program could: a queue repeats its last COMP (its locks
+  // held) 2^31 - 1 times.
+  bool edited = false;
+  for (auto& q : p.stages[0].queues) {
+    auto comp = std::find_if(q.code.rbegin(), q.code.rend(), [](const aie2::Instr& in) { return in.op == aie2::Opc::Comp; });
+    if (edited || comp == q.code.rend()) continue;
+    q.code.insert(comp.base() - 1, aie2::make(aie2::Opc::Loop, {std::numeric_limits<int32_t>::max(), 1}));
+    edited = true;
+  }
+  REQUIRE(edited);
+  CHECK_THROWS_WITH(aie2::run_stage(p, p.stages[0], nullptr),
+                    Catch::Contains("instructions executed, above bsp's work limit (bsp-schedule(1), LIMITS)"));
 }
