@@ -182,6 +182,19 @@ refused wide.h5 "node 'stem': output \[16384, 16384, 16\] needs 17\.2 GB per ima
 edit bn.h5 pad24.h5 stem pad 16777216,16777216,16777216,16777216
 refused pad24.h5 "node 'stem': padded input \[33554444, 33554444, 3\] needs [0-9.]+ PB per image"
 
+# A weight dataset that claims 1.5e11 values in a few kilobytes (chunked,
+# compressed): refused from its shape, before anything is allocated.
+"$PY" - <<'PY' || fail "bigw.h5"
+import shutil
+import h5py
+shutil.copy('bn.h5', 'bigw.h5')
+with h5py.File('bigw.h5', 'r+') as f:
+    g = f['/graph/nodes/stem']
+    del g['weight']
+    g.create_dataset('weight', shape=(16, 3, 3, 2**30), dtype='f4', chunks=(1, 1, 1, 2**16), compression='gzip')
+PY
+refused bigw.h5 "node 'stem': dataset 'weight' \[16, 3, 3, 1073741824\] takes the model past 1073741824 stored values \(4\.29 GB in float32\), bsp's limit \(bsp-format\(5\), LIMITS\)"
+
 # The scheduler's work bound: a map it could plan, but whose program would
 # run past 65,536 loop iterations per core, is refused quickly by schedule
 # and estimate (the other commands are not concerned).
