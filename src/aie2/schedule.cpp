@@ -99,10 +99,13 @@ namespace {
 // Distinct values of ceil(n / k) for k = 1..n, largest first, at most `most`
 // of them (spread over the range).
 std::vector<int64_t> tile_options(int64_t n, size_t most) {
+  // In O(sqrt(n)) steps (a map may be 2^24 rows): from k, every k' up to
+  // (n - 1) / (x - 1) gives the same x.
   std::vector<int64_t> v;
-  for (int64_t k = 1; k <= n; ++k) {
-    int64_t x = ceil_div(n, k);
-    if (v.empty() || v.back() != x) v.push_back(x);
+  for (int64_t k = 1; k <= n;) {
+    const int64_t x = ceil_div(n, k);
+    v.push_back(x);
+    k = x == 1 ? n + 1 : (n - 1) / (x - 1) + 1;
   }
   if (v.size() <= most) return v;
   std::vector<int64_t> out;
@@ -370,6 +373,15 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     for (const StagePlan& probe : probe_splits(c, fixed, d, ci_options, rh, rw, why))
       for (auto [th, tw] : tile_candidates(c, probe, rh, rw)) {
         const int64_t T = ceil_div(rh, th) * ceil_div(rw, tw);
+        // The work bound (kMaxIterations): a plan whose loops run longer is
+        // not considered (the probes' 1x1 tiles are only a feasibility test).
+        int64_t iterations;
+        if (__builtin_mul_overflow(T, probe.J, &iterations) || __builtin_mul_overflow(iterations, probe.K, &iterations) ||
+            iterations > kMaxIterations) {
+          why = fmt::format("its largest tiles need more than {} loop iterations per core (bsp-schedule(1), LIMITS)",
+                            kMaxIterations);
+          continue;
+        }
         for (char order : {'A', 'B'}) {
           // With one tile the orders are the same loop; with one chunk 'B'
           // keeps it across the tiles where 'A' reloads it.
@@ -628,8 +640,8 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
         spilled = true;
       }
     if (!spilled)
-      fail("layer '{}' cannot be scheduled on {}: {} (its smallest tile does not fit)",
-           S.graph.stages[static_cast<size_t>(bad)].name, hw.name, why);
+      fail("layer '{}' cannot be scheduled on {}: {}{}", S.graph.stages[static_cast<size_t>(bad)].name, hw.name, why,
+           why.find("LIMITS") == std::string::npos ? " (its smallest tile does not fit)" : "");
   }
   return S;
 }
@@ -638,6 +650,20 @@ double planned_seconds(const Schedule& S) {
   double t = 0;
   for (const StagePlan& p : S.stages) t += p.est_seconds;
   return t;
+}
+
+// The work bound (kMaxIterations, bsp-schedule(1), LIMITS) over the whole
+// schedule; each stage's plan is within it already (derive_plan).
+void check_work(const Schedule& S) {
+  int64_t total = 0;
+  for (size_t s = 0; s < S.stages.size(); ++s) {
+    const StagePlan& p = S.stages[s];
+    total += p.T * p.J * p.K;  // each <= kMaxIterations
+    if (total > kMaxIterations)
+      fail("the schedule needs more than {} loop iterations per core (at layer '{}'), above bsp's work limit "
+           "(bsp-schedule(1), LIMITS): the model's activations are too large for {}",
+           kMaxIterations, S.graph.stages[s].name, S.hw.name);
+  }
 }
 
 }  // namespace
@@ -658,6 +684,7 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
     Schedule T = plan_stages(base, opt, 0.875, memo, runners_up_t);
     if (planned_seconds(T) < planned_seconds(S)) S = std::move(T), runners_up = std::move(runners_up_t);
   }
+  check_work(S);
   layout_ddr(S);
   if (opt.tune > 1) tune_schedule(S, runners_up);
   return S;
@@ -735,6 +762,7 @@ Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const
     if (!derive_plan(c, S.stages[s], &why))
       fail("the stored schedule of layer '{}' is invalid: {}", S.graph.stages[s].name, why);
   }
+  check_work(S);
   const std::vector<StoragePlan> saved = S.storages;
   layout_ddr(S);
   for (size_t i = 0; i < saved.size(); ++i)

@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/checked.hpp"
 #include "core/op_table.hpp"
 #include "core/shapes.hpp"
 
@@ -302,6 +303,32 @@ void check_values(const Node& n, bool scan_params) {
 
 }  // namespace
 
+namespace {
+
+// The memory and work bounds of bsp-format(5), LIMITS, over the whole model
+// (each activation's is checked as its shape is inferred).
+void check_param_total(const Model& m) {
+  int64_t total = 0;
+  for (const Node& n : m.nodes)
+    for (const auto& [k, t] : n.params) total = checked_add(total, static_cast<int64_t>(t.size()), "the parameter count");
+  if (total > limits::kMaxParams)
+    fail("model has {} parameters, {}, above bsp's limit of {} (bsp-format(5), LIMITS)", total,
+         human_bytes(static_cast<double>(total) * sizeof(float)),
+         human_bytes(static_cast<double>(limits::kMaxParams) * sizeof(float)));
+}
+
+void check_mac_total(const Model& m, const std::vector<Shape>& shapes) {
+  int64_t total = 0;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const int64_t macs = node_macs(m.nodes[i], shapes[i]);
+    if (!add_ok(total, macs, total) || total > limits::kMaxMacs)
+      fail("node '{}': the model needs more than {} multiply-accumulates per image, above bsp's limit (bsp-format(5), LIMITS)",
+           m.nodes[i].name, limits::kMaxMacs);
+  }
+}
+
+}  // namespace
+
 void Model::validate(bool values_scanned) const {
   if (nodes.empty()) fail("model has no nodes");
   if (nodes[0].op != Op::Input) fail("the first node must be the input");
@@ -315,7 +342,9 @@ void Model::validate(bool values_scanned) const {
     check_params(n);
     check_values(n, !values_scanned);
   }
-  infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+  check_param_total(*this);
+  const std::vector<Shape> shapes = infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+  check_mac_total(*this, shapes);
 }
 
 Wiring wiring(const Model& m) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/checked.hpp"
 #include "core/h5.hpp"
 #include "core/op_table.hpp"
 
@@ -119,6 +120,31 @@ Node load_node(hid_t nodes, const std::string& name) {
   return n;
 }
 
+// The memory bound on a graph's datasets (bsp-format(5), LIMITS), from
+// their shapes alone, before any is read: a few kilobytes of compressed
+// dataset can claim terabytes.
+void check_stored_sizes(hid_t nodes, const std::vector<std::string>& order) {
+  int64_t total = 0;
+  for (const auto& name : order) {
+    if (!h5::exists(nodes, name)) continue;  // load_node says so
+    h5::Handle g = h5::open_group(nodes, name);
+    for (const auto& c : h5::children(g)) {
+      {
+        const hid_t probe = H5Dopen2(g, c.c_str(), H5P_DEFAULT);
+        if (probe < 0) continue;  // not a dataset
+        H5Dclose(probe);
+      }
+      const Shape shape = h5::dataset_shape(g, c);
+      const int64_t n = checked_numel(shape, fmt::format("node '{}': dataset '{}'", name, c));
+      if (!add_ok(total, n, total) || total > limits::kMaxParams)
+        fail("node '{}': dataset '{}' {} takes the model past {} stored values ({} in float32), bsp's limit "
+             "(bsp-format(5), LIMITS)",
+             name, c, shape_str(shape), limits::kMaxParams,
+             human_bytes(static_cast<double>(limits::kMaxParams) * sizeof(float)));
+    }
+  }
+}
+
 }  // namespace
 
 h5::Handle open_model_file(const std::string& path) {
@@ -147,6 +173,7 @@ Model read_graph(hid_t f) {
   h5::Handle graph = h5::open_group(f, "graph");
   auto order = h5::read_strings(graph, "order");
   h5::Handle nodes = h5::open_group(graph, "nodes");
+  check_stored_sizes(nodes, order);
   m.nodes.reserve(order.size());
   for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
   if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
