@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/finite.hpp"
 #include "core/fusion.hpp"
 #include "core/op_table.hpp"
 #include "core/shapes.hpp"
@@ -159,6 +160,15 @@ void Net::forward(int64_t n, Mode mode) {
     layers_[i]->forward(c);
     fwd_s_[i] += now_s() - t;
   }
+}
+
+const Node* Net::first_nonfinite_output() const {
+  for (const auto& l : layers_) {
+    const Value& v = *l->out;
+    // Rows beyond C are padding of the 8-row kernels: not looked at.
+    if (count_nonfinite(v.act.data(), v.C * v.plane(n_))) return l->node;
+  }
+  return nullptr;
 }
 
 void Net::backward() {

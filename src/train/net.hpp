@@ -116,6 +116,11 @@ class Net {
   // Needs output().grad set; fills every parameter gradient.
   void backward();
 
+  // After forward(): the node of the first layer (in graph order) whose
+  // output holds a NaN or an infinity, or nullptr. One vectorised pass over
+  // the activations of the batch (bsp eval runs it on every batch).
+  const Node* first_nonfinite_output() const;
+
   std::vector<Param>& params() { return params_; }
   Param* find_param(const std::string& name);
   // After the optimizer changed parameter values.

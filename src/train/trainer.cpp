@@ -17,7 +17,28 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 uint64_t batch_key(uint64_t seed, int64_t epoch, int64_t step) {
   return mix64(mix64(seed ^ 0x417567ULL) ^ (static_cast<uint64_t>(epoch) << 32 | static_cast<uint64_t>(step)));
 }
+// "nan" or "infinite": what the first non-finite value of t is.
+const char* first_nonfinite_word(const Tensor& t) {
+  for (float v : t)
+    if (!std::isfinite(v)) return std::isnan(v) ? "nan" : "infinite";
+  return "finite";
+}
 }  // namespace
+
+void check_statistics(const Model& m, int64_t epoch, int64_t step) {
+  for (const Node& n : m.nodes) {
+    if (n.op != Op::BatchNorm) continue;
+    for (const char* key : {"mean", "var"}) {
+      if (!n.has_param(key)) continue;
+      const Tensor& t = n.param(key);
+      for (size_t c = 0; c < t.size(); ++c)
+        if (!std::isfinite(t[c]))
+          fail("training diverged: the running {} of batchnorm '{}' is {} in channel {} at epoch {} step {} (try a "
+               "lower --lr)",
+               key[0] == 'm' ? "mean" : "variance", n.name, std::isnan(t[c]) ? "nan" : "infinite", c, epoch, step);
+    }
+  }
+}
 
 Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const Normalization& norm,
                  const TrainConfig& cfg)
@@ -127,7 +148,13 @@ void Trainer::run(const TrainHooks& hooks) {
       const int64_t global = epoch * spe + step;
       const StepHyper h = hyper_at(cfg_.sgd, global);
       lr = h.lr;
-      sgd_step(net_->params(), rules_, cfg_.sgd, h);
+      const size_t bad = sgd_step(net_->params(), rules_, cfg_.sgd, h);
+      if (bad < net_->params().size()) {
+        const Param& p = net_->params()[bad];
+        fail("training diverged: parameter '{}' of node '{}' is {} at epoch {} step {} (try a lower --lr)", p.key,
+             p.node->name, first_nonfinite_word(*p.value), epoch + 1, step + 1);
+      }
+      check_statistics(model_, epoch + 1, step + 1);
       if (bdwp_) bdwp_->update_masks();
       if (gradual_ && gradual_->after_step(global + 1)) {
         refresh_rules();
@@ -175,6 +202,11 @@ void Trainer::run(const TrainHooks& hooks) {
     if (test_ && cfg_.test_each_epoch) {
       r.has_test = true;
       test(r.test_loss, r.test_acc);
+      // Eval mode runs on the running statistics, which the training loss
+      // never saw: the epoch is not checkpointed when they break the model.
+      if (!std::isfinite(r.test_loss))
+        fail("training diverged: the test loss is {} after epoch {} (try a lower --lr)",
+             std::isnan(r.test_loss) ? "nan" : "infinite", epoch + 1);
     }
     state_ = TrainState{};
     state_.epoch = epoch + 1;

@@ -75,6 +75,11 @@ struct Interrupted {
   int signal;
 };
 
+// Throws "training diverged: ..." when a batchnorm's running mean or
+// variance is not finite, naming (1-based) epoch and step. The trainer
+// checks after every step: the loss, every parameter (sgd_step) and these.
+void check_statistics(const Model& m, int64_t epoch, int64_t step);
+
 class Trainer {
  public:
   // `m` is trained in place. `test` may be null.
