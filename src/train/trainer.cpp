@@ -116,6 +116,9 @@ void Trainer::test(double& loss, double& acc) {
     for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(j)] = i0 + j;
     assemble_batch(s, idx.data(), n, norm_, Augmentation{}, 0, net_->input().act.data());
     net_->forward(n, Mode::Eval);
+    // A relu turns NaN into 0 (maxps): the loss alone can look fine.
+    if (const Node* bad = net_->first_nonfinite_output())
+      fail("node '{}' outputs nan or infinite values on test images {} to {}", bad->name, i0, i0 + n - 1);
     LossSum ls = softmax_xent(net_->output().act.data(), K, n, s.labels.data() + i0, nullptr);
     lsum += ls.loss;
     correct += ls.correct;
@@ -201,9 +204,14 @@ void Trainer::run(const TrainHooks& hooks) {
     if (gradual_) r.density = gradual_->density();
     if (test_ && cfg_.test_each_epoch) {
       r.has_test = true;
-      test(r.test_loss, r.test_acc);
       // Eval mode runs on the running statistics, which the training loss
       // never saw: the epoch is not checkpointed when they break the model.
+      try {
+        test(r.test_loss, r.test_acc);
+      } catch (const Error& e) {
+        throw Error(fmt::format("training diverged: after epoch {}, {} (try a lower --lr)", epoch + 1, e.what()),
+                    e.exit_code());
+      }
       if (!std::isfinite(r.test_loss))
         fail("training diverged: the test loss is {} after epoch {} (try a lower --lr)",
              std::isnan(r.test_loss) ? "nan" : "infinite", epoch + 1);

@@ -110,6 +110,7 @@ class Trainer {
   void run(const TrainHooks& hooks);
 
   // Test-set loss and accuracy in eval mode (batchnorm running statistics).
+  // Throws bsp::Error naming the first node whose output is not finite.
   void test(double& loss, double& acc);
 
  private:
