@@ -434,3 +434,41 @@ TEST_CASE("training stops when a batchnorm statistic, the loss or the test loss 
     CHECK_THROWS_WITH(t.run(h), Catch::Contains("training diverged: the loss is nan at epoch 2 step 1"));
   }
 }
+
+TEST_CASE("evaluate never reports a number computed from a non-finite forward pass") {
+  // Any engine (int8 included): the logits are checked.
+  struct Fake : Predictor {
+    float value = 0;
+    const char* node = nullptr;
+    const char* name() const override { return "fake"; }
+    int64_t max_batch() const override { return 16; }
+    int64_t classes() const override { return 4; }
+    void run(const float*, int64_t n, float* logits) override {
+      for (int64_t i = 0; i < n * 4; ++i) logits[i] = 0;
+      if (n > 5) logits[5 * 4 + 2] = value;
+    }
+    const char* nonfinite_node() const override { return node; }
+  };
+  ImageSet s = test::blob_set(40, 1);
+  const Normalization nm = channel_stats(s);
+  Fake p;
+  CHECK(evaluate(p, s, nm).loss == Approx(std::log(4.0)));
+  p.value = std::nanf("");
+  CHECK_THROWS_WITH(evaluate(p, s, nm), Catch::Contains("the forward pass is not finite: the logits of image 5 are nan"));
+  p.value = -std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH(evaluate(p, s, nm), Catch::Contains("the logits of image 5 are infinite"));
+  // An engine that saw a node's output go non-finite names it, even when
+  // the logits look fine (a relu turns NaN into 0).
+  p.value = 0;
+  p.node = "conv7";
+  CHECK_THROWS_WITH(evaluate(p, s, nm), Catch::Contains("node 'conv7' outputs nan or infinite values on images 0 to 15"));
+
+  // The trainer's network names the first node whose output overflows.
+  Model m = small_cnn(1);
+  // Finite weights (1e30 in c1 and c2): c1's outputs are near 1e30, c2's
+  // products near 1e60, past float32.
+  for (const char* c : {"c1", "c2"})
+    for (float& w : m.find(c)->param("weight")) w *= 1e30f;
+  auto net = make_predictor(m, 16);
+  CHECK_THROWS_WITH(evaluate(*net, s, nm), Catch::Contains("node 'c2' outputs nan or infinite values on images 0 to 15"));
+}
