@@ -189,7 +189,7 @@ std::vector<double> calibrate(const Model& m, const Tensor& calib, const QuantOp
     std::copy(calib.data() + b0 * per, calib.data() + (b0 + nb) * per, x.data());
     size_t bad = m.nodes.size();
     auto observe = [&](size_t i, const Tensor& t) {
-      if (bad == m.nodes.size() && count_nonfinite(t.data(), static_cast<int64_t>(t.size()))) bad = i;
+      if (bad == m.nodes.size() && any_nonfinite(t.data(), static_cast<int64_t>(t.size()))) bad = i;
       double mx = 0;
       for (float v : t) mx = std::max(mx, static_cast<double>(std::abs(v)));
       maxabs[i] = std::max(maxabs[i], mx);

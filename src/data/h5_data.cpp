@@ -46,14 +46,14 @@ ImageSet read_set(hid_t parent, const std::string& prefix) {
   } else {
     s.f32 = h5::read_array<float>(parent, img);
     s.f32.reshape({s.n, s.h, s.w, s.c});
-    // Finite and |x| <= kMaxPixel (NaN fails the compare): a count over the
+    // Finite and |x| <= kMaxPixel (NaN fails the compare): an OR over the
     // whole array vectorises; the first bad pixel is looked for only then.
     const int64_t total = static_cast<int64_t>(s.f32.size());
     const float* px = s.f32.data();
     const float bound = static_cast<float>(kMaxPixel);
-    int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static)
-    for (int64_t i = 0; i < total; ++i) bad += !(std::fabs(px[i]) <= bound);
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static)
+    for (int64_t i = 0; i < total; ++i) bad |= !(std::fabs(px[i]) <= bound);
     if (bad)
       for (int64_t i = 0; i < total; ++i)
         if (!(std::fabs(px[i]) <= bound))

@@ -40,7 +40,7 @@ class NetPredictor : public Predictor {
     for (int64_t j = 0; j < n; ++j)
       for (int64_t p = 0; p < hw; ++p)
         for (int64_t c = 0; c < C; ++c) cm[(c * n + j) * hw + p] = x[(j * hw + p) * C + c];
-    net_->forward(n, Mode::Eval);
+    net_->forward(n, Mode::Eval, /*check_finite=*/true);
     const Node* bad = net_->first_nonfinite_output();
     bad_ = bad ? bad->name.c_str() : nullptr;
     const Value& out = net_->output();
@@ -100,7 +100,7 @@ class RunnerPredictor : public Predictor {
     std::copy(x, x + xt.size(), xt.data());
     bad_ = nullptr;
     auto observe = [&](size_t node, const Tensor& t) {
-      if (!bad_ && count_nonfinite(t.data(), static_cast<int64_t>(t.size()))) bad_ = m_.nodes[node].name.c_str();
+      if (!bad_ && any_nonfinite(t.data(), static_cast<int64_t>(t.size()))) bad_ = m_.nodes[node].name.c_str();
     };
     const Tensor y = runner_.is_int8() ? runner_.logits(xt) : runner_.logits(xt, observe);
     std::copy(y.begin(), y.end(), logits);

@@ -143,7 +143,7 @@ std::string Net::profile_report() const {
   return r;
 }
 
-void Net::forward(int64_t n, Mode mode) {
+void Net::forward(int64_t n, Mode mode, bool check_finite) {
   if (n < 1 || n > opt_.max_batch) fail("internal: batch of {} images (at most {})", n, opt_.max_batch);
   if (n != n_) {
     for (auto& l : layers_) l->batch_changed(n);
@@ -151,6 +151,16 @@ void Net::forward(int64_t n, Mode mode) {
   }
   mode_ = mode;
   Ctx c{n, mode, k_, &scratch_};
+  nonfinite_ = nullptr;
+  if (check_finite) {
+    for (auto& l : layers_) {
+      l->forward(c);
+      // Rows beyond C are padding of the 8-row kernels: not looked at.
+      const Value& v = *l->out;
+      if (!nonfinite_ && any_nonfinite(v.act.data(), v.C * v.plane(n))) nonfinite_ = l->node;
+    }
+    return;
+  }
   if (!profile_) {
     for (auto& l : layers_) l->forward(c);
     return;
@@ -160,15 +170,6 @@ void Net::forward(int64_t n, Mode mode) {
     layers_[i]->forward(c);
     fwd_s_[i] += now_s() - t;
   }
-}
-
-const Node* Net::first_nonfinite_output() const {
-  for (const auto& l : layers_) {
-    const Value& v = *l->out;
-    // Rows beyond C are padding of the 8-row kernels: not looked at.
-    if (count_nonfinite(v.act.data(), v.C * v.plane(n_))) return l->node;
-  }
-  return nullptr;
 }
 
 void Net::backward() {

@@ -71,8 +71,8 @@ size_t sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules,
     float* buf = p.momentum.data();
     const int64_t n = static_cast<int64_t>(p.value->size());
     const bool nesterov = c.nesterov;
-    int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static)
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static)
     for (int64_t e = 0; e < n; ++e) {
       if (rule.hold && !rule.hold[e]) {
         w[e] = 0.0f;
@@ -87,7 +87,7 @@ size_t sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules,
       else d = b;
       w[e] -= lr * d;
       // NaN fails the compare; a non-finite momentum makes w non-finite too.
-      bad += !(std::fabs(w[e]) <= std::numeric_limits<float>::max());
+      bad |= !(std::fabs(w[e]) <= std::numeric_limits<float>::max());
     }
     if (bad && first_bad == params.size()) first_bad = i;
   }

@@ -115,7 +115,7 @@ void Trainer::test(double& loss, double& acc) {
     const int64_t n = std::min(B, s.n - i0);
     for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(j)] = i0 + j;
     assemble_batch(s, idx.data(), n, norm_, Augmentation{}, 0, net_->input().act.data());
-    net_->forward(n, Mode::Eval);
+    net_->forward(n, Mode::Eval, /*check_finite=*/true);
     // A relu turns NaN into 0 (maxps): the loss alone can look fine.
     if (const Node* bad = net_->first_nonfinite_output())
       fail("node '{}' outputs nan or infinite values on test images {} to {}", bad->name, i0, i0 + n - 1);
