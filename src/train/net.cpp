@@ -152,23 +152,18 @@ void Net::forward(int64_t n, Mode mode, bool check_finite) {
   mode_ = mode;
   Ctx c{n, mode, k_, &scratch_};
   nonfinite_ = nullptr;
-  if (check_finite) {
-    for (auto& l : layers_) {
-      l->forward(c);
-      // Rows beyond C are padding of the 8-row kernels: not looked at.
-      const Value& v = *l->out;
-      if (!nonfinite_ && any_nonfinite(v.act.data(), v.C * v.plane(n))) nonfinite_ = l->node;
-    }
-    return;
-  }
-  if (!profile_) {
+  if (!profile_ && !check_finite) {
     for (auto& l : layers_) l->forward(c);
     return;
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const double t = now_s();
+    const double t = profile_ ? now_s() : 0;
     layers_[i]->forward(c);
-    fwd_s_[i] += now_s() - t;
+    if (profile_) fwd_s_[i] += now_s() - t;
+    // Right after the layer, while its output is still in cache. Rows
+    // beyond C are padding of the 8-row kernels: not looked at.
+    const Value& v = *layers_[i]->out;
+    if (check_finite && !nonfinite_ && any_nonfinite(v.act.data(), v.C * v.plane(n))) nonfinite_ = layers_[i]->node;
   }
 }
 

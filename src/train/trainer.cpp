@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/finite.hpp"
 #include "core/rng.hpp"
 #include "sparsity/mask.hpp"
 #include "train/loss.hpp"
@@ -16,12 +17,6 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // Augmentation draws of one batch: a function of (seed, epoch, step) only.
 uint64_t batch_key(uint64_t seed, int64_t epoch, int64_t step) {
   return mix64(mix64(seed ^ 0x417567ULL) ^ (static_cast<uint64_t>(epoch) << 32 | static_cast<uint64_t>(step)));
-}
-// "nan" or "infinite": what the first non-finite value of t is.
-const char* first_nonfinite_word(const Tensor& t) {
-  for (float v : t)
-    if (!std::isfinite(v)) return std::isnan(v) ? "nan" : "infinite";
-  return "finite";
 }
 }  // namespace
 
@@ -154,8 +149,9 @@ void Trainer::run(const TrainHooks& hooks) {
       const size_t bad = sgd_step(net_->params(), rules_, cfg_.sgd, h);
       if (bad < net_->params().size()) {
         const Param& p = net_->params()[bad];
+        const int64_t e = first_nonfinite(p.value->data(), static_cast<int64_t>(p.value->size()));
         fail("training diverged: parameter '{}' of node '{}' is {} at epoch {} step {} (try a lower --lr)", p.key,
-             p.node->name, first_nonfinite_word(*p.value), epoch + 1, step + 1);
+             p.node->name, nonfinite_word((*p.value)[static_cast<size_t>(e)]), epoch + 1, step + 1);
       }
       check_statistics(model_, epoch + 1, step + 1);
       if (bdwp_) bdwp_->update_masks();
