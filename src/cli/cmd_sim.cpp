@@ -13,6 +13,7 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "compact/compact.hpp"
+#include "core/finite.hpp"
 #include "core/npy.hpp"
 #include "core/rng.hpp"
 
@@ -39,6 +40,10 @@ Tensor input_images(const Model& m, const SimCliOptions& o) {
       fail("'{}' holds {}, the model takes [N, {}, {}, {}] (or [{}, {}, {}])", o.input_file, shape_str(x.shape()),
            s[0], s[1], s[2], s[0], s[1], s[2]);
     if (x.dim(0) < 1) fail("'{}' holds no image", o.input_file);
+    // The int8 program would quantise a NaN to 0 and an infinity to 127.
+    if (const int64_t e = first_nonfinite(x.data(), static_cast<int64_t>(x.size())); e < static_cast<int64_t>(x.size()))
+      fail("'{}': image {} holds {} (inputs must be finite)", o.input_file, e / (static_cast<int64_t>(x.size()) / x.dim(0)),
+           nonfinite_word(x[static_cast<size_t>(e)]));
     return x;
   }
   Tensor x({o.images, s[0], s[1], s[2]});

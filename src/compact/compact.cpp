@@ -37,7 +37,15 @@ CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tens
           break;
         case DType::BF16: {
           std::vector<uint16_t> b(w.size());
-          for (size_t j = 0; j < w.size(); ++j) b[j] = to_bf16(w[j]);
+          int64_t inf = 0;
+          for (size_t j = 0; j < w.size(); ++j) {
+            b[j] = to_bf16(w[j]);
+            inf += (b[j] & 0x7f80u) == 0x7f80u;
+          }
+          // Finite weights above bf16's largest value (about 3.39e38) round to infinity.
+          if (inf)
+            for (size_t j = 0; j < w.size(); ++j)
+              if ((b[j] & 0x7f80u) == 0x7f80u) fail("weight {} at index {} overflows bf16", w[j], j);
           c.layers.emplace(n.name, compress(b.data(), w.shape(), k, spec));
           break;
         }

@@ -11,6 +11,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "core/finite.hpp"
 #include "core/fold.hpp"
 #include "core/fusion.hpp"
 #include "core/op_table.hpp"
@@ -66,7 +67,10 @@ Requant make_requant(double real) {
 }
 
 double quant_scale(double max_abs, bool pow2) {
-  if (!(max_abs > 0) || !std::isfinite(max_abs)) return 1.0;
+  // Callers check their statistics first (calibrate, quantize_weights): a
+  // NaN or an infinity here is a bug, not a scale of 1.
+  if (!std::isfinite(max_abs) || max_abs < 0) fail("internal: no int8 scale for a largest magnitude of {}", max_abs);
+  if (max_abs == 0) return 1.0;
   const double s = max_abs / 127.0;
   return pow2 ? std::exp2(std::ceil(std::log2(s))) : s;
 }
@@ -103,6 +107,14 @@ void quantize_weights(const std::string& name, const Tensor& w, const Tensor& b,
   q.bias = Array<int32_t>({O});
   q.w_scale.resize(static_cast<size_t>(O));
   q.rq.resize(static_cast<size_t>(O));
+  // Folding a batchnorm can overflow float32 where the stored parameters
+  // did not: int8 never quantises a NaN or an infinity.
+  if (const int64_t e = first_nonfinite(w.data(), static_cast<int64_t>(w.size())); e < static_cast<int64_t>(w.size()))
+    fail("layer '{}': folded weight {} of output channel {} is {} (the layer and its batchnorm overflow float32)", name,
+         e, e / K, nonfinite_word(w[static_cast<size_t>(e)]));
+  if (const int64_t e = first_nonfinite(b.data(), static_cast<int64_t>(b.size())); e < static_cast<int64_t>(b.size()))
+    fail("layer '{}': folded bias of output channel {} is {} (the layer and its batchnorm overflow float32)", name, e,
+         nonfinite_word(b[static_cast<size_t>(e)]));
   for (int64_t o = 0; o < O; ++o) {
     const float* wr = w.data() + o * K;
     double mx = 0;
@@ -159,8 +171,14 @@ void assign_kinds(const Model& m, const Fusion& fu, QModel& q) {
 }
 
 // Calibration: the largest magnitude of every tensor over the images.
+// Every observed tensor must be finite: a NaN would vanish from the maximum
+// (std::max ignores it) and an infinity would leave no usable scale.
 std::vector<double> calibrate(const Model& m, const Tensor& calib, const QuantOptions& opt, int64_t batch) {
   if (calib.rank() != 4 || calib.dim(0) < 1) fail("calibration data must hold at least one image");
+  if (const int64_t e = first_nonfinite(calib.data(), static_cast<int64_t>(calib.size()));
+      e < static_cast<int64_t>(calib.size()))
+    fail("calibration image {} holds {}", e / (static_cast<int64_t>(calib.size()) / calib.dim(0)),
+         nonfinite_word(calib[static_cast<size_t>(e)]));
   std::vector<double> maxabs(m.nodes.size(), 0.0);
   const int64_t N = calib.dim(0), per = static_cast<int64_t>(calib.size()) / N;
   for (int64_t b0 = 0; b0 < N; b0 += batch) {
@@ -169,7 +187,9 @@ std::vector<double> calibrate(const Model& m, const Tensor& calib, const QuantOp
     s[0] = nb;
     Tensor x(s);
     std::copy(calib.data() + b0 * per, calib.data() + (b0 + nb) * per, x.data());
+    size_t bad = m.nodes.size();
     auto observe = [&](size_t i, const Tensor& t) {
+      if (bad == m.nodes.size() && any_nonfinite(t.data(), static_cast<int64_t>(t.size()))) bad = i;
       double mx = 0;
       for (float v : t) mx = std::max(mx, static_cast<double>(std::abs(v)));
       maxabs[i] = std::max(maxabs[i], mx);
@@ -178,6 +198,10 @@ std::vector<double> calibrate(const Model& m, const Tensor& calib, const QuantOp
       opt.forward(x, observe);
     else
       reference_forward(m, x, observe);
+    if (bad < m.nodes.size())
+      fail("calibration: node '{}' outputs nan or infinite values on calibration images {} to {} (the model "
+           "overflows float32; int8 cannot quantise it)",
+           m.nodes[bad].name, b0, b0 + nb - 1);
   }
   return maxabs;
 }

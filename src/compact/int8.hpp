@@ -106,6 +106,7 @@ Requant make_requant(double real);
 
 // The scale of a tensor whose largest magnitude is max_abs: max_abs / 127,
 // or with pow2 the smallest power of two >= max_abs / 127; 1 when max_abs is 0.
+// Throws bsp::Error for a negative or non-finite max_abs.
 double quant_scale(double max_abs, bool pow2);
 
 // q = clamp(round_half_even(x / scale), -128, 127), computed in double.

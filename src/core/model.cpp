@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/checked.hpp"
+#include "core/finite.hpp"
 #include "core/op_table.hpp"
 #include "core/shapes.hpp"
 
@@ -262,18 +263,10 @@ void check_params(const Node& n) {
 }  // namespace
 
 std::optional<size_t> find_nonfinite(const float* v, size_t count) {
-  // A float is inf or nan when its exponent bits are all ones. Counted over
-  // the bits (no early exit, integer compares) the loop vectorises even for
-  // SSE2; a big tensor is shared by both cores unless it comes in slabs
-  // that are still in the cache (h5::read_floats_scanned).
-  const auto n_elems = static_cast<int64_t>(count);
-  int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static) if (n_elems > (int64_t{1} << 20))
-  for (int64_t i = 0; i < n_elems; ++i) bad += (std::bit_cast<uint32_t>(v[i]) & 0x7f800000u) == 0x7f800000u;
-  if (bad)
-    for (size_t i = 0; i < count; ++i)
-      if (!std::isfinite(v[i])) return i;
-  return std::nullopt;
+  const auto n = static_cast<int64_t>(count);
+  const int64_t i = first_nonfinite(v, n);  // core/finite.hpp: vectorised, both cores for big arrays
+  if (i == n) return std::nullopt;
+  return static_cast<size_t>(i);
 }
 
 void check_finite_values(const std::string& node, const std::string& param, const float* v, size_t first,

@@ -1,6 +1,7 @@
 #include "data/dataset.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -22,6 +23,22 @@ void ImageSet::limit(int64_t count) {
   if (!f32.empty()) shrink(f32, {count, h, w, c}, static_cast<size_t>(count) * per);
   shrink(labels, {count}, static_cast<size_t>(count));
   n = count;
+}
+
+void check_image_set_size(const std::string& what, int64_t n, int64_t h, int64_t w, int64_t c,
+                          int64_t bytes_per_pixel) {
+  if (n < 0) fail("{} has a negative image count {}", what, n);
+  for (int64_t d : {h, w, c})
+    if (d < 1 || d > kMaxImageSide)
+      fail("{} has images of {}x{}x{} (HxWxC): each side must be 1 to {}", what, h, w, c, kMaxImageSide);
+  int64_t bytes = 0;
+  const bool overflow = __builtin_mul_overflow(n, h * w * c * bytes_per_pixel, &bytes);
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  const double have = pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0;
+  const double need = static_cast<double>(n) * static_cast<double>(h * w * c * bytes_per_pixel);
+  if (overflow || (have > 0 && need > have))
+    fail("{} holds {} images of {}x{}x{}: {:.3g} GiB of pixels, more than this machine's memory ({:.3g} GiB)", what,
+         n, h, w, c, need / 1073741824.0, have / 1073741824.0);
 }
 
 namespace {

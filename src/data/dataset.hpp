@@ -47,6 +47,18 @@ constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 // types, non-finite pixels).
 DataSet load_data(const std::string& spec, DataPart part);
 
+// The plausibility bounds of a data file (man/bsp-format.5, DATA FILES).
+// Float32 pixels: finite, |x| <= kMaxPixel, so that the sums and squares of
+// training stay far from float32's range (1e30 pixels otherwise train into
+// an infinite batchnorm variance).
+constexpr double kMaxPixel = 1e6;
+constexpr int64_t kMaxImageSide = 65536;  // H, W and C each
+// Before any allocation: the image dimensions are in range and the pixels
+// (n * h * w * c * bytes_per_pixel, computed without overflow) fit in the
+// machine's physical memory. `what` names the dataset for the message.
+void check_image_set_size(const std::string& what, int64_t n, int64_t h, int64_t w, int64_t c,
+                          int64_t bytes_per_pixel);
+
 // One IDX image file and its label file (gzip-compressed or not).
 ImageSet read_idx(const std::string& images_path, const std::string& labels_path);
 

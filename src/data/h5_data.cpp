@@ -39,18 +39,26 @@ ImageSet read_set(hid_t parent, const std::string& prefix) {
   s.w = shape[2];
   s.c = shape.size() == 4 ? shape[3] : 1;
   if (s.h < 1 || s.w < 1 || s.c < 1) fail("dataset '{}' has an empty image shape {}", img, shape_str(shape));
+  check_image_set_size(fmt::format("dataset '{}'", img), s.n, s.h, s.w, s.c, is_u8 ? 1 : 4);
   if (is_u8) {
     s.u8 = h5::read_array<uint8_t>(parent, img);
     s.u8.reshape({s.n, s.h, s.w, s.c});
   } else {
     s.f32 = h5::read_array<float>(parent, img);
     s.f32.reshape({s.n, s.h, s.w, s.c});
+    // Finite and |x| <= kMaxPixel (NaN fails the compare): an OR over the
+    // whole array vectorises; the first bad pixel is looked for only then.
     const int64_t total = static_cast<int64_t>(s.f32.size());
-    int64_t bad = -1;
-#pragma omp parallel for reduction(max : bad) schedule(static)
-    for (int64_t i = 0; i < total; ++i)
-      if (!std::isfinite(s.f32[static_cast<size_t>(i)])) bad = std::max(bad, i / s.image_size());
-    if (bad >= 0) fail("dataset '{}': image {} has a non-finite pixel", img, bad);
+    const float* px = s.f32.data();
+    const float bound = static_cast<float>(kMaxPixel);
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static)
+    for (int64_t i = 0; i < total; ++i) bad |= !(std::fabs(px[i]) <= bound);
+    if (bad)
+      for (int64_t i = 0; i < total; ++i)
+        if (!(std::fabs(px[i]) <= bound))
+          fail("dataset '{}': image {} has pixel {} (float32 pixels must be finite, at most {:g} in magnitude)", img,
+               i / s.image_size(), px[i], kMaxPixel);
   }
 
   h5::Handle ld(H5Dopen2(parent, lab.c_str(), H5P_DEFAULT));

@@ -68,7 +68,10 @@ ImageSet read_idx(const std::string& images_path, const std::string& labels_path
     if (magic != 0x00000803)
       fail("cannot read '{}': not an IDX image file (magic {:#010x}, expected 0x00000803)", images_path, magic);
     uint32_t n = f.read_be32(), h = f.read_be32(), w = f.read_be32();
-    if (h == 0 || w == 0 || h > 65536 || w > 65536) fail("cannot read '{}': bad image size {}x{}", images_path, h, w);
+    if (h == 0 || w == 0 || h > kMaxImageSide || w > kMaxImageSide)
+      fail("cannot read '{}': bad image size {}x{}", images_path, h, w);
+    // Before the allocation: the header's count is believed only if it fits.
+    check_image_set_size(fmt::format("'{}'", images_path), n, h, w, 1, 1);
     s.n = n;
     s.h = h;
     s.w = w;

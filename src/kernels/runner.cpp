@@ -295,7 +295,9 @@ Tensor Runner::forward(const Tensor& x, const std::function<void(size_t, double)
   return impl_->forward(x, on_step, on_output);
 }
 
-Tensor Runner::logits(const Tensor& x) const { return impl_->forward(x, {}, {}, /*before_softmax=*/true); }
+Tensor Runner::logits(const Tensor& x, const std::function<void(size_t, const Tensor&)>& on_output) const {
+  return impl_->forward(x, {}, on_output, /*before_softmax=*/true);
+}
 
 Tensor fast_forward(const Model& m, const Tensor& x) { return Runner(m).forward(x); }
 

@@ -58,7 +58,8 @@ class Runner {
                  const std::function<void(size_t node, const Tensor& out)>& on_output = {}) const;
   // Like forward, but a final softmax is not applied: its input (the logits;
   // int8: dequantised) comes out instead. Other models: forward's output.
-  Tensor logits(const Tensor& x) const;
+  // `on_output` as for forward (fp32 steps only: int8 tensors are integers).
+  Tensor logits(const Tensor& x, const std::function<void(size_t node, const Tensor& out)>& on_output = {}) const;
 
  private:
   struct Impl;

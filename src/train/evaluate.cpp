@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "core/finite.hpp"
 #include "core/shapes.hpp"
 
 #include "kernels/runner.hpp"
@@ -29,6 +30,7 @@ class NetPredictor : public Predictor {
   const char* name() const override { return name_.c_str(); }
   int64_t max_batch() const override { return max_batch_; }
   int64_t classes() const override { return net_->classes(); }
+  const char* nonfinite_node() const override { return bad_; }
   void run(const float* x, int64_t n, float* logits) override {
     Value& in = net_->input();
     const int64_t C = in.C, hw = in.H * in.W;
@@ -38,7 +40,9 @@ class NetPredictor : public Predictor {
     for (int64_t j = 0; j < n; ++j)
       for (int64_t p = 0; p < hw; ++p)
         for (int64_t c = 0; c < C; ++c) cm[(c * n + j) * hw + p] = x[(j * hw + p) * C + c];
-    net_->forward(n, Mode::Eval);
+    net_->forward(n, Mode::Eval, /*check_finite=*/true);
+    const Node* bad = net_->first_nonfinite_output();
+    bad_ = bad ? bad->name.c_str() : nullptr;
     const Value& out = net_->output();
     const int64_t K = out.C;
     for (int64_t j = 0; j < n; ++j)
@@ -74,6 +78,7 @@ class NetPredictor : public Predictor {
   std::unique_ptr<Net> net_;
   std::string name_;
   int64_t max_batch_ = 0;
+  const char* bad_ = nullptr;
 };
 
 // The fast CPU kernels of src/kernels (compact forms when the model has
@@ -93,15 +98,21 @@ class RunnerPredictor : public Predictor {
     const Shape in = m_.input_shape();
     Tensor xt({n, in[0], in[1], in[2]});
     std::copy(x, x + xt.size(), xt.data());
-    const Tensor y = runner_.logits(xt);
+    bad_ = nullptr;
+    auto observe = [&](size_t node, const Tensor& t) {
+      if (!bad_ && any_nonfinite(t.data(), static_cast<int64_t>(t.size()))) bad_ = m_.nodes[node].name.c_str();
+    };
+    const Tensor y = runner_.is_int8() ? runner_.logits(xt) : runner_.logits(xt, observe);
     std::copy(y.begin(), y.end(), logits);
   }
+  const char* nonfinite_node() const override { return bad_; }
 
  private:
   const Model& m_;
   kernels::Runner runner_;
   int64_t max_batch_ = 0, classes_ = 0;
   std::string name_;
+  const char* bad_ = nullptr;
 };
 
 }  // namespace
@@ -132,6 +143,13 @@ EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm, 
     const auto t0 = std::chrono::steady_clock::now();
     p.run(x.data(), n, logits.data());
     r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (const char* node = p.nonfinite_node())
+      fail("the forward pass is not finite: node '{}' outputs nan or infinite values on images {} to {} (the model "
+           "overflows float32)",
+           node, i0, i0 + n - 1);
+    if (const int64_t e = first_nonfinite(logits.data(), n * K); e < n * K)
+      fail("the forward pass is not finite: the logits of image {} are {} (the model overflows float32)", i0 + e / K,
+           nonfinite_word(logits[static_cast<size_t>(e)]));
     if (all) std::copy(logits.begin(), logits.begin() + n * K, all->data() + i0 * K);
     // [n, K] -> [K, n] for the loss
     for (int64_t j = 0; j < n; ++j)

@@ -20,6 +20,10 @@ class Predictor {
   virtual int64_t classes() const = 0;
   // x [n, H, W, C] -> logits [n, classes], n <= max_batch().
   virtual void run(const float* x, int64_t n, float* logits) = 0;
+  // After run(): the first node (graph order) whose output held a NaN or an
+  // infinity, nullptr when none did or the engine cannot tell (int8: its
+  // tensors are integers; evaluate() checks the logits of every engine).
+  virtual const char* nonfinite_node() const { return nullptr; }
 };
 
 // The forward pass bsp eval uses: for a compacted model (bsp compact) the
@@ -38,6 +42,9 @@ struct EvalResult {
 };
 
 // `logits`, when given, receives every image's output: [s.n, classes].
+// Throws bsp::Error when a batch's forward pass is not finite (a node's
+// output or the logits hold a NaN or an infinity): no number computed from
+// one is reported.
 EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm, Tensor* logits = nullptr);
 
 }  // namespace bsp::train

@@ -1,5 +1,7 @@
 #include "train/model_data.hpp"
 
+#include <cmath>
+
 #include "core/shapes.hpp"
 
 namespace bsp::train {
@@ -18,8 +20,13 @@ std::optional<Normalization> model_normalization(const Model& m) {
   const int64_t C = m.input_shape().at(2);
   if (static_cast<int64_t>(nm.mean.size()) != C || static_cast<int64_t>(nm.std.size()) != C)
     fail("input attributes 'norm_mean' / 'norm_std' must have {} entries", C);
-  for (double s : nm.std)
-    if (!(s > 0)) fail("input attribute 'norm_std' must be positive");
+  // Finite, and a positive std: (x - mean) / std of a finite pixel is finite.
+  for (size_t c = 0; c < nm.mean.size(); ++c)
+    if (!std::isfinite(nm.mean[c]))
+      fail("input attribute 'norm_mean' holds {} for channel {} (must be finite)", nm.mean[c], c);
+  for (size_t c = 0; c < nm.std.size(); ++c)
+    if (!(nm.std[c] > 0) || !std::isfinite(nm.std[c]))
+      fail("input attribute 'norm_std' holds {} for channel {} (must be finite and positive)", nm.std[c], c);
   return nm;
 }
 

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/finite.hpp"
 #include "core/fusion.hpp"
 #include "core/op_table.hpp"
 #include "core/shapes.hpp"
@@ -142,7 +143,7 @@ std::string Net::profile_report() const {
   return r;
 }
 
-void Net::forward(int64_t n, Mode mode) {
+void Net::forward(int64_t n, Mode mode, bool check_finite) {
   if (n < 1 || n > opt_.max_batch) fail("internal: batch of {} images (at most {})", n, opt_.max_batch);
   if (n != n_) {
     for (auto& l : layers_) l->batch_changed(n);
@@ -150,14 +151,19 @@ void Net::forward(int64_t n, Mode mode) {
   }
   mode_ = mode;
   Ctx c{n, mode, k_, &scratch_};
-  if (!profile_) {
+  nonfinite_ = nullptr;
+  if (!profile_ && !check_finite) {
     for (auto& l : layers_) l->forward(c);
     return;
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const double t = now_s();
+    const double t = profile_ ? now_s() : 0;
     layers_[i]->forward(c);
-    fwd_s_[i] += now_s() - t;
+    if (profile_) fwd_s_[i] += now_s() - t;
+    // Right after the layer, while its output is still in cache. Rows
+    // beyond C are padding of the 8-row kernels: not looked at.
+    const Value& v = *layers_[i]->out;
+    if (check_finite && !nonfinite_ && any_nonfinite(v.act.data(), v.C * v.plane(n))) nonfinite_ = layers_[i]->node;
   }
 }
 

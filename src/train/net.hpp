@@ -112,9 +112,15 @@ class Net {
   Value& output() { return *values_.back(); }
   int64_t classes() const { return values_.back()->C; }
 
-  void forward(int64_t n, Mode mode);
+  // check_finite: scan each layer's output right after the layer ran (while
+  // it is still in cache) for NaN and infinity; see first_nonfinite_output.
+  void forward(int64_t n, Mode mode, bool check_finite = false);
   // Needs output().grad set; fills every parameter gradient.
   void backward();
+
+  // After forward(n, mode, true): the node of the first layer (in graph
+  // order) whose output held a NaN or an infinity, or nullptr.
+  const Node* first_nonfinite_output() const { return nonfinite_; }
 
   std::vector<Param>& params() { return params_; }
   Param* find_param(const std::string& name);
@@ -143,6 +149,7 @@ class Net {
   int64_t n_ = -1;
   Mode mode_ = Mode::Train;
   bool profile_ = false;
+  const Node* nonfinite_ = nullptr;
   std::vector<double> fwd_s_, bwd_s_;  // per layer
 };
 

@@ -1,6 +1,7 @@
 #include "train/optimizer.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace bsp::train {
 
@@ -56,8 +57,9 @@ StepHyper hyper_at(const SgdConfig& c, int64_t step) {
   return {c.lr, c.momentum};
 }
 
-void sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules, const SgdConfig& c,
-              const StepHyper& h) {
+size_t sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules, const SgdConfig& c,
+                const StepHyper& h) {
+  size_t first_bad = params.size();
   const float lr = static_cast<float>(h.lr), mom = static_cast<float>(h.momentum);
   for (size_t i = 0; i < params.size(); ++i) {
     Param& p = params[i];
@@ -69,7 +71,8 @@ void sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules, c
     float* buf = p.momentum.data();
     const int64_t n = static_cast<int64_t>(p.value->size());
     const bool nesterov = c.nesterov;
-#pragma omp parallel for schedule(static)
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static)
     for (int64_t e = 0; e < n; ++e) {
       if (rule.hold && !rule.hold[e]) {
         w[e] = 0.0f;
@@ -83,8 +86,12 @@ void sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules, c
       if (nesterov) d += mom * b;
       else d = b;
       w[e] -= lr * d;
+      // NaN fails the compare; a non-finite momentum makes w non-finite too.
+      bad |= !(std::fabs(w[e]) <= std::numeric_limits<float>::max());
     }
+    if (bad && first_bad == params.size()) first_bad = i;
   }
+  return first_bad;
 }
 
 }  // namespace bsp::train

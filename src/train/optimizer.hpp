@@ -47,7 +47,11 @@ constexpr double kSrsteDecay = 2e-4;
 // One SGD step on every parameter (rules[i] for params[i], may be shorter):
 //   d = g + wd * w (+ SR-STE term);  buf = momentum * buf + d;
 //   d = nesterov ? d + momentum * buf : buf;  w -= lr * d
-void sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules, const SgdConfig& c,
-              const StepHyper& h);
+// Returns the index of the first parameter that holds a non-finite value
+// after the step (params.size() when all are finite): the check rides on
+// the update loop, which has the values in registers, so it costs nothing
+// measurable.
+size_t sgd_step(std::vector<Param>& params, const std::vector<ParamRule>& rules, const SgdConfig& c,
+                const StepHyper& h);
 
 }  // namespace bsp::train

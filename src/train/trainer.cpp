@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/finite.hpp"
 #include "core/rng.hpp"
 #include "sparsity/mask.hpp"
 #include "train/loss.hpp"
@@ -18,6 +19,21 @@ uint64_t batch_key(uint64_t seed, int64_t epoch, int64_t step) {
   return mix64(mix64(seed ^ 0x417567ULL) ^ (static_cast<uint64_t>(epoch) << 32 | static_cast<uint64_t>(step)));
 }
 }  // namespace
+
+void check_statistics(const Model& m, int64_t epoch, int64_t step) {
+  for (const Node& n : m.nodes) {
+    if (n.op != Op::BatchNorm) continue;
+    for (const char* key : {"mean", "var"}) {
+      if (!n.has_param(key)) continue;
+      const Tensor& t = n.param(key);
+      for (size_t c = 0; c < t.size(); ++c)
+        if (!std::isfinite(t[c]))
+          fail("training diverged: the running {} of batchnorm '{}' is {} in channel {} at epoch {} step {} (try a "
+               "lower --lr)",
+               key[0] == 'm' ? "mean" : "variance", n.name, std::isnan(t[c]) ? "nan" : "infinite", c, epoch, step);
+    }
+  }
+}
 
 Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const Normalization& norm,
                  const TrainConfig& cfg)
@@ -94,7 +110,10 @@ void Trainer::test(double& loss, double& acc) {
     const int64_t n = std::min(B, s.n - i0);
     for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(j)] = i0 + j;
     assemble_batch(s, idx.data(), n, norm_, Augmentation{}, 0, net_->input().act.data());
-    net_->forward(n, Mode::Eval);
+    net_->forward(n, Mode::Eval, /*check_finite=*/true);
+    // A relu turns NaN into 0 (maxps): the loss alone can look fine.
+    if (const Node* bad = net_->first_nonfinite_output())
+      fail("node '{}' outputs nan or infinite values on test images {} to {}", bad->name, i0, i0 + n - 1);
     LossSum ls = softmax_xent(net_->output().act.data(), K, n, s.labels.data() + i0, nullptr);
     lsum += ls.loss;
     correct += ls.correct;
@@ -127,7 +146,14 @@ void Trainer::run(const TrainHooks& hooks) {
       const int64_t global = epoch * spe + step;
       const StepHyper h = hyper_at(cfg_.sgd, global);
       lr = h.lr;
-      sgd_step(net_->params(), rules_, cfg_.sgd, h);
+      const size_t bad = sgd_step(net_->params(), rules_, cfg_.sgd, h);
+      if (bad < net_->params().size()) {
+        const Param& p = net_->params()[bad];
+        const int64_t e = first_nonfinite(p.value->data(), static_cast<int64_t>(p.value->size()));
+        fail("training diverged: parameter '{}' of node '{}' is {} at epoch {} step {} (try a lower --lr)", p.key,
+             p.node->name, nonfinite_word((*p.value)[static_cast<size_t>(e)]), epoch + 1, step + 1);
+      }
+      check_statistics(model_, epoch + 1, step + 1);
       if (bdwp_) bdwp_->update_masks();
       if (gradual_ && gradual_->after_step(global + 1)) {
         refresh_rules();
@@ -174,7 +200,17 @@ void Trainer::run(const TrainHooks& hooks) {
     if (gradual_) r.density = gradual_->density();
     if (test_ && cfg_.test_each_epoch) {
       r.has_test = true;
-      test(r.test_loss, r.test_acc);
+      // Eval mode runs on the running statistics, which the training loss
+      // never saw: the epoch is not checkpointed when they break the model.
+      try {
+        test(r.test_loss, r.test_acc);
+      } catch (const Error& e) {
+        throw Error(fmt::format("training diverged: after epoch {}, {} (try a lower --lr)", epoch + 1, e.what()),
+                    e.exit_code());
+      }
+      if (!std::isfinite(r.test_loss))
+        fail("training diverged: the test loss is {} after epoch {} (try a lower --lr)",
+             std::isnan(r.test_loss) ? "nan" : "infinite", epoch + 1);
     }
     state_ = TrainState{};
     state_.epoch = epoch + 1;

@@ -75,6 +75,11 @@ struct Interrupted {
   int signal;
 };
 
+// Throws "training diverged: ..." when a batchnorm's running mean or
+// variance is not finite, naming (1-based) epoch and step. The trainer
+// checks after every step: the loss, every parameter (sgd_step) and these.
+void check_statistics(const Model& m, int64_t epoch, int64_t step);
+
 class Trainer {
  public:
   // `m` is trained in place. `test` may be null.
@@ -105,6 +110,7 @@ class Trainer {
   void run(const TrainHooks& hooks);
 
   // Test-set loss and accuracy in eval mode (batchnorm running statistics).
+  // Throws bsp::Error naming the first node whose output is not finite.
   void test(double& loss, double& acc);
 
  private:

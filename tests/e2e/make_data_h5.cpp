@@ -1,9 +1,10 @@
 // Test helper: writes a synthetic HDF5 data file (man/bsp-format.5, DATA
 // FILES) for the end-to-end tests.
-//   make_data_h5 FILE N H W C CLASSES [split|flat|float|badlabel|nan]
+//   make_data_h5 FILE N H W C CLASSES [split|flat|float|badlabel|nan|huge]
 // split (default): /train with N images and /test with N/4, uint8;
 // flat: /images and /labels only; float: float32 images in [0, 1];
-// badlabel: the last test label is CLASSES + 2; nan: one float32 pixel is NaN.
+// badlabel: the last test label is CLASSES + 2; nan: one float32 pixel is NaN;
+// huge: one float32 pixel is 1e30 (finite, beyond the bound of bsp-format(5)).
 // Class k brightens the horizontal band of rows k*H/CLASSES .. (k+1)*H/CLASSES.
 #include <hdf5.h>
 
@@ -47,9 +48,10 @@ void write_set(hid_t loc, long n, long h, long w, long c, long classes, const st
   }
   if (mode == "badlabel" && is_test) labels.back() = classes + 2;
   if (mode == "nan") px[7] = std::nanf("");
+  if (mode == "huge") px[7] = 1e30f;
   const std::vector<hsize_t> dims = {static_cast<hsize_t>(n), static_cast<hsize_t>(h), static_cast<hsize_t>(w),
                                      static_cast<hsize_t>(c)};
-  if (mode == "float" || mode == "nan") {
+  if (mode == "float" || mode == "nan" || mode == "huge") {
     write(loc, "images", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, dims, px.data());
   } else {
     std::vector<uint8_t> u8(px.size());
@@ -63,7 +65,7 @@ void write_set(hid_t loc, long n, long h, long w, long c, long classes, const st
 
 int main(int argc, char** argv) {
   if (argc < 7) {
-    std::fprintf(stderr, "usage: make_data_h5 FILE N H W C CLASSES [split|flat|float|badlabel|nan]\n");
+    std::fprintf(stderr, "usage: make_data_h5 FILE N H W C CLASSES [split|flat|float|badlabel|nan|huge]\n");
     return 2;
   }
   const long n = std::atol(argv[2]), h = std::atol(argv[3]), w = std::atol(argv[4]), c = std::atol(argv[5]),

@@ -112,6 +112,26 @@ echo junk >junk.h5
 err 1 compact "cannot read 'junk\.h5': not an HDF5 file" "$BSP" compact junk.h5 -o x.h5
 err 2 compact "model is required" "$BSP" compact
 no_file x.h5
+
+# Int8 never quantises a NaN or an infinity: calibration outputs must be
+# finite. bf16 refuses a finite weight that rounds to infinity.
+"$MAKE_DATA_H5" cd.h5 32 28 28 1 10
+cp k.h5 huge.h5
+/usr/bin/python3 - <<'PY' || fail "python3 h5py"
+import h5py
+with h5py.File("huge.h5", "r+") as f:
+    for n in ["conv2.conv", "conv3.conv"]:
+        d = f["graph/nodes/" + n + "/weight"]
+        d[...] = d[...] * 1e30
+    d = f["graph/nodes/conv1.conv/weight"]
+    w = d[...]
+    w.flat[5] = 3.4e38
+    d[...] = w
+PY
+err 1 compact "calibration: node 'conv[1-4]\.[a-z]+' outputs nan or infinite values on calibration images 0 to [0-9]+ \(the model overflows float32; int8 cannot quantise it\)" \
+  "$BSP" compact huge.h5 --dtype int8 --calib cd.h5 -o x.h5
+err 1 compact "layer 'conv1\.conv': weight 3\.4e\+38 at index 5 overflows bf16" "$BSP" compact huge.h5 --dtype bf16 -o x.h5
+no_file x.h5
 no_temp_files .
 
 finish

@@ -184,8 +184,21 @@ err 1 finetune "data 'd8.h5' does not fit model 'm0.h5': training images are 8x8
 err 1 finetune "data 'dbad.h5': label 12 of test image 15 is out of range: model 'm0.h5' has 10 classes \(0\.\.9\)" \
   "$BSP" finetune m0.h5 --data dbad.h5 -o x.h5
 "$MAKE_DATA_H5" dnan.h5 64 28 28 1 10 nan
-err 1 finetune "cannot read 'dnan.h5': dataset 'train/images': image 0 has a non-finite pixel" \
+err 1 finetune "cannot read 'dnan.h5': dataset 'train/images': image 0 has pixel nan \(float32 pixels must be finite, at most 1e\+06 in magnitude\)" \
   "$BSP" finetune m0.h5 --data dnan.h5 -o x.h5
+# Finite but absurd pixels would train into an infinite batchnorm variance.
+"$MAKE_DATA_H5" dhuge.h5 64 28 28 1 10 huge
+err 1 finetune "cannot read 'dhuge.h5': dataset 'train/images': image 0 has pixel 1e\+30 \(float32 pixels must be finite" \
+  "$BSP" finetune m0.h5 --data dhuge.h5 -o x.h5
+# A header that claims more images than memory holds: refused before any allocation.
+/usr/bin/python3 - <<'PY' || fail "python3 h5py"
+import h5py
+with h5py.File("dmany.h5", "w") as f:
+    f.create_dataset("images", shape=(1 << 40, 28, 28), dtype="u1", chunks=(1, 28, 28))
+    f.create_dataset("labels", shape=(1 << 40,), dtype="i8", chunks=(1024,))
+PY
+err 1 finetune "cannot read 'dmany.h5': dataset 'images' holds 1099511627776 images of 28x28x1: [0-9.e+]+ GiB of pixels, more than this machine's memory" \
+  "$BSP" finetune m0.h5 --data dmany.h5 -o x.h5
 "$MAKE_PLAIN_H5" plain.h5
 err 1 finetune "cannot read 'plain.h5': not a data file" "$BSP" finetune m0.h5 --data plain.h5 -o x.h5
 err 2 finetune "--data is required" "$BSP" finetune m0.h5 -o x.h5
@@ -198,10 +211,29 @@ no_file x.h5
 
 # A diverging loss stops with a clear error and leaves the existing file alone.
 cp m1.h5 keep.h5
-err 1 finetune "training diverged: the loss is (nan|infinite) at epoch 1 step [0-9]+ \(try a lower --lr\); nothing was written" \
+err 1 finetune "training diverged: .* is (nan|infinite) at epoch 1 step [0-9]+ \(try a lower --lr\); nothing was written" \
   "$BSP" finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --lr 1e30 --schedule constant -o keep.h5
 CHECKS=$((CHECKS + 1))
 cmp -s keep.h5 m1.h5 || fail "a diverged run changed keep.h5"
+# Diverging later (onecycle raises the rate): the last good checkpoint stays,
+# a valid model; the output is not written. Whatever goes non-finite first
+# (a parameter, a batchnorm statistic, the loss, the test pass) stops the run.
+err 1 finetune "training diverged: .*(nan|infinite).* \(try a lower --lr\); 'ck.h5' keeps the checkpoint of epoch [1-9]" \
+  "$BSP" finetune m0.h5 --data d28.h5 --epochs 6 --batch 32 --lr 10 --limit 64 --threads 2 -q -o big.h5 --checkpoint ck.h5
+no_file big.h5
+ok "$BSP" info ck.h5
+# A model whose weights are finite but overflow float32 in the forward pass.
+cp m1.h5 huge.h5
+/usr/bin/python3 - <<'PY' || fail "python3 h5py"
+import h5py
+with h5py.File("huge.h5", "r+") as f:
+    for n in ["conv2.conv", "conv3.conv"]:
+        d = f["graph/nodes/" + n + "/weight"]
+        d[...] = d[...] * 1e30
+PY
+err 1 finetune "training diverged: .* is infinite .*at epoch 1 step 1 \(try a lower --lr\); nothing was written" \
+  "$BSP" finetune huge.h5 --data d28.h5 --epochs 1 --batch 32 -q -o x.h5
+no_file x.h5
 no_temp_files .
 
 finish

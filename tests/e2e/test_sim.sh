@@ -34,6 +34,10 @@ def save(path, shape):
 save("x3.npy", (28, 28, 1))
 save("x4.npy", (2, 28, 28, 1))
 save("bad.npy", (3, 3))
+save("nan.npy", (2, 28, 28, 1))
+with open("nan.npy", "r+b") as f:  # image 1, pixel 3: a NaN
+    f.seek(-(28 * 28 - 3) * 4, 2)
+    f.write(struct.pack("<f", float("nan")))
 PY
 ok "$BSP" sim c.h5 --input x3.npy
 out_has 'match$'
@@ -56,6 +60,7 @@ err 2 sim "give --random or --input, not both" "$BSP" sim c.h5 --random 1 --inpu
 err 2 sim "--images must be at least 1" "$BSP" sim c.h5 --images 0
 err 2 sim "--images goes with --random" "$BSP" sim c.h5 --input x3.npy --images 2
 err 1 sim "'bad\.npy' holds \[3, 3\]" "$BSP" sim c.h5 --input bad.npy
+err 1 sim "'nan\.npy': image 1 holds nan \(inputs must be finite\)" "$BSP" sim c.h5 --input nan.npy
 echo "not numpy" >text.npy
 err 1 sim "cannot read 'text\.npy': not a \.npy file" "$BSP" sim c.h5 --input text.npy
 err 1 sim "cannot read 'nope\.npy'" "$BSP" sim c.h5 --input nope.npy

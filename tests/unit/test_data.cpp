@@ -1,5 +1,7 @@
 // Data sets: IDX and HDF5 readers with their failures, normalisation,
 // augmentation, shuffling and batch layouts.
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -60,6 +62,14 @@ TEST_CASE("IDX failures name the file and the reason") {
   // Truncated pixels.
   test::write_idx(d.file("train-images-idx3-ubyte.gz"), 0x803, 3, 2, 2, bytes(7, 0), true);
   CHECK_THROWS_WITH(load_data(d.path(), DataPart::Training), Catch::Contains("truncated"));
+  // A header that claims more pixels than memory holds (2^32 - 1 images of
+  // 65536 x 65536 overflow int64): refused before anything is allocated.
+  test::write_idx(d.file("train-images-idx3-ubyte.gz"), 0x803, 0xffffffffu, 65536, 65536, bytes(7, 0), true);
+  CHECK_THROWS_WITH(load_data(d.path(), DataPart::Training),
+                    Catch::Contains("holds 4294967295 images of 65536x65536x1") &&
+                        Catch::Contains("more than this machine's memory"));
+  test::write_idx(d.file("train-images-idx3-ubyte.gz"), 0x803, 1u << 30, 1024, 1024, bytes(7, 0), true);
+  CHECK_THROWS_WITH(load_data(d.path(), DataPart::Training), Catch::Contains("1.05e+06 GiB of pixels"));
   // No IDX files at all; a path that does not exist.
   test::TempDir empty;
   CHECK_THROWS_WITH(load_data(empty.path(), DataPart::Training), Catch::Contains("no IDX files"));
@@ -150,7 +160,29 @@ TEST_CASE("HDF5 data file failures") {
            h5::write_array(f, "images", t);
            h5::write_array(f, "labels", Array<int64_t>({2}));
          },
-         "image 1 has a non-finite pixel");
+         "image 1 has pixel nan (float32 pixels must be finite, at most 1e+06 in magnitude)");
+  expect("inf.h5",
+         [](hid_t f) {
+           Tensor t({3, 2, 2});
+           t[11] = -std::numeric_limits<float>::infinity();
+           h5::write_array(f, "images", t);
+           h5::write_array(f, "labels", Array<int64_t>({3}));
+         },
+         "image 2 has pixel -inf");
+  expect("huge.h5",
+         [](hid_t f) {
+           Tensor t({2, 2, 2});
+           t[1] = 1e30f;
+           h5::write_array(f, "images", t);
+           h5::write_array(f, "labels", Array<int64_t>({2}));
+         },
+         "dataset 'images': image 0 has pixel 1e+30 (float32 pixels must be finite, at most 1e+06");
+  expect("wide.h5",
+         [](hid_t f) {
+           h5::write_array(f, "images", Array<uint8_t>({1, 1, 70000}));
+           h5::write_array(f, "labels", Array<int64_t>({1}));
+         },
+         "dataset 'images' has images of 1x70000x1 (HxWxC): each side must be 1 to 65536");
   expect("empty.h5", [](hid_t f) { h5::create_group(f, "stuff"); }, "not a data file");
   expect("notrain.h5", [](hid_t f) { test::write_h5_set(f, "test", test::blob_set(3, 1)); }, "no training images");
 }

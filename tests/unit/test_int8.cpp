@@ -328,3 +328,51 @@ TEST_CASE("lookup tables and mul in int8: the rules of int8.hpp, stored and chec
   CHECK_THROWS_WITH(load_model(dir.file("q.h5"), "q.h5"),
                     Catch::Contains("int8 node 'sig': lookup table has 255 entries, not 256"));
 }
+
+TEST_CASE("int8 never quantises a NaN or an infinity") {
+  // No scale comes from a non-finite magnitude (it used to be 1).
+  CHECK_THROWS_WITH(q8::quant_scale(std::numeric_limits<double>::infinity(), false), Catch::Contains("no int8 scale"));
+  CHECK_THROWS_WITH(q8::quant_scale(std::nan(""), true), Catch::Contains("no int8 scale"));
+
+  auto make = [] {
+    GraphBuilder b("q", 4, 4, 2);
+    auto x = b.relu("r1", b.batchnorm("bn1", b.conv("c1", "input", GraphBuilder::square(8, 3, 1, 1))));
+    b.dense("fc", b.flatten("f", x), 3);
+    Model m = b.finish();
+    init_weights(m, 7);
+    return m;
+  };
+  Model m = make();
+  Tensor calib({4, 4, 4, 2});
+  for (size_t i = 0; i < calib.size(); ++i) calib[i] = static_cast<float>(i % 7) * 0.1f;
+
+  // Non-finite calibration images.
+  Tensor bad = calib.clone();
+  bad[40] = std::nanf("");
+  CHECK_THROWS_WITH(q8::quantize(m, bad, {}), Catch::Contains("calibration image 1 holds nan"));
+
+  // A NaN inside the forward (std::max used to drop it from the maximum):
+  // the node that produced it is named.
+  q8::QuantOptions nan_forward;
+  nan_forward.forward = [&](const Tensor& in, const std::function<void(size_t, const Tensor&)>& observe) {
+    reference_forward(m, in, [&](size_t i, const Tensor& t) {
+      Tensor c = t.clone();
+      if (m.nodes[i].name == "r1") c[3] = std::nanf("");
+      observe(i, c);
+    });
+  };
+  CHECK_THROWS_WITH(q8::quantize(m, calib, nan_forward),
+                    Catch::Contains("calibration: node 'r1' outputs nan or infinite values on calibration images 0 to 3"));
+
+  // Finite parameters whose batchnorm folding overflows float32 (here the
+  // calibration forward is a stub that sees finite values everywhere).
+  Model big = make();
+  big.find("bn1")->param("gamma")[2] = 1e30f;
+  big.find("c1")->param("weight")[2 * 18 + 4] = 1e30f;
+  q8::QuantOptions finite_forward;
+  finite_forward.forward = [&](const Tensor&, const std::function<void(size_t, const Tensor&)>& observe) {
+    for (size_t i = 0; i < big.nodes.size(); ++i) observe(i, Tensor({1}));
+  };
+  CHECK_THROWS_WITH(q8::quantize(big, calib, finite_forward),
+                    Catch::Contains("layer 'c1': folded weight 40 of output channel 2 is infinite"));
+}

@@ -2,6 +2,8 @@
 // held, the same seed gives the same weights, and a run resumed from a
 // checkpoint (at an epoch boundary or mid-epoch) ends bit-identical to an
 // uninterrupted one.
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include "data_helpers.hpp"
@@ -363,6 +365,110 @@ TEST_CASE("a diverging loss stops training after the last good checkpoint") {
   h.epoch_done = [&](const EpochRecord& r) {
     if (r.epoch == 1) m.find("fc2")->param("weight")[0] = std::nanf("");  // poison epoch 2
   };
-  CHECK_THROWS_WITH(t.run(h), Catch::Contains("training diverged: the loss is nan at epoch 2 step"));
+  // The forward pass runs on the packed weights of epoch 1 (finite loss);
+  // the step's update carries the NaN into the weights, which are checked.
+  CHECK_THROWS_WITH(t.run(h), Catch::Contains("training diverged: parameter 'weight' of node 'fc2' is nan at epoch 2 "
+                                              "step 1 (try a lower --lr)"));
   CHECK(saved == std::vector<int64_t>{1});
+}
+
+TEST_CASE("training stops when a batchnorm statistic, the loss or the test loss stops being finite") {
+  ImageSet train = test::blob_set(128, 1);
+  const Normalization nm = channel_stats(train);
+  {
+    // A running variance that overflows (as 1e30 pixels made it do) stops
+    // the step that produced it; the epoch before is kept.
+    Model m = small_cnn(1);
+    Trainer t(m, train, nullptr, nm, small_config(3));
+    std::vector<int64_t> saved;
+    TrainHooks h;
+    h.checkpoint = [&](const TrainState& s) { saved.push_back(s.epoch); };
+    h.epoch_done = [&](const EpochRecord& r) {
+      if (r.epoch == 1) m.find("bn2")->param("var")[3] = std::numeric_limits<float>::infinity();
+    };
+    CHECK_THROWS_WITH(t.run(h), Catch::Contains("training diverged: the running variance of batchnorm 'bn2' is "
+                                                "infinite in channel 3 at epoch 2 step 1"));
+    CHECK(saved == std::vector<int64_t>{1});
+  }
+  {
+    // NaN pixels: a relu turns them into zeros (the loss stays finite),
+    // but the first step's update of c1 takes them in.
+    ImageSet bad = test::blob_set(128, 1);
+    bad.f32 = Tensor({bad.n, 8, 8, 1});
+    for (size_t i = 0; i < bad.f32.size(); ++i) bad.f32[i] = bad.u8[i] / 255.0f;
+    bad.u8 = Array<uint8_t>();
+    for (int64_t i = 0; i < bad.n; ++i) bad.f32[static_cast<size_t>(i * 64 + 27)] = std::nanf("");
+    Model m = small_cnn(1);
+    Trainer t(m, bad, nullptr, nm, small_config(1));
+    CHECK_THROWS_WITH(t.run({}), Catch::Contains("training diverged: parameter 'weight' of node 'c1' is nan at epoch 1 "
+                                                 "step 1"));
+  }
+  {
+    // Test images that overflow float32 in eval mode: the epoch's test loss
+    // is not reported and its checkpoint not written.
+    ImageSet test = test::blob_set(64, 2);
+    test.f32 = Tensor({test.n, 8, 8, 1});
+    for (float& v : test.f32) v = std::numeric_limits<float>::max();
+    test.u8 = Array<uint8_t>();
+    Model m = small_cnn(1);
+    Trainer t(m, train, &test, nm, small_config(2));
+    std::vector<int64_t> saved, reported;
+    TrainHooks h;
+    h.checkpoint = [&](const TrainState& s) { saved.push_back(s.epoch); };
+    h.epoch_done = [&](const EpochRecord& r) { reported.push_back(r.epoch); };
+    CHECK_THROWS_WITH(t.run(h), Catch::Contains("training diverged: after epoch 1, node 'c1' outputs nan or infinite values on "
+                                                "test images 0 to 31 (try a lower --lr)"));
+    CHECK(saved.empty());
+    CHECK(reported.empty());
+  }
+  {
+    // Weights that make the logits NaN (repacked, so the forward sees them):
+    // the loss of the next step.
+    Model m = small_cnn(1);
+    Trainer t(m, train, nullptr, nm, small_config(2));
+    TrainHooks h;
+    h.epoch_done = [&](const EpochRecord&) {
+      m.find("fc2")->param("weight")[0] = std::nanf("");
+      t.net().weights_changed();
+    };
+    CHECK_THROWS_WITH(t.run(h), Catch::Contains("training diverged: the loss is nan at epoch 2 step 1"));
+  }
+}
+
+TEST_CASE("evaluate never reports a number computed from a non-finite forward pass") {
+  // Any engine (int8 included): the logits are checked.
+  struct Fake : Predictor {
+    float value = 0;
+    const char* node = nullptr;
+    const char* name() const override { return "fake"; }
+    int64_t max_batch() const override { return 16; }
+    int64_t classes() const override { return 4; }
+    void run(const float*, int64_t n, float* logits) override {
+      for (int64_t i = 0; i < n * 4; ++i) logits[i] = 0;
+      if (n > 5) logits[5 * 4 + 2] = value;
+    }
+    const char* nonfinite_node() const override { return node; }
+  };
+  ImageSet s = test::blob_set(40, 1);
+  const Normalization nm = channel_stats(s);
+  Fake p;
+  CHECK(evaluate(p, s, nm).loss == Approx(std::log(4.0)));
+  p.value = std::nanf("");
+  CHECK_THROWS_WITH(evaluate(p, s, nm), Catch::Contains("the forward pass is not finite: the logits of image 5 are nan"));
+  p.value = -std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH(evaluate(p, s, nm), Catch::Contains("the logits of image 5 are infinite"));
+  // An engine that saw a node's output go non-finite names it, even when
+  // the logits look fine (a relu turns NaN into 0).
+  p.value = 0;
+  p.node = "conv7";
+  CHECK_THROWS_WITH(evaluate(p, s, nm), Catch::Contains("node 'conv7' outputs nan or infinite values on images 0 to 15"));
+
+  // The trainer's network names the first node whose output overflows.
+  Model m = small_cnn(1);
+  // Finite weights (1e30 in c1 and c2): c1's outputs are near 1e30, c2's
+  // products near 1e60, past float32.
+  for (const char* c : {"c1", "c2"})
+    for (float& w : m.find(c)->param("weight")) w *= 1e30f;
+  auto net = make_predictor(m, 16);
+  CHECK_THROWS_WITH(evaluate(*net, s, nm), Catch::Contains("node 'c2' outputs nan or infinite values on images 0 to 15"));
 }
