@@ -373,6 +373,8 @@ def geometry(c):
     c.case("dense.a-weight-zero-dim", cls, "dense", D(N + "a/weight", np.zeros((0, 3, 3, 16), np.float32)))
     c.case("dense.a-weight-empty", cls, "dense", D(N + "a/weight", np.zeros((0,), np.float32)))
     c.case("dense.a-weight-scalar", cls, "dense", D(N + "a/weight", np.float32(1.0)))
+    c.case("dense.a-weight-rank32", cls, "dense", D(N + "a/weight", np.zeros((1,) * 32, np.float32)),
+           note="a dataset of HDF5's largest rank")
     c.case("dense.a-weight-null", cls, "dense", D(N + "a/weight", h5py.Empty("f4")),
            note="a dataset with a null dataspace")
     c.case("dense.a-weight-huge-unallocated", cls, "dense",
