@@ -283,6 +283,32 @@ def read_known(path):
     return known
 
 
+def drop_known(path, keys):
+    """Rewrites known_failures.txt without KEYS; a cause comment whose runs are
+    all gone goes too (the header before the first cause stays)."""
+    with open(path) as fh:
+        lines = fh.read().split("\n")
+    out, group = [], []
+    first_entry = next((i for i, l in enumerate(lines) if l.split("#", 1)[0].strip()), len(lines))
+    head = lines[:first_entry]
+    # The cause of the first group is the last comment line of the header.
+    while head and not head[-1].startswith("#"):
+        head.pop()
+    group = [head.pop()] if head else []
+    out.extend(head)
+    for l in lines[first_entry:] + ["# end"]:
+        words = l.split("#", 1)[0].split()
+        if words:
+            if " ".join(words) not in keys:
+                group.append(l)
+        elif l.startswith("#"):
+            if any(x.split("#", 1)[0].strip() for x in group):
+                out.extend([""] + group if out and out[-1] != "" else group)
+            group = [l]
+    with open(path, "w") as fh:
+        fh.write("\n".join(out).rstrip("\n") + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bsp", required=True)
@@ -297,6 +323,8 @@ def main():
                     help="address space limit per run in MB, 0 for none (default 4096)")
     ap.add_argument("--cases", help="only the cases whose name matches this regex (and their references)")
     ap.add_argument("--list-failures", action="store_true", help="print every failure as a known_failures line")
+    ap.add_argument("--drop-fixed", action="store_true",
+                    help="remove the listed runs that now pass from --known (and causes left with no run)")
     ap.add_argument("--results", help="write every run (case, subcommand, exit, seconds, stderr) to this JSON file")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
@@ -362,6 +390,10 @@ def main():
     if a.list_failures:
         for r in failed:
             print("%-56s # %s" % (r.key, "; ".join(r.problems)[:200]))
+    if a.drop_fixed and fixed:
+        drop_known(a.known, set(fixed))
+        print("removed %d runs that now pass from %s" % (len(fixed), a.known))
+        fixed = []
     elapsed = time.monotonic() - t0
     print("corpus: %d cases, %d runs, %d failures (%d known, %d unexpected), %d known failures now pass; "
           "%.1f s (generation %.1f s, slowest run %s %.1f s)"
