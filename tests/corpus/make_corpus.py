@@ -5,10 +5,11 @@
 
 Builds small valid files with the real pipeline (make_test_model tiny, bsp
 prune, finetune, compact fp32 and int8, schedule, codegen; bsp init
-fmnist-cnn; make_data_h5), then writes mutated copies of them into
+fmnist-cnn; make_data_h5; IDX files), then writes mutated copies of them into
 OUT_DIR/cases, each a file that is valid HDF5 and looks like a bsp model or
-data file but lies somewhere. OUT_DIR/manifest.json lists every case: its
-name, class, base file, kind (model or data), the subcommands that read it
+data file but lies somewhere (or a directory of IDX files that lies).
+OUT_DIR/manifest.json lists every case: its name, class, base file, kind
+(model, data: an HDF5 data file, idx: an IDX directory), the subcommands that read it
 and what each must do with it (run_corpus.py checks):
 
   error   exit 1 or 2 with one 'bsp SUB:' line on stderr, no output file, the
@@ -96,6 +97,13 @@ class Corpus:
         sh(b, "codegen", "schedf.h5", "-o", "progf.h5")
         sh(b, "init", "--arch", "fmnist-cnn", "-o", "fmnist.h5")
         os.remove(os.path.join(self.bases_dir, "schedf.h5"))
+        # One-channel images for the IDX data cases (IDX holds [N, H, W] bytes):
+        # the tiny model with its stem cut to one input channel.
+        shutil.copyfile(self.base_path("dense"), self.base_path("gray"))
+        with h5py.File(self.base_path("gray"), "r+") as f:
+            set_attr(f[N + "input"], "shape", np.array([8, 8, 1], I64))
+            replace_ds(f, N + "stem/weight", f[N + "stem/weight"][()][..., :1].copy())
+        write_idx(os.path.join(self.bases_dir, "idx"), 16, 4)
         int8 = ["export-int8"]
         self.base_cmds = {
             "dense": COMMON, "block": COMMON, "nm": COMMON, "tw": COMMON, "chan": COMMON, "trained": COMMON,
@@ -104,10 +112,12 @@ class Corpus:
             "progf": COMMON + ["codegen", "sim"],
             # 870k weights: only the cheap readers
             "fmnist": ["info", "info-json", "prune", "compact", "export", "estimate"],
+            "gray": ["info"],  # its data: the IDX cases
         }
         for name in self.base_cmds:
             self.case(name + ".control", "control", name, None, "ok", note="the valid file itself")
         self.case("data.control", "control", "data", None, "ok", kind="data", note="the valid data file itself")
+        self.case("idx.control", "control", "idx", None, "ok", kind="idx", note="valid IDX files")
 
     def base_path(self, base):
         return os.path.join(self.bases_dir, base + ".h5")
@@ -119,6 +129,17 @@ class Corpus:
         assert name not in self.names, name
         self.names.add(name)
         path = os.path.join(self.cases_dir, name + ".h5")
+        if kind == "idx":
+            path = os.path.join(self.cases_dir, name)
+            shutil.copytree(os.path.join(self.bases_dir, "idx"), path)
+            if raw is not None:
+                raw(path)
+            exp = {c: expect for c in DATA_CMDS}
+            exp.update({c: e for c, e in (over or {}).items() if c in exp})
+            self.cases.append({"name": name, "class": cls, "base": base, "kind": kind, "file": "cases/" + name,
+                               "model": "bases/gray.h5", "expect": exp, "ref": ref, "same_file": same_file,
+                               "check": check or {}, "note": note})
+            return name
         if raw is not None and base is None:
             raw(path)
         else:
@@ -947,6 +968,66 @@ def data(c):
            note="both a split and root images")
 
 
+IMG, LAB, TIMG, TLAB = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                         "t10k-labels-idx1-ubyte")
+
+
+def write_idx(d, n_train, n_test, h=8, w=8):
+    """A valid IDX directory (as Fashion-MNIST's): big-endian headers, bytes."""
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.RandomState(1)
+    for img, lab, n in ((IMG, LAB, n_train), (TIMG, TLAB, n_test)):
+        with open(os.path.join(d, img), "wb") as fh:
+            fh.write(np.array([0x803, n, h, w], ">u4").tobytes() + rng.randint(0, 256, n * h * w).astype(np.uint8).tobytes())
+        with open(os.path.join(d, lab), "wb") as fh:
+            fh.write(np.array([0x801, n], ">u4").tobytes() + rng.randint(0, 10, n).astype(np.uint8).tobytes())
+
+
+def idx_header(name, words):
+    """Raw mutation: rewrite the big-endian header words of one IDX file."""
+    def m(d):
+        p = os.path.join(d, name)
+        b = bytearray(open(p, "rb").read())
+        b[:4 * len(words)] = np.array(words, ">u4").tobytes()
+        open(p, "wb").write(bytes(b))
+    return m
+
+
+def idx_bytes(name, fn):
+    def m(d):
+        p = os.path.join(d, name)
+        b = fn(bytearray(open(p, "rb").read()))
+        open(p, "wb").write(bytes(b))
+    return m
+
+
+def idx(c):
+    cls = "data"
+    train = {"eval": "either"}  # bsp eval reads only the test files
+    test = {"compact-int8": "either", "finetune": "either"}
+    for tag, words in {"magic": [0x804], "n-2p31": [0x803, 2**31], "n-2p32-1": [0x803, 2**32 - 1],
+                       "h-zero": [0x803, 16, 0], "h-2p16": [0x803, 16, 2**16], "w-2p32-1": [0x803, 16, 8, 2**32 - 1],
+                       "9x9": [0x803, 16, 9, 9]}.items():
+        c.case("idx.train-images-" + tag, cls, "idx", None, kind="idx", raw=idx_header(IMG, words), over=train)
+    c.case("idx.test-images-n-2p31", cls, "idx", None, kind="idx", raw=idx_header(TIMG, [0x803, 2**31]), over=test)
+    c.case("idx.train-labels-magic", cls, "idx", None, kind="idx", raw=idx_header(LAB, [0x803]), over=train)
+    c.case("idx.train-labels-count", cls, "idx", None, kind="idx", raw=idx_header(LAB, [0x801, 15]),
+           over=dict(train, **{"compact-int8": "either"}))
+    c.case("idx.train-labels-10", cls, "idx", None, kind="idx", raw=idx_bytes(LAB, lambda b: b[:8] + b"\x0a" + b[9:]),
+           over=dict(train, **{"compact-int8": "either"}))
+    c.case("idx.test-labels-255", cls, "idx", None, kind="idx", raw=idx_bytes(TLAB, lambda b: b[:8] + b"\xff" + b[9:]),
+           over=test)
+    c.case("idx.train-images-truncated", cls, "idx", None, kind="idx", raw=idx_bytes(IMG, lambda b: b[:-5]),
+           over=train)
+    c.case("idx.train-images-header-only", cls, "idx", None, kind="idx", raw=idx_bytes(IMG, lambda b: b[:6]),
+           over=train)
+    c.case("idx.train-images-corrupt-gz", cls, "idx", None, kind="idx",
+           raw=lambda d: (open(os.path.join(d, IMG + ".gz"), "wb").write(b"\x1f\x8b\x08\x00garbage"),
+                          os.remove(os.path.join(d, IMG))), over=train)
+    c.case("idx.train-images-extra-bytes", cls, "idx", None, "either", kind="idx",
+           raw=idx_bytes(IMG, lambda b: b + b"\x00" * 100), note="bytes after the last image")
+
+
 def repack(path):
     tmp = path + ".repack"
     with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
@@ -1006,6 +1087,7 @@ def main():
     compact(c)
     spec(c)
     data(c)
+    idx(c)
     c.write()
     print("make_corpus: %d cases in %s" % (len(c.cases), c.out))
 

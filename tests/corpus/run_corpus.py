@@ -141,15 +141,24 @@ def execute(run, corpus, work, bsp, timeout, memory):
     os.makedirs(d)
     model = os.path.join(d, "in.h5")
     data = os.path.join(d, "data.h5")
+    inputs = ["in.h5", "data.h5"]
     if case["kind"] == "data":
         place(os.path.join(corpus, "bases", "block.h5"), model)
         place(os.path.join(corpus, case["file"]), data)
+    elif case["kind"] == "idx":  # a directory of IDX files
+        place(os.path.join(corpus, case["model"]), model)
+        data = os.path.join(d, "data")
+        os.makedirs(data)
+        src = os.path.join(corpus, case["file"])
+        for f in sorted(os.listdir(src)):
+            place(os.path.join(src, f), os.path.join(data, f))
+        inputs = ["in.h5"] + [os.path.join("data", f) for f in sorted(os.listdir(src))]
     else:
         place(os.path.join(corpus, case["file"]), model)
         place(os.path.join(corpus, "bases", "data.h5"), data)
-    before = {p: file_state(os.path.join(d, p)) for p in ("in.h5", "data.h5")}
+    before = {p: file_state(os.path.join(d, p)) for p in inputs}
     args, out = COMMANDS[cmd]
-    argv = [bsp] + [{"IN": "in.h5", "DATA": "data.h5", "OUT": out}.get(a, a) for a in args]
+    argv = [bsp] + [{"IN": "in.h5", "DATA": os.path.basename(data), "OUT": out}.get(a, a) for a in args]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", LC_ALL="C")
     t0 = time.monotonic()
     p = subprocess.Popen(argv, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -167,8 +176,11 @@ def execute(run, corpus, work, bsp, timeout, memory):
     for name, st in before.items():
         path = os.path.join(d, name)
         if not os.path.exists(path) or file_state(path) != st:
-            run.problems.append("the input %s was changed" % ("model" if name == "in.h5" else "data file"))
-    left = sorted(set(os.listdir(d)) - {"in.h5", "data.h5"})
+            run.problems.append("the input %s was changed" % ("model" if name == "in.h5" else "data " + name))
+    left = sorted(set(os.listdir(d)) - {"in.h5", "data.h5", "data"})
+    if os.path.isdir(os.path.join(d, "data")):
+        left += ["data/" + f for f in sorted(set(os.listdir(os.path.join(d, "data"))) - set(
+            os.path.basename(p) for p in inputs))]
     if out and run.rc == 0 and out in left:
         run.out_hash = file_state(os.path.join(d, out))[2]
         left.remove(out)
