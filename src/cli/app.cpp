@@ -1,8 +1,12 @@
 #include "cli/app.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <string>
+#include <string_view>
+
+#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 
@@ -35,6 +39,27 @@ std::string subcommand_in(int argc, char** argv) {
 }
 
 std::string prefix(const std::string& sub) { return sub.empty() ? "bsp" : "bsp " + sub; }
+
+// An error is one line on stderr, whatever the file it is about holds: the
+// names and strings a message quotes from it (a node named "a\nb", an op of a
+// megabyte) have their control characters escaped and the line is cut short.
+std::string one_line(std::string_view msg) {
+  constexpr size_t kMax = 4096;
+  std::string out;
+  out.reserve(std::min(msg.size(), kMax) + 16);
+  for (size_t i = 0; i < msg.size(); ++i) {
+    if (out.size() >= kMax) {
+      out += fmt::format(" ... ({} more bytes)", msg.size() - i);
+      break;
+    }
+    const auto c = static_cast<unsigned char>(msg[i]);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -84,13 +109,13 @@ int run(int argc, char** argv) {
     return kExitOk;
   } catch (const Error& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "%s: %s\n", prefix(sub).c_str(), e.what());
+    std::fprintf(stderr, "%s: %s\n", prefix(sub).c_str(), one_line(e.what()).c_str());
     return e.exit_code();
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "%s: out of memory\n", prefix(sub).c_str());
     return kExitRuntime;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: internal error: %s\n", prefix(sub).c_str(), e.what());
+    std::fprintf(stderr, "%s: internal error: %s\n", prefix(sub).c_str(), one_line(e.what()).c_str());
     return kExitRuntime;
   }
 }

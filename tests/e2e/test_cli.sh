@@ -46,4 +46,29 @@ err 2 init "not expected|--bogus" "$BSP" init --arch fmnist-cnn --bogus -o x.h5
 no_file x.h5
 err 2 info "model is required" "$BSP" info
 
+# An error stays one line whatever the file holds: a string quoted from it has
+# its control characters escaped, and a huge one is cut short.
+"$MAKE_TEST_MODEL" tiny t.h5 || fail "make_test_model tiny"
+/usr/bin/python3 - t.h5 <<'PY' || fail "h5py edit"
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    g = f["graph/nodes/a.clip"]
+    del g.attrs["op"]
+    g.attrs["op"] = "cl\nip\x1b"
+PY
+err 1 info "node 'a\.clip': unknown op 'cl\\\\nip\\\\x1b'" "$BSP" info t.h5
+/usr/bin/python3 - t.h5 <<'PY' || fail "h5py edit"
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    g = f["graph/nodes/a.clip"]
+    del g.attrs["op"]
+    g.attrs["op"] = "clip"
+    g = f["graph/nodes/stem.relu"]
+    del g.attrs["op"]
+    g.attrs["op"] = "r" * 100000
+PY
+err 1 info "unknown op 'rrrr+ \.\.\. \([0-9]+ more bytes\)$" "$BSP" info t.h5
+CHECKS=$((CHECKS + 1))
+[ "$(wc -c <"$WORK/.err")" -lt 5000 ] || fail "a 100000-byte op name gives a $(wc -c <"$WORK/.err")-byte error"
+
 finish
