@@ -304,17 +304,26 @@ def geometry(c):
     cls = "geometry"
     ref = c.case("dense.e-stride-2", "control", "dense", A(N + "e", "stride", np.array([2, 2], I64)), "ok",
                  note="reference: e (1x1 conv on a 2x2 map before the global pool) with stride 2 gives a 1x1 map")
-    for tag, s in [("2p31", 2**31), ("2p16", 2**16), ("4096", 4096), ("2p62", 2**62), ("int64max", 2**63 - 1)]:
+    # Window attributes above 2^24 are refused (bsp-format(5), LIMITS); below
+    # it a huge stride is a legitimate one-pixel output.
+    for tag, s in [("2p16", 2**16), ("4096", 4096), ("2p24", 2**24)]:
         c.case("dense.e-stride-" + tag, cls, "dense", A(N + "e", "stride", np.array([s, s], I64)), "ok", ref=ref,
                same_file=False,
                note="stride %d on a 2x2 map: a legitimate 1x1 output, as with stride 2" % s)
-    c.case("dense.e-stride-2p31-rows", cls, "dense", A(N + "e", "stride", np.array([2**31, 1], I64)), "ok",
+    for tag, s in [("2p31", 2**31), ("2p62", 2**62), ("int64max", 2**63 - 1)]:
+        c.case("dense.e-stride-" + tag, cls, "dense", A(N + "e", "stride", np.array([s, s], I64)),
+               note="stride %d: above the 2^24 limit of bsp-format(5) LIMITS" % s)
+    c.case("dense.e-stride-2p24-rows", cls, "dense", A(N + "e", "stride", np.array([2**24, 1], I64)), "ok",
            ref=c.case("dense.e-stride-2x1", "control", "dense", A(N + "e", "stride", np.array([2, 1], I64)), "ok",
                       note="reference: stride [2, 1]"),
-           same_file=False, note="stride [2^31, 1]: a legitimate 1x2 output")
-    c.case("dense.se-pool-stride-2p31", cls, "dense", A(N + "se.pool", "stride", np.array([2**31, 2**31], I64)),
+           same_file=False, note="stride [2^24, 1]: a legitimate 1x2 output")
+    c.case("dense.e-stride-2p31-rows", cls, "dense", A(N + "e", "stride", np.array([2**31, 1], I64)),
+           note="stride [2^31, 1]: above the 2^24 limit")
+    c.case("dense.se-pool-stride-2p24", cls, "dense", A(N + "se.pool", "stride", np.array([2**24, 2**24], I64)),
            "ok", ref="dense.control", same_file=False,
            note="the whole-map average pool with a huge stride: the same 1x1 output")
+    c.case("dense.se-pool-stride-2p31", cls, "dense", A(N + "se.pool", "stride", np.array([2**31, 2**31], I64)),
+           note="pool stride 2^31: above the 2^24 limit")
     bad_stride = {"zero": [0, 0], "neg": [-1, -1], "int64min": [-2**63, 1], "len3": [1, 1, 1], "len1": [1],
                   "empty": np.zeros(0, I64)}
     for tag, v in bad_stride.items():
@@ -368,8 +377,10 @@ def geometry(c):
     for tag, p in {"2p20": 2**20, "2p31": 2**31, "2p61": 2**61}.items():
         c.case("dense.e-pad-" + tag, cls, "dense", A(N + "e", "pad", np.array([p] * 4, I64)), "error", over=big,
                check={"macs": tiny_macs(8, 8, e_pad=p)}, note="a 1x1 conv padded by %d: a huge map" % p)
-    c.case("dense.e-dilation-2p62", cls, "dense", A(N + "e", "dilation", np.array([2**62] * 2, I64)), "ok",
+    c.case("dense.e-dilation-2p24", cls, "dense", A(N + "e", "dilation", np.array([2**24] * 2, I64)), "ok",
            ref="dense.control", same_file=False, note="dilation of a 1x1 kernel changes nothing")
+    c.case("dense.e-dilation-2p62", cls, "dense", A(N + "e", "dilation", np.array([2**62] * 2, I64)),
+           note="dilation 2^62: above the 2^24 limit")
     c.case("dense.input-shape-16", cls, "dense",
            seq(A(N + "input", "shape", np.array([16, 16, 3], I64)), A(N + "se.pool", "kernel", np.array([8, 8], I64)),
                A(N + "se.pool", "stride", np.array([8, 8], I64))), "ok",
