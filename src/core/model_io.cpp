@@ -52,7 +52,7 @@ Node load_node(hid_t nodes, const std::string& name) {
   h5::Handle g = h5::open_group(nodes, name);
   Node n;
   n.name = name;
-  std::string op = std::get<std::string>(h5::read_attr(g, "op"));
+  std::string op = h5::read_attr_string(g, "op");
   auto parsed = op_from_name(op);
   if (!parsed) fail("node '{}': unknown op '{}'", name, op);
   n.op = *parsed;
@@ -67,10 +67,10 @@ Node load_node(hid_t nodes, const std::string& name) {
       Mask m;
       m.bits = h5::read_array<uint8_t>(g, "mask");
       h5::Handle d(H5Dopen2(g, "mask", H5P_DEFAULT));
-      m.pattern = std::get<std::string>(h5::read_attr(d, "pattern"));
-      m.density = std::get<double>(h5::read_attr(d, "density"));
+      m.pattern = h5::read_attr_string(d, "pattern");
+      m.density = h5::read_attr_double(d, "density");
       if (h5::has_attr(d, "block")) {
-        auto b = std::get<std::vector<int64_t>>(h5::read_attr(d, "block"));
+        auto b = h5::read_attr_ints(d, "block");
         if (b.size() != 2 || b[0] < 1 || b[1] < 1) fail("node '{}': bad mask block size", name);
         m.block_rows = b[0];
         m.block_cols = b[1];
@@ -115,7 +115,7 @@ h5::Handle open_model_file(const std::string& path) {
 
 Model read_graph(hid_t f) {
   Model m;
-  if (h5::has_attr(f, "arch")) m.arch = std::get<std::string>(h5::read_attr(f, "arch"));
+  if (h5::has_attr(f, "arch")) m.arch = h5::read_attr_string(f, "arch");
   h5::Handle graph = h5::open_group(f, "graph");
   auto order = h5::read_strings(graph, "order");
   h5::Handle nodes = h5::open_group(graph, "nodes");
