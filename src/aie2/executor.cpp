@@ -152,7 +152,12 @@ class Runner {
       if (d.addr < 0 || d.addr + size > memory_size(d.mem))
         fail("{}: buffer '{}' [{}, {}) lies outside the {} bytes of its memory", where, d.name, d.addr, d.addr + size,
              memory_size(d.mem));
-      if (!(d.flags & kBufLinear) && d.slot_elems() * d.elem_bytes > d.slot_bytes)
+      // rows * cols * pitch * elem_bytes (int32 each) can pass int64: checked.
+      int64_t layout = 0;
+      const bool fits = d.rows >= 0 && d.cols >= 0 && d.pitch >= 0 && d.elem_bytes >= 0 &&
+                        !__builtin_mul_overflow(static_cast<int64_t>(d.rows) * d.cols, static_cast<int64_t>(d.pitch), &layout) &&
+                        !__builtin_mul_overflow(layout, static_cast<int64_t>(d.elem_bytes), &layout) && layout <= d.slot_bytes;
+      if (!(d.flags & kBufLinear) && !fits)
         fail("{}: buffer '{}': its [{}][{}][{}] layout is larger than its slot", where, d.name, d.rows, d.cols, d.pitch);
       if (d.mem == Mem::Core) {
         const int64_t last = d.tile + static_cast<int64_t>(d.tile_count - 1) * d.tile_stride;
@@ -165,6 +170,9 @@ class Runner {
       }
       const bool locked = d.mem != Mem::DDR && !(d.flags & kBufPrivate);
       if (locked) {
+        // Its slots then fit its memory, and so do the lock and window
+        // tables below (one entry per slot and member).
+        if (d.slot_bytes < 1) fail("{}: buffer '{}' has empty slots", where, d.name);
         if (d.free_init < 0 || d.free_init > kMaxLock || d.full_init < 0 || d.full_init > kMaxLock)
           fail("{}: buffer '{}': lock values must be 0..{}", where, d.name, kMaxLock);
         const int32_t pairs = lock_pairs(d);

@@ -5,6 +5,8 @@
 // sanitizer build of tests/sanitize.sh checks the last).
 #include <catch2/catch.hpp>
 
+#include "aie2/executor.hpp"
+#include "aie2/hardware.hpp"
 #include "aie2/isa.hpp"
 #include "aie2/loops.hpp"
 #include "core/h5.hpp"
@@ -85,4 +87,77 @@ TEST_CASE("a loop stride that takes an operand past 32 bits is an error", "[untr
   REQUIRE(c.next(in, rec));
   CHECK(in.a[1] == 2000000000);
   CHECK_THROWS_WITH(c.next(in, rec), Catch::Contains("operand 1 is 4000000000 at iteration 1 of its loop, past 32 bits"));
+}
+
+namespace {
+
+using namespace bsp::aie2;
+
+// A program of one stage on aie2:2x2: one core buffer, one conv kernel, one
+// core queue that takes and gives back the buffer's free lock.
+Program one_buffer_program() {
+  Program p;
+  p.hw = load_target("aie2:2x2");
+  p.ddr_bytes = 1024;
+  StageProg s;
+  s.name = "s";
+  BufDecl b;
+  b.name = "b";
+  b.mem = Mem::Core;
+  b.addr = p.hw.core_reserved;
+  b.slot_bytes = 64;
+  b.slots = 1;
+  b.rows = 1, b.cols = 4, b.pitch = 4, b.elem_bytes = 4;
+  b.free_init = 1;
+  s.bufs.push_back(b);
+  s.kernels.push_back(KernelDecl{});
+  QueueProg q;
+  q.code = {make(Opc::Acq, {0, 0, 0, 1, 1, 0}), make(Opc::Rel, {0, 0, 0, 1, 1, 0})};
+  s.queues.push_back(q);
+  p.stages.push_back(s);
+  return p;
+}
+
+// The program through its binary form, after `edit` changed one word.
+void decode_edited(const Program& p, size_t record, size_t operand, int32_t value) {
+  std::vector<std::string> names;
+  std::vector<int32_t> words = encode_program(p, names);
+  words[record * 16 + 1 + operand] = value;
+  Program q;
+  decode_program(words, names, q);
+}
+
+}  // namespace
+
+TEST_CASE("program buffers and kernels are checked when decoded", "[untrusted][aie2]") {
+  const Program p = one_buffer_program();
+  REQUIRE_NOTHROW(decode_edited(p, 1, 0, 0));  // unchanged
+  REQUIRE_NOTHROW(run_stage(p, p.stages[0], nullptr));
+  // Record 1 is the buffer: operands 8..11 rows, cols, pitch, elem_bytes.
+  CHECK_THROWS_WITH(decode_edited(p, 1, 8, -1), Catch::Contains("buffer 'b': bad layout [-1][4][4] of 4-byte elements"));
+  CHECK_THROWS_WITH(decode_edited(p, 1, 11, 3), Catch::Contains("bad layout [1][4][4] of 3-byte elements"));
+  // Record 2 is the kernel: operands 2..7 window, stride, dilation.
+  CHECK_THROWS_WITH(decode_edited(p, 2, 4, 0), Catch::Contains("kernel 0: window 1x1, stride 0x1, dilation 1x1 out of range"));
+  CHECK_THROWS_WITH(decode_edited(p, 2, 3, 1 << 20), Catch::Contains("out of range 1..65535"));
+  CHECK_THROWS_WITH(decode_edited(p, 2, 1, 9), Catch::Contains("kernel 0 has kind 9"));
+}
+
+TEST_CASE("the executor checks buffer sizes before it allocates for them", "[untrusted][aie2]") {
+  SECTION("a layout whose size passes int64") {
+    // rows * cols * pitch * elem_bytes overflowed and passed the slot check.
+    Program p = one_buffer_program();
+    BufDecl& b = p.stages[0].bufs[0];
+    b.rows = b.cols = b.pitch = 1 << 30;
+    CHECK_THROWS_WITH(run_stage(p, p.stages[0], nullptr), Catch::Contains("layout is larger than its slot"));
+  }
+  SECTION("a billion empty slots") {
+    // Zero-byte slots fit any memory: the lock and window tables were
+    // allocated for every one of them (tens of GB).
+    Program p = one_buffer_program();
+    BufDecl& b = p.stages[0].bufs[0];
+    b.slot_bytes = 0;
+    b.rows = b.cols = b.pitch = 0;
+    b.slots = 1 << 30;
+    CHECK_THROWS_WITH(run_stage(p, p.stages[0], nullptr), Catch::Contains("buffer 'b' has empty slots"));
+  }
 }
