@@ -161,3 +161,11 @@ TEST_CASE("the executor checks buffer sizes before it allocates for them", "[unt
     CHECK_THROWS_WITH(run_stage(p, p.stages[0], nullptr), Catch::Contains("buffer 'b' has empty slots"));
   }
 }
+
+TEST_CASE("a stored hardware description names no other file", "[untrusted][aie2]") {
+  // "base" made reading a model file open the file it named.
+  CHECK_THROWS_WITH(hardware_from_json(Json::parse(R"({"base": "/etc/passwd"})"), "/program"),
+                    "/program: a stored hardware description has no 'base'");
+  const Hardware hw = load_target("aie2:2x2");
+  CHECK(hardware_from_json(Json::parse(hardware_to_json(hw).dump()), "/program").cores() == 4);
+}
