@@ -7,6 +7,8 @@
 # OUT_DIR/bases    the same files, the bases fuzz_edit edits (BSP_FUZZ_BASES)
 # OUT_DIR/edit     fuzz_edit inputs: each base unedited, and a few edits
 # OUT_DIR/program  fuzz_program inputs: each program's /program/code words
+# OUT_DIR/hardware fuzz_hardware inputs: the shipped descriptions, and the
+#                  ones stored in the programs
 set -euo pipefail
 out=${1:?usage: make_seeds.sh OUT_DIR [BUILD_DIR]}
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,8 +19,9 @@ for t in "$BSP" "$MAKE"; do [ -x "$t" ] || { echo "make_seeds.sh: no $t: build f
 mkdir -p "$out"
 PY=${PYTHON:-/usr/bin/python3}  # with h5py and numpy (Debian python3-h5py)
 out=$(cd "$out" && pwd)
-rm -rf "$out/model" "$out/bases" "$out/edit" "$out/program"
-mkdir -p "$out/model" "$out/bases" "$out/edit" "$out/program"
+rm -rf "$out/model" "$out/bases" "$out/edit" "$out/program" "$out/hardware"
+mkdir -p "$out/model" "$out/bases" "$out/edit" "$out/program" "$out/hardware"
+cp "$src"/data/aie2/*.json "$out/hardware/"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -62,8 +65,10 @@ for f in sys.argv[2:]:
         int8 = g.attrs["dtype"] in ("int8", b"int8")
         words = np.asarray(g["code"], dtype="<i4").tobytes()
         names = min(len(g["names"]), 255)
+        hw = g.attrs["hardware"]
+    open(f"{out}/hardware/{f[:-3]}.json", "w").write(hw if isinstance(hw, str) else hw.decode())
     for functional in (0, 2):
         flags = (1 if int8 else 0) | functional
         open(f"{out}/program/{f[:-3]}-{flags}", "wb").write(bytes([flags, names]) + words)
 PY
-echo "seeds in $out: $(ls "$out/model" | wc -l) models, $(ls "$out/edit" | wc -l) edits, $(ls "$out/program" | wc -l) programs"
+echo "seeds in $out: $(ls "$out/model" | wc -l) models, $(ls "$out/edit" | wc -l) edits, $(ls "$out/program" | wc -l) programs, $(ls "$out/hardware" | wc -l) hardware descriptions"

@@ -4,13 +4,13 @@
 # hangs and out-of-memory inputs found (each saved under RUN_DIR/artifacts,
 # with the first frames of its report, marked HDF5 when the fault is inside
 # libhdf5 rather than bsp). Exit status 1 when anything was found.
-#   tests/fuzz/run.sh SECONDS [TARGET...]     (targets: model edit program)
+#   tests/fuzz/run.sh SECONDS [TARGET...]   (targets: model edit program hardware)
 # Environment: BUILD (build-asan), SEEDS (made with make_seeds.sh when
 # absent: RUN_DIR/seeds), RUN_DIR (BUILD/fuzz-run), TIMEOUT per input (10 s).
 set -uo pipefail
-secs=${1:?usage: run.sh SECONDS [model edit program]}
+secs=${1:?usage: run.sh SECONDS [model edit program hardware]}
 shift
-targets=${*:-model edit program}
+targets=${*:-model edit program hardware}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$src/build-asan}
 run=${RUN_DIR:-$build/fuzz-run}
