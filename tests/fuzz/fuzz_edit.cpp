@@ -231,9 +231,16 @@ void apply(hid_t file, const uint8_t* r, const std::vector<Obj>& objs, const std
   hid_t obj = H5Oopen(file, o.path.c_str(), H5P_DEFAULT);
   if (obj < 0) return;
   std::vector<std::string> attrs = attr_names(obj);
-  // An attribute of the object, or a new name from the dictionary.
-  std::string an = !attrs.empty() && !(r[3] & 0x80) ? attrs[r[3] % attrs.size()] : pick_string(r[3], dict);
-  if (an.empty()) an = "x";
+  // An attribute of the object, or one of the names bsp reads.
+  static const char* known[] = {
+      "arch", "block", "channel_bounds", "clamp", "count_rq_mult", "count_rq_shift", "ddr_bytes", "ddr_const_bytes",
+      "density", "dtype", "fingerprint", "format", "format_version", "fused_into", "hardware", "in_mult",
+      "in_rq_mult", "in_rq_shift", "in_shift", "input_addr", "input_shape", "inputs", "kind", "name", "nm",
+      "nodes", "op", "order", "output_addr", "output_shape", "pattern", "row_order", "rq", "scale", "source_hash",
+      "split", "target", "tile", "tile_width", "version", "weight_shape", "weights_resident", "alpha", "beta",
+      "count_include_pad", "dilation", "eps", "groups", "kernel", "max", "min", "pad", "shape", "stride", "content_hash"};
+  const std::string an = !attrs.empty() && !(r[3] & 0x80) ? attrs[r[3] % attrs.size()]
+                                                          : known[(r[3] & 0x7f) % (sizeof known / sizeof known[0])];
   switch (kind) {
     case 0: {  // an integer attribute
       int64_t x = pick_int(v);
