@@ -67,10 +67,10 @@ Node load_node(hid_t nodes, const std::string& name) {
       Mask m;
       m.bits = h5::read_array<uint8_t>(g, "mask");
       h5::Handle d(H5Dopen2(g, "mask", H5P_DEFAULT));
-      m.pattern = std::get<std::string>(h5::read_attr(d, "pattern"));
-      m.density = std::get<double>(h5::read_attr(d, "density"));
+      m.pattern = h5::read_attr_string(d, "pattern");
+      m.density = h5::read_attr_double(d, "density");
       if (h5::has_attr(d, "block")) {
-        auto b = std::get<std::vector<int64_t>>(h5::read_attr(d, "block"));
+        auto b = h5::read_attr_ints(d, "block");
         if (b.size() != 2 || b[0] < 1 || b[1] < 1) fail("node '{}': bad mask block size", name);
         m.block_rows = b[0];
         m.block_cols = b[1];

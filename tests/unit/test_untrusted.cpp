@@ -11,6 +11,7 @@
 #include "aie2/loops.hpp"
 #include "core/h5.hpp"
 #include "modelfile/model_file.hpp"
+#include "onnx/metadata.hpp"
 #include "test_helpers.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
@@ -57,6 +58,21 @@ TEST_CASE("an attribute of the wrong type is an error that names it", "[untruste
                         replace_attr(g, "op", int64_t{3});
                       }),
                       Catch::Contains("attribute 'op' is not a string"));
+  }
+  SECTION("a mask's pattern as a number") {
+    CHECK_THROWS_WITH(edit_and_load(d, [](hid_t f) {
+                        h5::Handle g(H5Gopen2(f, "graph/nodes/conv", H5P_DEFAULT));
+                        Mask m;
+                        m.pattern = "unstructured";
+                        m.density = 1.0;
+                        m.bits = Array<uint8_t>({4, 3, 3, 3});
+                        m.bits.fill(1);
+                        h5::write_array(g, "mask", m.bits);
+                        h5::Handle mask(H5Dopen2(g, "mask", H5P_DEFAULT));
+                        h5::write_attr(mask, "pattern", int64_t{7});
+                        h5::write_attr(mask, "density", 1.0);
+                      }),
+                      Catch::Contains("attribute 'pattern' is not a string"));
   }
   SECTION("the architecture as a number") {
     CHECK_THROWS_WITH(edit_and_load(d, [](hid_t f) { replace_attr(f, "arch", 1.5); }),
@@ -168,4 +184,12 @@ TEST_CASE("a stored hardware description names no other file", "[untrusted][aie2
                     "/program: a stored hardware description has no 'base'");
   const Hardware hw = load_target("aie2:2x2");
   CHECK(hardware_from_json(Json::parse(hardware_to_json(hw).dump()), "/program").cores() == 4);
+}
+
+TEST_CASE("an input normalisation of the wrong type is an error on export", "[untrusted]") {
+  // bsp export took it for a float64 list (std::bad_variant_access).
+  Model m = tiny_model();
+  m.nodes.at(0).attrs.set("norm_mean", int64_t{1});
+  m.nodes.at(0).attrs.set("norm_std", std::vector<double>{1, 1, 1});
+  CHECK_THROWS_WITH(onnx_io::bsp_metadata(m), "node 'input': attribute 'norm_mean' is not a float64 list");
 }
