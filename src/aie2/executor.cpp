@@ -616,6 +616,15 @@ class Runner {
       if (bs->d->slot_elems() < c.out_l.rows * c.out_l.cols * c.out_l.pitch)
         error(q, rec, in.op, "the accumulator is smaller than the output tile");
     }
+    // Checked for timing runs too (the kernels check the rest when they
+    // run): the output tile fits its buffer and a convolution's stored
+    // blocks (64 bytes or more each) its weight slot, which bounds the work
+    // below.
+    if (work && (oh > c.out_l.rows || ow > c.out_l.cols || co > c.out_l.pitch))
+      error(q, rec, in.op, fmt::format("output tile of {}x{}x{} does not fit its buffer [{}][{}][{}]", oh, ow, co,
+                                       c.out_l.rows, c.out_l.cols, c.out_l.pitch));
+    if (work && k.kind == KKind::Conv && nnz * kBlock * kBlock > c.w_bytes)
+      error(q, rec, in.op, fmt::format("{} weight blocks do not fit a weight slot of {} bytes", nnz, c.w_bytes));
     if (m_ && work) {
       try {
         run_kernel(c);
@@ -625,7 +634,14 @@ class Runner {
     }
     // A row pass (kKRows) sums the pass's rows of the window only.
     const int64_t rows = (k.flags & kKRows) ? k.kh - c.pt - c.pb : -1;
-    const int64_t cycles = work ? comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz, rows) : 0;
+    int64_t cycles = 0;
+    if (work) {
+      try {
+        cycles = comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz, rows);
+      } catch (const Error& e) {
+        error(q, rec, in.op, e.what());
+      }
+    }
     const double d = static_cast<double>(cycles) / (hw_.clock_ghz * 1e9);
     ClassStats& cs = timing_.cls[kClsComp];
     cs.busy_s += d;
@@ -633,7 +649,12 @@ class Runner {
     qs_[static_cast<size_t>(q)].busy[kClsComp] += d;
     if (work && k.kind == KKind::Conv) {
       const int64_t pos = (oh * ow + hw_.vec_positions - 1) / hw_.vec_positions * hw_.vec_positions;
-      cs.macs += pos * nnz * kBlock * kBlock * k.kh * k.kw;
+      // pos * nnz * 64 * kh * kw: bounded by the checks above, but kh * kw
+      // (16 bits each) can still take it past int64.
+      int64_t macs = 0;
+      if (__builtin_mul_overflow(pos * nnz * kBlock * kBlock, static_cast<int64_t>(k.kh) * k.kw, &macs) ||
+          __builtin_add_overflow(cs.macs, macs, &cs.macs))
+        error(q, rec, in.op, "more multiply-accumulates than int64 counts");
     }
     return d;
   }

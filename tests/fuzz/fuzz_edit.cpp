@@ -166,7 +166,7 @@ void reshape_dataset(hid_t file, const std::string& path, uint64_t v) {
   if (nd >= 0) {
     hssize_t n = H5Sget_simple_extent_npoints(ns);
     std::vector<uint8_t> nb(static_cast<size_t>(std::max<hssize_t>(n, 0)) * es, 0);
-    std::memcpy(nb.data(), buf.data(), std::min(nb.size(), buf.size()));
+    if (!nb.empty() && !buf.empty()) std::memcpy(nb.data(), buf.data(), std::min(nb.size(), buf.size()));
     if (!nb.empty()) H5Dwrite(nd, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, nb.data());
     H5Dclose(nd);
   }

@@ -47,7 +47,7 @@ for t in $targets; do
   execs=$(sed -nE 's/^#([0-9]+):.*/\1/p' <<<"$last")
   cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
   corp=$(sed -nE 's/.* corp: ([0-9]+).*/\1/p' <<<"$last")
-  eps=$(sed -nE 's/.* exec\/s: ([0-9]+).*/\1/p' <<<"$last")
+  eps=$(sed -nE 's/.* exec\/s:? ([0-9]+).*/\1/p' <<<"$last")
   crashes=$(find "$art" -name 'crash-*' | wc -l)
   hangs=$(find "$art" -name 'timeout-*' -o -name 'oom-*' | wc -l)
   printf '%-8s %8s %10s %8s %6s %6s %8s %6s\n' "$t" "$took" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${corp:-?}" "$crashes" "$hangs"

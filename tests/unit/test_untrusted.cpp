@@ -193,3 +193,32 @@ TEST_CASE("an input normalisation of the wrong type is an error on export", "[un
   m.nodes.at(0).attrs.set("norm_std", std::vector<double>{1, 1, 1});
   CHECK_THROWS_WITH(onnx_io::bsp_metadata(m), "node 'input': attribute 'norm_mean' is not a float64 list");
 }
+
+TEST_CASE("a kernel call is checked against its buffers in timing runs too", "[untrusted][aie2]") {
+  // bsp estimate (timing only) took any tile size: oh * ow * nnz * 64 * kh * kw
+  // overflowed int64, and so did the cycle count's conversion.
+  Program p = one_buffer_program();
+  StageProg& s = p.stages[0];
+  s.bufs.clear();
+  for (int32_t f = 0; f < 3; ++f) {  // input, weights, output: private core buffers of core 0
+    BufDecl b;
+    b.id = f;
+    b.name = "f" + std::to_string(f);
+    b.mem = Mem::Core;
+    b.addr = p.hw.core_reserved + f * 1024;
+    b.slot_bytes = 1024;
+    b.rows = b.cols = 4, b.pitch = 8, b.elem_bytes = 4;
+    b.flags = f == 1 ? (kBufPrivate | kBufLinear) : kBufPrivate;
+    b.family = f;
+    s.bufs.push_back(b);
+  }
+  KernelDecl& k = s.kernels[0];
+  k.in_buf = 0, k.w_buf = 1, k.out_buf = 2;
+  auto comp = [&](int32_t oh, int32_t ow, int32_t co, int32_t nnz) {
+    s.queues[0].code = {make(Opc::Comp, {0, 0, 0, 0, 0, oh, ow, co, 8, nnz, kCFirst | kCLast})};
+    return run_stage(p, s, nullptr);
+  };
+  CHECK(comp(4, 4, 8, 1).cls[kClsComp].macs > 0);
+  CHECK_THROWS_WITH(comp(1 << 30, 1 << 30, 8, 1), Catch::Contains("output tile of 1073741824x1073741824x8 does not fit its buffer [4][4][8]"));
+  CHECK_THROWS_WITH(comp(4, 4, 8, 1 << 20), Catch::Contains("1048576 weight blocks do not fit a weight slot of 1024 bytes"));
+}
