@@ -78,6 +78,12 @@ Shape space_shape(hid_t space) {
   if (rank < 0) fail("cannot read a dataspace");
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  // Every dimension and their product inside int64 (a crafted file can
+  // claim any): Shape arithmetic is signed.
+  int64_t n = 1;
+  for (hsize_t d : dims)
+    if (d > static_cast<hsize_t>(INT64_MAX) || __builtin_mul_overflow(n, static_cast<int64_t>(d), &n))
+      fail("a dataspace of {} elements or more", INT64_MAX);
   return Shape(dims.begin(), dims.end());
 }
 

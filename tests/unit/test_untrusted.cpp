@@ -222,3 +222,18 @@ TEST_CASE("a kernel call is checked against its buffers in timing runs too", "[u
   CHECK_THROWS_WITH(comp(1 << 30, 1 << 30, 8, 1), Catch::Contains("output tile of 1073741824x1073741824x8 does not fit its buffer [4][4][8]"));
   CHECK_THROWS_WITH(comp(4, 4, 8, 1 << 20), Catch::Contains("1048576 weight blocks do not fit a weight slot of 1024 bytes"));
 }
+
+TEST_CASE("a dataspace of more elements than int64 counts is an error", "[untrusted]") {
+  // fuzz_model: the element count overflowed int64 in Array (shape_numel).
+  TempDir d;
+  CHECK_THROWS_WITH(edit_and_load(d, [](hid_t f) {
+                      H5Ldelete(f, "graph/nodes/fc/bias", H5P_DEFAULT);
+                      const hsize_t dims[2] = {hsize_t{1} << 40, hsize_t{1} << 40}, chunk[2] = {1, 1};
+                      h5::Handle space(H5Screate_simple(2, dims, nullptr));
+                      h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+                      H5Pset_chunk(dcpl, 2, chunk);
+                      h5::Handle ds(H5Dcreate2(f, "graph/nodes/fc/bias", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+                      REQUIRE(ds.valid());
+                    }),
+                    Catch::Contains("a dataspace of 9223372036854775807 elements or more"));
+}
