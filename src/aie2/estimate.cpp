@@ -133,6 +133,7 @@ namespace bsp::aie2 {
 TimedProgram timed_program(const Model& m, const EstimateRequest& r) {
   TimedProgram t;
   const bool stored = m.program && r.target.empty() && !r.dtype && !r.paper_mapping;
+  if (stored) check_program_fits(m, m.program->program);
   if (stored && !r.dense) {
     t.program = m.program->program;
     if (m.schedule && m.schedule->fingerprint == t.program.fingerprint &&

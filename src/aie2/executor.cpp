@@ -50,7 +50,15 @@ struct QState {
   size_t record = 0;
   Instr blocked_on;      // the acquire it waits on
   bool pending = false;  // blocked_on is still to execute
+  int64_t executed = 0;  // instructions, loops expanded (the work bound)
 };
+
+// The work bound on a program run (bsp-schedule(1), LIMITS): instructions
+// one queue executes in a stage, loops expanded. A schedule within
+// kMaxIterations generates about six per iteration in its busiest queue (a
+// 4096x4096 map: 85,000 for 14,000 iterations); a program from a file may
+// loop 2^31 times, and its run must still end soon.
+constexpr int64_t kMaxQueueInstructions = kMaxIterations * 32;
 
 int opc_class(Opc o) {
   switch (o) {
@@ -682,6 +690,9 @@ class Runner {
           qs.state = 2;
           return;
         }
+        if (++qs.executed > kMaxQueueInstructions)
+          fail("stage {} '{}', queue {}: more than {} instructions executed, above bsp's work limit (bsp-schedule(1), LIMITS)",
+               s_.index, s_.name, qs.prog->name(), kMaxQueueInstructions);
         qs.record = rec;
       }
       if (in.op == Opc::Acq) {

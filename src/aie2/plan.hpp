@@ -12,6 +12,13 @@
 
 namespace bsp::aie2 {
 
+// The work bound (bsp-schedule(1), LIMITS): loop iterations (tile x
+// channel chunk x input pass, T * J * K) per core, one stage's or the whole
+// schedule's summed. The generated program, its timing (bsp estimate) and
+// simulation grow with it; VGG-16 at 224x224 on npu1 needs about 2,500,
+// and 65,536 take bsp estimate about 20 s and 1.5 GB.
+constexpr int64_t kMaxIterations = int64_t{1} << 16;
+
 struct PlanContext {
   const Hardware& hw;
   DType dtype;

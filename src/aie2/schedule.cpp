@@ -7,9 +7,11 @@
 #include <mutex>
 #include <set>
 
+#include "aie2/isa.hpp"
 #include "aie2/plan.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "core/shapes.hpp"
 #include "sparsity/blocks.hpp"
 
 namespace bsp::aie2 {
@@ -97,10 +99,13 @@ namespace {
 // Distinct values of ceil(n / k) for k = 1..n, largest first, at most `most`
 // of them (spread over the range).
 std::vector<int64_t> tile_options(int64_t n, size_t most) {
+  // In O(sqrt(n)) steps (a map may be 2^24 rows): from k, every k' up to
+  // (n - 1) / (x - 1) gives the same x.
   std::vector<int64_t> v;
-  for (int64_t k = 1; k <= n; ++k) {
-    int64_t x = ceil_div(n, k);
-    if (v.empty() || v.back() != x) v.push_back(x);
+  for (int64_t k = 1; k <= n;) {
+    const int64_t x = ceil_div(n, k);
+    v.push_back(x);
+    k = x == 1 ? n + 1 : (n - 1) / (x - 1) + 1;
   }
   if (v.size() <= most) return v;
   std::vector<int64_t> out;
@@ -368,6 +373,15 @@ bool choose_plan(const PlanContext& c, bool fixed, StagePlan& best, std::string&
     for (const StagePlan& probe : probe_splits(c, fixed, d, ci_options, rh, rw, why))
       for (auto [th, tw] : tile_candidates(c, probe, rh, rw)) {
         const int64_t T = ceil_div(rh, th) * ceil_div(rw, tw);
+        // The work bound (kMaxIterations): a plan whose loops run longer is
+        // not considered (the probes' 1x1 tiles are only a feasibility test).
+        int64_t iterations;
+        if (__builtin_mul_overflow(T, probe.J, &iterations) || __builtin_mul_overflow(iterations, probe.K, &iterations) ||
+            iterations > kMaxIterations) {
+          why = fmt::format("its largest tiles need more than {} loop iterations per core (bsp-schedule(1), LIMITS)",
+                            kMaxIterations);
+          continue;
+        }
         for (char order : {'A', 'B'}) {
           // With one tile the orders are the same loop; with one chunk 'B'
           // keeps it across the tiles where 'A' reloads it.
@@ -626,8 +640,8 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
         spilled = true;
       }
     if (!spilled)
-      fail("layer '{}' cannot be scheduled on {}: {} (its smallest tile does not fit)",
-           S.graph.stages[static_cast<size_t>(bad)].name, hw.name, why);
+      fail("layer '{}' cannot be scheduled on {}: {}{}", S.graph.stages[static_cast<size_t>(bad)].name, hw.name, why,
+           why.find("LIMITS") == std::string::npos ? " (its smallest tile does not fit)" : "");
   }
   return S;
 }
@@ -636,6 +650,20 @@ double planned_seconds(const Schedule& S) {
   double t = 0;
   for (const StagePlan& p : S.stages) t += p.est_seconds;
   return t;
+}
+
+// The work bound (kMaxIterations, bsp-schedule(1), LIMITS) over the whole
+// schedule; each stage's plan is within it already (derive_plan).
+void check_work(const Schedule& S) {
+  int64_t total = 0;
+  for (size_t s = 0; s < S.stages.size(); ++s) {
+    const StagePlan& p = S.stages[s];
+    total += p.T * p.J * p.K;  // each <= kMaxIterations
+    if (total > kMaxIterations)
+      fail("the schedule needs more than {} loop iterations per core (at layer '{}'), above bsp's work limit "
+           "(bsp-schedule(1), LIMITS): the model's activations are too large for {}",
+           kMaxIterations, S.graph.stages[s].name, S.hw.name);
+  }
 }
 
 }  // namespace
@@ -656,9 +684,65 @@ Schedule make_schedule(const Model& m, const Hardware& hw, DType dtype, const Sc
     Schedule T = plan_stages(base, opt, 0.875, memo, runners_up_t);
     if (planned_seconds(T) < planned_seconds(S)) S = std::move(T), runners_up = std::move(runners_up_t);
   }
+  check_work(S);
   layout_ddr(S);
   if (opt.tune > 1) tune_schedule(S, runners_up);
   return S;
+}
+
+namespace {
+// A stored activation plan is the one plan_residency() could have made
+// (man/bsp-format.5, SCHEDULE): a DDR row has no memtile fields; a resident
+// row is no network input or output, has ceil(H / cols) rows per band and
+// that band's 64-aligned bytes, lies 64-aligned inside the memtile and
+// overlaps no other resident activation alive at the same time. (A DDR row's
+// address is checked against layout_ddr() afterwards.)
+void check_storages(const Schedule& S, const std::vector<StoragePlan>& plans) {
+  const int64_t es = dtype_bytes(S.dtype), cols = S.hw.cols;
+  std::vector<size_t> resident;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const Storage& st = S.graph.storages[i];
+    const StoragePlan& p = plans[i];
+    if (p.place == Place::DDR) {
+      if (p.band_rows != 0 || p.memtile_addr != -1 || p.band_bytes != 0)
+        fail("activation '{}' is in DDR but has memtile bands ({} rows at {}, {} bytes)", st.name, p.band_rows,
+             p.memtile_addr, p.band_bytes);
+      continue;
+    }
+    if (st.is_input || st.is_output) fail("activation '{}' is the network's input or output: it cannot be resident", st.name);
+    if (p.ddr_addr != -1) fail("activation '{}' is resident but has DDR address {}", st.name, p.ddr_addr);
+    const int64_t rows = ceil_div(st.H, cols), bytes = align(rows * st.W * st.C * es, 64);
+    if (p.band_rows != rows || p.band_bytes != bytes)
+      fail("activation '{}': bands of {} rows and {} bytes, expected {} and {}", st.name, p.band_rows, p.band_bytes,
+           rows, bytes);
+    if (p.memtile_addr < 0 || p.memtile_addr % 64 || p.memtile_addr > S.hw.memtile_memory - bytes)
+      fail("activation '{}': memtile address {} is not a 64-aligned place for {} bytes in {}", st.name,
+           p.memtile_addr, bytes, S.hw.memtile_memory);
+    for (size_t j : resident) {
+      const Storage& o = S.graph.storages[j];
+      const bool alive_together = !(o.last_stage < st.first_stage || st.last_stage < o.first_stage);
+      const bool overlap = p.memtile_addr < plans[j].memtile_addr + plans[j].band_bytes &&
+                           plans[j].memtile_addr < p.memtile_addr + bytes;
+      if (alive_together && overlap)
+        fail("activations '{}' and '{}' overlap in the memtiles while both are alive", o.name, st.name);
+    }
+    resident.push_back(i);
+  }
+}
+}  // namespace
+
+uint64_t model_fingerprint(const Model& m, const Hardware& hw, DType dtype) {
+  return base_schedule(m, hw, dtype).fingerprint;
+}
+
+void check_program_fits(const Model& m, const Program& p) {
+  if (model_fingerprint(m, p.hw, p.dtype) != p.fingerprint)
+    fail("the stored program's fingerprint does not match the model's layers and masks: run 'bsp schedule' and "
+         "'bsp codegen' again");
+  const Shape out = infer_shapes(m).back();
+  if (p.input_shape != m.input_shape() || shape_numel(p.output_shape) != shape_numel(out))
+    fail("the stored program takes {} and returns {}, the model {} and {}: run 'bsp codegen' again",
+         shape_str(p.input_shape), shape_str(p.output_shape), shape_str(m.input_shape()), shape_str(out));
 }
 
 Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const std::vector<Decision>& decisions,
@@ -668,6 +752,7 @@ Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const
     fail("the schedule does not match the model (its layers or masks changed since 'bsp schedule'): schedule again");
   if (decisions.size() != S.graph.stages.size() || storages.size() != S.graph.storages.size())
     fail("the schedule does not match the model: schedule again");
+  check_storages(S, storages);
   S.storages = storages;
   S.stages.assign(decisions.size(), StagePlan{});
   for (size_t s = 0; s < decisions.size(); ++s) {
@@ -677,6 +762,7 @@ Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const
     if (!derive_plan(c, S.stages[s], &why))
       fail("the stored schedule of layer '{}' is invalid: {}", S.graph.stages[s].name, why);
   }
+  check_work(S);
   const std::vector<StoragePlan> saved = S.storages;
   layout_ddr(S);
   for (size_t i = 0; i < saved.size(); ++i)

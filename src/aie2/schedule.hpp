@@ -240,6 +240,13 @@ inline int64_t core_row(const Hardware& hw, int64_t i) { return i % hw.rows; }
 void tune_schedule(Schedule& S, const std::vector<std::vector<StagePlan>>& runners_up);
 void layout_ddr(Schedule& S);
 
+struct Program;
 uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& occ, DType t);
+// The fingerprint a schedule (and the program generated from it) of m for hw
+// and dtype has.
+uint64_t model_fingerprint(const Model& m, const Hardware& hw, DType dtype);
+// Refuses a stored program whose fingerprint is not the model's (bsp sim and
+// bsp estimate run a program only for the model it was generated from).
+void check_program_fits(const Model& m, const Program& p);
 
 }  // namespace bsp::aie2

@@ -5,6 +5,8 @@
 
 #include "compact/compact.hpp"
 #include "core/h5.hpp"
+#include "core/hasher.hpp"
+#include "core/model_io.hpp"
 #include "core/rng.hpp"
 
 namespace bsp::aie2 {
@@ -36,6 +38,50 @@ std::vector<Buffer> core_buffers(const StagePlan& p) {
   for (const Buffer* b : {&p.core_w, &p.core_out, &p.core_add, &p.core_acc})
     if (b->slot_bytes > 0) v.push_back(*b);
   return v;
+}
+
+// The content hashes of /schedule and /program (man/bsp-format.5, GROUP
+// HASHES): of what the reader reads, computed by the writer from what it
+// writes and by the reader from what it read. The for-readers-only stage
+// attributes (re-derived, never read) are not covered.
+uint64_t schedule_group_hash(const std::string& hw_json, DType dtype, uint64_t source_hash, uint64_t fingerprint,
+                             const std::vector<std::string>& names, const Array<int64_t>& storages,
+                             const std::vector<Decision>& ds) {
+  Hasher h;
+  for (const std::string& n : names) h.add(std::string_view(n));
+  h.add(std::string_view(hw_json));
+  h.add(std::string_view(dtype_name(dtype)));
+  h.add(source_hash);
+  h.add(fingerprint);
+  h.add_vector(storages.shape());
+  h.add_bytes(storages.data(), storages.size() * sizeof(int64_t));
+  h.add(static_cast<uint64_t>(ds.size()));
+  for (const Decision& d : ds) {
+    for (int64_t v : {d.ps, d.pc, d.ny, d.nx, d.th, d.tw, d.ci_t}) h.add(static_cast<uint64_t>(v));
+    h.add(static_cast<uint64_t>(d.order));
+    h.add(static_cast<uint64_t>(d.w_resident));
+    h.add_vector(d.cbounds);
+    h.add_vector(d.rows);
+  }
+  return h.value();
+}
+
+uint64_t program_group_hash(const std::string& hw_json, const Program& p, uint64_t source_hash,
+                            const std::vector<int32_t>& code, const std::vector<std::string>& names,
+                            const std::vector<uint8_t>& image) {
+  Hasher h;
+  h.add(std::string_view(hw_json));
+  h.add(std::string_view(dtype_name(p.dtype)));
+  h.add(source_hash);
+  h.add(p.fingerprint);
+  for (int64_t v : {p.ddr_bytes, p.ddr_const_bytes, p.input_addr, p.output_addr}) h.add(static_cast<uint64_t>(v));
+  h.add_vector(p.input_shape);
+  h.add_vector(p.output_shape);
+  h.add_vector(code);
+  h.add(static_cast<uint64_t>(names.size()));
+  for (const std::string& n : names) h.add(std::string_view(n));
+  h.add_vector(image);
+  return h.value();
 }
 
 }  // namespace
@@ -94,6 +140,10 @@ void save_schedule(const Model& m, const Schedule& s, int64_t file_id) {
     }
     h5::write_strings(g, "storage_names", names);
     h5::write_array(g, "storages", t);
+    std::vector<Decision> ds;
+    for (const StagePlan& p : s.stages) ds.push_back(p.d);
+    write_group_hash(g, schedule_group_hash(hardware_to_json(s.hw).dump(), s.dtype, s.source_hash, s.fingerprint, names,
+                                            t, ds));
   }
   h5::Handle stages = h5::create_group(g, "stages");
   for (size_t i = 0; i < s.stages.size(); ++i) {
@@ -158,13 +208,15 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id) {
   try {
     const DType dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
     const uint64_t src = unhex(h5::read_attr_string(g, "source_hash"));
-    Hardware hw = hardware_from_json(Json::parse(h5::read_attr_string(g, "hardware")), "/schedule");
+    const std::string hw_json = h5::read_attr_string(g, "hardware");
+    Hardware hw = hardware_from_json(Json::parse(hw_json), "/schedule");
     const uint64_t fp = unhex(h5::read_attr_string(g, "fingerprint"));
     Array<int64_t> t = h5::read_array<int64_t>(g, "storages");
     if (t.rank() != 2 || t.dim(1) != 8) fail("bad /schedule/storages");
     std::vector<StoragePlan> sp(static_cast<size_t>(t.dim(0)));
     for (size_t i = 0; i < sp.size(); ++i) {
       const int64_t* r = t.data() + i * 8;
+      if (r[3] != 0 && r[3] != 1) fail("storages row {}: place {} is neither 0 (DDR) nor 1 (memtile)", i, r[3]);
       sp[i].place = r[3] ? Place::Memtile : Place::DDR;
       sp[i].ddr_addr = r[4];
       sp[i].band_rows = r[5];
@@ -174,7 +226,9 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id) {
     h5::Handle stages = h5::open_group(g, "stages");
     std::vector<std::string> names = h5::children(stages);
     std::vector<Decision> ds;
-    for (const std::string& n : names) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string& n = names[i];
+      if (n != fmt::format("{:04d}", i)) fail("stage group '{}' where '{:04d}' was expected", n, i);
       h5::Handle sg = h5::open_group(stages, n);
       Decision d;
       auto split = h5::read_attr_ints(sg, "split"), tile = h5::read_attr_ints(sg, "tile");
@@ -184,12 +238,26 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id) {
       std::string order = h5::read_attr_string(sg, "order");
       if (order != "A" && order != "B") fail("bad loop order '{}'", order);
       d.order = order[0];
-      d.w_resident = h5::read_attr_int(sg, "weights_resident") != 0;
+      const int64_t resident = h5::read_attr_int(sg, "weights_resident");
+      if (resident != 0 && resident != 1) fail("stage '{}': weights_resident {} is neither 0 nor 1", n, resident);
+      d.w_resident = resident != 0;
       d.cbounds = h5::read_attr_ints(sg, "channel_bounds");
       if (h5::has_attr(sg, "row_order")) d.rows = h5::read_attr_ints(sg, "row_order");
       ds.push_back(d);
     }
     auto out = std::make_shared<Schedule>(rebuild_schedule(m, hw, dtype, ds, sp, fp));
+    const std::vector<std::string> storage_names = h5::read_strings(g, "storage_names");
+    if (storage_names.size() != sp.size()) fail("{} storage names for {} storages", storage_names.size(), sp.size());
+    for (size_t i = 0; i < sp.size(); ++i) {
+      const Storage& st = out->graph.storages[i];
+      const int64_t* r = t.data() + i * 8;
+      if (storage_names[i] != st.name || r[0] != st.H || r[1] != st.W || r[2] != st.C)
+        fail("storages row {} is '{}' [{}, {}, {}], the model's activation '{}' [{}, {}, {}]", i, storage_names[i], r[0], r[1],
+             r[2], st.name, st.H, st.W, st.C);
+    }
+    // Last, as for /compact and /program.
+    check_group_hash(file_id, g, schedule_group_hash(hw_json, dtype, src, fp, storage_names, t, ds),
+                     "run 'bsp schedule' again");
     out->source_hash = src;
     return out;
   } catch (const Error& e) {
@@ -223,6 +291,7 @@ void save_program(const ProgramFile& pf, int64_t file_id) {
     std::copy(pf.const_image.begin(), pf.const_image.end(), img.data());
     h5::write_array(g, "ddr_image", img, /*compress=*/true);
   }
+  write_group_hash(g, program_group_hash(hardware_to_json(p.hw).dump(), p, pf.source_hash, words, names, pf.const_image));
 }
 
 std::shared_ptr<const ProgramFile> load_program(int64_t file_id) {
@@ -232,7 +301,8 @@ std::shared_ptr<const ProgramFile> load_program(int64_t file_id) {
     Program& p = pf->program;
     p.dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
     pf->source_hash = unhex(h5::read_attr_string(g, "source_hash"));
-    p.hw = hardware_from_json(Json::parse(h5::read_attr_string(g, "hardware")), "/program");
+    const std::string hw_json = h5::read_attr_string(g, "hardware");
+    p.hw = hardware_from_json(Json::parse(hw_json), "/program");
     p.fingerprint = unhex(h5::read_attr_string(g, "fingerprint"));
     p.ddr_bytes = h5::read_attr_int(g, "ddr_bytes");
     p.ddr_const_bytes = h5::read_attr_int(g, "ddr_const_bytes");
@@ -241,13 +311,39 @@ std::shared_ptr<const ProgramFile> load_program(int64_t file_id) {
     p.input_shape = h5::read_attr_ints(g, "input_shape");
     p.output_shape = h5::read_attr_ints(g, "output_shape");
     if (p.input_shape.size() != 3 || p.output_shape.size() != 3) fail("bad input or output shape");
+    // The DDR: the weights image at 0, then the activations; the network's
+    // input and output lie past the image and inside the DDR.
+    if (p.ddr_const_bytes < 0 || p.ddr_bytes < p.ddr_const_bytes)
+      fail("ddr_bytes {} and ddr_const_bytes {} are not a DDR holding its weights image", p.ddr_bytes, p.ddr_const_bytes);
+    auto region = [&](const char* what, int64_t addr, const std::vector<int64_t>& shape) {
+      int64_t bytes = dtype_bytes(p.dtype);
+      for (int64_t d : shape) {
+        if (d < 1 || d > p.ddr_bytes) fail("{} shape {} is not a map of the DDR", what, shape_str(shape));
+        bytes *= d;
+        if (bytes > p.ddr_bytes) fail("{} shape {} does not fit the {} bytes of DDR", what, shape_str(shape), p.ddr_bytes);
+      }
+      if (addr < p.ddr_const_bytes || addr > p.ddr_bytes - bytes)
+        fail("the {} at address {} ({} bytes) is not inside the activations [{}, {}) of DDR", what, addr, bytes,
+             p.ddr_const_bytes, p.ddr_bytes);
+    };
+    region("input", p.input_addr, p.input_shape);
+    region("output", p.output_addr, p.output_shape);
     Array<int32_t> code = h5::read_array<int32_t>(g, "code");
+    if (code.rank() != 1) fail("dataset 'code' is not one-dimensional");
     std::vector<int32_t> words(code.begin(), code.end());
-    decode_program(words, h5::read_strings(g, "names"), p);
+    const std::vector<std::string> names = h5::read_strings(g, "names");
     if (h5::exists(g, "ddr_image")) {
       Array<uint8_t> img = h5::read_array<uint8_t>(g, "ddr_image");
+      if (img.rank() != 1) fail("dataset 'ddr_image' is not one-dimensional");
       pf->const_image.assign(img.begin(), img.end());
     }
+    decode_program(words, names, p);
+    if (!pf->const_image.empty() && static_cast<int64_t>(pf->const_image.size()) != p.ddr_const_bytes)
+      fail("ddr_image has {} bytes, ddr_const_bytes says {}", pf->const_image.size(), p.ddr_const_bytes);
+    // Last: a malformed group has its own error above; a well-formed one
+    // whose content is not what bsp wrote is refused here.
+    check_group_hash(file_id, g, program_group_hash(hw_json, p, pf->source_hash, words, names, pf->const_image),
+                     "run 'bsp codegen' again");
     return pf;
   } catch (const Error& e) {
     throw Error(fmt::format("/program: {}", e.what()));

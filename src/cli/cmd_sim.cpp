@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "aie2/schedule.hpp"
 #include "aie2/sim.hpp"
 #include "aie2/store.hpp"
 #include "cli/command.hpp"
@@ -67,6 +68,7 @@ void run_sim(const SimCliOptions& o) {
     fail("'{}' has no program: run 'bsp schedule' and 'bsp codegen' first", o.input);
   }
   const aie2::ProgramFile& pf = *m.program;
+  aie2::check_program_fits(m, pf.program);
   if (pf.const_image.empty() && pf.program.ddr_const_bytes > 0)
     fail("the program of '{}' was generated without its weight image (--no-image): run 'bsp codegen' again", o.input);
   const bool int8 = pf.program.dtype == DType::Int8;

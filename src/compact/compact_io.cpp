@@ -4,6 +4,8 @@
 
 #include "compact/compact.hpp"
 #include "core/h5.hpp"
+#include "core/hasher.hpp"
+#include "core/model_io.hpp"
 
 namespace bsp::compact {
 
@@ -223,6 +225,65 @@ q8::QNode load_qnode(hid_t parent, const std::string& name, const Node& n, const
   return q;
 }
 
+void add_requants(Hasher& h, const std::vector<q8::Requant>& r) {
+  h.add(static_cast<uint64_t>(r.size()));
+  for (auto x : r) h.add(static_cast<uint64_t>(static_cast<uint32_t>(x.mult)) | static_cast<uint64_t>(x.shift) << 32);
+}
+
+// The content hash of a /compact group (GROUP HASHES): what save_compact
+// writes and load_compact reads, field for field; the same function on both
+// sides, so an edit to any dataset or attribute the reader uses shows.
+uint64_t group_hash(const Model& m, const CompactModel& c) {
+  Hasher h;
+  h.add(std::string_view(dtype_name(c.dtype)));
+  h.add(c.source_hash);
+  h.add(static_cast<uint64_t>(c.layers.size()));
+  for (const auto& [name, l] : c.layers) {
+    h.add(std::string_view(name));
+    h.add(static_cast<uint64_t>(l.format));
+    h.add_vector(l.weight_shape);
+    if (!(l.format == Format::Dense && l.dtype == DType::FP32)) std::visit([&](const auto& v) { h.add_vector(v); }, l.values);
+    switch (l.format) {
+      case Format::Dense: break;
+      case Format::Bsr:
+        h.add(static_cast<uint64_t>(l.R)), h.add(static_cast<uint64_t>(l.C));
+        h.add_vector(l.row_ptr), h.add_vector(l.col_idx);
+        break;
+      case Format::NM:
+        h.add(static_cast<uint64_t>(l.N)), h.add(static_cast<uint64_t>(l.M));
+        h.add_vector(l.nm_index);
+        break;
+      case Format::TW:
+        h.add(static_cast<uint64_t>(l.G));
+        h.add_vector(l.tile_row_ptr), h.add_vector(l.tile_rows), h.add_vector(l.tile_col_ptr), h.add_vector(l.tile_cols);
+        break;
+    }
+  }
+  if (c.int8) {
+    h.add(static_cast<uint64_t>(c.int8->pow2));
+    for (size_t i = 0; i < c.int8->nodes.size() && i < m.nodes.size(); ++i) {
+      const q8::QNode& q = c.int8->nodes[i];
+      h.add(std::string_view(m.nodes[i].name));
+      h.add(std::string_view(q8::kind_name(q.kind)));
+      h.add_bytes(&q.scale, sizeof q.scale);
+      h.add(static_cast<uint64_t>(static_cast<uint32_t>(q.lo)) | static_cast<uint64_t>(static_cast<uint32_t>(q.hi)) << 32);
+      if (q.kind == q8::Kind::Identity) h.add(std::string_view(q.fused_into));
+      if (q.has_weight()) {
+        h.add_bytes(q.bias.data(), q.bias.size() * sizeof(int32_t));
+        h.add_vector(q.w_scale);
+        add_requants(h, q.rq);
+        if (q.kind == q8::Kind::Affine) h.add_bytes(q.weight.data(), q.weight.size());
+      }
+      if (q.kind == q8::Kind::Add) h.add_vector(q.in_mult), h.add(static_cast<uint64_t>(q.in_shift));
+      if (q.kind == q8::Kind::Concat) add_requants(h, q.in_rq);
+      add_requants(h, q.count_rq);
+      if (q.kind == q8::Kind::Lut) h.add_vector(q.table);
+      if (q.kind == q8::Kind::Mul) add_requants(h, {q.prod_rq});
+    }
+  }
+  return h.value();
+}
+
 std::string hex(uint64_t v) {
   char b[17];
   std::snprintf(b, sizeof b, "%016" PRIx64, v);
@@ -243,6 +304,7 @@ void save_compact(const Model& m, const CompactModel& c, int64_t file) {
     if (c.int8->nodes.size() != m.nodes.size()) fail("internal: the int8 program does not match the graph");
     for (size_t i = 0; i < m.nodes.size(); ++i) save_qnode(q, m.nodes[i].name, c.int8->nodes[i]);
   }
+  write_group_hash(root, group_hash(m, c));
 }
 
 std::optional<uint64_t> stored_source_hash(int64_t file) {
@@ -290,6 +352,9 @@ std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file) {
       q8::check_folding(m, qm);
       c->int8 = std::move(qm);
     }
+    // Last: a malformed group has its own error above; a well-formed one
+    // whose content is not what bsp wrote is refused here.
+    check_group_hash(file, root, group_hash(m, *c), "run 'bsp compact' again");
     return c;
   } catch (const Error& e) {
     throw Error(fmt::format("/compact: {}", e.what()), e.exit_code());

@@ -94,6 +94,35 @@ void check_ptr(const std::vector<int32_t>& ptr, size_t rows, size_t total, const
     if (ptr[i + 1] < ptr[i]) fail("{}: decreasing at {}", what, i);
 }
 
+// The positions of every N:M group (bits bits each, packed little-endian)
+// ascend strictly and lie in 0..M-1 (man/bsp-format.5, COMPACT WEIGHTS): a
+// repeated position would make two stored values one weight.
+void check_nm_positions(const std::vector<uint8_t>& index, size_t groups, int64_t N, int64_t M, int bits) {
+  const uint8_t* p = index.data();
+  const size_t size = index.size();
+  auto pos_at = [&](uint64_t bit) {
+    // up to 8 + 7 bits from two bytes; wider positions bit by bit
+    if (bits <= 8) {
+      const size_t i = bit / 8;
+      const uint32_t w = p[i] | (i + 1 < size ? static_cast<uint32_t>(p[i + 1]) << 8 : 0u);
+      return static_cast<int64_t>((w >> (bit % 8)) & ((1u << bits) - 1));
+    }
+    int64_t v = 0;
+    for (int b = 0; b < bits; ++b) v |= static_cast<int64_t>((p[(bit + b) / 8] >> ((bit + b) % 8)) & 1u) << b;
+    return v;
+  };
+  uint64_t bit = 0;
+  for (size_t g = 0; g < groups; ++g) {
+    int64_t prev = -1;
+    for (int64_t s = 0; s < N; ++s, bit += static_cast<uint64_t>(bits)) {
+      const int64_t q = pos_at(bit);
+      if (q <= prev || q >= M)
+        fail("nm index: group {} holds position {} after {}: positions ascend, each below M = {}", g, q, prev, M);
+      prev = q;
+    }
+  }
+}
+
 }  // namespace
 
 void CompactLayer::check() const {
@@ -123,6 +152,7 @@ void CompactLayer::check() const {
       if (nv != slots) fail("nm values: {} entries, expected {}", nv, slots);
       if (nm_index.size() != (slots * static_cast<size_t>(index_bits()) + 7) / 8)
         fail("nm index: {} bytes, expected {}", nm_index.size(), (slots * index_bits() + 7) / 8);
+      check_nm_positions(nm_index, slots / static_cast<size_t>(N), N, M, index_bits());
       break;
     }
     case Format::TW: {
@@ -132,6 +162,15 @@ void CompactLayer::check() const {
       check_ptr(tile_col_ptr, t, tile_cols.size(), "tw tile_col_ptr");
       for (int32_t k : tile_rows)
         if (k < 0 || k >= g.K()) fail("tw row index {} out of range", k);
+      // Within a tile its rows and its columns ascend (a repeated row would
+      // count its input twice).
+      for (size_t q = 0; q < t; ++q) {
+        for (int32_t j = tile_row_ptr[q] + 1; j < tile_row_ptr[q + 1]; ++j)
+          if (tile_rows[j] <= tile_rows[j - 1]) fail("tw tile {}: rows {} and {} do not ascend", q, tile_rows[j - 1], tile_rows[j]);
+        for (int32_t j = tile_col_ptr[q] + 1; j < tile_col_ptr[q + 1]; ++j)
+          if (tile_cols[j] <= tile_cols[j - 1])
+            fail("tw tile {}: columns {} and {} do not ascend", q, tile_cols[j - 1], tile_cols[j]);
+      }
       std::vector<uint8_t> seen(static_cast<size_t>(g.O), 0);
       for (int32_t o : tile_cols) {
         if (o < 0 || o >= g.O) fail("tw column index {} out of range", o);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <type_traits>
 
 namespace bsp::h5 {
 
@@ -288,13 +289,51 @@ Shape dataset_shape(hid_t parent, const std::string& name) {
   return space_shape(space);
 }
 
+namespace {
+// "float32", "int64", ...: the name of a dataset's stored type, for errors.
+std::string type_str(hid_t t) {
+  const H5T_class_t cls = H5Tget_class(t);
+  const size_t bits = H5Tget_size(t) * 8;
+  if (cls == H5T_FLOAT) return fmt::format("float{}", bits);
+  if (cls == H5T_INTEGER) return fmt::format("{}int{}", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+  if (cls == H5T_STRING) return "string";
+  if (cls == H5T_ENUM) return "enum (bool?)";
+  return "a non-numeric type";
+}
 template <typename T>
-Array<T> read_array(hid_t parent, const std::string& name) {
+const char* type_name() {
+  if constexpr (std::is_same_v<T, float>) return "float32";
+  if constexpr (std::is_same_v<T, double>) return "float64";
+  if constexpr (std::is_same_v<T, int8_t>) return "int8";
+  if constexpr (std::is_same_v<T, uint8_t>) return "uint8";
+  if constexpr (std::is_same_v<T, int16_t>) return "int16";
+  if constexpr (std::is_same_v<T, uint16_t>) return "uint16";
+  if constexpr (std::is_same_v<T, int32_t>) return "int32";
+  if constexpr (std::is_same_v<T, uint32_t>) return "uint32";
+  if constexpr (std::is_same_v<T, int64_t>) return "int64";
+}
+
+// Opens a numeric dataset to be read as mem_type (named tname in errors).
+// exact: its stored type must be that type itself (in either byte order):
+// HDF5 would otherwise convert silently, rounding a float64 parameter,
+// truncating a float mask or saturating an int16 weight (man/bsp-format.5,
+// TYPES).
+Handle open_numeric(hid_t parent, const std::string& name, hid_t mem_type, const char* tname, bool exact) {
   if (!exists(parent, name)) fail("missing dataset '{}'", name);
   Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
   Handle ftype = check(H5Dget_type(d), "cannot read a dataset type");
   H5T_class_t cls = H5Tget_class(ftype);
-  if (cls != H5T_INTEGER && cls != H5T_FLOAT) fail("dataset '{}' is not numeric", name);
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT) fail("dataset '{}' is not numeric ({})", name, type_str(ftype));
+  if (exact) {
+    Handle native = check(H5Tget_native_type(ftype, H5T_DIR_ASCEND), "cannot read a dataset type");
+    if (H5Tequal(native, mem_type) <= 0) fail("dataset '{}' is {}, expected {}", name, type_str(ftype), tname);
+  }
+  return d;
+}
+
+template <typename T>
+Array<T> read_array_impl(hid_t parent, const std::string& name, bool exact) {
+  Handle d = open_numeric(parent, name, H5Type<T>::mem(), type_name<T>(), exact);
   Handle space = check(H5Dget_space(d), "cannot read a dataspace");
   Array<T> a(space_shape(space));
   if (a.size())
@@ -302,10 +341,52 @@ Array<T> read_array(hid_t parent, const std::string& name) {
                  fmt::format("cannot read dataset '{}' (truncated or corrupt file?)", name));
   return a;
 }
+}  // namespace
+
+template <typename T>
+Array<T> read_array(hid_t parent, const std::string& name) {
+  return read_array_impl<T>(parent, name, /*exact=*/true);
+}
+
+template <typename T>
+Array<T> read_array_converted(hid_t parent, const std::string& name) {
+  return read_array_impl<T>(parent, name, /*exact=*/false);
+}
+
+Array<float> read_floats_scanned(hid_t parent, const std::string& name, const SlabScan& scan) {
+  Handle d = open_numeric(parent, name, H5T_NATIVE_FLOAT, "float32", /*exact=*/true);
+  Handle space = check(H5Dget_space(d), "cannot read a dataspace");
+  Array<float> a(space_shape(space));
+  if (!a.size()) return a;
+  const std::string what = fmt::format("cannot read dataset '{}' (truncated or corrupt file?)", name);
+  constexpr size_t kSlabBytes = size_t{1} << 20;  // well inside L2 on the machines bsp targets
+  const Shape& shape = a.shape();
+  const size_t rows = shape.empty() ? 1 : static_cast<size_t>(shape[0]);
+  const size_t row = rows ? a.size() / rows : 0;  // elements per first-dimension index
+  const size_t slab_rows = std::max<size_t>(1, kSlabBytes / (row * sizeof(float)));
+  if (slab_rows >= rows) {  // one read
+    check_status(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.data()), what);
+    scan(a.data(), 0, a.size());
+    return a;
+  }
+  std::vector<hsize_t> start(shape.size(), 0), count(shape.begin(), shape.end());
+  for (size_t r = 0; r < rows; r += slab_rows) {
+    const size_t n = std::min(slab_rows, rows - r);
+    start[0] = r;
+    count[0] = n;
+    check_status(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), what);
+    const hsize_t elems = n * row;
+    Handle mem = check(H5Screate_simple(1, &elems, nullptr), "cannot create a dataspace");
+    check_status(H5Dread(d, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, a.data() + r * row), what);
+    scan(a.data(), r * row, elems);
+  }
+  return a;
+}
 
 #define BSP_H5_INSTANTIATE(T)                                                          \
   template void write_array<T>(hid_t, const std::string&, const Array<T>&, bool); \
-  template Array<T> read_array<T>(hid_t, const std::string&);
+  template Array<T> read_array<T>(hid_t, const std::string&);                   \
+  template Array<T> read_array_converted<T>(hid_t, const std::string&);
 BSP_H5_INSTANTIATE(float)
 BSP_H5_INSTANTIATE(double)
 BSP_H5_INSTANTIATE(int8_t)

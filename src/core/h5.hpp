@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -73,9 +74,20 @@ std::string read_attr_string(hid_t obj, const std::string& name);
 // chunked deflate storage (for masks and other compressible arrays).
 template <typename T>
 void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress = false);
+// read_array refuses a dataset stored as another type than T (a float64 or
+// int32 "weight", an int16 int8 array); read_array_converted lets HDF5
+// convert any number type to T, for data files that allow any integer type.
 template <typename T>
 Array<T> read_array(hid_t parent, const std::string& name);
+template <typename T>
+Array<T> read_array_converted(hid_t parent, const std::string& name);
 Shape dataset_shape(hid_t parent, const std::string& name);
+// read_array<float> in slabs of about 1 MB along the first dimension, each
+// handed to scan(values, first, count) (the whole array's data and the
+// slab's flat element range) while still in the cache: a check of every
+// value then costs no second pass over memory.
+using SlabScan = std::function<void(const float* values, size_t first, size_t count)>;
+Array<float> read_floats_scanned(hid_t parent, const std::string& name, const SlabScan& scan);
 
 void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& v);
 std::vector<std::string> read_strings(hid_t parent, const std::string& name);

@@ -1,11 +1,15 @@
 #include "core/model.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <set>
 #include <unordered_map>
 
+#include "core/checked.hpp"
 #include "core/op_table.hpp"
 #include "core/shapes.hpp"
 
@@ -136,6 +140,91 @@ void validate_tiles(const Node& n, const Tensor& w, const Mask& m) {
         fail("node '{}': mask keeps weight ({}, {}) outside the rows of its tile", n.name, c, r);
   }
   if (next != m.tiles()) fail("node '{}': mask_tile_rows has {} tiles but only {} are used", n.name, m.tiles(), next);
+  for (int64_t t = 0; t < m.tiles(); ++t) {
+    const uint8_t* rows = m.tile_rows.data() + t * k;
+    int64_t kept = 0;
+    for (int64_t r = 0; r < k; ++r) {
+      if (rows[r] > 1) fail("node '{}': mask_tile_rows[{}, {}] = {}: only 0 and 1", n.name, t, r, rows[r]);
+      kept += rows[r];
+    }
+    if (!kept) fail("node '{}': tile {} of the mask keeps no row", n.name, t);
+  }
+  // tw:G and tvw:G: a tile has at most G columns.
+  long g = 0;
+  if (std::sscanf(m.pattern.c_str(), "tw:%ld", &g) == 1 || std::sscanf(m.pattern.c_str(), "tvw:%ld", &g) == 1) {
+    std::vector<int64_t> width(static_cast<size_t>(m.tiles()), 0);
+    for (int64_t c = 0; c < cols; ++c)
+      if (const int32_t t = m.column_tile[static_cast<size_t>(c)]; t >= 0 && ++width[static_cast<size_t>(t)] > g)
+        fail("node '{}': tile {} of the mask has more than the pattern's {} columns", n.name, t, g);
+  }
+}
+
+// What a mask says of its weight (man/bsp-format.5, MASKS): its entries are
+// 0 or 1, and every weight it prunes is stored as zero (+0 or -0). Anything
+// else makes the stages disagree (the trainer and the sparse formats skip a
+// pruned weight, the dense kernels use it), so it is an error, not repaired.
+// One pass over the bits and one over the weight, counting (no early exit)
+// so that both loops vectorise; the first offender is found only on failure.
+void check_mask_content(const Node& n, const Tensor& w, const Mask& m) {
+  const uint8_t* bits = m.bits.data();
+  const auto nb = static_cast<int64_t>(m.bits.size());
+  int64_t not01 = 0;
+  for (int64_t i = 0; i < nb; ++i) not01 += bits[i] > 1;
+  if (not01)
+    for (int64_t i = 0; i < nb; ++i)
+      if (bits[i] > 1) fail("node '{}': mask holds {} at index {}: only 0 and 1", n.name, bits[i], i);
+  const float* v = w.data();
+  const auto nw = static_cast<int64_t>(w.size());
+  auto nonzero = [](float x) { return (std::bit_cast<uint32_t>(x) & 0x7fffffffu) != 0; };
+  auto report = [&](int64_t i) {
+    fail("node '{}': weight {} at index {} is pruned by the mask but not zero (pruned weights are stored as zeros)",
+         n.name, v[i], i);
+  };
+  // The scans OR together the bits of every pruned weight (no compare, no
+  // count: a few vector operations per 4 weights); any magnitude bit left
+  // is a nonzero pruned weight.
+  auto pruned_bits = [](const uint32_t* zero_mask, const float* x, int64_t n) {
+    uint32_t acc = 0;
+    for (int64_t i = 0; i < n; ++i) acc |= std::bit_cast<uint32_t>(x[i]) & zero_mask[i];
+    return acc;
+  };
+  uint32_t bad = 0;
+  if (!m.is_block()) {
+    // bits[i] - 1 is all ones under a 0, zero under a 1 (only 0 and 1 here).
+    constexpr int64_t kRun = int64_t{1} << 16;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (nw > (int64_t{1} << 20))
+    for (int64_t r = 0; r < nw; r += kRun)
+      for (int64_t i = r; i < std::min(r + kRun, nw); ++i)
+        bad |= std::bit_cast<uint32_t>(v[i]) & (static_cast<uint32_t>(bits[i]) - 1u);
+    if (bad & 0x7fffffffu)
+      for (int64_t i = 0; i < nw; ++i)
+        if (bits[i] == 0 && nonzero(v[i])) report(i);
+    return;
+  }
+  // A block mask: bit (o / R, i / C) covers weight [o, y, x, i]. Each block
+  // row's bits are spread over Cin once (as 32-bit masks: magnitude bits
+  // where pruned), then every tap of its output channels compared.
+  const int64_t cout = w.dim(0), cin = w.shape().back(), taps = nw / (cout * cin);
+  const int64_t brows = m.bits.dim(0), bcols = m.bits.dim(1);
+#pragma omp parallel reduction(| : bad) if (nw > (int64_t{1} << 20))
+  {
+    std::vector<uint32_t> zero_mask(static_cast<size_t>(cin));
+#pragma omp for schedule(static)
+    for (int64_t br = 0; br < brows; ++br) {
+      const uint8_t* row = bits + br * bcols;
+      for (int64_t b = 0; b < bcols; ++b) {
+        const int64_t i0 = b * m.block_cols;
+        std::fill_n(zero_mask.data() + i0, std::min(m.block_cols, cin - i0), row[b] ? 0u : 0x7fffffffu);
+      }
+      for (int64_t o = br * m.block_rows; o < std::min(cout, (br + 1) * m.block_rows); ++o) {
+        const float* x = v + o * taps * cin;
+        for (int64_t t = 0; t < taps; ++t, x += cin) bad |= pruned_bits(zero_mask.data(), x, cin);
+      }
+    }
+  }
+  if (bad)
+    for (int64_t j = 0; j < nw; ++j)
+      if (!bits[(j / (taps * cin)) / m.block_rows * bcols + (j % cin) / m.block_cols] && nonzero(v[j])) report(j);
 }
 
 // Parameters each op must have (and may have): the op table's lists.
@@ -167,31 +256,40 @@ void check_params(const Node& n) {
     }
     if (!(m.density >= 0.0 && m.density <= 1.0)) fail("node '{}': mask density {} is not in [0, 1]", n.name, m.density);
     if (m.is_tiled() || !m.tile_rows.empty()) validate_tiles(n, w, m);
+    check_mask_content(n, w, m);
   }
 }
 }  // namespace
+
+std::optional<size_t> find_nonfinite(const float* v, size_t count) {
+  // A float is inf or nan when its exponent bits are all ones. Counted over
+  // the bits (no early exit, integer compares) the loop vectorises even for
+  // SSE2; a big tensor is shared by both cores unless it comes in slabs
+  // that are still in the cache (h5::read_floats_scanned).
+  const auto n_elems = static_cast<int64_t>(count);
+  int64_t bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (n_elems > (int64_t{1} << 20))
+  for (int64_t i = 0; i < n_elems; ++i) bad += (std::bit_cast<uint32_t>(v[i]) & 0x7f800000u) == 0x7f800000u;
+  if (bad)
+    for (size_t i = 0; i < count; ++i)
+      if (!std::isfinite(v[i])) return i;
+  return std::nullopt;
+}
+
+void check_finite_values(const std::string& node, const std::string& param, const float* v, size_t first,
+                         size_t count) {
+  if (auto i = find_nonfinite(v + first, count))
+    fail("node '{}': parameter '{}' holds {} at index {}", node, param, v[first + *i], first + *i);
+}
 
 namespace {
 
 // The finiteness policy for a model's values (man/bsp-format.5, VALUES):
 // every parameter is finite; a batchnorm's variance is >= 0 and its eps
 // finite and > 0, so that var + eps > 0 in every channel.
-void check_values(const Node& n) {
-  for (const auto& [name, t] : n.params) {
-    const float* v = t.data();
-    const size_t size = t.size();
-    // A float is inf or nan when its exponent bits are all ones. Counted
-    // over the bits (no early exit, integer compares) the loop vectorises
-    // even for SSE2, and both cores share a big tensor: reading VGG-16 must
-    // not get noticeably slower.
-    const auto n_elems = static_cast<int64_t>(size);
-    int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static) if (n_elems > (int64_t{1} << 20))
-    for (int64_t i = 0; i < n_elems; ++i) bad += (std::bit_cast<uint32_t>(v[i]) & 0x7f800000u) == 0x7f800000u;
-    if (bad)
-      for (size_t i = 0; i < size; ++i)
-        if (!std::isfinite(v[i])) fail("node '{}': parameter '{}' holds {} at index {}", n.name, name, v[i], i);
-  }
+void check_values(const Node& n, bool scan_params) {
+  if (scan_params)
+    for (const auto& [name, t] : n.params) check_finite_values(n.name, name, t.data(), 0, t.size());
   if (n.op == Op::BatchNorm) {
     const double eps = n.attrs.get_double("eps", 1e-5);
     if (!std::isfinite(eps) || eps <= 0) fail("node '{}': batchnorm eps {} is not a positive number", n.name, eps);
@@ -205,7 +303,33 @@ void check_values(const Node& n) {
 
 }  // namespace
 
-void Model::validate() const {
+namespace {
+
+// The memory and work bounds of bsp-format(5), LIMITS, over the whole model
+// (each activation's is checked as its shape is inferred).
+void check_param_total(const Model& m) {
+  int64_t total = 0;
+  for (const Node& n : m.nodes)
+    for (const auto& [k, t] : n.params) total = checked_add(total, static_cast<int64_t>(t.size()), "the parameter count");
+  if (total > limits::kMaxParams)
+    fail("model has {} parameters, {}, above bsp's limit of {} (bsp-format(5), LIMITS)", total,
+         human_bytes(static_cast<double>(total) * sizeof(float)),
+         human_bytes(static_cast<double>(limits::kMaxParams) * sizeof(float)));
+}
+
+void check_mac_total(const Model& m, const std::vector<Shape>& shapes) {
+  int64_t total = 0;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const int64_t macs = node_macs(m.nodes[i], shapes[i]);
+    if (!add_ok(total, macs, total) || total > limits::kMaxMacs)
+      fail("node '{}': the model needs more than {} multiply-accumulates per image, above bsp's limit (bsp-format(5), LIMITS)",
+           m.nodes[i].name, limits::kMaxMacs);
+  }
+}
+
+}  // namespace
+
+void Model::validate(bool values_scanned) const {
   if (nodes.empty()) fail("model has no nodes");
   if (nodes[0].op != Op::Input) fail("the first node must be the input");
   std::set<std::string_view> seen;
@@ -216,9 +340,11 @@ void Model::validate() const {
     if (!seen.insert(n.name).second) fail("two nodes are named '{}'", n.name);
     if (i > 0 && n.op == Op::Input) fail("node '{}': only the first node can be an input", n.name);
     check_params(n);
-    check_values(n);
+    check_values(n, !values_scanned);
   }
-  infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+  check_param_total(*this);
+  const std::vector<Shape> shapes = infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+  check_mac_total(*this, shapes);
 }
 
 Wiring wiring(const Model& m) {

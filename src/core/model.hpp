@@ -137,9 +137,17 @@ struct Model {
 
   // Checks names, input order, op attributes, parameter shapes and values
   // (finite; a batchnorm's variance >= 0, eps > 0); throws bsp::Error naming
-  // the node on the first problem.
-  void validate() const;
+  // the node on the first problem. values_scanned: the parameters were
+  // already checked with check_finite_values as they were read.
+  void validate(bool values_scanned = false) const;
 };
+
+// The index of the first NaN or infinity in v[0, count), if any.
+std::optional<size_t> find_nonfinite(const float* v, size_t count);
+// Throws unless v[first, first + count) are all finite, naming the node,
+// the parameter and the first bad index (the VALUES rule of bsp-format(5)).
+void check_finite_values(const std::string& node, const std::string& param, const float* v, size_t first,
+                         size_t count);
 
 // A graph's wiring by node index, for the passes that run it node by node:
 // each node's inputs, and the last node that reads each node's value (the

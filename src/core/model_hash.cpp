@@ -4,43 +4,9 @@
 #include <type_traits>
 
 #include "core/model.hpp"
-#include "core/rng.hpp"
+#include "core/hasher.hpp"
 
 namespace bsp {
-
-namespace {
-
-class Hasher {
- public:
-  void add(uint64_t v) { h_ = mix64(h_ ^ v) + 0x9e3779b97f4a7c15ULL; }
-  void add(std::string_view s) {
-    add(static_cast<uint64_t>(s.size()));
-    add(hash_name(s));
-  }
-  // Bytes, in four independent lanes so the multiplies overlap.
-  void add_bytes(const void* p, size_t n) {
-    add(static_cast<uint64_t>(n));
-    const auto* b = static_cast<const unsigned char*>(p);
-    uint64_t lane[4] = {1, 2, 3, 4};
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32)
-      for (int k = 0; k < 4; ++k) {
-        uint64_t w;
-        std::memcpy(&w, b + i + 8 * k, 8);
-        lane[k] = mix64(lane[k] ^ w);
-      }
-    for (int k = 0; k < 4; ++k) add(lane[k]);
-    uint64_t tail = 0;
-    for (size_t j = i; j < n; ++j) tail = (tail << 8) | b[j];
-    add(tail);
-  }
-  uint64_t value() const { return h_; }
-
- private:
-  uint64_t h_ = 0x6a09e667f3bcc908ULL;
-};
-
-}  // namespace
 
 uint64_t content_hash(const Model& m) {
   Hasher h;

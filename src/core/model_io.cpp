@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/checked.hpp"
 #include "core/h5.hpp"
+#include "core/op_table.hpp"
 
 // File layout (man/bsp-format.5):
 //   /                         attrs format="bsp", format_version=[major, minor],
@@ -47,6 +49,15 @@ void save_node(hid_t nodes, const Node& n) {
   }
 }
 
+// Whether `key` is one of op's parameters (the op table's lists).
+bool is_param(Op op, const std::string& key) {
+  const OpEntry& e = op_entry(op);
+  for (const auto* list : {&e.required, &e.optional})
+    for (const char* p : *list)
+      if (p && key == p) return true;
+  return false;
+}
+
 Node load_node(hid_t nodes, const std::string& name) {
   if (!h5::exists(nodes, name)) fail("node '{}' is listed in /graph/order but missing", name);
   h5::Handle g = h5::open_group(nodes, name);
@@ -65,30 +76,73 @@ Node load_node(hid_t nodes, const std::string& name) {
   for (const auto& c : h5::children(g)) {
     if (c == "mask") {
       Mask m;
-      m.bits = h5::read_array<uint8_t>(g, "mask");
-      h5::Handle d(H5Dopen2(g, "mask", H5P_DEFAULT));
-      m.pattern = h5::read_attr_string(d, "pattern");
-      m.density = h5::read_attr_double(d, "density");
-      if (h5::has_attr(d, "block")) {
-        auto b = h5::read_attr_ints(d, "block");
-        if (b.size() != 2 || b[0] < 1 || b[1] < 1) fail("node '{}': bad mask block size", name);
-        m.block_rows = b[0];
-        m.block_cols = b[1];
-      }
-      if (h5::exists(g, "mask_column_tile") != h5::exists(g, "mask_tile_rows"))
-        fail("node '{}': a tile-wise mask needs both mask_column_tile and mask_tile_rows", name);
-      if (h5::exists(g, "mask_column_tile")) {
-        m.column_tile = h5::read_array<int32_t>(g, "mask_column_tile");
-        m.tile_rows = h5::read_array<uint8_t>(g, "mask_tile_rows");
+      try {
+        if (h5::exists(g, "mask_column_tile") != h5::exists(g, "mask_tile_rows"))
+          fail("a tile-wise mask needs both mask_column_tile and mask_tile_rows");
+        m.bits = h5::read_array<uint8_t>(g, "mask");
+        if (h5::exists(g, "mask_column_tile")) {
+          m.column_tile = h5::read_array<int32_t>(g, "mask_column_tile");
+          m.tile_rows = h5::read_array<uint8_t>(g, "mask_tile_rows");
+        }
+        h5::Handle d(H5Dopen2(g, "mask", H5P_DEFAULT));
+        m.pattern = h5::read_attr_string(d, "pattern");
+        m.density = h5::read_attr_double(d, "density");
+        if (h5::has_attr(d, "block")) {
+          auto b = h5::read_attr_ints(d, "block");
+          if (b.size() != 2 || b[0] < 1 || b[1] < 1) fail("bad mask block size");
+          m.block_rows = b[0];
+          m.block_cols = b[1];
+        }
+      } catch (const Error& e) {
+        fail("node '{}': {}", name, e.what());
       }
       n.mask = std::move(m);
     } else if (c == "mask_column_tile" || c == "mask_tile_rows") {
       if (!h5::exists(g, "mask")) fail("node '{}': {} without a mask", name, c);
-    } else {
-      n.params.emplace(c, h5::read_array<float>(g, c));
+    } else if (is_param(n.op, c)) {
+      // Checked for finite values slab by slab as it is read (validate
+      // skips it); the first bad value is reported once the read is done.
+      std::optional<size_t> bad;
+      Tensor t;
+      try {
+        t = h5::read_floats_scanned(g, c, [&](const float* v, size_t first, size_t count) {
+          if (!bad && (bad = find_nonfinite(v + first, count))) *bad += first;
+        });
+      } catch (const Error& e) {
+        fail("node '{}': {}", name, e.what());
+      }
+      if (bad) check_finite_values(name, c, t.data(), *bad, 1);
+      n.params.emplace(c, std::move(t));
     }
+    // Any other dataset or group is not the op's: ignored, as bsp-format(5)
+    // says of everything a reader does not know (and not written back).
   }
   return n;
+}
+
+// The memory bound on a graph's datasets (bsp-format(5), LIMITS), from
+// their shapes alone, before any is read: a few kilobytes of compressed
+// dataset can claim terabytes.
+void check_stored_sizes(hid_t nodes, const std::vector<std::string>& order) {
+  int64_t total = 0;
+  for (const auto& name : order) {
+    if (!h5::exists(nodes, name)) continue;  // load_node says so
+    h5::Handle g = h5::open_group(nodes, name);
+    for (const auto& c : h5::children(g)) {
+      {
+        const hid_t probe = H5Dopen2(g, c.c_str(), H5P_DEFAULT);
+        if (probe < 0) continue;  // not a dataset
+        H5Dclose(probe);
+      }
+      const Shape shape = h5::dataset_shape(g, c);
+      const int64_t n = checked_numel(shape, fmt::format("node '{}': dataset '{}'", name, c));
+      if (!add_ok(total, n, total) || total > limits::kMaxParams)
+        fail("node '{}': dataset '{}' {} takes the model past {} stored values ({} in float32), bsp's limit "
+             "(bsp-format(5), LIMITS)",
+             name, c, shape_str(shape), limits::kMaxParams,
+             human_bytes(static_cast<double>(limits::kMaxParams) * sizeof(float)));
+    }
+  }
 }
 
 }  // namespace
@@ -119,11 +173,30 @@ Model read_graph(hid_t f) {
   h5::Handle graph = h5::open_group(f, "graph");
   auto order = h5::read_strings(graph, "order");
   h5::Handle nodes = h5::open_group(graph, "nodes");
+  check_stored_sizes(nodes, order);
   m.nodes.reserve(order.size());
   for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
   if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
-  m.validate();
+  m.validate(/*values_scanned=*/true);  // load_node checked the parameters' values
   return m;
+}
+
+namespace {
+std::string hex16(uint64_t v) { return fmt::format("{:016x}", v); }
+}  // namespace
+
+void write_group_hash(hid_t group, uint64_t hash) { h5::write_attr(group, "content_hash", hex16(hash)); }
+
+void check_group_hash(hid_t file, hid_t group, uint64_t computed, const char* redo) {
+  if (!h5::has_attr(group, "content_hash")) {
+    const std::vector<int64_t> v = h5::read_attr_ints(file, "format_version");
+    if (v.size() == 2 && v[0] == 1 && v[1] == 0) return;  // written before groups had one
+    fail("no content_hash attribute (format 1.1 and later have one): {}", redo);
+  }
+  const std::string stored = h5::read_attr_string(group, "content_hash");
+  if (stored != hex16(computed))
+    fail("edited after bsp wrote it (its content hash is {}, the stored content_hash {}): {}", hex16(computed), stored,
+         redo);
 }
 
 h5::Handle create_model_file(const std::string& path, const Model& m) {

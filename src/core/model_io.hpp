@@ -13,7 +13,9 @@ namespace bsp {
 
 constexpr const char* kFormatName = "bsp";
 constexpr int64_t kFormatMajor = 1;
-constexpr int64_t kFormatMinor = 0;
+// 1.1: each derived group (/compact, /schedule, /program) carries a
+// content_hash of its own content (man/bsp-format.5, GROUP HASHES).
+constexpr int64_t kFormatMinor = 1;
 
 // Opens a file for reading after checking that it exists, is readable, is
 // HDF5 and is a bsp model of a version this bsp reads. Throws bsp::Error with
@@ -27,5 +29,13 @@ h5::Handle create_model_file(const std::string& path, const Model& m);
 // Writes the graph and history of `m` into a new file. The caller validates m
 // first (save_model does, before it creates the file).
 void write_graph(const Model& m, hid_t file);
+
+// A derived group's content hash (man/bsp-format.5, GROUP HASHES): written
+// as the attribute content_hash (16 hex digits) of the group.
+void write_group_hash(hid_t group, uint64_t hash);
+// Checks it against `computed`, the hash of what was read: a mismatch means
+// the group was edited after bsp wrote it, an error ("edited ...: `redo`").
+// A group without the attribute is accepted in files of format 1.0 only.
+void check_group_hash(hid_t file, hid_t group, uint64_t computed, const char* redo);
 
 }  // namespace bsp

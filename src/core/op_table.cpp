@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/checked.hpp"
 #include "core/reference_ops.hpp"
 #include "core/shapes.hpp"
 
@@ -35,6 +36,7 @@ const std::vector<OpEntry> kOps = {
        if (out.size() != 3) fail("node '{}': input shape must be [H, W, C]", n.name);
        for (auto d : out)
          if (d < 1) fail("node '{}': input shape {} has a non-positive size", n.name, shape_str(out));
+       for (auto d : out) check_dim(n.name, "input dimension", d);
        return out;
      },
      .reference = [](const Node&, const TensorList& in) { return in.at(0)->clone(); },
@@ -133,7 +135,7 @@ const std::vector<OpEntry> kOps = {
          if (s->size() != out.size() || !std::equal(s->begin(), s->end() - 1, out.begin()))
            fail("node '{}': concat inputs differ outside the channel axis: {} and {}", n.name, shape_str(out),
                 shape_str(*s));
-         c += s->back();
+         c = checked_add(c, s->back(), fmt::format("node '{}': concat channels", n.name));
        }
        out.back() = c;
        return out;

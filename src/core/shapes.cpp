@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "core/checked.hpp"
 #include "core/op_table.hpp"
 
 namespace bsp {
@@ -38,12 +39,28 @@ void fill_window(const Node& n, const Shape& in, WindowGeom& g, int64_t kh, int6
     fail("node '{}': kernel, stride and dilation must be positive", n.name);
   for (int64_t v : p)
     if (v < 0) fail("node '{}': negative padding", n.name);
-  int64_t eh = g.dh * (kh - 1) + 1, ew = g.dw * (kw - 1) + 1;
-  int64_t hp = g.H + g.pt + g.pb, wp = g.W + g.pl + g.pr;
+  // The plausibility limits (bsp-format(5), LIMITS): with every term below
+  // 2^24 the sums and products here cannot overflow.
+  check_dim(n.name, "kernel height", kh);
+  check_dim(n.name, "kernel width", kw);
+  check_dim(n.name, "stride", std::max(g.sh, g.sw));
+  check_dim(n.name, "dilation", std::max(g.dh, g.dw));
+  for (int64_t v : p) check_dim(n.name, "pad", v, true);
+  const int64_t eh = g.dh * (kh - 1) + 1, ew = g.dw * (kw - 1) + 1;
+  const int64_t hp = g.H + g.pt + g.pb, wp = g.W + g.pl + g.pr;
   if (hp < eh || wp < ew)
     fail("node '{}': window {}x{} larger than the padded input {}x{}", n.name, eh, ew, hp, wp);
+  // The kernels lay out the padded input (or a phase of it per stride): a
+  // huge pad is refused here, by the memory it needs.
+  check_activation(n.name, "padded input", {hp, wp, g.C});
   g.Ho = (hp - eh) / g.sh + 1;
   g.Wo = (wp - ew) / g.sw + 1;
+  // A stride larger than the padded input (one output row or column, which
+  // any stride past hp - eh gives) is clamped to hp: the output is the same,
+  // and the kernels' layouts, whose size follows the stride, stay within a
+  // few times the padded input.
+  if (g.sh > hp) g.sh = hp;
+  if (g.sw > wp) g.sw = wp;
 }
 
 }  // namespace
@@ -55,6 +72,7 @@ ConvGeom conv_geom(const Node& n, const Shape& in) {
   fill_window(n, in, g, w.dim(1), w.dim(2));
   g.Cout = w.dim(0);
   g.groups = n.attrs.get_int("groups", 1);
+  check_dim(n.name, "groups", g.groups);
   if (g.groups < 1 || g.C % g.groups != 0 || g.Cout % g.groups != 0)
     fail("node '{}': groups={} does not divide Cin={} and Cout={}", n.name, g.groups, g.C, g.Cout);
   if (w.dim(3) != g.C / g.groups)
@@ -81,7 +99,20 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& ins) {
     fail("node '{}': {} takes at least {} input{}", n.name, e.name, e.min_inputs, e.min_inputs == 1 ? "" : "s");
   if (e.max_inputs >= 0 && k > e.max_inputs)
     fail("node '{}': {} takes at most {} input(s), has {}", n.name, e.name, e.max_inputs, k);
-  return e.shape(n, ins);
+  Shape out = e.shape(n, ins);
+  // Every activation is within the memory bound (bsp-format(5), LIMITS),
+  // so that no later product over it overflows.
+  check_activation(n.name, "output", out);
+  return out;
+}
+
+int64_t node_macs(const Node& n, const Shape& out) {
+  if (n.op != Op::Conv2d && n.op != Op::Dense) return 0;
+  const auto w = static_cast<int64_t>(n.param("weight").size());
+  if (n.op == Op::Dense) return w;
+  if (out.size() != 3) fail("node '{}': conv output {} is not [H, W, C]", n.name, shape_str(out));
+  return checked_mul(checked_mul(out[0], out[1], fmt::format("node '{}': MACs", n.name)), w,
+                     fmt::format("node '{}': MACs", n.name));
 }
 
 std::vector<Shape> infer_shapes(const Model& m) {

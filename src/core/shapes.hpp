@@ -33,6 +33,11 @@ WindowGeom pool_geom(const Node& n, const Shape& in);
 // The output shape of one node given its input shapes.
 Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& ins);
 
+// Dense multiply-accumulates of one node per image given its output shape:
+// Ho * Wo * Cout * kh * kw * Cin/groups for a conv2d, out * in for a dense
+// layer, 0 otherwise; throws bsp::Error naming the node on int64 overflow.
+int64_t node_macs(const Node& n, const Shape& out);
+
 // One shape per node, in node order; throws bsp::Error naming the node when
 // shapes do not fit together.
 std::vector<Shape> infer_shapes(const Model& m);

@@ -1,5 +1,6 @@
 #include "core/stats.hpp"
 
+#include "core/checked.hpp"
 #include "core/shapes.hpp"
 
 namespace bsp {
@@ -31,13 +32,7 @@ ModelStats model_stats(const Model& m) {
       // Only weights are pruned; biases and BN parameters always count.
       l.nonzero_params += k == "weight" ? count_nonzero(t) : static_cast<int64_t>(t.size());
     }
-    if (n.op == Op::Conv2d) {
-      const Tensor& w = n.param("weight");
-      // Ho * Wo * Cout * kh * kw * Cin/groups
-      l.macs = shapes[i][0] * shapes[i][1] * static_cast<int64_t>(w.size());
-    } else if (n.op == Op::Dense) {
-      l.macs = static_cast<int64_t>(n.param("weight").size());
-    }
+    l.macs = node_macs(n, shapes[i]);  // checked; the model's validation bounded the total
     if (op_has_weight(n.op)) {
       const Tensor& w = n.param("weight");
       if (n.mask) {
@@ -47,10 +42,10 @@ ModelStats model_stats(const Model& m) {
         l.density = static_cast<double>(count_nonzero(w)) / static_cast<double>(w.size());
       }
     }
-    s.params += l.params;
-    s.nonzero_params += l.nonzero_params;
-    s.macs += l.macs;
-    s.bytes += l.bytes;
+    s.params = checked_add(s.params, l.params, "the parameter count");
+    s.nonzero_params += l.nonzero_params;  // <= params
+    s.macs = checked_add(s.macs, l.macs, "the MAC count");
+    s.bytes = checked_add(s.bytes, l.bytes, "the parameter bytes");
     s.layers.push_back(std::move(l));
   }
   return s;

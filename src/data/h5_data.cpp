@@ -60,7 +60,7 @@ ImageSet read_set(hid_t parent, const std::string& prefix) {
   Shape lshape = h5::dataset_shape(parent, lab);
   if (lshape.size() != 1) fail("dataset '{}' has shape {}, expected [N]", lab, shape_str(lshape));
   if (lshape[0] != s.n) fail("dataset '{}' has {} labels for {} images", lab, lshape[0], s.n);
-  s.labels = h5::read_array<int64_t>(parent, lab);
+  s.labels = h5::read_array_converted<int64_t>(parent, lab);  // any integer type
   return s;
 }
 

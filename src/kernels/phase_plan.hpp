@@ -29,7 +29,14 @@ struct PhasePlan {
     Hq = (Hp + g.sh - 1) / g.sh, Wq = (Wp + g.sw - 1) / g.sw;
     // Only the phases some tap reads are stored (a 1x1 stride-2 layer needs
     // one plane of four).
-    std::vector<int64_t> slot(static_cast<size_t>(g.sh * g.sw), -1);
+    // (Looked up among the stored phases, at most kh*kw of them: a table
+    // of all sh*sw phases would be sized by the stride.)
+    auto slot_of = [&](int64_t ab) {
+      for (size_t i = 0; i < phase_ab.size(); ++i)
+        if (phase_ab[i] == ab) return static_cast<int64_t>(i);
+      phase_ab.push_back(ab);
+      return static_cast<int64_t>(phase_ab.size()) - 1;
+    };
     int64_t max_off = 0;
     std::vector<int64_t> phase;
     for (int64_t y = 0; y < g.kh; ++y)
@@ -38,12 +45,7 @@ struct PhasePlan {
         const int64_t b = (x * g.dw) % g.sw, ox = (x * g.dw) / g.sw;
         max_off = std::max(max_off, oy * Wq + ox);
         tap_pixel.push_back(oy * Wq + ox);
-        int64_t& sl = slot[static_cast<size_t>(a * g.sw + b)];
-        if (sl < 0) {
-          sl = static_cast<int64_t>(phase_ab.size());
-          phase_ab.push_back(a * g.sw + b);
-        }
-        phase.push_back(sl);
+        phase.push_back(slot_of(a * g.sw + b));
       }
     phases = static_cast<int64_t>(phase_ab.size());
     plane = std::max(Hq * Wq, g.Ho * Wq + max_off) + 1;

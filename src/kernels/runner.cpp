@@ -209,9 +209,11 @@ struct Runner::Impl {
     }
     if (width_fold_pays(g)) {
       // dw = 1: the kernel reads the folded taps in place (conv_f32.hpp);
-      // otherwise it runs on a width-folded copy of the input.
+      // otherwise it runs on a width-folded copy of the input. So does a
+      // stride taller than the window: the in-place layout keeps all sh row
+      // phases of the padded input (the copy's phase planes only those read).
       const ConvGeom fg = width_folded(g);
-      s.width_fold = g.dw != 1;
+      s.width_fold = g.dw != 1 || g.sh > g.dh * (g.kh - 1) + 1;
       s.conv = std::make_unique<ConvF32>(s.width_fold ? fg : g,
                                          pack_f32(f.weight.data(), {g.Cout, g.kh, 1, fg.C}, {}, {}, f.bias.data()));
     } else {

@@ -395,3 +395,96 @@ TEST_CASE("the schedule and program go through a file and are dropped when the w
   set_schedule(r, s);
   CHECK_FALSE(r.program);
 }
+
+TEST_CASE("stored activation plans are checked against the model and the hardware", "[aie2][schedule]") {
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::FP32);
+  std::vector<Decision> ds;
+  for (const auto& p : S.stages) ds.push_back(p.d);
+  REQUIRE_NOTHROW(rebuild_schedule(m, S.hw, S.dtype, ds, S.storages, S.fingerprint));
+  size_t res = S.storages.size(), ddr = S.storages.size();
+  for (size_t i = 0; i < S.storages.size(); ++i)
+    (S.storages[i].place == Place::Memtile ? res : ddr) = std::min(i, S.storages[i].place == Place::Memtile ? res : ddr);
+  REQUIRE(res < S.storages.size());
+  REQUIRE(ddr < S.storages.size());
+  auto refused = [&](const std::function<void(std::vector<StoragePlan>&)>& edit, const std::string& why) {
+    std::vector<StoragePlan> sp = S.storages;
+    edit(sp);
+    CHECK_THROWS_WITH(rebuild_schedule(m, S.hw, S.dtype, ds, sp, S.fingerprint), Catch::Contains(why));
+  };
+  refused([&](auto& sp) { sp[res].memtile_addr += 3; }, "is not a 64-aligned place");
+  refused([&](auto& sp) { sp[res].memtile_addr = S.hw.memtile_memory; }, "is not a 64-aligned place");
+  refused([&](auto& sp) { sp[res].band_rows += 1; }, "bands of");
+  refused([&](auto& sp) { sp[res].band_bytes = 0; }, "bands of");
+  refused([&](auto& sp) { sp[res].ddr_addr = 0; }, "is resident but has DDR address 0");
+  refused([&](auto& sp) { sp[ddr].memtile_addr = 64; }, "is in DDR but has memtile bands");
+  refused([&](auto& sp) { sp[0] = sp[res]; }, "cannot be resident");  // the network input
+  // two resident activations alive together at one address
+  for (size_t j = res + 1; j < S.storages.size(); ++j)
+    if (S.storages[j].place == Place::Memtile && S.storages[j].band_bytes == S.storages[res].band_bytes &&
+        S.storages[j].memtile_addr != S.storages[res].memtile_addr) {
+      const Storage &a = S.graph.storages[res], &b = S.graph.storages[j];
+      if (a.last_stage < b.first_stage || b.last_stage < a.first_stage) continue;
+      refused([&](auto& sp) { sp[j].memtile_addr = sp[res].memtile_addr; }, "overlap in the memtiles");
+      break;
+    }
+}
+
+TEST_CASE("a stored program is run only for the model it was generated from", "[aie2][schedule]") {
+  Model m = test::aie2_model("fmnist-cnn", 0.5);
+  Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::FP32);
+  Program p = generate_program(S);
+  CHECK_NOTHROW(check_program_fits(m, p));
+  Program q = p;
+  q.fingerprint ^= 1;
+  CHECK_THROWS_WITH(check_program_fits(m, q), Catch::Contains("the stored program's fingerprint does not match"));
+  Model other = test::aie2_model("fmnist-cnn", 0.5, 2);  // other masks
+  CHECK_THROWS_WITH(check_program_fits(other, p), Catch::Contains("does not match the model"));
+}
+
+TEST_CASE("an edited schedule or program group is refused; a format-1.0 file is read unchecked", "[aie2][schedule]") {
+  test::TempDir d;
+  Model m = test::aie2_model("fmnist-cnn", 0.5);
+  auto s = std::make_shared<Schedule>(make_schedule(m, load_target("aie2:2x2"), DType::FP32));
+  s->source_hash = model_hash(m, DType::FP32);
+  auto pf = std::make_shared<ProgramFile>();
+  pf->program = generate_program(*s);
+  pf->const_image = build_const_image(*s, m, &pf->program);
+  pf->source_hash = s->source_hash;
+  m.schedule = s;
+  m.program = pf;
+  save_model(m, d.file("p.h5"));
+  auto edit = [&](const std::function<void(hid_t)>& f) {
+    REQUIRE(std::system(("cp " + d.file("p.h5") + " " + d.file("e.h5")).c_str()) == 0);
+    h5::Handle file = h5::open_file_readwrite(d.file("e.h5"));
+    f(file);
+  };
+  auto set_int = [](hid_t g, const char* name, int64_t v) {
+    H5Adelete(g, name);
+    h5::write_attr(g, name, v);
+  };
+  // a plausible program: another output address
+  edit([&](hid_t f) { set_int(h5::open_group(f, "program"), "output_addr", pf->program.output_addr + 64); });
+  CHECK_THROWS_WITH(load_model(d.file("e.h5"), "e.h5"), Catch::Contains("/program: edited after bsp wrote it"));
+  // a plausible schedule: the loop order of a stage flipped
+  edit([&](hid_t f) {
+    h5::Handle g = h5::open_group(f, "schedule/stages/0000");
+    const std::string o = h5::read_attr_string(g, "order");
+    H5Adelete(g, "order");
+    h5::write_attr(g, "order", std::string(o == "A" ? "B" : "A"));
+  });
+  CHECK_THROWS_WITH(load_model(d.file("e.h5"), "e.h5"), Catch::Contains("/schedule: edited after bsp wrote it"));
+  // the hash removed: refused in 1.1, read unchecked in 1.0
+  edit([&](hid_t f) {
+    for (const char* g : {"schedule", "program"}) H5Adelete(h5::open_group(f, g), "content_hash");
+  });
+  CHECK_THROWS_WITH(load_model(d.file("e.h5"), "e.h5"), Catch::Contains("no content_hash attribute"));
+  {
+    h5::Handle file = h5::open_file_readwrite(d.file("e.h5"));
+    H5Adelete(file, "format_version");
+    h5::write_attr(file, "format_version", std::vector<int64_t>{1, 0});
+  }
+  Model r = load_model(d.file("e.h5"), "e.h5");
+  CHECK(r.schedule);
+  CHECK(r.program);
+}

@@ -263,3 +263,48 @@ TEST_CASE("layers pruned by bsp prune's patterns compact and expand bitwise") {
     }
   }
 }
+
+TEST_CASE("check() refuses repeated or unordered N:M positions and tw indices out of order") {
+  SECTION("nm 2:4 and 2:8") {
+    for (int64_t M : {4, 8}) {
+      Model m = one_conv(4, 1, 16, 3);
+      Node& n = m.nodes[1];
+      test::nm_prune(n, 2, M);
+      const Tensor& w = n.param("weight");
+      CompactLayer l = compress(w.data(), w.shape(), element_mask(n).data(), spec_for(n, Format::NM));
+      REQUIRE_NOTHROW(l.check());
+      const int b = l.index_bits();
+      auto set = [&](int64_t slot, int64_t pos) {  // slot s's b bits, little-endian
+        for (int k = 0; k < b; ++k) {
+          const int64_t bit = slot * b + k;
+          uint8_t& byte = l.nm_index[static_cast<size_t>(bit / 8)];
+          byte = static_cast<uint8_t>((byte & ~(1u << (bit % 8))) | (((pos >> k) & 1) << (bit % 8)));
+        }
+      };
+      CompactLayer same = l;
+      set(2, 1), set(3, 1);  // group 1: 1, 1
+      CHECK_THROWS_WITH(l.check(), Catch::Contains("nm index: group 1 holds position 1 after 1"));
+      l = same;
+      set(2, 3), set(3, 0);  // group 1: 3, 0
+      CHECK_THROWS_WITH(l.check(), Catch::Contains("nm index: group 1 holds position 0 after 3"));
+      l = same;
+      set(2, 0), set(3, 1);  // ascending: fine
+      CHECK_NOTHROW(l.check());
+    }
+  }
+  SECTION("tw rows and columns ascend within a tile") {
+    Model m = one_conv(40, 3, 8, 6);
+    Node& n = m.nodes[1];
+    test::tw_prune(n, 16, 0.7, 0.5, 8);
+    const Tensor& w = n.param("weight");
+    CompactLayer l = compress(w.data(), w.shape(), element_mask(n).data(), spec_for(n, Format::TW));
+    REQUIRE_NOTHROW(l.check());
+    REQUIRE(l.tile_row_ptr[1] >= 2);
+    CompactLayer r = l;
+    r.tile_rows[1] = r.tile_rows[0];
+    CHECK_THROWS_WITH(r.check(), Catch::Contains("tw tile 0: rows"));
+    CompactLayer c = l;
+    std::swap(c.tile_cols[0], c.tile_cols[1]);
+    CHECK_THROWS_WITH(c.check(), Catch::Contains("tw tile 0: columns"));
+  }
+}

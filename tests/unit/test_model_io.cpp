@@ -2,10 +2,13 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "core/h5.hpp"
 #include "modelfile/model_file.hpp"
+#include "sparsity/mask.hpp"
 #include "test_helpers.hpp"
+#include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
 
 using namespace bsp;
@@ -47,6 +50,8 @@ TEST_CASE("a model survives a save and load bit for bit") {
   em.bits = Array<uint8_t>(fc.param("weight").shape());
   em.bits[3] = 1;
   fc.mask = std::move(em);
+  apply_mask(conv);  // pruned weights are stored as zeros
+  apply_mask(fc);
 
   save_model(m, d.file("m.h5"));
   Model r = load_model(d.file("m.h5"), "m.h5");
@@ -141,4 +146,216 @@ TEST_CASE("files that are not bsp models are refused with a clear reason") {
   SECTION("a directory") {
     CHECK_THROWS_WITH(load_model(d.path(), "dir"), "cannot read 'dir': is a directory");
   }
+}
+
+TEST_CASE("parameters are checked for finite values slab by slab as they are read") {
+  TempDir d;
+  GraphBuilder big("t", 4, 4, 512);
+  big.conv("c", "input", GraphBuilder::square(512, 3, 1, 1));  // [512, 3, 3, 512]: 9 MB, read in 1 MB slabs
+  Model m = big.finish();
+  Tensor& w = m.nodes[1].params["weight"];
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 1000) * 1e-3f;
+  save_model(m, d.file("m.h5"));
+  SECTION("the slabs read back bit for bit, every element scanned once") {
+    h5::Handle f = h5::open_file_readonly(d.file("m.h5"));
+    h5::Handle g = h5::open_group(f, "graph/nodes/c");
+    size_t scanned = 0, slabs = 0;
+    Tensor r = h5::read_floats_scanned(g, "weight", [&](const float*, size_t first, size_t count) {
+      CHECK(first == scanned);
+      scanned += count;
+      ++slabs;
+    });
+    CHECK(scanned == w.size());
+    CHECK(slabs > 1);
+    CHECK(r.shape() == w.shape());
+    CHECK(std::memcmp(r.data(), w.data(), w.size() * sizeof(float)) == 0);
+  }
+  for (size_t bad : {size_t{5}, w.size() - 3}) {
+    DYNAMIC_SECTION("a nan at index " << bad) {
+      h5::Handle f(H5Fopen(d.file("m.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+      h5::Handle g = h5::open_group(f, "graph/nodes/c");
+      H5Ldelete(g, "weight", H5P_DEFAULT);
+      w[bad] = std::numeric_limits<float>::quiet_NaN();
+      h5::write_array(g, "weight", w);
+      f.reset();
+      CHECK_THROWS_WITH(load_model(d.file("m.h5"), "m.h5"),
+                        Catch::Contains(fmt::format("node 'c': parameter 'weight' holds nan at index {}", bad)));
+    }
+  }
+}
+
+namespace {
+// Replaces (or adds) dataset `name` of node `node` in a model file, as
+// another tool would.
+template <typename T>
+void put_dataset(const std::string& path, const std::string& node, const std::string& name, const Array<T>& a) {
+  h5::Handle f = h5::open_file_readwrite(path);
+  h5::Handle g = h5::open_group(f, "graph/nodes/" + node);
+  std::vector<std::pair<std::string, AttrValue>> attrs;  // a mask's pattern, density, block
+  if (h5::exists(g, name)) {
+    h5::Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT));
+    for (const auto& k : h5::attr_names(d)) attrs.emplace_back(k, h5::read_attr(d, k));
+    d.reset();
+    H5Ldelete(g, name.c_str(), H5P_DEFAULT);
+  }
+  h5::write_array(g, name, a);
+  h5::Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT));
+  for (const auto& [k, v] : attrs) h5::write_attr(d, k, v);
+}
+
+// small_model() with an unstructured mask on fc2 keeping every other weight
+// and a block mask on conv2.conv, pruned weights zero.
+Model masked_model() {
+  Model m = small_model();
+  Node& fc = *m.find("fc2");
+  Mask em;
+  em.pattern = "unstructured";
+  em.bits = Array<uint8_t>(fc.param("weight").shape());
+  for (size_t i = 0; i < em.bits.size(); i += 2) em.bits[i] = 1;
+  em.density = 0.5;
+  fc.mask = std::move(em);
+  apply_mask(fc);
+  Node& conv = *m.find("conv2.conv");
+  Mask bm;
+  bm.pattern = "block:8x8";
+  bm.block_rows = bm.block_cols = 8;
+  bm.bits = Array<uint8_t>({4, 4}, std::vector<uint8_t>{1, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1});
+  bm.density = 0.5;
+  conv.mask = std::move(bm);
+  apply_mask(conv);
+  return m;
+}
+}  // namespace
+
+TEST_CASE("a mask holds only 0 and 1 and its pruned weights are zero") {
+  TempDir d;
+  const std::string f = d.file("m.h5");
+  Model m = masked_model();
+  save_model(m, f);
+  REQUIRE_NOTHROW(load_model(f, "m.h5"));
+  SECTION("a mask value other than 0 and 1") {
+    Array<uint8_t> bits = m.find("fc2")->mask->bits.clone();
+    bits[4] = 2;
+    put_dataset(f, "fc2", "mask", bits);
+    CHECK_THROWS_WITH(load_model(f, "m.h5"), Catch::Contains("node 'fc2': mask holds 2 at index 4: only 0 and 1"));
+  }
+  SECTION("a nonzero weight under a zero element mask") {
+    Tensor w = m.find("fc2")->param("weight").clone();
+    w[3] = 0.25f;
+    put_dataset(f, "fc2", "weight", w);
+    CHECK_THROWS_WITH(load_model(f, "m.h5"),
+                      Catch::Contains("node 'fc2': weight 0.25 at index 3 is pruned by the mask but not zero"));
+  }
+  SECTION("a nonzero weight under a zero block") {
+    // conv2.conv is [32, 3, 3, 32]; block (0, 1) is pruned: output 0, input 8.
+    Tensor w = m.find("conv2.conv")->param("weight").clone();
+    REQUIRE(w.shape() == Shape{32, 3, 3, 32});
+    const size_t at = ((0 * 3 + 2) * 3 + 1) * 32 + 8;
+    w[at] = -1.5f;
+    put_dataset(f, "conv2.conv", "weight", w);
+    CHECK_THROWS_WITH(load_model(f, "m.h5"), Catch::Contains(fmt::format(
+                                                 "node 'conv2.conv': weight -1.5 at index {} is pruned by the mask", at)));
+  }
+  SECTION("a negative zero is a zero") {
+    Tensor w = m.find("fc2")->param("weight").clone();
+    w[3] = -0.0f;
+    put_dataset(f, "fc2", "weight", w);
+    CHECK_NOTHROW(load_model(f, "m.h5"));
+  }
+  SECTION("an in-memory model is checked the same way when saved") {
+    m.find("fc2")->param("weight")[1] = 1.0f;
+    CHECK_THROWS_WITH(save_model(m, d.file("o.h5")), Catch::Contains("node 'fc2': weight 1 at index 1 is pruned"));
+  }
+}
+
+TEST_CASE("a tile-wise mask's tile rows hold 0 and 1 and every tile keeps a row") {
+  TempDir d;
+  Model m = small_model();
+  Node& fc = *m.find("fc2");  // [10, 256]: K = 256, N = 10
+  Mask tm;
+  tm.pattern = "tw:4";
+  tm.bits = Array<uint8_t>(fc.param("weight").shape());
+  tm.column_tile = Array<int32_t>({10});
+  tm.tile_rows = Array<uint8_t>({3, 256});
+  for (int32_t c = 0; c < 10; ++c) tm.column_tile[static_cast<size_t>(c)] = c / 4;
+  for (size_t t = 0; t < 3; ++t) tm.tile_rows[t * 256 + t] = 1;
+  for (int64_t c = 0; c < 10; ++c) tm.bits[static_cast<size_t>(c * 256 + c / 4)] = 1;
+  tm.density = 0.1 / 25.6;
+  fc.mask = std::move(tm);
+  apply_mask(fc);
+  REQUIRE_NOTHROW(m.validate());
+  SECTION("a tile row of 2") {
+    fc.mask->tile_rows[256 + 5] = 2;
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'fc2': mask_tile_rows[1, 5] = 2: only 0 and 1"));
+  }
+  SECTION("a tile that keeps no row") {
+    fc.mask->tile_rows[2 * 256 + 2] = 0;
+    for (int64_t c = 8; c < 10; ++c) fc.mask->bits[static_cast<size_t>(c * 256 + 2)] = 0;
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'fc2': tile 2 of the mask keeps no row"));
+  }
+  SECTION("a tile wider than the pattern's G") {
+    fc.mask->pattern = "tw:3";
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'fc2': tile 0 of the mask has more than the pattern's 3 columns"));
+  }
+}
+
+TEST_CASE("datasets of the wrong stored type are refused, not converted") {
+  TempDir d;
+  const std::string f = d.file("m.h5");
+  Model m = masked_model();
+  save_model(m, f);
+  SECTION("a float64 weight") {
+    const Tensor& w = m.find("fc2")->param("weight");
+    Array<double> w64(w.shape());
+    for (size_t i = 0; i < w.size(); ++i) w64[i] = w[i];
+    put_dataset(f, "fc2", "weight", w64);
+    CHECK_THROWS_WITH(load_model(f, "m.h5"),
+                      Catch::Contains("node 'fc2': dataset 'weight' is float64, expected float32"));
+  }
+  SECTION("an int32 bias") {
+    Array<int32_t> b({10});
+    put_dataset(f, "fc2", "bias", b);
+    CHECK_THROWS_WITH(load_model(f, "m.h5"), Catch::Contains("node 'fc2': dataset 'bias' is int32, expected float32"));
+  }
+  SECTION("a float mask") {
+    const Array<uint8_t>& bits = m.find("fc2")->mask->bits;
+    Tensor fm(bits.shape());
+    for (size_t i = 0; i < bits.size(); ++i) fm[i] = bits[i] ? 0.5f : 0.0f;
+    put_dataset(f, "fc2", "mask", fm);
+    CHECK_THROWS_WITH(load_model(f, "m.h5"), Catch::Contains("node 'fc2': dataset 'mask' is float32, expected uint8"));
+  }
+  SECTION("big-endian float32 is float32") {
+    h5::Handle file = h5::open_file_readwrite(f);
+    h5::Handle g = h5::open_group(file, "graph/nodes/fc2");
+    const Tensor& b = m.find("fc2")->param("bias");
+    H5Ldelete(g, "bias", H5P_DEFAULT);
+    hsize_t n = b.size();
+    h5::Handle space(H5Screate_simple(1, &n, nullptr));
+    h5::Handle ds(H5Dcreate2(g, "bias", H5T_IEEE_F32BE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    REQUIRE(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b.data()) >= 0);
+    ds.reset();
+    g.reset();
+    file.reset();
+    Model r = load_model(f, "m.h5");
+    CHECK(bsp::test::max_abs_diff(r.find("fc2")->param("bias"), b) == 0);
+  }
+}
+
+TEST_CASE("unknown datasets and groups inside a node are ignored, as bsp-format(5) says") {
+  TempDir d;
+  const std::string f = d.file("m.h5");
+  save_model(small_model(), f);
+  put_dataset(f, "fc2", "notes", Array<int32_t>({3}));
+  put_dataset(f, "conv1.relu", "bias", Tensor({4}));  // not a relu's parameter
+  {
+    h5::Handle file = h5::open_file_readwrite(f);
+    h5::Handle g = h5::open_group(file, "graph/nodes/fc2");
+    h5::Handle sub = h5::create_group(g, "extra");
+  }
+  Model r = load_model(f, "m.h5");
+  CHECK(!r.find("fc2")->has_param("notes"));
+  CHECK(r.find("conv1.relu")->params.empty());
+  // a known parameter is still required and checked
+  put_dataset(f, "fc2", "weight", Array<int16_t>({10, 256}));
+  CHECK_THROWS_WITH(load_model(f, "m.h5"), Catch::Contains("node 'fc2': dataset 'weight' is int16, expected float32"));
 }
