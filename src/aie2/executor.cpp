@@ -160,7 +160,12 @@ class Runner {
       if (d.addr < 0 || d.addr + size > memory_size(d.mem))
         fail("{}: buffer '{}' [{}, {}) lies outside the {} bytes of its memory", where, d.name, d.addr, d.addr + size,
              memory_size(d.mem));
-      if (!(d.flags & kBufLinear) && d.slot_elems() * d.elem_bytes > d.slot_bytes)
+      // rows * cols * pitch * elem_bytes (int32 each) can pass int64: checked.
+      int64_t layout = 0;
+      const bool fits = d.rows >= 0 && d.cols >= 0 && d.pitch >= 0 && d.elem_bytes >= 0 &&
+                        !__builtin_mul_overflow(static_cast<int64_t>(d.rows) * d.cols, static_cast<int64_t>(d.pitch), &layout) &&
+                        !__builtin_mul_overflow(layout, static_cast<int64_t>(d.elem_bytes), &layout) && layout <= d.slot_bytes;
+      if (!(d.flags & kBufLinear) && !fits)
         fail("{}: buffer '{}': its [{}][{}][{}] layout is larger than its slot", where, d.name, d.rows, d.cols, d.pitch);
       if (d.mem == Mem::Core) {
         const int64_t last = d.tile + static_cast<int64_t>(d.tile_count - 1) * d.tile_stride;
@@ -173,6 +178,9 @@ class Runner {
       }
       const bool locked = d.mem != Mem::DDR && !(d.flags & kBufPrivate);
       if (locked) {
+        // Its slots then fit its memory, and so do the lock and window
+        // tables below (one entry per slot and member).
+        if (d.slot_bytes < 1) fail("{}: buffer '{}' has empty slots", where, d.name);
         if (d.free_init < 0 || d.free_init > kMaxLock || d.full_init < 0 || d.full_init > kMaxLock)
           fail("{}: buffer '{}': lock values must be 0..{}", where, d.name, kMaxLock);
         const int32_t pairs = lock_pairs(d);
@@ -616,6 +624,15 @@ class Runner {
       if (bs->d->slot_elems() < c.out_l.rows * c.out_l.cols * c.out_l.pitch)
         error(q, rec, in.op, "the accumulator is smaller than the output tile");
     }
+    // Checked for timing runs too (the kernels check the rest when they
+    // run): the output tile fits its buffer and a convolution's stored
+    // blocks (64 bytes or more each) its weight slot, which bounds the work
+    // below.
+    if (work && (oh > c.out_l.rows || ow > c.out_l.cols || co > c.out_l.pitch))
+      error(q, rec, in.op, fmt::format("output tile of {}x{}x{} does not fit its buffer [{}][{}][{}]", oh, ow, co,
+                                       c.out_l.rows, c.out_l.cols, c.out_l.pitch));
+    if (work && k.kind == KKind::Conv && nnz * kBlock * kBlock > c.w_bytes)
+      error(q, rec, in.op, fmt::format("{} weight blocks do not fit a weight slot of {} bytes", nnz, c.w_bytes));
     if (m_ && work) {
       try {
         run_kernel(c);
@@ -625,7 +642,14 @@ class Runner {
     }
     // A row pass (kKRows) sums the pass's rows of the window only.
     const int64_t rows = (k.flags & kKRows) ? k.kh - c.pt - c.pb : -1;
-    const int64_t cycles = work ? comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz, rows) : 0;
+    int64_t cycles = 0;
+    if (work) {
+      try {
+        cycles = comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz, rows);
+      } catch (const Error& e) {
+        error(q, rec, in.op, e.what());
+      }
+    }
     const double d = static_cast<double>(cycles) / (hw_.clock_ghz * 1e9);
     ClassStats& cs = timing_.cls[kClsComp];
     cs.busy_s += d;
@@ -633,7 +657,12 @@ class Runner {
     qs_[static_cast<size_t>(q)].busy[kClsComp] += d;
     if (work && k.kind == KKind::Conv) {
       const int64_t pos = (oh * ow + hw_.vec_positions - 1) / hw_.vec_positions * hw_.vec_positions;
-      cs.macs += pos * nnz * kBlock * kBlock * k.kh * k.kw;
+      // pos * nnz * 64 * kh * kw: bounded by the checks above, but kh * kw
+      // (16 bits each) can still take it past int64.
+      int64_t macs = 0;
+      if (__builtin_mul_overflow(pos * nnz * kBlock * kBlock, static_cast<int64_t>(k.kh) * k.kw, &macs) ||
+          __builtin_add_overflow(cs.macs, macs, &cs.macs))
+        error(q, rec, in.op, "more multiply-accumulates than int64 counts");
     }
     return d;
   }

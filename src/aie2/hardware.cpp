@@ -274,7 +274,13 @@ Hardware resolve(const std::string& target, int depth) {
 
 }  // namespace
 
-Hardware hardware_from_json(const Json& j, const std::string& source) { return from_json_at_depth(j, source, 0); }
+Hardware hardware_from_json(const Json& j, const std::string& source) {
+  // A stored description is whole (hardware_to_json writes every key): a
+  // "base" would make reading a model file open another file, named by the
+  // model file.
+  if (j.is_object() && j.find("base")) fail("{}: a stored hardware description has no 'base'", source);
+  return from_json_at_depth(j, source, 0);
+}
 
 Hardware load_target(const std::string& target) { return resolve(target, 0); }
 

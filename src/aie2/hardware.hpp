@@ -62,7 +62,9 @@ struct Hardware {
   double stream_seconds(double bytes) const { return bytes / (stream_gbps * 1e9); }
 };
 
-// Parses and checks a description; `source` names it in error messages.
+// Parses and checks a stored description (a model file's /schedule or
+// /program "hardware" attribute), which is whole: no "base" (a base would
+// open another file); `source` names it in error messages.
 Hardware hardware_from_json(const Json& j, const std::string& source);
 Json hardware_to_json(const Hardware& h);
 

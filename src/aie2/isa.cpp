@@ -220,6 +220,9 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
       if (d.id != b) fail("program: stage '{}': buffer {} declared as {}", s.name, b, d.id);
       if (static_cast<int32_t>(d.mem) < 0 || static_cast<int32_t>(d.mem) > 2) fail("program: buffer '{}': bad memory", d.name);
       if (d.slots < 1 || d.slot_bytes < 0 || d.tile_count < 1) fail("program: buffer '{}': bad size", d.name);
+      if (d.rows < 0 || d.cols < 0 || d.pitch < 0 || (d.elem_bytes != 1 && d.elem_bytes != 2 && d.elem_bytes != 4))
+        fail("program: buffer '{}': bad layout [{}][{}][{}] of {}-byte elements", d.name, d.rows, d.cols, d.pitch,
+             d.elem_bytes);
       if (d.port < 0 || d.split < 0 || (d.split > 0 && (d.mem != Mem::Core || (d.flags & kBufSlotLocks) ||
                                                          ((d.flags & kBufLinear) && d.split >= d.slot_bytes))))
         fail("program: buffer '{}': bad input channel or split", d.name);
@@ -237,6 +240,14 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
       d.acc_buf = in.a[13], d.flags = in.a[14];
       if (d.id != k) fail("program: stage '{}': kernel {} declared as {}", s.name, k, d.id);
       if (d.n_in < 1 || d.n_in > 4) fail("program: stage '{}': kernel {} has {} inputs", s.name, k, d.n_in);
+      if (static_cast<uint32_t>(d.kind) > static_cast<uint32_t>(KKind::Softmax))
+        fail("program: stage '{}': kernel {} has kind {}", s.name, k, static_cast<int32_t>(d.kind));
+      // Windows, strides and dilations of at most 16 bits keep the executor's
+      // sizes and cycle counts (products of them) inside int64.
+      for (int32_t v : {d.kh, d.kw, d.sh, d.sw, d.dh, d.dw})
+        if (v < 1 || v > 65535)
+          fail("program: stage '{}': kernel {}: window {}x{}, stride {}x{}, dilation {}x{} out of range 1..65535",
+               s.name, k, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw);
       s.kernels.push_back(d);
     }
     while (i < n && static_cast<Opc>(words[i * R]) == Opc::Kparam) {

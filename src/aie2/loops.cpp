@@ -139,8 +139,14 @@ bool LoopCursor::next(Instr& out, size_t& record) {
     ++pc_;
     if (pc_ < c.size() && c[pc_].op == Opc::Stride) {
       if (in_loop_)
-        for (int k = 0; k < kOperands; ++k)
-          out.a[static_cast<size_t>(k)] += static_cast<int32_t>(iter_ * c[pc_].a[static_cast<size_t>(k)]);
+        for (int k = 0; k < kOperands; ++k) {
+          // Operands are int32 at every iteration (bsp-isa(7)): a stride that
+          // takes one past 32 bits is a broken program, not a wrap-around.
+          const int64_t v = out.a[static_cast<size_t>(k)] + iter_ * c[pc_].a[static_cast<size_t>(k)];
+          if (v < INT32_MIN || v > INT32_MAX)
+            fail("record {}: operand {} is {} at iteration {} of its loop, past 32 bits", record, k, v, iter_);
+          out.a[static_cast<size_t>(k)] = static_cast<int32_t>(v);
+        }
       ++pc_;
     }
     return true;

@@ -227,6 +227,9 @@ int64_t cycles_of(const Hardware& hw, DType t, int kind, EltFn fn, int64_t kh, i
       elems *= 8;  // softmax: max, exp, sum and scale per element
     cycles = elems * es / (static_cast<double>(hw.vec_bytes_per_cycle) * eff);
   }
+  // A kernel call read from a file can claim any sizes: past 2^62 cycles
+  // the conversion to int64 would be undefined.
+  if (!(cycles < 4.6e18)) fail("a kernel call of {:.3g} cycles", cycles);
   return static_cast<int64_t>(std::ceil(cycles)) + hw.kernel_overhead_cycles;
 }
 

@@ -79,6 +79,12 @@ Shape space_shape(hid_t space) {
   if (rank < 0) fail("cannot read a dataspace");
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  // Every dimension and their product inside int64 (a crafted file can
+  // claim any): Shape arithmetic is signed.
+  int64_t n = 1;
+  for (hsize_t d : dims)
+    if (d > static_cast<hsize_t>(INT64_MAX) || __builtin_mul_overflow(n, static_cast<int64_t>(d), &n))
+      fail("a dataspace of {} elements or more", INT64_MAX);
   return Shape(dims.begin(), dims.end());
 }
 
@@ -188,9 +194,12 @@ AttrValue read_attr(hid_t obj, const std::string& name) {
   Handle a = check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), fmt::format("cannot open attribute '{}'", name));
   Handle type = check(H5Aget_type(a), "cannot read an attribute type");
   Handle space = check(H5Aget_space(a), "cannot read an attribute dataspace");
-  bool scalar = H5Sget_simple_extent_type(space) == H5S_SCALAR;
+  // A null dataspace (an attribute without a value) has no element to read.
+  const H5S_class_t sclass = H5Sget_simple_extent_type(space);
+  if (sclass != H5S_SCALAR && sclass != H5S_SIMPLE) fail("attribute '{}' has no value", name);
+  bool scalar = sclass == H5S_SCALAR;
   Shape shape = scalar ? Shape{} : space_shape(space);
-  if (shape.size() > 1) fail("attribute '{}' has rank {}", name, shape.size());
+  if (shape.size() != 1 && !scalar) fail("attribute '{}' has rank {}", name, shape.size());
   size_t n = scalar ? 1 : static_cast<size_t>(shape[0]);
   switch (H5Tget_class(type)) {
     case H5T_INTEGER: {

@@ -123,7 +123,14 @@ Metadata bsp_metadata(const Model& m) {
     for (const char* k : {"norm_mean", "norm_std"})  // the input's normalisation (ONNX takes normalised images)
       if (n.op == Op::Input && n.attrs.has(k)) {
         Json v = Json::array();
-        for (double x : std::get<std::vector<double>>(n.attrs.all().at(k))) v.push_back(x);
+        // A file may hold another type here: a clear error, not bad_variant_access.
+        const AttrValue& a = n.attrs.all().at(k);
+        if (const auto* xs = std::get_if<std::vector<double>>(&a))
+          for (double x : *xs) v.push_back(x);
+        else if (const auto* x = std::get_if<double>(&a))  // one channel, as model_normalization reads it
+          v.push_back(*x);
+        else
+          fail("node '{}': attribute '{}' is not a float64 list", n.name, k);
         j[k] = std::move(v);
       }
     if (n.mask) j["mask"] = mask_json(*n.mask);
