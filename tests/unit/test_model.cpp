@@ -61,6 +61,78 @@ TEST_CASE("validation names the node at fault") {
   }
 }
 
+TEST_CASE("validation checks a mask's pattern against the mask") {
+  GraphBuilder b("t", 8, 8, 4);
+  b.conv("c", "input", GraphBuilder::square(8, 3, 1, 1));  // weight [8, 3, 3, 4]
+  Model m = b.finish();
+  Node& n = m.nodes[1];
+  // An element mask keeping entry i where keep(i), with the pruned weights zeroed.
+  auto element = [&](const std::string& pattern, auto keep) {
+    Mask mk;
+    mk.pattern = pattern;
+    mk.bits = Array<uint8_t>(n.param("weight").shape());
+    for (size_t i = 0; i < mk.bits.size(); ++i) {
+      mk.bits[i] = keep(static_cast<int64_t>(i)) ? 1 : 0;
+      if (!mk.bits[i]) n.param("weight")[i] = 0.0f;
+    }
+    n.mask = std::move(mk);
+  };
+  auto block = [&](const std::string& pattern, int64_t r, int64_t c) {
+    Mask mk;
+    mk.pattern = pattern;
+    mk.block_rows = r, mk.block_cols = c;
+    mk.bits = Array<uint8_t>({(8 + r - 1) / r, (4 + c - 1) / c});
+    mk.bits.fill(1);
+    n.mask = std::move(mk);
+  };
+  SECTION("a block pattern on a block mask of its size") {
+    block("block:8x4", 8, 4);
+    CHECK_NOTHROW(m.validate());
+  }
+  SECTION("an unknown pattern") {
+    element("hexagon:3", [](int64_t) { return true; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'c': mask pattern: unknown pattern 'hexagon:3'"));
+  }
+  SECTION("a block pattern whose block differs from the mask's") {
+    block("block:4x4", 8, 4);
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("mask pattern 'block:4x4' but its block is [8, 4]"));
+  }
+  SECTION("a block pattern on an element mask") {
+    element("block:8x8", [](int64_t) { return true; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'block:8x8' needs a block mask"));
+  }
+  SECTION("an element pattern on a block mask") {
+    block("nm:2:4", 8, 4);
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("mask pattern 'nm:2:4' on a block mask"));
+  }
+  SECTION("nm:2:4 keeping 2 of every 4 input channels") {
+    element("nm:2:4", [](int64_t i) { return i % 4 == (i / 4) % 4 || i % 4 == 3 - (i / 4) % 4; });
+    CHECK_NOTHROW(m.validate());
+  }
+  SECTION("nm:2:4 with a group of 3") {
+    element("nm:2:4", [](int64_t i) { return i % 4 < 2 || i == 42; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("group of 4 input channels at index 40 keeps 3"));
+  }
+  SECTION("nm:N:M on a layer whose input channels are not a multiple of M") {
+    element("nm:1:3", [](int64_t i) { return i % 4 == 0; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("4 input channels, not a multiple of M = 3"));
+  }
+  SECTION("channel keeping whole output channels") {
+    element("channel", [](int64_t i) { return i / 36 % 2 == 0; });
+    CHECK_NOTHROW(m.validate());
+  }
+  SECTION("channel with a channel partly kept") {
+    element("channel", [](int64_t i) { return i / 36 % 2 == 0 && i != 77; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("output channel 2 is only partly kept (index 77)"));
+  }
+  SECTION("tiles with a pattern other than tw or tvw") {
+    element("unstructured", [](int64_t) { return true; });
+    n.mask->column_tile = Array<int32_t>({8});
+    n.mask->tile_rows = Array<uint8_t>({1, 36});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("only tw:G and tvw:G do"));
+  }
+}
+
 TEST_CASE("op names round trip") {
   for (Op op : {Op::Input, Op::Conv2d, Op::Dense, Op::BatchNorm, Op::Relu, Op::MaxPool, Op::AvgPool,
                 Op::GlobalAvgPool, Op::Add, Op::Concat, Op::Flatten, Op::Softmax})
