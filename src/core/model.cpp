@@ -400,6 +400,39 @@ void check_mac_total(const Model& m, const std::vector<Shape>& shapes) {
 
 }  // namespace
 
+namespace {
+
+// The input's norm_mean / norm_std (bsp-format(5), OPS and VALUES): both or
+// neither, float64[C] (a float64 scalar when C = 1), finite, std > 0, so
+// that (x - mean) / std of a finite pixel is finite. In is the input node,
+// its shape already checked.
+void check_input_norm(const Node& in) {
+  const bool mean = in.attrs.has("norm_mean"), std_ = in.attrs.has("norm_std");
+  if (!mean && !std_) return;
+  if (!mean || !std_)
+    fail("node '{}': attribute '{}' without '{}'", in.name, mean ? "norm_mean" : "norm_std",
+         mean ? "norm_std" : "norm_mean");
+  const int64_t c = in.attrs.get_ints("shape")[2];
+  for (const char* key : {"norm_mean", "norm_std"}) {
+    const AttrValue& v = in.attrs.all().at(key);
+    std::vector<double> one;
+    const std::vector<double>* values = std::get_if<std::vector<double>>(&v);
+    if (const double* d = std::get_if<double>(&v)) one = {*d}, values = &one;
+    if (!values) fail("node '{}': attribute '{}' must be a float64 list", in.name, key);
+    if (static_cast<int64_t>(values->size()) != c)
+      fail("node '{}': attribute '{}' has {} entries for {} channels", in.name, key, values->size(), c);
+    const bool is_std = key[5] == 's';
+    for (size_t i = 0; i < values->size(); ++i) {
+      const double x = (*values)[i];
+      if (!std::isfinite(x) || (is_std && !(x > 0)))
+        fail("node '{}': attribute '{}' holds {} for channel {} (must be finite{})", in.name, key, x, i,
+             is_std ? " and positive" : "");
+    }
+  }
+}
+
+}  // namespace
+
 void Model::validate(bool values_scanned) const {
   if (nodes.empty()) fail("model has no nodes");
   if (nodes[0].op != Op::Input) fail("the first node must be the input");
@@ -415,6 +448,7 @@ void Model::validate(bool values_scanned) const {
   }
   check_param_total(*this);
   const std::vector<Shape> shapes = infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+  check_input_norm(nodes[0]);
   check_mac_total(*this, shapes);
 }
 

@@ -133,6 +133,53 @@ TEST_CASE("validation checks a mask's pattern against the mask") {
   }
 }
 
+TEST_CASE("validation checks attribute types and parameter shapes exactly") {
+  GraphBuilder b("t", 8, 8, 3);
+  auto c = b.conv("c", "input", GraphBuilder::square(4, 3, 1, 1));
+  auto bn = b.batchnorm("bn", c);
+  auto p = b.avgpool("p", bn, 2, 2);
+  b.dense("fc", b.flatten("f", p), 5);
+  Model m = b.finish();
+  REQUIRE_NOTHROW(m.validate());
+  Node& pool = *m.find("p");
+  SECTION("avgpool count_include_pad 0 and 1 only, as an integer") {
+    pool.attrs.set("count_include_pad", int64_t{0});
+    CHECK_NOTHROW(m.validate());
+    pool.attrs.set("count_include_pad", int64_t{2});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'p': avgpool count_include_pad is 2, not 0 or 1"));
+    pool.attrs.set("count_include_pad", std::string("yes"));
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'p': avgpool count_include_pad must be the integer 0 or 1"));
+  }
+  SECTION("a batchnorm parameter of shape [1, C]") {
+    m.find("bn")->param("gamma").reshape({1, 4});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'bn': 'gamma' has shape [1, 4], expected [4]"));
+  }
+  SECTION("a bias of shape [1, Cout]") {
+    m.find("c")->params["bias"] = Tensor({1, 4});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'c': bias has shape [1, 4], expected [4]"));
+    m.find("c")->params["bias"] = Tensor({4});
+    CHECK_NOTHROW(m.validate());
+    m.find("fc")->param("bias").reshape({5, 1});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'fc': bias has shape [5, 1], expected [5]"));
+  }
+  SECTION("the input's norm_mean and norm_std") {
+    Node& in = m.nodes[0];
+    in.attrs.set("norm_mean", std::vector<double>{0.5, 0.5, 0.5});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("attribute 'norm_mean' without 'norm_std'"));
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.25, 0.25});
+    CHECK_NOTHROW(m.validate());
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.25});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_std' has 2 entries for 3 channels"));
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.0, 0.25});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_std' holds 0 for channel 1 (must be finite and positive)"));
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.25, 0.25});
+    in.attrs.set("norm_mean", std::vector<double>{0.5, std::numeric_limits<double>::quiet_NaN(), 0.5});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_mean' holds nan for channel 1 (must be finite)"));
+    in.attrs.set("norm_mean", std::vector<int64_t>{0, 0, 0});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_mean' must be a float64 list"));
+  }
+}
+
 TEST_CASE("op names round trip") {
   for (Op op : {Op::Input, Op::Conv2d, Op::Dense, Op::BatchNorm, Op::Relu, Op::MaxPool, Op::AvgPool,
                 Op::GlobalAvgPool, Op::Add, Op::Concat, Op::Flatten, Op::Softmax})
