@@ -115,6 +115,52 @@ uint64_t model_hash(const Model& m, DType dtype) {
   return h;
 }
 
+namespace {
+// A stage's /schedule/stages/NNNN/weight_chunks table: [chunks, 8] rows of
+// (part, co0, co1, ci0, ci1, nnz, bytes, ddr_addr).
+Array<int64_t> chunk_table(const StagePlan& p) {
+  int64_t n = 0;
+  for (const auto& part : p.chunks) n += static_cast<int64_t>(part.size());
+  Array<int64_t> t({n, 8});
+  size_t r = 0;
+  for (size_t q = 0; q < p.chunks.size(); ++q)
+    for (const Chunk& c : p.chunks[q]) {
+      int64_t row[8] = {static_cast<int64_t>(q), c.co0, c.co1, c.ci0, c.ci1, c.nnz, c.bytes, c.ddr_addr};
+      for (int k = 0; k < 8; ++k) t[r * 8 + static_cast<size_t>(k)] = row[k];
+      ++r;
+    }
+  return t;
+}
+
+// The derived attributes a reader outside bsp believes (the DDR size and the
+// weight chunks' addresses, bsp-format(5) SCHEDULE) are those bsp derives
+// again from the decisions it read: an edited one is refused, not repaired.
+void check_derived(hid_t g, const Schedule& s) {
+  for (const auto& [key, want] : {std::pair<const char*, int64_t>{"ddr_bytes", s.ddr_bytes},
+                                  std::pair<const char*, int64_t>{"ddr_const_bytes", s.ddr_const_bytes}}) {
+    const int64_t v = h5::read_attr_int(g, key);
+    if (v != want) fail("{} is {}, the schedule's is {}: run 'bsp schedule' again", key, v, want);
+  }
+  h5::Handle stages = h5::open_group(g, "stages");
+  for (size_t i = 0; i < s.stages.size(); ++i) {
+    h5::Handle sg = h5::open_group(stages, fmt::format("{:04d}", i));
+    const StagePlan& p = s.stages[i];
+    const bool stored = h5::exists(sg, "weight_chunks");
+    if (stored != !p.chunks.empty())
+      fail("stage '{:04d}': {} weight_chunks where the schedule has {}", i, stored ? "a" : "no",
+           p.chunks.empty() ? "none" : "some");
+    if (!stored) continue;
+    const Array<int64_t> want = chunk_table(p), got = h5::read_array<int64_t>(sg, "weight_chunks");
+    if (got.shape() != want.shape()) fail("stage '{:04d}': weight_chunks has shape {}, the schedule's {}", i,
+                                          shape_str(got.shape()), shape_str(want.shape()));
+    for (size_t j = 0; j < want.size(); ++j)
+      if (got[j] != want[j])
+        fail("stage '{:04d}': weight_chunks[{}, {}] is {}, the schedule's is {}: run 'bsp schedule' again", i, j / 8,
+             j % 8, got[j], want[j]);
+  }
+}
+}  // namespace
+
 void save_schedule(const Model& m, const Schedule& s, int64_t file_id) {
   h5::Handle g = h5::create_group(file_id, "schedule");
   h5::write_attr(g, "version", kVersion);
@@ -171,19 +217,7 @@ void save_schedule(const Model& m, const Schedule& s, int64_t file_id) {
     for (size_t m2 = 0; m2 < p.memtile.size(); ++m2)
       for (const std::string& b : buffer_list(p.memtile[m2])) mt.push_back(fmt::format("{}:{}", m2, b));
     h5::write_attr_strings(sg, "memtile_buffers", mt);
-    if (!p.chunks.empty()) {
-      int64_t n = 0;
-      for (const auto& part : p.chunks) n += static_cast<int64_t>(part.size());
-      Array<int64_t> t({n, 8});
-      size_t r = 0;
-      for (size_t q = 0; q < p.chunks.size(); ++q)
-        for (const Chunk& c : p.chunks[q]) {
-          int64_t row[8] = {static_cast<int64_t>(q), c.co0, c.co1, c.ci0, c.ci1, c.nnz, c.bytes, c.ddr_addr};
-          for (int k = 0; k < 8; ++k) t[r * 8 + static_cast<size_t>(k)] = row[k];
-          ++r;
-        }
-      h5::write_array(sg, "weight_chunks", t, /*compress=*/true);
-    }
+    if (!p.chunks.empty()) h5::write_array(sg, "weight_chunks", chunk_table(p), /*compress=*/true);
   }
 }
 
@@ -255,6 +289,7 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id) {
         fail("storages row {} is '{}' [{}, {}, {}], the model's activation '{}' [{}, {}, {}]", i, storage_names[i], r[0], r[1],
              r[2], st.name, st.H, st.W, st.C);
     }
+    check_derived(g, *out);
     // Last, as for /compact and /program.
     check_group_hash(file_id, g, schedule_group_hash(hw_json, dtype, src, fp, storage_names, t, ds),
                      "run 'bsp schedule' again");

@@ -13,6 +13,7 @@
 #include "core/finite.hpp"
 #include "core/op_table.hpp"
 #include "core/shapes.hpp"
+#include "sparsity/pattern.hpp"
 
 namespace bsp {
 
@@ -228,6 +229,81 @@ void check_mask_content(const Node& n, const Tensor& w, const Mask& m) {
       if (!bits[(j / (taps * cin)) / m.block_rows * bcols + (j % cin) / m.block_cols] && nonzero(v[j])) report(j);
 }
 
+// The mask's pattern string (man/bsp-format.5, MASKS): it must name a
+// pattern, and agree with the kind of mask: block:RxC a block mask of block
+// [R, C], every other pattern an element mask; tile datasets only with tw:G
+// and tvw:G. An nm:N:M mask needs Cin (per group) a multiple of M, as prune
+// never gives the pattern to another layer. Returns the parsed pattern.
+Pattern check_mask_pattern(const Node& n, const Tensor& w, const Mask& m) {
+  Pattern p;
+  try {
+    p = parse_pattern(m.pattern);
+  } catch (const Error& e) {  // a usage error of prune's, a runtime one of the file's
+    fail("node '{}': mask pattern: {}", n.name, e.what());
+  }
+  if (p.family == PatternFamily::Block) {
+    if (!m.is_block())
+      fail("node '{}': mask pattern '{}' needs a block mask (attribute block = [{}, {}])", n.name, m.pattern,
+           p.block_rows, p.block_cols);
+    if (m.block_rows != p.block_rows || m.block_cols != p.block_cols)
+      fail("node '{}': mask pattern '{}' but its block is [{}, {}]", n.name, m.pattern, m.block_rows, m.block_cols);
+  } else if (m.is_block()) {
+    fail("node '{}': mask pattern '{}' on a block mask (block [{}, {}]): only a block:RxC pattern has blocks", n.name,
+         m.pattern, m.block_rows, m.block_cols);
+  }
+  const bool tiled = p.family == PatternFamily::TW || p.family == PatternFamily::TVW;
+  if (!tiled && (m.is_tiled() || !m.tile_rows.empty()))
+    fail("node '{}': mask pattern '{}' has tiles (mask_column_tile): only tw:G and tvw:G do", n.name, m.pattern);
+  if (p.family == PatternFamily::NM && w.shape().back() % p.m != 0)
+    fail("node '{}': mask pattern '{}' on a layer of {} input channels, not a multiple of M = {}", n.name, m.pattern,
+         w.shape().back(), p.m);
+  return p;
+}
+
+// The structure an element mask's pattern promises, once its entries are
+// known to be 0 or 1: nm:N:M at most N ones in every M consecutive input
+// channels (the groups are the flat mask cut every M entries, Cin being a
+// multiple of M); channel every output channel's entries all equal. One
+// counting pass over the bits, only for these two patterns.
+void check_mask_structure(const Node& n, const Tensor& w, const Mask& m, const Pattern& p) {
+  const uint8_t* bits = m.bits.data();
+  const auto nb = static_cast<int64_t>(m.bits.size());
+  if (p.family == PatternFamily::NM) {
+    const int64_t groups = nb / p.m;
+    int64_t over = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t ones = 0;
+      for (int64_t j = 0; j < p.m; ++j) ones += bits[g * p.m + j];
+      over += ones > p.n;
+    }
+    if (over)
+      for (int64_t g = 0; g < groups; ++g) {
+        int64_t ones = 0;
+        for (int64_t j = 0; j < p.m; ++j) ones += bits[g * p.m + j];
+        if (ones > p.n)
+          fail("node '{}': mask pattern '{}' but the group of {} input channels at index {} keeps {}", n.name,
+               m.pattern, p.m, g * p.m, ones);
+      }
+  } else if (p.family == PatternFamily::Channel) {
+    const int64_t cout = w.dim(0), k = nb / cout;
+    int64_t mixed = 0;
+    for (int64_t o = 0; o < cout; ++o) {
+      const uint8_t* row = bits + o * k;
+      int64_t ones = 0;
+      for (int64_t i = 0; i < k; ++i) ones += row[i];
+      mixed += ones != 0 && ones != k;
+    }
+    if (mixed)
+      for (int64_t o = 0; o < cout; ++o) {
+        const uint8_t* row = bits + o * k;
+        for (int64_t i = 1; i < k; ++i)
+          if (row[i] != row[0])
+            fail("node '{}': mask pattern 'channel' but output channel {} is only partly kept (index {})", n.name,
+                 o, o * k + i);
+      }
+  }
+}
+
 // Parameters each op must have (and may have): the op table's lists.
 void check_params(const Node& n) {
   const OpEntry& e = op_entry(n.op);
@@ -247,6 +323,7 @@ void check_params(const Node& n) {
     if (!op_has_weight(n.op)) fail("node '{}': only conv2d and dense layers can carry a mask", n.name);
     const Tensor& w = n.param("weight");
     const Mask& m = *n.mask;
+    const Pattern p = check_mask_pattern(n, w, m);
     if (m.is_block()) {
       int64_t cin = w.shape().back();
       Shape want{(w.dim(0) + m.block_rows - 1) / m.block_rows, (cin + m.block_cols - 1) / m.block_cols};
@@ -258,6 +335,7 @@ void check_params(const Node& n) {
     if (!(m.density >= 0.0 && m.density <= 1.0)) fail("node '{}': mask density {} is not in [0, 1]", n.name, m.density);
     if (m.is_tiled() || !m.tile_rows.empty()) validate_tiles(n, w, m);
     check_mask_content(n, w, m);
+    check_mask_structure(n, w, m, p);
   }
 }
 }  // namespace
@@ -322,6 +400,39 @@ void check_mac_total(const Model& m, const std::vector<Shape>& shapes) {
 
 }  // namespace
 
+namespace {
+
+// The input's norm_mean / norm_std (bsp-format(5), OPS and VALUES): both or
+// neither, float64[C] (a float64 scalar when C = 1), finite, std > 0, so
+// that (x - mean) / std of a finite pixel is finite. In is the input node,
+// its shape already checked.
+void check_input_norm(const Node& in) {
+  const bool mean = in.attrs.has("norm_mean"), std_ = in.attrs.has("norm_std");
+  if (!mean && !std_) return;
+  if (!mean || !std_)
+    fail("node '{}': attribute '{}' without '{}'", in.name, mean ? "norm_mean" : "norm_std",
+         mean ? "norm_std" : "norm_mean");
+  const int64_t c = in.attrs.get_ints("shape")[2];
+  for (const char* key : {"norm_mean", "norm_std"}) {
+    const AttrValue& v = in.attrs.all().at(key);
+    std::vector<double> one;
+    const std::vector<double>* values = std::get_if<std::vector<double>>(&v);
+    if (const double* d = std::get_if<double>(&v)) one = {*d}, values = &one;
+    if (!values) fail("node '{}': attribute '{}' must be a float64 list", in.name, key);
+    if (static_cast<int64_t>(values->size()) != c)
+      fail("node '{}': attribute '{}' has {} entries for {} channels", in.name, key, values->size(), c);
+    const bool is_std = key[5] == 's';
+    for (size_t i = 0; i < values->size(); ++i) {
+      const double x = (*values)[i];
+      if (!std::isfinite(x) || (is_std && !(x > 0)))
+        fail("node '{}': attribute '{}' holds {} for channel {} (must be finite{})", in.name, key, x, i,
+             is_std ? " and positive" : "");
+    }
+  }
+}
+
+}  // namespace
+
 void Model::validate(bool values_scanned) const {
   if (nodes.empty()) fail("model has no nodes");
   if (nodes[0].op != Op::Input) fail("the first node must be the input");
@@ -337,6 +448,7 @@ void Model::validate(bool values_scanned) const {
   }
   check_param_total(*this);
   const std::vector<Shape> shapes = infer_shapes(*this);  // checks inputs, attributes and parameter shapes
+  check_input_norm(nodes[0]);
   check_mac_total(*this, shapes);
 }
 

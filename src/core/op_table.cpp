@@ -24,6 +24,18 @@ Shape pool_shape(const Node& n, const ShapeList& in) {
   return {g.Ho, g.Wo, g.C};
 }
 
+// avgpool's count_include_pad (bsp-format(5), OPS) is the integer 0 or 1:
+// the stages read it as "!= 0", so any other value would mean 1 to them.
+Shape avgpool_shape(const Node& n, const ShapeList& in) {
+  const auto& all = n.attrs.all();
+  if (auto it = all.find("count_include_pad"); it != all.end()) {
+    const int64_t* v = std::get_if<int64_t>(&it->second);
+    if (!v) fail("node '{}': avgpool count_include_pad must be the integer 0 or 1, not of another type", n.name);
+    if (*v != 0 && *v != 1) fail("node '{}': avgpool count_include_pad is {}, not 0 or 1", n.name, *v);
+  }
+  return pool_shape(n, in);
+}
+
 constexpr Handling native{Run::Native};
 constexpr Handling reference{Run::Reference};
 constexpr Handling lookup{Run::Native, "a 256-entry lookup table on the int8 input"};
@@ -64,8 +76,9 @@ const std::vector<OpEntry> kOps = {
        if (in[0]->size() != 1)
          fail("node '{}': dense needs a vector input (flatten first), got {}", n.name, shape_str(*in[0]));
        if ((*in[0])[0] != w.dim(1)) fail("node '{}': weight takes {} inputs, input has {}", n.name, w.dim(1), (*in[0])[0]);
-       if (n.has_param("bias") && n.param("bias").size() != static_cast<size_t>(w.dim(0)))
-         fail("node '{}': bias has {} values for {} outputs", n.name, n.param("bias").size(), w.dim(0));
+       if (n.has_param("bias") && n.param("bias").shape() != Shape{w.dim(0)})
+         fail("node '{}': bias has shape {}, expected [{}] for {} outputs", n.name, shape_str(n.param("bias").shape()),
+              w.dim(0), w.dim(0));
        return {w.dim(0)};
      },
      .reference = [](const Node& n, const TensorList& in) {
@@ -77,9 +90,11 @@ const std::vector<OpEntry> kOps = {
      .required = {"beta", "gamma", "mean", "var"}, .role = Role::Norm,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
        const int64_t c = in[0]->back();
+       // The shape [C] exactly, not just C values: a [1, C] gamma is not one.
        for (const char* p : {"gamma", "beta", "mean", "var"})
-         if (n.param(p).size() != static_cast<size_t>(c))
-           fail("node '{}': '{}' has {} values for {} channels", n.name, p, n.param(p).size(), c);
+         if (n.param(p).shape() != Shape{c})
+           fail("node '{}': '{}' has shape {}, expected [{}] for {} channels", n.name, p, shape_str(n.param(p).shape()),
+                c, c);
        return *in[0];
      },
      .reference = [](const Node& n, const TensorList& in) { return ref::batchnorm(*in.at(0), batchnorm_affine(n)); },
@@ -102,7 +117,7 @@ const std::vector<OpEntry> kOps = {
      .trainer = native, .fp32 = native, .int8 = native, .aie2 = native},
 
     {.op = Op::AvgPool, .name = "avgpool", .min_inputs = 1, .max_inputs = 1,
-     .shape = pool_shape,
+     .shape = avgpool_shape,
      .reference = [](const Node& n, const TensorList& in) {
        return ref::avgpool(*in.at(0), pool_geom(n, without_batch(*in[0])), n.attrs.get_int("count_include_pad", 1));
      },

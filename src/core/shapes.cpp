@@ -77,8 +77,9 @@ ConvGeom conv_geom(const Node& n, const Shape& in) {
     fail("node '{}': groups={} does not divide Cin={} and Cout={}", n.name, g.groups, g.C, g.Cout);
   if (w.dim(3) != g.C / g.groups)
     fail("node '{}': weight has {} input channels per group, input has {}", n.name, w.dim(3), g.C / g.groups);
-  if (n.has_param("bias") && n.param("bias").size() != static_cast<size_t>(g.Cout))
-    fail("node '{}': bias has {} values for {} output channels", n.name, n.param("bias").size(), g.Cout);
+  if (n.has_param("bias") && n.param("bias").shape() != Shape{g.Cout})
+    fail("node '{}': bias has shape {}, expected [{}] for {} output channels", n.name,
+         shape_str(n.param("bias").shape()), g.Cout, g.Cout);
   return g;
 }
 

@@ -42,7 +42,15 @@ void read_groups(Model& m, hid_t f) {
       m.compact_dropped = "the compact weights were made from other weights (the model changed after bsp compact)";
   }
   if (aie2_group_fits(m, f, "schedule", "the stored schedule was made")) m.schedule = aie2::load_schedule(m, f);
-  if (aie2_group_fits(m, f, "program", "the stored program was generated")) m.program = aie2::load_program(f);
+  // A program is generated from the schedule beside it: without that one
+  // (absent, of another version, dropped) it is not believed either.
+  if (aie2_group_fits(m, f, "program", "the stored program was generated")) {
+    if (!m.schedule || !m.aie2_dropped.empty()) {
+      if (m.aie2_dropped.empty()) m.aie2_dropped = "the /program group has no /schedule beside it: ignored";
+    } else {
+      m.program = aie2::load_program(f);
+    }
+  }
 }
 
 }  // namespace

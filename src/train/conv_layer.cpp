@@ -105,8 +105,12 @@ class ConvLayer : public BoundLayer {
     n_ = n;
     if (fast_) {
       Q_ = n * Hs_ * Wp_;
-      S_in_ = round16((n * Hs_ + Pt_ + g_.kh * g_.dh + 1) * Wp_ + 64);
       M_ = tap(g_.kh - 1, g_.kw - 1);
+      // Reads reach o + M_ for o < Q (every tap of the last position), and
+      // the last image's bottom padding ends at Q + Pt rows: sized by the
+      // window's extent, not by kh * dh (a 1x1 kernel dilated by 2^24 would
+      // ask for 2^24 rows), with a row and 64 floats of slack.
+      S_in_ = round16(std::max(Q_ + M_, Q_ + Pt_ * Wp_) + Wp_ + 64);
       S_dy_ = round16(M_ + Q_ + 64);
       xpad_ = Tensor({g_.C, S_in_});  // zero padding stays: only pixels are rewritten
       if (training_) dyw_ = Tensor({round8(g_.Cout), S_dy_});

@@ -474,6 +474,28 @@ TEST_CASE("an edited schedule or program group is refused; a format-1.0 file is 
     h5::write_attr(g, "order", std::string(o == "A" ? "B" : "A"));
   });
   CHECK_THROWS_WITH(load_model(d.file("e.h5"), "e.h5"), Catch::Contains("/schedule: edited after bsp wrote it"));
+  // the derived DDR size and weight chunks: checked against the schedule rebuilt
+  edit([&](hid_t f) { set_int(h5::open_group(f, "schedule"), "ddr_bytes", -1); });
+  CHECK_THROWS_WITH(load_model(d.file("e.h5"), "e.h5"), Catch::Contains("/schedule: ddr_bytes is -1, the schedule's is"));
+  size_t conv = 0;
+  while (conv < s->stages.size() && s->stages[conv].chunks.empty()) ++conv;
+  REQUIRE(conv < s->stages.size());
+  edit([&](hid_t f) {
+    h5::Handle g = h5::open_group(f, fmt::format("schedule/stages/{:04d}", conv).c_str());
+    Array<int64_t> t = h5::read_array<int64_t>(g, "weight_chunks");
+    t[7] += 64;  // the first chunk's DDR address
+    H5Ldelete(g, "weight_chunks", H5P_DEFAULT);
+    h5::write_array(g, "weight_chunks", t);
+  });
+  CHECK_THROWS_WITH(load_model(d.file("e.h5"), "e.h5"), Catch::Contains("weight_chunks[0, 7] is"));
+  // a schedule of another version: ignored, and the program generated from it with it
+  edit([&](hid_t f) { set_int(h5::open_group(f, "schedule"), "version", 2); });
+  {
+    Model v = load_model(d.file("e.h5"), "e.h5");
+    CHECK(!v.schedule);
+    CHECK(!v.program);
+    CHECK_THAT(v.aie2_dropped, Catch::Contains("/schedule group is of another version"));
+  }
   // the hash removed: refused in 1.1, read unchecked in 1.0
   edit([&](hid_t f) {
     for (const char* g : {"schedule", "program"}) H5Adelete(h5::open_group(f, g), "content_hash");

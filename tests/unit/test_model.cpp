@@ -61,6 +61,125 @@ TEST_CASE("validation names the node at fault") {
   }
 }
 
+TEST_CASE("validation checks a mask's pattern against the mask") {
+  GraphBuilder b("t", 8, 8, 4);
+  b.conv("c", "input", GraphBuilder::square(8, 3, 1, 1));  // weight [8, 3, 3, 4]
+  Model m = b.finish();
+  Node& n = m.nodes[1];
+  // An element mask keeping entry i where keep(i), with the pruned weights zeroed.
+  auto element = [&](const std::string& pattern, auto keep) {
+    Mask mk;
+    mk.pattern = pattern;
+    mk.bits = Array<uint8_t>(n.param("weight").shape());
+    for (size_t i = 0; i < mk.bits.size(); ++i) {
+      mk.bits[i] = keep(static_cast<int64_t>(i)) ? 1 : 0;
+      if (!mk.bits[i]) n.param("weight")[i] = 0.0f;
+    }
+    n.mask = std::move(mk);
+  };
+  auto block = [&](const std::string& pattern, int64_t r, int64_t c) {
+    Mask mk;
+    mk.pattern = pattern;
+    mk.block_rows = r, mk.block_cols = c;
+    mk.bits = Array<uint8_t>({(8 + r - 1) / r, (4 + c - 1) / c});
+    mk.bits.fill(1);
+    n.mask = std::move(mk);
+  };
+  SECTION("a block pattern on a block mask of its size") {
+    block("block:8x4", 8, 4);
+    CHECK_NOTHROW(m.validate());
+  }
+  SECTION("an unknown pattern") {
+    element("hexagon:3", [](int64_t) { return true; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'c': mask pattern: unknown pattern 'hexagon:3'"));
+  }
+  SECTION("a block pattern whose block differs from the mask's") {
+    block("block:4x4", 8, 4);
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("mask pattern 'block:4x4' but its block is [8, 4]"));
+  }
+  SECTION("a block pattern on an element mask") {
+    element("block:8x8", [](int64_t) { return true; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'block:8x8' needs a block mask"));
+  }
+  SECTION("an element pattern on a block mask") {
+    block("nm:2:4", 8, 4);
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("mask pattern 'nm:2:4' on a block mask"));
+  }
+  SECTION("nm:2:4 keeping 2 of every 4 input channels") {
+    element("nm:2:4", [](int64_t i) { return i % 4 == (i / 4) % 4 || i % 4 == 3 - (i / 4) % 4; });
+    CHECK_NOTHROW(m.validate());
+  }
+  SECTION("nm:2:4 with a group of 3") {
+    element("nm:2:4", [](int64_t i) { return i % 4 < 2 || i == 42; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("group of 4 input channels at index 40 keeps 3"));
+  }
+  SECTION("nm:N:M on a layer whose input channels are not a multiple of M") {
+    element("nm:1:3", [](int64_t i) { return i % 4 == 0; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("4 input channels, not a multiple of M = 3"));
+  }
+  SECTION("channel keeping whole output channels") {
+    element("channel", [](int64_t i) { return i / 36 % 2 == 0; });
+    CHECK_NOTHROW(m.validate());
+  }
+  SECTION("channel with a channel partly kept") {
+    element("channel", [](int64_t i) { return i / 36 % 2 == 0 && i != 77; });
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("output channel 2 is only partly kept (index 77)"));
+  }
+  SECTION("tiles with a pattern other than tw or tvw") {
+    element("unstructured", [](int64_t) { return true; });
+    n.mask->column_tile = Array<int32_t>({8});
+    n.mask->tile_rows = Array<uint8_t>({1, 36});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("only tw:G and tvw:G do"));
+  }
+}
+
+TEST_CASE("validation checks attribute types and parameter shapes exactly") {
+  GraphBuilder b("t", 8, 8, 3);
+  auto c = b.conv("c", "input", GraphBuilder::square(4, 3, 1, 1));
+  auto bn = b.batchnorm("bn", c);
+  auto p = b.avgpool("p", bn, 2, 2);
+  b.dense("fc", b.flatten("f", p), 5);
+  Model m = b.finish();
+  REQUIRE_NOTHROW(m.validate());
+  Node& pool = *m.find("p");
+  SECTION("avgpool count_include_pad 0 and 1 only, as an integer") {
+    pool.attrs.set("count_include_pad", int64_t{0});
+    CHECK_NOTHROW(m.validate());
+    pool.attrs.set("count_include_pad", int64_t{2});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'p': avgpool count_include_pad is 2, not 0 or 1"));
+    pool.attrs.set("count_include_pad", std::string("yes"));
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'p': avgpool count_include_pad must be the integer 0 or 1"));
+  }
+  SECTION("a batchnorm parameter of shape [1, C]") {
+    m.find("bn")->param("gamma").reshape({1, 4});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'bn': 'gamma' has shape [1, 4], expected [4]"));
+  }
+  SECTION("a bias of shape [1, Cout]") {
+    m.find("c")->params["bias"] = Tensor({1, 4});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'c': bias has shape [1, 4], expected [4]"));
+    m.find("c")->params["bias"] = Tensor({4});
+    CHECK_NOTHROW(m.validate());
+    m.find("fc")->param("bias").reshape({5, 1});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("node 'fc': bias has shape [5, 1], expected [5]"));
+  }
+  SECTION("the input's norm_mean and norm_std") {
+    Node& in = m.nodes[0];
+    in.attrs.set("norm_mean", std::vector<double>{0.5, 0.5, 0.5});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("attribute 'norm_mean' without 'norm_std'"));
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.25, 0.25});
+    CHECK_NOTHROW(m.validate());
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.25});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_std' has 2 entries for 3 channels"));
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.0, 0.25});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_std' holds 0 for channel 1 (must be finite and positive)"));
+    in.attrs.set("norm_std", std::vector<double>{0.25, 0.25, 0.25});
+    in.attrs.set("norm_mean", std::vector<double>{0.5, std::numeric_limits<double>::quiet_NaN(), 0.5});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_mean' holds nan for channel 1 (must be finite)"));
+    in.attrs.set("norm_mean", std::vector<int64_t>{0, 0, 0});
+    CHECK_THROWS_WITH(m.validate(), Catch::Contains("'norm_mean' must be a float64 list"));
+  }
+}
+
 TEST_CASE("op names round trip") {
   for (Op op : {Op::Input, Op::Conv2d, Op::Dense, Op::BatchNorm, Op::Relu, Op::MaxPool, Op::AvgPool,
                 Op::GlobalAvgPool, Op::Add, Op::Concat, Op::Flatten, Op::Softmax})

@@ -133,6 +133,11 @@ TEST_CASE("conv2d forward and gradients, fast and generic paths") {
   cases.push_back(conv_case("7x7 stride 2 pad 3", 9, 9, 3, G::square(8, 7, 2, 3)));
   cases.push_back(conv_case("3x3 stride 2 dilation 2 pad 2", 9, 8, 8, G::square(8, 3, 2, 2), {2, 2}));
   cases.push_back(conv_case("3x3 stride 3, no padding", 10, 8, 8, G::ConvSpec{8, 3, 3, 3, {0, 0, 0, 0}}));
+  // The fast path's padded plane is sized by the window's extent: a 1x1
+  // kernel dilated by 2^24 is one tap (it once asked for 2^24 rows, GBs),
+  // and a dilated window as wide as the padded map reaches past a row.
+  cases.push_back(conv_case("1x1 dilation 2^24", 4, 4, 8, G::square(8, 1, 1, 0), {1 << 24, 1 << 24}));
+  cases.push_back(conv_case("3x3 dilation 3 pad 3 on a 3x3 map", 3, 3, 8, G::square(8, 3, 1, 3), {3, 3}));
   for (Case& c : cases) {
     check_case(c, Mode::Eval);
   }
