@@ -359,7 +359,7 @@ Array<float> read_floats_scanned(hid_t parent, const std::string& name, const Sl
   Array<float> a(space_shape(space));
   if (!a.size()) return a;
   const std::string what = fmt::format("cannot read dataset '{}' (truncated or corrupt file?)", name);
-  constexpr size_t kSlabBytes = size_t{1} << 20;  // well inside L2 on the machines bsp targets
+  constexpr size_t kSlabBytes = size_t{1} << 18;  // 256 KB: still in L2 when scanned
   const Shape& shape = a.shape();
   const size_t rows = shape.empty() ? 1 : static_cast<size_t>(shape[0]);
   const size_t row = rows ? a.size() / rows : 0;  // elements per first-dimension index
