@@ -82,7 +82,7 @@ Array<T> read_array(hid_t parent, const std::string& name);
 template <typename T>
 Array<T> read_array_converted(hid_t parent, const std::string& name);
 Shape dataset_shape(hid_t parent, const std::string& name);
-// read_array<float> in slabs of about 1 MB along the first dimension, each
+// read_array<float> in slabs of about 256 KB along the first dimension, each
 // handed to scan(values, first, count) (the whole array's data and the
 // slab's flat element range) while still in the cache: a check of every
 // value then costs no second pass over memory.

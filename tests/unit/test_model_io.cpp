@@ -151,7 +151,7 @@ TEST_CASE("files that are not bsp models are refused with a clear reason") {
 TEST_CASE("parameters are checked for finite values slab by slab as they are read") {
   TempDir d;
   GraphBuilder big("t", 4, 4, 512);
-  big.conv("c", "input", GraphBuilder::square(512, 3, 1, 1));  // [512, 3, 3, 512]: 9 MB, read in 1 MB slabs
+  big.conv("c", "input", GraphBuilder::square(512, 3, 1, 1));  // [512, 3, 3, 512]: 9 MB, read in 256 KB slabs
   Model m = big.finish();
   Tensor& w = m.nodes[1].params["weight"];
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 1000) * 1e-3f;
