@@ -73,6 +73,19 @@ no_temp_files() {
 }
 
 # json_get FILE PYTHON-EXPR: evaluates EXPR with `d` bound to the parsed JSON.
+# overflowing_model SRC DST: a copy of SRC whose conv2 and conv3 weights are
+# scaled by 1e30: finite, but its forward pass overflows float32.
+overflowing_model() {
+  cp "$1" "$2"
+  /usr/bin/python3 - "$2" <<'PY' || fail "python3 h5py"
+import h5py, sys
+with h5py.File(sys.argv[1], "r+") as f:
+    for n in ["conv2.conv", "conv3.conv"]:
+        d = f["graph/nodes/" + n + "/weight"]
+        d[...] = d[...] * 1e30
+PY
+}
+
 json_get() {
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
 }
