@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/model.hpp"
 #include "core/stats.hpp"
+#include "modelfile/model_file.hpp"
 
 namespace bsp::fuzz {
 
@@ -49,6 +50,17 @@ inline uint64_t exercise(const Model& m) {
       sink += static_cast<uint64_t>(b.dense + b.compact);
     }
   return sink;
+}
+
+// Loads the model file at path and exercises it; a bsp::Error (a clean
+// refusal) is the expected outcome for most inputs, anything else crashes.
+inline void load_and_exercise(const std::string& path) {
+  try {
+    const Model m = load_model(path, "fuzz.h5");
+    volatile uint64_t sink = exercise(m);
+    (void)sink;
+  } catch (const Error&) {
+  }
 }
 
 }  // namespace bsp::fuzz

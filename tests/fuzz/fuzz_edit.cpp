@@ -15,6 +15,7 @@
 #include <iterator>
 #include <limits>
 
+#include "core/h5.hpp"
 #include "fuzz_common.hpp"
 #include "modelfile/model_file.hpp"
 
@@ -33,17 +34,6 @@ herr_t visit(hid_t, const char* name, const H5O_info_t* info, void* data) {
   if (info->type == H5O_TYPE_GROUP || info->type == H5O_TYPE_DATASET)
     v->push_back({std::string("/") + (std::strcmp(name, ".") == 0 ? "" : name), info->type == H5O_TYPE_DATASET});
   return 0;
-}
-
-std::vector<std::string> attr_names(hid_t obj) {
-  std::vector<std::string> names;
-  auto cb = [](hid_t, const char* name, const H5A_info_t*, void* d) -> herr_t {
-    static_cast<std::vector<std::string>*>(d)->emplace_back(name);
-    return 0;
-  };
-  hsize_t idx = 0;
-  H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, &names);
-  return names;
 }
 
 // Values worth trying for integers and floats; the value bytes pick one or
@@ -230,7 +220,7 @@ void apply(hid_t file, const uint8_t* r, const std::vector<Obj>& objs, const std
   std::memcpy(&v, r + 4, 8);
   hid_t obj = H5Oopen(file, o.path.c_str(), H5P_DEFAULT);
   if (obj < 0) return;
-  std::vector<std::string> attrs = attr_names(obj);
+  std::vector<std::string> attrs = bsp::h5::attr_names(obj);
   // An attribute of the object, or one of the names bsp reads.
   static const char* known[] = {
       "arch", "block", "channel_bounds", "clamp", "count_rq_mult", "count_rq_shift", "ddr_bytes", "ddr_const_bytes",
@@ -351,11 +341,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     H5Fclose(f);
   }
-  try {
-    const bsp::Model m = bsp::load_model(path, "fuzz.h5");
-    volatile uint64_t sink = bsp::fuzz::exercise(m);
-    (void)sink;
-  } catch (const bsp::Error&) {
-  }
+  bsp::fuzz::load_and_exercise(path);
   return 0;
 }

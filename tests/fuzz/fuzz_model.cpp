@@ -10,11 +10,6 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = bsp::fuzz::scratch_path("model");
   bsp::fuzz::write_file(path, data, size);
-  try {
-    const bsp::Model m = bsp::load_model(path, "fuzz.h5");
-    volatile uint64_t sink = bsp::fuzz::exercise(m);
-    (void)sink;
-  } catch (const bsp::Error&) {
-  }
+  bsp::fuzz::load_and_exercise(path);
   return 0;
 }
