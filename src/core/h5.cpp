@@ -296,6 +296,11 @@ Shape dataset_shape(hid_t parent, const std::string& name) {
   return space_shape(space);
 }
 
+Shape open_dataset_shape(hid_t d) {
+  Handle space = check(H5Dget_space(d), "cannot read a dataspace");
+  return space_shape(space);
+}
+
 namespace {
 // "float32", "int64", ...: the name of a dataset's stored type, for errors.
 std::string type_str(hid_t t) {
@@ -325,9 +330,9 @@ const char* type_name() {
 // HDF5 would otherwise convert silently, rounding a float64 parameter,
 // truncating a float mask or saturating an int16 weight (man/bsp-format.5,
 // TYPES).
-Handle open_numeric(hid_t parent, const std::string& name, hid_t mem_type, const char* tname, bool exact) {
-  if (!exists(parent, name)) fail("missing dataset '{}'", name);
-  Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+// Checks that open dataset d (called `name`) holds numbers, and with exact
+// that it stores mem_type's type.
+void check_numeric(hid_t d, const std::string& name, hid_t mem_type, const char* tname, bool exact) {
   Handle ftype = check(H5Dget_type(d), "cannot read a dataset type");
   H5T_class_t cls = H5Tget_class(ftype);
   if (cls != H5T_INTEGER && cls != H5T_FLOAT) fail("dataset '{}' is not numeric ({})", name, type_str(ftype));
@@ -335,6 +340,12 @@ Handle open_numeric(hid_t parent, const std::string& name, hid_t mem_type, const
     Handle native = check(H5Tget_native_type(ftype, H5T_DIR_ASCEND), "cannot read a dataset type");
     if (H5Tequal(native, mem_type) <= 0) fail("dataset '{}' is {}, expected {}", name, type_str(ftype), tname);
   }
+}
+
+Handle open_numeric(hid_t parent, const std::string& name, hid_t mem_type, const char* tname, bool exact) {
+  if (!exists(parent, name)) fail("missing dataset '{}'", name);
+  Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+  check_numeric(d, name, mem_type, tname, exact);
   return d;
 }
 
@@ -430,7 +441,13 @@ bool pread_all(int fd, int64_t offset, char* out, size_t n) {
 }  // namespace
 
 Array<float> read_floats_scanned(hid_t parent, const std::string& name, const SlabScan& scan) {
-  Handle d = open_numeric(parent, name, H5T_NATIVE_FLOAT, "float32", /*exact=*/true);
+  if (!exists(parent, name)) fail("missing dataset '{}'", name);
+  Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+  return read_floats_scanned_open(d, name, scan);
+}
+
+Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const SlabScan& scan) {
+  check_numeric(d, name, H5T_NATIVE_FLOAT, "float32", /*exact=*/true);
   Handle space = check(H5Dget_space(d), "cannot read a dataspace");
   Array<float> a(space_shape(space));
   if (!a.size()) return a;
