@@ -451,18 +451,19 @@ Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const Sl
   Handle space = check(H5Dget_space(d), "cannot read a dataspace");
   Array<float> a(space_shape(space));
   if (!a.size()) return a;
-  const std::string what = fmt::format("cannot read dataset '{}' (truncated or corrupt file?)", name);
+  // The message is formatted only on failure: this runs for every parameter.
+  auto bad_read = [&name]() { fail("cannot read dataset '{}' (truncated or corrupt file?)", name); };
   constexpr size_t kSlabBytes = size_t{32} << 10;  // 256 KB: still in L2 when scanned
   if (auto raw = raw_float_extent(d, a.size())) {
     struct stat st {};
     const auto bytes = static_cast<int64_t>(a.size() * sizeof(float));
-    if (fstat(raw->fd, &st) != 0 || raw->offset > st.st_size - bytes) fail("{}", what);
+    if (fstat(raw->fd, &st) != 0 || raw->offset > st.st_size - bytes) bad_read();
     constexpr size_t slab = kSlabBytes / sizeof(float);
     for (size_t first = 0; first < a.size(); first += slab) {
       const size_t n = std::min(slab, a.size() - first);
       if (!pread_all(raw->fd, raw->offset + static_cast<int64_t>(first * sizeof(float)),
                      reinterpret_cast<char*>(a.data() + first), n * sizeof(float)))
-        fail("{}", what);
+        bad_read();
       scan(a.data(), first, n);
     }
     return a;
@@ -472,7 +473,7 @@ Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const Sl
   const size_t row = rows ? a.size() / rows : 0;  // elements per first-dimension index
   const size_t slab_rows = std::max<size_t>(1, kSlabBytes / (row * sizeof(float)));
   if (slab_rows >= rows) {  // one read
-    check_status(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.data()), what);
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.data()) < 0) bad_read();
     scan(a.data(), 0, a.size());
     return a;
   }
@@ -481,10 +482,10 @@ Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const Sl
     const size_t n = std::min(slab_rows, rows - r);
     start[0] = r;
     count[0] = n;
-    check_status(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), what);
+    if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0) bad_read();
     const hsize_t elems = n * row;
     Handle mem = check(H5Screate_simple(1, &elems, nullptr), "cannot create a dataspace");
-    check_status(H5Dread(d, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, a.data() + r * row), what);
+    if (H5Dread(d, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, a.data() + r * row) < 0) bad_read();
     scan(a.data(), r * row, elems);
   }
   return a;

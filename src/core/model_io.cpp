@@ -152,7 +152,8 @@ std::vector<OpenNode> open_nodes(hid_t nodes, const std::vector<std::string>& or
       if (did < 0) continue;  // a group
       h5::Handle d(did);
       const Shape shape = h5::open_dataset_shape(d);
-      const int64_t n = checked_numel(shape, fmt::format("node '{}': dataset '{}'", name, c));
+      int64_t n = 1;  // within int64: open_dataset_shape checked the product
+      for (int64_t dim : shape) n *= dim;
       if (!add_ok(total, n, total) || total > limits::kMaxParams)
         fail("node '{}': dataset '{}' {} takes the model past {} stored values ({} in float32), bsp's limit "
              "(bsp-format(5), LIMITS)",
