@@ -197,8 +197,22 @@ TwPlan tw_plan(const ConvGeom& g, const compact::CompactLayer& l) {
                          r.cols[static_cast<size_t>(j0)], t.rows * b.nv});
       t.blocks.push_back(b);
     }
-    p.stage_cols += round_up(ncols, 16);
+    p.stage_cols += ncols;
     p.tiles.push_back(std::move(t));
+  }
+  if (p.ascending) {
+    const int64_t chunks = (wg.O + 15) / 16;
+    p.kmask.assign(static_cast<size_t>(chunks), 0);
+    p.kpos.assign(static_cast<size_t>(chunks), 0);
+    int32_t pos = 0;
+    for (int64_t q = 0; q < chunks; ++q) {
+      p.kpos[static_cast<size_t>(q)] = pos;
+      for (int64_t j = 0; j < 16 && 16 * q + j < wg.O; ++j)
+        if (p.src[static_cast<size_t>(16 * q + j)] >= 0) {
+          p.kmask[static_cast<size_t>(q)] = static_cast<uint16_t>(p.kmask[static_cast<size_t>(q)] | (1u << j));
+          ++pos;
+        }
+    }
   }
   return p;
 }
@@ -232,7 +246,7 @@ void TwConvF32::run(const float* x, int64_t N, float* y, const float* z, Clamp c
   const ConvGeom& g = g_;
   const int64_t O = g.Cout, taps = g.kh * g.kw;
   const Split s = split(g, N, plan_);
-  const int64_t ldp = round_up(plan_.max_rows, 16) + 16, lds = std::max<int64_t>(plan_.stage_cols, 16);
+  const int64_t ldp = round_up(plan_.max_rows, 16) + 16, lds = plan_.stage_cols + kTwCols;
 #pragma omp parallel
   {
     static thread_local AlignedVector<float> panel, stage;
@@ -257,10 +271,19 @@ void TwConvF32::run(const float* x, int64_t N, float* y, const float* z, Clamp c
                              stage.data(), lds, npix, k.gemm);
         u = ue;
       }
-      const int64_t o0 = s.o[static_cast<size_t>(grp)], o1 = s.o[static_cast<size_t>(grp) + 1];
-      for (int j = 0; j < npix; ++j)
-        k.epilogue(stage.data() + j * lds, plan_.src.data(), bias_.data(), z ? z + (p0 + j) * O : nullptr,
-                   y + (p0 + j) * O, o0, o1, clamp);
+      TwEpilogueF32 e;
+      e.stage = stage.data();
+      e.lds = lds;
+      e.plan = &plan_;
+      e.bias = bias_.data();
+      e.z = z ? z + p0 * O : nullptr;
+      e.y = y + p0 * O;
+      e.ld = O;
+      e.o0 = s.o[static_cast<size_t>(grp)];
+      e.o1 = s.o[static_cast<size_t>(grp) + 1];
+      e.npix = npix;
+      e.clamp = clamp;
+      k.epilogue(e);
     }
   }
 }
@@ -312,7 +335,7 @@ void TwConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const
   const ConvGeom& g = g_;
   const int64_t O = g.Cout, taps = g.kh * g.kw;
   const Split s = split(g, N, plan_);
-  const int64_t ldp = round_up(plan_.max_rows, 64) + 64, lds = std::max<int64_t>(plan_.stage_cols, 16);
+  const int64_t ldp = round_up(plan_.max_rows, 64) + 64, lds = plan_.stage_cols + kTwCols;
 #pragma omp parallel
   {
     static thread_local AlignedVector<uint8_t> panel;
@@ -339,21 +362,22 @@ void TwConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const
         u = ue;
       }
       TwEpilogueI8 e;
-      e.src = plan_.src.data();
+      e.stage = stage.data();
+      e.lds = lds;
+      e.plan = &plan_;
       e.bias = bias_.data();
       e.mult = mult_.data();
       e.shift = shift_.data();
       e.lo = lo_;
       e.hi = hi_;
+      e.z = z ? z + p0 * O : nullptr;
       e.add = add;
+      e.y = y + p0 * O;
+      e.ld = O;
       e.o0 = s.o[static_cast<size_t>(grp)];
       e.o1 = s.o[static_cast<size_t>(grp) + 1];
-      for (int j = 0; j < npix; ++j) {
-        e.stage = stage.data() + j * lds;
-        e.z = z ? z + (p0 + j) * O : nullptr;
-        e.y = y + (p0 + j) * O;
-        k.epilogue(e);
-      }
+      e.npix = npix;
+      k.epilogue(e);
     }
   }
 }

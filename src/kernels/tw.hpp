@@ -72,7 +72,10 @@ struct TwTile {
 // The layer's tile structure as the kernels run it (shared by fp32 and int8).
 struct TwPlan {
   std::vector<TwTile> tiles;
-  int64_t stage_cols = 0;    // stage columns (each tile's padded to 16)
+  // Stage columns: the tiles' columns one after the other. A column block
+  // writes 16 * nv of them, past its tile's last column into the next
+  // tile's (which overwrites them later) or the row's slack of kTwCols.
+  int64_t stage_cols = 0;
   std::vector<int32_t> src;  // [O] stage column of output channel o, -1: in no tile
   // The column blocks in tile order, each with its first output channel and
   // its cost (rows x vectors): the units a work item's column group takes.
@@ -81,7 +84,13 @@ struct TwPlan {
     int64_t o_first, cost;
   };
   std::vector<Unit> units;
-  bool ascending = false;    // the units' output channels ascend: groups of units own channel ranges
+  // The units' output channels ascend: groups of units own channel ranges,
+  // and per 16 output channels o = 16q ... the kept ones (kmask[q], bit j:
+  // channel 16q + j is in a tile) read consecutive stage columns from
+  // kpos[q] on (an expanding load). Else the epilogue gathers src[o].
+  bool ascending = false;
+  std::vector<uint16_t> kmask;
+  std::vector<int32_t> kpos;
   int64_t max_rows = 0;
 };
 // Splits the units into at most `groups` runs of about equal cost: run r is
@@ -99,14 +108,28 @@ struct TwGemmF32 {
   int nv, npix;      // npix <= kTwPixels
   bool accumulate;   // add to c (else overwrite)
 };
+// The outputs o0 <= o < o1 of npix pixels (pixel j: stage row j, y and z
+// rows j, ld apart): y[o] = clamp(bias[o] + (src[o] >= 0 ? stage[src[o]] :
+// 0) + z[o]) (the stage read through kmask / kpos when the plan is
+// ascending). Channels outer, so that each chunk's constants are loaded once.
+struct TwEpilogueF32 {
+  const float* stage;
+  int64_t lds;
+  const TwPlan* plan;
+  const float* bias;     // [O]
+  const float* z;        // the residual, or null
+  float* y;
+  int64_t ld;            // y and z: elements between pixels
+  int64_t o0, o1;
+  int npix;
+  Clamp clamp;
+};
 struct TwKernelsF32 {
   // dst[i] for the tile's kept rows i in order; src[tap]: the pixel's input at
   // that tap (channel 0), null in the padding. Writes up to 16 floats past the end.
   void (*gather)(const float* const* src, const TwGather& g, float* dst);
   void (*gemm)(const TwGemmF32& a);
-  // y[o] = clamp(bias[o] + (src[o] >= 0 ? stage[src[o]] : 0) + z[o]) for o in [o0, o1).
-  void (*epilogue)(const float* stage, const int32_t* src, const float* bias, const float* z, float* y, int64_t o0,
-                   int64_t o1, Clamp clamp);
+  void (*epilogue)(const TwEpilogueF32& e);
 };
 TwKernelsF32 tw_f32_scalar();
 TwKernelsF32 tw_f32_avx2();
@@ -123,17 +146,22 @@ struct TwGemmI8 {
   int nv, npix;
   bool accumulate;
 };
+// The outputs o0 <= o < o1 of npix pixels: requantised bias[o] + the stage
+// column of o (as TwEpilogueF32), then the fused add with z when not null.
 struct TwEpilogueI8 {
-  const int32_t* stage;  // the pixel's stage row
-  const int32_t* src;    // [O]
+  const int32_t* stage;
+  int64_t lds;
+  const TwPlan* plan;
   const int32_t* bias;   // [O]
   const int32_t* mult;   // [O]
   const int32_t* shift;  // [O]
   int32_t lo, hi;
-  const int8_t* z;       // the pixel's fused-add addend, or null
+  const int8_t* z;       // the fused add's addend, or null
   const q8::FusedAdd* add;
   int8_t* y;
+  int64_t ld;
   int64_t o0, o1;
+  int npix;
 };
 struct TwKernelsI8 {
   bool unsigned_input;  // gathers q + 128 (padding 128), else q (padding 0)

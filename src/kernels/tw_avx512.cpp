@@ -91,18 +91,55 @@ void gemm_f32(const TwGemmF32& a) {
   }
 }
 
-void epilogue_f32(const float* stage, const int32_t* src, const float* bias, const float* z, float* y, int64_t o0,
-                  int64_t o1, Clamp clamp) {
-  const __m512 lo = _mm512_set1_ps(clamp.lo), hi = _mm512_set1_ps(clamp.hi);
-  for (int64_t o = o0; o < o1; o += 16) {
-    const __mmask16 tail = o1 - o >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (o1 - o)) - 1);
-    const __m512i idx = _mm512_maskz_loadu_epi32(tail, src + o);
-    const __mmask16 kept = _mm512_mask_cmpge_epi32_mask(tail, idx, _mm512_setzero_si512());
-    __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kept, idx, stage, 4);
-    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, bias + o));
-    if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, z + o));
-    if (clamp.on) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    _mm512_mask_storeu_ps(y + o, tail, v);
+// How the 16 output channels from c read their stage columns: an expanding
+// load of consecutive columns from `off` into the lanes `kept` when the plan
+// is ascending, else a gather of columns idx in the lanes `kept`. Lanes
+// outside `lanes` and channels in no tile read 0.
+struct StageRead {
+  bool expand;
+  __mmask16 kept;
+  int64_t off;
+  __m512i idx;
+  StageRead(const TwPlan& p, int64_t c, int64_t o0, __mmask16 lanes) : expand(p.ascending) {
+    if (expand) {
+      const size_t q = static_cast<size_t>(c / 16);
+      const uint32_t km = p.kmask[q];
+      // Kept channels of the chunk below o0 (a group starting inside it) are skipped.
+      off = p.kpos[q] + (o0 > c ? __builtin_popcount(km & ((1u << (o0 - c)) - 1)) : 0);
+      kept = static_cast<__mmask16>(km & lanes);
+      idx = _mm512_setzero_si512();
+    } else {
+      off = 0;
+      idx = _mm512_maskz_loadu_epi32(lanes, p.src.data() + c);
+      kept = _mm512_mask_cmpge_epi32_mask(lanes, idx, _mm512_setzero_si512());
+    }
+  }
+  __m512i operator()(const int32_t* stage) const {
+    return expand ? _mm512_maskz_expandloadu_epi32(kept, stage + off)
+                  : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), kept, idx, stage, 4);
+  }
+};
+
+// Lanes of the 16 channels from c that lie in [o0, o1).
+inline __mmask16 lanes_of(int64_t c, int64_t o0, int64_t o1) {
+  uint32_t m = 0xffffu;
+  if (o0 > c) m &= ~((1u << (o0 - c)) - 1);
+  if (o1 < c + 16) m &= (1u << (o1 - c)) - 1;
+  return static_cast<__mmask16>(m);
+}
+
+void epilogue_f32(const TwEpilogueF32& e) {
+  const __m512 lo = _mm512_set1_ps(e.clamp.lo), hi = _mm512_set1_ps(e.clamp.hi);
+  for (int64_t c = e.o0 / 16 * 16; c < e.o1; c += 16) {
+    const __mmask16 lanes = lanes_of(c, e.o0, e.o1);
+    const StageRead read(*e.plan, c, e.o0, lanes);
+    const __m512 bias = _mm512_maskz_loadu_ps(lanes, e.bias + c);
+    for (int j = 0; j < e.npix; ++j) {
+      __m512 v = _mm512_add_ps(_mm512_castsi512_ps(read(reinterpret_cast<const int32_t*>(e.stage + j * e.lds))), bias);
+      if (e.z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, e.z + j * e.ld + c));
+      if (e.clamp.on) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+      _mm512_mask_storeu_ps(e.y + j * e.ld + c, lanes, v);
+    }
   }
 }
 
@@ -188,39 +225,71 @@ void gemm_i8(const TwGemmI8& a) {
   }
 }
 
-// 8 int32 accumulators (bias included) -> requantised, clamped, the fused add
-// when z: int64 lanes, the exact rule of compact/int8.hpp.
-inline __m128i requant8(__m256i acc, __m256i mult32, __m256i shift32, const TwEpilogueI8& e, __m128i z8) {
-  const __m512i shift = _mm512_cvtepi32_epi64(shift32);
-  const __m512i round = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift), 1);
-  __m512i v = _mm512_add_epi64(_mm512_mullo_epi64(_mm512_cvtepi32_epi64(acc), _mm512_cvtepi32_epi64(mult32)), round);
-  v = _mm512_srav_epi64(v, shift);
-  v = _mm512_min_epi64(_mm512_max_epi64(v, _mm512_set1_epi64(e.lo)), _mm512_set1_epi64(e.hi));
-  if (e.z) {
-    const q8::FusedAdd& f = *e.add;
-    const __m512i zv = _mm512_cvtepi8_epi64(z8);
-    v = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, _mm512_set1_epi64(f.m_self)),
-                                          _mm512_mul_epi32(zv, _mm512_set1_epi64(f.m_other))),
-                         _mm512_set1_epi64(f.round));
-    v = _mm512_sra_epi64(v, _mm_cvtsi32_si128(f.shift));
-    v = _mm512_min_epi64(_mm512_max_epi64(v, _mm512_set1_epi64(f.lo)), _mm512_set1_epi64(f.hi));
+// The requantisation of compact/int8.hpp for 16 output channels, then the
+// fused add: 64-bit arithmetic on the even and the odd 32-bit lanes apart
+// (vpmuldq multiplies the low signed 32 bits of each 64-bit lane: the
+// accumulators, multipliers and clamped values all fit them), the results
+// back in the 32-bit lanes. The per-channel constants are made once per
+// chunk of channels.
+struct Requant16 {
+  __m512i bias, mult[2], shift[2], round[2], lo, hi;
+  bool add = false;
+  __m512i m_self, m_other, add_round, add_lo, add_hi;
+  __m128i add_shift;
+  Requant16(const TwEpilogueI8& e, int64_t c, __mmask16 lanes) {
+    bias = _mm512_maskz_loadu_epi32(lanes, e.bias + c);
+    const __m512i m = _mm512_maskz_loadu_epi32(lanes, e.mult + c), s = _mm512_maskz_loadu_epi32(lanes, e.shift + c);
+    mult[0] = m;
+    mult[1] = _mm512_srli_epi64(m, 32);
+    shift[0] = _mm512_and_si512(s, _mm512_set1_epi64(0xffffffff));
+    shift[1] = _mm512_srli_epi64(s, 32);
+    for (int h = 0; h < 2; ++h) round[h] = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[h]), 1);
+    lo = _mm512_set1_epi64(e.lo);
+    hi = _mm512_set1_epi64(e.hi);
+    if (e.z) {
+      add = true;
+      m_self = _mm512_set1_epi64(e.add->m_self);
+      m_other = _mm512_set1_epi64(e.add->m_other);
+      add_round = _mm512_set1_epi64(e.add->round);
+      add_shift = _mm_cvtsi32_si128(e.add->shift);
+      add_lo = _mm512_set1_epi64(e.add->lo);
+      add_hi = _mm512_set1_epi64(e.add->hi);
+    }
   }
-  return _mm512_cvtepi64_epi8(v);
-}
+  // acc: the stage values (bias not yet added); z: the addend, sign-extended to 32 bits.
+  __m128i operator()(__m512i acc, __m512i z) const {
+    acc = _mm512_add_epi32(acc, bias);
+    __m512i v[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m512i a = h ? _mm512_srli_epi64(acc, 32) : acc;
+      __m512i r = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, mult[h]), round[h]), shift[h]);
+      r = _mm512_min_epi64(_mm512_max_epi64(r, lo), hi);
+      if (add) {
+        const __m512i zz = h ? _mm512_srli_epi64(z, 32) : z;
+        r = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(r, m_self), _mm512_mul_epi32(zz, m_other)), add_round);
+        r = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(r, add_shift), add_lo), add_hi);
+      }
+      v[h] = r;
+    }
+    // Even lanes from v[0], odd lanes from v[1] (each value in its low 32 bits).
+    return _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(0xaaaa, v[0], _mm512_slli_epi64(v[1], 32)));
+  }
+};
 
 void epilogue_i8(const TwEpilogueI8& e) {
-  for (int64_t o = e.o0; o < e.o1; o += 16) {
-    const __mmask16 tail = e.o1 - o >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (e.o1 - o)) - 1);
-    const __m512i idx = _mm512_maskz_loadu_epi32(tail, e.src + o);
-    const __mmask16 kept = _mm512_mask_cmpge_epi32_mask(tail, idx, _mm512_setzero_si512());
-    __m512i acc = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), kept, idx, e.stage, 4);
-    acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(tail, e.bias + o));
-    const __m512i mult = _mm512_maskz_loadu_epi32(tail, e.mult + o), shift = _mm512_maskz_loadu_epi32(tail, e.shift + o);
-    const __m128i z = e.z ? _mm_maskz_loadu_epi8(tail, e.z + o) : _mm_setzero_si128();
-    const __m128i lo = requant8(_mm512_castsi512_si256(acc), _mm512_castsi512_si256(mult), _mm512_castsi512_si256(shift), e, z);
-    const __m128i hi = requant8(_mm512_extracti64x4_epi64(acc, 1), _mm512_extracti64x4_epi64(mult, 1),
-                                _mm512_extracti64x4_epi64(shift, 1), e, _mm_srli_si128(z, 8));
-    _mm_mask_storeu_epi8(e.y + o, tail, _mm_unpacklo_epi64(lo, hi));
+  for (int64_t c = e.o0 / 16 * 16; c < e.o1; c += 16) {
+    const __mmask16 lanes = lanes_of(c, e.o0, e.o1);
+    const StageRead read(*e.plan, c, e.o0, lanes);
+    const Requant16 rq(e, c, lanes);
+    for (int j = 0; j < e.npix; ++j) {
+      const __m512i z = e.z ? _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, e.z + j * e.ld + c)) : _mm512_setzero_si512();
+      const __m128i b = rq(read(e.stage + j * e.lds), z);
+      int8_t* y = e.y + j * e.ld + c;
+      if (lanes == 0xffff)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y), b);
+      else
+        _mm_mask_storeu_epi8(y, lanes, b);
+    }
   }
 }
 
