@@ -18,9 +18,11 @@ TwKernelsF32 kernels_f32(Isa isa) {
   return tw_f32_scalar();
 }
 
+bool allow_vbmi2 = true;
+
 TwKernelsI8 kernels_i8(Isa isa) {
   switch (isa) {
-    case Isa::Avx512: return tw_i8_avx512();
+    case Isa::Avx512: return tw_i8_avx512(allow_vbmi2);
     case Isa::Avx2: return tw_i8_avx2();
     case Isa::Scalar: break;
   }
@@ -117,6 +119,8 @@ void tile_gemm(const TwPlan& plan, int64_t u0, int64_t u1, const A* panel, int64
 
 }  // namespace
 
+void tw_allow_vbmi2(bool allow) { allow_vbmi2 = allow; }
+
 void tw_groups(const TwPlan& p, int64_t O, int64_t groups, std::vector<int64_t>& cut, std::vector<int64_t>& o) {
   const int64_t n = static_cast<int64_t>(p.units.size());
   cut.assign(1, 0);
@@ -181,6 +185,19 @@ TwPlan tw_plan(const ConvGeom& g, const compact::CompactLayer& l) {
         t.gather.mask.back() = static_cast<uint16_t>(t.gather.mask.back() | (1u << (c - c0)));
       }
       t.gather.tap_ptr.push_back(static_cast<int32_t>(t.gather.chunk.size()));
+    }
+    t.gather.tap_ptr64.assign(1, 0);
+    i = 0;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      for (; i < r.rows.size() && r.rows[i] / wg.I == tap; ++i) {
+        const int32_t c = static_cast<int32_t>(r.rows[i] % wg.I), c0 = c / 64 * 64;
+        if (t.gather.chunk64.size() == static_cast<size_t>(t.gather.tap_ptr64.back()) || t.gather.chunk64.back() != c0) {
+          t.gather.chunk64.push_back(c0);
+          t.gather.mask64.push_back(0);
+        }
+        t.gather.mask64.back() |= uint64_t{1} << (c - c0);
+      }
+      t.gather.tap_ptr64.push_back(static_cast<int32_t>(t.gather.chunk64.size()));
     }
     const int64_t ncols = static_cast<int64_t>(r.cols.size());
     for (int64_t j = 0; j < ncols; ++j) {

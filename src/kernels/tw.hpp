@@ -54,6 +54,9 @@ struct TwGather {
   std::vector<int32_t> tap_ptr;  // [taps + 1] into chunk / mask
   std::vector<int32_t> chunk;    // first channel of the chunk
   std::vector<uint16_t> mask;    // bit j: channel chunk + j is kept
+  // The same in chunks of 64 channels (the byte compress of AVX-512 VBMI2).
+  std::vector<int32_t> tap_ptr64, chunk64;
+  std::vector<uint64_t> mask64;
 };
 
 // One tile's column block: NV vectors of 16 columns.
@@ -171,7 +174,11 @@ struct TwKernelsI8 {
 };
 TwKernelsI8 tw_i8_scalar();
 TwKernelsI8 tw_i8_avx2();
-TwKernelsI8 tw_i8_avx512();  // needs AVX-512 VNNI
+// Needs AVX-512 VNNI; gathers with vpcompressb where the CPU has AVX-512
+// VBMI2 unless `vbmi2` is false (tests take both paths).
+TwKernelsI8 tw_i8_avx512(bool vbmi2 = true);
+// Whether TwConvI8 may use the VBMI2 gather (default true; for tests).
+void tw_allow_vbmi2(bool allow);
 
 // The plan of a tw compact layer (tile structure only; values are packed by
 // the convolutions): tiles without rows or columns are left out.

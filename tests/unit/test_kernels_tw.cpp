@@ -129,23 +129,29 @@ void check_i8(const Case& c, uint64_t seed) {
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
     set_isa(isa);
-    INFO("isa " << isa_name(isa) << " " << what(c));
-    const TwConvI8 conv(g, l, q.weight.data(), q.bias.data(), q.rq, q.lo, q.hi);
-    for (int t : {1, 2, 3}) {
-      omp_set_num_threads(t);
-      INFO("threads " << t);
-      Array<int8_t> y(ref.shape());
-      conv.run(x.data(), c.N, y.data());
-      size_t diff = 0;
-      for (size_t i = 0; i < y.size(); ++i) diff += y[i] != ref[i];
-      CHECK(diff == 0);
-      conv.run(x.data(), c.N, y.data(), z.data(), &add);
-      diff = 0;
-      for (size_t i = 0; i < y.size(); ++i) diff += y[i] != add.apply(ref[i], z[i]);
-      CHECK(diff == 0);
+    // AVX-512: with the VBMI2 gather (where the CPU has it) and without.
+    for (bool vbmi2 : {true, false}) {
+      if (!vbmi2 && isa != Isa::Avx512) continue;
+      tw_allow_vbmi2(vbmi2);
+      INFO("isa " << isa_name(isa) << " vbmi2 " << vbmi2 << " " << what(c));
+      const TwConvI8 conv(g, l, q.weight.data(), q.bias.data(), q.rq, q.lo, q.hi);
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        INFO("threads " << t);
+        Array<int8_t> y(ref.shape());
+        conv.run(x.data(), c.N, y.data());
+        size_t diff = 0;
+        for (size_t i = 0; i < y.size(); ++i) diff += y[i] != ref[i];
+        CHECK(diff == 0);
+        conv.run(x.data(), c.N, y.data(), z.data(), &add);
+        diff = 0;
+        for (size_t i = 0; i < y.size(); ++i) diff += y[i] != add.apply(ref[i], z[i]);
+        CHECK(diff == 0);
+      }
+      omp_set_num_threads(before);
     }
-    omp_set_num_threads(before);
   }
+  tw_allow_vbmi2(true);
   set_isa(detect_isa());
 }
 
