@@ -58,12 +58,20 @@ struct PixelTaps {
   void locate(const ConvGeom& g, const char* x, int64_t elem, int64_t p0, int npix) {
     const int64_t taps = g.kh * g.kw;
     src.resize(static_cast<size_t>(npix * taps));
+    int64_t n = p0 / (g.Ho * g.Wo), oh = p0 / g.Wo % g.Ho, ow = p0 % g.Wo;  // then stepped pixel by pixel
     for (int j = 0; j < npix; ++j) {
-      const int64_t p = p0 + j, n = p / (g.Ho * g.Wo), oh = p / g.Wo % g.Ho, ow = p % g.Wo;
-      for (int64_t t = 0; t < taps; ++t) {
-        const int64_t ih = oh * g.sh - g.pt + t / g.kw * g.dh, iw = ow * g.sw - g.pl + t % g.kw * g.dw;
-        src[static_cast<size_t>(j * taps + t)] =
-            ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x + ((n * g.H + ih) * g.W + iw) * g.C * elem : nullptr;
+      const void** s = src.data() + j * taps;
+      for (int64_t ky = 0, t = 0; ky < g.kh; ++ky) {
+        const int64_t ih = oh * g.sh - g.pt + ky * g.dh;
+        const bool row = ih >= 0 && ih < g.H;
+        for (int64_t kx = 0; kx < g.kw; ++kx, ++t) {
+          const int64_t iw = ow * g.sw - g.pl + kx * g.dw;
+          s[t] = row && iw >= 0 && iw < g.W ? x + ((n * g.H + ih) * g.W + iw) * g.C * elem : nullptr;
+        }
+      }
+      if (++ow == g.Wo) {
+        ow = 0;
+        if (++oh == g.Ho) oh = 0, ++n;
       }
     }
   }

@@ -243,66 +243,69 @@ void gemm_i8(const TwGemmI8& a) {
   }
 }
 
-// The requantisation of compact/int8.hpp for 16 output channels, then the
-// fused add: 64-bit arithmetic on the even and the odd 32-bit lanes apart
-// (vpmuldq multiplies the low signed 32 bits of each 64-bit lane: the
-// accumulators, multipliers and clamped values all fit them), the results
-// back in the 32-bit lanes. The per-channel constants are made once per
-// chunk of channels.
-struct Requant16 {
-  __m512i bias, mult[2], shift[2], round[2], lo, hi;
-  bool add = false;
-  __m512i m_self, m_other, add_round, add_lo, add_hi;
-  __m128i add_shift;
-  Requant16(const TwEpilogueI8& e, int64_t c, __mmask16 lanes) {
-    bias = _mm512_maskz_loadu_epi32(lanes, e.bias + c);
-    const __m512i m = _mm512_maskz_loadu_epi32(lanes, e.mult + c), s = _mm512_maskz_loadu_epi32(lanes, e.shift + c);
-    mult[0] = m;
-    mult[1] = _mm512_srli_epi64(m, 32);
-    shift[0] = _mm512_and_si512(s, _mm512_set1_epi64(0xffffffff));
-    shift[1] = _mm512_srli_epi64(s, 32);
-    for (int h = 0; h < 2; ++h) round[h] = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[h]), 1);
-    lo = _mm512_set1_epi64(e.lo);
-    hi = _mm512_set1_epi64(e.hi);
-    if (e.z) {
-      add = true;
-      m_self = _mm512_set1_epi64(e.add->m_self);
-      m_other = _mm512_set1_epi64(e.add->m_other);
-      add_round = _mm512_set1_epi64(e.add->round);
-      add_shift = _mm_cvtsi32_si128(e.add->shift);
-      add_lo = _mm512_set1_epi64(e.add->lo);
-      add_hi = _mm512_set1_epi64(e.add->hi);
-    }
-  }
-  // acc: the stage values (bias not yet added); z: the addend, sign-extended to 32 bits.
-  __m128i operator()(__m512i acc, __m512i z) const {
-    acc = _mm512_add_epi32(acc, bias);
-    __m512i v[2];
-    for (int h = 0; h < 2; ++h) {
-      const __m512i a = h ? _mm512_srli_epi64(acc, 32) : acc;
-      __m512i r = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, mult[h]), round[h]), shift[h]);
-      r = _mm512_min_epi64(_mm512_max_epi64(r, lo), hi);
-      if (add) {
-        const __m512i zz = h ? _mm512_srli_epi64(z, 32) : z;
-        r = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(r, m_self), _mm512_mul_epi32(zz, m_other)), add_round);
-        r = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(r, add_shift), add_lo), add_hi);
-      }
-      v[h] = r;
-    }
-    // Even lanes from v[0], odd lanes from v[1] (each value in its low 32 bits).
-    return _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(0xaaaa, v[0], _mm512_slli_epi64(v[1], 32)));
-  }
+// The requantisation of compact/int8.hpp for 16 output channels (acc: the
+// stage values plus bias), then the fused add with the addend z (sign-
+// extended to 32 bits) when `add`: 64-bit arithmetic on the even and the
+// odd 32-bit lanes apart (vpmuldq multiplies the low signed 32 bits of each
+// 64-bit lane: the accumulators, multipliers and clamped values all fit
+// them), the results back in the 32-bit lanes. mult, shift and round come
+// per half (odd lanes moved down).
+struct AddConsts {
+  __m512i m_self, m_other, round, lo, hi;
+  __m128i shift;
 };
+inline __m128i requant16(__m512i acc, const __m512i* mult, const __m512i* shift, const __m512i* round, __m512i lo,
+                         __m512i hi, bool add, const AddConsts& a, __m512i z) {
+  __m512i v[2];
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    const __m512i x = h ? _mm512_srli_epi64(acc, 32) : acc;
+    __m512i r = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, mult[h]), round[h]), shift[h]);
+    r = _mm512_min_epi64(_mm512_max_epi64(r, lo), hi);
+    if (add) {
+      const __m512i zz = h ? _mm512_srli_epi64(z, 32) : z;
+      r = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(r, a.m_self), _mm512_mul_epi32(zz, a.m_other)), a.round);
+      r = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(r, a.shift), a.lo), a.hi);
+    }
+    v[h] = r;
+  }
+  // Even lanes from v[0], odd lanes from v[1] (each value in its low 32 bits).
+  return _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(0xaaaa, v[0], _mm512_slli_epi64(v[1], 32)));
+}
 
 void epilogue_i8(const TwEpilogueI8& e) {
-  for (int64_t c = e.o0 / 16 * 16; c < e.o1; c += 16) {
-    const __mmask16 lanes = lanes_of(c, e.o0, e.o1);
-    const StageRead read(*e.plan, c, e.o0, lanes);
-    const Requant16 rq(e, c, lanes);
-    for (int j = 0; j < e.npix; ++j) {
-      const __m512i z = e.z ? _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, e.z + j * e.ld + c)) : _mm512_setzero_si512();
-      const __m128i b = rq(read(e.stage + j * e.lds), z);
-      int8_t* y = e.y + j * e.ld + c;
+  // Locals: the int8 stores below may alias anything, so fields read through
+  // e would be reloaded after each of them.
+  const int32_t* const stage = e.stage;
+  const int64_t lds = e.lds, ld = e.ld, o0 = e.o0, o1 = e.o1;
+  const int npix = e.npix;
+  const int8_t* const zb = e.z;
+  int8_t* const yb = e.y;
+  const bool add = zb != nullptr;
+  AddConsts a{};
+  if (add) {
+    a.m_self = _mm512_set1_epi64(e.add->m_self);
+    a.m_other = _mm512_set1_epi64(e.add->m_other);
+    a.round = _mm512_set1_epi64(e.add->round);
+    a.shift = _mm_cvtsi32_si128(e.add->shift);
+    a.lo = _mm512_set1_epi64(e.add->lo);
+    a.hi = _mm512_set1_epi64(e.add->hi);
+  }
+  const __m512i lo = _mm512_set1_epi64(e.lo), hi = _mm512_set1_epi64(e.hi);
+  for (int64_t c = o0 / 16 * 16; c < o1; c += 16) {
+    const __mmask16 lanes = lanes_of(c, o0, o1);
+    const StageRead read(*e.plan, c, o0, lanes);
+    const __m512i bias = _mm512_maskz_loadu_epi32(lanes, e.bias + c);
+    const __m512i m = _mm512_maskz_loadu_epi32(lanes, e.mult + c), s = _mm512_maskz_loadu_epi32(lanes, e.shift + c);
+    const __m512i mult[2] = {m, _mm512_srli_epi64(m, 32)};
+    const __m512i shift[2] = {_mm512_and_si512(s, _mm512_set1_epi64(0xffffffff)), _mm512_srli_epi64(s, 32)};
+    const __m512i round[2] = {_mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[0]), 1),
+                              _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[1]), 1)};
+    for (int j = 0; j < npix; ++j) {
+      const __m512i z = add ? _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, zb + j * ld + c)) : _mm512_setzero_si512();
+      const __m512i acc = _mm512_add_epi32(read(stage + j * lds), bias);
+      const __m128i b = requant16(acc, mult, shift, round, lo, hi, add, a, z);
+      int8_t* y = yb + j * ld + c;
       if (lanes == 0xffff)
         _mm_storeu_si128(reinterpret_cast<__m128i*>(y), b);
       else
