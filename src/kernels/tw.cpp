@@ -319,6 +319,7 @@ TwConvI8::TwConvI8(const ConvGeom& g, const compact::CompactLayer& l, const int8
                    const std::vector<q8::Requant>& rq, int32_t lo, int32_t hi)
     : g_(g), plan_(tw_plan(g, l)), k_(kernels_i8(active_isa())), lo_(lo), hi_(hi) {
   const int64_t K = l.geom().K(), O = g.Cout;
+  if (active_isa() == Isa::Avx2 && std::find(w, w + O * K, int8_t{-128}) != w + O * K) k_ = tw_i8_avx2(true);
   const std::vector<RawTile> raw = raw_tiles(l);
   // Every nonzero weight must be in a tile: the kernel computes only those.
   int64_t inside = 0, nonzero = 0;

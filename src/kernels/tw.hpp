@@ -173,7 +173,8 @@ struct TwKernelsI8 {
   void (*epilogue)(const TwEpilogueI8& e);
 };
 TwKernelsI8 tw_i8_scalar();
-TwKernelsI8 tw_i8_avx2();
+// weight_min: the layer has a weight of -128 (the plain C++ GEMM then).
+TwKernelsI8 tw_i8_avx2(bool weight_min = false);
 // Needs AVX-512 VNNI; gathers with vpcompressb where the CPU has AVX-512
 // VBMI2 unless `vbmi2` is false (tests take both paths).
 TwKernelsI8 tw_i8_avx512(bool vbmi2 = true);

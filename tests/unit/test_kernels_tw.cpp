@@ -99,14 +99,25 @@ Array<int8_t> random_i8(Shape s, uint64_t seed, int lo = -128, int hi = 127) {
   return a;
 }
 
-// int8: bit-exact against the int8 reference node, with and without a fused add.
-void check_i8(const Case& c, uint64_t seed) {
+// Values only from the ends of [lo, hi]: the largest products (AVX2 pairs).
+Array<int8_t> extreme_i8(Shape s, uint64_t seed, int lo, int hi) {
+  Array<int8_t> a(std::move(s));
+  Rng r(seed);
+  for (auto& v : a) v = static_cast<int8_t>(r.below(2) ? lo : hi);
+  return a;
+}
+
+// int8: bit-exact against the int8 reference node, with and without a fused
+// add. w_lo: the smallest weight (-128 takes AVX2's plain C++ GEMM);
+// extreme: weights and inputs only at the ends of their ranges.
+void check_i8(const Case& c, uint64_t seed, int w_lo = -127, bool extreme = false) {
   Model m = tw_model(c, seed);
   Node& n = m.nodes[1];
   const Array<uint8_t> keep = element_mask(n);
   q8::QNode q;
   q.kind = q8::Kind::Conv;
-  q.weight = random_i8(n.param("weight").shape(), seed + 5, -127, 127);
+  q.weight = extreme ? extreme_i8(n.param("weight").shape(), seed + 5, w_lo, 127)
+                     : random_i8(n.param("weight").shape(), seed + 5, w_lo, 127);
   for (size_t i = 0; i < keep.size(); ++i)
     if (!keep[i]) q.weight[i] = 0;
   q.bias = Array<int32_t>({c.Cout});
@@ -120,7 +131,8 @@ void check_i8(const Case& c, uint64_t seed) {
       compact::compress(q.weight.data(), q.weight.shape(), keep.data(), compact::spec_for(n, compact::Format::TW));
   REQUIRE(tw_covers(l, q.weight.data()));
   const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
-  const Array<int8_t> x = random_i8({c.N, c.H, c.W, c.C}, seed + 7);
+  const Array<int8_t> x = extreme ? extreme_i8({c.N, c.H, c.W, c.C}, seed + 7, -128, 127)
+                                  : random_i8({c.N, c.H, c.W, c.C}, seed + 7);
   const Array<int8_t> ref = q8::reference_node(n, q, {&x});
   const Array<int8_t> z = random_i8(ref.shape(), seed + 8);
   const q8::FusedAdd add = q8::FusedAdd::make(static_cast<int32_t>(r.below(1u << 31)),
@@ -179,6 +191,13 @@ TEST_CASE("fp32 tw kernel matches the reference") {
 TEST_CASE("int8 tw kernel is bit-exact with the int8 reference") {
   uint64_t seed = 700;
   for (const Case& c : kCases) check_i8(c, seed += 10);
+}
+
+TEST_CASE("int8 tw kernel at the ends of the int8 range") {
+  const Case c{1, 8, 8, 64, 48, 3, 1, 1, 0.8, 0.8, 32};
+  check_i8(c, 900, -127, true);
+  check_i8(c, 910, -128, true);  // a weight of -128
+  check_i8(c, 920, -128, false);
 }
 
 TEST_CASE("tw kernels on random shapes") {
