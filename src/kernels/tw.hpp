@@ -8,8 +8,9 @@
 // a group of column blocks. For each tile:
 //   1. gather: the tile's kept rows of the im2col input of the block's
 //      pixels into a panel a[p][i] (pixel p, kept row i; zero in the
-//      padding), one compress per 16 input channels of a tap (AVX-512), once
-//      per tile and pixel block and reused by all the tile's columns;
+//      padding), one masked load and compress per 16 input channels of a
+//      tap (AVX-512; int8 with VBMI2: per 64), once per tile and pixel block
+//      and reused by all the tile's columns;
 //   2. GEMM: the tile's columns in blocks of up to 64 (4 x 16 lanes), the
 //      weights packed per block as [k_t][64] (fp32) or [k_t/4][64][4] (int8,
 //      the operand layout of vpdpbusd); a register-blocked micro-kernel keeps
@@ -18,10 +19,15 @@
 //      broadcast per pixel; rows in chunks of kTwRowChunk so that the
 //      chunk's weights stay cached across the block's pixels;
 //   3. the accumulators go to a per-thread stage [pixel][kept column]; the
-//      epilogue writes each pixel's output channels in order, gathering the
-//      stage column of each (src[o]; channels in no tile: none) and adding
-//      bias, residual and clamp (int8: requantisation and the fused add,
-//      exactly compact/int8.hpp).
+//      epilogue writes each pixel's output channels in order, reading the
+//      stage column of each (an expanding load of 16 channels when the
+//      tiles' columns ascend, else a gather; channels in no tile: none) and
+//      adding bias, residual and clamp (int8: requantisation and the fused
+//      add, exactly compact/int8.hpp).
+// tvw layers (2:4 inside the tiles) run the same way, their zeros multiplied
+// like the other weights: selecting each column's 2 of 4 inputs costs a
+// shuffle per product on the port the products need (measured on AVX-512:
+// vpshufb + vpdpbusd is no faster than two vpdpbusd), so it does not pay.
 // Work is split over pixel blocks and, when those are too few for the
 // threads, over groups of column blocks whose output channels are
 // contiguous (tiles cut from the kept columns in order, which is how bsp
@@ -63,7 +69,7 @@ struct TwGather {
 struct TwColBlock {
   int nv;           // 1..4
   int64_t w_off;    // offset of its packed weights (elements)
-  int64_t stage;    // first stage column it writes (16 * nv of them)
+  int64_t stage;    // its first column's stage column (it writes 16 * nv from there)
 };
 
 struct TwTile {
