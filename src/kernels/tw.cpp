@@ -342,6 +342,10 @@ TwConvI8::TwConvI8(const ConvGeom& g, const compact::CompactLayer& l, const int8
     w_.push_back(std::move(pw));
   }
   if (inside != nonzero) fail("internal: {} nonzero int8 weights lie outside the tiles", nonzero - inside);
+  idle_.resize(static_cast<size_t>(O));
+  kbias_.resize(static_cast<size_t>(plan_.stage_cols));
+  kmult_.resize(static_cast<size_t>(plan_.stage_cols));
+  kshift_.resize(static_cast<size_t>(plan_.stage_cols));
   bias_.assign(bias, bias + O);
   mult_.resize(static_cast<size_t>(O));
   shift_.resize(static_cast<size_t>(O));
@@ -352,6 +356,13 @@ TwConvI8::TwConvI8(const ConvGeom& g, const compact::CompactLayer& l, const int8
       int64_t sum = 0;
       for (int64_t i = 0; i < K; ++i) sum += w[o * K + i];
       bias_[static_cast<size_t>(o)] -= static_cast<int32_t>(128 * sum);
+    }
+    idle_[static_cast<size_t>(o)] = q8::requantize(bias_[static_cast<size_t>(o)], rq[static_cast<size_t>(o)], lo, hi);
+    const int32_t j = plan_.src[static_cast<size_t>(o)];
+    if (j >= 0) {
+      kbias_[static_cast<size_t>(j)] = bias_[static_cast<size_t>(o)];
+      kmult_[static_cast<size_t>(j)] = mult_[static_cast<size_t>(o)];
+      kshift_[static_cast<size_t>(j)] = shift_[static_cast<size_t>(o)];
     }
   }
 }
@@ -366,6 +377,8 @@ void TwConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const
   {
     static thread_local AlignedVector<uint8_t> panel;
     static thread_local AlignedVector<int32_t> stage;
+    static thread_local AlignedVector<int8_t> scratch;
+    if (scratch.size() < static_cast<size_t>(kTwPixels * lds)) scratch.resize(static_cast<size_t>(kTwPixels * lds));
     if (panel.size() < static_cast<size_t>(kTwPixels * ldp)) panel.resize(static_cast<size_t>(kTwPixels * ldp));
     if (stage.size() < static_cast<size_t>(kTwPixels * lds)) stage.resize(static_cast<size_t>(kTwPixels * lds));
     PixelTaps px;
@@ -403,6 +416,11 @@ void TwConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const
       e.o0 = s.o[static_cast<size_t>(grp)];
       e.o1 = s.o[static_cast<size_t>(grp) + 1];
       e.npix = npix;
+      e.kbias = kbias_.data();
+      e.kmult = kmult_.data();
+      e.kshift = kshift_.data();
+      e.idle = idle_.data();
+      e.scratch = scratch.data();
       k.epilogue(e);
     }
   }

@@ -171,6 +171,12 @@ struct TwEpilogueI8 {
   int64_t ld;
   int64_t o0, o1;
   int npix;
+  // For an epilogue over the kept channels alone (ascending plans): bias,
+  // mult and shift in stage-column order, each channel's output when in no
+  // tile (the requantised bias), and [npix][stage_cols + 64] bytes of scratch.
+  const int32_t *kbias, *kmult, *kshift;
+  const int8_t* idle;
+  int8_t* scratch;
 };
 struct TwKernelsI8 {
   bool unsigned_input;  // gathers q + 128 (padding 128), else q (padding 0)
@@ -226,6 +232,8 @@ class TwConvI8 {
   TwKernelsI8 k_;  // chosen when constructed (the bias depends on it)
   std::vector<AlignedVector<int8_t>> w_;
   std::vector<int32_t> bias_, mult_, shift_;
+  std::vector<int32_t> kbias_, kmult_, kshift_;  // TwEpilogueI8
+  std::vector<int8_t> idle_;
   int32_t lo_, hi_;
 };
 

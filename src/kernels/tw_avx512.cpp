@@ -3,6 +3,7 @@
 // gathering epilogues.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
@@ -314,11 +315,108 @@ void epilogue_i8(const TwEpilogueI8& e) {
   }
 }
 
+// Stage column of the first kept channel at or after o (ascending plans).
+inline int64_t kept_before(const TwPlan& p, int64_t o) {
+  const size_t q = static_cast<size_t>(o / 16);
+  if (q >= p.kmask.size()) return p.stage_cols;
+  return p.kpos[q] + __builtin_popcount(p.kmask[q] & ((1u << (o % 16)) - 1));
+}
+
+// The fused add (q8::FusedAdd) on 16 int8 values v and addends z, both
+// sign-extended to 32 bits: 64-bit arithmetic on even and odd lanes apart.
+inline __m128i fused_add16(__m512i v, __m512i z, const AddConsts& a) {
+  __m512i r[2];
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    const __m512i vv = h ? _mm512_srli_epi64(v, 32) : v, zz = h ? _mm512_srli_epi64(z, 32) : z;
+    const __m512i t =
+        _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(vv, a.m_self), _mm512_mul_epi32(zz, a.m_other)), a.round);
+    r[h] = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(t, a.shift), a.lo), a.hi);
+  }
+  return _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(0xaaaa, r[0], _mm512_slli_epi64(r[1], 32)));
+}
+
+// The int8 epilogue over the kept channels alone (ascending plans; VBMI2's
+// byte expand): 1. requantise the item's kept channels, which are
+// consecutive stage columns, into compact bytes (no per-channel lookups,
+// and the channels in no tile cost nothing); 2. expand them into the output
+// channels, those in no tile taking their requantised bias; 3. the fused
+// add, over every channel. Other plans: epilogue_i8.
+__attribute__((target("avx512vbmi2"))) void epilogue_i8_vbmi2(const TwEpilogueI8& e) {
+  const TwPlan& p = *e.plan;
+  if (!p.ascending) return epilogue_i8(e);
+  const int32_t* const stage = e.stage;
+  const int64_t lds = e.lds, ld = e.ld, o0 = e.o0, o1 = e.o1;
+  const int npix = e.npix;
+  const int8_t* const zb = e.z;
+  int8_t* const yb = e.y;
+  int8_t* const scratch = e.scratch;
+  const bool add = zb != nullptr;
+  AddConsts a{};
+  if (add) {
+    a.m_self = _mm512_set1_epi64(e.add->m_self);
+    a.m_other = _mm512_set1_epi64(e.add->m_other);
+    a.round = _mm512_set1_epi64(e.add->round);
+    a.shift = _mm_cvtsi32_si128(e.add->shift);
+    a.lo = _mm512_set1_epi64(e.add->lo);
+    a.hi = _mm512_set1_epi64(e.add->hi);
+  }
+  const __m512i lo = _mm512_set1_epi64(e.lo), hi = _mm512_set1_epi64(e.hi);
+  const int64_t s0 = kept_before(p, o0), s1 = kept_before(p, o1);
+  // 1. scratch row j, byte s - s0: kept channel (stage column) s.
+  for (int64_t s = s0; s < s1; s += 16) {
+    const __mmask16 lanes = s1 - s >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (s1 - s)) - 1);
+    const __m512i bias = _mm512_maskz_loadu_epi32(lanes, e.kbias + s);
+    const __m512i m = _mm512_maskz_loadu_epi32(lanes, e.kmult + s), sh = _mm512_maskz_loadu_epi32(lanes, e.kshift + s);
+    const __m512i mult[2] = {m, _mm512_srli_epi64(m, 32)};
+    const __m512i shift[2] = {_mm512_and_si512(sh, _mm512_set1_epi64(0xffffffff)), _mm512_srli_epi64(sh, 32)};
+    const __m512i round[2] = {_mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[0]), 1),
+                              _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[1]), 1)};
+    for (int j = 0; j < npix; ++j) {
+      const __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(lanes, stage + j * lds + s), bias);
+      const __m128i b = requant16(acc, mult, shift, round, lo, hi, false, a, _mm512_setzero_si512());
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(scratch + j * lds + (s - s0)), b);  // the row has 64 bytes of slack
+    }
+  }
+  // 2. and 3., 64 output channels at a time.
+  for (int64_t c = o0 / 64 * 64; c < o1; c += 64) {
+    uint64_t lanes = ~uint64_t{0};
+    if (o0 > c) lanes &= ~uint64_t{0} << (o0 - c);
+    if (o1 < c + 64) lanes &= (uint64_t{1} << (o1 - c)) - 1;
+    uint64_t km = 0;
+    for (int i = 0; i < 4; ++i) {
+      const size_t q = static_cast<size_t>(c / 16 + i);
+      if (q < p.kmask.size()) km |= static_cast<uint64_t>(p.kmask[q]) << (16 * i);
+    }
+    km &= lanes;
+    const int64_t off = kept_before(p, std::max(c, o0)) - s0;
+    const __m512i idle = _mm512_maskz_loadu_epi8(lanes, e.idle + c);
+    for (int j = 0; j < npix; ++j) {
+      const __m512i v = _mm512_mask_expandloadu_epi8(idle, km, scratch + j * lds + off);
+      int8_t* const y = yb + j * ld + c;
+      if (!add) {
+        _mm512_mask_storeu_epi8(y, lanes, v);
+        continue;
+      }
+      const int8_t* const z = zb + j * ld + c;
+#pragma GCC unroll 4
+      for (int h = 0; h < 4; ++h) {
+        const __mmask16 l16 = static_cast<__mmask16>(lanes >> (16 * h));
+        if (!l16) continue;
+        const __m512i v32 = _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, h));
+        const __m512i z32 = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(l16, z + 16 * h));
+        _mm_mask_storeu_epi8(y + 16 * h, l16, fused_add16(v32, z32, a));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 TwKernelsF32 tw_f32_avx512() { return {&gather_f32, &gemm_f32, &epilogue_f32}; }
 TwKernelsI8 tw_i8_avx512(bool vbmi2) {
-  return {true, vbmi2 && __builtin_cpu_supports("avx512vbmi2") ? &gather_i8_vbmi2 : &gather_i8, &gemm_i8, &epilogue_i8};
+  if (vbmi2 && __builtin_cpu_supports("avx512vbmi2")) return {true, &gather_i8_vbmi2, &gemm_i8, &epilogue_i8_vbmi2};
+  return {true, &gather_i8, &gemm_i8, &epilogue_i8};
 }
 
 }  // namespace bsp::kernels

@@ -246,6 +246,30 @@ TEST_CASE("tw tiles with output channels out of order run as one column group") 
     CHECK(test::max_abs_diff(y, ref) < 1e-4f);
     omp_set_num_threads(before);
   }
+  // int8 on the same tiles (every weight inside one), with a fused add.
+  q8::QNode q;
+  q.kind = q8::Kind::Conv;
+  q.weight = random_i8(w.shape(), 44, -127, 127);
+  q.bias = Array<int32_t>({c.Cout});
+  for (int64_t o = 0; o < c.Cout; ++o) q.bias[static_cast<size_t>(o)] = static_cast<int32_t>(o * 37 % 200) - 100;
+  for (int64_t o = 0; o < c.Cout; ++o) q.rq.push_back(q8::make_requant(std::ldexp(1.0 + 0.01 * static_cast<double>(o), -10)));
+  const Array<int8_t> xq = random_i8({c.N, c.H, c.W, c.C}, 46);
+  const Array<int8_t> refq = q8::reference_node(n, q, {&xq});
+  const Array<int8_t> z = random_i8(refq.shape(), 47);
+  const q8::FusedAdd add = q8::FusedAdd::make(1 << 20, -(3 << 19), 21, -128, 127);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+    set_isa(isa);
+    INFO("int8 isa " << isa_name(isa));
+    const TwConvI8 conv(g, l, q.weight.data(), q.bias.data(), q.rq, q.lo, q.hi);
+    omp_set_num_threads(2);
+    Array<int8_t> y(refq.shape());
+    conv.run(xq.data(), c.N, y.data(), z.data(), &add);
+    size_t diff = 0;
+    for (size_t i = 0; i < y.size(); ++i) diff += y[i] != add.apply(refq[i], z[i]);
+    CHECK(diff == 0);
+    omp_set_num_threads(before);
+  }
   set_isa(detect_isa());
 }
 
