@@ -69,7 +69,7 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
 }
 
 // A conv2d or dense group on the VNNI kernel: bsr 8x8 layers skip their
-// pruned blocks, other forms run on the 8x8 blocks covering their nonzero
+// pruned blocks, tw layers run on the tw kernel, other forms run on the 8x8 blocks covering their nonzero
 // int8 weights; the group's two-input add runs in the kernel's epilogue.
 void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in,
                                const FusedGroup& g) {
@@ -87,6 +87,17 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
   info.macs = geo.Ho * geo.Wo * geo.Cout * geo.kh * geo.kw * geo.C;
   const compact::CompactLayer* l = c.layer(n.name);
   const compact::WeightGeom wg = compact::weight_geom(qn.weight.shape());
+  if (g.add >= 0) {
+    const q8::QNode& qa = q_.nodes[static_cast<size_t>(g.add)];
+    s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(g.add_self)),
+                               qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
+  }
+  // A tw layer whose nonzero weights all lie in its tiles (else the 8x8 blocks covering them, below).
+  if (l && l->format == compact::Format::TW && tw_covers(*l, qn.weight.data())) {
+    s.tw = std::make_unique<TwConvI8>(geo, *l, qn.weight.data(), qn.bias.data(), qn.rq, qn.lo, qn.hi);
+    info.kernel = "int8-tw";
+    return;
+  }
   std::vector<int32_t> rp, ci;
   if (l && l->format == compact::Format::Bsr && l->R == 8 && l->C == 8) {
     rp = l->row_ptr, ci = l->col_idx;
@@ -102,11 +113,6 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
     s.conv = std::make_unique<ConvI8>(width_folded(geo), qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
   } else {
     s.conv = std::make_unique<ConvI8>(geo, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
-  }
-  if (g.add >= 0) {
-    const q8::QNode& qa = q_.nodes[static_cast<size_t>(g.add)];
-    s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(g.add_self)),
-                               qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
   }
 }
 
@@ -142,6 +148,11 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       Array<int8_t> q = buffers_.take(x.shape());
       ops_i8(active_isa()).quantize(x.data(), static_cast<int64_t>(x.size()), qn.scale, q.data());
       slot[s.node] = std::move(q);
+    } else if (s.tw) {
+      const ConvGeom& g = s.geom;
+      Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});
+      s.tw->run(slot[s.in[0]].data(), N, y.data(), s.add ? slot[s.addend].data() : nullptr, s.add ? &*s.add : nullptr);
+      slot[s.out] = std::move(y);
     } else if (s.conv) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});

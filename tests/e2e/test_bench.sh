@@ -85,6 +85,21 @@ err 1 bench "cannot compare 'c\.h5' with 'wide\.h5': their inputs differ" "$BSP"
 err 2 bench "--baseline excludes --against" "$BSP" bench c.h5 --against qd.h5 --baseline dense
 err 1 bench "cannot read 'nope\.h5'" "$BSP" bench c.h5 --against nope.h5
 
+# A tile-wise model runs its tw layers on the tile-wise kernels, fp32 and int8.
+ok "$BSP" prune r.h5 --pattern tw:16 --density 0.5 -o t.h5
+ok "$BSP" compact t.h5 -o tc.h5
+"$BSP" compact t.h5 --dtype int8 --calib-images 2 -o tq.h5 2>/dev/null || fail "int8 compact (tw)"
+ok "$BSP" bench tc.h5 --reps 1 --baseline dense --json
+cp "$WORK/.out" tc.json
+ok "$BSP" bench tq.h5 --reps 1 --json
+cp "$WORK/.out" tq.json
+CHECKS=$((CHECKS + 1))
+python3 - tc.json tq.json <<'PY' || fail "tw bench"
+import json, sys
+for f, want in zip(sys.argv[1:], ("tw", "int8-tw")):
+    k = {l["name"]: l["sparse_kernel"] for l in json.load(open(f))["layers"]}
+    assert k["stage2.0.a.conv"] == want, (f, k)
+PY
 # The kernels can be lowered for comparisons.
 CHECKS=$((CHECKS + 1))
 BSP_ISA=scalar "$BSP" bench c.h5 --reps 1 | grep -q '^model: .* scalar kernels' || fail "BSP_ISA=scalar"
