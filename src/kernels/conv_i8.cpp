@@ -119,14 +119,15 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
       a.npix = npix;
       int8_t* yp[kTileI8];
       const int8_t* zp[kTileI8];
+      for (int j = 0; j < npix; ++j) {
+        yp[j] = pix[j] < 0 ? nullptr : y + pix[j];
+        zp[j] = pix[j] < 0 || !z ? nullptr : z + pix[j];
+      }
       a.y = yp;
       a.z = z ? zp : nullptr;
       a.add = add;
       for (int64_t r = gi * group; r < std::min(rows, (gi + 1) * group); ++r) {
-        for (int j = 0; j < npix; ++j) {
-          yp[j] = pix[j] < 0 ? nullptr : y + pix[j] + r * 8;
-          zp[j] = pix[j] < 0 || !z ? nullptr : z + pix[j] + r * 8;
-        }
+        a.yoff = r * 8;
         const size_t w0 = static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
         a.cols = col_idx_.data() + row_ptr_[r];
         a.nblk = row_ptr_[r + 1] - row_ptr_[r];

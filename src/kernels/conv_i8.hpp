@@ -35,8 +35,9 @@ struct TileI8 {
   const int32_t* cols;     // [nblk]
   int nblk;
   const int8_t* w;         // [nblk][ntaps][8 co][8 ci]
-  int8_t* const* y;        // [npix] output pointers at this block row (null: drop)
+  int8_t* const* y;        // [npix] output pointers at channel 0 (null: drop)
   const int8_t* const* z;  // [npix] the fused add's other addend, like y; null: no add
+  int64_t yoff;            // this block row's first channel: y[j] + yoff, z[j] + yoff
   const q8::FusedAdd* add; // when z (compact/int8.hpp)
   const int32_t* bias;     // [8] bias - 128 * sum(w) per output channel (AVX2, signed input: the bias)
   const int32_t* mult;     // [8]

@@ -1,6 +1,7 @@
 // The int8 block-sparse micro-kernel, AVX-512 VNNI: vpdpbusd multiplies the
 // unsigned input (q + 128) by the signed weights, 4 products per int32 lane;
-// requantisation in 64-bit lanes (the exact integer rule of compact/int8.hpp).
+// requantisation exact (the integer rule of compact/int8.hpp) on 16 int32
+// lanes, two pixels at once.
 #include <immintrin.h>
 
 #include <array>
@@ -19,37 +20,115 @@ inline __m512i bcast8(const uint8_t* p) {
   return _mm512_set1_epi64(v);
 }
 
-// [a: lanes (co, half)] + [b] -> [a: co 0..7 | b: co 0..7], int32.
+// Two pixels' accumulators [a: lanes (co, half)] and [b] -> their sums over
+// the halves, 16 int32 lanes in the "pair order": 128-bit lane k holds
+// a's co 2k, 2k+1 then b's co 2k, 2k+1 (vshufps keeps the lanes; no
+// cross-lane permute: the per-channel constants are laid out in this order
+// instead, and the bytes are put back in channel order by one vpshufb).
 inline __m512i reduce_pair(__m512i a, __m512i b) {
   const __m512 fa = _mm512_castsi512_ps(a), fb = _mm512_castsi512_ps(b);
   const __m512i even = _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0)));
   const __m512i odd = _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1)));
-  const __m512i idx = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
-  return _mm512_permutexvar_epi32(idx, _mm512_add_epi32(even, odd));
+  return _mm512_add_epi32(even, odd);
 }
 
-struct Requant8 {
-  __m512i mult, round, shift, lo, hi;
+// 8 per-channel int32 (co 0..7) -> 16 lanes in the pair order.
+inline __m512i pair_order(__m256i c) {
+  const __m512i idx = _mm512_setr_epi32(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
+  return _mm512_permutexvar_epi32(idx, _mm512_castsi256_si512(c));
+}
+
+// The pair order's 16 bytes [a0 a1 b0 b1 a2 a3 b2 b3 ...] <-> [a0..a7 b0..b7].
+inline __m128i bytes_to_pixels(__m128i v) {
+  return _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+}
+inline __m128i pixels_to_bytes(__m128i v) {
+  return _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
+}
+
+// The constants of a tile's epilogue, 16 lanes in the pair order.
+struct Epilogue {
+  __m512i bias, mult, mult_odd;    // int32 lanes; mult_odd: the odd lanes' multipliers in the even lanes
+  __m512i round_even, round_odd;   // int64: 2^(shift - 1) (0 for shift 0) of the even / odd lanes
+  __m512i shift_even, shift_odd;   // int64 shift counts (the general path)
+  __m512i shift_high;              // int32: shift - 32 (the high path)
+  __m512i lo, hi, lo64, hi64;
   // The fused add (q8::FusedAdd), when the tile has one.
-  __m512i m_self, m_other, add_round, add_lo, add_hi;
-  __m128i add_shift;
+  __m512i m_self, m_other, add_round, add_lo, add_hi, add_lo64, add_hi64;
+  __m128i add_shift;  // shift, or shift - 32 when >= 32
+  bool add_high = false;
 };
 
-// 8 int32 accumulators -> 8 int8 (then the fused add with the addend z when
-// not null), stored under mask. Products in 64-bit lanes: v and the
-// multipliers fit 32 bits, so vpmuldq gives them exactly.
-inline void requant_store(__m256i acc, const Requant8& r, int8_t* y, const int8_t* z, __mmask8 m) {
-  __m512i v = _mm512_cvtepi32_epi64(acc);
-  v = _mm512_add_epi64(_mm512_mullo_epi64(v, r.mult), r.round);
-  v = _mm512_srav_epi64(v, r.shift);
-  v = _mm512_min_epi64(_mm512_max_epi64(v, r.lo), r.hi);
-  if (z) {
-    const __m512i zv = _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(m, z));
-    v = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, r.m_self), _mm512_mul_epi32(zv, r.m_other)), r.add_round);
-    v = _mm512_sra_epi64(v, r.add_shift);
-    v = _mm512_min_epi64(_mm512_max_epi64(v, r.add_lo), r.add_hi);
+// Even and odd int64 lanes -> int32 lanes: the high words of both (floor(t / 2^32)).
+inline __m512i high_words(__m512i even, __m512i odd) {
+  return _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+}
+// ... and their low words (values that fit 32 bits).
+inline __m512i low_words(__m512i even, __m512i odd) {
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+// 16 int32 sums (bias included) -> clamp(rescale(s), lo, hi) (compact/int8.hpp),
+// exactly: the 64-bit products v * mult of the even and odd lanes by vpmuldq
+// (v and mult fit 32 signed bits). High: every shift is 32 or more, so
+// floor(p / 2^shift) is the high word of p shifted by shift - 32, and the
+// shift and the clamp are 32-bit.
+template <bool High>
+inline __m512i requant16(__m512i s, const Epilogue& e) {
+  const __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(s, e.mult), e.round_even);
+  const __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(s, 32), e.mult_odd), e.round_odd);
+  if constexpr (High) {
+    const __m512i h = _mm512_srav_epi32(high_words(pe, po), e.shift_high);
+    return _mm512_min_epi32(_mm512_max_epi32(h, e.lo), e.hi);
+  } else {
+    const __m512i ve = _mm512_min_epi64(_mm512_max_epi64(_mm512_srav_epi64(pe, e.shift_even), e.lo64), e.hi64);
+    const __m512i vo = _mm512_min_epi64(_mm512_max_epi64(_mm512_srav_epi64(po, e.shift_odd), e.lo64), e.hi64);
+    return low_words(ve, vo);
   }
-  _mm_mask_storeu_epi8(y, m, _mm512_cvtepi64_epi8(v));
+}
+
+// The fused add on 16 int8 values v and their addends z (int32 lanes):
+// t = v * m_self + z * m_other + round in 64 bits (|t| < 2^40 + round), then
+// as requant16 (the high words when the shift is 32 or more).
+inline __m512i fused_add16(__m512i v, __m512i z, const Epilogue& e) {
+  const __m512i te = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, e.m_self), _mm512_mul_epi32(z, e.m_other)),
+                                      e.add_round);
+  const __m512i to = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), e.m_self),
+                                                       _mm512_mul_epi32(_mm512_srli_epi64(z, 32), e.m_other)),
+                                      e.add_round);
+  if (e.add_high) {
+    const __m512i h = _mm512_sra_epi32(high_words(te, to), e.add_shift);
+    return _mm512_min_epi32(_mm512_max_epi32(h, e.add_lo), e.add_hi);
+  }
+  const __m512i ve = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(te, e.add_shift), e.add_lo64), e.add_hi64);
+  const __m512i vo = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(to, e.add_shift), e.add_lo64), e.add_hi64);
+  return low_words(ve, vo);
+}
+
+// The tile's sums -> int8 outputs, two pixels per step, without a branch per
+// pixel: a dropped pixel (null y), and the missing partner of an odd last
+// pixel, write to (and take their addend from) a scratch slot.
+template <int P, bool High, bool Z>
+inline void store_tile(const __m512i (&acc)[P], const Epilogue& e, const TileI8& a) {
+  alignas(16) int8_t junk[16] = {};
+  const __mmask16 m = static_cast<__mmask16>((1u << a.co_valid) - 1);
+#pragma GCC unroll 16
+  for (int j = 0; j < P; j += 2) {
+    const bool two = j + 1 < P;
+    int8_t* y0 = a.y[j] ? a.y[j] + a.yoff : junk;
+    int8_t* y1 = two && a.y[j + 1] ? a.y[j + 1] + a.yoff : junk + 8;
+    const __m512i s = _mm512_add_epi32(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_si512()), e.bias);
+    __m512i v = requant16<High>(s, e);
+    if constexpr (Z) {
+      const int8_t* z0 = a.y[j] ? a.z[j] + a.yoff : junk;
+      const int8_t* z1 = two && a.y[j + 1] ? a.z[j + 1] + a.yoff : junk + 8;
+      const __m128i zz = _mm_unpacklo_epi64(_mm_maskz_loadu_epi8(m, z0), _mm_maskz_loadu_epi8(m, z1));
+      v = fused_add16(v, _mm512_cvtepi8_epi32(pixels_to_bytes(zz)), e);
+    }
+    const __m128i b = bytes_to_pixels(_mm512_cvtepi32_epi8(v));
+    _mm_mask_storeu_epi8(y0, m, b);
+    _mm_mask_storeu_epi8(y1, m, _mm_unpackhi_epi64(b, b));
+  }
 }
 
 template <int P>
@@ -64,34 +143,49 @@ void tile(const TileI8& a) {
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
       const uint8_t* xp = xb + a.tap_off[t];
       const __m512i wv = _mm512_load_si512(w);
-    #pragma GCC unroll 32
-  for (int j = 0; j < P; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], bcast8(xp + j * ldx), wv);
+#pragma GCC unroll 32
+      for (int j = 0; j < P; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], bcast8(xp + j * ldx), wv);
     }
   }
   const __mmask8 m = static_cast<__mmask8>((1u << a.co_valid) - 1);
-  const __m256i mult32 = _mm256_maskz_loadu_epi32(m, a.mult), shift32 = _mm256_maskz_loadu_epi32(m, a.shift);
-  Requant8 r;
-  r.mult = _mm512_cvtepi32_epi64(mult32);
-  r.shift = _mm512_cvtepi32_epi64(shift32);
-  // round = shift > 0 ? 1 << (shift - 1) : 0
-  r.round = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), r.shift), 1);
-  r.lo = _mm512_set1_epi64(a.lo);
-  r.hi = _mm512_set1_epi64(a.hi);
+  const __m256i shift8 = _mm256_maskz_loadu_epi32(m, a.shift);
+  Epilogue e;
+  e.bias = pair_order(_mm256_maskz_loadu_epi32(m, a.bias));
+  e.mult = pair_order(_mm256_maskz_loadu_epi32(m, a.mult));
+  e.mult_odd = _mm512_srli_epi64(e.mult, 32);
+  const __m512i shift = pair_order(shift8);
+  e.shift_even = _mm512_and_si512(shift, _mm512_set1_epi64(0xFFFFFFFF));
+  e.shift_odd = _mm512_srli_epi64(shift, 32);
+  e.shift_high = _mm512_sub_epi32(shift, _mm512_set1_epi32(32));
+  // 2^(shift - 1): a shift of 0 gives the count 2^64 - 1, which vpsllvq turns into 0.
+  const __m512i one = _mm512_set1_epi64(1);
+  e.round_even = _mm512_sllv_epi64(one, _mm512_sub_epi64(e.shift_even, one));
+  e.round_odd = _mm512_sllv_epi64(one, _mm512_sub_epi64(e.shift_odd, one));
+  e.lo = _mm512_set1_epi32(a.lo);
+  e.hi = _mm512_set1_epi32(a.hi);
+  e.lo64 = _mm512_set1_epi64(a.lo);
+  e.hi64 = _mm512_set1_epi64(a.hi);
+  const bool high = (_mm256_mask_cmpge_epi32_mask(m, shift8, _mm256_set1_epi32(32)) & m) == m;
   if (a.z) {
-    r.m_self = _mm512_set1_epi64(a.add->m_self);
-    r.m_other = _mm512_set1_epi64(a.add->m_other);
-    r.add_round = _mm512_set1_epi64(a.add->round);
-    r.add_shift = _mm_cvtsi32_si128(a.add->shift);
-    r.add_lo = _mm512_set1_epi64(a.add->lo);
-    r.add_hi = _mm512_set1_epi64(a.add->hi);
-  }
-  const __m512i bias = _mm512_broadcast_i64x4(_mm256_maskz_loadu_epi32(m, a.bias));
-#pragma GCC unroll 16
-  for (int j = 0; j < P; j += 2) {
-    const bool two = j + 1 < P;
-    const __m512i s = _mm512_add_epi32(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_si512()), bias);
-    if (a.y[j]) requant_store(_mm512_castsi512_si256(s), r, a.y[j], a.z ? a.z[j] : nullptr, m);
-    if (two && a.y[j + 1]) requant_store(_mm512_extracti64x4_epi64(s, 1), r, a.y[j + 1], a.z ? a.z[j + 1] : nullptr, m);
+    const q8::FusedAdd& f = *a.add;
+    e.m_self = _mm512_set1_epi64(f.m_self);
+    e.m_other = _mm512_set1_epi64(f.m_other);
+    e.add_round = _mm512_set1_epi64(f.round);
+    e.add_high = f.shift >= 32;
+    e.add_shift = _mm_cvtsi32_si128(e.add_high ? f.shift - 32 : f.shift);
+    e.add_lo = _mm512_set1_epi32(f.lo);
+    e.add_hi = _mm512_set1_epi32(f.hi);
+    e.add_lo64 = _mm512_set1_epi64(f.lo);
+    e.add_hi64 = _mm512_set1_epi64(f.hi);
+    if (high)
+      store_tile<P, true, true>(acc, e, a);
+    else
+      store_tile<P, false, true>(acc, e, a);
+  } else {
+    if (high)
+      store_tile<P, true, false>(acc, e, a);
+    else
+      store_tile<P, false, false>(acc, e, a);
   }
 }
 
