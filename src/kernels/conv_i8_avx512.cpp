@@ -4,6 +4,7 @@
 // lanes, two pixels at once.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
@@ -202,5 +203,64 @@ void dispatch(const TileI8& a) {
 }  // namespace
 
 TileFnI8 tile_i8_avx512() { return &dispatch; }
+
+}  // namespace bsp::kernels
+
+namespace bsp::kernels {
+
+namespace {
+
+// 8 pixels x 8 blocks of 8 bytes: r[p] holds pixel p's blocks 0..7 (one
+// 64-bit word each) -> out[k] holds block k of pixels 0..7 (the standard
+// 8 x 8 transpose: 64-bit unpacks, then two rounds of 128-bit lane shuffles).
+inline void transpose8x8(const __m512i (&r)[8], __m512i (&out)[8]) {
+  __m512i lo[4], hi[4], a[4], b[4];
+  for (int i = 0; i < 4; ++i) {
+    lo[i] = _mm512_unpacklo_epi64(r[2 * i], r[2 * i + 1]);  // words 0, 2, 4, 6 of pixels 2i, 2i+1
+    hi[i] = _mm512_unpackhi_epi64(r[2 * i], r[2 * i + 1]);  // words 1, 3, 5, 7
+  }
+  for (int i = 0; i < 2; ++i) {
+    a[2 * i] = _mm512_shuffle_i64x2(lo[2 * i], lo[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));      // words 0, 4
+    a[2 * i + 1] = _mm512_shuffle_i64x2(lo[2 * i], lo[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));  // words 2, 6
+    b[2 * i] = _mm512_shuffle_i64x2(hi[2 * i], hi[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));      // words 1, 5
+    b[2 * i + 1] = _mm512_shuffle_i64x2(hi[2 * i], hi[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));  // words 3, 7
+  }
+  out[0] = _mm512_shuffle_i64x2(a[0], a[2], _MM_SHUFFLE(2, 0, 2, 0));
+  out[4] = _mm512_shuffle_i64x2(a[0], a[2], _MM_SHUFFLE(3, 1, 3, 1));
+  out[2] = _mm512_shuffle_i64x2(a[1], a[3], _MM_SHUFFLE(2, 0, 2, 0));
+  out[6] = _mm512_shuffle_i64x2(a[1], a[3], _MM_SHUFFLE(3, 1, 3, 1));
+  out[1] = _mm512_shuffle_i64x2(b[0], b[2], _MM_SHUFFLE(2, 0, 2, 0));
+  out[5] = _mm512_shuffle_i64x2(b[0], b[2], _MM_SHUFFLE(3, 1, 3, 1));
+  out[3] = _mm512_shuffle_i64x2(b[1], b[3], _MM_SHUFFLE(2, 0, 2, 0));
+  out[7] = _mm512_shuffle_i64x2(b[1], b[3], _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+void pack_run(const int8_t* src, int64_t src_stride, int64_t npix, int64_t nblocks, uint8_t* dst, int64_t bstride,
+              uint8_t flip) {
+  const __m512i f = _mm512_set1_epi8(static_cast<char>(flip));
+  int64_t p = 0;
+  for (; p + 8 <= npix; p += 8) {
+    const int8_t* s = src + p * src_stride;
+    for (int64_t cb = 0; cb < nblocks; cb += 8) {
+      // Blocks cb .. cb + 7 (fewer at the end: masked loads, stores skipped).
+      const int64_t nb = std::min<int64_t>(8, nblocks - cb);
+      const __mmask8 m = static_cast<__mmask8>((1u << nb) - 1);
+      __m512i r[8], out[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi64(m, s + i * src_stride + cb * 8), f);
+      transpose8x8(r, out);
+      for (int k = 0; k < nb; ++k) _mm512_storeu_si512(dst + (cb + k) * bstride + p * 8, out[k]);
+    }
+  }
+  // The last pixels, one 8-byte word at a time.
+  const __m128i f16 = _mm_set1_epi8(static_cast<char>(flip));
+  for (; p < npix; ++p)
+    for (int64_t cb = 0; cb < nblocks; ++cb)
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + cb * bstride + p * 8),
+                       _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + p * src_stride + cb * 8)), f16));
+}
+
+}  // namespace
+
+PackRunI8 pack_run_i8_avx512() { return &pack_run; }
 
 }  // namespace bsp::kernels
