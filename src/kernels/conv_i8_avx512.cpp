@@ -49,15 +49,16 @@ inline __m128i pixels_to_bytes(__m128i v) {
 
 // The constants of a tile's epilogue, 16 lanes in the pair order.
 struct Epilogue {
-  __m512i bias, mult, mult_odd;    // int32 lanes; mult_odd: the odd lanes' multipliers in the even lanes
-  __m512i round_even, round_odd;   // int64: 2^(shift - 1) (0 for shift 0) of the even / odd lanes
-  __m512i shift_even, shift_odd;   // int64 shift counts (the general path)
-  __m512i shift_high;              // int32: shift - 32 (the high path)
+  __m512i mult, mult_odd;          // int32 lanes; mult_odd: the odd lanes' multipliers in the even lanes
+  __m512i round_even, round_odd;   // int64: 2^(shift - 1) (0 for shift 0) of the even / odd lanes (general path)
+  __m512i shift_even, shift_odd;   // int64 shift counts (general path)
+  __m512i round_high, shift_high;  // int32: 2^(shift - 33) and shift - 32 (high path)
   __m512i lo, hi, lo64, hi64;
-  // The fused add (q8::FusedAdd), when the tile has one.
-  __m512i m_self, m_other, add_round, add_lo, add_hi, add_lo64, add_hi64;
-  __m128i add_shift;  // shift, or shift - 32 when >= 32
-  bool add_high = false;
+  // The fused add (q8::FusedAdd), when the tile has one: its path (below)
+  // by its shift.
+  enum class Add { General, Mid, High } add = Add::General;
+  __m512i m_self, m_other, add_round, add_round_high, add_lo, add_hi, add_lo64, add_hi64;
+  __m128i add_shift, add_shift_odd;  // General and Mid: shift and 32 - shift; High: shift - 32
 };
 
 // Even and odd int64 lanes -> int32 lanes: the high words of both (floor(t / 2^32)).
@@ -69,47 +70,58 @@ inline __m512i low_words(__m512i even, __m512i odd) {
   return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
-// 16 int32 sums (bias included) -> clamp(rescale(s), lo, hi) (compact/int8.hpp),
+// 16 int32 sums v (bias included) -> clamp(rescale(v), lo, hi) (compact/int8.hpp),
 // exactly: the 64-bit products v * mult of the even and odd lanes by vpmuldq
-// (v and mult fit 32 signed bits). High: every shift is 32 or more, so
-// floor(p / 2^shift) is the high word of p shifted by shift - 32, and the
-// shift and the clamp are 32-bit.
+// (v and mult fit 32 signed bits). High, when every shift is 33 or more:
+// floor((p + 2^(s-1)) / 2^s) = floor((floor(p / 2^32) + 2^(s-33)) / 2^(s-32)),
+// the high words of the products, so the rounding, the shift and the clamp
+// are 32-bit (|p| < 2^62: the sum fits).
 template <bool High>
-inline __m512i requant16(__m512i s, const Epilogue& e) {
-  const __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(s, e.mult), e.round_even);
-  const __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(s, 32), e.mult_odd), e.round_odd);
+inline __m512i requant16(__m512i v, const Epilogue& e) {
+  const __m512i pe = _mm512_mul_epi32(v, e.mult);
+  const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), e.mult_odd);
   if constexpr (High) {
-    const __m512i h = _mm512_srav_epi32(high_words(pe, po), e.shift_high);
+    const __m512i h = _mm512_srav_epi32(_mm512_add_epi32(high_words(pe, po), e.round_high), e.shift_high);
     return _mm512_min_epi32(_mm512_max_epi32(h, e.lo), e.hi);
   } else {
-    const __m512i ve = _mm512_min_epi64(_mm512_max_epi64(_mm512_srav_epi64(pe, e.shift_even), e.lo64), e.hi64);
-    const __m512i vo = _mm512_min_epi64(_mm512_max_epi64(_mm512_srav_epi64(po, e.shift_odd), e.lo64), e.hi64);
-    return low_words(ve, vo);
+    const __m512i te = _mm512_srav_epi64(_mm512_add_epi64(pe, e.round_even), e.shift_even);
+    const __m512i to = _mm512_srav_epi64(_mm512_add_epi64(po, e.round_odd), e.shift_odd);
+    return low_words(_mm512_min_epi64(_mm512_max_epi64(te, e.lo64), e.hi64),
+                     _mm512_min_epi64(_mm512_max_epi64(to, e.lo64), e.hi64));
   }
 }
 
 // The fused add on 16 int8 values v and their addends z (int32 lanes):
-// t = v * m_self + z * m_other + round in 64 bits (|t| < 2^40 + round), then
-// as requant16 (the high words when the shift is 32 or more).
+// t = v * m_self + z * m_other + round, |t| < 2^40 + round, then >> shift
+// and the clamp. High (shift 33 or more): as requant16's high path. Mid
+// (shift 9 to 32): t >> shift fits 31 bits, so its low word is bits shift ..
+// shift + 31 of t (a logical shift of the even lanes, a left shift by 32 -
+// shift of the odd ones) and the clamp is 32-bit. General: 64-bit.
 inline __m512i fused_add16(__m512i v, __m512i z, const Epilogue& e) {
-  const __m512i te = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, e.m_self), _mm512_mul_epi32(z, e.m_other)),
-                                      e.add_round);
-  const __m512i to = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), e.m_self),
-                                                       _mm512_mul_epi32(_mm512_srli_epi64(z, 32), e.m_other)),
-                                      e.add_round);
-  if (e.add_high) {
-    const __m512i h = _mm512_sra_epi32(high_words(te, to), e.add_shift);
+  __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, e.m_self), _mm512_mul_epi32(z, e.m_other));
+  __m512i to = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), e.m_self),
+                                _mm512_mul_epi32(_mm512_srli_epi64(z, 32), e.m_other));
+  if (e.add == Epilogue::Add::High) {
+    const __m512i h = _mm512_sra_epi32(_mm512_add_epi32(high_words(te, to), e.add_round_high), e.add_shift);
     return _mm512_min_epi32(_mm512_max_epi32(h, e.add_lo), e.add_hi);
   }
-  const __m512i ve = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(te, e.add_shift), e.add_lo64), e.add_hi64);
-  const __m512i vo = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(to, e.add_shift), e.add_lo64), e.add_hi64);
-  return low_words(ve, vo);
+  te = _mm512_add_epi64(te, e.add_round);
+  to = _mm512_add_epi64(to, e.add_round);
+  if (e.add == Epilogue::Add::Mid) {
+    const __m512i h =
+        _mm512_mask_blend_epi32(0xAAAA, _mm512_srl_epi64(te, e.add_shift), _mm512_sll_epi64(to, e.add_shift_odd));
+    return _mm512_min_epi32(_mm512_max_epi32(h, e.add_lo), e.add_hi);
+  }
+  te = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(te, e.add_shift), e.add_lo64), e.add_hi64);
+  to = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(to, e.add_shift), e.add_lo64), e.add_hi64);
+  return low_words(te, to);
 }
 
-// The tile's sums -> int8 outputs, two pixels per step, without a branch per
-// pixel: a dropped pixel (null y), and the missing partner of an odd last
-// pixel, write to (and take their addend from) a scratch slot.
-template <int P, bool High, bool Z>
+// The tile's sums (bias included) -> int8 outputs, two pixels per step,
+// without a branch per pixel: a dropped pixel (null y), and the missing
+// partner of an odd last pixel, write to (and take their addend from) a
+// scratch slot. Full: 8 valid channels (plain 8-byte loads and stores).
+template <int P, bool High, bool Z, bool Full>
 inline void store_tile(const __m512i (&acc)[P], const Epilogue& e, const TileI8& a) {
   alignas(16) int8_t junk[16] = {};
   const __mmask16 m = static_cast<__mmask16>((1u << a.co_valid) - 1);
@@ -118,25 +130,43 @@ inline void store_tile(const __m512i (&acc)[P], const Epilogue& e, const TileI8&
     const bool two = j + 1 < P;
     int8_t* y0 = a.y[j] ? a.y[j] + a.yoff : junk;
     int8_t* y1 = two && a.y[j + 1] ? a.y[j + 1] + a.yoff : junk + 8;
-    const __m512i s = _mm512_add_epi32(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_si512()), e.bias);
-    __m512i v = requant16<High>(s, e);
+    __m512i v = requant16<High>(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_si512()), e);
     if constexpr (Z) {
       const int8_t* z0 = a.y[j] ? a.z[j] + a.yoff : junk;
       const int8_t* z1 = two && a.y[j + 1] ? a.z[j + 1] + a.yoff : junk + 8;
-      const __m128i zz = _mm_unpacklo_epi64(_mm_maskz_loadu_epi8(m, z0), _mm_maskz_loadu_epi8(m, z1));
+      const __m128i zz =
+          Full ? _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z0))),
+                                               reinterpret_cast<const double*>(z1)))
+               : _mm_unpacklo_epi64(_mm_maskz_loadu_epi8(m, z0), _mm_maskz_loadu_epi8(m, z1));
       v = fused_add16(v, _mm512_cvtepi8_epi32(pixels_to_bytes(zz)), e);
     }
     const __m128i b = bytes_to_pixels(_mm512_cvtepi32_epi8(v));
-    _mm_mask_storeu_epi8(y0, m, b);
-    _mm_mask_storeu_epi8(y1, m, _mm_unpackhi_epi64(b, b));
+    if constexpr (Full) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y0), b);
+      _mm_storeh_pd(reinterpret_cast<double*>(y1), _mm_castsi128_pd(b));
+    } else {
+      _mm_mask_storeu_epi8(y0, m, b);
+      _mm_mask_storeu_epi8(y1, m, _mm_unpackhi_epi64(b, b));
+    }
   }
+}
+
+template <int P, bool High, bool Z>
+inline void store_tile(const __m512i (&acc)[P], const Epilogue& e, const TileI8& a) {
+  if (a.co_valid == 8)
+    store_tile<P, High, Z, true>(acc, e, a);
+  else
+    store_tile<P, High, Z, false>(acc, e, a);
 }
 
 template <int P>
 void tile(const TileI8& a) {
+  const __mmask8 m = static_cast<__mmask8>((1u << a.co_valid) - 1);
+  // The accumulators start at the bias: lanes (co, half 0) take bias[co].
+  const __m512i bias = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(m, a.bias));
   __m512i acc[P];
 #pragma GCC unroll 32
-  for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_si512();
+  for (int j = 0; j < P; ++j) acc[j] = bias;
   const int8_t* w = a.w;
   constexpr int64_t ldx = 8;  // the packed layout (conv_i8.cpp)
   for (int b = 0; b < a.nblk; ++b) {
@@ -148,36 +178,44 @@ void tile(const TileI8& a) {
       for (int j = 0; j < P; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], bcast8(xp + j * ldx), wv);
     }
   }
-  const __mmask8 m = static_cast<__mmask8>((1u << a.co_valid) - 1);
   const __m256i shift8 = _mm256_maskz_loadu_epi32(m, a.shift);
   Epilogue e;
-  e.bias = pair_order(_mm256_maskz_loadu_epi32(m, a.bias));
   e.mult = pair_order(_mm256_maskz_loadu_epi32(m, a.mult));
   e.mult_odd = _mm512_srli_epi64(e.mult, 32);
   const __m512i shift = pair_order(shift8);
-  e.shift_even = _mm512_and_si512(shift, _mm512_set1_epi64(0xFFFFFFFF));
-  e.shift_odd = _mm512_srli_epi64(shift, 32);
-  e.shift_high = _mm512_sub_epi32(shift, _mm512_set1_epi32(32));
-  // 2^(shift - 1): a shift of 0 gives the count 2^64 - 1, which vpsllvq turns into 0.
-  const __m512i one = _mm512_set1_epi64(1);
-  e.round_even = _mm512_sllv_epi64(one, _mm512_sub_epi64(e.shift_even, one));
-  e.round_odd = _mm512_sllv_epi64(one, _mm512_sub_epi64(e.shift_odd, one));
   e.lo = _mm512_set1_epi32(a.lo);
   e.hi = _mm512_set1_epi32(a.hi);
-  e.lo64 = _mm512_set1_epi64(a.lo);
-  e.hi64 = _mm512_set1_epi64(a.hi);
-  const bool high = (_mm256_mask_cmpge_epi32_mask(m, shift8, _mm256_set1_epi32(32)) & m) == m;
+  const bool high = (_mm256_mask_cmpge_epi32_mask(m, shift8, _mm256_set1_epi32(33)) & m) == m;
+  if (high) {
+    e.shift_high = _mm512_sub_epi32(shift, _mm512_set1_epi32(32));
+    e.round_high = _mm512_sllv_epi32(_mm512_set1_epi32(1), _mm512_sub_epi32(shift, _mm512_set1_epi32(33)));
+  } else {
+    e.shift_even = _mm512_and_si512(shift, _mm512_set1_epi64(0xFFFFFFFF));
+    e.shift_odd = _mm512_srli_epi64(shift, 32);
+    // 2^(shift - 1): a shift of 0 gives the count 2^64 - 1, which vpsllvq turns into 0.
+    const __m512i one = _mm512_set1_epi64(1);
+    e.round_even = _mm512_sllv_epi64(one, _mm512_sub_epi64(e.shift_even, one));
+    e.round_odd = _mm512_sllv_epi64(one, _mm512_sub_epi64(e.shift_odd, one));
+    e.lo64 = _mm512_set1_epi64(a.lo);
+    e.hi64 = _mm512_set1_epi64(a.hi);
+  }
   if (a.z) {
     const q8::FusedAdd& f = *a.add;
     e.m_self = _mm512_set1_epi64(f.m_self);
     e.m_other = _mm512_set1_epi64(f.m_other);
     e.add_round = _mm512_set1_epi64(f.round);
-    e.add_high = f.shift >= 32;
-    e.add_shift = _mm_cvtsi32_si128(e.add_high ? f.shift - 32 : f.shift);
     e.add_lo = _mm512_set1_epi32(f.lo);
     e.add_hi = _mm512_set1_epi32(f.hi);
-    e.add_lo64 = _mm512_set1_epi64(f.lo);
-    e.add_hi64 = _mm512_set1_epi64(f.hi);
+    e.add = f.shift >= 33 ? Epilogue::Add::High : f.shift >= 9 ? Epilogue::Add::Mid : Epilogue::Add::General;
+    if (e.add == Epilogue::Add::High) {
+      e.add_shift = _mm_cvtsi32_si128(f.shift - 32);
+      e.add_round_high = _mm512_set1_epi32(1 << (f.shift - 33));
+    } else {
+      e.add_shift = _mm_cvtsi32_si128(f.shift);
+      e.add_shift_odd = _mm_cvtsi32_si128(32 - f.shift);
+      e.add_lo64 = _mm512_set1_epi64(f.lo);
+      e.add_hi64 = _mm512_set1_epi64(f.hi);
+    }
     if (high)
       store_tile<P, true, true>(acc, e, a);
     else

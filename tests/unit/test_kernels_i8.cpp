@@ -41,6 +41,7 @@ struct Values {
   int w_lo = -127;       // -128 sends the AVX2 kernel to its scalar fallback
   bool extreme = false;  // only the ends of the range (extreme_i8)
   int add_shift = -1;    // >= 0: the fused add's shift, with the largest multipliers +-2^31
+  int rq_shift = -1;     // >= 0: every channel's requantisation shift (else random, channel 0 shift 0)
 };
 
 // The int8 kernel must equal the int8 reference conv exactly.
@@ -63,8 +64,10 @@ void check(const Case& c, uint64_t seed, Values vals = {}) {
   Rng r(seed + 3);
   for (auto& v : q.bias) v = static_cast<int32_t>(r.below(20001)) - 10000;
   for (int64_t o = 0; o < c.Cout; ++o)
-    q.rq.push_back(q8::make_requant(std::ldexp(0.5 + r.uniform(), -static_cast<int>(8 + r.below(8)))));
-  q.rq[0] = {1, 0};  // a shift of 0: no rounding term
+    q.rq.push_back(q8::make_requant(vals.rq_shift >= 0 ? std::ldexp(0.5 + 0.49 * r.uniform(), 31 - vals.rq_shift)
+                                                       : std::ldexp(0.5 + r.uniform(), -static_cast<int>(8 + r.below(8)))));
+  if (vals.rq_shift < 0) q.rq[0] = {1, 0};  // a shift of 0: no rounding term
+  for (const q8::Requant& rq : q.rq) REQUIRE((vals.rq_shift < 0 || rq.shift == vals.rq_shift));
   q.lo = c.density > 0.55 ? 0 : -128;
   compact::CompactLayer l = compact::compress(q.weight.data(), q.weight.shape(), keep.data(),
                                               compact::spec_for(n, compact::Format::Bsr));
@@ -154,6 +157,11 @@ TEST_CASE("int8 kernel at the ends of the int8 range") {
   // at the ends of int32.
   for (int shift : {0, 1, 8, 9, 10, 31, 32, 33, 40})
     check({1, 6, 6, 16, 16, 1, 1, 0, 0.5}, 900 + static_cast<uint64_t>(shift), {-127, true, shift});
+  // Every requantisation shift at the bounds of the VNNI kernel's paths (64-bit
+  // below 33, the high words from 33), the accumulators small enough to
+  // land inside [lo, hi] as well as saturating.
+  for (int shift : {20, 31, 32, 33, 34, 45})
+    check({1, 9, 9, 16, 24, 1, 1, 0, 0.5}, 950 + static_cast<uint64_t>(shift), {-127, false, -1, shift});
 }
 
 TEST_CASE("int8 input quantisation of every ISA equals quantize_value") {
