@@ -51,9 +51,12 @@ void ConvI8::pack(const PhasePlan& pp, const int8_t* x, int64_t N, uint8_t* out,
           j0 = std::clamp<int64_t>((g.pl - b + g.sw - 1) / g.sw, 0, width);
           j1 = std::clamp<int64_t>((g.W - 1 + g.pl - b) / g.sw + 1, j0, width);
         }
+        // The padding columns (a few per row: 8-byte stores, not memset calls).
+        uint64_t pad8;
+        std::memset(&pad8, pad, sizeof pad8);
         for (int64_t cb = 0; cb < blocks; ++cb) {
-          std::memset(dst + cb * bstride, pad, static_cast<size_t>(j0 * 8));
-          std::memset(dst + cb * bstride + j1 * 8, pad, static_cast<size_t>((width - j1) * 8));
+          for (int64_t jq = 0; jq < j0; ++jq) std::memcpy(dst + cb * bstride + jq * 8, &pad8, 8);
+          for (int64_t jq = j1; jq < width; ++jq) std::memcpy(dst + cb * bstride + jq * 8, &pad8, 8);
         }
         if (j1 == j0) continue;
         const int8_t* src = x + ((n * g.H + ih) * g.W + (j0 * g.sw + b - g.pl)) * g.C;
