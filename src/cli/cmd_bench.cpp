@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <omp.h>
@@ -113,7 +114,10 @@ void print_table(const BenchOptions& o, const Model& m, const kernels::BenchResu
               m.arch.c_str(), static_cast<long>(o.batch), threads, o.reps, kernels::isa_name(kernels::active_isa()));
   std::printf("cpu: %s   load average %.2f before, %.2f after\n", kernels::cpu_model().c_str(), r.load_before,
               r.load_after);
-  std::printf("dense: %s   sparse: %s\n\n", o.baseline == "blas" ? "OpenBLAS (im2col + sgemm)" : "bsp's dense kernel",
+  const std::string dense = o.baseline == "blas"    ? std::string("OpenBLAS (im2col + sgemm)")
+                            : o.baseline == "dense" ? std::string("bsp's dense kernel")
+                                                    : fmt::format("the kernels of {}", o.baseline);
+  std::printf("dense: %s   sparse: %s\n\n", dense.c_str(),
               m.compact ? fmt::format("the {} compact kernels", dtype_name(m.compact->dtype)).c_str()
                         : "not compacted: bsp's dense kernel");
   size_t w = 5;
@@ -141,26 +145,36 @@ void print_table(const BenchOptions& o, const Model& m, const kernels::BenchResu
 void run_bench(const BenchOptions& o) {
   if (o.batch < 1) fail_usage("--batch must be at least 1");
   if (o.reps < 1) fail_usage("--reps must be at least 1");
-  kernels::Path base;
+  // blas, dense, or a model file whose compact kernels are the baseline.
+  kernels::Path base = kernels::Path::Auto;
   if (o.baseline == "blas")
     base = kernels::Path::Blas;
   else if (o.baseline == "dense")
     base = kernels::Path::Dense;
-  else
-    fail_usage("unknown --baseline '{}' (blas, dense)", o.baseline);
+  else if (o.baseline == "-" || access(o.baseline.c_str(), F_OK) != 0)
+    fail_usage("unknown --baseline '{}' (blas, dense or a model file)", o.baseline);
   if (base == kernels::Path::Blas) quiet_blas_threads();
   apply_threads(o.threads);
   const int threads = omp_get_max_threads();
   kernels::set_blas_threads(threads);
 
   Model m = read_model(o.input);
+  std::optional<Model> baseline;
+  if (base == kernels::Path::Auto) {
+    baseline = read_model(o.baseline);
+    if (baseline->input_shape() != m.input_shape())
+      fail("baseline '{}' takes input {}, '{}' takes {}", o.baseline, shape_str(baseline->input_shape()), o.input,
+           shape_str(m.input_shape()));
+  }
   const Shape in = m.input_shape();
   Tensor x({o.batch, in[0], in[1], in[2]});
   fill_normal(x.data(), x.size(), 1.0, o.seed);
   const bool progress = isatty(STDERR_FILENO) && !o.json;
-  const kernels::BenchResult r = kernels::bench_model(m, base, x, o.reps, [&](int rep) {
+  const auto show = [&](int rep) {
     if (progress) std::fprintf(stderr, "\rbench: repetition %d/%d", rep + 1, o.reps);
-  });
+  };
+  const kernels::BenchResult r = baseline ? kernels::bench_model(m, *baseline, x, o.reps, show)
+                                          : kernels::bench_model(m, base, x, o.reps, show);
   if (progress) std::fprintf(stderr, "\r%40s\r", "");
   if (o.json)
     print_json(o, m, r, threads);
@@ -175,7 +189,8 @@ Runner setup_bench(CLI::App& sub) {
   sub.add_option("--batch", o->batch, "images per forward pass (default 1)")->type_name("N");
   add_threads_option(sub, o->threads);
   sub.add_option("--reps", o->reps, "timed repetitions; times are medians (default 10)")->type_name("R");
-  sub.add_option("--baseline", o->baseline, "the dense side: blas (OpenBLAS, default) or dense (bsp's dense kernel)")
+  sub.add_option("--baseline", o->baseline,
+                 "the dense side: blas (OpenBLAS, default), dense (bsp's dense kernel) or a model file (its kernels)")
       ->type_name("B");
   sub.add_option("--seed", o->seed, "seed of the random input images (default 0)")->type_name("N");
   sub.add_flag("--json", o->json, "print a JSON document instead of the table (schema in bsp-bench(1))");

@@ -31,6 +31,11 @@ struct BenchResult {
 // bsp's pass (bsp-bench(1)). `progress(rep)` is called before each repetition.
 BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps,
                         const std::function<void(int rep)>& progress = {});
+// The same with another model's fast forward as the baseline (its compact
+// kernels: the int8 compaction of the unpruned model beside an int8
+// block-sparse one, for example); steps are matched by node name.
+BenchResult bench_model(const Model& m, const Model& baseline, const Tensor& x, int reps,
+                        const std::function<void(int rep)>& progress = {});
 
 double median(std::vector<double> v);  // 0 for none
 std::string cpu_model();                // from /proc/cpuinfo, "unknown" elsewhere

@@ -64,13 +64,29 @@ assert k["stage2.0.a.conv"] == "int8-bsr", k
 assert not any(name.endswith(".add") for name in k), k
 assert all(l["dense_ms"] is not None for l in d["layers"]), d["layers"]
 PY
+# Another model's kernels as the baseline: the int8 unpruned model beside the
+# int8 block-sparse one, layers matched by name.
+"$BSP" compact r.h5 --dtype int8 --calib-images 2 -o rq.h5 2>/dev/null || fail "int8 compact (dense)"
+ok "$BSP" bench q.h5 --reps 1 --baseline rq.h5
+out_has '^dense: the kernels of rq\.h5 +sparse: the int8 compact kernels'
+ok "$BSP" bench q.h5 --reps 1 --baseline rq.h5 --json
+cp "$WORK/.out" qd.json
+CHECKS=$((CHECKS + 1))
+python3 - qd.json <<'PY' || fail "bench --baseline FILE"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["baseline"] == "rq.h5" and d["compact"] == "int8", d
+l = {l["name"]: l for l in d["layers"]}["stage2.0.a.conv"]
+assert l["dense_kernel"] == "int8-dense" and l["sparse_kernel"] == "int8-bsr", l
+assert l["dense_ms"] > 0 and l["sparse_ms"] > 0, l
+PY
 # The kernels can be lowered for comparisons.
 CHECKS=$((CHECKS + 1))
 BSP_ISA=scalar "$BSP" bench c.h5 --reps 1 | grep -q '^model: .* scalar kernels' || fail "BSP_ISA=scalar"
 
 err 2 bench "--batch must be at least 1" "$BSP" bench c.h5 --batch 0
 err 2 bench "--reps must be at least 1" "$BSP" bench c.h5 --reps 0
-err 2 bench "unknown --baseline 'mkl'" "$BSP" bench c.h5 --baseline mkl
+err 2 bench "unknown --baseline 'mkl' \(blas, dense or a model file\)" "$BSP" bench c.h5 --baseline mkl
 err 2 bench "model is required" "$BSP" bench
 err 1 bench "cannot read 'nope\.h5'" "$BSP" bench nope.h5
 echo junk >junk.h5
