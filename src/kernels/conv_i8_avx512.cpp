@@ -56,9 +56,12 @@ struct Epilogue {
   __m512i lo, hi, lo64, hi64;
   // The fused add (q8::FusedAdd), when the tile has one: its path (below)
   // by its shift.
-  enum class Add { General, Mid, High } add = Add::General;
+  enum class Add { General, Mid, Words, High } add = Add::General;
   __m512i m_self, m_other, add_round, add_round_high, add_lo, add_hi, add_lo64, add_hi64;
-  __m128i add_shift, add_shift_odd;  // General and Mid: shift and 32 - shift; High: shift - 32
+  __m512i m_low, m_high;  // Words: the multipliers' low and high 16 bits, (self, other) pairs
+  __m128i add_shift, add_shift_odd;  // General and Mid: shift and 32 - shift; Words: shift - 16; High: shift - 32
+  // The last clamp's upper bound is 127: vpmovsdb's saturation does it.
+  bool sat_hi = false;
 };
 
 // Even and odd int64 lanes -> int32 lanes: the high words of both (floor(t / 2^32)).
@@ -81,8 +84,9 @@ inline __m512i requant16(__m512i v, const Epilogue& e) {
   const __m512i pe = _mm512_mul_epi32(v, e.mult);
   const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), e.mult_odd);
   if constexpr (High) {
+    // (The upper bound: by the caller, which may leave it to vpmovsdb.)
     const __m512i h = _mm512_srav_epi32(_mm512_add_epi32(high_words(pe, po), e.round_high), e.shift_high);
-    return _mm512_min_epi32(_mm512_max_epi32(h, e.lo), e.hi);
+    return _mm512_max_epi32(h, e.lo);
   } else {
     const __m512i te = _mm512_srav_epi64(_mm512_add_epi64(pe, e.round_even), e.shift_even);
     const __m512i to = _mm512_srav_epi64(_mm512_add_epi64(po, e.round_odd), e.shift_odd);
@@ -94,23 +98,35 @@ inline __m512i requant16(__m512i v, const Epilogue& e) {
 // The fused add on 16 int8 values v and their addends z (int32 lanes):
 // t = v * m_self + z * m_other + round, |t| < 2^40 + round, then >> shift
 // and the clamp. High (shift 33 or more): as requant16's high path. Mid
-// (shift 9 to 32): t >> shift fits 31 bits, so its low word is bits shift ..
+// (shift 9 to 32, when Words below does not apply): t >> shift fits 31 bits, so its low word is bits shift ..
 // shift + 31 of t (a logical shift of the even lanes, a left shift by 32 -
 // shift of the odd ones) and the clamp is 32-bit. General: 64-bit.
 inline __m512i fused_add16(__m512i v, __m512i z, const Epilogue& e) {
+  if (e.add == Epilogue::Add::Words) {
+    // Each multiplier m = mh * 2^16 + ml with ml and mh in int16, the shift
+    // 16 to 31: with (v, z) as a pair of int16 per lane, B = round +
+    // v * ml_self + z * ml_other and A = v * mh_self + z * mh_other +
+    // floor(B / 2^16) (vpdpwssd, exact in 32 bits: |B| < 2^30 + 2^24,
+    // |A| < 2^25), and t = A' * 2^16 + B with A' = A - floor(B / 2^16), so
+    // floor(t / 2^shift) = A >> (shift - 16).
+    const __m512i vz = _mm512_mask_blend_epi16(0xAAAAAAAA, v, _mm512_slli_epi32(z, 16));
+    const __m512i b = _mm512_dpwssd_epi32(e.add_round, vz, e.m_low);
+    const __m512i h = _mm512_sra_epi32(_mm512_dpwssd_epi32(_mm512_srai_epi32(b, 16), vz, e.m_high), e.add_shift);
+    return _mm512_max_epi32(h, e.add_lo);  // then the upper bound (add_final)
+  }
   __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, e.m_self), _mm512_mul_epi32(z, e.m_other));
   __m512i to = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), e.m_self),
                                 _mm512_mul_epi32(_mm512_srli_epi64(z, 32), e.m_other));
   if (e.add == Epilogue::Add::High) {
     const __m512i h = _mm512_sra_epi32(_mm512_add_epi32(high_words(te, to), e.add_round_high), e.add_shift);
-    return _mm512_min_epi32(_mm512_max_epi32(h, e.add_lo), e.add_hi);
+    return _mm512_max_epi32(h, e.add_lo);
   }
   te = _mm512_add_epi64(te, e.add_round);
   to = _mm512_add_epi64(to, e.add_round);
   if (e.add == Epilogue::Add::Mid) {
     const __m512i h =
         _mm512_mask_blend_epi32(0xAAAA, _mm512_srl_epi64(te, e.add_shift), _mm512_sll_epi64(to, e.add_shift_odd));
-    return _mm512_min_epi32(_mm512_max_epi32(h, e.add_lo), e.add_hi);
+    return _mm512_max_epi32(h, e.add_lo);
   }
   te = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(te, e.add_shift), e.add_lo64), e.add_hi64);
   to = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(to, e.add_shift), e.add_lo64), e.add_hi64);
@@ -132,6 +148,7 @@ inline void store_tile(const __m512i (&acc)[P], const Epilogue& e, const TileI8&
     int8_t* y1 = two && a.y[j + 1] ? a.y[j + 1] + a.yoff : junk + 8;
     __m512i v = requant16<High>(reduce_pair(acc[j], two ? acc[j + 1] : _mm512_setzero_si512()), e);
     if constexpr (Z) {
+      if constexpr (High) v = _mm512_min_epi32(v, e.hi);  // the add takes the clamped value
       const int8_t* z0 = a.y[j] ? a.z[j] + a.yoff : junk;
       const int8_t* z1 = two && a.y[j + 1] ? a.z[j + 1] + a.yoff : junk + 8;
       const __m128i zz =
@@ -140,7 +157,9 @@ inline void store_tile(const __m512i (&acc)[P], const Epilogue& e, const TileI8&
                : _mm_unpacklo_epi64(_mm_maskz_loadu_epi8(m, z0), _mm_maskz_loadu_epi8(m, z1));
       v = fused_add16(v, _mm512_cvtepi8_epi32(pixels_to_bytes(zz)), e);
     }
-    const __m128i b = bytes_to_pixels(_mm512_cvtepi32_epi8(v));
+    // The upper bound of the last clamp by vpmovsdb's saturation when it is 127.
+    if (!e.sat_hi) v = _mm512_min_epi32(v, Z ? e.add_hi : e.hi);
+    const __m128i b = bytes_to_pixels(_mm512_cvtsepi32_epi8(v));
     if constexpr (Full) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(y0), b);
       _mm_storeh_pd(reinterpret_cast<double*>(y1), _mm_castsi128_pd(b));
@@ -199,6 +218,7 @@ void tile(const TileI8& a) {
     e.lo64 = _mm512_set1_epi64(a.lo);
     e.hi64 = _mm512_set1_epi64(a.hi);
   }
+  e.sat_hi = a.hi == 127;
   if (a.z) {
     const q8::FusedAdd& f = *a.add;
     e.m_self = _mm512_set1_epi64(f.m_self);
@@ -206,8 +226,27 @@ void tile(const TileI8& a) {
     e.add_round = _mm512_set1_epi64(f.round);
     e.add_lo = _mm512_set1_epi32(f.lo);
     e.add_hi = _mm512_set1_epi32(f.hi);
-    e.add = f.shift >= 33 ? Epilogue::Add::High : f.shift >= 9 ? Epilogue::Add::Mid : Epilogue::Add::General;
-    if (e.add == Epilogue::Add::High) {
+    // Words: the multipliers split into int16 halves (m - mh * 2^16 in
+    // [-2^15, 2^15), mh within int16 too).
+    const auto split = [](int32_t m, int32_t& lo16, int32_t& hi16) {
+      lo16 = static_cast<int16_t>(static_cast<uint32_t>(m) & 0xFFFF);
+      const int64_t h = (int64_t{m} - lo16) / 65536;
+      hi16 = static_cast<int32_t>(h);
+      return h >= -32768 && h <= 32767;
+    };
+    int32_t sl = 0, sh = 0, ol = 0, oh = 0;
+    const bool words = f.shift >= 16 && f.shift <= 31 && split(f.m_self, sl, sh) && split(f.m_other, ol, oh);
+    e.add = f.shift >= 33 ? Epilogue::Add::High
+            : words       ? Epilogue::Add::Words
+            : f.shift >= 9 ? Epilogue::Add::Mid
+                           : Epilogue::Add::General;
+    e.sat_hi = f.hi == 127;
+    if (e.add == Epilogue::Add::Words) {
+      e.add_shift = _mm_cvtsi32_si128(f.shift - 16);
+      e.add_round = _mm512_set1_epi32(static_cast<int32_t>(f.round));
+      e.m_low = _mm512_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(sl) & 0xFFFF) | (static_cast<uint32_t>(ol) << 16)));
+      e.m_high = _mm512_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(sh) & 0xFFFF) | (static_cast<uint32_t>(oh) << 16)));
+    } else if (e.add == Epilogue::Add::High) {
       e.add_shift = _mm_cvtsi32_si128(f.shift - 32);
       e.add_round_high = _mm512_set1_epi32(1 << (f.shift - 33));
     } else {
