@@ -11,15 +11,20 @@ namespace bsp::kernels {
 
 namespace {
 
-void pack_run_generic(const int8_t* src, int64_t src_stride, int64_t npix, int64_t nblocks, uint8_t* dst,
-                      int64_t bstride, uint8_t flip) {
+void pack_run_generic(const int8_t* src, int64_t src_stride, int64_t npix, int64_t C, uint8_t* dst, int64_t bstride,
+                      uint8_t flip) {
+  const int64_t full = C / 8, blocks = (C + 7) / 8;
   for (int64_t p = 0; p < npix; ++p) {
     const int8_t* s = src + p * src_stride;
-    for (int64_t cb = 0; cb < nblocks; ++cb) {
-      // (Through a local array: src and dst may alias as far as the
-      // compiler knows, which kept the copy scalar.)
-      uint8_t v[8];
+    // (Through a local array: src and dst may alias as far as the compiler
+    // knows, which kept the copy scalar.)
+    uint8_t v[8];
+    for (int64_t cb = 0; cb < full; ++cb) {
       for (int c = 0; c < 8; ++c) v[c] = static_cast<uint8_t>(s[cb * 8 + c]) ^ flip;
+      std::memcpy(dst + cb * bstride + p * 8, v, sizeof v);
+    }
+    for (int64_t cb = full; cb < blocks; ++cb) {  // the partial block
+      for (int64_t c = 0; c < 8; ++c) v[c] = (cb * 8 + c < C ? static_cast<uint8_t>(s[cb * 8 + c]) : uint8_t{0}) ^ flip;
       std::memcpy(dst + cb * bstride + p * 8, v, sizeof v);
     }
   }
@@ -33,7 +38,6 @@ void ConvI8::pack(const PhasePlan& pp, const int8_t* x, int64_t N, uint8_t* out,
                   PackRunI8 pack_run) const {
   const ConvGeom& g = g_;
   const int64_t img = pp.image_elems(), blocks = pp.Cp / 8, bstride = pp.block_elems(), Wq = pp.Wq;
-  const int64_t full = g.C / 8;  // whole blocks; a last partial one is padded
   // One plane row per iteration (rows past Hq: the slack), as pack_shared.
   const int64_t rows = (pp.plane + Wq - 1) / Wq;
 #pragma omp for collapse(3) schedule(static)
@@ -60,14 +64,7 @@ void ConvI8::pack(const PhasePlan& pp, const int8_t* x, int64_t N, uint8_t* out,
         }
         if (j1 == j0) continue;
         const int8_t* src = x + ((n * g.H + ih) * g.W + (j0 * g.sw + b - g.pl)) * g.C;
-        pack_run(src, g.sw * g.C, j1 - j0, full, dst + j0 * 8, bstride, flip);
-        for (int64_t cb = full; cb < blocks; ++cb)  // the partial block
-          for (int64_t jq = j0; jq < j1; ++jq) {
-            const int8_t* sp = src + (jq - j0) * g.sw * g.C;
-            uint8_t v[8];
-            for (int64_t c = 0; c < 8; ++c) v[c] = cb * 8 + c < g.C ? static_cast<uint8_t>(sp[cb * 8 + c]) ^ flip : pad;
-            std::memcpy(dst + cb * bstride + jq * 8, v, sizeof v);
-          }
+        pack_run(src, g.sw * g.C, j1 - j0, g.C, dst + j0 * 8, bstride, flip);
       }
 }
 

@@ -59,14 +59,15 @@ TileFnI8 tile_i8_avx512();  // needs AVX-512 VNNI
 TileFnI8 tile_i8_avx2();
 constexpr int kTileI8Avx2 = 5;
 
-// Packing a run of npix source pixels (src_stride bytes apart) into the
-// kernel's layout: dst[cb * bstride + p * 8 + c] = src[p * src_stride + cb * 8
-// + c] ^ flip for every block cb < nblocks (whole 8-channel blocks), c < 8.
-// flip 0x80 makes q + 128 (the VNNI kernel's unsigned input), 0 keeps q.
-using PackRunI8 = void (*)(const int8_t* src, int64_t src_stride, int64_t npix, int64_t nblocks, uint8_t* dst,
+// Packing a run of npix source pixels (src_stride bytes apart) of C
+// channels into the kernel's layout: dst[cb * bstride + p * 8 + c] =
+// src[p * src_stride + cb * 8 + c] ^ flip for every block cb < ceil(C / 8),
+// c < 8, and 0 ^ flip for the channels beyond C (flip 0x80 makes q + 128,
+// the VNNI kernel's unsigned input, whose padding is 128; 0 keeps q, padding 0).
+using PackRunI8 = void (*)(const int8_t* src, int64_t src_stride, int64_t npix, int64_t C, uint8_t* dst,
                            int64_t bstride, uint8_t flip);
 PackRunI8 pack_run_i8_generic();
-PackRunI8 pack_run_i8_avx512();  // 8 pixels x 8 blocks per step: an 8 x 8 transpose of 64-bit words
+PackRunI8 pack_run_i8_avx512();  // 8 pixels x 8 blocks per step (an 8 x 8 transpose of 64-bit words), masked loads
 
 class ConvI8 {
  public:
@@ -81,8 +82,9 @@ class ConvI8 {
 
  private:
   // x -> out in the layout of PhasePlan::pack_shared (the same bytes), each
-  // value through ^ flip, padding `pad`: a worksharing loop of the enclosing
-  // parallel region. Runs of real pixels go through pack_run.
+  // value through ^ flip, padding `pad` (= 0 ^ flip, what pack_run writes for
+  // the channels beyond C): a worksharing loop of the enclosing parallel
+  // region. Runs of real pixels go through pack_run.
   void pack(const PhasePlan& pp, const int8_t* x, int64_t N, uint8_t* out, uint8_t flip, uint8_t pad,
             PackRunI8 pack_run) const;
 

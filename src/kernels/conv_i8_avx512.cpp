@@ -312,18 +312,20 @@ inline void transpose8x8(const __m512i (&r)[8], __m512i (&out)[8]) {
   out[7] = _mm512_shuffle_i64x2(b[1], b[3], _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-void pack_run(const int8_t* src, int64_t src_stride, int64_t npix, int64_t nblocks, uint8_t* dst, int64_t bstride,
+void pack_run(const int8_t* src, int64_t src_stride, int64_t npix, int64_t C, uint8_t* dst, int64_t bstride,
               uint8_t flip) {
+  // Channels beyond C: masked (zero) loads, then 0 ^ flip, the padding.
+  const int64_t nblocks = (C + 7) / 8;
   const __m512i f = _mm512_set1_epi8(static_cast<char>(flip));
   int64_t p = 0;
   for (; p + 8 <= npix; p += 8) {
     const int8_t* s = src + p * src_stride;
     for (int64_t cb = 0; cb < nblocks; cb += 8) {
-      // Blocks cb .. cb + 7 (fewer at the end: masked loads, stores skipped).
-      const int64_t nb = std::min<int64_t>(8, nblocks - cb);
-      const __mmask8 m = static_cast<__mmask8>((1u << nb) - 1);
+      // Blocks cb .. cb + 7 (fewer at the end: their stores are skipped).
+      const int64_t nb = std::min<int64_t>(8, nblocks - cb), bytes = std::min<int64_t>(64, C - cb * 8);
+      const __mmask64 m = bytes == 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
       __m512i r[8], out[8];
-      for (int i = 0; i < 8; ++i) r[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi64(m, s + i * src_stride + cb * 8), f);
+      for (int i = 0; i < 8; ++i) r[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, s + i * src_stride + cb * 8), f);
       transpose8x8(r, out);
       for (int k = 0; k < nb; ++k) _mm512_storeu_si512(dst + (cb + k) * bstride + p * 8, out[k]);
     }
@@ -331,9 +333,12 @@ void pack_run(const int8_t* src, int64_t src_stride, int64_t npix, int64_t nbloc
   // The last pixels, one 8-byte word at a time.
   const __m128i f16 = _mm_set1_epi8(static_cast<char>(flip));
   for (; p < npix; ++p)
-    for (int64_t cb = 0; cb < nblocks; ++cb)
+    for (int64_t cb = 0; cb < nblocks; ++cb) {
+      const int64_t bytes = std::min<int64_t>(8, C - cb * 8);
+      const __mmask16 m = static_cast<__mmask16>((1u << bytes) - 1);
       _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + cb * bstride + p * 8),
-                       _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + p * src_stride + cb * 8)), f16));
+                       _mm_xor_si128(_mm_maskz_loadu_epi8(m, src + p * src_stride + cb * 8), f16));
+    }
 }
 
 }  // namespace
