@@ -1,12 +1,72 @@
 #include "kernels/conv_i8.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include <omp.h>
 
 #include "kernels/phase_plan.hpp"
 
 namespace bsp::kernels {
+
+namespace {
+
+void pack_run_generic(const int8_t* src, int64_t src_stride, int64_t npix, int64_t C, uint8_t* dst, int64_t bstride,
+                      uint8_t flip) {
+  const int64_t full = C / 8, blocks = (C + 7) / 8;
+  for (int64_t p = 0; p < npix; ++p) {
+    const int8_t* s = src + p * src_stride;
+    // (Through a local array: src and dst may alias as far as the compiler
+    // knows, which kept the copy scalar.)
+    uint8_t v[8];
+    for (int64_t cb = 0; cb < full; ++cb) {
+      for (int c = 0; c < 8; ++c) v[c] = static_cast<uint8_t>(s[cb * 8 + c]) ^ flip;
+      std::memcpy(dst + cb * bstride + p * 8, v, sizeof v);
+    }
+    for (int64_t cb = full; cb < blocks; ++cb) {  // the partial block
+      for (int64_t c = 0; c < 8; ++c) v[c] = (cb * 8 + c < C ? static_cast<uint8_t>(s[cb * 8 + c]) : uint8_t{0}) ^ flip;
+      std::memcpy(dst + cb * bstride + p * 8, v, sizeof v);
+    }
+  }
+}
+
+}  // namespace
+
+PackRunI8 pack_run_i8_generic() { return &pack_run_generic; }
+
+void ConvI8::pack(const PhasePlan& pp, const int8_t* x, int64_t N, uint8_t* out, uint8_t flip, uint8_t pad,
+                  PackRunI8 pack_run) const {
+  const ConvGeom& g = g_;
+  const int64_t img = pp.image_elems(), blocks = pp.Cp / 8, bstride = pp.block_elems(), Wq = pp.Wq;
+  // One plane row per iteration (rows past Hq: the slack), as pack_shared.
+  const int64_t rows = (pp.plane + Wq - 1) / Wq;
+#pragma omp for collapse(3) schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t ph = 0; ph < pp.phases; ++ph)
+      for (int64_t iq = 0; iq < rows; ++iq) {
+        const int64_t a = pp.phase_ab[static_cast<size_t>(ph)] / g.sw, b = pp.phase_ab[static_cast<size_t>(ph)] % g.sw;
+        const int64_t ih = iq * g.sh + a - g.pt;
+        const int64_t width = std::min(Wq, pp.plane - iq * Wq);
+        uint8_t* dst = out + n * img + (ph * pp.plane + iq * Wq) * 8;
+        // The real columns jq in [j0, j1): iw = jq * sw + b - pl in [0, W).
+        // (None: j0 = j1 = width, all padding.)
+        int64_t j0 = width, j1 = width;
+        if (iq < pp.Hq && ih >= 0 && ih < g.H && g.W - 1 + g.pl - b >= 0) {
+          j0 = std::clamp<int64_t>((g.pl - b + g.sw - 1) / g.sw, 0, width);
+          j1 = std::clamp<int64_t>((g.W - 1 + g.pl - b) / g.sw + 1, j0, width);
+        }
+        // The padding columns (a few per row: 8-byte stores, not memset calls).
+        uint64_t pad8;
+        std::memset(&pad8, pad, sizeof pad8);
+        for (int64_t cb = 0; cb < blocks; ++cb) {
+          for (int64_t jq = 0; jq < j0; ++jq) std::memcpy(dst + cb * bstride + jq * 8, &pad8, 8);
+          for (int64_t jq = j1; jq < width; ++jq) std::memcpy(dst + cb * bstride + jq * 8, &pad8, 8);
+        }
+        if (j1 == j0) continue;
+        const int8_t* src = x + ((n * g.H + ih) * g.W + (j0 * g.sw + b - g.pl)) * g.C;
+        pack_run(src, g.sw * g.C, j1 - j0, g.C, dst + j0 * 8, bstride, flip);
+      }
+}
 
 
 ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& row_ptr,
@@ -63,6 +123,7 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
 
 void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {
   if (!z != !add) fail("internal: a fused add needs both its addend and its parameters");
+  const PackRunI8 pack_run = kernel_ == Kernel::Vnni ? pack_run_i8_avx512() : pack_run_i8_generic();
   const TileFnI8 fn = kernel_ == Kernel::Avx2 ? tile_i8_avx2() : kernel_ == Kernel::Vnni ? tile_i8_avx512() : tile_i8_scalar();
   const int P = kernel_ == Kernel::Avx2 ? kTileI8Avx2 : kernel_ == Kernel::Vnni ? kTileI8 : 8;
   const int64_t rows = static_cast<int64_t>(row_ptr_.size()) - 1;
@@ -81,22 +142,27 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   // (the rule of ConvF32::run, without its even groups: a block row's int8
   // output is 8 bytes, and whole 64-byte lines would take 8 rows, too coarse
   // for small layers; two threads may then share an output line, never a
-  // byte). One row per item left the items too small for 1x1 layers.
+  // byte). One row per item left the items too small for 1x1 layers, and
+  // for rows outer too: an item's setup and its dispatch cost as much as a
+  // sparse row's work. Rows outer, a group's weights stay within a quarter of
+  // L2 (kGroupBytes), to stay cached across the group's tiles.
   const int threads = omp_get_max_threads();
+  constexpr int64_t kGroupBytes = 1 << 20;
   int64_t group = rows;
-  if (rows_outer_)
-    group = 1;
-  else
-    while (group > 1 && N * tiles * ((rows + group - 1) / group) < 8 * threads) group = (group + 1) / 2;
+  if (rows_outer_) {
+    const int64_t row_bytes = std::max<int64_t>(1, nnz_blocks() * static_cast<int64_t>(tap_off_.size()) * 64 / rows);
+    group = std::clamp<int64_t>(kGroupBytes / row_bytes, 1, rows);
+  }
+  while (group > 1 && N * tiles * ((rows + group - 1) / group) < 8 * threads) group = (group + 1) / 2;
   const int64_t groups = (rows + group - 1) / group;
   const int64_t items = N * tiles * groups;
   const int ntaps = static_cast<int>(tap_off_.size());
 #pragma omp parallel
   {
     if (unsigned_input())  // 128 is the zero of q + 128.
-      pp.pack_shared(g_, x, g_.C, N, xu8, [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, uint8_t{128});
+      pack(pp, x, N, xu8, 0x80, 128, pack_run);
     else  // the signed input, as bytes
-      pp.pack_shared(g_, x, g_.C, N, xu8, [](int8_t v) { return static_cast<uint8_t>(v); }, uint8_t{0});
+      pack(pp, x, N, xu8, 0, 0, pack_run);
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
@@ -119,14 +185,15 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
       a.npix = npix;
       int8_t* yp[kTileI8];
       const int8_t* zp[kTileI8];
+      for (int j = 0; j < npix; ++j) {
+        yp[j] = pix[j] < 0 ? nullptr : y + pix[j];
+        zp[j] = pix[j] < 0 || !z ? nullptr : z + pix[j];
+      }
       a.y = yp;
       a.z = z ? zp : nullptr;
       a.add = add;
       for (int64_t r = gi * group; r < std::min(rows, (gi + 1) * group); ++r) {
-        for (int j = 0; j < npix; ++j) {
-          yp[j] = pix[j] < 0 ? nullptr : y + pix[j] + r * 8;
-          zp[j] = pix[j] < 0 || !z ? nullptr : z + pix[j] + r * 8;
-        }
+        a.yoff = r * 8;
         const size_t w0 = static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 64);
         a.cols = col_idx_.data() + row_ptr_[r];
         a.nblk = row_ptr_[r + 1] - row_ptr_[r];

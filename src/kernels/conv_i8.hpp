@@ -26,6 +26,8 @@
 
 namespace bsp::kernels {
 
+struct PhasePlan;
+
 struct TileI8 {
   const uint8_t* x;        // packed input at the tile's first virtual pixel
   int64_t ldx;             // bytes between virtual pixels
@@ -35,8 +37,9 @@ struct TileI8 {
   const int32_t* cols;     // [nblk]
   int nblk;
   const int8_t* w;         // [nblk][ntaps][8 co][8 ci]
-  int8_t* const* y;        // [npix] output pointers at this block row (null: drop)
+  int8_t* const* y;        // [npix] output pointers at channel 0 (null: drop)
   const int8_t* const* z;  // [npix] the fused add's other addend, like y; null: no add
+  int64_t yoff;            // this block row's first channel: y[j] + yoff, z[j] + yoff
   const q8::FusedAdd* add; // when z (compact/int8.hpp)
   const int32_t* bias;     // [8] bias - 128 * sum(w) per output channel (AVX2, signed input: the bias)
   const int32_t* mult;     // [8]
@@ -56,6 +59,16 @@ TileFnI8 tile_i8_avx512();  // needs AVX-512 VNNI
 TileFnI8 tile_i8_avx2();
 constexpr int kTileI8Avx2 = 5;
 
+// Packing a run of npix source pixels (src_stride bytes apart) of C
+// channels into the kernel's layout: dst[cb * bstride + p * 8 + c] =
+// src[p * src_stride + cb * 8 + c] ^ flip for every block cb < ceil(C / 8),
+// c < 8, and 0 ^ flip for the channels beyond C (flip 0x80 makes q + 128,
+// the VNNI kernel's unsigned input, whose padding is 128; 0 keeps q, padding 0).
+using PackRunI8 = void (*)(const int8_t* src, int64_t src_stride, int64_t npix, int64_t C, uint8_t* dst,
+                           int64_t bstride, uint8_t flip);
+PackRunI8 pack_run_i8_generic();
+PackRunI8 pack_run_i8_avx512();  // 8 pixels x 8 blocks per step (an 8 x 8 transpose of 64-bit words), masked loads
+
 class ConvI8 {
  public:
   // w: dense int8 weights [O, kh, kw, I]; row_ptr/col_idx: the 8x8 blocks to
@@ -68,6 +81,13 @@ class ConvI8 {
   int64_t nnz_blocks() const { return static_cast<int64_t>(col_idx_.size()); }
 
  private:
+  // x -> out in the layout of PhasePlan::pack_shared (the same bytes), each
+  // value through ^ flip, padding `pad` (= 0 ^ flip, what pack_run writes for
+  // the channels beyond C): a worksharing loop of the enclosing parallel
+  // region. Runs of real pixels go through pack_run.
+  void pack(const PhasePlan& pp, const int8_t* x, int64_t N, uint8_t* out, uint8_t flip, uint8_t pad,
+            PackRunI8 pack_run) const;
+
   ConvGeom g_;
   std::vector<int32_t> row_ptr_, col_idx_;
   // The kernel, chosen when constructed: the AVX2 one takes the signed

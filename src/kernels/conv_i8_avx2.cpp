@@ -166,7 +166,7 @@ inline void store_tile(const __m256i (&lo)[P], const __m256i (&hi)[P], __m256i b
     const bool drop = !a.y[j];
     // hadd -> [co0 co1 co4 co5 | co2 co3 co6 co7]
     const __m256i s = _mm256_add_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[j], hi[j]), order), biasv);
-    requant_store(s, r, drop ? junk : a.y[j], Z ? (drop ? junk : a.z[j]) : nullptr, a.co_valid);
+    requant_store(s, r, drop ? junk : a.y[j] + a.yoff, Z ? (drop ? junk : a.z[j] + a.yoff) : nullptr, a.co_valid);
   }
 }
 

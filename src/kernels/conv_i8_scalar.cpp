@@ -25,7 +25,7 @@ void tile(const TileI8& a) {
     if (!a.y[j]) continue;
     for (int co = 0; co < a.co_valid; ++co) {
       const int8_t v = q8::requantize(int64_t{acc[j][co]} + a.bias[co], q8::Requant{a.mult[co], a.shift[co]}, a.lo, a.hi);
-      a.y[j][co] = a.z ? a.add->apply(v, a.z[j][co]) : v;
+      a.y[j][a.yoff + co] = a.z ? a.add->apply(v, a.z[j][a.yoff + co]) : v;
     }
   }
 }

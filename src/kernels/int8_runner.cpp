@@ -35,7 +35,9 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
     info.op = n.op;
     for (size_t j : g.nodes)
       if (j != g.head) info.fused.push_back(m.nodes[j].name);
-    info.kernel = qn.kind == q8::Kind::Add || qn.kind == q8::Kind::MaxPool || qn.kind == q8::Kind::GlobalAvgPool
+    // (The input's quantisation runs on ops_i8 too.)
+    info.kernel = qn.kind == q8::Kind::Add || qn.kind == q8::Kind::MaxPool || qn.kind == q8::Kind::GlobalAvgPool ||
+                          qn.kind == q8::Kind::Input
                       ? "int8"
                       : "ref-int8";
     const bool conv_like = (qn.kind == q8::Kind::Conv && n.attrs.get_int("groups", 1) == 1) || qn.kind == q8::Kind::Dense;

@@ -41,6 +41,8 @@ struct Values {
   int w_lo = -127;       // -128 sends the AVX2 kernel to its scalar fallback
   bool extreme = false;  // only the ends of the range (extreme_i8)
   int add_shift = -1;    // >= 0: the fused add's shift, with the largest multipliers +-2^31
+  int rq_shift = -1;     // >= 0: every channel's requantisation shift (else random, channel 0 shift 0)
+  int hi = 127;          // the conv's and the fused add's upper clamp (a clip's, below 127)
 };
 
 // The int8 kernel must equal the int8 reference conv exactly.
@@ -63,9 +65,12 @@ void check(const Case& c, uint64_t seed, Values vals = {}) {
   Rng r(seed + 3);
   for (auto& v : q.bias) v = static_cast<int32_t>(r.below(20001)) - 10000;
   for (int64_t o = 0; o < c.Cout; ++o)
-    q.rq.push_back(q8::make_requant(std::ldexp(0.5 + r.uniform(), -static_cast<int>(8 + r.below(8)))));
-  q.rq[0] = {1, 0};  // a shift of 0: no rounding term
+    q.rq.push_back(q8::make_requant(vals.rq_shift >= 0 ? std::ldexp(0.5 + 0.49 * r.uniform(), 31 - vals.rq_shift)
+                                                       : std::ldexp(0.5 + r.uniform(), -static_cast<int>(8 + r.below(8)))));
+  if (vals.rq_shift < 0) q.rq[0] = {1, 0};  // a shift of 0: no rounding term
+  for (const q8::Requant& rq : q.rq) REQUIRE((vals.rq_shift < 0 || rq.shift == vals.rq_shift));
   q.lo = c.density > 0.55 ? 0 : -128;
+  q.hi = vals.hi;
   compact::CompactLayer l = compact::compress(q.weight.data(), q.weight.shape(), keep.data(),
                                               compact::spec_for(n, compact::Format::Bsr));
   const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
@@ -102,14 +107,14 @@ void check(const Case& c, uint64_t seed, Values vals = {}) {
         shift = vals.add_shift;
         m0 = m1 = sparse ? INT32_MIN : INT32_MAX;
       }
-      const q8::FusedAdd add = q8::FusedAdd::make(m0, m1, shift, lo, 127);
+      const q8::FusedAdd add = q8::FusedAdd::make(m0, m1, shift, lo, vals.hi);
       Array<int8_t> ya(ref.shape());
       conv.run(x.data(), c.N, ya.data(), z.data(), &add);
       const int64_t round = shift > 0 ? int64_t{1} << (shift - 1) : 0;
       size_t diff = 0;
       for (size_t i = 0; i < ya.size(); ++i) {
         const int64_t v = (int64_t{ref[i]} * m0 + int64_t{z[i]} * m1 + round) >> shift;
-        diff += ya[i] != static_cast<int8_t>(std::clamp<int64_t>(v, lo, 127));
+        diff += ya[i] != static_cast<int8_t>(std::clamp<int64_t>(v, lo, vals.hi));
       }
       CHECK(diff == 0);
     }
@@ -125,6 +130,9 @@ TEST_CASE("int8 bsr conv is bit-exact with the int8 reference") {
       {3, 6, 6, 32, 24, 1, 1, 0, 0.5},   {2, 10, 10, 16, 16, 1, 2, 0, 0.5}, {1, 5, 5, 8, 8, 3, 1, 1, 0.0},
       {1, 5, 5, 16, 16, 3, 1, 1, 1.0},   {1, 12, 12, 3, 16, 7, 2, 3, 1.0},  {2, 9, 9, 16, 8, 3, 1, 0, 0.7},
       {1, 8, 8, 64, 64, 5, 1, 2, 0.3},   {1, 3, 3, 256, 72, 3, 1, 1, 0.9},
+      // The AVX-512 packing's 8 x 8 transposes: 10 blocks (8, then 2 by
+      // masked loads), rows of 8 pixels and a remainder, strides 2 and 1.
+      {1, 10, 19, 80, 16, 3, 2, 1, 0.5}, {2, 4, 20, 84, 8, 1, 1, 0, 0.5},
   };
   uint64_t seed = 1;
   for (const Case& c : cases) check(c, seed += 10);
@@ -152,8 +160,17 @@ TEST_CASE("int8 kernel at the ends of the int8 range") {
   // The fused add's shift at each bound of the AVX2 kernel's paths (general
   // below 9, 32-bit low words from 9, high words from 32), the multipliers
   // at the ends of int32.
-  for (int shift : {0, 1, 8, 9, 10, 31, 32, 33, 40})
+  for (int shift : {0, 1, 8, 9, 10, 15, 16, 31, 32, 33, 40})
     check({1, 6, 6, 16, 16, 1, 1, 0, 0.5}, 900 + static_cast<uint64_t>(shift), {-127, true, shift});
+  // Every requantisation shift at the bounds of the VNNI kernel's paths (64-bit
+  // below 33, the high words from 33), the accumulators small enough to
+  // land inside [lo, hi] as well as saturating.
+  for (int shift : {20, 31, 32, 33, 34, 45})
+    check({1, 9, 9, 16, 24, 1, 1, 0, 0.5}, 950 + static_cast<uint64_t>(shift), {-127, false, -1, shift});
+  // An upper clamp below 127 (a clip): the kernels cannot leave it to the
+  // saturation of the int8 conversion.
+  for (int shift : {-1, 34, 45})
+    check({2, 7, 9, 24, 16, 3, 1, 1, 0.6}, 980 + static_cast<uint64_t>(shift + 1), {-127, false, -1, shift, 60});
 }
 
 TEST_CASE("int8 input quantisation of every ISA equals quantize_value") {
