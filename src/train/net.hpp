@@ -44,9 +44,16 @@ struct Param {
 
 // BDWP (bsp-finetune(1) --bdwp): a layer computes its forward pass with
 // `fwd` and its data gradient with `bwd` (element masks of the weight's
-// shape), while the weight gradient stays dense.
+// shape), while the weight gradient stays dense. The layer's K lists hold,
+// per 8-row block, only the K entries some row of the block keeps (the
+// union over the block's rows), so the sparse products cost what the masks
+// keep when the 8 rows of a block share their N:M choices (bsp-finetune(1)
+// --bdwp-shared 8); with per-row choices the union is nearly every entry.
+// Whoever changes the masks increments `version`: layers rebuild their K
+// lists when it differs from the one they were built for.
 struct DualMask {
   Array<uint8_t> fwd, bwd;
+  uint64_t version = 0;
 };
 
 // Temporary buffers shared by all layers (one layer runs at a time).

@@ -53,7 +53,7 @@ Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const No
   o.training = true;
   net_ = std::make_unique<Net>(model_, o);
   labels_.resize(static_cast<size_t>(batch_n_));
-  if (cfg_.bdwp) bdwp_ = std::make_unique<Bdwp>(model_);
+  if (cfg_.bdwp) bdwp_ = std::make_unique<Bdwp>(model_, cfg_.bdwp_cfg);
   if (cfg_.gradual) gradual_ = std::make_unique<GradualPruner>(model_, *cfg_.gradual, cfg_.sgd.total_steps);
   refresh_rules();
 }
@@ -154,7 +154,7 @@ void Trainer::run(const TrainHooks& hooks) {
              p.node->name, nonfinite_word((*p.value)[static_cast<size_t>(e)]), epoch + 1, step + 1);
       }
       check_statistics(model_, epoch + 1, step + 1);
-      if (bdwp_) bdwp_->update_masks();
+      if (bdwp_) bdwp_->after_step(global + 1);  // bumps the masks' version: layers rebuild their K lists
       if (gradual_ && gradual_->after_step(global + 1)) {
         refresh_rules();
         net_->masks_changed();  // new block lists (and a repack)
