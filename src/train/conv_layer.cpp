@@ -244,7 +244,9 @@ class ConvLayer : public BoundLayer {
 
   // The weight gradient's K list: the forward's, or under BDWP (dense
   // weight gradient) every entry.
-  const PassPlan& wgrad_plan(int64_t gi) const { return (dual_ ? wgr_ : fwd_)[static_cast<size_t>(gi)]; }
+  const PassPlan& wgrad_plan(int64_t gi) const {
+    return (dual_ && dual_->dense_wgrad ? wgr_ : fwd_)[static_cast<size_t>(gi)];
+  }
 
   // ---- fast path ----
   void forward_fast(const Ctx& c) {

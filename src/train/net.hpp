@@ -51,9 +51,12 @@ struct Param {
 // --bdwp-shared 8); with per-row choices the union is nearly every entry.
 // Whoever changes the masks increments `version`: layers rebuild their K
 // lists when it differs from the one they were built for.
+// dense_wgrad false (bsp-finetune(1) --bdwp-grad-every): convolutions compute
+// the weight gradient over the forward K list only, not over every entry.
 struct DualMask {
   Array<uint8_t> fwd, bwd;
   uint64_t version = 0;
+  bool dense_wgrad = true;
 };
 
 // Temporary buffers shared by all layers (one layer runs at a time).

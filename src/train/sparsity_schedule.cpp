@@ -71,12 +71,13 @@ void views(const Tensor& w, int64_t& cout, int64_t& cin, int64_t& taps) {
 Bdwp::Bdwp(Model& m, const BdwpConfig& c) : c_(c) {
   if (c.shared < 1) fail_usage("--bdwp-shared must be at least 1");
   if (c.every < 1) fail_usage("--bdwp-every must be at least 1");
+  if (c.grad_every < 1) fail_usage("--bdwp-grad-every must be at least 1");
   for (Node& n : m.nodes) {
     if (!op_has_weight(n.op) || !n.mask) continue;
     auto fam = family_of(n.mask->pattern);
     if (!fam || *fam != PatternFamily::NM) continue;
     const Pattern p = parse_pattern(n.mask->pattern);
-    Layer l{&n, p.n, p.m, p.str(), {}};
+    Layer l{&n, p.n, p.m, p.str(), {}, n.op == Op::Conv2d};
     const Shape& s = n.param("weight").shape();
     l.masks.fwd = Array<uint8_t>(s);
     l.masks.bwd = Array<uint8_t>(s);
@@ -97,6 +98,27 @@ const DualMask* Bdwp::masks(const Node* n) const {
   for (const Layer& l : layers_)
     if (l.node == n) return &l.masks;
   return nullptr;
+}
+
+void Bdwp::before_step(int64_t step) {
+  const bool dense = step % c_.grad_every == 0;
+  for (Layer& l : layers_) l.masks.dense_wgrad = dense || !l.conv;
+}
+
+void Bdwp::after_backward(std::vector<Param>& params) const {
+  if (c_.grad_every == 1) return;
+  for (const Layer& l : layers_) {
+    if (!l.conv) continue;
+    for (Param& p : params) {
+      if (p.node != l.node || p.key != "weight") continue;
+      const float scale = l.masks.dense_wgrad ? static_cast<float>(c_.grad_every) : 0.0f;
+      const uint8_t* m = l.masks.fwd.data();
+      float* g = p.grad.data();
+      const int64_t n = static_cast<int64_t>(p.grad.size());
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+      for (int64_t e = 0; e < n; ++e) g[e] = m[e] ? g[e] : g[e] * scale;
+    }
+  }
 }
 
 bool Bdwp::after_step(int64_t done) {

@@ -23,6 +23,12 @@
 //     S = 8 the layers' 8-row blocks (net.hpp) multiply only the kept K.
 //     every = k (--bdwp-every k): the masks are recomputed after every k-th
 //     step only (SR-STE keeps using the forward mask in between).
+//     grad_every = g (--bdwp-grad-every g, not the paper's): convolutions
+//     compute the weight gradient of the pruned weights (forward mask 0) on
+//     every g-th step only, scaled by g (so that over g steps its sum is
+//     that of the dense method's, as an estimate sampled once); on the other
+//     steps it is zero and the weight gradient costs the kept part only.
+//     Fully connected layers keep the dense weight gradient (it is cheap).
 #pragma once
 
 #include <map>
@@ -65,6 +71,7 @@ class GradualPruner {
 struct BdwpConfig {
   int64_t shared = 1;  // rows sharing their N:M choice (1: per channel, the paper)
   int64_t every = 1;   // steps between mask updates
+  int64_t grad_every = 1;  // steps between dense weight gradients of convolutions
 };
 
 class Bdwp {
@@ -80,6 +87,12 @@ class Bdwp {
   // After `done` completed steps: updates the masks when done is a multiple
   // of `every`. True when they changed.
   bool after_step(int64_t done);
+  // Before step `step` (0-based, over the whole run): whether the
+  // convolutions compute their weight gradient densely (grad_every).
+  void before_step(int64_t step);
+  // After the backward pass of that step: the pruned weights' gradient of
+  // the convolutions, scaled by grad_every or zeroed (grad_every > 1 only).
+  void after_backward(std::vector<Param>& params) const;
   // Hands the masks to the network and the optimizer's rules (params of the net).
   void attach(Net& net, std::vector<ParamRule>& rules, const std::vector<Param>& params) const;
 
@@ -95,6 +108,7 @@ class Bdwp {
     int64_t n, m;
     std::string pattern;
     DualMask masks;
+    bool conv;
   };
   BdwpConfig c_;
   std::vector<Layer> layers_;

@@ -8,7 +8,9 @@
 // --modes LIST: comma-separated runs compared in one process, interleaved
 //   (REPS rounds of STEPS steps of each, so load changes hit all alike):
 //   dense; bdwp (nm:2:8, per-channel masks, the paper); bdwpS (--bdwp-shared S,
-//   e.g. bdwp8); a suffix /K updates the masks every K steps (bdwp8/4).
+//   e.g. bdwp8); a suffix /K updates the masks every K steps (bdwp8/4), a
+//   suffix gG computes the convolutions' pruned weight gradient every G
+//   steps (bdwp8/4g4, --bdwp-grad-every).
 //   Prints per mode the median step time and its phases (forward, backward =
 //   data + weight gradient, optimizer, masks = mask update + repack), as wall
 //   and as process CPU time, and the ratio to the first mode. Without
@@ -119,6 +121,11 @@ int main(int argc, char** argv) {
     } else if (name.rfind("bdwp", 0) == 0) {
       bdwp = true;
       std::string rest = name.substr(4);
+      const size_t gpos = rest.find('g');
+      if (gpos != std::string::npos) {
+        bc.grad_every = std::atol(rest.c_str() + gpos + 1);
+        rest = rest.substr(0, gpos);
+      }
       const size_t slash = rest.find('/');
       if (slash != std::string::npos) {
         bc.every = std::atol(rest.c_str() + slash + 1);
@@ -156,11 +163,13 @@ int main(int argc, char** argv) {
       for (int64_t s = 0; s < steps + (rep == 0 ? 2 : 0); ++s) {
         double w[kPhases + 1], c[kPhases + 1];
         w[0] = wall_s(), c[0] = cpu_s();
+        if (r.bdwp) r.bdwp->before_step(r.done);
         net.forward(batch, Mode::Train);
         Value& out = net.output();
         softmax_xent(out.act.data(), net.classes(), batch, r.labels.data(), out.grad.data());
         w[1] = wall_s(), c[1] = cpu_s();
         net.backward();
+        if (r.bdwp) r.bdwp->after_backward(net.params());
         w[2] = wall_s(), c[2] = cpu_s();
         sgd_step(net.params(), r.rules, sgd, StepHyper{0.01, 0.9});
         w[3] = wall_s(), c[3] = cpu_s();

@@ -133,7 +133,7 @@ def visit(name, obj):
 f.visititems(visit)
 assert shared > 0
 PY
-  err 2 finetune "--bdwp-shared and --bdwp-every go with --bdwp" "$BSP" finetune n.h5 --data d1k.h5 --bdwp-shared 8 -o x.h5
+  err 2 finetune "--bdwp-shared, --bdwp-every and --bdwp-grad-every go with --bdwp" "$BSP" finetune n.h5 --data d1k.h5 --bdwp-shared 8 -o x.h5
   err 2 finetune "--bdwp-every must be at least 1" "$BSP" finetune n.h5 --data d1k.h5 --bdwp --bdwp-every 0 -o x.h5
   err 2 finetune "--bdwp needs a model with nm:N:M masks" "$BSP" finetune m1.h5 --data d1k.h5 --bdwp -o x.h5
   err 2 finetune "--gradual needs a pattern whose density can change step by step; nm:2:4 fixes it at 0.5" \

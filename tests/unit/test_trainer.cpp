@@ -429,6 +429,62 @@ TEST_CASE("BDWP kept-K products, per-channel and shared choices: fast conv, stri
   }
 }
 
+TEST_CASE("BDWP --bdwp-grad-every: the pruned weights' gradient every G steps, scaled by G") {
+  GraphBuilder b("one", 5, 5, 16);
+  b.conv("l", "input", GraphBuilder::square(16, 3, 1, 1));
+  Model m = b.finish();
+  test::randomize(m, 5);
+  Node& n = *m.find("l");
+  prune_layer(n, parse_pattern("nm:2:8"), 0.25);
+  BdwpConfig bc;
+  bc.shared = 8;
+  bc.grad_every = 3;
+  Bdwp bd(m, bc);
+  NetOptions o;
+  o.max_batch = 2;
+  Net a(m, o);
+  std::vector<ParamRule> rules(a.params().size());
+  bd.attach(a, rules, a.params());
+  Tensor x = test::random_tensor({2, 5, 5, 16}, 8);
+  Tensor dy = test::random_tensor({static_cast<int64_t>(a.output().act.size())}, 9);
+  auto grad_at = [&](int64_t step) {
+    bd.before_step(step);
+    test::to_channel_major(x, a.input());
+    a.forward(2, Mode::Train);
+    std::copy(dy.begin(), dy.end(), a.output().grad.data());
+    a.backward();
+    bd.after_backward(a.params());
+    return a.find_param("l.weight")->grad.clone();
+  };
+  const Tensor dense = grad_at(0), sparse = grad_at(1), dense3 = grad_at(3);
+  const Array<uint8_t>& fwd = bd.masks(&n)->fwd;
+  int64_t pruned_nonzero = 0;
+  for (size_t i = 0; i < fwd.size(); ++i) {
+    if (fwd[i]) {
+      REQUIRE(sparse[i] == Approx(dense[i]).margin(1e-4));  // kept: the same every step
+    } else {
+      REQUIRE(sparse[i] == 0.0f);  // pruned, off step: none
+      pruned_nonzero += dense[i] != 0.0f;
+    }
+    REQUIRE(dense3[i] == dense[i]);
+  }
+  CHECK(pruned_nonzero > 0);
+  // Scaled by G: the dense step's pruned gradient is 3x what plain BDWP computes.
+  BdwpConfig plain;
+  plain.shared = 8;
+  Bdwp bp(m, plain);
+  Net a2(m, o);
+  std::vector<ParamRule> rules2(a2.params().size());
+  bp.attach(a2, rules2, a2.params());
+  test::to_channel_major(x, a2.input());
+  a2.forward(2, Mode::Train);
+  std::copy(dy.begin(), dy.end(), a2.output().grad.data());
+  a2.backward();
+  const Tensor& g1 = a2.find_param("l.weight")->grad;
+  for (size_t i = 0; i < fwd.size(); ++i)
+    REQUIRE(dense[i] == Approx(fwd[i] ? g1[i] : 3.0f * g1[i]).margin(1e-4));
+}
+
 TEST_CASE("BDWP training keeps N:M in the written model and resumes bit-identically") {
   ImageSet train = test::blob_set(200, 1);
   const Normalization nm = channel_stats(train);
