@@ -127,7 +127,7 @@ class ConvLayer : public BoundLayer {
 
   void weights_changed() override {
     if (n_ <= 0) return;
-    if (dual_ && dual_->version != plan_version_) build_plans();  // new BDWP masks: new K lists
+    if (dual_ && dual_->compact && dual_->version != plan_version_) build_plans();  // new BDWP masks: new K lists
     const float* W = node->param("weight").data();
     const uint8_t* mf = dual_ ? dual_->fwd.data() : nullptr;
     const uint8_t* mb = dual_ ? dual_->bwd.data() : nullptr;
@@ -185,8 +185,9 @@ class ConvLayer : public BoundLayer {
     for (int64_t gi = 0; gi < G_; ++gi) {
       PassPlan& f = fwd_[static_cast<size_t>(gi)];
       PassPlan& d = dgr_[static_cast<size_t>(gi)];
-      const uint8_t* mf = dual_ ? dual_->fwd.data() + gi * cout_g_ * K_ : nullptr;
-      const uint8_t* mb = dual_ ? dual_->bwd.data() + gi * cout_g_ * K_ : nullptr;
+      const bool compact = dual_ && dual_->compact;
+      const uint8_t* mf = compact ? dual_->fwd.data() + gi * cout_g_ * K_ : nullptr;
+      const uint8_t* mb = compact ? dual_->bwd.data() + gi * cout_g_ * K_ : nullptr;
       f.reset(cout_g_, K_);
       PassPlan* w = wgr_.empty() ? nullptr : &wgr_[static_cast<size_t>(gi)];
       if (w) w->reset(cout_g_, K_);

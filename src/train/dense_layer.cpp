@@ -51,7 +51,7 @@ class DenseLayer : public BoundLayer {
 
   void weights_changed() override {
     if (n_ <= 0) return;
-    if (dual_ && dual_->version != plan_version_) build_plans();  // new BDWP masks: new K lists
+    if (dual_ && dual_->compact && dual_->version != plan_version_) build_plans();  // new BDWP masks: new K lists
     const float* W = node->param("weight").data();
     fwd_.pack(W, dual_ ? dual_->fwd.data() : nullptr);
     if (training_) dgr_.pack(W, dual_ ? dual_->bwd.data() : nullptr);
@@ -151,8 +151,9 @@ class DenseLayer : public BoundLayer {
 
   void build_plans() {
     const int64_t n = n_, ob = (O_ + 7) / 8, ib = (F_ + 7) / 8;
-    const uint8_t* mf = dual_ ? dual_->fwd.data() : nullptr;
-    const uint8_t* mb = dual_ ? dual_->bwd.data() : nullptr;
+    const bool compact = dual_ && dual_->compact;
+    const uint8_t* mf = compact ? dual_->fwd.data() : nullptr;
+    const uint8_t* mb = compact ? dual_->bwd.data() : nullptr;
     plan_version_ = dual_ ? dual_->version : 0;
     fwd_.reset(O_, F_);
     for (int64_t rb = 0; rb < ob; ++rb) {

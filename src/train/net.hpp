@@ -51,11 +51,14 @@ struct Param {
 // --bdwp-shared 8); with per-row choices the union is nearly every entry.
 // Whoever changes the masks increments `version`: layers rebuild their K
 // lists when it differs from the one they were built for.
-// dense_wgrad false (bsp-finetune(1) --bdwp-grad-every): convolutions compute
-// the weight gradient over the forward K list only, not over every entry.
+// compact false: the masks are per-channel (the union of a block's rows is
+// nearly every entry), so the layers keep the full K lists and skip the
+// rebuild. dense_wgrad false (bsp-finetune(1) --bdwp-grad-every): convolutions
+// compute the weight gradient over the forward K list only.
 struct DualMask {
   Array<uint8_t> fwd, bwd;
   uint64_t version = 0;
+  bool compact = true;
   bool dense_wgrad = true;
 };
 

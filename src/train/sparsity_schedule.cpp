@@ -81,6 +81,9 @@ Bdwp::Bdwp(Model& m, const BdwpConfig& c) : c_(c) {
     const Shape& s = n.param("weight").shape();
     l.masks.fwd = Array<uint8_t>(s);
     l.masks.bwd = Array<uint8_t>(s);
+    // Per-channel choices leave almost no entry unkept by all 8 rows of a
+    // block: rebuilding the K lists every step would cost more than it saves.
+    l.masks.compact = c.shared > 1 || c.grad_every > 1;
     layers_.push_back(std::move(l));
   }
   if (layers_.empty())
