@@ -43,6 +43,7 @@ struct FinetuneOptions {
   bool resume = false, quiet = false;
   // sparsity during training
   bool gradual = false, bdwp = false;
+  int64_t bdwp_shared = 1, bdwp_every = 1, bdwp_grad_every = 1;
   std::string pattern;
   double to = 0;
   int64_t prune_every = 100;
@@ -71,6 +72,11 @@ Json run_config(const FinetuneOptions& o, const train::TrainConfig& c, uint64_t 
   j["crop_pad"] = c.aug.pad;
   j["flip"] = c.aug.flip;
   j["bdwp"] = c.bdwp;
+  if (c.bdwp && (c.bdwp_cfg.shared != 1 || c.bdwp_cfg.every != 1 || c.bdwp_cfg.grad_every != 1)) {
+    j["bdwp_shared"] = c.bdwp_cfg.shared;
+    j["bdwp_every"] = c.bdwp_cfg.every;
+    j["bdwp_grad_every"] = c.bdwp_cfg.grad_every;
+  }
   if (c.gradual) {
     Json g = Json::object();
     g["pattern"] = c.gradual->pattern.str();
@@ -110,6 +116,11 @@ std::optional<train::GradualConfig> check_options(const FinetuneOptions& o, cons
   if (o.gradual && (o.pattern.empty() || !(o.to > 0)))
     fail_usage("--gradual needs --pattern P and --to D (the final density)");
   if (o.gradual && o.bdwp) fail_usage("--gradual and --bdwp do not go together");
+  if (o.bdwp_shared < 1) fail_usage("--bdwp-shared must be at least 1");
+  if (o.bdwp_every < 1) fail_usage("--bdwp-every must be at least 1");
+  if (o.bdwp_grad_every < 1) fail_usage("--bdwp-grad-every must be at least 1");
+  if (!o.bdwp && (o.bdwp_shared != 1 || o.bdwp_every != 1 || o.bdwp_grad_every != 1))
+    fail_usage("--bdwp-shared, --bdwp-every and --bdwp-grad-every go with --bdwp");
   if (!o.gradual) return std::nullopt;
   return train::GradualConfig{parse_pattern(o.pattern), o.to, o.prune_every, o.prune_end};
 }
@@ -130,6 +141,9 @@ train::TrainConfig train_config(const FinetuneOptions& o, bool scratch, std::opt
   cfg.aug.flip = !o.no_augment;
   cfg.gradual = std::move(gradual);
   cfg.bdwp = o.bdwp;
+  cfg.bdwp_cfg.shared = o.bdwp_shared;
+  cfg.bdwp_cfg.every = o.bdwp_every;
+  cfg.bdwp_cfg.grad_every = o.bdwp_grad_every;
   return cfg;
 }
 
@@ -320,6 +334,16 @@ Runner setup_finetune(CLI::App& sub) {
                  "with --gradual: fraction of the training steps by which --to is reached (default 0.75)")
       ->type_name("F");
   sub.add_flag("--bdwp", o->bdwp, "nm:N:M layers: bi-directional weight pruning with SR-STE (see the manual)");
+  sub.add_option("--bdwp-shared", o->bdwp_shared,
+                 "with --bdwp: S output (input) channels share their N:M choice; 8 makes the sparse products fast "
+                 "(default 1: per channel, the paper)")
+      ->type_name("S");
+  sub.add_option("--bdwp-every", o->bdwp_every, "with --bdwp: steps between mask updates (default 1)")
+      ->type_name("K");
+  sub.add_option("--bdwp-grad-every", o->bdwp_grad_every,
+                 "with --bdwp: convolutions compute the pruned weights' gradient every G steps, scaled by G "
+                 "(default 1: every step, the paper)")
+      ->type_name("G");
   return [o] { run_finetune(*o); };
 }
 

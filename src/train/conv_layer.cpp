@@ -22,7 +22,9 @@
 //
 // Block sparsity: the K lists only hold the 8x8 channel blocks that have a
 // kept weight (plan.hpp), in the forward, data-gradient and weight-gradient
-// passes alike.
+// passes alike. BDWP (net.hpp DualMask): the forward and data-gradient K
+// lists hold only the entries some row of the 8-row block keeps in that
+// pass's mask, rebuilt when the masks change; the weight gradient stays dense.
 #include <omp.h>
 
 #include <algorithm>
@@ -125,6 +127,7 @@ class ConvLayer : public BoundLayer {
 
   void weights_changed() override {
     if (n_ <= 0) return;
+    if (dual_ && dual_->compact && dual_->version != plan_version_) build_plans();  // new BDWP masks: new K lists
     const float* W = node->param("weight").data();
     const uint8_t* mf = dual_ ? dual_->fwd.data() : nullptr;
     const uint8_t* mb = dual_ ? dual_->bwd.data() : nullptr;
@@ -164,15 +167,30 @@ class ConvLayer : public BoundLayer {
       keep_ = full_block_grid(G_ == 1 ? g_.Cout : 8, G_ == 1 ? cin_g_ : 8);
   }
 
+  // BDWP: whether any of the rows r0 .. r0 + 7 (those below `rows`) keeps
+  // element r * stride + e of mask m (the group's part of a DualMask).
+  static bool any_row(const uint8_t* m, int64_t r0, int64_t rows, int64_t stride, int64_t e) {
+    for (int64_t r = r0; r < std::min(rows, r0 + 8); ++r)
+      if (m[r * stride + e]) return true;
+    return false;
+  }
+
   // K lists for batch n_ (offsets depend on the plane sizes).
   void build_plans() {
-    fwd_.assign(static_cast<size_t>(G_), PassPlan());
-    dgr_.assign(static_cast<size_t>(G_), PassPlan());
+    fwd_.resize(static_cast<size_t>(G_));
+    dgr_.resize(static_cast<size_t>(G_));
+    wgr_.resize(dual_ && training_ ? static_cast<size_t>(G_) : 0);
+    plan_version_ = dual_ ? dual_->version : 0;
     const int64_t cib = (cin_g_ + 7) / 8, cob = (cout_g_ + 7) / 8;
     for (int64_t gi = 0; gi < G_; ++gi) {
       PassPlan& f = fwd_[static_cast<size_t>(gi)];
       PassPlan& d = dgr_[static_cast<size_t>(gi)];
+      const bool compact = dual_ && dual_->compact;
+      const uint8_t* mf = compact ? dual_->fwd.data() + gi * cout_g_ * K_ : nullptr;
+      const uint8_t* mb = compact ? dual_->bwd.data() + gi * cout_g_ * K_ : nullptr;
       f.reset(cout_g_, K_);
+      PassPlan* w = wgr_.empty() ? nullptr : &wgr_[static_cast<size_t>(gi)];
+      if (w) w->reset(cout_g_, K_);
       for (int64_t rb = 0; rb < cob; ++rb) {
         for (int64_t ib = 0; ib < cib; ++ib) {
           if (G_ == 1 && !keep_(rb, ib)) continue;
@@ -180,10 +198,14 @@ class ConvLayer : public BoundLayer {
             for (int64_t j = 0; j < g_.kw; ++j)
               for (int64_t ci = ib * 8; ci < std::min(cin_g_, ib * 8 + 8); ++ci) {
                 const int64_t k = (i * g_.kw + j) * cin_g_ + ci;
-                f.add(k, fast_ ? ci * S_in_ + tap(i, j) : k * Pc_);
+                const int64_t o = fast_ ? ci * S_in_ + tap(i, j) : k * Pc_;
+                if (w) w->add(k, o);
+                if (mf && !any_row(mf, rb * 8, cout_g_, K_, k)) continue;
+                f.add(k, o);
               }
         }
         f.end_block();
+        if (w) w->end_block();
       }
       if (!training_) continue;
       if (fast_) {
@@ -194,8 +216,11 @@ class ConvLayer : public BoundLayer {
             if (!keep_(ob, rb)) continue;
             for (int64_t co = ob * 8; co < std::min(g_.Cout, ob * 8 + 8); ++co)
               for (int64_t i = 0; i < g_.kh; ++i)
-                for (int64_t j = 0; j < g_.kw; ++j)
-                  d.add(co * K_ + (i * g_.kw + j) * cin_g_, co * S_dy_ - tap(i, j));
+                for (int64_t j = 0; j < g_.kw; ++j) {
+                  const int64_t e = co * K_ + (i * g_.kw + j) * cin_g_;
+                  if (mb && !any_row(mb, rb * 8, cin_g_, 1, e)) continue;
+                  d.add(e, co * S_dy_ - tap(i, j));
+                }
           }
           d.end_block();
         }
@@ -209,12 +234,19 @@ class ConvLayer : public BoundLayer {
           const int64_t ib = ((rb * 8) % cin_g_) / 8;
           for (int64_t co = 0; co < cout_g_; ++co) {
             if (one_block && !keep_(co / 8, ib)) continue;
+            if (mb && !any_row(mb, rb * 8, K_, 1, co * K_)) continue;
             d.add(co * K_, (gi * cout_g_ + co) * plane);
           }
           d.end_block();
         }
       }
     }
+  }
+
+  // The weight gradient's K list: the forward's, or under BDWP (dense
+  // weight gradient) every entry.
+  const PassPlan& wgrad_plan(int64_t gi) const {
+    return (dual_ && dual_->dense_wgrad ? wgr_ : fwd_)[static_cast<size_t>(gi)];
   }
 
   // ---- fast path ----
@@ -274,7 +306,7 @@ class ConvLayer : public BoundLayer {
 
     // Weight gradient: dW[co, k] = sum_o dyw[co, M + o] * xpad[ci, o + tap].
     {
-      const PassPlan& f = fwd_[0];
+      const PassPlan& f = wgrad_plan(0);
       const int64_t nb = f.blocks();
       const int nt = omp_get_max_threads();
       parts_.resize(static_cast<size_t>(nt));
@@ -461,7 +493,7 @@ class ConvLayer : public BoundLayer {
         const int64_t j0 = ch * chunk_imgs_, cnt = std::min(chunk_imgs_, n - j0), P = cnt * hw;
         for (int64_t gi = 0; gi < G_; ++gi) {
           im2col(x->act.data(), plane_in, gi, j0, cnt, col);
-          const PassPlan& f = fwd_[static_cast<size_t>(gi)];
+          const PassPlan& f = wgrad_plan(gi);
           for (int64_t rb = 0; rb < f.blocks(); ++rb) {
             const int64_t co0 = gi * cout_g_ + rb * 8;
             k.rowdot8(out->grad.data() + co0 * plane_out + j0 * hw, plane_out, static_cast<int>(f.block_rows(rb)),
@@ -508,6 +540,7 @@ class ConvLayer : public BoundLayer {
   Param* b_ = nullptr;
   Array<uint8_t> emask_;
   const DualMask* dual_ = nullptr;
+  uint64_t plan_version_ = 0;  // the DualMask version the K lists were built for
   BlockKeep keep_;
   int64_t n_ = -1;
   // fast path, for batch n_
@@ -517,6 +550,7 @@ class ConvLayer : public BoundLayer {
   // generic path
   int64_t chunk_imgs_ = 1, Pc_ = 0;
   std::vector<PassPlan> fwd_, dgr_;  // per group
+  std::vector<PassPlan> wgr_;        // per group, BDWP only: every K entry (the weight gradient is dense)
   std::vector<Tensor> parts_;        // per-thread weight gradients
 };
 

@@ -2,7 +2,9 @@
 //   y [O, n] = W [O, F] . x + b      igemm8, rows = output blocks
 //   dx [F, n] = W^T . dy              igemm8, rows = input blocks
 //   dW [O, F] = dy . x^T              igemm8 over x^T, K = the batch
-// Zero 8x8 weight blocks are left out of all three (plan.hpp).
+// Zero 8x8 weight blocks are left out of all three (plan.hpp). BDWP (net.hpp
+// DualMask): the forward and data-gradient K lists hold only the entries
+// some row of the 8-row block keeps; the weight gradient stays dense.
 #include <algorithm>
 #include <vector>
 
@@ -49,6 +51,7 @@ class DenseLayer : public BoundLayer {
 
   void weights_changed() override {
     if (n_ <= 0) return;
+    if (dual_ && dual_->compact && dual_->version != plan_version_) build_plans();  // new BDWP masks: new K lists
     const float* W = node->param("weight").data();
     fwd_.pack(W, dual_ ? dual_->fwd.data() : nullptr);
     if (training_) dgr_.pack(W, dual_ ? dual_->bwd.data() : nullptr);
@@ -138,13 +141,26 @@ class DenseLayer : public BoundLayer {
     keep_ = (!m.empty() && !dual_) ? block_grid(m.data(), O_, 1, F_) : full_block_grid(O_, F_);
   }
 
+  // BDWP: whether any of the rows r0 .. r0 + 7 (those below `rows`) keeps
+  // element r * stride + e of mask m.
+  static bool any_row(const uint8_t* m, int64_t r0, int64_t rows, int64_t stride, int64_t e) {
+    for (int64_t r = r0; r < std::min(rows, r0 + 8); ++r)
+      if (m[r * stride + e]) return true;
+    return false;
+  }
+
   void build_plans() {
     const int64_t n = n_, ob = (O_ + 7) / 8, ib = (F_ + 7) / 8;
+    const bool compact = dual_ && dual_->compact;
+    const uint8_t* mf = compact ? dual_->fwd.data() : nullptr;
+    const uint8_t* mb = compact ? dual_->bwd.data() : nullptr;
+    plan_version_ = dual_ ? dual_->version : 0;
     fwd_.reset(O_, F_);
     for (int64_t rb = 0; rb < ob; ++rb) {
       for (int64_t b = 0; b < ib; ++b) {
         if (!keep_(rb, b)) continue;
-        for (int64_t i = b * 8; i < std::min(F_, b * 8 + 8); ++i) fwd_.add(i, i * n);
+        for (int64_t i = b * 8; i < std::min(F_, b * 8 + 8); ++i)
+          if (!mf || any_row(mf, rb * 8, O_, F_, i)) fwd_.add(i, i * n);
       }
       fwd_.end_block();
     }
@@ -153,7 +169,8 @@ class DenseLayer : public BoundLayer {
     for (int64_t rb = 0; rb < ib; ++rb) {
       for (int64_t b = 0; b < ob; ++b) {
         if (!keep_(b, rb)) continue;
-        for (int64_t o = b * 8; o < std::min(O_, b * 8 + 8); ++o) dgr_.add(o * F_, o * n);
+        for (int64_t o = b * 8; o < std::min(O_, b * 8 + 8); ++o)
+          if (!mb || any_row(mb, rb * 8, F_, 1, o * F_)) dgr_.add(o * F_, o * n);
       }
       dgr_.end_block();
     }
@@ -164,6 +181,7 @@ class DenseLayer : public BoundLayer {
   Param* w_ = nullptr;
   Param* b_ = nullptr;
   const DualMask* dual_ = nullptr;
+  uint64_t plan_version_ = 0;  // the DualMask version the K lists were built for
   BlockKeep keep_;
   PassPlan fwd_, dgr_;
   std::vector<int64_t> toff_;  // [n]: t * F, the rows of x^T

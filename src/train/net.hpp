@@ -44,9 +44,22 @@ struct Param {
 
 // BDWP (bsp-finetune(1) --bdwp): a layer computes its forward pass with
 // `fwd` and its data gradient with `bwd` (element masks of the weight's
-// shape), while the weight gradient stays dense.
+// shape), while the weight gradient stays dense. The layer's K lists hold,
+// per 8-row block, only the K entries some row of the block keeps (the
+// union over the block's rows), so the sparse products cost what the masks
+// keep when the 8 rows of a block share their N:M choices (bsp-finetune(1)
+// --bdwp-shared 8); with per-row choices the union is nearly every entry.
+// Whoever changes the masks increments `version`: layers rebuild their K
+// lists when it differs from the one they were built for.
+// compact false: the masks are per-channel (the union of a block's rows is
+// nearly every entry), so the layers keep the full K lists and skip the
+// rebuild. dense_wgrad false (bsp-finetune(1) --bdwp-grad-every): convolutions
+// compute the weight gradient over the forward K list only.
 struct DualMask {
   Array<uint8_t> fwd, bwd;
+  uint64_t version = 0;
+  bool compact = true;
+  bool dense_wgrad = true;
 };
 
 // Temporary buffers shared by all layers (one layer runs at a time).

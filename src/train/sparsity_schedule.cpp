@@ -1,6 +1,7 @@
 #include "train/sparsity_schedule.hpp"
 
 #include <cmath>
+#include <cstring>
 
 #include "sparsity/mask.hpp"
 #include "sparsity/nm.hpp"
@@ -67,16 +68,22 @@ void views(const Tensor& w, int64_t& cout, int64_t& cin, int64_t& taps) {
 }
 }  // namespace
 
-Bdwp::Bdwp(Model& m) {
+Bdwp::Bdwp(Model& m, const BdwpConfig& c) : c_(c) {
+  if (c.shared < 1) fail_usage("--bdwp-shared must be at least 1");
+  if (c.every < 1) fail_usage("--bdwp-every must be at least 1");
+  if (c.grad_every < 1) fail_usage("--bdwp-grad-every must be at least 1");
   for (Node& n : m.nodes) {
     if (!op_has_weight(n.op) || !n.mask) continue;
     auto fam = family_of(n.mask->pattern);
     if (!fam || *fam != PatternFamily::NM) continue;
     const Pattern p = parse_pattern(n.mask->pattern);
-    Layer l{&n, p.n, p.m, p.str(), {}};
+    Layer l{&n, p.n, p.m, p.str(), {}, n.op == Op::Conv2d};
     const Shape& s = n.param("weight").shape();
     l.masks.fwd = Array<uint8_t>(s);
     l.masks.bwd = Array<uint8_t>(s);
+    // Per-channel choices leave almost no entry unkept by all 8 rows of a
+    // block: rebuilding the K lists every step would cost more than it saves.
+    l.masks.compact = c.shared > 1 || c.grad_every > 1;
     layers_.push_back(std::move(l));
   }
   if (layers_.empty())
@@ -90,13 +97,84 @@ bool Bdwp::contains(const Node* n) const {
   return false;
 }
 
+const DualMask* Bdwp::masks(const Node* n) const {
+  for (const Layer& l : layers_)
+    if (l.node == n) return &l.masks;
+  return nullptr;
+}
+
+void Bdwp::before_step(int64_t step) {
+  const bool dense = step % c_.grad_every == 0;
+  for (Layer& l : layers_) l.masks.dense_wgrad = dense || !l.conv;
+}
+
+void Bdwp::after_backward(std::vector<Param>& params) const {
+  if (c_.grad_every == 1) return;
+  for (const Layer& l : layers_) {
+    if (!l.conv) continue;
+    for (Param& p : params) {
+      if (p.node != l.node || p.key != "weight") continue;
+      const float scale = l.masks.dense_wgrad ? static_cast<float>(c_.grad_every) : 0.0f;
+      const uint8_t* m = l.masks.fwd.data();
+      float* g = p.grad.data();
+      const int64_t n = static_cast<int64_t>(p.grad.size());
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+      for (int64_t e = 0; e < n; ++e) g[e] = m[e] ? g[e] : g[e] * scale;
+    }
+  }
+}
+
+bool Bdwp::after_step(int64_t done) {
+  if (done % c_.every != 0) return false;
+  update_masks();
+  return true;
+}
+
 void Bdwp::update_masks() {
+  const int64_t S = c_.shared;
   for (Layer& l : layers_) {
     const Tensor& w = l.node->param("weight");
     int64_t cout, cin, taps;
     views(w, cout, cin, taps);
-    nm_mask(w.data(), cout * taps, cin, 1, l.n, l.m, nullptr, l.masks.fwd.data());  // along Cin
-    nm_mask(w.data(), 1, cout, taps * cin, l.n, l.m, nullptr, l.masks.bwd.data());  // along Cout
+    ++l.masks.version;
+    if (S == 1) {
+      nm_mask(w.data(), cout * taps, cin, 1, l.n, l.m, nullptr, l.masks.fwd.data());  // along Cin
+      nm_mask(w.data(), 1, cout, taps * cin, l.n, l.m, nullptr, l.masks.bwd.data());  // along Cout
+      continue;
+    }
+    const float* W = w.data();
+    const int64_t ob = (cout + S - 1) / S, ib = (cin + S - 1) / S;
+    // Forward: score [ob, taps, cin] = sum over the S output channels of a
+    // block of |W|; its N:M mask along cin, given to every row of the block.
+    score_.assign(static_cast<size_t>(ob * taps * cin), 0.0f);
+    smask_.resize(score_.size());
+    float* sc = score_.data();
+#pragma omp parallel for schedule(static) if (cout * taps * cin > (1 << 16))
+    for (int64_t b = 0; b < ob; ++b)
+      for (int64_t co = b * S; co < std::min(cout, b * S + S); ++co) {
+        const float* wr = W + co * taps * cin;
+        float* sr = sc + b * taps * cin;
+        for (int64_t e = 0; e < taps * cin; ++e) sr[e] += std::fabs(wr[e]);
+      }
+    nm_mask(sc, ob * taps, cin, 1, l.n, l.m, nullptr, smask_.data());
+    uint8_t* mf = l.masks.fwd.data();
+#pragma omp parallel for schedule(static) if (cout * taps * cin > (1 << 16))
+    for (int64_t co = 0; co < cout; ++co)
+      std::memcpy(mf + co * taps * cin, smask_.data() + (co / S) * taps * cin, static_cast<size_t>(taps * cin));
+    // Data gradient: score [cout, taps, ib] = sum over the S input channels
+    // of a block of |W|; its N:M mask along cout, given to every input
+    // channel of the block.
+    score_.assign(static_cast<size_t>(cout * taps * ib), 0.0f);
+    smask_.resize(score_.size());
+    sc = score_.data();
+#pragma omp parallel for schedule(static) if (cout * taps * cin > (1 << 16))
+    for (int64_t r = 0; r < cout * taps; ++r)
+      for (int64_t ci = 0; ci < cin; ++ci) sc[r * ib + ci / S] += std::fabs(W[r * cin + ci]);
+    nm_mask(sc, 1, cout, taps * ib, l.n, l.m, nullptr, smask_.data());
+    uint8_t* mb = l.masks.bwd.data();
+#pragma omp parallel for schedule(static) if (cout * taps * cin > (1 << 16))
+    for (int64_t r = 0; r < cout * taps; ++r)
+      for (int64_t ci = 0; ci < cin; ++ci) mb[r * cin + ci] = smask_[static_cast<size_t>(r * ib + ci / S)];
   }
 }
 

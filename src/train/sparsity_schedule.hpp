@@ -13,6 +13,22 @@
 //     the N:M mask of |W| along Cin and the data-gradient mask the N:M mask of
 //     |W| along Cout (W^T pruned along its input axis); the weight gradient is
 //     dense and the optimizer adds 2e-4 * (1 - forward mask) * W (SR-STE).
+//     That is the paper's per-channel method (shared = 1). With shared = S
+//     (--bdwp-shared S), S consecutive output channels (forward) or input
+//     channels (data gradient) share their choice: the forward mask keeps, in
+//     each group of M input channels at fixed (output block of S, tap), the N
+//     of largest sum over the block of |W|, for all S rows alike; the
+//     data-gradient mask likewise along Cout per block of S input channels.
+//     Each row still keeps N of every M, so both masks are N:M masks; with
+//     S = 8 the layers' 8-row blocks (net.hpp) multiply only the kept K.
+//     every = k (--bdwp-every k): the masks are recomputed after every k-th
+//     step only (SR-STE keeps using the forward mask in between).
+//     grad_every = g (--bdwp-grad-every g, not the paper's): convolutions
+//     compute the weight gradient of the pruned weights (forward mask 0) on
+//     every g-th step only, scaled by g (so that over g steps its sum is
+//     that of the dense method's, as an estimate sampled once); on the other
+//     steps it is zero and the weight gradient costs the kept part only.
+//     Fully connected layers keep the dense weight gradient (it is cheap).
 #pragma once
 
 #include <map>
@@ -52,14 +68,31 @@ class GradualPruner {
   int64_t t1_ = 0;
 };
 
+struct BdwpConfig {
+  int64_t shared = 1;  // rows sharing their N:M choice (1: per channel, the paper)
+  int64_t every = 1;   // steps between mask updates
+  int64_t grad_every = 1;  // steps between dense weight gradients of convolutions
+};
+
 class Bdwp {
  public:
   // Every conv2d / dense node whose mask is nm:N:M. Throws UsageError when
-  // there is none.
-  Bdwp(Model& m);
+  // there is none, or for a shared / every below 1.
+  explicit Bdwp(Model& m, const BdwpConfig& c = {});
   bool contains(const Node* n) const;
+  // The masks of node n, or nullptr when it is not a BDWP layer.
+  const DualMask* masks(const Node* n) const;
   // Recomputes both masks of every layer from its current weights.
   void update_masks();
+  // After `done` completed steps: updates the masks when done is a multiple
+  // of `every`. True when they changed.
+  bool after_step(int64_t done);
+  // Before step `step` (0-based, over the whole run): whether the
+  // convolutions compute their weight gradient densely (grad_every).
+  void before_step(int64_t step);
+  // After the backward pass of that step: the pruned weights' gradient of
+  // the convolutions, scaled by grad_every or zeroed (grad_every > 1 only).
+  void after_backward(std::vector<Param>& params) const;
   // Hands the masks to the network and the optimizer's rules (params of the net).
   void attach(Net& net, std::vector<ParamRule>& rules, const std::vector<Param>& params) const;
 
@@ -75,8 +108,12 @@ class Bdwp {
     int64_t n, m;
     std::string pattern;
     DualMask masks;
+    bool conv;
   };
+  BdwpConfig c_;
   std::vector<Layer> layers_;
+  std::vector<float> score_;  // scratch: per-block magnitude sums (shared > 1)
+  std::vector<uint8_t> smask_;  // scratch: their N:M mask
 };
 
 }  // namespace bsp::train

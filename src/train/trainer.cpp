@@ -53,7 +53,7 @@ Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const No
   o.training = true;
   net_ = std::make_unique<Net>(model_, o);
   labels_.resize(static_cast<size_t>(batch_n_));
-  if (cfg_.bdwp) bdwp_ = std::make_unique<Bdwp>(model_);
+  if (cfg_.bdwp) bdwp_ = std::make_unique<Bdwp>(model_, cfg_.bdwp_cfg);
   if (cfg_.gradual) gradual_ = std::make_unique<GradualPruner>(model_, *cfg_.gradual, cfg_.sgd.total_steps);
   refresh_rules();
 }
@@ -136,6 +136,7 @@ void Trainer::run(const TrainHooks& hooks) {
       const int64_t n = batch_n_;
       for (int64_t j = 0; j < n; ++j) labels_[static_cast<size_t>(j)] = train_.labels[static_cast<size_t>(idx[j])];
       assemble_batch(train_, idx, n, norm_, cfg_.aug, batch_key(cfg_.seed, epoch, step), net_->input().act.data());
+      if (bdwp_) bdwp_->before_step(epoch * spe + step);
       net_->forward(n, Mode::Train);
       Value& out = net_->output();
       LossSum ls = softmax_xent(out.act.data(), K, n, labels_.data(), out.grad.data());
@@ -143,6 +144,7 @@ void Trainer::run(const TrainHooks& hooks) {
         fail("training diverged: the loss is {} at epoch {} step {} (try a lower --lr)",
              std::isnan(ls.loss) ? "nan" : "infinite", epoch + 1, step + 1);
       net_->backward();
+      if (bdwp_) bdwp_->after_backward(net_->params());
       const int64_t global = epoch * spe + step;
       const StepHyper h = hyper_at(cfg_.sgd, global);
       lr = h.lr;
@@ -154,7 +156,7 @@ void Trainer::run(const TrainHooks& hooks) {
              p.node->name, nonfinite_word((*p.value)[static_cast<size_t>(e)]), epoch + 1, step + 1);
       }
       check_statistics(model_, epoch + 1, step + 1);
-      if (bdwp_) bdwp_->update_masks();
+      if (bdwp_) bdwp_->after_step(global + 1);  // bumps the masks' version: layers rebuild their K lists
       if (gradual_ && gradual_->after_step(global + 1)) {
         refresh_rules();
         net_->masks_changed();  // new block lists (and a repack)

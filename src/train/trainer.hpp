@@ -30,6 +30,7 @@ struct TrainConfig {
   bool test_each_epoch = true;
   std::optional<GradualConfig> gradual;  // raise sparsity during training
   bool bdwp = false;                     // BDWP + SR-STE on the nm:N:M layers
+  BdwpConfig bdwp_cfg;                   // its sharing and mask-update interval
 };
 
 // Where training stands: what a checkpoint holds besides the model and the

@@ -11,7 +11,9 @@
 #      0.1, batch 128, no augmentation as in the PyTorch script): init,
 #      finetune 8 epochs from scratch, eval; prune block:8x8 --density 0.5,
 #      eval, finetune 3 epochs (peak 0.02), eval; prune nm:2:8 from the dense
-#      model, finetune 3 epochs --bdwp, eval.
+#      model, finetune 3 epochs --bdwp, eval; the same with --bdwp-shared 8
+#      (8 output channels share their N:M choice) and with --bdwp-shared 8
+#      --bdwp-every 4.
 # Writes OUT_DIR/summary.txt: accuracies, their differences to the dense
 # model, median epoch times and the ratios the issue asks for, with the load
 # average before and after each part (run it on a quiet machine).
@@ -61,22 +63,33 @@ for A in $ARCHS; do
   "$BSP" eval "${A}_nm.h5" --data fashion-mnist --threads "$T" --json >"${A}_nm0.json"
   "$BSP" finetune "${A}_nm.h5" $R --epochs 3 --lr 0.02 --bdwp -o "${A}_nm_ft.h5" --log "${A}_nm_ft.csv" >"${A}_nm_ft.txt"
   "$BSP" eval "${A}_nm_ft.h5" --data fashion-mnist --threads "$T" --json >"${A}_nm_ft.json"
+  "$BSP" finetune "${A}_nm.h5" $R --epochs 3 --lr 0.02 --bdwp --bdwp-shared 8 -o "${A}_s8_ft.h5" \
+    --log "${A}_s8_ft.csv" >"${A}_s8_ft.txt"
+  "$BSP" eval "${A}_s8_ft.h5" --data fashion-mnist --threads "$T" --json >"${A}_s8_ft.json"
+  "$BSP" finetune "${A}_nm.h5" $R --epochs 3 --lr 0.02 --bdwp --bdwp-shared 8 --bdwp-every 4 -o "${A}_s8e4_ft.h5" \
+    --log "${A}_s8e4_ft.csv" >"${A}_s8e4_ft.txt"
+  "$BSP" eval "${A}_s8e4_ft.h5" --data fashion-mnist --threads "$T" --json >"${A}_s8e4_ft.json"
   log "bsp: load after  $(load)"
   python3 - "$A" >>summary.txt <<'PY'
 import csv, json, os, re, statistics, sys
 a = sys.argv[1]
 acc = lambda f: 100 * json.load(open(f))["accuracy"]
 secs = lambda f: [float(r["seconds"]) for r in csv.DictReader(open(f))]
-dense, block0, block, nm0, nm = (acc(f"{a}_{k}.json") for k in ("dense", "block0", "block_ft", "nm0", "nm_ft"))
-d_s, b_s, n_s = (statistics.median(secs(f"{a}_{k}.csv")) for k in ("dense", "block_ft", "nm_ft"))
+dense, block0, block, nm0, nm, s8, s8e4 = (acc(f"{a}_{k}.json") for k in ("dense", "block0", "block_ft", "nm0", "nm_ft",
+                                                                        "s8_ft", "s8e4_ft"))
+d_s, b_s, n_s, s_s, e_s = (statistics.median(secs(f"{a}_{k}.csv")) for k in ("dense", "block_ft", "nm_ft", "s8_ft",
+                                                                             "s8e4_ft"))
 ips = json.load(open(f"{a}_dense.json"))["images_per_s"]
 print(f"bsp dense, 8 epochs:                  {dense:.2f}%  (target >= 93.5 for fmnist-cnn)")
 print(f"bsp block:8x8 d0.5, before finetune:  {block0:.2f}%")
 print(f"bsp block:8x8 d0.5, 3 epochs:         {block:.2f}%  ({block - dense:+.2f} points; target within 0.5)")
 print(f"bsp nm:2:8, before finetune:          {nm0:.2f}%")
 print(f"bsp nm:2:8 --bdwp, 3 epochs:          {nm:.2f}%  ({nm - dense:+.2f} points; target within 1)")
+print(f"bsp nm:2:8 --bdwp-shared 8, 3 epochs: {s8:.2f}%  ({s8 - dense:+.2f} points)")
+print(f"  the same with --bdwp-every 4:       {s8e4:.2f}%  ({s8e4 - dense:+.2f} points)")
 print(f"bsp epoch (median): dense {d_s:.1f} s, block d0.5 {b_s:.1f} s (ratio {b_s / d_s:.2f}; target <= 0.75), "
-      f"nm:2:8 bdwp {n_s:.1f} s")
+      f"nm:2:8 bdwp {n_s:.1f} s ({n_s / d_s:.2f}), shared 8 {s_s:.1f} s ({s_s / d_s:.2f}), "
+      f"shared 8 every 4 {e_s:.1f} s ({e_s / d_s:.2f}; target <= 0.65)")
 print(f"bsp eval of the dense model: {ips:.0f} images/s")
 t = f"torch_{a}.txt"
 if os.path.exists(t):

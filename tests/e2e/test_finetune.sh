@@ -101,6 +101,40 @@ w = [l for l in d["layers"] if l["op"] in ("conv2d", "dense")]
 for l in w[1:]:
     assert l["pattern"] == "nm:2:8" and abs(l["density"] - 0.25) < 1e-9, l
 PY
+  # Shared choices (8 output channels keep the same inputs), masks every 2
+  # steps: still an nm:2:8 model, and in the forward mask the 8 rows of a
+  # block agree.
+  ok "$BSP" finetune n.h5 --data d1k.h5 --batch 32 --epochs 1 --threads 1 --bdwp --bdwp-shared 8 --bdwp-every 2 -o n8.h5
+  ok "$BSP" info --json n8.h5
+  cp "$WORK/.out" n8.json
+  CHECKS=$((CHECKS + 1))
+  /usr/bin/python3 - n8.json n8.h5 <<'PY' || fail "bdwp shared masks: $(head -c 600 n8.json)"
+import json, sys
+import h5py, numpy as np
+d = json.load(open(sys.argv[1]))
+w = [l for l in d["layers"] if l["op"] in ("conv2d", "dense")]
+for l in w[1:]:
+    assert l["pattern"] == "nm:2:8" and abs(l["density"] - 0.25) < 1e-9, l
+f = h5py.File(sys.argv[2], "r")
+shared = 0
+def visit(name, obj):
+    global shared
+    if isinstance(obj, h5py.Dataset) and name.endswith("/weight") and obj.ndim == 4 and obj.shape[0] % 8 == 0 \
+            and obj.shape[3] % 8 == 0:
+        nz = np.asarray(obj) != 0
+        blocks = nz.reshape(obj.shape[0] // 8, 8, -1)
+        # Rows of a block agree wherever any of them keeps a weight (a kept
+        # weight may itself be zero, so compare the union with each row
+        # only where the row is nonzero: no row keeps outside the union).
+        union = blocks.any(axis=1)
+        assert (blocks <= union[:, None, :]).all()
+        assert union.reshape(-1, 8).sum(axis=1).max() <= 2, name
+        shared += 1
+f.visititems(visit)
+assert shared > 0
+PY
+  err 2 finetune "--bdwp-shared, --bdwp-every and --bdwp-grad-every go with --bdwp" "$BSP" finetune n.h5 --data d1k.h5 --bdwp-shared 8 -o x.h5
+  err 2 finetune "--bdwp-every must be at least 1" "$BSP" finetune n.h5 --data d1k.h5 --bdwp --bdwp-every 0 -o x.h5
   err 2 finetune "--bdwp needs a model with nm:N:M masks" "$BSP" finetune m1.h5 --data d1k.h5 --bdwp -o x.h5
   err 2 finetune "--gradual needs a pattern whose density can change step by step; nm:2:4 fixes it at 0.5" \
     "$BSP" finetune m1.h5 --data d1k.h5 --gradual --pattern nm:2:4 --to 0.5 -o x.h5

@@ -2,6 +2,7 @@
 // held, the same seed gives the same weights, and a run resumed from a
 // checkpoint (at an epoch boundary or mid-epoch) ends bit-identical to an
 // uninterrupted one.
+#include <functional>
 #include <limits>
 
 #include <catch2/catch.hpp>
@@ -295,6 +296,193 @@ TEST_CASE("BDWP: forward with the Cin mask, data gradient with the Cout mask, de
   int64_t pruned_with_grad = 0;
   for (size_t i = 0; i < dm.fwd.size(); ++i) pruned_with_grad += !dm.fwd[i] && ga->grad[i] != 0.0f;
   CHECK(pruned_with_grad > 0);
+}
+
+// One layer under BDWP masks from the Bdwp class (per-channel or shared
+// choices): the kept-K products equal the dense products of the masked
+// weights, forward (forward mask) and data gradient (data-gradient mask);
+// the weight gradient stays dense. Then the weights change, the masks are
+// recomputed (a new version) and the layer must follow with new K lists.
+void check_bdwp_layer(const std::function<Model()>& build, const Shape& in, int64_t shared) {
+  Model m = build();
+  test::randomize(m, 5);
+  Node& n = *m.find("l");
+  prune_layer(n, parse_pattern("nm:2:8"), 0.25);
+  REQUIRE(n.mask);
+  BdwpConfig bc;
+  bc.shared = shared;
+  Bdwp bd(m, bc);
+  NetOptions o;
+  o.max_batch = 3;
+  o.input_grad = true;
+  Net a(m, o);
+  std::vector<ParamRule> rules(a.params().size());
+  bd.attach(a, rules, a.params());
+  Tensor x = test::random_tensor({3, in[0], in[1], in[2]}, 8);
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) {
+      // New weights (still dense: BDWP keeps them so) and their masks.
+      Tensor& w = n.param("weight");
+      const Tensor r = test::random_tensor(w.shape(), 21);
+      std::copy(r.begin(), r.end(), w.begin());
+      bd.update_masks();
+      a.weights_changed();
+    }
+    const Tensor& dense = n.param("weight");
+    const DualMask* dm = bd.masks(&n);
+    REQUIRE(dm);
+    const Array<uint8_t>& fwd = dm->fwd;
+    const Array<uint8_t>& bwd = dm->bwd;
+    const int64_t cout = dense.dim(0), cin = dense.shape().back();
+    const int64_t taps = static_cast<int64_t>(dense.size()) / (cout * cin);
+    // Forward mask: exactly min(2, group length) of every group of 8 along
+    // Cin, in every row; with shared choices, rows of a block of 8 alike.
+    // Data-gradient mask: the same along Cout (at fixed tap and Cin), with
+    // the 8 input channels of a block alike.
+    for (int64_t r = 0; r < cout * taps; ++r)
+      for (int64_t g = 0; g < cin; g += 8) {
+        int64_t kept = 0;
+        for (int64_t c = g; c < std::min(cin, g + 8); ++c) kept += fwd[static_cast<size_t>(r * cin + c)];
+        REQUIRE(kept == std::min<int64_t>(2, cin - g));
+      }
+    for (int64_t e = 0; e < taps * cin; ++e)
+      for (int64_t g = 0; g < cout; g += 8) {
+        int64_t kept = 0;
+        for (int64_t co = g; co < std::min(cout, g + 8); ++co) kept += bwd[static_cast<size_t>(co * taps * cin + e)];
+        REQUIRE(kept == std::min<int64_t>(2, cout - g));
+      }
+    if (shared > 1)
+      for (int64_t co = 0; co < cout; ++co)
+        for (int64_t e = 0; e < taps * cin; ++e) {
+          const int64_t ci = e % cin;
+          REQUIRE(fwd[static_cast<size_t>(co * taps * cin + e)] ==
+                  fwd[static_cast<size_t>((co / shared * shared) * taps * cin + e)]);
+          REQUIRE(bwd[static_cast<size_t>(co * taps * cin + e)] ==
+                  bwd[static_cast<size_t>(co * taps * cin + e - ci + ci / shared * shared)]);
+        }
+    auto masked = [&](const Array<uint8_t>& mk) {
+      Model c = build();
+      Tensor& w = c.find("l")->param("weight");
+      for (size_t i = 0; i < w.size(); ++i) w[i] = mk[i] ? dense[i] : 0.0f;
+      return c;
+    };
+    Model mf = masked(fwd), mb = masked(bwd);
+    Net f(mf, o), bw(mb, o);
+    Tensor dy = test::random_tensor({static_cast<int64_t>(a.output().act.size())}, 9 + round);
+    for (Net* net : {&a, &f, &bw}) {
+      test::to_channel_major(x, net->input());
+      net->forward(3, Mode::Train);
+      std::copy(dy.begin(), dy.end(), net->output().grad.data());
+      net->backward();
+    }
+    auto diff = [&](const float* p, const float* q, size_t count) {
+      float d = 0;
+      for (size_t i = 0; i < count; ++i) d = std::max(d, std::abs(p[i] - q[i]));
+      return d;
+    };
+    const Value& out = a.output();
+    const size_t used_out = static_cast<size_t>(out.C * out.plane(3));
+    const size_t used_in = static_cast<size_t>(in[2] * 3 * in[0] * in[1]);
+    CHECK(diff(a.output().act.data(), f.output().act.data(), used_out) < 1e-4f);  // forward: W * fwd mask
+    CHECK(diff(a.input().grad.data(), bw.input().grad.data(), used_in) < 1e-4f);   // data gradient: W * bwd mask
+    const Param* ga = a.find_param("l.weight");
+    const Param* gf = f.find_param("l.weight");
+    CHECK(diff(ga->grad.data(), gf->grad.data(), ga->grad.size()) < 1e-3f);  // weight gradient: dense
+    int64_t pruned_with_grad = 0;
+    for (size_t i = 0; i < fwd.size(); ++i) pruned_with_grad += !fwd[i] && ga->grad[i] != 0.0f;
+    CHECK(pruned_with_grad > 0);
+  }
+}
+
+TEST_CASE("BDWP kept-K products, per-channel and shared choices: fast conv, strided conv, dense") {
+  // Cout 20: a partial 8-row block and a short last N:M group along Cout
+  // (bsp prune wants Cin a multiple of M).
+  auto fast = [] {
+    GraphBuilder b("one", 5, 5, 24);
+    b.conv("l", "input", GraphBuilder::square(20, 3, 1, 1));
+    return b.finish();
+  };
+  auto strided = [] {
+    GraphBuilder b("one", 6, 6, 16);
+    b.conv("l", "input", GraphBuilder::square(24, 3, 2, 1));
+    return b.finish();
+  };
+  auto dense = [] {
+    GraphBuilder b("one", 1, 1, 40);
+    b.dense("l", b.flatten("f", "input"), 20, false);
+    return b.finish();
+  };
+  for (int64_t shared : {1, 8}) {
+    INFO("shared " << shared);
+    {
+      INFO("fast conv");
+      check_bdwp_layer(fast, Shape{5, 5, 24}, shared);
+    }
+    {
+      INFO("strided conv");
+      check_bdwp_layer(strided, Shape{6, 6, 16}, shared);
+    }
+    {
+      INFO("dense");
+      check_bdwp_layer(dense, Shape{1, 1, 40}, shared);
+    }
+  }
+}
+
+TEST_CASE("BDWP --bdwp-grad-every: the pruned weights' gradient every G steps, scaled by G") {
+  GraphBuilder b("one", 5, 5, 16);
+  b.conv("l", "input", GraphBuilder::square(16, 3, 1, 1));
+  Model m = b.finish();
+  test::randomize(m, 5);
+  Node& n = *m.find("l");
+  prune_layer(n, parse_pattern("nm:2:8"), 0.25);
+  BdwpConfig bc;
+  bc.shared = 8;
+  bc.grad_every = 3;
+  Bdwp bd(m, bc);
+  NetOptions o;
+  o.max_batch = 2;
+  Net a(m, o);
+  std::vector<ParamRule> rules(a.params().size());
+  bd.attach(a, rules, a.params());
+  Tensor x = test::random_tensor({2, 5, 5, 16}, 8);
+  Tensor dy = test::random_tensor({static_cast<int64_t>(a.output().act.size())}, 9);
+  auto grad_at = [&](int64_t step) {
+    bd.before_step(step);
+    test::to_channel_major(x, a.input());
+    a.forward(2, Mode::Train);
+    std::copy(dy.begin(), dy.end(), a.output().grad.data());
+    a.backward();
+    bd.after_backward(a.params());
+    return a.find_param("l.weight")->grad.clone();
+  };
+  const Tensor dense = grad_at(0), sparse = grad_at(1), dense3 = grad_at(3);
+  const Array<uint8_t>& fwd = bd.masks(&n)->fwd;
+  int64_t pruned_nonzero = 0;
+  for (size_t i = 0; i < fwd.size(); ++i) {
+    if (fwd[i]) {
+      REQUIRE(sparse[i] == Approx(dense[i]).margin(1e-4));  // kept: the same every step
+    } else {
+      REQUIRE(sparse[i] == 0.0f);  // pruned, off step: none
+      pruned_nonzero += dense[i] != 0.0f;
+    }
+    REQUIRE(dense3[i] == dense[i]);
+  }
+  CHECK(pruned_nonzero > 0);
+  // Scaled by G: the dense step's pruned gradient is 3x what plain BDWP computes.
+  BdwpConfig plain;
+  plain.shared = 8;
+  Bdwp bp(m, plain);
+  Net a2(m, o);
+  std::vector<ParamRule> rules2(a2.params().size());
+  bp.attach(a2, rules2, a2.params());
+  test::to_channel_major(x, a2.input());
+  a2.forward(2, Mode::Train);
+  std::copy(dy.begin(), dy.end(), a2.output().grad.data());
+  a2.backward();
+  const Tensor& g1 = a2.find_param("l.weight")->grad;
+  for (size_t i = 0; i < fwd.size(); ++i)
+    REQUIRE(dense[i] == Approx(fwd[i] ? g1[i] : 3.0f * g1[i]).margin(1e-4));
 }
 
 TEST_CASE("BDWP training keeps N:M in the written model and resumes bit-identically") {
