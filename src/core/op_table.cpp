@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/act_sparsity.hpp"
 #include "core/checked.hpp"
 #include "core/reference_ops.hpp"
 #include "core/shapes.hpp"
@@ -14,6 +15,15 @@ namespace {
 
 Shape without_batch(const Tensor& x) { return Shape(x.shape().begin() + 1, x.shape().end()); }
 const Tensor* opt_param(const Node& n, const char* p) { return n.has_param(p) ? &n.param(p) : nullptr; }
+
+// A layer's input with its activation rule applied (core/act_sparsity.hpp):
+// x itself without a rule, else `copy` holding x with its small blocks zeroed.
+const Tensor& act_input(const Node& n, const Tensor& x, Tensor& copy) {
+  const std::optional<ActRule> r = act_rule(n);
+  if (!r) return x;
+  copy = zero_small_blocks(x, r->block, r->t());
+  return copy;
+}
 
 Shape same_shape(const Node&, const ShapeList& in) { return *in[0]; }
 
@@ -61,7 +71,9 @@ const std::vector<OpEntry> kOps = {
        return {g.Ho, g.Wo, g.Cout};
      },
      .reference = [](const Node& n, const TensorList& in) {
-       return ref::conv2d(*in.at(0), n.param("weight"), opt_param(n, "bias"), conv_geom(n, without_batch(*in[0])));
+       Tensor zeroed;
+       return ref::conv2d(act_input(n, *in.at(0), zeroed), n.param("weight"), opt_param(n, "bias"),
+                          conv_geom(n, without_batch(*in[0])));
      },
      .trainer = native,
      .fp32 = {Run::Native, "depthwise convs on their own kernel; other groups > 1 run the reference op"},
@@ -82,7 +94,8 @@ const std::vector<OpEntry> kOps = {
        return {w.dim(0)};
      },
      .reference = [](const Node& n, const TensorList& in) {
-       return ref::dense(*in.at(0), n.param("weight"), opt_param(n, "bias"));
+       Tensor zeroed;
+       return ref::dense(act_input(n, *in.at(0), zeroed), n.param("weight"), opt_param(n, "bias"));
      },
      .trainer = native, .fp32 = native, .int8 = native, .aie2 = native},
 
