@@ -173,7 +173,7 @@ class Lowerer {
     // program that computes another function than the reference's.
     if (const std::optional<ActRule> r = act_rule(n))
       fail("node '{}': the AIE2 back end does not apply activation rules yet (act_threshold {}): remove them with "
-           "'bsp prune --act-threshold 0' first (bsp-format(5), ACTIVATION SPARSITY)",
+           "'bsp prune --act-threshold 0 --include-first --include-depthwise' (bsp-format(5), ACTIVATION SPARSITY)",
            n.name, r->threshold);
     switch (n.op) {
       case Op::Input: {
