@@ -6,12 +6,13 @@
 
 #include "core/checked.hpp"
 #include "core/error.hpp"
+#include "core/op_table.hpp"
 
 namespace bsp {
 
 namespace {
 
-bool takes_rule(Op op) { return op == Op::Conv2d || op == Op::Dense; }
+bool takes_rule(Op op) { return op_entry(op).act_rule; }
 
 // Visits every block of every image: f(image base pointer, y0, y1, x0, x1,
 // c0, c1) over [H, W, C] images. Returns the number of blocks for which

@@ -65,7 +65,7 @@ const std::vector<OpEntry> kOps = {
      .trainer = native, .fp32 = native, .int8 = {Run::Native, "quantised with its scale"}, .aie2 = native},
 
     {.op = Op::Conv2d, .name = "conv2d", .min_inputs = 1, .max_inputs = 1,
-     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .role = Role::Layer,
+     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .act_rule = true, .role = Role::Layer,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
        const ConvGeom g = conv_geom(n, *in[0]);
        return {g.Ho, g.Wo, g.Cout};
@@ -81,7 +81,7 @@ const std::vector<OpEntry> kOps = {
      .aie2 = {Run::Native, "groups > 1 as a conv whose weight is zero outside each group (8x8 blocks skipped)"}},
 
     {.op = Op::Dense, .name = "dense", .min_inputs = 1, .max_inputs = 1,
-     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .role = Role::Layer,
+     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .act_rule = true, .role = Role::Layer,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
        const Tensor& w = n.param("weight");
        if (w.rank() != 2) fail("node '{}': dense weight must be [out, in]", n.name);

@@ -15,6 +15,8 @@
 #include "modelfile/model_file.hpp"
 #include "sparse_helpers.hpp"
 #include "train/evaluate.hpp"
+#include "train/net.hpp"
+#include "train_helpers.hpp"
 #include "zoo/builder.hpp"
 #include "zoo/zoo.hpp"
 
@@ -298,4 +300,49 @@ TEST_CASE("the AIE2 back end refuses a model with activation rules") {
                                                     "rules yet (act_threshold 0.1)"));
   set_act_rule(*m.find("conv3.conv"), 0.0, kDefaultActBlock);  // removed: lowered as before
   CHECK_NOTHROW(aie2::lower(m));
+}
+
+TEST_CASE("the trainer trains with the rule: no gradient reaches a zeroed block, the rest as on hand-zeroed input") {
+  Model plain = build_fmnist_cnn(10), ruled = build_fmnist_cnn(10);
+  for (Model* m : {&plain, &ruled}) {
+    init_weights(*m, 3);
+    test::randomise_batchnorms(*m, 4);
+  }
+  set_act_rule(*ruled.find("conv1.conv"), 0.05, {1, 8, 8});
+  const HandZeroed h = hand_zeroed(4);
+  train::NetOptions o;
+  o.max_batch = 4;
+  o.input_grad = true;
+  train::Net np(plain, o), nr(ruled, o);
+  test::to_channel_major(h.x_zeroed, np.input());
+  test::to_channel_major(h.x, nr.input());
+  np.forward(4, train::Mode::Train);
+  nr.forward(4, train::Mode::Train);
+  const train::Value &op = np.output(), &orr = nr.output();
+  const size_t used = static_cast<size_t>(op.C * op.plane(4));
+  REQUIRE(std::memcmp(op.act.data(), orr.act.data(), used * sizeof(float)) == 0);
+  const Tensor r = test::random_tensor({static_cast<int64_t>(used)}, 9);
+  std::copy(r.begin(), r.end(), np.output().grad.data());
+  std::copy(r.begin(), r.end(), nr.output().grad.data());
+  np.backward();
+  nr.backward();
+  // The input gradient: [1, 4 * 28 * 28] channel-major (C = 1), i.e. NHWC order here.
+  const float* gp = np.input().grad.data();
+  const float* gr = nr.input().grad.data();
+  int64_t zero_blocked = 0, passed = 0;
+  for (size_t i = 0; i < h.x.size(); ++i) {
+    if (h.x_zeroed[i] == 0.0f) {
+      CHECK(gr[i] == 0.0f);
+      zero_blocked += gp[i] != 0.0f;  // the plain model does send a gradient there
+    } else {
+      CHECK(gr[i] == gp[i]);
+      ++passed;
+    }
+  }
+  CHECK(zero_blocked > 50);
+  CHECK(passed > 1000);
+  for (size_t k = 0; k < np.params().size(); ++k) {
+    const Tensor &a = np.params()[k].grad, &b = nr.params()[k].grad;
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  }
 }
