@@ -6,6 +6,7 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "compact/compact.hpp"
+#include "core/act_sparsity.hpp"
 #include "core/model_io.hpp"
 #include "core/stats.hpp"
 
@@ -42,6 +43,14 @@ Bytes total_bytes(const Model& m) {
   return t;
 }
 
+// A layer's activation rule (bsp-format(5), ACTIVATION SPARSITY) as "T BHxBWxBC", or "-".
+std::string act_text(const Model& m, const std::string& name) {
+  const Node* n = m.find(name);
+  const std::optional<ActRule> r = n ? act_rule(*n) : std::nullopt;
+  if (!r) return "-";
+  return fmt::format("{:g} {}x{}x{}", r->threshold, r->block[0], r->block[1], r->block[2]);
+}
+
 const char* layer_format(const Model& m, const std::string& name) {
   const compact::CompactLayer* l = m.compact ? m.compact->layer(name) : nullptr;
   return l ? compact::format_name(l->format) : nullptr;
@@ -65,6 +74,10 @@ Json to_json(const Model& m, const ModelStats& s, bool weighted_only) {
     e["pattern"] = l.pattern ? Json(*l.pattern) : Json();
     const char* format = layer_format(m, l.name);
     e["format"] = format ? Json(format) : Json();
+    const Node* node = m.find(l.name);
+    const std::optional<ActRule> act = node ? act_rule(*node) : std::nullopt;
+    e["act_threshold"] = act ? Json(act->threshold) : Json();
+    e["act_block"] = act ? shape_json(Shape(act->block.begin(), act->block.end())) : Json();
     if (op_has_weight(l.op)) {
       auto b = compact::layer_bytes(m, l.name);
       e["dense_bytes"] = b.dense;
@@ -113,6 +126,9 @@ void print_table(const Model& m, const ModelStats& s, bool weighted_only) {
   std::printf("%-*s  %-14s  %-16s  %12s  %15s  %7s  %-*s", static_cast<int>(w), "name", "op", "output", "params",
               "MACs", "density", static_cast<int>(c ? pw : 0), "pattern");
   if (c) std::printf("  %-6s  %12s  %12s  %6s", "format", "dense B", "compact B", "ratio");
+  // The activation rules' column appears for a model that has any.
+  const bool act = has_act_rules(m);
+  if (act) std::printf("  %s", "act rule");
   std::printf("\n");
   for (const auto& l : s.layers) {
     if (weighted_only && !op_has_weight(l.op)) continue;
@@ -125,7 +141,10 @@ void print_table(const Model& m, const ModelStats& s, bool weighted_only) {
       auto b = compact::layer_bytes(m, l.name);
       line += fmt::format("  {:<6}  {:>12}  {:>12}  {:>6.2f}", layer_format(m, l.name), with_commas(b.dense),
                           with_commas(b.compact), Bytes{b.dense, b.compact}.ratio());
+    } else if (c && act) {
+      line += fmt::format("  {:<6}  {:>12}  {:>12}  {:>6}", "-", "-", "-", "-");
     }
+    if (act) line += "  " + act_text(m, l.name);
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::printf("%s\n", line.c_str());
   }

@@ -1,13 +1,17 @@
 // bsp prune: prune a model to a sparsity pattern (man/bsp-prune.1).
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "core/act_sparsity.hpp"
+#include "core/checked.hpp"
 #include "sparsity/prune.hpp"
 
 namespace bsp::cli {
@@ -29,7 +33,71 @@ struct PruneCliOptions {
   bool quiet = false;
   bool dry_run = false;
   int threads = 0;
+  // Activation rules instead of weight pruning (bsp-format(5), ACTIVATION SPARSITY).
+  std::optional<double> act_threshold;
+  std::string act_block;
+  std::vector<const CLI::Option*> weight_options;  // the options that only weight pruning takes
 };
+
+// "BHxBWxBC", each 1..2^24: an activation block.
+std::array<int64_t, 3> parse_act_block(const std::string& s) {
+  std::array<int64_t, 3> b{};
+  size_t pos = 0;
+  for (size_t k = 0; k < 3; ++k) {
+    const size_t end = k < 2 ? s.find('x', pos) : s.size();
+    const std::string part = end == std::string::npos ? std::string() : s.substr(pos, end - pos);
+    char* tail = nullptr;
+    errno = 0;
+    const long long v = part.empty() || part[0] == '-' || part[0] == '+' ? -1 : std::strtoll(part.c_str(), &tail, 10);
+    if (v < 1 || errno || (tail && *tail) || v > limits::kMaxDim)
+      fail_usage("--act-block '{}' is not BHxBWxBC with each size 1 to {} (e.g. 1x8x8)", s, limits::kMaxDim);
+    b[k] = v;
+    if (end == std::string::npos) fail_usage("--act-block '{}' is not BHxBWxBC (e.g. 1x8x8)", s);
+    pos = end + 1;
+  }
+  return b;
+}
+
+// --act-threshold: sets (or, with 0, removes) the activation rule of the
+// selected layers; no weight is pruned.
+void run_act(const PruneCliOptions& c) {
+  const double t = *c.act_threshold;
+  if (!std::isfinite(t) || t < 0) fail_usage("--act-threshold {} is not a finite number >= 0", t);
+  for (const CLI::Option* opt : c.weight_options)
+    if (opt->count()) fail_usage("{} prunes weights: it does not go with --act-threshold", opt->get_name());
+  const std::array<int64_t, 3> block = c.act_block.empty() ? kDefaultActBlock : parse_act_block(c.act_block);
+  std::string output;
+  if (c.dry_run) {
+    if (!c.out.path.empty() || c.out.in_place) fail_usage("--dry-run writes no file: drop -o/--in-place");
+  } else {
+    output = resolve_output(c.input, c.out);
+    if (c.json && output == "-") fail_usage("--json and '-o -' would both write to stdout");
+  }
+  Model m = read_model(c.input);
+  const std::vector<size_t> sel =
+      select_layers(m, {c.include_first, c.include_depthwise, c.layers, c.exclude});
+  for (size_t i : sel) set_act_rule(m.nodes[i], t, block);
+  if (!c.dry_run) write_model(m, output);
+  if (c.json) {
+    Json j = Json::object();
+    j["act_threshold"] = t;
+    Json b = Json::array();
+    for (int64_t d : block) b.push_back(d);
+    j["act_block"] = std::move(b);
+    Json layers = Json::array();
+    for (size_t i : sel) layers.push_back(m.nodes[i].name);
+    j["layers"] = std::move(layers);
+    j["output"] = output.empty() ? Json() : Json(output);
+    print_json(j);
+  } else if (!c.quiet) {
+    std::FILE* f = output == "-" ? stderr : stdout;
+    for (size_t i : sel) std::fprintf(f, "%s\n", m.nodes[i].name.c_str());
+    std::fprintf(f, "\n%s: %zu layer%s, input blocks %lldx%lldx%lld\n",
+                 t > 0 ? fmt::format("activation threshold {:g}", t).c_str() : "activation rules removed", sel.size(),
+                 sel.size() == 1 ? "" : "s", static_cast<long long>(block[0]), static_cast<long long>(block[1]),
+                 static_cast<long long>(block[2]));
+  }
+}
 
 std::string read_text_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -106,6 +174,8 @@ void print_report(std::FILE* f, const PruneResult& r, const PruneOptions& o, Sco
 
 void run_prune(const PruneCliOptions& c) {
   apply_threads(c.threads);
+  if (c.act_threshold) return run_act(c);
+  if (!c.act_block.empty()) fail_usage("--act-block needs --act-threshold");
   // Everything the command line alone decides, before reading the model.
   PruneOptions o;
   o.pattern = parse_pattern(c.pattern);
@@ -146,20 +216,30 @@ Runner setup_prune(CLI::App& sub) {
   auto o = std::make_shared<PruneCliOptions>();
   sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
   add_output_options(sub, o->out);
-  sub.add_option("-p,--pattern", o->pattern,
+  o->weight_options.push_back(sub.add_option("-p,--pattern", o->pattern,
                  "block:RxC (default block:8x8), nm:N:M, tw:G, tvw:G (G default 128), unstructured, channel")
-      ->type_name("P");
-  sub.add_option("-d,--density", o->density, "fraction of weights kept, in (0, 1] (nm: implied, N/M)")->type_name("D");
-  sub.add_option("--criterion", o->criterion, "block and channel score: l2 (default), l1, variance")->type_name("C");
-  sub.add_option("--scope", o->scope, "layer: every layer at D; global: one threshold, overall D (default: global for tw/tvw, layer otherwise)")
-      ->type_name("S");
+      ->type_name("P"));
+  o->weight_options.push_back(
+      sub.add_option("-d,--density", o->density, "fraction of weights kept, in (0, 1] (nm: implied, N/M)")->type_name("D"));
+  o->weight_options.push_back(
+      sub.add_option("--criterion", o->criterion, "block and channel score: l2 (default), l1, variance")->type_name("C"));
+  o->weight_options.push_back(sub.add_option("--scope", o->scope, "layer: every layer at D; global: one threshold, overall D (default: global for tw/tvw, layer otherwise)")
+      ->type_name("S"));
   sub.add_flag("--include-first", o->include_first, "also prune the first conv (left dense by default)");
   sub.add_flag("--include-depthwise", o->include_depthwise, "also prune depthwise convs (left dense by default)");
   sub.add_option("--layers", o->layers, "prune only the conv2d/dense layers whose name matches REGEX")->type_name("REGEX");
   sub.add_option("--exclude", o->exclude, "leave the layers whose name matches REGEX as they are")->type_name("REGEX");
-  sub.add_option("--density-file", o->density_file, "per-layer densities: 'LAYER DENSITY' lines, '#' comments")
-      ->type_name("FILE");
-  sub.add_flag("--force", o->force, "replace masks of another pattern family (or grid the new one cannot nest in)");
+  o->weight_options.push_back(
+      sub.add_option("--density-file", o->density_file, "per-layer densities: 'LAYER DENSITY' lines, '#' comments")
+          ->type_name("FILE"));
+  o->weight_options.push_back(
+      sub.add_flag("--force", o->force, "replace masks of another pattern family (or grid the new one cannot nest in)"));
+  sub.add_option("--act-threshold", o->act_threshold,
+                 "instead of pruning weights: zero each input block of the selected layers whose values are all "
+                 "below T in magnitude (0 removes the rule)")
+      ->type_name("T");
+  sub.add_option("--act-block", o->act_block, "the activation block of --act-threshold, BHxBWxBC (default 1x8x8)")
+      ->type_name("B");
   sub.add_flag("--json", o->json, "print the report as JSON (schema in bsp-prune(1))");
   sub.add_flag("-q,--quiet", o->quiet, "print no report (warnings still go to stderr)");
   sub.add_flag("-n,--dry-run", o->dry_run, "prune in memory and report, write no file");

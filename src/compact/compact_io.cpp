@@ -350,6 +350,7 @@ std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file) {
         }
       }
       q8::check_folding(m, qm);
+      q8::set_act_thresholds(m, qm);  // derived from the graph's rules and the stored scales
       c->int8 = std::move(qm);
     }
     // Last: a malformed group has its own error above; a well-formed one

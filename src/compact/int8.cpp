@@ -2,6 +2,8 @@
 // parameters (the rules are stated in int8.hpp).
 #include "compact/int8.hpp"
 
+#include "core/act_sparsity.hpp"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -11,6 +13,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "core/act_sparsity.hpp"
 #include "core/finite.hpp"
 #include "core/fold.hpp"
 #include "core/fusion.hpp"
@@ -352,7 +355,20 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
       qn.count_rq.push_back(make_requant(1.0 / static_cast<double>(s.at(0) * s.at(1))));
     }
   }
+  set_act_thresholds(m, q);
   return q;
+}
+
+void set_act_thresholds(const Model& m, QModel& q) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < m.nodes.size(); ++i) index[m.nodes[i].name] = i;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    QNode& qn = q.nodes.at(i);
+    qn.act_q = 0;
+    const std::optional<ActRule> r = act_rule(m.nodes[i]);
+    if (!r || (qn.kind != Kind::Conv && qn.kind != Kind::Dense)) continue;
+    qn.act_q = act_qthreshold(r->threshold, q.nodes.at(index.at(m.nodes[i].inputs.at(0))).scale);
+  }
 }
 
 }  // namespace bsp::q8

@@ -52,6 +52,15 @@
 //     H and W, or the same shape) and one Requant rq for s0 * s1 / s_out,
 //     s_out the node's own calibrated scale.
 //   softmax: float softmax of the dequantised input (only as the last node).
+//
+// Activation rules (core/act_sparsity.hpp; bsp-format(5), ACTIVATION
+// SPARSITY): a conv2d or dense node with act_threshold t > 0 first zeroes the
+// blocks of its int8 input x (scale s_in, the input tensor's) whose every
+// value has |q| < T, T = min(ceil(t / s_in), 256) in float64 (act_qthreshold):
+// the fp32 rule on the dequantised input q * s_in. T is derived, not stored:
+// from the graph's act_threshold and the stored scales, when the model is
+// quantised and when a program is read (set_act_thresholds). Calibration
+// runs the fp32 forward with the rules applied.
 #pragma once
 
 #include <cstdint>
@@ -145,6 +154,7 @@ struct QNode {
   Array<int32_t> bias;           // [Cout]
   std::vector<double> w_scale;   // [Cout]
   std::vector<Requant> rq;       // [Cout]: s_in * w_scale[o] / scale
+  int32_t act_q = 0;             // Conv, Dense: the input's activation rule T (0: none), set_act_thresholds
   // Add
   std::vector<int32_t> in_mult;  // per input
   int32_t in_shift = 0;
@@ -188,6 +198,11 @@ QModel quantize(const Model& m, const Tensor& calib, const QuantOptions& opt, in
 // the node an identity is fused into, its clamp. Every back end relies on
 // it, so a program read from a file is checked once, when it is read.
 void check_folding(const Model& m, const QModel& q);
+
+// Derives every Conv and Dense node's act_q from the graph's activation
+// rules and the scale of the node's input tensor (quantize() and the reader
+// of /compact call it).
+void set_act_thresholds(const Model& m, QModel& q);
 
 // ---- The int8 reference forward (scalar; the oracle) ----
 

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "compact/int8.hpp"
+#include "core/act_sparsity.hpp"
 #include "core/shapes.hpp"
 #include "core/reference_ops.hpp"
 
@@ -196,6 +197,14 @@ Array<int8_t> quantize_input(const Tensor& x, double scale) {
 }
 
 Array<int8_t> reference_node(const Node& n, const QNode& q, const std::vector<const Array<int8_t>*>& in) {
+  if ((q.kind == Kind::Conv || q.kind == Kind::Dense) && q.act_q > 0) {
+    // The activation rule on a copy of the input (int8.hpp): the tensor may have other readers.
+    const std::optional<ActRule> r = act_rule(n);
+    if (!r) fail("internal: node '{}' has an int8 activation threshold but no rule", n.name);
+    Q x = in.at(0)->clone();
+    zero_small_blocks_inplace(x.data(), x.shape(), r->block, q.act_q);
+    return q.kind == Kind::Conv ? conv(n, q, x) : dense(q, x);
+  }
   switch (q.kind) {
     case Kind::Conv: return conv(n, q, *in.at(0));
     case Kind::Dense: return dense(q, *in.at(0));

@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/act_sparsity.hpp"
 #include "core/checked.hpp"
 #include "core/finite.hpp"
 #include "core/op_table.hpp"
@@ -444,6 +445,7 @@ void Model::validate(bool values_scanned) const {
     if (!seen.insert(n.name).second) fail("two nodes are named '{}'", n.name);
     if (i > 0 && n.op == Op::Input) fail("node '{}': only the first node can be an input", n.name);
     check_params(n);
+    check_act_rule(n);  // core/act_sparsity.hpp
     check_values(n, !values_scanned);
   }
   check_param_total(*this);

@@ -15,7 +15,9 @@ constexpr const char* kFormatName = "bsp";
 constexpr int64_t kFormatMajor = 1;
 // 1.1: each derived group (/compact, /schedule, /program) carries a
 // content_hash of its own content (man/bsp-format.5, GROUP HASHES).
-constexpr int64_t kFormatMinor = 1;
+// 1.2: conv2d and dense nodes may carry an activation rule (act_threshold,
+// act_block; man/bsp-format.5, ACTIVATION SPARSITY).
+constexpr int64_t kFormatMinor = 2;
 
 // Opens a file for reading after checking that it exists, is readable, is
 // HDF5 and is a bsp model of a version this bsp reads. Throws bsp::Error with

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/act_sparsity.hpp"
 #include "core/checked.hpp"
 #include "core/reference_ops.hpp"
 #include "core/shapes.hpp"
@@ -14,6 +15,15 @@ namespace {
 
 Shape without_batch(const Tensor& x) { return Shape(x.shape().begin() + 1, x.shape().end()); }
 const Tensor* opt_param(const Node& n, const char* p) { return n.has_param(p) ? &n.param(p) : nullptr; }
+
+// A layer's input with its activation rule applied (core/act_sparsity.hpp):
+// x itself without a rule, else `copy` holding x with its small blocks zeroed.
+const Tensor& act_input(const Node& n, const Tensor& x, Tensor& copy) {
+  const std::optional<ActRule> r = act_rule(n);
+  if (!r) return x;
+  copy = zero_small_blocks(x, r->block, r->t());
+  return copy;
+}
 
 Shape same_shape(const Node&, const ShapeList& in) { return *in[0]; }
 
@@ -55,13 +65,15 @@ const std::vector<OpEntry> kOps = {
      .trainer = native, .fp32 = native, .int8 = {Run::Native, "quantised with its scale"}, .aie2 = native},
 
     {.op = Op::Conv2d, .name = "conv2d", .min_inputs = 1, .max_inputs = 1,
-     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .role = Role::Layer,
+     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .act_rule = true, .role = Role::Layer,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
        const ConvGeom g = conv_geom(n, *in[0]);
        return {g.Ho, g.Wo, g.Cout};
      },
      .reference = [](const Node& n, const TensorList& in) {
-       return ref::conv2d(*in.at(0), n.param("weight"), opt_param(n, "bias"), conv_geom(n, without_batch(*in[0])));
+       Tensor zeroed;
+       return ref::conv2d(act_input(n, *in.at(0), zeroed), n.param("weight"), opt_param(n, "bias"),
+                          conv_geom(n, without_batch(*in[0])));
      },
      .trainer = native,
      .fp32 = {Run::Native, "depthwise convs on their own kernel; other groups > 1 run the reference op"},
@@ -69,7 +81,7 @@ const std::vector<OpEntry> kOps = {
      .aie2 = {Run::Native, "groups > 1 as a conv whose weight is zero outside each group (8x8 blocks skipped)"}},
 
     {.op = Op::Dense, .name = "dense", .min_inputs = 1, .max_inputs = 1,
-     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .role = Role::Layer,
+     .required = {"weight"}, .optional = {"bias"}, .weighted = true, .act_rule = true, .role = Role::Layer,
      .shape = [](const Node& n, const ShapeList& in) -> Shape {
        const Tensor& w = n.param("weight");
        if (w.rank() != 2) fail("node '{}': dense weight must be [out, in]", n.name);
@@ -82,7 +94,8 @@ const std::vector<OpEntry> kOps = {
        return {w.dim(0)};
      },
      .reference = [](const Node& n, const TensorList& in) {
-       return ref::dense(*in.at(0), n.param("weight"), opt_param(n, "bias"));
+       Tensor zeroed;
+       return ref::dense(act_input(n, *in.at(0), zeroed), n.param("weight"), opt_param(n, "bias"));
      },
      .trainer = native, .fp32 = native, .int8 = native, .aie2 = native},
 

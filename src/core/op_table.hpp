@@ -77,6 +77,12 @@ struct OpEntry {
   int min_inputs, max_inputs;  // max_inputs -1: any number
   std::array<const char*, 4> required{}, optional{};  // parameter names (null-terminated lists)
   bool weighted = false;     // carries a weight (and may carry a mask): the layers bsp prunes
+  // Takes an activation rule on its input (act_threshold, act_block;
+  // core/act_sparsity.hpp): the reference forward zeroes the input's small
+  // blocks first; the trainer runs the rule as a layer before the node's, the
+  // fp32 and int8 runners as a pre-step on a copy of the input (int8: T on
+  // the quantised input), the AIE2 back end refuses it (aie2/lower.cpp).
+  bool act_rule = false;
   Role role = Role::Other;
   // Output shape from the input shapes (no batch dimension); the input count
   // is checked before. Throws bsp::Error naming the node.

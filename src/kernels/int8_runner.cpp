@@ -3,6 +3,7 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "core/act_sparsity.hpp"
 #include "core/reference_ops.hpp"
 #include "kernels/ops_i8.hpp"
 #include "sparsity/blocks.hpp"
@@ -50,6 +51,7 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
       else
         prepare_layer(s, info, c, shapes[index.at(n.inputs.at(0))], g);
       if (s.add) s.in.push_back(s.addend = resolve(g.addend));
+      if (qn.act_q > 0) s.act_block = act_rule(n).value().block;
     } else {
       // Node by node: the group's computations (its identities alias their input).
       for (size_t j : g.nodes) {
@@ -146,6 +148,14 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
     const Step& s = steps_[k];
     const Node& n = m_.nodes[s.node];
     const q8::QNode& qn = q_.nodes[s.node];
+    // A layer's activation rule zeroes a copy of its input (int8.hpp): the tensor may have other readers.
+    Array<int8_t> zeroed;
+    if ((s.conv || !s.depthwise_w.empty()) && qn.act_q > 0) {
+      zeroed = buffers_.take(slot[s.in[0]].shape());
+      std::copy(slot[s.in[0]].begin(), slot[s.in[0]].end(), zeroed.begin());
+      zero_small_blocks_inplace(zeroed.data(), zeroed.shape(), s.act_block, qn.act_q);
+    }
+    const int8_t* layer_in = !zeroed.empty() ? zeroed.data() : s.in.empty() ? nullptr : slot[s.in[0]].data();
     if (qn.kind == q8::Kind::Input) {
       Array<int8_t> q = buffers_.take(x.shape());
       ops_i8(active_isa()).quantize(x.data(), static_cast<int64_t>(x.size()), qn.scale, q.data());
@@ -162,17 +172,17 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       const q8::FusedAdd* add = s.add ? &*s.add : nullptr;
       if (s.width_fold) {
         Array<int8_t> folded = buffers_.take({N, g.H, g.Wo, g.kw * g.C});
-        width_im2col(g, slot[s.in[0]].data(), N, folded.data());
+        width_im2col(g, layer_in, N, folded.data());
         s.conv->run(folded.data(), N, y.data(), z, add);
         buffers_.give(folded);
       } else {
-        s.conv->run(slot[s.in[0]].data(), N, y.data(), z, add);
+        s.conv->run(layer_in, N, y.data(), z, add);
       }
       slot[s.out] = std::move(y);
     } else if (!s.depthwise_w.empty()) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = buffers_.take({N, g.Ho, g.Wo, g.Cout});
-      ops_i8(active_isa()).depthwise(slot[s.in[0]].data(), N, g, s.depthwise_w.data(), qn.bias.data(), qn.rq.data(),
+      ops_i8(active_isa()).depthwise(layer_in, N, g, s.depthwise_w.data(), qn.bias.data(), qn.rq.data(),
                                      qn.lo, qn.hi, s.add ? slot[s.addend].data() : nullptr, s.add ? &*s.add : nullptr,
                                      y.data());
       slot[s.out] = std::move(y);
@@ -208,6 +218,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
         slot[l.node] = q8::reference_node(m_.nodes[l.node], q_.nodes[l.node], ins);
       }
     }
+    if (!zeroed.empty()) buffers_.give(zeroed);
     for (size_t src : s.in)
       if (last_use_[src] == k) buffers_.give(slot[src]);
     if (on_step) on_step(k, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

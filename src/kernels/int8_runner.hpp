@@ -8,6 +8,7 @@
 // bit-identical to q8::reference_forward.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -47,6 +48,8 @@ class Int8Runner {
     bool dense_layer = false;
     bool width_fold = false;  // the stem: conv on the width-folded input
     std::vector<int8_t> depthwise_w;  // a depthwise conv (ops_i8): its weights [kh*kw, C] tap-major
+    std::array<int64_t, 3> act_block{};  // conv and depthwise steps with qn.act_q > 0: the input's
+                                         // rule, applied to a copy of the input first (int8.hpp)
   };
   void prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in, const FusedGroup& g);
   void prepare_depthwise(Step& s, StepInfo& info, const Shape& in, const FusedGroup& g);

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "compact/compact.hpp"
+#include "core/act_sparsity.hpp"
 #include "core/fold.hpp"
 #include "core/fusion.hpp"
 #include "core/op_table.hpp"
@@ -55,6 +56,7 @@ struct Step {
   std::unique_ptr<SparseConvF32> sparse;  // nm
   std::unique_ptr<TwConvF32> tw;
   std::unique_ptr<DepthwiseF32> depthwise;
+  std::optional<ActRule> act;      // conv-like steps: the input's activation rule, applied to a copy first
   bool pool = false;               // max/avg/global-avg pool on ops_f32 (geom: its window)
   bool count_include_pad = true;   // avgpool
 };
@@ -110,6 +112,7 @@ struct Runner::Impl {
       if (conv_like || depthwise) {
         s.residual = g.add >= 0 ? static_cast<int64_t>(g.addend) : -1;
         s.clamp = group_clamp(m, g);
+        s.act = act_rule(n);
         const Node* bn = g.norm >= 0 ? &m.nodes[static_cast<size_t>(g.norm)] : nullptr;
         if (depthwise)
           prepare_depthwise(s, n, bn, shapes[s.in.at(0)]);
@@ -242,7 +245,14 @@ struct Runner::Impl {
       if (before_softmax && n.op == Op::Softmax && s.node + 1 == m.nodes.size() && s.chain.size() == 1)
         return std::move(slot[s.in[0]]);
       if (s.conv || s.blas || s.sparse || s.tw || s.depthwise) {
-        const Tensor& xin = slot[s.in[0]];
+        // The activation rule zeroes a copy of the input: the tensor may have other readers.
+        Tensor zeroed;
+        if (s.act) {
+          zeroed = take(slot[s.in[0]].shape());
+          std::copy(slot[s.in[0]].begin(), slot[s.in[0]].end(), zeroed.begin());
+          zero_small_blocks_inplace(zeroed.data(), zeroed.shape(), s.act->block, s.act->t());
+        }
+        const Tensor& xin = s.act ? zeroed : slot[s.in[0]];
         const ConvGeom& g = s.geom;
         Tensor y = s.is_dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
         const float* z = s.residual >= 0 ? slot[static_cast<size_t>(s.residual)].data() : nullptr;
@@ -261,6 +271,7 @@ struct Runner::Impl {
           s.tw->run(xin.data(), N, y.data(), z, s.clamp);
         else
           s.sparse->run(xin.data(), N, y.data(), z, s.clamp);
+        if (s.act) give(zeroed);
         slot[s.out] = std::move(y);
       } else if (s.pool) {
         const Tensor& xin = slot[s.in[0]];

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/act_sparsity.hpp"
 #include "train/net.hpp"
 
 namespace bsp::train {
@@ -48,6 +49,9 @@ std::unique_ptr<Layer> make_add(const LayerArgs& a);
 std::unique_ptr<Layer> make_add_relu(const LayerArgs& a);
 std::unique_ptr<Layer> make_concat(const LayerArgs& a);
 std::unique_ptr<Layer> make_flatten(const LayerArgs& a);
+// A conv2d or dense node's activation rule (core/act_sparsity.hpp) as a
+// layer of its own from the node's input to a copy the node's layer reads.
+std::unique_ptr<Layer> make_act_zero(const LayerArgs& a, const ActRule& r);
 // The layer of op `op` (train/net.cpp); with_relu: batchnorm or add with the
 // relu that alone reads it, `out` being the relu's value.
 std::unique_ptr<Layer> make_layer(Op op, const LayerArgs& a, bool with_relu);

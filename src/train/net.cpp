@@ -67,6 +67,21 @@ Net::Net(Model& m, const NetOptions& opt) : model_(m), opt_(opt), k_(&train::ker
     Node& nd = m.nodes[g.head];
     LayerArgs a{&nd, {}, values_[g.head].get(), &params_, opt.training, opt.conv_path};
     for (const auto& name : nd.inputs) a.in.push_back(by_name.at(name));
+    if (const std::optional<ActRule> r = act_rule(nd)) {
+      // The node's input with its small blocks zeroed, in a value of its own
+      // (the input may have other readers): one more layer before the node's.
+      const Value& src = *a.in.at(0);
+      auto v = std::make_unique<Value>();
+      v->C = src.C, v->H = src.H, v->W = src.W, v->is_map = src.is_map;
+      const int64_t rows = round8(v->C), cols = v->plane(opt.max_batch);
+      v->act = Tensor({rows, cols});
+      if (opt.training) v->grad = Tensor({rows, cols});
+      LayerArgs z{&nd, {a.in[0]}, v.get(), &params_, opt.training, opt.conv_path};
+      layers_.push_back(make_act_zero(z, *r));
+      layers_.back()->in_add.assign(1, false);
+      a.in[0] = v.get();
+      act_values_.push_back(std::move(v));
+    }
     const bool with_relu = g.act >= 0;
     if (with_relu) {
       // The relu's value is the output; the head's own is never used.
@@ -194,6 +209,9 @@ void Net::masks_changed() {
 void Net::set_dual_mask(const Node* n, const DualMask* m) {
   for (auto& l : layers_) {
     if (l->node != n) continue;
+    bool act_zero = false;  // the node's activation rule layer (its own node too): not the conv
+    for (const auto& v : act_values_) act_zero |= l->out == v.get();
+    if (act_zero) continue;
     if (n->op == Op::Conv2d)
       set_conv_dual_mask(l.get(), m);
     else if (n->op == Op::Dense)

@@ -156,7 +156,8 @@ class Net {
   NetOptions opt_;
   const KernelSet* k_;
   std::vector<std::unique_ptr<Value>> values_;  // per kept node, in node order
-  std::vector<std::unique_ptr<Layer>> layers_;  // per kept node except the input
+  std::vector<std::unique_ptr<Layer>> layers_;  // per kept node except the input, plus activation rules
+  std::vector<std::unique_ptr<Value>> act_values_;  // the zeroed inputs of layers with an activation rule
   std::vector<Param> params_;
   Scratch scratch_;
   int64_t n_ = -1;
