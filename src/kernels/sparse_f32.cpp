@@ -15,53 +15,17 @@ SparseKernelsF32 kernels_for(Isa isa) {
   return sparse_f32_scalar();
 }
 
-// nm positions of compact layer l, one per stored value.
-std::vector<int64_t> nm_positions(const compact::CompactLayer& l) {
-  const int bits = l.index_bits();
-  std::vector<int64_t> pos;
-  const size_t count = static_cast<size_t>(l.stored_weights());
-  pos.reserve(count);
-  for (size_t s = 0; s < count; ++s) {
-    int64_t p = 0;
-    for (int b = 0; b < bits; ++b) {
-      const size_t bit = s * static_cast<size_t>(bits) + static_cast<size_t>(b);
-      p |= static_cast<int64_t>((l.nm_index[bit / 8] >> (bit % 8)) & 1u) << b;
-    }
-    pos.push_back(p);
-  }
-  return pos;
-}
-
 }  // namespace
 
 SparseConvF32::SparseConvF32(const ConvGeom& g, const compact::CompactLayer& l, const float* w, const float* bias)
-    : g_(g), format_(l.format) {
+    : g_(g) {
   if (g.groups != 1) fail("internal: the sparse fp32 kernels take groups = 1");
   const compact::WeightGeom wg = l.geom();
   K_ = wg.K();
   chunks_ = (K_ + kSparseChunk - 1) / kSparseChunk;
   bias_.assign(static_cast<size_t>(wg.O), 0.0f);
   if (bias) std::copy(bias, bias + wg.O, bias_.begin());
-  if (l.format == compact::Format::NM) {
-    const std::vector<int64_t> pos = nm_positions(l);
-    const int64_t groups_per_o = K_ / l.M;
-    rows_.ptr.assign(static_cast<size_t>(wg.O * chunks_ + 1), 0);
-    for (int64_t o = 0; o < wg.O; ++o) {
-      for (int64_t c = 0; c < chunks_; ++c) {
-        rows_.ptr[static_cast<size_t>(o * chunks_ + c)] = static_cast<int64_t>(rows_.k.size());
-        for (int64_t q = 0; q < groups_per_o; ++q) {
-          for (int64_t s = 0; s < l.N; ++s) {
-            const int64_t k = q * l.M + pos[static_cast<size_t>((o * groups_per_o + q) * l.N + s)];
-            const float v = w[o * K_ + k];
-            if (k / kSparseChunk != c || v == 0.0f) continue;
-            rows_.k.push_back(static_cast<int32_t>(k - c * kSparseChunk));
-            rows_.v.push_back(v);
-          }
-        }
-      }
-    }
-    rows_.ptr.back() = static_cast<int64_t>(rows_.k.size());
-  } else if (l.format == compact::Format::TW) {
+  if (l.format == compact::Format::TW) {
     for (int64_t t = 0; t < l.tiles(); ++t) {
       SparseTileF32 tile;
       tile.cols.assign(l.tile_cols.begin() + l.tile_col_ptr[t], l.tile_cols.begin() + l.tile_col_ptr[t + 1]);
@@ -77,7 +41,7 @@ SparseConvF32::SparseConvF32(const ConvGeom& g, const compact::CompactLayer& l, 
       if (!tile.cols.empty() && !tile.rows.empty()) tiles_.push_back(std::move(tile));
     }
   } else {
-    fail("internal: the sparse fp32 kernels take nm or tw layers");
+    fail("internal: the sparse fp32 kernel takes tw layers");
   }
 }
 
@@ -123,10 +87,7 @@ void SparseConvF32::run(const float* x, int64_t N, float* y, const float* z, Cla
             }
           }
         }
-        if (format_ == compact::Format::NM)
-          k.rows(xt.data(), rows_, chunks_, c, O, acc.data());
-        else
-          for (const SparseTileF32& tile : tiles_) k.tile(xt.data(), tile, c, acc.data());
+        for (const SparseTileF32& tile : tiles_) k.tile(xt.data(), tile, c, acc.data());
       }
       for (int j = 0; j < npix; ++j) {
         float* yr = y + (p0 + j) * O;

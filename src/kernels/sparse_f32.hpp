@@ -1,13 +1,12 @@
-// fp32 kernels for the nm and tw compact forms (conv2d and dense, NHWC).
+// fp32 kernel for the tw compact form (conv2d and dense, NHWC); nm layers
+// have their own (nm_f32.hpp).
 //
-// Both work on a transposed im2col tile: for 16 consecutive output pixels
+// It works on a transposed im2col tile: for 16 consecutive output pixels
 // and a chunk of KC reduction indices k = (y*kw + x)*I + i, xt[k][16] holds
 // the input each pixel multiplies with weight k (zero in the padding), so one
-// 16-lane vector load serves one weight for 16 pixels.
-//   nm: every output channel has its own list of kept (k, value) pairs, in
-//       ascending k; each pair is one load and one FMA with the broadcast value.
-//   tw: per tile, the gathered rows are shared by the tile's n_t output
-//       channels: one load of xt[row] feeds n_t FMAs (the packed matrix row).
+// 16-lane vector load serves one weight for 16 pixels. Per tile, the
+// gathered rows are shared by the tile's n_t output channels: one load of
+// xt[row] feeds n_t FMAs (the packed matrix row).
 // Accumulators live in a per-thread [O][16] buffer that starts at the bias;
 // the epilogue transposes it back to NHWC and adds the residual and relu.
 #pragma once
@@ -25,15 +24,7 @@ namespace bsp::kernels {
 
 constexpr int kSparseChunk = 256;  // KC: reduction indices per xt chunk (16 KiB)
 
-// Kept weights as runs of (k, value) for the nm kernel, or tw tiles; indices
-// are relative to the chunk they fall in.
-struct SparseRowsF32 {
-  // nm: per output channel o and chunk c, entries [ptr[o*chunks + c], ptr[o*chunks + c + 1])
-  std::vector<int64_t> ptr;
-  std::vector<int32_t> k;  // k - c * KC
-  AlignedVector<float> v;
-};
-
+// A tw tile's kept weights.
 struct SparseTileF32 {
   std::vector<int32_t> cols;   // output channels
   std::vector<int32_t> rows;   // k indices, ascending
@@ -43,8 +34,6 @@ struct SparseTileF32 {
 
 // The per-ISA inner loops (one 16-pixel tile, one xt chunk).
 struct SparseKernelsF32 {
-  // acc[o][16] += sum over entries of v * xt[k]
-  void (*rows)(const float* xt, const SparseRowsF32& w, int64_t chunks, int64_t chunk, int64_t O, float* acc);
   // acc[cols[j]][16] += sum over the tile's rows in this chunk of v[i][j] * xt[rows[i] - base]
   void (*tile)(const float* xt, const SparseTileF32& t, int64_t chunk, float* acc);
 };
@@ -55,7 +44,7 @@ SparseKernelsF32 sparse_f32_avx512();
 class SparseConvF32 {
  public:
   // w: the folded dense fp32 weights [O, kh, kw, I]; the layer gives the
-  // structure (nm or tw). bias [O] or null.
+  // structure (tw). bias [O] or null.
   SparseConvF32(const ConvGeom& g, const compact::CompactLayer& layer, const float* w, const float* bias);
   // x [N, H, W, C] (dense layers: [N, C] with H = W = 1) -> y [N, Ho, Wo, O];
   // z (like y) added before the clamp.
@@ -63,9 +52,7 @@ class SparseConvF32 {
 
  private:
   ConvGeom g_;
-  compact::Format format_;
   int64_t K_ = 0, chunks_ = 0;
-  SparseRowsF32 rows_;
   std::vector<SparseTileF32> tiles_;
   std::vector<float> bias_;
 };

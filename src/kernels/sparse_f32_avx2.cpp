@@ -1,4 +1,4 @@
-// nm / tw fp32 inner loops, AVX2 + FMA: two ymm per 16 pixels.
+// tw fp32 inner loops, AVX2 + FMA: two ymm per 16 pixels.
 #include <immintrin.h>
 
 #include "kernels/sparse_f32.hpp"
@@ -23,5 +23,5 @@ constexpr int J = 6;
 }  // namespace
 #include "kernels/sparse_f32_impl.inc"
 
-SparseKernelsF32 sparse_f32_avx2() { return {&rows_kernel, &tile_kernel}; }
+SparseKernelsF32 sparse_f32_avx2() { return {&tile_kernel}; }
 }  // namespace bsp::kernels

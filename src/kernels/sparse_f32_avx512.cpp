@@ -1,4 +1,4 @@
-// nm / tw fp32 inner loops, AVX-512: one zmm per 16 pixels.
+// tw fp32 inner loops, AVX-512: one zmm per 16 pixels.
 #include <immintrin.h>
 
 #include "kernels/sparse_f32.hpp"
@@ -17,5 +17,5 @@ constexpr int J = 12;
 }  // namespace
 #include "kernels/sparse_f32_impl.inc"
 
-SparseKernelsF32 sparse_f32_avx512() { return {&rows_kernel, &tile_kernel}; }
+SparseKernelsF32 sparse_f32_avx512() { return {&tile_kernel}; }
 }  // namespace bsp::kernels

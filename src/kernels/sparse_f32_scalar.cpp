@@ -1,4 +1,4 @@
-// nm / tw fp32 inner loops without vector extensions (16 floats per "vector").
+// tw fp32 inner loops without vector extensions (16 floats per "vector").
 #include "kernels/sparse_f32.hpp"
 
 namespace bsp::kernels {
@@ -29,5 +29,5 @@ constexpr int J = 4;
 }  // namespace
 #include "kernels/sparse_f32_impl.inc"
 
-SparseKernelsF32 sparse_f32_scalar() { return {&rows_kernel, &tile_kernel}; }
+SparseKernelsF32 sparse_f32_scalar() { return {&tile_kernel}; }
 }  // namespace bsp::kernels
