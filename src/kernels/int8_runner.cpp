@@ -69,8 +69,9 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
 }
 
 // A conv2d or dense group on the VNNI kernel: bsr 8x8 layers skip their
-// pruned blocks, other forms run on the 8x8 blocks covering their nonzero
-// int8 weights; the group's two-input add runs in the kernel's epilogue.
+// pruned blocks, nm layers run on the nm kernel (nm_i8.hpp) where it takes
+// their N:M, other forms on the 8x8 blocks covering their nonzero int8
+// weights; the group's two-input add runs in the kernel's epilogue.
 void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in,
                                const FusedGroup& g) {
   const Node& n = m_.nodes[g.head];
@@ -88,6 +89,19 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
   const compact::CompactLayer* l = c.layer(n.name);
   const compact::WeightGeom wg = compact::weight_geom(qn.weight.shape());
   std::vector<int32_t> rp, ci;
+  if (g.add >= 0) {
+    const q8::QNode& qa = q_.nodes[static_cast<size_t>(g.add)];
+    s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(g.add_self)),
+                               qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
+  }
+  if (l && l->format == compact::Format::NM && active_isa() != Isa::Avx2 &&
+      NmConvI8::span_for(l->N, l->M, wg.I)) {
+    // N:M on its own kernel (nm_i8.hpp). AVX2 has no kernel of its own for
+    // it: there the layer runs on the 8x8 blocks below.
+    s.nm = std::make_unique<NmConvI8>(geo, l->N, l->M, qn.weight.data(), qn.bias.data(), qn.rq, qn.lo, qn.hi);
+    info.kernel = "int8-nm";
+    return;
+  }
   if (l && l->format == compact::Format::Bsr && l->R == 8 && l->C == 8) {
     rp = l->row_ptr, ci = l->col_idx;
     info.kernel = "int8-bsr";
@@ -102,11 +116,6 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
     s.conv = std::make_unique<ConvI8>(width_folded(geo), qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
   } else {
     s.conv = std::make_unique<ConvI8>(geo, qn.weight.data(), rp, ci, qn.bias.data(), qn.rq, qn.lo, qn.hi);
-  }
-  if (g.add >= 0) {
-    const q8::QNode& qa = q_.nodes[static_cast<size_t>(g.add)];
-    s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(g.add_self)),
-                               qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
   }
 }
 
@@ -142,7 +151,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       Array<int8_t> q = buffers_.take(x.shape());
       ops_i8(active_isa()).quantize(x.data(), static_cast<int64_t>(x.size()), qn.scale, q.data());
       slot[s.node] = std::move(q);
-    } else if (s.conv) {
+    } else if (s.conv || s.nm) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});
       const int8_t* z = s.add ? slot[s.addend].data() : nullptr;
@@ -152,6 +161,8 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
         width_im2col(g, slot[s.in[0]].data(), N, folded.data());
         s.conv->run(folded.data(), N, y.data(), z, add);
         buffers_.give(folded);
+      } else if (s.nm) {
+        s.nm->run(slot[s.in[0]].data(), N, y.data(), z, add);
       } else {
         s.conv->run(slot[s.in[0]].data(), N, y.data(), z, add);
       }
