@@ -81,11 +81,17 @@ NmConvF32::TileOrigin NmConvF32::origin(int64_t p0, int npix) const {
   const ConvGeom& g = g_;
   TileOrigin t;
   t.npix = npix;
+  // One division for the first pixel, then counters (divisions per pixel
+  // cost as much as a 1x1 layer's transposes).
+  int64_t n = p0 / (g.Ho * g.Wo), oh = p0 / g.Wo % g.Ho, ow = p0 % g.Wo;
   for (int j = 0; j < npix; ++j) {
-    const int64_t p = p0 + j;
-    t.img[j] = p / (g.Ho * g.Wo) * g.H * g.W * g.C;
-    t.ih[j] = (p / g.Wo) % g.Ho * g.sh - g.pt;
-    t.iw[j] = p % g.Wo * g.sw - g.pl;
+    t.img[j] = n * g.H * g.W * g.C;
+    t.ih[j] = oh * g.sh - g.pt;
+    t.iw[j] = ow * g.sw - g.pl;
+    if (++ow == g.Wo) {
+      ow = 0;
+      if (++oh == g.Ho) oh = 0, ++n;
+    }
   }
   return t;
 }
@@ -134,12 +140,16 @@ void NmConvF32::run(const float* x, int64_t N, float* y, const float* z, Clamp c
   const NmKernelsF32 kern = kernels_for(active_isa());
   const ConvGeom& g = g_;
   const int64_t O = g.Cout, P = N * g.Ho * g.Wo, tiles = (P + kNmTile - 1) / kNmTile;
+  // Tiles share the pixel vectors evenly (196 pixels: 4 + 3 + 3 + 3 vectors,
+  // not 4 + 4 + 4 + 1): tile t has vectors [t * nv / tiles, (t + 1) * nv / tiles).
+  const int64_t nv = (P + 15) / 16;
   // Work items: (tile, range of output channels). Few tiles (small images at
   // batch 1) split the channels so that every thread has work; each item
-  // builds its tile's xt itself (a thread reuses it for its whole range).
+  // builds its tile's xt itself, so no more ranges than that (a 7x7x512 3x3
+  // layer builds as many transposes per range as 64 channels' FMAs take).
   const int threads = omp_get_max_threads();
   int64_t ranges = 1;
-  while (tiles * ranges < 4 * threads && O / (ranges * 2) >= 32) ranges *= 2;
+  while (tiles * ranges < 2 * threads && O / (ranges * 2) >= 32) ranges *= 2;
   const int64_t span = (O / ranges + 15) / 16 * 16;
   ranges = (O + span - 1) / span;
   const int64_t items = tiles * ranges;
@@ -150,8 +160,8 @@ void NmConvF32::run(const float* x, int64_t N, float* y, const float* z, Clamp c
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t t = it / ranges, o0 = it % ranges * span, o1 = std::min(O, o0 + span);
-      const int64_t p0 = t * kNmTile;
-      const int npix = static_cast<int>(std::min<int64_t>(kNmTile, P - p0));
+      const int64_t p0 = t * nv / tiles * 16;
+      const int npix = static_cast<int>(std::min(P, (t + 1) * nv / tiles * 16) - p0);
       const int nvec = (npix + 15) / 16;
       for (int64_t o = o0; o < o1; ++o) std::fill_n(acc.data() + (o - o0) * kNmTile, kNmTile, bias_[static_cast<size_t>(o)]);
       const TileOrigin org = origin(p0, npix);

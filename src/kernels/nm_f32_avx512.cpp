@@ -66,7 +66,7 @@ void store16_avx512(const float* acc, int nco, int npix, float* y, int64_t ldy, 
     _mm512_mask_storeu_ps(y + j * ldy, m, v);
   }
 }
-constexpr int kChains = 12;
+constexpr int kChains = 8;
 }  // namespace
 #include "kernels/nm_f32_impl.inc"
 
