@@ -95,7 +95,7 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
                                qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
   }
   if (l && l->format == compact::Format::NM && active_isa() != Isa::Avx2 &&
-      NmConvI8::span_for(l->N, l->M, wg.I)) {
+      NmConvI8::takes(geo, l->N, l->M, qn.weight.data())) {
     // N:M on its own kernel (nm_i8.hpp). AVX2 has no kernel of its own for
     // it: there the layer runs on the 8x8 blocks below.
     s.nm = std::make_unique<NmConvI8>(geo, l->N, l->M, qn.weight.data(), qn.bias.data(), qn.rq, qn.lo, qn.hi);

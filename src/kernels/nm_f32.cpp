@@ -1,6 +1,7 @@
 #include "kernels/nm_f32.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include <omp.h>
@@ -61,6 +62,9 @@ NmConvF32::NmConvF32(const ConvGeom& g, const compact::CompactLayer& l, const fl
         const int64_t k = q * l.M + pos[static_cast<size_t>((o * groups_per_o + q) * l.N + s)];
         if (w[o * K_ + k] != 0.0f) kept[static_cast<size_t>(o)].push_back(static_cast<int32_t>(k));
       }
+  size_t total = 0;
+  for (const auto& ks : kept) total += ks.size();
+  if (total > static_cast<size_t>(INT32_MAX)) fail("internal: nm layer too large");
   ptr_.reserve(static_cast<size_t>(chunks_ * O + 1));
   std::vector<size_t> next(static_cast<size_t>(O), 0);
   for (int64_t c = 0; c < chunks_; ++c)
@@ -74,7 +78,6 @@ NmConvF32::NmConvF32(const ConvGeom& g, const compact::CompactLayer& l, const fl
       }
     }
   ptr_.push_back(static_cast<int32_t>(k_.size()));
-  if (k_.size() > static_cast<size_t>(INT32_MAX)) fail("internal: nm layer too large");
 }
 
 NmConvF32::TileOrigin NmConvF32::origin(int64_t p0, int npix) const {

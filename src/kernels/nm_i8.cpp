@@ -13,6 +13,17 @@ int NmConvI8::span_for(int64_t N, int64_t M, int64_t I) {
   return S <= 16 && I % S == 0 ? static_cast<int>(S) : 0;
 }
 
+bool NmConvI8::takes(const ConvGeom& g, int64_t N, int64_t M, const int8_t* w) {
+  if (g.groups != 1 || !span_for(N, M, g.C)) return false;
+  const int64_t count = g.Cout * g.kh * g.kw * g.C;
+  for (int64_t i = 0; i < count; i += M) {
+    int64_t nz = 0;
+    for (int64_t p = 0; p < M; ++p) nz += w[i + p] != 0;
+    if (nz > N) return false;
+  }
+  return true;
+}
+
 NmConvI8::NmConvI8(const ConvGeom& g, int64_t N, int64_t M, const int8_t* w, const int32_t* bias,
                    const std::vector<q8::Requant>& rq, int32_t lo, int32_t hi)
     : g_(g), lo_(lo), hi_(hi) {

@@ -68,6 +68,10 @@ class NmConvI8 {
   // channels, or 0 when it cannot (4 not a multiple of N, S > 16, or I not
   // a multiple of S).
   static int span_for(int64_t N, int64_t M, int64_t I);
+  // Whether the kernel takes weights w [O, kh, kw, I] of g as N:M: a span
+  // exists and no group of M input channels has more than N nonzeros (a
+  // file's int8 program could disagree with its nm layer).
+  static bool takes(const ConvGeom& g, int64_t N, int64_t M, const int8_t* w);
   // w: the layer's int8 weights [O, kh, kw, I], at most N nonzero in each
   // group of M input channels (else bsp::Error); bias and rq per output
   // channel (q8::QNode). The kernel follows active_isa() when constructed:

@@ -105,4 +105,17 @@ TEST_CASE("int8 nm kernel takes the N:M patterns whose kept weights fill whole d
   CHECK(NmConvI8::span_for(2, 8, 8) == 0);   // 8 channels: no whole span of 16
   CHECK(NmConvI8::span_for(3, 4, 64) == 0);  // 3 kept per group: dwords would cut a group
   CHECK(NmConvI8::span_for(1, 8, 64) == 0);  // a span of 32 does not fit a 128-bit lane
+  // takes(): the weights must hold the N:M structure.
+  ConvGeom g;
+  g.H = g.W = g.Ho = g.Wo = 4;
+  g.C = 16, g.Cout = 2;
+  std::vector<int8_t> w(2 * 16, 0);
+  w[0] = 1, w[3] = -2, w[20] = 5, w[22] = 7;  // 2 of 4 in groups 0 and 5
+  CHECK(NmConvI8::takes(g, 2, 4, w.data()));
+  CHECK(NmConvI8::takes(g, 2, 8, w.data()));
+  w[21] = 1;  // group 5: 3 of 4
+  CHECK_FALSE(NmConvI8::takes(g, 2, 4, w.data()));
+  CHECK(NmConvI8::takes(g, 4, 8, w.data()));
+  g.groups = 2;
+  CHECK_FALSE(NmConvI8::takes(g, 4, 8, w.data()));
 }
