@@ -105,10 +105,16 @@ void NmConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const
         more.resize(static_cast<size_t>(taps * kNmTileI8));
         sp = more.data();
       }
+      // (n, oh, ow) of pixel p0 + j by counters: divisions per pixel cost as
+      // much as the packing.
+      int64_t n = p0 / (g.Ho * g.Wo), oh = p0 / g.Wo % g.Ho, ow = p0 % g.Wo;
       for (int j = 0; j < kNmTileI8; ++j) {
-        const int64_t p = p0 + std::min(j, npix - 1);
-        const int64_t n = p / (g.Ho * g.Wo), ih0 = (p / g.Wo) % g.Ho * g.sh - g.pt, iw0 = p % g.Wo * g.sw - g.pl;
+        const int64_t ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
         const int8_t* img = x + n * g.H * g.W * g.C;
+        if (j + 1 < npix && ++ow == g.Wo) {
+          ow = 0;
+          if (++oh == g.Ho) oh = 0, ++n;
+        }
         int64_t tap = 0;
         for (int64_t ky = 0; ky < g.kh; ++ky)
           for (int64_t kx = 0; kx < g.kw; ++kx, ++tap) {

@@ -81,7 +81,7 @@ void tile(const NmTileI8& a) {
     const uint8_t* x = a.x;
     const int64_t lines = a.ntaps * (a.spans * S / L);  // the packed input runs through taps and lines alike
     for (int64_t q = 0; q < lines; ++q, x += kNmTileI8 * L)
-#pragma GCC unroll 8
+#pragma GCC unroll 1
       for (int si = 0; si < L / S; ++si, idx += 64, w += 64) {
         const __m512i iv = _mm512_load_si512(idx), wv = _mm512_load_si512(w);
 #pragma GCC unroll 16
