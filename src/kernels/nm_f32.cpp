@@ -73,7 +73,7 @@ NmConvF32::NmConvF32(const ConvGeom& g, const compact::CompactLayer& l, const fl
       const std::vector<int32_t>& ks = kept[static_cast<size_t>(o)];
       size_t& i = next[static_cast<size_t>(o)];
       for (; i < ks.size() && ks[i] < (c + 1) * kNmChunk; ++i) {
-        k_.push_back(static_cast<uint8_t>(ks[i] - c * kNmChunk));
+        k_.push_back(static_cast<uint16_t>((ks[i] - c * kNmChunk) * kNmTile * sizeof(float)));
         v_.push_back(w[o * K_ + ks[i]]);
       }
     }

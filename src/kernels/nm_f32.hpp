@@ -32,11 +32,12 @@ namespace bsp::kernels {
 
 constexpr int kNmTile = 64;    // pixels per tile: xt rows are 64 floats (4 vectors of 16)
 constexpr int kNmChunk = 128;  // KC: reduction indices per xt chunk (32 KiB: stays in L1)
+static_assert(kNmChunk * kNmTile * sizeof(float) <= 65536, "xt row offsets are 16-bit");
 
 // One chunk's kept weights, output channel by output channel.
 struct NmChunkF32 {
   const int32_t* ptr;  // [O + 1]: channel o's entries are [ptr[o], ptr[o + 1])
-  const uint8_t* k;    // k - chunk start (< kNmChunk)
+  const uint16_t* k;   // (k - chunk start) * kNmTile * 4: the byte offset of k's xt row
   const float* v;
 };
 
@@ -83,7 +84,7 @@ class NmConvF32 {
   ConvGeom g_;
   int64_t K_ = 0, chunks_ = 0;
   std::vector<int32_t> ptr_;  // [chunks][O] entry offsets (chunk-major), then the end
-  std::vector<uint8_t> k_;
+  std::vector<uint16_t> k_;
   AlignedVector<float> v_;
   std::vector<float> bias_;
 };
