@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <omp.h>
@@ -34,6 +35,7 @@ struct BenchOptions {
   int threads = 0;
   int reps = 10;
   std::string baseline = "blas";
+  std::string against;  // another model as the baseline (--against)
   bool json = false;
   uint64_t seed = 0;
 };
@@ -69,7 +71,8 @@ void print_json(const BenchOptions& o, const Model& m, const kernels::BenchResul
   j["threads"] = threads;
   j["batch"] = o.batch;
   j["reps"] = o.reps;
-  j["baseline"] = o.baseline;
+  j["baseline"] = o.against.empty() ? o.baseline : "model";
+  j["baseline_model"] = o.against.empty() ? Json() : Json(o.against);
   j["compact"] = m.compact ? Json(dtype_name(m.compact->dtype)) : Json();
   j["load_before"] = r.load_before;
   j["load_after"] = r.load_after;
@@ -113,7 +116,10 @@ void print_table(const BenchOptions& o, const Model& m, const kernels::BenchResu
               m.arch.c_str(), static_cast<long>(o.batch), threads, o.reps, kernels::isa_name(kernels::active_isa()));
   std::printf("cpu: %s   load average %.2f before, %.2f after\n", kernels::cpu_model().c_str(), r.load_before,
               r.load_after);
-  std::printf("dense: %s   sparse: %s\n\n", o.baseline == "blas" ? "OpenBLAS (im2col + sgemm)" : "bsp's dense kernel",
+  const std::string dense_side = !o.against.empty() ? fmt::format("'{}' on its own kernels", o.against)
+                                 : o.baseline == "blas" ? "OpenBLAS (im2col + sgemm)"
+                                                        : "bsp's dense kernel";
+  std::printf("dense: %s   sparse: %s\n\n", dense_side.c_str(),
               m.compact ? fmt::format("the {} compact kernels", dtype_name(m.compact->dtype)).c_str()
                         : "not compacted: bsp's dense kernel");
   size_t w = 5;
@@ -142,25 +148,37 @@ void run_bench(const BenchOptions& o) {
   if (o.batch < 1) fail_usage("--batch must be at least 1");
   if (o.reps < 1) fail_usage("--reps must be at least 1");
   kernels::Path base;
-  if (o.baseline == "blas")
+  if (!o.against.empty())
+    base = kernels::Path::Auto;  // the other model on its own kernels
+  else if (o.baseline == "blas")
     base = kernels::Path::Blas;
   else if (o.baseline == "dense")
     base = kernels::Path::Dense;
   else
     fail_usage("unknown --baseline '{}' (blas, dense)", o.baseline);
+  if (o.against == "-" && o.input == "-") fail_usage("the model and --against cannot both be stdin");
   if (base == kernels::Path::Blas) quiet_blas_threads();
   apply_threads(o.threads);
   const int threads = omp_get_max_threads();
   kernels::set_blas_threads(threads);
 
   Model m = read_model(o.input);
+  std::optional<Model> other;
+  if (!o.against.empty()) {
+    other = read_model(o.against);
+    if (other->input_shape() != m.input_shape())
+      fail("cannot compare '{}' with '{}': their inputs differ ({} and {})", o.input, o.against,
+           shape_str(m.input_shape()), shape_str(other->input_shape()));
+  }
   const Shape in = m.input_shape();
   Tensor x({o.batch, in[0], in[1], in[2]});
   fill_normal(x.data(), x.size(), 1.0, o.seed);
   const bool progress = isatty(STDERR_FILENO) && !o.json;
-  const kernels::BenchResult r = kernels::bench_model(m, base, x, o.reps, [&](int rep) {
+  auto on_rep = [&](int rep) {
     if (progress) std::fprintf(stderr, "\rbench: repetition %d/%d", rep + 1, o.reps);
-  });
+  };
+  const kernels::BenchResult r =
+      other ? kernels::bench_models(*other, m, x, o.reps, on_rep) : kernels::bench_model(m, base, x, o.reps, on_rep);
   if (progress) std::fprintf(stderr, "\r%40s\r", "");
   if (o.json)
     print_json(o, m, r, threads);
@@ -177,6 +195,11 @@ Runner setup_bench(CLI::App& sub) {
   sub.add_option("--reps", o->reps, "timed repetitions; times are medians (default 10)")->type_name("R");
   sub.add_option("--baseline", o->baseline, "the dense side: blas (OpenBLAS, default) or dense (bsp's dense kernel)")
       ->type_name("B");
+  auto* base_opt = sub.get_option("--baseline");
+  sub.add_option("--against", o->against,
+                 "time MODEL2, on its own kernels, as the dense side (same input shape; e.g. the int8 dense model)")
+      ->type_name("MODEL2")
+      ->excludes(base_opt);
   sub.add_option("--seed", o->seed, "seed of the random input images (default 0)")->type_name("N");
   sub.add_flag("--json", o->json, "print a JSON document instead of the table (schema in bsp-bench(1))");
   return [o] { run_bench(*o); };

@@ -82,12 +82,15 @@ Array<T> read_array(hid_t parent, const std::string& name);
 template <typename T>
 Array<T> read_array_converted(hid_t parent, const std::string& name);
 Shape dataset_shape(hid_t parent, const std::string& name);
+Shape open_dataset_shape(hid_t d);  // of a dataset already open
 // read_array<float> in slabs of about 256 KB along the first dimension, each
 // handed to scan(values, first, count) (the whole array's data and the
 // slab's flat element range) while still in the cache: a check of every
 // value then costs no second pass over memory.
 using SlabScan = std::function<void(const float* values, size_t first, size_t count)>;
 Array<float> read_floats_scanned(hid_t parent, const std::string& name, const SlabScan& scan);
+// The same for dataset d, already open (`name` for messages).
+Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const SlabScan& scan);
 
 void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& v);
 std::vector<std::string> read_strings(hid_t parent, const std::string& name);

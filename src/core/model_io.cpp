@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "core/checked.hpp"
 #include "core/h5.hpp"
@@ -58,9 +59,20 @@ bool is_param(Op op, const std::string& key) {
   return false;
 }
 
-Node load_node(hid_t nodes, const std::string& name) {
+// A node's group and its datasets, opened once: the size check below reads
+// their shapes before any value is read, and load_node then reads the
+// parameters through the same handles (opening a dataset costs more than
+// reading a small one: it was most of the validation's cost in `bsp info`).
+struct OpenNode {
+  h5::Handle group;                              // not valid: load_node says why
+  std::map<std::string, h5::Handle> datasets;    // by name; groups are not here
+};
+
+Node load_node(hid_t nodes, const std::string& name, const OpenNode& open) {
   if (!h5::exists(nodes, name)) fail("node '{}' is listed in /graph/order but missing", name);
-  h5::Handle g = h5::open_group(nodes, name);
+  h5::Handle reopened;
+  if (!open.group.valid()) reopened = h5::open_group(nodes, name);  // fails with the reason
+  const hid_t g = open.group.valid() ? open.group.get() : reopened.get();
   Node n;
   n.name = name;
   std::string op = h5::read_attr_string(g, "op");
@@ -105,9 +117,12 @@ Node load_node(hid_t nodes, const std::string& name) {
       std::optional<size_t> bad;
       Tensor t;
       try {
-        t = h5::read_floats_scanned(g, c, [&](const float* v, size_t first, size_t count) {
+        auto scan = [&](const float* v, size_t first, size_t count) {
           if (!bad && (bad = find_nonfinite(v + first, count))) *bad += first;
-        });
+        };
+        auto d = open.datasets.find(c);
+        t = d != open.datasets.end() ? h5::read_floats_scanned_open(d->second, c, scan)
+                                     : h5::read_floats_scanned(g, c, scan);
       } catch (const Error& e) {
         fail("node '{}': {}", name, e.what());
       }
@@ -120,29 +135,34 @@ Node load_node(hid_t nodes, const std::string& name) {
   return n;
 }
 
-// The memory bound on a graph's datasets (bsp-format(5), LIMITS), from
-// their shapes alone, before any is read: a few kilobytes of compressed
-// dataset can claim terabytes.
-void check_stored_sizes(hid_t nodes, const std::vector<std::string>& order) {
+// Opens every node and its datasets, and checks the memory bound on a
+// graph's datasets (bsp-format(5), LIMITS) from their shapes alone, before
+// any is read: a few kilobytes of compressed dataset can claim terabytes.
+std::vector<OpenNode> open_nodes(hid_t nodes, const std::vector<std::string>& order) {
+  std::vector<OpenNode> out(order.size());
   int64_t total = 0;
-  for (const auto& name : order) {
-    if (!h5::exists(nodes, name)) continue;  // load_node says so
-    h5::Handle g = h5::open_group(nodes, name);
-    for (const auto& c : h5::children(g)) {
-      {
-        const hid_t probe = H5Dopen2(g, c.c_str(), H5P_DEFAULT);
-        if (probe < 0) continue;  // not a dataset
-        H5Dclose(probe);
-      }
-      const Shape shape = h5::dataset_shape(g, c);
-      const int64_t n = checked_numel(shape, fmt::format("node '{}': dataset '{}'", name, c));
+  for (size_t i = 0; i < order.size(); ++i) {
+    const std::string& name = order[i];
+    const hid_t gid = H5Gopen2(nodes, name.c_str(), H5P_DEFAULT);
+    if (gid < 0) continue;  // load_node says why
+    OpenNode& on = out[i];
+    on.group = h5::Handle(gid);
+    for (const auto& c : h5::children(on.group)) {
+      const hid_t did = H5Dopen2(on.group, c.c_str(), H5P_DEFAULT);
+      if (did < 0) continue;  // a group
+      h5::Handle d(did);
+      const Shape shape = h5::open_dataset_shape(d);
+      int64_t n = 1;  // within int64: open_dataset_shape checked the product
+      for (int64_t dim : shape) n *= dim;
       if (!add_ok(total, n, total) || total > limits::kMaxParams)
         fail("node '{}': dataset '{}' {} takes the model past {} stored values ({} in float32), bsp's limit "
              "(bsp-format(5), LIMITS)",
              name, c, shape_str(shape), limits::kMaxParams,
              human_bytes(static_cast<double>(limits::kMaxParams) * sizeof(float)));
+      on.datasets.emplace(c, std::move(d));
     }
   }
+  return out;
 }
 
 }  // namespace
@@ -173,9 +193,12 @@ Model read_graph(hid_t f) {
   h5::Handle graph = h5::open_group(f, "graph");
   auto order = h5::read_strings(graph, "order");
   h5::Handle nodes = h5::open_group(graph, "nodes");
-  check_stored_sizes(nodes, order);
+  std::vector<OpenNode> open = open_nodes(nodes, order);
   m.nodes.reserve(order.size());
-  for (const auto& name : order) m.nodes.push_back(load_node(nodes, name));
+  for (size_t i = 0; i < order.size(); ++i) {
+    m.nodes.push_back(load_node(nodes, order[i], open[i]));
+    open[i] = OpenNode{};  // its handles are no longer needed
+  }
   if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
   m.validate(/*values_scanned=*/true);  // load_node checked the parameters' values
   return m;

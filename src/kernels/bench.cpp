@@ -38,8 +38,9 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 
 }  // namespace
 
-BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps, const std::function<void(int)>& progress) {
-  Runner dense(m, base), sparse(m, Path::Auto);
+namespace {
+BenchResult bench_runners(const Runner& dense, const Runner& sparse, bool blas, const Tensor& x, int reps,
+                          const std::function<void(int)>& progress) {
   BenchResult r;
   std::map<std::string, size_t> by_name;
   auto row_for = [&](const StepInfo& s) -> BenchRow& {
@@ -69,7 +70,7 @@ BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps, co
     dense.forward(x, [&](size_t k, double ms) { d[dense_row[k]] += ms; });
     auto t1 = std::chrono::steady_clock::now();
     // OpenBLAS's idle threads fall asleep before bsp's pass.
-    if (base == Path::Blas) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (blas) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto t2 = std::chrono::steady_clock::now();
     sparse.forward(x, [&](size_t k, double ms) { s[sparse_row[k]] += ms; });
     auto t3 = std::chrono::steady_clock::now();
@@ -82,6 +83,19 @@ BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps, co
   }
   r.load_after = load_average();
   return r;
+}
+
+}  // namespace
+
+BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps, const std::function<void(int)>& progress) {
+  const Runner dense(m, base), sparse(m, Path::Auto);
+  return bench_runners(dense, sparse, base == Path::Blas, x, reps, progress);
+}
+
+BenchResult bench_models(const Model& base, const Model& m, const Tensor& x, int reps,
+                         const std::function<void(int)>& progress) {
+  const Runner dense(base, Path::Auto), sparse(m, Path::Auto);
+  return bench_runners(dense, sparse, false, x, reps, progress);
 }
 
 }  // namespace bsp::kernels

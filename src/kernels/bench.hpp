@@ -31,6 +31,12 @@ struct BenchResult {
 // bsp's pass (bsp-bench(1)). `progress(rep)` is called before each repetition.
 BenchResult bench_model(const Model& m, Path base, const Tensor& x, int reps,
                         const std::function<void(int rep)>& progress = {});
+// The same with another model as the baseline, run on its own kernels
+// (Path::Auto): two compact forms of one network compared in one run, e.g.
+// an int8 block-sparse model against the int8 dense one (bsp bench
+// --against). Steps are matched by node name; both take x.
+BenchResult bench_models(const Model& base, const Model& m, const Tensor& x, int reps,
+                         const std::function<void(int rep)>& progress = {});
 
 double median(std::vector<double> v);  // 0 for none
 std::string cpu_model();                // from /proc/cpuinfo, "unknown" elsewhere

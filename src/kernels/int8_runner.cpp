@@ -69,9 +69,10 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
 }
 
 // A conv2d or dense group on the VNNI kernel: bsr 8x8 layers skip their
-// pruned blocks, nm layers run on the nm kernel (nm_i8.hpp) where it takes
-// their N:M, other forms on the 8x8 blocks covering their nonzero int8
-// weights; the group's two-input add runs in the kernel's epilogue.
+// pruned blocks, tw layers run on the tw kernel, nm layers on the nm kernel
+// (nm_i8.hpp) where it takes their N:M, other forms on the 8x8 blocks
+// covering their nonzero int8 weights; the group's two-input add runs in the
+// kernel's epilogue.
 void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in,
                                const FusedGroup& g) {
   const Node& n = m_.nodes[g.head];
@@ -88,11 +89,16 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
   info.macs = geo.Ho * geo.Wo * geo.Cout * geo.kh * geo.kw * geo.C;
   const compact::CompactLayer* l = c.layer(n.name);
   const compact::WeightGeom wg = compact::weight_geom(qn.weight.shape());
-  std::vector<int32_t> rp, ci;
   if (g.add >= 0) {
     const q8::QNode& qa = q_.nodes[static_cast<size_t>(g.add)];
     s.add = q8::FusedAdd::make(qa.in_mult.at(static_cast<size_t>(g.add_self)),
                                qa.in_mult.at(static_cast<size_t>(1 - g.add_self)), qa.in_shift, qa.lo, qa.hi);
+  }
+  // A tw layer whose nonzero weights all lie in its tiles (else the 8x8 blocks covering them, below).
+  if (l && l->format == compact::Format::TW && tw_covers(*l, qn.weight.data())) {
+    s.tw = std::make_unique<TwConvI8>(geo, *l, qn.weight.data(), qn.bias.data(), qn.rq, qn.lo, qn.hi);
+    info.kernel = "int8-tw";
+    return;
   }
   if (l && l->format == compact::Format::NM && active_isa() != Isa::Avx2 &&
       NmConvI8::takes(geo, l->N, l->M, qn.weight.data())) {
@@ -102,6 +108,7 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
     info.kernel = "int8-nm";
     return;
   }
+  std::vector<int32_t> rp, ci;
   if (l && l->format == compact::Format::Bsr && l->R == 8 && l->C == 8) {
     rp = l->row_ptr, ci = l->col_idx;
     info.kernel = "int8-bsr";
@@ -151,6 +158,11 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       Array<int8_t> q = buffers_.take(x.shape());
       ops_i8(active_isa()).quantize(x.data(), static_cast<int64_t>(x.size()), qn.scale, q.data());
       slot[s.node] = std::move(q);
+    } else if (s.tw) {
+      const ConvGeom& g = s.geom;
+      Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});
+      s.tw->run(slot[s.in[0]].data(), N, y.data(), s.add ? slot[s.addend].data() : nullptr, s.add ? &*s.add : nullptr);
+      slot[s.out] = std::move(y);
     } else if (s.conv || s.nm) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});

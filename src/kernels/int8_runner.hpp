@@ -1,7 +1,8 @@
 // The int8 program of a compacted int8 model on the fast kernels: one step
 // per group of the fusion pass, conv2d and dense layers on the VNNI
-// block-sparse kernel (bsr 8x8 layers skip their pruned blocks; other forms
-// run on the 8x8 blocks covering their nonzero int8 weights) with the
+// block-sparse kernel (bsr 8x8 layers skip their pruned blocks; tw layers
+// run on the tw kernel, tw.hpp; other forms run on the 8x8 blocks covering
+// their nonzero int8 weights) with the
 // group's residual add in the epilogue, adds and pools on the int8 vector
 // ops, every other op with the scalar int8 reference. The result is
 // bit-identical to q8::reference_forward.
@@ -18,6 +19,7 @@
 #include "kernels/conv_i8.hpp"
 #include "kernels/nm_i8.hpp"
 #include "kernels/runner.hpp"
+#include "kernels/tw.hpp"
 
 namespace bsp::kernels {
 
@@ -40,6 +42,7 @@ class Int8Runner {
     std::vector<Link> chain;    // steps without a kernel: the group's computations, in order
     std::unique_ptr<ConvI8> conv;
     std::unique_ptr<NmConvI8> nm;  // an nm layer on its own kernel (instead of conv)
+    std::unique_ptr<TwConvI8> tw;  // a tw layer on its own kernel (instead of conv)
     std::optional<q8::FusedAdd> add;  // a residual add fused into the conv ...
     size_t addend = 0;                // ... and the slot of its other input
     ConvGeom geom;

@@ -16,7 +16,7 @@
 #include "kernels/int8_runner.hpp"
 #include "kernels/nm_f32.hpp"
 #include "kernels/ops_f32.hpp"
-#include "kernels/sparse_f32.hpp"
+#include "kernels/tw.hpp"
 #include "kernels/width_fold.hpp"
 #include "sparsity/blocks.hpp"
 
@@ -52,8 +52,8 @@ struct Step {
   bool width_fold = false;         // conv runs on the width-folded input (width_fold.hpp)
   std::unique_ptr<ConvF32> conv;
   std::unique_ptr<ConvBlas> blas;
-  std::unique_ptr<SparseConvF32> sparse;  // tw
   std::unique_ptr<NmConvF32> nm;
+  std::unique_ptr<TwConvF32> tw;
   std::unique_ptr<DepthwiseF32> depthwise;
   bool pool = false;               // max/avg/global-avg pool on ops_f32 (geom: its window)
   bool count_include_pad = true;   // avgpool
@@ -210,8 +210,8 @@ struct Runner::Impl {
       return;
     }
     if (cl && cl->format == compact::Format::TW) {
-      s.sparse = std::make_unique<SparseConvF32>(g, *cl, f.weight.data(), f.bias.data());
-      s.info.kernel = compact::format_name(cl->format);
+      s.tw = std::make_unique<TwConvF32>(g, *cl, f.weight.data(), f.bias.data());
+      s.info.kernel = "tw";
       return;
     }
     if (width_fold_pays(g)) {
@@ -241,7 +241,7 @@ struct Runner::Impl {
       const Node& n = m.nodes[s.node];
       if (before_softmax && n.op == Op::Softmax && s.node + 1 == m.nodes.size() && s.chain.size() == 1)
         return std::move(slot[s.in[0]]);
-      if (s.conv || s.blas || s.sparse || s.nm || s.depthwise) {
+      if (s.conv || s.blas || s.nm || s.tw || s.depthwise) {
         const Tensor& xin = slot[s.in[0]];
         const ConvGeom& g = s.geom;
         Tensor y = s.is_dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
@@ -260,7 +260,7 @@ struct Runner::Impl {
         else if (s.nm)
           s.nm->run(xin.data(), N, y.data(), z, s.clamp);
         else
-          s.sparse->run(xin.data(), N, y.data(), z, s.clamp);
+          s.tw->run(xin.data(), N, y.data(), z, s.clamp);
         slot[s.out] = std::move(y);
       } else if (s.pool) {
         const Tensor& xin = slot[s.in[0]];

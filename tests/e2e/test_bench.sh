@@ -64,6 +64,42 @@ assert k["stage2.0.a.conv"] == "int8-bsr", k
 assert not any(name.endswith(".add") for name in k), k
 assert all(l["dense_ms"] is not None for l in d["layers"]), d["layers"]
 PY
+# Another model as the baseline: the int8 dense model against the int8
+# block-sparse one, in one run.
+"$BSP" compact r.h5 --dtype int8 --calib-images 2 -o qd.h5 2>/dev/null || fail "int8 compact (dense)"
+ok "$BSP" bench q.h5 --against qd.h5 --reps 2 --json
+cp "$WORK/.out" a.json
+CHECKS=$((CHECKS + 1))
+python3 - a.json <<'PY' || fail "bench --against"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["baseline"] == "model" and d["baseline_model"] == "qd.h5", d
+k = {l["name"]: (l["dense_kernel"], l["sparse_kernel"]) for l in d["layers"]}
+assert k["stage2.0.a.conv"][1] == "int8-bsr" and k["stage2.0.a.conv"][0].startswith("int8"), k
+assert all(l["dense_ms"] is not None and l["sparse_ms"] is not None for l in d["layers"]), d["layers"]
+PY
+ok "$BSP" bench q.h5 --against qd.h5 --reps 1
+out_has "^dense: 'qd\.h5' on its own kernels"
+"$BSP" init --arch resnet50 -o wide.h5 || fail "init resnet50"
+err 1 bench "cannot compare 'c\.h5' with 'wide\.h5': their inputs differ" "$BSP" bench c.h5 --against wide.h5 --reps 1
+err 2 bench "--baseline excludes --against" "$BSP" bench c.h5 --against qd.h5 --baseline dense
+err 1 bench "cannot read 'nope\.h5'" "$BSP" bench c.h5 --against nope.h5
+
+# A tile-wise model runs its tw layers on the tile-wise kernels, fp32 and int8.
+ok "$BSP" prune r.h5 --pattern tw:16 --density 0.5 -o t.h5
+ok "$BSP" compact t.h5 -o tc.h5
+"$BSP" compact t.h5 --dtype int8 --calib-images 2 -o tq.h5 2>/dev/null || fail "int8 compact (tw)"
+ok "$BSP" bench tc.h5 --reps 1 --baseline dense --json
+cp "$WORK/.out" tc.json
+ok "$BSP" bench tq.h5 --reps 1 --json
+cp "$WORK/.out" tq.json
+CHECKS=$((CHECKS + 1))
+python3 - tc.json tq.json <<'PY' || fail "tw bench"
+import json, sys
+for f, want in zip(sys.argv[1:], ("tw", "int8-tw")):
+    k = {l["name"]: l["sparse_kernel"] for l in json.load(open(f))["layers"]}
+    assert k["stage2.0.a.conv"] == want, (f, k)
+PY
 # The kernels can be lowered for comparisons.
 CHECKS=$((CHECKS + 1))
 BSP_ISA=scalar "$BSP" bench c.h5 --reps 1 | grep -q '^model: .* scalar kernels' || fail "BSP_ISA=scalar"

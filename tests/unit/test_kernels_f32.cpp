@@ -12,7 +12,7 @@
 #include "kernels/depthwise_f32.hpp"
 #include "kernels/nm_f32.hpp"
 #include "kernels/ops_f32.hpp"
-#include "kernels/sparse_f32.hpp"
+#include "kernels/tw.hpp"
 #include "kernels/width_fold.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
@@ -159,7 +159,7 @@ TEST_CASE("fp32 bsr conv gives the same result on any thread count") {
 
 namespace {
 
-// nm and tw layers through SparseConvF32 against the reference conv.
+// nm and tw layers on their kernels (NmConvF32, TwConvF32) against the reference conv.
 void check_sparse(const Case& c, compact::Format f, uint64_t seed, int64_t nm_n = 2, int64_t nm_m = 4) {
   GraphBuilder b("t", c.H, c.W, c.C);
   b.conv("conv", "input", GraphBuilder::square(c.Cout, c.k, c.stride, c.pad, true));
@@ -182,9 +182,8 @@ void check_sparse(const Case& c, compact::Format f, uint64_t seed, int64_t nm_n 
     set_isa(isa);
     INFO(compact::format_name(f) << " " << nm_n << ":" << nm_m << " isa " << isa_name(isa) << " " << c.H << "x" << c.W << "x" << c.C << " -> "
                                  << c.Cout << " k" << c.k << " s" << c.stride);
-    // nm layers on their own kernel (nm_f32.hpp), tw on sparse_f32.hpp.
     std::optional<NmConvF32> nm;
-    std::optional<SparseConvF32> tw;
+    std::optional<TwConvF32> tw;
     if (f == compact::Format::NM)
       nm.emplace(g, l, w.data(), n.param("bias").data());
     else

@@ -1,7 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <limits>
+#include <vector>
 
+#include "core/finite.hpp"
 #include "core/shapes.hpp"
 #include "zoo/builder.hpp"
 
@@ -222,5 +226,38 @@ TEST_CASE("validation refuses non-finite parameters and impossible batchnorm sta
       m.nodes[2].attrs.set("eps", eps);
       CHECK_THROWS_WITH(m.validate(), Catch::Contains("is not a positive number"));
     }
+  }
+}
+
+TEST_CASE("the finiteness scan finds one bad value anywhere, on every instruction set") {
+  const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), std::bit_cast<float>(0xff800001u)};
+  const float good_values[] = {std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                               std::numeric_limits<float>::denorm_min(), -0.0f, 1.0f};
+  for (ScanIsa isa : {ScanIsa::Scalar, ScanIsa::Avx2, ScanIsa::Avx512}) {
+    if (!any_nonfinite_serial(nullptr, 0, isa)) continue;  // not on this machine
+    CAPTURE(static_cast<int>(isa));
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 63, 64, 65, 127, 128, 200}) {
+      std::vector<float> v(static_cast<size_t>(n));
+      for (float g : good_values) {
+        std::fill(v.begin(), v.end(), g);
+        CHECK(*any_nonfinite_serial(v.data(), n, isa) == false);
+      }
+      for (int64_t at = 0; at < n; ++at)
+        for (float b : bad_values) {
+          std::fill(v.begin(), v.end(), 0.5f);
+          v[static_cast<size_t>(at)] = b;
+          CAPTURE(n, at, b);
+          CHECK(*any_nonfinite_serial(v.data(), n, isa) == true);
+        }
+    }
+  }
+  // The dispatcher and the parallel scan over large arrays, at both ends.
+  std::vector<float> big(size_t{3} << 20, 1.0f);
+  CHECK_FALSE(any_nonfinite(big.data(), static_cast<int64_t>(big.size())));
+  for (size_t at : {size_t{0}, big.size() - 1}) {
+    big[at] = std::numeric_limits<float>::infinity();
+    CHECK(first_nonfinite(big.data(), static_cast<int64_t>(big.size())) == static_cast<int64_t>(at));
+    big[at] = 1.0f;
   }
 }

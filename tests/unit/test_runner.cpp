@@ -143,6 +143,9 @@ TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
       set_isa(isa);
       Runner r(m);
       REQUIRE(r.is_int8());
+      int tw = 0;  // tw layers run on the int8 tile-wise kernel
+      for (const auto& s : r.steps()) tw += s.kernel == "int8-tw";
+      CHECK(tw >= 1);
       if (arch == 0) {
         // The residual add (and its relu) runs in the epilogue of the conv it follows.
         int fused = 0;
