@@ -73,8 +73,10 @@ Int8Runner::Int8Runner(const Model& m, const compact::CompactModel& c) : m_(m), 
 }
 
 // A conv2d or dense group on the VNNI kernel: bsr 8x8 layers skip their
-// pruned blocks, tw layers run on the tw kernel, other forms run on the 8x8 blocks covering their nonzero
-// int8 weights; the group's two-input add runs in the kernel's epilogue.
+// pruned blocks, tw layers run on the tw kernel, nm layers on the nm kernel
+// (nm_i8.hpp) where it takes their N:M, other forms on the 8x8 blocks
+// covering their nonzero int8 weights; the group's two-input add runs in the
+// kernel's epilogue.
 void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in,
                                const FusedGroup& g) {
   const Node& n = m_.nodes[g.head];
@@ -100,6 +102,14 @@ void Int8Runner::prepare_layer(Step& s, StepInfo& info, const compact::CompactMo
   if (l && l->format == compact::Format::TW && tw_covers(*l, qn.weight.data())) {
     s.tw = std::make_unique<TwConvI8>(geo, *l, qn.weight.data(), qn.bias.data(), qn.rq, qn.lo, qn.hi);
     info.kernel = "int8-tw";
+    return;
+  }
+  if (l && l->format == compact::Format::NM && active_isa() != Isa::Avx2 &&
+      NmConvI8::takes(geo, l->N, l->M, qn.weight.data())) {
+    // N:M on its own kernel (nm_i8.hpp). AVX2 has no kernel of its own for
+    // it: there the layer runs on the 8x8 blocks below.
+    s.nm = std::make_unique<NmConvI8>(geo, l->N, l->M, qn.weight.data(), qn.bias.data(), qn.rq, qn.lo, qn.hi);
+    info.kernel = "int8-nm";
     return;
   }
   std::vector<int32_t> rp, ci;
@@ -165,7 +175,7 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
       Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});
       s.tw->run(slot[s.in[0]].data(), N, y.data(), s.add ? slot[s.addend].data() : nullptr, s.add ? &*s.add : nullptr);
       slot[s.out] = std::move(y);
-    } else if (s.conv) {
+    } else if (s.conv || s.nm) {
       const ConvGeom& g = s.geom;
       Array<int8_t> y = s.dense_layer ? buffers_.take({N, g.Cout}) : buffers_.take({N, g.Ho, g.Wo, g.Cout});
       const int8_t* z = s.add ? slot[s.addend].data() : nullptr;
@@ -175,6 +185,8 @@ Tensor Int8Runner::forward(const Tensor& x, const std::function<void(size_t, dou
         width_im2col(g, layer_in, N, folded.data());
         s.conv->run(folded.data(), N, y.data(), z, add);
         buffers_.give(folded);
+      } else if (s.nm) {
+        s.nm->run(slot[s.in[0]].data(), N, y.data(), z, add);
       } else {
         s.conv->run(layer_in, N, y.data(), z, add);
       }

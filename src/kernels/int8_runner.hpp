@@ -18,6 +18,7 @@
 #include "core/fusion.hpp"
 #include "kernels/buffer_pool.hpp"
 #include "kernels/conv_i8.hpp"
+#include "kernels/nm_i8.hpp"
 #include "kernels/runner.hpp"
 #include "kernels/tw.hpp"
 
@@ -41,6 +42,7 @@ class Int8Runner {
     };
     std::vector<Link> chain;    // steps without a kernel: the group's computations, in order
     std::unique_ptr<ConvI8> conv;
+    std::unique_ptr<NmConvI8> nm;  // an nm layer on its own kernel (instead of conv)
     std::unique_ptr<TwConvI8> tw;  // a tw layer on its own kernel (instead of conv)
     std::optional<q8::FusedAdd> add;  // a residual add fused into the conv ...
     size_t addend = 0;                // ... and the slot of its other input

@@ -15,8 +15,8 @@
 #include "kernels/conv_f32.hpp"
 #include "kernels/depthwise_f32.hpp"
 #include "kernels/int8_runner.hpp"
+#include "kernels/nm_f32.hpp"
 #include "kernels/ops_f32.hpp"
-#include "kernels/sparse_f32.hpp"
 #include "kernels/tw.hpp"
 #include "kernels/width_fold.hpp"
 #include "sparsity/blocks.hpp"
@@ -53,7 +53,7 @@ struct Step {
   bool width_fold = false;         // conv runs on the width-folded input (width_fold.hpp)
   std::unique_ptr<ConvF32> conv;
   std::unique_ptr<ConvBlas> blas;
-  std::unique_ptr<SparseConvF32> sparse;  // nm
+  std::unique_ptr<NmConvF32> nm;
   std::unique_ptr<TwConvF32> tw;
   std::unique_ptr<DepthwiseF32> depthwise;
   std::optional<ActRule> act;      // conv-like steps: the input's activation rule, applied to a copy first
@@ -207,14 +207,14 @@ struct Runner::Impl {
       s.info.kernel = "bsr";
       return;
     }
+    if (cl && cl->format == compact::Format::NM) {
+      s.nm = std::make_unique<NmConvF32>(g, *cl, f.weight.data(), f.bias.data());
+      s.info.kernel = "nm";
+      return;
+    }
     if (cl && cl->format == compact::Format::TW) {
       s.tw = std::make_unique<TwConvF32>(g, *cl, f.weight.data(), f.bias.data());
       s.info.kernel = "tw";
-      return;
-    }
-    if (cl && cl->format == compact::Format::NM) {
-      s.sparse = std::make_unique<SparseConvF32>(g, *cl, f.weight.data(), f.bias.data());
-      s.info.kernel = compact::format_name(cl->format);
       return;
     }
     if (width_fold_pays(g)) {
@@ -244,7 +244,7 @@ struct Runner::Impl {
       const Node& n = m.nodes[s.node];
       if (before_softmax && n.op == Op::Softmax && s.node + 1 == m.nodes.size() && s.chain.size() == 1)
         return std::move(slot[s.in[0]]);
-      if (s.conv || s.blas || s.sparse || s.tw || s.depthwise) {
+      if (s.conv || s.blas || s.nm || s.tw || s.depthwise) {
         // The activation rule zeroes a copy of the input: the tensor may have other readers.
         Tensor zeroed;
         if (s.act) {
@@ -267,10 +267,10 @@ struct Runner::Impl {
           s.blas->run(xin.data(), N, y.data(), z, s.clamp);
         else if (s.depthwise)
           s.depthwise->run(xin.data(), N, y.data(), z, s.clamp);
-        else if (s.tw)
-          s.tw->run(xin.data(), N, y.data(), z, s.clamp);
+        else if (s.nm)
+          s.nm->run(xin.data(), N, y.data(), z, s.clamp);
         else
-          s.sparse->run(xin.data(), N, y.data(), z, s.clamp);
+          s.tw->run(xin.data(), N, y.data(), z, s.clamp);
         if (s.act) give(zeroed);
         slot[s.out] = std::move(y);
       } else if (s.pool) {

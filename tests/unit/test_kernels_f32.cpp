@@ -10,8 +10,9 @@
 #include "core/reference_ops.hpp"
 #include "kernels/conv_f32.hpp"
 #include "kernels/depthwise_f32.hpp"
+#include "kernels/nm_f32.hpp"
 #include "kernels/ops_f32.hpp"
-#include "kernels/sparse_f32.hpp"
+#include "kernels/tw.hpp"
 #include "kernels/width_fold.hpp"
 #include "sparse_helpers.hpp"
 #include "zoo/builder.hpp"
@@ -158,8 +159,8 @@ TEST_CASE("fp32 bsr conv gives the same result on any thread count") {
 
 namespace {
 
-// nm and tw layers through SparseConvF32 against the reference conv.
-void check_sparse(const Case& c, compact::Format f, uint64_t seed) {
+// nm and tw layers on their kernels (NmConvF32, TwConvF32) against the reference conv.
+void check_sparse(const Case& c, compact::Format f, uint64_t seed, int64_t nm_n = 2, int64_t nm_m = 4) {
   GraphBuilder b("t", c.H, c.W, c.C);
   b.conv("conv", "input", GraphBuilder::square(c.Cout, c.k, c.stride, c.pad, true));
   Model m = b.finish();
@@ -167,7 +168,7 @@ void check_sparse(const Case& c, compact::Format f, uint64_t seed) {
   n.param("weight") = test::random_tensor({c.Cout, c.k, c.k, c.C}, seed, 0.2);
   n.param("bias") = test::random_tensor({c.Cout}, seed + 1);
   if (f == compact::Format::NM)
-    test::nm_prune(n, 2, 4);
+    test::nm_prune(n, nm_n, nm_m);
   else
     test::tw_prune(n, 8, c.density, c.density, seed + 2);
   const Tensor& w = n.param("weight");
@@ -179,17 +180,28 @@ void check_sparse(const Case& c, compact::Format f, uint64_t seed) {
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
     set_isa(isa);
-    INFO(compact::format_name(f) << " isa " << isa_name(isa) << " " << c.H << "x" << c.W << "x" << c.C << " -> "
+    INFO(compact::format_name(f) << " " << nm_n << ":" << nm_m << " isa " << isa_name(isa) << " " << c.H << "x" << c.W << "x" << c.C << " -> "
                                  << c.Cout << " k" << c.k << " s" << c.stride);
-    SparseConvF32 conv(g, l, w.data(), n.param("bias").data());
+    std::optional<NmConvF32> nm;
+    std::optional<TwConvF32> tw;
+    if (f == compact::Format::NM)
+      nm.emplace(g, l, w.data(), n.param("bias").data());
+    else
+      tw.emplace(g, l, w.data(), n.param("bias").data());
+    auto run = [&](const float* zz, Clamp cl, Tensor& out) {
+      if (nm)
+        nm->run(x.data(), c.N, out.data(), zz, cl);
+      else
+        tw->run(x.data(), c.N, out.data(), zz, cl);
+    };
     Tensor y(ref.shape());
-    conv.run(x.data(), c.N, y.data(), nullptr, Clamp{});
+    run(nullptr, Clamp{}, y);
     CHECK(test::max_abs_diff(y, ref) < 1e-4f);
-    conv.run(x.data(), c.N, y.data(), z.data(), kRelu);
+    run(z.data(), kRelu, y);
     float worst = 0;
     for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::abs(y[i] - std::max(0.0f, ref[i] + z[i])));
     CHECK(worst < 1e-4f);
-    conv.run(x.data(), c.N, y.data(), nullptr, kClip);
+    run(nullptr, kClip, y);
     worst = 0;
     for (size_t i = 0; i < y.size(); ++i)
       worst = std::max(worst, std::abs(y[i] - std::min(std::max(ref[i], kClip.lo), kClip.hi)));
@@ -214,6 +226,35 @@ TEST_CASE("fp32 nm and tw kernels match the reference") {
     if (c.C % 4 == 0) check_sparse(c, compact::Format::NM, seed += 10);
     check_sparse(c, compact::Format::TW, seed += 10);
   }
+}
+
+TEST_CASE("fp32 nm kernel: tiles, chunks, channel ranges and edges") {
+  // The nm kernel's paths: C a multiple of 16 (16x16 transposes) or not
+  // (element copies); K over several 128-index chunks; more than one 64-pixel
+  // tile and a partial last one (1 .. 4 pixel vectors); output channels not a
+  // multiple of 16 (the scalar epilogue); few tiles with many channels (the
+  // channels split into ranges across threads); batch > 1 (pixels of one tile
+  // in two images); 2:4, 2:8 and 1:4.
+  const Case cases[] = {
+      {1, 7, 7, 64, 128, 3, 1, 1, 0},   // 49 pixels, K = 576, channel ranges
+      {2, 9, 10, 32, 40, 3, 2, 1, 0},   // stride 2, 2 images in one tile, Cout % 16 = 8
+      {1, 14, 14, 48, 24, 1, 1, 0, 0},  // 196 pixels: 3 full tiles and 4 pixels
+      {1, 5, 6, 128, 256, 1, 1, 0, 0},  // 30 pixels, 8 ranges of channels
+      {3, 4, 4, 24, 17, 3, 1, 1, 0},    // C % 16 != 0
+      {1, 11, 13, 16, 33, 3, 2, 0, 0},  // no padding, odd sizes
+  };
+  uint64_t seed = 700;
+  for (const Case& c : cases)
+    for (auto [n, m] : {std::pair<int64_t, int64_t>{2, 4}, {2, 8}, {1, 4}}) {
+      if (c.C % m) continue;
+      for (int t : {1, 2, 3}) {
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(t);
+        INFO("threads " << t);
+        check_sparse(c, compact::Format::NM, seed += 10, n, m);
+        omp_set_num_threads(before);
+      }
+    }
 }
 
 TEST_CASE("fp32 kernels on random shapes") {

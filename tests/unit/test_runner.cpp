@@ -158,6 +158,10 @@ TEST_CASE("the int8 runner is bit-identical to the int8 reference forward") {
         for (const auto& s : r.steps()) depthwise += s.kernel == "int8-depthwise";
         CHECK(depthwise == 2);
       }
+      // nm layers run on the int8 nm kernel, except on AVX2 (8x8 blocks there).
+      int nm = 0, nm_blocks = 0;
+      for (const auto& s : r.steps()) nm += s.kernel == "int8-nm", nm_blocks += s.kernel == "int8-nm-as-bsr";
+      CHECK((isa == Isa::Avx2 ? nm == 0 && nm_blocks >= 1 : nm >= 1));
       const Tensor y = r.forward(x);
       INFO(m.arch << " " << isa_name(isa));
       REQUIRE(y.shape() == ref.shape());
