@@ -9,15 +9,17 @@
 # Each row is the median over RUNS runs of the whole-model speedup (with its
 # range), beside the median over the conv layers of the per-layer speedup.
 # Usage: tests/bench/sparsity_pays.sh [BUILD_DIR [OUT_DIR [THREADS [REPS [RUNS [PATTERNS]]]]]]
-# PATTERNS: space-separated "pattern:density:dtype" cases (default: the
-# issue's table). Run it on a quiet machine: the summary records the load.
+# PATTERNS: space-separated "pattern,density,dtype[,scope]" cases (density
+# "-" for N:M; scope: bsp prune --scope, else prune's default; default cases:
+# the issue's table, tw in both scopes). Run it on a quiet machine: the
+# summary records the load.
 set -e
 BUILD=$(realpath "${1:-build}")
 OUT=${2:-bench-pays}
 T=${3:-2}
 REPS=${4:-20}
 RUNS=${5:-5}
-CASES=${6:-"block:8x8:0.5:int8 block:8x8:0.25:int8 nm:2:8:1:fp32 nm:2:4:1:fp32 nm:2:4:1:int8 tw:128:0.25:fp32 tw:128:0.25:int8 block:8x8:0.5:fp32 block:8x8:0.25:fp32"}
+CASES=${6:-"block:8x8,0.5,int8 block:8x8,0.25,int8 nm:2:8,-,fp32 nm:2:4,-,fp32 nm:2:4,-,int8 nm:2:8,-,int8 tw:128,0.25,fp32 tw:128,0.25,int8 tw:128,0.25,fp32,layer tw:128,0.25,int8,layer block:8x8,0.5,fp32 block:8x8,0.25,fp32"}
 BSP=$BUILD/bsp
 mkdir -p "$OUT"
 cd "$OUT"
@@ -30,14 +32,17 @@ log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -f r50_q.h5 ] || "$BSP" compact r50.h5 --dtype int8 -o r50_q.h5 2>/dev/null
 : >rows.txt
 for c in $CASES; do
-  # pattern = everything before the last two fields
-  dtype=${c##*:}
-  rest=${c%:*}
-  density=${rest##*:}
-  pattern=${rest%:*}
-  tag=$(echo "$pattern-$density" | tr ':' '_')
-  [ -f "$tag.h5" ] || "$BSP" prune r50.h5 --pattern "$pattern" --density "$density" -o "$tag.h5" 2>/dev/null ||
-    "$BSP" prune r50.h5 --pattern "$pattern" -o "$tag.h5"
+  IFS=, read -r pattern density dtype scope <<EOF_CASE
+$c
+EOF_CASE
+  scope=${scope:-default}
+  tag=$(echo "$pattern-$density-$scope" | tr ':' '_')
+  if [ ! -f "$tag.h5" ]; then
+    set -- --pattern "$pattern"
+    [ "$density" = - ] || set -- "$@" --density "$density"
+    [ "$scope" = default ] || set -- "$@" --scope "$scope"
+    "$BSP" prune r50.h5 "$@" -o "$tag.h5" >/dev/null
+  fi
   if [ "$dtype" = int8 ]; then
     [ -f "${tag}_q.h5" ] || "$BSP" compact "$tag.h5" --dtype int8 -o "${tag}_q.h5" 2>/dev/null
     model=${tag}_q.h5
@@ -50,7 +55,7 @@ for c in $CASES; do
   for k in $(seq "$RUNS"); do
     "$BSP" bench "$model" "$@" --threads "$T" --reps "$REPS" --json >"${tag}_${dtype}_$k.json"
   done
-  echo "$pattern $density $dtype ${tag}_${dtype}" >>rows.txt
+  echo "$pattern $density $dtype $scope ${tag}_${dtype}" >>rows.txt
 done
 log "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -58,9 +63,9 @@ RUNS=$RUNS /usr/bin/python3 - <<'PY' | tee -a summary.txt
 import json, os, statistics
 med = statistics.median
 runs = range(1, int(os.environ["RUNS"]) + 1)
-print(f"{'model':<26} {'dense ms':>9} {'sparse ms':>9} {'speedup':>8} {'range':>11} {'layer med':>9}  kernels")
+print(f"{'model':<32} {'dense ms':>9} {'sparse ms':>9} {'speedup':>8} {'range':>11} {'layer med':>9}  kernels")
 for line in open("rows.txt"):
-    pattern, density, dtype, stem = line.split()
+    pattern, density, dtype, scope, stem = line.split()
     docs = [json.load(open(f"{stem}_{k}.json")) for k in runs]
     sp = [d["total"]["speedup"] for d in docs]
     per_layer = []
@@ -68,7 +73,7 @@ for line in open("rows.txt"):
         v = [l["speedup"] for l in d["layers"] if l["op"] == "conv2d" and l["speedup"] is not None]
         per_layer.append(med(v))
     kernels = sorted({l["sparse_kernel"] for l in docs[0]["layers"] if l["op"] == "conv2d" and l["sparse_kernel"]})
-    name = f"{dtype} {pattern} {density}" if density != "1" else f"{dtype} {pattern}"
-    print(f"{name:<26} {med(d['total']['dense_ms'] for d in docs):9.2f} {med(d['total']['sparse_ms'] for d in docs):9.2f}"
+    name = f"{dtype} {pattern}" + (f" {density}" if density != "-" else "") + (f" ({scope} scope)" if scope != "default" else "")
+    print(f"{name:<32} {med(d['total']['dense_ms'] for d in docs):9.2f} {med(d['total']['sparse_ms'] for d in docs):9.2f}"
           f" {med(sp):7.2f}x {min(sp):5.2f}-{max(sp):4.2f}x {med(per_layer):8.2f}x  {','.join(kernels)}")
 PY
