@@ -453,7 +453,7 @@ Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const Sl
   if (!a.size()) return a;
   // The message is formatted only on failure: this runs for every parameter.
   auto bad_read = [&name]() { fail("cannot read dataset '{}' (truncated or corrupt file?)", name); };
-  constexpr size_t kSlabBytes = size_t{32} << 10;  // 256 KB: still in L2 when scanned
+  constexpr size_t kSlabBytes = size_t{256} << 10;  // 256 KB: still in L2 when scanned
   if (auto raw = raw_float_extent(d, a.size())) {
     struct stat st {};
     const auto bytes = static_cast<int64_t>(a.size() * sizeof(float));
