@@ -21,12 +21,13 @@ REPS=${4:-20}
 RUNS=${5:-5}
 CASES=${6:-"block:8x8,0.5,int8 block:8x8,0.25,int8 nm:2:8,-,fp32 nm:2:4,-,fp32 nm:2:4,-,int8 nm:2:8,-,int8 tw:128,0.25,fp32 tw:128,0.25,int8 tw:128,0.25,fp32,layer tw:128,0.25,int8,layer block:8x8,0.5,fp32 block:8x8,0.25,fp32"}
 BSP=$BUILD/bsp
+HERE=$(dirname "$(realpath "$0")")
 mkdir -p "$OUT"
 cd "$OUT"
 log() { echo "$*" | tee -a summary.txt; }
 : >summary.txt
 log "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $T; reps $REPS; runs $RUNS"
-log "bsp: $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+log "bsp: $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -f r50.h5 ] || "$BSP" init --arch resnet50 -o r50.h5
 [ -f r50_q.h5 ] || "$BSP" compact r50.h5 --dtype int8 -o r50_q.h5 2>/dev/null
