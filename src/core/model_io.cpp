@@ -70,9 +70,9 @@ struct OpenNode {
 
 Node load_node(hid_t nodes, const std::string& name, const OpenNode& open) {
   if (!h5::exists(nodes, name)) fail("node '{}' is listed in /graph/order but missing", name);
-  h5::Handle reopened;
-  if (!open.group.valid()) reopened = h5::open_group(nodes, name);  // fails with the reason
-  const hid_t g = open.group.valid() ? open.group.get() : reopened.get();
+  // open_nodes could not open it: opening it by name fails again, with the reason.
+  if (!open.group.valid()) h5::open_group(nodes, name);
+  const hid_t g = open.group.get();
   Node n;
   n.name = name;
   std::string op = h5::read_attr_string(g, "op");
@@ -120,6 +120,8 @@ Node load_node(hid_t nodes, const std::string& name, const OpenNode& open) {
         auto scan = [&](const float* v, size_t first, size_t count) {
           if (!bad && (bad = find_nonfinite(v + first, count))) *bad += first;
         };
+        // Not among the datasets: a group by that name, which the read by
+        // name refuses with the reason.
         auto d = open.datasets.find(c);
         t = d != open.datasets.end() ? h5::read_floats_scanned_open(d->second, c, scan)
                                      : h5::read_floats_scanned(g, c, scan);

@@ -356,9 +356,10 @@ TEST_CASE("stored decisions rebuild the same schedule; other masks are refused",
   CHECK_THROWS(rebuild_schedule(m, S.hw, S.dtype, ds, S.storages, S.fingerprint));
 }
 
-TEST_CASE("the schedule and program go through a file and are dropped when the weights change", "[aie2][schedule]") {
-  test::TempDir d;
-  Model m = test::aie2_model("fmnist-cnn", 0.5);
+namespace {
+// Schedules m on aie2:2x2 (fp32), generates its program and attaches both,
+// as bsp schedule and bsp codegen would before saving.
+std::pair<std::shared_ptr<Schedule>, std::shared_ptr<ProgramFile>> attach_program(Model& m) {
   auto s = std::make_shared<Schedule>(make_schedule(m, load_target("aie2:2x2"), DType::FP32));
   s->source_hash = model_hash(m, DType::FP32);
   auto pf = std::make_shared<ProgramFile>();
@@ -367,6 +368,14 @@ TEST_CASE("the schedule and program go through a file and are dropped when the w
   pf->source_hash = s->source_hash;
   m.schedule = s;
   m.program = pf;
+  return {s, pf};
+}
+}  // namespace
+
+TEST_CASE("the schedule and program go through a file and are dropped when the weights change", "[aie2][schedule]") {
+  test::TempDir d;
+  Model m = test::aie2_model("fmnist-cnn", 0.5);
+  auto [s, pf] = attach_program(m);
   save_model(m, d.file("p.h5"));
   Model r = load_model(d.file("p.h5"), "p.h5");
   REQUIRE(r.schedule);
@@ -445,14 +454,7 @@ TEST_CASE("a stored program is run only for the model it was generated from", "[
 TEST_CASE("an edited schedule or program group is refused; a format-1.0 file is read unchecked", "[aie2][schedule]") {
   test::TempDir d;
   Model m = test::aie2_model("fmnist-cnn", 0.5);
-  auto s = std::make_shared<Schedule>(make_schedule(m, load_target("aie2:2x2"), DType::FP32));
-  s->source_hash = model_hash(m, DType::FP32);
-  auto pf = std::make_shared<ProgramFile>();
-  pf->program = generate_program(*s);
-  pf->const_image = build_const_image(*s, m, &pf->program);
-  pf->source_hash = s->source_hash;
-  m.schedule = s;
-  m.program = pf;
+  auto [s, pf] = attach_program(m);
   save_model(m, d.file("p.h5"));
   auto edit = [&](const std::function<void(hid_t)>& f) {
     REQUIRE(std::system(("cp " + d.file("p.h5") + " " + d.file("e.h5")).c_str()) == 0);
