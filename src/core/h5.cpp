@@ -446,19 +446,88 @@ Array<float> read_floats_scanned(hid_t parent, const std::string& name, const Sl
   return read_floats_scanned_open(d, name, scan);
 }
 
+namespace {
+constexpr size_t kSlabBytes = size_t{256} << 10;  // 256 KB: still in L2 when scanned
+constexpr size_t kSlabFloats = kSlabBytes / sizeof(float);
+
+[[noreturn]] void fail_bad_read(const std::string& name) {
+  fail("cannot read dataset '{}' (truncated or corrupt file?)", name);
+}
+
+// The direct read of d (count floats), checked to lie inside its file, or
+// none when d is not stored so.
+std::optional<RawExtent> checked_raw_extent(hid_t d, size_t count, const std::string& name) {
+  auto raw = raw_float_extent(d, count);
+  if (!raw) return raw;
+  struct stat st {};
+  const auto bytes = static_cast<int64_t>(count * sizeof(float));
+  if (fstat(raw->fd, &st) != 0 || raw->offset > st.st_size - bytes) fail_bad_read(name);
+  return raw;
+}
+}  // namespace
+
+Array<float> read_floats_or_defer(hid_t d, const std::string& name, const SlabScan& scan,
+                                  std::vector<DirectRead>& direct) {
+  check_numeric(d, name, H5T_NATIVE_FLOAT, "float32", /*exact=*/true);
+  Handle space = check(H5Dget_space(d), "cannot read a dataspace");
+  Array<float> a(space_shape(space));
+  if (!a.size()) return a;
+  if (auto raw = checked_raw_extent(d, a.size(), name)) {
+    direct.push_back(DirectRead{raw->fd, raw->offset, a.data(), a.size()});
+    return a;
+  }
+  return read_floats_scanned_open(d, name, scan);
+}
+
+std::vector<DirectResult> read_direct_parallel(const std::vector<DirectRead>& reads, SlabFind find) {
+  // Slab s covers floats [first, first + n) of read r; each slab has its own
+  // result slot, so the threads never write the same memory.
+  struct Slab {
+    size_t read, first, n;
+  };
+  std::vector<Slab> slabs;
+  size_t total = 0;
+  for (size_t r = 0; r < reads.size(); ++r) {
+    for (size_t first = 0; first < reads[r].count; first += kSlabFloats)
+      slabs.push_back(Slab{r, first, std::min(kSlabFloats, reads[r].count - first)});
+    total += reads[r].count;
+  }
+  std::vector<char> failed(slabs.size(), 0);
+  std::vector<int64_t> found(slabs.size(), -1);
+  const auto ns = static_cast<int64_t>(slabs.size());
+  // Below a few MB the threads cost more than they save.
+#pragma omp parallel for schedule(dynamic, 4) if (total * sizeof(float) >= (size_t{4} << 20))
+  for (int64_t i = 0; i < ns; ++i) {
+    const Slab& s = slabs[static_cast<size_t>(i)];
+    const DirectRead& r = reads[s.read];
+    float* out = r.out + s.first;
+    if (!pread_all(r.fd, r.offset + static_cast<int64_t>(s.first * sizeof(float)), reinterpret_cast<char*>(out),
+                   s.n * sizeof(float))) {
+      failed[static_cast<size_t>(i)] = 1;
+      continue;
+    }
+    if (auto at = find(out, s.n)) found[static_cast<size_t>(i)] = static_cast<int64_t>(s.first + *at);
+  }
+  // Slabs are in read order and, within a read, in value order: the first
+  // slab that found something holds the read's first hit.
+  std::vector<DirectResult> out(reads.size());
+  for (size_t i = 0; i < slabs.size(); ++i) {
+    DirectResult& res = out[slabs[i].read];
+    res.failed |= failed[i] != 0;
+    if (!res.found && found[i] >= 0) res.found = static_cast<size_t>(found[i]);
+  }
+  return out;
+}
+
 Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const SlabScan& scan) {
   check_numeric(d, name, H5T_NATIVE_FLOAT, "float32", /*exact=*/true);
   Handle space = check(H5Dget_space(d), "cannot read a dataspace");
   Array<float> a(space_shape(space));
   if (!a.size()) return a;
   // The message is formatted only on failure: this runs for every parameter.
-  auto bad_read = [&name]() { fail("cannot read dataset '{}' (truncated or corrupt file?)", name); };
-  constexpr size_t kSlabBytes = size_t{256} << 10;  // 256 KB: still in L2 when scanned
-  if (auto raw = raw_float_extent(d, a.size())) {
-    struct stat st {};
-    const auto bytes = static_cast<int64_t>(a.size() * sizeof(float));
-    if (fstat(raw->fd, &st) != 0 || raw->offset > st.st_size - bytes) bad_read();
-    constexpr size_t slab = kSlabBytes / sizeof(float);
+  auto bad_read = [&name]() { fail_bad_read(name); };
+  if (auto raw = checked_raw_extent(d, a.size(), name)) {
+    constexpr size_t slab = kSlabFloats;
     for (size_t first = 0; first < a.size(); first += slab) {
       const size_t n = std::min(slab, a.size() - first);
       if (!pread_all(raw->fd, raw->offset + static_cast<int64_t>(first * sizeof(float)),

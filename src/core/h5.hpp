@@ -92,6 +92,32 @@ Array<float> read_floats_scanned(hid_t parent, const std::string& name, const Sl
 // The same for dataset d, already open (`name` for messages).
 Array<float> read_floats_scanned_open(hid_t d, const std::string& name, const SlabScan& scan);
 
+// A float32 dataset read straight from the file with pread, outside HDF5, so
+// that several can be read at once by OpenMP threads (HDF5 itself is not
+// thread-safe): contiguous, unfiltered, little-endian float32 in a file open
+// read-only with the POSIX (sec2) driver, checked to lie inside the file.
+struct DirectRead {
+  int fd;
+  int64_t offset;  // bytes from the start of the file
+  float* out;      // count floats, owned by the caller's array
+  size_t count;
+};
+// read_floats_scanned_open when d cannot be read directly; otherwise the
+// array is returned unfilled and its read appended to `direct`, for
+// read_direct_parallel (the array's buffer must stay where it is until then).
+Array<float> read_floats_or_defer(hid_t d, const std::string& name, const SlabScan& scan,
+                                  std::vector<DirectRead>& direct);
+// Per read: whether it failed (the file ended first or a read failed) and the
+// first index where find(values, count) found something.
+struct DirectResult {
+  bool failed = false;
+  std::optional<size_t> found;
+};
+using SlabFind = std::optional<size_t> (*)(const float* values, size_t count);
+// Runs every read in 256 KB slabs spread over the OpenMP threads, each slab
+// handed to find while still in the cache.
+std::vector<DirectResult> read_direct_parallel(const std::vector<DirectRead>& reads, SlabFind find);
+
 void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& v);
 std::vector<std::string> read_strings(hid_t parent, const std::string& name);
 

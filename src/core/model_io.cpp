@@ -68,7 +68,15 @@ struct OpenNode {
   std::map<std::string, h5::Handle> datasets;    // by name; groups are not here
 };
 
-Node load_node(hid_t nodes, const std::string& name, const OpenNode& open) {
+// Parameters read directly after every node is parsed (h5::DirectRead), in
+// parallel: read i of the list belongs to node nodes[i] and parameter
+// params[i] (for messages).
+struct DeferredParams {
+  std::vector<h5::DirectRead> reads;
+  std::vector<std::string> nodes, params;
+};
+
+Node load_node(hid_t nodes, const std::string& name, const OpenNode& open, DeferredParams& deferred) {
   if (!h5::exists(nodes, name)) fail("node '{}' is listed in /graph/order but missing", name);
   // open_nodes could not open it: opening it by name fails again, with the reason.
   if (!open.group.valid()) h5::open_group(nodes, name);
@@ -123,8 +131,16 @@ Node load_node(hid_t nodes, const std::string& name, const OpenNode& open) {
         // Not among the datasets: a group by that name, which the read by
         // name refuses with the reason.
         auto d = open.datasets.find(c);
-        t = d != open.datasets.end() ? h5::read_floats_scanned_open(d->second, c, scan)
-                                     : h5::read_floats_scanned(g, c, scan);
+        if (d != open.datasets.end()) {
+          const size_t before = deferred.reads.size();
+          t = h5::read_floats_or_defer(d->second, c, scan, deferred.reads);
+          if (deferred.reads.size() != before) {
+            deferred.nodes.push_back(name);
+            deferred.params.push_back(c);
+          }
+        } else {
+          t = h5::read_floats_scanned(g, c, scan);
+        }
       } catch (const Error& e) {
         fail("node '{}': {}", name, e.what());
       }
@@ -197,9 +213,19 @@ Model read_graph(hid_t f) {
   h5::Handle nodes = h5::open_group(graph, "nodes");
   std::vector<OpenNode> open = open_nodes(nodes, order);
   m.nodes.reserve(order.size());
+  // The parameters' buffers do not move when their tensors and nodes are
+  // moved, so their direct reads can wait until every node is parsed.
+  DeferredParams deferred;
   for (size_t i = 0; i < order.size(); ++i) {
-    m.nodes.push_back(load_node(nodes, order[i], open[i]));
+    m.nodes.push_back(load_node(nodes, order[i], open[i], deferred));
     open[i] = OpenNode{};  // its handles are no longer needed
+  }
+  const std::vector<h5::DirectResult> results = h5::read_direct_parallel(deferred.reads, &find_nonfinite);
+  for (size_t r = 0; r < results.size(); ++r) {
+    const std::string& node = deferred.nodes[r];
+    const std::string& param = deferred.params[r];
+    if (results[r].failed) fail("node '{}': cannot read dataset '{}' (truncated or corrupt file?)", node, param);
+    if (results[r].found) check_finite_values(node, param, deferred.reads[r].out, *results[r].found, 1);
   }
   if (h5::exists(f, "history")) m.history = h5::read_strings(f, "history");
   m.validate(/*values_scanned=*/true);  // load_node checked the parameters' values

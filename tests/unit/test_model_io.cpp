@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <catch2/catch.hpp>
 
@@ -244,6 +247,40 @@ TEST_CASE("parameters are checked for finite values slab by slab as they are rea
                         Catch::Contains(fmt::format("node 'c': parameter 'weight' holds nan at index {}", bad)));
     }
   }
+}
+
+TEST_CASE("direct reads run in parallel slabs: every value read, the first hit of each read found") {
+  TempDir d;
+  // Three reads of one raw file: 3M floats (12 MB, over the parallel
+  // threshold, many slabs), 10 floats, and one that runs past the end.
+  const size_t n0 = 3'000'000, n1 = 10;
+  std::vector<float> v(n0 + n1);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 977);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  v[2'500'000] = nan;  // two hits in the big read: the earlier one is reported
+  v[1'000'003] = nan;
+  v[n0 + 7] = std::numeric_limits<float>::infinity();
+  {
+    std::ofstream out(d.file("raw.bin"), std::ios::binary);
+    out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+  }
+  const int fd = ::open(d.file("raw.bin").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  std::vector<float> a(n0), b(n1), c(n1);
+  const std::vector<h5::DirectRead> reads{{fd, 0, a.data(), n0},
+                                          {fd, static_cast<int64_t>(n0 * sizeof(float)), b.data(), n1},
+                                          {fd, static_cast<int64_t>((n0 + 5) * sizeof(float)), c.data(), n1}};
+  const std::vector<h5::DirectResult> res = h5::read_direct_parallel(reads, &find_nonfinite);
+  ::close(fd);
+  REQUIRE(res.size() == 3);
+  CHECK(!res[0].failed);
+  CHECK(res[0].found == std::optional<size_t>(1'000'003));
+  CHECK(std::memcmp(a.data(), v.data(), n0 * sizeof(float)) == 0);
+  CHECK(!res[1].failed);
+  CHECK(res[1].found == std::optional<size_t>(7));
+  CHECK(std::memcmp(b.data(), v.data() + n0, n1 * sizeof(float)) == 0);
+  CHECK(res[2].failed);  // the file ends 5 floats into it
+  CHECK(h5::read_direct_parallel({}, &find_nonfinite).empty());
 }
 
 namespace {
