@@ -125,6 +125,48 @@ void tile_gemm(const TwPlan& plan, int64_t u0, int64_t u1, const A* panel, int64
   }
 }
 
+// The work items of a layer's run, shared by both types: per item (a pixel
+// block and a group of output channels), every tile of the group gathers
+// its panel (Panel, rows ldp apart: max_rows rounded up to `align`, plus
+// `align` of slack for the gathers' full-vector stores) and runs its GEMMs
+// into the stage (Stage, rows lds apart), then epilogue(stage, lds, p0,
+// npix, o0, o1) writes the item's outputs. elem: bytes per input value.
+// weights(t) and rows(t): tile t's packed weights and their row count.
+template <class Gemm, class Panel, class Stage, class In, class Kern, class Weights, class Rows, class Epilogue>
+void run_items(const ConvGeom& g, int64_t N, const TwPlan& plan, const In* x, int64_t align, const Kern& k,
+               Weights weights, Rows rows, Epilogue epilogue) {
+  const int64_t taps = g.kh * g.kw;
+  const Split s = split(g, N, plan);
+  const int64_t ldp = round_up(plan.max_rows, align) + align, lds = plan.stage_cols + kTwCols;
+#pragma omp parallel
+  {
+    static thread_local AlignedVector<Panel> panel;
+    static thread_local AlignedVector<Stage> stage;
+    if (panel.size() < static_cast<size_t>(kTwPixels * ldp)) panel.resize(static_cast<size_t>(kTwPixels * ldp));
+    if (stage.size() < static_cast<size_t>(kTwPixels * lds)) stage.resize(static_cast<size_t>(kTwPixels * lds));
+    PixelTaps px;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < s.blocks * s.groups; ++it) {
+      const int64_t blk = it / s.groups, grp = it % s.groups;
+      const int64_t p0 = blk * s.tp;
+      const int npix = static_cast<int>(std::min(s.tp, s.P - p0));
+      px.locate(g, reinterpret_cast<const char*>(x), sizeof(In), p0, npix);
+      const int64_t u1 = s.cut[static_cast<size_t>(grp) + 1];
+      for (int64_t u = s.cut[static_cast<size_t>(grp)]; u < u1;) {
+        const int32_t t = plan.units[static_cast<size_t>(u)].tile;
+        int64_t ue = u;
+        while (ue < u1 && plan.units[static_cast<size_t>(ue)].tile == t) ++ue;
+        const TwTile& tile = plan.tiles[static_cast<size_t>(t)];
+        for (int j = 0; j < npix; ++j)
+          k.gather(reinterpret_cast<const In* const*>(px.src.data() + j * taps), tile.gather, panel.data() + j * ldp);
+        tile_gemm<Gemm>(plan, u, ue, panel.data(), ldp, weights(t), rows(tile), stage.data(), lds, npix, k.gemm);
+        u = ue;
+      }
+      epilogue(stage.data(), lds, p0, npix, s.o[static_cast<size_t>(grp)], s.o[static_cast<size_t>(grp) + 1]);
+    }
+  }
+}
+
 }  // namespace
 
 void tw_allow_vbmi2(bool allow) { allow_vbmi2 = allow; }
@@ -267,50 +309,26 @@ TwConvF32::TwConvF32(const ConvGeom& g, const compact::CompactLayer& l, const fl
 }
 
 void TwConvF32::run(const float* x, int64_t N, float* y, const float* z, Clamp clamp) const {
+  const int64_t O = g_.Cout;
   const TwKernelsF32 k = kernels_f32(active_isa());
-  const ConvGeom& g = g_;
-  const int64_t O = g.Cout, taps = g.kh * g.kw;
-  const Split s = split(g, N, plan_);
-  const int64_t ldp = round_up(plan_.max_rows, 16) + 16, lds = plan_.stage_cols + kTwCols;
-#pragma omp parallel
-  {
-    static thread_local AlignedVector<float> panel, stage;
-    if (panel.size() < static_cast<size_t>(kTwPixels * ldp)) panel.resize(static_cast<size_t>(kTwPixels * ldp));
-    if (stage.size() < static_cast<size_t>(kTwPixels * lds)) stage.resize(static_cast<size_t>(kTwPixels * lds));
-    PixelTaps px;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < s.blocks * s.groups; ++it) {
-      const int64_t blk = it / s.groups, grp = it % s.groups;
-      const int64_t p0 = blk * s.tp;
-      const int npix = static_cast<int>(std::min(s.tp, s.P - p0));
-      px.locate(g, reinterpret_cast<const char*>(x), sizeof(float), p0, npix);
-      const int64_t u1 = s.cut[static_cast<size_t>(grp) + 1];
-      for (int64_t u = s.cut[static_cast<size_t>(grp)]; u < u1;) {
-        const int32_t t = plan_.units[static_cast<size_t>(u)].tile;
-        int64_t ue = u;
-        while (ue < u1 && plan_.units[static_cast<size_t>(ue)].tile == t) ++ue;
-        const TwTile& tile = plan_.tiles[static_cast<size_t>(t)];
-        for (int j = 0; j < npix; ++j)
-          k.gather(reinterpret_cast<const float* const*>(px.src.data() + j * taps), tile.gather, panel.data() + j * ldp);
-        tile_gemm<TwGemmF32>(plan_, u, ue, panel.data(), ldp, w_[static_cast<size_t>(t)].data(), tile.rows,
-                             stage.data(), lds, npix, k.gemm);
-        u = ue;
-      }
-      TwEpilogueF32 e;
-      e.stage = stage.data();
-      e.lds = lds;
-      e.plan = &plan_;
-      e.bias = bias_.data();
-      e.z = z ? z + p0 * O : nullptr;
-      e.y = y + p0 * O;
-      e.ld = O;
-      e.o0 = s.o[static_cast<size_t>(grp)];
-      e.o1 = s.o[static_cast<size_t>(grp) + 1];
-      e.npix = npix;
-      e.clamp = clamp;
-      k.epilogue(e);
-    }
-  }
+  run_items<TwGemmF32, float, float>(
+      g_, N, plan_, x, 16, k, [&](int32_t t) { return w_[static_cast<size_t>(t)].data(); },
+      [](const TwTile& tile) { return tile.rows; },
+      [&](const float* stage, int64_t lds, int64_t p0, int npix, int64_t o0, int64_t o1) {
+        TwEpilogueF32 e;
+        e.stage = stage;
+        e.lds = lds;
+        e.plan = &plan_;
+        e.bias = bias_.data();
+        e.z = z ? z + p0 * O : nullptr;
+        e.y = y + p0 * O;
+        e.ld = O;
+        e.o0 = o0;
+        e.o1 = o1;
+        e.npix = npix;
+        e.clamp = clamp;
+        k.epilogue(e);
+      });
 }
 
 // ---- int8 ----
@@ -368,62 +386,36 @@ TwConvI8::TwConvI8(const ConvGeom& g, const compact::CompactLayer& l, const int8
 }
 
 void TwConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {
-  const TwKernelsI8& k = k_;
-  const ConvGeom& g = g_;
-  const int64_t O = g.Cout, taps = g.kh * g.kw;
-  const Split s = split(g, N, plan_);
-  const int64_t ldp = round_up(plan_.max_rows, 64) + 64, lds = plan_.stage_cols + kTwCols;
-#pragma omp parallel
-  {
-    static thread_local AlignedVector<uint8_t> panel;
-    static thread_local AlignedVector<int32_t> stage;
-    static thread_local AlignedVector<int8_t> scratch;
-    if (scratch.size() < static_cast<size_t>(kTwPixels * lds)) scratch.resize(static_cast<size_t>(kTwPixels * lds));
-    if (panel.size() < static_cast<size_t>(kTwPixels * ldp)) panel.resize(static_cast<size_t>(kTwPixels * ldp));
-    if (stage.size() < static_cast<size_t>(kTwPixels * lds)) stage.resize(static_cast<size_t>(kTwPixels * lds));
-    PixelTaps px;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < s.blocks * s.groups; ++it) {
-      const int64_t blk = it / s.groups, grp = it % s.groups;
-      const int64_t p0 = blk * s.tp;
-      const int npix = static_cast<int>(std::min(s.tp, s.P - p0));
-      px.locate(g, reinterpret_cast<const char*>(x), 1, p0, npix);
-      const int64_t u1 = s.cut[static_cast<size_t>(grp) + 1];
-      for (int64_t u = s.cut[static_cast<size_t>(grp)]; u < u1;) {
-        const int32_t t = plan_.units[static_cast<size_t>(u)].tile;
-        int64_t ue = u;
-        while (ue < u1 && plan_.units[static_cast<size_t>(ue)].tile == t) ++ue;
-        const TwTile& tile = plan_.tiles[static_cast<size_t>(t)];
-        for (int j = 0; j < npix; ++j)
-          k.gather(reinterpret_cast<const int8_t* const*>(px.src.data() + j * taps), tile.gather, panel.data() + j * ldp);
-        tile_gemm<TwGemmI8>(plan_, u, ue, panel.data(), ldp, w_[static_cast<size_t>(t)].data(), round_up(tile.rows, 4),
-                            stage.data(), lds, npix, k.gemm);
-        u = ue;
-      }
-      TwEpilogueI8 e;
-      e.stage = stage.data();
-      e.lds = lds;
-      e.plan = &plan_;
-      e.bias = bias_.data();
-      e.mult = mult_.data();
-      e.shift = shift_.data();
-      e.lo = lo_;
-      e.hi = hi_;
-      e.z = z ? z + p0 * O : nullptr;
-      e.add = add;
-      e.y = y + p0 * O;
-      e.ld = O;
-      e.o0 = s.o[static_cast<size_t>(grp)];
-      e.o1 = s.o[static_cast<size_t>(grp) + 1];
-      e.npix = npix;
-      e.kbias = kbias_.data();
-      e.kmult = kmult_.data();
-      e.kshift = kshift_.data();
-      e.idle = idle_.data();
-      e.scratch = scratch.data();
-      k.epilogue(e);
-    }
-  }
+  const int64_t O = g_.Cout;
+  run_items<TwGemmI8, uint8_t, int32_t>(
+      g_, N, plan_, x, 64, k_, [&](int32_t t) { return w_[static_cast<size_t>(t)].data(); },
+      [](const TwTile& tile) { return round_up(tile.rows, 4); },
+      [&](const int32_t* stage, int64_t lds, int64_t p0, int npix, int64_t o0, int64_t o1) {
+        static thread_local AlignedVector<int8_t> scratch;  // the VBMI2 epilogue's compact bytes, rows lds apart
+        if (scratch.size() < static_cast<size_t>(kTwPixels * lds)) scratch.resize(static_cast<size_t>(kTwPixels * lds));
+        TwEpilogueI8 e;
+        e.stage = stage;
+        e.lds = lds;
+        e.plan = &plan_;
+        e.bias = bias_.data();
+        e.mult = mult_.data();
+        e.shift = shift_.data();
+        e.lo = lo_;
+        e.hi = hi_;
+        e.z = z ? z + p0 * O : nullptr;
+        e.add = add;
+        e.y = y + p0 * O;
+        e.ld = O;
+        e.o0 = o0;
+        e.o1 = o1;
+        e.npix = npix;
+        e.kbias = kbias_.data();
+        e.kmult = kmult_.data();
+        e.kshift = kshift_.data();
+        e.idle = idle_.data();
+        e.scratch = scratch.data();
+        k_.epilogue(e);
+      });
 }
 
 }  // namespace bsp::kernels

@@ -18,6 +18,106 @@ namespace {
 // (24 of the 32 registers, the weights and a broadcast beside them).
 constexpr int pixels_for(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
 
+// ---- the micro-kernels ----
+
+// The micro-kernel's operations, per type: fp32 FMA (one panel row per
+// step) and int8 VNNI (vpdpbusd: four rows per step, the panel's bytes
+// unsigned, the weights' signed).
+struct OpsF32 {
+  using A = float;  // panel
+  using W = float;  // weights
+  using C = float;  // stage
+  using V = __m512;
+  static constexpr int kStep = 1, kWVec = 16;  // panel rows per step, weights per vector
+  static V load(const C* p) { return _mm512_loadu_ps(p); }
+  static void store(C* p, V v) { _mm512_storeu_ps(p, v); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load_w(const W* w) { return _mm512_load_ps(w); }
+  static V bcast(const A* a) { return _mm512_set1_ps(*a); }
+  static V madd(V acc, V b, V w) { return _mm512_fmadd_ps(b, w, acc); }
+};
+struct OpsI8 {
+  using A = uint8_t;
+  using W = int8_t;
+  using C = int32_t;
+  using V = __m512i;
+  static constexpr int kStep = 4, kWVec = 64;
+  static V load(const C* p) { return _mm512_loadu_si512(p); }
+  static void store(C* p, V v) { _mm512_storeu_si512(p, v); }
+  static V zero() { return _mm512_setzero_si512(); }
+  static V load_w(const W* w) { return _mm512_load_si512(w); }
+  static V bcast(const A* a) {
+    int32_t q;
+    std::memcpy(&q, a, 4);
+    return _mm512_set1_epi32(q);
+  }
+  static V madd(V acc, V b, V w) { return _mm512_dpbusd_epi32(acc, b, w); }
+};
+
+// P pixels x NV vectors of 16 stage columns: c[p][16 v ..] (+)= sum over the
+// k panel rows of a[p][i] * w[i][16 v ..].
+template <class Ops, int NV, int P>
+void micro(const typename Ops::A* a, int64_t lda, const typename Ops::W* w, int64_t k, typename Ops::C* c,
+           int64_t ldc, bool accumulate) {
+  typename Ops::V acc[P][NV];
+  if (accumulate) {
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[p][v] = Ops::load(c + p * ldc + 16 * v);
+  } else {
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[p][v] = Ops::zero();
+  }
+  for (int64_t i = 0; i < k; i += Ops::kStep, w += Ops::kWVec * NV) {
+    typename Ops::V wv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) wv[v] = Ops::load_w(w + Ops::kWVec * v);
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p) {
+      const typename Ops::V b = Ops::bcast(a + p * lda + i);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[p][v] = Ops::madd(acc[p][v], b, wv[v]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) Ops::store(c + p * ldc + 16 * v, acc[p][v]);
+}
+
+template <class Ops>
+using Micro = void (*)(const typename Ops::A*, int64_t, const typename Ops::W*, int64_t, typename Ops::C*, int64_t,
+                       bool);
+
+template <class Ops, int NV, int... Ps>
+constexpr auto micro_table(std::integer_sequence<int, Ps...>) {
+  return std::array<Micro<Ops>, sizeof...(Ps)>{&micro<Ops, NV, Ps + 1>...};
+}
+
+// Args: TwGemmF32 or TwGemmI8.
+template <class Ops, int NV, class Args>
+void gemm_nv(const Args& a) {
+  constexpr int P = pixels_for(NV);
+  static constexpr auto table = micro_table<Ops, NV>(std::make_integer_sequence<int, P>{});
+  for (int p0 = 0; p0 < a.npix; p0 += P) {
+    const int n = std::min(P, a.npix - p0);
+    table[static_cast<size_t>(n - 1)](a.a + p0 * a.lda, a.lda, a.w, a.k, a.c + p0 * a.ldc, a.ldc, a.accumulate);
+  }
+}
+
+template <class Ops, class Args>
+void gemm(const Args& a) {
+  switch (a.nv) {
+    case 4: return gemm_nv<Ops, 4>(a);
+    case 3: return gemm_nv<Ops, 3>(a);
+    case 2: return gemm_nv<Ops, 2>(a);
+    default: return gemm_nv<Ops, 1>(a);
+  }
+}
+
 // ---- fp32 ----
 
 void gather_f32(const float* const* src, const TwGather& g, float* dst) {
@@ -32,63 +132,6 @@ void gather_f32(const float* const* src, const TwGather& g, float* dst) {
       _mm512_storeu_ps(dst, v);
       dst += __builtin_popcount(m);
     }
-  }
-}
-
-template <int NV, int P>
-void micro_f32(const float* a, int64_t lda, const float* w, int64_t k, float* c, int64_t ldc, bool accumulate) {
-  __m512 acc[P][NV];
-  if (accumulate) {
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_loadu_ps(c + p * ldc + 16 * v);
-  } else {
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_setzero_ps();
-  }
-  for (int64_t i = 0; i < k; ++i, w += 16 * NV) {
-    __m512 wv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) wv[v] = _mm512_load_ps(w + 16 * v);
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p) {
-      const __m512 b = _mm512_set1_ps(a[p * lda + i]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_fmadd_ps(b, wv[v], acc[p][v]);
-    }
-  }
-#pragma GCC unroll 32
-  for (int p = 0; p < P; ++p)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + p * ldc + 16 * v, acc[p][v]);
-}
-
-using MicroF32 = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, bool);
-
-template <int NV, int... Ps>
-constexpr auto table_f32(std::integer_sequence<int, Ps...>) {
-  return std::array<MicroF32, sizeof...(Ps)>{&micro_f32<NV, Ps + 1>...};
-}
-
-template <int NV>
-void gemm_nv_f32(const TwGemmF32& a) {
-  constexpr int P = pixels_for(NV);
-  static constexpr auto table = table_f32<NV>(std::make_integer_sequence<int, P>{});
-  for (int p0 = 0; p0 < a.npix; p0 += P) {
-    const int n = std::min(P, a.npix - p0);
-    table[static_cast<size_t>(n - 1)](a.a + p0 * a.lda, a.lda, a.w, a.k, a.c + p0 * a.ldc, a.ldc, a.accumulate);
-  }
-}
-
-void gemm_f32(const TwGemmF32& a) {
-  switch (a.nv) {
-    case 4: return gemm_nv_f32<4>(a);
-    case 3: return gemm_nv_f32<3>(a);
-    case 2: return gemm_nv_f32<2>(a);
-    default: return gemm_nv_f32<1>(a);
   }
 }
 
@@ -185,65 +228,6 @@ __attribute__((target("avx512vbmi2"))) void gather_i8_vbmi2(const int8_t* const*
   }
 }
 
-template <int NV, int P>
-void micro_i8(const uint8_t* a, int64_t lda, const int8_t* w, int64_t k, int32_t* c, int64_t ldc, bool accumulate) {
-  __m512i acc[P][NV];
-  if (accumulate) {
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_loadu_si512(c + p * ldc + 16 * v);
-  } else {
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_setzero_si512();
-  }
-  for (int64_t i = 0; i < k; i += 4, w += 64 * NV) {
-    __m512i wv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) wv[v] = _mm512_load_si512(w + 64 * v);
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p) {
-      int32_t q;
-      std::memcpy(&q, a + p * lda + i, 4);
-      const __m512i b = _mm512_set1_epi32(q);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], b, wv[v]);
-    }
-  }
-#pragma GCC unroll 32
-  for (int p = 0; p < P; ++p)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) _mm512_storeu_si512(c + p * ldc + 16 * v, acc[p][v]);
-}
-
-using MicroI8 = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int32_t*, int64_t, bool);
-
-template <int NV, int... Ps>
-constexpr auto table_i8(std::integer_sequence<int, Ps...>) {
-  return std::array<MicroI8, sizeof...(Ps)>{&micro_i8<NV, Ps + 1>...};
-}
-
-template <int NV>
-void gemm_nv_i8(const TwGemmI8& a) {
-  constexpr int P = pixels_for(NV);
-  static constexpr auto table = table_i8<NV>(std::make_integer_sequence<int, P>{});
-  for (int p0 = 0; p0 < a.npix; p0 += P) {
-    const int n = std::min(P, a.npix - p0);
-    table[static_cast<size_t>(n - 1)](a.a + p0 * a.lda, a.lda, a.w, a.k, a.c + p0 * a.ldc, a.ldc, a.accumulate);
-  }
-}
-
-void gemm_i8(const TwGemmI8& a) {
-  switch (a.nv) {
-    case 4: return gemm_nv_i8<4>(a);
-    case 3: return gemm_nv_i8<3>(a);
-    case 2: return gemm_nv_i8<2>(a);
-    default: return gemm_nv_i8<1>(a);
-  }
-}
-
 // The requantisation of compact/int8.hpp for 16 output channels (acc: the
 // stage values plus bias), then the fused add with the addend z (sign-
 // extended to 32 bits) when `add`: 64-bit arithmetic on the even and the
@@ -255,19 +239,46 @@ struct AddConsts {
   __m512i m_self, m_other, round, lo, hi;
   __m128i shift;
 };
-inline __m128i requant16(__m512i acc, const __m512i* mult, const __m512i* shift, const __m512i* round, __m512i lo,
-                         __m512i hi, bool add, const AddConsts& a, __m512i z) {
+// Of the fused add f; all zero without one.
+inline AddConsts add_consts(const q8::FusedAdd* f) {
+  AddConsts a{};
+  if (!f) return a;
+  a.m_self = _mm512_set1_epi64(f->m_self);
+  a.m_other = _mm512_set1_epi64(f->m_other);
+  a.round = _mm512_set1_epi64(f->round);
+  a.shift = _mm_cvtsi32_si128(f->shift);
+  a.lo = _mm512_set1_epi64(f->lo);
+  a.hi = _mm512_set1_epi64(f->hi);
+  return a;
+}
+// The fused add on the even (or the odd, moved down) 32-bit lanes of 16
+// values v and addends z, in 64-bit lanes.
+inline __m512i fused_add64(__m512i v, __m512i z, const AddConsts& a) {
+  const __m512i t =
+      _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, a.m_self), _mm512_mul_epi32(z, a.m_other)), a.round);
+  return _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(t, a.shift), a.lo), a.hi);
+}
+// A chunk of 16 channels' requantisation constants (multipliers m, shifts
+// s), split into the even lanes and the odd lanes moved down.
+struct RequantConsts {
+  __m512i mult[2], shift[2], round[2];
+  RequantConsts(__m512i m, __m512i s) {
+    mult[0] = m;
+    mult[1] = _mm512_srli_epi64(m, 32);
+    shift[0] = _mm512_and_si512(s, _mm512_set1_epi64(0xffffffff));
+    shift[1] = _mm512_srli_epi64(s, 32);
+    for (int h = 0; h < 2; ++h) round[h] = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[h]), 1);
+  }
+};
+inline __m128i requant16(__m512i acc, const RequantConsts& q, __m512i lo, __m512i hi, bool add, const AddConsts& a,
+                         __m512i z) {
   __m512i v[2];
 #pragma GCC unroll 2
   for (int h = 0; h < 2; ++h) {
     const __m512i x = h ? _mm512_srli_epi64(acc, 32) : acc;
-    __m512i r = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, mult[h]), round[h]), shift[h]);
+    __m512i r = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q.mult[h]), q.round[h]), q.shift[h]);
     r = _mm512_min_epi64(_mm512_max_epi64(r, lo), hi);
-    if (add) {
-      const __m512i zz = h ? _mm512_srli_epi64(z, 32) : z;
-      r = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(r, a.m_self), _mm512_mul_epi32(zz, a.m_other)), a.round);
-      r = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(r, a.shift), a.lo), a.hi);
-    }
+    if (add) r = fused_add64(r, h ? _mm512_srli_epi64(z, 32) : z, a);
     v[h] = r;
   }
   // Even lanes from v[0], odd lanes from v[1] (each value in its low 32 bits).
@@ -283,29 +294,17 @@ void epilogue_i8(const TwEpilogueI8& e) {
   const int8_t* const zb = e.z;
   int8_t* const yb = e.y;
   const bool add = zb != nullptr;
-  AddConsts a{};
-  if (add) {
-    a.m_self = _mm512_set1_epi64(e.add->m_self);
-    a.m_other = _mm512_set1_epi64(e.add->m_other);
-    a.round = _mm512_set1_epi64(e.add->round);
-    a.shift = _mm_cvtsi32_si128(e.add->shift);
-    a.lo = _mm512_set1_epi64(e.add->lo);
-    a.hi = _mm512_set1_epi64(e.add->hi);
-  }
+  const AddConsts a = add_consts(add ? e.add : nullptr);
   const __m512i lo = _mm512_set1_epi64(e.lo), hi = _mm512_set1_epi64(e.hi);
   for (int64_t c = o0 / 16 * 16; c < o1; c += 16) {
     const __mmask16 lanes = lanes_of(c, o0, o1);
     const StageRead read(*e.plan, c, o0, lanes);
     const __m512i bias = _mm512_maskz_loadu_epi32(lanes, e.bias + c);
-    const __m512i m = _mm512_maskz_loadu_epi32(lanes, e.mult + c), s = _mm512_maskz_loadu_epi32(lanes, e.shift + c);
-    const __m512i mult[2] = {m, _mm512_srli_epi64(m, 32)};
-    const __m512i shift[2] = {_mm512_and_si512(s, _mm512_set1_epi64(0xffffffff)), _mm512_srli_epi64(s, 32)};
-    const __m512i round[2] = {_mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[0]), 1),
-                              _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[1]), 1)};
+    const RequantConsts q(_mm512_maskz_loadu_epi32(lanes, e.mult + c), _mm512_maskz_loadu_epi32(lanes, e.shift + c));
     for (int j = 0; j < npix; ++j) {
       const __m512i z = add ? _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, zb + j * ld + c)) : _mm512_setzero_si512();
       const __m512i acc = _mm512_add_epi32(read(stage + j * lds), bias);
-      const __m128i b = requant16(acc, mult, shift, round, lo, hi, add, a, z);
+      const __m128i b = requant16(acc, q, lo, hi, add, a, z);
       int8_t* y = yb + j * ld + c;
       if (lanes == 0xffff)
         _mm_storeu_si128(reinterpret_cast<__m128i*>(y), b);
@@ -327,12 +326,7 @@ inline int64_t kept_before(const TwPlan& p, int64_t o) {
 inline __m128i fused_add16(__m512i v, __m512i z, const AddConsts& a) {
   __m512i r[2];
 #pragma GCC unroll 2
-  for (int h = 0; h < 2; ++h) {
-    const __m512i vv = h ? _mm512_srli_epi64(v, 32) : v, zz = h ? _mm512_srli_epi64(z, 32) : z;
-    const __m512i t =
-        _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(vv, a.m_self), _mm512_mul_epi32(zz, a.m_other)), a.round);
-    r[h] = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(t, a.shift), a.lo), a.hi);
-  }
+  for (int h = 0; h < 2; ++h) r[h] = fused_add64(h ? _mm512_srli_epi64(v, 32) : v, h ? _mm512_srli_epi64(z, 32) : z, a);
   return _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(0xaaaa, r[0], _mm512_slli_epi64(r[1], 32)));
 }
 
@@ -352,29 +346,17 @@ __attribute__((target("avx512vbmi2"))) void epilogue_i8_vbmi2(const TwEpilogueI8
   int8_t* const yb = e.y;
   int8_t* const scratch = e.scratch;
   const bool add = zb != nullptr;
-  AddConsts a{};
-  if (add) {
-    a.m_self = _mm512_set1_epi64(e.add->m_self);
-    a.m_other = _mm512_set1_epi64(e.add->m_other);
-    a.round = _mm512_set1_epi64(e.add->round);
-    a.shift = _mm_cvtsi32_si128(e.add->shift);
-    a.lo = _mm512_set1_epi64(e.add->lo);
-    a.hi = _mm512_set1_epi64(e.add->hi);
-  }
+  const AddConsts a = add_consts(add ? e.add : nullptr);
   const __m512i lo = _mm512_set1_epi64(e.lo), hi = _mm512_set1_epi64(e.hi);
   const int64_t s0 = kept_before(p, o0), s1 = kept_before(p, o1);
   // 1. scratch row j, byte s - s0: kept channel (stage column) s.
   for (int64_t s = s0; s < s1; s += 16) {
     const __mmask16 lanes = s1 - s >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (s1 - s)) - 1);
     const __m512i bias = _mm512_maskz_loadu_epi32(lanes, e.kbias + s);
-    const __m512i m = _mm512_maskz_loadu_epi32(lanes, e.kmult + s), sh = _mm512_maskz_loadu_epi32(lanes, e.kshift + s);
-    const __m512i mult[2] = {m, _mm512_srli_epi64(m, 32)};
-    const __m512i shift[2] = {_mm512_and_si512(sh, _mm512_set1_epi64(0xffffffff)), _mm512_srli_epi64(sh, 32)};
-    const __m512i round[2] = {_mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[0]), 1),
-                              _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), shift[1]), 1)};
+    const RequantConsts q(_mm512_maskz_loadu_epi32(lanes, e.kmult + s), _mm512_maskz_loadu_epi32(lanes, e.kshift + s));
     for (int j = 0; j < npix; ++j) {
       const __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(lanes, stage + j * lds + s), bias);
-      const __m128i b = requant16(acc, mult, shift, round, lo, hi, false, a, _mm512_setzero_si512());
+      const __m128i b = requant16(acc, q, lo, hi, false, a, _mm512_setzero_si512());
       _mm_storeu_si128(reinterpret_cast<__m128i*>(scratch + j * lds + (s - s0)), b);  // the row has 64 bytes of slack
     }
   }
@@ -413,10 +395,10 @@ __attribute__((target("avx512vbmi2"))) void epilogue_i8_vbmi2(const TwEpilogueI8
 
 }  // namespace
 
-TwKernelsF32 tw_f32_avx512() { return {&gather_f32, &gemm_f32, &epilogue_f32}; }
+TwKernelsF32 tw_f32_avx512() { return {&gather_f32, &gemm<OpsF32, TwGemmF32>, &epilogue_f32}; }
 TwKernelsI8 tw_i8_avx512(bool vbmi2) {
-  if (vbmi2 && __builtin_cpu_supports("avx512vbmi2")) return {true, &gather_i8_vbmi2, &gemm_i8, &epilogue_i8_vbmi2};
-  return {true, &gather_i8, &gemm_i8, &epilogue_i8};
+  if (vbmi2 && __builtin_cpu_supports("avx512vbmi2")) return {true, &gather_i8_vbmi2, &gemm<OpsI8, TwGemmI8>, &epilogue_i8_vbmi2};
+  return {true, &gather_i8, &gemm<OpsI8, TwGemmI8>, &epilogue_i8};
 }
 
 }  // namespace bsp::kernels
