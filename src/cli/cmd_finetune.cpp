@@ -3,7 +3,10 @@
 #include <omp.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
 
 #include <memory>
 
@@ -17,6 +20,7 @@
 #include "modelfile/model_file.hpp"
 #include "sparsity/pattern.hpp"
 #include "train/checkpoint.hpp"
+#include "train/comm.hpp"
 #include "train/model_data.hpp"
 #include "train/trainer.hpp"
 
@@ -44,6 +48,7 @@ struct FinetuneOptions {
   // sparsity during training
   bool gradual = false, bdwp = false;
   int64_t bdwp_shared = 1, bdwp_every = 1, bdwp_grad_every = 1;
+  std::string bn_stats = "sync";  // data-parallel batchnorm statistics: sync or local
   std::string pattern;
   double to = 0;
   int64_t prune_every = 100;
@@ -77,6 +82,7 @@ Json run_config(const FinetuneOptions& o, const train::TrainConfig& c, uint64_t 
     j["bdwp_every"] = c.bdwp_cfg.every;
     j["bdwp_grad_every"] = c.bdwp_cfg.grad_every;
   }
+  if (!c.sync_bn) j["bn_stats"] = "local";  // absent: sync (and files from before the option)
   if (c.gradual) {
     Json g = Json::object();
     g["pattern"] = c.gradual->pattern.str();
@@ -121,6 +127,7 @@ std::optional<train::GradualConfig> check_options(const FinetuneOptions& o, cons
   if (o.bdwp_grad_every < 1) fail_usage("--bdwp-grad-every must be at least 1");
   if (!o.bdwp && (o.bdwp_shared != 1 || o.bdwp_every != 1 || o.bdwp_grad_every != 1))
     fail_usage("--bdwp-shared, --bdwp-every and --bdwp-grad-every go with --bdwp");
+  if (o.bn_stats != "sync" && o.bn_stats != "local") fail_usage("--bn-stats must be sync or local, not '{}'", o.bn_stats);
   if (!o.gradual) return std::nullopt;
   return train::GradualConfig{parse_pattern(o.pattern), o.to, o.prune_every, o.prune_end};
 }
@@ -144,6 +151,7 @@ train::TrainConfig train_config(const FinetuneOptions& o, bool scratch, std::opt
   cfg.bdwp_cfg.shared = o.bdwp_shared;
   cfg.bdwp_cfg.every = o.bdwp_every;
   cfg.bdwp_cfg.grad_every = o.bdwp_grad_every;
+  cfg.sync_bn = o.bn_stats == "sync";
   return cfg;
 }
 
@@ -186,7 +194,7 @@ class FinetuneRun {
     hooks.stop_requested = [&] { return latch.signal(); };
     hooks.checkpoint = [&](const train::TrainState& s) {
       if (s.complete) return;  // the final write below
-      if (!ckpath_.empty()) save_checkpoint(trainer, s);
+      if (!ckpath_.empty() && writer()) save_checkpoint(trainer, s);
     };
     try {
       trainer.run(hooks);
@@ -206,11 +214,15 @@ class FinetuneRun {
                                     : std::string("; nothing was written");
       throw Error(std::string(e.what()) + kept, e.exit_code());
     }
-    if (trainer.net().profiling()) std::fprintf(stderr, "%s", trainer.net().profile_report().c_str());
-    write_final(trainer);
+    if (trainer.net().profiling() && writer())
+      std::fprintf(stderr, "%s", trainer.net().profile_report().c_str());
+    if (writer()) write_final(trainer);
   }
 
  private:
+  // Data-parallel: rank 0 alone writes files (every rank holds the same model).
+  bool writer() const { return !cfg_.comm || cfg_.comm->rank() == 0; }
+
   // A checkpoint is the model plus /train; the command line goes into the
   // history of each write and is taken out again for the next one.
   void save_checkpoint(train::Trainer& trainer, const train::TrainState& s) {
@@ -255,7 +267,33 @@ class FinetuneRun {
   bool saved_any_ = false;
 };
 
+void run_finetune_rank(const FinetuneOptions& o, train::Comm* comm);
+
+// Data-parallel (started by mpirun or srun, bsp built with MPI): every rank
+// runs the same command on its share of each batch. A failure on one rank
+// must end them all (the others would wait in a collective forever): the
+// failing rank prints its line and aborts the job. Failures every rank meets
+// at once (a usage error, a divergence, an interruption) are printed by rank
+// 0 alone: the other ranks give it a moment to abort them first.
 void run_finetune(const FinetuneOptions& o) {
+  train::Comm* comm = train::launched_comm();
+  if (!comm || comm->size() == 1) return run_finetune_rank(o, nullptr);
+  try {
+    run_finetune_rank(o, comm);
+  } catch (const Error& e) {
+    if (comm->rank() > 0) sleep(3);
+    std::string msg = e.what();
+    for (char& ch : msg)
+      if (ch == '\n') ch = ' ';
+    std::fprintf(stderr, "bsp finetune: %s%s\n",
+                 comm->rank() > 0 ? fmt::format("rank {}: ", comm->rank()).c_str() : "", msg.c_str());
+    std::fflush(stderr);
+    comm->abort(e.exit_code());
+  }
+}
+
+void run_finetune_rank(const FinetuneOptions& o, train::Comm* comm) {
+  const bool writer = !comm || comm->rank() == 0;
   if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
   const std::string out = resolve_output(o.input, o.out);
   const std::string ckpath = !o.checkpoint.empty() ? o.checkpoint : (out == "-" ? "" : out);
@@ -263,7 +301,8 @@ void run_finetune(const FinetuneOptions& o) {
   apply_threads(o.threads);
 
   Model m = read_model(o.input);
-  const train::TrainConfig cfg = train_config(o, train::never_trained(m), std::move(gradual));
+  train::TrainConfig cfg = train_config(o, train::never_trained(m), std::move(gradual));
+  cfg.comm = comm;
   const Json config = run_config(o, cfg, content_hash(m));
   std::optional<train::Checkpoint> ck;
   if (o.resume) ck = resume_from(ckpath, config, m);
@@ -284,11 +323,15 @@ void run_finetune(const FinetuneOptions& o) {
     norm = channel_stats(*data.train);
   train::set_model_normalization(m, norm);
 
-  FILE* lines = o.quiet ? nullptr : (out == "-" ? stderr : stdout);
-  TrainReport report(lines, o.log);
+  FILE* lines = o.quiet || !writer ? nullptr : (out == "-" ? stderr : stdout);
+  TrainReport report(lines, writer ? o.log : std::string());
+  if (comm)
+    report.note(fmt::format("data-parallel: {} ranks, each {} of the {} images of a batch", comm->size(),
+                            train::share_of(std::min(cfg.batch, data.train->n), 0, comm->size()).count,
+                            std::min(cfg.batch, data.train->n)));
   if (ck && ck->state.complete) {
     report.note(fmt::format("'{}': training is already complete ({} epochs)", ckpath, cfg.epochs));
-    if (out != ckpath) write_model(m, out);
+    if (out != ckpath && writer) write_model(m, out);
     return;
   }
   FinetuneRun(o, out, ckpath, m, cfg, config).run(data, norm, ck, report);
@@ -344,6 +387,10 @@ Runner setup_finetune(CLI::App& sub) {
                  "with --bdwp: convolutions compute the pruned weights' gradient every G steps, scaled by G "
                  "(default 1: every step, the paper)")
       ->type_name("G");
+  sub.add_option("--bn-stats", o->bn_stats,
+                 "data-parallel runs: batchnorm statistics over the whole global batch (sync, default) or over each "
+                 "rank's share (local)")
+      ->type_name("sync|local");
   return [o] { run_finetune(*o); };
 }
 

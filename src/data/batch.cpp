@@ -53,7 +53,7 @@ std::vector<int64_t> shuffled_order(int64_t n, uint64_t seed, int64_t epoch) {
 }
 
 void assemble_batch(const ImageSet& s, const int64_t* idx, int64_t nb, const Normalization& norm,
-                    const Augmentation& aug, uint64_t key, float* out, BatchLayout layout) {
+                    const Augmentation& aug, uint64_t key, float* out, BatchLayout layout, int64_t j0) {
   const int64_t H = s.h, W = s.w, C = s.c;
   if (static_cast<int64_t>(norm.mean.size()) != C) fail("internal: normalisation has the wrong channel count");
   std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
@@ -69,7 +69,7 @@ void assemble_batch(const ImageSet& s, const int64_t* idx, int64_t nb, const Nor
     int64_t dy = 0, dx = 0;
     bool flip = false;
     if (aug.pad > 0 || aug.flip) {
-      const uint64_t u = mix64(key ^ mix64(static_cast<uint64_t>(j) + 0x9e37ULL));
+      const uint64_t u = mix64(key ^ mix64(static_cast<uint64_t>(j0 + j) + 0x9e37ULL));
       const uint64_t span = static_cast<uint64_t>(2 * aug.pad + 1);
       if (aug.pad > 0) {
         dy = static_cast<int64_t>((u & 0xffff) % span) - aug.pad;

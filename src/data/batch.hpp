@@ -31,9 +31,12 @@ enum class BatchLayout {
 };
 
 // Writes images idx[0..nb) of `s`, normalised (and augmented when `aug` asks,
-// with random draws that depend only on (key, j)), in `layout`.
+// with random draws that depend only on (key, j0 + j)), in `layout`. j0:
+// the position of idx[0] in its batch when this is one rank's share of it
+// (data-parallel training), so that every image gets the draws it would
+// get in one process.
 void assemble_batch(const ImageSet& s, const int64_t* idx, int64_t nb, const Normalization& norm,
                     const Augmentation& aug, uint64_t key, float* out,
-                    BatchLayout layout = BatchLayout::ChannelMajor);
+                    BatchLayout layout = BatchLayout::ChannelMajor, int64_t j0 = 0);
 
 }  // namespace bsp

@@ -5,8 +5,11 @@
 // updates the running statistics as PyTorch does (momentum 0.1, unbiased
 // variance); eval mode uses the running statistics (the model's "mean" and
 // "var").
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "train/comm.hpp"
 #include "train/layers.hpp"
 
 namespace bsp::train {
@@ -96,11 +99,17 @@ class BatchNormLayer : public BoundLayer {
     float* rmean = mnode_->param("mean").data();  // running statistics, updated in training mode
     float* rvar = mnode_->param("var").data();
     mode_ = c.mode;
+    synced_ = c.mode == Mode::Train && c.comm && c.comm->size() > 1;
+    count_ = static_cast<double>(M);
+    if (synced_) sync_statistics(c, x, M);
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < C_; ++ch) {
       const float* xc = x + ch * M;
       float mean, invstd;
-      if (c.mode == Mode::Train) {
+      if (synced_) {
+        mean = mean_[static_cast<size_t>(ch)];
+        invstd = invstd_[static_cast<size_t>(ch)];
+      } else if (c.mode == Mode::Train) {
         const float k = xc[0];
         double s1, s2;
         shifted_sums(xc, M, k, s1, s2);
@@ -134,7 +143,11 @@ class BatchNormLayer : public BoundLayer {
   // Train:  dbeta = sum g,  dgamma = sum g * xhat,
   //         dx = gamma * invstd * (g - dbeta / M - xhat * dgamma / M)
   // Eval:   dx = gamma * invstd * g (the statistics are constants)
+  // Data-parallel (sync-BN): the statistics are those of the whole global
+  // batch; dgamma and dbeta stay this rank's sums (the trainer adds every
+  // parameter gradient over the ranks), dx takes the global sums.
   void backward(const Ctx& c) override {
+    if (synced_) return backward_synced(c);
     const int64_t M = out->plane(c.n);
     const float* x = in[0]->act.data();
     const float* y = out->act.data();
@@ -172,7 +185,100 @@ class BatchNormLayer : public BoundLayer {
   }
 
  private:
+  // Sync-BN statistics: each rank's count, mean and sum of squared
+  // deviations per channel (its own shifted sums), gathered and combined in
+  // rank order (Chan et al.'s pairwise update), so that every rank gets the
+  // same bits; mean_ and invstd_ then hold the global batch's, the running
+  // statistics are updated with them.
+  void sync_statistics(const Ctx& c, const float* x, int64_t M) {
+    std::vector<double> mine(static_cast<size_t>(2 * C_ + 1)), all;  // [count, (mean, m2) per channel]
+    mine[0] = static_cast<double>(M);
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C_; ++ch) {
+      const float* xc = x + ch * M;
+      double s1 = 0, s2 = 0;
+      const float k = M ? xc[0] : 0.0f;
+      if (M) shifted_sums(xc, M, k, s1, s2);
+      mine[static_cast<size_t>(1 + 2 * ch)] = M ? k + s1 / static_cast<double>(M) : 0.0;
+      mine[static_cast<size_t>(2 + 2 * ch)] = M ? std::max(0.0, s2 - s1 * s1 / static_cast<double>(M)) : 0.0;
+    }
+    const int K = c.comm->size();
+    const size_t per = mine.size();
+    all.resize(per * static_cast<size_t>(K));
+    c.comm->gather(mine.data(), static_cast<int64_t>(per), all.data());
+    double total = 0;
+    for (int r = 0; r < K; ++r) total += all[static_cast<size_t>(r) * per];
+    count_ = total;
+    float* rmean = mnode_->param("mean").data();
+    float* rvar = mnode_->param("var").data();
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C_; ++ch) {
+      double n = 0, mean = 0, m2 = 0;
+      for (int r = 0; r < K; ++r) {
+        const double* a = all.data() + static_cast<size_t>(r) * per;
+        const double nr = a[0];
+        if (nr == 0) continue;
+        const double delta = a[1 + 2 * ch] - mean, nn = n + nr;
+        mean += delta * nr / nn;
+        m2 += a[2 + 2 * ch] + delta * delta * n * nr / nn;
+        n = nn;
+      }
+      const double var = n > 0 ? m2 / n : 0.0;
+      mean_[static_cast<size_t>(ch)] = static_cast<float>(mean);
+      invstd_[static_cast<size_t>(ch)] = static_cast<float>(1.0 / std::sqrt(var + eps_));
+      const double unbiased = n > 1 ? m2 / (n - 1) : var;
+      rmean[ch] = static_cast<float>((1.0 - kMomentum) * rmean[ch] + kMomentum * mean);
+      rvar[ch] = static_cast<float>((1.0 - kMomentum) * rvar[ch] + kMomentum * unbiased);
+    }
+  }
+
+  void backward_synced(const Ctx& c) {
+    const int64_t M = out->plane(c.n);
+    const float* x = in[0]->act.data();
+    const float* y = out->act.data();
+    const float* dy = out->grad.data();
+    const float* gamma = node->param("gamma").data();
+    float* dgamma = gamma_->grad.data();
+    float* dbeta = beta_->grad.data();
+    Value* xin = in[0];
+    float* dx = xin->grad.empty() ? nullptr : xin->grad.data();
+    const bool add = in_add[0];
+    std::vector<double> sums(static_cast<size_t>(2 * C_));  // [sg, sgx] per channel: this rank's, then all ranks'
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C_; ++ch) {
+      const int64_t o = ch * M;
+      double sg = 0, sgx = 0;
+      if (relu_)
+        channel_sums<true>(x + o, y + o, dy + o, M, mean_[static_cast<size_t>(ch)], sg, sgx);
+      else
+        channel_sums<false>(x + o, y + o, dy + o, M, mean_[static_cast<size_t>(ch)], sg, sgx);
+      sums[static_cast<size_t>(2 * ch)] = sg;
+      sums[static_cast<size_t>(2 * ch + 1)] = sgx;
+      dgamma[ch] = static_cast<float>(sgx * invstd_[static_cast<size_t>(ch)]);
+      dbeta[ch] = static_cast<float>(sg);
+    }
+    if (!dx) return;
+    c.comm->sum_ordered(sums.data(), static_cast<int64_t>(sums.size()));
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C_; ++ch) {
+      const int64_t o = ch * M;
+      const float mean = mean_[static_cast<size_t>(ch)], invstd = invstd_[static_cast<size_t>(ch)];
+      const double sg = sums[static_cast<size_t>(2 * ch)], sgxhat = sums[static_cast<size_t>(2 * ch + 1)] * invstd;
+      const float k = gamma[ch] * invstd;
+      const float a = static_cast<float>(sg / count_);
+      const float b = static_cast<float>(sgxhat / count_) * invstd;
+      if (relu_)
+        add ? channel_dx<true, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
+            : channel_dx<true, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
+      else
+        add ? channel_dx<false, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
+            : channel_dx<false, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
+    }
+  }
+
   bool relu_ = false;
+  bool synced_ = false;  // the last forward took its statistics over the ranks
+  double count_ = 0;     // positions the statistics cover (M, or all ranks' when synced)
   Node* mnode_ = nullptr;
   int64_t C_ = 0;
   double eps_ = 1e-5;

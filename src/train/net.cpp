@@ -165,7 +165,7 @@ void Net::forward(int64_t n, Mode mode, bool check_finite) {
     n_ = n;
   }
   mode_ = mode;
-  Ctx c{n, mode, k_, &scratch_};
+  Ctx c{n, mode, k_, &scratch_, opt_.comm};
   nonfinite_ = nullptr;
   if (!profile_ && !check_finite) {
     for (auto& l : layers_) l->forward(c);
@@ -184,7 +184,7 @@ void Net::forward(int64_t n, Mode mode, bool check_finite) {
 
 void Net::backward() {
   if (!opt_.training) fail("internal: backward on an inference network");
-  Ctx c{n_, mode_, k_, &scratch_};
+  Ctx c{n_, mode_, k_, &scratch_, opt_.comm};
   for (size_t i = layers_.size(); i-- > 0;) {
     const double t = profile_ ? now_s() : 0;
     layers_[i]->backward(c);

@@ -70,11 +70,16 @@ class Scratch {
   std::vector<Tensor> bufs_;
 };
 
+class Comm;
+
 struct Ctx {
   int64_t n = 0;  // images in this batch
   Mode mode = Mode::Train;
   const KernelSet* k = nullptr;
   Scratch* scratch = nullptr;
+  // Data-parallel training: the ranks that share each batch (batchnorm
+  // takes its training statistics over all of them); null: one process.
+  Comm* comm = nullptr;
 };
 
 class Layer {
@@ -107,6 +112,7 @@ struct NetOptions {
   ConvPath conv_path = ConvPath::Auto;
   bool input_grad = false;  // also compute the gradient of the input (tests)
   bool training = true;     // allocate gradients and parameters
+  Comm* comm = nullptr;     // data-parallel: batchnorm statistics over the ranks (Ctx::comm)
 };
 
 class Net {
@@ -116,6 +122,7 @@ class Net {
   // (softmax cross-entropy) takes the logits before it.
   Net(Model& m, const NetOptions& opt);
   ~Net();
+  int64_t max_batch() const { return opt_.max_batch; }  // images per forward, at most
   Net(const Net&) = delete;
   Net& operator=(const Net&) = delete;
 

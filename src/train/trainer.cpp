@@ -2,8 +2,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "core/finite.hpp"
+#include "core/hasher.hpp"
 #include "core/rng.hpp"
 #include "sparsity/mask.hpp"
 #include "train/loss.hpp"
@@ -44,15 +47,20 @@ Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const No
   // does), unless the data holds less than one batch.
   batch_n_ = std::min(cfg_.batch, train.n);
   steps_per_epoch_ = train.n / batch_n_;
+  comm_ = cfg_.comm ? cfg_.comm : &solo_comm();
+  const int ranks = comm_->size();
+  if (batch_n_ < ranks)
+    fail_usage("a batch of {} images cannot be shared by {} ranks: give --batch {} or more", batch_n_, ranks, ranks);
   cfg_.sgd.total_steps = cfg_.epochs * steps_per_epoch_;
   // Pruned weights are zero before the first step.
   for (Node& n : model_.nodes)
     if (n.mask) apply_mask(n);
   NetOptions o;
-  o.max_batch = batch_n_;
+  o.max_batch = (batch_n_ + ranks - 1) / ranks;  // the largest share (share_of)
   o.training = true;
+  o.comm = ranks > 1 && cfg_.sync_bn ? comm_ : nullptr;
   net_ = std::make_unique<Net>(model_, o);
-  labels_.resize(static_cast<size_t>(batch_n_));
+  labels_.resize(static_cast<size_t>(o.max_batch));
   if (cfg_.bdwp) bdwp_ = std::make_unique<Bdwp>(model_, cfg_.bdwp_cfg);
   if (cfg_.gradual) gradual_ = std::make_unique<GradualPruner>(model_, *cfg_.gradual, cfg_.sgd.total_steps);
   refresh_rules();
@@ -100,26 +108,83 @@ void Trainer::weights_restored() {
   net_->masks_changed();
 }
 
+void Trainer::sum_gradients() {
+  if (comm_->size() == 1) return;
+  for (Param& p : net_->params()) comm_->sum(p.grad.data(), static_cast<int64_t>(p.grad.size()));
+}
+
+void Trainer::average_running_statistics() {
+  const int ranks = comm_->size();
+  if (ranks == 1 || cfg_.sync_bn) return;
+  for (Node& n : model_.nodes) {
+    if (n.op != Op::BatchNorm) continue;
+    for (const char* key : {"mean", "var"}) {
+      Tensor& t = n.params.at(key);
+      comm_->sum(t.data(), static_cast<int64_t>(t.size()));
+      for (size_t i = 0; i < t.size(); ++i) t[i] /= static_cast<float>(ranks);
+    }
+  }
+}
+
+void Trainer::check_ranks_agree(int64_t epoch) {
+  const int ranks = comm_->size();
+  if (ranks == 1) return;
+  // Every rank applies the same summed gradients to the same weights, so
+  // their models must be bit-identical; a difference would mean the MPI
+  // library's sums differ between ranks, and the ranks would drift apart.
+  Hasher h;
+  for (const Param& p : net_->params()) h.add_bytes(p.value->data(), p.value->size() * sizeof(float));
+  const uint64_t v = h.value();
+  const double mine[2] = {static_cast<double>(v >> 32), static_cast<double>(v & 0xffffffffu)};  // exact in a double
+  std::vector<double> all(static_cast<size_t>(2 * ranks));
+  comm_->gather(mine, 2, all.data());
+  for (int r = 1; r < ranks; ++r)
+    if (all[static_cast<size_t>(2 * r)] != all[0] || all[static_cast<size_t>(2 * r + 1)] != all[1])
+      fail("the ranks' models differ after epoch {} (rank {} against rank 0): the MPI library's sums are not the "
+           "same on every rank",
+           epoch, r);
+}
+
+int Trainer::agreed_signal(int mine) {
+  const int ranks = comm_->size();
+  if (ranks == 1) return mine;
+  std::vector<double> all(static_cast<size_t>(ranks));
+  const double v = mine;
+  comm_->gather(&v, 1, all.data());
+  for (double a : all)
+    if (a != 0) return static_cast<int>(a);
+  return 0;
+}
+
 void Trainer::test(double& loss, double& acc) {
+  // Data-parallel: each rank evaluates its share of the test images; the
+  // sums are added over the ranks.
   const ImageSet& s = *test_;
-  const int64_t B = batch_n_, K = net_->classes();
+  const Share mine = share_of(s.n, comm_->rank(), comm_->size());
+  const int64_t B = net_->max_batch(), K = net_->classes();
   std::vector<int64_t> idx(static_cast<size_t>(B));
-  double lsum = 0;
-  int64_t correct = 0;
-  for (int64_t i0 = 0; i0 < s.n; i0 += B) {
-    const int64_t n = std::min(B, s.n - i0);
+  double sums[3] = {0, 0, 0};  // loss, correct, a node with non-finite outputs (1)
+  std::string bad_message;
+  for (int64_t i0 = mine.first; i0 < mine.first + mine.count; i0 += B) {
+    const int64_t n = std::min(B, mine.first + mine.count - i0);
     for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(j)] = i0 + j;
     assemble_batch(s, idx.data(), n, norm_, Augmentation{}, 0, net_->input().act.data());
     net_->forward(n, Mode::Eval, /*check_finite=*/true);
     // A relu turns NaN into 0 (maxps): the loss alone can look fine.
-    if (const Node* bad = net_->first_nonfinite_output())
-      fail("node '{}' outputs nan or infinite values on test images {} to {}", bad->name, i0, i0 + n - 1);
+    if (const Node* bad = net_->first_nonfinite_output()) {
+      bad_message = fmt::format("node '{}' outputs nan or infinite values on test images {} to {}", bad->name, i0,
+                                i0 + n - 1);
+      sums[2] = 1;
+      break;
+    }
     LossSum ls = softmax_xent(net_->output().act.data(), K, n, s.labels.data() + i0, nullptr);
-    lsum += ls.loss;
-    correct += ls.correct;
+    sums[0] += ls.loss;
+    sums[1] += static_cast<double>(ls.correct);
   }
-  loss = lsum / static_cast<double>(s.n);
-  acc = static_cast<double>(correct) / static_cast<double>(s.n);
+  comm_->sum_ordered(sums, 3);  // every rank learns of a failure on any
+  if (sums[2] != 0) fail("{}", bad_message.empty() ? "another rank's test images give nan or infinite outputs" : bad_message);
+  loss = sums[0] / static_cast<double>(s.n);
+  acc = sums[1] / static_cast<double>(s.n);
 }
 
 void Trainer::run(const TrainHooks& hooks) {
@@ -131,19 +196,30 @@ void Trainer::run(const TrainHooks& hooks) {
     const double seconds_before = state_.seconds;
     const int64_t first_step = state_.step;
     auto t_epoch = Clock::now();
+    // Data-parallel: this rank's share of each global batch (all of it in
+    // one process), with the augmentation draws of its positions in it.
+    const Share share = share_of(batch_n_, comm_->rank(), comm_->size());
     for (int64_t step = state_.step; step < spe; ++step) {
-      const int64_t* idx = order.data() + step * batch_n_;
-      const int64_t n = batch_n_;
+      const int64_t* idx = order.data() + step * batch_n_ + share.first;
+      const int64_t n = share.count;
       for (int64_t j = 0; j < n; ++j) labels_[static_cast<size_t>(j)] = train_.labels[static_cast<size_t>(idx[j])];
-      assemble_batch(train_, idx, n, norm_, cfg_.aug, batch_key(cfg_.seed, epoch, step), net_->input().act.data());
+      assemble_batch(train_, idx, n, norm_, cfg_.aug, batch_key(cfg_.seed, epoch, step), net_->input().act.data(),
+                     BatchLayout::ChannelMajor, share.first);
       if (bdwp_) bdwp_->before_step(epoch * spe + step);
       net_->forward(n, Mode::Train);
       Value& out = net_->output();
-      LossSum ls = softmax_xent(out.act.data(), K, n, labels_.data(), out.grad.data());
+      LossSum ls = softmax_xent(out.act.data(), K, n, labels_.data(), out.grad.data(), batch_n_);
+      if (comm_->size() > 1) {  // the batch's loss and hits, the same on every rank
+        double v[2] = {ls.loss, static_cast<double>(ls.correct)};
+        comm_->sum_ordered(v, 2);
+        ls.loss = v[0];
+        ls.correct = static_cast<int64_t>(v[1]);
+      }
       if (!std::isfinite(ls.loss))
         fail("training diverged: the loss is {} at epoch {} step {} (try a lower --lr)",
              std::isnan(ls.loss) ? "nan" : "infinite", epoch + 1, step + 1);
       net_->backward();
+      sum_gradients();
       if (bdwp_) bdwp_->after_backward(net_->params());
       const int64_t global = epoch * spe + step;
       const StepHyper h = hyper_at(cfg_.sgd, global);
@@ -167,7 +243,7 @@ void Trainer::run(const TrainHooks& hooks) {
       state_.step = step + 1;
       state_.loss_sum += ls.loss;
       state_.correct += ls.correct;
-      state_.seen += n;
+      state_.seen += batch_n_;
       const double elapsed = seconds_before + since(t_epoch);
       state_.seconds = elapsed;
       if (hooks.progress) {
@@ -179,13 +255,13 @@ void Trainer::run(const TrainHooks& hooks) {
         p.loss = state_.loss_sum / static_cast<double>(state_.seen);
         const double run_s = elapsed - seconds_before;
         const int64_t done_here = step + 1 - first_step;
-        p.images_per_s = run_s > 0 ? static_cast<double>(done_here * n) / run_s : 0;
+        p.images_per_s = run_s > 0 ? static_cast<double>(done_here * batch_n_) / run_s : 0;
         const double per_step = done_here > 0 ? run_s / static_cast<double>(done_here) : 0;
         p.eta_s = per_step * static_cast<double>(total_steps - (global + 1));
         hooks.progress(p);
       }
       if (hooks.stop_requested) {
-        if (int sig = hooks.stop_requested()) {
+        if (int sig = agreed_signal(hooks.stop_requested())) {
           if (hooks.checkpoint) hooks.checkpoint(state_);
           throw Interrupted{sig};
         }
@@ -200,6 +276,7 @@ void Trainer::run(const TrainHooks& hooks) {
     r.seconds = state_.seconds;
     r.images_per_s = r.seconds > 0 ? static_cast<double>(state_.seen) / r.seconds : 0;
     if (gradual_) r.density = gradual_->density();
+    average_running_statistics();
     if (test_ && cfg_.test_each_epoch) {
       r.has_test = true;
       // Eval mode runs on the running statistics, which the training loss
@@ -214,13 +291,14 @@ void Trainer::run(const TrainHooks& hooks) {
         fail("training diverged: the test loss is {} after epoch {} (try a lower --lr)",
              std::isnan(r.test_loss) ? "nan" : "infinite", epoch + 1);
     }
+    check_ranks_agree(epoch + 1);
     state_ = TrainState{};
     state_.epoch = epoch + 1;
     state_.complete = state_.epoch == epochs;
     if (hooks.checkpoint) hooks.checkpoint(state_);
     if (hooks.epoch_done) hooks.epoch_done(r);
     if (!state_.complete && hooks.stop_requested) {
-      if (int sig = hooks.stop_requested()) throw Interrupted{sig};
+      if (int sig = agreed_signal(hooks.stop_requested())) throw Interrupted{sig};
     }
   }
   state_.complete = true;

@@ -15,6 +15,7 @@
 #include "core/model.hpp"
 #include "data/batch.hpp"
 #include "data/dataset.hpp"
+#include "train/comm.hpp"
 #include "train/net.hpp"
 #include "train/optimizer.hpp"
 #include "train/sparsity_schedule.hpp"
@@ -31,6 +32,14 @@ struct TrainConfig {
   std::optional<GradualConfig> gradual;  // raise sparsity during training
   bool bdwp = false;                     // BDWP + SR-STE on the nm:N:M layers
   BdwpConfig bdwp_cfg;                   // its sharing and mask-update interval
+  // Data-parallel training: the ranks sharing every batch (each trains on
+  // its share, gradients and batchnorm statistics are summed over them);
+  // null: this process alone.
+  Comm* comm = nullptr;
+  // Data-parallel batchnorm: training statistics over the global batch
+  // (sync-BN), else over each rank's share (no communication, but the model
+  // then differs from one process's).
+  bool sync_bn = true;
 };
 
 // Where training stands: what a checkpoint holds besides the model and the
@@ -88,7 +97,7 @@ class Trainer {
   ~Trainer();
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
-  int64_t batch_images() const { return batch_n_; }
+  int64_t batch_images() const { return batch_n_; }  // the global batch (all ranks)
   TrainState& state() { return state_; }
   std::vector<Param>& params() { return net_->params(); }
   Net& net() { return *net_; }
@@ -116,6 +125,16 @@ class Trainer {
 
  private:
   void refresh_rules();
+  // Data-parallel: every gradient summed over the ranks.
+  void sum_gradients();
+  // The signal that stops every rank (the first rank's that saw one), 0 to go on.
+  int agreed_signal(int mine);
+  // Data-parallel: fails unless every rank holds the same weights.
+  void check_ranks_agree(int64_t epoch);
+  // Data-parallel with local batchnorm statistics: the running statistics,
+  // which each rank updated from its own share, averaged over the ranks
+  // (after every epoch, before the test pass and the checkpoint).
+  void average_running_statistics();
 
   Model& model_;
   const ImageSet& train_;
@@ -123,7 +142,8 @@ class Trainer {
   Normalization norm_;
   TrainConfig cfg_;
   std::unique_ptr<Net> net_;
-  int64_t batch_n_ = 0, steps_per_epoch_ = 0;
+  Comm* comm_ = nullptr;  // never null: solo_comm() in one process
+  int64_t batch_n_ = 0, steps_per_epoch_ = 0;  // batch_n_: the global batch
   TrainState state_;
   std::vector<Array<uint8_t>> held_;  // per param: element mask of a masked weight (else empty)
   std::vector<ParamRule> rules_;
