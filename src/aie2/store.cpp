@@ -452,6 +452,12 @@ Json stage_plan_json(const Schedule& s, size_t i) {
       for (const Chunk& c : part) wb += c.bytes, ++nch;
     e["weight_bytes"] = wb;
     e["weight_chunks"] = nch;
+    if (st.act) {
+      Json a = Json::object();
+      a["threshold"] = st.act->threshold;
+      a["block"] = Json(Json::Array{Json(st.act->block[0]), Json(st.act->block[1]), Json(st.act->block[2])});
+      e["act_rule"] = std::move(a);
+    }
   }
   return e;
 }

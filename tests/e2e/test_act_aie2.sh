@@ -25,6 +25,14 @@ for w in m p; do
     out_has 'bit-exact with the int8 reference$'
   done
 done
+ok "$BSP" schedule qp.h5 --target aie2:2x2 --json -o s.h5
+cp "$WORK/.out" s.json
+CHECKS=$((CHECKS + 1))
+python3 - s.json <<'PY' || fail "schedule --json act_rule"
+import json, sys
+S = {s["name"]: s for s in json.load(open(sys.argv[1]))["stages"]}
+assert "act_rule" not in S["conv1.conv"] and S["conv2.conv"]["act_rule"] == {"threshold": 2, "block": [1, 8, 8]}, S["conv2.conv"]
+PY
 ok "$BSP" codegen s.h5 -o c.h5 --asm c.asm
 CHECKS=$((CHECKS + 1))
 grep -q '^  act     |v| < [0-9]* block 1x8x8 of ' c.asm && grep -q 'LOADFMZ' c.asm || fail "asm without the rule or LOADFMZ"
