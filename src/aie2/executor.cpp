@@ -260,7 +260,7 @@ class Runner {
     for (int32_t j = 0; j < a.src_count; ++j) {
       const BufDecl& d = s_.bufs[static_cast<size_t>(a.src + j)];
       if ((d.mem != Mem::DDR && d.mem != Mem::Memtile) || (d.flags & kBufLinear) || d.slots != 1 ||
-          d.cols != first.cols || d.pitch != (a.flat ? d.pitch : first.pitch) || d.elem_bytes != dtype_bytes(p_.dtype) ||
+          d.cols != first.cols || (!a.flat && d.pitch != first.pitch) || d.elem_bytes != dtype_bytes(p_.dtype) ||
           (d.mem == Mem::DDR && a.src_count != 1))
         fail("{}: activation rule: buffer '{}' is not an activation in DDR or a row band of one", where, d.name);
       act_rows_.push_back(a.flat ? F : H);
@@ -301,6 +301,12 @@ class Runner {
         const int64_t blk = act_block(j, e);
         if (blk >= 0) act_zero_[static_cast<size_t>(blk)] = 0;
       }
+    }
+    // A functional run knows the stage's own zero blocks: with the
+    // extension it charges their share, not the one it was given.
+    if (hw_.act_block_skip) {
+      const auto zero = std::count(act_zero_.begin(), act_zero_.end(), uint8_t{1});
+      act_keep_ = 1.0 - static_cast<double>(zero) / static_cast<double>(act_zero_.size());
     }
   }
 
