@@ -83,10 +83,10 @@ void print_table(const aie2::Estimate& e, const aie2::Estimate* dense, const aie
   std::printf("(busy: summed over the queues; transfers and compute overlap, so the total is less)\n");
 }
 
-void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense) {
+void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense, bool rules) {
   std::printf("layer,kind,cores,imbalance,time_s,%sddr_s,serial_s,bound", dense ? "dense_time_s," : "");
   for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%s_busy_s", aie2::instr_class_name(c));
-  std::printf("\n");
+  std::printf("%s\n", rules ? ",act_zero,act_skipped" : "");
   for (size_t i = 0; i < e.layers.size(); ++i) {
     const auto& l = e.layers[i];
     std::printf("%s,%s,%ld,%.4f,%.9g,", l.name.c_str(), l.kind.c_str(), static_cast<long>(l.cores), l.imbalance,
@@ -94,13 +94,19 @@ void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense) {
     if (dense) std::printf("%.9g,", i < dense->layers.size() ? dense->layers[i].seconds : 0.0);
     std::printf("%.9g,%.9g,%s", l.ddr_s, l.serial_s, l.bound.c_str());
     for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%.9g", l.cls[static_cast<size_t>(c)].busy_s);
+    if (rules) {
+      if (l.act_zero >= 0)
+        std::printf(",%.9g,%d", l.act_zero, l.act_skipped ? 1 : 0);
+      else
+        std::printf(",,");
+    }
     std::printf("\n");
   }
   std::printf("total,,,,%.9g,", e.total_s);
   if (dense) std::printf("%.9g,", dense->total_s);
   std::printf(",,");
   for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%.9g", e.cls[static_cast<size_t>(c)].busy_s);
-  std::printf("\n");
+  std::printf("%s\n", rules ? ",," : "");
 }
 
 void run_estimate(const EstimateCliOptions& o) {
@@ -177,7 +183,7 @@ void run_estimate(const EstimateCliOptions& o) {
     }
     print_json(j);
   } else if (o.csv) {
-    print_csv(t.est, d ? &d->est : nullptr);
+    print_csv(t.est, d ? &d->est : nullptr, rules);
   } else {
     print_table(t.est, d ? &d->est : nullptr, t.program.hw, fx.get(), rules);
   }

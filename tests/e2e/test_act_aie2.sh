@@ -77,6 +77,10 @@ out_has '^act-zero: .*\(\*: skipped by the target.s act_block_skip extension\)$'
 CHECKS=$((CHECKS + 1))
 [ "$(grep -E '^(effect|dense|weights sparse only|activations sparse only|both) ' "$WORK/.out" | cut -c1-24 | tr -s ' ' | tr '\n' '|')" = \
   "effect |dense |weights sparse only |activations sparse only |both |" ] || fail "effects rows: $(cat "$WORK/.out")"
+ok "$BSP" estimate qp.h5 --target aie2-4x4-spex --data d.h5 --limit 8 --csv
+out_has '^layer,kind,.*,WRITE_busy_s,act_zero,act_skipped$'
+out_has '^conv1\.conv,conv,.*,,$'
+out_has '^conv2\.conv,conv,.*,0\.[0-9]+,1$'
 # A model without rules keeps today's table.
 ok "$BSP" estimate p.h5 --target aie2-4x4-spex --compare dense
 out_has '^layer +kind +cores +imbal +time\(us\) +dense\(us\) +bound +overlap$'

@@ -620,3 +620,35 @@ TEST_CASE("activation rules: fp32 programs match the fp32 reference with the rul
   CHECK(r.program.uses_act());
   CHECK(r.max_diff <= 1e-5 * r.max_ref);
 }
+
+TEST_CASE("activation rules: two readers of one value, each with its own rule or none, stay exact", "[aie2][sim][act]") {
+  // stage2.0.a and stage2.0.shortcut read the same value: the rule lives on
+  // each reader, so the program applies each on its own reads, and the
+  // residual add that reads stage2.0's output reads it unthresholded.
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  const Shape sh = m.input_shape();
+  const Tensor x = test::random_tensor({1, sh[0], sh[1], sh[2]}, 9);
+  set_quantile_rules(m, x, {1, 8, 8}, 0.4);
+  for (const char* n : {"stage2.0.shortcut.conv", "stage3.0.shortcut.conv"}) {
+    Node& s = *m.find(n);
+    set_act_rule(s, act_rule(s)->threshold * 2.5, {1, 4, 8});
+  }
+  set_act_rule(*m.find("stage3.0.a.conv"), 0.0, kDefaultActBlock);  // stage3.0's input: one ruled reader, one not
+  test::make_int8(m);
+  for (const char* t : {"aie2:2x2", "aie2:4x4"}) {
+    INFO(t);
+    Schedule S = make_schedule(m, load_target(t), DType::Int8);
+    Program p = generate_program(S);
+    std::vector<uint8_t> img = build_const_image(S, m, &p);
+    int32_t ta = 0, ts = 0;
+    for (const StageProg& sp : p.stages) {
+      if (sp.name == "stage2.0.a.conv") ta = sp.act.value().threshold;
+      if (sp.name == "stage2.0.shortcut.conv") ts = sp.act.value().threshold;
+      if (sp.name == "stage3.0.a.conv") CHECK_FALSE(sp.act.has_value());
+    }
+    CHECK(ts > ta);
+    CHECK(ta >= 1);
+    const Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
+    CHECK(test::max_abs_diff(simulate(p, img, x, m).output, ref) == 0);
+  }
+}
