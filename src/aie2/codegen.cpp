@@ -193,7 +193,41 @@ class Gen {
     declare_ddr();
     declare_staging();
     declare_kernel();
+    declare_act();
   }
+
+  // A conv's activation rule (man/bsp-isa.7, ACTIVATION RULES): over its
+  // input view, read from its DDR buffer or its memtile row bands. The int8
+  // threshold needs the input's scale: build_const_image sets it.
+  void declare_act() {
+    if (!conv() || !st_.act) return;
+    const View& v = st_.in.at(0);
+    const Storage& s = S_.graph.storages[static_cast<size_t>(v.storage)];
+    ActDecl a;
+    if (S_.dtype != DType::Int8) {
+      const float t = st_.act->t();
+      std::memcpy(&a.threshold, &t, 4);
+    }
+    a.bh = i32(st_.act->block[0], "act block"), a.bw = i32(st_.act->block[1], "act block");
+    a.bc = i32(st_.act->block[2], "act block");
+    a.flat = v.flat ? 1 : 0;
+    a.c0 = i32(v.flat ? 0 : v.c0, "act channels");
+    a.C = i32(v.flat ? s.elements() : v.C, "act channels");
+    if (in_src_.at(0) >= 0) {
+      a.src = in_src_[0];
+      a.src_count = 1;
+    } else {
+      const std::vector<int32_t>& bands = band_bufs(v.storage, v.flat, false);
+      a.src = bands.front();
+      a.src_count = i32(static_cast<int64_t>(bands.size()), "bands");
+      for (size_t m = 1; m < bands.size(); ++m)
+        if (bands[m] != bands[0] + static_cast<int32_t>(m)) fail("internal: layer '{}': row bands not declared in order", st_.name);
+    }
+    prog_.act = a;
+  }
+  // The instruction form of an input transfer: the Z form for the ruled
+  // input while load_inputs emits it.
+  Opc zf(Opc o) const { return z_ ? z_form(o) : o; }
 
   // Core buffers: inputs, weights, output, residual operand, accumulator.
   void declare_core_buffers() {
@@ -575,7 +609,7 @@ class Gen {
         int64_t a = std::max(f0, static_cast<int64_t>(m) * be), b = std::min(f1, static_cast<int64_t>(m + 1) * be);
         if (a >= b) continue;
         emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
-        emit(q, box(Opc::LoadFM, bands[m], 0, 0, 0, a - static_cast<int64_t>(m) * be, 1, 1, b - a, dst, dslot, 0, 0,
+        emit(q, box(zf(Opc::LoadFM), bands[m], 0, 0, 0, a - static_cast<int64_t>(m) * be, 1, 1, b - a, dst, dslot, 0, 0,
                     dc + a - f0, 0, member));
         emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
       }
@@ -591,7 +625,7 @@ class Gen {
         const int64_t k1 = std::min<int64_t>(g.ih, cdiv(y1 - g.iy0, st_.sh));
         if (k1 <= k0) continue;
         emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
-        emit(q, box(Opc::LoadFMS, bands[m], 0, g.iy0 + k0 * st_.sh - y0, g.cx0, v.c0 + c0, k1 - k0, g.iw, n, dst, dslot,
+        emit(q, box(zf(Opc::LoadFMS), bands[m], 0, g.iy0 + k0 * st_.sh - y0, g.cx0, v.c0 + c0, k1 - k0, g.iw, n, dst, dslot,
                     k0, 0, dc, step, member));
         emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
       }
@@ -607,7 +641,7 @@ class Gen {
       const int64_t h = (b - a) + top + bottom;
       const int64_t dy = first ? 0 : a - g.iy0;
       emit(q, acq(bands[m], 0, kFull, 1, kRead, kAll));
-      emit(q, box(Opc::LoadFM, bands[m], 0, a - y0, g.cx0, v.c0 + c0, h, g.iw, n, dst, dslot, dy, 0, dc,
+      emit(q, box(zf(Opc::LoadFM), bands[m], 0, a - y0, g.cx0, v.c0 + c0, h, g.iw, n, dst, dslot, dy, 0, dc,
                   pack_pad(top, g.pl, bottom, g.pr), member));
       emit(q, rel(bands[m], 0, kFull, 1, kRead, kAll));
       first = false;
@@ -843,6 +877,7 @@ class Gen {
     const int64_t fm_slot = x.fm_slot;
     for (int64_t b = 0; b < n_in; ++b) {
       const View& v = st_.in[static_cast<size_t>(b)];
+      z_ = b == 0 && prog_.act.has_value();
       for (int64_t f = 0; f < n_fm; ++f) {
         const int64_t s = st_.channelwise() ? f / d.pc : f;
         TileGeom g = pass_tile(tile(s, x.t), x.k);
@@ -878,6 +913,7 @@ class Gen {
           emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
         }
       }
+      z_ = false;
     }
   }
 
@@ -891,16 +927,16 @@ class Gen {
     const int64_t ch = g.cy1 - g.cy0, cw = g.cx1 - g.cx0;
     emit(lq, acq(sb, fm_slot, kFree, 1, kWrite, kAll));
     if (v.flat)
-      emit(lq, box(Opc::Load, src, 0, 0, 0, v.c0 + c0, 1, 1, n, sb, fm_slot, 0, 0, 0, 0, kAll));
+      emit(lq, box(zf(Opc::Load), src, 0, 0, 0, v.c0 + c0, 1, 1, n, sb, fm_slot, 0, 0, 0, 0, kAll));
     else
-      emit(lq, box(Opc::Load, src, 0, g.cy0, g.cx0, v.c0 + c0, n ? ch : 0, cw, n, sb, fm_slot, 0, 0, 0, 0, kAll));
+      emit(lq, box(zf(Opc::Load), src, 0, g.cy0, g.cx0, v.c0 + c0, n ? ch : 0, cw, n, sb, fm_slot, 0, 0, 0, 0, kAll));
     emit(lq, rel(sb, fm_slot, kFull, 1, kWrite, kAll));
     emit(fq, acq(sb, fm_slot, kFull, 1, kRead, kAll));
     emit(fq, acq(cb, fm_slot, kFree, 1, kWrite, kAll));
     if (v.flat)
-      emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, 1, 1, n, cb, fm_slot, 0, 0, 0, 0, kAll));
+      emit(fq, box(zf(Opc::LoadFM), sb, fm_slot, 0, 0, 0, 1, 1, n, cb, fm_slot, 0, 0, 0, 0, kAll));
     else
-      emit(fq, box(Opc::LoadFM, sb, fm_slot, 0, 0, 0, n ? g.ih : 0, g.iw, n, cb, fm_slot, 0, 0, 0,
+      emit(fq, box(zf(Opc::LoadFM), sb, fm_slot, 0, 0, 0, n ? g.ih : 0, g.iw, n, cb, fm_slot, 0, 0, 0,
                    pack_pad(g.pt, g.pl, g.pb, g.pr), kAll));
     emit(fq, rel(cb, fm_slot, kFull, 1, kWrite, kAll));
     emit(fq, rel(sb, fm_slot, kFree, 1, kRead, kAll));
@@ -988,6 +1024,7 @@ class Gen {
   std::vector<std::vector<int32_t>> core_in_, in_stage_;
   std::vector<int32_t> core_w_, core_out_, core_add_, w_stage_, add_stage_, out_stage_, in_src_;
   int32_t add_src_ = -1, out_dst_ = -1, w_ddr_ = -1;
+  bool z_ = false;  // load_inputs is emitting the ruled input's transfers
   int64_t w_ddr_base_ = 0;
   std::map<QKey, QBuild> qs_;
   QKey last_k_{};

@@ -10,7 +10,7 @@
 
 namespace bsp::aie2 {
 
-Estimate estimate_program(const Program& p, const Schedule* s, bool paper) {
+Estimate estimate_program(const Program& p, const Schedule* s, bool paper, const std::map<std::string, double>* act_zero) {
   if (s && s->stages.size() != p.stages.size()) fail("internal: the schedule and the program differ");
   Estimate e;
   e.target = p.hw.name;
@@ -20,10 +20,18 @@ Estimate estimate_program(const Program& p, const Schedule* s, bool paper) {
   const size_t n = p.stages.size();
   std::vector<StageTiming> timings(n);
   std::vector<std::string> errors(n);
+  std::vector<double> zero(n, -1.0);  // the fraction of each ruled stage
+  for (size_t i = 0; i < n; ++i) {
+    if (!p.stages[i].act) continue;
+    zero[i] = 0;
+    if (!act_zero) continue;
+    const auto it = act_zero->find(p.stages[i].name);
+    if (it != act_zero->end()) zero[i] = it->second;
+  }
 #pragma omp parallel for schedule(dynamic, 1)
   for (size_t i = 0; i < n; ++i) {
     try {
-      timings[i] = run_stage(p, p.stages[i], nullptr);
+      timings[i] = run_stage(p, p.stages[i], nullptr, std::max(0.0, zero[i]));
     } catch (const std::exception& ex) {
       errors[i] = ex.what();
     }
@@ -40,6 +48,8 @@ Estimate estimate_program(const Program& p, const Schedule* s, bool paper) {
     l.cls = t.cls;
     l.queue_max = t.queue_max;
     l.executed = t.executed;
+    l.act_zero = zero[i];
+    l.act_skipped = zero[i] > 0 && p.hw.act_block_skip;
     double worst = -1;
     for (int c = 0; c < kClsCount; ++c) {
       const bool ddr = c == kClsLoad || c == kClsLoadW || c == kClsWrite;
@@ -114,6 +124,8 @@ Json estimate_json(const Estimate& e) {
     x["cores"] = l.cores;
     x["imbalance"] = l.imbalance;
     x["instructions"] = l.executed;
+    x["act_zero_fraction"] = l.act_zero >= 0 ? Json(l.act_zero) : Json();
+    x["act_skipped"] = l.act_skipped;
     x["classes"] = classes_json(l.cls, &l.queue_max);
     layers.push_back(std::move(x));
   }
@@ -170,7 +182,13 @@ TimedProgram timed_program(const Model& m, const EstimateRequest& r) {
     t.program = generate_program(*t.schedule);
   }
   if (r.paper_model && stored) apply_paper_model(t.program.hw);
-  t.est = estimate_program(t.program, t.schedule.get(), r.paper_model);
+  if (t.program.hw.act_block_skip)
+    for (const StageProg& sp : t.program.stages)
+      if (sp.act && !r.act_zero.count(sp.name))
+        fail("layer '{}' has an activation rule and target '{}' skips zero activation blocks (act_block_skip), but its "
+             "zero-block fraction is not known: measure it on data (bsp estimate --data D)",
+             sp.name, t.program.hw.name);
+  t.est = estimate_program(t.program, t.schedule.get(), r.paper_model, &r.act_zero);
   return t;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,11 @@ struct LayerEstimate {
   int64_t cores = 0;      // cores the schedule uses (0 when unknown)
   double imbalance = 0;   // max / mean core work from the schedule (0 when unknown)
   std::string bound;      // the class whose busiest queue takes longest (or "ddr")
+  // The stage's activation rule: the zero-block fraction of its input used
+  // for the timing, and whether the target skipped those blocks
+  // (act_block_skip); act_zero -1 for a stage without a rule.
+  double act_zero = -1;
+  bool act_skipped = false;
 };
 
 struct Estimate {
@@ -42,7 +48,11 @@ struct Estimate {
 
 // Times every stage. `s` (may be null) adds the schedule's per-layer
 // figures (cores, imbalance, MACs); it must be the schedule `p` came from.
-Estimate estimate_program(const Program& p, const Schedule* s, bool paper);
+// act_zero (may be null): per layer with an activation rule (by stage
+// name, the conv node's), the fraction of its input blocks that are zero;
+// layers it does not list are timed with none (run_stage).
+Estimate estimate_program(const Program& p, const Schedule* s, bool paper,
+                          const std::map<std::string, double>* act_zero = nullptr);
 
 Json estimate_json(const Estimate& e);
 
@@ -54,6 +64,11 @@ struct EstimateRequest {
   bool paper_mapping = false;   // the paper compiler's data flow, scheduled in memory
   bool dense = false;           // every weight block stored: the dense counterpart
   int tune = 1;                 // for schedules made here (ScheduleOptions::tune)
+  // Per layer with an activation rule (node name): its measured zero-block
+  // fraction (compact/act_measure.hpp). On a target with act_block_skip,
+  // every ruled layer of the program needs one (an error names the first
+  // without); other targets ignore them.
+  std::map<std::string, double> act_zero;
 };
 
 struct TimedProgram {

@@ -1,6 +1,8 @@
 #include "aie2/executor.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <queue>
 #include <unordered_map>
@@ -61,7 +63,7 @@ struct QState {
 constexpr int64_t kMaxQueueInstructions = kMaxIterations * 32;
 
 int opc_class(Opc o) {
-  switch (o) {
+  switch (base_form(o)) {
     case Opc::Load: return kClsLoad;
     case Opc::LoadW: return kClsLoadW;
     case Opc::LoadFM: case Opc::LoadFMS: return kClsLoadFM;
@@ -77,7 +79,9 @@ bool is_ddr_op(Opc o) { return o == Opc::Load || o == Opc::LoadW || o == Opc::Wr
 
 class Runner {
  public:
-  Runner(const Program& p, const StageProg& s, Machine* m) : p_(p), s_(s), m_(m), hw_(p.hw) {}
+  Runner(const Program& p, const StageProg& s, Machine* m, double act_zero)
+      : p_(p), s_(s), m_(m), hw_(p.hw),
+        act_keep_(s.act && hw_.act_block_skip ? 1.0 - std::clamp(act_zero, 0.0, 1.0) : 1.0) {}
 
   StageTiming run() {
     setup();
@@ -230,7 +234,7 @@ class Runner {
           fail("{}: buffers '{}' and '{}' overlap", where, s_.bufs[static_cast<size_t>(v[i - 1].buf)].name,
                s_.bufs[static_cast<size_t>(v[i].buf)].name);
     }
-    for (const KernelDecl& k : s_.kernels) (void)k;
+    if (s_.act) setup_act(where);
     port_free_.assign(static_cast<size_t>(hw_.cores() * hw_.core_s2mm), 0.0);
     qs_.resize(s_.queues.size());
     for (size_t q = 0; q < s_.queues.size(); ++q) {
@@ -240,6 +244,82 @@ class Runner {
       const int64_t limit = qp.kind == QKind::Core || qp.kind == QKind::CoreMM2S ? hw_.cores() : hw_.cols;
       if (qp.tile < 0 || qp.tile >= limit) fail("{}: queue {} is outside the array", where, qp.name());
     }
+  }
+
+  // ---- the activation rule (man/bsp-isa.7, ACTIVATION RULES) ----
+
+  // Checks the stage's rule against its buffers and, in functional runs,
+  // finds the zero blocks of its view: the activation is complete when the
+  // stage starts (the stages before have finished) and no queue of this
+  // stage writes it.
+  void setup_act(const std::string& where) {
+    const ActDecl& a = *s_.act;
+    act_rows_.clear();
+    int64_t H = 0, F = 0;
+    const BufDecl& first = s_.bufs[static_cast<size_t>(a.src)];
+    for (int32_t j = 0; j < a.src_count; ++j) {
+      const BufDecl& d = s_.bufs[static_cast<size_t>(a.src + j)];
+      if ((d.mem != Mem::DDR && d.mem != Mem::Memtile) || (d.flags & kBufLinear) || d.slots != 1 ||
+          d.cols != first.cols || (!a.flat && d.pitch != first.pitch) || d.elem_bytes != dtype_bytes(p_.dtype) ||
+          (d.mem == Mem::DDR && a.src_count != 1))
+        fail("{}: activation rule: buffer '{}' is not an activation in DDR or a row band of one", where, d.name);
+      act_rows_.push_back(a.flat ? F : H);
+      H += d.rows;
+      F += d.slot_elems();
+    }
+    act_h_ = a.flat ? 1 : H;
+    act_w_ = a.flat ? 1 : first.cols;
+    act_c_ = a.flat ? F : a.C;
+    if (a.flat ? a.c0 != 0 || a.C != F : a.c0 + static_cast<int64_t>(a.C) > first.pitch)
+      fail("{}: activation rule: channels {}+{} are not inside its activation", where, a.c0, a.C);
+    nby_ = (act_h_ + a.bh - 1) / a.bh, nbx_ = (act_w_ + a.bw - 1) / a.bw, nbc_ = (act_c_ + a.bc - 1) / a.bc;
+    if (!m_) return;
+    const bool q8 = p_.dtype == DType::Int8;
+    if (p_.dtype != DType::Int8 && p_.dtype != DType::FP32)
+      fail("{}: activation rule: {} programs do not run functionally", where, dtype_name(p_.dtype));
+    float t = 0;
+    std::memcpy(&t, &a.threshold, 4);
+    if (q8 ? a.threshold < 1 || a.threshold > 256 : !(t > 0))
+      fail("{}: activation rule without its threshold (int8: 1 to 256, set with the weights image)", where);
+    act_zero_.assign(static_cast<size_t>(nby_ * nbx_ * nbc_), 1);
+    // One pass over the view: a value at or above the threshold (or a NaN)
+    // keeps its block.
+    for (int32_t j = 0; j < a.src_count; ++j) {
+      const BufDecl& d = s_.bufs[static_cast<size_t>(a.src + j)];
+      const uint8_t* base = memory(d, 0) + d.addr;
+      const int64_t elems = d.slot_elems();
+      for (int64_t e = 0; e < elems; ++e) {
+        bool small;
+        if (q8) {
+          small = std::abs(int32_t{reinterpret_cast<const int8_t*>(base)[e]}) < a.threshold;
+        } else {
+          float v;
+          std::memcpy(&v, base + e * 4, 4);
+          small = std::fabs(v) < t;
+        }
+        if (small) continue;
+        const int64_t blk = act_block(j, e);
+        if (blk >= 0) act_zero_[static_cast<size_t>(blk)] = 0;
+      }
+    }
+    // A functional run knows the stage's own zero blocks: with the
+    // extension it charges their share, not the one it was given.
+    if (hw_.act_block_skip) {
+      const auto zero = std::count(act_zero_.begin(), act_zero_.end(), uint8_t{1});
+      act_keep_ = 1.0 - static_cast<double>(zero) / static_cast<double>(act_zero_.size());
+    }
+  }
+
+  // The block of the rule's view that element e (a slot's linear element
+  // index) of rule buffer j belongs to, or -1 outside the view's channels.
+  int64_t act_block(int32_t j, int64_t e) const {
+    const ActDecl& a = *s_.act;
+    if (a.flat) return (act_rows_[static_cast<size_t>(j)] + e) / a.bc;
+    const BufDecl& d = s_.bufs[static_cast<size_t>(a.src + j)];
+    const int64_t c = e % d.pitch - a.c0;
+    if (c < 0 || c >= a.C) return -1;
+    const int64_t x = (e / d.pitch) % d.cols, y = act_rows_[static_cast<size_t>(j)] + e / (static_cast<int64_t>(d.pitch) * d.cols);
+    return ((y / a.bh) * nbx_ + x / a.bw) * nbc_ + c / a.bc;
   }
 
   // ---- helpers ----
@@ -430,7 +510,8 @@ class Runner {
   // error names the instruction otherwise.
   void check_route(int q, size_t rec, const Instr& in, const BufDecl& sd, const BufDecl& dd) {
     Mem want_src = Mem::DDR, want_dst = Mem::Memtile;
-    switch (in.op) {
+    const Opc op = base_form(in.op);
+    switch (op) {
       case Opc::Load: want_src = Mem::DDR, want_dst = Mem::Memtile; break;
       // weights: into a memtile, or straight into core memory (linear)
       case Opc::LoadW: want_src = Mem::DDR, want_dst = dd.mem == Mem::Core && (dd.flags & kBufLinear) ? Mem::Core : Mem::Memtile; break;
@@ -442,9 +523,9 @@ class Runner {
     if (sd.mem != want_src || dd.mem != want_dst)
       error(q, rec, in.op, fmt::format("moves '{}' to '{}': wrong memories for this instruction", sd.name, dd.name));
     const QKind qk = qs_[static_cast<size_t>(q)].prog->kind;
-    const bool right_queue = ((in.op == Opc::Load || in.op == Opc::LoadW) && qk == QKind::ShimMM2S) ||
-                             ((in.op == Opc::LoadFM || in.op == Opc::LoadFMS || in.op == Opc::LoadWM) && qk == QKind::MemtileMM2S) ||
-                             (in.op == Opc::WriteFM && qk == QKind::CoreMM2S) || (in.op == Opc::Write && qk == QKind::ShimS2MM);
+    const bool right_queue = ((op == Opc::Load || op == Opc::LoadW) && qk == QKind::ShimMM2S) ||
+                             ((op == Opc::LoadFM || op == Opc::LoadFMS || op == Opc::LoadWM) && qk == QKind::MemtileMM2S) ||
+                             (op == Opc::WriteFM && qk == QKind::CoreMM2S) || (op == Opc::Write && qk == QKind::ShimS2MM);
     if (!right_queue) error(q, rec, in.op, fmt::format("not an instruction for a {} queue", qkind_name(qk)));
     if (sd.tile_count != 1) error(q, rec, in.op, fmt::format("source '{}' is a group buffer", sd.name));
   }
@@ -478,13 +559,13 @@ class Runner {
     const int32_t sslot = a[1], dslot = a[9];
     const int64_t sy = a[2], sx = a[3], sc = a[4], h = a[5], w = a[6], n = a[7], dy = a[10], dx = a[11], dc = a[12];
     // LOADFMS: the source rows and columns step by (sty, stx); no padding.
-    const bool steps = in.op == Opc::LoadFMS;
+    const bool steps = base_form(in.op) == Opc::LoadFMS;
     const int64_t sty = steps ? a[13] & 255 : 1, stx = steps ? (a[13] >> 8) & 255 : 1;
     if (sty < 1 || stx < 1) error(q, rec, in.op, "steps must be at least 1");
     const int32_t pad_word = steps ? 0 : a[13];
     const int64_t pt = pad_part(pad_word, 0), pl = pad_part(pad_word, 1), pb = pad_part(pad_word, 2), pr = pad_part(pad_word, 3);
     if (h < 0 || w < 0 || n < 0) error(q, rec, in.op, "negative box size");
-    if (pad_word && in.op != Opc::LoadFM) error(q, rec, in.op, "only LOADFM pads");
+    if (pad_word && base_form(in.op) != Opc::LoadFM) error(q, rec, in.op, "only LOADFM pads");
     const int64_t hi = h - pt - pb, wi = w - pl - pr;
     if (h && w && n && (hi < 0 || wi < 0)) error(q, rec, in.op, "padding larger than the box");
     if (sd.elem_bytes != dd.elem_bytes) error(q, rec, in.op, "source and destination element sizes differ");
@@ -494,6 +575,12 @@ class Runner {
     const int64_t bytes = h * w * n * E;
     if (!m_ || bytes == 0) return bytes;
     const uint8_t* sbase = memory(sd, 0) + sd.addr + static_cast<int64_t>(sslot) * sd.slot_bytes;
+    // A Z form reading the rule's activation writes its zero blocks as
+    // zeros; from anywhere else (a staging copy a LOADZ filled, whose zero
+    // blocks are already zero) it copies.
+    const int32_t rule_buf = act_form(in.op) && s_.act && a[0] >= s_.act->src && a[0] - s_.act->src < s_.act->src_count
+                                 ? a[0] - s_.act->src
+                                 : -1;
     for (int32_t mbr : dms) {
       uint8_t* dbase = memory(dd, mbr) + dd.addr + static_cast<int64_t>(dslot) * dd.slot_bytes;
       std::vector<uint8_t>* wr = (dd.flags & kBufShared) && !db.written.empty() ? &db.written[static_cast<size_t>(mbr)] : nullptr;
@@ -505,8 +592,13 @@ class Runner {
           if (pad) {
             std::memset(dp, 0, static_cast<size_t>(n * E));
           } else {
-            const uint8_t* sp = sbase + (((sy + (y - pt) * sty) * sd.cols + sx + (x - pl) * stx) * sd.pitch + sc) * E;
-            std::memcpy(dp, sp, static_cast<size_t>(n * E));
+            const int64_t se = ((sy + (y - pt) * sty) * sd.cols + sx + (x - pl) * stx) * sd.pitch + sc;
+            std::memcpy(dp, sbase + se * E, static_cast<size_t>(n * E));
+            if (rule_buf >= 0)
+              for (int64_t i = 0; i < n; ++i) {
+                const int64_t blk = act_block(rule_buf, se + i);
+                if (blk >= 0 && act_zero_[static_cast<size_t>(blk)]) std::memset(dp + i * E, 0, static_cast<size_t>(E));
+              }
           }
           if (wr) {
             uint8_t* flag = wr->data() + static_cast<int64_t>(dslot) * dd.slot_bytes + doff;
@@ -540,15 +632,20 @@ class Runner {
     const auto [port, half] = to_core ? in_port(q, rec, in.op, dd, linear ? a[6] : a[12], linear ? a[3] : a[7])
                                       : std::pair<int32_t, int32_t>{0, 0};
     for (int32_t mbr : dms) need_window(q, rec, in.op, db, mbr, dslot, true, half);
-    const int64_t bytes = linear ? linear_copy(q, rec, in, sd, dd, dms) : box_copy(q, rec, in, sd, dd, db, dms);
-    const double bw = is_ddr_op(in.op) ? hw_.ddr_channel_gbps : hw_.stream_gbps;
+    int64_t bytes = linear ? linear_copy(q, rec, in, sd, dd, dms) : box_copy(q, rec, in, sd, dd, db, dms);
+    // The extension does not move the zero blocks of a ruled input to the
+    // cores (LOADFMZ, LOADFMSZ); DDR reads (LOADZ) move whole 64-byte bursts,
+    // which a block's 8-byte runs do not empty, and are charged in full.
+    if (act_keep_ < 1.0 && (in.op == Opc::LoadFMZ || in.op == Opc::LoadFMSZ))
+      bytes = static_cast<int64_t>(std::llround(static_cast<double>(bytes) * act_keep_));
+    const double bw = is_ddr_op(base_form(in.op)) ? hw_.ddr_channel_gbps : hw_.stream_gbps;
     double d = bytes > 0 ? static_cast<double>(bytes) / (bw * 1e9) + static_cast<double>(hw_.dma_overhead_cycles) / (hw_.clock_ghz * 1e9) : 0.0;
     ClassStats& cs = timing_.cls[static_cast<size_t>(opc_class(in.op))];
     cs.busy_s += d;
     cs.bytes += bytes;
     ++cs.count;
     qs_[static_cast<size_t>(q)].busy[static_cast<size_t>(opc_class(in.op))] += d;
-    if (is_ddr_op(in.op) && !hw_.ddr_overlap) {
+    if (is_ddr_op(base_form(in.op)) && !hw_.ddr_overlap) {
       qs_[static_cast<size_t>(q)].ddr_busy += d;
       return 0.0;
     }
@@ -649,6 +746,12 @@ class Runner {
       } catch (const Error& e) {
         error(q, rec, in.op, e.what());
       }
+      // The extension skips the multiplications of zero input blocks: the
+      // kernel's MAC cycles shrink with the blocks it gets, its call
+      // overhead does not.
+      if (act_keep_ < 1.0 && k.kind == KKind::Conv)
+        cycles = hw_.kernel_overhead_cycles +
+                 static_cast<int64_t>(std::ceil(static_cast<double>(cycles - hw_.kernel_overhead_cycles) * act_keep_));
     }
     const double d = static_cast<double>(cycles) / (hw_.clock_ghz * 1e9);
     ClassStats& cs = timing_.cls[kClsComp];
@@ -661,7 +764,7 @@ class Runner {
       // (16 bits each) can still take it past int64.
       int64_t macs = 0;
       if (__builtin_mul_overflow(pos * nnz * kBlock * kBlock, static_cast<int64_t>(k.kh) * k.kw, &macs) ||
-          __builtin_add_overflow(cs.macs, macs, &cs.macs))
+          __builtin_add_overflow(cs.macs, static_cast<int64_t>(std::llround(static_cast<double>(macs) * act_keep_)), &cs.macs))
         error(q, rec, in.op, "more multiply-accumulates than int64 counts");
     }
     return d;
@@ -711,6 +814,7 @@ class Runner {
         case Opc::Rel: release(q, rec, in); break;
         case Opc::Comp: d = comp(q, rec, in); break;
         case Opc::Load: case Opc::LoadW: case Opc::LoadFM: case Opc::LoadFMS: case Opc::LoadWM: case Opc::WriteFM: case Opc::Write:
+        case Opc::LoadZ: case Opc::LoadFMZ: case Opc::LoadFMSZ:
           d = transfer(q, rec, in);
           break;
         default: error(q, rec, in.op, "not an executable instruction");
@@ -733,10 +837,20 @@ class Runner {
   std::vector<double> port_free_;  // [core * core_s2mm + channel]: when the core input channel is next free
   double now_ = 0;
   StageTiming timing_;
+  // The activation rule: the share of blocks moved and multiplied (timing
+  // with the extension), the first row (flat: element) of each rule buffer
+  // in the view, the view's size and block grid, and its zero blocks
+  // (functional runs).
+  double act_keep_ = 1.0;
+  std::vector<int64_t> act_rows_;
+  int64_t act_h_ = 0, act_w_ = 0, act_c_ = 0, nby_ = 0, nbx_ = 0, nbc_ = 0;
+  std::vector<uint8_t> act_zero_;
 };
 
 }  // namespace
 
-StageTiming run_stage(const Program& p, const StageProg& s, Machine* m) { return Runner(p, s, m).run(); }
+StageTiming run_stage(const Program& p, const StageProg& s, Machine* m, double act_zero) {
+  return Runner(p, s, m, act_zero).run();
+}
 
 }  // namespace bsp::aie2

@@ -49,7 +49,13 @@ struct Machine {
   Machine(const Hardware& hw, int64_t ddr_bytes);
 };
 
-// Runs one stage. `m` null: timing only.
-StageTiming run_stage(const Program& p, const StageProg& s, Machine* m);
+// Runs one stage. `m` null: timing only. act_zero: the fraction of the
+// stage's input blocks its activation rule leaves zero (bsp estimate
+// measures it on data); on a target with the act_block_skip extension its
+// Z-form LOADFM transfers and its convolution's COMP are charged for the
+// other blocks only (man/bsp-isa.7, TIMING). Ignored for stages without a
+// rule and targets without the extension, and in functional runs, which
+// charge the share of zero blocks the stage's input really has.
+StageTiming run_stage(const Program& p, const StageProg& s, Machine* m, double act_zero = 0.0);
 
 }  // namespace bsp::aie2

@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 #include <sstream>
+#include <string_view>
 
 #include "core/error.hpp"
 
@@ -112,6 +113,7 @@ const std::vector<FieldSpec>& field_specs() {
       {"", "kernel_overhead_cycles", &Hardware::kernel_overhead_cycles, 0, 1 << 30},
       {"", "dma_overhead_cycles", &Hardware::dma_overhead_cycles, 0, 1 << 30},
       {"", "ddr_overlap", &Hardware::ddr_overlap},
+      {"", "act_block_skip", &Hardware::act_block_skip},
       {"vector", "positions", &Hardware::vec_positions, 1, 1024},
       {"vector", "cout", &Hardware::vec_cout, 1, 1024},
       {"vector", "cin", &Hardware::vec_cin, 1, 1024},
@@ -287,6 +289,9 @@ Hardware load_target(const std::string& target) { return resolve(target, 0); }
 Json hardware_to_json(const Hardware& h) {
   Json j = Json::object();
   for (const FieldSpec& s : field_specs()) {
+    // Written only when set: a description without the extension stays
+    // what an older bsp reads (and hashes) as before.
+    if (std::string_view(s.key) == "act_block_skip" && !h.act_block_skip) continue;
     Json& dst = *s.group ? (j.find(s.group) ? j[s.group] : (j[s.group] = Json::object())) : j;
     dst[s.key] = std::visit([&](auto m) { return Json(h.*m); }, s.member);
   }

@@ -44,6 +44,11 @@ struct Hardware {
   int64_t kernel_overhead_cycles = 0;  // per COMP call (setup, accumulator load/store)
   int64_t dma_overhead_cycles = 0;     // per transfer (descriptor and lock handshake)
   bool ddr_overlap = true;             // false: DDR transfers are not overlapped with anything
+  // The Sparse-Blox-like extension (bsp-aie2(5)): the zero blocks of an
+  // input that an activation rule zeroes are neither moved from the memtile
+  // to the cores nor multiplied. Without it a rule is still applied (the
+  // same results) at the cost of a dense input.
+  bool act_block_skip = false;
 
   // The shape of the matrix-multiply unit: output positions x output channels x
   // input channels per vector operation; work is padded up to these multiples.

@@ -124,8 +124,15 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
     if (q->nodes.size() != m.nodes.size()) fail("internal: the int8 program does not match the graph");
     if (prog) {
       if (prog->stages.size() != S.graph.stages.size()) fail("internal: the program does not match the schedule");
-      for (size_t s = 0; s < S.graph.stages.size(); ++s)
+      for (size_t s = 0; s < S.graph.stages.size(); ++s) {
         for (KernelDecl& k : prog->stages[s].kernels) k.consts = int8_consts(S.graph.stages[s], *q);
+        // The int8 threshold T of a rule: from the scale of the conv's input (int8.hpp).
+        if (auto& a = prog->stages[s].act) {
+          const int32_t T = q->nodes.at(static_cast<size_t>(S.graph.stages[s].conv_node)).act_q;
+          if (T < 1) fail("layer '{}': the int8 program has no threshold for its activation rule", S.graph.stages[s].name);
+          a->threshold = T;
+        }
+      }
     }
   }
   std::vector<uint8_t> img(static_cast<size_t>(S.ddr_const_bytes), 0);

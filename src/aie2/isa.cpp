@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <map>
 
 #include "core/error.hpp"
@@ -14,12 +15,14 @@
 //   Kdef    id, kind, kh, kw, sh, sw, dh, dw, in_buf, n_in, w_buf, out_buf,
 //           add_buf, acc_buf, flags
 //   Kparam  kernel, n, then n (at most 13) of the kernel's int8 constants
+//   Act     threshold, bh, bw, bc, c0, C, flat, src, src_count (one per stage at most, after the kparams)
 //   Queue   kind, tile, channel, records, label
 //   Acq/Rel buf, slot, lock (0 free, 1 full; 2, 3 a split buffer's second pair), value, mode (0 read, 1 write), member (-1: every tile)
 //   Loop    count, body (instructions, Stride records not counted)
 //   Stride  per-iteration increment of a[0..14] of the previous instruction
 //   box     src, src_slot, sy, sx, sc, h, w, n, dst, dst_slot, dy, dx, dc, pad, dst_member
-//           (Load, LoadFM, WriteFM, Write; LoadFMS: step_y | step_x << 8 for pad)
+//           (Load, LoadFM, WriteFM, Write; LoadFMS: step_y | step_x << 8 for pad;
+//           LoadZ, LoadFMZ, LoadFMSZ as their base forms)
 //   linear  src, src_slot, src_offset, bytes, dst, dst_slot, dst_offset, dst_member
 //           (LoadW, LoadWM)
 //   Comp    kernel, in_slot, w_slot, out_slot, add_slot, oh, ow, co, ci, nnz, flags,
@@ -47,6 +50,10 @@ const char* opc_name(Opc o) {
     case Opc::WriteFM: return "WRITEFM";
     case Opc::Write: return "WRITE";
     case Opc::Comp: return "COMP";
+    case Opc::Act: return "act";
+    case Opc::LoadZ: return "LOADZ";
+    case Opc::LoadFMZ: return "LOADFMZ";
+    case Opc::LoadFMSZ: return "LOADFMSZ";
   }
   return "?";
 }
@@ -164,6 +171,10 @@ std::vector<int32_t> encode_program(const Program& p, std::vector<std::string>& 
         for (size_t j = 0; j < 13 && i + j < k.consts.size(); ++j) r.a[2 + j] = k.consts[i + j];
         put(w, Opc::Kparam, r.a);
       }
+    if (s.act) {
+      const ActDecl& x = *s.act;
+      put(w, Opc::Act, make(Opc::Act, {x.threshold, x.bh, x.bw, x.bc, x.c0, x.C, x.flat, x.src, x.src_count}).a);
+    }
     for (const QueueProg& q : s.queues) {
       put(w, Opc::Queue,
           make(Opc::Queue, {static_cast<int32_t>(q.kind), q.tile, q.channel, static_cast<int32_t>(q.code.size()),
@@ -257,6 +268,15 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
       auto& c = s.kernels[static_cast<size_t>(in.a[0])].consts;
       for (int32_t j = 0; j < in.a[1]; ++j) c.push_back(in.a[static_cast<size_t>(2 + j)]);
     }
+    if (i < n && static_cast<Opc>(words[i * R]) == Opc::Act) {
+      rec(i++, in);
+      ActDecl x{in.a[0], in.a[1], in.a[2], in.a[3], in.a[4], in.a[5], in.a[6], in.a[7], in.a[8]};
+      if (x.bh < 1 || x.bw < 1 || x.bc < 1 || x.c0 < 0 || x.C < 1 || (x.flat != 0 && x.flat != 1) || x.src < 0 ||
+          x.src_count < 1 || x.src > nb - x.src_count)
+        fail("program: stage '{}': bad activation rule (block {}x{}x{}, channels {}+{}, flat {}, buffers {}+{})", s.name,
+             x.bh, x.bw, x.bc, x.c0, x.C, x.flat, x.src, x.src_count);
+      s.act = x;
+    }
     for (int32_t q = 0; q < nq; ++q) {
       if (i >= n) fail("program: truncated");
       rec(i++, in);
@@ -272,6 +292,10 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
         switch (in.op) {
           case Opc::Acq: case Opc::Rel: case Opc::Loop: case Opc::Stride: case Opc::Load: case Opc::LoadW:
           case Opc::LoadFM: case Opc::LoadFMS: case Opc::LoadWM: case Opc::WriteFM: case Opc::Write: case Opc::Comp:
+            break;
+          case Opc::LoadZ: case Opc::LoadFMZ: case Opc::LoadFMSZ:
+            if (!s.act) fail("program: stage '{}', queue {}: {} in a stage without an activation rule", s.name, qp.name(),
+                             opc_name(in.op));
             break;
           default:
             fail("program: stage '{}', queue {}: unexpected record '{}'", s.name, qp.name(), opc_name(in.op));
@@ -303,6 +327,8 @@ std::string operands(const Instr& in, const StageProg& s) {
       return fmt::format("{} times, {} instructions", a[0], a[1]);
     case Opc::Load:
     case Opc::LoadFM:
+    case Opc::LoadZ:
+    case Opc::LoadFMZ:
     case Opc::WriteFM:
     case Opc::Write: {
       std::string pad;
@@ -313,6 +339,7 @@ std::string operands(const Instr& in, const StageProg& s) {
                          buf(a[8]), a[9], a[10], a[11], a[12], a[5], a[6], a[7], pad, member(a[14]));
     }
     case Opc::LoadFMS:
+    case Opc::LoadFMSZ:
       return fmt::format("{}[{}] ({},{},{}) -> {}[{}] ({},{},{}) {}x{}x{} step {},{} {}", buf(a[0]), a[1], a[2], a[3], a[4],
                          buf(a[8]), a[9], a[10], a[11], a[12], a[5], a[6], a[7], a[13] & 255, (a[13] >> 8) & 255,
                          member(a[14]));
@@ -389,6 +416,16 @@ std::string program_asm(const Program& p) {
         for (int32_t v : k.consts) o += fmt::format(" {}", v);
         o += "\n";
       }
+    }
+    if (s.act) {
+      const ActDecl& x = *s.act;
+      const bool q8 = p.dtype == DType::Int8;
+      float t;
+      std::memcpy(&t, &x.threshold, 4);
+      o += fmt::format("  act     |v| < {} block {}x{}x{} of {}[channels {}+{}]{} ({} buffer{} from {})\n",
+                       q8 ? fmt::format("{}", x.threshold) : fmt::format("{}", t), x.bh, x.bw, x.bc,
+                       x.src >= 0 && static_cast<size_t>(x.src) < s.bufs.size() ? s.bufs[static_cast<size_t>(x.src)].name : "?",
+                       x.c0, x.C, x.flat ? " flat" : "", x.src_count, x.src_count > 1 ? "s" : "", x.src);
     }
     for (const QueueProg& q : s.queues) {
       o += fmt::format("  queue {} ; {}\n", q.name(), q.label);

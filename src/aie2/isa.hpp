@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ enum class Opc : int32_t {
   Buf = 2,      // buffer declaration
   Kdef = 3,     // kernel declaration
   Kparam = 6,   // constants of the kernel declared before (int8 rescaling)
+  Act = 7,      // the stage's activation rule (at most one; program version 2)
   Queue = 4,    // queue header: kind, tile, channel, records
   End = 5,      // end of program
   Acq = 8,      // acquire a lock
@@ -37,8 +39,33 @@ enum class Opc : int32_t {
   WriteFM = 20, // core -> memtile, feature map box
   Write = 21,   // memtile -> DDR, feature map box
   Comp = 24,    // run a kernel on a core
+  // The activation-rule forms of LOAD, LOADFM and LOADFMS (program version
+  // 2): the same operands; the transfer applies the stage's Act rule
+  // (man/bsp-isa.7, ACTIVATION RULES).
+  LoadZ = 25,
+  LoadFMZ = 26,
+  LoadFMSZ = 27,
 };
 const char* opc_name(Opc o);
+
+// The activation-rule form of a box transfer and back.
+inline bool act_form(Opc o) { return o == Opc::LoadZ || o == Opc::LoadFMZ || o == Opc::LoadFMSZ; }
+inline Opc base_form(Opc o) {
+  switch (o) {
+    case Opc::LoadZ: return Opc::Load;
+    case Opc::LoadFMZ: return Opc::LoadFM;
+    case Opc::LoadFMSZ: return Opc::LoadFMS;
+    default: return o;
+  }
+}
+inline Opc z_form(Opc o) {
+  switch (o) {
+    case Opc::Load: return Opc::LoadZ;
+    case Opc::LoadFM: return Opc::LoadFMZ;
+    case Opc::LoadFMS: return Opc::LoadFMSZ;
+    default: return o;
+  }
+}
 
 constexpr int kOperands = 15;
 
@@ -113,6 +140,20 @@ struct KernelDecl {
   std::vector<int32_t> consts;  // int8: clamps, residual and concat rescaling (man/bsp-isa.7)
 };
 
+// A stage's activation rule (core/act_sparsity.hpp; man/bsp-isa.7,
+// ACTIVATION RULES): the blocks of the view [H, W, C] (channels [c0, c0 + C)
+// of the activation held by buffers src .. src + src_count - 1: one DDR
+// buffer, or the memtile row bands in order) whose every value v has
+// |v| < threshold are zero for the transfers in their Z forms. flat: the
+// activation read as a vector [1, 1, F] (a dense layer after a flatten).
+struct ActDecl {
+  int32_t threshold = 0;  // int8: T (1..256, 0: not set yet); fp32/bf16: the float32 bits of t
+  int32_t bh = 1, bw = 8, bc = 8;
+  int32_t c0 = 0, C = 0;
+  int32_t flat = 0;
+  int32_t src = 0, src_count = 1;
+};
+
 struct QueueProg {
   QKind kind = QKind::Core;
   int32_t tile = 0, channel = 0;
@@ -126,6 +167,7 @@ struct StageProg {
   std::string name;
   std::vector<BufDecl> bufs;
   std::vector<KernelDecl> kernels;
+  std::optional<ActDecl> act;
   std::vector<QueueProg> queues;
 };
 
@@ -138,6 +180,13 @@ struct Program {
   std::vector<int64_t> input_shape, output_shape;
   std::vector<StageProg> stages;
   uint64_t fingerprint = 0;
+  // Whether a stage applies an activation rule: such a program is ISA
+  // version 2 (man/bsp-isa.7), the others version 1.
+  bool uses_act() const {
+    for (const StageProg& s : stages)
+      if (s.act) return true;
+    return false;
+  }
 };
 
 // Binary form: records of 16 int32 words, plus a table of names.

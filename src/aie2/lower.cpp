@@ -169,12 +169,6 @@ class Lowerer {
     const size_t i = g.head;
     const Node& n = m_.nodes[i];
     require_backend(n, Backend::Aie2, i + 1 == m_.nodes.size());
-    // No stage zeroes small activation blocks yet: refused rather than a
-    // program that computes another function than the reference's.
-    if (const std::optional<ActRule> r = act_rule(n))
-      fail("node '{}': the AIE2 back end does not apply activation rules yet (act_threshold {}): remove them with "
-           "'bsp prune --act-threshold 0 --include-first --include-depthwise' (bsp-format(5), ACTIVATION SPARSITY)",
-           n.name, r->threshold);
     switch (n.op) {
       case Op::Input: {
         int s = new_storage(n.name, shapes_[i]);
@@ -228,6 +222,7 @@ class Lowerer {
     st.name = n.name;
     st.nodes.push_back(n.name);
     st.conv_node = static_cast<int>(i);
+    st.act = act_rule(n);
     View in = input_value(i, 0);
     if (n.op == Op::Dense) {
       if (in.H != 1 || in.W != 1) fail("internal: dense input is not a vector");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/act_sparsity.hpp"
 #include "core/model.hpp"
 
 namespace bsp::aie2 {
@@ -89,6 +90,10 @@ struct Stage {
   // Pool.
   bool pool_max = false;
   bool count_include_pad = true;
+  // Conv: the activation rule of its node (core/act_sparsity.hpp), applied
+  // to its input in[0] as the input travels to the cores (man/bsp-isa.7,
+  // ACTIVATION RULES); none when the node has no rule.
+  std::optional<ActRule> act;
 
   bool channelwise() const { return kind == StageKind::Pool || kind == StageKind::Eltwise; }
   int64_t ih(int64_t oh) const { return (oh - 1) * sh + (kh - 1) * dh + 1; }  // input rows for oh output rows

@@ -77,6 +77,10 @@ uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& oc
       add(static_cast<int64_t>(st.bcast));
       for (double b : {st.alpha, st.beta}) add(static_cast<int64_t>(std::bit_cast<uint64_t>(b)));
     }
+    if (st.act) {  // only then: the fingerprints of stages without a rule stay what they were
+      add(static_cast<int64_t>(std::bit_cast<uint64_t>(st.act->threshold)));
+      for (int64_t b : st.act->block) add(b);
+    }
     const Occupancy& o = occ[s];
     add(o.rows);
     add(o.cols);

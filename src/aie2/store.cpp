@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <string_view>
 
 #include "compact/compact.hpp"
 #include "core/h5.hpp"
@@ -14,6 +15,10 @@ namespace bsp::aie2 {
 namespace {
 
 constexpr int64_t kVersion = 1;
+// /program: version 2 holds the activation-rule records and transfer forms
+// (man/bsp-isa.7, ACTIVATION RULES); a program without them is still
+// written as version 1, which older readers take. Both are read.
+constexpr int64_t kProgramVersionAct = 2;
 
 std::string hex(uint64_t v) {
   char b[20];
@@ -226,7 +231,10 @@ std::optional<GroupSource> stored_source(int64_t file_id, const char* group) {
   h5::Handle g = h5::open_group(file_id, group);
   GroupSource src;
   // A group of another version (or of another tool) is not ours to read.
-  if (!h5::has_attr(g, "version") || h5::read_attr_int(g, "version") != kVersion) return src;
+  const bool program = std::string_view(group) == "program";
+  if (!h5::has_attr(g, "version")) return src;
+  const int64_t version = h5::read_attr_int(g, "version");
+  if (version != kVersion && !(program && version == kProgramVersionAct)) return src;
   try {
     src.readable = true;
     src.dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
@@ -303,7 +311,7 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id) {
 void save_program(const ProgramFile& pf, int64_t file_id) {
   const Program& p = pf.program;
   h5::Handle g = h5::create_group(file_id, "program");
-  h5::write_attr(g, "version", kVersion);
+  h5::write_attr(g, "version", p.uses_act() ? kProgramVersionAct : kVersion);
   h5::write_attr(g, "target", p.hw.name);
   h5::write_attr(g, "hardware", hardware_to_json(p.hw).dump());
   h5::write_attr(g, "dtype", std::string(dtype_name(p.dtype)));
@@ -444,6 +452,12 @@ Json stage_plan_json(const Schedule& s, size_t i) {
       for (const Chunk& c : part) wb += c.bytes, ++nch;
     e["weight_bytes"] = wb;
     e["weight_chunks"] = nch;
+    if (st.act) {
+      Json a = Json::object();
+      a["threshold"] = st.act->threshold;
+      a["block"] = Json(Json::Array{Json(st.act->block[0]), Json(st.act->block[1]), Json(st.act->block[2])});
+      e["act_rule"] = std::move(a);
+    }
   }
   return e;
 }

@@ -10,6 +10,10 @@
 #include "aie2/store.hpp"
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "compact/act_measure.hpp"
+#include "core/act_sparsity.hpp"
+#include "data/dataset.hpp"
+#include "train/model_data.hpp"
 
 namespace bsp::cli {
 
@@ -24,27 +28,52 @@ struct EstimateCliOptions {
   bool json = false;
   bool csv = false;
   int tune = 1;
+  std::string data;
+  int64_t limit = 100;
 };
 
-void print_table(const aie2::Estimate& e, const aie2::Estimate* dense, const aie2::Hardware& hw) {
+// With --compare dense and activation rules: the dense program and the
+// bsp one, each timed without and with the rules' zero blocks skipped.
+struct Effects {
+  double dense = 0, weights = 0, activations = 0, both = 0;
+};
+
+void print_table(const aie2::Estimate& e, const aie2::Estimate* dense, const aie2::Hardware& hw, const Effects* fx,
+                 bool rules) {
   std::printf("target %s: %ld rows x %ld columns at %.2f GHz, %s, %s model%s\n\n", e.target.c_str(),
               static_cast<long>(hw.rows), static_cast<long>(hw.cols), hw.clock_ghz, e.dtype.c_str(),
               e.paper ? "the paper's" : "the default", e.paper ? " (1 GHz, efficiency 1, DDR not overlapped)" : "");
   size_t w = 5;
   for (const auto& l : e.layers) w = std::max(w, l.name.size());
-  std::printf("%-*s  %-7s  %5s  %5s  %10s  %s%-7s  %7s\n", static_cast<int>(w), "layer", "kind", "cores", "imbal",
-              "time(us)", dense ? " dense(us)  " : "", "bound", "overlap");
+  std::printf("%-*s  %-7s  %5s  %5s  %10s  %s%-7s  %7s%s\n", static_cast<int>(w), "layer", "kind", "cores", "imbal",
+              "time(us)", dense ? " dense(us)  " : "", "bound", "overlap", rules ? "  act-zero" : "");
   for (size_t i = 0; i < e.layers.size(); ++i) {
     const auto& l = e.layers[i];
     std::string d;
     if (dense && i < dense->layers.size()) d = fmt::format(" {:9.1f}  ", dense->layers[i].seconds * 1e6);
-    std::printf("%-*s  %-7s  %5ld  %5.2f  %10.1f  %s%-7s  %6.2fx\n", static_cast<int>(w), l.name.c_str(), l.kind.c_str(),
+    // The zero-block fraction of a ruled layer; '*': its blocks were skipped (act_block_skip).
+    std::string a;
+    if (rules) a = l.act_zero >= 0 ? fmt::format("  {:7.3f}{}", l.act_zero, l.act_skipped ? "*" : "") : "        -";
+    std::printf("%-*s  %-7s  %5ld  %5.2f  %10.1f  %s%-7s  %6.2fx%s\n", static_cast<int>(w), l.name.c_str(), l.kind.c_str(),
                 static_cast<long>(l.cores), l.imbalance, l.seconds * 1e6, d.c_str(), l.bound.c_str(),
-                l.seconds > 0 ? l.serial_s / l.seconds : 1.0);
+                l.seconds > 0 ? l.serial_s / l.seconds : 1.0, a.c_str());
   }
   std::printf("\ntotal %.3f ms", e.total_s * 1e3);
   if (dense) std::printf(" (dense %.3f ms, speedup %.2fx)", dense->total_s * 1e3, dense->total_s / e.total_s);
   std::printf("; %s instructions executed\n\n", with_commas(e.executed).c_str());
+  if (rules)
+    std::printf("act-zero: the layer's measured zero-block fraction after its activation rule%s\n\n",
+                hw.act_block_skip ? " (*: skipped by the target's act_block_skip extension)"
+                                  : "; the target has no act_block_skip extension: charged as dense");
+  if (fx) {
+    std::printf("%-26s %10s %8s\n", "effect", "time(ms)", "speedup");
+    const std::pair<const char*, double> rows[] = {{"dense", fx->dense},
+                                                   {"weights sparse only", fx->weights},
+                                                   {"activations sparse only", fx->activations},
+                                                   {"both", fx->both}};
+    for (const auto& [name, t] : rows) std::printf("%-26s %10.3f %7.2fx\n", name, t * 1e3, t > 0 ? fx->dense / t : 1.0);
+    std::printf("(each against dense: weights dense, every activation block moved and multiplied)\n\n");
+  }
   std::printf("%-8s %12s %14s %12s\n", "class", "count", "busy(ms)", "bytes/MACs");
   for (int c = 0; c < aie2::kClsCount; ++c) {
     const auto& s = e.cls[static_cast<size_t>(c)];
@@ -54,10 +83,10 @@ void print_table(const aie2::Estimate& e, const aie2::Estimate* dense, const aie
   std::printf("(busy: summed over the queues; transfers and compute overlap, so the total is less)\n");
 }
 
-void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense) {
+void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense, bool rules) {
   std::printf("layer,kind,cores,imbalance,time_s,%sddr_s,serial_s,bound", dense ? "dense_time_s," : "");
   for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%s_busy_s", aie2::instr_class_name(c));
-  std::printf("\n");
+  std::printf("%s\n", rules ? ",act_zero,act_skipped" : "");
   for (size_t i = 0; i < e.layers.size(); ++i) {
     const auto& l = e.layers[i];
     std::printf("%s,%s,%ld,%.4f,%.9g,", l.name.c_str(), l.kind.c_str(), static_cast<long>(l.cores), l.imbalance,
@@ -65,13 +94,19 @@ void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense) {
     if (dense) std::printf("%.9g,", i < dense->layers.size() ? dense->layers[i].seconds : 0.0);
     std::printf("%.9g,%.9g,%s", l.ddr_s, l.serial_s, l.bound.c_str());
     for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%.9g", l.cls[static_cast<size_t>(c)].busy_s);
+    if (rules) {
+      if (l.act_zero >= 0)
+        std::printf(",%.9g,%d", l.act_zero, l.act_skipped ? 1 : 0);
+      else
+        std::printf(",,");
+    }
     std::printf("\n");
   }
   std::printf("total,,,,%.9g,", e.total_s);
   if (dense) std::printf("%.9g,", dense->total_s);
   std::printf(",,");
   for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%.9g", e.cls[static_cast<size_t>(c)].busy_s);
-  std::printf("\n");
+  std::printf("%s\n", rules ? ",," : "");
 }
 
 void run_estimate(const EstimateCliOptions& o) {
@@ -88,12 +123,39 @@ void run_estimate(const EstimateCliOptions& o) {
   req.paper_model = o.model == "paper";
   req.paper_mapping = o.mapping == "paper";
   req.tune = o.tune;
+  if (o.limit < 1) fail_usage("--limit must be at least 1");
   Model m = read_model(o.input);
+  const bool rules = has_act_rules(m);
+  if (!o.data.empty()) {
+    // The zero-block fraction of every ruled layer, on the engine whose
+    // values the program computes: int8 programs the int8 reference.
+    DataSet data = load_data(o.data, DataPart::Evaluation);
+    ImageSet& s = *data.test;
+    train::check_data_fits(m, o.input, s, data.name, "test");
+    const DType dt = req.dtype ? *req.dtype
+                     : m.program ? m.program->program.dtype
+                     : m.schedule ? m.schedule->dtype
+                                  : aie2::model_dtype(m);
+    auto nm = train::model_normalization(m);
+    ActMeasureOptions mo;
+    mo.engine = dt == DType::Int8 ? ActMeasureEngine::Int8 : ActMeasureEngine::FP32;
+    for (const LayerActStats& l : measure_act_fractions(m, s, nm ? *nm : channel_stats(s), o.limit, mo))
+      req.act_zero[l.name] = l.fraction();
+  }
   const aie2::TimedProgram t = aie2::timed_program(m, req);
   std::unique_ptr<aie2::TimedProgram> d;
+  std::unique_ptr<Effects> fx;
   if (!o.compare.empty()) {
     req.dense = true;
     d = std::make_unique<aie2::TimedProgram>(aie2::timed_program(m, req));
+    if (rules) {
+      // The same two programs timed with no block skipped: the rules off.
+      fx = std::make_unique<Effects>();
+      fx->both = t.est.total_s;
+      fx->activations = d->est.total_s;
+      fx->weights = aie2::estimate_program(t.program, t.schedule.get(), t.est.paper).total_s;
+      fx->dense = aie2::estimate_program(d->program, d->schedule.get(), d->est.paper).total_s;
+    }
   }
   if (o.json) {
     Json j = aie2::estimate_json(t.est);
@@ -109,11 +171,21 @@ void run_estimate(const EstimateCliOptions& o) {
       }
       j["dense_layers"] = std::move(dl);
     }
+    if (fx) {
+      Json x = Json::object();
+      for (const auto& [k, v] : {std::pair<const char*, double>{"dense_s", fx->dense}, {"weights_s", fx->weights},
+                                 {"activations_s", fx->activations}, {"both_s", fx->both}})
+        x[k] = v;
+      x["weights_speedup"] = fx->weights > 0 ? fx->dense / fx->weights : 1.0;
+      x["activations_speedup"] = fx->activations > 0 ? fx->dense / fx->activations : 1.0;
+      x["both_speedup"] = fx->both > 0 ? fx->dense / fx->both : 1.0;
+      j["effects"] = std::move(x);
+    }
     print_json(j);
   } else if (o.csv) {
-    print_csv(t.est, d ? &d->est : nullptr);
+    print_csv(t.est, d ? &d->est : nullptr, rules);
   } else {
-    print_table(t.est, d ? &d->est : nullptr, t.program.hw);
+    print_table(t.est, d ? &d->est : nullptr, t.program.hw, fx.get(), rules);
   }
 }
 }  // namespace
@@ -138,6 +210,11 @@ Runner setup_estimate(CLI::App& sub) {
                  "for the schedules made here: time the N best plans of each layer and keep the fastest (as bsp "
                  "schedule --tune; default 1)")
       ->type_name("N");
+  sub.add_option("--data", o->data,
+                 "measure each activation rule's zero-block fraction on these images: fashion-mnist, a directory of "
+                 "IDX files, or an HDF5 data file")
+      ->type_name("D");
+  sub.add_option("--limit", o->limit, "with --data: measure on the first N images (default 100)")->type_name("N");
   sub.add_flag("--json", o->json, "print JSON (schema in bsp-estimate(1))");
   sub.add_flag("--csv", o->csv, "print CSV: one row per layer and a total row");
   return [o] { run_estimate(*o); };

@@ -291,15 +291,22 @@ TEST_CASE("rules on inner layers: the engines agree, int8 bit for bit, and a res
   CHECK(test::max_abs_diff(q8::reference_forward(plain, *plain.compact->int8, x), qref) > 0);
 }
 
-TEST_CASE("the AIE2 back end refuses a model with activation rules") {
+TEST_CASE("the AIE2 back end carries a node's activation rule on its conv stage") {
   Model m = build_fmnist_cnn(10);
   init_weights(m, 1);
-  set_act_rule(*m.find("conv3.conv"), 0.1, kDefaultActBlock);
-  // bsp schedule lowers the graph first (aie2/lower.cpp): no program that ignores the rule.
-  CHECK_THROWS_WITH(aie2::lower(m), Catch::Contains("node 'conv3.conv': the AIE2 back end does not apply activation "
-                                                    "rules yet (act_threshold 0.1)"));
+  set_act_rule(*m.find("conv3.conv"), 0.1, {1, 4, 16});
+  const aie2::Lowered g = aie2::lower(m);
+  int ruled = 0;
+  for (const aie2::Stage& st : g.stages) {
+    if (!st.act) continue;
+    ++ruled;
+    CHECK(st.name == "conv3.conv");
+    CHECK(st.act->threshold == 0.1);
+    CHECK(st.act->block == std::array<int64_t, 3>{1, 4, 16});
+  }
+  CHECK(ruled == 1);
   set_act_rule(*m.find("conv3.conv"), 0.0, kDefaultActBlock);  // removed: lowered as before
-  CHECK_NOTHROW(aie2::lower(m));
+  for (const aie2::Stage& st : aie2::lower(m).stages) CHECK(!st.act);
 }
 
 TEST_CASE("the trainer trains with the rule: no gradient reaches a zeroed block, the rest as on hand-zeroed input") {

@@ -5,6 +5,8 @@
 
 #include "aie2/estimate.hpp"
 #include "aie2_helpers.hpp"
+#include "core/act_sparsity.hpp"
+#include "zoo/builder.hpp"
 
 using namespace bsp;
 using namespace bsp::aie2;
@@ -143,4 +145,89 @@ TEST_CASE("a core's input channel carries one transfer at a time", "[aie2][estim
   CHECK(run_stage(p, p.stages[0], nullptr).seconds == Approx(one));
   p.stages[0].bufs[static_cast<size_t>(c1)].port = 2;
   CHECK_THROWS_WITH(run_stage(p, p.stages[0], nullptr), Catch::Contains("no core input channel 2"));
+}
+
+namespace {
+// One 3x3 convolution on a 16x16x32 map (a ruled layer whose every input
+// transfer is its ruled input: no residual operand).
+Model one_conv(double act_threshold) {
+  GraphBuilder b("one-conv", 16, 16, 32);
+  b.conv("conv", "input", GraphBuilder::square(64, 3, 1, 1));
+  Model m = b.finish();
+  init_weights(m, 4);
+  if (act_threshold > 0) set_act_rule(*m.find("conv"), act_threshold, kDefaultActBlock);
+  return m;
+}
+}  // namespace
+
+TEST_CASE("activation rules: the extension charges only the nonzero blocks, without it nothing changes",
+          "[aie2][estimate][act]") {
+  Hardware plain = load_target("aie2:4x4"), spex = load_target("aie2-4x4-spex");
+  CHECK_FALSE(plain.act_block_skip);
+  REQUIRE(spex.act_block_skip);
+  CHECK(hardware_to_json(spex).at("act_block_skip").as_bool());
+  CHECK(hardware_to_json(plain).find("act_block_skip") == nullptr);  // written only when set
+  const Model none = one_conv(0), ruled = one_conv(0.5);
+  for (DType dt : {DType::Int8, DType::FP32}) {
+    for (const Hardware* hw : {&plain, &spex}) {
+      INFO(dtype_name(dt) << " on " << hw->name);
+      const Schedule Sn = make_schedule(none, *hw, dt), Sr = make_schedule(ruled, *hw, dt);
+      const Program pn = generate_program(Sn), pr = generate_program(Sr);
+      CHECK_FALSE(pn.uses_act());
+      CHECK(pr.uses_act());
+      const Estimate en = estimate_program(pn, &Sn, false);
+      for (double f : {0.0, 0.25, 0.6, 1.0}) {
+        INFO("zero fraction " << f);
+        const std::map<std::string, double> zero{{"conv", f}};
+        const Estimate er = estimate_program(pr, &Sr, false, &zero);
+        REQUIRE(er.layers.size() == 1);
+        CHECK(er.layers[0].act_zero == f);
+        const ClassStats &fm = er.cls[kClsLoadFM], &fm0 = en.cls[kClsLoadFM];
+        const ClassStats &cp = er.cls[kClsComp], &cp0 = en.cls[kClsComp];
+        // Other transfers are what they were without a rule.
+        for (int c : {kClsLoad, kClsLoadW, kClsLoadWM, kClsWriteFM, kClsWrite})
+          CHECK(er.cls[static_cast<size_t>(c)].bytes == en.cls[static_cast<size_t>(c)].bytes);
+        if (!hw->act_block_skip || f == 0) {
+          // Without the extension (or nothing zero) the rule costs nothing: the same time and counts.
+          CHECK(er.layers[0].act_skipped == false);
+          CHECK(fm.bytes == fm0.bytes);
+          CHECK(cp.macs == cp0.macs);
+          CHECK(er.total_s == Approx(en.total_s).epsilon(1e-12));
+          continue;
+        }
+        CHECK(er.layers[0].act_skipped);
+        // The nonzero share, to within each instruction's rounding to whole bytes and MACs.
+        CHECK(std::abs(static_cast<double>(fm.bytes) - (1 - f) * static_cast<double>(fm0.bytes)) <=
+              0.5 * static_cast<double>(fm.count));
+        CHECK(std::abs(static_cast<double>(cp.macs) - (1 - f) * static_cast<double>(cp0.macs)) <=
+              0.5 * static_cast<double>(cp.count));
+        CHECK(fm.count == fm0.count);
+        CHECK(er.total_s < en.total_s);
+        CHECK(cp.busy_s < cp0.busy_s);
+      }
+    }
+  }
+}
+
+TEST_CASE("activation rules: a target with the extension needs the fractions; timed_program names the layer",
+          "[aie2][estimate][act]") {
+  Model m = one_conv(0.5);
+  EstimateRequest r;
+  r.target = "aie2-4x4-spex";
+  r.dtype = DType::FP32;
+  CHECK_THROWS_WITH(timed_program(m, r), Catch::Contains("layer 'conv' has an activation rule and target 'aie2-4x4-spex' "
+                                                         "skips zero activation blocks (act_block_skip), but its "
+                                                         "zero-block fraction is not known"));
+  r.act_zero["conv"] = 0.5;
+  const TimedProgram t = timed_program(m, r);
+  CHECK(t.est.layers.at(0).act_zero == 0.5);
+  CHECK(t.est.layers.at(0).act_skipped);
+  r.target = "aie2:4x4";  // without the extension: no fraction needed, none charged
+  r.act_zero.clear();
+  const TimedProgram u = timed_program(m, r);
+  CHECK(u.est.layers.at(0).act_zero == 0.0);
+  CHECK_FALSE(u.est.layers.at(0).act_skipped);
+  Json j = estimate_json(t.est);
+  CHECK(j.at("layers")[0].at("act_zero_fraction").as_double() == 0.5);
+  CHECK(j.at("layers")[0].at("act_skipped").as_bool());
 }

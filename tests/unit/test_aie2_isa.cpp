@@ -6,6 +6,7 @@
 #include "aie2/isa.hpp"
 #include "aie2/loops.hpp"
 #include "aie2_helpers.hpp"
+#include "core/act_sparsity.hpp"
 
 using namespace bsp;
 using namespace bsp::aie2;
@@ -117,4 +118,57 @@ TEST_CASE("the assembly names every instruction class", "[aie2][isa]") {
   for (const char* w : {"LOAD ", "LOADW ", "LOADFM ", "LOADWM ", "COMP ", "WRITEFM ", "WRITE ", "acq ", "rel ", "loop ",
                         "endloop", "stage 0 \"conv1.conv\"", "queue core0", "kernel 0 conv 3x3"})
     CHECK(a.find(w) != std::string::npos);
+}
+
+TEST_CASE("activation rules survive the binary encoding; their records are checked", "[aie2][isa][act]") {
+  Model m = test::aie2_model("fmnist-cnn", 0.5);
+  for (const char* n : {"conv2.conv", "fc1"}) set_act_rule(*m.find(n), 0.25, {2, 4, 16});
+  test::make_int8(m);
+  for (bool resident : {true, false}) {
+    ScheduleOptions o;
+    o.resident = resident;
+    Schedule S = make_schedule(m, load_target("aie2:2x2"), DType::Int8, o);
+    Program p = generate_program(S);
+    build_const_image(S, m, &p);  // the int8 thresholds T
+    REQUIRE(p.uses_act());
+    std::vector<std::string> names;
+    const std::vector<int32_t> words = encode_program(p, names);
+    Program q;
+    decode_program(words, names, q);
+    int ruled = 0;
+    for (size_t s = 0; s < p.stages.size(); ++s) {
+      const StageProg &a = p.stages[s], &b = q.stages[s];
+      REQUIRE(a.act.has_value() == b.act.has_value());
+      if (!a.act) continue;
+      ++ruled;
+      CHECK((a.name == "conv2.conv" || a.name == "fc1"));
+      CHECK(b.act->threshold == a.act->threshold);
+      CHECK(b.act->threshold >= 1);
+      CHECK((b.act->bh == 2 && b.act->bw == 4 && b.act->bc == 16));
+      CHECK((b.act->flat == 1) == (a.name == "fc1"));  // fc1 reads the flattened map
+      CHECK((b.act->c0 == a.act->c0 && b.act->C == a.act->C && b.act->src == a.act->src &&
+             b.act->src_count == a.act->src_count));
+      for (size_t i = 0; i < a.queues.size(); ++i) CHECK(same(a.queues[i].code, b.queues[i].code));
+    }
+    CHECK(ruled == 2);
+    const std::string text = program_asm(q);
+    CHECK(text.find("  act     |v| < ") != std::string::npos);
+    CHECK(text.find(resident ? "LOADFMZ " : "LOADZ ") != std::string::npos);
+    // A Z form in a stage without a rule, and a malformed rule, are refused.
+    size_t at = 0;  // the first act record
+    while (words[at * 16] != static_cast<int32_t>(Opc::Act)) ++at;
+    std::vector<int32_t> bad = words;
+    bad[at * 16 + 2] = 0;  // bh
+    CHECK_THROWS_WITH(decode_program(bad, names, q), Catch::Contains("bad activation rule"));
+    bad = words;
+    bad[at * 16 + 9] = 100000;  // src past the stage's buffers
+    CHECK_THROWS_WITH(decode_program(bad, names, q), Catch::Contains("bad activation rule"));
+    Program plain = generate_program(make_schedule(test::aie2_model("fmnist-cnn", 0.5), load_target("aie2:2x2"), DType::FP32, o));
+    REQUIRE_FALSE(plain.uses_act());
+    for (QueueProg& qp : plain.stages[1].queues)
+      for (Instr& in : qp.code) in.op = z_form(in.op);
+    names.clear();
+    const std::vector<int32_t> zw = encode_program(plain, names);
+    CHECK_THROWS_WITH(decode_program(zw, names, q), Catch::Contains("in a stage without an activation rule"));
+  }
 }

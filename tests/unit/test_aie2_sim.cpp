@@ -7,6 +7,8 @@
 #include "aie2/estimate.hpp"
 #include "aie2/executor.hpp"
 #include "aie2/plan.hpp"
+#include "compact/act_measure.hpp"
+#include "core/act_sparsity.hpp"
 #include "zoo/builder.hpp"
 
 using namespace bsp;
@@ -479,4 +481,174 @@ TEST_CASE("whole-map average pools too big for a core sum their window in row pa
   CHECK(r.max_diff == 0.0);
   CHECK(r.schedule.stages[0].K == 1);
   CHECK((r.program.stages[0].kernels[0].flags & kKRows) == 0);
+}
+
+namespace {
+
+// Gives every conv2d and dense layer (the first conv too) an activation rule
+// whose threshold is the q-quantile of its input's block maxima on x (the
+// fp32 reference without rules): a real share of zero blocks, whatever the
+// weights.
+void set_quantile_rules(Model& m, const Tensor& x, const std::array<int64_t, 3>& block, double q) {
+  std::vector<std::vector<float>> maxima(m.nodes.size());
+  reference_forward(m, x, [&](size_t node, const Tensor& out) {
+    const std::array<int64_t, 3> hwc = act_image_shape(out.shape());
+    const int64_t H = hwc[0], W = hwc[1], C = hwc[2];
+    for (int64_t n = 0; n < out.dim(0); ++n)
+      for (int64_t y0 = 0; y0 < H; y0 += block[0])
+        for (int64_t x0 = 0; x0 < W; x0 += block[1])
+          for (int64_t c0 = 0; c0 < C; c0 += block[2]) {
+            float mx = 0;
+            for (int64_t y = y0; y < std::min(H, y0 + block[0]); ++y)
+              for (int64_t xx = x0; xx < std::min(W, x0 + block[1]); ++xx)
+                for (int64_t c = c0; c < std::min(C, c0 + block[2]); ++c)
+                  mx = std::max(mx, std::fabs(out[static_cast<size_t>(((n * H + y) * W + xx) * C + c)]));
+            maxima[node].push_back(mx);
+          }
+  });
+  for (Node& n : m.nodes) {
+    if (n.op != Op::Conv2d && n.op != Op::Dense) continue;
+    std::vector<float> v = maxima[m.index_of(n.inputs.at(0))];
+    REQUIRE(!v.empty());
+    std::sort(v.begin(), v.end());
+    const float t = v[static_cast<size_t>(q * static_cast<double>(v.size() - 1))];
+    set_act_rule(n, std::max(1e-3, static_cast<double>(t)), block);
+  }
+}
+
+// The images of x as an ImageSet (float32 pixels) for measure_act_fractions.
+ImageSet image_set(const Tensor& x) {
+  ImageSet s;
+  s.n = x.dim(0), s.h = x.dim(1), s.w = x.dim(2), s.c = x.dim(3);
+  s.f32 = x.clone();
+  s.labels = Array<int64_t>({s.n});
+  return s;
+}
+Normalization identity_norm(int64_t c) {
+  return Normalization{std::vector<double>(static_cast<size_t>(c), 0.0), std::vector<double>(static_cast<size_t>(c), 1.0)};
+}
+
+}  // namespace
+
+TEST_CASE("activation rules: int8 programs stay bit-exact and zero what the reference zeroes", "[aie2][sim][act]") {
+  struct ActCase {
+    const char* arch;
+    double density;
+    const char* target;
+    bool resident;
+    std::array<int64_t, 3> block;
+  };
+  for (const ActCase& k : {ActCase{"fmnist-cnn", 1.0, "aie2:2x2", true, {1, 8, 8}},
+                           ActCase{"fmnist-cnn", 0.5, "aie2:2x2", true, {1, 8, 8}},
+                           ActCase{"fmnist-cnn", 1.0, "aie2:4x4", true, {1, 8, 8}},
+                           ActCase{"fmnist-cnn", 0.5, "aie2:4x4", false, {1, 8, 8}},
+                           ActCase{"fmnist-cnn", 0.5, "aie2:4x4", true, {2, 4, 16}},
+                           ActCase{"fmnist-resnet", 0.5, "aie2:2x2", true, {1, 8, 8}}}) {
+    INFO(k.arch << " density " << k.density << " " << k.target << (k.resident ? " resident" : " through DDR")
+                << " block " << k.block[0] << "x" << k.block[1] << "x" << k.block[2]);
+    Model m = test::aie2_model(k.arch, k.density);
+    const Shape sh = m.input_shape();
+    const Tensor x = test::random_tensor({2, sh[0], sh[1], sh[2]}, 5);
+    set_quantile_rules(m, x, k.block, 0.4);
+    test::make_int8(m);
+    // A real share of each layer's input blocks is zero after its rule.
+    ActMeasureOptions mo;
+    const std::vector<LayerActStats> st = measure_act_fractions(m, image_set(x), identity_norm(sh[2]), 0, mo);
+    REQUIRE(st.size() == static_cast<size_t>(std::count_if(m.nodes.begin(), m.nodes.end(), [](const Node& n) {
+              return n.op == Op::Conv2d || n.op == Op::Dense;
+            })));
+    double mean = 0;
+    for (const LayerActStats& l : st) {
+      INFO(l.name << " zero fraction " << l.fraction());
+      CHECK(l.fraction() > 0.05);
+      CHECK(l.tq >= 1);
+      mean += l.fraction() / static_cast<double>(st.size());
+    }
+    CHECK(mean > 0.2);
+    ScheduleOptions so;
+    so.resident = k.resident;
+    Schedule S = make_schedule(m, load_target(k.target), DType::Int8, so);
+    Program p = generate_program(S);
+    std::vector<uint8_t> img = build_const_image(S, m, &p);
+    CHECK(p.uses_act());
+    int64_t z = 0;
+    for (const StageProg& sp : p.stages) {
+      if (!sp.act) continue;
+      CHECK(sp.act->threshold >= 1);
+      for (const QueueProg& q : sp.queues)
+        for (const Instr& in : q.code) z += act_form(in.op);
+    }
+    CHECK(z > 0);
+    SimRun run = simulate(p, img, x, m);
+    const Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
+    REQUIRE(ref.size() == run.output.size());
+    int64_t off = 0;
+    for (size_t i = 0; i < ref.size(); ++i) off += ref[i] != run.output[i];
+    CHECK(off == 0);
+    // On a target with the extension: the same output, in less simulated
+    // time (the zero blocks of the input are not moved nor multiplied).
+    Program px = p;
+    px.hw.act_block_skip = true;
+    SimRun rx = simulate(px, img, x, m);
+    CHECK(test::max_abs_diff(rx.output, run.output) == 0);
+    double t0 = 0, t1 = 0;
+    int64_t macs0 = 0, macs1 = 0;
+    for (size_t i = 0; i < run.stages.size(); ++i) {
+      t0 += run.stages[i].seconds, t1 += rx.stages[i].seconds;
+      macs0 += run.stages[i].cls[kClsComp].macs, macs1 += rx.stages[i].cls[kClsComp].macs;
+    }
+    CHECK(t1 < t0);
+    CHECK(macs1 < macs0);
+    // The rules matter: the program with its Z forms made plain transfers
+    // (no block zeroed) computes another output.
+    Program plain = p;
+    for (StageProg& sp : plain.stages) {
+      sp.act.reset();
+      for (QueueProg& q : sp.queues)
+        for (Instr& in : q.code) in.op = base_form(in.op);
+    }
+    CHECK(test::max_abs_diff(simulate(plain, img, x, m).output, ref) > 0);
+  }
+}
+
+TEST_CASE("activation rules: fp32 programs match the fp32 reference with the rules", "[aie2][sim][act]") {
+  Model m = test::aie2_model("fmnist-cnn", 0.5);
+  const Shape sh = m.input_shape();
+  const Tensor x = test::random_tensor({1, sh[0], sh[1], sh[2]}, 11);  // run_pipeline's input
+  set_quantile_rules(m, x, {1, 8, 8}, 0.4);
+  auto r = test::run_pipeline(m, "aie2:2x2");
+  CHECK(r.program.uses_act());
+  CHECK(r.max_diff <= 1e-5 * r.max_ref);
+}
+
+TEST_CASE("activation rules: two readers of one value, each with its own rule or none, stay exact", "[aie2][sim][act]") {
+  // stage2.0.a and stage2.0.shortcut read the same value: the rule lives on
+  // each reader, so the program applies each on its own reads, and the
+  // residual add that reads stage2.0's output reads it unthresholded.
+  Model m = test::aie2_model("fmnist-resnet", 0.5);
+  const Shape sh = m.input_shape();
+  const Tensor x = test::random_tensor({1, sh[0], sh[1], sh[2]}, 9);
+  set_quantile_rules(m, x, {1, 8, 8}, 0.4);
+  for (const char* n : {"stage2.0.shortcut.conv", "stage3.0.shortcut.conv"}) {
+    Node& s = *m.find(n);
+    set_act_rule(s, act_rule(s)->threshold * 2.5, {1, 4, 8});
+  }
+  set_act_rule(*m.find("stage3.0.a.conv"), 0.0, kDefaultActBlock);  // stage3.0's input: one ruled reader, one not
+  test::make_int8(m);
+  for (const char* t : {"aie2:2x2", "aie2:4x4"}) {
+    INFO(t);
+    Schedule S = make_schedule(m, load_target(t), DType::Int8);
+    Program p = generate_program(S);
+    std::vector<uint8_t> img = build_const_image(S, m, &p);
+    int32_t ta = 0, ts = 0;
+    for (const StageProg& sp : p.stages) {
+      if (sp.name == "stage2.0.a.conv") ta = sp.act.value().threshold;
+      if (sp.name == "stage2.0.shortcut.conv") ts = sp.act.value().threshold;
+      if (sp.name == "stage3.0.a.conv") CHECK_FALSE(sp.act.has_value());
+    }
+    CHECK(ts > ta);
+    CHECK(ta >= 1);
+    const Tensor ref = q8::reference_forward(m, *m.compact->int8, x);
+    CHECK(test::max_abs_diff(simulate(p, img, x, m).output, ref) == 0);
+  }
 }
