@@ -359,8 +359,6 @@ void run_activations(const ExploreOptions& o) {
   ActMeasure measure(m, *h.eval, all, searched, block);
   std::vector<std::vector<float>> maxima(searched.size());
   const Measurement base = measure.run(nullptr, &maxima);
-  p.line("baseline on {} held-out images: accuracy {:.4f}, zero input blocks {:.1f}%, MACs in zero blocks {:.1f}%",
-         base.n, base.accuracy(), 100 * base.zero_block_fraction, 100 * base.macs_saved_fraction);
   std::vector<ActLayer> layers;
   Json ladders = Json::array();
   for (size_t k = 0; k < searched.size(); ++k) {
@@ -399,6 +397,8 @@ void run_activations(const ExploreOptions& o) {
   header["baseline_correct"] = base.correct;
   EvalLog log(header, o.resume, o.log.empty() ? o.resume : o.log);
   measure.set_log(&log);
+  p.line("baseline on {} held-out images: accuracy {:.4f}, zero input blocks {:.1f}%, MACs in zero blocks {:.1f}%",
+         base.n, base.accuracy(), 100 * base.zero_block_fraction, 100 * base.macs_saved_fraction);
   if (log.resumed()) p.line("resuming: {} evaluations in '{}'", log.resumed(), o.resume);
 
   measure_sensitivity(layers, base, P, std::ref(measure), [&](size_t l, size_t k, const Measurement& r) {
@@ -502,11 +502,24 @@ void run_weights(const ExploreOptions& o) {
 
   Model m = read_model(o.input);
   const std::vector<size_t> sel = select_layers(m, {o.include_first, false, o.layers, o.exclude});
+  // The layers and the densities to measure, checked against the target
+  // before anything is measured.
+  std::vector<DensityLayer> layers;
+  for (size_t i : sel) {
+    const Node& n = m.nodes[i];
+    DensityLayer L;
+    L.name = n.name;
+    L.weights = static_cast<int64_t>(n.param("weight").size());
+    L.start = n.mask ? n.mask->density : 1.0;
+    for (double d : grid)
+      if (d < L.start) L.densities.push_back(d);  // masks only shrink: nothing to measure above
+    layers.push_back(std::move(L));
+  }
+  check_density_target(layers, X);
   Holdout h = load_holdout(o, m, false);
   const Progress p(o.quiet);
   const std::vector<LayerInfo> all = weighted_layers(m);
   const EvalOutcome base = h.eval->run(m, all);
-  p.line("baseline on {} held-out images: accuracy {:.4f}", base.n, base.accuracy());
 
   Json header = Json::object();
   header["bsp_explore_log"] = 1;
@@ -520,18 +533,14 @@ void run_weights(const ExploreOptions& o) {
   header["pattern"] = pat.str();
   header["baseline_correct"] = base.correct;
   EvalLog log(header, o.resume, o.log.empty() ? o.resume : o.log);
+  p.line("baseline on {} held-out images: accuracy {:.4f}", base.n, base.accuracy());
   if (log.resumed()) p.line("resuming: {} evaluations in '{}'", log.resumed(), o.resume);
 
-  std::vector<DensityLayer> layers;
   int64_t evaluations = 1;
-  for (size_t i : sel) {
-    Node& n = m.nodes[i];
-    DensityLayer L;
-    L.name = n.name;
-    L.weights = static_cast<int64_t>(n.param("weight").size());
-    L.start = n.mask ? n.mask->density : 1.0;
-    for (double d : grid) {
-      if (d >= L.start) continue;  // masks only shrink: nothing to measure
+  for (size_t li = 0; li < sel.size(); ++li) {
+    Node& n = m.nodes[sel[li]];
+    DensityLayer& L = layers[li];
+    for (double d : L.densities) {
       const std::string key = fmt::format("weights {} {}", n.name, d);
       EvalOutcome e;
       if (const Json* j = log.find(key)) {
@@ -562,11 +571,9 @@ void run_weights(const ExploreOptions& o) {
         r["correct"] = e.correct;
         log.record(key, r);
       }
-      L.densities.push_back(d);
       L.drops.push_back(drop_points(base.accuracy(), e.accuracy()));
       p.line("sensitivity {} at density {}: accuracy {:.4f}, drop {:.2f}", n.name, d, e.accuracy(), L.drops.back());
     }
-    layers.push_back(std::move(L));
   }
   const DensityPlan plan = allocate_densities(layers, X);
   std::vector<std::string> comment = {

@@ -54,14 +54,12 @@ double predicted_drop(const DensityLayer& l, double d) {
   return c.back().second;
 }
 
-DensityPlan allocate_densities(const std::vector<DensityLayer>& layers, double target) {
+void check_density_target(const std::vector<DensityLayer>& layers, double target) {
   double weights = 0, kept = 0, floor = 0;
-  std::vector<std::vector<std::pair<double, double>>> hulls;
   for (const DensityLayer& l : layers) {
     weights += static_cast<double>(l.weights);
     kept += l.start * static_cast<double>(l.weights);
     floor += (l.densities.empty() ? l.start : l.densities.back()) * static_cast<double>(l.weights);
-    hulls.push_back(hull(l));
   }
   if (weights <= 0) fail_usage("no prunable weights");
   const double now = kept / weights;
@@ -70,6 +68,17 @@ DensityPlan allocate_densities(const std::vector<DensityLayer>& layers, double t
   if (target < floor / weights - 1e-12)
     fail_usage("--density {} is below what the measured densities reach ({:.4f}): add lower ones to --densities",
                target, floor / weights);
+}
+
+DensityPlan allocate_densities(const std::vector<DensityLayer>& layers, double target) {
+  check_density_target(layers, target);
+  double weights = 0, kept = 0;
+  std::vector<std::vector<std::pair<double, double>>> hulls;
+  for (const DensityLayer& l : layers) {
+    weights += static_cast<double>(l.weights);
+    kept += l.start * static_cast<double>(l.weights);
+    hulls.push_back(hull(l));
+  }
   double remove = kept - target * weights;  // weights still to remove
   std::vector<double> removed(layers.size(), 0.0);
   std::vector<size_t> at(layers.size(), 0);  // hull vertex each layer has reached

@@ -40,6 +40,8 @@ struct DensityPlan {
 // layers already hold a density at or below the target, or when the target
 // is below what the measured densities reach.
 DensityPlan allocate_densities(const std::vector<DensityLayer>& layers, double target);
+// The same checks alone, before anything is measured (drops are not read).
+void check_density_target(const std::vector<DensityLayer>& layers, double target);
 
 // A density file (bsp-prune(1)): `comment` lines first (each prefixed with
 // "# "), then "LAYER DENSITY" for every layer whose density changes; layers
