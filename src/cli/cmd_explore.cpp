@@ -109,6 +109,8 @@ void check_common(const ExploreOptions& o) {
   if (o.holdout < 1) fail_usage("--holdout must be at least 1");
   if (o.batch < 1) fail_usage("--batch must be at least 1");
   if (o.log == "-") fail_usage("--log needs a file, not stdout");
+  if (!o.log.empty() && (o.log == o.output || same_file(o.log, o.output)))
+    fail_usage("--log '{}' is the output file", o.log);
   if (!o.resume.empty()) {
     std::FILE* f = std::fopen(o.resume.c_str(), "rb");
     if (!f) fail("cannot resume from '{}': {}", o.resume, errno_message(errno));
@@ -118,19 +120,20 @@ void check_common(const ExploreOptions& o) {
     if (opt->count()) fail_usage("{} goes with {}", opt->get_name(), o.activations ? "--weights" : "--activations");
 }
 
-// The data, the held-out images and their normalisation.
+// The data, the held-out images and their normalisation. The data set is
+// held by pointer: the evaluator keeps a reference to its test split.
 struct Holdout {
-  DataSet data;
+  std::unique_ptr<DataSet> data;
   std::unique_ptr<HoldoutEval> eval;
 };
 
 Holdout load_holdout(const ExploreOptions& o, const Model& m, bool training) {
   Holdout h;
-  h.data = load_data(o.data, training ? DataPart::Training : DataPart::Evaluation);
-  if (!h.data.test) fail("'{}' has no test split: the held-out images are drawn from it", h.data.name);
-  const ImageSet& s = *h.data.test;
-  train::check_data_fits(m, o.input, s, h.data.name, "test");
-  if (training) train::check_data_fits(m, o.input, *h.data.train, h.data.name, "training");
+  h.data = std::make_unique<DataSet>(load_data(o.data, training ? DataPart::Training : DataPart::Evaluation));
+  if (!h.data->test) fail("'{}' has no test split: the held-out images are drawn from it", h.data->name);
+  const ImageSet& s = *h.data->test;
+  train::check_data_fits(m, o.input, s, h.data->name, "test");
+  if (training) train::check_data_fits(m, o.input, *h.data->train, h.data->name, "training");
   auto nm = train::model_normalization(m);
   const Normalization norm = nm ? *nm : channel_stats(s);
   h.eval = std::make_unique<HoldoutEval>(s, holdout_indices(s.n, o.holdout, o.seed, o.holdout_first), norm, o.batch);
@@ -427,7 +430,7 @@ void run_activations(const ExploreOptions& o) {
   measure.apply(&res.best);
   Measurement final_m = res.front.back().m;
   if (o.finetune_epochs > 0) {
-    finetune(m, h.data, o.finetune_epochs, o.seed, p);
+    finetune(m, *h.data, o.finetune_epochs, o.seed, p);
     final_m = measure.run(&res.best);
     Json r = front_row(res.front.size(), "", 0, final_m, base.accuracy(), measure.total_macs());
     r["layer"] = "(finetune)";
@@ -635,7 +638,7 @@ Runner setup_explore(CLI::App& sub) {
                                ->type_name("D,..."));
   sub.add_option("--holdout", o->holdout, "held-out images drawn from the test split (default 2000)")->type_name("N");
   sub.add_flag("--holdout-first", o->holdout_first, "hold out the first N test images (bsp eval --limit N's)");
-  sub.add_option("--seed", o->seed, "seed of the held-out draw (default 0)")->type_name("S");
+  sub.add_option("--seed", o->seed, "seed of the held-out draw and of the finetune (default 0)")->type_name("S");
   sub.add_flag("--include-first", o->include_first, "also search the first conv (left out by default)");
   sub.add_option("--layers", o->layers, "search only the conv2d/dense layers whose name matches REGEX")
       ->type_name("REGEX");

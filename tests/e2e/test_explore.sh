@@ -93,6 +93,25 @@ err 1 explore "cannot resume from 'l.jsonl': it was made with ladders" \
   -o x.h5 --resume l.jsonl
 no_file x.h5
 
+# --finetune-epochs: the rules stay, the weights change, the front ends
+# with the finetuned model's row.
+ok "$BSP" explore m.h5 --data d.h5 --activations --max-drop 100 --holdout 100 --ladder 0.3 --layers '^conv4' \
+  --finetune-epochs 1 -o ft.h5 --front ft.csv
+CHECKS=$((CHECKS + 1))
+/usr/bin/python3 - <<'PY' || fail "explore --finetune-epochs"
+import csv, h5py, numpy as np
+rows = list(csv.DictReader(open("ft.csv")))
+assert rows[-1]["layer"] == "(finetune)" and rows[-1]["threshold"] == "", rows[-1]
+a, b = h5py.File("m.h5", "r"), h5py.File("ft.h5", "r")
+def weights(f):
+    out = []
+    f.visititems(lambda n, o: out.append(np.asarray(o).ravel()) if isinstance(o, h5py.Dataset) and n.endswith("weight") else None)
+    return np.concatenate(out)
+assert not np.array_equal(weights(a), weights(b)), "finetuning changed no weight"
+PY
+ok "$BSP" info ft.h5
+out_has '^conv4\.conv +conv2d .* 1x8x8$'
+
 # --weights: a density file for bsp prune, overall density 0.5.
 ok "$BSP" explore m.h5 --data d.h5 --weights --pattern block:8x8 --density 0.5 --densities 0.5,0.25 \
   --holdout 200 -o w.dens
