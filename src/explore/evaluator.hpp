@@ -50,7 +50,8 @@ struct BlockCount {
 // count as zero_block_fraction (act_sparsity.hpp), with the values.
 BlockCount count_zero_blocks(const Tensor& x, const std::array<int64_t, 3>& block, float t);
 // Appends the largest magnitude of every block of x (a NaN: +infinity) to
-// out, image by image, until out holds `cap` values: the distribution the
+// out, a whole image at a time, while out holds fewer than `cap` values (so
+// the sample does not depend on the batch size): the distribution the
 // threshold ladders are cut from.
 void block_maxima(const Tensor& x, const std::array<int64_t, 3>& block, std::vector<float>& out, size_t cap);
 
