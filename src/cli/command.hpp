@@ -37,6 +37,7 @@ Runner setup_bench(CLI::App& sub);
 Runner setup_prune(CLI::App& sub);
 Runner setup_finetune(CLI::App& sub);
 Runner setup_eval(CLI::App& sub);
+Runner setup_explore(CLI::App& sub);
 Runner setup_schedule(CLI::App& sub);
 Runner setup_codegen(CLI::App& sub);
 Runner setup_sim(CLI::App& sub);

@@ -11,6 +11,7 @@ const std::vector<Command>& commands() {
       {"prune", "prune to a sparsity pattern: blocks, N:M, tile-wise, unstructured, channels", setup_prune},
       {"finetune", "train a model on a data set (from scratch or fine-tuning), holding its masks", setup_finetune},
       {"eval", "test accuracy, loss and images/s of a model on a data set", setup_eval},
+      {"explore", "search per-layer activation thresholds or weight densities against an accuracy budget", setup_explore},
       {"compact", "store the weights in compact sparse forms (bsr, nm, tw), in fp32, bf16 or int8", setup_compact},
       {"bench", "time a model on the dense baseline and on its sparse kernels, per layer and in total", setup_bench},
       {"schedule", "plan a model for an AIE2 array: work split, tiles, buffers, DDR layout, balance", setup_schedule},
