@@ -187,7 +187,7 @@ ConvF32::InputView ConvF32::input_view(const float* x, int64_t ldx, int64_t N) c
 }
 
 void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
-                  Clamp clamp) const {
+                  Clamp clamp, const ActZeroMap* zeros) const {
   if (direct_ && ldx != g_.C) fail("internal: a direct convolution needs a dense NHWC input");
   if (ldx < g_.C) fail("internal: a pixel stride below the channel count");
   const Isa isa = active_isa();
@@ -232,10 +232,31 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     for (auto& t : taps) t *= ldx;
 
   float* const rows_to = in.rows_to;
+  // Skip masks, one per (image, tile) (act_skip.hpp), filled in the region.
+  const bool skip = zeros && !folded_;
+  static thread_local std::vector<uint8_t> masks;
+  const int64_t mask_len = (g_.C + 7) / 8 * ntaps;
+  SkipGeom sg{};
+  if (skip) {
+    if (zeros->N != N || zeros->H != g_.H || zeros->W != g_.W || zeros->C != g_.C || ldx != g_.C)
+      fail("internal: the zero map does not match the convolution's input");
+    sg = {g_.H, g_.W, g_.Ho, g_.Wo, g_.sh, g_.sw, g_.pt, g_.pl, g_.dh, g_.dw, g_.kh, g_.kw, Wq_, flat, direct_};
+    if (masks.size() < static_cast<size_t>(images * tiles * mask_len))
+      masks.resize(static_cast<size_t>(images * tiles * mask_len));
+  }
+  uint8_t* const mask0 = masks.data();
 #pragma omp parallel
   {
     if (pp) pp->pack_shared(g_, x, ldx, N, pack_to, [](float v) { return v; }, 0.0f);
     if (rows_to) copy_row_phases(x, ldx, N, rows_to);
+    if (skip) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < images * tiles; ++i) {
+        const int64_t v0 = i % tiles * tp;
+        tile_skip_mask(sg, *zeros, i / tiles, v0, static_cast<int>(std::min<int64_t>(tp, V - v0)), ntaps,
+                       mask0 + i * mask_len);
+      }
+    }
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
@@ -278,6 +299,7 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
       a.cout = g_.Cout;
       a.y = y;
       a.z = z;
+      a.skip = skip ? mask0 + (n * tiles + tile) * mask_len : nullptr;
       fn(a);
     }
   }

@@ -114,6 +114,16 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     mult_[k] = rq[k].mult;
     shift_[k] = rq[k].shift;
   }
+  if (unsigned_input()) {
+    w128_.assign(col_idx_.size() * static_cast<size_t>(taps * 8), 0);
+    for (size_t j = 0; j < col_idx_.size(); ++j)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t co = 0; co < 8; ++co) {
+          int32_t s = 0;
+          for (int64_t ci = 0; ci < 8; ++ci) s += w_[(j * static_cast<size_t>(taps) + static_cast<size_t>(t)) * 64 + static_cast<size_t>(co * 8 + ci)];
+          w128_[(j * static_cast<size_t>(taps) + static_cast<size_t>(t)) * 8 + static_cast<size_t>(co)] = 128 * s;
+        }
+  }
   const PhasePlan pp(g_);
   Wq_ = pp.Wq;
   for (size_t t = 0; t < pp.tap_pixel.size(); ++t) tap_off_.push_back(pp.tap_elems(t));
@@ -121,7 +131,8 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
   pix0_ = virtual_pixel_map(g_.Ho, g_.Wo, Wq_);
 }
 
-void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {
+void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add,
+                 const ActZeroMap* zeros) const {
   if (!z != !add) fail("internal: a fused add needs both its addend and its parameters");
   const PackRunI8 pack_run = kernel_ == Kernel::Vnni ? pack_run_i8_avx512() : pack_run_i8_generic();
   const TileFnI8 fn = kernel_ == Kernel::Avx2 ? tile_i8_avx2() : kernel_ == Kernel::Vnni ? tile_i8_avx512() : tile_i8_scalar();
@@ -157,12 +168,31 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   const int64_t groups = (rows + group - 1) / group;
   const int64_t items = N * tiles * groups;
   const int ntaps = static_cast<int>(tap_off_.size());
+  // Skip masks, one per (image, tile) (act_skip.hpp), filled in the region.
+  static thread_local std::vector<uint8_t> masks;
+  const int64_t mask_len = (g_.C + 7) / 8 * ntaps;
+  SkipGeom sg{};
+  if (zeros) {
+    if (zeros->N != N || zeros->H != g_.H || zeros->W != g_.W || zeros->C != g_.C)
+      fail("internal: the zero map does not match the convolution's input");
+    sg = {g_.H, g_.W, g_.Ho, g_.Wo, g_.sh, g_.sw, g_.pt, g_.pl, g_.dh, g_.dw, g_.kh, g_.kw, Wq_, false, false};
+    if (masks.size() < static_cast<size_t>(N * tiles * mask_len)) masks.resize(static_cast<size_t>(N * tiles * mask_len));
+  }
+  uint8_t* const mask0 = masks.data();
 #pragma omp parallel
   {
     if (unsigned_input())  // 128 is the zero of q + 128.
       pack(pp, x, N, xu8, 0x80, 128, pack_run);
     else  // the signed input, as bytes
       pack(pp, x, N, xu8, 0, 0, pack_run);
+    if (zeros) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < N * tiles; ++i) {
+        const int64_t v0 = i % tiles * P;
+        tile_skip_mask(sg, *zeros, i / tiles, v0, static_cast<int>(std::min<int64_t>(P, V - v0)), ntaps,
+                       mask0 + i * mask_len);
+      }
+    }
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
@@ -199,6 +229,20 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
         a.nblk = row_ptr_[r + 1] - row_ptr_[r];
         a.w = w_.data() + w0;
         a.bias = bias_.data() + r * 8;
+        // Skipped zero inputs: the unsigned kernels would have added 128 * w
+        // for each (the input's zero is 128); the bias takes it instead.
+        int32_t bias_skip[8];
+        a.skip = zeros ? mask0 + (n * tiles + tile) * mask_len : nullptr;
+        if (a.skip && unsigned_input()) {
+          std::copy(a.bias, a.bias + 8, bias_skip);
+          for (int32_t j = row_ptr_[r]; j < row_ptr_[r + 1]; ++j)
+            for (int t = 0; t < ntaps; ++t)
+              if (a.skip[col_idx_[j] * ntaps + t]) {
+                const int32_t* c = w128_.data() + (static_cast<size_t>(j) * ntaps + t) * 8;
+                for (int co = 0; co < 8; ++co) bias_skip[co] += c[co];
+              }
+          a.bias = bias_skip;
+        }
         a.mult = mult_.data() + r * 8;
         a.shift = shift_.data() + r * 8;
         a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));

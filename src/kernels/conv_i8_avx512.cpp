@@ -191,6 +191,7 @@ void tile(const TileI8& a) {
   for (int b = 0; b < a.nblk; ++b) {
     const uint8_t* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
+      if (a.skip && a.skip[a.cols[b] * a.ntaps + t]) continue;  // zero inputs (act_skip.hpp)
       const uint8_t* xp = xb + a.tap_off[t];
       const __m512i wv = _mm512_load_si512(w);
 #pragma GCC unroll 32
