@@ -83,6 +83,7 @@ int64_t apply_rule(const T* x, T* y, const Shape& shape, const std::array<int64_
         }
       }
   }
+  map.row_tiles = map.unit_fraction() >= kRowTileFraction;
   return map.zero_blocks;
 }
 
@@ -103,6 +104,11 @@ void tile_skip_mask(const SkipGeom& g, const ActZeroMap& map, int64_t n, int64_t
   const int64_t cu = map.cu;
   std::fill(mask, mask + cu * ntaps, uint8_t{1});
   const int64_t end = v0 + npix, HWo = g.Ho * g.Wo;
+  // Tap t = ky * cols + kx (direct layers: t = ky, one column).
+  const int64_t cols = g.direct_taps ? 1 : g.kw, rows = ntaps / cols;
+  thread_local std::vector<int64_t> a, b;
+  a.resize(static_cast<size_t>(cols));
+  b.resize(static_cast<size_t>(cols));
   // Runs of the tile's pixels along one output row: (image, oh, ow0 ... ow1).
   for (int64_t v = v0; v < end;) {
     int64_t img = n, oh, ow0, ow1, next;
@@ -119,17 +125,25 @@ void tile_skip_mask(const SkipGeom& g, const ActZeroMap& map, int64_t n, int64_t
       next = last + 1;
     }
     if (ow0 <= ow1)
-      for (int t = 0; t < ntaps; ++t) {
-        const int64_t ky = g.direct_taps ? t : t / g.kw, kx = g.direct_taps ? 0 : t % g.kw;
+      for (int64_t ky = 0; ky < rows; ++ky) {
         const int64_t ih = oh * g.sh - g.pt + ky * g.dh;
         if (ih < 0 || ih >= g.H) continue;  // padding: zero
-        // The columns read span a ... b (every sw-th: the span is a superset).
-        const int64_t a = std::max<int64_t>(0, ow0 * g.sw - g.pl + kx * g.dw);
-        const int64_t b = std::min(g.W - 1, ow1 * g.sw - g.pl + kx * g.dw);
-        if (a > b) continue;
+        // Per tap of this kernel row, the columns read span a ... b (every
+        // sw-th: the span is a superset), clipped to the image (columns
+        // outside are padding: zero); lo ... hi, the columns every tap
+        // reads. When those hold a nonzero unit no tap of the row can be
+        // skipped: one check instead of kw (most checks at low fractions).
+        int64_t lo = 0, hi = g.W - 1;
+        for (int64_t kx = 0; kx < cols; ++kx) {
+          a[kx] = std::max<int64_t>(0, ow0 * g.sw - g.pl + kx * g.dw);
+          b[kx] = std::min(g.W - 1, ow1 * g.sw - g.pl + kx * g.dw);
+          if (a[kx] <= b[kx]) lo = std::max(lo, a[kx]), hi = std::min(hi, b[kx]);
+        }
         for (int64_t c = 0; c < cu; ++c) {
-          uint8_t& m = mask[c * ntaps + t];
-          if (m && !map.zero(img, ih, c, a, b)) m = 0;
+          uint8_t* m = mask + c * ntaps + ky * cols;
+          const bool shared_nonzero = lo <= hi && !map.zero(img, ih, c, lo, hi);
+          for (int64_t kx = 0; kx < cols; ++kx)
+            if (m[kx] && a[kx] <= b[kx] && (shared_nonzero || !map.zero(img, ih, c, a[kx], b[kx]))) m[kx] = 0;
         }
       }
     v = next;

@@ -21,9 +21,19 @@
 namespace bsp::kernels {
 
 // The zero-unit fraction of a layer's input below which the runners do not
-// hand the kernel the zero map: the per-tile masks then cost more than the
-// few skipped blocks save (measured: see the runners' commit message).
-constexpr double kMinSkipFraction = 0.05;
+// hand the kernel the zero map, and from which ConvF32 skips on row tiles
+// (ActZeroMap::row_tiles). Measured with tests/bench/bench_act_skip.cpp
+// (one thread, under load, zero units drawn at random): the per-tile masks
+// and the skip tests cost 4-5% when nothing is skipped; on the usual
+// 24-pixel tiles a 3x3 layer (fmnist-cnn's 28x28x32 and 14x14x64) breaks
+// even near 0.5 and gains 1.1-1.4x at 0.75; on row tiles, which cost 15-25%
+// more at low fractions, 0.96-1.34x at 0.5 and 1.15-1.7x at 0.75; a dense
+// layer (3136 -> 256; its tiles stay images) breaks even near 0.1 and gains
+// 1.35x at 0.55. Clustered zeros (a dark background) skip more at the same
+// fraction than random ones.
+constexpr double kMinSkipFraction = 0.4;
+constexpr double kMinSkipFractionDense = 0.15;  // fp32 dense layers
+constexpr double kRowTileFraction = 0.4;
 
 struct ActZeroMap {
   int64_t N = 0, H = 0, W = 0, C = 0;  // the input as [N, H, W, C] ([N, F]: H = W = 1, C = F)
@@ -34,6 +44,11 @@ struct ActZeroMap {
   std::vector<uint64_t> bits;
   int64_t zero_blocks = 0, blocks = 0;  // of the rule's blocks, over all images (what bench reports)
   int64_t zero_units = 0, units = 0;    // of the units
+  // How ConvF32 tiles a layer it skips on (conv_f32.cpp, kSkipTile): 8
+  // columns of one output row per tile (more all-zero (tile, block, tap)
+  // triples, less weight reuse per tile) instead of the usual 24 pixels.
+  // apply_act_rule sets it from the zero fraction (kRowTileFraction).
+  bool row_tiles = false;
 
   // Whether columns iw0 ... iw1 (0 <= iw0 <= iw1 < W) of row ih of image n
   // are zero in channel unit c.

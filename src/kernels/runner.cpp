@@ -271,7 +271,8 @@ struct Runner::Impl {
           act_stats[k].zero_blocks += zmap.zero_blocks;
           act_stats[k].blocks += zmap.blocks;
           // Below kMinSkipFraction of zero units the masks cost more than they save.
-          if (act_skip && s.conv && s.conv->can_skip() && !s.width_fold && zmap.unit_fraction() >= kMinSkipFraction)
+          const double min_fraction = s.is_dense_layer ? kMinSkipFractionDense : kMinSkipFraction;
+          if (act_skip && s.conv && s.conv->can_skip() && !s.width_fold && zmap.unit_fraction() >= min_fraction)
             zeros = &zmap;
         }
         const Tensor& xin = copied ? zeroed : slot[s.in[0]];

@@ -189,15 +189,19 @@ TEST_CASE("fp32 conv skipping zero input blocks equals the reference on the zero
             ConvF32 conv(g, sparse ? pack_f32(w.data(), l.geom(), l.row_ptr, l.col_idx, n.param("bias").data())
                                    : pack_f32(w.data(), l.geom(), {}, {}, n.param("bias").data()));
             REQUIRE(conv.can_skip());
+            // Both tilings (ActZeroMap::row_tiles), whatever the fraction chose.
             for (int t : {1, 3}) {
               omp_set_num_threads(t);
+              ActZeroMap tiled = map;
+              tiled.row_tiles = t == 3;
+              INFO("row tiles " << tiled.row_tiles);
               Tensor y(ref.shape()), y0(ref.shape());
-              conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, Clamp{}, &map);
+              conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, Clamp{}, &tiled);
               conv.run(x.data(), c.C, c.N, y0.data(), c.Cout, nullptr, 0, Clamp{});
               CHECK(test::max_abs_diff(y, ref) < 1e-4f);
               CHECK(test::max_abs_diff(y, y0) < 1e-4f);
               // With the residual epilogue.
-              conv.run(x.data(), c.C, c.N, y.data(), c.Cout, z.data(), c.Cout, Clamp{}, &map);
+              conv.run(x.data(), c.C, c.N, y.data(), c.Cout, z.data(), c.Cout, Clamp{}, &tiled);
               Tensor rz = ref.clone();
               for (size_t i = 0; i < rz.size(); ++i) rz[i] += z[i];
               CHECK(test::max_abs_diff(y, rz) < 1e-4f);
@@ -256,8 +260,11 @@ TEST_CASE("fp32 and int8 kernels skip what the map marks zero") {
       INFO(describe(c) << " isa " << isa_name(isa));
       ConvF32 conv(g, pack_f32(w.data(), compact::weight_geom(w.shape()), {}, {}, n.param("bias").data()));
       Tensor y(ref.shape());
-      conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, Clamp{}, &lie);
-      CHECK(test::max_abs_diff(y, ref) < 1e-4f);
+      for (bool rows : {false, true}) {
+        lie.row_tiles = rows;
+        conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, Clamp{}, &lie);
+        CHECK(test::max_abs_diff(y, ref) < 1e-4f);
+      }
       conv.run(x.data(), c.C, c.N, y.data(), c.Cout, nullptr, 0, Clamp{}, &all);
       CHECK(test::max_abs_diff(y, ref_all) < 1e-4f);
       ConvI8 qconv(g, wq.data(), lq.row_ptr, lq.col_idx, q.bias.data(), q.rq, q.lo, q.hi);
