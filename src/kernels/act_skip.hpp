@@ -24,16 +24,18 @@ namespace bsp::kernels {
 // hand the kernel the zero map, and from which ConvF32 skips on row tiles
 // (ActZeroMap::row_tiles). Measured with tests/bench/bench_act_skip.cpp
 // (one thread, under load, zero units drawn at random): the per-tile masks
-// and the skip tests cost 4-5% when nothing is skipped; on the usual
-// 24-pixel tiles a 3x3 layer (fmnist-cnn's 28x28x32 and 14x14x64) breaks
-// even near 0.5 and gains 1.1-1.4x at 0.75; on row tiles, which cost 15-25%
-// more at low fractions, 0.96-1.34x at 0.5 and 1.15-1.7x at 0.75; a dense
+// and the skip tests cost 2-5% when nothing is skipped. On the usual
+// 24-pixel tiles, fmnist-cnn's 3x3 layers (28x28x32, 14x14x64) break even
+// near 0.5 and gain 1.2-1.4x at 0.75; on row tiles of 16 columns 0.97-1.08x
+// at 0 to 0.1 (14 columns: one tile per row, better than the usual tiling),
+// 1.0-1.17x at 0.28, 1.19-1.42x at 0.53, 1.45-1.94x at 0.75 (8 columns:
+// 15-25% slower at low fractions, less at high ones than 16). A dense
 // layer (3136 -> 256; its tiles stay images) breaks even near 0.1 and gains
 // 1.35x at 0.55. Clustered zeros (a dark background) skip more at the same
 // fraction than random ones.
-constexpr double kMinSkipFraction = 0.4;
+constexpr double kMinSkipFraction = 0.25;
 constexpr double kMinSkipFractionDense = 0.15;  // fp32 dense layers
-constexpr double kRowTileFraction = 0.4;
+constexpr double kRowTileFraction = 0.0;        // always, when skipping
 
 struct ActZeroMap {
   int64_t N = 0, H = 0, W = 0, C = 0;  // the input as [N, H, W, C] ([N, F]: H = W = 1, C = F)
@@ -44,9 +46,9 @@ struct ActZeroMap {
   std::vector<uint64_t> bits;
   int64_t zero_blocks = 0, blocks = 0;  // of the rule's blocks, over all images (what bench reports)
   int64_t zero_units = 0, units = 0;    // of the units
-  // How ConvF32 tiles a layer it skips on (conv_f32.cpp, kSkipTile): 8
+  // How ConvF32 tiles a layer it skips on (conv_f32.cpp, kSkipTile): 16
   // columns of one output row per tile (more all-zero (tile, block, tap)
-  // triples, less weight reuse per tile) instead of the usual 24 pixels.
+  // triples) instead of the usual 24 pixels that may span row ends.
   // apply_act_rule sets it from the zero fraction (kRowTileFraction).
   bool row_tiles = false;
 

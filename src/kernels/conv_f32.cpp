@@ -215,11 +215,12 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   tiles = (V + tp - 1) / tp;
   // Skipping (a zero map, act_skip.hpp): row tiles instead, kSkipTile
   // output columns of one output row from a multiple of kSkipTile, so that
-  // a tap of a stride-1 layer reads the columns of one or two 8-column
+  // a tap of a stride-1 layer reads the columns of two or three 8-column
   // units, not of the four or five a 24-pixel tile spanning row ends
   // reads: more (tile, block, tap) triples are all zero (measured in
-  // tests/bench/bench_act_skip.cpp; see kSkipTile). Not for a dense layer
-  // (Wo = 1): its tiles are images, kept as many as before.
+  // tests/bench/bench_act_skip.cpp: 16 columns beat 8, whose tiles reuse a
+  // weight vector too little, and 24). Not for a dense layer (Wo = 1): its
+  // tiles are images, kept as many as before.
   const bool skip = zeros && !folded_;
   const bool row_tiles = skip && zeros->row_tiles && g_.Wo > 1;
   const int64_t per_row = (g_.Wo + kSkipTile - 1) / kSkipTile;

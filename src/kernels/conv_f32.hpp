@@ -64,7 +64,7 @@ struct TileF32 {
   const uint8_t* skip = nullptr;
 };
 constexpr int kTileF32 = 24;  // the largest npix any ISA takes
-constexpr int kSkipTile = 8;  // output columns per tile when skipping zero inputs (ConvF32::run)
+constexpr int kSkipTile = 16;  // output columns per tile when skipping zero inputs (ConvF32::run, act_skip.hpp)
 // The pixel strides the vector kernels are compiled for: 8 (the packed
 // layout), the NHWC channel counts read directly, and on AVX2 sw * C of
 // width-folded RGB stems (3 and 6; see the dispatchers of conv_f32_avx2.cpp
@@ -122,16 +122,18 @@ class ConvF32 {
   // zeros, when not null, maps the all-zero units of x (act_skip.hpp; x
   // dense NHWC, ldx = C): the kernel skips the multiply-accumulates of an
   // input block at a tap when every pixel of the tile reads zeros there.
-  // Why that granularity: a tile (up to 24 virtual pixels of one output
-  // row or two, or 24 images of a dense layer) times one 8-channel input
-  // block is the kernel's inner unit of work, P x 4 FMAs per tap and block
-  // row reusing one weight vector each; a finer skip (one pixel) would break
-  // the register tile, a coarser one (a block over all taps) would skip far
-  // less of a 3x3 layer, whose taps read different rows and columns. The
-  // masks are computed once per tile and run (a small fraction of the MACs:
-  // checks are per channel block and tap, the MACs per block row as well),
-  // shared by all block rows. A width-folded stem (few channels folded
-  // into kw * C) ignores the map: its "channels" are columns.
+  // Why that granularity: a tile (with a map: 16 output columns of one
+  // row, kSkipTile; a dense layer's: up to 24 images) times one 8-channel
+  // input block at one tap is the kernel's inner unit of work, P x 4 FMAs
+  // per block row reusing one weight vector each; a finer skip (one pixel)
+  // would break the register tile, a coarser one (a block over all taps)
+  // would skip far less of a 3x3 layer, whose taps read different rows and
+  // columns. For a 1x1 layer a tile's block is exactly 2 units (16 pixels x
+  // 8 channels); for a 3x3 one each tap reads 2-3 units of one row. The
+  // masks are computed once per tile and run (checks per channel block and
+  // tap, against P x 4 FMAs per block row), shared by all block rows. A
+  // width-folded stem (few channels folded into kw * C) ignores the map:
+  // its "channels" are columns.
   void run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
            Clamp clamp, const ActZeroMap* zeros = nullptr) const;
   // Whether run() uses a zero map (not width-folded).
