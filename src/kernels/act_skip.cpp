@@ -107,8 +107,10 @@ void tile_skip_mask(const SkipGeom& g, const ActZeroMap& map, int64_t n, int64_t
   // Tap t = ky * cols + kx (direct layers: t = ky, one column).
   const int64_t cols = g.direct_taps ? 1 : g.kw, rows = ntaps / cols;
   thread_local std::vector<int64_t> a, b;
+  thread_local std::vector<uint64_t> mk;
   a.resize(static_cast<size_t>(cols));
   b.resize(static_cast<size_t>(cols));
+  mk.resize(static_cast<size_t>(cols));
   // Runs of the tile's pixels along one output row: (image, oh, ow0 ... ow1).
   for (int64_t v = v0; v < end;) {
     int64_t img = n, oh, ow0, ow1, next;
@@ -132,16 +134,40 @@ void tile_skip_mask(const SkipGeom& g, const ActZeroMap& map, int64_t n, int64_t
         // sw-th: the span is a superset), clipped to the image (columns
         // outside are padding: zero); lo ... hi, the columns every tap
         // reads. When those hold a nonzero unit no tap of the row can be
-        // skipped: one check instead of kw (most checks at low fractions).
+        // skipped: one test instead of kw (most tests at low fractions).
+        // A range within one 64-unit word is one AND per channel unit; the
+        // word and its mask are computed once, outside the channel loop.
         int64_t lo = 0, hi = g.W - 1;
         for (int64_t kx = 0; kx < cols; ++kx) {
           a[kx] = std::max<int64_t>(0, ow0 * g.sw - g.pl + kx * g.dw);
           b[kx] = std::min(g.W - 1, ow1 * g.sw - g.pl + kx * g.dw);
           if (a[kx] <= b[kx]) lo = std::max(lo, a[kx]), hi = std::min(hi, b[kx]);
         }
+        const bool shared = cols > 1 && lo <= hi;
+        const uint64_t* row0 = map.bits.data() + (img * g.H + ih) * cu * map.words;
+        if (map.words == 1) {
+          auto bits = [](int64_t c0, int64_t c1) {
+            const int64_t u0 = c0 >> 3, u1 = c1 >> 3;
+            return (u1 == 63 ? ~uint64_t{0} : (uint64_t{1} << (u1 + 1)) - 1) & ~((uint64_t{1} << u0) - 1);
+          };
+          const uint64_t sm = shared ? bits(lo, hi) : 0;
+          for (int64_t kx = 0; kx < cols; ++kx) mk[kx] = a[kx] <= b[kx] ? bits(a[kx], b[kx]) : 0;
+          for (int64_t c = 0; c < cu; ++c) {
+            const uint64_t w = row0[c];
+            uint8_t* m = mask + c * ntaps + ky * cols;
+            if (shared && (w & sm) != sm) {  // a nonzero unit every tap reads
+              for (int64_t kx = 0; kx < cols; ++kx)
+                if (a[kx] <= b[kx]) m[kx] = 0;
+              continue;
+            }
+            for (int64_t kx = 0; kx < cols; ++kx)
+              if ((w & mk[kx]) != mk[kx]) m[kx] = 0;
+          }
+          continue;
+        }
         for (int64_t c = 0; c < cu; ++c) {
           uint8_t* m = mask + c * ntaps + ky * cols;
-          const bool shared_nonzero = lo <= hi && !map.zero(img, ih, c, lo, hi);
+          const bool shared_nonzero = shared && !map.zero(img, ih, c, lo, hi);
           for (int64_t kx = 0; kx < cols; ++kx)
             if (m[kx] && a[kx] <= b[kx] && (shared_nonzero || !map.zero(img, ih, c, a[kx], b[kx]))) m[kx] = 0;
         }

@@ -64,7 +64,6 @@ struct TileF32 {
   const uint8_t* skip = nullptr;
 };
 constexpr int kTileF32 = 24;  // the largest npix any ISA takes
-constexpr int kSkipTile = 16;  // output columns per tile when skipping zero inputs (ConvF32::run, act_skip.hpp)
 // The pixel strides the vector kernels are compiled for: 8 (the packed
 // layout), the NHWC channel counts read directly, and on AVX2 sw * C of
 // width-folded RGB stems (3 and 6; see the dispatchers of conv_f32_avx2.cpp

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <omp.h>
 
@@ -148,7 +149,17 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   uint8_t* const xu8 = packed.data();
 
   const int64_t V = g_.Ho * Wq_;
-  const int64_t tiles = (V + P - 1) / P;
+  // Skipping (a zero map): row tiles of kSkipTile columns, as ConvF32::run
+  // and for the same reason (24-pixel tiles spanning row ends have few
+  // (tile, block, tap) triples all zero: skipping did not pay on them).
+  const bool row_tiles = zeros && g_.Wo > 1;
+  const int64_t per_row = (g_.Wo + kSkipTile - 1) / kSkipTile;
+  const int64_t tiles = row_tiles ? g_.Ho * per_row : (V + P - 1) / P;
+  auto tile_span = [&](int64_t tile) -> std::pair<int64_t, int> {
+    if (!row_tiles) return {tile * P, static_cast<int>(std::min<int64_t>(P, V - tile * P))};
+    const int64_t col = tile % per_row * kSkipTile;
+    return {tile / per_row * Wq_ + col, static_cast<int>(std::min<int64_t>(kSkipTile, g_.Wo - col))};
+  };
   // Work items: (image, tile, group of block rows), at least 8 per thread
   // (the rule of ConvF32::run, without its even groups: a block row's int8
   // output is 8 bytes, and whole 64-byte lines would take 8 rows, too coarse
@@ -188,16 +199,14 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
     if (zeros) {
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < N * tiles; ++i) {
-        const int64_t v0 = i % tiles * P;
-        tile_skip_mask(sg, *zeros, i / tiles, v0, static_cast<int>(std::min<int64_t>(P, V - v0)), ntaps,
-                       mask0 + i * mask_len);
+        const auto [v0, npix] = tile_span(i % tiles);
+        tile_skip_mask(sg, *zeros, i / tiles, v0, npix, ntaps, mask0 + i * mask_len);
       }
     }
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
-      const int64_t v0 = tile * P;
-      const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
+      const auto [v0, npix] = tile_span(tile);
       // Each pixel's output (and addend) offset at channel 0 (-1: a dropped column).
       int64_t pix[kTileI8];
       for (int j = 0; j < npix; ++j) {
@@ -229,24 +238,24 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
         a.nblk = row_ptr_[r + 1] - row_ptr_[r];
         a.w = w_.data() + w0;
         a.bias = bias_.data() + r * 8;
-        // Skipped zero inputs: the unsigned kernels would have added 128 * w
-        // for each (the input's zero is 128); the bias takes it instead.
-        int32_t bias_skip[8];
         a.skip = zeros ? mask0 + (n * tiles + tile) * mask_len : nullptr;
-        if (a.skip && unsigned_input()) {
-          std::copy(a.bias, a.bias + 8, bias_skip);
-          for (int32_t j = row_ptr_[r]; j < row_ptr_[r + 1]; ++j)
-            for (int t = 0; t < ntaps; ++t)
-              if (a.skip[col_idx_[j] * ntaps + t]) {
-                const int32_t* c = w128_.data() + (static_cast<size_t>(j) * ntaps + t) * 8;
-                for (int co = 0; co < 8; ++co) bias_skip[co] += c[co];
-              }
-          a.bias = bias_skip;
-        }
+        a.w128 = unsigned_input() ? w128_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 8) : nullptr;
         a.mult = mult_.data() + r * 8;
         a.shift = shift_.data() + r * 8;
         a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
-        fn(a);
+        if (npix <= P) {
+          fn(a);
+        } else {  // a row tile wider than the kernel's tile: even parts sharing its mask
+          const int parts = (npix + P - 1) / P, each = (npix + parts - 1) / parts;
+          for (int c0 = 0; c0 < npix; c0 += each) {
+            TileI8 b = a;
+            b.x += c0 * 8;
+            b.y = yp + c0;
+            b.z = z ? zp + c0 : nullptr;
+            b.npix = std::min(each, npix - c0);
+            fn(b);
+          }
+        }
       }
     }
   }

@@ -49,10 +49,12 @@ struct TileI8 {
   int co_valid;
   int npix;
   // [input blocks][ntaps]: 1 when the tile reads only zeros from that input
-  // block at that tap (act_skip.hpp): its products are skipped (the caller
-  // puts back into bias what the unsigned kernels' q + 128 = 128 would have
-  // added); null: nothing skipped.
+  // block at that tap (act_skip.hpp): its products are skipped; null:
+  // nothing skipped. The unsigned kernels then add, for each skipped block
+  // and tap, what its zero input (u = 128) would have: w128 [nblk][ntaps][8
+  // co], 128 * the sum of the block's weights at the tap (like w).
   const uint8_t* skip = nullptr;
+  const int32_t* w128 = nullptr;
 };
 constexpr int kTileI8 = 24;
 
@@ -86,8 +88,8 @@ class ConvI8 {
   // zeros, when not null, maps the all-zero units of x (act_skip.hpp): the
   // products of an input block at a tap are skipped when every pixel of the
   // tile reads zeros there (the granularity of ConvF32::run, for the same
-  // reasons), bit-exact: the unsigned kernels' skipped 128 * w terms go
-  // into the tile's bias instead. Not for a width-folded layer.
+  // reasons), bit-exact: the unsigned kernels add the skipped 128 * w terms
+  // once per tile (TileI8::w128). Not for a width-folded layer.
   void run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z = nullptr, const q8::FusedAdd* add = nullptr,
            const ActZeroMap* zeros = nullptr) const;
   int64_t nnz_blocks() const { return static_cast<int64_t>(col_idx_.size()); }
