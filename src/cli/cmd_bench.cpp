@@ -20,11 +20,15 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "compact/compact.hpp"
+#include "core/act_sparsity.hpp"
 #include "core/rng.hpp"
+#include "data/batch.hpp"
+#include "data/dataset.hpp"
 #include "kernels/bench.hpp"
 #include "kernels/conv_blas.hpp"
 #include "kernels/isa.hpp"
 #include "kernels/runner.hpp"
+#include "train/model_data.hpp"
 
 namespace bsp::cli {
 
@@ -38,6 +42,15 @@ struct BenchOptions {
   std::string against;  // another model as the baseline (--against)
   bool json = false;
   uint64_t seed = 0;
+  std::string data;    // images to drive the bench (--data), else random ones
+  int64_t limit = -1;  // --limit: images of --data used (-1: kDefaultLimit)
+};
+constexpr int64_t kDefaultLimit = 100;
+
+// What drove the bench: batches of real images or one of random values.
+struct BenchInput {
+  std::vector<Tensor> batches;
+  std::string data;  // the data set's name, empty for random inputs
 };
 
 Json ms_or_null(const std::vector<double>& v) { return v.empty() ? Json() : Json(kernels::median(v)); }
@@ -61,7 +74,8 @@ void quiet_blas_threads() {
   fail("cannot re-execute bsp with OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT set: {}", errno_message(errno));
 }
 
-void print_json(const BenchOptions& o, const Model& m, const kernels::BenchResult& r, int threads) {
+void print_json(const BenchOptions& o, const Model& m, const kernels::BenchResult& r, const BenchInput& in,
+                int threads) {
   const double td = kernels::median(r.dense_total), ts = kernels::median(r.sparse_total);
   Json j = Json::object();
   j["model"] = o.input;
@@ -95,6 +109,12 @@ void print_json(const BenchOptions& o, const Model& m, const kernels::BenchResul
     e["speedup"] = !row.dense.empty() && !row.sparse.empty() && sm > 0 ? Json(dm / sm) : Json();
     e["dense_gflops"] = row.macs && !row.dense.empty() ? Json(gflops(row.macs, o.batch, dm)) : Json();
     e["sparse_gflops"] = row.macs && !row.sparse.empty() ? Json(gflops(row.macs, o.batch, sm)) : Json();
+    if (r.act) {  // activation rules (bsp-bench(1)): skipping measured
+      const double nm = kernels::median(row.noskip);
+      e["zero_block_fraction"] = row.zero_fraction >= 0 ? Json(row.zero_fraction) : Json();
+      e["noskip_ms"] = ms_or_null(row.noskip);
+      e["skip_speedup"] = !row.noskip.empty() && !row.sparse.empty() && sm > 0 ? Json(nm / sm) : Json();
+    }
     layers.push_back(std::move(e));
     macs += row.macs;
   }
@@ -106,11 +126,19 @@ void print_json(const BenchOptions& o, const Model& m, const kernels::BenchResul
   t["macs"] = macs;
   t["dense_gflops"] = gflops(macs, o.batch, td);
   t["sparse_gflops"] = gflops(macs, o.batch, ts);
+  if (r.act) {
+    const double tn = kernels::median(r.noskip_total);
+    t["noskip_ms"] = tn;
+    t["skip_speedup"] = ts > 0 ? tn / ts : 0.0;
+    j["act_data"] = in.data.empty() ? Json() : Json(in.data);
+    j["act_images"] = r.act_images;
+  }
   j["total"] = std::move(t);
   cli::print_json(j);
 }
 
-void print_table(const BenchOptions& o, const Model& m, const kernels::BenchResult& r, int threads) {
+void print_table(const BenchOptions& o, const Model& m, const kernels::BenchResult& r, const BenchInput& in,
+                 int threads) {
   const double td = kernels::median(r.dense_total), ts = kernels::median(r.sparse_total);
   std::printf("model: %s (%s)   batch %ld, %d threads, %d repetitions, %s kernels\n", o.input.c_str(),
               m.arch.c_str(), static_cast<long>(o.batch), threads, o.reps, kernels::isa_name(kernels::active_isa()));
@@ -124,8 +152,16 @@ void print_table(const BenchOptions& o, const Model& m, const kernels::BenchResu
                         : "not compacted: bsp's dense kernel");
   size_t w = 5;
   for (const kernels::BenchRow& row : r.rows) w = std::max(w, row.name.size());
-  std::printf("%-*s  %-14s  %-14s  %14s  %10s  %10s  %8s  %9s  %9s\n", static_cast<int>(w), "layer", "op", "kernel",
+  if (r.act)
+    std::printf("activation rules: zero-block fractions over %ld %s; 'no-skip ms': the sparse kernels with the\n"
+                "rules applied but no zero block skipped, 'skip': no-skip ms / sparse ms\n\n",
+                static_cast<long>(r.act_images),
+                in.data.empty() ? "random images (pass --data for real ones)"
+                                : fmt::format("images of {}", in.data).c_str());
+  std::printf("%-*s  %-14s  %-14s  %14s  %10s  %10s  %8s  %9s  %9s", static_cast<int>(w), "layer", "op", "kernel",
               "MACs", "dense ms", "sparse ms", "speedup", "dense GF/s", "eff GF/s");
+  if (r.act) std::printf("  %8s  %10s  %6s", "zero blk", "no-skip ms", "skip");
+  std::printf("\n");
   int64_t macs = 0;
   for (const kernels::BenchRow& row : r.rows) {
     const double dm = kernels::median(row.dense), sm = kernels::median(row.sparse);
@@ -137,16 +173,54 @@ void print_table(const BenchOptions& o, const Model& m, const kernels::BenchResu
         !row.dense.empty() && !row.sparse.empty() && sm > 0 ? fmt::format("{:.2f}x", dm / sm) : "-",
         row.macs && !row.dense.empty() ? fmt::format("{:.1f}", gflops(row.macs, o.batch, dm)) : "-",
         row.macs && !row.sparse.empty() ? fmt::format("{:.1f}", gflops(row.macs, o.batch, sm)) : "-");
+    if (r.act) {
+      const double nm = kernels::median(row.noskip);
+      line += fmt::format("  {:>8}  {:>10}  {:>6}",
+                          row.zero_fraction >= 0 ? fmt::format("{:.3f}", row.zero_fraction) : "-",
+                          row.zero_fraction >= 0 ? ms(row.noskip, nm) : "-",
+                          row.zero_fraction >= 0 && !row.noskip.empty() && sm > 0 ? fmt::format("{:.2f}x", nm / sm) : "-");
+    }
     std::printf("%s\n", line.c_str());
     macs += row.macs;
   }
   std::printf("\ntotal: dense %.3f ms (%.1f GFLOP/s), sparse %.3f ms (%.1f effective GFLOP/s), speedup %.2fx\n", td,
               gflops(macs, o.batch, td), ts, gflops(macs, o.batch, ts), ts > 0 ? td / ts : 0.0);
+  if (r.act) {
+    const double tn = kernels::median(r.noskip_total);
+    std::printf("activation skipping: sparse %.3f ms, without skipping %.3f ms, saved %.3f ms (%.2fx)\n", ts, tn,
+                tn - ts, ts > 0 ? tn / ts : 0.0);
+  }
+}
+
+// --data: the first --limit images of the evaluation part, normalised as
+// the model was trained (else by their own statistics), in batches of
+// --batch (a last partial batch dropped: all batches time the same size).
+BenchInput data_input(const BenchOptions& o, const Model& m) {
+  BenchInput in;
+  DataSet data = load_data(o.data, DataPart::Evaluation);
+  ImageSet& s = *data.test;
+  s.limit(o.limit > 0 ? o.limit : kDefaultLimit);
+  train::check_data_fits(m, o.input, s, data.name, "test");
+  if (s.n < o.batch)
+    fail("{} has {} images, fewer than --batch {}", data.name, s.n, o.batch);
+  auto nm = train::model_normalization(m);
+  const Normalization norm = nm ? *nm : channel_stats(s);
+  std::vector<int64_t> idx(static_cast<size_t>(o.batch));
+  for (int64_t b = 0; b + o.batch <= s.n; b += o.batch) {
+    for (int64_t j = 0; j < o.batch; ++j) idx[static_cast<size_t>(j)] = b + j;
+    Tensor x({o.batch, s.h, s.w, s.c});
+    assemble_batch(s, idx.data(), o.batch, norm, {}, 0, x.data(), BatchLayout::NHWC);
+    in.batches.push_back(std::move(x));
+  }
+  in.data = data.name;
+  return in;
 }
 
 void run_bench(const BenchOptions& o) {
   if (o.batch < 1) fail_usage("--batch must be at least 1");
   if (o.reps < 1) fail_usage("--reps must be at least 1");
+  if (o.limit != -1 && o.limit < 1) fail_usage("--limit must be at least 1");
+  if (o.limit != -1 && o.data.empty()) fail_usage("--limit needs --data");
   kernels::Path base;
   if (!o.against.empty())
     base = kernels::Path::Auto;  // the other model on its own kernels
@@ -170,20 +244,27 @@ void run_bench(const BenchOptions& o) {
       fail("cannot compare '{}' with '{}': their inputs differ ({} and {})", o.input, o.against,
            shape_str(m.input_shape()), shape_str(other->input_shape()));
   }
-  const Shape in = m.input_shape();
-  Tensor x({o.batch, in[0], in[1], in[2]});
-  fill_normal(x.data(), x.size(), 1.0, o.seed);
+  BenchInput input;
+  if (!o.data.empty()) {
+    input = data_input(o, m);
+  } else {
+    const Shape in = m.input_shape();
+    Tensor x({o.batch, in[0], in[1], in[2]});
+    fill_normal(x.data(), x.size(), 1.0, o.seed);
+    input.batches.push_back(std::move(x));
+  }
   const bool progress = isatty(STDERR_FILENO) && !o.json;
   auto on_rep = [&](int rep) {
     if (progress) std::fprintf(stderr, "\rbench: repetition %d/%d", rep + 1, o.reps);
   };
   const kernels::BenchResult r =
-      other ? kernels::bench_models(*other, m, x, o.reps, on_rep) : kernels::bench_model(m, base, x, o.reps, on_rep);
+      other ? kernels::bench_models(*other, m, input.batches, o.reps, on_rep)
+            : kernels::bench_model(m, base, input.batches, o.reps, on_rep);
   if (progress) std::fprintf(stderr, "\r%40s\r", "");
   if (o.json)
-    print_json(o, m, r, threads);
+    print_json(o, m, r, input, threads);
   else
-    print_table(o, m, r, threads);
+    print_table(o, m, r, input, threads);
 }
 }  // namespace
 
@@ -200,7 +281,13 @@ Runner setup_bench(CLI::App& sub) {
                  "time MODEL2, on its own kernels, as the dense side (same input shape; e.g. the int8 dense model)")
       ->type_name("MODEL2")
       ->excludes(base_opt);
-  sub.add_option("--seed", o->seed, "seed of the random input images (default 0)")->type_name("N");
+  auto* seed_opt = sub.add_option("--seed", o->seed, "seed of the random input images (default 0)")->type_name("N");
+  sub.add_option("--data", o->data,
+                 "drive the bench with real images: fashion-mnist, a directory of IDX files, or an HDF5 data file "
+                 "(zero-block fractions of activation rules need them)")
+      ->type_name("D")
+      ->excludes(seed_opt);
+  sub.add_option("--limit", o->limit, "images of --data used, in batches of --batch (default 100)")->type_name("N");
   sub.add_flag("--json", o->json, "print a JSON document instead of the table (schema in bsp-bench(1))");
   return [o] { run_bench(*o); };
 }

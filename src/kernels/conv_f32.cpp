@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include <omp.h>
 
@@ -187,7 +188,7 @@ ConvF32::InputView ConvF32::input_view(const float* x, int64_t ldx, int64_t N) c
 }
 
 void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
-                  Clamp clamp) const {
+                  Clamp clamp, const ActZeroMap* zeros) const {
   if (direct_ && ldx != g_.C) fail("internal: a direct convolution needs a dense NHWC input");
   if (ldx < g_.C) fail("internal: a pixel stride below the channel count");
   const Isa isa = active_isa();
@@ -210,8 +211,29 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
   // Packed layers take every tile size at full speed: spread the pixels
   // evenly (49 pixels: 17 + 16 + 16, not 24 + 24 + 1, whose lone pixel would
   // stream the block row's weights for one accumulator).
-  const int64_t tp = pix_stride == 8 ? (V + tiles - 1) / tiles : P;
+  int64_t tp = pix_stride == 8 ? (V + tiles - 1) / tiles : P;
   tiles = (V + tp - 1) / tp;
+  // Skipping (a zero map, act_skip.hpp): row tiles instead, kSkipTile
+  // output columns of one output row from a multiple of kSkipTile, so that
+  // a tap of a stride-1 layer reads the columns of two or three 8-column
+  // units, not of the four or five a 24-pixel tile spanning row ends
+  // reads: more (tile, block, tap) triples are all zero (measured in
+  // tests/bench/bench_act_skip.cpp: 16 columns beat 8, whose tiles reuse a
+  // weight vector too little, and 24). Not for a dense layer (Wo = 1): its
+  // tiles are images, kept as many as before.
+  const bool skip = zeros && !folded_;
+  const bool row_tiles = skip && zeros->row_tiles && g_.Wo > 1;
+  const int64_t per_row = (g_.Wo + kSkipTile - 1) / kSkipTile;
+  if (row_tiles) {
+    tp = kSkipTile;
+    tiles = (flat ? N * g_.Ho : g_.Ho) * per_row;
+  }
+  // Tile `tile`'s first virtual pixel and its pixel count.
+  auto tile_span = [&](int64_t tile) -> std::pair<int64_t, int> {
+    if (!row_tiles) return {tile * tp, static_cast<int>(std::min<int64_t>(tp, V - tile * tp))};
+    const int64_t row = tile / per_row, col = tile % per_row * kSkipTile;
+    return {row * (flat ? g_.Wo : Wq_) + col, static_cast<int>(std::min<int64_t>(kSkipTile, g_.Wo - col))};
+  };
   // Work items: (image, tile, group of block rows). A group spans whole
   // 64-byte output lines (16 channels) so that two threads never write the
   // same line; tiles outer keeps a tile's input in L1 across the rows of
@@ -232,15 +254,33 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
     for (auto& t : taps) t *= ldx;
 
   float* const rows_to = in.rows_to;
+  // Skip masks, one per (image, tile) (act_skip.hpp), filled in the region.
+  static thread_local std::vector<uint8_t> masks;
+  const int64_t mask_len = (g_.C + 7) / 8 * ntaps;
+  SkipGeom sg{};
+  if (skip) {
+    if (zeros->N != N || zeros->H != g_.H || zeros->W != g_.W || zeros->C != g_.C || ldx != g_.C)
+      fail("internal: the zero map does not match the convolution's input");
+    sg = {g_.H, g_.W, g_.Ho, g_.Wo, g_.sh, g_.sw, g_.pt, g_.pl, g_.dh, g_.dw, g_.kh, g_.kw, Wq_, flat, direct_};
+    if (masks.size() < static_cast<size_t>(images * tiles * mask_len))
+      masks.resize(static_cast<size_t>(images * tiles * mask_len));
+  }
+  uint8_t* const mask0 = masks.data();
 #pragma omp parallel
   {
     if (pp) pp->pack_shared(g_, x, ldx, N, pack_to, [](float v) { return v; }, 0.0f);
     if (rows_to) copy_row_phases(x, ldx, N, rows_to);
+    if (skip) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < images * tiles; ++i) {
+        const auto [v0, npix] = tile_span(i % tiles);
+        tile_skip_mask(sg, *zeros, i / tiles, v0, npix, ntaps, mask0 + i * mask_len);
+      }
+    }
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
-      const int64_t v0 = tile * tp;
-      const int npix = static_cast<int>(std::min<int64_t>(tp, V - v0));
+      const auto [v0, npix] = tile_span(tile);
       // Output and residual offsets of each pixel's channel 0 (-1: dropped column).
       int64_t yoff[kTileF32], zoff[kTileF32];
       for (int j = 0; j < npix; ++j) {
@@ -278,7 +318,20 @@ void ConvF32::run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy,
       a.cout = g_.Cout;
       a.y = y;
       a.z = z;
-      fn(a);
+      a.skip = skip ? mask0 + (n * tiles + tile) * mask_len : nullptr;
+      if (npix <= P) {
+        fn(a);
+      } else {  // a row tile wider than the ISA's tile (AVX2: 6): even parts sharing its mask
+        const int parts = (npix + P - 1) / P, each = (npix + parts - 1) / parts;
+        for (int c0 = 0; c0 < npix; c0 += each) {
+          TileF32 b = a;
+          b.x += c0 * a.ldx;
+          b.yoff += c0;
+          b.zoff += c0;
+          b.npix = std::min(each, npix - c0);
+          fn(b);
+        }
+      }
     }
   }
 }

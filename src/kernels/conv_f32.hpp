@@ -27,6 +27,7 @@
 #include "compact/weights.hpp"
 #include "core/fusion.hpp"
 #include "core/shapes.hpp"
+#include "kernels/act_skip.hpp"
 #include "kernels/aligned.hpp"
 #include "kernels/isa.hpp"
 #include "kernels/phase_plan.hpp"
@@ -57,6 +58,10 @@ struct TileF32 {
   bool clamp;               // y = min(max(y, lo), hi) (a relu: lo 0, hi +inf)
   float lo, hi;
   int npix;
+  // [input blocks][ntaps]: 1 when the tile reads only zeros from that input
+  // block at that tap (act_skip.hpp), whose multiply-accumulates are
+  // skipped; null: nothing skipped.
+  const uint8_t* skip = nullptr;
 };
 constexpr int kTileF32 = 24;  // the largest npix any ISA takes
 // The pixel strides the vector kernels are compiled for: 8 (the packed
@@ -112,8 +117,26 @@ class ConvF32 {
   // x [N, H, W, C] with pixel stride ldx -> y [N, Ho, Wo, Cout] with pixel
   // stride ldy (y may be a channel slice of a wider tensor); z, when not
   // null, is added before the clamp (same layout as y, stride ldz).
+  //
+  // zeros, when not null, maps the all-zero units of x (act_skip.hpp; x
+  // dense NHWC, ldx = C): the kernel skips the multiply-accumulates of an
+  // input block at a tap when every pixel of the tile reads zeros there.
+  // Why that granularity: a tile (with a map: 16 output columns of one
+  // row, kSkipTile; a dense layer's: up to 24 images) times one 8-channel
+  // input block at one tap is the kernel's inner unit of work, P x 4 FMAs
+  // per block row reusing one weight vector each; a finer skip (one pixel)
+  // would break the register tile, a coarser one (a block over all taps)
+  // would skip far less of a 3x3 layer, whose taps read different rows and
+  // columns. For a 1x1 layer a tile's block is exactly 2 units (16 pixels x
+  // 8 channels); for a 3x3 one each tap reads 2-3 units of one row. The
+  // masks are computed once per tile and run (checks per channel block and
+  // tap, against P x 4 FMAs per block row), shared by all block rows. A
+  // width-folded stem (few channels folded into kw * C) ignores the map:
+  // its "channels" are columns.
   void run(const float* x, int64_t ldx, int64_t N, float* y, int64_t ldy, const float* z, int64_t ldz,
-           Clamp clamp) const;
+           Clamp clamp, const ActZeroMap* zeros = nullptr) const;
+  // Whether run() uses a zero map (not width-folded).
+  bool can_skip() const { return !folded_; }
   const ConvGeom& geom() const { return g_; }
   const PackedF32& weights() const { return w_; }
   // Multiply-accumulates per image that the kernel performs on kept blocks.

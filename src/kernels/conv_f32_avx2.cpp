@@ -71,7 +71,12 @@ void tile_row(const TileF32& a, int64_t r) {
   const int64_t ldx = LDX ? LDX : a.ldx;
   for (int b = 0; b < nblk; ++b) {
     const float* xb = a.x + cols[b] * a.ldb;
+    const uint8_t* skip = a.skip ? a.skip + cols[b] * a.ntaps : nullptr;
     for (int t = 0; t < a.ntaps; ++t) {
+      if (skip && skip[t]) {  // zero inputs (act_skip.hpp)
+        w += 64;
+        continue;
+      }
       const float* xp = xb + a.tap_off[t];
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q, w += 16) {

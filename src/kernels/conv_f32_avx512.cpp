@@ -54,7 +54,12 @@ void tile(const TileF32& a) {
     const float* w = a.w + static_cast<size_t>(a.row_ptr[r]) * static_cast<size_t>(a.ntaps * 64);
     for (int b = 0; b < nblk; ++b) {
       const float* xb = a.x + cols[b] * a.ldb;
+      const uint8_t* skip = a.skip ? a.skip + cols[b] * a.ntaps : nullptr;
       for (int t = 0; t < a.ntaps; ++t) {
+        if (skip && skip[t]) {  // zero inputs (act_skip.hpp)
+          w += 64;
+          continue;
+        }
         const float* xp = xb + a.tap_off[t];
 #pragma GCC unroll 4
         for (int q = 0; q < 4; ++q, w += 16) {

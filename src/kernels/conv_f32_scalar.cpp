@@ -15,7 +15,9 @@ void tile_row(const TileF32& a, int64_t r) {
   const float* w = a.w + static_cast<size_t>(a.row_ptr[r]) * static_cast<size_t>(a.ntaps * 64);
   for (int b = 0; b < nblk; ++b) {
     const float* xb = a.x + cols[b] * a.ldb;
+    const uint8_t* skip = a.skip ? a.skip + cols[b] * a.ntaps : nullptr;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
+      if (skip && skip[t]) continue;  // zero inputs (act_skip.hpp)
       const float* xp = xb + a.tap_off[t];
       for (int j = 0; j < a.npix; ++j)
         for (int q = 0; q < 4; ++q)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <omp.h>
 
@@ -114,6 +115,16 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
     mult_[k] = rq[k].mult;
     shift_[k] = rq[k].shift;
   }
+  if (unsigned_input()) {
+    w128_.assign(col_idx_.size() * static_cast<size_t>(taps * 8), 0);
+    for (size_t j = 0; j < col_idx_.size(); ++j)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t co = 0; co < 8; ++co) {
+          int32_t s = 0;
+          for (int64_t ci = 0; ci < 8; ++ci) s += w_[(j * static_cast<size_t>(taps) + static_cast<size_t>(t)) * 64 + static_cast<size_t>(co * 8 + ci)];
+          w128_[(j * static_cast<size_t>(taps) + static_cast<size_t>(t)) * 8 + static_cast<size_t>(co)] = 128 * s;
+        }
+  }
   const PhasePlan pp(g_);
   Wq_ = pp.Wq;
   for (size_t t = 0; t < pp.tap_pixel.size(); ++t) tap_off_.push_back(pp.tap_elems(t));
@@ -121,7 +132,8 @@ ConvI8::ConvI8(const ConvGeom& g, const int8_t* w, const std::vector<int32_t>& r
   pix0_ = virtual_pixel_map(g_.Ho, g_.Wo, Wq_);
 }
 
-void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add) const {
+void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q8::FusedAdd* add,
+                 const ActZeroMap* zeros) const {
   if (!z != !add) fail("internal: a fused add needs both its addend and its parameters");
   const PackRunI8 pack_run = kernel_ == Kernel::Vnni ? pack_run_i8_avx512() : pack_run_i8_generic();
   const TileFnI8 fn = kernel_ == Kernel::Avx2 ? tile_i8_avx2() : kernel_ == Kernel::Vnni ? tile_i8_avx512() : tile_i8_scalar();
@@ -137,7 +149,17 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   uint8_t* const xu8 = packed.data();
 
   const int64_t V = g_.Ho * Wq_;
-  const int64_t tiles = (V + P - 1) / P;
+  // Skipping (a zero map): row tiles of kSkipTile columns, as ConvF32::run
+  // and for the same reason (24-pixel tiles spanning row ends have few
+  // (tile, block, tap) triples all zero: skipping did not pay on them).
+  const bool row_tiles = zeros && g_.Wo > 1;
+  const int64_t per_row = (g_.Wo + kSkipTile - 1) / kSkipTile;
+  const int64_t tiles = row_tiles ? g_.Ho * per_row : (V + P - 1) / P;
+  auto tile_span = [&](int64_t tile) -> std::pair<int64_t, int> {
+    if (!row_tiles) return {tile * P, static_cast<int>(std::min<int64_t>(P, V - tile * P))};
+    const int64_t col = tile % per_row * kSkipTile;
+    return {tile / per_row * Wq_ + col, static_cast<int>(std::min<int64_t>(kSkipTile, g_.Wo - col))};
+  };
   // Work items: (image, tile, group of block rows), at least 8 per thread
   // (the rule of ConvF32::run, without its even groups: a block row's int8
   // output is 8 bytes, and whole 64-byte lines would take 8 rows, too coarse
@@ -157,17 +179,34 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
   const int64_t groups = (rows + group - 1) / group;
   const int64_t items = N * tiles * groups;
   const int ntaps = static_cast<int>(tap_off_.size());
+  // Skip masks, one per (image, tile) (act_skip.hpp), filled in the region.
+  static thread_local std::vector<uint8_t> masks;
+  const int64_t mask_len = (g_.C + 7) / 8 * ntaps;
+  SkipGeom sg{};
+  if (zeros) {
+    if (zeros->N != N || zeros->H != g_.H || zeros->W != g_.W || zeros->C != g_.C)
+      fail("internal: the zero map does not match the convolution's input");
+    sg = {g_.H, g_.W, g_.Ho, g_.Wo, g_.sh, g_.sw, g_.pt, g_.pl, g_.dh, g_.dw, g_.kh, g_.kw, Wq_, false, false};
+    if (masks.size() < static_cast<size_t>(N * tiles * mask_len)) masks.resize(static_cast<size_t>(N * tiles * mask_len));
+  }
+  uint8_t* const mask0 = masks.data();
 #pragma omp parallel
   {
     if (unsigned_input())  // 128 is the zero of q + 128.
       pack(pp, x, N, xu8, 0x80, 128, pack_run);
     else  // the signed input, as bytes
       pack(pp, x, N, xu8, 0, 0, pack_run);
+    if (zeros) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < N * tiles; ++i) {
+        const auto [v0, npix] = tile_span(i % tiles);
+        tile_skip_mask(sg, *zeros, i / tiles, v0, npix, ntaps, mask0 + i * mask_len);
+      }
+    }
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; ++it) {
       const auto [n, gi, tile] = work_item(it, groups, tiles, rows_outer_);
-      const int64_t v0 = tile * P;
-      const int npix = static_cast<int>(std::min<int64_t>(P, V - v0));
+      const auto [v0, npix] = tile_span(tile);
       // Each pixel's output (and addend) offset at channel 0 (-1: a dropped column).
       int64_t pix[kTileI8];
       for (int j = 0; j < npix; ++j) {
@@ -199,10 +238,24 @@ void ConvI8::run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z, const q
         a.nblk = row_ptr_[r + 1] - row_ptr_[r];
         a.w = w_.data() + w0;
         a.bias = bias_.data() + r * 8;
+        a.skip = zeros ? mask0 + (n * tiles + tile) * mask_len : nullptr;
+        a.w128 = unsigned_input() ? w128_.data() + static_cast<size_t>(row_ptr_[r]) * static_cast<size_t>(ntaps * 8) : nullptr;
         a.mult = mult_.data() + r * 8;
         a.shift = shift_.data() + r * 8;
         a.co_valid = static_cast<int>(std::min<int64_t>(8, g_.Cout - r * 8));
-        fn(a);
+        if (npix <= P) {
+          fn(a);
+        } else {  // a row tile wider than the kernel's tile: even parts sharing its mask
+          const int parts = (npix + P - 1) / P, each = (npix + parts - 1) / parts;
+          for (int c0 = 0; c0 < npix; c0 += each) {
+            TileI8 b = a;
+            b.x += c0 * 8;
+            b.y = yp + c0;
+            b.z = z ? zp + c0 : nullptr;
+            b.npix = std::min(each, npix - c0);
+            fn(b);
+          }
+        }
       }
     }
   }

@@ -21,6 +21,7 @@
 #include "compact/int8.hpp"
 #include "compact/weights.hpp"
 #include "core/shapes.hpp"
+#include "kernels/act_skip.hpp"
 #include "kernels/aligned.hpp"
 #include "kernels/isa.hpp"
 
@@ -47,6 +48,13 @@ struct TileI8 {
   int32_t lo, hi;
   int co_valid;
   int npix;
+  // [input blocks][ntaps]: 1 when the tile reads only zeros from that input
+  // block at that tap (act_skip.hpp): its products are skipped; null:
+  // nothing skipped. The unsigned kernels then add, for each skipped block
+  // and tap, what its zero input (u = 128) would have: w128 [nblk][ntaps][8
+  // co], 128 * the sum of the block's weights at the tap (like w).
+  const uint8_t* skip = nullptr;
+  const int32_t* w128 = nullptr;
 };
 constexpr int kTileI8 = 24;
 
@@ -77,7 +85,13 @@ class ConvI8 {
          const int32_t* bias, const std::vector<q8::Requant>& rq, int32_t lo, int32_t hi);
   // x [N, H, W, C] int8 -> y [N, Ho, Wo, Cout] int8; with z (same layout as
   // y) and add, y is the fused add of the conv's output and z.
-  void run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z = nullptr, const q8::FusedAdd* add = nullptr) const;
+  // zeros, when not null, maps the all-zero units of x (act_skip.hpp): the
+  // products of an input block at a tap are skipped when every pixel of the
+  // tile reads zeros there (the granularity of ConvF32::run, for the same
+  // reasons), bit-exact: the unsigned kernels add the skipped 128 * w terms
+  // once per tile (TileI8::w128). Not for a width-folded layer.
+  void run(const int8_t* x, int64_t N, int8_t* y, const int8_t* z = nullptr, const q8::FusedAdd* add = nullptr,
+           const ActZeroMap* zeros = nullptr) const;
   int64_t nnz_blocks() const { return static_cast<int64_t>(col_idx_.size()); }
 
  private:
@@ -96,6 +110,9 @@ class ConvI8 {
   bool unsigned_input() const { return kernel_ != Kernel::Avx2; }  // packed as q + 128
   AlignedVector<int8_t> w_;    // [nnzb][taps][8 co][8 ci]
   std::vector<int32_t> bias_, mult_, shift_;  // [rows * 8]
+  // Unsigned kernels: [nnzb][taps][8 co] 128 * sum over ci of w, what a
+  // block's zero input (q + 128 = 128) adds at a tap: put back when skipped.
+  std::vector<int32_t> w128_;
   int32_t lo_, hi_;
   int64_t Wq_ = 0;
   bool rows_outer_ = false;

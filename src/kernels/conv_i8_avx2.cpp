@@ -181,6 +181,7 @@ void tile(const TileI8& a) {
   for (int b = 0; b < a.nblk; ++b) {
     const uint8_t* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
+      if (a.skip && a.skip[a.cols[b] * a.ntaps + t]) continue;  // zero inputs (act_skip.hpp)
       const uint8_t* xp = xb + a.tap_off[t];
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w));
       const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 32));

@@ -9,9 +9,14 @@ namespace {
 void tile(const TileI8& a) {
   int32_t acc[kTileI8][8] = {};
   const int8_t* w = a.w;
+  int32_t skipped[8] = {};  // the skipped zero inputs' 128 * w terms (act_skip.hpp), added to every pixel
   for (int b = 0; b < a.nblk; ++b) {
     const uint8_t* xb = a.x + a.cols[b] * a.ldb;
     for (int t = 0; t < a.ntaps; ++t, w += 64) {
+      if (a.skip && a.skip[a.cols[b] * a.ntaps + t]) {
+        for (int co = 0; co < 8; ++co) skipped[co] += a.w128[(b * a.ntaps + t) * 8 + co];
+        continue;
+      }
       const uint8_t* xp = xb + a.tap_off[t];
       for (int j = 0; j < a.npix; ++j)
         for (int co = 0; co < 8; ++co) {
@@ -21,6 +26,8 @@ void tile(const TileI8& a) {
         }
     }
   }
+  for (int j = 0; j < a.npix; ++j)
+    for (int co = 0; co < 8; ++co) acc[j][co] += skipped[co];
   for (int j = 0; j < a.npix; ++j) {
     if (!a.y[j]) continue;
     for (int co = 0; co < a.co_valid; ++co) {

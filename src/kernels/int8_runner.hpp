@@ -30,6 +30,10 @@ class Int8Runner {
   const std::vector<StepInfo>& steps() const { return infos_; }
   // before_softmax: a final softmax's input (dequantised) instead of its output.
   Tensor forward(const Tensor& x, const std::function<void(size_t, double)>& on_step, bool before_softmax = false) const;
+  // As Runner's (runner.hpp).
+  void set_act_skip(bool on) { act_skip_ = on; }
+  const std::vector<ActStat>& act_stats() const { return act_stats_; }
+  void reset_act_stats() { act_stats_.assign(steps_.size(), {}); }
 
  private:
   struct Step {
@@ -51,7 +55,7 @@ class Int8Runner {
     bool width_fold = false;  // the stem: conv on the width-folded input
     std::vector<int8_t> depthwise_w;  // a depthwise conv (ops_i8): its weights [kh*kw, C] tap-major
     std::array<int64_t, 3> act_block{};  // conv and depthwise steps with qn.act_q > 0: the input's
-                                         // rule, applied to a copy of the input first (int8.hpp)
+                                         // rule (int8.hpp), applied before the layer
   };
   void prepare_layer(Step& s, StepInfo& info, const compact::CompactModel& c, const Shape& in, const FusedGroup& g);
   void prepare_depthwise(Step& s, StepInfo& info, const Shape& in, const FusedGroup& g);
@@ -63,6 +67,8 @@ class Int8Runner {
   std::vector<size_t> last_use_;
   size_t final_ = 0;  // the slot holding the model's output
   mutable BufferPool<int8_t> buffers_;  // activations reused across steps and passes
+  bool act_skip_ = true;
+  mutable std::vector<ActStat> act_stats_;  // per step
 };
 
 }  // namespace bsp::kernels

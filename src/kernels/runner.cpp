@@ -11,6 +11,7 @@
 #include "core/reference_forward.hpp"
 #include "core/shapes.hpp"
 #include "kernels/buffer_pool.hpp"
+#include "kernels/act_skip.hpp"
 #include "kernels/conv_blas.hpp"
 #include "kernels/conv_f32.hpp"
 #include "kernels/depthwise_f32.hpp"
@@ -56,7 +57,7 @@ struct Step {
   std::unique_ptr<NmConvF32> nm;
   std::unique_ptr<TwConvF32> tw;
   std::unique_ptr<DepthwiseF32> depthwise;
-  std::optional<ActRule> act;      // conv-like steps: the input's activation rule, applied to a copy first
+  std::optional<ActRule> act;      // conv-like steps: the input's activation rule (forward)
   bool pool = false;               // max/avg/global-avg pool on ops_f32 (geom: its window)
   bool count_include_pad = true;   // avgpool
 };
@@ -71,6 +72,8 @@ struct Runner::Impl {
   std::vector<size_t> last_use;  // per slot: the last step reading it
   std::unique_ptr<Int8Runner> int8;
   mutable BufferPool<float> buffers;  // activations reused across steps and passes
+  bool act_skip = true;
+  mutable std::vector<ActStat> act_stats;  // per step
   Tensor take(Shape s) const { return buffers.take(std::move(s)); }
   void give(Tensor& t) const { buffers.give(t); }
 
@@ -146,6 +149,7 @@ struct Runner::Impl {
     }
     last_use[count - 1] = steps.size();  // the last node is always a step's output
     for (const Step& s : steps) infos.push_back(s.info);
+    act_stats.assign(steps.size(), {});
   }
 
   // A "ref" step: the group's nodes in order, each on the reference op; the
@@ -245,14 +249,33 @@ struct Runner::Impl {
       if (before_softmax && n.op == Op::Softmax && s.node + 1 == m.nodes.size() && s.chain.size() == 1)
         return std::move(slot[s.in[0]]);
       if (s.conv || s.blas || s.nm || s.tw || s.depthwise) {
-        // The activation rule zeroes a copy of the input: the tensor may have other readers.
+        // The activation rule: in place when this step is the input's last
+        // reader (the runner owns its slots), else on a copy made in the
+        // same pass (an earlier reader may have another rule or none). The
+        // pass maps the zero units for the kernel to skip (act_skip.hpp):
+        // bsp's own kernel (ConvF32: dense and bsr layers, dense layers)
+        // skips them; OpenBLAS's sgemm (Path::Blas, bench's baseline) cannot
+        // skip inside a GEMM, nor do the nm, tw and depthwise kernels: they
+        // multiply the zeroed input.
         Tensor zeroed;
+        bool copied = false;
+        ActZeroMap zmap;
+        const ActZeroMap* zeros = nullptr;
         if (s.act) {
-          zeroed = take(slot[s.in[0]].shape());
-          std::copy(slot[s.in[0]].begin(), slot[s.in[0]].end(), zeroed.begin());
-          zero_small_blocks_inplace(zeroed.data(), zeroed.shape(), s.act->block, s.act->t());
+          Tensor& src = slot[s.in[0]];
+          const bool in_place = last_use[s.in[0]] == k && s.residual != static_cast<int64_t>(s.in[0]);
+          copied = !in_place;
+          if (copied) zeroed = take(src.shape());
+          float* dst = in_place ? src.data() : zeroed.data();
+          apply_act_rule(src.data(), dst, src.shape(), s.act->block, s.act->t(), zmap);
+          act_stats[k].zero_blocks += zmap.zero_blocks;
+          act_stats[k].blocks += zmap.blocks;
+          // Below kMinSkipFraction of zero units the masks cost more than they save.
+          const double min_fraction = s.is_dense_layer ? kMinSkipFractionDense : kMinSkipFraction;
+          if (act_skip && s.conv && s.conv->can_skip() && !s.width_fold && zmap.unit_fraction() >= min_fraction)
+            zeros = &zmap;
         }
-        const Tensor& xin = s.act ? zeroed : slot[s.in[0]];
+        const Tensor& xin = copied ? zeroed : slot[s.in[0]];
         const ConvGeom& g = s.geom;
         Tensor y = s.is_dense_layer ? take({N, g.Cout}) : take({N, g.Ho, g.Wo, g.Cout});
         const float* z = s.residual >= 0 ? slot[static_cast<size_t>(s.residual)].data() : nullptr;
@@ -262,7 +285,7 @@ struct Runner::Impl {
           s.conv->run(folded.data(), g.kw * g.C, N, y.data(), g.Cout, z, g.Cout, s.clamp);
           give(folded);
         } else if (s.conv)
-          s.conv->run(xin.data(), g.C, N, y.data(), g.Cout, z, g.Cout, s.clamp);
+          s.conv->run(xin.data(), g.C, N, y.data(), g.Cout, z, g.Cout, s.clamp, zeros);
         else if (s.blas)
           s.blas->run(xin.data(), N, y.data(), z, s.clamp);
         else if (s.depthwise)
@@ -271,7 +294,7 @@ struct Runner::Impl {
           s.nm->run(xin.data(), N, y.data(), z, s.clamp);
         else
           s.tw->run(xin.data(), N, y.data(), z, s.clamp);
-        if (s.act) give(zeroed);
+        if (copied) give(zeroed);
         slot[s.out] = std::move(y);
       } else if (s.pool) {
         const Tensor& xin = slot[s.in[0]];
@@ -309,6 +332,17 @@ struct Runner::Impl {
 Runner::Runner(const Model& m, Path path, bool fuse_add) : impl_(std::make_unique<Impl>(m, path, fuse_add)) {}
 Runner::~Runner() = default;
 bool Runner::is_int8() const { return impl_->int8 != nullptr; }
+void Runner::set_act_skip(bool on) {
+  impl_->act_skip = on;
+  if (impl_->int8) impl_->int8->set_act_skip(on);
+}
+const std::vector<ActStat>& Runner::act_stats() const {
+  return impl_->int8 ? impl_->int8->act_stats() : impl_->act_stats;
+}
+void Runner::reset_act_stats() {
+  if (impl_->int8) impl_->int8->reset_act_stats();
+  impl_->act_stats.assign(impl_->steps.size(), {});
+}
 const std::vector<StepInfo>& Runner::steps() const { return impl_->int8 ? impl_->int8->steps() : impl_->infos; }
 Tensor Runner::forward(const Tensor& x, const std::function<void(size_t, double)>& on_step,
                        const std::function<void(size_t, const Tensor&)>& on_output) const {

@@ -39,6 +39,14 @@ struct StepInfo {
   int64_t macs = 0;        // dense multiply-accumulates per image (conv2d/dense)
 };
 
+// Per step, over the passes since the runner was made or reset_act_stats:
+// the blocks of the step's input its activation rule zeroed (all zero),
+// and all its rule blocks (0 for steps without a rule).
+struct ActStat {
+  int64_t zero_blocks = 0, blocks = 0;
+  double fraction() const { return blocks ? static_cast<double>(zero_blocks) / static_cast<double>(blocks) : 0.0; }
+};
+
 class Runner {
  public:
   // The model must outlive the runner (parameters of non-conv ops are read
@@ -50,6 +58,12 @@ class Runner {
 
   bool is_int8() const;
   const std::vector<StepInfo>& steps() const;
+  // Whether the kernels skip the zero input blocks that activation rules
+  // leave (default on; off: the rule applied, every block multiplied, for
+  // bsp bench's comparison).
+  void set_act_skip(bool on);
+  const std::vector<ActStat>& act_stats() const;  // per step
+  void reset_act_stats();
   // x [N, H, W, C] -> the last node's output. Not for concurrent calls on one
   // runner (it keeps its activation buffers between passes). `on_step(i, ms)`, when given,
   // is called after step i with its wall time; `on_output(node, t)` sees the
