@@ -334,6 +334,21 @@ std::string front_csv(const Json& rows) {
   return out;
 }
 
+// The settings every evaluation of a log depends on, both modes (each adds
+// its own).
+Json log_header(const char* mode, const ExploreOptions& o, const Model& m, int64_t holdout) {
+  Json header = Json::object();
+  header["bsp_explore_log"] = 1;
+  header["mode"] = mode;
+  header["model"] = hex64(content_hash(m));
+  header["data"] = o.data;
+  header["holdout"] = holdout;
+  header["holdout_first"] = o.holdout_first;
+  header["seed"] = static_cast<int64_t>(o.seed);
+  header["batch"] = o.batch;
+  return header;
+}
+
 void run_activations(const ExploreOptions& o) {
   const double P = *o.max_drop;
   if (!std::isfinite(P) || P < 0) fail_usage("--max-drop {} is not a finite number >= 0", P);
@@ -383,15 +398,7 @@ void run_activations(const ExploreOptions& o) {
 
   // Everything an evaluation depends on (not --max-drop: a resumed run may
   // change the budget and reuse every evaluation).
-  Json header = Json::object();
-  header["bsp_explore_log"] = 1;
-  header["mode"] = "activations";
-  header["model"] = hex64(content_hash(m));
-  header["data"] = o.data;
-  header["holdout"] = base.n;
-  header["holdout_first"] = o.holdout_first;
-  header["seed"] = static_cast<int64_t>(o.seed);
-  header["batch"] = o.batch;
+  Json header = log_header("activations", o, m, base.n);
   header["block"] = Json(Json::Array{block[0], block[1], block[2]});
   Json names = Json::array();
   for (const ActLayer& L : layers) names.push_back(L.name);
@@ -524,15 +531,7 @@ void run_weights(const ExploreOptions& o) {
   const std::vector<LayerInfo> all = weighted_layers(m);
   const EvalOutcome base = h.eval->run(m, all);
 
-  Json header = Json::object();
-  header["bsp_explore_log"] = 1;
-  header["mode"] = "weights";
-  header["model"] = hex64(content_hash(m));
-  header["data"] = o.data;
-  header["holdout"] = base.n;
-  header["holdout_first"] = o.holdout_first;
-  header["seed"] = static_cast<int64_t>(o.seed);
-  header["batch"] = o.batch;
+  Json header = log_header("weights", o, m, base.n);
   header["pattern"] = pat.str();
   header["baseline_correct"] = base.correct;
   EvalLog log(header, o.resume, o.log.empty() ? o.resume : o.log);
