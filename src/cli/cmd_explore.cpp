@@ -11,6 +11,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "aie2/estimate.hpp"
+#include "aie2/hardware.hpp"
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "core/act_sparsity.hpp"
@@ -47,6 +49,7 @@ struct ExploreOptions {
   bool include_first = false;
   std::optional<std::string> layers, exclude;
   int64_t batch = 256;
+  std::string target = "aie2-4x4-spex";  // the front's estimated AIE2 time; "none": no column
   int threads = 0;
   bool quiet = false;
   // Options that belong to one mode only.
@@ -201,9 +204,20 @@ class ActMeasure {
     }
   }
 
+  // Every layer's zero-block fraction (by node name) with rules `r`: a run
+  // for the AIE2 estimate, not one of the search's evaluations (not counted).
+  std::map<std::string, double> layer_fractions(const Rungs* r) {
+    std::map<std::string, double> fr;
+    run(r, nullptr, &fr);
+    --evaluations_;
+    return fr;
+  }
+
   // The model with rules `r` (nullptr: none); maxima, when given, receives
-  // a sample of the block maxima of every searched layer's input.
-  Measurement run(const Rungs* r, std::vector<std::vector<float>>* maxima = nullptr) {
+  // a sample of the block maxima of every searched layer's input;
+  // per_layer, when given, every layer's zero-block fraction by node name.
+  Measurement run(const Rungs* r, std::vector<std::vector<float>>* maxima = nullptr,
+                  std::map<std::string, double>* per_layer = nullptr) {
     apply(r);
     std::vector<std::array<int64_t, 3>> blocks;
     std::vector<float> t;
@@ -231,6 +245,7 @@ class ActMeasure {
       values += counts[k].values;
       zero_values += counts[k].zero_values;
       saved += counts[k].fraction() * static_cast<double>(all_[k].macs);
+      if (per_layer) (*per_layer)[m_.nodes[all_[k].node].name] = counts[k].fraction();
     }
     m.zero_block_fraction = blocks_all ? static_cast<double>(zero_all) / static_cast<double>(blocks_all) : 0;
     m.macs_saved_fraction = total_macs_ > 0 ? saved / total_macs_ : 0;
@@ -316,9 +331,13 @@ void write_text(const std::string& path, const std::string& text) {
 
 // The front as CSV: one row per point, the columns of the JSON rows.
 std::string front_csv(const Json& rows) {
-  static const char* cols[] = {"step",       "layer",     "threshold",           "accuracy",
-                               "drop",       "zero_block_fraction", "macs_saved_fraction", "macs_saved",
-                               "act_bytes",  "act_bytes_saved_fraction"};
+  std::vector<const char*> cols = {"step",       "layer",     "threshold",           "accuracy",
+                                   "drop",       "zero_block_fraction", "macs_saved_fraction", "macs_saved",
+                                   "act_bytes",  "act_bytes_saved_fraction"};
+  if (!rows.as_array().empty() && rows.as_array().front().contains("aie2_time_s")) {
+    cols.push_back("aie2_time_s");
+    cols.push_back("aie2_speedup");
+  }
   std::string out;
   for (size_t c = 0; c < std::size(cols); ++c) out += std::string(c ? "," : "") + cols[c];
   out += "\n";
@@ -332,6 +351,36 @@ std::string front_csv(const Json& rows) {
     out += "\n";
   }
   return out;
+}
+
+// The estimated AIE2 time of the model as its rules stand now
+// (bsp-estimate(1)): the program bsp schedule would make for `target`, each
+// ruled layer charged its zero-block fraction measured on the held-out
+// images (fp32 runner) when the target has the act_block_skip extension.
+double aie2_time(const Model& m, const std::string& target, const std::map<std::string, double>& fractions) {
+  aie2::EstimateRequest req;
+  req.target = target;
+  for (const auto& [name, f] : fractions) {
+    const Node* n = m.find(name);
+    if (n && act_rule(*n)) req.act_zero[name] = f;
+  }
+  return aie2::timed_program(m, req).est.total_s;
+}
+
+// Adds the estimated AIE2 time of every front row (its configuration
+// measured again, for the per-layer fractions) and its speedup over the
+// baseline (no rules). The model's rules are left as the last row's.
+void add_aie2_times(Json& rows, const std::vector<Rungs>& configs, ActMeasure& measure, const Model& m,
+                    const std::string& target, const Progress& p) {
+  double base = 0;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const double t = aie2_time(m, target, measure.layer_fractions(&configs[i]));
+    if (i == 0) base = t;
+    Json& r = rows.as_array()[i];
+    r["aie2_time_s"] = t;
+    r["aie2_speedup"] = t > 0 ? base / t : 1.0;
+    p.line("AIE2 estimate ({}) of front point {}: {:.4g} ms ({:.3f}x)", target, i, 1e3 * t, t > 0 ? base / t : 1.0);
+  }
 }
 
 // The settings every evaluation of a log depends on, both modes (each adds
@@ -350,6 +399,7 @@ Json log_header(const char* mode, const ExploreOptions& o, const Model& m, int64
 }
 
 void run_activations(const ExploreOptions& o) {
+  if (o.target != "none") aie2::load_target(o.target);  // a bad target: a usage error before any work
   const double P = *o.max_drop;
   if (!std::isfinite(P) || P < 0) fail_usage("--max-drop {} is not a finite number >= 0", P);
   if (o.finetune_epochs < 0) fail_usage("--finetune-epochs must be at least 0");
@@ -434,6 +484,11 @@ void run_activations(const ExploreOptions& o) {
     rows.push_back(front_row(i, L ? L->name : "", L ? L->ladder[static_cast<size_t>(s.rung)].threshold : 0, s.m,
                              base.accuracy(), measure.total_macs()));
   }
+  if (o.target != "none") {
+    std::vector<Rungs> configs;
+    for (const SearchStep& s : res.front) configs.push_back(s.rungs);
+    add_aie2_times(rows, configs, measure, m, o.target, p);
+  }
   measure.apply(&res.best);
   Measurement final_m = res.front.back().m;
   if (o.finetune_epochs > 0) {
@@ -441,6 +496,12 @@ void run_activations(const ExploreOptions& o) {
     final_m = measure.run(&res.best);
     Json r = front_row(res.front.size(), "", 0, final_m, base.accuracy(), measure.total_macs());
     r["layer"] = "(finetune)";
+    if (o.target != "none") {
+      const double t = aie2_time(m, o.target, measure.layer_fractions(&res.best));
+      const double t0 = rows.as_array().front().at("aie2_time_s").as_double();
+      r["aie2_time_s"] = t;
+      r["aie2_speedup"] = t > 0 ? t0 / t : 1.0;
+    }
     rows.push_back(std::move(r));
     p.line("after {} finetune epoch{}: accuracy {:.4f}, drop {:.2f}", o.finetune_epochs,
            o.finetune_epochs == 1 ? "" : "s", final_m.accuracy(), drop_points(base.accuracy(), final_m.accuracy()));
@@ -646,6 +707,10 @@ Runner setup_explore(CLI::App& sub) {
   sub.add_option("--resume", o->resume, "reuse the evaluations of LOG (same model and settings); continues it")
       ->type_name("LOG");
   sub.add_option("--batch", o->batch, "images per forward pass (default 256)")->type_name("N");
+  o->act_only.push_back(sub.add_option("--target", o->target,
+                                       "AIE2 target of the front's estimated time (default aie2-4x4-spex; none: no "
+                                       "estimate)")
+                            ->type_name("T"));
   add_threads_option(sub, o->threads);
   sub.add_flag("-q,--quiet", o->quiet, "no progress lines on stderr, no summary");
   return [o] { run_explore(*o); };

@@ -36,6 +36,11 @@ for a, b in zip(rows, rows[1:]):
     assert b["macs_saved_fraction"] > a["macs_saved_fraction"], (a, b)
 for r in rows:
     assert r["drop"] <= 1 + 1e-9, r
+    # The estimated AIE2 time on the default target (with act_block_skip).
+    assert r["aie2_time_s"] > 0 and r["aie2_speedup"] > 0, r
+assert rows[0]["aie2_speedup"] == 1, rows[0]
+assert rows[-1]["aie2_time_s"] < rows[0]["aie2_time_s"], (rows[0], rows[-1])
+for r in rows:
     assert 0 <= r["zero_block_fraction"] <= 1 and 0 <= r["act_bytes_saved_fraction"] <= 1, r
 # The output holds the last point's rules: its threshold for each layer changed.
 L = {l["name"]: l for l in info["layers"]}
@@ -166,6 +171,8 @@ err 2 explore "--layers 'nosuch' selects no conv2d or dense layer" \
   "$BSP" explore m.h5 --data d.h5 --activations --max-drop 1 --layers nosuch -o x.h5
 err 2 explore "--block '1x0x8' is not BHxBWxBC" \
   "$BSP" explore m.h5 --data d.h5 --activations --max-drop 1 --block 1x0x8 -o x.h5
+err 2 explore "unknown target 'nosuch'" \
+  "$BSP" explore m.h5 --data d.h5 --activations --max-drop 1 --target nosuch -o x.h5
 err 2 explore "--front 'f.txt': name it FILE.json or FILE.csv" \
   "$BSP" explore m.h5 --data d.h5 --activations --max-drop 1 --front f.txt -o x.h5
 err 2 explore "--ladder '0.5,1': '1' is not a number in \(0, 1\)" \
