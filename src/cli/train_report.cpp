@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -55,7 +56,24 @@ void TrainReport::clear_bar() {
 }
 
 void TrainReport::progress(const train::Progress& p) {
-  if (!tty_) return;
+  if (!lines_) return;  // --quiet, or a data-parallel rank other than 0
+  if (!tty_) {
+    // Not a terminal (a log, a batch job): a plain line each time the epoch
+    // passes another tenth, with the epoch lines.
+    const int64_t tenth = p.steps ? 10 * p.step / p.steps : 0;
+    if (p.epoch != tenth_epoch_) {
+      tenth_epoch_ = p.epoch;
+      last_tenth_ = 10 * (p.step - 1) / std::max<int64_t>(1, p.steps);  // a resumed epoch starts where it stood
+    }
+    if (tenth <= last_tenth_ || p.step == p.steps) return;
+    last_tenth_ = tenth;
+    std::fprintf(lines_, "  %3lld%% of epoch %lld/%lld: step %lld/%lld  loss %.4f  %.0f img/s  ETA %s\n",
+                 static_cast<long long>(10 * tenth), static_cast<long long>(p.epoch), static_cast<long long>(p.epochs),
+                 static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss, p.images_per_s,
+                 clock_str(p.eta_s).c_str());
+    std::fflush(lines_);
+    return;
+  }
   const double t = now_s();
   if (p.step != p.steps && t - last_draw_ < 0.2) return;
   last_draw_ = t;

@@ -31,6 +31,7 @@ class TrainReport {
   bool tty_ = false;
   bool bar_shown_ = false;
   double last_draw_ = -1;
+  int64_t tenth_epoch_ = -1, last_tenth_ = 0;  // not a terminal: the epoch and the last tenth reported
 };
 
 // "1:02:03" / "4:05"

@@ -12,6 +12,11 @@ ok "$BSP" init --arch fmnist-cnn -o m0.h5
 ok "$BSP" finetune m0.h5 --data d28.h5 --epochs 2 --batch 32 --threads 2 -o m1.h5 --log log.jsonl
 out_has '^epoch 1/2  lr [0-9.e+-]+  loss [0-9.]+  train [0-9.]+%  test [0-9.]+% \(loss [0-9.]+\)  [0-9.]+ s  [0-9]+ img/s$'
 out_has '^epoch 2/2 '
+# Not a terminal: a progress line each tenth of an epoch passed (8 steps: 10% at step 1, ..., 80% at step 7), none at the end.
+out_has '^   10% of epoch 1/2: step 1/8  loss [0-9.]+  [0-9]+ img/s  ETA [0-9]+:[0-9]{2}$'
+out_has '^   80% of epoch 2/2: step 7/8 '
+CHECKS=$((CHECKS + 1))
+grep -q 'step 8/8' "$WORK/.out" && fail "a progress line at the end of an epoch: $(cat "$WORK/.out")"
 CHECKS=$((CHECKS + 1))
 [ "$(wc -l <log.jsonl)" = 2 ] || fail "log.jsonl: $(cat log.jsonl)"
 python3 - log.jsonl <<'PY' || fail "JSON lines log"
