@@ -29,7 +29,9 @@ class Predictor {
 // The forward pass bsp eval uses: for a compacted model (bsp compact) the
 // kernels runner of src/kernels (its compact forms, int8 included); for any
 // other model the trainer's network in eval mode (batchnorm with running
-// statistics), which skips the zero 8x8 blocks of masked layers.
+// statistics), which skips the zero 8x8 blocks of masked layers; its
+// max_batch() is capped so that one batch's layer outputs stay within about
+// 1 GB (bsp eval then runs a larger --batch in pieces).
 // `m` must outlive the predictor.
 std::unique_ptr<Predictor> make_predictor(const Model& m, int64_t max_batch);
 

@@ -101,4 +101,18 @@ no_file huge-lg.npy
 "$MAKE_DATA_H5" dh.h5 32 28 28 1 10 huge
 err 1 eval "cannot read 'dh.h5': dataset 'test/images': image [0-9]+ has pixel 1e\+30" "$BSP" eval m1.h5 --data dh.h5
 
+# Memory held to a budget (issue 28): ResNet-50 on 24 images of 224x224
+# with the default batch peaks under 2 GB (unbounded, the trainer's network
+# would hold 24 x about 110 MB of layer outputs).
+ok "$BSP" init --arch resnet50 -o r50.h5
+"$MAKE_DATA_H5" r224.h5 24 224 224 3 1000 flat || fail "make_data_h5"
+CHECKS=$((CHECKS + 1))
+python3 - "$BSP" <<'PY' || fail "bsp eval resnet50: peak memory"
+import resource, subprocess, sys
+r = subprocess.run([sys.argv[1], "eval", "r50.h5", "--data", "r224.h5"], capture_output=True, text=True)
+assert r.returncode == 0, r.stderr
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+assert peak < 2 * 1024**3, f"peak resident {peak / 2**30:.2f} GiB"
+print(f"peak {peak / 2**30:.2f} GiB", file=sys.stderr)
+PY
 finish
