@@ -60,24 +60,6 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// "BHxBWxBC", each 1..2^24.
-std::array<int64_t, 3> parse_block(const std::string& s) {
-  std::array<int64_t, 3> b{};
-  size_t pos = 0;
-  for (size_t k = 0; k < 3; ++k) {
-    const size_t end = k < 2 ? s.find('x', pos) : s.size();
-    if (end == std::string::npos) fail_usage("--block '{}' is not BHxBWxBC (e.g. 1x8x8)", s);
-    const std::string part = s.substr(pos, end - pos);
-    char* tail = nullptr;
-    errno = 0;
-    const long long v = part.empty() || part[0] == '-' || part[0] == '+' ? -1 : std::strtoll(part.c_str(), &tail, 10);
-    if (v < 1 || errno || (tail && *tail) || v > limits::kMaxDim)
-      fail_usage("--block '{}' is not BHxBWxBC with each size 1 to {} (e.g. 1x8x8)", s, limits::kMaxDim);
-    b[k] = v;
-    pos = end + 1;
-  }
-  return b;
-}
 
 // "0.1,0.2,..." strictly increasing, each in (lo, hi) or (lo, hi].
 std::vector<double> parse_list(const std::string& s, const char* option, bool upper_open) {
@@ -406,7 +388,7 @@ void run_activations(const ExploreOptions& o) {
   if (!o.front.empty() && !ends_with(o.front, ".json") && !ends_with(o.front, ".csv"))
     fail_usage("--front '{}': name it FILE.json or FILE.csv (the extension sets the format)", o.front);
   if (!o.front.empty() && (o.front == o.output || o.front == o.log)) fail_usage("--front '{}' is another output", o.front);
-  const std::array<int64_t, 3> block = o.block.empty() ? kDefaultActBlock : parse_block(o.block);
+  const std::array<int64_t, 3> block = o.block.empty() ? kDefaultActBlock : parse_act_block(o.block, "--block");
   const std::vector<double> quantiles = o.ladder.empty() ? default_quantiles() : parse_list(o.ladder, "--ladder", true);
   for (size_t i = 1; i < quantiles.size(); ++i)
     if (!(quantiles[i] > quantiles[i - 1])) fail_usage("--ladder '{}' is not increasing", o.ladder);

@@ -39,24 +39,6 @@ struct PruneCliOptions {
   std::vector<const CLI::Option*> weight_options;  // the options that only weight pruning takes
 };
 
-// "BHxBWxBC", each 1..2^24: an activation block.
-std::array<int64_t, 3> parse_act_block(const std::string& s) {
-  std::array<int64_t, 3> b{};
-  size_t pos = 0;
-  for (size_t k = 0; k < 3; ++k) {
-    const size_t end = k < 2 ? s.find('x', pos) : s.size();
-    const std::string part = end == std::string::npos ? std::string() : s.substr(pos, end - pos);
-    char* tail = nullptr;
-    errno = 0;
-    const long long v = part.empty() || part[0] == '-' || part[0] == '+' ? -1 : std::strtoll(part.c_str(), &tail, 10);
-    if (v < 1 || errno || (tail && *tail) || v > limits::kMaxDim)
-      fail_usage("--act-block '{}' is not BHxBWxBC with each size 1 to {} (e.g. 1x8x8)", s, limits::kMaxDim);
-    b[k] = v;
-    if (end == std::string::npos) fail_usage("--act-block '{}' is not BHxBWxBC (e.g. 1x8x8)", s);
-    pos = end + 1;
-  }
-  return b;
-}
 
 // --act-threshold: sets (or, with 0, removes) the activation rule of the
 // selected layers; no weight is pruned.
@@ -65,7 +47,7 @@ void run_act(const PruneCliOptions& c) {
   if (!std::isfinite(t) || t < 0) fail_usage("--act-threshold {} is not a finite number >= 0", t);
   for (const CLI::Option* opt : c.weight_options)
     if (opt->count()) fail_usage("{} prunes weights: it does not go with --act-threshold", opt->get_name());
-  const std::array<int64_t, 3> block = c.act_block.empty() ? kDefaultActBlock : parse_act_block(c.act_block);
+  const std::array<int64_t, 3> block = c.act_block.empty() ? kDefaultActBlock : parse_act_block(c.act_block, "--act-block");
   std::string output;
   if (c.dry_run) {
     if (!c.out.path.empty() || c.out.in_place) fail_usage("--dry-run writes no file: drop -o/--in-place");

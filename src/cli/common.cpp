@@ -1,11 +1,14 @@
 #include "cli/common.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
 
+#include "core/checked.hpp"
 #include "core/safe_file.hpp"
 #include "modelfile/model_file.hpp"
 
@@ -94,6 +97,24 @@ void print_json(const Json& j) {
   std::string s = j.dump(2);
   s += '\n';
   std::fwrite(s.data(), 1, s.size(), stdout);
+}
+
+std::array<int64_t, 3> parse_act_block(const std::string& s, const char* option) {
+  std::array<int64_t, 3> b{};
+  size_t pos = 0;
+  for (size_t k = 0; k < 3; ++k) {
+    const size_t end = k < 2 ? s.find('x', pos) : s.size();
+    if (end == std::string::npos) fail_usage("{} '{}' is not BHxBWxBC (e.g. 1x8x8)", option, s);
+    const std::string part = s.substr(pos, end - pos);
+    char* tail = nullptr;
+    errno = 0;
+    const long long v = part.empty() || part[0] == '-' || part[0] == '+' ? -1 : std::strtoll(part.c_str(), &tail, 10);
+    if (v < 1 || errno || (tail && *tail) || v > limits::kMaxDim)
+      fail_usage("{} '{}' is not BHxBWxBC with each size 1 to {} (e.g. 1x8x8)", option, s, limits::kMaxDim);
+    b[k] = v;
+    pos = end + 1;
+  }
+  return b;
 }
 
 }  // namespace bsp::cli

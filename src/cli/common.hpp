@@ -2,6 +2,7 @@
 // output options, the command line recorded in a file's history, printing.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <string>
 
@@ -49,5 +50,9 @@ void write_model(Model& m, const std::string& out, const std::function<void(cons
 std::string with_commas(int64_t v);
 // Prints JSON on stdout, pretty, with a final newline.
 void print_json(const Json& j);
+
+// An activation block "BHxBWxBC", each 1 to limits::kMaxDim (the value of
+// `option`, named in the usage error).
+std::array<int64_t, 3> parse_act_block(const std::string& s, const char* option);
 
 }  // namespace bsp::cli

@@ -76,6 +76,20 @@ void channel_dx(const float* x, const float* y, const float* dy, int64_t n, floa
   }
 }
 
+// The two passes above with the relu and the add chosen at run time.
+void channel_sums(bool relu, const float* x, const float* y, const float* dy, int64_t n, float mean, double& sg,
+                  double& sgx) {
+  relu ? channel_sums<true>(x, y, dy, n, mean, sg, sgx) : channel_sums<false>(x, y, dy, n, mean, sg, sgx);
+}
+void channel_dx(bool relu, bool add, const float* x, const float* y, const float* dy, int64_t n, float mean, float k,
+                float a, float b, float* dx) {
+  if (relu)
+    add ? channel_dx<true, true>(x, y, dy, n, mean, k, a, b, dx) : channel_dx<true, false>(x, y, dy, n, mean, k, a, b, dx);
+  else
+    add ? channel_dx<false, true>(x, y, dy, n, mean, k, a, b, dx)
+        : channel_dx<false, false>(x, y, dy, n, mean, k, a, b, dx);
+}
+
 class BatchNormLayer : public BoundLayer {
  public:
   BatchNormLayer(const LayerArgs& a, bool relu) : BoundLayer(a), relu_(relu) {
@@ -164,10 +178,7 @@ class BatchNormLayer : public BoundLayer {
       const int64_t o = ch * M;
       const float mean = mean_[static_cast<size_t>(ch)], invstd = invstd_[static_cast<size_t>(ch)];
       double sg = 0, sgx = 0;
-      if (relu_)
-        channel_sums<true>(x + o, y + o, dy + o, M, mean, sg, sgx);
-      else
-        channel_sums<false>(x + o, y + o, dy + o, M, mean, sg, sgx);
+      channel_sums(relu_, x + o, y + o, dy + o, M, mean, sg, sgx);
       const double sgxhat = sgx * invstd;
       dgamma[ch] = static_cast<float>(sgxhat);
       dbeta[ch] = static_cast<float>(sg);
@@ -175,12 +186,7 @@ class BatchNormLayer : public BoundLayer {
       const float k = gamma[ch] * invstd;
       const float a = train ? static_cast<float>(sg / static_cast<double>(M)) : 0.0f;
       const float b = train ? static_cast<float>(sgxhat / static_cast<double>(M)) * invstd : 0.0f;
-      if (relu_)
-        add ? channel_dx<true, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
-            : channel_dx<true, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
-      else
-        add ? channel_dx<false, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
-            : channel_dx<false, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
+      channel_dx(relu_, add, x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
     }
   }
 
@@ -248,10 +254,7 @@ class BatchNormLayer : public BoundLayer {
     for (int64_t ch = 0; ch < C_; ++ch) {
       const int64_t o = ch * M;
       double sg = 0, sgx = 0;
-      if (relu_)
-        channel_sums<true>(x + o, y + o, dy + o, M, mean_[static_cast<size_t>(ch)], sg, sgx);
-      else
-        channel_sums<false>(x + o, y + o, dy + o, M, mean_[static_cast<size_t>(ch)], sg, sgx);
+      channel_sums(relu_, x + o, y + o, dy + o, M, mean_[static_cast<size_t>(ch)], sg, sgx);
       sums[static_cast<size_t>(2 * ch)] = sg;
       sums[static_cast<size_t>(2 * ch + 1)] = sgx;
       dgamma[ch] = static_cast<float>(sgx * invstd_[static_cast<size_t>(ch)]);
@@ -267,12 +270,7 @@ class BatchNormLayer : public BoundLayer {
       const float k = gamma[ch] * invstd;
       const float a = static_cast<float>(sg / count_);
       const float b = static_cast<float>(sgxhat / count_) * invstd;
-      if (relu_)
-        add ? channel_dx<true, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
-            : channel_dx<true, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
-      else
-        add ? channel_dx<false, true>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o)
-            : channel_dx<false, false>(x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
+      channel_dx(relu_, add, x + o, y + o, dy + o, M, mean, k, a, b, dx + o);
     }
   }
 

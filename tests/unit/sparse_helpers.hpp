@@ -13,6 +13,7 @@
 #include "sparsity/mask.hpp"
 #include "sparsity/prune.hpp"
 #include "test_helpers.hpp"
+#include "zoo/builder.hpp"
 
 namespace bsp::test {
 
@@ -130,6 +131,23 @@ inline void randomise_batchnorms(Model& m, uint64_t seed) {
       n.param("var")[c] = static_cast<float>(0.5 + rng.uniform());
     }
   }
+}
+
+// One conv node of case c in a model of its own ([H, W, C] input), with
+// random weights and bias and its 8x8 blocks kept with probability
+// c.density (block_prune).
+inline Model conv_case_model(const ConvCase& c, uint64_t seed) {
+  GraphBuilder b("t", c.H, c.W, c.C);
+  const int64_t kw = c.kw ? c.kw : c.k;
+  GraphBuilder::ConvSpec spec{c.Cout, c.k, kw, c.stride, {c.pad, c.kw ? 0 : c.pad, c.pad, c.kw ? 0 : c.pad}, 1, true};
+  b.conv("conv", "input", spec);
+  Model m = b.finish();
+  Node& n = m.nodes[1];
+  if (c.dil != 1) n.attrs.set("dilation", std::vector<int64_t>{c.dil, c.dil});
+  n.param("weight") = random_tensor({c.Cout, c.k, kw, c.C}, seed, 0.2);
+  n.param("bias") = random_tensor({c.Cout}, seed + 1);
+  block_prune(n, 8, 8, c.density, seed + 2);
+  return m;
 }
 
 }  // namespace bsp::test

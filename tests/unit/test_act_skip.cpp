@@ -134,19 +134,6 @@ const Case kCases[] = {
     {2, 70, 70, 8, 8, 1, 1, 0, 1.0},       // rows of 70 pixels: two map words
 };
 
-Model conv_model(const Case& c, uint64_t seed) {
-  GraphBuilder b("t", c.H, c.W, c.C);
-  const int64_t kw = c.kw ? c.kw : c.k;
-  GraphBuilder::ConvSpec spec{c.Cout, c.k, kw, c.stride, {c.pad, c.kw ? 0 : c.pad, c.pad, c.kw ? 0 : c.pad}, 1, true};
-  b.conv("conv", "input", spec);
-  Model m = b.finish();
-  Node& n = m.nodes[1];
-  if (c.dil != 1) n.attrs.set("dilation", std::vector<int64_t>{c.dil, c.dil});
-  n.param("weight") = test::random_tensor({c.Cout, c.k, kw, c.C}, seed, 0.2);
-  n.param("bias") = test::random_tensor({c.Cout}, seed + 1);
-  test::block_prune(n, 8, 8, c.density, seed + 2);
-  return m;
-}
 
 std::string describe(const Case& c) {
   return "N" + std::to_string(c.N) + " " + std::to_string(c.H) + "x" + std::to_string(c.W) + "x" +
@@ -160,7 +147,7 @@ TEST_CASE("fp32 conv skipping zero input blocks equals the reference on the zero
   const int threads = omp_get_max_threads();
   uint64_t seed = 100;
   for (const Case& c : kCases) {
-    Model m = conv_model(c, seed += 10);
+    Model m = test::conv_case_model(c, seed += 10);
     const Node& n = m.nodes[1];
     const Tensor& w = n.param("weight");
     compact::CompactLayer l = compact::compress(w.data(), w.shape(), element_mask(n).data(),
@@ -221,7 +208,7 @@ TEST_CASE("fp32 conv skipping zero input blocks equals the reference on the zero
 TEST_CASE("fp32 and int8 kernels skip what the map marks zero") {
   uint64_t seed = 500;
   for (const Case& c : kCases) {
-    Model m = conv_model(c, seed += 10);
+    Model m = test::conv_case_model(c, seed += 10);
     const Node& n = m.nodes[1];
     const Tensor& w = n.param("weight");
     const ConvGeom g = conv_geom(n, {c.H, c.W, c.C});
@@ -282,7 +269,7 @@ TEST_CASE("int8 conv skipping zero input blocks equals the int8 reference bit fo
   const int threads = omp_get_max_threads();
   uint64_t seed = 900;
   for (const Case& c : kCases) {
-    Model m = conv_model(c, seed += 10);
+    Model m = test::conv_case_model(c, seed += 10);
     const Node& n = m.nodes[1];
     Array<uint8_t> keep = element_mask(n);
     Rng r(seed + 1);

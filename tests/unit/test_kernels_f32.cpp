@@ -29,16 +29,8 @@ constexpr Clamp kClip{true, -0.3f, 0.4f};  // a clip that bites on both sides
 // Runs one conv through the fp32 kernel on every ISA this CPU has and
 // compares with the reference (bias, residual and relu included).
 void check_conv(const Case& c, uint64_t seed) {
-  GraphBuilder b("t", c.H, c.W, c.C);
-  const int64_t kw = c.kw ? c.kw : c.k;
-  GraphBuilder::ConvSpec spec{c.Cout, c.k, kw, c.stride, {c.pad, c.kw ? 0 : c.pad, c.pad, c.kw ? 0 : c.pad}, 1, true};
-  b.conv("conv", "input", spec);
-  Model m = b.finish();
+  Model m = test::conv_case_model(c, seed);
   Node& n = m.nodes[1];
-  if (c.dil != 1) n.attrs.set("dilation", std::vector<int64_t>{c.dil, c.dil});
-  n.param("weight") = test::random_tensor({c.Cout, c.k, kw, c.C}, seed, 0.2);
-  n.param("bias") = test::random_tensor({c.Cout}, seed + 1);
-  test::block_prune(n, 8, 8, c.density, seed + 2);
   const Tensor& w = n.param("weight");
   compact::CompactLayer l = compact::compress(w.data(), w.shape(), element_mask(n).data(),
                                               compact::spec_for(n, compact::Format::Bsr));
