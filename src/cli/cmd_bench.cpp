@@ -234,7 +234,7 @@ void run_bench(const BenchOptions& o) {
   if (base == kernels::Path::Blas) quiet_blas_threads();
   apply_threads(o.threads);
   const int threads = omp_get_max_threads();
-  kernels::set_blas_threads(threads);
+  if (base == kernels::Path::Blas) kernels::set_blas_threads(threads);
 
   Model m = read_model(o.input);
   std::optional<Model> other;

@@ -1,14 +1,45 @@
 #include "kernels/conv_blas.hpp"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "core/error.hpp"
+
 namespace bsp::kernels {
 
-void set_blas_threads(int n) { openblas_set_num_threads(n); }
+namespace {
+
+// OpenBLAS is loaded on first use rather than linked: the pthread build
+// Debian installs starts its thread pool when the library loads, and the
+// pool's threads spin (sched_yield) for about 2^28 cycles before they
+// sleep. On a 2-core machine that took every bsp command, BLAS or not, from
+// 86 ms to 160 ms on `bsp info resnet50.h5` (measured with and without
+// OPENBLAS_NUM_THREADS=1). Only bench's baseline calls BLAS.
+struct OpenBlas {
+  decltype(&cblas_sgemm) sgemm;
+  decltype(&openblas_set_num_threads) set_num_threads;
+};
+
+const OpenBlas& openblas() {
+  static const OpenBlas lib = [] {
+    void* h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) fail("cannot load OpenBLAS 'libopenblas.so.0': {}", dlerror());
+    OpenBlas b{};
+    b.sgemm = reinterpret_cast<decltype(&cblas_sgemm)>(dlsym(h, "cblas_sgemm"));
+    b.set_num_threads = reinterpret_cast<decltype(&openblas_set_num_threads)>(dlsym(h, "openblas_set_num_threads"));
+    if (!b.sgemm || !b.set_num_threads) fail("cannot load OpenBLAS 'libopenblas.so.0': a function is missing");
+    return b;
+  }();
+  return lib;
+}
+
+}  // namespace
+
+void set_blas_threads(int n) { openblas().set_num_threads(n); }
 
 ConvBlas::ConvBlas(const ConvGeom& g, const float* w, const float* bias) : g_(g) {
   if (g.groups != 1) fail("internal: the BLAS convolution takes groups = 1");
@@ -44,7 +75,7 @@ void ConvBlas::run(const float* x, int64_t N, float* y, const float* z, Clamp cl
         }
     a = cp;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(P), static_cast<int>(g.Cout),
+  openblas().sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(P), static_cast<int>(g.Cout),
               static_cast<int>(K), 1.0f, a, static_cast<int>(K), w_.data(), static_cast<int>(K), 0.0f, y,
               static_cast<int>(g.Cout));
   const int64_t C = g.Cout;

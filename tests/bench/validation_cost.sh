@@ -6,6 +6,11 @@
 # (kept there for the next run).
 # The two binaries run alternately, REPS times each, so that both see the
 # same machine; medians and their ratio are printed. Run on a quiet machine.
+# Builds before 2026-12-07 link OpenBLAS, whose thread pool starts and spins
+# at load in every command (about 50 ms on `info` on 2 cores); bsp now loads
+# it only for bench's baseline. OPENBLAS_NUM_THREADS=1 (the default here)
+# keeps that pool from starting in the base, so the ratio is the cost of
+# validation alone. OMP_NUM_THREADS=1 shows it without the parallel read.
 # Usage: tests/bench/validation_cost.sh [BSP] [WORKDIR] [REPS] [BASE]
 set -eu
 BSP=$(realpath "${1:-build/bsp}")
@@ -13,6 +18,7 @@ WORK=${2:-/tmp/bsp-validation-bench}
 REPS=${3:-21}
 BASE=${4:-dafa80d^}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 mkdir -p "$WORK"
 BASE_DIR="$WORK/base-src"
 if [ ! -x "$BASE_DIR/build/bsp" ]; then
@@ -29,6 +35,7 @@ for m in resnet50 vgg16; do
 done
 echo "this build: $(git -C "$SRC" rev-parse --short HEAD)  base: $(cat "$BASE_DIR/COMMIT")"
 echo "load before: $(uptime)"
+echo "OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset} OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
 
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 now() { date +%s%N; }
