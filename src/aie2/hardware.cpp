@@ -14,13 +14,8 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "core/install_paths.hpp"
 
-#ifndef BSP_DATADIR
-#define BSP_DATADIR ""
-#endif
-#ifndef BSP_SOURCE_DATADIR
-#define BSP_SOURCE_DATADIR ""
-#endif
 
 namespace bsp::aie2 {
 
@@ -34,11 +29,6 @@ bool is_file(const std::string& p) {
   struct stat st {};
   return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream f(path);
   if (!f) fail("cannot read '{}': {}", path, errno_message(errno));
@@ -311,13 +301,9 @@ void apply_paper_model(Hardware& h) {
 }
 
 std::string data_dir() {
-  if (const char* env = std::getenv("BSP_DATA_DIR"); env && *env) return env;
-  const std::string installed = BSP_DATADIR;
-  if (!installed.empty() && is_dir(installed + "/aie2")) return installed;
-  const std::string source = BSP_SOURCE_DATADIR;
-  if (!source.empty() && is_dir(source + "/aie2")) return source;
-  fail("cannot find the bsp data directory (aie2/*.json): looked in '{}' and '{}'; set BSP_DATA_DIR", installed,
-       source);
+  const std::string d = find_data_dir();
+  if (d.empty()) fail("cannot find the bsp data directory (aie2/*.json): looked in {}; set BSP_DATA_DIR", data_dir_candidates());
+  return d;
 }
 
 }  // namespace bsp::aie2

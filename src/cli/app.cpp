@@ -12,6 +12,7 @@
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "cli/completion.hpp"
 #include "core/allocator.hpp"
 #include "core/error.hpp"
 #include "core/safe_file.hpp"
@@ -78,10 +79,15 @@ int run(int argc, char** argv) {
   for (const auto& c : commands()) {
     CLI::App* sub = app.add_subcommand(c.name, c.summary);
     Runner r = c.setup(*sub);
+    if (std::string_view(c.name) != "help") add_verbosity_options(*sub);
     sub->callback([r, &chosen] { chosen = r; });
   }
 
+  // Shell completion's hidden entry point (cli/completion.hpp).
+  if (argc >= 2 && std::string_view(argv[1]) == "__complete") return complete(app, argc, argv);
+
   const std::string sub = subcommand_in(argc, argv);
+  set_subcommand_name(sub);
   try {
     // An unknown first word is a subcommand the user meant.
     for (int i = 1; i < argc; ++i) {

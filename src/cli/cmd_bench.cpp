@@ -253,7 +253,7 @@ void run_bench(const BenchOptions& o) {
     fill_normal(x.data(), x.size(), 1.0, o.seed);
     input.batches.push_back(std::move(x));
   }
-  const bool progress = isatty(STDERR_FILENO) && !o.json;
+  const bool progress = isatty(STDERR_FILENO) && !o.json && !quiet();
   auto on_rep = [&](int rep) {
     if (progress) std::fprintf(stderr, "\rbench: repetition %d/%d", rep + 1, o.reps);
   };

@@ -53,7 +53,7 @@ void run_compact(const CompactCliOptions& o) {
   if (opt.dtype == DType::Int8) opt.calib_forward = kernels::calibration_forward(m);
   auto c = std::make_shared<compact::CompactModel>(compact::compact_model(m, opt, &calib));
 
-  if (isatty(STDERR_FILENO)) {
+  if (isatty(STDERR_FILENO) && !quiet()) {
     int64_t dense = 0, packed = 0;
     int count[4] = {0, 0, 0, 0};
     for (const auto& [name, l] : c->layers) {

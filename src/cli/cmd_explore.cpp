@@ -694,8 +694,10 @@ Runner setup_explore(CLI::App& sub) {
                                        "estimate)")
                             ->type_name("T"));
   add_threads_option(sub, o->threads);
-  sub.add_flag("-q,--quiet", o->quiet, "no progress lines on stderr, no summary");
-  return [o] { run_explore(*o); };
+  return [o] {
+    o->quiet = quiet();
+    run_explore(*o);
+  };
 }
 
 }  // namespace bsp::cli

@@ -366,7 +366,6 @@ Runner setup_finetune(CLI::App& sub) {
   sub.add_flag("--resume", o->resume, "continue from the checkpoint");
   sub.add_option("--log", o->log, "append one record per epoch: CSV if FILE ends in .csv, else JSON lines")
       ->type_name("FILE");
-  sub.add_flag("-q,--quiet", o->quiet, "no epoch lines");
   sub.add_flag("--gradual", o->gradual, "raise sparsity during training (Zhu & Gupta's cubic schedule)");
   sub.add_option("--pattern", o->pattern, "with --gradual: the sparsity pattern, as bsp prune names it")
       ->type_name("P");
@@ -391,7 +390,10 @@ Runner setup_finetune(CLI::App& sub) {
                  "data-parallel runs: batchnorm statistics over the whole global batch (sync, default) or over each "
                  "rank's share (local)")
       ->type_name("sync|local");
-  return [o] { run_finetune(*o); };
+  return [o] {
+    o->quiet = quiet();
+    run_finetune(*o);
+  };
 }
 
 }  // namespace bsp::cli

@@ -223,10 +223,12 @@ Runner setup_prune(CLI::App& sub) {
   sub.add_option("--act-block", o->act_block, "the activation block of --act-threshold, BHxBWxBC (default 1x8x8)")
       ->type_name("B");
   sub.add_flag("--json", o->json, "print the report as JSON (schema in bsp-prune(1))");
-  sub.add_flag("-q,--quiet", o->quiet, "print no report (warnings still go to stderr)");
   sub.add_flag("-n,--dry-run", o->dry_run, "prune in memory and report, write no file");
   add_threads_option(sub, o->threads);
-  return [o] { run_prune(*o); };
+  return [o] {
+    o->quiet = quiet();
+    run_prune(*o);
+  };
 }
 
 }  // namespace bsp::cli

@@ -62,7 +62,7 @@ void run_schedule(const ScheduleCliOptions& o) {
   aie2::Hardware hw = aie2::load_target(o.target);
   Model m = read_model(o.input);
   const DType dtype = o.dtype.empty() ? aie2::model_dtype(m) : parse_dtype(o.dtype);
-  if (dtype == DType::Int8 && !(m.compact && m.compact->int8))
+  if (dtype == DType::Int8 && !(m.compact && m.compact->int8) && !quiet())
     std::fprintf(stderr,
                  "bsp schedule: note: planning int8 without int8 weights: the schedule can be estimated; "
                  "'bsp codegen' needs 'bsp compact --dtype int8' first\n");

@@ -79,7 +79,7 @@ void run_sim(const SimCliOptions& o) {
   const bool int8 = pf.program.dtype == DType::Int8;
   if (int8 && !(m.compact && m.compact->int8)) fail("the int8 program needs the model's int8 weights (/compact)");
   Tensor x = input_images(m, o);
-  Progress pr{o.progress || isatty(STDERR_FILENO)};
+  Progress pr{(o.progress || isatty(STDERR_FILENO)) && !quiet()};
   aie2::SimRun r = aie2::simulate(pf.program, pf.const_image, x, m, show_progress, &pr);
   const aie2::SimCheck c = aie2::check_output(pf.program, m, x, r.output, o.tolerance);
   const int64_t per = static_cast<int64_t>(r.output.size()) / x.dim(0);

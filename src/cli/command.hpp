@@ -42,5 +42,6 @@ Runner setup_schedule(CLI::App& sub);
 Runner setup_codegen(CLI::App& sub);
 Runner setup_sim(CLI::App& sub);
 Runner setup_estimate(CLI::App& sub);
+Runner setup_help(CLI::App& sub);
 
 }  // namespace bsp::cli

@@ -1,6 +1,8 @@
 #include "cli/common.hpp"
 
 #include <cerrno>
+#include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
 
@@ -17,6 +19,18 @@ namespace bsp::cli {
 namespace {
 std::string g_command_line;
 char** g_argv = nullptr;
+std::string g_subcommand;
+bool g_quiet = false, g_verbose = false;
+
+int64_t file_bytes(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? -1 : static_cast<int64_t>(n);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 std::string shell_quote(const std::string& a) {
   if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
@@ -37,6 +51,22 @@ void set_command_line(int argc, char** argv) {
 }
 
 const std::string& command_line() { return g_command_line; }
+
+void add_verbosity_options(CLI::App& sub) {
+  CLI::Option* q = sub.add_flag("-q,--quiet", g_quiet, "print only the results asked for, warnings and errors");
+  sub.add_flag("-v,--verbose", g_verbose, "also report each model file read and written (size, seconds)")
+      ->excludes(q);
+}
+
+bool quiet() { return g_quiet; }
+bool verbose() { return g_verbose; }
+void set_subcommand_name(const std::string& name) { g_subcommand = name; }
+
+void verbose_note(const std::string& msg) {
+  if (!g_verbose) return;
+  std::fprintf(stderr, "bsp %s: %s\n", g_subcommand.c_str(), msg.c_str());
+  std::fflush(stderr);
+}
 
 void add_output_options(CLI::App& sub, OutputOptions& o) {
   sub.add_option("-o,--output", o.path, "output model file ('-' for stdout)")->type_name("FILE");
@@ -66,13 +96,19 @@ void apply_threads(int threads) {
 }
 
 Model read_model(const std::string& arg) {
+  const auto t0 = std::chrono::steady_clock::now();
   InputFile in(arg);
-  return load_model(in.path(), in.display());
+  Model m = load_model(in.path(), in.display());
+  if (g_verbose)
+    verbose_note(fmt::format("read '{}': {} bytes, {:.3f} s", in.display(), with_commas(file_bytes(in.path())),
+                             seconds_since(t0)));
+  return m;
 }
 
 void write_model(Model& m, const std::string& out) { write_model(m, out, {}); }
 
 void write_model(Model& m, const std::string& out, const std::function<void(const std::string& temp)>& extra) {
+  const auto t0 = std::chrono::steady_clock::now();
   m.history.push_back(command_line());
   OutputFile f(out);
   try {
@@ -81,7 +117,11 @@ void write_model(Model& m, const std::string& out, const std::function<void(cons
   } catch (const Error& e) {
     throw Error(fmt::format("cannot write '{}': {}", out == "-" ? "<stdout>" : out, e.what()), e.exit_code());
   }
+  const int64_t bytes = g_verbose ? file_bytes(f.temp_path()) : 0;
   f.commit();
+  if (g_verbose)
+    verbose_note(fmt::format("wrote '{}': {} bytes, {:.3f} s", out == "-" ? "<stdout>" : out, with_commas(bytes),
+                             seconds_since(t0)));
 }
 
 std::string with_commas(int64_t v) {

@@ -22,6 +22,19 @@ char** raw_argv();
 // The command line as typed ("bsp prune m.h5 --density 0.5 -o p.h5"), shell-quoted.
 const std::string& command_line();
 
+// -q/--quiet and -v/--verbose, which app.cpp gives every subcommand; the
+// convention is in bsp(1), COMMON CONVENTIONS. Quiet: only the results asked
+// for (output files, tables, --json), warnings and errors; no reports,
+// summaries, notes or progress. Verbose: also one line on stderr for each
+// model file read and written (size, seconds).
+void add_verbosity_options(CLI::App& sub);
+bool quiet();
+bool verbose();
+// "bsp SUB: " + msg on stderr, only with --verbose.
+void verbose_note(const std::string& msg);
+// The subcommand being run, for those lines' prefix (set by app.cpp).
+void set_subcommand_name(const std::string& name);
+
 // -o/--output and --in-place for a stage that turns one model into another.
 struct OutputOptions {
   std::string path;

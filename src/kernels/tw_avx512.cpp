@@ -14,6 +14,17 @@ namespace bsp::kernels {
 
 namespace {
 
+// 128-bit lane h of v. The extract's lane must be a constant: GCC folds the
+// unrolled loop's h, clang at -O1 (the sanitizer build) does not.
+inline __m128i lane128(__m512i v, int h) {
+  switch (h) {
+    case 0: return _mm512_castsi512_si128(v);
+    case 1: return _mm512_extracti32x4_epi32(v, 1);
+    case 2: return _mm512_extracti32x4_epi32(v, 2);
+    default: return _mm512_extracti32x4_epi32(v, 3);
+  }
+}
+
 // Pixels per micro-kernel call for NV column vectors: P x NV accumulators
 // (24 of the 32 registers, the weights and a broadcast beside them).
 constexpr int pixels_for(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
@@ -385,7 +396,7 @@ __attribute__((target("avx512vbmi2"))) void epilogue_i8_vbmi2(const TwEpilogueI8
       for (int h = 0; h < 4; ++h) {
         const __mmask16 l16 = static_cast<__mmask16>(lanes >> (16 * h));
         if (!l16) continue;
-        const __m512i v32 = _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, h));
+        const __m512i v32 = _mm512_cvtepi8_epi32(lane128(v, h));
         const __m512i z32 = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(l16, z + 16 * h));
         _mm_mask_storeu_epi8(y + 16 * h, l16, fused_add16(v32, z32, a));
       }

@@ -36,6 +36,34 @@ for s in $(awk '/^Subcommands:/{on=1;next} on&&/^  [a-z]/{print $1} on&&/^[A-Za-
   grep -q "^\.B $s\$" "$MAN_DIR/bsp.1" || fail "man/bsp.1 does not list '$s'"
 done
 
+# -q/--quiet and -v/--verbose everywhere but help, never both.
+for s in $(awk '/^Subcommands:/{on=1;next} on&&/^  [a-z]/{print $1} on&&/^[A-Za-z]/{on=0}' <("$BSP" --help)); do
+  [ "$s" = help ] && continue
+  CHECKS=$((CHECKS + 1))
+  "$BSP" "$s" --help | grep -q -- '-q,--quiet' && "$BSP" "$s" --help | grep -q -- '-v,--verbose' ||
+    fail "bsp $s --help has no -q,--quiet or -v,--verbose"
+done
+err 2 info "--quiet excludes --verbose" "$BSP" info x.h5 -q -v
+# Verbose: one line per model file read and written, with its size.
+ok "$BSP" init --arch fmnist-cnn -o v.h5 --verbose
+CHECKS=$((CHECKS + 1))
+grep -Eq "^bsp init: wrote 'v.h5': $(stat -c %s v.h5 | sed -E ':a;s/([0-9])([0-9]{3})($|,)/\1,\2\3/;ta') bytes, [0-9.]+ s$" "$WORK/.err" ||
+  fail "init -v: stderr '$(cat "$WORK/.err")'"
+ok "$BSP" prune v.h5 -p block:8x8 -d 0.5 -o vp.h5 -v
+CHECKS=$((CHECKS + 1))
+[ "$(grep -c "^bsp prune: read 'v.h5': [0-9,]* bytes\|^bsp prune: wrote 'vp.h5': [0-9,]* bytes" "$WORK/.err")" = 2 ] ||
+  fail "prune -v: stderr '$(cat "$WORK/.err")'"
+# Quiet: no report; the result asked for (info's table) still printed.
+ok "$BSP" prune v.h5 -p block:8x8 -d 0.5 -o vq.h5 -q
+CHECKS=$((CHECKS + 1))
+[ -s "$WORK/.out" ] || [ -s "$WORK/.err" ] && fail "prune -q printed: $(cat "$WORK/.out" "$WORK/.err")"
+ok "$BSP" info vq.h5 -q
+out_has '^total: '
+# Without either: the prune report.
+ok "$BSP" prune v.h5 -p block:8x8 -d 0.5 -o vn.h5
+CHECKS=$((CHECKS + 1))
+[ -s "$WORK/.out" ] || fail "prune without -q printed no report"
+
 ok "$BSP" --version
 out_has '^bsp [0-9]+\.[0-9]+\.[0-9]+$'
 
