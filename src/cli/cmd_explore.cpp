@@ -658,6 +658,7 @@ Runner setup_explore(CLI::App& sub) {
       ->type_name("FILE");
   sub.add_flag("--activations", o->activations, "search per-layer activation thresholds within --max-drop");
   sub.add_flag("--weights", o->weights, "allocate per-layer weight densities reaching --density");
+  o->act_only.push_back(add_compress_option(sub));
   o->act_only.push_back(
       sub.add_option("--max-drop", o->max_drop, "accuracy drop allowed, in points (>= 0)")->type_name("P"));
   o->act_only.push_back(
