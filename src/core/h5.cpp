@@ -272,6 +272,7 @@ std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name) {
 
 namespace {
 thread_local int g_compress_level = 0;  // CompressScope's, 0: none
+constexpr size_t kMinCompressBytes = 4096;
 }  // namespace
 
 CompressScope::CompressScope(int level) : saved_(g_compress_level) {
@@ -286,7 +287,11 @@ template <typename T>
 void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress) {
   Handle space = simple_space(a.shape());
   Handle dcpl = untimed_dcpl();
-  if ((compress || g_compress_level > 0) && a.size() > 0 && a.rank() > 0) {
+  // --compress leaves small datasets contiguous: deflate gains little on a
+  // few KiB, and each chunked dataset costs a chunk index (a B-tree node of
+  // about 2 KiB, more than many of them hold).
+  const bool scoped = g_compress_level > 0 && a.size() * sizeof(T) >= kMinCompressBytes;
+  if ((compress || scoped) && a.size() > 0 && a.rank() > 0) {
     // Chunks of about 256 KiB along the first axis.
     std::vector<hsize_t> chunk(a.shape().begin(), a.shape().end());
     size_t row = a.size() / static_cast<size_t>(a.dim(0));
@@ -294,8 +299,8 @@ void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool 
     H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
     // Shuffle first: it groups the bytes of each significance together
     // (the exponent bytes of float32 weights), which deflate then finds.
-    if (g_compress_level > 0) H5Pset_shuffle(dcpl);
-    H5Pset_deflate(dcpl, g_compress_level > 0 ? static_cast<unsigned>(g_compress_level) : 1u);
+    if (scoped) H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, scoped ? static_cast<unsigned>(g_compress_level) : 1u);
   }
   Handle d = check(H5Dcreate2(parent, name.c_str(), H5Type<T>::file(), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                    fmt::format("cannot create dataset '{}'", name));

@@ -76,10 +76,10 @@ template <typename T>
 void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress = false);
 
 // bsp's --compress: while a CompressScope lives (on this thread), every
-// dataset write_array creates with at least one element is chunked (about
-// 256 KiB per chunk, along the first axis) and stored with HDF5's shuffle
-// filter followed by deflate at `level` (1..9), `compress` or not. Readers
-// need nothing: HDF5 undoes the filters.
+// dataset write_array creates of 4 KiB or more is chunked (about 256 KiB per
+// chunk, along the first axis) and stored with HDF5's shuffle filter
+// followed by deflate at `level` (1..9), `compress` or not; smaller ones are
+// written as without it. Readers need nothing: HDF5 undoes the filters.
 class CompressScope {
  public:
   explicit CompressScope(int level);
