@@ -19,7 +19,9 @@ constexpr int64_t kFormatMajor = 1;
 // content_hash of its own content (man/bsp-format.5, GROUP HASHES).
 // 1.2: conv2d and dense nodes may carry an activation rule (act_threshold,
 // act_block; man/bsp-format.5, ACTIVATION SPARSITY).
-constexpr int64_t kFormatMinor = 2;
+// 1.3: a stripped file leaves out the dense weights /compact holds
+// (rebuilt_hash; man/bsp-format.5, DROPPED DENSE WEIGHTS).
+constexpr int64_t kFormatMinor = 3;
 
 // Opens a file for reading after checking that it exists, is readable, is
 // HDF5 and is a bsp model of a version this bsp reads. Throws bsp::Error with
