@@ -41,9 +41,8 @@ bool aie2_group_fits(Model& m, hid_t f, const char* group, const char* made) {
 // read whatever its source_hash says, it gives those weights back, and the
 // graph rebuilt with them must be the one bsp wrote (rebuilt_hash).
 void read_stripped(Model& m, hid_t f, const std::vector<std::string>& weightless) {
+  // read_graph's weight_shape callback refused a weightless node without /compact.
   const std::string first = weightless.empty() ? std::string() : weightless.front();
-  if (!h5::exists(f, "compact"))
-    fail("node '{}': no weight, and no /compact group to rebuild it from (bsp-format(5), DROPPED DENSE WEIGHTS)", first);
   std::optional<uint64_t> stored;
   std::shared_ptr<const compact::CompactModel> c = compact::load_compact(m, f, &stored);
   if (!stored)
@@ -104,7 +103,15 @@ Model load_model(const std::string& path, const std::string& display) {
     h5::Handle f = open_model_file(path);
     std::vector<std::string> weightless;
     Model m = read_graph(
-        f, [&](const std::string& node) { return compact::stored_weight_shape(f.get(), node); }, &weightless);
+        f,
+        [&](const std::string& node) {
+          if (!h5::exists(f, "compact"))
+            fail("node '{}': no weight, and no /compact group to rebuild it from (bsp-format(5), DROPPED DENSE "
+                 "WEIGHTS)",
+                 node);
+          return compact::stored_weight_shape(f.get(), node);
+        },
+        &weightless);
     read_groups(m, f, weightless);
     return m;
   } catch (const Error& e) {
