@@ -394,6 +394,7 @@ void run_activations(const ExploreOptions& o) {
     if (!(quantiles[i] > quantiles[i - 1])) fail_usage("--ladder '{}' is not increasing", o.ladder);
 
   Model m = read_model(o.input);
+  note_rebuilt_weights(m, "explore", /*always=*/false);  // its output model holds them
   // Depthwise convs take rules too (their kernel skips zero blocks alike).
   const std::vector<size_t> sel = select_layers(m, {o.include_first, true, o.layers, o.exclude});
   const std::vector<LayerInfo> all = weighted_layers(m);

@@ -100,7 +100,7 @@ void write_model(Model& m, const std::string& out, const std::function<void(cons
 
 void note_rebuilt_weights(const Model& m, const char* sub, bool always) {
   if (!m.rebuilt || m.rebuilt->nodes.empty()) return;
-  const char* how = m.rebuilt->dtype == DType::FP32   ? "bitwise the weights they were compacted from"
+  const char* how = m.rebuilt->dtype == DType::FP32   ? "exactly the weights they were compacted from"
                     : m.rebuilt->dtype == DType::BF16 ? "the bf16 weights widened"
                                                       : "the int8 weights dequantised, folded batchnorms unfolded";
   if (!always && m.rebuilt->dtype == DType::FP32) return;

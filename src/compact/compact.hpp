@@ -57,7 +57,7 @@ bool holds_values(const CompactLayer& l);
 
 // The fp32 weight of layer `name` rebuilt from the compact form, for a file
 // whose dense weights were dropped (bsp-format(5), DROPPED DENSE WEIGHTS):
-// fp32 bitwise the weight it was made from, bf16 widened, int8 dequantised
+// fp32 bitwise the weight it was made from (a pruned -0 comes back +0), bf16 widened, int8 dequantised
 // (q * w_scale[o]) with the gain of a batchnorm folded into the layer
 // divided out again (float(g[o]); 0 where that is 0). `m`: the graph the
 // compact form was made from (its batchnorms).

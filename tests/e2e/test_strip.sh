@@ -144,7 +144,7 @@ CHECKS=$((CHECKS + 1))
 [ "$(grep -c 'rebuilt from its int8 compact form' "$WORK/.err")" = 1 ] || fail "finetune: $(cat "$WORK/.err")"
 ok "$BSP" finetune s32.h5 --data data.h5 --epochs 1 --limit 8 --batch 8 -q -o ft32.h5
 CHECKS=$((CHECKS + 1))
-grep -q '^bsp finetune: note: .*fp32 compact form (bitwise' "$WORK/.err" || fail "finetune fp32: $(cat "$WORK/.err")"
+grep -q '^bsp finetune: note: .*fp32 compact form (exactly' "$WORK/.err" || fail "finetune fp32: $(cat "$WORK/.err")"
 ok "$BSP" info --json ft.h5
 cp "$WORK/.out" ft.json
 CHECKS=$((CHECKS + 1))
