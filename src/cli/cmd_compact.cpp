@@ -48,6 +48,11 @@ void run_compact(const CompactCliOptions& o) {
   apply_threads(o.threads);
 
   Model m = read_model(o.input);
+  // Compacting weights rebuilt from a lossy form would compound its error unseen.
+  if (m.rebuilt && !m.rebuilt->nodes.empty() && m.rebuilt->dtype != DType::FP32)
+    fail("'{}' has no dense weights (bsp strip), and rebuilding them from its {} compact form is not exact: compact "
+         "the file it was stripped from",
+         o.input, dtype_name(m.rebuilt->dtype));
   Tensor calib;
   if (opt.dtype == DType::Int8) calib = calibration_images(m, o.calib, o.calib_images, "compact");
   if (opt.dtype == DType::Int8) opt.calib_forward = kernels::calibration_forward(m);

@@ -394,6 +394,7 @@ void run_activations(const ExploreOptions& o) {
     if (!(quantiles[i] > quantiles[i - 1])) fail_usage("--ladder '{}' is not increasing", o.ladder);
 
   Model m = read_model(o.input);
+  note_rebuilt_weights(m, "explore", /*always=*/false);  // its output model holds them
   // Depthwise convs take rules too (their kernel skips zero blocks alike).
   const std::vector<size_t> sel = select_layers(m, {o.include_first, true, o.layers, o.exclude});
   const std::vector<LayerInfo> all = weighted_layers(m);
@@ -658,6 +659,7 @@ Runner setup_explore(CLI::App& sub) {
       ->type_name("FILE");
   sub.add_flag("--activations", o->activations, "search per-layer activation thresholds within --max-drop");
   sub.add_flag("--weights", o->weights, "allocate per-layer weight densities reaching --density");
+  o->act_only.push_back(add_compress_option(sub));
   o->act_only.push_back(
       sub.add_option("--max-drop", o->max_drop, "accuracy drop allowed, in points (>= 0)")->type_name("P"));
   o->act_only.push_back(

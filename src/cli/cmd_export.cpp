@@ -25,6 +25,7 @@ void run_export(const ExportCliOptions& o) {
   if (o.dtype == "int8" && (!m.compact || !m.compact->int8))
     fail("cannot export '{}' as int8: it has no int8 program{} (bsp compact --dtype int8 makes one)", o.input,
          m.compact_dropped.empty() ? "" : ": " + m.compact_dropped);
+  if (o.dtype == "fp32") note_rebuilt_weights(m, "export", /*always=*/false);
   // ONNX has no activation rule: refused, or with --drop-act-rules left out with a warning per layer.
   for (Node& n : m.nodes) {
     const std::optional<ActRule> r = act_rule(n);

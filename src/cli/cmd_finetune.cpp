@@ -301,6 +301,7 @@ void run_finetune_rank(const FinetuneOptions& o, train::Comm* comm) {
   apply_threads(o.threads);
 
   Model m = read_model(o.input);
+  if (writer) note_rebuilt_weights(m, "finetune", /*always=*/true);
   train::TrainConfig cfg = train_config(o, train::never_trained(m), std::move(gradual));
   cfg.comm = comm;
   const Json config = run_config(o, cfg, content_hash(m));

@@ -65,6 +65,7 @@ Runner setup_import(CLI::App& sub) {
   auto o = std::make_shared<ImportCliOptions>();
   sub.add_option("model", o->input, "ONNX model file (.onnx)")->required()->type_name("MODEL");
   sub.add_option("-o,--output", o->output, "output model file ('-' for stdout)")->type_name("FILE");
+  add_compress_option(sub);
   sub.add_option("--input-shape", o->input_shape, "the input's H, W and C, for dynamic dimensions (e.g. 224x224x3)")
       ->type_name("HxWxC");
   sub.add_option("--input-mean", o->mean, "the normalisation's per-channel means (e.g. 0.485,0.456,0.406)")

@@ -8,7 +8,10 @@
 #include "compact/compact.hpp"
 #include "core/act_sparsity.hpp"
 #include "core/model_io.hpp"
+#include "core/safe_file.hpp"
 #include "core/stats.hpp"
+#include "modelfile/file_bytes.hpp"
+#include "modelfile/model_file.hpp"
 
 namespace bsp::cli {
 
@@ -56,7 +59,7 @@ const char* layer_format(const Model& m, const std::string& name) {
   return l ? compact::format_name(l->format) : nullptr;
 }
 
-Json to_json(const Model& m, const ModelStats& s, bool weighted_only) {
+Json to_json(const Model& m, const ModelStats& s, bool weighted_only, const std::vector<PartBytes>& parts) {
   Json j = Json::object();
   j["arch"] = m.arch;
   j["format_version"] = fmt::format("{}.{}", kFormatMajor, kFormatMinor);
@@ -109,13 +112,29 @@ Json to_json(const Model& m, const ModelStats& s, bool weighted_only) {
     j["compact"] = Json();
   }
   j["compact_dropped"] = m.compact_dropped.empty() ? Json() : Json(m.compact_dropped);
+  if (m.rebuilt) {
+    Json d = Json::object();
+    d["dtype"] = dtype_name(m.rebuilt->dtype);
+    d["layers"] = static_cast<int64_t>(m.rebuilt->nodes.size());
+    j["dense_dropped"] = std::move(d);
+  } else {
+    j["dense_dropped"] = Json();
+  }
+  Json fb = Json::object();
+  int64_t total = 0;
+  for (const PartBytes& p : parts) {
+    fb[p.key] = p.bytes;
+    total += p.bytes;
+  }
+  fb["total"] = total;
+  j["file_bytes"] = std::move(fb);
   Json h = Json::array();
   for (const auto& line : m.history) h.push_back(line);
   j["history"] = std::move(h);
   return j;
 }
 
-void print_table(const Model& m, const ModelStats& s, bool weighted_only) {
+void print_table(const Model& m, const ModelStats& s, bool weighted_only, const std::vector<PartBytes>& parts) {
   std::printf("arch: %s   input: %s\n\n", m.arch.c_str(), shape_str(m.input_shape()).c_str());
   size_t w = 4;
   for (const auto& l : s.layers) w = std::max(w, l.name.size());
@@ -158,18 +177,31 @@ void print_table(const Model& m, const ModelStats& s, bool weighted_only) {
   } else if (!m.compact_dropped.empty()) {
     std::printf("compact: ignored: %s\n", m.compact_dropped.c_str());
   }
+  if (m.rebuilt)
+    std::printf("dense weights: dropped (bsp strip); %zu layers' rebuilt from the %s compact form\n",
+                m.rebuilt->nodes.size(), dtype_name(m.rebuilt->dtype));
+  // Where the file's bytes go, the parts it has.
+  int64_t total = 0;
+  for (const PartBytes& p : parts) total += p.bytes;
+  std::printf("\nfile: %s bytes\n", with_commas(total).c_str());
+  for (const PartBytes& p : parts)
+    if (p.bytes)
+      std::printf("  %-18s %14s  %5.1f%%\n", p.label.c_str(), with_commas(p.bytes).c_str(),
+                  100.0 * static_cast<double>(p.bytes) / static_cast<double>(total));
   std::printf("\nhistory:\n");
   if (m.history.empty()) std::printf("  (none)\n");
   for (const auto& h : m.history) std::printf("  %s\n", h.c_str());
 }
 
 void run_info(const InfoOptions& o) {
-  Model m = read_model(o.input);
+  InputFile in(o.input);
+  Model m = load_model(in.path(), in.display());
+  const std::vector<PartBytes> parts = file_bytes(in.path(), in.display());
   ModelStats s = model_stats(m);
   if (o.json)
-    print_json(to_json(m, s, o.weighted_only));
+    print_json(to_json(m, s, o.weighted_only, parts));
   else
-    print_table(m, s, o.weighted_only);
+    print_table(m, s, o.weighted_only, parts);
 }
 }  // namespace
 

@@ -42,6 +42,7 @@ Runner setup_init(CLI::App& sub) {
       ->type_name("K")
       ->check(CLI::PositiveNumber);
   sub.add_option("-o,--output", o->output, "output model file ('-' for stdout)")->type_name("FILE");
+  add_compress_option(sub);
   sub.add_flag("--list", o->list, "list the architectures and exit");
   return [o] { run_init(*o); };
 }

@@ -56,6 +56,7 @@ void run_act(const PruneCliOptions& c) {
     if (c.json && output == "-") fail_usage("--json and '-o -' would both write to stdout");
   }
   Model m = read_model(c.input);
+  note_rebuilt_weights(m, "prune", /*always=*/false);
   const std::vector<size_t> sel =
       select_layers(m, {c.include_first, c.include_depthwise, c.layers, c.exclude});
   for (size_t i : sel) set_act_rule(m.nodes[i], t, block);
@@ -184,6 +185,7 @@ void run_prune(const PruneCliOptions& c) {
   const Scope scope = effective_scope(o);
 
   Model m = read_model(c.input);
+  note_rebuilt_weights(m, "prune", /*always=*/false);
   PruneResult r = prune_model(m, o);
   for (const auto& w : r.warnings) std::fprintf(stderr, "bsp prune: warning: %s\n", w.c_str());
   if (!c.dry_run) write_model(m, output);

@@ -33,6 +33,7 @@ Runner setup_import(CLI::App& sub);
 Runner setup_export(CLI::App& sub);
 Runner setup_info(CLI::App& sub);
 Runner setup_compact(CLI::App& sub);
+Runner setup_strip(CLI::App& sub);
 Runner setup_bench(CLI::App& sub);
 Runner setup_prune(CLI::App& sub);
 Runner setup_finetune(CLI::App& sub);

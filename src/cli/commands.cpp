@@ -13,6 +13,7 @@ const std::vector<Command>& commands() {
       {"eval", "test accuracy, loss and images/s of a model on a data set", setup_eval},
       {"explore", "search per-layer activation thresholds or weight densities against an accuracy budget", setup_explore},
       {"compact", "store the weights in compact sparse forms (bsr, nm, tw), in fp32, bf16 or int8", setup_compact},
+      {"strip", "drop the dense weights a compacted model's compact form holds: the deployable file", setup_strip},
       {"bench", "time a model on the dense baseline and on its sparse kernels, per layer and in total", setup_bench},
       {"schedule", "plan a model for an AIE2 array: work split, tiles, buffers, DDR layout, balance", setup_schedule},
       {"codegen", "generate the AIE2 program (instruction streams and weight image) of a scheduled model", setup_codegen},

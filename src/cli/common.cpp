@@ -10,7 +10,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
+
 #include "core/checked.hpp"
+#include "core/h5.hpp"
 #include "core/safe_file.hpp"
 #include "modelfile/model_file.hpp"
 
@@ -18,6 +21,7 @@ namespace bsp::cli {
 
 namespace {
 std::string g_command_line;
+bool g_compress = false;  // --compress (add_compress_option)
 char** g_argv = nullptr;
 std::string g_subcommand;
 bool g_quiet = false, g_verbose = false;
@@ -71,6 +75,11 @@ void verbose_note(const std::string& msg) {
 void add_output_options(CLI::App& sub, OutputOptions& o) {
   sub.add_option("-o,--output", o.path, "output model file ('-' for stdout)")->type_name("FILE");
   sub.add_flag("--in-place", o.in_place, "allow the output to be the input (alone: overwrite the input, atomically)");
+  add_compress_option(sub);
+}
+
+CLI::Option* add_compress_option(CLI::App& sub) {
+  return sub.add_flag("--compress", g_compress, "store the output's datasets compressed (HDF5 shuffle + deflate)");
 }
 
 std::string resolve_output(const std::string& input, const OutputOptions& o) {
@@ -112,7 +121,12 @@ void write_model(Model& m, const std::string& out, const std::function<void(cons
   m.history.push_back(command_line());
   OutputFile f(out);
   try {
-    save_model(m, f.temp_path());
+    SaveOptions opt;
+    opt.compress_level = g_compress ? kCompressLevel : 0;
+    save_model(m, f.temp_path(), opt);
+    // Groups added to the finished file (a checkpoint's /train) are compressed alike.
+    std::optional<h5::CompressScope> scope;
+    if (g_compress) scope.emplace(kCompressLevel);
     if (extra) extra(f.temp_path());
   } catch (const Error& e) {
     throw Error(fmt::format("cannot write '{}': {}", out == "-" ? "<stdout>" : out, e.what()), e.exit_code());
@@ -122,6 +136,16 @@ void write_model(Model& m, const std::string& out, const std::function<void(cons
   if (g_verbose)
     verbose_note(fmt::format("wrote '{}': {} bytes, {:.3f} s", out == "-" ? "<stdout>" : out, with_commas(bytes),
                              seconds_since(t0)));
+}
+
+void note_rebuilt_weights(const Model& m, const char* sub, bool always) {
+  if (g_quiet || !m.rebuilt || m.rebuilt->nodes.empty()) return;
+  const char* how = m.rebuilt->dtype == DType::FP32   ? "exactly the weights they were compacted from"
+                    : m.rebuilt->dtype == DType::BF16 ? "the bf16 weights widened"
+                                                      : "the int8 weights dequantised, folded batchnorms unfolded";
+  if (!always && m.rebuilt->dtype == DType::FP32) return;
+  std::fprintf(stderr, "bsp %s: note: the file has no dense weights (bsp strip): %zu layers' weights rebuilt from its %s compact form (%s)\n",
+               sub, m.rebuilt->nodes.size(), dtype_name(m.rebuilt->dtype), how);
 }
 
 std::string with_commas(int64_t v) {

@@ -11,6 +11,7 @@
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace bsp::cli {
@@ -40,7 +41,12 @@ struct OutputOptions {
   std::string path;
   bool in_place = false;
 };
+// Also adds --compress (add_compress_option).
 void add_output_options(CLI::App& sub, OutputOptions& o);
+// --compress for a subcommand that writes a model: write_model then stores
+// every dataset chunked, shuffled and deflated (kCompressLevel).
+CLI::Option* add_compress_option(CLI::App& sub);
+constexpr int kCompressLevel = 4;
 // The output path for `input`: refuses an output that is the input unless
 // --in-place (which alone means "write back to the input").
 std::string resolve_output(const std::string& input, const OutputOptions& o);
@@ -58,6 +64,11 @@ void write_model(Model& m, const std::string& out);
 // The same, calling `extra` on the finished temporary file before it is
 // renamed into place (to add groups such as a checkpoint's /train).
 void write_model(Model& m, const std::string& out, const std::function<void(const std::string& temp)>& extra);
+
+// One line on stderr ("bsp SUB: note: ...") when m's dense weights were
+// rebuilt from its compact form (a file written by bsp strip), saying from
+// which form and how exactly; `always`: also when the rebuild is exact (fp32).
+void note_rebuilt_weights(const Model& m, const char* sub, bool always);
 
 // "25,557,032"
 std::string with_commas(int64_t v);

@@ -1,5 +1,6 @@
 #include "compact/compact.hpp"
 
+#include "core/fold.hpp"
 #include "sparsity/mask.hpp"
 
 namespace bsp::compact {
@@ -72,6 +73,36 @@ Tensor expand_weight(const CompactModel& c, const std::string& name) {
     for (size_t i = 0; i < w.size(); ++i) t[i] = from_bf16(w[i]);
   } else {
     fail("layer '{}' is int8: its weights are quantised and folded, not the graph's", name);
+  }
+  return t;
+}
+
+bool holds_values(const CompactLayer& l) { return !(l.format == Format::Dense && l.dtype == DType::FP32); }
+
+Tensor rebuild_weight(const Model& m, const CompactModel& c, const std::string& name) {
+  const CompactLayer* l = c.layer(name);
+  if (!l) fail("layer '{}' has no compact weights", name);
+  if (l->dtype != DType::Int8) return expand_weight(c, name);
+  const size_t i = m.index_of(name);
+  if (!c.int8 || c.int8->nodes.size() != m.nodes.size()) fail("internal: no int8 program for layer '{}'", name);
+  const q8::QNode& q = c.int8->nodes[i];
+  const std::vector<int8_t> w = expand<int8_t>(*l);
+  const int64_t O = l->weight_shape.at(0), K = static_cast<int64_t>(w.size()) / O;
+  if (static_cast<int64_t>(q.w_scale.size()) != O) fail("internal: layer '{}' has no weight scales", name);
+  // The batchnorm folded into this layer, if any (int8.hpp: an identity fused into it).
+  std::vector<double> g;
+  for (size_t j = 0; j < m.nodes.size(); ++j)
+    if (m.nodes[j].op == Op::BatchNorm && c.int8->nodes[j].kind == q8::Kind::Identity &&
+        c.int8->nodes[j].fused_into == name)
+      g = batchnorm_gain(m.nodes[j]);
+  Tensor t(l->weight_shape);
+  for (int64_t o = 0; o < O; ++o) {
+    const float gf = g.empty() ? 1.0f : static_cast<float>(g[static_cast<size_t>(o)]);
+    for (int64_t k = 0; k < K; ++k) {
+      const size_t e = static_cast<size_t>(o * K + k);
+      const float v = static_cast<float>(w[e] * q.w_scale[static_cast<size_t>(o)]);
+      t[e] = gf == 0.0f ? 0.0f : v / gf;
+    }
   }
   return t;
 }

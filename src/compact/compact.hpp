@@ -51,6 +51,18 @@ CompactModel compact_model(const Model& m, const CompactOptions& opt, const Tens
 // Not for int8 models (their weights are the quantised, folded ones).
 Tensor expand_weight(const CompactModel& c, const std::string& name);
 
+// Whether a layer's compact form stores its weight values: every layer but
+// an fp32 dense one, whose compact form is the graph's weight itself.
+bool holds_values(const CompactLayer& l);
+
+// The fp32 weight of layer `name` rebuilt from the compact form, for a file
+// whose dense weights were dropped (bsp-format(5), DROPPED DENSE WEIGHTS):
+// fp32 bitwise the weight it was made from (a pruned -0 comes back +0), bf16 widened, int8 dequantised
+// (q * w_scale[o]) with the gain of a batchnorm folded into the layer
+// divided out again (float(g[o]); 0 where that is 0). `m`: the graph the
+// compact form was made from (its batchnorms).
+Tensor rebuild_weight(const Model& m, const CompactModel& c, const std::string& name);
+
 // Dense bytes (the graph's fp32 weight) and compact bytes of a layer.
 struct LayerBytes {
   int64_t dense = 0, compact = 0;
@@ -61,8 +73,16 @@ LayerBytes layer_bytes(const Model& m, const std::string& name);
 // still fits the model is decided by the model-file unit
 // (modelfile/model_file.hpp) from stored_source_hash(): the content_hash() of
 // the graph it was made from, nullopt when the file has none.
-void save_compact(const Model& m, const CompactModel& c, int64_t file_id);
+// `rebuilt_hash`: the file's graph leaves out the weights the group holds
+// (written as the attribute rebuilt_hash, graph_hash() of the graph with
+// them rebuilt); load_compact returns it in *rebuilt_hash.
+void save_compact(const Model& m, const CompactModel& c, int64_t file_id,
+                  std::optional<uint64_t> rebuilt_hash = std::nullopt);
 std::optional<uint64_t> stored_source_hash(int64_t file_id);
-std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file_id);
+std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file_id,
+                                                 std::optional<uint64_t>* rebuilt_hash = nullptr);
+// The weight shape /compact records for layer `name` (a stripped file's
+// graph has none), read before the group is loaded.
+Shape stored_weight_shape(int64_t file_id, const std::string& name);
 
 }  // namespace bsp::compact

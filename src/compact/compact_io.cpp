@@ -233,10 +233,12 @@ void add_requants(Hasher& h, const std::vector<q8::Requant>& r) {
 // The content hash of a /compact group (GROUP HASHES): what save_compact
 // writes and load_compact reads, field for field; the same function on both
 // sides, so an edit to any dataset or attribute the reader uses shows.
-uint64_t group_hash(const Model& m, const CompactModel& c) {
+uint64_t group_hash(const Model& m, const CompactModel& c, std::optional<uint64_t> rebuilt_hash) {
   Hasher h;
   h.add(std::string_view(dtype_name(c.dtype)));
   h.add(c.source_hash);
+  // Only when present, so that the hashes of groups written before format 1.3 stay what they were.
+  if (rebuilt_hash) h.add(*rebuilt_hash ^ 0x5772697070656400ULL);
   h.add(static_cast<uint64_t>(c.layers.size()));
   for (const auto& [name, l] : c.layers) {
     h.add(std::string_view(name));
@@ -292,10 +294,11 @@ std::string hex(uint64_t v) {
 
 }  // namespace
 
-void save_compact(const Model& m, const CompactModel& c, int64_t file) {
+void save_compact(const Model& m, const CompactModel& c, int64_t file, std::optional<uint64_t> rebuilt_hash) {
   h5::Handle root = h5::create_group(file, "compact");
   h5::write_attr(root, "dtype", std::string(dtype_name(c.dtype)));
   h5::write_attr(root, "source_hash", hex(c.source_hash));
+  if (rebuilt_hash) h5::write_attr(root, "rebuilt_hash", hex(*rebuilt_hash));
   h5::Handle layers = h5::create_group(root, "layers");
   for (const auto& [name, l] : c.layers) save_layer(layers, name, l);
   if (c.int8) {
@@ -304,7 +307,7 @@ void save_compact(const Model& m, const CompactModel& c, int64_t file) {
     if (c.int8->nodes.size() != m.nodes.size()) fail("internal: the int8 program does not match the graph");
     for (size_t i = 0; i < m.nodes.size(); ++i) save_qnode(q, m.nodes[i].name, c.int8->nodes[i]);
   }
-  write_group_hash(root, group_hash(m, c));
+  write_group_hash(root, group_hash(m, c, rebuilt_hash));
 }
 
 std::optional<uint64_t> stored_source_hash(int64_t file) {
@@ -321,12 +324,30 @@ std::optional<uint64_t> stored_source_hash(int64_t file) {
   }
 }
 
-std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file) {
+Shape stored_weight_shape(int64_t file, const std::string& name) {
+  try {
+    h5::Handle layers = h5::open_group(h5::open_group(file, "compact"), "layers");
+    if (!h5::exists(layers, name)) fail("layer '{}' is missing", name);
+    return h5::read_attr_ints(h5::open_group(layers, name), "weight_shape");
+  } catch (const Error& e) {
+    throw Error(fmt::format("/compact: {}", e.what()), e.exit_code());
+  }
+}
+
+std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file, std::optional<uint64_t>* rebuilt_hash) {
   try {
     h5::Handle root = h5::open_group(file, "compact");
     auto c = std::make_shared<CompactModel>();
     c->dtype = *dtype_from_name(h5::read_attr_string(root, "dtype"));
     c->source_hash = std::strtoull(h5::read_attr_string(root, "source_hash").c_str(), nullptr, 16);
+    std::optional<uint64_t> rebuilt;
+    if (h5::has_attr(root, "rebuilt_hash")) {
+      const std::string r = h5::read_attr_string(root, "rebuilt_hash");
+      if (r.size() != 16 || r.find_first_not_of("0123456789abcdef") != std::string::npos)
+        fail("rebuilt_hash '{}' is not 16 hex digits", r);
+      rebuilt = std::strtoull(r.c_str(), nullptr, 16);
+    }
+    if (rebuilt_hash) *rebuilt_hash = rebuilt;
     h5::Handle layers = h5::open_group(root, "layers");
     for (const Node& n : m.nodes) {
       if (!op_has_weight(n.op)) continue;
@@ -355,7 +376,7 @@ std::shared_ptr<const CompactModel> load_compact(const Model& m, int64_t file) {
     }
     // Last: a malformed group has its own error above; a well-formed one
     // whose content is not what bsp wrote is refused here.
-    check_group_hash(file, root, group_hash(m, *c), "run 'bsp compact' again");
+    check_group_hash(file, root, group_hash(m, *c, rebuilt), "run 'bsp compact' again");
     return c;
   } catch (const Error& e) {
     throw Error(fmt::format("/compact: {}", e.what()), e.exit_code());

@@ -270,23 +270,58 @@ std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name) {
   return out;
 }
 
+namespace {
+thread_local int g_compress_level = 0;  // CompressScope's, 0: none
+constexpr size_t kMinCompressBytes = 4096;
+}  // namespace
+
+CompressScope::CompressScope(int level) : saved_(g_compress_level) {
+  if (level < 1 || level > 9) fail("internal: deflate level {} is not 1..9", level);
+  if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0 || H5Zfilter_avail(H5Z_FILTER_SHUFFLE) <= 0)
+    fail("this HDF5 library has no deflate (zlib) or shuffle filter");
+  g_compress_level = level;
+}
+CompressScope::~CompressScope() { g_compress_level = saved_; }
+
 template <typename T>
 void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress) {
   Handle space = simple_space(a.shape());
   Handle dcpl = untimed_dcpl();
-  if (compress && a.size() > 0 && a.rank() > 0) {
+  // --compress leaves small datasets contiguous: deflate gains little on a
+  // few KiB, and each chunked dataset costs a chunk index (a B-tree node of
+  // about 2 KiB, more than many of them hold).
+  const bool scoped = g_compress_level > 0 && a.size() * sizeof(T) >= kMinCompressBytes;
+  if ((compress || scoped) && a.size() > 0 && a.rank() > 0) {
     // Chunks of about 256 KiB along the first axis.
     std::vector<hsize_t> chunk(a.shape().begin(), a.shape().end());
     size_t row = a.size() / static_cast<size_t>(a.dim(0));
     chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk[0], (256 * 1024) / std::max<size_t>(1, row * sizeof(T))));
     H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
-    H5Pset_deflate(dcpl, 1);
+    // Shuffle first: it groups the bytes of each significance together
+    // (the exponent bytes of float32 weights), which deflate then finds.
+    if (scoped) H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, scoped ? static_cast<unsigned>(g_compress_level) : 1u);
   }
   Handle d = check(H5Dcreate2(parent, name.c_str(), H5Type<T>::file(), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                    fmt::format("cannot create dataset '{}'", name));
   if (a.size())
     check_status(H5Dwrite(d, H5Type<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.data()),
                  fmt::format("cannot write dataset '{}'", name));
+}
+
+int64_t stored_bytes(hid_t parent, const std::string& name) {
+  H5O_info_t info;
+  check_status(H5Oget_info_by_name(parent, name.c_str(), &info, H5P_DEFAULT),
+               fmt::format("cannot inspect '{}'", name));
+  if (info.type == H5O_TYPE_DATASET) {
+    Handle d = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), fmt::format("cannot open dataset '{}'", name));
+    return static_cast<int64_t>(H5Dget_storage_size(d));
+  }
+  if (info.type != H5O_TYPE_GROUP) return 0;
+  Handle g = open_group(parent, name);
+  int64_t total = 0;
+  for (const auto& c : children(g)) total += stored_bytes(g, c);
+  return total;
 }
 
 Shape dataset_shape(hid_t parent, const std::string& name) {

@@ -74,6 +74,26 @@ std::string read_attr_string(hid_t obj, const std::string& name);
 // chunked deflate storage (for masks and other compressible arrays).
 template <typename T>
 void write_array(hid_t parent, const std::string& name, const Array<T>& a, bool compress = false);
+
+// bsp's --compress: while a CompressScope lives (on this thread), every
+// dataset write_array creates of 4 KiB or more is chunked (about 256 KiB per
+// chunk, along the first axis) and stored with HDF5's shuffle filter
+// followed by deflate at `level` (1..9), `compress` or not; smaller ones are
+// written as without it. Readers need nothing: HDF5 undoes the filters.
+class CompressScope {
+ public:
+  explicit CompressScope(int level);
+  ~CompressScope();
+  CompressScope(const CompressScope&) = delete;
+  CompressScope& operator=(const CompressScope&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Bytes stored for the datasets under a group (or the dataset itself), as
+// HDF5 reports them (after filters; headers and attributes not counted).
+int64_t stored_bytes(hid_t parent, const std::string& name);
 // read_array refuses a dataset stored as another type than T (a float64 or
 // int32 "weight", an int16 int8 array); read_array_converted lets HDF5
 // convert any number type to T, for data files that allow any integer type.

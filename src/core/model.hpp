@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/dtype.hpp"
 #include "core/tensor.hpp"
 
 namespace bsp {
@@ -128,6 +129,21 @@ struct Model {
   std::shared_ptr<const aie2::Schedule> schedule;
   std::shared_ptr<const aie2::ProgramFile> program;
   std::string aie2_dropped;
+  // Dense weights left out of the file (bsp strip; bsp-format(5), DROPPED
+  // DENSE WEIGHTS). drop_dense: save_model leaves out the weight of every
+  // layer whose /compact form holds its values, while /compact is fresh.
+  // rebuilt: set by load_model for a file without them, whose weights it
+  // rebuilt from /compact (fp32 bitwise, bf16 widened, int8 dequantised with
+  // the batchnorm unfolded): `as_loaded` is graph_hash() of the graph as
+  // rebuilt, `source` the content_hash() of the graph they were compacted
+  // from, which content_hash() returns while the graph is still as loaded.
+  bool drop_dense = false;
+  struct Rebuilt {
+    uint64_t as_loaded = 0, source = 0;
+    DType dtype = DType::FP32;
+    std::vector<std::string> nodes;
+  };
+  std::optional<Rebuilt> rebuilt;
 
   const Node* find(std::string_view name) const;
   Node* find(std::string_view name);
@@ -163,7 +179,12 @@ void check_batch_input(const Model& m, const Shape& x);
 
 // A 64-bit fingerprint of the graph: node names, ops, inputs, attributes,
 // parameters and masks (not the history, the arch or the compact weights).
+// A graph rebuilt from a stripped file (Model::rebuilt) and not changed
+// since has the fingerprint of the graph it was compacted from.
 uint64_t content_hash(const Model& m);
+// The fingerprint of the graph as it is in memory, with the weights of the
+// nodes in `weights` (if given) replaced by those tensors.
+uint64_t graph_hash(const Model& m, const std::map<std::string, Tensor>* weights = nullptr);
 
 // Trainable parameter count of a node (BN running statistics not counted),
 // the convention torchvision's parameter counts use.

@@ -9,6 +9,11 @@
 namespace bsp {
 
 uint64_t content_hash(const Model& m) {
+  const uint64_t h = graph_hash(m);
+  return m.rebuilt && h == m.rebuilt->as_loaded ? m.rebuilt->source : h;
+}
+
+uint64_t graph_hash(const Model& m, const std::map<std::string, Tensor>* weights) {
   Hasher h;
   h.add(static_cast<uint64_t>(m.nodes.size()));
   for (const Node& n : m.nodes) {
@@ -30,7 +35,13 @@ uint64_t content_hash(const Model& m) {
           },
           v);
     }
-    for (const auto& [k, t] : n.params) {
+    const Tensor* over = nullptr;
+    if (weights) {
+      auto it = weights->find(n.name);
+      if (it != weights->end()) over = &it->second;
+    }
+    for (const auto& [k, p] : n.params) {
+      const Tensor& t = over && k == "weight" ? *over : p;
       h.add(std::string_view(k));
       h.add_bytes(t.shape().data(), t.shape().size() * sizeof(int64_t));
       h.add_bytes(t.data(), t.size() * sizeof(float));

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -30,12 +31,13 @@ namespace {
 
 const char* kReservedNodeAttrs[] = {"op", "inputs"};
 
-void save_node(hid_t nodes, const Node& n) {
+void save_node(hid_t nodes, const Node& n, bool with_weight) {
   h5::Handle g = h5::create_group(nodes, n.name);
   h5::write_attr(g, "op", std::string(op_name(n.op)));
   h5::write_attr_strings(g, "inputs", n.inputs);
   for (const auto& [k, v] : n.attrs.all()) h5::write_attr(g, k, v);
-  for (const auto& [k, t] : n.params) h5::write_array(g, k, t);
+  for (const auto& [k, t] : n.params)
+    if (with_weight || k != "weight") h5::write_array(g, k, t);
   if (n.mask) {
     const Mask& m = *n.mask;
     h5::write_array(g, "mask", m.bits, /*compress=*/true);
@@ -156,9 +158,8 @@ Node load_node(hid_t nodes, const std::string& name, const OpenNode& open, Defer
 // Opens every node and its datasets, and checks the memory bound on a
 // graph's datasets (bsp-format(5), LIMITS) from their shapes alone, before
 // any is read: a few kilobytes of compressed dataset can claim terabytes.
-std::vector<OpenNode> open_nodes(hid_t nodes, const std::vector<std::string>& order) {
+std::vector<OpenNode> open_nodes(hid_t nodes, const std::vector<std::string>& order, int64_t& total) {
   std::vector<OpenNode> out(order.size());
-  int64_t total = 0;
   for (size_t i = 0; i < order.size(); ++i) {
     const std::string& name = order[i];
     const hid_t gid = H5Gopen2(nodes, name.c_str(), H5P_DEFAULT);
@@ -205,13 +206,14 @@ h5::Handle open_model_file(const std::string& path) {
   return f;
 }
 
-Model read_graph(hid_t f) {
+Model read_graph(hid_t f, const WeightShapeOf& weight_shape, std::vector<std::string>* weightless) {
   Model m;
   if (h5::has_attr(f, "arch")) m.arch = h5::read_attr_string(f, "arch");
   h5::Handle graph = h5::open_group(f, "graph");
   auto order = h5::read_strings(graph, "order");
   h5::Handle nodes = h5::open_group(graph, "nodes");
-  std::vector<OpenNode> open = open_nodes(nodes, order);
+  int64_t total = 0;  // values stored in the graph's datasets (LIMITS)
+  std::vector<OpenNode> open = open_nodes(nodes, order, total);
   m.nodes.reserve(order.size());
   // The parameters' buffers do not move when their tensors and nodes are
   // moved, so their direct reads can wait until every node is parsed.
@@ -219,6 +221,20 @@ Model read_graph(hid_t f) {
   for (size_t i = 0; i < order.size(); ++i) {
     m.nodes.push_back(load_node(nodes, order[i], open[i], deferred));
     open[i] = OpenNode{};  // its handles are no longer needed
+    Node& n = m.nodes.back();
+    if (!op_has_weight(n.op) || n.has_param("weight")) continue;
+    if (!weight_shape) fail("node '{}': missing parameter 'weight'", n.name);
+    const Shape s = weight_shape(n.name);
+    int64_t count = 1;
+    bool ok = s.size() == 2 || s.size() == 4;  // [out, in] or OHWI
+    for (int64_t d : s) ok = ok && d >= 1 && d <= limits::kMaxDim && mul_ok(count, d, count);
+    if (!ok) fail("node '{}': its compact form records the weight shape {}, not a layer's", n.name, shape_str(s));
+    if (!add_ok(total, count, total) || total > limits::kMaxParams)
+      fail("node '{}': the weight {} its compact form records takes the model past {} values, bsp's limit "
+           "(bsp-format(5), LIMITS)",
+           n.name, shape_str(s), limits::kMaxParams);
+    n.params.emplace("weight", Tensor(s));
+    if (weightless) weightless->push_back(n.name);
   }
   const std::vector<h5::DirectResult> results = h5::read_direct_parallel(deferred.reads, &find_nonfinite);
   for (size_t r = 0; r < results.size(); ++r) {
@@ -259,13 +275,14 @@ h5::Handle create_model_file(const std::string& path, const Model& m) {
   return f;
 }
 
-void write_graph(const Model& m, hid_t f) {
+void write_graph(const Model& m, hid_t f, const std::vector<std::string>& no_weight) {
   h5::Handle graph = h5::create_group(f, "graph");
   std::vector<std::string> order;
   for (const Node& n : m.nodes) order.push_back(n.name);
   h5::write_strings(graph, "order", order);
   h5::Handle nodes = h5::create_group(graph, "nodes");
-  for (const Node& n : m.nodes) save_node(nodes, n);
+  for (const Node& n : m.nodes)
+    save_node(nodes, n, std::find(no_weight.begin(), no_weight.end(), n.name) == no_weight.end());
   h5::write_strings(f, "history", m.history);
 }
 

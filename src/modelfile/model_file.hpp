@@ -33,8 +33,13 @@ namespace bsp {
 Model load_model(const std::string& path, const std::string& display);
 
 // Writes a model (normally to an OutputFile's temporary path) with every
-// group that is not stale.
-void save_model(const Model& m, const std::string& path);
+// group that is not stale. With m.drop_dense and a fresh /compact, the
+// weights /compact holds are left out of the graph (bsp-format(5), DROPPED
+// DENSE WEIGHTS); load_model rebuilds them from it.
+struct SaveOptions {
+  int compress_level = 0;  // 1..9: every dataset shuffled and deflated (h5::CompressScope); 0: as bsp always writes
+};
+void save_model(const Model& m, const std::string& path, const SaveOptions& opt = {});
 
 // Replace one part, dropping what was made from the part it replaces.
 void set_compact(Model& m, std::shared_ptr<const compact::CompactModel> c);

@@ -96,6 +96,10 @@ class Corpus:
         sh(b, "schedule", "bsr.h5", "--target", "aie2:2x2", "-o", "schedf.h5")
         sh(b, "codegen", "schedf.h5", "-o", "progf.h5")
         sh(b, "init", "--arch", "fmnist-cnn", "-o", "fmnist.h5")
+        # Stripped files (bsp-format(5), DROPPED DENSE WEIGHTS), one with a program.
+        sh(b, "strip", "bsr.h5", "-o", "bsrs.h5")
+        sh(b, "strip", "q8.h5", "-o", "q8s.h5")
+        sh(b, "strip", "prog.h5", "-o", "progs.h5")
         os.remove(os.path.join(self.bases_dir, "schedf.h5"))
         # One-channel images for the IDX data cases (IDX holds [N, H, W] bytes):
         # the tiny model with its stem cut to one input channel.
@@ -110,6 +114,9 @@ class Corpus:
             "bsr": COMMON, "nmc": COMMON, "twc": COMMON, "q8": COMMON + int8, "q8nm": COMMON + int8,
             "sched": COMMON + int8 + ["codegen"], "prog": COMMON + int8 + ["codegen", "sim"],
             "progf": COMMON + ["codegen", "sim"],
+            # compact refuses to compact rebuilt int8 weights again (its own test: e2e strip)
+            "bsrs": COMMON, "q8s": [x for x in COMMON if not x.startswith("compact")] + int8,
+            "progs": [x for x in COMMON if not x.startswith("compact")] + int8 + ["codegen", "sim"],
             # 870k weights: only the cheap readers
             "fmnist": ["info", "info-json", "prune", "compact", "export", "estimate"],
             "gray": ["info"],  # its data: the IDX cases
@@ -586,6 +593,34 @@ def masks(c):
         f[N + "c/mask"][...] = m
         f[N + "c/weight"][...] = w
     c.case("tw.c-bit-outside-tile", cls, "tw", tw_bit_outside, note="a kept weight in a row its tile does not keep")
+
+
+def stripped(c):
+    """Files whose dense weights were dropped: every lie is refused (nothing to fall back on)."""
+    cls = "compact"
+    c.case("q8s.bn-mean-edited", cls, "q8s", E(N + "c.bn/mean", lambda a: a + np.float32(1)),
+           note="the graph edited after strip: the rebuilt graph's hash is not rebuilt_hash")
+    c.case("q8s.no-compact", cls, "q8s", DEL("compact"), note="weights absent and nothing to rebuild them from")
+    c.case("progs.no-compact", cls, "progs", DEL("compact"))
+    c.case("q8s.rebuilt-hash-deleted", cls, "q8s", DELA("compact", "rebuilt_hash"))
+    c.case("q8s.rebuilt-hash-garbage", cls, "q8s", A("compact", "rebuilt_hash", "zz", STR))
+    c.case("q8s.rebuilt-hash-int", cls, "q8s", A("compact", "rebuilt_hash", 7, I64))
+    c.case("bsr.a-weight-deleted", cls, "bsr", DEL(N + "a/weight"), note="a weight absent in a whole file")
+    c.case("bsrs.stem-weight-deleted", cls, "bsrs", DEL(N + "stem/weight"),
+           note="an fp32 dense layer's compact form is the graph's weight")
+    c.case("bsrs.a-weight-back", cls, "bsrs",
+           lambda f: f[N + "a"].create_dataset("weight", data=np.zeros(tuple(f["compact/layers/a"].attrs["weight_shape"]),
+                                                                       np.float32)),
+           note="a dense weight in a stripped file")
+    c.case("q8s.a-weight-shape-huge", cls, "q8s", A("compact/layers/a", "weight_shape",
+                                                    np.array([2**20, 3, 3, 2**20], I64)),
+           note="the shape of a rebuilt weight is bounded before it is allocated")
+    c.case("q8s.a-weight-shape-rank3", cls, "q8s", A("compact/layers/a", "weight_shape", np.array([16, 9, 16], I64)))
+    c.case("q8s.a-weight-shape-zero", cls, "q8s", A("compact/layers/a", "weight_shape", np.array([0, 3, 3, 16], I64)))
+    c.case("q8s.a-weight-shape-string", cls, "q8s", A("compact/layers/a", "weight_shape", "16,3,3,16", STR))
+    c.case("q8s.a-layer-deleted", cls, "q8s", DEL("compact/layers/a"))
+    c.case("q8s.a-values-zeroed", cls, "q8s", E("compact/layers/a/values", lambda a: a * 0),
+           note="edited compact values: the group hash")
 
 
 def compact(c):
@@ -1096,6 +1131,7 @@ def main():
     values(c)
     masks(c)
     compact(c)
+    stripped(c)
     spec(c)
     data(c)
     idx(c)

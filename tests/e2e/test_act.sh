@@ -28,7 +28,7 @@ L = {l["name"]: l for l in d["layers"]}
 assert L["conv2.conv"]["act_threshold"] == 0.5 and L["conv2.conv"]["act_block"] == [1, 8, 8], L["conv2.conv"]
 assert L["conv1.conv"]["act_threshold"] is None and L["conv1.conv"]["act_block"] is None
 assert L["pool1"]["act_threshold"] is None
-assert d["format_version"] == "1.2"
+assert d["format_version"] == "1.3"
 PY
 ok "$BSP" prune m.h5 --act-threshold 0.25 --act-block 2x4x16 --layers '^conv[134]' --include-first --json -o b.h5
 cp "$WORK/.out" b.json

@@ -1,8 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "compact/compact.hpp"
+#include "core/fold.hpp"
+#include "core/h5.hpp"
 #include "modelfile/model_file.hpp"
 #include "sparse_helpers.hpp"
 #include "sparsity/prune.hpp"
@@ -307,4 +311,123 @@ TEST_CASE("check() refuses repeated or unordered N:M positions and tw indices ou
     std::swap(c.tile_cols[0], c.tile_cols[1]);
     CHECK_THROWS_WITH(c.check(), Catch::Contains("tw tile 0: columns"));
   }
+}
+
+namespace {
+// fmnist-resnet with its batchnorms away from the identity (so that the int8
+// fold and its undoing matter) and a block-pruned layer of every other one.
+Model strip_model() {
+  Model m = build_fmnist_resnet(10);
+  init_weights(m, 5);
+  int i = 0;
+  for (Node& n : m.nodes) {
+    if (n.op == Op::BatchNorm) {
+      n.param("gamma") = test::random_tensor(n.param("gamma").shape(), 40 + static_cast<uint64_t>(i), 0.5);
+      n.param("mean") = test::random_tensor(n.param("mean").shape(), 60 + static_cast<uint64_t>(i), 0.1);
+    }
+    if (op_has_weight(n.op) && n.name != "stem.conv" && i++ % 2 == 0)
+      test::block_prune(n, 8, 8, 0.5, static_cast<uint64_t>(i));
+  }
+  return m;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+bool has_dataset(const std::string& path, const std::string& name) {
+  h5::Handle f = h5::open_file_readonly(path);
+  return h5::exists(f, name);
+}
+}  // namespace
+
+TEST_CASE("a stripped fp32 model leaves out the weights /compact holds and reads them back") {
+  test::TempDir dir;
+  Model m = strip_model();
+  m.compact = std::make_shared<CompactModel>(compact_model(m, CompactOptions{}));
+  m.drop_dense = true;
+  save_model(m, dir.file("s.h5"));
+  for (const auto& [name, l] : m.compact->layers)
+    CHECK(has_dataset(dir.file("s.h5"), "graph/nodes/" + name + "/weight") == !holds_values(l));
+  Model back = load_model(dir.file("s.h5"), "s.h5");
+  REQUIRE(back.rebuilt);
+  REQUIRE(back.compact);
+  CHECK(back.drop_dense);
+  CHECK(back.rebuilt->dtype == DType::FP32);
+  size_t held = 0;  // the pruned layers (bsr); the others are fp32 dense, their weights the graph's
+  for (const auto& [name, l] : m.compact->layers) held += holds_values(l);
+  CHECK(held > 0);
+  CHECK(back.rebuilt->nodes.size() == held);
+  for (const Node& n : back.nodes)
+    if (op_has_weight(n.op)) {
+      const Tensor& orig = m.find(n.name)->param("weight");
+      CHECK(bitwise_equal(n.param("weight").data(), orig.data(), orig.size()));
+    }
+  // The rebuilt graph stands for the one compacted: its groups stay fresh.
+  CHECK(content_hash(back) == m.compact->source_hash);
+  save_model(back, dir.file("t.h5"));
+  CHECK(read_bytes(dir.file("s.h5")) == read_bytes(dir.file("t.h5")));
+
+  SECTION("a changed weight is a new graph: the weights are written and /compact is dropped") {
+    back.nodes[1].param("weight")[0] += 1.0f;
+    CHECK(content_hash(back) != m.compact->source_hash);
+    save_model(back, dir.file("u.h5"));
+    Model changed = load_model(dir.file("u.h5"), "u.h5");
+    CHECK(!changed.compact);
+    CHECK(!changed.rebuilt);
+    CHECK(changed.find(back.nodes[1].name)->param("weight")[0] == back.nodes[1].param("weight")[0]);
+  }
+}
+
+TEST_CASE("int8 weights are rebuilt dequantised with the folded batchnorm's gain divided out") {
+  Model m = strip_model();
+  CompactOptions o;
+  o.dtype = DType::Int8;
+  const Tensor calib = test::random_tensor({4, 28, 28, 1}, 9);
+  CompactModel c = compact_model(m, o, &calib);
+  int folded = 0;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const Node& n = m.nodes[i];
+    if (!op_has_weight(n.op)) continue;
+    const Tensor w = rebuild_weight(m, c, n.name);
+    const Tensor& orig = n.param("weight");
+    const q8::QNode& q = c.int8->nodes[i];
+    // The batchnorm folded into the layer, if any.
+    std::vector<double> g;
+    for (size_t j = 0; j < m.nodes.size(); ++j)
+      if (m.nodes[j].op == Op::BatchNorm && c.int8->nodes[j].fused_into == n.name) g = batchnorm_gain(m.nodes[j]);
+    folded += !g.empty();
+    const int64_t O = orig.dim(0), K = static_cast<int64_t>(orig.size()) / O;
+    for (int64_t oc = 0; oc < O; ++oc) {
+      const double gain = g.empty() ? 1.0 : std::abs(g[static_cast<size_t>(oc)]);
+      // Half a quantisation step of the folded weight, in the unfolded weight's units.
+      const double step = 0.5 * q.w_scale[static_cast<size_t>(oc)] / gain * (1 + 1e-5) + 1e-7;
+      for (int64_t k = 0; k < K; ++k) {
+        const size_t e = static_cast<size_t>(oc * K + k);
+        REQUIRE(std::abs(w[e] - orig[e]) <= step);
+      }
+    }
+  }
+  CHECK(folded > 0);
+}
+
+TEST_CASE("--compress stores large datasets shuffled and deflated and reads the same model") {
+  test::TempDir dir;
+  Model m = strip_model();
+  save_model(m, dir.file("p.h5"));
+  save_model(m, dir.file("z.h5"), SaveOptions{4});
+  CHECK(read_bytes(dir.file("z.h5")).size() < read_bytes(dir.file("p.h5")).size());
+  {
+    h5::Handle f = h5::open_file_readonly(dir.file("z.h5"));
+    auto filters = [&](const std::string& name) {
+      h5::Handle d(H5Dopen2(f, name.c_str(), H5P_DEFAULT));
+      h5::Handle p(H5Dget_create_plist(d));
+      return H5Pget_nfilters(p);
+    };
+    CHECK(filters("graph/nodes/stage3.0.b.conv/weight") == 2);  // shuffle, deflate
+    CHECK(filters("graph/nodes/fc/bias") == 0);                 // 40 bytes: left as it was
+  }
+  Model a = load_model(dir.file("p.h5"), "p.h5"), b = load_model(dir.file("z.h5"), "z.h5");
+  CHECK(graph_hash(a) == graph_hash(b));
 }
