@@ -10,6 +10,7 @@
 #include <set>
 
 #include "sparsity/mask.hpp"
+#include "sparsity/nm.hpp"
 #include "sparsity/prune_impl.hpp"
 
 namespace bsp {
@@ -88,6 +89,9 @@ void check_density(double d, const Pattern& p, const std::string& where) {
   if (!(d > 0.0 && d <= 1.0)) fail_usage("{} {} is not in (0, 1]", where, d);
   if (p.family == PatternFamily::TVW && d > 0.5)
     fail_usage("{} {} is above 0.5, the most {} keeps (2 of every 4 weights in its tiles)", where, d, p.str());
+  if (p.then_nm && d > p.max_density() + 1e-12)
+    fail_usage("{} {} is above {}, the most {} keeps ({} of every {} weights)", where, d, p.max_density(), p.str(), p.n,
+               p.m);
 }
 
 }  // namespace
@@ -136,7 +140,7 @@ std::optional<LayerWork> plan_layer(Node& n, double density, const PruneSettings
                  p.str());
   }
   std::optional<LayerWork> out;
-  if (p.family == PatternFamily::NM && l.cin % p.m != 0) {
+  if ((p.family == PatternFamily::NM || p.then_nm) && l.cin % p.m != 0) {
     r.pruned = false;
     r.pattern = n.mask ? n.mask->pattern : "";
     r.density = r.density_before;
@@ -152,8 +156,31 @@ std::optional<LayerWork> plan_layer(Node& n, double density, const PruneSettings
   return out;
 }
 
-// Chooses every work item's new mask (LayerWork::result) by the pattern.
+// A combined pattern's second step: N:M along Cin among the weights the
+// outer pattern kept. The mask becomes an element mask (a tile mask keeps
+// its tiles: every weight kept still lies in its tile's rows).
+void then_nm(LayerWork& l, const Pattern& p) {
+  const Array<uint8_t> outer = element_mask(&l.result, l.w->shape());
+  Mask r = std::move(l.result);
+  r.block_rows = r.block_cols = 0;
+  r.bits = Array<uint8_t>(l.w->shape());
+  nm_mask(l.w->data(), l.cout * l.window, l.cin, 1, p.n, p.m, outer.data(), r.bits.data());
+  r.density = static_cast<double>(prune_detail::count_kept(r.bits)) / static_cast<double>(l.numel());
+  l.result = std::move(r);
+}
+
+// Chooses every work item's new mask (LayerWork::result) by the pattern; a
+// combined one by its outer pattern at density D * M / N, then N:M inside.
 void choose_masks(std::vector<LayerWork>& work, const PruneSettings& s) {
+  if (s.pattern.then_nm) {
+    const double widen = static_cast<double>(s.pattern.m) / static_cast<double>(s.pattern.n);
+    for (auto& l : work) l.density = std::min(1.0, l.density * widen);
+    PruneSettings outer = s;
+    outer.pattern = s.pattern.outer();
+    choose_masks(work, outer);
+    for (auto& l : work) then_nm(l, s.pattern);
+    return;
+  }
   const Pattern& p = s.pattern;
   switch (p.family) {
     case PatternFamily::Block: prune_detail::choose_blocks(work, p, s.criterion, s.scope); break;
