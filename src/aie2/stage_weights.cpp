@@ -1,5 +1,7 @@
 // The weights a conv stage multiplies with (lower.hpp: Stage::groups,
 // Stage::affine) and the 8x8 blocks of them it stores.
+#include <algorithm>
+
 #include "aie2/codegen.hpp"
 #include "compact/int8.hpp"
 #include "core/error.hpp"
@@ -50,6 +52,19 @@ Array<int8_t> stage_weight_i8(const Stage& st, const q8::QNode& qn) {
     w[static_cast<size_t>((o * taps + t) * st.Cin + c)] = qn.weight[static_cast<size_t>(s)];
   });
   return w;
+}
+
+bool two_of_four(const Stage& st, const Model& m) {
+  const Tensor& w = m.nodes[static_cast<size_t>(st.conv_node)].param("weight");
+  const int64_t cin = st.Cin, rows = static_cast<int64_t>(w.size()) / cin;
+  const float* v = w.data();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < cin; g += 4) {
+      int nz = 0;
+      for (int64_t i = g; i < std::min(cin, g + 4); ++i) nz += v[r * cin + i] != 0.0f;
+      if (nz > 2) return false;
+    }
+  return true;
 }
 
 Occupancy block_occupancy(const Stage& st, const Model& m, bool dense) {
