@@ -459,6 +459,7 @@ Json stage_plan_json(const Schedule& s, size_t i) {
       for (const Chunk& c : part) wb += c.bytes, ++nch;
     e["weight_bytes"] = wb;
     e["weight_chunks"] = nch;
+    e["sparse_operand"] = o.sparse24;  // the AIE-ML sparse B operand (man/bsp-isa.7, SPARSE OPERAND)
     if (st.act) {
       Json a = Json::object();
       a["threshold"] = st.act->threshold;

@@ -173,13 +173,41 @@ void then_nm(LayerWork& l, const Pattern& p) {
 // combined one by its outer pattern at density D * M / N, then N:M inside.
 void choose_masks(std::vector<LayerWork>& work, const PruneSettings& s) {
   if (s.pattern.then_nm) {
-    const double widen = static_cast<double>(s.pattern.m) / static_cast<double>(s.pattern.n);
-    for (auto& l : work) l.density = std::min(1.0, l.density * widen);
     PruneSettings outer = s;
     outer.pattern = s.pattern.outer();
-    choose_masks(work, outer);
-    for (auto& l : work) then_nm(l, s.pattern);
-    return;
+    const size_t n = work.size();
+    std::vector<double> target(n), at(n);
+    for (size_t i = 0; i < n; ++i) {
+      target[i] = work[i].density;
+      at[i] = std::min(1.0, target[i] * static_cast<double>(s.pattern.m) / static_cast<double>(s.pattern.n));
+    }
+    // Blocks are whole N:M groups, so D * M / N lands on D. Tile rows leave
+    // some groups with fewer than N, where the N:M step removes nothing: a
+    // few passes scale the outer density by target / reached (per layer, or
+    // overall under one global threshold) until within 1%.
+    for (int pass = 0;; ++pass) {
+      for (size_t i = 0; i < n; ++i) work[i].density = at[i];
+      choose_masks(work, outer);
+      for (auto& l : work) then_nm(l, s.pattern);
+      if (s.pattern.family != PatternFamily::TW || pass == 5) return;
+      double kept = 0, want = 0, total = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double numel = static_cast<double>(work[i].numel());
+        kept += work[i].result.density * numel;
+        want += target[i] * numel;
+        total += numel;
+      }
+      bool close = true;
+      for (size_t i = 0; i < n; ++i) {
+        const double reached = s.scope == Scope::Global ? kept / total : work[i].result.density;
+        const double goal = s.scope == Scope::Global ? want / total : target[i];
+        if (reached <= 0 || std::fabs(reached - goal) <= 0.01 * goal) continue;
+        const double next = std::min(1.0, at[i] * goal / reached);
+        close &= next == at[i];
+        at[i] = next;
+      }
+      if (close) return;
+    }
   }
   const Pattern& p = s.pattern;
   switch (p.family) {
