@@ -45,14 +45,17 @@ struct Accumulated {
 // into the dense blocks' layout [block][o 8][ky][kx][i 8]: per block row its
 // units (block e, tap t) in the order e * taps + t, two to a pair. Checks the
 // pair count against the instruction's (operand pt), every mask, and that an
-// odd row's last pair holds zeros in its unused half.
-void decompress_pairs(const KernelCall& c, const uint16_t* cnt, int64_t nbr, int64_t off, int8_t* blocks) {
+// odd row's last pair holds zeros in its unused half, before it allocates
+// the blocks (bounded by the slot: at most 2 units of 64 bytes per 80).
+std::vector<int8_t> decompress_pairs(const KernelCall& c, const uint16_t* cnt, int64_t nbr, int64_t off) {
   const KernelDecl& k = *c.k;
   const int64_t KHW = k.kh * k.kw, blk_elems = kBlock * KHW * kBlock;
   int64_t pairs = 0;
   for (int64_t b = 0; b < nbr; ++b) pairs += (cnt[b] * KHW + 1) / 2;
   if (pairs != c.pt) fail("weight chunk holds {} sparse pairs, the instruction says {}", pairs, c.pt);
   if (off + pairs * kPairBytes > c.w_bytes) fail("weight chunk of {} sparse pairs runs past its buffer", pairs);
+  std::vector<int8_t> out(static_cast<size_t>(c.nnz * blk_elems), 0);
+  int8_t* blocks = out.data();
   const uint8_t* src = c.w + off;
   int8_t dec[kPairElems];
   std::string why;
@@ -76,6 +79,7 @@ void decompress_pairs(const KernelCall& c, const uint16_t* cnt, int64_t nbr, int
     }
     e0 += cnt[b];
   }
+  return out;
 }
 
 template <typename T, typename Acc>
@@ -116,8 +120,7 @@ Accumulated<T, Acc> accumulate_blocks(const KernelCall& c) {
     if constexpr (!std::is_same_v<T, int8_t>) {
       fail("the sparse operand is int8 only");
     } else {
-      expanded.assign(static_cast<size_t>(c.nnz * blk_elems), T{0});
-      decompress_pairs(c, cnt, nbr, off, expanded.data());
+      expanded = decompress_pairs(c, cnt, nbr, off);
       blocks = expanded.data();
     }
   }
