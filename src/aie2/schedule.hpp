@@ -63,9 +63,10 @@ Occupancy block_occupancy(const Stage& st, const Model& m, bool dense = false);
 // Whether a conv stage's mask promises at most 2 nonzeros in every aligned
 // group of 4 input channels at each (output channel, tap), the rule of the
 // AIE-ML sparse operand: nm:N:M or a combined pattern's N:M part that
-// implies it (nm:2:4, nm:1:4, nm:2:8, ...; stage_weights.cpp). The reader
-// has checked the mask and that pruned weights are zero, and float zeros
-// stay int8 zeros, so the int8 weight keeps it too (the packer checks).
+// implies it (nm:2:4, nm:1:4, nm:2:8, ...; stage_weights.cpp), or a tvw:G
+// mask whose weights happen to keep it. The reader has checked the mask and
+// that pruned weights are zero, and float zeros stay int8 zeros, so the
+// int8 weight keeps it too (the packer checks).
 bool two_of_four(const Stage& st, const Model& m);
 
 enum class Place { DDR, Memtile };

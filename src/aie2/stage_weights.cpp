@@ -1,5 +1,7 @@
 // The weights a conv stage multiplies with (lower.hpp: Stage::groups,
 // Stage::affine) and the 8x8 blocks of them it stores.
+#include <algorithm>
+
 #include "aie2/codegen.hpp"
 #include "compact/int8.hpp"
 #include "core/error.hpp"
@@ -61,6 +63,21 @@ bool two_of_four(const Stage& st, const Model& m) {
     p = parse_pattern(n.mask->pattern);
   } catch (const Error&) {
     return false;
+  }
+  if (p.family == PatternFamily::TVW) {
+    // tvw's 2:4 runs along each tile's kept rows, which are aligned groups of
+    // 4 input channels only where the tile keeps whole runs of them: the
+    // layer qualifies when its weights happen to keep the rule everywhere.
+    const Tensor& w = n.param("weight");
+    const int64_t cin = st.Cin, rows = static_cast<int64_t>(w.size()) / cin;
+    const float* v = w.data();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < cin; g += 4) {
+        int nz = 0;
+        for (int64_t i = g; i < std::min(cin, g + 4); ++i) nz += v[r * cin + i] != 0.0f;
+        if (nz > 2) return false;
+      }
+    return true;
   }
   if (p.family != PatternFamily::NM && !p.then_nm) return false;
   // Groups of M aligned at multiples of M along Cin (a multiple of M, as the

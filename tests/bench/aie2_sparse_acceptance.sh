@@ -1,8 +1,9 @@
 #!/bin/sh
 # The acceptance runs of issue 27 (the AIE-ML sparse operand) that are too
 # long for the test suite, reproducible:
-#   1. bsp sim on ResNet-50 int8 pruned nm:2:4, block:8x8+nm:2:4 at 0.25 and
-#      tw:128+nm:2:4 at 0.25 (first conv dense), at aie2:2x2 and aie2:4x4:
+#   1. bsp sim on ResNet-50 int8 pruned nm:2:4, block:8x8+nm:2:4 at 0.25,
+#      tw:128+nm:2:4 at 0.25 and tvw:128 at 0.25 (first conv dense; tvw
+#      layers use the operand where their weights keep it), at aie2:2x2 and aie2:4x4:
 #      the program against the int8 reference, bit for bit;
 #   2. bsp sim on fmnist-cnn and fmnist-resnet with the same patterns, int8,
 #      on every mesh aie2:2x2 ... aie2:8x8;
@@ -24,7 +25,7 @@ cd "$OUT" || exit 1
 log() { echo "$*" | tee -a summary.txt; }
 now() { date +%s.%N; }
 failed=0
-PATTERNS="nm:2:4 block:8x8+nm:2:4@0.25 tw:128+nm:2:4@0.25"
+PATTERNS="nm:2:4 block:8x8+nm:2:4@0.25 tw:128+nm:2:4@0.25 tvw:128@0.25"
 # prune IN OUT P[@D]
 prune() {
   p=${3%@*}

@@ -182,3 +182,25 @@ TEST_CASE("sparse operand: a corrupted mask or pair count is an error, not anoth
     CHECK_THAT(sim_error(bad, img, m), Catch::Contains("sparse pairs, the instruction says"));
   }
 }
+
+TEST_CASE("sparse operand: tvw layers use it exactly where their weights keep 2 of every 4 aligned", "[aie2][sparse24]") {
+  const Model m = pruned_int8("fmnist-resnet", "tvw:16", 0.25);
+  auto r = test::run_pipeline(m, "aie2:2x2");
+  CHECK(r.max_diff == 0.0);
+  int used = 0, refused = 0;
+  for (size_t s = 0; s < r.schedule.graph.stages.size(); ++s) {
+    const Stage& st = r.schedule.graph.stages[s];
+    if (st.kind != StageKind::Conv || st.name == "stem.conv") continue;
+    const Tensor& w = m.nodes[static_cast<size_t>(st.conv_node)].param("weight");
+    bool keeps = true;
+    for (size_t g = 0; g < w.size(); g += 4) {
+      int nz = 0;
+      for (size_t i = g; i < g + 4; ++i) nz += w[i] != 0.0f;
+      keeps &= nz <= 2;
+    }
+    INFO(st.name);
+    CHECK(r.schedule.occupancy[s].sparse24 == keeps);
+    (keeps ? used : refused) += 1;
+  }
+  CHECK(used + refused > 0);
+}
