@@ -381,7 +381,10 @@ class Gen {
     k.out_buf = kFamOut;
     k.add_buf = st_.add ? kFamAdd : -1;
     k.acc_buf = p_.K > 1 ? kFamAcc : -1;
-    k.flags = (st_.relu ? kKRelu : 0) | (conv() && !S_.occupancy[si_].dense() ? kKSparse : 0) |
+    // A sparse24 chunk always carries its counts and indices (kKSparse24 alone).
+    const bool s24 = conv() && S_.occupancy[si_].sparse24;
+    k.flags = (st_.relu ? kKRelu : 0) | (conv() && !s24 && !S_.occupancy[si_].dense() ? kKSparse : 0) |
+              (s24 ? kKSparse24 : 0) |
               (st_.add ? kKAdd : 0) | (st_.count_include_pad ? kKIncludePad : 0) | (st_.clip ? kKClip : 0) |
               (rows_pass() > 0 ? kKRows : 0);
     switch (st_.fn) {
@@ -780,17 +783,20 @@ class Gen {
       emit(cq, acq(core_out_[static_cast<size_t>(i)], x.out_slot, kFree, 1, kWrite, 0));
       if (st_.add) emit(cq, acq(core_add_[static_cast<size_t>(i)], x.out_slot, kFull, 1, kRead, 0));
     }
-    const int64_t nnz = conv() ? p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(x.j * K + x.k)].nnz : 0;
+    const Chunk* chunk = conv() ? &p_.chunks[static_cast<size_t>(q)][static_cast<size_t>(x.j * K + x.k)] : nullptr;
+    const int64_t nnz = chunk ? chunk->nnz : 0;
     const bool pool = st_.kind == StageKind::Pool;
     // Row passes: the window rows before and after the pass's (kKRows).
     const TileGeom pg = pass_tile(g, x.k);
     const int64_t pad_t = rows_pass() > 0 ? pg.cy0 : g.pt, pad_b = rows_pass() > 0 ? st_.H - pg.cy1 : g.pb;
+    // Operand pt: a pool's padding rows above, a sparse24 conv's pair count.
+    const int64_t a11 = pool ? pad_t : chunk && S_.occupancy[si_].sparse24 ? chunk->pairs : 0;
     const int32_t kernel = 0;
     emit(cq, make(Opc::Comp, {kernel, static_cast<int32_t>(x.fm_slot), static_cast<int32_t>(x.w_slot),
                               static_cast<int32_t>(x.out_slot), static_cast<int32_t>(x.out_slot), i32(g.oh, "oh"),
                               i32(g.ow, "ow"), i32(g.empty() ? 0 : co, "co"), i32(conv() ? x.ci : co, "ci"),
                               i32(nnz, "nnz"), (x.first ? kCFirst : 0) | (x.last ? kCLast : 0),
-                              i32(pool ? pad_t : 0, "pad"), i32(pool ? g.pl : 0, "pad"), i32(pool ? pad_b : 0, "pad"),
+                              i32(a11, "pt"), i32(pool ? g.pl : 0, "pad"), i32(pool ? pad_b : 0, "pad"),
                               i32(pool ? g.pr : 0, "pad")}));
     if (x.last) {
       emit(cq, rel(core_out_[static_cast<size_t>(i)], x.out_slot, kFull, 1, kWrite, 0));

@@ -728,7 +728,14 @@ class Runner {
     if (work && (oh > c.out_l.rows || ow > c.out_l.cols || co > c.out_l.pitch))
       error(q, rec, in.op, fmt::format("output tile of {}x{}x{} does not fit its buffer [{}][{}][{}]", oh, ow, co,
                                        c.out_l.rows, c.out_l.cols, c.out_l.pitch));
-    if (work && k.kind == KKind::Conv && nnz * kBlock * kBlock > c.w_bytes)
+    // A sparse24 COMP's pairs (operand pt, 80 bytes each) and block indices
+    // must fit instead: its blocks are stored compressed.
+    const bool s24 = (k.flags & kKSparse24) != 0;
+    if (s24 && p_.dtype != DType::Int8) error(q, rec, in.op, "the sparse operand is int8 only");
+    if (work && s24 && (c.pt < 0 || c.pt * kPairBytes > c.w_bytes || 2 * nnz > c.w_bytes))
+      error(q, rec, in.op, fmt::format("{} sparse pairs of {} weight blocks do not fit a weight slot of {} bytes", c.pt,
+                                       nnz, c.w_bytes));
+    if (work && !s24 && k.kind == KKind::Conv && nnz * kBlock * kBlock > c.w_bytes)
       error(q, rec, in.op, fmt::format("{} weight blocks do not fit a weight slot of {} bytes", nnz, c.w_bytes));
     if (m_ && work) {
       try {
@@ -742,7 +749,7 @@ class Runner {
     int64_t cycles = 0;
     if (work) {
       try {
-        cycles = comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz, rows);
+        cycles = comp_cycles(hw_, p_.dtype, k, oh * ow, co, ci, nnz, rows, s24 ? c.pt : -1);
       } catch (const Error& e) {
         error(q, rec, in.op, e.what());
       }

@@ -99,6 +99,7 @@ const std::vector<FieldSpec>& field_specs() {
       {"macs_per_cycle", "int8", &Hardware::macs_int8, 1, 1 << 20},
       {"macs_per_cycle", "bf16", &Hardware::macs_bf16, 1, 1 << 20},
       {"macs_per_cycle", "fp32", &Hardware::macs_fp32, 1, 1 << 20},
+      {"macs_per_cycle", "int8_sparse", &Hardware::macs_int8_sparse, 0, 1 << 20},
       {"", "compute_efficiency", &Hardware::compute_efficiency, 1e-3, 1.0},
       {"", "kernel_overhead_cycles", &Hardware::kernel_overhead_cycles, 0, 1 << 30},
       {"", "dma_overhead_cycles", &Hardware::dma_overhead_cycles, 0, 1 << 30},

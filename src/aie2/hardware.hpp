@@ -40,6 +40,10 @@ struct Hardware {
   double stream_gbps = 4.0;              // per memtile <-> core stream channel
 
   int64_t macs_int8 = 256, macs_bf16 = 128, macs_fp32 = 42;  // per cycle per core, peak
+  // The int8 MAC rate with the structured-sparse B operand (2 zeros in every
+  // 4 weights along the reduction, compressed with a mask), counted in
+  // dense-equivalent MACs per cycle; 0: the target has no such operand.
+  int64_t macs_int8_sparse = 0;
   double compute_efficiency = 0.7;     // achieved fraction of peak inside a kernel
   int64_t kernel_overhead_cycles = 0;  // per COMP call (setup, accumulator load/store)
   int64_t dma_overhead_cycles = 0;     // per transfer (descriptor and lock handshake)

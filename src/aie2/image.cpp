@@ -3,6 +3,7 @@
 
 #include "aie2/codegen.hpp"
 #include "aie2/plan.hpp"
+#include "aie2/sparse24.hpp"
 #include "compact/compact.hpp"
 #include "compact/int8.hpp"
 #include "core/error.hpp"
@@ -111,6 +112,48 @@ std::vector<int32_t> int8_consts(const Stage& st, const q8::QModel& q) {
   return c;
 }
 
+// A sparse24 chunk's pairs (man/bsp-isa.7, SPARSE OPERAND), after its
+// counts and indices: per block row (positions [r0, r1) of the row order),
+// its units (stored block e, tap t) in the order e * taps + t, two by two
+// (an odd last one with an all-zero unit); unit 2p gives reduction indices
+// 0-7 of pair p, unit 2p + 1 indices 8-15. Returns the pairs written.
+int64_t pack_pairs_24(const Stage& st, const StagePlan& p, const Occupancy& occ, const Chunk& ch, const Array<int8_t>& wq,
+                      uint8_t* at) {
+  const int64_t KHW = st.kh * st.kw;
+  const int64_t r0 = ch.co0 / kBlock, r1 = (ch.co1 + kBlock - 1) / kBlock;
+  const int64_t b0 = ch.ci0 / kBlock, b1 = (ch.ci1 + kBlock - 1) / kBlock;
+  int64_t pairs = 0;
+  std::vector<std::pair<int64_t, int64_t>> units;  // (block column, tap)
+  int8_t dec[kPairElems];
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t rr = block_row(p.d, r);
+    units.clear();
+    for (int64_t b = b0; b < b1; ++b)
+      if (occ.at(rr, b))
+        for (int64_t t = 0; t < KHW; ++t) units.emplace_back(b, t);
+    for (size_t u = 0; u < units.size(); u += 2) {
+      for (int64_t o = 0; o < kBlock; ++o)
+        for (int64_t k = 0; k < 16; ++k) {
+          const size_t ui = u + static_cast<size_t>(k / kBlock);
+          int8_t v = 0;
+          if (ui < units.size()) {
+            const auto [b, t] = units[ui];
+            const int64_t oc = rr * kBlock + o, ic = b * kBlock + k % kBlock;
+            if (r * kBlock + o < ch.co1 && ic < ch.ci1) v = wq[static_cast<size_t>((oc * KHW + t) * st.Cin + ic)];
+          }
+          dec[16 * o + k] = v;
+        }
+      if (const int64_t bad = pack_pair(dec, at + pairs * kPairBytes); bad >= 0) {
+        const auto [b, t] = units[u + static_cast<size_t>(bad % 16 / kBlock)];
+        fail("layer '{}': output channel {}, tap {}, input channels {}..{} keep more than 2 of 4 weights: no sparse operand",
+             st.name, rr * kBlock + bad / 16, t, b * kBlock + bad % kBlock, b * kBlock + bad % kBlock + 3);
+      }
+      ++pairs;
+    }
+  }
+  return pairs;
+}
+
 }  // namespace
 
 std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Program* prog) {
@@ -141,7 +184,8 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
     if (st.kind != StageKind::Conv) continue;
     const StagePlan& p = S.stages[s];
     const Occupancy& occ = S.occupancy[s];
-    const bool sparse = !occ.dense();
+    const bool sparse = !occ.dense() || occ.sparse24;  // sparse24 chunks always carry counts and indices
+    if (occ.sparse24 && !int8) fail("internal: layer '{}': the sparse operand is int8 only", st.name);
     const Tensor w = stage_weight(st, m);
     const int64_t KHW = st.kh * st.kw;
     if (static_cast<int64_t>(w.size()) != st.Cout * KHW * st.Cin) fail("layer '{}': weight size mismatch", st.name);
@@ -186,6 +230,13 @@ std::vector<uint8_t> build_const_image(const Schedule& S, const Model& m, Progra
             cnt[r - r0] = k;
           }
           at += ((2 * (r1 - r0) + 2 * n) + 3) / 4 * 4;
+        }
+        if (occ.sparse24) {
+          const int64_t pairs = pack_pairs_24(st, p, occ, ch, wq, at);
+          if (pairs != ch.pairs) fail("internal: layer '{}': packed {} pairs, expected {}", st.name, pairs, ch.pairs);
+          if ((at - base) + pairs * kPairBytes > ch.bytes)
+            fail("internal: layer '{}': chunk overflows its {} bytes", st.name, ch.bytes);
+          continue;
         }
         const int64_t es = int8 ? 1 : 4;
         int64_t blk = 0;

@@ -259,6 +259,8 @@ void decode_program(const std::vector<int32_t>& words, const std::vector<std::st
         if (v < 1 || v > 65535)
           fail("program: stage '{}': kernel {}: window {}x{}, stride {}x{}, dilation {}x{} out of range 1..65535",
                s.name, k, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw);
+      if ((d.flags & kKSparse24) && d.kind != KKind::Conv)
+        fail("program: stage '{}': kernel {}: only a convolution uses the sparse operand", s.name, k);
       s.kernels.push_back(d);
     }
     while (i < n && static_cast<Opc>(words[i * R]) == Opc::Kparam) {
@@ -397,6 +399,7 @@ std::string program_asm(const Program& p) {
       std::string fl;
       if (k.flags & kKRelu) fl += " relu";
       if (k.flags & kKSparse) fl += " sparse";
+      if (k.flags & kKSparse24) fl += " sparse24";
       if (k.flags & kKAdd) fl += " add";
       if (k.flags & kKIncludePad) fl += " include_pad";
       if (k.flags & kKClip) fl += " clip";

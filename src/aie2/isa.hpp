@@ -127,6 +127,11 @@ constexpr int32_t kKBcast = 512;       // mul: input 1 holds one pixel, [C] broa
 // rows [pt, kh - pb) only (COMP pt, pb: the rows before and after the pass);
 // they add to the accumulator, the last pass divides the window's sum.
 constexpr int32_t kKRows = 1024;
+// int8 conv with the AIE-ML sparse B operand: the chunk holds, after the
+// counts and indices (always present), each block row's (block, tap) units
+// in compressed pairs; COMP operand pt (a[11]) is the chunk's pair count
+// (man/bsp-isa.7, SPARSE OPERAND). ISA version 3.
+constexpr int32_t kKSparse24 = 2048;
 // COMP flags.
 constexpr int32_t kCFirst = 1;  // first input-channel pass: start from zero
 constexpr int32_t kCLast = 2;   // last pass: apply the epilogue and write the output tile
@@ -185,6 +190,13 @@ struct Program {
   bool uses_act() const {
     for (const StageProg& s : stages)
       if (s.act) return true;
+    return false;
+  }
+  // Whether a kernel uses the sparse operand (kKSparse24): ISA version 3.
+  bool uses_sparse24() const {
+    for (const StageProg& s : stages)
+      for (const KernelDecl& k : s.kernels)
+        if (k.flags & kKSparse24) return true;
     return false;
   }
 };

@@ -4,9 +4,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "aie2/schedule.hpp"
+#include "aie2/sparse24.hpp"
 #include "compact/int8.hpp"
 #include "core/reference_ops.hpp"
 #include "core/error.hpp"
@@ -38,12 +41,54 @@ struct Accumulated {
   std::vector<Acc> local;
 };
 
+// A sparse24 chunk's pairs (man/bsp-isa.7, SPARSE OPERAND, from byte `off`)
+// into the dense blocks' layout [block][o 8][ky][kx][i 8]: per block row its
+// units (block e, tap t) in the order e * taps + t, two to a pair. Checks the
+// pair count against the instruction's (operand pt), every mask, and that an
+// odd row's last pair holds zeros in its unused half, before it allocates
+// the blocks (bounded by the slot: at most 2 units of 64 bytes per 80).
+std::vector<int8_t> decompress_pairs(const KernelCall& c, const uint16_t* cnt, int64_t nbr, int64_t off) {
+  const KernelDecl& k = *c.k;
+  const int64_t KHW = k.kh * k.kw, blk_elems = kBlock * KHW * kBlock;
+  int64_t pairs = 0;
+  for (int64_t b = 0; b < nbr; ++b) pairs += (cnt[b] * KHW + 1) / 2;
+  if (pairs != c.pt) fail("weight chunk holds {} sparse pairs, the instruction says {}", pairs, c.pt);
+  if (off + pairs * kPairBytes > c.w_bytes) fail("weight chunk of {} sparse pairs runs past its buffer", pairs);
+  std::vector<int8_t> out(static_cast<size_t>(c.nnz * blk_elems), 0);
+  int8_t* blocks = out.data();
+  const uint8_t* src = c.w + off;
+  int8_t dec[kPairElems];
+  std::string why;
+  int64_t e0 = 0;  // the row's first block
+  for (int64_t b = 0; b < nbr; ++b) {
+    const int64_t units = cnt[b] * KHW;
+    for (int64_t u = 0; u < units; u += 2, src += kPairBytes) {
+      if (!unpack_pair(src, dec, why)) fail("block row {}, pair {}: {}", b, u / 2, why);
+      for (int64_t h = 0; h < 2; ++h) {
+        const bool real = u + h < units;
+        const int64_t e = e0 + (u + h) / KHW, t = (u + h) % KHW;
+        for (int64_t o = 0; o < kBlock; ++o)
+          for (int64_t i = 0; i < kBlock; ++i) {
+            const int8_t v = dec[16 * o + 8 * h + i];
+            if (real)
+              blocks[e * blk_elems + (o * KHW + t) * kBlock + i] = v;
+            else if (v != 0)
+              fail("block row {}, pair {}: the padding half of an odd row holds a nonzero", b, u / 2);
+          }
+      }
+    }
+    e0 += cnt[b];
+  }
+  return out;
+}
+
 template <typename T, typename Acc>
 Accumulated<T, Acc> accumulate_blocks(const KernelCall& c) {
   const KernelDecl& k = *c.k;
   const int64_t oh = c.oh, ow = c.ow, co = c.co, ci = c.ci;
   const int64_t KHW = k.kh * k.kw;
-  const bool sparse = (k.flags & kKSparse) != 0;
+  const bool s24 = (k.flags & kKSparse24) != 0;
+  const bool sparse = (k.flags & kKSparse) != 0 || s24;  // sparse24 chunks always carry counts and indices
   const int64_t nbr = (co + kBlock - 1) / kBlock, nbc = (ci + kBlock - 1) / kBlock;
   check_fits("input tile", c.in_l, in_rows(k, oh), in_cols(k, ow), ci);
   check_fits("output tile", c.out_l, oh, ow, co);
@@ -65,11 +110,20 @@ Accumulated<T, Acc> accumulate_blocks(const KernelCall& c) {
     fail("dense weight chunk of {}x{} blocks, the instruction says {}", nbr, nbc, c.nnz);
   }
   const int64_t blk_elems = kBlock * KHW * kBlock;
-  if (off + c.nnz * blk_elems * static_cast<int64_t>(sizeof(T)) > c.w_bytes)
+  if (!s24 && off + c.nnz * blk_elems * static_cast<int64_t>(sizeof(T)) > c.w_bytes)
     fail("weight chunk of {} blocks runs past its buffer", c.nnz);
   Accumulated<T, Acc> r;
   r.params = c.w;
   const T* blocks = reinterpret_cast<const T*>(c.w + off);
+  std::vector<T> expanded;  // sparse24: the pairs decompressed into the blocks' layout
+  if (s24) {
+    if constexpr (!std::is_same_v<T, int8_t>) {
+      fail("the sparse operand is int8 only");
+    } else {
+      expanded = decompress_pairs(c, cnt, nbr, off);
+      blocks = expanded.data();
+    }
+  }
   const T* in = reinterpret_cast<const T*>(c.in[0]);
   const int64_t IW = c.in_l.cols, CI = c.in_l.pitch;
   const bool first = (c.flags & kCFirst) != 0;

@@ -196,13 +196,21 @@ double fn_ops(EltFn fn) {
   }
 }
 
-// kind: 0 conv, 1 pool, 2 eltwise, 3 softmax; fn the eltwise function.
+// kind: 0 conv, 1 pool, 2 eltwise, 3 softmax; fn the eltwise function;
+// pairs >= 0: a conv with the sparse operand, of that many compressed unit
+// pairs (each one sparse 4x16x8 multiply per 4 positions: 16 x 8
+// dense-equivalent MACs at macs_per_cycle.int8_sparse).
 int64_t cycles_of(const Hardware& hw, DType t, int kind, EltFn fn, int64_t kh, int64_t kw, int64_t n_in,
-                  int64_t positions, int64_t channels, int64_t cin, int64_t nnz) {
+                  int64_t positions, int64_t channels, int64_t cin, int64_t nnz, int64_t pairs) {
   if (positions <= 0 || channels <= 0) return 0;
   const double eff = hw.compute_efficiency;
   double cycles = 0;
-  if (kind == 0) {
+  if (kind == 0 && pairs >= 0) {
+    if (t != DType::Int8 || hw.macs_int8_sparse < 1) fail("the target has no int8 sparse operand (macs_per_cycle.int8_sparse)");
+    const int64_t pos = ceil_div(positions, hw.vec_positions) * hw.vec_positions;
+    const double macs = static_cast<double>(pos) * static_cast<double>(pairs) * 2 * kBlock * kBlock;
+    cycles = macs / (static_cast<double>(hw.macs_int8_sparse) * eff);
+  } else if (kind == 0) {
     const int64_t pos = ceil_div(positions, hw.vec_positions) * hw.vec_positions;
     double macs;
     if (cin < hw.vec_cin) {
@@ -243,16 +251,18 @@ EltFn kernel_fn(const KernelDecl& k) {
 }  // namespace
 
 int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positions, int64_t channels, int64_t cin,
-                    int64_t nnz) {
+                    int64_t nnz, int64_t pairs) {
   int kind = st.kind == StageKind::Conv ? 0 : st.kind == StageKind::Pool ? 1 : st.kind == StageKind::Eltwise ? 2 : 3;
-  return cycles_of(hw, t, kind, st.fn, st.kh, st.kw, static_cast<int64_t>(st.in.size()), positions, channels, cin, nnz);
+  return cycles_of(hw, t, kind, st.fn, st.kh, st.kw, static_cast<int64_t>(st.in.size()), positions, channels, cin, nnz,
+                   pairs);
 }
 
 int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
-                    int64_t nnz, int64_t rows) {
+                    int64_t nnz, int64_t rows, int64_t pairs) {
   int kind = k.kind == KKind::Conv ? 0 : (k.kind == KKind::MaxPool || k.kind == KKind::AvgPool) ? 1
              : k.kind == KKind::Eltwise ? 2 : 3;
-  return cycles_of(hw, t, kind, kernel_fn(k), rows >= 0 ? rows : k.kh, k.kw, k.n_in, positions, channels, cin, nnz);
+  return cycles_of(hw, t, kind, kernel_fn(k), rows >= 0 ? rows : k.kh, k.kw, k.n_in, positions, channels, cin, nnz,
+                   pairs);
 }
 
 namespace {
@@ -266,6 +276,7 @@ void split_chunks(const PlanContext& c, StagePlan& p) {
   p.chunks.resize(static_cast<size_t>(conv ? d.pc : 0));
   p.chunk_max = 0;
   const bool sparse = !c.occ.dense();
+  const bool s24 = c.occ.sparse24;
   for (int64_t q = 0; q < d.pc && conv; ++q) {
     auto& list = p.chunks[static_cast<size_t>(q)];
     list.clear();
@@ -273,15 +284,20 @@ void split_chunks(const PlanContext& c, StagePlan& p) {
       int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
       for (int64_t k = 0; k < p.K; ++k) {
         const int64_t ci0 = k * d.ci_t, ci1 = std::min(st.Cin, (k + 1) * d.ci_t);
-        int64_t nnz = 0, bytes = 0;
+        int64_t nnz = 0, pairs = 0, bytes = 0;
         if (co1 > co0) {
           const int64_t r0 = co0 / kBlock, r1 = ceil_div(co1, kBlock);
           const int64_t b0 = ci0 / kBlock, b1 = ceil_div(ci1, kBlock);
           nnz = rows_count(c.occ, d, r0, r1, b0, b1);
-          bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, nnz, st.kh, st.kw);
+          if (s24) {
+            pairs = rows_pairs(c.occ, d, r0, r1, b0, b1, st.kh * st.kw);
+            bytes = chunk_bytes_24(co1 - co0, r1 - r0, nnz, pairs);
+          } else {
+            bytes = chunk_bytes(c.dtype, sparse, co1 - co0, r1 - r0, nnz, st.kh, st.kw);
+          }
         }
         p.chunk_max = std::max(p.chunk_max, bytes);
-        list.push_back(Chunk{co0, co1, ci0, ci1, nnz, bytes, 0});
+        list.push_back(Chunk{co0, co1, ci0, ci1, nnz, pairs, bytes, 0});
       }
     }
   }
@@ -303,23 +319,32 @@ void split_worst(const PlanContext& c, StagePlan& p) {
   const Decision& d = p.d;
   const bool conv = c.st.kind == StageKind::Conv;
   p.worst_nnz.assign(static_cast<size_t>(p.J), 0);
+  p.worst_pairs.assign(c.occ.sparse24 ? static_cast<size_t>(p.J) : 0, 0);
   p.worst_ch.assign(static_cast<size_t>(p.J), 0);
-  for (int64_t j = 0; j < p.J; ++j) {
+  // The same midpoint for the stored blocks and, with the sparse operand,
+  // the compressed pairs (what its compute counts).
+  auto worst = [&](int64_t j, int64_t Chunk::*field) {
     int64_t free_run = 0, lockstep = 0;
     for (int64_t q = 0; q < d.pc; ++q) {
-      const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
-      p.worst_ch[static_cast<size_t>(j)] = std::max(p.worst_ch[static_cast<size_t>(j)], co1 - co0);
-      int64_t nnz = 0;
-      for (int64_t k = 0; k < p.K && conv; ++k) nnz += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz;
-      free_run = std::max(free_run, nnz);
+      int64_t n = 0;
+      for (int64_t k = 0; k < p.K && conv; ++k) n += p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].*field;
+      free_run = std::max(free_run, n);
     }
     for (int64_t k = 0; k < p.K && conv; ++k) {
       int64_t most = 0;
       for (int64_t q = 0; q < d.pc; ++q)
-        most = std::max(most, p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].nnz);
+        most = std::max(most, p.chunks[static_cast<size_t>(q)][static_cast<size_t>(j * p.K + k)].*field);
       lockstep += most;
     }
-    p.worst_nnz[static_cast<size_t>(j)] = (free_run + lockstep + 1) / 2;
+    return (free_run + lockstep + 1) / 2;
+  };
+  for (int64_t j = 0; j < p.J; ++j) {
+    for (int64_t q = 0; q < d.pc; ++q) {
+      const int64_t co0 = d.cbounds[static_cast<size_t>(q * p.J + j)], co1 = d.cbounds[static_cast<size_t>(q * p.J + j + 1)];
+      p.worst_ch[static_cast<size_t>(j)] = std::max(p.worst_ch[static_cast<size_t>(j)], co1 - co0);
+    }
+    p.worst_nnz[static_cast<size_t>(j)] = worst(j, &Chunk::nnz);
+    if (c.occ.sparse24) p.worst_pairs[static_cast<size_t>(j)] = worst(j, &Chunk::pairs);
   }
 }
 
@@ -395,6 +420,7 @@ void copy_split(const StagePlan& from, StagePlan& p) {
   p.chunk_max = from.chunk_max;
   p.part_bytes = from.part_bytes;
   p.worst_nnz = from.worst_nnz;
+  p.worst_pairs = from.worst_pairs;
   p.worst_ch = from.worst_ch;
   p.core_macs = from.core_macs;
   p.imbalance = from.imbalance;
@@ -516,7 +542,8 @@ class Derivation {
         const int64_t ch = p.worst_ch[static_cast<size_t>(j)];
         if (ch == 0) continue;
         double cyc = static_cast<double>(comp_cycles(hw, c.dtype, st, ts.h * ts.w, ch, conv ? st.Cin : ch,
-                                                     p.worst_nnz[static_cast<size_t>(j)]) +
+                                                     p.worst_nnz[static_cast<size_t>(j)],
+                                                     p.worst_pairs.empty() ? -1 : p.worst_pairs[static_cast<size_t>(j)]) +
                                          (p.K - 1) * hw.kernel_overhead_cycles);
         per_tile += cyc;
         if (first_comp == 0) first_comp = cyc / static_cast<double>(p.K);

@@ -52,13 +52,14 @@ bool derive_plan(const PlanContext& c, StagePlan& p, std::string* why = nullptr,
                  double must_beat = std::numeric_limits<double>::infinity(), const StagePlan* same_split = nullptr);
 
 // The padded multiply-accumulates (what the vector unit really executes) and
-// the cycles of one COMP with these operands. nnz: stored 8x8 blocks (conv).
+// the cycles of one COMP with these operands. nnz: stored 8x8 blocks (conv);
+// pairs: a sparse24 conv's compressed unit pairs, -1 for any other.
 int64_t comp_cycles(const Hardware& hw, DType t, const Stage& st, int64_t positions, int64_t channels, int64_t cin,
-                    int64_t nnz);
+                    int64_t nnz, int64_t pairs = -1);
 // The same from a kernel declaration (what the estimator sees); rows: the
 // window rows the COMP sums (a row pass of kKRows), -1 the kernel's kh.
 int64_t comp_cycles(const Hardware& hw, DType t, const KernelDecl& k, int64_t positions, int64_t channels, int64_t cin,
-                    int64_t nnz, int64_t rows = -1);
+                    int64_t nnz, int64_t rows = -1, int64_t pairs = -1);
 
 // A 1x1 convolution with stride and no padding whose input stays in the
 // memtiles reads only every stride-th row and column: the memtile DMA sends

@@ -30,6 +30,20 @@ int64_t chunk_bytes(DType t, bool sparse, int64_t channels, int64_t block_rows, 
   return align(bytes, 4);
 }
 
+int64_t chunk_bytes_24(int64_t channels, int64_t block_rows, int64_t nnz, int64_t pairs) {
+  return align(channels * param_bytes_per_channel(DType::Int8), 4) + align(2 * block_rows + 2 * nnz, 4) +
+         pairs * kPairBytes;
+}
+
+int64_t rows_pairs(const Occupancy& o, const Decision& d, int64_t r0, int64_t r1, int64_t b0, int64_t b1, int64_t taps) {
+  int64_t n = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t x = block_row(d, r);
+    n += (o.count(x, x + 1, b0, b1) * taps + 1) / 2;
+  }
+  return n;
+}
+
 int64_t rows_count(const Occupancy& o, const Decision& d, int64_t r0, int64_t r1, int64_t b0, int64_t b1) {
   if (d.rows.empty()) return o.count(r0, r1, b0, b1);
   int64_t n = 0;
@@ -84,6 +98,7 @@ uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& oc
     const Occupancy& o = occ[s];
     add(o.rows);
     add(o.cols);
+    if (o.sparse24) add(0x2424);  // only then: other fingerprints stay what they were
     for (size_t i = 0; i < o.bits.size(); i += 64) {
       uint64_t word = 0;
       for (size_t b = 0; b < 64 && i + b < o.bits.size(); ++b) word |= static_cast<uint64_t>(o.bits[i + b]) << b;
@@ -525,6 +540,11 @@ Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype, bool den
     const Stage& st = S.graph.stages[s];
     if (st.kind == StageKind::Conv) {
       S.occupancy[s] = block_occupancy(st, m, dense);
+      // The sparse operand: int8 only (aie_api's sparse int8 x int8 mode),
+      // not for the dense counterpart nor a first layer of fewer input
+      // channels than a vector (packed differently, cycles_of).
+      S.occupancy[s].sparse24 = !dense && dtype == DType::Int8 && hw.macs_int8_sparse > 0 && st.groups == 1 &&
+                                !st.affine && st.Cin >= hw.vec_cin && two_of_four(st, m);
     }
   }
   S.storages.assign(S.graph.storages.size(), StoragePlan{});

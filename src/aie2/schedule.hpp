@@ -37,6 +37,11 @@ struct Occupancy {
   std::vector<int64_t> row_nnz;   // nonzero blocks per block row
   std::vector<int64_t> prefix;    // (rows + 1) x (cols + 1) 2-D prefix sums of bits
   int64_t nnz = 0;
+  // The stage multiplies with the sparse operand (man/bsp-isa.7, SPARSE
+  // OPERAND): int8, a target with macs_per_cycle.int8_sparse, and at most 2
+  // nonzeros in every aligned group of 4 input channels of its weight. Its
+  // chunks store each block row's (block, tap) units in pairs, compressed.
+  bool sparse24 = false;
   // balanced_groups()'s block-row boundaries and row order per number of
   // groups: the search asks for the same ones many times (one stage is
   // planned by one thread at a time).
@@ -55,6 +60,14 @@ struct Occupancy {
 // for grouped convs and lone batchnorms those that meet a group).
 // stage_weights.cpp.
 Occupancy block_occupancy(const Stage& st, const Model& m, bool dense = false);
+// Whether a conv stage's mask promises at most 2 nonzeros in every aligned
+// group of 4 input channels at each (output channel, tap), the rule of the
+// AIE-ML sparse operand: nm:N:M or a combined pattern's N:M part that
+// implies it (nm:2:4, nm:1:4, nm:2:8, ...; stage_weights.cpp), or a tvw:G
+// mask whose weights happen to keep it. The reader has checked the mask and
+// that pruned weights are zero, and float zeros stay int8 zeros, so the
+// int8 weight keeps it too (the packer checks).
+bool two_of_four(const Stage& st, const Model& m);
 
 enum class Place { DDR, Memtile };
 
@@ -102,6 +115,8 @@ inline int64_t out_channel(const Decision& d, int64_t c) {
   return d.rows.empty() ? c : d.rows[static_cast<size_t>(c / kBlock)] * kBlock + c % kBlock;
 }
 int64_t rows_count(const Occupancy& o, const Decision& d, int64_t r0, int64_t r1, int64_t b0, int64_t b1);
+// A sparse24 chunk's unit pairs: per block row, ceil(stored blocks x taps / 2).
+int64_t rows_pairs(const Occupancy& o, const Decision& d, int64_t r0, int64_t r1, int64_t b0, int64_t b1, int64_t taps);
 
 // Output channel positions [c0, c1) as runs of consecutive channels: each
 // run is (offset from c0, first output channel, channels).
@@ -115,6 +130,7 @@ std::vector<ChannelRun> channel_runs(const Decision& d, int64_t c0, int64_t c1);
 struct Chunk {
   int64_t co0 = 0, co1 = 0, ci0 = 0, ci1 = 0;
   int64_t nnz = 0;    // 8x8 blocks stored
+  int64_t pairs = 0;  // sparse24 stages: compressed unit pairs stored (rows_pairs)
   int64_t bytes = 0;  // packed size
   int64_t ddr_addr = 0;
 };
@@ -144,6 +160,7 @@ struct StagePlan {
   // part's: derive_split) and the most output channels, what the compute of
   // the chunk waits for.
   std::vector<int64_t> worst_nnz, worst_ch;  // [J]
+  std::vector<int64_t> worst_pairs;          // [J], sparse24 stages only: the same for the compressed pairs
   int64_t w_loads = 0;                     // weight chunks each core receives (1: one slot suffices)
   int64_t out_runs = 1;                    // most runs of consecutive channels in a channel group (reordered convs)
   // A core takes input tiles on its first input (S2MM) channel and weights
@@ -228,6 +245,11 @@ Schedule rebuild_schedule(const Model& m, const Hardware& hw, DType dtype, const
 int64_t param_bytes_per_channel(DType t);
 // Packed size of a weight chunk (man/bsp-isa.7).
 int64_t chunk_bytes(DType t, bool sparse, int64_t channels, int64_t block_rows, int64_t nnz, int64_t kh, int64_t kw);
+// The same for a sparse24 chunk of `pairs` compressed unit pairs (int8).
+int64_t chunk_bytes_24(int64_t channels, int64_t block_rows, int64_t nnz, int64_t pairs);
+// A compressed unit pair: two 40-byte groups (8-byte mask, 32 data bytes),
+// the 16 x 8 int8 B tile of one sparse 4x16x8 multiply (man/bsp-isa.7).
+inline constexpr int64_t kPairBytes = 80;
 
 // The core index of (spatial part s, channel part q) and its position.
 inline int64_t core_index(const Decision& d, int64_t s, int64_t q) { return s * d.pc + q; }

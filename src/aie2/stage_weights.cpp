@@ -1,9 +1,12 @@
 // The weights a conv stage multiplies with (lower.hpp: Stage::groups,
 // Stage::affine) and the 8x8 blocks of them it stores.
+#include <algorithm>
+
 #include "aie2/codegen.hpp"
 #include "compact/int8.hpp"
 #include "core/error.hpp"
 #include "sparsity/blocks.hpp"
+#include "sparsity/pattern.hpp"
 
 namespace bsp::aie2 {
 
@@ -50,6 +53,38 @@ Array<int8_t> stage_weight_i8(const Stage& st, const q8::QNode& qn) {
     w[static_cast<size_t>((o * taps + t) * st.Cin + c)] = qn.weight[static_cast<size_t>(s)];
   });
   return w;
+}
+
+bool two_of_four(const Stage& st, const Model& m) {
+  const Node& n = m.nodes[static_cast<size_t>(st.conv_node)];
+  if (!n.mask || n.mask->is_block()) return false;
+  Pattern p;
+  try {
+    p = parse_pattern(n.mask->pattern);
+  } catch (const Error&) {
+    return false;
+  }
+  if (p.family == PatternFamily::TVW) {
+    // tvw's 2:4 runs along each tile's kept rows, which are aligned groups of
+    // 4 input channels only where the tile keeps whole runs of them: the
+    // layer qualifies when its weights happen to keep the rule everywhere.
+    const Tensor& w = n.param("weight");
+    const int64_t cin = st.Cin, rows = static_cast<int64_t>(w.size()) / cin;
+    const float* v = w.data();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < cin; g += 4) {
+        int nz = 0;
+        for (int64_t i = g; i < std::min(cin, g + 4); ++i) nz += v[r * cin + i] != 0.0f;
+        if (nz > 2) return false;
+      }
+    return true;
+  }
+  if (p.family != PatternFamily::NM && !p.then_nm) return false;
+  // Groups of M aligned at multiples of M along Cin (a multiple of M, as the
+  // reader checks) with at most N ones: an aligned group of 4 lies inside
+  // one group (M a multiple of 4) or covers 4 / M whole ones (M = 1, 2, 4).
+  if (p.m % 4 == 0) return p.n <= 2;
+  return 4 % p.m == 0 && p.n * (4 / p.m) <= 2;
 }
 
 Occupancy block_occupancy(const Stage& st, const Model& m, bool dense) {

@@ -19,6 +19,10 @@ constexpr int64_t kVersion = 1;
 // (man/bsp-isa.7, ACTIVATION RULES); a program without them is still
 // written as version 1, which older readers take. Both are read.
 constexpr int64_t kProgramVersionAct = 2;
+// Version 3: kernels with the sparse operand (kKSparse24, man/bsp-isa.7,
+// SPARSE OPERAND), with or without activation rules; the others keep the
+// version they had.
+constexpr int64_t kProgramVersionSparse24 = 3;
 
 std::string hex(uint64_t v) {
   char b[20];
@@ -234,7 +238,8 @@ std::optional<GroupSource> stored_source(int64_t file_id, const char* group) {
   const bool program = std::string_view(group) == "program";
   if (!h5::has_attr(g, "version")) return src;
   const int64_t version = h5::read_attr_int(g, "version");
-  if (version != kVersion && !(program && version == kProgramVersionAct)) return src;
+  if (version != kVersion && !(program && (version == kProgramVersionAct || version == kProgramVersionSparse24)))
+    return src;
   try {
     src.readable = true;
     src.dtype = parse_dtype(h5::read_attr_string(g, "dtype"));
@@ -311,7 +316,9 @@ std::shared_ptr<const Schedule> load_schedule(const Model& m, int64_t file_id) {
 void save_program(const ProgramFile& pf, int64_t file_id) {
   const Program& p = pf.program;
   h5::Handle g = h5::create_group(file_id, "program");
-  h5::write_attr(g, "version", p.uses_act() ? kProgramVersionAct : kVersion);
+  h5::write_attr(g, "version", p.uses_sparse24() ? kProgramVersionSparse24
+                               : p.uses_act()    ? kProgramVersionAct
+                                                 : kVersion);
   h5::write_attr(g, "target", p.hw.name);
   h5::write_attr(g, "hardware", hardware_to_json(p.hw).dump());
   h5::write_attr(g, "dtype", std::string(dtype_name(p.dtype)));
@@ -452,6 +459,7 @@ Json stage_plan_json(const Schedule& s, size_t i) {
       for (const Chunk& c : part) wb += c.bytes, ++nch;
     e["weight_bytes"] = wb;
     e["weight_chunks"] = nch;
+    e["sparse_operand"] = o.sparse24;  // the AIE-ML sparse B operand (man/bsp-isa.7, SPARSE OPERAND)
     if (st.act) {
       Json a = Json::object();
       a["threshold"] = st.act->threshold;

@@ -201,7 +201,7 @@ Runner setup_prune(CLI::App& sub) {
   sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
   add_output_options(sub, o->out);
   o->weight_options.push_back(sub.add_option("-p,--pattern", o->pattern,
-                 "block:RxC (default block:8x8), nm:N:M, tw:G, tvw:G (G default 128), unstructured, channel")
+                 "block:RxC (default block:8x8), nm:N:M, tw:G, tvw:G (G default 128), unstructured, channel, block:RxC+nm:N:M, tw:G+nm:N:M")
       ->type_name("P"));
   o->weight_options.push_back(
       sub.add_option("-d,--density", o->density, "fraction of weights kept, in (0, 1] (nm: implied, N/M)")->type_name("D"));

@@ -183,13 +183,25 @@ void CompactLayer::check() const {
   }
 }
 
+namespace {
+// The "nm:N:M" a pattern stores as the nm format: nm:N:M itself, or the N:M
+// part of block:RxC+nm:N:M; null for any other pattern.
+const char* nm_part(const std::string& p) {
+  if (p.rfind("nm:", 0) == 0) return p.c_str();
+  const size_t at = p.rfind("block:", 0) == 0 ? p.find("+nm:") : std::string::npos;
+  return at == std::string::npos ? nullptr : p.c_str() + at + 1;
+}
+}  // namespace
+
 Format auto_format(const Node& n) {
   if (!n.mask) return Format::Dense;
   const std::string& p = n.mask->pattern;
-  if (n.mask->is_block() || p.rfind("block:", 0) == 0) return n.mask->is_block() ? Format::Bsr : Format::Dense;
-  if (p.rfind("nm:", 0) == 0) {
+  // block:RxC+nm:N:M is stored as its N:M part; tw:G+nm:N:M as its tiles (below).
+  const char* nm = nm_part(p);
+  if (!nm && (n.mask->is_block() || p.rfind("block:", 0) == 0)) return n.mask->is_block() ? Format::Bsr : Format::Dense;
+  if (nm) {
     CompressSpec s;
-    if (std::sscanf(p.c_str(), "nm:%ld:%ld", &s.N, &s.M) != 2 || s.M < 2) return Format::Dense;
+    if (std::sscanf(nm, "nm:%ld:%ld", &s.N, &s.M) != 2 || s.M < 2) return Format::Dense;
     return weight_geom(n.param("weight").shape()).I % s.M == 0 ? Format::NM : Format::Dense;
   }
   if (p.rfind("tw:", 0) == 0 || p.rfind("tvw:", 0) == 0 || p == "channel") return Format::TW;
@@ -207,14 +219,16 @@ CompressSpec spec_for(const Node& n, Format format) {
     case Format::Bsr:
       if (n.mask && n.mask->is_block()) s.R = n.mask->block_rows, s.C = n.mask->block_cols;
       break;
-    case Format::NM:
-      if (pattern.rfind("nm:", 0) != 0 || std::sscanf(pattern.c_str(), "nm:%ld:%ld", &s.N, &s.M) != 2)
+    case Format::NM: {
+      const char* nm = nm_part(pattern);
+      if (!nm || std::sscanf(nm, "nm:%ld:%ld", &s.N, &s.M) != 2)
         fail("layer '{}' is not N:M-pruned (pattern '{}'): cannot store it as nm", n.name,
              pattern.empty() ? "none" : pattern);
       if (s.N < 1 || s.M < 2 || s.N > s.M) fail("layer '{}': bad N:M pattern '{}'", n.name, pattern);
       if (g.I % s.M)
         fail("layer '{}': {} input channels are not a multiple of M = {}: cannot store it as nm", n.name, g.I, s.M);
       break;
+    }
     case Format::TW:
       if (pattern.rfind("tw:", 0) == 0 || pattern.rfind("tvw:", 0) == 0) {
         long gw = 0;

@@ -242,7 +242,7 @@ Pattern check_mask_pattern(const Node& n, const Tensor& w, const Mask& m) {
   } catch (const Error& e) {  // a usage error of prune's, a runtime one of the file's
     fail("node '{}': mask pattern: {}", n.name, e.what());
   }
-  if (p.family == PatternFamily::Block) {
+  if (p.family == PatternFamily::Block && !p.then_nm) {
     if (!m.is_block())
       fail("node '{}': mask pattern '{}' needs a block mask (attribute block = [{}, {}])", n.name, m.pattern,
            p.block_rows, p.block_cols);
@@ -255,7 +255,7 @@ Pattern check_mask_pattern(const Node& n, const Tensor& w, const Mask& m) {
   const bool tiled = p.family == PatternFamily::TW || p.family == PatternFamily::TVW;
   if (!tiled && (m.is_tiled() || !m.tile_rows.empty()))
     fail("node '{}': mask pattern '{}' has tiles (mask_column_tile): only tw:G and tvw:G do", n.name, m.pattern);
-  if (p.family == PatternFamily::NM && w.shape().back() % p.m != 0)
+  if ((p.family == PatternFamily::NM || p.then_nm) && w.shape().back() % p.m != 0)
     fail("node '{}': mask pattern '{}' on a layer of {} input channels, not a multiple of M = {}", n.name, m.pattern,
          w.shape().back(), p.m);
   return p;
@@ -269,7 +269,7 @@ Pattern check_mask_pattern(const Node& n, const Tensor& w, const Mask& m) {
 void check_mask_structure(const Node& n, const Tensor& w, const Mask& m, const Pattern& p) {
   const uint8_t* bits = m.bits.data();
   const auto nb = static_cast<int64_t>(m.bits.size());
-  if (p.family == PatternFamily::NM) {
+  if (p.family == PatternFamily::NM || p.then_nm) {  // a combined pattern's N:M part too
     const int64_t groups = nb / p.m;
     int64_t over = 0;
     for (int64_t g = 0; g < groups; ++g) {

@@ -6,17 +6,20 @@
 namespace bsp {
 
 Array<uint8_t> element_mask(const Node& n) {
-  const Tensor& w = n.param("weight");
-  Array<uint8_t> e(w.shape());
-  if (!n.mask) {
+  return element_mask(n.mask ? &*n.mask : nullptr, n.param("weight").shape());
+}
+
+Array<uint8_t> element_mask(const Mask* mask, const Shape& shape) {
+  Array<uint8_t> e(shape);
+  if (!mask) {
     e.fill(1);
     return e;
   }
-  const Mask& m = *n.mask;
+  const Mask& m = *mask;
   if (!m.is_block()) return m.bits.clone();
   // Weight viewed as [Cout, K, Cin] with K = kh * kw (1 for dense).
-  const int64_t cout = w.dim(0), cin = w.shape().back();
-  const int64_t k = static_cast<int64_t>(w.size()) / (cout * cin);
+  const int64_t cout = shape[0], cin = shape.back();
+  const int64_t k = static_cast<int64_t>(e.size()) / (cout * cin);
   const int64_t bcols = m.bits.dim(1);
 #pragma omp parallel for if (e.size() > (1u << 16)) schedule(static)
   for (int64_t o = 0; o < cout; ++o) {

@@ -11,6 +11,8 @@ namespace bsp {
 // weight): a block mask is broadcast over its R x kh x kw x C (conv) or R x C
 // (dense) block. A layer without a mask gets all ones.
 Array<uint8_t> element_mask(const Node& n);
+// The same for a mask (null: all ones) of a weight of that shape.
+Array<uint8_t> element_mask(const Mask* m, const Shape& weight_shape);
 
 // Zeroes every weight the mask prunes. Returns the number of nonzero weights
 // that were zeroed (0 when the weights already respected the mask). With

@@ -11,7 +11,8 @@ namespace bsp {
 
 namespace {
 
-constexpr const char* kPatternHelp = "block:RxC, nm:N:M, tw:G, tvw:G, unstructured or channel";
+constexpr const char* kPatternHelp =
+    "block:RxC, nm:N:M, tw:G, tvw:G, unstructured, channel, block:RxC+nm:N:M or tw:G+nm:N:M";
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> parts;
@@ -38,6 +39,7 @@ int64_t positive(std::string_view field, std::string_view whole, const char* wha
 }  // namespace
 
 std::string Pattern::str() const {
+  if (then_nm) return fmt::format("{}+nm:{}:{}", outer().str(), n, m);
   switch (family) {
     case PatternFamily::Block:
       return fmt::format("block:{}x{}", block_rows, block_cols);
@@ -61,12 +63,25 @@ std::optional<double> Pattern::implied_density() const {
 }
 
 double Pattern::max_density() const {
-  if (family == PatternFamily::NM) return static_cast<double>(n) / static_cast<double>(m);
+  if (family == PatternFamily::NM || then_nm) return static_cast<double>(n) / static_cast<double>(m);
   if (family == PatternFamily::TVW) return 0.5;
   return 1.0;
 }
 
 Pattern parse_pattern(std::string_view s) {
+  if (const size_t plus = s.find('+'); plus != std::string_view::npos) {
+    // Combined: a block or tile pattern, then N:M inside what it keeps.
+    Pattern p = parse_pattern(s.substr(0, plus));
+    if (p.family != PatternFamily::Block && p.family != PatternFamily::TW)
+      fail_usage("bad pattern '{}': only block:RxC and tw:G combine with nm:N:M (as block:8x8+nm:2:4)", s);
+    const Pattern inner = parse_pattern(s.substr(plus + 1));
+    if (inner.family != PatternFamily::NM)
+      fail_usage("bad pattern '{}': what follows '+' must be nm:N:M (as block:8x8+nm:2:4)", s);
+    p.then_nm = true;
+    p.n = inner.n;
+    p.m = inner.m;
+    return p;
+  }
   auto parts = split(s, ':');
   std::string_view name = parts[0];
   Pattern p;

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "sparsity/mask.hpp"
+#include "sparsity/nm.hpp"
 #include "sparsity/prune_impl.hpp"
 
 namespace bsp {
@@ -88,6 +89,9 @@ void check_density(double d, const Pattern& p, const std::string& where) {
   if (!(d > 0.0 && d <= 1.0)) fail_usage("{} {} is not in (0, 1]", where, d);
   if (p.family == PatternFamily::TVW && d > 0.5)
     fail_usage("{} {} is above 0.5, the most {} keeps (2 of every 4 weights in its tiles)", where, d, p.str());
+  if (p.then_nm && d > p.max_density() + 1e-12)
+    fail_usage("{} {} is above {}, the most {} keeps ({} of every {} weights)", where, d, p.max_density(), p.str(), p.n,
+               p.m);
 }
 
 }  // namespace
@@ -136,7 +140,7 @@ std::optional<LayerWork> plan_layer(Node& n, double density, const PruneSettings
                  p.str());
   }
   std::optional<LayerWork> out;
-  if (p.family == PatternFamily::NM && l.cin % p.m != 0) {
+  if ((p.family == PatternFamily::NM || p.then_nm) && l.cin % p.m != 0) {
     r.pruned = false;
     r.pattern = n.mask ? n.mask->pattern : "";
     r.density = r.density_before;
@@ -152,8 +156,59 @@ std::optional<LayerWork> plan_layer(Node& n, double density, const PruneSettings
   return out;
 }
 
-// Chooses every work item's new mask (LayerWork::result) by the pattern.
+// A combined pattern's second step: N:M along Cin among the weights the
+// outer pattern kept. The mask becomes an element mask (a tile mask keeps
+// its tiles: every weight kept still lies in its tile's rows).
+void then_nm(LayerWork& l, const Pattern& p) {
+  const Array<uint8_t> outer = element_mask(&l.result, l.w->shape());
+  Mask r = std::move(l.result);
+  r.block_rows = r.block_cols = 0;
+  r.bits = Array<uint8_t>(l.w->shape());
+  nm_mask(l.w->data(), l.cout * l.window, l.cin, 1, p.n, p.m, outer.data(), r.bits.data());
+  r.density = static_cast<double>(prune_detail::count_kept(r.bits)) / static_cast<double>(l.numel());
+  l.result = std::move(r);
+}
+
+// Chooses every work item's new mask (LayerWork::result) by the pattern; a
+// combined one by its outer pattern at density D * M / N, then N:M inside.
 void choose_masks(std::vector<LayerWork>& work, const PruneSettings& s) {
+  if (s.pattern.then_nm) {
+    PruneSettings outer = s;
+    outer.pattern = s.pattern.outer();
+    const size_t n = work.size();
+    std::vector<double> target(n), at(n);
+    for (size_t i = 0; i < n; ++i) {
+      target[i] = work[i].density;
+      at[i] = std::min(1.0, target[i] * static_cast<double>(s.pattern.m) / static_cast<double>(s.pattern.n));
+    }
+    // Blocks are whole N:M groups, so D * M / N lands on D. Tile rows leave
+    // some groups with fewer than N, where the N:M step removes nothing: a
+    // few passes scale the outer density by target / reached (per layer, or
+    // overall under one global threshold) until within 1%.
+    for (int pass = 0;; ++pass) {
+      for (size_t i = 0; i < n; ++i) work[i].density = at[i];
+      choose_masks(work, outer);
+      for (auto& l : work) then_nm(l, s.pattern);
+      if (s.pattern.family != PatternFamily::TW || pass == 5) return;
+      double kept = 0, want = 0, total = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double numel = static_cast<double>(work[i].numel());
+        kept += work[i].result.density * numel;
+        want += target[i] * numel;
+        total += numel;
+      }
+      bool close = true;
+      for (size_t i = 0; i < n; ++i) {
+        const double reached = s.scope == Scope::Global ? kept / total : work[i].result.density;
+        const double goal = s.scope == Scope::Global ? want / total : target[i];
+        if (reached <= 0 || std::fabs(reached - goal) <= 0.01 * goal) continue;
+        const double next = std::min(1.0, at[i] * goal / reached);
+        close &= next == at[i];
+        at[i] = next;
+      }
+      if (close) return;
+    }
+  }
   const Pattern& p = s.pattern;
   switch (p.family) {
     case PatternFamily::Block: prune_detail::choose_blocks(work, p, s.criterion, s.scope); break;

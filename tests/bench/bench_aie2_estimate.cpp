@@ -6,8 +6,14 @@
 // exclude reading model files. Prints one CSV row per cell on stdout and the
 // totals on stderr; a cell that fails to schedule is reported and counted.
 //
+// With --patterns, each listed pattern (P or P@D, D the density; e.g.
+// block:8x8@0.5,nm:2:4,block:8x8+nm:2:4@0.25) instead of block:8x8 at 0.5,
+// one row per pattern (its own column), every one against the dense model:
+// the issue-27 table (int8, so 2:4 layers use the sparse operand).
+//
 // Usage: bench_aie2_estimate [--model default|paper|both] [--mapping bsp|paper]
 //                            [--nets a,b,...] [--targets t1,t2,...] [--tune N]
+//                            [--patterns P[@D],...]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -71,6 +77,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> targets = {"aie2:2x2", "aie2:3x3", "aie2:4x4", "aie2:5x5", "aie2:6x6",
                                       "aie2:7x7", "aie2:8x8", "npu1",     "ve2802"};
   std::vector<std::string> models = {"default", "paper"};
+  std::vector<std::string> patterns;  // empty: block:8x8 at 0.5, the original table
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--nets")
@@ -79,6 +86,8 @@ int main(int argc, char** argv) {
       targets = split(v);
     else if (a == "--mapping")
       paper_mapping = v == "paper";
+    else if (a == "--patterns")
+      patterns = split(v);
     else if (a == "--tune")
       tune = std::atoi(v.c_str());
     else if (a == "--model")
@@ -88,40 +97,63 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::printf("net,target,model,dense_s,sparse_s,speedup,estimate_wall_s\n");
+  const bool by_pattern = !patterns.empty();
+  if (!by_pattern) patterns = {"block:8x8@0.5"};
+  std::printf("net,target,model,%sdense_s,sparse_s,speedup,estimate_wall_s\n", by_pattern ? "pattern," : "");
   double total_wall = 0;
   int failed = 0, cells = 0;
   for (const std::string& net : nets) {
     const ArchInfo& arch = find_arch(net);
-    Model m = arch.build(arch.default_classes);
-    init_weights(m, 0);
-    PruneOptions po;
-    po.pattern = parse_pattern("block:8x8");
-    po.density = 0.5;
-    prune_model(m, po);
+    std::vector<Model> pruned;  // Models do not copy: one build (the same seed) per pattern
+    for (const std::string& pd : patterns) {
+      Model m = arch.build(arch.default_classes);
+      init_weights(m, 0);
+      PruneOptions po;
+      const size_t at = pd.find('@');
+      po.pattern = parse_pattern(pd.substr(0, at));
+      if (at != std::string::npos) po.density = std::atof(pd.c_str() + at + 1);
+      prune_model(m, po);
+      pruned.push_back(std::move(m));
+    }
     for (const std::string& model : models)
       for (const std::string& target : targets) {
         aie2::Hardware hw = aie2::load_target(target);
         if (model == "paper") aie2::apply_paper_model(hw);
-        double t[2] = {0, 0};
+        double dense_s = 0;
         const auto t0 = Clock::now();
-        bool ok = true;
-        for (int dense = 1; dense >= 0; --dense) {
+        bool dense_ok = true;
+        ++cells;
+        try {
+          dense_s = estimate(pruned[0], hw, true);
+        } catch (const Error& e) {
+          dense_ok = false;
+          ++failed;
+          std::fprintf(stderr, "FAIL %s %s %s dense: %s\n", net.c_str(), target.c_str(), model.c_str(), e.what());
+        }
+        for (size_t k = 0; k < patterns.size(); ++k) {
+          const auto t1 = Clock::now();
+          double sparse_s = 0;
+          bool ok = dense_ok;
           ++cells;
           try {
-            t[1 - dense] = estimate(m, hw, dense != 0);
+            sparse_s = estimate(pruned[k], hw, false);
           } catch (const Error& e) {
             ok = false;
             ++failed;
             std::fprintf(stderr, "FAIL %s %s %s %s: %s\n", net.c_str(), target.c_str(), model.c_str(),
-                         dense ? "dense" : "sparse", e.what());
+                         patterns[k].c_str(), e.what());
           }
+          // The dense model's time is counted with the first pattern's row.
+          const double wall = seconds_since(k == 0 ? t0 : t1);
+          total_wall += wall;
+          if (by_pattern)
+            std::printf("%s,%s,%s,%s,%.6g,%.6g,%.4f,%.3f\n", net.c_str(), target.c_str(), model.c_str(),
+                        patterns[k].c_str(), dense_s, sparse_s, ok && sparse_s > 0 ? dense_s / sparse_s : 0.0, wall);
+          else
+            std::printf("%s,%s,%s,%.6g,%.6g,%.4f,%.3f\n", net.c_str(), target.c_str(), model.c_str(), dense_s,
+                        sparse_s, ok && sparse_s > 0 ? dense_s / sparse_s : 0.0, wall);
+          std::fflush(stdout);
         }
-        const double wall = seconds_since(t0);
-        total_wall += wall;
-        std::printf("%s,%s,%s,%.6g,%.6g,%.4f,%.3f\n", net.c_str(), target.c_str(), model.c_str(), t[0], t[1],
-                    ok && t[1] > 0 ? t[0] / t[1] : 0.0, wall);
-        std::fflush(stdout);
       }
   }
   std::fprintf(stderr, "%d cells (net x target x model x dense/sparse), %d failed; estimating took %.2f s in total\n",

@@ -47,7 +47,8 @@ cmp -s <(sed 's/pj2\.h5/pj.h5/' "$WORK/.out") p.json || fail "--threads 1 gives 
 # Every pattern, both scopes.
 for spec in "nm:2:4" "nm:2:8 -d 0.25" "tw:64 -d 0.3" "tvw:64 -d 0.3" "tw:32 -d 0.4 --scope layer" \
   "unstructured -d 0.2" "unstructured -d 0.2 --scope global" "channel -d 0.5" \
-  "block:4x4 -d 0.3 --criterion variance --scope global" "block:16x8 -d 0.6 --criterion l1"; do
+  "block:4x4 -d 0.3 --criterion variance --scope global" "block:16x8 -d 0.6 --criterion l1" \
+  "block:8x8+nm:2:4 -d 0.25" "block:8x8+nm:1:4 -d 0.2 --scope global"; do
   # shellcheck disable=SC2086
   ok "$BSP" prune m.h5 -p $spec --json -o q.h5 || continue
   cp "$WORK/.out" q.json
@@ -70,6 +71,24 @@ pats = {l['name']: l['pattern'] for l in d['layers'] if l['op'] in ('conv2d', 'd
 assert pats['conv1.conv'] is None and pats['fc1'] == '${spec%% *}', pats
 " <"$WORK/.out" || fail "bsp info after -p $spec"
 done
+
+# Combined: tw first, then 2:4 along Cin among the kept weights; the
+# result is 2:4 in every group of 4 input channels (bsp info reads and
+# checks it) and the N:M step may remove less than half where the tiles
+# already left groups of fewer than 2.
+ok "$BSP" prune m.h5 -p tw:64+nm:2:4 -d 0.25 --json -o tn.h5
+CHECKS=$((CHECKS + 1))
+[ "$(json_get "$WORK/.out" "d['pattern'] == 'tw:64+nm:2:4' and 0.2 < d['density'] <= 0.5")" = True ] ||
+  fail "tw:64+nm:2:4 report"
+ok "$BSP" info tn.h5
+out_has 'tw:64\+nm:2:4'
+ok "$BSP" compact tn.h5 -o tnc.h5
+# A block:8x8 mask nests the combined pattern: blocks stay inside, 2:4 inside them.
+ok "$BSP" prune m.h5 -p block:8x8 -d 0.5 -o b5.h5
+ok "$BSP" prune b5.h5 -p block:8x8+nm:2:4 -d 0.25 -o b25.h5
+ok "$BSP" compact b25.h5 -o b25c.h5
+ok "$BSP" info b25c.h5
+out_has 'block:8x8\+nm:2:4 +nm '
 
 # tw defaults to global scope, nm has no density of its own.
 ok "$BSP" prune m.h5 -p tw -d 0.5 -n
@@ -163,6 +182,9 @@ for bad in \
   "2|bad pattern 'block:0x8': block rows must be at least 1|-p block:0x8 -d 0.5" \
   "2|bad pattern 'tw:0': tile size G must be at least 1|-p tw:0 -d 0.5" \
   "2|--density 0\.6 is above 0\.5, the most tvw:128 keeps|-p tvw -d 0.6" \
+  "2|--density 0\.6 is above 0\.5, the most block:8x8\+nm:2:4 keeps|-p block:8x8+nm:2:4 -d 0.6" \
+  "2|only block:RxC and tw:G combine with nm:N:M|-p nm:2:4+nm:2:4 -d 0.25" \
+  "2|what follows '\+' must be nm:N:M|-p block:8x8+tw:4 -d 0.25" \
   "2|--density 0\.3 contradicts nm:2:4|-p nm:2:4 -d 0.3" \
   "2|--density is required with block:8x8|-p block:8x8" \
   "2|unknown criterion 'l3'|-d 0.5 --criterion l3" \
