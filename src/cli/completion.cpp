@@ -62,7 +62,7 @@ const std::vector<ValueRule>& value_rules() {
       {"prune", "--pattern",
        [] {
          return Values{"block:8x8", "block:4x4", "block:16x16", "nm:2:4", "nm:2:8", "nm:1:4",
-                       "tw:128",    "tvw:128",   "unstructured", "channel"};
+                       "tw:128",    "tvw:128",   "unstructured", "channel", "block:8x8+nm:2:4", "tw:128+nm:2:4"};
        }},
       {"finetune", "--pattern", [] { return Values{"block:8x8", "nm:2:4", "nm:2:8", "tw:128", "unstructured"}; }},
       {"explore", "--pattern", [] { return Values{"block:8x8", "nm:2:4", "nm:2:8", "tw:128", "unstructured"}; }},
