@@ -13,13 +13,16 @@
 #        its speed against (a) is what decoding on the side costs the trainer;
 #     c. the class folders with torchvision's transforms (RandomResizedCrop +
 #        flip; val: Resize 32 + CenterCrop 28);
-#     with the seconds the trainer waited for decoded batches.
-# Usage: tests/bench/imgfolder_fmnist.sh [BUILD_DIR [OUT_DIR [THREADS [WORKERS]]]]
+#     with the seconds the trainer waited for decoded batches;
+#  3. the speed of (a) against (b) on the first 15,000 images, alternated
+#     REPS times (on a shared machine the load drifts between single runs).
+# Usage: tests/bench/imgfolder_fmnist.sh [BUILD_DIR [OUT_DIR [THREADS [WORKERS [REPS]]]]]
 set -e
 BUILD=$(realpath "${1:-build}")
 OUT=${2:-bench-imgfolder}
 T=${3:-2}
 W=${4:-1}
+REPS=${5:-3}
 BSP=$BUILD/bsp
 mkdir -p "$OUT"
 cd "$OUT"
@@ -70,4 +73,26 @@ for n, r in zip(names, rows):
 a, b = rows[0], rows[1]
 same = all(a[k] == b[k] for k in ("loss", "train_acc", "test_loss", "test_acc"))
 print("a and b: %s; b's speed is %.3f of a's" % ("identical loss and accuracies" if same else "DIFFER", b["images_per_s"] / a["images_per_s"]))
+PY
+
+echo "== 3. a against b, first 15000 images, alternated $REPS times (wall and CPU seconds of the whole command)"
+rm -f sa.jsonl sb.jsonl sa.time sb.time
+i=0
+while [ $i -lt "$REPS" ]; do
+  /usr/bin/time -a -o sa.time -f '%e %U %S' \
+    "$BSP" finetune m0.h5 --data fashion-mnist --no-augment --limit 15000 $R --log sa.jsonl -o sa.h5
+  /usr/bin/time -a -o sb.time -f '%e %U %S' \
+    "$BSP" finetune m0.h5 --data fm/lists --no-augment --crop-fraction 1 --mean "$MEAN" --std "$STD" --workers "$W" \
+    --limit 15000 $R --log sb.jsonl -o sb.h5
+  i=$((i + 1))
+done
+echo "done, load $(load)"
+python3 - sa.jsonl sb.jsonl sa.time sb.time <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+ta, tb = ([[float(v) for v in l.split()] for l in open(p) if l[0].isdigit()] for p in sys.argv[3:5])
+for x, y, u, v in zip(a, b, ta, tb):
+    print("a %5.0f images/s, %6.1f CPU s   b %5.0f images/s, %6.1f CPU s, waited %.3f s   b/a speed %.3f, CPU %.3f" % (
+        x["images_per_s"], u[1] + u[2], y["images_per_s"], v[1] + v[2], y["data_wait_s"],
+        y["images_per_s"] / x["images_per_s"], (v[1] + v[2]) / (u[1] + u[2])))
 PY
