@@ -1,9 +1,11 @@
 #include "data/image_decode.hpp"
 
 // libjpeg's header needs size_t and FILE declared first.
-#include <cstdio>
-#include <cstring>
+#include <cerrno>
 #include <csetjmp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include <jpeglib.h>
