@@ -9,6 +9,7 @@
 #include "core/h5.hpp"
 #include "core/npy.hpp"
 #include "core/safe_file.hpp"
+#include "cli/data_source.hpp"
 #include "data/dataset.hpp"
 #include "train/evaluate.hpp"
 #include "train/model_data.hpp"
@@ -18,9 +19,9 @@ namespace bsp::cli {
 namespace {
 
 struct EvalOptions {
-  std::string input, data;
+  std::string input;
+  DataOptions data;  // --data, --limit, --workers, --crop-fraction, --mean, --std
   int64_t batch = 256;
-  int64_t limit = 0;
   int threads = 0;
   bool json = false;
   std::string logits;
@@ -41,19 +42,17 @@ void write_logits(const Tensor& t, const std::string& path) {
 }
 
 void run_eval(const EvalOptions& o) {
-  if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
+  if (o.data.spec.empty())
+    fail_usage("--data is required (fashion-mnist, a directory of IDX files, an HDF5 data file or an image folder)");
   if (o.batch < 1) fail_usage("--batch must be at least 1");
   apply_threads(o.threads);
   Model m = read_model(o.input);
-  DataSet data = load_data(o.data, DataPart::Evaluation);
-  ImageSet& s = *data.test;
-  if (o.limit > 0) s.limit(o.limit);
-  train::check_data_fits(m, o.input, s, data.name, "test");
-  auto nm = train::model_normalization(m);
-  const Normalization norm = nm ? *nm : channel_stats(s);
-  auto predictor = train::make_predictor(m, std::min(o.batch, s.n));
+  const OpenedData data = open_data(o.data, m, o.input, DataPart::Evaluation);
+  const BatchSource& s = *data.test;
+  auto predictor = train::make_predictor(m, std::min(o.batch, s.size()));
   Tensor logits;
-  const train::EvalResult r = train::evaluate(*predictor, s, norm, o.logits.empty() ? nullptr : &logits);
+  const train::EvalResult r = train::evaluate(*predictor, s, o.logits.empty() ? nullptr : &logits);
+  warn_unreadable("eval", data);
   if (!o.logits.empty()) write_logits(logits, o.logits);
   if (o.json) {
     Json j = Json::object();
@@ -78,10 +77,13 @@ void run_eval(const EvalOptions& o) {
 Runner setup_eval(CLI::App& sub) {
   auto o = std::make_shared<EvalOptions>();
   sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
-  sub.add_option("--data", o->data, "fashion-mnist, a directory of IDX files, or an HDF5 data file (bsp-format(5))")
+  sub.add_option("--data", o->data.spec,
+                 "fashion-mnist, a directory of IDX files, an HDF5 data file (bsp-format(5)), or an image folder "
+                 "(its val/ class folders or val.txt; or a list file)")
       ->type_name("D");
   sub.add_option("--batch", o->batch, "images per forward pass (default 256)")->type_name("N");
-  sub.add_option("--limit", o->limit, "evaluate only the first N images")->type_name("N");
+  sub.add_option("--limit", o->data.limit, "evaluate only the first N images")->type_name("N");
+  add_data_options(sub, o->data);
   add_threads_option(sub, o->threads);
   sub.add_flag("--json", o->json, "print {\"accuracy\", \"loss\", \"images_per_s\", \"n\", ...} as JSON");
   sub.add_option("--logits", o->logits, "also write every image's outputs to FILE: .npy, else HDF5 (dataset 'logits')")

@@ -16,6 +16,7 @@
 #include "cli/common.hpp"
 #include "cli/train_report.hpp"
 #include "core/safe_file.hpp"
+#include "cli/data_source.hpp"
 #include "data/dataset.hpp"
 #include "modelfile/model_file.hpp"
 #include "sparsity/pattern.hpp"
@@ -29,7 +30,8 @@ namespace bsp::cli {
 namespace {
 
 struct FinetuneOptions {
-  std::string input, data;
+  std::string input;
+  DataOptions data;  // --data, --limit, --workers, --crop-fraction, --mean, --std
   OutputOptions out;
   std::optional<int64_t> epochs;  // default: 8 from scratch, 3 otherwise
   int64_t batch = 128;
@@ -42,7 +44,6 @@ struct FinetuneOptions {
   int threads = 0;
   bool no_augment = false;
   int64_t crop_pad = 2;
-  int64_t limit = 0;
   std::string checkpoint, log;
   bool resume = false, quiet = false;
   // sparsity during training
@@ -64,8 +65,8 @@ bool file_exists(const std::string& p) {
 Json run_config(const FinetuneOptions& o, const train::TrainConfig& c, uint64_t digest) {
   Json j = Json::object();
   j["input_digest"] = fmt::format("{:016x}", digest);
-  j["data"] = o.data;
-  j["limit"] = o.limit;
+  j["data"] = o.data.spec;
+  j["limit"] = o.data.limit;
   j["epochs"] = c.epochs;
   j["batch"] = c.batch;
   j["lr"] = c.sgd.lr;
@@ -76,6 +77,10 @@ Json run_config(const FinetuneOptions& o, const train::TrainConfig& c, uint64_t 
   j["seed"] = static_cast<int64_t>(c.seed);
   j["crop_pad"] = c.aug.pad;
   j["flip"] = c.aug.flip;
+  if (is_image_folder(o.data.spec)) {  // what shapes an image folder's batches (absent for other data)
+    j["augment"] = !o.no_augment;
+    j["crop_fraction"] = o.data.crop_fraction;
+  }
   j["bdwp"] = c.bdwp;
   if (c.bdwp && (c.bdwp_cfg.shared != 1 || c.bdwp_cfg.every != 1 || c.bdwp_cfg.grad_every != 1)) {
     j["bdwp_shared"] = c.bdwp_cfg.shared;
@@ -183,9 +188,8 @@ class FinetuneRun {
 
   // Trains (from checkpoint `ck` when given) and writes the result; an
   // interruption or failure says what was kept.
-  void run(const DataSet& data, const Normalization& norm, std::optional<train::Checkpoint>& ck,
-           TrainReport& report) {
-    train::Trainer trainer(m_, *data.train, data.test ? &*data.test : nullptr, norm, cfg_);
+  void run(const OpenedData& data, std::optional<train::Checkpoint>& ck, TrainReport& report) {
+    train::Trainer trainer(m_, *data.train, data.test.get(), cfg_);
     if (ck) train::restore_checkpoint(trainer, *ck, ckpath_);
     SignalLatch latch;
     train::TrainHooks hooks;
@@ -217,6 +221,7 @@ class FinetuneRun {
     if (trainer.net().profiling() && writer())
       std::fprintf(stderr, "%s", trainer.net().profile_report().c_str());
     if (writer()) write_final(trainer);
+    if (writer()) warn_unreadable("finetune", data);
   }
 
  private:
@@ -294,7 +299,8 @@ void run_finetune(const FinetuneOptions& o) {
 
 void run_finetune_rank(const FinetuneOptions& o, train::Comm* comm) {
   const bool writer = !comm || comm->rank() == 0;
-  if (o.data.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
+  if (o.data.spec.empty())
+    fail_usage("--data is required (fashion-mnist, a directory of IDX files, an HDF5 data file or an image folder)");
   const std::string out = resolve_output(o.input, o.out);
   const std::string ckpath = !o.checkpoint.empty() ? o.checkpoint : (out == "-" ? "" : out);
   std::optional<train::GradualConfig> gradual = check_options(o, ckpath);
@@ -308,34 +314,32 @@ void run_finetune_rank(const FinetuneOptions& o, train::Comm* comm) {
   std::optional<train::Checkpoint> ck;
   if (o.resume) ck = resume_from(ckpath, config, m);
 
-  DataSet data = load_data(o.data, DataPart::Training);
-  if (o.limit > 0) {
-    data.train->limit(o.limit);
-    if (data.test) data.test->limit(o.limit);
-  }
-  train::check_data_fits(m, o.input, *data.train, data.name, "training");
-  if (data.test) train::check_data_fits(m, o.input, *data.test, data.name, "test");
-
-  // The model keeps the normalisation it was first trained with.
-  Normalization norm;
-  if (auto nm = train::model_normalization(m))
-    norm = *nm;
-  else
-    norm = channel_stats(*data.train);
-  train::set_model_normalization(m, norm);
+  // The model keeps the normalisation it was first trained with (and the
+  // class names of the first image folder).
+  DataOptions dopt = o.data;
+  dopt.augment = !o.no_augment;
+  dopt.aug = cfg.aug;
+  const OpenedData data = open_data(dopt, m, o.input, DataPart::Training);
+  train::set_model_normalization(m, data.norm);
+  if (!data.classes.empty()) train::set_model_class_names(m, data.classes);
 
   FILE* lines = o.quiet || !writer ? nullptr : (out == "-" ? stderr : stdout);
   TrainReport report(lines, writer ? o.log : std::string());
   if (comm)
     report.note(fmt::format("data-parallel: {} ranks, each {} of the {} images of a batch", comm->size(),
-                            train::share_of(std::min(cfg.batch, data.train->n), 0, comm->size()).count,
-                            std::min(cfg.batch, data.train->n)));
+                            train::share_of(std::min(cfg.batch, data.train->size()), 0, comm->size()).count,
+                            std::min(cfg.batch, data.train->size())));
+  if (data.folder)
+    report.note(fmt::format("image folder '{}': {} training{} images{}, decoded by {} thread{}", data.name,
+                            data.train->size(), data.test ? fmt::format(" and {} val", data.test->size()) : "",
+                            data.classes.empty() ? "" : fmt::format(" in {} classes", data.classes.size()),
+                            o.data.workers, o.data.workers == 1 ? "" : "s"));
   if (ck && ck->state.complete) {
     report.note(fmt::format("'{}': training is already complete ({} epochs)", ckpath, cfg.epochs));
     if (out != ckpath && writer) write_model(m, out);
     return;
   }
-  FinetuneRun(o, out, ckpath, m, cfg, config).run(data, norm, ck, report);
+  FinetuneRun(o, out, ckpath, m, cfg, config).run(data, ck, report);
 }
 
 }  // namespace
@@ -343,7 +347,9 @@ void run_finetune_rank(const FinetuneOptions& o, train::Comm* comm) {
 Runner setup_finetune(CLI::App& sub) {
   auto o = std::make_shared<FinetuneOptions>();
   sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
-  sub.add_option("--data", o->data, "fashion-mnist, a directory of IDX files, or an HDF5 data file (bsp-format(5))")
+  sub.add_option("--data", o->data.spec,
+                 "fashion-mnist, a directory of IDX files, an HDF5 data file (bsp-format(5)), or an image folder "
+                 "(DIR/train/CLASS/*.jpg|png, DIR/val/...; or train.txt, val.txt lists)")
       ->type_name("D");
   add_output_options(sub, o->out);
   sub.add_option("--epochs", o->epochs, "epochs (default: 8 for a never-trained model, else 3)")->type_name("N");
@@ -359,10 +365,12 @@ Runner setup_finetune(CLI::App& sub) {
       ->type_name("W");
   sub.add_option("--seed", o->seed, "seed of the shuffle and the augmentation (default 0)")->type_name("N");
   add_threads_option(sub, o->threads);
-  sub.add_flag("--no-augment", o->no_augment, "train on the images as they are (no random crop, no flip)");
+  sub.add_flag("--no-augment", o->no_augment,
+               "train on the images as they are (no random crop, no flip; image folders: the evaluation transform)");
   sub.add_option("--crop-pad", o->crop_pad, "random crop: shift by up to N pixels, zeros shifted in (default 2)")
       ->type_name("N");
-  sub.add_option("--limit", o->limit, "use only the first N training and N test images")->type_name("N");
+  sub.add_option("--limit", o->data.limit, "use only the first N training and N test images")->type_name("N");
+  add_data_options(sub, o->data);
   sub.add_option("--checkpoint", o->checkpoint, "checkpoint file (default: the output file)")->type_name("FILE");
   sub.add_flag("--resume", o->resume, "continue from the checkpoint");
   sub.add_option("--log", o->log, "append one record per epoch: CSV if FILE ends in .csv, else JSON lines")

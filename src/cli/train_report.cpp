@@ -100,8 +100,9 @@ void TrainReport::epoch(const train::EpochRecord& r) {
   if (lines_) {
     std::string test = r.has_test ? fmt::format("  test {:.2f}% (loss {:.4f})", 100 * r.test_acc, r.test_loss) : "";
     std::string density = r.density >= 0 ? fmt::format("  density {:.4f}", r.density) : "";
-    note(fmt::format("epoch {}/{}  lr {:.4g}  loss {:.4f}  train {:.2f}%{}{}  {:.1f} s  {:.0f} img/s", r.epoch,
-                     r.epochs, r.lr, r.loss, 100 * r.train_acc, test, density, r.seconds, r.images_per_s));
+    std::string wait = r.data_wait_s >= 0 ? fmt::format("  waited {:.1f} s for data", r.data_wait_s) : "";
+    note(fmt::format("epoch {}/{}  lr {:.4g}  loss {:.4f}  train {:.2f}%{}{}  {:.1f} s  {:.0f} img/s{}", r.epoch,
+                     r.epochs, r.lr, r.loss, 100 * r.train_acc, test, density, r.seconds, r.images_per_s, wait));
   }
   if (!log_) return;
   if (csv_) {
@@ -121,6 +122,7 @@ void TrainReport::epoch(const train::EpochRecord& r) {
     j["seconds"] = r.seconds;
     j["images_per_s"] = r.images_per_s;
     if (r.density >= 0) j["density"] = r.density;
+    if (r.data_wait_s >= 0) j["data_wait_s"] = r.data_wait_s;
     std::fprintf(log_, "%s\n", j.dump().c_str());
   }
   std::fflush(log_);

@@ -32,11 +32,14 @@ Normalization channel_stats(const ImageSet& s) {
       sum[static_cast<size_t>(c)] += part[static_cast<size_t>((i * C + c) * 2)];
       sq[static_cast<size_t>(c)] += part[static_cast<size_t>((i * C + c) * 2 + 1)];
     }
+  return normalization_from_sums(sum, sq, static_cast<double>(s.n * per_image));
+}
+
+Normalization normalization_from_sums(const std::vector<double>& sum, const std::vector<double>& sq, double count) {
   Normalization nm;
-  const double count = static_cast<double>(s.n * per_image);
-  for (int64_t c = 0; c < C; ++c) {
-    double m = sum[static_cast<size_t>(c)] / count;
-    double var = std::max(0.0, sq[static_cast<size_t>(c)] / count - m * m);
+  for (size_t c = 0; c < sum.size(); ++c) {
+    double m = sum[c] / count;
+    double var = std::max(0.0, sq[c] / count - m * m);
     double sd = std::sqrt(var);
     nm.mean.push_back(m);
     nm.std.push_back(sd > 1e-12 ? sd : 1.0);  // a constant channel is only centred

@@ -16,6 +16,9 @@ struct Normalization {
 };
 // Mean and standard deviation (population) of every channel over all images.
 Normalization channel_stats(const ImageSet& s);
+// From per-channel sums of pixels and of their squares over `count` pixels
+// (population statistics; a constant channel gets std 1).
+Normalization normalization_from_sums(const std::vector<double>& sum, const std::vector<double>& sq, double count);
 
 struct Augmentation {
   int64_t pad = 0;    // random crop: shift by -pad..pad pixels in each axis, zeros shifted in

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "data/image_folder.hpp"
 
 namespace bsp {
 
@@ -67,7 +68,9 @@ DataSet read_idx_dir(const std::string& dir, const std::string& name, DataPart p
   if (!exists(train_img) && !exists(test_img)) {
     if (name == "fashion-mnist")
       fail("cannot read data 'fashion-mnist': no IDX files in '{}' (install Debian's dataset-fashion-mnist)", dir);
-    fail("cannot read data '{}': no IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz])", dir);
+    fail("cannot read data '{}': no IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz]) and no "
+         "image folders ({}/train/CLASS/*.jpg|png, {}/val/CLASS/...)",
+         dir, dir, dir);
   }
   if (part == DataPart::Training) {
     ds.train = read_idx(train_img, idx_file(dir, "train-labels-idx1-ubyte"));
@@ -82,6 +85,8 @@ DataSet read_idx_dir(const std::string& dir, const std::string& name, DataPart p
 
 DataSet load_data(const std::string& spec, DataPart part) {
   if (spec.empty()) fail_usage("--data is required (fashion-mnist, a directory of IDX files or an HDF5 data file)");
+  if (is_image_folder(spec))
+    fail("data '{}' is an image folder: only bsp finetune and bsp eval read image folders", spec);
   DataSet ds;
   if (spec == "fashion-mnist") {
     ds = read_idx_dir(kFashionMnistDir, spec, part);

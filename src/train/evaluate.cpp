@@ -4,11 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 
 #include "core/finite.hpp"
 #include "core/shapes.hpp"
-
+#include "data/prefetch.hpp"
 #include "kernels/runner.hpp"
 #include "train/loss.hpp"
 #include "train/net.hpp"
@@ -142,39 +143,57 @@ std::unique_ptr<Predictor> make_predictor(const Model& m, int64_t max_batch) {
 }
 
 EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm, Tensor* all) {
-  const int64_t B = p.max_batch(), K = p.classes();
-  if (all) *all = Tensor({s.n, K});
-  Tensor x({B, s.h, s.w, s.c});
+  return evaluate(p, ImageSetSource(s, norm, Augmentation{}), all);
+}
+
+EvalResult evaluate(Predictor& p, const BatchSource& s, Tensor* all) {
+  const int64_t B = p.max_batch(), K = p.classes(), N = s.size();
+  if (all) {
+    *all = Tensor({N, K});
+    std::fill(all->begin(), all->end(), std::numeric_limits<float>::quiet_NaN());
+  }
   std::vector<float> logits(static_cast<size_t>(B * K)), lt(static_cast<size_t>(B * K));
-  std::vector<int64_t> idx(static_cast<size_t>(B));
+  std::vector<int64_t> idx(static_cast<size_t>(N));
+  std::iota(idx.begin(), idx.end(), 0);
+  const int64_t batches = (N + B - 1) / B;
+  BatchQueue queue(s, [&](int64_t k) {
+    BatchRequest r;
+    r.idx = idx.data() + k * B;
+    r.n = std::min(B, N - k * B);
+    return r;
+  }, batches);
   EvalResult r;
   double loss = 0;
   int64_t correct = 0;
-  for (int64_t i0 = 0; i0 < s.n; i0 += B) {
-    const int64_t n = std::min(B, s.n - i0);
-    std::iota(idx.begin(), idx.begin() + n, i0);
-    assemble_batch(s, idx.data(), n, norm, Augmentation{}, 0, x.data(), BatchLayout::NHWC);
+  for (int64_t k = 0; k < batches; ++k) {
+    const Batch& b = queue.next();
+    const int64_t n = b.n;
+    if (n == 0) continue;
+    const int64_t first = b.index[0], last = b.index[static_cast<size_t>(n - 1)];
     const auto t0 = std::chrono::steady_clock::now();
-    p.run(x.data(), n, logits.data());
+    p.run(b.x.data(), n, logits.data());
     r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (const char* node = p.nonfinite_node())
       fail("the forward pass is not finite: node '{}' outputs nan or infinite values on images {} to {} (the model "
            "overflows float32)",
-           node, i0, i0 + n - 1);
+           node, first, last);
     if (const int64_t e = first_nonfinite(logits.data(), n * K); e < n * K)
-      fail("the forward pass is not finite: the logits of image {} are {} (the model overflows float32)", i0 + e / K,
-           nonfinite_word(logits[static_cast<size_t>(e)]));
-    if (all) std::copy(logits.begin(), logits.begin() + n * K, all->data() + i0 * K);
+      fail("the forward pass is not finite: the logits of image {} are {} (the model overflows float32)",
+           b.index[static_cast<size_t>(e / K)], nonfinite_word(logits[static_cast<size_t>(e)]));
+    if (all)
+      for (int64_t j = 0; j < n; ++j)
+        std::copy(logits.begin() + j * K, logits.begin() + (j + 1) * K, all->data() + b.index[static_cast<size_t>(j)] * K);
     // [n, K] -> [K, n] for the loss
     for (int64_t j = 0; j < n; ++j)
-      for (int64_t k = 0; k < K; ++k) lt[static_cast<size_t>(k * n + j)] = logits[static_cast<size_t>(j * K + k)];
-    LossSum ls = softmax_xent(lt.data(), K, n, s.labels.data() + i0, nullptr);
+      for (int64_t c = 0; c < K; ++c) lt[static_cast<size_t>(c * n + j)] = logits[static_cast<size_t>(j * K + c)];
+    LossSum ls = softmax_xent(lt.data(), K, n, b.labels.data(), nullptr);
     loss += ls.loss;
     correct += ls.correct;
+    r.n += n;
   }
-  r.n = s.n;
-  r.loss = s.n ? loss / static_cast<double>(s.n) : 0;
-  r.accuracy = s.n ? static_cast<double>(correct) / static_cast<double>(s.n) : 0;
+  if (N > 0 && r.n == 0) fail("none of the {} images can be read", N);
+  r.loss = r.n ? loss / static_cast<double>(r.n) : 0;
+  r.accuracy = r.n ? static_cast<double>(correct) / static_cast<double>(r.n) : 0;
   return r;
 }
 

@@ -7,6 +7,7 @@
 #include "core/model.hpp"
 #include "data/batch.hpp"
 #include "data/dataset.hpp"
+#include "data/source.hpp"
 
 namespace bsp::train {
 
@@ -48,5 +49,9 @@ struct EvalResult {
 // output or the logits hold a NaN or an infinity): no number computed from
 // one is reported.
 EvalResult evaluate(Predictor& p, const ImageSet& s, const Normalization& norm, Tensor* logits = nullptr);
+// The same over any source, its batches prefetched when it has workers. An
+// image the source cannot read is left out of n, loss and accuracy; its row
+// of `logits` is NaN.
+EvalResult evaluate(Predictor& p, const BatchSource& s, Tensor* logits = nullptr);
 
 }  // namespace bsp::train

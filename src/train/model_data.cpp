@@ -35,6 +35,28 @@ void set_model_normalization(Model& m, const Normalization& nm) {
   m.nodes.at(0).attrs.set("norm_std", nm.std);
 }
 
+std::vector<std::string> model_class_names(const Model& m) {
+  const Node& in = m.input();
+  if (!in.attrs.has("class_names")) return {};
+  const AttrValue& v = in.attrs.all().at("class_names");
+  const auto* text = std::get_if<std::string>(&v);
+  if (!text) fail("input attribute 'class_names' must be a string");
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (size_t nl; (nl = text->find('\n', start)) != std::string::npos; start = nl + 1) names.push_back(text->substr(start, nl - start));
+  if (start < text->size()) names.push_back(text->substr(start));
+  return names;
+}
+
+void set_model_class_names(Model& m, const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& n : names) {
+    if (n.find('\n') != std::string::npos) fail("class name '{}' holds a line break", n);
+    text += n + "\n";
+  }
+  m.nodes.at(0).attrs.set("class_names", text);
+}
+
 int64_t model_classes(const Model& m) {
   const std::vector<Shape> shapes = infer_shapes(m);
   const Shape& s = shapes.back();

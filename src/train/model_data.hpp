@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/model.hpp"
 #include "data/batch.hpp"
@@ -15,6 +16,12 @@ namespace bsp::train {
 // bsp finetune: the per-channel normalisation the model was trained with.
 std::optional<Normalization> model_normalization(const Model& m);
 void set_model_normalization(Model& m, const Normalization& nm);
+
+// The input node's "class_names" attribute (one name a line), set by bsp
+// finetune from the class folders of an image-folder data set: the name of
+// output k is line k. Empty when the model has none.
+std::vector<std::string> model_class_names(const Model& m);
+void set_model_class_names(Model& m, const std::vector<std::string>& names);
 
 // Outputs of the last node (the logits, or the softmax over them).
 int64_t model_classes(const Model& m);

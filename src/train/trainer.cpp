@@ -8,6 +8,7 @@
 #include "core/finite.hpp"
 #include "core/hasher.hpp"
 #include "core/rng.hpp"
+#include "data/prefetch.hpp"
 #include "sparsity/mask.hpp"
 #include "train/loss.hpp"
 
@@ -38,15 +39,28 @@ void check_statistics(const Model& m, int64_t epoch, int64_t step) {
   }
 }
 
+Trainer::Trainer(Model& m, const BatchSource& train, const BatchSource* test, const TrainConfig& cfg)
+    : model_(m), train_(&train), test_(test), cfg_(cfg) {
+  init();
+}
+
 Trainer::Trainer(Model& m, const ImageSet& train, const ImageSet* test, const Normalization& norm,
                  const TrainConfig& cfg)
-    : model_(m), train_(train), test_(test), norm_(norm), cfg_(cfg) {
+    : model_(m), cfg_(cfg) {
+  own_train_ = std::make_unique<ImageSetSource>(train, norm, cfg.aug);
+  if (test) own_test_ = std::make_unique<ImageSetSource>(*test, norm, Augmentation{});
+  train_ = own_train_.get();
+  test_ = own_test_.get();
+  init();
+}
+
+void Trainer::init() {
   if (cfg_.epochs < 1) fail_usage("--epochs must be at least 1");
   if (cfg_.batch < 1) fail_usage("--batch must be at least 1");
   // The last incomplete batch of an epoch is dropped (as the PyTorch recipe
   // does), unless the data holds less than one batch.
-  batch_n_ = std::min(cfg_.batch, train.n);
-  steps_per_epoch_ = train.n / batch_n_;
+  batch_n_ = std::min(cfg_.batch, train_->size());
+  steps_per_epoch_ = train_->size() / batch_n_;
   comm_ = cfg_.comm ? cfg_.comm : &solo_comm();
   const int ranks = comm_->size();
   if (batch_n_ < ranks)
@@ -159,32 +173,44 @@ int Trainer::agreed_signal(int mine) {
 void Trainer::test(double& loss, double& acc) {
   // Data-parallel: each rank evaluates its share of the test images; the
   // sums are added over the ranks.
-  const ImageSet& s = *test_;
-  const Share mine = share_of(s.n, comm_->rank(), comm_->size());
+  const BatchSource& s = *test_;
+  const Share mine = share_of(s.size(), comm_->rank(), comm_->size());
   const int64_t B = net_->max_batch(), K = net_->classes();
-  std::vector<int64_t> idx(static_cast<size_t>(B));
-  double sums[3] = {0, 0, 0};  // loss, correct, a node with non-finite outputs (1)
+  const int64_t batches = (mine.count + B - 1) / B;
+  std::vector<int64_t> idx(static_cast<size_t>(mine.count));
+  for (int64_t j = 0; j < mine.count; ++j) idx[static_cast<size_t>(j)] = mine.first + j;
+  BatchQueue queue(s, [&](int64_t k) {
+    BatchRequest r;
+    r.idx = idx.data() + k * B;
+    r.n = std::min(B, mine.count - k * B);
+    return r;
+  }, batches);
+  // loss, correct, images evaluated (unreadable ones are left out), a node with non-finite outputs (1)
+  double sums[4] = {0, 0, 0, 0};
   std::string bad_message;
-  for (int64_t i0 = mine.first; i0 < mine.first + mine.count; i0 += B) {
-    const int64_t n = std::min(B, mine.first + mine.count - i0);
-    for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(j)] = i0 + j;
-    assemble_batch(s, idx.data(), n, norm_, Augmentation{}, 0, net_->input().act.data());
+  for (int64_t k = 0; k < batches; ++k) {
+    const Batch& b = queue.next();
+    const int64_t n = b.n;
+    if (n == 0) continue;
+    to_channel_major(b, s.h(), s.w(), s.c(), net_->input().act.data());
     net_->forward(n, Mode::Eval, /*check_finite=*/true);
     // A relu turns NaN into 0 (maxps): the loss alone can look fine.
     if (const Node* bad = net_->first_nonfinite_output()) {
-      bad_message = fmt::format("node '{}' outputs nan or infinite values on test images {} to {}", bad->name, i0,
-                                i0 + n - 1);
-      sums[2] = 1;
+      bad_message = fmt::format("node '{}' outputs nan or infinite values on test images {} to {}", bad->name,
+                                b.index[0], b.index[static_cast<size_t>(n - 1)]);
+      sums[3] = 1;
       break;
     }
-    LossSum ls = softmax_xent(net_->output().act.data(), K, n, s.labels.data() + i0, nullptr);
+    LossSum ls = softmax_xent(net_->output().act.data(), K, n, b.labels.data(), nullptr);
     sums[0] += ls.loss;
     sums[1] += static_cast<double>(ls.correct);
+    sums[2] += static_cast<double>(n);
   }
-  comm_->sum_ordered(sums, 3);  // every rank learns of a failure on any
-  if (sums[2] != 0) fail("{}", bad_message.empty() ? "another rank's test images give nan or infinite outputs" : bad_message);
-  loss = sums[0] / static_cast<double>(s.n);
-  acc = sums[1] / static_cast<double>(s.n);
+  comm_->sum_ordered(sums, 4);  // every rank learns of a failure on any
+  if (sums[3] != 0) fail("{}", bad_message.empty() ? "another rank's test images give nan or infinite outputs" : bad_message);
+  if (sums[2] == 0) fail("none of the {} test images can be read", s.size());
+  loss = sums[0] / sums[2];
+  acc = sums[1] / sums[2];
 }
 
 void Trainer::run(const TrainHooks& hooks) {
@@ -192,19 +218,27 @@ void Trainer::run(const TrainHooks& hooks) {
   const int64_t total_steps = epochs * spe;
   double lr = 0;
   for (int64_t epoch = state_.epoch; epoch < epochs; ++epoch) {
-    const std::vector<int64_t> order = shuffled_order(train_.n, cfg_.seed, epoch);
+    const std::vector<int64_t> order = shuffled_order(train_->size(), cfg_.seed, epoch);
     const double seconds_before = state_.seconds;
     const int64_t first_step = state_.step;
     auto t_epoch = Clock::now();
     // Data-parallel: this rank's share of each global batch (all of it in
     // one process), with the augmentation draws of its positions in it.
     const Share share = share_of(batch_n_, comm_->rank(), comm_->size());
+    BatchQueue queue(*train_, [&](int64_t k) {
+      BatchRequest r;
+      r.idx = order.data() + (first_step + k) * batch_n_ + share.first;
+      r.n = share.count;
+      r.train = true;
+      r.key = batch_key(cfg_.seed, epoch, first_step + k);
+      r.j0 = share.first;
+      return r;
+    }, spe - first_step);
     for (int64_t step = state_.step; step < spe; ++step) {
-      const int64_t* idx = order.data() + step * batch_n_ + share.first;
-      const int64_t n = share.count;
-      for (int64_t j = 0; j < n; ++j) labels_[static_cast<size_t>(j)] = train_.labels[static_cast<size_t>(idx[j])];
-      assemble_batch(train_, idx, n, norm_, cfg_.aug, batch_key(cfg_.seed, epoch, step), net_->input().act.data(),
-                     BatchLayout::ChannelMajor, share.first);
+      const Batch& b = queue.next();
+      const int64_t n = b.n;  // share.count: training batches keep their size
+      std::copy(b.labels.begin(), b.labels.begin() + n, labels_.begin());
+      to_channel_major(b, train_->h(), train_->w(), train_->c(), net_->input().act.data());
       if (bdwp_) bdwp_->before_step(epoch * spe + step);
       net_->forward(n, Mode::Train);
       Value& out = net_->output();
@@ -275,6 +309,7 @@ void Trainer::run(const TrainHooks& hooks) {
     r.train_acc = state_.seen ? static_cast<double>(state_.correct) / static_cast<double>(state_.seen) : 0;
     r.seconds = state_.seconds;
     r.images_per_s = r.seconds > 0 ? static_cast<double>(state_.seen) / r.seconds : 0;
+    r.data_wait_s = train_->workers() > 0 ? queue.waited_s() : -1;
     if (gradual_) r.density = gradual_->density();
     average_running_statistics();
     if (test_ && cfg_.test_each_epoch) {

@@ -15,6 +15,7 @@
 #include "core/model.hpp"
 #include "data/batch.hpp"
 #include "data/dataset.hpp"
+#include "data/source.hpp"
 #include "train/comm.hpp"
 #include "train/net.hpp"
 #include "train/optimizer.hpp"
@@ -62,6 +63,7 @@ struct EpochRecord {
   double test_loss = 0, test_acc = 0;
   double seconds = 0;  // training time of the epoch (no test evaluation, no checkpoint)
   double images_per_s = 0;
+  double data_wait_s = -1;  // of `seconds`, the time the trainer waited for prefetched batches (-1: not prefetched)
   double density = -1;  // gradual pruning: kept fraction of the pruned layers' weights (else -1)
 };
 
@@ -92,7 +94,10 @@ void check_statistics(const Model& m, int64_t epoch, int64_t step);
 
 class Trainer {
  public:
-  // `m` is trained in place. `test` may be null.
+  // `m` is trained in place. `test` may be null. The sources must outlive
+  // the trainer; their batches are prefetched when they have workers.
+  Trainer(Model& m, const BatchSource& train, const BatchSource* test, const TrainConfig& cfg);
+  // Images in memory, normalised with `norm` and augmented as cfg.aug says.
   Trainer(Model& m, const ImageSet& train, const ImageSet* test, const Normalization& norm, const TrainConfig& cfg);
   ~Trainer();
 
@@ -124,6 +129,7 @@ class Trainer {
   void test(double& loss, double& acc);
 
  private:
+  void init();
   void refresh_rules();
   // Data-parallel: every gradient summed over the ranks.
   void sum_gradients();
@@ -137,9 +143,9 @@ class Trainer {
   void average_running_statistics();
 
   Model& model_;
-  const ImageSet& train_;
-  const ImageSet* test_;
-  Normalization norm_;
+  std::unique_ptr<BatchSource> own_train_, own_test_;  // the ImageSet constructor's
+  const BatchSource* train_ = nullptr;
+  const BatchSource* test_ = nullptr;
   TrainConfig cfg_;
   std::unique_ptr<Net> net_;
   Comm* comm_ = nullptr;  // never null: solo_comm() in one process
