@@ -43,6 +43,7 @@ Runner setup_schedule(CLI::App& sub);
 Runner setup_codegen(CLI::App& sub);
 Runner setup_sim(CLI::App& sub);
 Runner setup_estimate(CLI::App& sub);
+Runner setup_plot(CLI::App& sub);
 Runner setup_help(CLI::App& sub);
 
 }  // namespace bsp::cli

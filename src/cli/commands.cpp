@@ -20,6 +20,7 @@ const std::vector<Command>& commands() {
       {"sim", "run the AIE2 program on a simulated array and compare with the reference forward", setup_sim},
       {"estimate", "time the AIE2 program per layer, per instruction class and in total", setup_estimate},
       {"export", "write a model as ONNX for other runtimes (masks and history kept in its metadata)", setup_export},
+      {"plot", "draw training curves of finetune logs as SVG", setup_plot},
       {"help", "show the manual page of a subcommand (its --help where man is missing)", setup_help},
   };
   return table;
