@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "plot/mask_svg.hpp"
 #include "compact/compact.hpp"
 #include "core/act_sparsity.hpp"
 #include "core/model_io.hpp"
@@ -20,6 +21,7 @@ struct InfoOptions {
   std::string input;
   bool json = false;
   bool weighted_only = false;
+  std::string svg;  // --svg: the block-mask picture
 };
 
 Json shape_json(const Shape& s) {
@@ -198,6 +200,10 @@ void run_info(const InfoOptions& o) {
   Model m = load_model(in.path(), in.display());
   const std::vector<PartBytes> parts = file_bytes(in.path(), in.display());
   ModelStats s = model_stats(m);
+  if (!o.svg.empty()) {
+    if (o.svg == "-") fail_usage("--svg -: the table goes to stdout; give the SVG a file name");
+    plot::write_mask_svg(m, o.svg);
+  }
   if (o.json)
     print_json(to_json(m, s, o.weighted_only, parts));
   else
@@ -210,6 +216,7 @@ Runner setup_info(CLI::App& sub) {
   sub.add_option("model", o->input, "model file ('-' for stdin)")->required()->type_name("MODEL");
   sub.add_flag("--json", o->json, "print a JSON document instead of the table (schema in bsp-info(1))");
   sub.add_flag("--weighted", o->weighted_only, "list only the conv2d and dense layers");
+  sub.add_option("--svg", o->svg, "also draw each layer's block mask as a grid in this SVG file")->type_name("FILE");
   return [o] { run_info(*o); };
 }
 

@@ -52,4 +52,19 @@ err 1 info "cannot read '<stdin>': not an HDF5 file" "$BSP" info - <text.h5
 err 1 info "is a directory" "$BSP" info .
 err 2 info "not expected|--frob" "$BSP" info m.h5 --frob
 
+# --svg: the block masks as a picture, well-formed, one heading per weighted
+# layer, pruned blocks in their grey.
+"$BSP" prune m.h5 --pattern block:8x8 --density 0.5 -q -o pm.h5 || fail "prune for --svg"
+ok "$BSP" info pm.h5 --svg masks.svg
+out_has '^total: '
+CHECKS=$((CHECKS + 1))
+xmllint --noout masks.svg || fail "masks.svg is not well-formed XML"
+CHECKS=$((CHECKS + 1))
+[ "$(grep -c 'density 0.500</text>' masks.svg)" -ge 4 ] || fail "masks.svg: too few pruned layers headed"
+CHECKS=$((CHECKS + 1))
+grep -q 'fill="#ececec"' masks.svg || fail "masks.svg: no pruned block drawn"
+err 2 info "--svg -" "$BSP" info pm.h5 --svg -
+err 1 info "cannot" "$BSP" info pm.h5 --svg nodir/masks.svg
+no_file nodir
+
 finish
