@@ -19,6 +19,7 @@
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "plot/svg.hpp"
 #include "compact/compact.hpp"
 #include "core/act_sparsity.hpp"
 #include "core/rng.hpp"
@@ -41,6 +42,7 @@ struct BenchOptions {
   std::string baseline = "blas";
   std::string against;  // another model as the baseline (--against)
   bool json = false;
+  std::string svg;  // --svg: per-layer speedup bars
   uint64_t seed = 0;
   std::string data;    // images to drive the bench (--data), else random ones
   int64_t limit = -1;  // --limit: images of --data used (-1: kDefaultLimit)
@@ -72,6 +74,27 @@ void quiet_blas_threads() {
   setenv("OPENBLAS_THREAD_TIMEOUT", "22", 0);
   execv("/proc/self/exe", raw_argv());
   fail("cannot re-execute bsp with OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT set: {}", errno_message(errno));
+}
+
+// Per-layer speedup (median dense / median sparse) as bars, the total in the
+// title; layers without both times are left out.
+void write_svg(const BenchOptions& o, const kernels::BenchResult& r) {
+  std::vector<std::string> labels;
+  std::vector<double> speedups;
+  for (const kernels::BenchRow& row : r.rows) {
+    if (row.dense.empty() || row.sparse.empty()) continue;
+    const double sm = kernels::median(row.sparse);
+    labels.push_back(row.name);
+    speedups.push_back(sm > 0 ? kernels::median(row.dense) / sm : NAN);
+  }
+  const double td = kernels::median(r.dense_total), ts = kernels::median(r.sparse_total);
+  plot::Svg svg(900, 60);
+  plot::bar_chart(svg, 4,
+                  fmt::format("{}: per-layer speedup of the sparse kernels over {} (total {:.2f}x, batch {}, {} reps)",
+                              o.input, o.against.empty() ? o.baseline : o.against, ts > 0 ? td / ts : 0.0, o.batch,
+                              o.reps),
+                  labels, speedups, 1.0, "x");
+  svg.write(o.svg);
 }
 
 void print_json(const BenchOptions& o, const Model& m, const kernels::BenchResult& r, const BenchInput& in,
@@ -230,6 +253,7 @@ void run_bench(const BenchOptions& o) {
     base = kernels::Path::Dense;
   else
     fail_usage("unknown --baseline '{}' (blas, dense)", o.baseline);
+  if (o.svg == "-") fail_usage("--svg -: the table goes to stdout; give the SVG a file name");
   if (o.against == "-" && o.input == "-") fail_usage("the model and --against cannot both be stdin");
   if (base == kernels::Path::Blas) quiet_blas_threads();
   apply_threads(o.threads);
@@ -261,6 +285,7 @@ void run_bench(const BenchOptions& o) {
       other ? kernels::bench_models(*other, m, input.batches, o.reps, on_rep)
             : kernels::bench_model(m, base, input.batches, o.reps, on_rep);
   if (progress) std::fprintf(stderr, "\r%40s\r", "");
+  if (!o.svg.empty()) write_svg(o, r);
   if (o.json)
     print_json(o, m, r, input, threads);
   else
@@ -289,6 +314,7 @@ Runner setup_bench(CLI::App& sub) {
       ->excludes(seed_opt);
   sub.add_option("--limit", o->limit, "images of --data used, in batches of --batch (default 100)")->type_name("N");
   sub.add_flag("--json", o->json, "print a JSON document instead of the table (schema in bsp-bench(1))");
+  sub.add_option("--svg", o->svg, "also draw the per-layer speedups as bars in this SVG file")->type_name("FILE");
   return [o] { run_bench(*o); };
 }
 

@@ -194,4 +194,33 @@ void line_chart(Svg& svg, const ChartFrame& f, const std::vector<Series>& series
   }
 }
 
+void bar_chart(Svg& svg, double top, const std::string& title, const std::vector<std::string>& labels,
+               const std::vector<double>& values, double reference, const std::string& unit) {
+  constexpr double kLabelW = 260, kRow = 14, kRight = 70;
+  double hi = reference;
+  for (double v : values)
+    if (std::isfinite(v)) hi = std::max(hi, v);
+  const std::vector<double> ticks = nice_ticks(0, hi, 6);
+  const double x0 = kLabelW, x1 = svg.width() - kRight, top_axis = top + 24;
+  auto px = [&](double v) { return x0 + v / ticks.back() * (x1 - x0); };
+  svg.text(svg.width() / 2, top + 14, title, 13, "middle");
+  const double bottom = top_axis + kRow * static_cast<double>(labels.size());
+  for (double t : ticks) {
+    svg.line(px(t), top_axis, px(t), bottom, "#e5e5e5");
+    svg.text(px(t), bottom + 12, tick_label(t) + unit, 10, "middle", "#444");
+  }
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const double y = top_axis + kRow * static_cast<double>(i);
+    svg.text(x0 - 6, y + kRow - 4, labels[i], 10, "end");
+    const double v = i < values.size() ? values[i] : NAN;
+    if (!std::isfinite(v)) continue;
+    svg.rect(x0, y + 2, std::max(0.0, px(v) - x0), kRow - 4, v < reference ? palette(1) : palette(0),
+             labels[i] + ": " + fmt::format("{:.2f}", v) + unit);
+    svg.text(px(v) + 4, y + kRow - 4, fmt::format("{:.2f}{}", v, unit), 9, "start", "#444");
+  }
+  svg.line(x0, top_axis, x0, bottom, "#444");
+  svg.line(px(reference), top_axis - 4, px(reference), bottom, "#222", 1, "4,3");
+  svg.set_height(std::max(svg.height(), bottom + 24));
+}
+
 }  // namespace bsp::plot

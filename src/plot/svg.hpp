@@ -62,4 +62,10 @@ struct ChartFrame {
 void line_chart(Svg& svg, const ChartFrame& f, const std::vector<Series>& series, bool points = true,
                 bool lines = true);
 
+// Horizontal bars, one per label, from 0 (or the smallest value) to each
+// value, with a dashed line at `reference` (e.g. 1x for speedups); bars
+// below the reference in a second colour. Grows the canvas to fit.
+void bar_chart(Svg& svg, double top, const std::string& title, const std::vector<std::string>& labels,
+               const std::vector<double>& values, double reference, const std::string& unit);
+
 }  // namespace bsp::plot

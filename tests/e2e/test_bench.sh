@@ -113,4 +113,13 @@ echo junk >junk.h5
 err 1 bench "cannot read 'junk\.h5': not an HDF5 file" "$BSP" bench junk.h5
 no_temp_files .
 
+# --svg: per-layer speedup bars, well-formed, one bar per layer timed on both
+# sides; '-' refused.
+ok "$BSP" bench c.h5 --reps 1 --baseline dense --svg b.svg --json
+CHECKS=$((CHECKS + 1))
+xmllint --noout b.svg || fail "b.svg is not well-formed XML"
+both=$(/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for l in d["layers"] if l["dense_ms"] is not None and l["sparse_ms"] is not None))' "$WORK/.out")
+CHECKS=$((CHECKS + 1))
+[ "$(grep -c '<rect .*<title>' b.svg)" = "$both" ] || fail "b.svg: $(grep -c '<rect .*<title>' b.svg) bars for $both layers"
+err 2 bench "--svg -" "$BSP" bench c.h5 --reps 1 --svg -
 finish
