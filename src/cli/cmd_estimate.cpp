@@ -10,6 +10,7 @@
 #include "aie2/store.hpp"
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "plot/svg.hpp"
 #include "compact/act_measure.hpp"
 #include "core/act_sparsity.hpp"
 #include "data/dataset.hpp"
@@ -27,6 +28,7 @@ struct EstimateCliOptions {
   std::string mapping = "bsp";
   bool json = false;
   bool csv = false;
+  std::string svg;  // --svg: per-layer time bars
   int tune = 1;
   std::string data;
   int64_t limit = 100;
@@ -83,6 +85,56 @@ void print_table(const aie2::Estimate& e, const aie2::Estimate* dense, const aie
   std::printf("(busy: summed over the queues; transfers and compute overlap, so the total is less)\n");
 }
 
+// Per-layer time bars (dense above sparse with --compare dense), each split
+// into the instruction classes in proportion to their busy time: classes
+// overlap in time, so the split shows the mix, not a sequence.
+void write_svg(const aie2::Estimate& e, const aie2::Estimate* dense, const std::string& path) {
+  constexpr double kLeft = 250, kRight = 90, kBar = 11;
+  double longest = 0;
+  for (const auto& l : e.layers) longest = std::max(longest, l.seconds);
+  if (dense)
+    for (const auto& l : dense->layers) longest = std::max(longest, l.seconds);
+  plot::Svg svg(960, 80);
+  const double x1 = svg.width() - kRight;
+  auto px = [&](double s) { return longest > 0 ? s / longest * (x1 - kLeft) : 0.0; };
+  svg.text(480, 16,
+           fmt::format("{} {}: per-layer time{} (total {:.3f} ms{})", e.target, e.dtype,
+                       dense ? ", dense above sparse" : "", e.total_s * 1e3,
+                       dense ? fmt::format(", dense {:.3f} ms, {:.2f}x", dense->total_s * 1e3,
+                                           e.total_s > 0 ? dense->total_s / e.total_s : 1.0)
+                             : std::string()),
+           13, "middle");
+  for (int c = 0; c < aie2::kClsCount; ++c) {
+    svg.rect(kLeft + 90.0 * c, 26, 12, 10, plot::palette(static_cast<size_t>(c)));
+    svg.text(kLeft + 90.0 * c + 16, 35, aie2::instr_class_name(c), 10);
+  }
+  double y = 46;
+  auto bar = [&](const aie2::LayerEstimate& l, const char* tag) {
+    double busy = 0;
+    for (const auto& c : l.cls) busy += c.busy_s;
+    double x = kLeft;
+    for (int c = 0; c < aie2::kClsCount; ++c) {
+      const double w = busy > 0 ? px(l.seconds) * l.cls[static_cast<size_t>(c)].busy_s / busy : 0.0;
+      if (w <= 0) continue;
+      svg.rect(x, y, w, kBar, plot::palette(static_cast<size_t>(c)),
+               fmt::format("{} {}: {} {:.1f}% of busy time", l.name, tag, aie2::instr_class_name(c),
+                           100 * l.cls[static_cast<size_t>(c)].busy_s / busy));
+      x += w;
+    }
+    svg.text(kLeft + px(l.seconds) + 4, y + kBar - 2, fmt::format("{:.1f} us {}", l.seconds * 1e6, tag), 9,
+             "start", "#444");
+    y += kBar + 1;
+  };
+  for (size_t i = 0; i < e.layers.size(); ++i) {
+    svg.text(kLeft - 6, y + (dense ? kBar : kBar - 2), e.layers[i].name, 10, "end");
+    if (dense && i < dense->layers.size()) bar(dense->layers[i], "dense");
+    bar(e.layers[i], dense ? "sparse" : "");
+    y += 5;
+  }
+  svg.set_height(y + 10);
+  svg.write(path);
+}
+
 void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense, bool rules) {
   std::printf("layer,kind,cores,imbalance,time_s,%sddr_s,serial_s,bound", dense ? "dense_time_s," : "");
   for (int c = 0; c < aie2::kClsCount; ++c) std::printf(",%s_busy_s", aie2::instr_class_name(c));
@@ -110,6 +162,7 @@ void print_csv(const aie2::Estimate& e, const aie2::Estimate* dense, bool rules)
 }
 
 void run_estimate(const EstimateCliOptions& o) {
+  if (o.svg == "-") fail_usage("--svg -: the table goes to stdout; give the SVG a file name");
   if (o.json && o.csv) fail_usage("give --json or --csv, not both");
   if (o.model != "default" && o.model != "paper") fail_usage("unknown --model '{}' (default, paper)", o.model);
   if (!o.compare.empty() && o.compare != "dense") fail_usage("unknown --compare '{}' (dense)", o.compare);
@@ -157,6 +210,7 @@ void run_estimate(const EstimateCliOptions& o) {
       fx->dense = aie2::estimate_program(d->program, d->schedule.get(), d->est.paper).total_s;
     }
   }
+  if (!o.svg.empty()) write_svg(t.est, d ? &d->est : nullptr, o.svg);
   if (o.json) {
     Json j = aie2::estimate_json(t.est);
     if (d) {
@@ -217,6 +271,8 @@ Runner setup_estimate(CLI::App& sub) {
   sub.add_option("--limit", o->limit, "with --data: measure on the first N images (default 100)")->type_name("N");
   sub.add_flag("--json", o->json, "print JSON (schema in bsp-estimate(1))");
   sub.add_flag("--csv", o->csv, "print CSV: one row per layer and a total row");
+  sub.add_option("--svg", o->svg, "also draw the per-layer times, split by instruction class, in this SVG file")
+      ->type_name("FILE");
   return [o] { run_estimate(*o); };
 }
 

@@ -78,4 +78,13 @@ err 2 estimate "unknown target 'nosuch'" "$BSP" estimate c.h5 --target nosuch
 err 2 estimate "unknown data type 'fp8'" "$BSP" estimate c.h5 --dtype fp8
 err 1 estimate "cannot read 'missing\.h5'" "$BSP" estimate missing.h5
 
+# --svg: per-layer bars, dense above sparse: two labelled bars per layer.
+ok "$BSP" estimate c.h5 --compare dense --svg e.svg --json
+CHECKS=$((CHECKS + 1))
+xmllint --noout e.svg || fail "e.svg is not well-formed XML"
+nl=$(json_get "$WORK/.out" "len(d['layers'])")
+CHECKS=$((CHECKS + 1))
+[ "$(grep -c ' us dense</text>' e.svg)" = "$nl" ] && [ "$(grep -c ' us sparse</text>' e.svg)" = "$nl" ] ||
+  fail "e.svg: $(grep -c ' us dense</text>' e.svg) dense and $(grep -c ' us sparse</text>' e.svg) sparse bars for $nl layers"
+err 2 estimate "--svg -" "$BSP" estimate c.h5 --svg -
 finish
