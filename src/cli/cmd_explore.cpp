@@ -596,17 +596,7 @@ void run_weights(const ExploreOptions& o) {
         // This layer alone pruned; its weights and mask are put back after.
         Tensor w = n.param("weight").clone();
         std::optional<Mask> mask;
-        if (n.mask) {
-          Mask c;
-          c.pattern = n.mask->pattern;
-          c.density = n.mask->density;
-          c.block_rows = n.mask->block_rows;
-          c.block_cols = n.mask->block_cols;
-          c.bits = n.mask->bits.clone();
-          c.column_tile = n.mask->column_tile.clone();
-          c.tile_rows = n.mask->tile_rows.clone();
-          mask = std::move(c);
-        }
+        if (n.mask) mask = n.mask->clone();
         prune_layer(n, pat, d);
         e = h.eval->run(m, all);
         ++evaluations;

@@ -98,6 +98,18 @@ struct Mask {
 
   bool is_block() const { return block_rows > 0; }
   bool is_tiled() const { return !column_tile.empty(); }
+  // A deep copy (Array copies share their storage).
+  Mask clone() const {
+    Mask c;
+    c.pattern = pattern;
+    c.density = density;
+    c.block_rows = block_rows;
+    c.block_cols = block_cols;
+    c.bits = bits.clone();
+    c.column_tile = column_tile.clone();
+    c.tile_rows = tile_rows.clone();
+    return c;
+  }
   int64_t tiles() const { return tile_rows.empty() ? 0 : tile_rows.dim(0); }
 };
 

@@ -81,6 +81,12 @@ class Array {
   }
 
   Array clone() const {
+    // An empty array clones empty: Array(Shape{}) would be a 1-element scalar.
+    if (size_ == 0) {
+      Array a;
+      a.shape_ = shape_;
+      return a;
+    }
     Array a(shape_);
     if (size_) std::memcpy(a.data_, data_, size_ * sizeof(T));
     return a;

@@ -76,15 +76,7 @@ class NetPredictor : public Predictor {
       d.inputs = n.inputs;
       d.attrs = n.attrs;
       for (const auto& [k, t] : n.params) d.params.emplace(k, t.clone());
-      if (n.mask) {
-        Mask mk;
-        mk.pattern = n.mask->pattern;
-        mk.density = n.mask->density;
-        mk.block_rows = n.mask->block_rows;
-        mk.block_cols = n.mask->block_cols;
-        mk.bits = n.mask->bits.clone();
-        d.mask = std::move(mk);
-      }
+      if (n.mask) d.mask = n.mask->clone();
       c.nodes.push_back(std::move(d));
     }
     return c;
