@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -535,20 +536,21 @@ Schedule base_schedule(const Model& m, const Hardware& hw, DType dtype, bool den
   S.hw = hw;
   S.dtype = dtype;
   S.graph = lower(m);
-  S.occupancy.resize(S.graph.stages.size());
+  std::vector<Occupancy> occ(S.graph.stages.size());
   for (size_t s = 0; s < S.graph.stages.size(); ++s) {
     const Stage& st = S.graph.stages[s];
     if (st.kind == StageKind::Conv) {
-      S.occupancy[s] = block_occupancy(st, m, dense);
+      occ[s] = block_occupancy(st, m, dense);
       // The sparse operand: int8 only (aie_api's sparse int8 x int8 mode),
       // not for the dense counterpart nor a first layer of fewer input
       // channels than a vector (packed differently, cycles_of).
-      S.occupancy[s].sparse24 = !dense && dtype == DType::Int8 && hw.macs_int8_sparse > 0 && st.groups == 1 &&
-                                !st.affine && st.Cin >= hw.vec_cin && two_of_four(st, m);
+      occ[s].sparse24 = !dense && dtype == DType::Int8 && hw.macs_int8_sparse > 0 && st.groups == 1 && !st.affine &&
+                        st.Cin >= hw.vec_cin && two_of_four(st, m);
     }
   }
+  S.occupancy.set(std::move(occ));
   S.storages.assign(S.graph.storages.size(), StoragePlan{});
-  S.fingerprint = schedule_fingerprint(S.graph, S.occupancy, dtype);
+  S.fingerprint = schedule_fingerprint(S.graph, S.occupancy.all(), dtype);
   return S;
 }
 
@@ -578,12 +580,14 @@ bool same_context(const PlannedStage& e, const PlanContext& c) {
 
 // What a stage's plan depends on besides the hardware: its geometry, kind
 // and operands' shapes, its weight blocks and its context. Stages with the
-// same key (a dense network's repeated blocks) get the same plan.
+// same key (a dense network's repeated blocks) get the same plan. A sparse
+// stage's blocks enter as a hash (a VGG-16 fc has 1.6 M of them); a match
+// is confirmed on the blocks themselves (same_blocks).
 std::vector<int64_t> plan_key(const Stage& st, const Occupancy& occ, const PlanContext& c) {
   std::vector<int64_t> k = {static_cast<int64_t>(st.kind), st.H, st.W, st.Cin, st.Ho, st.Wo, st.Cout, st.kh, st.kw,
                             st.sh, st.sw, st.dh, st.dw, st.pt, st.pl, st.pb, st.pr, st.relu, st.pool_max,
                             st.count_include_pad, st.add.has_value(), static_cast<int64_t>(st.in.size()),
-                            static_cast<int64_t>(st.fn), st.bcast};
+                            static_cast<int64_t>(st.fn), st.bcast, st.groups, st.affine, occ.sparse24};
   auto view = [&](const View& v) { k.insert(k.end(), {v.H, v.W, v.C, v.flat}); };
   for (const View& v : st.in) view(v);
   if (st.add) view(*st.add);
@@ -591,9 +595,19 @@ std::vector<int64_t> plan_key(const Stage& st, const Occupancy& occ, const PlanC
   for (Place pl : c.in_place) k.push_back(static_cast<int64_t>(pl));
   k.insert(k.end(), {static_cast<int64_t>(c.out_place), static_cast<int64_t>(c.add_place), c.memtile_free, occ.rows,
                      occ.cols, occ.nnz});
-  if (!occ.dense()) k.insert(k.end(), occ.bits.begin(), occ.bits.end());
+  if (!occ.dense()) {
+    uint64_t h = 0x0cc;
+    for (size_t i = 0; i < occ.bits.size(); i += 8) {
+      uint64_t word = 0;
+      std::memcpy(&word, occ.bits.data() + i, std::min<size_t>(8, occ.bits.size() - i));
+      h = mix64(h ^ word);
+    }
+    k.push_back(static_cast<int64_t>(h));
+  }
   return k;
 }
+
+bool same_blocks(const Occupancy& a, const Occupancy& b) { return a.dense() == b.dense() && (a.dense() || a.bits == b.bits); }
 
 // Plans every stage with the lower `fraction` of each memtile for resident
 // activations, spilling to DDR what does not fit.
@@ -630,7 +644,9 @@ Schedule plan_stages(const Schedule& base, const ScheduleOptions& opt, double fr
       std::vector<int64_t> key = plan_key(S.graph.stages[s], S.occupancy[s], c);
       {
         std::lock_guard<std::mutex> g(shared_lock);
-        auto same = std::find_if(shared.begin(), shared.end(), [&](const auto& e) { return e.first == key; });
+        auto same = std::find_if(shared.begin(), shared.end(), [&](const auto& e) {
+          return e.first == key && same_blocks(S.occupancy[e.second], S.occupancy[s]);
+        });
         if (same != shared.end()) {
           const PlannedStage& e = memo[same->second].back();
           S.stages[s] = e.plan;

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -208,11 +209,26 @@ struct StagePlan {
   double est_seconds = 0;
 };
 
+// The stages' block occupancy (conv stages only, else empty), fixed once
+// make_schedule derives it, so copies of a Schedule share one: the planner
+// copies its Schedule per residency attempt, and a pruned VGG-16 fc's
+// prefix sums alone are 13 MB.
+class StageOccupancy {
+ public:
+  const Occupancy& operator[](size_t s) const { return (*v_)[s]; }
+  size_t size() const { return v_->size(); }
+  const std::vector<Occupancy>& all() const { return *v_; }
+  void set(std::vector<Occupancy> v) { v_ = std::make_shared<const std::vector<Occupancy>>(std::move(v)); }
+
+ private:
+  std::shared_ptr<const std::vector<Occupancy>> v_ = std::make_shared<const std::vector<Occupancy>>();
+};
+
 struct Schedule {
   Hardware hw;
   DType dtype = DType::FP32;
   Lowered graph;
-  std::vector<Occupancy> occupancy;  // per stage (conv stages only, else empty)
+  StageOccupancy occupancy;
   std::vector<StoragePlan> storages;
   std::vector<StagePlan> stages;
   int64_t ddr_const_bytes = 0;  // weights image at DDR address 0

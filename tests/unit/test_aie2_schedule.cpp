@@ -454,7 +454,8 @@ TEST_CASE("a stored program is run only for the model it was generated from", "[
 TEST_CASE("an edited schedule or program group is refused; a format-1.0 file is read unchecked", "[aie2][schedule]") {
   test::TempDir d;
   Model m = test::aie2_model("fmnist-cnn", 0.5);
-  auto [s, pf] = attach_program(m);
+  const auto [s, pf] = attach_program(m);
+  const auto& prog = pf->program;  // (clang before 16 cannot capture a structured binding)
   save_model(m, d.file("p.h5"));
   auto edit = [&](const std::function<void(hid_t)>& f) {
     REQUIRE(std::system(("cp " + d.file("p.h5") + " " + d.file("e.h5")).c_str()) == 0);
@@ -466,7 +467,7 @@ TEST_CASE("an edited schedule or program group is refused; a format-1.0 file is 
     h5::write_attr(g, name, v);
   };
   // a plausible program: another output address
-  edit([&](hid_t f) { set_int(h5::open_group(f, "program"), "output_addr", pf->program.output_addr + 64); });
+  edit([&](hid_t f) { set_int(h5::open_group(f, "program"), "output_addr", prog.output_addr + 64); });
   CHECK_THROWS_WITH(load_model(d.file("e.h5"), "e.h5"), Catch::Contains("/program: edited after bsp wrote it"));
   // a plausible schedule: the loop order of a stage flipped
   edit([&](hid_t f) {

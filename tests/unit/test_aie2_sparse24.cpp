@@ -131,7 +131,7 @@ TEST_CASE("sparse operand: which stages use it, and programs stay bit-exact", "[
   Hardware none = load_target("aie2:2x2");
   none.macs_int8_sparse = 0;
   for (const Schedule& S : {make_schedule(m, none, DType::Int8), make_schedule(m, load_target("aie2:2x2"), DType::FP32)})
-    for (const Occupancy& o : S.occupancy) CHECK_FALSE(o.sparse24);
+    for (const Occupancy& o : S.occupancy.all()) CHECK_FALSE(o.sparse24);
 }
 
 TEST_CASE("sparse operand: half the compute cycles, 62.5% of the weight bytes", "[aie2][sparse24]") {

@@ -52,7 +52,10 @@ TEST_CASE("block_grid: a block is set when any of its values over every tap is n
   for (auto [O, taps, I, R, C] : {std::array<int64_t, 5>{19, 9, 13, 8, 8}, {8, 1, 8, 8, 8}, {17, 4, 30, 4, 16}}) {
     std::vector<float> v(static_cast<size_t>(O * taps * I), 0.0f);
     for (auto& x : v)
-      if (rng.uniform() < 0.02) x = static_cast<float>(rng.uniform() - 0.5);
+      if (rng.uniform() < 0.02)
+        x = static_cast<float>(rng.uniform() - 0.5);
+      else if (rng.uniform() < 0.1)
+        x = -0.0f;  // zero: sets no block
     const BlockGrid g = block_grid(v.data(), O, taps, I, R, C);
     REQUIRE(g.rows == (O + R - 1) / R);
     REQUIRE(g.cols == (I + C - 1) / C);
