@@ -5,6 +5,7 @@
 #
 # Usage (after .ci/build):   make -f data/experiments/sweep.mk -j2
 #   make -f sweep.mk -j2 BSP=/path/to/bsp OUT=/tmp/sweep PATTERNS="block:8x8 nm" DENSITIES="0.5"
+#   make -f sweep.mk models  everything but the benches (they need a quiet machine)
 #   make -f sweep.mk check   the same machinery on 1,000 images, two cells (a minute)
 #   make -f sweep.mk clean
 # Writes
@@ -52,7 +53,7 @@ CELLS := $(foreach p,$(PATTERNS),$(foreach d,$(DENSITIES),$(call name,$(p),$(d))
 MADE := $(foreach c,$(CELLS),$(OUT)/$(c).eval.json $(OUT)/$(c).int8.eval.json $(OUT)/$(c).est.json)
 BENCHED := $(foreach c,$(CELLS),$(OUT)/$(c).bench.json $(OUT)/$(c).int8.bench.json)
 
-.PHONY: all check clean
+.PHONY: all models check clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -62,6 +63,9 @@ $(OUT)/sweep.csv: $(MADE) $(BENCHED) $(OUT)/base.eval.json $(OUT)/base.int8.eval
 	$(PYTHON) $(HERE)sweep_table.py --dir $(OUT) --cells "$(CELLS)" --arch $(ARCH) --target $(TARGET) \
 	  --csv $@ --svg $(OUT)/sweep.svg
 	cat $@
+
+# Everything but the benches (train now, bench on a quiet machine later).
+models: $(MADE) $(OUT)/base.eval.json $(OUT)/base.int8.eval.json
 
 $(OUT):
 	mkdir -p $@

@@ -23,6 +23,7 @@
 #include "train/checkpoint.hpp"
 #include "train/comm.hpp"
 #include "train/model_data.hpp"
+#include "train/memory.hpp"
 #include "train/trainer.hpp"
 
 namespace bsp::cli {
@@ -50,6 +51,8 @@ struct FinetuneOptions {
   bool gradual = false, bdwp = false;
   int64_t bdwp_shared = 1, bdwp_every = 1, bdwp_grad_every = 1;
   std::string bn_stats = "sync";  // data-parallel batchnorm statistics: sync or local
+  int64_t accumulate = 1;         // parts per batch (gradient accumulation)
+  std::string max_memory;         // "": the memory available; "off"; or a size
   std::string pattern;
   double to = 0;
   int64_t prune_every = 100;
@@ -133,6 +136,8 @@ std::optional<train::GradualConfig> check_options(const FinetuneOptions& o, cons
   if (!o.bdwp && (o.bdwp_shared != 1 || o.bdwp_every != 1 || o.bdwp_grad_every != 1))
     fail_usage("--bdwp-shared, --bdwp-every and --bdwp-grad-every go with --bdwp");
   if (o.bn_stats != "sync" && o.bn_stats != "local") fail_usage("--bn-stats must be sync or local, not '{}'", o.bn_stats);
+  if (o.accumulate < 1) fail_usage("--accumulate must be at least 1");
+  if (!o.max_memory.empty() && o.max_memory != "off") train::parse_memory(o.max_memory, "--max-memory");
   if (!o.gradual) return std::nullopt;
   return train::GradualConfig{parse_pattern(o.pattern), o.to, o.prune_every, o.prune_end};
 }
@@ -157,6 +162,8 @@ train::TrainConfig train_config(const FinetuneOptions& o, bool scratch, std::opt
   cfg.bdwp_cfg.every = o.bdwp_every;
   cfg.bdwp_cfg.grad_every = o.bdwp_grad_every;
   cfg.sync_bn = o.bn_stats == "sync";
+  cfg.accumulate = o.accumulate;
+  cfg.memory_budget = o.max_memory.empty() ? 0.0 : o.max_memory == "off" ? -1.0 : train::parse_memory(o.max_memory, "--max-memory");
   return cfg;
 }
 
@@ -190,6 +197,10 @@ class FinetuneRun {
   // interruption or failure says what was kept.
   void run(const OpenedData& data, std::optional<train::Checkpoint>& ck, TrainReport& report) {
     train::Trainer trainer(m_, *data.train, data.test.get(), cfg_);
+    if (trainer.memory_needed() > 0)
+      verbose_note(fmt::format("memory: about {} for a batch of {}{}", train::memory_str(trainer.memory_needed()),
+                               trainer.batch_images(),
+                               cfg_.accumulate > 1 ? fmt::format(" in {} parts", cfg_.accumulate) : std::string()));
     if (ck) train::restore_checkpoint(trainer, *ck, ckpath_);
     SignalLatch latch;
     train::TrainHooks hooks;
@@ -395,6 +406,14 @@ Runner setup_finetune(CLI::App& sub) {
                  "with --bdwp: convolutions compute the pruned weights' gradient every G steps, scaled by G "
                  "(default 1: every step, the paper)")
       ->type_name("G");
+  sub.add_option("--accumulate", o->accumulate,
+                 "pass each batch through the network in K parts, their gradients summed before the step (less memory; "
+                 "batchnorm statistics over each part; default 1)")
+      ->type_name("K");
+  sub.add_option("--max-memory", o->max_memory,
+                 "refuse a batch whose training needs more than SIZE (e.g. 8G; default: the memory available; off: no "
+                 "check)")
+      ->type_name("SIZE");
   sub.add_option("--bn-stats", o->bn_stats,
                  "data-parallel runs: batchnorm statistics over the whole global batch (sync, default) or over each "
                  "rank's share (local)")

@@ -478,6 +478,23 @@ void check_batch_input(const Model& m, const Shape& x) {
     fail("input has shape {}, the model takes [N, {}, {}, {}]", shape_str(x), want[0], want[1], want[2]);
 }
 
+Model clone_graph(const Model& m) {
+  Model c;
+  c.arch = m.arch;
+  c.history = m.history;
+  for (const Node& n : m.nodes) {
+    Node d;
+    d.name = n.name;
+    d.op = n.op;
+    d.inputs = n.inputs;
+    d.attrs = n.attrs;
+    for (const auto& [k, t] : n.params) d.params.emplace(k, t.clone());
+    if (n.mask) d.mask = n.mask->clone();
+    c.nodes.push_back(std::move(d));
+  }
+  return c;
+}
+
 int64_t trainable_params(const Node& n) {
   int64_t total = 0;
   for (const auto& [k, t] : n.params)

@@ -198,6 +198,11 @@ uint64_t content_hash(const Model& m);
 // nodes in `weights` (if given) replaced by those tensors.
 uint64_t graph_hash(const Model& m, const std::map<std::string, Tensor>* weights = nullptr);
 
+// A deep copy of the graph: arch, history and every node with its
+// parameters and mask (not the compact, schedule or program groups). For
+// work on a private model: the evaluator's network, finetune's memory probe.
+Model clone_graph(const Model& m);
+
 // Trainable parameter count of a node (BN running statistics not counted),
 // the convention torchvision's parameter counts use.
 int64_t trainable_params(const Node& n);

@@ -22,10 +22,14 @@ void ImageSetSource::fill(const BatchRequest& r, Batch& out) const {
 }
 
 void to_channel_major(const Batch& b, int64_t h, int64_t w, int64_t c, float* out) {
-  const int64_t n = b.n, hw = h * w;
+  to_channel_major(b.x.data(), b.n, h, w, c, out);
+}
+
+void to_channel_major(const float* x, int64_t n, int64_t h, int64_t w, int64_t c, float* out) {
+  const int64_t hw = h * w;
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < n; ++j) {
-    const float* src = b.x.data() + j * hw * c;
+    const float* src = x + j * hw * c;
     for (int64_t ch = 0; ch < c; ++ch) {
       float* o = out + (ch * n + j) * hw;
       for (int64_t p = 0; p < hw; ++p) o[p] = src[p * c + ch];

@@ -81,5 +81,7 @@ void reserve_batch(const BatchSource& src, int64_t n, Batch& b);
 
 // NHWC batch -> the trainer's channel-major [C, n, H, W].
 void to_channel_major(const Batch& b, int64_t h, int64_t w, int64_t c, float* out);
+// The same for n images [n, h, w, c] at x.
+void to_channel_major(const float* x, int64_t n, int64_t h, int64_t w, int64_t c, float* out);
 
 }  // namespace bsp

@@ -51,7 +51,7 @@ BenchResult bench_runners(const Runner& dense, const Runner& sparse, Runner* nos
     auto it = by_name.find(s.name);
     if (it != by_name.end()) return r.rows[it->second];
     by_name[s.name] = r.rows.size();
-    r.rows.push_back(BenchRow{s.name, op_name(s.op), "", "", s.macs, {}, {}});
+    r.rows.push_back(BenchRow{s.name, op_name(s.op), "", "", s.macs, {}, {}, {}, -1});
     return r.rows.back();
   };
   std::vector<size_t> dense_row, sparse_row;  // per step: its row

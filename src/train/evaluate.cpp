@@ -21,7 +21,7 @@ namespace {
 // The trainer's network in eval mode, on a private copy of the model.
 class NetPredictor : public Predictor {
  public:
-  NetPredictor(const Model& m, int64_t max_batch) : model_(copy(m)) {
+  NetPredictor(const Model& m, int64_t max_batch) : model_(clone_graph(m)) {
     // The network holds every layer's output (and a few buffers of the
     // same size): batches are capped so that the outputs of one stay within
     // kEvalBudget, whatever --batch asks (results do not depend on the
@@ -65,22 +65,6 @@ class NetPredictor : public Predictor {
   }
 
  private:
-  static Model copy(const Model& m) {
-    Model c;
-    c.arch = m.arch;
-    c.history = m.history;
-    for (const Node& n : m.nodes) {
-      Node d;
-      d.name = n.name;
-      d.op = n.op;
-      d.inputs = n.inputs;
-      d.attrs = n.attrs;
-      for (const auto& [k, t] : n.params) d.params.emplace(k, t.clone());
-      if (n.mask) d.mask = n.mask->clone();
-      c.nodes.push_back(std::move(d));
-    }
-    return c;
-  }
   Model model_;
   std::unique_ptr<Net> net_;
   std::string name_;

@@ -19,6 +19,13 @@ namespace bsp::train {
 void set_conv_dual_mask(Layer* l, const DualMask* d);   // conv_layer.cpp
 void set_dense_dual_mask(Layer* l, const DualMask* d);  // dense_layer.cpp
 
+double Net::value_bytes() const {
+  double b = 0;
+  for (const auto* vs : {&values_, &act_values_})
+    for (const auto& v : *vs) b += static_cast<double>(v->act.size() + v->grad.size()) * sizeof(float);
+  return b;
+}
+
 float* Scratch::get(int slot, size_t floats) {
   if (bufs_.size() <= static_cast<size_t>(slot)) bufs_.resize(static_cast<size_t>(slot) + 1);
   Tensor& b = bufs_[static_cast<size_t>(slot)];

@@ -131,6 +131,8 @@ class Net {
   // The logits [classes, n] (after forward).
   Value& output() { return *values_.back(); }
   int64_t classes() const { return values_.back()->C; }
+  // Bytes of every value's activation and gradient buffers (max_batch images).
+  double value_bytes() const;
 
   // check_finite: scan each layer's output right after the layer ran (while
   // it is still in cache) for NaN and infinity; see first_nonfinite_output.

@@ -11,6 +11,7 @@
 #include "data/prefetch.hpp"
 #include "sparsity/mask.hpp"
 #include "train/loss.hpp"
+#include "train/memory.hpp"
 
 namespace bsp::train {
 
@@ -69,10 +70,17 @@ void Trainer::init() {
   // Pruned weights are zero before the first step.
   for (Node& n : model_.nodes)
     if (n.mask) apply_mask(n);
+  const int64_t share_max = (batch_n_ + ranks - 1) / ranks;  // the largest share (share_of)
+  const int64_t share_min = batch_n_ / ranks;
+  if (cfg_.accumulate < 1) fail_usage("--accumulate must be at least 1");
+  if (cfg_.accumulate > share_min)
+    fail_usage("--accumulate {} needs at least {} images per rank in a batch, the batch of {} gives {}", cfg_.accumulate,
+               cfg_.accumulate, batch_n_, share_min);
   NetOptions o;
-  o.max_batch = (batch_n_ + ranks - 1) / ranks;  // the largest share (share_of)
+  o.max_batch = (share_max + cfg_.accumulate - 1) / cfg_.accumulate;  // the largest part
   o.training = true;
   o.comm = ranks > 1 && cfg_.sync_bn ? comm_ : nullptr;
+  check_memory(share_max, o.max_batch);
   net_ = std::make_unique<Net>(model_, o);
   labels_.resize(static_cast<size_t>(o.max_batch));
   if (cfg_.bdwp) bdwp_ = std::make_unique<Bdwp>(model_, cfg_.bdwp_cfg);
@@ -81,6 +89,94 @@ void Trainer::init() {
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::check_memory(int64_t share_max, int64_t micro) {
+  if (cfg_.memory_budget < 0) return;
+  NetOptions o;
+  o.training = true;
+  TrainMemory t = probe_train_memory(model_, o);
+  // Besides the network: the summed gradients when accumulating, and the
+  // input batch with the prefetch queue's copies of it.
+  double params = 0;
+  for (const Node& n : model_.nodes) params += static_cast<double>(trainable_params(n)) * sizeof(float);
+  if (cfg_.accumulate > 1) t.fixed_bytes += params;
+  const double image = static_cast<double>(train_->h() * train_->w() * train_->c()) * sizeof(float);
+  const double queue = static_cast<double>(train_->workers() + 3) * image;
+  memory_needed_ = t.at(micro) + queue * static_cast<double>(share_max);
+  const double budget = cfg_.memory_budget > 0 ? cfg_.memory_budget : available_memory_bytes();
+  if (budget <= 0 || memory_needed_ <= budget) return;
+  const int ranks = comm_->size();
+  const double per_image = t.per_image_bytes + queue * static_cast<double>(cfg_.accumulate);  // per image of a part
+  // The largest batch that fits with this accumulation, and the fewest
+  // parts that fit this batch.
+  const double fit = std::floor((budget - t.fixed_bytes) / per_image);
+  const int64_t batch_fits = static_cast<int64_t>(std::max(0.0, fit)) * cfg_.accumulate * ranks;
+  int64_t parts = cfg_.accumulate;
+  const double fixed_acc = t.fixed_bytes + (cfg_.accumulate > 1 ? 0.0 : params);
+  while (parts < share_max &&
+         fixed_acc + t.per_image_bytes * static_cast<double>((share_max + parts - 1) / parts) +
+                 queue * static_cast<double>(share_max) > budget)
+    ++parts;
+  const bool parts_fit = fixed_acc + t.per_image_bytes * static_cast<double>((share_max + parts - 1) / parts) +
+                             queue * static_cast<double>(share_max) <= budget;
+  std::string hint;
+  if (batch_fits >= 1) hint = fmt::format(": give --batch {}", std::min(batch_fits, batch_n_ - 1));
+  if (parts_fit && parts > cfg_.accumulate)
+    hint += fmt::format("{} --accumulate {} (the batch of {} in {} parts)", hint.empty() ? ": give" : ", or", parts,
+                        batch_n_, parts);
+  if (hint.empty()) hint = ": not even one image fits";
+  fail("a batch of {} images{} needs about {} ({} an image), more than the {} {}{}", batch_n_,
+       ranks > 1 ? fmt::format(" over {} ranks", ranks) : std::string(), memory_str(memory_needed_),
+       memory_str(t.per_image_bytes), memory_str(budget),
+       cfg_.memory_budget > 0 ? "that --max-memory allows" : "available", hint);
+}
+
+LossSum Trainer::forward_backward(const Batch& b, int64_t n) {
+  const int64_t K = net_->classes(), parts = cfg_.accumulate;
+  const int64_t image = train_->h() * train_->w() * train_->c();
+  std::vector<Param>& ps = net_->params();
+  if (parts > 1 && grad_sum_.size() != ps.size()) {
+    grad_sum_.clear();
+    for (const Param& p : ps) grad_sum_.emplace_back(p.grad.shape());
+  }
+  LossSum total;
+  for (int64_t k = 0; k < parts; ++k) {
+    const Share part = share_of(n, static_cast<int>(k), static_cast<int>(parts));
+    std::copy(b.labels.begin() + part.first, b.labels.begin() + part.first + part.count, labels_.begin());
+    to_channel_major(b.x.data() + part.first * image, part.count, train_->h(), train_->w(), train_->c(),
+                     net_->input().act.data());
+    net_->forward(part.count, Mode::Train);
+    Value& out = net_->output();
+    // The gradient of the mean loss over the global batch: the parts' sum
+    // is the whole batch's gradient.
+    LossSum ls = softmax_xent(out.act.data(), K, part.count, labels_.data(), out.grad.data(), batch_n_);
+    if (comm_->size() > 1) {  // the part's loss and hits, the same on every rank
+      double v[2] = {ls.loss, static_cast<double>(ls.correct)};
+      comm_->sum_ordered(v, 2);
+      ls.loss = v[0];
+      ls.correct = static_cast<int64_t>(v[1]);
+    }
+    total.loss += ls.loss;
+    total.correct += ls.correct;
+    // Every rank sees the same sum: all stop here together (the caller
+    // fails), before a backward pass that would communicate.
+    if (!std::isfinite(ls.loss)) return total;
+    net_->backward();
+    if (parts == 1) break;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      float* acc = grad_sum_[i].data();
+      const float* g = ps[i].grad.data();
+      const size_t len = ps[i].grad.size();
+      if (k == 0)
+        std::copy(g, g + len, acc);
+      else
+        for (size_t e = 0; e < len; ++e) acc[e] += g[e];
+    }
+  }
+  if (parts > 1)
+    for (size_t i = 0; i < ps.size(); ++i) std::swap(ps[i].grad, grad_sum_[i]);
+  return total;
+}
 
 void Trainer::refresh_rules() {
   std::vector<Param>& ps = net_->params();
@@ -214,7 +310,7 @@ void Trainer::test(double& loss, double& acc) {
 }
 
 void Trainer::run(const TrainHooks& hooks) {
-  const int64_t K = net_->classes(), spe = steps_per_epoch_, epochs = cfg_.epochs;
+  const int64_t spe = steps_per_epoch_, epochs = cfg_.epochs;
   const int64_t total_steps = epochs * spe;
   double lr = 0;
   for (int64_t epoch = state_.epoch; epoch < epochs; ++epoch) {
@@ -237,22 +333,11 @@ void Trainer::run(const TrainHooks& hooks) {
     for (int64_t step = state_.step; step < spe; ++step) {
       const Batch& b = queue.next();
       const int64_t n = b.n;  // share.count: training batches keep their size
-      std::copy(b.labels.begin(), b.labels.begin() + n, labels_.begin());
-      to_channel_major(b, train_->h(), train_->w(), train_->c(), net_->input().act.data());
       if (bdwp_) bdwp_->before_step(epoch * spe + step);
-      net_->forward(n, Mode::Train);
-      Value& out = net_->output();
-      LossSum ls = softmax_xent(out.act.data(), K, n, labels_.data(), out.grad.data(), batch_n_);
-      if (comm_->size() > 1) {  // the batch's loss and hits, the same on every rank
-        double v[2] = {ls.loss, static_cast<double>(ls.correct)};
-        comm_->sum_ordered(v, 2);
-        ls.loss = v[0];
-        ls.correct = static_cast<int64_t>(v[1]);
-      }
+      const LossSum ls = forward_backward(b, n);  // summed over the ranks
       if (!std::isfinite(ls.loss))
         fail("training diverged: the loss is {} at epoch {} step {} (try a lower --lr)",
              std::isnan(ls.loss) ? "nan" : "infinite", epoch + 1, step + 1);
-      net_->backward();
       sum_gradients();
       if (bdwp_) bdwp_->after_backward(net_->params());
       const int64_t global = epoch * spe + step;

@@ -17,6 +17,7 @@
 #include "data/dataset.hpp"
 #include "data/source.hpp"
 #include "train/comm.hpp"
+#include "train/loss.hpp"
 #include "train/net.hpp"
 #include "train/optimizer.hpp"
 #include "train/sparsity_schedule.hpp"
@@ -41,6 +42,15 @@ struct TrainConfig {
   // (sync-BN), else over each rank's share (no communication, but the model
   // then differs from one process's).
   bool sync_bn = true;
+  // Gradient accumulation: each rank's share of a batch goes through the
+  // network in `accumulate` steps, their gradients summed before the
+  // optimizer step (batchnorm's statistics are then over each part).
+  int64_t accumulate = 1;
+  // Memory: before training, the network's needs are probed
+  // (probe_train_memory) and a batch that needs more than this many bytes
+  // is refused, naming one that fits. 0: the memory available now; < 0:
+  // no check.
+  double memory_budget = 0;
 };
 
 // Where training stands: what a checkpoint holds besides the model and the
@@ -103,6 +113,8 @@ class Trainer {
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t batch_images() const { return batch_n_; }  // the global batch (all ranks)
+  // Bytes the training was estimated to need (0 when not checked).
+  double memory_needed() const { return memory_needed_; }
   TrainState& state() { return state_; }
   std::vector<Param>& params() { return net_->params(); }
   Net& net() { return *net_; }
@@ -131,6 +143,13 @@ class Trainer {
  private:
   void init();
   void refresh_rules();
+  // Refuses a batch whose network would not fit cfg_.memory_budget.
+  void check_memory(int64_t share_max, int64_t micro);
+  // One rank's share of a batch (its images [0, n) of b) through the network
+  // in cfg_.accumulate parts: the loss and hits of the whole batch (summed
+  // over the parts and the ranks), this rank's gradients summed over its
+  // parts. Stops at the first part whose loss is not finite.
+  LossSum forward_backward(const Batch& b, int64_t n);
   // Data-parallel: every gradient summed over the ranks.
   void sum_gradients();
   // The signal that stops every rank (the first rank's that saw one), 0 to go on.
@@ -154,6 +173,8 @@ class Trainer {
   std::vector<Array<uint8_t>> held_;  // per param: element mask of a masked weight (else empty)
   std::vector<ParamRule> rules_;
   std::vector<int64_t> labels_;
+  std::vector<Tensor> grad_sum_;  // per param, cfg_.accumulate > 1: the parts' gradients summed
+  double memory_needed_ = 0;
   std::unique_ptr<GradualPruner> gradual_;
   std::unique_ptr<Bdwp> bdwp_;
 };

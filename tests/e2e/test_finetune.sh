@@ -268,4 +268,21 @@ err 1 finetune "training diverged: .* is infinite .*at epoch 1 step 1 \(try a lo
 no_file x.h5
 no_temp_files .
 
+# Memory (bsp-finetune(1), MEMORY): a batch over --max-memory is refused
+# before training, naming a batch and an --accumulate that fit; nothing is
+# written. --accumulate trains the same batch in parts; -v reports the estimate.
+err 1 finetune "a batch of 128 images needs about [0-9.]+ MB \([0-9.]+ [KM]B an image\), more than the 64 MB that --max-memory allows: give --batch [0-9]+, or --accumulate [0-9]+ \(the batch of 128 in [0-9]+ parts\)" \
+  "$BSP" finetune m0.h5 --data d1k.h5 --epochs 1 --max-memory 64M -o mem.h5
+no_file mem.h5
+ok "$BSP" finetune m0.h5 --data d1k.h5 --epochs 1 --accumulate 8 --max-memory 64M -v -o acc.h5
+CHECKS=$((CHECKS + 1))
+grep -Eq "^bsp finetune: memory: about [0-9.]+ MB for a batch of 128 in 8 parts$" "$WORK/.err" || fail "no memory estimate: $(cat "$WORK/.err")"
+ok "$BSP" finetune m0.h5 --data d1k.h5 --epochs 1 --max-memory off -o off.h5 -q
+err 2 finetune "--accumulate must be at least 1" "$BSP" finetune m0.h5 --data d1k.h5 --accumulate 0 -o bad.h5
+err 2 finetune "--accumulate 200 needs at least 200 images per rank in a batch, the batch of 128 gives 128" \
+  "$BSP" finetune m0.h5 --data d1k.h5 --accumulate 200 -o bad.h5
+err 2 finetune "--max-memory must be a size such as 512M or 2G, not '5X'" "$BSP" finetune m0.h5 --data d1k.h5 --max-memory 5X -o bad.h5
+err 2 finetune "--max-memory must be a positive size, not '-1G'" "$BSP" finetune m0.h5 --data d1k.h5 --max-memory=-1G -o bad.h5
+no_file bad.h5
+
 finish

@@ -9,6 +9,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 # Loopback only, no warnings about missing fabrics.
 export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 MPIRUN=${MPIRUN:-mpirun}
+# Under tests/sanitize.sh: full stacks for LeakSanitizer, so that Open MPI's
+# own leaks at exit match tests/sanitize.supp (they show no bsp frame).
+if [ -n "${LSAN_OPTIONS:-}" ]; then export LSAN_OPTIONS="$LSAN_OPTIONS:fast_unwind_on_malloc=0"; fi
 
 ok "$BSP" init --arch fmnist-cnn -o m0.h5
 "$MAKE_DATA_H5" d.h5 256 28 28 1 10 || fail "make_data_h5"

@@ -2,6 +2,7 @@
 // held, the same seed gives the same weights, and a run resumed from a
 // checkpoint (at an epoch boundary or mid-epoch) ends bit-identical to an
 // uninterrupted one.
+#include <cmath>
 #include <functional>
 #include <limits>
 
@@ -14,6 +15,7 @@
 #include "sparsity/prune.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/memory.hpp"
 #include "train/trainer.hpp"
 #include "train_helpers.hpp"
 #include "zoo/builder.hpp"
@@ -114,6 +116,91 @@ TEST_CASE("held masks: pruned weights stay exactly zero through training") {
   REQUIRE(w);
   for (size_t i = 0; i < e.size(); ++i)
     if (!e[i]) REQUIRE(w->momentum[i] == 0.0f);
+}
+
+// small_cnn without batchnorm: a batch's gradient is the sum of its parts'.
+Model small_cnn_nobn(uint64_t seed) {
+  GraphBuilder b("small", 8, 8, 1);
+  auto x = b.relu("r1", b.conv("c1", "input", GraphBuilder::square(16, 3, 1, 1)));
+  x = b.relu("r2", b.conv("c2", x, GraphBuilder::square(16, 3, 1, 1)));
+  x = b.maxpool("p", x, 2, 2);
+  x = b.relu("fr", b.dense("fc1", b.flatten("f", x), 16));
+  b.dense("fc2", x, 4);
+  Model m = b.finish();
+  init_weights(m, seed);
+  return m;
+}
+
+TEST_CASE("--accumulate: a batch in K parts trains as the whole batch (no batchnorm); with batchnorm, close") {
+  ImageSet train = test::blob_set(192, 1);
+  auto run = [&](Model m, int64_t parts) {
+    TrainConfig c = small_config(2);
+    c.accumulate = parts;
+    Trainer t(m, train, nullptr, channel_stats(train), c);
+    std::vector<EpochRecord> recs;
+    TrainHooks h;
+    h.epoch_done = [&](const EpochRecord& r) { recs.push_back(r); };
+    t.run(h);
+    return std::make_pair(all_weights(m), recs.back().loss);
+  };
+  const auto [w1, loss1] = run(small_cnn_nobn(4), 1);
+  for (int64_t parts : {2, 3, 32}) {  // 32: one image a part
+    const auto [wk, lossk] = run(small_cnn_nobn(4), parts);
+    REQUIRE(wk.size() == w1.size());
+    double worst = 0;
+    for (size_t i = 0; i < w1.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(wk[i] - w1[i])));
+    INFO(parts << " parts: largest weight difference " << worst);
+    CHECK(worst < 1e-4);
+    CHECK(lossk == Approx(loss1).epsilon(1e-4));
+  }
+  // With batchnorm the parts' statistics differ from the batch's: the run
+  // differs, but trains as well.
+  const auto [b1, bloss1] = run(small_cnn(4), 1);
+  const auto [b2, bloss2] = run(small_cnn(4), 2);
+  CHECK(b1 != b2);
+  CHECK(bloss1 < 0.2);  // from ln 4 = 1.39
+  CHECK(bloss2 < 0.2);
+  // More parts than images per batch is a usage error.
+  Model m = small_cnn(4);
+  TrainConfig c = small_config(1);
+  c.accumulate = 33;
+  CHECK_THROWS_WITH(Trainer(m, train, nullptr, channel_stats(train), c),
+                    Catch::Contains("--accumulate 33 needs at least 33 images per rank"));
+}
+
+TEST_CASE("memory: the probe's estimate grows by a part per image; a batch over the budget is refused, naming one that fits") {
+  Model m = small_cnn(1);
+  NetOptions o;
+  const TrainMemory t = probe_train_memory(m, o);
+  // At least the activations and their gradients of one image.
+  o.max_batch = 1;
+  Model c = clone_graph(m);
+  Net net(c, o);
+  CHECK(t.per_image_bytes >= net.value_bytes());
+  CHECK(t.per_image_bytes < 20 * net.value_bytes());
+  CHECK(t.fixed_bytes >= 0);
+  CHECK(t.at(64) == Approx(t.fixed_bytes + 64 * t.per_image_bytes));
+  // The model itself is untouched by the probe's training steps.
+  CHECK(all_weights(m) == all_weights(small_cnn(1)));
+
+  ImageSet train = test::blob_set(128, 1);
+  TrainConfig cfg = small_config(1);
+  cfg.memory_budget = t.at(8);  // 32 images need more
+  Model m2 = small_cnn(1);
+  CHECK_THROWS_WITH(Trainer(m2, train, nullptr, channel_stats(train), cfg),
+                    Catch::Matches("a batch of 32 images needs about .* \\(.* an image\\), more than the .* that "
+                                   "--max-memory allows: give --batch [1-8], or --accumulate [4-9] \\(the batch of 32 in "
+                                   "[4-9] parts\\)"));
+  cfg.accumulate = 8;  // 4 images a part
+  Model m3 = small_cnn(1);
+  Trainer ok(m3, train, nullptr, channel_stats(train), cfg);
+  CHECK(ok.memory_needed() > 0);
+  CHECK(ok.memory_needed() <= cfg.memory_budget);
+  cfg.memory_budget = -1;  // no check
+  cfg.accumulate = 1;
+  Model m4 = small_cnn(1);
+  Trainer unchecked(m4, train, nullptr, channel_stats(train), cfg);
+  CHECK(unchecked.memory_needed() == 0);
 }
 
 TEST_CASE("the same seed gives the same weights; another seed others") {
