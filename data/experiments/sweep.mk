@@ -6,6 +6,7 @@
 # Usage (after .ci/build):   make -f data/experiments/sweep.mk -j2
 #   make -f sweep.mk -j2 BSP=/path/to/bsp OUT=/tmp/sweep PATTERNS="block:8x8 nm" DENSITIES="0.5"
 #   make -f sweep.mk models  everything but the benches (they need a quiet machine)
+#   data/experiments/sweep-slurm.sh [VAR=value...]   the same sweep as Slurm jobs
 #   make -f sweep.mk check   the same machinery on 1,000 images, two cells (a minute)
 #   make -f sweep.mk clean
 # Writes
@@ -53,7 +54,7 @@ CELLS := $(foreach p,$(PATTERNS),$(foreach d,$(DENSITIES),$(call name,$(p),$(d))
 MADE := $(foreach c,$(CELLS),$(OUT)/$(c).eval.json $(OUT)/$(c).int8.eval.json $(OUT)/$(c).est.json)
 BENCHED := $(foreach c,$(CELLS),$(OUT)/$(c).bench.json $(OUT)/$(c).int8.bench.json)
 
-.PHONY: all models check clean
+.PHONY: all models base cells cell check clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -66,6 +67,14 @@ $(OUT)/sweep.csv: $(MADE) $(BENCHED) $(OUT)/base.eval.json $(OUT)/base.int8.eval
 
 # Everything but the benches (train now, bench on a quiet machine later).
 models: $(MADE) $(OUT)/base.eval.json $(OUT)/base.int8.eval.json
+# The pieces sweep-slurm.sh runs as jobs: the base model; the cells' names,
+# one a line; one cell's models (CELL=name).
+base: $(OUT)/base.eval.json $(OUT)/base.int8.eval.json
+cells:
+	@printf '%s\n' $(CELLS)
+cell:
+	$(if $(filter $(CELL),$(CELLS)),,$(error CELL=$(CELL) is not one of: $(CELLS)))
+	$(MAKE) -f $(lastword $(MAKEFILE_LIST)) $(OUT)/$(CELL).eval.json $(OUT)/$(CELL).int8.eval.json $(OUT)/$(CELL).est.json
 
 $(OUT):
 	mkdir -p $@
