@@ -77,4 +77,11 @@ if grep -q "JobState=" "$dir/jobcomp.txt" && grep "JobState=" "$dir/jobcomp.txt"
   echo "slurm_sweep.sh: a job did not complete" >&2
   exit 1
 fi
+# Data-parallel finetuning inside an allocation: two ranks started by srun
+# (bsp-finetune(1), DATA-PARALLEL TRAINING) instead of mpirun.
+"$build/bsp" init --arch fmnist-cnn -o "$dir/m0.h5" -q
+srun --mpi="${SRUN_MPI:-pmix}" -n 2 --cpus-per-task 1 "$build/bsp" finetune "$dir/m0.h5" --data fashion-mnist \
+  --epochs 1 --limit 512 --batch 64 --threads 1 -o "$dir/dp.h5" | tee "$dir/srun.out"
+grep -q "data-parallel: 2 ranks" "$dir/srun.out" || { echo "slurm_sweep.sh: srun did not start 2 ranks" >&2; exit 1; }
+[ -s "$dir/dp.h5" ] || { echo "slurm_sweep.sh: srun's finetune wrote no model" >&2; exit 1; }
 echo "slurm_sweep.sh: ok ($dir)"
