@@ -232,7 +232,7 @@ class FinetuneRun {
     if (trainer.net().profiling() && writer())
       std::fprintf(stderr, "%s", trainer.net().profile_report().c_str());
     if (writer()) write_final(trainer);
-    if (writer()) warn_unreadable("finetune", data);
+    warn_unreadable("finetune", data, cfg_.comm);  // every rank: the count is summed
   }
 
  private:

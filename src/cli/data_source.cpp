@@ -1,5 +1,7 @@
 #include "cli/data_source.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -123,7 +125,7 @@ OpenedData open_data(const DataOptions& o, const Model& m, const std::string& mo
   return d;
 }
 
-void warn_unreadable(const char* sub, const OpenedData& d) {
+void warn_unreadable(const char* sub, const OpenedData& d, train::Comm* comm) {
   Unreadable all;
   for (const BatchSource* s : {d.train.get(), d.test.get()}) {
     if (!s) continue;
@@ -134,10 +136,18 @@ void warn_unreadable(const char* sub, const OpenedData& d) {
     }
     all.count += u.count;
   }
-  if (all.count == 0) return;
-  std::fprintf(stderr, "bsp %s: warning: %lld image%s could not be read and %s skipped (the first: '%s': %s)\n", sub,
-               static_cast<long long>(all.count), all.count == 1 ? "" : "s", all.count == 1 ? "was" : "were",
-               all.first_path.c_str(), all.first_why.c_str());
+  int64_t total = all.count;
+  if (comm && comm->size() > 1) {
+    double n = static_cast<double>(all.count);
+    comm->sum_ordered(&n, 1);
+    total = static_cast<int64_t>(n);
+    if (comm->rank() != 0) return;
+  }
+  if (total == 0) return;
+  const std::string first = all.count ? fmt::format("the first: '{}': {}", all.first_path, all.first_why)
+                                      : std::string("none in rank 0's share");
+  std::fprintf(stderr, "bsp %s: warning: %lld image%s could not be read and %s skipped (%s)\n", sub,
+               static_cast<long long>(total), total == 1 ? "" : "s", total == 1 ? "was" : "were", first.c_str());
 }
 
 }  // namespace bsp::cli

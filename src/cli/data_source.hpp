@@ -12,6 +12,7 @@
 #include "data/dataset.hpp"
 #include "data/image_folder.hpp"
 #include "data/source.hpp"
+#include "train/comm.hpp"
 
 namespace CLI {
 class App;
@@ -54,7 +55,9 @@ struct OpenedData {
 OpenedData open_data(const DataOptions& o, const Model& m, const std::string& model_name, DataPart part);
 
 // "bsp SUB: warning: N images could not be read and were skipped (the first:
-// PATH: WHY)" on stderr when any were.
-void warn_unreadable(const char* sub, const OpenedData& d);
+// PATH: WHY)" on stderr when any were. Data-parallel (comm of more than one
+// rank): every rank calls it, N is the sum over the ranks, and rank 0 alone
+// prints, naming its own first failure or saying that it had none.
+void warn_unreadable(const char* sub, const OpenedData& d, train::Comm* comm = nullptr);
 
 }  // namespace bsp::cli

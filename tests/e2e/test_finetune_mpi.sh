@@ -109,4 +109,15 @@ grep -q "^bsp finetune: a batch of 1 images cannot be shared by 2 ranks: give --
   fail "the message: $(cat bad.err)"
 [ "$(grep -c '^bsp finetune:' bad.err)" = 1 ] || fail "one line, from one rank: $(cat bad.err)"
 no_file bad.h5
+# Unreadable images of an image folder: the warning counts every rank's
+# (the 4 spoiled ones are spread over both ranks' shares), printed once.
+ok "$MAKE_IMAGES" img --train 100 --val 20
+for c in 0 1 2 3; do printf 'not an image' >"img/train/$c/bad.png"; done
+CHECKS=$((CHECKS + 1))
+"$MPIRUN" -np 2 "$BSP" finetune m0.h5 --data img --epochs 1 --batch 26 --threads 1 -q -o img.h5 2>warn.txt ||
+  fail "data-parallel finetune with unreadable images: $(cat warn.txt)"
+[ "$(grep -c . warn.txt)" = 1 ] &&
+  grep -Eq "^bsp finetune: warning: 4 images could not be read and were skipped \((the first: 'img/train/[0-3]/bad.png': .+|none in rank 0's share)\)$" warn.txt ||
+  fail "warning: $(cat warn.txt)"
+
 finish
