@@ -458,8 +458,9 @@ class Derivation {
   }
 
  private:
-  bool no(std::string msg) {
-    if (why) *why = std::move(msg);
+  // (A literal: most candidates are refused, and `why` reuses its storage.)
+  bool no(const char* msg) {
+    if (why) *why = msg;
     return false;
   }
   double stream_s(double bytes, double n) const { return bytes > 0 ? hw.stream_seconds(bytes) + n * ovh : 0.0; }

@@ -26,12 +26,14 @@ using namespace bsp::train;
 
 namespace {
 
-Model small_cnn(uint64_t seed) {
+// batchnorm false: without it a batch's gradient is the sum of its parts'.
+Model small_cnn(uint64_t seed, bool batchnorm = true) {
   GraphBuilder b("small", 8, 8, 1);
+  auto bn = [&](const char* name, const std::string& x) { return batchnorm ? b.batchnorm(name, x) : x; };
   auto x = b.conv("c1", "input", GraphBuilder::square(16, 3, 1, 1));
-  x = b.relu("r1", b.batchnorm("bn1", x));
+  x = b.relu("r1", bn("bn1", x));
   x = b.conv("c2", x, GraphBuilder::square(16, 3, 1, 1));
-  x = b.relu("r2", b.batchnorm("bn2", x));
+  x = b.relu("r2", bn("bn2", x));
   x = b.maxpool("p", x, 2, 2);
   x = b.relu("fr", b.dense("fc1", b.flatten("f", x), 16));
   b.dense("fc2", x, 4);
@@ -118,19 +120,6 @@ TEST_CASE("held masks: pruned weights stay exactly zero through training") {
     if (!e[i]) REQUIRE(w->momentum[i] == 0.0f);
 }
 
-// small_cnn without batchnorm: a batch's gradient is the sum of its parts'.
-Model small_cnn_nobn(uint64_t seed) {
-  GraphBuilder b("small", 8, 8, 1);
-  auto x = b.relu("r1", b.conv("c1", "input", GraphBuilder::square(16, 3, 1, 1)));
-  x = b.relu("r2", b.conv("c2", x, GraphBuilder::square(16, 3, 1, 1)));
-  x = b.maxpool("p", x, 2, 2);
-  x = b.relu("fr", b.dense("fc1", b.flatten("f", x), 16));
-  b.dense("fc2", x, 4);
-  Model m = b.finish();
-  init_weights(m, seed);
-  return m;
-}
-
 TEST_CASE("--accumulate: a batch in K parts trains as the whole batch (no batchnorm); with batchnorm, close") {
   ImageSet train = test::blob_set(192, 1);
   auto run = [&](Model m, int64_t parts) {
@@ -143,9 +132,9 @@ TEST_CASE("--accumulate: a batch in K parts trains as the whole batch (no batchn
     t.run(h);
     return std::make_pair(all_weights(m), recs.back().loss);
   };
-  const auto [w1, loss1] = run(small_cnn_nobn(4), 1);
+  const auto [w1, loss1] = run(small_cnn(4, false), 1);
   for (int64_t parts : {2, 3, 32}) {  // 32: one image a part
-    const auto [wk, lossk] = run(small_cnn_nobn(4), parts);
+    const auto [wk, lossk] = run(small_cnn(4, false), parts);
     REQUIRE(wk.size() == w1.size());
     double worst = 0;
     for (size_t i = 0; i < w1.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(wk[i] - w1[i])));
