@@ -17,9 +17,10 @@
 #   base.h5       bsp init + finetune BASE_EPOCHS epochs (dense, every core)
 #   P-D.h5        bsp prune base.h5 --pattern P --density D
 #   P-D.ft.h5     bsp finetune P-D.h5 --epochs EPOCHS (masks held; JOB_THREADS)
-#   P-D.eval.json bsp eval (fp32); P-D.int8.h5 bsp compact --dtype int8
+#   P-D.eval.json bsp eval (fp32); P-D.fp32.h5 bsp compact (the sparse kernels
+#                 run only on compacted files); P-D.int8.h5 bsp compact --dtype int8
 #   P-D.int8.eval.json, P-D.est.json (bsp estimate --compare dense on TARGET)
-#   P-D.bench.json     bsp bench --baseline dense (fp32 sparse vs fp32 dense)
+#   P-D.bench.json     bsp bench P-D.fp32.h5 --baseline dense (fp32 sparse vs fp32 dense)
 #   P-D.int8.bench.json bsp bench --against base.int8.h5 (int8 vs int8 dense)
 # "nm" takes its N from the density: nm:N:8 with N = 8 x D (6:8, 4:8, 2:8).
 #
@@ -51,7 +52,7 @@ name = $(subst :,_,$(1))-$(2)
 # The pattern bsp prune takes for a cell.
 pattern = $(if $(filter nm,$(1)),nm:$(shell $(PYTHON) -c 'print(round(8 * $(2)))'):8,$(1))
 CELLS := $(foreach p,$(PATTERNS),$(foreach d,$(DENSITIES),$(call name,$(p),$(d))))
-MADE := $(foreach c,$(CELLS),$(OUT)/$(c).eval.json $(OUT)/$(c).int8.eval.json $(OUT)/$(c).est.json)
+MADE := $(foreach c,$(CELLS),$(OUT)/$(c).eval.json $(OUT)/$(c).int8.eval.json $(OUT)/$(c).est.json $(OUT)/$(c).fp32.h5)
 BENCHED := $(foreach c,$(CELLS),$(OUT)/$(c).bench.json $(OUT)/$(c).int8.bench.json)
 
 .PHONY: all models base cells cell check clean
@@ -74,7 +75,8 @@ cells:
 	@printf '%s\n' $(CELLS)
 cell:
 	$(if $(filter $(CELL),$(CELLS)),,$(error CELL=$(CELL) is not one of: $(CELLS)))
-	$(MAKE) -f $(lastword $(MAKEFILE_LIST)) $(OUT)/$(CELL).eval.json $(OUT)/$(CELL).int8.eval.json $(OUT)/$(CELL).est.json
+	$(MAKE) -f $(lastword $(MAKEFILE_LIST)) $(OUT)/$(CELL).eval.json $(OUT)/$(CELL).int8.eval.json $(OUT)/$(CELL).est.json \
+	  $(OUT)/$(CELL).fp32.h5
 
 $(OUT):
 	mkdir -p $@
@@ -95,12 +97,14 @@ $(OUT)/$(1).ft.h5: $(OUT)/$(1).h5
 	  --log $(OUT)/$(1).log.csv -o $$@
 $(OUT)/$(1).eval.json: $(OUT)/$(1).ft.h5
 	$(BSP) eval $$< --data $(DATA) $(EVAL_OPTS) --threads $(JOB_THREADS) --json > $$@
+$(OUT)/$(1).fp32.h5: $(OUT)/$(1).ft.h5
+	$(BSP) compact $$< --threads $(JOB_THREADS) -o $$@ -q
 $(OUT)/$(1).int8.h5: $(OUT)/$(1).ft.h5
 	$(BSP) compact $$< --dtype int8 --calib $(DATA) --threads $(JOB_THREADS) -o $$@ -q
 $(OUT)/$(1).est.json: $(OUT)/$(1).int8.h5
 	$(BSP) estimate $$< --target $(TARGET) --compare dense --json > $$@
 $(OUT)/$(1).bench.json: $(MADE) $(OUT)/base.int8.eval.json
-	flock $(OUT)/bench.lock $(BSP) bench $(OUT)/$(1).ft.h5 --baseline dense --reps $(REPS) --json > $$@
+	flock $(OUT)/bench.lock $(BSP) bench $(OUT)/$(1).fp32.h5 --baseline dense --reps $(REPS) --json > $$@
 $(OUT)/$(1).int8.bench.json: $(MADE) $(OUT)/base.int8.eval.json
 	flock $(OUT)/bench.lock $(BSP) bench $(OUT)/$(1).int8.h5 --against $(OUT)/base.int8.h5 --reps $(REPS) --json > $$@
 endef
