@@ -261,6 +261,16 @@ void run_bench(const BenchOptions& o) {
   if (base == kernels::Path::Blas) kernels::set_blas_threads(threads);
 
   Model m = read_model(o.input);
+  // A pruned file that is not compacted runs bsp's dense kernels on both
+  // sides (the sparse kernels take the compact forms): say so, as a sweep
+  // that benches its pruned files would otherwise read 1x as "sparsity
+  // does not pay".
+  if (!m.compact && !quiet() &&
+      std::any_of(m.nodes.begin(), m.nodes.end(), [](const Node& n) { return n.mask.has_value(); }))
+    std::fprintf(stderr,
+                 "bsp bench: note: '%s' has pruned layers but is not compacted: both sides run bsp's dense kernels "
+                 "(time the sparse kernels on 'bsp compact' output)\n",
+                 o.input.c_str());
   std::optional<Model> other;
   if (!o.against.empty()) {
     other = read_model(o.against);

@@ -7,6 +7,8 @@ ok "$BSP" init --arch fmnist-resnet -o r.h5
 ok "$BSP" prune r.h5 --pattern block:8x8 --density 0.5 -o b.h5
 ok "$BSP" compact b.h5 -o c.h5
 ok "$BSP" bench c.h5 --reps 2 --threads 2
+CHECKS=$((CHECKS + 1))
+[ -s "$WORK/.err" ] && fail "bench of a compacted model wrote to stderr: $(cat "$WORK/.err")"
 out_has '^model: c\.h5 \(fmnist-resnet\) +batch 1, 2 threads, 2 repetitions'
 out_has '^cpu: .* load average'
 out_has '^layer +op +kernel +MACs +dense ms +sparse ms +speedup'
@@ -122,4 +124,13 @@ both=$(/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); pri
 CHECKS=$((CHECKS + 1))
 [ "$(grep -c '<rect .*<title>' b.svg)" = "$both" ] || fail "b.svg: $(grep -c '<rect .*<title>' b.svg) bars for $both layers"
 err 2 bench "--svg -" "$BSP" bench c.h5 --reps 1 --svg -
+# A pruned file that is not compacted: both sides dense, and a note says so.
+ok "$BSP" bench b.h5 --reps 1
+CHECKS=$((CHECKS + 1))
+grep -q "^bsp bench: note: 'b.h5' has pruned layers but is not compacted: both sides run bsp's dense kernels" "$WORK/.err" ||
+  fail "no note for an uncompacted pruned model: $(cat "$WORK/.err")"
+ok "$BSP" bench b.h5 --reps 1 -q
+CHECKS=$((CHECKS + 1))
+[ -s "$WORK/.err" ] && fail "-q printed the note: $(cat "$WORK/.err")"
+
 finish
