@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -71,6 +70,18 @@ std::vector<ChannelRun> channel_runs(const Decision& d, int64_t c0, int64_t c1) 
   return v;
 }
 
+namespace {
+// h mixed with a block-bit vector, 64 bits (blocks) a word.
+uint64_t mix_bits(uint64_t h, const std::vector<uint8_t>& bits) {
+  for (size_t i = 0; i < bits.size(); i += 64) {
+    uint64_t word = 0;
+    for (size_t b = 0; b < 64 && i + b < bits.size(); ++b) word |= static_cast<uint64_t>(bits[i + b]) << b;
+    h = mix64(h ^ word);
+  }
+  return h;
+}
+}  // namespace
+
 uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& occ, DType t) {
   uint64_t h = mix64(0x5ced01e + static_cast<uint64_t>(t));
   auto add = [&](int64_t v) { h = mix64(h ^ static_cast<uint64_t>(v)); };
@@ -100,11 +111,7 @@ uint64_t schedule_fingerprint(const Lowered& g, const std::vector<Occupancy>& oc
     add(o.rows);
     add(o.cols);
     if (o.sparse24) add(0x2424);  // only then: other fingerprints stay what they were
-    for (size_t i = 0; i < o.bits.size(); i += 64) {
-      uint64_t word = 0;
-      for (size_t b = 0; b < 64 && i + b < o.bits.size(); ++b) word |= static_cast<uint64_t>(o.bits[i + b]) << b;
-      h = mix64(h ^ word);
-    }
+    h = mix_bits(h, o.bits);
   }
   for (const Storage& s : g.storages) {
     add(s.H);
@@ -595,15 +602,7 @@ std::vector<int64_t> plan_key(const Stage& st, const Occupancy& occ, const PlanC
   for (Place pl : c.in_place) k.push_back(static_cast<int64_t>(pl));
   k.insert(k.end(), {static_cast<int64_t>(c.out_place), static_cast<int64_t>(c.add_place), c.memtile_free, occ.rows,
                      occ.cols, occ.nnz});
-  if (!occ.dense()) {
-    uint64_t h = 0x0cc;
-    for (size_t i = 0; i < occ.bits.size(); i += 8) {
-      uint64_t word = 0;
-      std::memcpy(&word, occ.bits.data() + i, std::min<size_t>(8, occ.bits.size() - i));
-      h = mix64(h ^ word);
-    }
-    k.push_back(static_cast<int64_t>(h));
-  }
+  if (!occ.dense()) k.push_back(static_cast<int64_t>(mix_bits(0x0cc, occ.bits)));
   return k;
 }
 

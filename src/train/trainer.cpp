@@ -111,14 +111,14 @@ void Trainer::check_memory(int64_t share_max, int64_t micro) {
   // parts that fit this batch.
   const double fit = std::floor((budget - t.fixed_bytes) / per_image);
   const int64_t batch_fits = static_cast<int64_t>(std::max(0.0, fit)) * cfg_.accumulate * ranks;
+  // What K parts of this batch need (the summed gradients once K > 1).
+  auto need_in = [&](int64_t k) {
+    return t.fixed_bytes + (cfg_.accumulate > 1 || k == 1 ? 0.0 : params) +
+           t.per_image_bytes * static_cast<double>((share_max + k - 1) / k) + queue * static_cast<double>(share_max);
+  };
   int64_t parts = cfg_.accumulate;
-  const double fixed_acc = t.fixed_bytes + (cfg_.accumulate > 1 ? 0.0 : params);
-  while (parts < share_max &&
-         fixed_acc + t.per_image_bytes * static_cast<double>((share_max + parts - 1) / parts) +
-                 queue * static_cast<double>(share_max) > budget)
-    ++parts;
-  const bool parts_fit = fixed_acc + t.per_image_bytes * static_cast<double>((share_max + parts - 1) / parts) +
-                             queue * static_cast<double>(share_max) <= budget;
+  while (parts < share_max && need_in(parts) > budget) ++parts;
+  const bool parts_fit = need_in(parts) <= budget;
   std::string hint;
   if (batch_fits >= 1) hint = fmt::format(": give --batch {}", std::min(batch_fits, batch_n_ - 1));
   if (parts_fit && parts > cfg_.accumulate)
